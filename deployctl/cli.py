@@ -1,0 +1,117 @@
+"""Command-line entry point: parse, call a command, map errors to exit codes.
+
+Imports nothing heavy at module load: `deployctl --help` must not pull in boto3, docker or
+pydantic. Each command module registers itself and imports its work lazily.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+
+import typer
+
+from deployctl import __version__
+from deployctl.errors import (
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
+    ConfigError,
+    DeployctlError,
+)
+
+COMMAND_MODULES = (
+    "deployctl.commands.config_cmds",
+    "deployctl.commands.run_cmd",
+    "deployctl.commands.release_cmds",
+    "deployctl.commands.ops_cmds",
+)
+
+app = typer.Typer(
+    name="deployctl",
+    help="From a git commit to a healthy deploy: lint → test → build → push → deploy on ECS Fargate "
+         "or the local Docker engine.\n\nStart with `deployctl validate` and `deployctl plan --env staging`.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+STATE = {"verbose": False}
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"deployctl {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Show tracebacks and debug details."),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                 help="Print the version and exit."),
+) -> None:
+    STATE["verbose"] = verbose
+
+
+for _name in COMMAND_MODULES:
+    try:
+        _module = importlib.import_module(_name)
+    except ModuleNotFoundError as exc:  # a command module not written yet is simply absent
+        if exc.name != _name:
+            raise
+        continue
+    _module.register(app)
+
+
+def _print_error(exc: DeployctlError) -> None:
+    err = sys.stderr
+    if isinstance(exc, ConfigError):
+        n = len(exc.problems)
+        print(f"error: {n} problem{'s' if n != 1 else ''} in deploy configuration:", file=err)
+        for problem in exc.problems:
+            print(f"  {problem.format()}", file=err)
+        if os.environ.get("GITHUB_ACTIONS") == "true":
+            from deployctl.commands.common import gha_escape
+
+            for p in exc.problems:
+                text = gha_escape(f"{p.path}: {p.message}" if p.path else p.message)
+                print(f"::error file={p.file},line={p.line},col={p.col}::{text}")
+        return
+    print(f"error: {exc.message}", file=err)
+    if exc.hint:
+        print(f"hint: {exc.hint}", file=err)
+
+
+def main(argv: list[str] | None = None) -> None:
+    import click
+
+    try:
+        code = app(args=argv, standalone_mode=False)
+    except DeployctlError as exc:
+        if STATE["verbose"]:
+            import traceback
+
+            traceback.print_exc()
+        _print_error(exc)
+        code = exc.exit_code
+    except click.exceptions.Exit as exc:
+        code = exc.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        code = EXIT_USAGE
+    except (click.Abort, KeyboardInterrupt):
+        print("interrupted", file=sys.stderr)
+        code = EXIT_INTERRUPTED
+    except Exception as exc:  # noqa: BLE001 - last resort: one line, exit 3
+        if STATE["verbose"]:
+            import traceback
+
+            traceback.print_exc()
+        print(f"internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print("hint: run again with --verbose for the traceback, and please report it", file=sys.stderr)
+        code = EXIT_INTERNAL
+    sys.exit(code if isinstance(code, int) else 0)

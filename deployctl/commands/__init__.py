@@ -1,0 +1,1 @@
+"""One module per group of commands. Each exposes register(app) and imports its work lazily."""

@@ -1,0 +1,120 @@
+"""validate, config, plan, schema: read-only commands that touch neither Docker nor AWS."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+
+from deployctl.commands.common import ENV_OPTION, FILE_OPTION, JSON_OPTION, console, git_facts, load, print_json
+
+
+def validate(file: str = FILE_OPTION) -> None:
+    """Check deploy.yaml: syntax, keys, types, Fargate sizes, references. Exit 2 on any problem.
+
+    Example:  deployctl validate -f deploy.yaml
+    """
+    from deployctl.config import read, validate_all
+
+    envs = validate_all(read(file))
+    typer.echo(f"{file}: ok ({len(envs)} environments: {', '.join(envs)})")
+
+
+def config(file: str = FILE_OPTION, env: str = ENV_OPTION, as_json: bool = JSON_OPTION) -> None:
+    """Show the merged, interpolated config of one environment (secrets by reference only).
+
+    Example:  deployctl config --env prod --json
+    """
+    cfg = load(file, env)
+    data = cfg.model_dump(mode="json")
+    if as_json:
+        print_json(data)
+        return
+    import yaml
+
+    typer.echo(yaml.safe_dump(data, sort_keys=False, default_flow_style=False).rstrip())
+
+
+def plan(
+    file: str = FILE_OPTION,
+    env: str = ENV_OPTION,
+    as_json: bool = JSON_OPTION,
+    image: str | None = typer.Option(None, "--image", help="Deploy this image reference instead of building."),
+) -> None:
+    """Show everything `run` would do, without touching Docker or AWS.
+
+    Stages in order, the image reference, the ECS task definition and service request of each
+    service, the deployment alarms and the estimated monthly Fargate cost.
+
+    Examples:  deployctl plan --env staging
+               deployctl plan --env prod --json | jq .services.api.task_definition
+    """
+    from deployctl.errors import UsageError
+    from deployctl.plan import guardrail_violations, make_plan
+
+    cfg = load(file, env)
+    the_plan = make_plan(cfg, git_facts(file), image_override=image)
+    violations = guardrail_violations(the_plan)
+    if as_json:
+        data = the_plan.to_json_dict()
+        data["guardrails"] = {"violations": violations}
+        print_json(data)
+    else:
+        render_plan(the_plan)
+    if violations:
+        raise UsageError("plan refused by guardrails: " + "; ".join(violations),
+                         hint="lower count/cpu/memory or raise the environment's guardrails")
+
+
+def schema() -> None:
+    """Print the JSON Schema of deploy.yaml, for editors (yaml-language-server) and tools.
+
+    Example:  deployctl schema > deploy.schema.json
+    """
+    from deployctl.config.schema import json_schema
+
+    print_json(json_schema())
+
+
+def render_plan(plan: Any) -> None:
+    from rich.table import Table
+
+    out = console()
+    out.print(f"[bold]Plan[/] {plan.app} → [bold]{plan.env}[/] ({plan.target}, {plan.region})")
+    dirty = " (dirty tree)" if plan.git.dirty else ""
+    out.print(f"commit {plan.git.short} on {plan.git.branch}{dirty}")
+    out.print(f"image  {plan.image_ref}")
+    stages = Table(title="Stages", title_justify="left")
+    for col in ("stage", "after", "does"):
+        stages.add_column(col)
+    for s in plan.stages:
+        stages.add_row(s.name, ", ".join(s.needs) or "-", s.detail)
+    out.print(stages)
+    services = Table(title="Services", title_justify="left")
+    for col in ("service", "ecs service", "wave", "vCPU", "memory", "tasks", "spot", "health", "$/month"):
+        services.add_column(col, justify="right" if col in ("vCPU", "memory", "tasks", "$/month") else "left")
+    cost = {c.service: c for c in plan.cost.services}
+    for s in plan.services:
+        cfg = plan.config.services[s.name]
+        c = cost[s.name]
+        health = cfg.health.path or "command" if cfg.health else "-"
+        tasks = f"{c.tasks}" if c.tasks == c.max_tasks else f"{c.tasks}–{c.max_tasks}"
+        money = f"{c.monthly_usd:,.2f}" if c.tasks == c.max_tasks else f"{c.monthly_usd:,.0f}–{c.monthly_usd_max:,.0f}"
+        services.add_row(s.name, s.ecs_service, str(s.wave + 1), f"{c.vcpu:g}", f"{cfg.memory} MiB", tasks,
+                         "yes" if cfg.spot else "no", health, money)
+    out.print(services)
+    if plan.alarms:
+        out.print(f"deployment alarms (roll back on ALARM): {', '.join(plan.alarms)}")
+    total = f"${plan.cost.monthly_usd:,.2f}"
+    if plan.cost.monthly_usd_max != plan.cost.monthly_usd:
+        total += f" (up to ${plan.cost.monthly_usd_max:,.2f} at autoscaling max)"
+    out.print(f"estimated Fargate cost: {total}/month "
+              f"[dim](on-demand {plan.cost.price_region} prices of {plan.cost.price_date}; Spot assumed 70% off)[/]")
+    out.print("[dim]full task definitions and service requests: deployctl plan --json[/]")
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(validate)
+    app.command()(config)
+    app.command()(plan)
+    app.command()(schema)

@@ -1,0 +1,49 @@
+"""`${VAR}` interpolation from the process environment.
+
+`${VAR:-default}` gives a default; `$${` writes a literal `${`. Unset variables are collected
+(with their path) rather than raised, so one run reports all of them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from deployctl.config.source import Path
+
+_REF = re.compile(r"\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}|\$\{([^}]*)\}")
+
+
+def interpolate(data: Any, environ: Mapping[str, str]) -> tuple[Any, dict[Path, str]]:
+    unset: dict[Path, str] = {}
+
+    def sub_str(text: str, path: Path) -> str:
+        def repl(match: re.Match[str]) -> str:
+            if match.group(0) == "$${":
+                return "${"
+            if match.group(3) is not None:
+                unset.setdefault(path, f"'${{{match.group(3)}}}' is not a valid variable reference")
+                return ""
+            name, default = match.group(1), match.group(2)
+            if name in environ:
+                return environ[name]
+            if default is not None:
+                return default
+            unset.setdefault(path, name)
+            return ""
+
+        return _REF.sub(repl, text)
+
+    def walk(node: Any, path: Path) -> Any:
+        if isinstance(node, dict):
+            return {k: walk(v, (*path, k)) for k, v in node.items()}
+        if isinstance(node, list):
+            return [walk(v, (*path, i)) for i, v in enumerate(node)]
+        if isinstance(node, str) and "$" in node:
+            out = sub_str(node, path)
+            # A whole-value reference to a number stays usable for int fields (count: ${COUNT}).
+            return out
+        return node
+
+    return walk(data, ()), unset

@@ -1,0 +1,191 @@
+"""deploy.yaml v1 as frozen, typed models (pydantic v2).
+
+Every section forbids unknown keys so a typo is an error, not a silently ignored setting.
+Environment overlays are applied before these models are built (see resolve.py), so each
+model here always describes one complete, merged environment.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+
+from deployctl.config.units import parse_duration, parse_size
+
+Duration = Annotated[float, BeforeValidator(parse_duration), Field(json_schema_extra={"type": ["string", "number"]})]
+Size = Annotated[int, BeforeValidator(parse_size), Field(json_schema_extra={"type": ["string", "integer"]})]
+Name = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,39}$")]
+ENV_VAR = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class ImageConfig(Strict):
+    repository: str = Field(pattern=r"^[a-z0-9][a-z0-9._/-]*$", description="Image repository name")
+    registry: str = Field("ecr", description="`ecr` (the account's ECR) or a registry host such as localhost:5000")
+    context: str = Field(".", description="Build context, relative to deploy.yaml")
+    dockerfile: str = Field("Dockerfile", description="Dockerfile path, relative to the context")
+    target: str | None = Field(None, description="Build stage to stop at (multi-stage builds)")
+    build_args: dict[str, str] = Field(default_factory=dict)
+    platform: Literal["linux/amd64", "linux/arm64"] = "linux/amd64"
+    max_size: Size | None = Field(None, description="Fail the build when the image is larger (e.g. 600MB)")
+    tag: str = Field("{git_sha}", description="Tag template; placeholders {git_sha}, {branch}, {env}")
+    keep: int = Field(5, ge=1, le=100, description="Local target: images kept for rollback")
+
+    @field_validator("tag")
+    @classmethod
+    def _tag_placeholders(cls, value: str) -> str:
+        unknown = set(re.findall(r"{([^}]*)}", value)) - {"git_sha", "branch", "env"}
+        if unknown:
+            raise ValueError(f"unknown placeholder {{{sorted(unknown)[0]}}}; use {{git_sha}}, {{branch}} or {{env}}")
+        return value
+
+    @property
+    def arch(self) -> str:
+        return "ARM64" if self.platform == "linux/arm64" else "X86_64"
+
+
+class CommandStage(Strict):
+    run: list[str] = Field(min_length=1, description="Shell commands, run in order")
+    timeout: Duration = 600.0
+    workdir: str = "."
+    env: dict[str, str] = Field(default_factory=dict)
+
+
+class Stages(Strict):
+    lint: CommandStage | None = None
+    test: CommandStage | None = None
+
+
+class Health(Strict):
+    path: str | None = Field(None, pattern=r"^/", description="HTTP readiness path, e.g. /health/ready")
+    command: list[str] | str | None = Field(None, description="Health command instead of an HTTP path")
+    start_period: Duration = Field(0.0, description="Grace for model loading; failures inside it don't count")
+    interval: Duration = 30.0
+    timeout: Duration = 5.0
+    retries: int = Field(3, ge=1, le=10)
+
+    @model_validator(mode="after")
+    def _one_probe(self) -> Health:
+        if self.path and self.command:
+            raise ValueError("give either path or command, not both")
+        if not self.path and not self.command:
+            raise ValueError("give a path (HTTP check) or a command")
+        if not 5 <= self.interval <= 300:
+            raise ValueError("interval must be between 5s and 300s (ECS limit)")
+        if not 2 <= self.timeout <= 60:
+            raise ValueError("timeout must be between 2s and 60s (ECS limit)")
+        if not 0 <= self.start_period <= 300:
+            raise ValueError("start_period must be between 0s and 300s (ECS limit)")
+        return self
+
+
+class LoadBalancer(Strict):
+    target_group: str = Field(description="Target group name or ARN")
+    container_port: int | None = Field(None, ge=1, le=65535)
+
+
+class Autoscaling(Strict):
+    min: int = Field(ge=0)
+    max: int = Field(ge=1)
+    target_cpu: int = Field(60, ge=10, le=95, description="Target average CPU utilisation, percent")
+
+    @model_validator(mode="after")
+    def _bounds(self) -> Autoscaling:
+        if self.min > self.max:
+            raise ValueError(f"min ({self.min}) is above max ({self.max})")
+        return self
+
+
+class Service(Strict):
+    command: list[str] | None = None
+    port: int | None = Field(None, ge=1, le=65535)
+    cpu: int = Field(256, description="Fargate CPU units (256 = 0.25 vCPU)")
+    memory: int = Field(512, description="MiB; must be allowed for the cpu value")
+    health: Health | None = None
+    env: dict[str, str] = Field(default_factory=dict)
+    secrets: dict[str, str] = Field(
+        default_factory=dict,
+        description="ENV_NAME → Secrets Manager name/ARN, or ssm:/parameter/name, or an SSM ARN",
+    )
+    load_balancer: LoadBalancer | None = None
+    spot: bool = Field(False, description="Run on Fargate Spot")
+    count: int = Field(1, ge=0, le=1000)
+    autoscaling: Autoscaling | None = None
+    after: list[str] = Field(default_factory=list, description="Deploy this service after these ones")
+    local_port: int | None = Field(None, ge=1, le=65535, description="Local target: stable port on 127.0.0.1")
+
+    @field_validator("env", "secrets")
+    @classmethod
+    def _env_names(cls, value: dict[str, str]) -> dict[str, str]:
+        for name in value:
+            if not ENV_VAR.match(name):
+                raise ValueError(f"'{name}' is not a valid environment variable name")
+        return value
+
+    @model_validator(mode="after")
+    def _checks(self) -> Service:
+        overlap = set(self.env) & set(self.secrets)
+        if overlap:
+            raise ValueError(f"{sorted(overlap)[0]} is in both env and secrets")
+        if self.load_balancer and not (self.port or self.load_balancer.container_port):
+            raise ValueError("a load_balancer needs the service's port")
+        if self.health and self.health.path and not self.port:
+            raise ValueError("an HTTP health path needs the service's port")
+        return self
+
+
+class Deploy(Strict):
+    strategy: Literal["rolling"] = "rolling"
+    min_healthy_percent: int = Field(100, ge=0, le=100)
+    max_percent: int = Field(200, ge=100, le=400)
+    circuit_breaker: bool = True
+    alarms: list[str] = Field(default_factory=list, description="CloudWatch alarms that roll a deploy back")
+    timeout: Duration = 900.0
+    poll_interval: Duration = Field(5.0, description="Watcher's base polling interval")
+
+
+class Network(Strict):
+    subnets: list[str] = Field(min_length=1)
+    security_groups: list[str] = Field(default_factory=list)
+    public_ip: bool = False
+
+
+class Roles(Strict):
+    execution: str = Field(description="Task execution role (pulls images, reads secrets)")
+    task: str | None = Field(None, description="Role the application code runs as")
+
+
+class Guardrails(Strict):
+    max_monthly_usd: float | None = Field(None, gt=0)
+    max_tasks: int | None = Field(None, ge=1)
+    max_memory: int | None = Field(None, ge=512, description="Largest task memory, MiB")
+
+
+class Environment(Strict):
+    target: Literal["docker", "ecs"]
+    cluster: str | None = None
+    deploy_on: str | None = Field(None, description="Branch that auto-deploys this environment")
+    promote_from: str | None = Field(None, description="Only reachable by `deployctl promote <from> <this>`")
+    preview: bool = Field(False, description="Per-name preview copies in this environment's cluster")
+    network: Network | None = None
+    roles: Roles | None = None
+    guardrails: Guardrails | None = None
+
+
+class ResolvedConfig(Strict):
+    """One environment after overlays: what plan and apply work from."""
+
+    version: Literal[1]
+    app: Name
+    region: str
+    env_name: str
+    environment: Environment
+    image: ImageConfig
+    stages: Stages
+    services: dict[str, Service]
+    deploy: Deploy

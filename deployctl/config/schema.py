@@ -1,0 +1,45 @@
+"""JSON Schema of deploy.yaml (for editors via yaml-language-server, and for CI tooling)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+from deployctl.config import model as m
+
+
+def _patch(cls: type[BaseModel], name: str) -> type[BaseModel]:
+    """Same keys as `cls`, all optional: what an environment overlay may set."""
+    fields: dict[str, Any] = {key: (f.annotation | None, None) for key, f in cls.model_fields.items()}
+    return create_model(name, __config__=ConfigDict(extra="forbid"), **fields)
+
+
+ServicePatch = _patch(m.Service, "ServiceOverride")
+DeployPatch = _patch(m.Deploy, "DeployOverride")
+ImagePatch = _patch(m.ImageConfig, "ImageOverride")
+
+
+class EnvironmentFile(m.Environment):
+    services: dict[str, ServicePatch] = Field(default_factory=dict,  # type: ignore[valid-type]
+                                              description="Per-service overrides (maps deep-merge, lists replace)")
+    deploy: DeployPatch | None = None  # type: ignore[valid-type]
+    image: ImagePatch | None = None  # type: ignore[valid-type]
+
+
+class DeployFile(m.Strict):
+    version: Literal[1]
+    app: m.Name
+    region: str
+    image: m.ImageConfig
+    stages: m.Stages = m.Stages()
+    services: dict[str, m.Service]
+    deploy: m.Deploy = m.Deploy()
+    environments: dict[str, EnvironmentFile]
+
+
+def json_schema() -> dict[str, Any]:
+    schema = DeployFile.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "deployctl deploy.yaml (version 1)"
+    return schema

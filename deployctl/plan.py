@@ -1,0 +1,231 @@
+"""Pure planning: (config, git facts, options) → Plan. `plan`, `--dry-run` and `run` share it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from deployctl.adapters.git import GitFacts
+from deployctl.config import fargate
+from deployctl.config.model import ResolvedConfig
+from deployctl.render import ecs
+from deployctl.render.ecs import Facts
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    needs: tuple[str, ...]
+    detail: str
+
+
+@dataclass(frozen=True)
+class ServiceCost:
+    service: str
+    tasks: int
+    max_tasks: int
+    vcpu: float
+    memory_gb: float
+    spot: bool
+    monthly_usd: float
+    monthly_usd_max: float
+
+
+@dataclass(frozen=True)
+class CostEstimate:
+    services: tuple[ServiceCost, ...]
+    price_date: str = fargate.PRICE_DATE
+    price_region: str = fargate.PRICE_REGION
+
+    @property
+    def monthly_usd(self) -> float:
+        return round(sum(s.monthly_usd for s in self.services), 2)
+
+    @property
+    def monthly_usd_max(self) -> float:
+        return round(sum(s.monthly_usd_max for s in self.services), 2)
+
+    @property
+    def tasks(self) -> int:
+        return sum(s.tasks for s in self.services)
+
+
+@dataclass(frozen=True)
+class ServicePlan:
+    name: str
+    ecs_service: str
+    family: str
+    wave: int
+    task_definition: dict[str, Any]
+    create_service: dict[str, Any]
+    update_service: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Plan:
+    app: str
+    env: str
+    target: str
+    region: str
+    git: GitFacts
+    image_repository: str
+    image_registry: str
+    image_tag: str
+    image_ref: str
+    stages: tuple[Stage, ...]
+    services: tuple[ServicePlan, ...]
+    alarms: tuple[str, ...]
+    cost: CostEstimate
+    config: ResolvedConfig = field(repr=False, compare=False)
+
+    def waves(self) -> list[list[ServicePlan]]:
+        out: dict[int, list[ServicePlan]] = {}
+        for svc in self.services:
+            out.setdefault(svc.wave, []).append(svc)
+        return [out[k] for k in sorted(out)]
+
+    def to_json_dict(self) -> dict[str, Any]:
+        """Stable machine-readable form (`deployctl plan --json`). Keys are only ever added."""
+        return {
+            "schema": "deployctl.plan/v1",
+            "app": self.app,
+            "env": self.env,
+            "target": self.target,
+            "region": self.region,
+            "git": {"sha": self.git.sha, "branch": self.git.branch, "dirty": self.git.dirty},
+            "image": {"registry": self.image_registry, "repository": self.image_repository,
+                      "tag": self.image_tag, "ref": self.image_ref},
+            "stages": [{"name": s.name, "needs": list(s.needs), "detail": s.detail} for s in self.stages],
+            "services": {
+                s.name: {
+                    "ecs_service": s.ecs_service,
+                    "family": s.family,
+                    "wave": s.wave,
+                    "task_definition": s.task_definition,
+                    "create_service": s.create_service,
+                    "update_service": s.update_service,
+                } for s in self.services
+            },
+            "alarms": list(self.alarms),
+            "cost": {
+                "monthly_usd": self.cost.monthly_usd,
+                "monthly_usd_max": self.cost.monthly_usd_max,
+                "tasks": self.cost.tasks,
+                "price_date": self.cost.price_date,
+                "price_region": self.cost.price_region,
+                "assumptions": "Fargate on-demand Linux prices, 730 h/month; Spot assumed 70% off",
+                "services": [{
+                    "service": c.service, "tasks": c.tasks, "max_tasks": c.max_tasks, "vcpu": c.vcpu,
+                    "memory_gb": c.memory_gb, "spot": c.spot, "monthly_usd": round(c.monthly_usd, 2),
+                    "monthly_usd_max": round(c.monthly_usd_max, 2),
+                } for c in self.cost.services],
+            },
+        }
+
+
+def image_tag(cfg: ResolvedConfig, git: GitFacts) -> str:
+    tag = cfg.image.tag.format(git_sha=git.tag, branch=_tag_safe(git.branch), env=cfg.env_name)
+    return tag[:128]
+
+
+def _tag_safe(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "._-" else "-" for c in text)
+
+
+def registry_host(cfg: ResolvedConfig, account_id: str) -> str:
+    if cfg.image.registry == "ecr":
+        return f"{account_id}.dkr.ecr.{cfg.region}.amazonaws.com"
+    return cfg.image.registry
+
+
+def estimate_cost(cfg: ResolvedConfig) -> CostEstimate:
+    rows = []
+    for name, svc in cfg.services.items():
+        tasks = svc.autoscaling.min if svc.autoscaling else svc.count
+        max_tasks = svc.autoscaling.max if svc.autoscaling else svc.count
+        one = fargate.monthly_cost(svc.cpu, svc.memory, 1, arch=cfg.image.arch, spot=svc.spot)
+        rows.append(ServiceCost(name, tasks, max_tasks, svc.cpu / 1024, svc.memory / 1024, svc.spot,
+                                one * tasks, one * max_tasks))
+    return CostEstimate(tuple(rows))
+
+
+def waves(cfg: ResolvedConfig) -> dict[str, int]:
+    """Deploy wave per service: services with no `after` go first, dependents after them."""
+    level: dict[str, int] = {}
+
+    def depth(name: str) -> int:
+        if name not in level:
+            deps = cfg.services[name].after
+            level[name] = 1 + max((depth(d) for d in deps), default=-1)
+        return level[name]
+
+    for name in cfg.services:
+        depth(name)
+    return level
+
+
+def stages(cfg: ResolvedConfig, image_ref: str) -> tuple[Stage, ...]:
+    out: list[Stage] = []
+    checks: list[str] = []
+    for name in ("lint", "test"):
+        stage = getattr(cfg.stages, name)
+        if stage:
+            out.append(Stage(name, (), "; ".join(stage.run)))
+            checks.append(name)
+    out.append(Stage("build", (), f"docker build {cfg.image.context}"
+                     + (f" --target {cfg.image.target}" if cfg.image.target else "")))
+    out.append(Stage("push", (*checks, "build"), f"push {image_ref}"))
+    where = f"ECS cluster {cfg.environment.cluster}" if cfg.environment.target == "ecs" else "local Docker engine"
+    out.append(Stage("deploy", ("push",), f"rolling deploy to {where}"))
+    return tuple(out)
+
+
+def make_plan(cfg: ResolvedConfig, git: GitFacts, *, facts: Facts | None = None,
+              image_override: str | None = None) -> Plan:
+    facts = facts or Facts(git_sha=git.sha)
+    if facts.git_sha is None:
+        facts = Facts(**{**facts.__dict__, "git_sha": git.sha})
+    tag = image_tag(cfg, git)
+    host = registry_host(cfg, facts.account_id)
+    repo_ref = f"{host}/{cfg.image.repository}"
+    image_ref = image_override or (f"{repo_ref}@{facts.image_digest}" if facts.image_digest
+                                   else f"{repo_ref}:{tag}")
+    wave_of = waves(cfg)
+    services = []
+    for name in cfg.services:
+        td = ecs.task_definition(cfg, name, image_ref, facts)
+        fam = str(td["family"])
+        services.append(ServicePlan(
+            name=name,
+            ecs_service=ecs.service_name(cfg, name, facts.preview_name),
+            family=fam,
+            wave=wave_of[name],
+            task_definition=td,
+            create_service=ecs.create_service(cfg, name, fam, facts),
+            update_service=ecs.update_service(cfg, name, fam, facts),
+        ))
+    return Plan(
+        app=cfg.app, env=cfg.env_name, target=cfg.environment.target, region=cfg.region, git=git,
+        image_repository=cfg.image.repository, image_registry=host, image_tag=tag, image_ref=image_ref,
+        stages=stages(cfg, image_ref), services=tuple(services), alarms=tuple(cfg.deploy.alarms),
+        cost=estimate_cost(cfg), config=cfg,
+    )
+
+
+def guardrail_violations(plan: Plan) -> list[str]:
+    """Messages for every guardrail the plan breaks (exit 2 in the CLI)."""
+    g = plan.config.environment.guardrails
+    if g is None:
+        return []
+    out = []
+    if g.max_monthly_usd is not None and plan.cost.monthly_usd_max > g.max_monthly_usd:
+        out.append(f"estimated ${plan.cost.monthly_usd_max:,.2f}/month is over the limit "
+                   f"max_monthly_usd ${g.max_monthly_usd:,.2f}")
+    max_tasks = sum(c.max_tasks for c in plan.cost.services)
+    if g.max_tasks is not None and max_tasks > g.max_tasks:
+        out.append(f"{max_tasks} tasks is over the limit max_tasks {g.max_tasks}")
+    if g.max_memory is not None:
+        for name, svc in plan.config.services.items():
+            if svc.memory > g.max_memory:
+                out.append(f"service {name} memory {svc.memory} MiB is over the limit max_memory {g.max_memory} MiB")
+    return out

@@ -1,0 +1,1 @@
+"""Pure request builders: they turn config into the exact dicts sent to AWS APIs."""

@@ -1,0 +1,231 @@
+"""ECS task definition and service requests, rendered purely from a resolved config.
+
+Anything only known at deploy time (account id, secret ARNs with their random suffix, target
+group ARNs, the image digest, the release id) comes in through `Facts`, whose defaults are
+readable placeholders, so `plan` shows the same shape `run` sends.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from deployctl.config.model import ResolvedConfig, Service
+
+TAG_PREFIX = "deployctl:"
+ACCOUNT_PLACEHOLDER = "<account-id>"
+
+
+@dataclass(frozen=True)
+class Facts:
+    account_id: str = ACCOUNT_PLACEHOLDER
+    secret_arns: dict[str, str] = field(default_factory=dict)  # deploy.yaml reference → full ARN
+    target_group_arns: dict[str, str] = field(default_factory=dict)  # name → ARN
+    image_digest: str | None = None
+    release_id: str | None = None
+    git_sha: str | None = None
+    preview_name: str | None = None
+
+
+def service_name(cfg: ResolvedConfig, svc: str, preview: str | None = None) -> str:
+    return f"{cfg.app}-{preview}-{svc}" if preview else f"{cfg.app}-{svc}"
+
+
+def family(cfg: ResolvedConfig, svc: str, preview: str | None = None) -> str:
+    return f"{cfg.app}-{preview}-{svc}" if preview else f"{cfg.app}-{cfg.env_name}-{svc}"
+
+
+def log_group(cfg: ResolvedConfig) -> str:
+    return f"/deployctl/{cfg.app}/{cfg.env_name}"
+
+
+def secret_arn(cfg: ResolvedConfig, ref: str, facts: Facts) -> str:
+    """valueFrom for a secret reference; values are never read, only pointed to."""
+    if ref in facts.secret_arns:
+        return facts.secret_arns[ref]
+    if ref.startswith("arn:"):
+        return ref
+    if ref.startswith("ssm:"):
+        name = ref[len("ssm:"):]
+        return f"arn:aws:ssm:{cfg.region}:{facts.account_id}:parameter/{name.lstrip('/')}"
+    # A partial ARN (no random suffix): ECS accepts it; preflight swaps in the full ARN.
+    return f"arn:aws:secretsmanager:{cfg.region}:{facts.account_id}:secret:{ref}"
+
+
+def target_group_arn(cfg: ResolvedConfig, name: str, facts: Facts) -> str:
+    if name.startswith("arn:"):
+        return name
+    return facts.target_group_arns.get(name, f"<arn of target group {name}>")
+
+
+def health_check(svc: Service) -> dict[str, object] | None:
+    if svc.health is None:
+        return None
+    h = svc.health
+    if h.path:
+        url = f"http://127.0.0.1:{svc.port}{h.path}"
+        # Slim Python images often ship neither curl nor wget; try both before failing.
+        command = ["CMD-SHELL", f"wget -q -O /dev/null {url} || curl -fsS -o /dev/null {url} || exit 1"]
+    elif isinstance(h.command, str):
+        command = ["CMD-SHELL", h.command]
+    else:
+        command = ["CMD", *(h.command or [])]
+    return {
+        "command": command,
+        "interval": int(h.interval),
+        "timeout": int(h.timeout),
+        "retries": h.retries,
+        "startPeriod": int(h.start_period),
+    }
+
+
+def tags(cfg: ResolvedConfig, svc: str, facts: Facts) -> list[dict[str, str]]:
+    values = {
+        "app": cfg.app,
+        "env": cfg.env_name,
+        "service": svc,
+        "git-sha": facts.git_sha,
+        "image-digest": facts.image_digest,
+        "release": facts.release_id,
+        "preview": facts.preview_name,
+    }
+    return [{"key": TAG_PREFIX + k, "value": v} for k, v in values.items() if v]
+
+
+def task_definition(cfg: ResolvedConfig, svc_name: str, image: str, facts: Facts) -> dict[str, object]:
+    """RegisterTaskDefinition request for one service."""
+    svc = cfg.services[svc_name]
+    env = cfg.environment
+    container: dict[str, object] = {
+        "name": svc_name,
+        "image": image,
+        "essential": True,
+        "environment": [{"name": k, "value": v} for k, v in sorted(svc.env.items())],
+        "secrets": [{"name": k, "valueFrom": secret_arn(cfg, v, facts)} for k, v in sorted(svc.secrets.items())],
+        "logConfiguration": {
+            "logDriver": "awslogs",
+            "options": {
+                "awslogs-group": log_group(cfg),
+                "awslogs-region": cfg.region,
+                "awslogs-stream-prefix": svc_name,
+                "awslogs-create-group": "true",
+            },
+        },
+        "dockerLabels": {"deployctl.app": cfg.app, "deployctl.env": cfg.env_name, "deployctl.service": svc_name},
+        # Model servers need time to finish in-flight requests on SIGTERM.
+        "stopTimeout": 30,
+    }
+    if svc.command:
+        container["command"] = list(svc.command)
+    if svc.port:
+        container["portMappings"] = [{"containerPort": svc.port, "protocol": "tcp", "name": f"{svc_name}-http"}]
+    check = health_check(svc)
+    if check:
+        container["healthCheck"] = check
+    request: dict[str, object] = {
+        "family": family(cfg, svc_name, facts.preview_name),
+        "networkMode": "awsvpc",
+        "requiresCompatibilities": ["FARGATE"],
+        "cpu": str(svc.cpu),
+        "memory": str(svc.memory),
+        "runtimePlatform": {"cpuArchitecture": cfg.image.arch, "operatingSystemFamily": "LINUX"},
+        "containerDefinitions": [container],
+        "tags": tags(cfg, svc_name, facts),
+    }
+    if env.roles:
+        request["executionRoleArn"] = env.roles.execution
+        if env.roles.task:
+            request["taskRoleArn"] = env.roles.task
+    return request
+
+
+def deployment_configuration(cfg: ResolvedConfig) -> dict[str, object]:
+    d = cfg.deploy
+    conf: dict[str, object] = {
+        "deploymentCircuitBreaker": {"enable": d.circuit_breaker, "rollback": d.circuit_breaker},
+        "maximumPercent": d.max_percent,
+        "minimumHealthyPercent": d.min_healthy_percent,
+        "alarms": {"alarmNames": list(d.alarms), "enable": bool(d.alarms), "rollback": bool(d.alarms)},
+    }
+    return conf
+
+
+def capacity_provider_strategy(svc: Service) -> list[dict[str, object]]:
+    return [{"capacityProvider": "FARGATE_SPOT" if svc.spot else "FARGATE", "weight": 1, "base": 0}]
+
+
+def _network(cfg: ResolvedConfig) -> dict[str, object]:
+    net = cfg.environment.network
+    if net is None:
+        return {}
+    return {"awsvpcConfiguration": {
+        "subnets": list(net.subnets),
+        "securityGroups": list(net.security_groups),
+        "assignPublicIp": "ENABLED" if net.public_ip else "DISABLED",
+    }}
+
+
+def _load_balancers(cfg: ResolvedConfig, svc_name: str, facts: Facts) -> list[dict[str, object]]:
+    svc = cfg.services[svc_name]
+    if not svc.load_balancer:
+        return []
+    return [{
+        "targetGroupArn": target_group_arn(cfg, svc.load_balancer.target_group, facts),
+        "containerName": svc_name,
+        "containerPort": svc.load_balancer.container_port or svc.port,
+    }]
+
+
+def _grace(svc: Service) -> int | None:
+    # Without a grace period the load balancer can fail a task that is still loading its model.
+    if svc.load_balancer and svc.health:
+        return int(svc.health.start_period)
+    return None
+
+
+def create_service(cfg: ResolvedConfig, svc_name: str, task_def: str, facts: Facts) -> dict[str, object]:
+    svc = cfg.services[svc_name]
+    request: dict[str, object] = {
+        "cluster": cfg.environment.cluster,
+        "serviceName": service_name(cfg, svc_name, facts.preview_name),
+        "taskDefinition": task_def,
+        "desiredCount": svc.autoscaling.min if svc.autoscaling else svc.count,
+        "capacityProviderStrategy": capacity_provider_strategy(svc),
+        "platformVersion": "LATEST",
+        "deploymentController": {"type": "ECS"},
+        "deploymentConfiguration": deployment_configuration(cfg),
+        "networkConfiguration": _network(cfg),
+        "schedulingStrategy": "REPLICA",
+        "enableECSManagedTags": True,
+        "propagateTags": "SERVICE",
+        "tags": tags(cfg, svc_name, Facts(preview_name=facts.preview_name)),
+    }
+    lbs = _load_balancers(cfg, svc_name, facts)
+    if lbs:
+        request["loadBalancers"] = lbs
+    grace = _grace(svc)
+    if grace is not None:
+        request["healthCheckGracePeriodSeconds"] = grace
+    return request
+
+
+def update_service(cfg: ResolvedConfig, svc_name: str, task_def: str, facts: Facts) -> dict[str, object]:
+    svc = cfg.services[svc_name]
+    request: dict[str, object] = {
+        "cluster": cfg.environment.cluster,
+        "service": service_name(cfg, svc_name, facts.preview_name),
+        "taskDefinition": task_def,
+        "capacityProviderStrategy": capacity_provider_strategy(svc),
+        "deploymentConfiguration": deployment_configuration(cfg),
+        "networkConfiguration": _network(cfg),
+        "forceNewDeployment": False,
+    }
+    # With autoscaling the scaler owns desiredCount; resetting it on every deploy would fight it.
+    if not svc.autoscaling:
+        request["desiredCount"] = svc.count
+    lbs = _load_balancers(cfg, svc_name, facts)
+    if lbs:
+        request["loadBalancers"] = lbs
+    grace = _grace(svc)
+    if grace is not None:
+        request["healthCheckGracePeriodSeconds"] = grace
+    return request
