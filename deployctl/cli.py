@@ -22,10 +22,13 @@ from deployctl.errors import (
 )
 
 COMMAND_MODULES = (
-    "deployctl.commands.config_cmds",
-    "deployctl.commands.run_cmd",
-    "deployctl.commands.release_cmds",
-    "deployctl.commands.ops_cmds",
+    "deployctl.commands.config_cmds",  # validate, config, plan, schema
+    "deployctl.commands.run_cmd",  # run
+    "deployctl.commands.release_cmds",  # promote, rollback, status, history, unlock
+    "deployctl.commands.init_cmd",  # init
+    "deployctl.commands.iam_cmd",  # iam-policy
+    "deployctl.commands.preview_cmds",  # destroy
+    "deployctl.commands.monitor_cmds",  # monitor apply, metrics
 )
 
 app = typer.Typer(
