@@ -1,0 +1,230 @@
+"""The one door to AWS: every boto3/botocore import in deployctl lives in this module.
+
+Everything else receives clients (or the small wrappers below) as arguments, so tests run the
+same code against moto server over HTTP, and the pure modules (rollout, diagnose, preflight's
+message building) never see boto3 at all.
+
+Endpoints: boto3 itself honours `AWS_ENDPOINT_URL` and `AWS_ENDPOINT_URL_<SERVICE>`; we pass an
+explicit endpoint only when a caller asks for one, so both keep working.
+
+Sections:
+  1. clients and retry configuration
+  2. error helpers (codes, throttling, translation to ExternalError)
+  3. ECS / ECR helpers used by the ECS target
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import botocore.exceptions
+from botocore.config import Config
+
+from deployctl.errors import ExternalError
+
+# ---------------------------------------------------------------------------------------------
+# 1. clients and retry configuration
+# ---------------------------------------------------------------------------------------------
+
+# Mutating and one-off calls: botocore's "standard" mode retries throttling and transient
+# errors with exponential backoff and jitter.
+DEFAULT_ATTEMPTS = 5
+# The rollout watcher does its own backoff (it must count calls and never fail a deploy for
+# throttling), so its client makes exactly one attempt per call.
+WATCH_ATTEMPTS = 1
+
+SERVICES = ("ecs", "ecr", "sts", "secretsmanager", "ssm", "elbv2", "iam", "cloudwatch", "logs")
+
+
+def retry_config(attempts: int = DEFAULT_ATTEMPTS, *, connect_timeout: float = 10,
+                 read_timeout: float = 30) -> Config:
+    return Config(
+        retries={"mode": "standard", "total_max_attempts": attempts},
+        connect_timeout=connect_timeout,
+        read_timeout=read_timeout,
+        user_agent_extra="deployctl",
+    )
+
+
+class Clients:
+    """Lazily created boto3 clients for one region. Thread-safe creation (deploys of several
+    services run in threads; a boto3 Session is not safe to share while creating clients).
+
+    `clients.ecs` etc. use the default retry config; `clients.watch("ecs")` returns a
+    single-attempt client for the watcher.
+    """
+
+    def __init__(self, region: str, *, endpoint_url: str | None = None,
+                 attempts: int = DEFAULT_ATTEMPTS) -> None:
+        self.region = region
+        self.endpoint_url = endpoint_url
+        self._attempts = attempts
+        self._session = boto3.session.Session(region_name=region)
+        self._lock = threading.Lock()
+        self._cache: dict[tuple[str, int], Any] = {}
+
+    def client(self, service: str, *, attempts: int | None = None) -> Any:
+        key = (service, attempts or self._attempts)
+        with self._lock:
+            if key not in self._cache:
+                kwargs: dict[str, Any] = {"config": retry_config(key[1])}
+                if self.endpoint_url:
+                    kwargs["endpoint_url"] = self.endpoint_url
+                self._cache[key] = self._session.client(service, **kwargs)
+            return self._cache[key]
+
+    def watch(self, service: str) -> Any:
+        return self.client(service, attempts=WATCH_ATTEMPTS)
+
+    def __getattr__(self, name: str) -> Any:
+        if name in SERVICES:
+            return self.client(name)
+        raise AttributeError(name)
+
+
+def clients(region: str, *, endpoint_url: str | None = None, attempts: int = DEFAULT_ATTEMPTS) -> Clients:
+    """Client factory. `endpoint_url` overrides; otherwise boto3 reads AWS_ENDPOINT_URL itself."""
+    return Clients(region, endpoint_url=endpoint_url, attempts=attempts)
+
+
+def endpoint_from_env() -> str | None:
+    return os.environ.get("AWS_ENDPOINT_URL") or None
+
+
+# ---------------------------------------------------------------------------------------------
+# 2. error helpers
+# ---------------------------------------------------------------------------------------------
+
+ClientError = botocore.exceptions.ClientError
+BotoCoreError = botocore.exceptions.BotoCoreError
+
+_THROTTLE_CODES = frozenset({
+    "Throttling", "ThrottlingException", "ThrottledException", "RequestThrottledException",
+    "TooManyRequestsException", "RequestLimitExceeded", "Rate exceeded", "SlowDown",
+    "ProvisionedThroughputExceededException", "RequestThrottled", "PriorRequestNotComplete",
+})
+_NOT_FOUND_CODES = frozenset({
+    "ResourceNotFoundException", "NoSuchEntity", "ParameterNotFound", "ClusterNotFoundException",
+    "ServiceNotFoundException", "TargetGroupNotFound", "RepositoryNotFoundException",
+    "ImageNotFoundException", "NotFoundException", "ResourceNotFound",
+})
+_DENIED_CODES = frozenset({
+    "AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "UnrecognizedClientException",
+    "InvalidClientTokenId", "ExpiredToken", "ExpiredTokenException", "AuthFailure",
+})
+
+
+def error_code(exc: BaseException) -> str | None:
+    """The AWS error code of a ClientError (e.g. "ThrottlingException"), else None."""
+    if isinstance(exc, ClientError):
+        return str(exc.response.get("Error", {}).get("Code") or "") or None
+    return None
+
+
+def error_message(exc: BaseException) -> str:
+    if isinstance(exc, ClientError):
+        return str(exc.response.get("Error", {}).get("Message") or exc)
+    return str(exc)
+
+
+def is_throttle(exc: BaseException) -> bool:
+    code = error_code(exc)
+    if code in _THROTTLE_CODES:
+        return True
+    return isinstance(exc, ClientError) and "rate exceeded" in error_message(exc).lower()
+
+
+def is_not_found(exc: BaseException) -> bool:
+    return error_code(exc) in _NOT_FOUND_CODES
+
+
+def is_access_denied(exc: BaseException) -> bool:
+    return error_code(exc) in _DENIED_CODES
+
+
+def operation(exc: BaseException) -> str:
+    return str(getattr(exc, "operation_name", "") or "") if isinstance(exc, ClientError) else ""
+
+
+def translate(exc: BaseException, doing: str = "calling AWS") -> ExternalError | None:
+    """ExternalError for failures a person must fix outside deployctl, else None."""
+    if isinstance(exc, botocore.exceptions.NoCredentialsError | botocore.exceptions.PartialCredentialsError):
+        return ExternalError(
+            f"no usable AWS credentials while {doing}",
+            hint="set AWS_PROFILE (after `aws sso login`) or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY; "
+                 "in GitHub Actions use aws-actions/configure-aws-credentials with an OIDC role",
+        )
+    if isinstance(exc, botocore.exceptions.NoRegionError):
+        return ExternalError(f"no AWS region while {doing}", hint="set `region:` in deploy.yaml")
+    if isinstance(exc, botocore.exceptions.EndpointConnectionError | botocore.exceptions.ConnectTimeoutError):
+        where = getattr(exc, "kwargs", {}).get("endpoint_url") or endpoint_from_env() or "the AWS endpoint"
+        return ExternalError(
+            f"cannot reach {where} while {doing}: {exc}",
+            hint="check the network/proxy, the region, and AWS_ENDPOINT_URL if it is set",
+        )
+    if isinstance(exc, botocore.exceptions.ReadTimeoutError):
+        return ExternalError(f"AWS did not answer in time while {doing}: {exc}", hint="run again")
+    if isinstance(exc, ClientError):
+        code, op = error_code(exc), operation(exc)
+        if code in _DENIED_CODES:
+            return ExternalError(
+                f"AWS refused {op or 'a call'} while {doing} ({code}): {error_message(exc)}",
+                hint="the credentials in use lack this permission; `deployctl iam-policy` prints what "
+                     "deployctl needs",
+            )
+        return ExternalError(f"AWS {op or 'call'} failed while {doing} ({code}): {error_message(exc)}")
+    if isinstance(exc, BotoCoreError):
+        return ExternalError(f"AWS client error while {doing}: {exc}")
+    return None
+
+
+@contextlib.contextmanager
+def aws_errors(doing: str = "calling AWS") -> Iterator[None]:
+    """Turn botocore failures into ExternalError (one paragraph, exit 1, no traceback)."""
+    try:
+        yield
+    except (ClientError, BotoCoreError) as exc:
+        err = translate(exc, doing)
+        if err is None:  # pragma: no cover - translate covers both base classes
+            raise
+        raise err from None
+
+
+# ---------------------------------------------------------------------------------------------
+# 3. ECS / ECR helpers used by the ECS target
+# ---------------------------------------------------------------------------------------------
+
+
+def account_id(c: Clients) -> str:
+    return str(c.sts.get_caller_identity()["Account"])
+
+
+def describe_service(ecs: Any, cluster: str, service: str) -> dict[str, Any] | None:
+    """One service description, or None when it does not exist (MISSING or INACTIVE)."""
+    resp = ecs.describe_services(cluster=cluster, services=[service], include=["TAGS"])
+    for svc in resp.get("services", []):
+        if svc.get("status") != "INACTIVE":
+            return dict(svc)
+    return None
+
+
+def ecr_image_digest(ecr: Any, repository: str, *, tag: str | None = None,
+                     digest: str | None = None, registry_id: str | None = None) -> str | None:
+    """Digest of an image in ECR by tag or digest; None when the repository or image is missing."""
+    image_id = {"imageDigest": digest} if digest else {"imageTag": tag or "latest"}
+    kwargs: dict[str, Any] = {"repositoryName": repository, "imageIds": [image_id]}
+    if registry_id:
+        kwargs["registryId"] = registry_id
+    try:
+        resp = ecr.describe_images(**kwargs)
+    except ClientError as exc:
+        if is_not_found(exc):
+            return None
+        raise
+    details = resp.get("imageDetails") or []
+    return str(details[0]["imageDigest"]) if details else None
