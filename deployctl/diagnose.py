@@ -1,0 +1,267 @@
+"""After a failed rollout: the likely cause and what to try, from what ECS showed. Pure.
+
+Input is what the watcher collected: stopped tasks of our deployment (`DescribeTasks`
+entries), the service events seen while watching, target health, and the verdict cause.
+Output is a short list of findings, most specific first. Strings matched here are the ones
+AWS documents for stopped tasks and service events (see /work/shared/ECS-ROLLOUTS.md §5-§7).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+Json = Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Context:
+    """Facts about the service that make advice concrete. All optional."""
+
+    service: str = ""  # deploy.yaml service name
+    env: str = ""
+    memory_mib: int | None = None
+    port: int | None = None
+    health_path: str | None = None
+    start_period: float | None = None
+    log_group: str | None = None
+    log_stream_prefix: str | None = None
+    execution_role: str | None = None
+    image: str | None = None
+    region: str | None = None
+    alarms: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Finding:
+    key: str  # stable id: image_pull, secrets, init, oom, killed, crash, container_health, elb_health, ...
+    cause: str  # the likely cause, one sentence
+    advice: str  # what to try
+    evidence: str = ""  # the AWS text that pointed here (trimmed)
+    count: int = 1  # how many stopped tasks showed it
+
+
+def _trim(text: str, limit: int = 220) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _task_texts(task: Json) -> list[str]:
+    out = [str(task.get("stoppedReason") or "")]
+    out += [str(c.get("reason") or "") for c in task.get("containers") or []]
+    return [t for t in out if t]
+
+
+def _exit_codes(task: Json) -> list[int]:
+    codes = []
+    for c in task.get("containers") or []:
+        if c.get("exitCode") is not None:
+            codes.append(int(c["exitCode"]))
+    return codes
+
+
+def _classify_task(task: Json, ctx: Context) -> Finding | None:
+    texts = _task_texts(task)
+    joined = " | ".join(texts)
+    low = joined.lower()
+    code = task.get("stopCode") or ""
+    role = f"the execution role {ctx.execution_role.rsplit('/', 1)[-1]}" if ctx.execution_role else \
+        "the task execution role"
+    if "cannotpullcontainererror" in low or "pull image manifest" in low:
+        return Finding(
+            "image_pull",
+            "ECS could not pull the image: it is missing from the registry, or the execution role may "
+            "not pull it.",
+            f"check the image exists ({ctx.image or 'the deployed digest'}); {role} needs "
+            "ecr:GetAuthorizationToken, ecr:BatchGetImage and ecr:GetDownloadUrlForLayer; tasks in "
+            "private subnets need a NAT gateway or ECR VPC endpoints (ecr.api, ecr.dkr, s3)",
+            _trim(joined),
+        )
+    if "resourceinitializationerror" in low and any(w in low for w in ("secret", "asm", "ssm", "parameter")):
+        return Finding(
+            "secrets",
+            "ECS could not read a secret for the container: the secret/parameter is missing, or the "
+            "execution role may not read it.",
+            f"check every `secrets:` entry exists in this region; {role} needs "
+            "secretsmanager:GetSecretValue (ssm:GetParameters for SSM parameters, kms:Decrypt for a "
+            "customer-managed key); private subnets need a route or VPC endpoint to Secrets Manager/SSM",
+            _trim(joined),
+        )
+    if "resourceinitializationerror" in low:
+        return Finding(
+            "init",
+            "The task could not be initialised (network, log group or registry auth).",
+            f"{role} needs logs:CreateLogStream/PutLogEvents (and logs:CreateLogGroup, since the "
+            "task definition sets awslogs-create-group); check subnets have a route to AWS APIs",
+            _trim(joined),
+        )
+    codes = _exit_codes(task)
+    if "outofmemory" in low or "memory usage" in low:
+        mem = f" (now {ctx.memory_mib} MiB)" if ctx.memory_mib else ""
+        return Finding(
+            "oom",
+            "The container ran out of memory and was killed (exit 137).",
+            f"raise services.{ctx.service or '<service>'}.memory{mem} — model weights plus the runtime "
+            "must fit with headroom — or load a smaller/quantised model; Fargate needs a matching cpu",
+            _trim(joined),
+        )
+    if "failed container health checks" in low or (
+        task.get("healthStatus") == "UNHEALTHY" and code != "EssentialContainerExited"
+    ):
+        evidence = _trim(joined or "health UNHEALTHY")
+        return Finding("container_health", *_container_health_advice(ctx), evidence)
+    if "elb health checks" in low:
+        return Finding("elb_health", *_elb_advice(ctx), _trim(joined))
+    if code == "EssentialContainerExited" or (codes and any(c != 0 for c in codes)):
+        nonzero = [c for c in codes if c != 0]
+        if 137 in nonzero:
+            return Finding(
+                "killed",
+                "The container was killed (exit 137, SIGKILL): usually memory, or it ignored SIGTERM.",
+                f"check memory use{' (now ' + str(ctx.memory_mib) + ' MiB)' if ctx.memory_mib else ''} and "
+                f"read the logs: {_logs_hint(ctx)}",
+                _trim(joined or "exit 137"),
+            )
+        shown = nonzero[0] if nonzero else "?"
+        return Finding(
+            "crash",
+            f"The container exited with code {shown} shortly after starting (a crash at start-up).",
+            f"read the logs: {_logs_hint(ctx)}; common causes: a missing environment variable or secret "
+            "name, a wrong command, a model file not found",
+            _trim(joined or f"exit {shown}"),
+        )
+    return None
+
+
+def _logs_hint(ctx: Context) -> str:
+    group = ctx.log_group or "<awslogs group>"
+    prefix = f" --log-stream-name-prefix {ctx.log_stream_prefix}" if ctx.log_stream_prefix else ""
+    region = f" --region {ctx.region}" if ctx.region else ""
+    return f"`aws logs tail {group}{prefix} --since 30m{region}`"
+
+
+def _container_health_advice(ctx: Context) -> tuple[str, str]:
+    start = f" (now {ctx.start_period:g}s)" if ctx.start_period is not None else ""
+    return (
+        "The container's own health check kept failing, so ECS replaced the tasks.",
+        f"run the health check inside the image (is wget or curl installed?); check it hits port "
+        f"{ctx.port or '<port>'}{' and ' + ctx.health_path if ctx.health_path else ''}; raise "
+        f"health.start_period{start} to cover model loading; read the logs: {_logs_hint(ctx)}",
+    )
+
+
+def _elb_advice(ctx: Context) -> tuple[str, str]:
+    start = f" (now {ctx.start_period:g}s)" if ctx.start_period is not None else ""
+    return (
+        "The load balancer's health checks failed on the new tasks, so ECS replaced them.",
+        f"check the target group's health check path and port match the service (port "
+        f"{ctx.port or '<port>'}{', path ' + ctx.health_path if ctx.health_path else ''}) and expect HTTP "
+        f"200; raise health.start_period{start} (it sets healthCheckGracePeriodSeconds) to cover model "
+        "loading; the security group must let the load balancer reach the port",
+    )
+
+
+_PLACEMENT = re.compile(r"was unable to place a task", re.I)
+
+
+def diagnose(
+    *,
+    stopped_tasks: Sequence[Json] = (),
+    events: Iterable[Json] = (),
+    targets: Sequence[Json] | None = None,
+    cause: str = "",
+    context: Context = Context(),
+) -> list[Finding]:
+    """Findings, most specific first. Never empty: falls back to where to look next."""
+    found: dict[str, Finding] = {}
+
+    def add(f: Finding) -> None:
+        if f.key in found:
+            old = found[f.key]
+            found[f.key] = Finding(old.key, old.cause, old.advice, old.evidence, old.count + 1)
+        else:
+            found[f.key] = f
+
+    for task in stopped_tasks:
+        # Tasks replaced by the deployment itself (old revision scaled in) say nothing about failure.
+        reason = str(task.get("stoppedReason") or "")
+        if reason.startswith("Scaling activity initiated by") and not any(_exit_codes(task)):
+            continue
+        finding = _classify_task(task, context)
+        if finding:
+            add(finding)
+
+    messages = [str(e.get("message", "")) for e in events]
+    for msg in messages:
+        if "failed container health checks" in msg and "container_health" not in found:
+            add(Finding("container_health", *_container_health_advice(context), _trim(msg)))
+        elif " is unhealthy in " in msg and "elb_health" not in found:
+            add(Finding("elb_health", *_elb_advice(context), _trim(msg)))
+        elif _PLACEMENT.search(msg) and "placement" not in found:
+            add(Finding(
+                "placement",
+                "ECS could not place tasks (capacity, subnets or Fargate Spot availability).",
+                "check the subnets have free IP addresses, the cluster has the FARGATE/FARGATE_SPOT "
+                "capacity providers, and Fargate quotas in this region; for spot services retry or "
+                "fall back to on-demand",
+                _trim(msg),
+            ))
+        elif "deployment configuration" in msg and "minimumHealthyPercent" in msg and "config" not in found:
+            add(Finding(
+                "deploy_config",
+                "min_healthy_percent/max_percent leave ECS no room to start or stop tasks.",
+                "with count 1 use min_healthy_percent 0 or max_percent 200 (ECS needs room for one "
+                "extra task)",
+                _trim(msg),
+            ))
+
+    if targets and "elb_health" not in found:
+        bad = [t for t in targets if (t.get("TargetHealth") or {}).get("State") == "unhealthy"]
+        if bad:
+            h = bad[0].get("TargetHealth") or {}
+            add(Finding("elb_health", *_elb_advice(context),
+                        _trim(f"{h.get('Reason', '')}: {h.get('Description', '')}"), len(bad)))
+
+    if cause == "alarm" or any("alarm detected" in m for m in messages):
+        names = ", ".join(context.alarms) or "a deployment alarm"
+        add(Finding(
+            "alarm",
+            f"{names} went into ALARM while the new release was rolling out.",
+            "look at the alarm's metric around the deploy time (errors, latency); the new release "
+            "likely misbehaves under real traffic even though its health checks pass",
+        ))
+
+    if not found:
+        if cause == "timeout":
+            add(Finding(
+                "timeout",
+                "The rollout did not finish in time and nothing failed outright (slow start or stuck "
+                "pending tasks).",
+                "check the events above: tasks stuck in PENDING point to image size or networking; "
+                "slow model loading needs a longer deploy.timeout and health.start_period",
+            ))
+        else:
+            add(Finding(
+                "unknown",
+                "ECS gave no stopped-task reason or event that explains the failure.",
+                f"run `deployctl status --env {context.env or '<env>'}` and read the service events; "
+                f"then the logs: {_logs_hint(context)}",
+            ))
+
+    order = ["image_pull", "secrets", "init", "oom", "killed", "crash", "container_health", "elb_health",
+             "placement", "deploy_config", "alarm", "timeout", "unknown"]
+    return sorted(found.values(), key=lambda f: order.index(f.key) if f.key in order else len(order))
+
+
+def render(findings: Sequence[Finding], *, limit: int = 3) -> list[str]:
+    """Lines for the log: 'likely cause: …' / 'what to try: …' / 'seen: …'."""
+    lines: list[str] = []
+    for f in findings[:limit]:
+        times = f" ({f.count} tasks)" if f.count > 1 else ""
+        lines.append(f"likely cause{times}: {f.cause}")
+        lines.append(f"  what to try: {f.advice}")
+        if f.evidence:
+            lines.append(f"  seen: {f.evidence}")
+    return lines

@@ -1,0 +1,143 @@
+"""How a release is named and recorded on the platform (principle 2: no state file). Pure.
+
+A release is one deploy of one environment. Its id is put on every task definition revision
+it registers (tag `deployctl:release`, rendered by deployctl.render.ecs), together with app,
+env, service, git sha and image digest. The ECS target adds who/when at registration and the
+outcome when the watch ends, so `history`/`status`/`rollback` can be rebuilt from ECS alone.
+
+Tag values must fit ECS: ≤256 characters of letters, digits, spaces and `+ - = . _ : / @`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from deployctl.render.ecs import TAG_PREFIX
+
+RELEASE = TAG_PREFIX + "release"
+ACTOR = TAG_PREFIX + "actor"
+STARTED_AT = TAG_PREFIX + "started-at"
+FINISHED_AT = TAG_PREFIX + "finished-at"
+DURATION = TAG_PREFIX + "duration-s"
+OUTCOME = TAG_PREFIX + "outcome"
+DETAIL = TAG_PREFIX + "outcome-detail"
+ROLLED_BACK_TO = TAG_PREFIX + "rolled-back-to"
+
+# Outcomes of a release (values of the outcome tag).
+IN_PROGRESS = "in-progress"
+SUCCEEDED = "succeeded"
+FAILED = "failed"
+ROLLED_BACK = "rolled-back"  # failed, and the service was returned to the previous revision
+OUTCOMES = (IN_PROGRESS, SUCCEEDED, FAILED, ROLLED_BACK)
+
+_ID = re.compile(r"^\d{8}T\d{6}Z-[0-9a-z]{1,12}-[0-9a-f]{4}$")
+_TAG_UNSAFE = re.compile(r"[^A-Za-z0-9 +\-=._:/@]")
+
+
+def new_release_id(now: datetime | None = None, git_sha: str | None = None, nonce: str | None = None) -> str:
+    """`20260315T101500Z-1a2b3c4d5e6f-9f3c`: sorts by time, names the commit, unique per run."""
+    now = (now or datetime.now(UTC)).astimezone(UTC)
+    sha = (git_sha or "nosha")[:12].lower()
+    sha = re.sub(r"[^0-9a-z]", "", sha) or "nosha"
+    return f"{now:%Y%m%dT%H%M%SZ}-{sha}-{(nonce or secrets.token_hex(2))[:4]}"
+
+
+def is_release_id(text: str) -> bool:
+    return bool(_ID.match(text))
+
+
+def tag_value(text: str) -> str:
+    return _TAG_UNSAFE.sub("-", str(text))[:256]
+
+
+def iso(ts: datetime) -> str:
+    return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def actor(environ: Mapping[str, str] | None = None) -> str:
+    """Who deploys: the GitHub actor in Actions, else the local user."""
+    env = os.environ if environ is None else environ
+    if env.get("GITHUB_ACTOR"):
+        return f"github:{env['GITHUB_ACTOR']}"
+    return env.get("USER") or env.get("USERNAME") or "unknown"
+
+
+def start_tags(*, who: str, started_at: datetime) -> dict[str, str]:
+    """Added to the rendered tags when the task definition is registered."""
+    return {ACTOR: tag_value(who), STARTED_AT: iso(started_at), OUTCOME: IN_PROGRESS}
+
+
+def outcome_tags(outcome: str, *, finished_at: datetime, duration_s: float, detail: str = "",
+                 rolled_back_to: str | None = None) -> dict[str, str]:
+    if outcome not in OUTCOMES:
+        raise ValueError(f"unknown outcome {outcome!r}")
+    out = {OUTCOME: outcome, FINISHED_AT: iso(finished_at), DURATION: f"{duration_s:.1f}"}
+    if detail:
+        out[DETAIL] = tag_value(detail)
+    if rolled_back_to:
+        out[ROLLED_BACK_TO] = tag_value(rolled_back_to)
+    return out
+
+
+def to_list(tags: Mapping[str, str]) -> list[dict[str, str]]:
+    """ECS shape: [{"key": …, "value": …}]."""
+    return [{"key": k, "value": v} for k, v in tags.items()]
+
+
+def to_dict(tags: Iterable[Mapping[str, str]] | None) -> dict[str, str]:
+    """From ECS (`key`/`value`) or tagging-API (`Key`/`Value`) lists."""
+    out: dict[str, str] = {}
+    for t in tags or []:
+        key = t.get("key", t.get("Key"))
+        if key is not None:
+            out[str(key)] = str(t.get("value", t.get("Value", "")))
+    return out
+
+
+def merge(rendered: Iterable[Mapping[str, str]], extra: Mapping[str, str]) -> list[dict[str, str]]:
+    merged = to_dict(rendered)
+    merged.update(extra)
+    return to_list(merged)
+
+
+@dataclass(frozen=True)
+class ReleaseTags:
+    """What one task definition revision says about its release (missing tags → None)."""
+
+    release: str | None
+    app: str | None
+    env: str | None
+    service: str | None
+    git_sha: str | None
+    image_digest: str | None
+    actor: str | None
+    started_at: str | None
+    finished_at: str | None
+    duration_s: float | None
+    outcome: str | None
+    detail: str | None
+    rolled_back_to: str | None
+
+
+def parse(tags: Iterable[Mapping[str, str]] | Mapping[str, str] | None) -> ReleaseTags:
+    d = dict(tags) if isinstance(tags, Mapping) else to_dict(tags)
+
+    def get(name: str) -> str | None:
+        return d.get(TAG_PREFIX + name)
+
+    duration = get("duration-s")
+    try:
+        dur = float(duration) if duration is not None else None
+    except ValueError:
+        dur = None
+    return ReleaseTags(
+        release=get("release"), app=get("app"), env=get("env"), service=get("service"),
+        git_sha=get("git-sha"), image_digest=get("image-digest"), actor=get("actor"),
+        started_at=get("started-at"), finished_at=get("finished-at"), duration_s=dur,
+        outcome=get("outcome"), detail=get("outcome-detail"), rolled_back_to=get("rolled-back-to"),
+    )

@@ -1,0 +1,738 @@
+"""Rollout tracking: a pure verdict on one snapshot, plus the polling loop around it.
+
+`assess()` answers "how is THE DEPLOYMENT WE STARTED doing?" from one DescribeServices entry
+(and, when known, target health and alarm states). It never looks at "is the service stable":
+a circuit-breaker rollback leaves the service stable on the old revision, and that is a failed
+deploy (exit 1), not a success. Success needs all of: our deployment is PRIMARY and COMPLETED,
+running == desired, no other deployment left, and (behind a load balancer) its targets healthy.
+
+`watch()` polls a `Source` (the ECS target implements it with boto3; tests may use anything),
+logs what a person needs while waiting, keeps API calls bounded, backs off on throttling and
+returns the final verdict. It has no AWS imports: clock, sleep and randomness are injectable.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any, Protocol
+
+IN_PROGRESS = "in_progress"
+SUCCEEDED = "succeeded"
+FAILED = "failed"
+# ECS is reverting to an older deployment: the outcome is already a failure, but we keep
+# watching until the revert finishes so the report can say where the service ended up.
+ROLLING_BACK = "rolling_back"
+
+# Verdict causes (stable strings; tests and diagnose use them).
+CAUSE_COMPLETED = "completed"
+CAUSE_ECS_ROLLBACK = "ecs_rollback"  # circuit breaker or alarm rolled the service back
+CAUSE_BREAKER = "circuit_breaker"  # FAILED by the breaker, no rollback by ECS
+CAUSE_ALARM = "alarm"
+CAUSE_FAILED = "failed"
+CAUSE_VANISHED = "vanished"
+CAUSE_REPLACED = "replaced"
+CAUSE_TIMEOUT = "timeout"
+CAUSE_SERVICE_GONE = "service_gone"
+CAUSE_UNHEALTHY = "unhealthy_targets"
+
+Json = Mapping[str, Any]
+
+
+# ------------------------------------------------------------------------------------------
+# Pure part
+# ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What was seen at one poll.
+
+    service: one `DescribeServices` entry, or None when the service is MISSING.
+    targets: `TargetHealthDescriptions` of the service's target group(s); None = not fetched.
+    alarms:  deployment alarm name → StateValue (OK | ALARM | INSUFFICIENT_DATA).
+    stopped_tasks: `DescribeTasks` entries of stopped tasks of our deployment (for logs/diagnosis).
+    """
+
+    service: Json | None
+    targets: tuple[Json, ...] | None = None
+    alarms: Mapping[str, str] = field(default_factory=dict)
+    stopped_tasks: tuple[Json, ...] = ()
+
+
+@dataclass(frozen=True)
+class Timers:
+    """Durations the watcher measured across polls (assess itself keeps no state)."""
+
+    elapsed: float = 0.0  # since our update/create call
+    failed_for: float = 0.0  # our deployment seen PRIMARY+FAILED for this long
+    unhealthy_for: float = 0.0  # ours COMPLETED but its targets not all healthy for this long
+    alarm_for: float = 0.0  # an alarm that was not in ALARM at the start has been in ALARM
+
+
+@dataclass(frozen=True)
+class Limits:
+    timeout: float = 900.0
+    # ECS needs a moment between marking our deployment FAILED and showing its rollback;
+    # deployctl must not race it with its own rollback.
+    ecs_rollback_grace: float = 15.0
+    # COMPLETED but targets still unhealthy (ECS and the load balancer disagree): our own gate.
+    health_gate: float = 120.0
+    # A deployment alarm in ALARM that ECS did not act on (alarms not enabled on the service,
+    # or ECS disabled the checks because the alarm was firing at start): our own gate.
+    alarm_grace: float = 30.0
+    load_balanced: bool = False
+
+
+@dataclass(frozen=True)
+class Verdict:
+    status: str  # IN_PROGRESS | SUCCEEDED | FAILED | ROLLING_BACK
+    message: str
+    cause: str = ""
+    deployment_id: str | None = None
+    rolled_back_to: str | None = None  # "family:revision" ECS reverted to
+    roll_back: bool = False  # deployctl should roll back itself (ECS did not and will not)
+    waiting_for_ecs: bool = False  # FAILED is showing; giving ECS time to start its rollback
+
+    @property
+    def final(self) -> bool:
+        return self.status in (SUCCEEDED, FAILED)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == SUCCEEDED
+
+
+def td_label(arn: str | None) -> str:
+    """`arn:aws:ecs:…:task-definition/family:7` → `family:7`."""
+    if not arn:
+        return "?"
+    return arn.rsplit("/", 1)[-1]
+
+
+def _n(d: Json, key: str) -> int:
+    return int(d.get(key) or 0)
+
+
+def _rollback_configured(svc: Json) -> bool:
+    conf = svc.get("deploymentConfiguration") or {}
+    breaker = conf.get("deploymentCircuitBreaker") or {}
+    alarms = conf.get("alarms") or {}
+    return bool((breaker.get("enable") and breaker.get("rollback"))
+                or (alarms.get("enable") and alarms.get("rollback")))
+
+
+def _is_rollback_reason(text: str | None) -> bool:
+    return "rolling back" in (text or "").lower()
+
+
+def failure_reason(svc: Json, deployment_id: str, ours: Json | None = None) -> str:
+    """Why ECS failed our deployment: its rolloutStateReason, else the service event."""
+    if ours is not None and ours.get("rolloutState") == "FAILED" and ours.get("rolloutStateReason"):
+        return str(ours["rolloutStateReason"])
+    marker = f"(deployment {deployment_id}) deployment failed:"
+    for event in svc.get("events") or []:
+        msg = str(event.get("message", ""))
+        if marker in msg:
+            return "deployment failed:" + msg.split(marker, 1)[1]
+    return ""
+
+
+def _cause_of(reason: str) -> str:
+    low = reason.lower()
+    if "alarm" in low:
+        return CAUSE_ALARM
+    if "circuit breaker" in low or "tasks failed to start" in low or "task failed to start" in low:
+        return CAUSE_BREAKER
+    return CAUSE_FAILED
+
+
+def target_counts(targets: Iterable[Json]) -> tuple[int, int, list[Json]]:
+    """(healthy, settling, bad) among targets that are not draining/unused."""
+    healthy = settling = 0
+    bad: list[Json] = []
+    for t in targets:
+        state = str((t.get("TargetHealth") or {}).get("State", ""))
+        if state == "healthy":
+            healthy += 1
+        elif state == "initial":
+            settling += 1
+        elif state in ("draining", "unused", "unhealthy.draining"):
+            continue
+        else:
+            bad.append(t)
+    return healthy, settling, bad
+
+
+def counts_text(d: Json) -> str:
+    return (f"running {_n(d, 'runningCount')}/{_n(d, 'desiredCount')}, pending {_n(d, 'pendingCount')}, "
+            f"failed {_n(d, 'failedTasks')}")
+
+
+def assess(
+    snapshot: Snapshot,
+    started_deployment_id: str,
+    *,
+    before_ids: Iterable[str] = (),
+    timers: Timers = Timers(),
+    limits: Limits = Limits(),
+) -> Verdict:
+    """Verdict on our deployment from one snapshot. Pure.
+
+    before_ids: ids of the deployments the service had before our update. ECS's rollback
+    revives one of them with its old id, so a PRIMARY from this set means "rolled back".
+    """
+    our_id = started_deployment_id
+    svc = snapshot.service
+    if svc is None or svc.get("status") in ("INACTIVE", "DRAINING"):
+        state = "missing" if svc is None else str(svc.get("status")).lower()
+        return Verdict(FAILED, f"the service is {state} (deleted while deploying?)", CAUSE_SERVICE_GONE,
+                       our_id)
+
+    deployments: Sequence[Json] = svc.get("deployments") or []
+    ours = next((d for d in deployments if d.get("id") == our_id), None)
+    primary = next((d for d in deployments if d.get("status") == "PRIMARY"), None)
+    before = set(before_ids)
+
+    # --- someone else is PRIMARY: a rollback by ECS, or a newer deploy
+    if primary is not None and primary is not ours:
+        reverted = (
+            _is_rollback_reason(primary.get("rolloutStateReason"))
+            or primary.get("id") in before
+            or (ours is not None and ours.get("rolloutState") == "FAILED")
+        )
+        to = td_label(primary.get("taskDefinition"))
+        if reverted:
+            why = failure_reason(svc, our_id, ours)
+            why_text = f" ({why.rstrip('.')})" if why else ""
+            others_left = [d for d in deployments if d is not primary]
+            done = primary.get("rolloutState") == "COMPLETED" and not others_left
+            if done:
+                return Verdict(FAILED, f"rolled back to {to}{why_text}", CAUSE_ECS_ROLLBACK, our_id,
+                               rolled_back_to=to)
+            if primary.get("rolloutState") == "FAILED":
+                return Verdict(FAILED, f"ECS's rollback to {to} failed too{why_text}: "
+                               f"{primary.get('rolloutStateReason', '')}", CAUSE_ECS_ROLLBACK, our_id,
+                               rolled_back_to=to)
+            if timers.elapsed > limits.timeout:
+                return Verdict(FAILED, f"rolling back to {to}{why_text}; the rollback had not finished "
+                               f"after {limits.timeout:g}s", CAUSE_ECS_ROLLBACK, our_id, rolled_back_to=to)
+            return Verdict(ROLLING_BACK, f"ECS is rolling back to {to}{why_text}: {counts_text(primary)}",
+                           CAUSE_ECS_ROLLBACK, our_id, rolled_back_to=to)
+        if ours is None:
+            return Verdict(FAILED, f"our deployment {our_id} disappeared; the service now runs {to} "
+                           f"(deployment {primary.get('id')})", CAUSE_VANISHED, our_id)
+        return Verdict(FAILED, f"deployment {primary.get('id')} ({to}) replaced ours while it rolled out "
+                       "(another deploy of this service?)", CAUSE_REPLACED, our_id)
+
+    if ours is None:
+        return Verdict(FAILED, f"our deployment {our_id} disappeared and the service has no PRIMARY "
+                       "deployment", CAUSE_VANISHED, our_id)
+
+    # --- ours is PRIMARY
+    state = ours.get("rolloutState")
+    others = [d for d in deployments if d is not ours]
+    if state == "FAILED":
+        reason = failure_reason(svc, our_id, ours) or "ECS marked the deployment FAILED"
+        cause = _cause_of(reason)
+        may_revert = _rollback_configured(svc) and bool(others or before)
+        if may_revert and timers.failed_for < limits.ecs_rollback_grace:
+            return Verdict(IN_PROGRESS, f"FAILED ({reason}); waiting for ECS to roll back", cause, our_id,
+                           waiting_for_ecs=True)
+        return Verdict(FAILED, f"{reason.rstrip('.')} and ECS did not roll back", cause, our_id,
+                       roll_back=True)
+
+    if state == "COMPLETED":
+        running, desired = _n(ours, "runningCount"), _n(ours, "desiredCount")
+        waiting = ""
+        if others:
+            waiting = "old deployment still draining"
+        elif running < desired:
+            waiting = f"running {running}/{desired}"
+        elif limits.load_balanced:
+            if snapshot.targets is None:
+                waiting = "checking target health"
+            else:
+                healthy, settling, bad = target_counts(snapshot.targets)
+                if bad or settling or healthy < desired:
+                    if bad and timers.unhealthy_for >= limits.health_gate:
+                        return Verdict(FAILED, f"ECS reports COMPLETED but {len(bad)} target(s) stayed "
+                                       f"unhealthy for {timers.unhealthy_for:.0f}s", CAUSE_UNHEALTHY, our_id,
+                                       roll_back=True)
+                    waiting = f"targets healthy {healthy}/{desired}"
+        if not waiting:
+            lb = ", targets healthy" if limits.load_balanced else ""
+            return Verdict(SUCCEEDED, f"{td_label(ours.get('taskDefinition'))} is live: deployment "
+                           f"completed, {running}/{desired} running{lb}", CAUSE_COMPLETED, our_id)
+        if timers.elapsed > limits.timeout:
+            return Verdict(FAILED, f"timed out after {limits.timeout:g}s ({waiting})", CAUSE_TIMEOUT, our_id,
+                           roll_back=True)
+        return Verdict(IN_PROGRESS, f"completed; {waiting}", "", our_id)
+
+    # IN_PROGRESS (or a state this version does not know: treat as still going)
+    if timers.alarm_for >= limits.alarm_grace and timers.alarm_for > 0:
+        return Verdict(FAILED, f"a deployment alarm has been in ALARM for {timers.alarm_for:.0f}s and ECS "
+                       "did not stop the deployment", CAUSE_ALARM, our_id, roll_back=True)
+    if timers.elapsed > limits.timeout:
+        return Verdict(FAILED, f"timed out after {limits.timeout:g}s: {counts_text(ours)}", CAUSE_TIMEOUT,
+                       our_id, roll_back=True)
+    return Verdict(IN_PROGRESS, counts_text(ours), "", our_id)
+
+
+def near_completion(svc: Json | None) -> bool:
+    """The PRIMARY deployment has all its tasks running; only old tasks are left to drain (or
+    the alarm bake time to pass). COMPLETED can come at any poll now: poll fast."""
+    if not svc:
+        return False
+    primary = next((d for d in svc.get("deployments") or [] if d.get("status") == "PRIMARY"), None)
+    if primary is None or primary.get("rolloutState") == "FAILED":
+        return False
+    if primary.get("rolloutState") == "COMPLETED":
+        return True  # still polling only for old tasks to go or targets to turn healthy
+    return (_n(primary, "desiredCount") > 0 and _n(primary, "runningCount") >= _n(primary, "desiredCount")
+            and _n(primary, "pendingCount") == 0)
+
+
+# ------------------------------------------------------------------------------------------
+# Polling policy (pure)
+# ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PollPolicy:
+    """Seconds between polls, and the API-call budget.
+
+    Fast just after the update (early failures: bad image, missing secret) and when completion
+    is near (so success is reported within ~`fast`); in between the interval grows from `base`
+    to `max`. A sliding-window budget caps calls per `window`; auxiliary calls (stopped tasks,
+    target health, alarms) happen when something changed or every `aux_every` polls.
+    """
+
+    base: float = 5.0
+    fast: float = 1.5
+    max: float = 15.0
+    growth: float = 1.25
+    warmup: float = 15.0
+    jitter: float = 0.1
+    aux_every: int = 6
+    budget: int = 30
+    window: float = 60.0
+    throttle_base: float = 2.0
+    throttle_max: float = 30.0
+    ecs_rollback_grace: float = 15.0
+    health_gate: float = 120.0
+    alarm_grace: float = 30.0
+
+    @classmethod
+    def from_base(cls, base: float) -> PollPolicy:
+        """Scale every duration with `base` (5 s is the real-world default); tests pass ~0.05."""
+        k = base / 5.0
+        return cls(base=base, fast=1.5 * k, max=15.0 * k, warmup=15.0 * k, window=60.0 * k,
+                   throttle_base=2.0 * k, throttle_max=30.0 * k, ecs_rollback_grace=15.0 * k,
+                   health_gate=120.0 * k, alarm_grace=30.0 * k)
+
+    def interval(self, since_start: float, slow_polls: int, near: bool) -> float:
+        if since_start < self.warmup or near:
+            return self.fast
+        return min(self.max, self.base * self.growth ** max(0, slow_polls))
+
+    def jittered(self, seconds: float, rnd: float) -> float:
+        """rnd in [0, 1): ± `jitter` of the interval (so parallel watchers do not poll in step)."""
+        return max(0.0, seconds * (1.0 + self.jitter * (2.0 * rnd - 1.0)))
+
+    def throttle_delay(self, streak: int, rnd: float) -> float:
+        """Exponential backoff with full jitter in its upper half: streak 1 → ~base."""
+        cap = min(self.throttle_max, self.throttle_base * 2 ** max(0, streak - 1))
+        return cap * (0.5 + 0.5 * rnd)
+
+
+# ------------------------------------------------------------------------------------------
+# The watcher
+# ------------------------------------------------------------------------------------------
+
+
+class Throttled(Exception):
+    """Raised by a Source when AWS answered with a throttling error."""
+
+    def __init__(self, operation: str = "", message: str = "") -> None:
+        super().__init__(f"{operation}: {message}" if operation else message)
+        self.operation = operation
+
+
+class WatchCancelled(Exception):
+    """The watch was cancelled (Ctrl-C). The ECS deployment continues on its own."""
+
+    def __init__(self, last: Verdict | None) -> None:
+        super().__init__("watch cancelled")
+        self.last = last
+
+
+class Source(Protocol):
+    """What the watcher reads. Each method may raise Throttled. `calls` counts API calls made."""
+
+    calls: int
+
+    def service(self) -> Json | None: ...
+
+    def stopped_tasks(self, deployment_id: str, known: set[str]) -> list[Json]:
+        """Stopped tasks of the deployment that are not in `known` (task ARNs)."""
+        ...
+
+    def target_health(self) -> list[Json] | None:
+        """Target health of the service's target groups; None when it has none."""
+        ...
+
+    def alarm_states(self) -> dict[str, str]: ...
+
+
+@dataclass
+class WatchResult:
+    verdict: Verdict
+    polls: int = 0
+    calls: int = 0
+    throttled: int = 0
+    started: float = 0.0  # clock() at start
+    ended: float = 0.0
+    stopped_tasks: list[Json] = field(default_factory=list)
+    events: list[Json] = field(default_factory=list)  # new events seen, oldest first
+    targets: list[Json] | None = None
+    alarms: dict[str, str] = field(default_factory=dict)
+    last_service: Json | None = None
+
+    @property
+    def duration(self) -> float:
+        return self.ended - self.started
+
+
+def _ts(value: Any) -> float:
+    if isinstance(value, datetime):
+        return value.timestamp()
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return 0.0
+
+
+def describe_stopped_task(task: Json) -> str:
+    """One line per stopped task: id, stopCode, stoppedReason, container exit codes/reasons/health."""
+    tid = str(task.get("taskArn", "?")).rsplit("/", 1)[-1][:12]
+    parts = [f"task {tid} stopped"]
+    if task.get("stopCode"):
+        parts[0] += f" ({task['stopCode']})"
+    if task.get("stoppedReason"):
+        parts.append(str(task["stoppedReason"]))
+    for c in task.get("containers") or []:
+        bits = []
+        if c.get("exitCode") is not None:
+            bits.append(f"exit {c['exitCode']}")
+        if c.get("reason"):
+            bits.append(str(c["reason"]))
+        if c.get("healthStatus") and c.get("healthStatus") != "UNKNOWN":
+            bits.append(f"health {c['healthStatus']}")
+        if bits:
+            parts.append(f"container {c.get('name', '?')}: " + ", ".join(bits))
+    if task.get("healthStatus") == "UNHEALTHY":
+        parts.append("task health UNHEALTHY")
+    return "; ".join(parts)
+
+
+def _target_key(t: Json) -> str:
+    target = t.get("Target") or {}
+    return f"{target.get('Id', '?')}:{target.get('Port', '')}"
+
+
+def _target_text(t: Json) -> str:
+    h = t.get("TargetHealth") or {}
+    text = str(h.get("State", "?"))
+    if h.get("Reason"):
+        text += f" ({h['Reason']}" + (f": {h['Description']}" if h.get("Description") else "") + ")"
+    return text
+
+
+class _Watch:
+    """State of one watch() call (kept in an object so the loop stays readable)."""
+
+    def __init__(self, source: Source, our_id: str, policy: PollPolicy, limits: Limits,
+                 log: Callable[[str], None], before_ids: Iterable[str], seen_events: Iterable[str],
+                 alarms_at_start: Mapping[str, str] | None, clock: Callable[[], float]) -> None:
+        self.source, self.our_id, self.policy, self.limits = source, our_id, policy, limits
+        self.log, self.clock = log, clock
+        self.before_ids = frozenset(before_ids)
+        self.seen_events = set(seen_events)
+        self.alarm_prev: dict[str, str] = dict(alarms_at_start or {})
+        self.alarms_at_start = {k for k, v in (alarms_at_start or {}).items() if v == "ALARM"}
+        self.known_tasks: set[str] = set()
+        self.target_prev: dict[str, str] = {}
+        self.counts_prev: Any = None
+        self.call_times: deque[float] = deque()
+        self.targets: list[Json] | None = None
+        self.failed_since: float | None = None
+        self.unhealthy_since: float | None = None
+        self.alarm_since: float | None = None
+        self.announced: set[str] = set()
+        self.last_failed_tasks = -1
+        self.last_running = -1
+
+    def count_calls(self, before: int) -> None:
+        now = self.clock()
+        for _ in range(max(0, self.source.calls - before)):
+            self.call_times.append(now)
+
+    def calls_in_window(self) -> int:
+        cutoff = self.clock() - self.policy.window
+        while self.call_times and self.call_times[0] < cutoff:
+            self.call_times.popleft()
+        return len(self.call_times)
+
+    def budget_wait(self, need: int) -> float:
+        """Seconds to wait so that `need` more calls stay within the window's budget."""
+        used = self.calls_in_window()
+        over = used + need - self.policy.budget
+        if over <= 0:
+            return 0.0
+        idx = min(len(self.call_times), over) - 1
+        return max(0.0, self.call_times[idx] + self.policy.window - self.clock())
+
+    # ---- logging of what changed ----
+    def log_events(self, svc: Json, result: WatchResult) -> list[Json]:
+        new = [e for e in svc.get("events") or [] if e.get("id") not in self.seen_events]
+        new.sort(key=lambda e: _ts(e.get("createdAt")))
+        for e in new:
+            self.seen_events.add(e.get("id"))
+            self.log(f"event: {e.get('message', '')}")
+        result.events.extend(new)
+        return new
+
+    def log_counts(self, svc: Json) -> None:
+        deps = svc.get("deployments") or []
+        key = tuple((d.get("id"), d.get("status"), d.get("rolloutState"), _n(d, "desiredCount"),
+                     _n(d, "pendingCount"), _n(d, "runningCount"), _n(d, "failedTasks")) for d in deps)
+        if key == self.counts_prev:
+            return
+        self.counts_prev = key
+        parts = []
+        for d in deps:
+            mark = "ours" if d.get("id") == self.our_id else str(d.get("status", "")).lower()
+            parts.append(f"{td_label(d.get('taskDefinition'))} [{mark}, {d.get('rolloutState', '?')}] "
+                         + counts_text(d))
+        self.log("deployments: " + " | ".join(parts))
+
+    def log_targets(self, targets: list[Json]) -> None:
+        now = {_target_key(t): _target_text(t) for t in targets}
+        for key, text in now.items():
+            if self.target_prev.get(key) != text:
+                self.log(f"target {key}: {text}")
+        for key in self.target_prev.keys() - now.keys():
+            self.log(f"target {key}: deregistered")
+        self.target_prev = now
+
+    def log_alarms(self, states: Mapping[str, str]) -> None:
+        for name, state in sorted(states.items()):
+            prev = self.alarm_prev.get(name)
+            if prev != state:
+                self.log(f"alarm {name}: {prev or '?'} → {state}")
+        self.alarm_prev = dict(states)
+
+    def log_stopped(self, tasks: list[Json], result: WatchResult) -> None:
+        for task in sorted(tasks, key=lambda t: _ts(t.get("stoppedAt"))):
+            arn = str(task.get("taskArn"))
+            if arn in self.known_tasks:
+                continue
+            self.known_tasks.add(arn)
+            result.stopped_tasks.append(task)
+            self.log(describe_stopped_task(task))
+
+
+def watch(
+    source: Source,
+    started_deployment_id: str,
+    *,
+    policy: PollPolicy = PollPolicy(),
+    limits: Limits | None = None,
+    log: Callable[[str], None] = lambda line: None,
+    before_ids: Iterable[str] = (),
+    seen_events: Iterable[str] = (),
+    alarms_at_start: Mapping[str, str] | None = None,
+    cancelled: threading.Event | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], bool] | None = None,
+    rng: Callable[[], float] = random.random,
+    first_service: Json | None = None,
+) -> WatchResult:
+    """Poll until our deployment's verdict is final; return it with what was seen.
+
+    sleep(seconds) returns True when cancelled (default: waits on `cancelled`). Raises
+    WatchCancelled when cancelled; never raises for throttling (it backs off and retries).
+    first_service: a description already fetched right after the update (saves a call).
+    """
+    if limits is None:
+        limits = Limits(ecs_rollback_grace=policy.ecs_rollback_grace, health_gate=policy.health_gate,
+                        alarm_grace=policy.alarm_grace)
+    if sleep is None:
+        if cancelled is not None:
+            sleep = cancelled.wait
+        else:
+            def sleep(seconds: float) -> bool:
+                time.sleep(seconds)
+                return False
+    w = _Watch(source, started_deployment_id, policy, limits, log, before_ids, seen_events,
+               alarms_at_start, clock)
+    start = clock()
+    result = WatchResult(verdict=Verdict(IN_PROGRESS, "starting", deployment_id=started_deployment_id),
+                         started=start)
+    throttle_streak = 0
+    slow_polls = 0
+    polls = 0
+    alarms: dict[str, str] = dict(alarms_at_start or {})
+    svc: Json | None = first_service
+    have_first = first_service is not None
+    verdict = result.verdict
+    calls0 = source.calls
+
+    def finish(v: Verdict) -> WatchResult:
+        result.verdict = v
+        result.ended = clock()
+        result.polls = polls
+        result.calls = source.calls - calls0
+        result.targets = w.targets
+        result.alarms = dict(alarms)
+        result.last_service = svc
+        return result
+
+    while True:
+        if cancelled is not None and cancelled.is_set():
+            raise WatchCancelled(verdict)
+        now = clock()
+        polls += 1
+        try:
+            if have_first:
+                have_first = False
+            else:
+                before = source.calls
+                try:
+                    svc = source.service()
+                finally:
+                    w.count_calls(before)
+            throttle_streak = 0
+            aux = _aux_plan(w, svc, polls, verdict)
+            before = source.calls
+            try:
+                if aux["alarms"]:
+                    alarms = source.alarm_states()
+                    w.log_alarms(alarms)
+                if aux["targets"]:
+                    w.targets = source.target_health()
+                    if w.targets is not None:
+                        w.log_targets(w.targets)
+                if aux["tasks"]:
+                    w.log_stopped(source.stopped_tasks(started_deployment_id, w.known_tasks), result)
+            finally:
+                w.count_calls(before)
+        except Throttled as exc:
+            throttle_streak += 1
+            result.throttled += 1
+            delay = policy.throttle_delay(throttle_streak, rng())
+            log(f"AWS is throttling {exc.operation or 'requests'}; retrying in {delay:.1f}s "
+                "(the deployment is not affected)")
+            elapsed = clock() - start
+            if elapsed > limits.timeout:
+                snap = Snapshot(svc, tuple(w.targets) if w.targets is not None else None, alarms)
+                return finish(assess(snap, started_deployment_id, before_ids=w.before_ids,
+                                     timers=Timers(elapsed=elapsed), limits=limits))
+            if sleep(delay):
+                raise WatchCancelled(verdict) from None
+            continue
+
+        if svc is not None:
+            w.log_events(svc, result)
+            w.log_counts(svc)
+        now = clock()
+        timers = _timers(w, svc, alarms, now, start, limits)
+        snap = Snapshot(svc, tuple(w.targets) if w.targets is not None else None, alarms)
+        verdict = assess(snap, started_deployment_id, before_ids=w.before_ids, timers=timers, limits=limits)
+        if verdict.status == ROLLING_BACK and "rollback" not in w.announced:
+            w.announced.add("rollback")
+            log(verdict.message)
+        if verdict.waiting_for_ecs and "waiting" not in w.announced:
+            w.announced.add("waiting")
+            log(verdict.message)
+        if verdict.final:
+            if verdict.status == FAILED:
+                # One last look at what stopped, for the diagnosis.
+                try:
+                    before = source.calls
+                    w.log_stopped(source.stopped_tasks(started_deployment_id, w.known_tasks), result)
+                    if limits.load_balanced and w.targets is None:
+                        w.targets = source.target_health()
+                except Throttled:
+                    pass
+                finally:
+                    w.count_calls(before)
+            return finish(verdict)
+
+        near = near_completion(svc)
+        since = clock() - start
+        base = policy.interval(since, slow_polls, near)
+        if not near and since >= policy.warmup:
+            slow_polls += 1
+        elif near:
+            slow_polls = 0
+        delay = policy.jittered(base, rng())
+        # Budget: the next poll costs 1 call (+ auxiliary ones, at most 3 more).
+        delay = max(delay, w.budget_wait(2 if limits.load_balanced else 1))
+        if sleep(delay):
+            raise WatchCancelled(verdict)
+
+
+def _aux_plan(w: _Watch, svc: Json | None, polls: int, verdict: Verdict) -> dict[str, bool]:
+    """Which auxiliary calls to make this poll: only when something changed, or every Nth poll."""
+    every = polls == 1 or polls % max(1, w.policy.aux_every) == 0
+    ours = None
+    if svc is not None:
+        ours = next((d for d in svc.get("deployments") or [] if d.get("id") == w.our_id), None)
+    failed = _n(ours, "failedTasks") if ours else 0
+    running = _n(ours, "runningCount") if ours else 0
+    new_events = [e for e in (svc or {}).get("events") or [] if e.get("id") not in w.seen_events]
+    text = " ".join(str(e.get("message", "")) for e in new_events)
+    trouble = any(word in text for word in ("stopped", "unhealthy", "failed", "unable", "is unhealthy"))
+    tasks = bool(ours) and (failed != w.last_failed_tasks and failed > 0 or trouble or
+                            (every and ours.get("rolloutState") == "IN_PROGRESS"))
+    completed = bool(ours) and ours.get("rolloutState") == "COMPLETED" and ours.get("status") == "PRIMARY"
+    targets = w.limits.load_balanced and (every or completed or running != w.last_running
+                                          or "target" in text)
+    alarms = bool(w.alarm_prev) and (every or "alarm" in text)
+    w.last_failed_tasks = failed
+    w.last_running = running
+    return {"tasks": tasks, "targets": targets, "alarms": alarms}
+
+
+def _timers(w: _Watch, svc: Json | None, alarms: Mapping[str, str], now: float, start: float,
+            limits: Limits) -> Timers:
+    ours = None
+    if svc is not None:
+        ours = next((d for d in svc.get("deployments") or [] if d.get("id") == w.our_id), None)
+    primary_failed = bool(ours) and ours.get("status") == "PRIMARY" and ours.get("rolloutState") == "FAILED"
+    w.failed_since = (w.failed_since or now) if primary_failed else None
+    completed = bool(ours) and ours.get("status") == "PRIMARY" and ours.get("rolloutState") == "COMPLETED"
+    bad = False
+    if completed and w.targets is not None:
+        _, _, bad_list = target_counts(w.targets)
+        bad = bool(bad_list)
+    w.unhealthy_since = (w.unhealthy_since or now) if bad else None
+    firing = any(state == "ALARM" and name not in w.alarms_at_start for name, state in alarms.items())
+    w.alarm_since = (w.alarm_since or now) if firing and not primary_failed else None
+    return Timers(
+        elapsed=now - start,
+        failed_for=0.0 if w.failed_since is None else now - w.failed_since,
+        unhealthy_for=0.0 if w.unhealthy_since is None else now - w.unhealthy_since,
+        alarm_for=0.0 if w.alarm_since is None else now - w.alarm_since,
+    )
+
+
+def with_timeout(limits: Limits, timeout: float) -> Limits:
+    return replace(limits, timeout=timeout)
