@@ -1,0 +1,307 @@
+"""Preflight for an ECS deploy: check everything the deploy needs exists, before changing anything.
+
+Every check runs even when an earlier one failed, so one run lists every missing thing at once
+(PreflightFailed, exit 1, nothing changed). What the checks resolve on the way (the account id,
+the image digest, full secret ARNs with their random suffix, target group ARNs, alarm states)
+is returned so the plan can be re-rendered with real values.
+
+Secret VALUES are never read: Secrets Manager is asked `DescribeSecret`, SSM `DescribeParameters`
+with a name filter (never GetParameter, which returns the value).
+
+AWS clients come in through `aws` (deployctl.adapters.aws.Clients); error classification uses
+the adapter's helpers, so this module imports no boto3.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from deployctl.adapters import aws as awsa
+from deployctl.config.model import ResolvedConfig
+from deployctl.errors import ExternalError, PreflightFailed, UsageError
+
+ECR_HOST = re.compile(r"^(\d{12})\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com(\.cn)?$")
+
+
+@dataclass
+class PreflightResult:
+    account_id: str
+    image_ref: str  # by digest when the registry could be asked, else as given
+    image_digest: str | None
+    secret_arns: dict[str, str] = field(default_factory=dict)  # deploy.yaml reference → full ARN
+    target_group_arns: dict[str, str] = field(default_factory=dict)  # name → ARN
+    alarm_states: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Report:
+    problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def cannot_check(self, what: str, exc: BaseException) -> None:
+        if awsa.is_access_denied(exc):
+            self.problems.append(f"cannot check {what}: access denied ({awsa.error_code(exc)}); "
+                                 "the deploy would likely fail on it too")
+        else:
+            self.problems.append(f"cannot check {what}: {awsa.error_code(exc) or type(exc).__name__}: "
+                                 f"{awsa.error_message(exc)}")
+
+
+def ssm_name(ref: str) -> str | None:
+    """Parameter name for `ssm:/a/b`, `ssm:name` or an SSM parameter ARN; None for other refs."""
+    if ref.startswith("ssm:"):
+        return ref[len("ssm:"):]
+    if ref.startswith("arn:") and ":ssm:" in ref and ":parameter" in ref:
+        rest = ref.split(":parameter", 1)[1]  # "/a/b" or "/name"
+        return rest if rest.count("/") > 1 else rest.lstrip("/")
+    return None
+
+
+def role_name(arn: str) -> str:
+    """`arn:aws:iam::123:role/path/name` → `name` (GetRole takes the name without the path)."""
+    return arn.rsplit("/", 1)[-1]
+
+
+def run(cfg: ResolvedConfig, aws: Any, image_ref: str, *, log: Callable[[str], None] = lambda s: None,
+        registry_check: Callable[[str], tuple[str | None, str | None]] | None = None) -> PreflightResult:
+    """Check the cluster, image, secrets, target groups, roles and alarms. Raises PreflightFailed
+    listing every problem; ExternalError when AWS itself cannot be reached or credentials are bad.
+
+    registry_check(image_ref) → (digest or None if absent, note) for non-ECR registries; the
+    default uses deployctl.adapters.registry when it exists.
+    """
+    with awsa.aws_errors("checking the AWS account (preflight)"):
+        account = awsa.account_id(aws)
+    rep = _Report()
+    result = PreflightResult(account_id=account, image_ref=image_ref, image_digest=None)
+    _check_cluster(cfg, aws, rep)
+    _check_image(cfg, aws, image_ref, rep, result, registry_check)
+    _check_secrets(cfg, aws, rep, result)
+    _check_target_groups(cfg, aws, rep, result)
+    _check_roles(cfg, aws, rep)
+    _check_alarms(cfg, aws, rep, result)
+    result.notes = rep.notes
+    for note in rep.notes:
+        log(f"preflight: {note}")
+    if rep.problems:
+        n = len(rep.problems)
+        lines = "\n".join(f"  - {p}" for p in rep.problems)
+        raise PreflightFailed(
+            f"preflight found {n} problem{'s' if n != 1 else ''} in {cfg.region} for env {cfg.env_name}; "
+            f"nothing was changed:\n{lines}",
+            hint="create what is missing (or fix the names in deploy.yaml), then run again",
+        )
+    log(f"preflight: ok (cluster {cfg.environment.cluster}, image {result.image_ref}, "
+        f"{len(result.secret_arns)} secrets, {len(result.target_group_arns)} target groups, "
+        f"{len(result.alarm_states)} alarms)")
+    return result
+
+
+def _guard(rep: _Report, what: str, fn: Callable[[], None]) -> None:
+    """Run one check; AWS errors become problems, except unreachable/no credentials (raised)."""
+    try:
+        fn()
+    except awsa.ClientError as exc:
+        if awsa.is_throttle(exc):
+            rep.problems.append(f"cannot check {what}: AWS kept throttling the request; run again")
+        else:
+            rep.cannot_check(what, exc)
+    except awsa.BotoCoreError as exc:
+        err = awsa.translate(exc, f"checking {what}")
+        raise (err or ExternalError(str(exc))) from None
+
+
+def _check_cluster(cfg: ResolvedConfig, aws: Any, rep: _Report) -> None:
+    name = cfg.environment.cluster or "default"
+
+    def check() -> None:
+        resp = aws.ecs.describe_clusters(clusters=[name])
+        clusters = [c for c in resp.get("clusters", []) if c.get("status") != "INACTIVE"]
+        if not clusters:
+            rep.problems.append(f"ECS cluster {name} does not exist")
+            return
+        cluster = clusters[0]
+        if cluster.get("status") not in ("ACTIVE", None):
+            rep.problems.append(f"ECS cluster {name} is {cluster.get('status')}, not ACTIVE")
+        providers = set(cluster.get("capacityProviders") or [])
+        if providers:
+            need = {"FARGATE_SPOT" if s.spot else "FARGATE" for s in cfg.services.values()}
+            for p in sorted(need - providers):
+                rep.problems.append(f"ECS cluster {name} lacks the {p} capacity provider "
+                                    f"(it has {', '.join(sorted(providers))})")
+
+    _guard(rep, f"ECS cluster {name}", check)
+
+
+def _default_registry_check(image_ref: str) -> tuple[str | None, str | None]:
+    try:
+        from deployctl.adapters import registry
+    except ImportError:
+        return None, "no registry client available; image not checked"
+    ref = registry.ImageRef.parse(image_ref)
+    try:
+        digest = registry.RegistryClient(ref.registry).manifest_digest(ref.repository, ref.reference)
+    except ExternalError as exc:
+        return None, f"could not ask {ref.registry} about the image ({exc.message}); not checked"
+    return digest, None if digest else "absent"
+
+
+def _check_image(cfg: ResolvedConfig, aws: Any, image_ref: str, rep: _Report, result: PreflightResult,
+                 registry_check: Callable[[str], tuple[str | None, str | None]] | None) -> None:
+    try:
+        from deployctl.adapters.registry import ImageRef
+        ref = ImageRef.parse(image_ref)
+        host, repo, tag, digest = ref.registry, ref.repository, ref.tag, ref.digest
+    except ImportError:  # pragma: no cover - the registry adapter ships with deployctl
+        host, _, rest = image_ref.partition("/")
+        repo, _, digest = rest.partition("@")
+        repo, _, tag = repo.partition(":")
+        digest = digest or None
+    except UsageError as exc:
+        rep.problems.append(str(exc.message))
+        return
+    m = ECR_HOST.match(host)
+    if m:
+        registry_id, region = m.group(1), m.group(2)
+
+        def check() -> None:
+            ecr = aws.ecr if region == cfg.region else awsa.clients(region).ecr
+            found = awsa.ecr_image_digest(ecr, repo, tag=tag, digest=digest, registry_id=registry_id)
+            if found is None:
+                rep.problems.append(f"image {image_ref} is not in ECR (repository {repo} in {region}, "
+                                    f"account {registry_id})")
+                return
+            result.image_digest = found
+            result.image_ref = f"{host}/{repo}@{found}"
+
+        _guard(rep, f"image {image_ref}", check)
+        return
+    found, note = (registry_check or _default_registry_check)(image_ref)
+    if found:
+        result.image_digest = found
+        result.image_ref = f"{host}/{repo}@{found}"
+    elif note == "absent":
+        rep.problems.append(f"image {image_ref} is not in registry {host}")
+    elif note:
+        rep.notes.append(note)
+        result.image_digest = digest
+
+
+def _secret_refs(cfg: ResolvedConfig) -> dict[str, list[str]]:
+    refs: dict[str, list[str]] = {}
+    for svc_name, svc in cfg.services.items():
+        for env_name, ref in svc.secrets.items():
+            refs.setdefault(ref, []).append(f"{svc_name}.{env_name}")
+    return refs
+
+
+def _check_secrets(cfg: ResolvedConfig, aws: Any, rep: _Report, result: PreflightResult) -> None:
+    for ref, users in _secret_refs(cfg).items():
+        used = f" (used by {', '.join(users)})"
+        name = ssm_name(ref)
+        if name is not None:
+            def check_ssm(ref: str = ref, name: str = name, used: str = used) -> None:
+                resp = aws.ssm.describe_parameters(
+                    ParameterFilters=[{"Key": "Name", "Option": "Equals", "Values": [name]}])
+                params = resp.get("Parameters") or []
+                if not params:
+                    rep.problems.append(f"SSM parameter {name} does not exist{used}")
+                elif params[0].get("ARN"):
+                    result.secret_arns[ref] = str(params[0]["ARN"])
+
+            _guard(rep, f"SSM parameter {name}", check_ssm)
+            continue
+
+        def check_sm(ref: str = ref, used: str = used) -> None:
+            try:
+                resp = aws.secretsmanager.describe_secret(SecretId=ref)
+            except awsa.ClientError as exc:
+                if awsa.is_not_found(exc):
+                    rep.problems.append(f"Secrets Manager secret {ref} does not exist{used}")
+                    return
+                raise
+            if resp.get("DeletedDate"):
+                rep.problems.append(f"Secrets Manager secret {ref} is scheduled for deletion{used}")
+                return
+            result.secret_arns[ref] = str(resp["ARN"])
+
+        _guard(rep, f"secret {ref}", check_sm)
+
+
+def _check_target_groups(cfg: ResolvedConfig, aws: Any, rep: _Report, result: PreflightResult) -> None:
+    seen: set[str] = set()
+    for svc_name, svc in cfg.services.items():
+        if not svc.load_balancer or svc.load_balancer.target_group in seen:
+            continue
+        tg = svc.load_balancer.target_group
+        seen.add(tg)
+
+        def check(tg: str = tg, svc_name: str = svc_name) -> None:
+            kwargs = {"TargetGroupArns": [tg]} if tg.startswith("arn:") else {"Names": [tg]}
+            try:
+                groups = aws.elbv2.describe_target_groups(**kwargs).get("TargetGroups") or []
+            except awsa.ClientError as exc:
+                if awsa.is_not_found(exc):
+                    groups = []
+                else:
+                    raise
+            if not groups:
+                rep.problems.append(f"target group {tg} does not exist (service {svc_name})")
+                return
+            group = groups[0]
+            result.target_group_arns[tg] = str(group["TargetGroupArn"])
+            if group.get("TargetType") not in (None, "ip"):
+                rep.problems.append(f"target group {tg} has target type {group.get('TargetType')}; "
+                                    "Fargate tasks (awsvpc) need target type ip")
+            if not group.get("LoadBalancerArns"):
+                rep.problems.append(f"target group {tg} is not attached to a load balancer (add a "
+                                    "listener rule); ECS refuses services on a detached target group")
+
+        _guard(rep, f"target group {tg}", check)
+
+
+def _check_roles(cfg: ResolvedConfig, aws: Any, rep: _Report) -> None:
+    roles = cfg.environment.roles
+    if roles is None:
+        return
+    for kind, arn in (("execution", roles.execution), ("task", roles.task)):
+        if not arn:
+            continue
+        name = role_name(arn)
+
+        def check(kind: str = kind, arn: str = arn, name: str = name) -> None:
+            try:
+                aws.iam.get_role(RoleName=name)
+            except awsa.ClientError as exc:
+                if awsa.is_not_found(exc):
+                    rep.problems.append(f"IAM {kind} role {name} does not exist ({arn})")
+                    return
+                raise
+
+        _guard(rep, f"IAM {kind} role {name}", check)
+
+
+def _check_alarms(cfg: ResolvedConfig, aws: Any, rep: _Report, result: PreflightResult) -> None:
+    names = list(dict.fromkeys(cfg.deploy.alarms))
+    if not names:
+        return
+
+    def check() -> None:
+        found: dict[str, str] = {}
+        for i in range(0, len(names), 100):
+            resp = aws.cloudwatch.describe_alarms(AlarmNames=names[i:i + 100])
+            for alarm in resp.get("MetricAlarms", []) + resp.get("CompositeAlarms", []):
+                found[str(alarm["AlarmName"])] = str(alarm.get("StateValue", ""))
+        for name in names:
+            if name not in found:
+                rep.problems.append(f"CloudWatch alarm {name} does not exist (deploy.alarms)")
+            elif found[name] == "ALARM":
+                rep.notes.append(f"alarm {name} is already in ALARM: ECS ignores an alarm that is firing "
+                                 "when the deployment starts, so it will not protect this rollout")
+        result.alarm_states = found
+
+    _guard(rep, "deployment alarms", check)
