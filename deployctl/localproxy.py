@@ -1,0 +1,371 @@
+"""The stable local port of a service: a small TCP proxy that deployctl runs as a host process.
+
+Why a proxy at all: a container's published port is fixed when the container is created, so two
+containers (old and new release) can never share 127.0.0.1:8080. Something has to own the stable
+port and decide, per connection, which container gets it. A switch then means "new connections go
+to the new backend", while connections already open to the old one carry on until they finish.
+
+Why this shape:
+- A host process, not a container: a proxy container would need an image, and none can be pulled
+  here (nor should a dev deploy depend on one); the Python running deployctl is always at hand.
+- TCP, not HTTP: it works for any protocol a service speaks (HTTP, gRPC, websockets) and cannot
+  mangle requests. The price: a long-lived keep-alive connection stays on the old backend until
+  the drain period ends and the old container is stopped.
+- Standard library only, run by file path (`python localproxy.py serve ...`): it needs no installed
+  package, imports in milliseconds and keeps running whatever happens to the deployctl install.
+- Detached (own session, reparented to init) so it outlives the deploy command; a later deploy
+  finds it through its state directory and reuses it, or starts a new one if it has died.
+- Control over a unix socket in a 0700 directory, one JSON line per request: only this user can
+  switch traffic, and a switch is acknowledged only once it is in effect. So when deployctl is
+  told "switched", no new connection will reach the old backend, which makes draining exact. The
+  proxy also counts open connections per backend, so draining ends as soon as they are done.
+- The backend list is saved to a file on every switch, so a restarted proxy serves the last
+  release straight away.
+
+State per port (runtime plumbing, not release history: that lives in Docker labels):
+  <state dir>/proxy/<port>/  control.sock  proxy.json (pid, port, owner)  backends.json  proxy.log
+The state dir is $DEPLOYCTL_STATE_DIR or ~/.deployctl; it is per machine because ports are.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import socket
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+CONNECT_TIMEOUT = 5.0
+# macOS allows 104 bytes in a unix socket path, Linux 108; stay under both.
+_MAX_SOCKET_PATH = 100
+_CHUNK = 64 * 1024
+
+
+class ProxyError(RuntimeError):
+    """The proxy could not be started or reached; the message says why, for people."""
+
+
+# --- paths --------------------------------------------------------------------------------------
+
+
+def state_root() -> Path:
+    return Path(os.environ.get("DEPLOYCTL_STATE_DIR") or Path.home() / ".deployctl")
+
+
+def proxy_dir(port: int, root: Path | None = None) -> Path:
+    return (root or state_root()) / "proxy" / str(port)
+
+
+def _socket_path(directory: Path) -> Path:
+    return directory / "control.sock"
+
+
+# --- the proxy process --------------------------------------------------------------------------
+
+
+class _Server:
+    def __init__(self, directory: Path, port: int, owner: str) -> None:
+        self.dir = directory
+        self.port = port
+        self.owner = owner
+        self.backends: list[tuple[str, int]] = _read_backends(directory)
+        self.generation = 0
+        self.next_index = 0
+        self.active: Counter[str] = Counter()
+        self.accepted = 0
+        self.failed = 0
+        self.stopping = asyncio.Event()
+
+    # Data path ----------------------------------------------------------------------------------
+
+    async def client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.accepted += 1
+        # Snapshot: a switch during this connect must not change where this connection goes
+        # half-way through trying its candidates.
+        backends = list(self.backends)
+        upstream = None
+        chosen = ""
+        if backends:
+            start = self.next_index % len(backends)
+            self.next_index += 1
+            for host, port in backends[start:] + backends[:start]:
+                try:
+                    upstream = await asyncio.wait_for(asyncio.open_connection(host, port), CONNECT_TIMEOUT)
+                except (TimeoutError, OSError):
+                    continue
+                chosen = f"{host}:{port}"
+                break
+        if upstream is None:
+            self.failed += 1
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+            return
+        up_reader, up_writer = upstream
+        self.active[chosen] += 1
+        try:
+            await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
+        finally:
+            self.active[chosen] -= 1
+            if self.active[chosen] <= 0:
+                del self.active[chosen]
+            for w in (writer, up_writer):
+                w.close()
+
+    # Control path -------------------------------------------------------------------------------
+
+    async def control(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            line = await asyncio.wait_for(reader.readline(), 5.0)
+            request = json.loads(line or b"{}")
+            reply = self.handle(request)
+        except Exception as exc:  # noqa: BLE001 - a bad request must never take the proxy down
+            reply = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+        with contextlib.suppress(Exception):
+            writer.write(json.dumps(reply).encode() + b"\n")
+            await writer.drain()
+            writer.close()
+
+    def handle(self, request: dict[str, Any]) -> dict[str, Any]:
+        op = request.get("op")
+        if op == "set":
+            backends = [_parse_address(b) for b in request.get("backends", [])]
+            _write_json(self.dir / "backends.json", [f"{h}:{p}" for h, p in backends])
+            self.backends = backends
+            self.generation += 1
+            _log(f"backends -> {', '.join(f'{h}:{p}' for h, p in backends) or '(none)'}")
+        elif op == "stop":
+            self.stopping.set()
+        elif op != "ping":
+            return {"ok": False, "error": f"unknown op {op!r}"}
+        return {"ok": True, **self.status()}
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "pid": os.getpid(),
+            "port": self.port,
+            "owner": self.owner,
+            "backends": [f"{h}:{p}" for h, p in self.backends],
+            "generation": self.generation,
+            "active": dict(self.active),
+            "accepted": self.accepted,
+            "failed": self.failed,
+        }
+
+
+async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    try:
+        while data := await reader.read(_CHUNK):
+            writer.write(data)
+            await writer.drain()
+        # Pass the half-close on: HTTP/1.0 clients and many protocols signal "request done" so.
+        if writer.can_write_eof():
+            writer.write_eof()
+    except (OSError, asyncio.IncompleteReadError):
+        # One side went away: end the other too, or the gather would wait forever.
+        writer.close()
+
+
+async def _serve(directory: Path, port: int, owner: str) -> int:
+    server = _Server(directory, port, owner)
+    try:
+        listener = await asyncio.start_server(server.client, "127.0.0.1", port, reuse_address=True,
+                                              backlog=512)
+    except OSError as exc:
+        _log(f"cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}")
+        return 1
+    sock_path = _socket_path(directory)
+    with contextlib.suppress(FileNotFoundError):
+        sock_path.unlink()
+    control = await asyncio.start_unix_server(server.control, str(sock_path))
+    os.chmod(sock_path, 0o600)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, server.stopping.set)
+    # Written last: its presence plus an answering socket means "ready".
+    _write_json(directory / "proxy.json", {"pid": os.getpid(), "port": port, "owner": owner,
+                                           "started": time.time()})
+    _log(f"listening on 127.0.0.1:{port} for {owner}; backends: "
+         f"{', '.join(f'{h}:{p}' for h, p in server.backends) or '(none)'}")
+    await server.stopping.wait()
+    listener.close()
+    control.close()
+    for path in (sock_path, directory / "proxy.json"):
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+    _log("stopped")
+    return 0
+
+
+def _parse_address(text: str) -> tuple[str, int]:
+    host, _, port = str(text).rpartition(":")
+    if not host or not port.isdigit():
+        raise ValueError(f"backend {text!r} is not host:port")
+    return host, int(port)
+
+
+def _read_backends(directory: Path) -> list[tuple[str, int]]:
+    try:
+        return [_parse_address(b) for b in json.loads((directory / "backends.json").read_text())]
+    except (OSError, ValueError):
+        return []
+
+
+def _write_json(path: Path, data: Any) -> None:
+    # Atomic replace: a proxy restarting mid-write must never read half a file.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data))
+    os.replace(tmp, path)
+
+
+def _log(message: str) -> None:
+    print(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} proxy[{os.getpid()}] {message}", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="deployctl local TCP proxy (started by deployctl)")
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    serve = sub.add_parser("serve")
+    serve.add_argument("--dir", required=True, type=Path)
+    serve.add_argument("--port", required=True, type=int)
+    serve.add_argument("--owner", default="")
+    args = parser.parse_args(argv)
+    return asyncio.run(_serve(args.dir, args.port, args.owner))
+
+
+# --- the deployctl side -------------------------------------------------------------------------
+
+
+def request(directory: Path, payload: dict[str, Any], timeout: float = 3.0) -> dict[str, Any]:
+    """Send one control request; raises ProxyError if no proxy answers there."""
+    path = _socket_path(directory)
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(timeout)
+            sock.connect(str(path))
+            sock.sendall(json.dumps(payload).encode() + b"\n")
+            data = b""
+            while not data.endswith(b"\n"):
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+    except OSError as exc:
+        raise ProxyError(f"no proxy answers on {path}: {exc.strerror or exc}") from None
+    try:
+        reply = json.loads(data)
+    except ValueError:
+        raise ProxyError(f"the proxy on {path} sent a garbled reply: {data[:200]!r}") from None
+    if not reply.get("ok"):
+        raise ProxyError(f"the proxy on {path} refused {payload.get('op')}: {reply.get('error')}")
+    return dict(reply)
+
+
+def status(port: int, root: Path | None = None) -> dict[str, Any] | None:
+    """The running proxy's status for `port`, or None if none is alive."""
+    try:
+        return request(proxy_dir(port, root), {"op": "ping"}, timeout=2.0)
+    except ProxyError:
+        return None
+
+
+def ensure(port: int, owner: str, root: Path | None = None, wait: float = 5.0) -> dict[str, Any]:
+    """Reuse the live proxy for `port` or start one; return its status.
+
+    Raises ProxyError if the port's proxy belongs to another app/env/service or cannot start
+    (the port is taken by another program, say), with the proxy's own last log lines.
+    """
+    directory = proxy_dir(port, root)
+    current = status(port, root)
+    if current is not None:
+        if current.get("owner") != owner:
+            raise ProxyError(
+                f"127.0.0.1:{port} is already the stable port of {current.get('owner')} "
+                f"(proxy pid {current.get('pid')}); give {owner} another local_port"
+            )
+        return current
+    sock = _socket_path(directory)
+    if len(str(sock)) > _MAX_SOCKET_PATH:
+        raise ProxyError(f"state directory path too long for a unix socket: {sock}; "
+                         "set DEPLOYCTL_STATE_DIR to a shorter directory")
+    directory.mkdir(parents=True, exist_ok=True)
+    os.chmod(directory, 0o700)
+    for stale in (sock, directory / "proxy.json"):
+        with contextlib.suppress(FileNotFoundError):
+            stale.unlink()
+    log = directory / "proxy.log"
+    _spawn([sys.executable, str(Path(__file__).resolve()), "serve", "--dir", str(directory),
+            "--port", str(port), "--owner", owner], log)
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        if (directory / "proxy.json").exists():
+            current = status(port, root)
+            if current is not None:
+                return current
+        time.sleep(0.05)
+    tail = _tail(log, 5)
+    raise ProxyError(f"the local proxy for 127.0.0.1:{port} did not start within {wait:g}s"
+                     + (":\n  " + "\n  ".join(tail) if tail else ""))
+
+
+def _spawn(argv: list[str], log: Path) -> None:
+    """Start argv detached: its own session, reparented to init, output appended to `log`.
+
+    `sh -c '... &'` exits at once, so the proxy is nobody's child: no zombie is left in the
+    deploy command (or a test process) when it dies, and nothing waits on it.
+    """
+    from deployctl.adapters import shell
+
+    script = 'log=$1; shift; "$@" </dev/null >>"$log" 2>&1 &'
+    code, _out, err = shell.run_capture(["/bin/sh", "-c", script, "sh", str(log), *argv], timeout=10)
+    if code != 0:
+        raise ProxyError(f"could not start the local proxy: {err.strip() or f'exit {code}'}")
+
+
+def switch(port: int, backends: list[str], root: Path | None = None) -> dict[str, Any]:
+    """Point new connections at `backends`; returns once the proxy has switched."""
+    return request(proxy_dir(port, root), {"op": "set", "backends": list(backends)})
+
+
+def wait_drained(port: int, backends: list[str], timeout: float, root: Path | None = None) -> int:
+    """Wait up to `timeout` s until no connection to `backends` is open; return those still open."""
+    deadline = time.monotonic() + timeout
+    while True:
+        current = status(port, root)
+        if current is None:
+            return 0  # proxy gone: nothing of ours is in flight through it
+        open_ = sum(int(current.get("active", {}).get(b, 0)) for b in backends)
+        if open_ == 0 or time.monotonic() >= deadline:
+            return open_
+        time.sleep(0.05)
+
+
+def stop(port: int, root: Path | None = None, wait: float = 5.0) -> bool:
+    """Stop the proxy for `port` if one is running; True if one was stopped."""
+    directory = proxy_dir(port, root)
+    try:
+        request(directory, {"op": "stop"})
+    except ProxyError:
+        return False
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline and _socket_path(directory).exists():
+        time.sleep(0.05)
+    return True
+
+
+def _tail(path: Path, n: int) -> list[str]:
+    try:
+        return path.read_text(errors="replace").splitlines()[-n:]
+    except OSError:
+        return []
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,903 @@
+"""The local target (`target: docker`): deploy an app's services to the Docker engine on this machine.
+
+A deploy of one environment is one release, numbered r1, r2, … per app and environment. For each
+service, in `after` order:
+  1. start `count` new containers of the release's image, ports published on 127.0.0.1 at an
+     ephemeral host port, with a Docker HEALTHCHECK built from the service's health config;
+  2. wait until Docker calls every new container healthy (honouring start_period). A container
+     that exits, turns unhealthy or is still not healthy when the budget runs out fails the
+     release: its last log lines and health-check output are shown, it is removed, and every
+     service already switched in this release is switched back. The old containers were never
+     touched, so the old release keeps serving throughout;
+  3. switch the service's stable port (a small proxy, see deployctl/localproxy.py) to the new
+     containers: new connections go to them, open ones finish on the old containers.
+Once every service is switched, the old containers are drained (until the proxy reports no open
+connection to them, at most the drain period) and stopped. All-or-nothing per release: a
+failure in the third service leaves the first two on the old release as well.
+
+Where the history lives (DESIGN principle 2, no state file): in Docker itself.
+- Every container carries labels: deployctl.app/env/service/release, git sha, image digest, time.
+- Container labels are fixed at creation, and a release's outcome is known only later, so the
+  outcome is recorded on a *release record*: a container created (never started, no network)
+  from the release's image once the outcome is known, labelled with the outcome, duration, who
+  and why. A record costs no process and no memory; it shows up in `docker ps -a`; it outlives
+  the containers that ran the release (those are removed), including a failed release whose only
+  container was removed at once; and it pins the release's image, so `docker image prune` cannot
+  take away what rollback needs.
+- Each release's image is also tagged `deployctl-releases/<app>:<env>-r<N>`, so a rebuild that
+  moves the build tag does not change what "r4" means. The newest `image.keep` releases keep
+  their record and tag; older ones lose both (the image itself goes when nothing else holds it).
+What is kept outside Docker is runtime plumbing only: the proxy's pid/backends/socket, and a
+lock file so two deploys of one environment never interleave (flock: released by the kernel when
+the holder dies, so it cannot go stale).
+
+Health checks locally run every LOCAL_INTERVAL seconds rather than the configured interval (5 s
+minimum, for ECS). Docker runs the first check one interval after start and has no faster
+start-up probing on this engine, so a 10 s interval would make every local deploy wait ≥10 s
+for an app that is ready in 3. Retries are scaled up to keep the same failure window
+(retries × interval), so a slow release is not failed any sooner than on ECS.
+
+Secrets: the local target never reads a cloud secret store. Each secret's value comes from the
+deployer's environment variable of the same name; missing ones are named, values never logged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime as dt
+import getpass
+import math
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from deployctl import localproxy
+from deployctl.errors import DeployFailed, ExternalError, LockHeld, PreflightFailed, UsageError
+from deployctl.redact import Redactor
+
+if TYPE_CHECKING:
+    from deployctl.config.model import ResolvedConfig, Service
+    from deployctl.plan import Plan
+
+LABEL = "deployctl"
+L_APP, L_ENV, L_SERVICE = f"{LABEL}.app", f"{LABEL}.env", f"{LABEL}.service"
+L_ROLE, L_RELEASE, L_NUMBER = f"{LABEL}.role", f"{LABEL}.release", f"{LABEL}.release-number"
+L_SHA, L_IMAGE, L_DIGEST = f"{LABEL}.git-sha", f"{LABEL}.image", f"{LABEL}.image-digest"
+L_CREATED, L_KIND, L_WHO = f"{LABEL}.created", f"{LABEL}.kind", f"{LABEL}.who"
+L_OUTCOME, L_ENDED, L_DURATION = f"{LABEL}.outcome", f"{LABEL}.ended", f"{LABEL}.duration"
+L_MESSAGE, L_SERVICES, L_ROLLBACK_OF = f"{LABEL}.message", f"{LABEL}.services", f"{LABEL}.rollback-of"
+
+ROLE_SERVICE, ROLE_RECORD = "service", "release-record"
+RELEASE_REPO = "deployctl-releases"
+
+LOCAL_INTERVAL = 1.0
+HEALTH_MARGIN = 10.0  # on top of start_period + retries × interval: the last check's own timeout
+NO_HEALTHCHECK_SETTLE = 2.0  # no health check at all: "healthy" = still running after this long
+DEFAULT_DRAIN = 10.0  # upper bound only: draining ends as soon as the old connections are done
+STOP_GRACE = 10  # seconds `docker stop` waits after SIGTERM before SIGKILL
+LOG_TAIL = 20
+
+Log = Callable[[str], None]
+
+
+# --- plain data returned to commands --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Release:
+    """One release of one app/env, read back from its record container (or running containers)."""
+
+    id: str  # "r7"
+    number: int
+    kind: str  # "deploy" | "rollback"
+    outcome: str  # "succeeded" | "failed" | "interrupted" | "in progress"
+    git_sha: str
+    image: str  # the ref that was deployed
+    image_id: str
+    digest: str
+    created: str  # ISO 8601 UTC
+    ended: str
+    duration_s: float | None
+    who: str
+    message: str
+    services: tuple[str, ...]
+    rollback_of: str = ""
+    current: bool = False  # its containers are the ones serving now
+    image_available: bool = True  # can be rolled back to
+
+
+@dataclass(frozen=True)
+class ContainerState:
+    name: str
+    id: str
+    release: str
+    state: str  # docker's: running, exited, created…
+    health: str  # healthy, unhealthy, starting, or "none" without a health check
+    backend: str  # 127.0.0.1:PORT the proxy forwards to, "" without a port
+
+
+@dataclass(frozen=True)
+class ServiceStatus:
+    service: str
+    release: str  # the release the stable port (or the running containers) serve, "" if none
+    desired: int
+    running: int
+    healthy: int
+    containers: tuple[ContainerState, ...]
+    url: str  # http://127.0.0.1:LOCAL_PORT, "" for a service without a port
+    proxy_pid: int | None
+    proxy_backends: tuple[str, ...]
+    git_sha: str = ""
+    image: str = ""
+    digest: str = ""
+
+
+@dataclass(frozen=True)
+class LocalStatus:
+    app: str
+    env: str
+    current: Release | None
+    services: tuple[ServiceStatus, ...]
+
+
+@dataclass(frozen=True)
+class RollbackChoice:
+    """What `rollback` would do: shown to the user before they confirm."""
+
+    current: Release | None
+    target: Release
+
+
+# --- entry points ---------------------------------------------------------------------------------
+
+
+def deploy(plan: Plan, image_ref: str, ctx: Any, options: Any) -> None:
+    """Deploy `image_ref` (as pushed) to every service of plan's environment on the local engine.
+
+    Raises DeployFailed when the new release does not become healthy (the old one keeps
+    serving), PreflightFailed for missing secrets, ExternalError when Docker fails.
+    Puts `url` (the first service's stable address) and `release` into ctx.outputs.
+    """
+    from deployctl.adapters import engine
+
+    cfg = plan.config
+    secrets = local_secrets(cfg)
+    for values in secrets.values():
+        for value in values.values():
+            ctx.add_secret(value)
+    client = engine.connect()
+    image = _local_image(client, image_ref, ctx.log)
+    meta = _Meta(kind="deploy", git_sha=plan.git.sha, image_ref=image_ref,
+                 digest=_digest_of(image_ref, image), image_id=image["Id"])
+    release = _apply(client, cfg, meta, secrets, log=ctx.log, note=ctx.note,
+                     cancelled=getattr(ctx, "cancelled", None), timeout=_option(options, "timeout"),
+                     drain=_option(options, "drain"))
+    ctx.outputs["release"] = release.id
+    urls = service_urls(cfg)
+    if urls:
+        ctx.outputs["url"] = next(iter(urls.values()))
+        for name, url in urls.items():
+            ctx.log(f"{name}: {url}")
+
+
+def plan_rollback(cfg: ResolvedConfig, to: str | None = None, steps: int = 1,
+                  client: Any = None) -> RollbackChoice:
+    """Pick the release `rollback` would deploy; raises UsageError when there is none."""
+    if steps < 1:
+        raise UsageError("--steps must be 1 or more")
+    releases = history(cfg, limit=None, client=client)
+    current = next((r for r in releases if r.current), None)
+    where = f"{cfg.app}/{cfg.env_name}"
+    if to is not None:
+        wanted = _release_number(to)
+        target = next((r for r in releases if r.number == wanted), None)
+        if target is None:
+            known = ", ".join(r.id for r in releases[:10]) or "none"
+            raise UsageError(f"{where} has no release {to} (kept releases: {known})",
+                             hint="`deployctl history --env ...` lists them")
+        if target.outcome != "succeeded":
+            raise UsageError(f"release {target.id} of {where} {target.outcome}; refusing to roll back to it",
+                             hint="choose a release whose outcome is succeeded")
+        if current is not None and target.number == current.number:
+            raise UsageError(f"release {target.id} is already what {where} runs")
+    else:
+        seen = {current.image_id} if current else set()
+        candidates = []
+        for r in releases:  # newest first
+            if r.outcome != "succeeded" or (current and r.number >= current.number) or r.image_id in seen:
+                continue
+            seen.add(r.image_id)
+            candidates.append(r)
+        if len(candidates) < steps:
+            what = "an earlier successful release" if steps == 1 else f"{steps} earlier successful releases"
+            raise UsageError(f"{where} has no {what} to roll back to"
+                             + (f" (it runs {current.id})" if current else " (nothing is deployed)"),
+                             hint=f"the last {cfg.image.keep} releases are kept (image.keep)")
+        target = candidates[steps - 1]
+    if not target.image_available:
+        raise UsageError(f"the image of {target.id} is no longer in the local engine",
+                         hint="it was removed outside deployctl; deploy that commit again instead")
+    return RollbackChoice(current=current, target=target)
+
+
+def rollback(cfg: ResolvedConfig, to: str | None = None, steps: int = 1, *,
+             log: Log | None = None, timeout: float | None = None, drain: float | None = None,
+             cancelled: threading.Event | None = None, choice: RollbackChoice | None = None) -> Release:
+    """Redeploy an earlier release's image with the same health-gated switch; returns the new release.
+
+    By default the previous successful release (`steps` back); `to` names one ("r3" or "3").
+    Pass the `choice` from plan_rollback to deploy exactly what the user confirmed. The rollback
+    is itself a release (kind "rollback"). Config (env, health, ports) is today's deploy.yaml;
+    the image, and so the code and the baked files, are the old release's.
+    """
+    from deployctl.adapters import engine
+
+    client = engine.connect()
+    choice = choice or plan_rollback(cfg, to, steps, client=client)
+    secrets = local_secrets(cfg)
+    redactor = Redactor([v for values in secrets.values() for v in values.values()])
+    out = log or print
+
+    def say(line: str) -> None:
+        out(redactor.redact(line))
+
+    target = choice.target
+    say(f"rolling {cfg.app}/{cfg.env_name} back to {target.id} (git {target.git_sha[:12]}, {target.image})")
+    meta = _Meta(kind="rollback", git_sha=target.git_sha, image_ref=target.image, digest=target.digest,
+                 image_id=target.image_id, rollback_of=target.id)
+    return _apply(client, cfg, meta, secrets, log=say, note=lambda text: None, cancelled=cancelled,
+                  timeout=timeout, drain=drain)
+
+
+def history(cfg: ResolvedConfig, limit: int | None = 20, client: Any = None) -> list[Release]:
+    """Releases of cfg's app/env, newest first, from release records and running containers."""
+    if client is None:
+        from deployctl.adapters import engine
+
+        client = engine.connect()
+    return _releases(client, cfg)[:limit] if limit else _releases(client, cfg)
+
+
+def status(cfg: ResolvedConfig, client: Any = None) -> LocalStatus:
+    """What runs now, per service: release, containers and their health, the stable port."""
+    if client is None:
+        from deployctl.adapters import engine
+
+        client = engine.connect()
+    releases = _releases(client, cfg)
+    by_id = {r.id: r for r in releases}
+    out = []
+    for name, svc in cfg.services.items():
+        containers = _service_containers(client, cfg, name)
+        states = tuple(_container_state(c, svc) for c in containers)
+        proxy = localproxy.status(local_port(svc)) if svc.port else None
+        backends = tuple(proxy.get("backends", [])) if proxy else ()
+        serving = [s for s in states if s.state == "running" and (not svc.port or s.backend in backends)]
+        rel = serving[0].release if serving else ""
+        info = by_id.get(rel)
+        out.append(ServiceStatus(
+            service=name, release=rel, desired=svc.count,
+            running=sum(s.state == "running" for s in states),
+            healthy=sum(s.health in ("healthy", "none") and s.state == "running" for s in states),
+            containers=states,
+            url=f"http://127.0.0.1:{local_port(svc)}" if svc.port else "",
+            proxy_pid=int(proxy["pid"]) if proxy else None, proxy_backends=backends,
+            git_sha=info.git_sha if info else "", image=info.image if info else "",
+            digest=info.digest if info else "",
+        ))
+    return LocalStatus(app=cfg.app, env=cfg.env_name, current=next((r for r in releases if r.current), None),
+                       services=tuple(out))
+
+
+def remove(cfg: ResolvedConfig, client: Any = None) -> int:
+    """Take cfg's app/env off this machine: containers, records, release tags, proxies. Returns
+    the number of containers removed. For tests and for cleaning up a dev environment."""
+    if client is None:
+        from deployctl.adapters import engine
+
+        client = engine.connect()
+    containers = client.containers.list(all=True, filters={"label": [f"{L_APP}={cfg.app}",
+                                                                      f"{L_ENV}={cfg.env_name}"]})
+    for c in containers:
+        with contextlib.suppress(Exception):
+            c.remove(force=True)
+    for svc in cfg.services.values():
+        if svc.port:
+            proxy = localproxy.status(local_port(svc))
+            if proxy and proxy.get("owner", "").startswith(f"{cfg.app}/{cfg.env_name}/"):
+                localproxy.stop(local_port(svc))
+    for image in client.images.list(name=f"{RELEASE_REPO}/{cfg.app}"):
+        for ref in image.tags:
+            if ref.split(":", 1)[-1].startswith(f"{cfg.env_name}-r"):
+                with contextlib.suppress(Exception):
+                    client.images.remove(ref)
+    return len(containers)
+
+
+# --- helpers commands may use ---------------------------------------------------------------------
+
+
+def local_port(svc: Service) -> int:
+    return int(svc.local_port or svc.port or 0)
+
+
+def service_urls(cfg: ResolvedConfig) -> dict[str, str]:
+    return {name: f"http://127.0.0.1:{local_port(svc)}" for name, svc in cfg.services.items() if svc.port}
+
+
+def local_secrets(cfg: ResolvedConfig, environ: Mapping[str, str] | None = None) -> dict[str, dict[str, str]]:
+    """service → {ENV_NAME: value} from the deployer's environment; PreflightFailed names all missing."""
+    environ = os.environ if environ is None else environ
+    out: dict[str, dict[str, str]] = {}
+    missing: list[str] = []
+    for name, svc in cfg.services.items():
+        out[name] = {}
+        for var in svc.secrets:
+            if environ.get(var):
+                out[name][var] = environ[var]
+            else:
+                missing.append(f"{var} (services.{name}.secrets)")
+    if missing:
+        raise PreflightFailed(
+            "the local target reads secrets from your environment, and these are not set: "
+            + ", ".join(missing),
+            hint="export them before deploying (values are passed to the containers and never printed)",
+        )
+    return out
+
+
+def healthcheck(svc: Service) -> dict[str, Any] | None:
+    """The Docker HEALTHCHECK for a service (the SDK's `healthcheck` parameter), None without one."""
+    health = svc.health
+    if health is None:
+        return None
+    if health.path:
+        test = ["CMD", "wget", "-q", "-O", "/dev/null", f"http://127.0.0.1:{svc.port}{health.path}"]
+    elif isinstance(health.command, list):
+        test = ["CMD", *health.command]
+    else:
+        test = ["CMD-SHELL", str(health.command)]
+    interval = min(health.interval, LOCAL_INTERVAL)
+    ns = 1_000_000_000
+    return {
+        "test": test,
+        "interval": int(interval * ns),
+        "timeout": int(health.timeout * ns),
+        "retries": max(health.retries, math.ceil(health.retries * health.interval / interval)),
+        "start_period": int(health.start_period * ns),
+    }
+
+
+def health_budget(svc: Service) -> float:
+    """Seconds after which a container that is not healthy never will be (by its health config)."""
+    health = svc.health
+    if health is None:
+        return NO_HEALTHCHECK_SETTLE + HEALTH_MARGIN
+    return health.start_period + health.retries * health.interval + health.timeout + HEALTH_MARGIN
+
+
+# --- the apply step ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Meta:
+    kind: str
+    git_sha: str
+    image_ref: str
+    digest: str
+    image_id: str
+    rollback_of: str = ""
+
+
+@dataclass
+class _Roll:
+    """One service's switch in progress: what to undo on failure, what to drain on success."""
+
+    service: str
+    new: list[Any]
+    old: list[Any]
+    port: int = 0  # stable local port, 0 without one
+    old_backends: list[str] = field(default_factory=list)
+    switched: bool = False
+
+
+# Failures that mean "this release is bad" (recorded as failed) rather than "we were stopped".
+_FAILURES = (DeployFailed, ExternalError, PreflightFailed, UsageError, LockHeld)
+
+
+class _NotHealthy(Exception):
+    def __init__(self, container: Any, reason: str) -> None:
+        super().__init__(reason)
+        self.container = container
+        self.reason = reason
+
+
+def _apply(client: Any, cfg: ResolvedConfig, meta: _Meta, secrets: dict[str, dict[str, str]], *,
+           log: Log, note: Log, cancelled: threading.Event | None, timeout: float | None,
+           drain: float | None) -> Release:
+    with _env_lock(cfg):
+        number = _next_number(client, cfg)
+        rid = f"r{number}"
+        release_ref = f"{RELEASE_REPO}/{cfg.app}:{cfg.env_name}-{rid}"
+        _tag(client, meta.image_id, release_ref)
+        started = time.time()
+        base = {
+            L_APP: cfg.app, L_ENV: cfg.env_name, L_RELEASE: rid, L_NUMBER: str(number),
+            L_SHA: meta.git_sha, L_IMAGE: meta.image_ref, L_DIGEST: meta.digest,
+            L_CREATED: _iso(started), L_KIND: meta.kind, L_WHO: _who(),
+        }
+        if meta.rollback_of:
+            base[L_ROLLBACK_OF] = meta.rollback_of
+        log(f"release {rid} of {cfg.app}/{cfg.env_name}: {meta.image_ref}")
+        rolls: list[_Roll] = []
+        try:
+            for name in _service_order(cfg):
+                _raise_if_cancelled(cancelled)
+                roll = _start_service(client, cfg, name, release_ref, base, secrets.get(name, {}), log=log,
+                                      note=note, cancelled=cancelled, cap=timeout)
+                rolls.append(roll)
+        except BaseException as exc:
+            outcome = "failed" if isinstance(exc, _FAILURES) else "interrupted"
+            _undo(rolls, log)
+            message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+            _record(client, cfg, base, meta.image_id, outcome, started, message, log)
+            raise
+        _finish(client, rolls, drain, log)
+        release = _record(client, cfg, base, meta.image_id, "succeeded", started, "", log)
+        _prune(client, cfg, log)
+        log(f"release {rid} is live ({time.time() - started:.1f}s)")
+        return release
+
+
+
+def _start_service(client: Any, cfg: ResolvedConfig, name: str, image_ref: str, base: dict[str, str],
+                   secret_env: dict[str, str], *, log: Log, note: Log, cancelled: threading.Event | None,
+                   cap: float | None) -> _Roll:
+    svc = cfg.services[name]
+    rid = base[L_RELEASE]
+    port = local_port(svc) if svc.port else 0
+    if port:
+        _ensure_proxy(client, cfg, name, port)
+    existing = _service_containers(client, cfg, name)
+    old = [c for c in existing if c.status == "running"]
+    for stale in (c for c in existing if c.status != "running"):
+        with contextlib.suppress(Exception):  # leftovers of an interrupted deploy
+            stale.remove(force=True)
+    roll = _Roll(service=name, new=[], old=old, port=port)
+    labels = {**base, L_SERVICE: name, L_ROLE: ROLE_SERVICE}
+    env = {"GIT_SHA": base[L_SHA], "DEPLOYCTL_RELEASE": rid, **svc.env, **secret_env}
+    for i in range(svc.count):
+        cname = f"{cfg.app}-{cfg.env_name}-{name}-{rid}" + (f"-{i + 1}" if svc.count > 1 else "")
+        roll.new.append(_run_container(client, cname, image_ref, svc, labels, env))
+    budget = health_budget(svc)
+    limit = min(budget, cap) if cap else budget
+    if roll.new:
+        desc = ", ".join(f"{c.name} on {_backend(c, svc) or 'no port'}" for c in roll.new)
+        log(f"{name}: started {desc}; waiting for health (up to {limit:.0f}s)")
+    try:
+        _wait_healthy(roll.new, svc, limit, log=log, note=note, cancelled=cancelled, service=name)
+    except _NotHealthy as exc:
+        _show_failure(exc.container, name, log)
+        _remove(roll.new)
+        serving = ", ".join(sorted({c.labels.get(L_RELEASE, "?") for c in old})) or "nothing"
+        where = f" on 127.0.0.1:{port}" if port else ""
+        raise DeployFailed(
+            f"{name}: release {rid} did not become healthy: {exc.reason}. "
+            f"The previous release ({serving}) keeps serving{where}.",
+            hint="its last log lines and health-check output are above",
+        ) from None
+    except BaseException:
+        _remove(roll.new)
+        raise
+    if port:
+        roll.old_backends = list((localproxy.status(port) or {}).get("backends", []))
+        new_backends = [_backend(c, svc) for c in roll.new]
+        _switch(port, new_backends)
+        roll.switched = True
+        log(f"{name}: 127.0.0.1:{port} now sends new connections to {rid} "
+            f"({', '.join(new_backends) or 'none'})")
+    return roll
+
+
+def _run_container(client: Any, name: str, image_ref: str, svc: Service, labels: dict[str, str],
+                   env: dict[str, str]) -> Any:
+    from deployctl.adapters import engine
+
+    with contextlib.suppress(engine.errors.NotFound):
+        client.containers.get(name).remove(force=True)
+    try:
+        container = client.containers.create(
+            image_ref, name=name, labels=labels, environment=env, command=svc.command,
+            detach=True, healthcheck=healthcheck(svc),
+            # Ephemeral host port on loopback: each release gets its own, the proxy owns the
+            # stable one, and nothing is exposed beyond this machine.
+            ports={f"{svc.port}/tcp": ("127.0.0.1", None)} if svc.port else None,
+            # The Fargate memory is a hard limit there; the same limit here surfaces an
+            # out-of-memory model load on the laptop instead of in production. CPU is not capped:
+            # a throttled dev box helps no one.
+            mem_limit=f"{svc.memory}m",
+        )
+    except engine.errors.APIError as exc:
+        raise ExternalError(f"could not create container {name}: {exc.explanation or exc}") from None
+    try:
+        container.start()
+    except engine.errors.APIError as exc:
+        with contextlib.suppress(Exception):
+            container.remove(force=True)
+        raise DeployFailed(f"container {name} could not start: {exc.explanation or exc}") from None
+    container.reload()
+    return container
+
+
+def _wait_healthy(containers: list[Any], svc: Service, limit: float, *, log: Log, note: Log,
+                  cancelled: threading.Event | None, service: str) -> None:
+    t0 = time.monotonic()
+    pending = list(containers)
+    seen: dict[str, str] = {}
+    while pending:
+        _raise_if_cancelled(cancelled)
+        elapsed = time.monotonic() - t0
+        for c in list(pending):
+            c.reload()
+            state = c.attrs.get("State", {})
+            health = state.get("Health")
+            if state.get("Status") in ("exited", "dead"):
+                code = state.get("ExitCode")
+                raise _NotHealthy(c, f"{c.name} exited with code {code} after {elapsed:.1f}s")
+            if health is None:
+                if elapsed >= NO_HEALTHCHECK_SETTLE:
+                    log(f"{service}: {c.name} running (no health check) after {elapsed:.1f}s")
+                    pending.remove(c)
+                continue
+            now = health.get("Status", "")
+            if seen.get(c.name) != now:
+                seen[c.name] = now
+                if now == "starting":
+                    note(f"{service}: starting")
+            if now == "healthy":
+                log(f"{service}: {c.name} healthy after {elapsed:.1f}s")
+                pending.remove(c)
+            elif now == "unhealthy":
+                streak = health.get("FailingStreak", "?")
+                raise _NotHealthy(c, f"its health check failed {streak} times in a row "
+                                     f"(after {elapsed:.1f}s)")
+        if pending and elapsed > limit:
+            raise _NotHealthy(pending[0], f"still not healthy after {limit:.0f}s")
+        if pending:
+            time.sleep(0.25)
+
+
+def _show_failure(container: Any, service: str, log: Log) -> None:
+    with contextlib.suppress(Exception):
+        container.reload()
+        raw = container.logs(tail=LOG_TAIL, stdout=True, stderr=True).decode("utf-8", "replace")
+        lines = raw.splitlines()
+        log(f"{service}: last {len(lines)} log lines of {container.name}:")
+        for line in lines:
+            log(f"  | {line}")
+        checks = ((container.attrs.get("State") or {}).get("Health") or {}).get("Log") or []
+        if checks:
+            log(f"{service}: last health checks of {container.name}:")
+        for check in checks[-5:]:
+            output = " ".join(str(check.get("Output", "")).split())[:300]
+            log(f"  | exit {check.get('ExitCode')}: {output or '(no output)'}")
+
+
+def _undo(rolls: list[_Roll], log: Log) -> None:
+    """Put every service back on what it served before this release; remove the new containers."""
+    for roll in reversed(rolls):
+        if roll.switched:
+            try:
+                _switch(roll.port, roll.old_backends)
+                log(f"{roll.service}: 127.0.0.1:{roll.port} switched back to the previous release")
+            except ExternalError as exc:
+                log(f"{roll.service}: could not switch back: {exc.message}")
+        _remove(roll.new)
+
+
+def _finish(client: Any, rolls: list[_Roll], drain: float | None, log: Log) -> None:
+    """Drain and stop the containers of the previous release, now that every service is switched."""
+    limit = _drain_seconds(drain)
+    for roll in rolls:
+        if not roll.old:
+            continue
+        if roll.port and roll.old_backends:
+            left = localproxy.wait_drained(roll.port, roll.old_backends, limit)
+            if left:
+                log(f"{roll.service}: {left} connection(s) still open to the previous release after "
+                    f"{limit:g}s of draining; stopping it anyway")
+        for c in roll.old:
+            with contextlib.suppress(Exception):
+                c.stop(timeout=STOP_GRACE)
+        _remove(roll.old)
+        log(f"{roll.service}: stopped {', '.join(c.name for c in roll.old)}")
+
+
+def _drain_seconds(drain: float | None) -> float:
+    if drain is not None:
+        return float(drain)
+    raw = os.environ.get("DEPLOYCTL_DRAIN")
+    try:
+        return float(raw) if raw else DEFAULT_DRAIN
+    except ValueError:
+        raise UsageError(f"DEPLOYCTL_DRAIN must be a number of seconds, not {raw!r}") from None
+
+
+def _remove(containers: list[Any]) -> None:
+    for c in containers:
+        with contextlib.suppress(Exception):
+            c.remove(force=True)
+
+
+def _ensure_proxy(client: Any, cfg: ResolvedConfig, service: str, port: int) -> None:
+    owner = f"{cfg.app}/{cfg.env_name}/{service}"
+    try:
+        localproxy.ensure(port, owner)
+        return
+    except localproxy.ProxyError as exc:
+        current = localproxy.status(port)
+        if current is None or _owner_alive(client, str(current.get("owner", ""))):
+            raise ExternalError(str(exc), hint=f"set services.{service}.local_port in deploy.yaml") from None
+    # The port's proxy belongs to an app/env with nothing left running: take the port over.
+    localproxy.stop(port)
+    try:
+        localproxy.ensure(port, owner)
+    except localproxy.ProxyError as exc:
+        raise ExternalError(str(exc), hint=f"set services.{service}.local_port in deploy.yaml") from None
+
+
+def _owner_alive(client: Any, owner: str) -> bool:
+    app, _, rest = owner.partition("/")
+    env, _, service = rest.partition("/")
+    labels = [f"{L_APP}={app}", f"{L_ENV}={env}", f"{L_SERVICE}={service}", f"{L_ROLE}={ROLE_SERVICE}"]
+    return bool(client.containers.list(filters={"label": labels, "status": "running"}))
+
+
+def _switch(port: int, backends: list[str]) -> None:
+    try:
+        localproxy.switch(port, backends)
+    except localproxy.ProxyError as exc:
+        raise ExternalError(f"could not switch 127.0.0.1:{port}: {exc}") from None
+
+
+# --- records and history --------------------------------------------------------------------------
+
+
+def _record(client: Any, cfg: ResolvedConfig, base: dict[str, str], image_id: str, outcome: str,
+            started: float, message: str, log: Log) -> Release:
+    ended = time.time()
+    labels = {
+        **base, L_ROLE: ROLE_RECORD, L_OUTCOME: outcome, L_ENDED: _iso(ended),
+        L_DURATION: f"{ended - started:.1f}", L_SERVICES: ",".join(cfg.services),
+        # Labels are for a glance in `docker ps`, not for tracebacks: keep the first line short.
+        L_MESSAGE: message.splitlines()[0][:300] if message else "",
+    }
+    try:
+        client.containers.create(
+            image_id, name=f"{cfg.app}-{cfg.env_name}-{base[L_RELEASE]}-release", labels=labels,
+            entrypoint=["/deployctl-release-record"], command=[], network_disabled=True,
+        )
+    except Exception as exc:  # noqa: BLE001 - the deploy's own outcome matters more than its record
+        log(f"warning: could not record release {base[L_RELEASE]}: {exc}")
+    return _release_from_labels(labels, image_id, current=outcome == "succeeded", available=True)
+
+
+def _prune(client: Any, cfg: ResolvedConfig, log: Log) -> None:
+    """Keep the newest image.keep releases (record + release tag); drop older ones."""
+    records = sorted(_records(client, cfg), key=lambda c: _number(c.labels), reverse=True)
+    services = _service_containers(client, cfg, None)
+    running = {c.labels.get(L_RELEASE) for c in services if c.status == "running"}
+    for c in records[cfg.image.keep:]:
+        rid = c.labels.get(L_RELEASE, "")
+        if rid in running:
+            continue
+        with contextlib.suppress(Exception):
+            c.remove(force=True)
+        ref = f"{RELEASE_REPO}/{cfg.app}:{cfg.env_name}-{rid}"
+        with contextlib.suppress(Exception):
+            client.images.remove(ref)  # an untag when other tags or containers still hold it
+        log(f"pruned release {rid} (image.keep = {cfg.image.keep})")
+
+
+def _releases(client: Any, cfg: ResolvedConfig) -> list[Release]:
+    services = _service_containers(client, cfg, None)
+    running = {c.labels.get(L_RELEASE) for c in services if c.status == "running"}
+    records = {c.labels.get(L_RELEASE): c for c in _records(client, cfg)}
+    images = {ref.rsplit("-", 1)[-1] for image in client.images.list(name=f"{RELEASE_REPO}/{cfg.app}")
+              for ref in image.tags if ref.split(":", 1)[-1].startswith(f"{cfg.env_name}-r")}
+    out = []
+    for rid, c in records.items():
+        out.append(_release_from_labels(c.labels, c.attrs.get("Image", ""), current=False,
+                                        available=rid in images))
+    for c in services:  # a release still rolling out (or cut off) has containers but no record
+        rid = c.labels.get(L_RELEASE)
+        if rid not in records:
+            records[rid] = c
+            out.append(_release_from_labels({**c.labels, L_OUTCOME: "in progress"}, c.attrs.get("Image", ""),
+                                            current=False, available=rid in images))
+    out.sort(key=lambda r: r.number, reverse=True)
+    # Current: the newest succeeded release that still has running containers.
+    current = next((r for r in out if r.id in running and r.outcome == "succeeded"), None)
+    return [_with_current(r, current) for r in out]
+
+
+def _with_current(release: Release, current: Release | None) -> Release:
+    if current is None or release.number != current.number:
+        return release
+    return dataclasses.replace(release, current=True)
+
+
+def _release_from_labels(labels: Mapping[str, str], image_id: str, *, current: bool,
+                         available: bool) -> Release:
+    duration = labels.get(L_DURATION)
+    return Release(
+        id=labels.get(L_RELEASE, "?"), number=_number(labels), kind=labels.get(L_KIND, "deploy"),
+        outcome=labels.get(L_OUTCOME, "in progress"), git_sha=labels.get(L_SHA, ""),
+        image=labels.get(L_IMAGE, ""), image_id=image_id, digest=labels.get(L_DIGEST, ""),
+        created=labels.get(L_CREATED, ""), ended=labels.get(L_ENDED, ""),
+        duration_s=float(duration) if duration else None, who=labels.get(L_WHO, ""),
+        message=labels.get(L_MESSAGE, ""),
+        services=tuple(s for s in labels.get(L_SERVICES, labels.get(L_SERVICE, "")).split(",") if s),
+        rollback_of=labels.get(L_ROLLBACK_OF, ""), current=current, image_available=available,
+    )
+
+
+def _records(client: Any, cfg: ResolvedConfig) -> list[Any]:
+    return list(client.containers.list(all=True, filters={"label": [
+        f"{L_APP}={cfg.app}", f"{L_ENV}={cfg.env_name}", f"{L_ROLE}={ROLE_RECORD}"]}))
+
+
+def _service_containers(client: Any, cfg: ResolvedConfig, service: str | None) -> list[Any]:
+    labels = [f"{L_APP}={cfg.app}", f"{L_ENV}={cfg.env_name}", f"{L_ROLE}={ROLE_SERVICE}"]
+    if service:
+        labels.append(f"{L_SERVICE}={service}")
+    return list(client.containers.list(all=True, filters={"label": labels}))
+
+
+def _next_number(client: Any, cfg: ResolvedConfig) -> int:
+    everything = client.containers.list(all=True, filters={"label": [f"{L_APP}={cfg.app}",
+                                                                     f"{L_ENV}={cfg.env_name}"]})
+    return 1 + max((_number(c.labels) for c in everything), default=0)
+
+
+def _number(labels: Mapping[str, str]) -> int:
+    try:
+        return int(labels.get(L_NUMBER, "0"))
+    except ValueError:
+        return 0
+
+
+def _release_number(text: str) -> int:
+    raw = text.strip().lower().removeprefix("r")
+    if not raw.isdigit():
+        raise UsageError(f"{text!r} is not a release id", hint="release ids look like r7 (or just 7)")
+    return int(raw)
+
+
+def _container_state(c: Any, svc: Service) -> ContainerState:
+    state = c.attrs.get("State", {})
+    health = (state.get("Health") or {}).get("Status", "none")
+    return ContainerState(name=c.name, id=c.short_id, release=c.labels.get(L_RELEASE, ""),
+                          state=state.get("Status", c.status), health=health,
+                          backend=_backend(c, svc) if svc.port and c.status == "running" else "")
+
+
+def _backend(container: Any, svc: Service) -> str:
+    ports = (container.attrs.get("NetworkSettings") or {}).get("Ports") or {}
+    bound = ports.get(f"{svc.port}/tcp") or []
+    for binding in bound:
+        if binding.get("HostPort"):
+            return f"{binding.get('HostIp') or '127.0.0.1'}:{binding['HostPort']}"
+    return ""
+
+
+# --- small things ---------------------------------------------------------------------------------
+
+
+def _local_image(client: Any, ref: str, log: Log) -> dict[str, Any]:
+    from deployctl.adapters import engine
+
+    info = engine.image_info(client, ref)
+    if info is not None:
+        return info
+    log(f"pulling {ref}")
+    try:
+        client.images.pull(ref)
+    except engine.errors.APIError as exc:
+        raise ExternalError(f"image {ref} is not in the local engine and could not be pulled: "
+                            f"{exc.explanation or exc}") from None
+    info = engine.image_info(client, ref)
+    if info is None:
+        raise ExternalError(f"image {ref} is still missing after a pull")
+    return info
+
+
+def _digest_of(ref: str, info: Mapping[str, Any]) -> str:
+    if "@" in ref:
+        return ref.split("@", 1)[1]
+    repo = ref.rsplit(":", 1)[0] if ":" in ref.rsplit("/", 1)[-1] else ref
+    for repo_digest in info.get("RepoDigests") or []:
+        if repo_digest.split("@", 1)[0] == repo:
+            return str(repo_digest.split("@", 1)[1])
+    return ""
+
+
+def _tag(client: Any, image_id: str, ref: str) -> None:
+    from deployctl.adapters import engine
+
+    repository, tag = ref.rsplit(":", 1)
+    try:
+        engine.tag(client, image_id, repository, tag)
+    except engine.errors.APIError as exc:
+        raise ExternalError(f"could not tag {image_id[:19]} as {ref}: {exc.explanation or exc}") from None
+
+
+def _service_order(cfg: ResolvedConfig) -> list[str]:
+    from deployctl.plan import waves
+
+    level = waves(cfg)
+    return sorted(cfg.services, key=lambda name: (level[name], list(cfg.services).index(name)))
+
+
+def _raise_if_cancelled(cancelled: threading.Event | None) -> None:
+    if cancelled is not None and cancelled.is_set():
+        from deployctl.pipeline import Cancelled
+
+        raise Cancelled("deploy cancelled; the previous release keeps serving")
+
+
+def _option(options: Any, name: str) -> Any:
+    return getattr(options, name, None) if options is not None else None
+
+
+def _who() -> str:
+    actor = os.environ.get("GITHUB_ACTOR")
+    if actor:
+        return f"{actor} (GitHub Actions)"
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "unknown"
+    return f"{user}@{socket.gethostname()}"
+
+
+def _iso(ts: float) -> str:
+    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@contextlib.contextmanager
+def _env_lock(cfg: ResolvedConfig) -> Iterator[None]:
+    """One deploy of an app/env at a time on this machine; the kernel drops the lock if we die."""
+    import fcntl
+
+    directory = localproxy.state_root() / "locks"
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{cfg.app}-{cfg.env_name}.lock"
+    with open(path, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another deployctl process"
+            raise LockHeld(f"{cfg.app}/{cfg.env_name} is being deployed right now by {holder}",
+                           hint="wait for it to finish, then run again") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()} ({_who()}, since {_iso(time.time())})\n")
+        handle.flush()
+        try:
+            yield
+        finally:
+            handle.seek(0)
+            handle.truncate()
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def state_dir() -> Path:
+    return localproxy.state_root()
