@@ -1,0 +1,604 @@
+"""Deploy target `ecs`: rolling updates on ECS Fargate, each rollout watched to an honest verdict.
+
+For one `deployctl run` (the deploy stage):
+1. preflight (deployctl.preflight): everything the deploy needs exists; nothing is changed
+   otherwise. It resolves full secret ARNs, target group ARNs and the image digest, and the
+   plan is re-rendered with them (same pure make_plan as `plan` and `--dry-run`).
+2. per service, wave by wave (`after:`), services of a wave concurrently:
+   - compare the live task definition with the new one after normalising what AWS adds; equal
+     (and not --force) → register nothing, skip the update ("no change");
+   - register the task definition (tagged with the release), create or update the service,
+     capture THE DEPLOYMENT WE STARTED (the new PRIMARY on our task definition);
+   - watch it (deployctl.rollout) until the verdict is final; when ECS did not roll back and
+     a rollback is warranted, update the service back to the revision it ran before, and watch
+     that too (`--no-rollback` turns this off). Nothing is ever deregistered here.
+3. the release outcome goes onto the task definition as tags; any failed service fails the run.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from deployctl import diagnose, preflight, releases_tags, rollout
+from deployctl.adapters import aws as awsa
+from deployctl.errors import DeployctlError, DeployFailed, ExternalError
+from deployctl.plan import Plan, ServicePlan, make_plan
+from deployctl.render import ecs as render
+from deployctl.render.ecs import Facts
+
+_DEFAULT_TIMEOUT = 900.0
+_DEFAULT_POLL = 5.0
+
+# Statuses of one service's deploy.
+SUCCEEDED = "succeeded"
+NO_CHANGE = "no change"
+FAILED = "failed"
+ROLLED_BACK = "rolled back"
+INTERRUPTED = "interrupted"
+NOT_DEPLOYED = "not deployed"
+_OK = (SUCCEEDED, NO_CHANGE)
+
+
+# ------------------------------------------------------------------------------------------
+# Pure helpers: task definition comparison, service drift, previous revision
+# ------------------------------------------------------------------------------------------
+
+# Set by AWS on every revision, or describing it rather than defining it.
+_TD_READ_ONLY = frozenset({
+    "taskDefinitionArn", "revision", "status", "registeredAt", "registeredBy", "deregisteredAt",
+    "requiresAttributes", "compatibilities", "tags",
+})
+# Fields AWS fills in with a default value when the request did not set them.
+_TD_DEFAULTS: dict[str, Any] = {"enableFaultInjection": False}
+_CONTAINER_DEFAULTS: dict[str, Any] = {"cpu": 0, "essential": True}
+_NAMED_LISTS = ("environment", "secrets", "portMappings", "ulimits", "environmentFiles")
+
+
+def _prune(value: Any) -> Any:
+    """Drop None, empty lists and empty dicts, recursively."""
+    if isinstance(value, Mapping):
+        out = {k: _prune(v) for k, v in value.items()}
+        return {k: v for k, v in out.items() if v not in (None, [], {})}
+    if isinstance(value, list):
+        return [_prune(v) for v in value]
+    return value
+
+
+def _sort_key(x: Any) -> str:
+    return repr(sorted(x.items())) if isinstance(x, dict) else repr(x)
+
+
+def normalise_task_definition(td: Mapping[str, Any]) -> dict[str, Any]:
+    """A task definition (request or DescribeTaskDefinition) reduced to what defines it."""
+    out = {k: copy.deepcopy(v) for k, v in td.items() if k not in _TD_READ_ONLY}
+    for key, default in _TD_DEFAULTS.items():
+        if out.get(key) == default:
+            out.pop(key)
+    for key in ("cpu", "memory"):
+        if key in out and out[key] is not None:
+            out[key] = str(out[key])
+    containers = []
+    for c in out.get("containerDefinitions") or []:
+        c = dict(c)
+        for key, default in _CONTAINER_DEFAULTS.items():
+            if c.get(key, default) == default:
+                c.pop(key, None)
+        ports = []
+        for p in c.get("portMappings") or []:
+            p = dict(p)
+            if p.get("hostPort") == p.get("containerPort"):  # awsvpc: AWS copies containerPort
+                p.pop("hostPort", None)
+            if p.get("protocol", "tcp") == "tcp":
+                p.pop("protocol", None)
+            ports.append(p)
+        c["portMappings"] = ports
+        for key in _NAMED_LISTS:
+            if isinstance(c.get(key), list):
+                c[key] = sorted(c[key], key=_sort_key)
+        containers.append(c)
+    out["containerDefinitions"] = sorted(containers, key=lambda c: str(c.get("name")))
+    for key in ("requiresCompatibilities",):
+        if isinstance(out.get(key), list):
+            out[key] = sorted(out[key])
+    return _prune(out)
+
+
+def same_task_definition(request: Mapping[str, Any], live: Mapping[str, Any]) -> bool:
+    return normalise_task_definition(request) == normalise_task_definition(live)
+
+
+def td_differences(request: Mapping[str, Any], live: Mapping[str, Any]) -> list[str]:
+    """Top-level/container keys that differ (for the log line saying why we register)."""
+    a, b = normalise_task_definition(request), normalise_task_definition(live)
+    diffs = [k for k in sorted(set(a) | set(b)) if k != "containerDefinitions" and a.get(k) != b.get(k)]
+    ca = {c.get("name"): c for c in a.get("containerDefinitions", [])}
+    cb = {c.get("name"): c for c in b.get("containerDefinitions", [])}
+    for name in sorted(set(ca) | set(cb), key=str):
+        x, y = ca.get(name, {}), cb.get(name, {})
+        diffs += [f"{name}.{k}" for k in sorted(set(x) | set(y)) if x.get(k) != y.get(k)]
+    return diffs
+
+
+def _dc_view(dc: Mapping[str, Any] | None) -> dict[str, Any]:
+    dc = dc or {}
+    breaker = dc.get("deploymentCircuitBreaker") or {}
+    alarms = dc.get("alarms") or {}
+    return {
+        "breaker": (bool(breaker.get("enable")), bool(breaker.get("rollback"))),
+        "max": dc.get("maximumPercent", 200),
+        "min": dc.get("minimumHealthyPercent", 100),
+        "alarms": (tuple(sorted(alarms.get("alarmNames") or [])), bool(alarms.get("enable")),
+                   bool(alarms.get("rollback"))),
+    }
+
+
+def _cps_view(cps: Any) -> tuple[tuple[str, int, int], ...]:
+    return tuple(sorted((str(x.get("capacityProvider")), int(x.get("weight") or 0), int(x.get("base") or 0))
+                        for x in cps or []))
+
+
+def service_drift(update_request: Mapping[str, Any], live: Mapping[str, Any]) -> list[str]:
+    """Service settings that deploy.yaml changed while the task definition did not."""
+    out = []
+    if "desiredCount" in update_request and update_request["desiredCount"] != live.get("desiredCount"):
+        out.append(f"desired count {live.get('desiredCount')} → {update_request['desiredCount']}")
+    dc_new, dc_live = update_request.get("deploymentConfiguration"), live.get("deploymentConfiguration")
+    if _dc_view(dc_new) != _dc_view(dc_live):
+        out.append("deployment configuration")
+    cps_new, cps_live = update_request.get("capacityProviderStrategy"), live.get("capacityProviderStrategy")
+    if cps_new is not None and cps_live is not None and _cps_view(cps_new) != _cps_view(cps_live):
+        out.append("capacity provider strategy")
+    grace = update_request.get("healthCheckGracePeriodSeconds")
+    if grace is not None and int(live.get("healthCheckGracePeriodSeconds") or 0) != int(grace):
+        out.append(f"health check grace period → {grace}s")
+    return out
+
+
+def previous_revision(live: Mapping[str, Any] | None) -> str | None:
+    """The task definition the service ran before this deploy: its COMPLETED deployment's, else
+    the PRIMARY's (a service stuck mid-rollout has no better answer), else the service's."""
+    if not live:
+        return None
+    deps = live.get("deployments") or []
+    done = [d for d in deps if d.get("rolloutState") == "COMPLETED"]
+    if done:
+        return str(done[0]["taskDefinition"])
+    primary = next((d for d in deps if d.get("status") == "PRIMARY"), None)
+    if primary and primary.get("rolloutState") != "FAILED":
+        return str(primary["taskDefinition"])
+    return str(live["taskDefinition"]) if live.get("taskDefinition") else None
+
+
+def find_started_deployment(svc: Mapping[str, Any], td_arn: str, before_ids: set[str]) -> str | None:
+    """Our deployment: the PRIMARY on our task definition that did not exist before the call."""
+    for d in svc.get("deployments") or []:
+        if d.get("status") == "PRIMARY" and d.get("taskDefinition") == td_arn \
+                and d.get("id") not in before_ids:
+            return str(d["id"])
+    return None
+
+
+# ------------------------------------------------------------------------------------------
+# The watcher's view of AWS (rollout.Source)
+# ------------------------------------------------------------------------------------------
+
+
+class EcsSource:
+    """rollout.Source over boto3: counts calls, turns throttling/transient errors into
+    rollout.Throttled (the watcher backs off; a deploy never fails for throttling)."""
+
+    def __init__(self, aws: Any, cluster: str, service: str, alarms: list[str]) -> None:
+        self.ecs = aws.watch("ecs")
+        self.elbv2 = aws.watch("elbv2")
+        self.cloudwatch = aws.watch("cloudwatch")
+        self.cluster, self.name, self.alarm_names = cluster, service, alarms
+        self.target_groups: list[str] = []
+        self.calls = 0
+
+    def _call(self, op: str, fn: Callable[..., Any], **kwargs: Any) -> Any:
+        self.calls += 1
+        try:
+            return fn(**kwargs)
+        except awsa.ClientError as exc:
+            status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+            if awsa.is_throttle(exc) or status >= 500:
+                raise rollout.Throttled(op, awsa.error_message(exc)) from None
+            err = awsa.translate(exc, f"watching {self.name}")
+            raise (err or exc) from None
+        except (awsa.BotoCoreError, OSError) as exc:
+            # Connection hiccups while watching: retry with backoff, the rollout goes on anyway.
+            raise rollout.Throttled(op, str(exc)) from None
+
+    def service(self) -> dict[str, Any] | None:
+        resp = self._call("DescribeServices", self.ecs.describe_services, cluster=self.cluster,
+                          services=[self.name])
+        for svc in resp.get("services", []):
+            self.target_groups = [lb["targetGroupArn"] for lb in svc.get("loadBalancers") or []
+                                  if lb.get("targetGroupArn")]
+            return dict(svc)
+        return None
+
+    def stopped_tasks(self, deployment_id: str, known: set[str]) -> list[dict[str, Any]]:
+        resp = self._call("ListTasks", self.ecs.list_tasks, cluster=self.cluster, startedBy=deployment_id,
+                          desiredStatus="STOPPED", maxResults=100)
+        arns = [a for a in resp.get("taskArns", []) if a not in known]
+        if not arns:
+            return []
+        resp = self._call("DescribeTasks", self.ecs.describe_tasks, cluster=self.cluster, tasks=arns[:100])
+        return [dict(t) for t in resp.get("tasks", []) if t.get("lastStatus") == "STOPPED"]
+
+    def target_health(self) -> list[dict[str, Any]] | None:
+        if not self.target_groups:
+            return None
+        out: list[dict[str, Any]] = []
+        for arn in self.target_groups:
+            resp = self._call("DescribeTargetHealth", self.elbv2.describe_target_health, TargetGroupArn=arn)
+            out += resp.get("TargetHealthDescriptions", [])
+        return out
+
+    def alarm_states(self) -> dict[str, str]:
+        if not self.alarm_names:
+            return {}
+        resp = self._call("DescribeAlarms", self.cloudwatch.describe_alarms, AlarmNames=self.alarm_names)
+        return {str(a["AlarmName"]): str(a.get("StateValue", "")) for a in resp.get("MetricAlarms", [])}
+
+
+# ------------------------------------------------------------------------------------------
+# Deploy
+# ------------------------------------------------------------------------------------------
+
+
+@dataclass
+class ServiceOutcome:
+    service: str
+    status: str
+    message: str
+    task_definition: str | None = None
+    previous: str | None = None
+    diagnosis: list[str] = field(default_factory=list)
+    watch: rollout.WatchResult | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status in _OK
+
+
+@dataclass(frozen=True)
+class Settings:
+    timeout: float
+    poll: rollout.PollPolicy
+    force: bool
+    no_rollback: bool
+    release_id: str
+    actor: str
+    started_at: datetime
+
+
+def _effective(options: Any, cfg: Any) -> tuple[float, float]:
+    """DeployOptions override deploy.yaml only where they differ from their own defaults."""
+    timeout = float(getattr(options, "timeout", _DEFAULT_TIMEOUT) or _DEFAULT_TIMEOUT)
+    poll = float(getattr(options, "poll_interval", _DEFAULT_POLL) or _DEFAULT_POLL)
+    if timeout == _DEFAULT_TIMEOUT:
+        timeout = float(cfg.deploy.timeout)
+    if poll == _DEFAULT_POLL:
+        poll = float(cfg.deploy.poll_interval)
+    return timeout, poll
+
+
+class _Log:
+    """Thread-safe, service-prefixed logging into the stage context."""
+
+    def __init__(self, ctx: Any) -> None:
+        self.ctx = ctx
+        self.lock = threading.Lock()
+
+    def __call__(self, line: str) -> None:
+        with self.lock:
+            self.ctx.log(line)
+
+    def for_service(self, name: str) -> Callable[[str], None]:
+        return lambda line: self(f"[{name}] {line}")
+
+    def note(self, text: str) -> None:
+        note = getattr(self.ctx, "note", None)
+        if callable(note):
+            with self.lock:
+                note(text)
+
+
+def deploy(plan: Plan, image_ref: str, ctx: Any, options: Any) -> None:
+    """Deploy `plan` to ECS with `image_ref`. Returns when every service is healthy on the new
+    release (or unchanged); raises DeployFailed otherwise (a rollback is a failure too),
+    PreflightFailed when something is missing, ExternalError when AWS is unreachable."""
+    cfg = plan.config
+    log = _Log(ctx)
+    timeout, poll = _effective(options, cfg)
+    cancelled: threading.Event = getattr(ctx, "cancelled", None) or threading.Event()
+    aws = awsa.clients(cfg.region)
+    pre = preflight.run(cfg, aws, image_ref, log=log)
+    digest = pre.image_digest or (image_ref.split("@", 1)[1] if "@" in image_ref else None)
+    outputs = getattr(ctx, "outputs", {})
+    release_id = outputs.get("release") or releases_tags.new_release_id(git_sha=plan.git.sha)
+    preview = getattr(options, "preview_name", None)
+    facts = Facts(account_id=pre.account_id, secret_arns=pre.secret_arns,
+                  target_group_arns=pre.target_group_arns, image_digest=digest, release_id=release_id,
+                  git_sha=plan.git.sha, preview_name=preview)
+    real = make_plan(cfg, plan.git, facts=facts, image_override=pre.image_ref)
+    outputs["release"] = release_id
+    settings = Settings(timeout=timeout, poll=rollout.PollPolicy.from_base(poll),
+                        force=bool(getattr(options, "force", False)),
+                        no_rollback=bool(getattr(options, "no_rollback", False)),
+                        release_id=release_id, actor=releases_tags.actor(), started_at=datetime.now(UTC))
+    log(f"release {release_id}: {pre.image_ref} → cluster {cfg.environment.cluster} "
+        f"({', '.join(s.name for s in real.services)})")
+
+    outcomes: dict[str, ServiceOutcome] = {}
+    for wave in real.waves():
+        blocked = [o for o in outcomes.values() if not o.ok]
+        if blocked or cancelled.is_set():
+            for sp in wave:
+                why = "run interrupted" if cancelled.is_set() else \
+                    f"waits for {', '.join(sorted(o.service for o in blocked))}"
+                outcomes[sp.name] = ServiceOutcome(sp.name, NOT_DEPLOYED, why)
+            continue
+        outcomes.update(_deploy_wave(real, wave, aws, settings, log, cancelled, pre.alarm_states))
+
+    _finish(real, outcomes, log, outputs)
+
+
+def _deploy_wave(plan: Plan, wave: list[ServicePlan], aws: Any, settings: Settings, log: _Log,
+                 cancelled: threading.Event, alarm_states: dict[str, str]) -> dict[str, ServiceOutcome]:
+    results: dict[str, ServiceOutcome] = {}
+
+    def run(sp: ServicePlan) -> None:
+        job = _ServiceDeploy(plan, sp, aws, settings, log, cancelled, alarm_states)
+        try:
+            results[sp.name] = job.run()
+        except rollout.WatchCancelled:
+            results[sp.name] = ServiceOutcome(sp.name, INTERRUPTED, "watch interrupted", job.td_arn)
+        except DeployctlError as exc:
+            results[sp.name] = ServiceOutcome(sp.name, FAILED, exc.message, job.td_arn)
+        except (awsa.ClientError, awsa.BotoCoreError) as exc:
+            err = awsa.translate(exc, f"deploying {sp.name}") or ExternalError(str(exc))
+            results[sp.name] = ServiceOutcome(sp.name, FAILED, err.message, job.td_arn)
+
+    if len(wave) == 1:
+        run(wave[0])
+    else:
+        threads = [threading.Thread(target=run, args=(sp,), name=f"deploy-{sp.name}", daemon=True)
+                   for sp in wave]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    return results
+
+
+class _ServiceDeploy:
+    def __init__(self, plan: Plan, sp: ServicePlan, aws: Any, settings: Settings, log: _Log,
+                 cancelled: threading.Event, alarm_states: dict[str, str]) -> None:
+        self.plan, self.sp, self.aws, self.s = plan, sp, aws, settings
+        self.cfg = plan.config
+        self.cluster = self.cfg.environment.cluster or "default"
+        self.log = log.for_service(sp.name)
+        self.root_log = log
+        self.cancelled = cancelled
+        self.alarm_states = alarm_states
+        self.td_arn: str | None = None
+
+    # -- steps --------------------------------------------------------------------------------
+    def run(self) -> ServiceOutcome:
+        ecs = self.aws.ecs
+        sp = self.sp
+        live = awsa.describe_service(ecs, self.cluster, sp.ecs_service)
+        if live is not None and live.get("status") == "DRAINING":
+            raise DeployFailed(f"service {sp.ecs_service} is being deleted (DRAINING); wait and deploy again")
+        previous = previous_revision(live)
+        td_arn: str | None = None
+        drift: list[str] = []
+        if live is not None:
+            live_td = ecs.describe_task_definition(taskDefinition=live["taskDefinition"], include=["TAGS"])
+            if same_task_definition(sp.task_definition, live_td["taskDefinition"]):
+                live_release = releases_tags.parse(live_td.get("tags")).release
+                drift = service_drift(sp.update_service, live)
+                if not self.s.force and not drift:
+                    label = rollout.td_label(live["taskDefinition"])
+                    msg = f"no change: {label} already runs this image and configuration" + \
+                        (f" (release {live_release})" if live_release else "")
+                    self.log(msg)
+                    return ServiceOutcome(sp.name, NO_CHANGE, msg, live["taskDefinition"], previous)
+                if not self.s.force:
+                    td_arn = str(live["taskDefinition"])
+                    self.log(f"task definition unchanged; updating service settings: {', '.join(drift)}")
+            else:
+                diffs = td_differences(sp.task_definition, live_td["taskDefinition"])
+                self.log(f"task definition changed ({', '.join(diffs[:6])}{'…' if len(diffs) > 6 else ''})")
+        if td_arn is None:
+            td_arn = self._register()
+        self.td_arn = td_arn
+
+        before_ids = {str(d["id"]) for d in (live or {}).get("deployments") or []}
+        seen_events = {str(e["id"]) for e in (live or {}).get("events") or []}
+        started = time.monotonic()
+        if live is None:
+            req = {**sp.create_service, "taskDefinition": td_arn}
+            self.log(f"creating service {sp.ecs_service} ({req['desiredCount']} tasks, "
+                     f"{rollout.td_label(td_arn)})")
+            svc = ecs.create_service(**req)["service"]
+        else:
+            req = {**sp.update_service, "taskDefinition": td_arn}
+            self.log(f"updating service {sp.ecs_service}: {rollout.td_label(live['taskDefinition'])} → "
+                     f"{rollout.td_label(td_arn)}")
+            svc = ecs.update_service(**req)["service"]
+        our_id = self._started_id(svc, td_arn, before_ids, allow_existing=bool(drift) and not self.s.force)
+        if our_id in before_ids:
+            before_ids.discard(our_id)
+        self.log(f"watching deployment {our_id} (timeout {self.s.timeout:g}s)")
+        result = self._watch(our_id, before_ids, seen_events, self.s.timeout, started)
+        verdict = result.verdict
+        if verdict.ok:
+            self.log(f"succeeded: {verdict.message} in {result.duration:.1f}s")
+            self._tag(td_arn, releases_tags.SUCCEEDED, result.duration)
+            return ServiceOutcome(sp.name, SUCCEEDED, verdict.message, td_arn, previous, watch=result)
+        return self._failed(verdict, result, td_arn, previous, started)
+
+    def _register(self) -> str:
+        req = dict(self.sp.task_definition)
+        req["tags"] = releases_tags.merge(req.get("tags") or [], releases_tags.start_tags(
+            who=self.s.actor, started_at=self.s.started_at))
+        resp = self.aws.ecs.register_task_definition(**req)
+        arn = str(resp["taskDefinition"]["taskDefinitionArn"])
+        self.log(f"registered {rollout.td_label(arn)} (release {self.s.release_id})")
+        return arn
+
+    def _started_id(self, svc: Mapping[str, Any], td_arn: str, before_ids: set[str], *,
+                    allow_existing: bool) -> str:
+        """Capture our deployment from the create/update answer, or a describe right after."""
+        for attempt in range(4):
+            found = find_started_deployment(svc, td_arn, before_ids)
+            if found:
+                return found
+            if allow_existing:  # a settings-only change may just rescale the current deployment
+                deps = svc.get("deployments") or []
+                primary = next((d for d in deps if d.get("status") == "PRIMARY"), None)
+                if primary and primary.get("taskDefinition") == td_arn:
+                    return str(primary["id"])
+            time.sleep(0.2 * (attempt + 1))
+            svc = awsa.describe_service(self.aws.ecs, self.cluster, self.sp.ecs_service) or {}
+        raise DeployFailed(f"ECS accepted the update of {self.sp.ecs_service} but started no deployment of "
+                           f"{rollout.td_label(td_arn)}",
+                           hint="run `deployctl status` and check the service events")
+
+    def _watch(self, our_id: str, before_ids: set[str], seen_events: set[str], timeout: float,
+               started: float) -> rollout.WatchResult:
+        svc = self.cfg.services[self.sp.name]
+        limits = rollout.Limits(timeout=timeout, ecs_rollback_grace=self.s.poll.ecs_rollback_grace,
+                                health_gate=self.s.poll.health_gate, alarm_grace=self.s.poll.alarm_grace,
+                                load_balanced=svc.load_balancer is not None)
+        source = EcsSource(self.aws, self.cluster, self.sp.ecs_service, list(self.cfg.deploy.alarms))
+        start_offset = time.monotonic() - started
+
+        def clock() -> float:
+            return time.monotonic() + start_offset
+
+        return rollout.watch(source, our_id, policy=self.s.poll, limits=limits, log=self.log,
+                             before_ids=before_ids, seen_events=seen_events,
+                             alarms_at_start={k: v for k, v in self.alarm_states.items()},
+                             cancelled=self.cancelled, clock=clock)
+
+    def _failed(self, verdict: rollout.Verdict, result: rollout.WatchResult, td_arn: str,
+                previous: str | None, started: float) -> ServiceOutcome:
+        sp = self.sp
+        self.log(f"FAILED: {verdict.message}")
+        diag = self._diagnose(verdict, result)
+        if verdict.cause == rollout.CAUSE_ECS_ROLLBACK:
+            self._tag(td_arn, releases_tags.ROLLED_BACK, result.duration, verdict.message,
+                      verdict.rolled_back_to)
+            return ServiceOutcome(sp.name, ROLLED_BACK, verdict.message, td_arn, previous, diag, result)
+        message = verdict.message
+        if not verdict.roll_back:
+            self._tag(td_arn, releases_tags.FAILED, result.duration, message)
+            return ServiceOutcome(sp.name, FAILED, message, td_arn, previous, diag, result)
+        if self.s.no_rollback:
+            message += "; not rolled back (--no-rollback): the service stays on the failed revision"
+            self.log(message)
+            self._tag(td_arn, releases_tags.FAILED, result.duration, message)
+            return ServiceOutcome(sp.name, FAILED, message, td_arn, previous, diag, result)
+        if not previous or previous == td_arn:
+            message += "; nothing to roll back to (no earlier revision ran this service)"
+            self.log(message)
+            self._tag(td_arn, releases_tags.FAILED, result.duration, message)
+            return ServiceOutcome(sp.name, FAILED, message, td_arn, previous, diag, result)
+        return self._roll_back(message, td_arn, previous, diag, result, started)
+
+    def _roll_back(self, message: str, td_arn: str, previous: str, diag: list[str],
+                   first: rollout.WatchResult, started: float) -> ServiceOutcome:
+        sp = self.sp
+        label = rollout.td_label(previous)
+        self.log(f"rolling back to {label} (the revision that ran before this deploy)")
+        live = awsa.describe_service(self.aws.ecs, self.cluster, sp.ecs_service) or {}
+        before_ids = {str(d["id"]) for d in live.get("deployments") or []}
+        seen = {str(e["id"]) for e in live.get("events") or []}
+        svc = self.aws.ecs.update_service(cluster=self.cluster, service=sp.ecs_service,
+                                          taskDefinition=previous)["service"]
+        again = time.monotonic()
+        rb_id = self._started_id(svc, previous, before_ids, allow_existing=False)
+        result = self._watch(rb_id, before_ids, seen, self.s.timeout, again)
+        duration = time.monotonic() - started
+        if result.verdict.ok:
+            text = f"{message}; deployctl rolled back to {label}"
+            self.log(f"rolled back to {label}: {result.verdict.message}")
+            self._tag(td_arn, releases_tags.ROLLED_BACK, duration, message, label)
+            return ServiceOutcome(sp.name, ROLLED_BACK, text, td_arn, previous, diag, first)
+        text = f"{message}; the rollback to {label} failed too: {result.verdict.message}"
+        self.log(text)
+        self._tag(td_arn, releases_tags.FAILED, duration, text)
+        return ServiceOutcome(sp.name, FAILED, text, td_arn, previous, diag, first)
+
+    def _diagnose(self, verdict: rollout.Verdict, result: rollout.WatchResult) -> list[str]:
+        svc = self.cfg.services[self.sp.name]
+        roles = self.cfg.environment.roles
+        context = diagnose.Context(
+            service=self.sp.name, env=self.cfg.env_name, memory_mib=svc.memory, port=svc.port,
+            health_path=svc.health.path if svc.health else None,
+            start_period=svc.health.start_period if svc.health else None,
+            log_group=render.log_group(self.cfg), log_stream_prefix=f"{self.sp.name}/{self.sp.name}",
+            execution_role=roles.execution if roles else None, image=self.plan.image_ref,
+            region=self.cfg.region, alarms=tuple(self.cfg.deploy.alarms))
+        findings = diagnose.diagnose(stopped_tasks=result.stopped_tasks, events=result.events,
+                                     targets=result.targets, cause=verdict.cause, context=context)
+        lines = diagnose.render(findings)
+        for line in lines:
+            self.log(line)
+        return lines
+
+    def _tag(self, td_arn: str, outcome: str, duration: float, detail: str = "",
+             rolled_back_to: str | None = None) -> None:
+        tags = releases_tags.outcome_tags(outcome, finished_at=datetime.now(UTC), duration_s=duration,
+                                          detail=detail, rolled_back_to=rolled_back_to)
+        try:
+            self.aws.ecs.tag_resource(resourceArn=td_arn, tags=releases_tags.to_list(tags))
+        except (awsa.ClientError, awsa.BotoCoreError) as exc:
+            # The deploy itself is done; a missing outcome tag only degrades `history`.
+            self.log(f"warning: could not record the outcome on {rollout.td_label(td_arn)}: "
+                     f"{awsa.error_code(exc) or exc}")
+
+
+def _finish(plan: Plan, outcomes: dict[str, ServiceOutcome], log: _Log, outputs: dict[str, str]) -> None:
+    order = [sp.name for sp in plan.services]
+    tds = [f"{n}={rollout.td_label(outcomes[n].task_definition)}" for n in order
+           if n in outcomes and outcomes[n].task_definition]
+    if tds:
+        outputs["task_definitions"] = ",".join(tds)
+    parts = [f"{n} {outcomes[n].status}" for n in order if n in outcomes]
+    log("summary: " + "; ".join(parts))
+    log.note(", ".join(parts))
+    interrupted = [o for o in outcomes.values() if o.status == INTERRUPTED]
+    if interrupted:
+        env = plan.env
+        log(f"stopped watching {', '.join(o.service for o in interrupted)}: the ECS deployment continues on "
+            f"its own (ECS still rolls back on failure if the circuit breaker is on). Resume watching with "
+            f"`deployctl status --env {env} --watch`.")
+        from deployctl.pipeline import Cancelled
+
+        raise Cancelled(f"interrupted while watching; resume with `deployctl status --env {env} --watch`")
+    failed = [outcomes[n] for n in order if n in outcomes and not outcomes[n].ok]
+    if not failed:
+        return
+    bad = [o for o in failed if o.status != NOT_DEPLOYED]
+    text = "; ".join(f"{o.service}: {o.message}" if o.status != NOT_DEPLOYED else f"{o.service} not deployed "
+                     f"({o.message})" for o in failed)
+    which = ", ".join(o.service for o in bad) or ", ".join(o.service for o in failed)
+    hint = None
+    for o in bad:
+        if o.diagnosis:
+            hint = o.diagnosis[0] + (f" — {o.diagnosis[1].strip()}" if len(o.diagnosis) > 1 else "")
+            break
+    raise DeployFailed(f"deploy of {plan.app} to {plan.env} failed ({which}): {text}", hint=hint)
+
