@@ -1,0 +1,435 @@
+"""Least-privilege IAM for the CI role that runs deployctl, rendered purely from deploy.yaml.
+
+`ci_policy(cfg, account)` is the identity policy of the role GitHub Actions assumes for one
+environment; `trust_policy(...)` is that role's OIDC trust policy. Both are plain dicts, ready for
+`aws iam put-role-policy` / `create-role`. `allows(policy, Request(...))` is a small evaluator of
+the subset of the IAM policy language these documents use; tests use it to check that every API
+call of a recorded deploy is allowed.
+
+Where AWS leaves no choice, the policy says so (`NOTES`):
+
+- ECS task-definition actions (Register/Deregister/Describe/ListTaskDefinitions) support no
+  resource-level permissions: the Service Authorization Reference lists no resource type for
+  them (still open as aws/containers-roadmap#929). They get Resource "*". RegisterTaskDefinition,
+  the one deployctl needs on every deploy, is a tag-on-create action, so a Condition on
+  `aws:RequestTag/deployctl:app` restricts it to requests that tag the new revision with this
+  app. DeregisterTaskDefinition (preview teardown only) has no usable condition key.
+- ecr:GetAuthorizationToken has no resource; it only returns a registry login token, and every
+  push/pull action is still limited to the one repository ARN.
+- Describe/List calls of ECS tasks, ELB, SSM parameters carry no ARN AWS can check; they read
+  metadata only and are scoped by the `ecs:cluster` condition where AWS supports it.
+- secretsmanager:DescribeSecret and ssm:DescribeParameters only: the CI role never reads a
+  secret value (the task *execution* role does, at task start).
+
+The deploy lock (issue 5) is assumed to be a DynamoDB table, `deployctl-locks` by default, used
+with conditional writes.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from deployctl.config.model import ResolvedConfig
+from deployctl.render import ecs
+
+VERSION = "2012-10-17"
+LOCK_TABLE = "deployctl-locks"
+GITHUB_OIDC = "token.actions.githubusercontent.com"
+ECS_TASKS_PRINCIPAL = "ecs-tasks.amazonaws.com"
+# GitHub environment names the shipped workflows use, where they differ from deploy.yaml's.
+GITHUB_ENVIRONMENT = {"prod": "production"}
+
+# ECS actions for which AWS offers no resource type (Resource must be "*").
+ECS_NO_RESOURCE_LEVEL = frozenset({
+    "ecs:RegisterTaskDefinition", "ecs:DeregisterTaskDefinition", "ecs:DescribeTaskDefinition",
+    "ecs:ListTaskDefinitions", "ecs:ListTaskDefinitionFamilies",
+})
+# Write-level actions (Service Authorization Reference "Access level: Write" or tagging) of the
+# two services whose writes must never be granted on "*" without a documented reason.
+ECS_WRITE_ACTIONS = frozenset({
+    "ecs:CreateService", "ecs:UpdateService", "ecs:DeleteService", "ecs:RegisterTaskDefinition",
+    "ecs:DeregisterTaskDefinition", "ecs:TagResource", "ecs:UntagResource", "ecs:RunTask",
+    "ecs:StartTask", "ecs:StopTask", "ecs:CreateCluster", "ecs:DeleteCluster", "ecs:UpdateCluster",
+    "ecs:CreateTaskSet", "ecs:UpdateTaskSet", "ecs:DeleteTaskSet", "ecs:UpdateServicePrimaryTaskSet",
+    "ecs:PutClusterCapacityProviders", "ecs:DeleteTaskDefinitions", "ecs:ExecuteCommand",
+})
+ECR_WRITE_ACTIONS = frozenset({
+    "ecr:CreateRepository", "ecr:DeleteRepository", "ecr:PutImage", "ecr:InitiateLayerUpload",
+    "ecr:UploadLayerPart", "ecr:CompleteLayerUpload", "ecr:BatchDeleteImage", "ecr:TagResource",
+    "ecr:UntagResource", "ecr:PutImageTagMutability", "ecr:PutImageScanningConfiguration",
+    "ecr:PutLifecyclePolicy", "ecr:SetRepositoryPolicy", "ecr:DeleteRepositoryPolicy",
+    "ecr:StartImageScan", "ecr:PutRegistryPolicy", "ecr:ReplicateImage",
+})
+# Calls AWS authorizes without any policy (documented for sts:GetCallerIdentity).
+ALWAYS_ALLOWED = frozenset({"sts:GetCallerIdentity"})
+
+NOTES = (
+    "ecs:RegisterTaskDefinition, DescribeTaskDefinition and ListTaskDefinitions support no resource-level "
+    "permissions (AWS Service Authorization Reference; aws/containers-roadmap#929), so they are granted on "
+    "\"*\"; RegisterTaskDefinition is limited by a Condition to requests tagging the revision "
+    "deployctl:app=<app>.",
+    "ecr:GetAuthorizationToken has no resource in IAM; it returns a login token only, every push and pull "
+    "is limited to the repository ARN.",
+    "Secrets: secretsmanager:DescribeSecret and ssm:DescribeParameters only. The CI role never reads a "
+    "secret value; the task execution role does, when a task starts.",
+    "Deploy lock: assumed to be the DynamoDB table named in lock_table (default deployctl-locks), "
+    "used with conditional writes.",
+    "Not verified against real AWS here (no account): check with IAM Access Analyzer's policy "
+    "validation before use.",
+)
+PREVIEW_NOTES = (
+    "Preview: services and task-definition families are named <app>-<name>-<service>, so they are granted "
+    "by pattern and, for changes, only on resources tagged deployctl:preview.",
+    "ecs:DeregisterTaskDefinition (preview teardown) supports neither resource ARNs nor a condition "
+    "key; it is granted on \"*\". `deployctl destroy` only deregisters revisions it selected by "
+    "family prefix and deployctl:preview tag.",
+)
+
+
+# ---------------------------------------------------------------------------------------------
+# ARNs
+# ---------------------------------------------------------------------------------------------
+
+
+def account_from_config(cfg: ResolvedConfig) -> str | None:
+    """The account id in the environment's role ARNs (deploy.yaml always names them for ECS)."""
+    roles = cfg.environment.roles
+    for arn in (roles.execution, roles.task) if roles else ():
+        m = re.match(r"^arn:aws[a-z-]*:iam::(\d{12}):", arn or "")
+        if m:
+            return m.group(1)
+    return None
+
+
+def _partition(region: str) -> str:
+    if region.startswith("cn-"):
+        return "aws-cn"
+    if region.startswith("us-gov-"):
+        return "aws-us-gov"
+    return "aws"
+
+
+@dataclass(frozen=True)
+class Arns:
+    """Every ARN the CI role touches for one environment (patterns for preview environments)."""
+
+    cfg: ResolvedConfig
+    account: str
+
+    @property
+    def p(self) -> str:
+        return _partition(self.cfg.region)
+
+    def _ecs(self, rest: str) -> str:
+        return f"arn:{self.p}:ecs:{self.cfg.region}:{self.account}:{rest}"
+
+    @property
+    def preview(self) -> bool:
+        return self.cfg.environment.preview
+
+    def repository(self) -> str:
+        return f"arn:{self.p}:ecr:{self.cfg.region}:{self.account}:repository/{self.cfg.image.repository}"
+
+    def cluster(self) -> str:
+        return self._ecs(f"cluster/{self.cfg.environment.cluster}")
+
+    def service(self, svc: str, preview: str | None = None) -> str:
+        name = ecs.service_name(self.cfg, svc, preview or ("*" if self.preview else None))
+        return self._ecs(f"service/{self.cfg.environment.cluster}/{name}")
+
+    def family(self, svc: str, preview: str | None = None) -> str:
+        name = ecs.family(self.cfg, svc, preview or ("*" if self.preview else None))
+        return self._ecs(f"task-definition/{name}:*")
+
+    def task_definition(self, family: str, revision: int) -> str:
+        return self._ecs(f"task-definition/{family}:{revision}")
+
+    def services(self) -> list[str]:
+        return [self.service(s) for s in self.cfg.services]
+
+    def families(self) -> list[str]:
+        return [self.family(s) for s in self.cfg.services]
+
+    def secret(self, ref: str) -> str:
+        if ref.startswith("arn:"):
+            return ref
+        # Secrets Manager appends "-" and six random characters to every secret's ARN.
+        return f"arn:{self.p}:secretsmanager:{self.cfg.region}:{self.account}:secret:{ref}-??????"
+
+    def parameter(self, ref: str) -> str:
+        if ref.startswith("arn:"):
+            return ref
+        name = ref[len("ssm:"):] if ref.startswith("ssm:") else ref
+        return f"arn:{self.p}:ssm:{self.cfg.region}:{self.account}:parameter/{name.lstrip('/')}"
+
+    def alarm(self, name: str) -> str:
+        return f"arn:{self.p}:cloudwatch:{self.cfg.region}:{self.account}:alarm:{name}"
+
+    def log_group(self) -> str:
+        return f"arn:{self.p}:logs:{self.cfg.region}:{self.account}:log-group:{ecs.log_group(self.cfg)}"
+
+    def lock_table(self, table: str) -> str:
+        return f"arn:{self.p}:dynamodb:{self.cfg.region}:{self.account}:table/{table}"
+
+    def roles(self) -> list[str]:
+        roles = self.cfg.environment.roles
+        if roles is None:
+            return []
+        return sorted({r for r in (roles.execution, roles.task) if r})
+
+
+def _is_ssm(ref: str) -> bool:
+    return ref.startswith("ssm:") or ref.startswith("arn:") and ":ssm:" in ref
+
+
+# ---------------------------------------------------------------------------------------------
+# the CI role's policy
+# ---------------------------------------------------------------------------------------------
+
+
+def _stmt(sid: str, actions: Iterable[str], resources: str | Sequence[str],
+          condition: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    res = [resources] if isinstance(resources, str) else list(resources)
+    out: dict[str, Any] = {
+        "Sid": sid,
+        "Effect": "Allow",
+        "Action": sorted(set(actions)),
+        "Resource": res[0] if len(res) == 1 else res,
+    }
+    if condition:
+        out["Condition"] = dict(condition)
+    return out
+
+
+def ci_policy(cfg: ResolvedConfig, account: str, *, lock_table: str = LOCK_TABLE) -> dict[str, Any]:
+    """Identity policy for the role that runs `deployctl run/promote/rollback/status/history`
+    (and `destroy` for a preview environment) against this environment."""
+    if cfg.environment.target != "ecs":
+        raise ValueError(f"environment {cfg.env_name} deploys to the local Docker engine: no IAM involved")
+    a = Arns(cfg, account)
+    app = cfg.app
+    cluster_cond = {"ArnEquals": {"ecs:cluster": a.cluster()}}
+    out: list[dict[str, Any]] = []
+
+    if cfg.image.registry == "ecr":
+        out.append(_stmt("EcrLogin", ["ecr:GetAuthorizationToken"], "*"))
+        out.append(_stmt("EcrRepository", [
+            "ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:CompleteLayerUpload",
+            "ecr:CreateRepository", "ecr:DescribeImages", "ecr:DescribeRepositories",
+            "ecr:GetDownloadUrlForLayer", "ecr:InitiateLayerUpload", "ecr:ListImages", "ecr:PutImage",
+            "ecr:TagResource", "ecr:UploadLayerPart",
+        ], a.repository()))
+
+    out.append(_stmt("EcsClusterRead", ["ecs:DescribeClusters"], a.cluster()))
+    out.append(_stmt("EcsTaskDefinitionRead", [
+        "ecs:DescribeTaskDefinition", "ecs:ListTaskDefinitionFamilies", "ecs:ListTaskDefinitions",
+    ], "*"))
+    out.append(_stmt("EcsRegisterTaskDefinition", ["ecs:RegisterTaskDefinition"], "*",
+                     {"StringEquals": {"aws:RequestTag/deployctl:app": app}}))
+    out.append(_stmt("EcsClusterScopedRead", ["ecs:DescribeTasks", "ecs:ListServices", "ecs:ListTasks"], "*",
+                     cluster_cond))
+    out.append(_stmt("EcsServicesRead", ["ecs:DescribeServices", "ecs:ListTagsForResource"],
+                     [*a.services(), *a.families()]))
+    if a.preview:
+        # Pattern ARNs could name a same-cluster non-preview resource only if its name matched
+        # <app>-*-<svc>; the tag conditions make a change to anything but a preview impossible.
+        out.append(_stmt("EcsPreviewCreate", ["ecs:CreateService"], a.services(),
+                         {"StringLike": {"aws:RequestTag/deployctl:preview": "?*"}}))
+        out.append(_stmt("EcsPreviewChange", ["ecs:DeleteService", "ecs:TagResource", "ecs:UpdateService"],
+                         [*a.services(), *a.families()],
+                         {"StringLike": {"aws:ResourceTag/deployctl:preview": "?*"}}))
+        out.append(_stmt("EcsPreviewTagOnCreate", ["ecs:TagResource"], [*a.services(), *a.families()],
+                         {"StringEquals": {"ecs:CreateAction": ["CreateService", "RegisterTaskDefinition"]},
+                          "StringLike": {"aws:RequestTag/deployctl:preview": "?*"}}))
+        out.append(_stmt("EcsPreviewDeregister", ["ecs:DeregisterTaskDefinition"], "*"))
+    else:
+        out.append(_stmt("EcsServicesWrite", ["ecs:CreateService", "ecs:UpdateService"], a.services()))
+        out.append(_stmt("EcsTagging", ["ecs:TagResource"], [*a.services(), *a.families()]))
+
+    out.append(_stmt("PassTaskRoles", ["iam:PassRole"], a.roles(),
+                     {"StringEquals": {"iam:PassedToService": ECS_TASKS_PRINCIPAL}}))
+    out.append(_stmt("CheckTaskRoles", ["iam:GetRole"], a.roles()))
+
+    refs = sorted({ref for svc in cfg.services.values() for ref in svc.secrets.values()})
+    sm = [a.secret(r) for r in refs if not _is_ssm(r)]
+    if sm:
+        out.append(_stmt("SecretsExistOnly", ["secretsmanager:DescribeSecret"], sm))
+    if any(_is_ssm(r) for r in refs):
+        out.append(_stmt("ParametersExistOnly", ["ssm:DescribeParameters"], "*"))
+
+    if any(svc.load_balancer for svc in cfg.services.values()):
+        out.append(_stmt("TargetHealth", [
+            "elasticloadbalancing:DescribeTargetGroups", "elasticloadbalancing:DescribeTargetHealth",
+        ], "*"))
+    if cfg.deploy.alarms:
+        out.append(_stmt("DeploymentAlarms", ["cloudwatch:DescribeAlarmHistory", "cloudwatch:DescribeAlarms"],
+                         [a.alarm(n) for n in cfg.deploy.alarms]))
+    if any(svc.autoscaling for svc in cfg.services.values()):
+        out.append(_stmt("ServiceAutoscaling", [
+            "application-autoscaling:DescribeScalableTargets",
+            "application-autoscaling:DescribeScalingPolicies",
+            "application-autoscaling:PutScalingPolicy", "application-autoscaling:RegisterScalableTarget",
+        ], "*", {"StringEquals": {"application-autoscaling:service-namespace": "ecs"}}))
+
+    out.append(_stmt("LogGroupList", ["logs:DescribeLogGroups"],
+                     f"arn:{a.p}:logs:{cfg.region}:{account}:log-group:*"))
+    out.append(_stmt("LogGroup", [
+        "logs:CreateLogGroup", "logs:FilterLogEvents", "logs:GetLogEvents", "logs:PutRetentionPolicy",
+    ], [a.log_group(), a.log_group() + ":*"]))
+    out.append(_stmt("DeployLock", [
+        "dynamodb:DeleteItem", "dynamodb:DescribeTable", "dynamodb:GetItem", "dynamodb:PutItem",
+        "dynamodb:Query", "dynamodb:UpdateItem",
+    ], a.lock_table(lock_table)))
+    return {"Version": VERSION, "Statement": out}
+
+
+def notes(cfg: ResolvedConfig) -> list[str]:
+    return [*NOTES, *(PREVIEW_NOTES if cfg.environment.preview else ())]
+
+
+# ---------------------------------------------------------------------------------------------
+# the OIDC trust policy
+# ---------------------------------------------------------------------------------------------
+
+REPO = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+
+
+def github_environment(env_name: str) -> str:
+    return GITHUB_ENVIRONMENT.get(env_name, env_name)
+
+
+def subjects(cfg: ResolvedConfig, repo: str, gh_environment: str | None = None) -> list[str]:
+    """OIDC `sub` claims allowed to assume the role of this environment.
+
+    A job with `environment: X` gets `repo:O/R:environment:X`; the shipped workflows run every
+    deploying job in a GitHub environment (production's has required reviewers). The branch that
+    auto-deploys (`deploy_on`) is allowed too, for workflows without an environment."""
+    if not REPO.match(repo):
+        raise ValueError(f"'{repo}' is not a GitHub repository (owner/name)")
+    out = [f"repo:{repo}:environment:{gh_environment or github_environment(cfg.env_name)}"]
+    if cfg.environment.deploy_on:
+        out.append(f"repo:{repo}:ref:refs/heads/{cfg.environment.deploy_on}")
+    return out
+
+
+def trust_policy(account: str, subs: Sequence[str], *, partition: str = "aws") -> dict[str, Any]:
+    return {
+        "Version": VERSION,
+        "Statement": [{
+            "Sid": "GitHubActionsOidc",
+            "Effect": "Allow",
+            "Principal": {"Federated": f"arn:{partition}:iam::{account}:oidc-provider/{GITHUB_OIDC}"},
+            "Action": "sts:AssumeRoleWithWebIdentity",
+            "Condition": {
+                "StringEquals": {
+                    f"{GITHUB_OIDC}:aud": "sts.amazonaws.com",
+                    f"{GITHUB_OIDC}:sub": list(subs) if len(subs) > 1 else subs[0],
+                },
+            },
+        }],
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# a small evaluator (the subset of the policy language used above)
+# ---------------------------------------------------------------------------------------------
+
+# boto3 client name → IAM service prefix, where they differ.
+IAM_PREFIX = {"elbv2": "elasticloadbalancing", "elb": "elasticloadbalancing"}
+
+
+def iam_action(service: str, operation: str) -> str:
+    """IAM action of an API call (boto3 client name, operation name): ('elbv2', 'DescribeTargetHealth')
+    → 'elasticloadbalancing:DescribeTargetHealth'. For the services deployctl uses, the action name
+    is the operation name."""
+    return f"{IAM_PREFIX.get(service, service)}:{operation}"
+
+
+@dataclass(frozen=True)
+class Request:
+    action: str
+    resource: str = "*"
+    context: Mapping[str, str | Sequence[str]] = field(default_factory=dict)
+
+
+def _wild(pattern: str, value: str, *, case: bool = True) -> bool:
+    if not case:
+        pattern, value = pattern.lower(), value.lower()
+    # IAM wildcards: * any run, ? one character. fnmatch's [..] classes do not exist in IAM.
+    return fnmatch.fnmatchcase(value, pattern.replace("[", "[[]"))
+
+
+def _as_list(value: Any) -> list[Any]:
+    return list(value) if isinstance(value, list | tuple) else [value]
+
+
+def _condition_holds(condition: Mapping[str, Mapping[str, Any]], ctx: Mapping[str, Any]) -> bool:
+    for op, tests in condition.items():
+        base = op.removesuffix("IfExists")
+        for key, expected in tests.items():
+            if key not in ctx:
+                if op.endswith("IfExists"):
+                    continue
+                return False
+            actual = _as_list(ctx[key])
+            wanted = [str(v) for v in _as_list(expected)]
+            if base in ("StringEquals", "ArnEquals"):
+                ok = any(str(x) == w for x in actual for w in wanted)
+            elif base in ("StringLike", "ArnLike"):
+                ok = any(_wild(w, str(x)) for x in actual for w in wanted)
+            else:
+                raise ValueError(f"condition operator {op} is not supported by this evaluator")
+            if not ok:
+                return False
+    return True
+
+
+def _matches(stmt: Mapping[str, Any], req: Request) -> bool:
+    if not any(_wild(a, req.action, case=False) for a in _as_list(stmt.get("Action", []))):
+        return False
+    if not any(_wild(r, req.resource) for r in _as_list(stmt.get("Resource", []))):
+        return False
+    return _condition_holds(stmt.get("Condition", {}), req.context)
+
+
+def allows(policy: Mapping[str, Any], req: Request) -> bool:
+    """True when an Allow statement matches and no Deny does (IAM's evaluation, one policy)."""
+    if req.action in ALWAYS_ALLOWED:
+        return True
+    statements = _as_list(policy.get("Statement", []))
+    if any(s.get("Effect") == "Deny" and _matches(s, req) for s in statements):
+        return False
+    return any(s.get("Effect") == "Allow" and _matches(s, req) for s in statements)
+
+
+def broad_resource(resource: str) -> bool:
+    """True for "*" and for ARNs whose wildcard stands for a whole name (`service/cluster/*`),
+    false for a name prefix or a revision wildcard (`task-definition/app-staging-api:*`)."""
+    if resource == "*":
+        return True
+    parts = resource.split(":", 5)
+    if len(parts) < 6 or any("*" in p for p in parts[1:5]):
+        return True
+    res = parts[5]
+    if "*" not in res and "?" not in res:
+        return False
+    head = re.split(r"[*?]", res, maxsplit=1)[0]
+    return head == "" or head.endswith("/")
+
+
+def wildcard_writes(policy: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(action, sid) for every ECS/ECR write action granted on a broad resource (see above)."""
+    out = []
+    for s in _as_list(policy.get("Statement", [])):
+        if s.get("Effect") != "Allow":
+            continue
+        if not any(broad_resource(r) for r in _as_list(s.get("Resource", []))):
+            continue
+        for action in _as_list(s.get("Action", [])):
+            expanded = [w for w in ECS_WRITE_ACTIONS | ECR_WRITE_ACTIONS if _wild(action, w, case=False)]
+            out.extend((w, s.get("Sid", "")) for w in sorted(expanded))
+    return out
