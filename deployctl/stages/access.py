@@ -1,0 +1,155 @@
+"""Registry access for build (skip check), push and `run --image`: credentials and clients.
+
+Where credentials come from, first match wins:
+1. ECR (`image.registry: ecr`): a token from ecr:GetAuthorizationToken (user `AWS`);
+2. DEPLOYCTL_REGISTRY_USERNAME / DEPLOYCTL_REGISTRY_PASSWORD, for CI;
+3. the docker config (`docker login`, credential helpers), read through the engine adapter.
+(1) and (2) are handed to the daemon explicitly on push; for (3) the docker SDK sends the
+config's entry itself. Every secret found is registered with the run's redactor.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import re
+import threading
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from deployctl.adapters.registry import Credentials, ImageRef, RegistryClient
+from deployctl.errors import ExternalError
+
+ENV_USER = "DEPLOYCTL_REGISTRY_USERNAME"
+ENV_PASSWORD = "DEPLOYCTL_REGISTRY_PASSWORD"
+ECR_HOST = re.compile(r"^(\d{12})\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com(\.cn)?$")
+
+
+class RegistryAccess:
+    """Credentials and read-only clients for one registry host. Thread-safe, lazy."""
+
+    def __init__(
+        self,
+        host: str,
+        *,
+        ecr: Any | None = None,
+        env: Mapping[str, str] = os.environ,
+        docker_config: Callable[[str], Credentials | None] | None = None,
+        on_secret: Callable[[str], None] = lambda value: None,
+    ) -> None:
+        self.host = host
+        self._ecr = ecr
+        self._env = env
+        self._docker_config = docker_config
+        self._on_secret = on_secret
+        self._lock = threading.Lock()
+        self._explicit: Credentials | None = None
+        self._explicit_done = False
+
+    def explicit(self) -> Credentials | None:
+        """ECR token or environment credentials; None means "whatever the docker config has"."""
+        with self._lock:
+            if not self._explicit_done:
+                self._explicit = self._lookup_explicit()
+                self._explicit_done = True
+                if self._explicit:
+                    self._on_secret(self._explicit[1])
+            return self._explicit
+
+    def _lookup_explicit(self) -> Credentials | None:
+        if self._ecr is not None:
+            host, user, password = ecr_login(self._ecr)
+            if host != self.host:
+                raise ExternalError(f"ECR gave a token for {host}, but the image goes to {self.host}")
+            return user, password
+        user, password = self._env.get(ENV_USER), self._env.get(ENV_PASSWORD)
+        if user and password:
+            return user, password
+        if user or password:
+            missing = ENV_PASSWORD if user else ENV_USER
+            raise ExternalError(f"{missing} is not set while its partner is",
+                                hint=f"set both {ENV_USER} and {ENV_PASSWORD}, or neither")
+        return None
+
+    def credentials(self) -> Credentials | None:
+        """Everything we know for this host, including the docker config (for our own HTTP calls)."""
+        creds = self.explicit()
+        if creds is None and self._docker_config is not None:
+            creds = self._docker_config(self.host)
+            if creds:
+                self._on_secret(creds[1])
+        return creds
+
+    def client(self, timeout: float = 15.0) -> RegistryClient:
+        return RegistryClient(self.host, self.credentials, timeout=timeout)
+
+
+# --- ECR ------------------------------------------------------------------------------------
+
+
+def ecr_login(ecr: Any) -> tuple[str, str, str]:
+    """(registry host, user, password) from ecr:GetAuthorizationToken."""
+    from deployctl.adapters import aws
+
+    with aws.aws_errors("getting an ECR login token"):
+        data = ecr.get_authorization_token()["authorizationData"][0]
+    user, _, password = base64.b64decode(data["authorizationToken"]).decode().partition(":")
+    host = str(data["proxyEndpoint"]).removeprefix("https://").removeprefix("http://").rstrip("/")
+    return host, user, password
+
+
+def ensure_ecr_repository(ecr: Any, name: str, *, app: str) -> bool:
+    """Create the ECR repository if missing: scan on push, immutable tags. True if created.
+
+    Immutable tags are what make a tag a promise: `<sha12>` can never be re-pointed at other
+    bytes, so promotion by digest and the skip path can trust what the tag names.
+    """
+    from deployctl.adapters import aws
+
+    with aws.aws_errors(f"checking the ECR repository {name}"):
+        try:
+            ecr.describe_repositories(repositoryNames=[name])
+            return False
+        except aws.ClientError as exc:
+            if aws.error_code(exc) != "RepositoryNotFoundException":
+                raise
+    with aws.aws_errors(f"creating the ECR repository {name}"):
+        try:
+            ecr.create_repository(
+                repositoryName=name,
+                imageTagMutability="IMMUTABLE",
+                imageScanningConfiguration={"scanOnPush": True},
+                tags=[{"Key": "deployctl:app", "Value": app}, {"Key": "deployctl:managed", "Value": "true"}],
+            )
+        except aws.ClientError as exc:
+            if aws.error_code(exc) != "RepositoryAlreadyExistsException":  # a parallel run won
+                raise
+            return False
+    return True
+
+
+# --- resolving a reference to a digest ------------------------------------------------------
+
+
+def resolve_digest(ref: ImageRef, access: RegistryAccess, ecr: Any | None = None) -> str:
+    """The digest `ref` names in its registry, failing clearly when it is not there.
+
+    ECR references are asked through the ECR API (it needs no Docker and works with the same
+    AWS credentials as the deploy); everything else through the registry HTTP API.
+    """
+    if ecr is not None and ECR_HOST.match(ref.registry):
+        from deployctl.adapters import aws
+
+        registry_id = ECR_HOST.match(ref.registry).group(1)  # type: ignore[union-attr]
+        with aws.aws_errors(f"looking up {ref} in ECR"):
+            digest = aws.ecr_image_digest(ecr, ref.repository, tag=ref.tag, digest=ref.digest,
+                                          registry_id=registry_id)
+    else:
+        digest = access.client().manifest_digest(ref.repository, ref.reference)
+    if digest is None:
+        raise ExternalError(f"the image {ref} is not in the registry {ref.registry}",
+                            hint="check the reference (`deployctl history` lists deployed images), "
+                                 "or build and push it with `deployctl run` first")
+    if ref.digest and digest != ref.digest:
+        raise ExternalError(f"the registry returned digest {digest} for {ref}")
+    return digest

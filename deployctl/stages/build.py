@@ -1,0 +1,146 @@
+"""The build stage: refuse secret files, skip what is already built, else docker build.
+
+Order matters and is cheap-first: list the context and refuse secrets (no daemon needed),
+hash the inputs, ask the registry whether this tag already holds an image with the same
+`deployctl.inputs` label (then build *and* push are skipped), then whether the local engine
+has it (build skipped, push still runs), and only then build.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from deployctl.errors import ExternalError, StageFailed
+from deployctl.stages import EngineHandle, ImageSpec, ImageState, human_size
+from deployctl.stages import context as build_context
+from deployctl.stages.access import RegistryAccess
+from deployctl.stages.context import INPUTS_LABEL, HashCache
+from deployctl.stages.context_check import refuse_secrets
+
+
+def compute_inputs(spec: ImageSpec) -> tuple[build_context.BuildContext, str]:
+    """List the context (refusing secret files) and hash the build inputs."""
+    ctx = build_context.load(spec.context_dir, spec.image.dockerfile)
+    refuse_secrets(ctx, _label(spec))
+    cache = HashCache.for_context(ctx.root)
+    inputs = build_context.inputs_hash(ctx, target=spec.image.target, build_args=spec.image.build_args,
+                                       platform=spec.image.platform, cache=cache)
+    cache.save(keep=[ctx.root / f for f in ctx.files] + [ctx.dockerfile])
+    return ctx, inputs
+
+
+def _label(spec: ImageSpec) -> str:
+    try:
+        return str(spec.context_dir.relative_to(spec.project_dir)) + "/"
+    except ValueError:
+        return str(spec.context_dir)
+
+
+def labels(spec: ImageSpec, inputs: str) -> dict[str, str]:
+    out = {
+        "org.opencontainers.image.revision": spec.git_sha,
+        "deployctl.app": spec.app,
+        "deployctl.git-sha": spec.git_sha,
+        "deployctl.branch": spec.branch,
+        INPUTS_LABEL: inputs,
+    }
+    if spec.dirty:
+        out["deployctl.dirty"] = "true"
+    return out
+
+
+def registry_has(spec: ImageSpec, inputs: str, access: RegistryAccess,
+                 log: Callable[[str], None]) -> str | None:
+    """The digest of spec.ref in the registry when it was built from `inputs`, else None.
+
+    A registry we cannot ask is not fatal here: the push stage is the authority on reaching
+    the registry and reports it properly; the build goes ahead meanwhile.
+    """
+    try:
+        client = access.client()
+        found = client.labels(spec.repository, spec.tag, spec.image.platform)
+        if found is None:
+            return None
+        if found.get(INPUTS_LABEL) != inputs:
+            log(f"{spec.ref} is in the registry but was built from different inputs; rebuilding")
+            return None
+        return client.manifest_digest(spec.repository, spec.tag)
+    except ExternalError as exc:
+        log(f"could not ask the registry whether {spec.ref} exists ({exc.message}); building")
+        return None
+
+
+def record_image(outputs: dict[str, str], spec: ImageSpec, digest: str) -> None:
+    outputs["image"] = spec.ref
+    outputs["digest"] = digest
+    outputs["image_ref"] = f"{spec.name}@{digest}"
+
+
+def job_fn(
+    spec: ImageSpec,
+    state: ImageState,
+    engine: EngineHandle,
+    access: RegistryAccess,
+    *,
+    check_registry: bool = True,
+) -> Callable[[Any], None]:
+    """The build job. `check_registry` is False when push is not part of this run: a local
+    build was asked for, so an image that exists only in the registry does not satisfy it."""
+
+    def run(ctx: Any) -> None:
+        context, inputs = compute_inputs(spec)
+        with state.lock:
+            state.inputs = inputs
+        ctx.log(f"build inputs {inputs[:19]}… ({len(context.files)} files in the context)")
+
+        if check_registry:
+            digest = registry_has(spec, inputs, access, ctx.log)
+            if digest:
+                with state.lock:
+                    state.remote_digest = digest
+                record_image(ctx.outputs, spec, digest)
+                ctx.skip(f"{spec.ref} already in registry with the same build inputs ({digest[:19]}…)")
+                return
+
+        from deployctl.adapters import engine as docker_engine
+
+        client = engine.get()
+        ctx.raise_if_cancelled()
+        local = docker_engine.image_info(client, spec.ref)
+        if local and ((local.get("Config") or {}).get("Labels") or {}).get(INPUTS_LABEL) == inputs:
+            _check_size(spec, ctx, int(local.get("Size") or 0))
+            with state.lock:
+                state.built = True
+            ctx.skip(f"{spec.ref} already built locally from the same inputs")
+            return
+
+        def on_line(line: str) -> None:
+            ctx.raise_if_cancelled()  # stops reading; the daemon cancels a build whose client left
+            ctx.log(line)
+
+        tar = build_context.make_tar(context)
+        try:
+            docker_engine.build(
+                client, tar, dockerfile=context.dockerfile_name, tag=spec.ref, target=spec.image.target,
+                build_args=spec.image.build_args, platform=spec.image.platform, labels=labels(spec, inputs),
+                on_line=on_line,
+            )
+        finally:
+            tar.close()
+        _check_size(spec, ctx, docker_engine.image_size(client, spec.ref))
+        with state.lock:
+            state.built = True
+
+    return run
+
+
+def _check_size(spec: ImageSpec, ctx: Any, size: int) -> None:
+    budget = spec.image.max_size
+    ctx.note(f"{spec.ref} · {human_size(size)}" + (f" (budget {human_size(budget)})" if budget else ""))
+    if budget and size > budget:
+        raise StageFailed(
+            f"the image is {human_size(size)}, over image.max_size {human_size(budget)}",
+            hint="use a slimmer final stage (image.target), keep model weights out of the image "
+                 "(download them at start-up), or raise image.max_size",
+        )
