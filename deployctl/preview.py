@@ -1,0 +1,129 @@
+"""Preview environments, pure: per-name names, validation, and what `destroy` may touch.
+
+An environment with `preview: true` (target ecs) holds any number of named copies of the app in
+its cluster: services and task-definition families `{app}-{name}-{svc}`, every resource tagged
+`deployctl:preview=<name>`. `deployctl run --env preview --name pr-42` deploys one;
+`deployctl destroy --env preview --name pr-42` removes exactly what that run created. A
+resource is selected for removal only when BOTH its name has the preview's prefix AND its
+`deployctl:preview` tag names the preview, so neither a look-alike name nor a stray tag is
+enough to lose something.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from deployctl.config.model import ResolvedConfig
+from deployctl.errors import UsageError
+from deployctl.render import ecs
+
+PREVIEW_TAG = ecs.TAG_PREFIX + "preview"
+APP_TAG = ecs.TAG_PREFIX + "app"
+MAX_NAME = 20
+_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$")
+
+
+def validate_name(name: str) -> str:
+    """A preview name: DNS-safe (lowercase letters, digits, inner hyphens), at most 20 characters."""
+    if not name:
+        raise UsageError("the preview name is empty", hint="e.g. --name pr-42")
+    if len(name) > MAX_NAME:
+        raise UsageError(f"preview name '{name}' is {len(name)} characters; the limit is {MAX_NAME}",
+                         hint="use a short name such as pr-<number>")
+    if not _NAME.match(name):
+        raise UsageError(f"preview name '{name}' is not DNS-safe",
+                         hint="lowercase letters, digits and inner hyphens only, e.g. pr-42")
+    return name
+
+
+def check_name(cfg: ResolvedConfig, name: str | None) -> str | None:
+    """The validated preview name for this environment: required for preview environments,
+    refused for the others (a typo must not deploy a copy next to staging)."""
+    if cfg.environment.preview:
+        if cfg.environment.target != "ecs":
+            raise UsageError(f"environment '{cfg.env_name}' has preview: true but target "
+                             f"{cfg.environment.target}", hint="previews need target: ecs")
+        if name is None:
+            raise UsageError(f"environment '{cfg.env_name}' is a preview environment: --name is required",
+                             hint=f"e.g. --env {cfg.env_name} --name pr-42")
+        return validate_name(name)
+    if name is not None:
+        raise UsageError(f"--name is only for preview environments, and '{cfg.env_name}' is not one",
+                         hint="mark an environment `preview: true` in deploy.yaml to use named previews")
+    return None
+
+
+def prefix(cfg: ResolvedConfig, name: str) -> str:
+    """Every service and family name of preview `name` starts with this."""
+    return f"{cfg.app}-{name}-"
+
+
+def service_names(cfg: ResolvedConfig, name: str) -> list[str]:
+    return [ecs.service_name(cfg, svc, name) for svc in cfg.services]
+
+
+def families(cfg: ResolvedConfig, name: str) -> list[str]:
+    return [ecs.family(cfg, svc, name) for svc in cfg.services]
+
+
+def tags_dict(tags: Iterable[Mapping[str, str]] | None) -> dict[str, str]:
+    """ECS tag lists ({'key','value'}) as a dict."""
+    return {str(t.get("key")): str(t.get("value")) for t in tags or () if t.get("key")}
+
+
+def _owned(cfg: ResolvedConfig, name: str, resource_name: str, tags: Mapping[str, str]) -> bool:
+    return (resource_name.startswith(prefix(cfg, name))
+            and tags.get(PREVIEW_TAG) == name
+            and tags.get(APP_TAG, cfg.app) == cfg.app)
+
+
+def service_name_of(arn_or_name: str) -> str:
+    return arn_or_name.rsplit("/", 1)[-1]
+
+
+def family_of(task_definition_arn: str) -> str:
+    """'arn:…:task-definition/app-pr-1-api:3' → 'app-pr-1-api'."""
+    return task_definition_arn.rsplit("/", 1)[-1].rsplit(":", 1)[0]
+
+
+@dataclass(frozen=True)
+class Selected:
+    services: tuple[str, ...]  # service names to scale to 0 and delete
+    task_definitions: tuple[str, ...]  # task-definition ARNs to deregister
+    skipped: tuple[str, ...]  # look-alikes left alone, with the reason, for the report
+
+
+def select_services(cfg: ResolvedConfig, name: str,
+                    described: Sequence[Mapping[str, object]]) -> tuple[list[str], list[str]]:
+    """(services to remove, skipped look-alikes) among DescribeServices results (with TAGS)."""
+    keep, skipped = [], []
+    for svc in described:
+        sname = str(svc.get("serviceName") or service_name_of(str(svc.get("serviceArn", ""))))
+        if svc.get("status") == "INACTIVE" or not sname.startswith(prefix(cfg, name)):
+            continue
+        tags = tags_dict(svc.get("tags"))  # type: ignore[arg-type]
+        if _owned(cfg, name, sname, tags):
+            keep.append(sname)
+        else:
+            skipped.append(f"service {sname}: not tagged {PREVIEW_TAG}={name}")
+    return sorted(keep), skipped
+
+
+TagLists = Mapping[str, Sequence[Mapping[str, str]]]
+
+
+def select_task_definitions(cfg: ResolvedConfig, name: str,
+                            described: TagLists) -> tuple[list[str], list[str]]:
+    """(task-definition ARNs to deregister, skipped look-alikes) given ARN → its tags."""
+    keep, skipped = [], []
+    for arn, tags in described.items():
+        fam = family_of(arn)
+        if not fam.startswith(prefix(cfg, name)):
+            continue
+        if _owned(cfg, name, fam, tags_dict(tags)):
+            keep.append(arn)
+        else:
+            skipped.append(f"task definition {fam}: not tagged {PREVIEW_TAG}={name}")
+    return sorted(keep), skipped
