@@ -1,0 +1,179 @@
+"""Keep secrets out of everything deployctl prints, stores or uploads.
+
+Two kinds of protection, both replacing with `***`:
+- *known* values registered with `Redactor.add()` (secrets read from deploy.yaml's secret
+  sources, registry passwords, tokens from the environment): exact, no false positives;
+- *shapes* that look like credentials (AWS key ids, `password=…`, bearer tokens, `sk-…` API
+  keys, PEM private keys…): a net for secrets nobody told us about. Shapes err on the side of
+  hiding a little too much; a log line missing a harmless value is cheaper than a leaked key.
+
+Output is line-oriented, but a PEM private key spans many lines, so per-stream redaction goes
+through `Redactor.stream()`, which remembers whether it is inside a key block.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import urllib.parse
+from collections.abc import Callable
+
+MASK = "***"
+
+# Shorter registered values are ignored: masking every "abc" in the output would shred logs
+# without protecting anything, since a 3-character value is not a meaningful secret.
+MIN_SECRET_LENGTH = 4
+
+_SECRET_WORDS = (
+    r"password|passwd|pwd|passphrase|token|secret|api[_-]?key|access[_-]?key|secret[_-]?key"
+    r"|private[_-]?key|client[_-]?secret|auth[_-]?token|session[_-]?token|credentials?"
+)
+
+_NUMBER = re.compile(r"[0-9]+(?:\.[0-9]+)?")
+_LITERALS = frozenset({"true", "false", "null", "none", "yes", "no"})
+
+
+def _mask_assignment(match: re.Match[str]) -> str:
+    """Mask `name=value` unless the value is clearly a setting: a boolean/null literal, or a
+    number given to a *token* name (LLM services log `max_tokens: 512`, `prompt_tokens=20`;
+    a numeric password, on the other hand, is still a password)."""
+    head, value = match.group(1), match.group(2)
+    if value.lower() in _LITERALS:
+        return match.group(0)
+    if _NUMBER.fullmatch(value) and "token" in head.lower():
+        return match.group(0)
+    return head + MASK
+
+
+# (pattern, replacement). Replacements keep the name and drop the value, so a log still says
+# *which* thing was set, e.g. `password=***`.
+_SHAPES: tuple[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]], ...] = (
+    # PEM private key on a single line (e.g. a JSON-escaped key in one string).
+    (
+        re.compile(
+            r"-----BEGIN ((?:[A-Z0-9]+ )*)PRIVATE KEY-----.*?-----END \1PRIVATE KEY-----",
+            re.DOTALL,
+        ),
+        MASK,
+    ),
+    # AWS access key ids: long-term (AKIA) and temporary STS (ASIA) plus the other IAM prefixes.
+    (re.compile(r"\b(?:AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AIPA|ANPA|ANVA|AROA|APKA)[A-Z0-9]{16}\b"), MASK),
+    # aws_secret_access_key = ..., AWS_SECRET_ACCESS_KEY: ..., "SecretAccessKey": "..."
+    (
+        re.compile(r"(?i)(aws_?secret_?access_?key|secretaccesskey)([\"']?\s*[=:]\s*[\"']?)[^\s\"',;]+"),
+        rf"\1\2{MASK}",
+    ),
+    # HTTP auth headers, any scheme (Bearer, Basic, token, AWS4-HMAC-SHA256 …).
+    (re.compile(r"(?i)\b(authorization\s*[:=]\s*[\"']?)(\S+\s+)?[^\s\"',]+"), rf"\1\2{MASK}"),
+    (re.compile(r"(?i)\b(bearer\s+)[A-Za-z0-9._~+/=-]{8,}"), rf"\1{MASK}"),
+    # Provider API keys with a recognisable prefix: sk-… / sk-proj-… / sk-ant-…, GitHub, Slack,
+    # Hugging Face, Google.
+    (re.compile(r"\bsk-[A-Za-z0-9_-]{16,}"), MASK),
+    (re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{30,})"), MASK),
+    (re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}"), MASK),
+    (re.compile(r"\bhf_[A-Za-z0-9]{30,}"), MASK),
+    (re.compile(r"\bAIza[0-9A-Za-z_-]{35}\b"), MASK),
+    # Credentials inside URLs: scheme://user:password@host
+    (re.compile(r"([a-z][a-z0-9+.-]*://[^\s:/@]+:)[^\s@/]+(@)"), rf"\1{MASK}\2"),
+    # name=value / name: value for password, token, secret, api_key, … (env dumps, CLI flags,
+    # YAML, JSON). Only `=`/`:` count as assignment: "reading secrets from Secrets Manager" must
+    # stay readable. The name must start at a boundary, so the `:secret:` inside an ARN (which
+    # names a secret rather than being one) is left alone, as are ARN values themselves.
+    # Quoted values are masked up to the closing quote, spaces and all.
+    (
+        re.compile(
+            rf"(?i)((?<![A-Za-z0-9_.:/-])[A-Za-z0-9_.-]*?(?:{_SECRET_WORDS})[A-Za-z0-9_.-]*[\"']?\s*[=:]\s*)"
+            r"([\"'])(?!\*\*\*)(?!arn:)[^\"'\n]+\2"
+        ),
+        rf"\1\2{MASK}\2",
+    ),
+    # The same, unquoted: the value ends at whitespace or a separator (see _mask_assignment
+    # for the values let through).
+    (
+        re.compile(
+            rf"(?i)((?<![A-Za-z0-9_.:/-])[A-Za-z0-9_.-]*?(?:{_SECRET_WORDS})[A-Za-z0-9_.-]*[\"']?\s*[=:]\s*)"
+            r"(?!\*\*\*|arn:)([^\s\"',;&]+)"
+        ),
+        _mask_assignment,
+    ),
+    # --password VALUE / --token VALUE flags (docker login, CLIs).
+    (re.compile(r"(?i)(--(?:password|token|secret)[= ])(?!\*\*\*)\S+"), rf"\1{MASK}"),
+    # Long base64/hex blobs shortly after a secret/key/token word (e.g. "signing key is 9f8e…").
+    (
+        re.compile(r"(?i)(\b\w*(?:secret|key|token)\w*\b[^A-Za-z0-9+/\n]{1,6}(?:\w+\s+){0,2}?)"
+                   r"(?!\*\*\*)([A-Za-z0-9+/_-]{24,}={0,2})"),
+        rf"\1{MASK}",
+    ),
+)
+
+_PEM_BEGIN = re.compile(r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----")
+_PEM_END = re.compile(r"-----END (?:[A-Z0-9]+ )*PRIVATE KEY-----")
+
+
+class Redactor:
+    """Replaces registered secret values and credential-looking text with `***`. Thread-safe."""
+
+    def __init__(self, values: list[str] | tuple[str, ...] = ()) -> None:
+        self._lock = threading.Lock()
+        self._values: set[str] = set()
+        self._known: re.Pattern[str] | None = None
+        for value in values:
+            self.add(value)
+
+    def add(self, value: str | None) -> None:
+        """Register a secret value: it, each of its lines and its URL-encoded form are masked."""
+        if not value:
+            return
+        forms = {value, value.strip(), urllib.parse.quote(value, safe=""), urllib.parse.quote_plus(value)}
+        # Output is redacted a line at a time, so a multi-line secret only ever appears in pieces.
+        forms.update(line.strip() for line in value.splitlines())
+        forms = {f for f in forms if len(f) >= MIN_SECRET_LENGTH}
+        with self._lock:
+            if forms <= self._values:
+                return
+            self._values |= forms
+            # Longest first, so a secret that contains another is masked whole.
+            ordered = sorted(self._values, key=len, reverse=True)
+            self._known = re.compile("|".join(re.escape(v) for v in ordered))
+
+    def redact(self, text: str) -> str:
+        """Mask known values and credential shapes in `text` (any number of lines)."""
+        if not text:
+            return text
+        known = self._known
+        if known is not None:
+            text = known.sub(MASK, text)
+        for pattern, replacement in _SHAPES:
+            text = pattern.sub(replacement, text)
+        return text
+
+    def redact_known(self, text: str) -> str:
+        """Mask only registered values: for structured data (image refs, digests) where the
+        shape heuristics could mangle a legitimate value."""
+        known = self._known
+        return known.sub(MASK, text) if known is not None and text else text
+
+    def stream(self) -> LineRedactor:
+        """A per-stream line filter that also masks multi-line PEM private key blocks."""
+        return LineRedactor(self)
+
+
+class LineRedactor:
+    """Redacts one stream line by line, remembering whether it is inside a private key block."""
+
+    def __init__(self, redactor: Redactor) -> None:
+        self._redactor = redactor
+        self._in_key = False
+
+    def __call__(self, line: str) -> str:
+        if self._in_key:
+            end = _PEM_END.search(line)
+            if end is None:
+                return MASK
+            self._in_key = False
+            return MASK + self._redactor.redact(line[end.end():])
+        begin = _PEM_BEGIN.search(line)
+        if begin is not None and _PEM_END.search(line, begin.end()) is None:
+            self._in_key = True
+            return self._redactor.redact(line[: begin.start()]) + MASK
+        return self._redactor.redact(line)

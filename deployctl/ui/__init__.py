@@ -1,0 +1,105 @@
+"""How a run is shown: the Reporter protocol and the choice of reporter for this terminal.
+
+Importing this package is cheap: rich is imported only when a rich reporter is built, so
+`deployctl --help` and the pipeline module stay light.
+
+Implementations:
+- `progress.RichReporter`: live rows for an interactive terminal;
+- `progress.PlainReporter`: `[stage] line` / `==> stage succeeded in 1.2s` for logs and pipes;
+- `github.GithubReporter`: GitHub Actions groups, annotations, step summary and step outputs;
+- `NullReporter`: shows nothing (tests, embedding).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Protocol, TextIO
+
+if TYPE_CHECKING:
+    from deployctl.pipeline import RunReport, StageRecord
+
+
+class Reporter(Protocol):
+    """Receives the events of one run. The engine never calls two methods at once.
+
+    Order: run_started, then per stage stage_started → stage_line/stage_note* →
+    stage_finished (stages that never start get only stage_finished, status not_run), and
+    finally run_finished once.
+    """
+
+    def run_started(self, names: Sequence[str]) -> None: ...
+    def stage_started(self, name: str) -> None: ...
+    def stage_line(self, name: str, line: str) -> None: ...
+    def stage_note(self, name: str, text: str) -> None: ...
+    def stage_finished(self, record: StageRecord) -> None: ...
+    def run_finished(self, report: RunReport) -> None: ...
+
+
+class BaseReporter:
+    """Every event ignored; subclass and override what you need."""
+
+    def run_started(self, names: Sequence[str]) -> None:
+        pass
+
+    def stage_started(self, name: str) -> None:
+        pass
+
+    def stage_line(self, name: str, line: str) -> None:
+        pass
+
+    def stage_note(self, name: str, text: str) -> None:
+        pass
+
+    def stage_finished(self, record: StageRecord) -> None:
+        pass
+
+    def run_finished(self, report: RunReport) -> None:
+        pass
+
+
+class NullReporter(BaseReporter):
+    """Shows nothing."""
+
+
+def make_reporter(
+    *,
+    json_mode: bool,
+    stream: TextIO | None = None,
+    env: Mapping[str, str] = os.environ,
+) -> Reporter:
+    """Pick the reporter for where we are running.
+
+    - `GITHUB_ACTIONS=true` → GithubReporter (groups/annotations on the stream, summary to
+      $GITHUB_STEP_SUMMARY, outputs to $GITHUB_OUTPUT), whatever the other settings;
+    - else a terminal stream (and TERM is not "dumb") → RichReporter;
+    - else → PlainReporter.
+
+    Human progress goes to `stream`, which defaults to stdout — or to stderr in `json_mode`,
+    where stdout must carry nothing but the JSON document.
+    """
+    if stream is None:
+        stream = sys.stderr if json_mode else sys.stdout
+    if env.get("GITHUB_ACTIONS") == "true":
+        from deployctl.ui.github import GithubReporter
+
+        return GithubReporter(
+            stream,
+            summary_path=env.get("GITHUB_STEP_SUMMARY") or None,
+            output_path=env.get("GITHUB_OUTPUT") or None,
+        )
+    if _is_tty(stream) and env.get("TERM") != "dumb":
+        from deployctl.ui.progress import RichReporter
+
+        return RichReporter(stream)
+    from deployctl.ui.progress import PlainReporter
+
+    return PlainReporter(stream)
+
+
+def _is_tty(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):  # no isatty, or a closed stream
+        return False

@@ -1,0 +1,142 @@
+"""Secrets never reach output: registered values and credential-shaped text become ***."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from deployctl.redact import MASK, Redactor
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("AWS_ACCESS_KEY_ID=AKIAIOSFODNN7EXAMPLE", "AWS_ACCESS_KEY_ID=***"),
+        ("temporary key ASIAY34FZKBOKMUTVV7A in use", "temporary key *** in use"),
+        ("aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "aws_secret_access_key = ***"),
+        ('"SecretAccessKey": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",', '"SecretAccessKey": "***",'),
+        ("Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.sig", "Authorization: Bearer ***"),
+        ("curl -H 'Authorization: Basic dXNlcjpwYXNz' http://x", "curl -H 'Authorization: Basic ***' http://x"),
+        ("OPENAI_API_KEY=sk-proj-abcdefghijklmnopqrstuvwx", "OPENAI_API_KEY=***"),
+        ("calling with sk-abcdefghijklmnopqrstuvwxyz123456 now", "calling with *** now"),
+        ("password=hunter2 user=bob", "password=*** user=bob"),
+        ("DB_PASSWORD: 'p@ss w0rd'", "DB_PASSWORD: '***'"),
+        ('{"password": "a b c", "user": "x"}', '{"password": "***", "user": "x"}'),
+        ("PASSWORD=1234567", "PASSWORD=***"),
+        ("token=abc123&page=2", "token=***&page=2"),
+        ("x=1;api_key=abcdef;y=2", "x=1;api_key=***;y=2"),
+        ("export HF_TOKEN=hf_abcdefghijklmnopqrstuvwxyzABCDEFGH", "export HF_TOKEN=***"),
+        ("gh auth ghp_abcdefghijklmnopqrstuvwxyz0123456789", "gh auth ***"),
+        ("signing secret is 9f8e7d6c5b4a39281706f5e4d3c2b1a0aabbccdd", "signing secret is ***"),
+        ("key: dGhpcyBpcyBhIHZlcnkgc2VjcmV0IGtleSB2YWx1ZQ==", "key: ***"),
+        ("postgres://app:s3cretpw@db.internal:5432/app", "postgres://app:***@db.internal:5432/app"),
+        ("docker login --password hunter22 registry", "docker login --password *** registry"),
+        ("k=-----BEGIN RSA PRIVATE KEY-----MIIEow+abc-----END RSA PRIVATE KEY-----", "k=***"),
+    ],
+)
+def test_credential_shapes_are_masked(line: str, expected: str) -> None:
+    assert Redactor().redact(line) == expected
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "pushed registry.local/app@sha256:" + "a" * 64,
+        "cache key for layer sha256:" + "b" * 64,
+        "reading secrets from Secrets Manager",
+        "secret_arn: arn:aws:secretsmanager:us-east-1:123456789012:secret:db-AbCdEf",
+        "Step 3/10 : ARG API_KEY",
+        "image tag: git-0123456789abcdef0123456789abcdef01234567",
+        "commit 0123456789abcdef0123456789abcdef01234567",
+        "max_tokens: 512, prompt_tokens=20",
+        "use_token=true",
+        "http://localhost:5000/v2/ returned 200",
+        "keyboard interrupt; 42 tests passed",
+    ],
+)
+def test_ordinary_output_is_left_alone(line: str) -> None:
+    assert Redactor().redact(line) == line
+
+
+def test_registered_value_never_appears() -> None:
+    secret = "Zx9!q#w-pl0p"
+    redactor = Redactor()
+    redactor.add(secret)
+    texts = [
+        f"value={secret}",
+        f"the value is {secret} ok",
+        f"{secret}{secret}",
+        f"url-encoded: {'Zx9%21q%23w-pl0p'}",
+        f"prefix{secret}suffix",
+    ]
+    for text in texts:
+        out = redactor.redact(text)
+        assert secret not in out and "Zx9%21q%23w-pl0p" not in out, out
+        assert MASK in out
+    assert redactor.redact(f"the value is {secret} ok") == "the value is *** ok"
+
+
+def test_longer_secret_is_masked_whole_even_if_it_contains_a_shorter_one() -> None:
+    redactor = Redactor(["abcd", "abcdefgh-long"])
+    assert redactor.redact("x abcdefgh-long y abcd z") == "x *** y *** z"
+
+
+def test_multiline_registered_secret_is_masked_line_by_line() -> None:
+    redactor = Redactor()
+    redactor.add("first-line-of-secret\nsecond-line-of-secret")
+    stream = redactor.stream()
+    assert stream("got first-line-of-secret") == "got ***"
+    assert stream("second-line-of-secret") == "***"
+
+
+def test_very_short_values_are_not_registered() -> None:
+    redactor = Redactor()
+    redactor.add("abc")
+    redactor.add("")
+    redactor.add(None)
+    assert redactor.redact("abc abc") == "abc abc"
+
+
+def test_pem_block_across_lines_is_masked_in_a_stream() -> None:
+    lines = [
+        "before",
+        "key: -----BEGIN OPENSSH PRIVATE KEY-----",
+        "b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQ",
+        "QyNTUxOQAAACB",
+        "-----END OPENSSH PRIVATE KEY----- then password=x",
+        "after",
+    ]
+    stream = Redactor().stream()
+    assert [stream(line) for line in lines] == [
+        "before", "key: ***", "***", "***", "*** then password=***", "after"
+    ]
+
+
+def test_pem_block_in_one_text_is_masked() -> None:
+    text = "a\n-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n-----END PRIVATE KEY-----\nb"
+    assert Redactor().redact(text) == "a\n***\nb"
+
+
+def test_add_is_thread_safe_while_redacting() -> None:
+    redactor = Redactor()
+    errors: list[BaseException] = []
+
+    def add_many() -> None:
+        for i in range(200):
+            redactor.add(f"secret-value-{i:04d}")
+
+    def redact_many() -> None:
+        try:
+            for _ in range(200):
+                redactor.redact("secret-value-0001 and secret-value-0199")
+        except BaseException as exc:  # pragma: no cover - the failure being tested for
+            errors.append(exc)
+
+    threads = [threading.Thread(target=add_many), threading.Thread(target=redact_many)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert redactor.redact("secret-value-0001 and secret-value-0199") == "*** and ***"
