@@ -10,14 +10,44 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from deployctl.config.units import parse_duration, parse_size
 
-Duration = Annotated[float, BeforeValidator(parse_duration), Field(json_schema_extra={"type": ["string", "number"]})]
+Duration = Annotated[float, BeforeValidator(parse_duration),
+                     Field(json_schema_extra={"type": ["string", "number"]})]
 Size = Annotated[int, BeforeValidator(parse_size), Field(json_schema_extra={"type": ["string", "integer"]})]
 Name = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,39}$")]
 ENV_VAR = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# Docker's tag grammar, checked on the template with every placeholder filled in.
+DOCKER_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+TAG_PLACEHOLDERS = ("git_sha", "branch", "env")
+
+
+def _env_var_name(name: str) -> str:
+    if not ENV_VAR.match(name):
+        raise ValueError(f"'{name}' is not a valid environment variable name (letters, digits and _, "
+                         "not starting with a digit)")
+    return name
+
+
+# As a dict key type, so an error points at the offending name rather than the whole map.
+EnvVarName = Annotated[str, AfterValidator(_env_var_name)]
+
+
+def _in_range(value: float, lo: float, hi: float, what: str) -> float:
+    if not lo <= value <= hi:
+        raise ValueError(f"{what} must be between {lo:g}s and {hi:g}s (ECS limit), got {value:g}s")
+    return value
 
 
 class Strict(BaseModel):
@@ -26,7 +56,8 @@ class Strict(BaseModel):
 
 class ImageConfig(Strict):
     repository: str = Field(pattern=r"^[a-z0-9][a-z0-9._/-]*$", description="Image repository name")
-    registry: str = Field("ecr", description="`ecr` (the account's ECR) or a registry host such as localhost:5000")
+    registry: str = Field("ecr", description="`ecr` (the account's ECR) or a registry host such as "
+                                             "localhost:5000")
     context: str = Field(".", description="Build context, relative to deploy.yaml")
     dockerfile: str = Field("Dockerfile", description="Dockerfile path, relative to the context")
     target: str | None = Field(None, description="Build stage to stop at (multi-stage builds)")
@@ -39,9 +70,17 @@ class ImageConfig(Strict):
     @field_validator("tag")
     @classmethod
     def _tag_placeholders(cls, value: str) -> str:
-        unknown = set(re.findall(r"{([^}]*)}", value)) - {"git_sha", "branch", "env"}
+        unknown = set(re.findall(r"{([^}]*)}", value)) - set(TAG_PLACEHOLDERS)
         if unknown:
-            raise ValueError(f"unknown placeholder {{{sorted(unknown)[0]}}}; use {{git_sha}}, {{branch}} or {{env}}")
+            raise ValueError(f"unknown placeholder {{{sorted(unknown)[0]}}}; "
+                             "use {git_sha}, {branch} or {env}")
+        try:  # plan fills it with str.format: catch what would only break there (a lone `{`)
+            filled = value.format(**{k: "x" for k in TAG_PLACEHOLDERS})
+        except (ValueError, IndexError, KeyError):
+            raise ValueError("unbalanced { or } in the tag template") from None
+        if not DOCKER_TAG.match(filled):
+            raise ValueError(f"'{value}' does not make a valid image tag: use letters, digits, '_', '.' "
+                             "and '-', not starting with '.' or '-', at most 128 characters")
         return value
 
     @property
@@ -53,7 +92,7 @@ class CommandStage(Strict):
     run: list[str] = Field(min_length=1, description="Shell commands, run in order")
     timeout: Duration = 600.0
     workdir: str = "."
-    env: dict[str, str] = Field(default_factory=dict)
+    env: dict[EnvVarName, str] = Field(default_factory=dict)
 
 
 class Stages(Strict):
@@ -69,18 +108,33 @@ class Health(Strict):
     timeout: Duration = 5.0
     retries: int = Field(3, ge=1, le=10)
 
+    # Field validators (not one model validator) so each error points at the value that is wrong.
+    @field_validator("command")
+    @classmethod
+    def _not_both(cls, value: list[str] | str | None, info: ValidationInfo) -> list[str] | str | None:
+        if value and info.data.get("path"):
+            raise ValueError("give either path or command, not both")
+        return value
+
+    @field_validator("interval")
+    @classmethod
+    def _interval(cls, value: float) -> float:
+        return _in_range(value, 5, 300, "interval")
+
+    @field_validator("timeout")
+    @classmethod
+    def _timeout(cls, value: float) -> float:
+        return _in_range(value, 2, 60, "timeout")
+
+    @field_validator("start_period")
+    @classmethod
+    def _start_period(cls, value: float) -> float:
+        return _in_range(value, 0, 300, "start_period")
+
     @model_validator(mode="after")
     def _one_probe(self) -> Health:
-        if self.path and self.command:
-            raise ValueError("give either path or command, not both")
         if not self.path and not self.command:
             raise ValueError("give a path (HTTP check) or a command")
-        if not 5 <= self.interval <= 300:
-            raise ValueError("interval must be between 5s and 300s (ECS limit)")
-        if not 2 <= self.timeout <= 60:
-            raise ValueError("timeout must be between 2s and 60s (ECS limit)")
-        if not 0 <= self.start_period <= 300:
-            raise ValueError("start_period must be between 0s and 300s (ECS limit)")
         return self
 
 
@@ -94,11 +148,13 @@ class Autoscaling(Strict):
     max: int = Field(ge=1)
     target_cpu: int = Field(60, ge=10, le=95, description="Target average CPU utilisation, percent")
 
-    @model_validator(mode="after")
-    def _bounds(self) -> Autoscaling:
-        if self.min > self.max:
-            raise ValueError(f"min ({self.min}) is above max ({self.max})")
-        return self
+    @field_validator("max")
+    @classmethod
+    def _bounds(cls, value: int, info: ValidationInfo) -> int:
+        low = info.data.get("min")
+        if low is not None and low > value:
+            raise ValueError(f"max ({value}) is below min ({low})")
+        return value
 
 
 class Service(Strict):
@@ -107,8 +163,8 @@ class Service(Strict):
     cpu: int = Field(256, description="Fargate CPU units (256 = 0.25 vCPU)")
     memory: int = Field(512, description="MiB; must be allowed for the cpu value")
     health: Health | None = None
-    env: dict[str, str] = Field(default_factory=dict)
-    secrets: dict[str, str] = Field(
+    env: dict[EnvVarName, str] = Field(default_factory=dict)
+    secrets: dict[EnvVarName, str] = Field(
         default_factory=dict,
         description="ENV_NAME → Secrets Manager name/ARN, or ssm:/parameter/name, or an SSM ARN",
     )
@@ -119,24 +175,28 @@ class Service(Strict):
     after: list[str] = Field(default_factory=list, description="Deploy this service after these ones")
     local_port: int | None = Field(None, ge=1, le=65535, description="Local target: stable port on 127.0.0.1")
 
-    @field_validator("env", "secrets")
+    # `port` and `env` come before these fields, so info.data has them when they are valid.
+    @field_validator("secrets")
     @classmethod
-    def _env_names(cls, value: dict[str, str]) -> dict[str, str]:
-        for name in value:
-            if not ENV_VAR.match(name):
-                raise ValueError(f"'{name}' is not a valid environment variable name")
-        return value
-
-    @model_validator(mode="after")
-    def _checks(self) -> Service:
-        overlap = set(self.env) & set(self.secrets)
+    def _not_in_env(cls, value: dict[str, str], info: ValidationInfo) -> dict[str, str]:
+        overlap = set(info.data.get("env") or {}) & set(value)
         if overlap:
             raise ValueError(f"{sorted(overlap)[0]} is in both env and secrets")
-        if self.load_balancer and not (self.port or self.load_balancer.container_port):
+        return value
+
+    @field_validator("health")
+    @classmethod
+    def _health_port(cls, value: Health | None, info: ValidationInfo) -> Health | None:
+        if value and value.path and not info.data.get("port") and "port" in info.data:
+            raise ValueError("an HTTP health path needs the service's port (or use a health command)")
+        return value
+
+    @field_validator("load_balancer")
+    @classmethod
+    def _lb_port(cls, value: LoadBalancer | None, info: ValidationInfo) -> LoadBalancer | None:
+        if value and not (info.data.get("port") or value.container_port) and "port" in info.data:
             raise ValueError("a load_balancer needs the service's port")
-        if self.health and self.health.path and not self.port:
-            raise ValueError("an HTTP health path needs the service's port")
-        return self
+        return value
 
 
 class Deploy(Strict):

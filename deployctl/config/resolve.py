@@ -1,13 +1,15 @@
 """Load deploy.yaml: parse, interpolate, overlay one environment, validate, locate every problem.
 
 Merge rule for environment overlays (documented in README): maps deep-merge, lists replace,
-scalars replace, and `null` removes an inherited key. An overlay may set `services.<name>.*`, `deploy.*` and `image.*`.
+scalars replace, and `null` removes an inherited key. An overlay may set `services.<name>.*`,
+`deploy.*` and `image.*`.
 """
 
 from __future__ import annotations
 
 import difflib
 import os
+import re
 import types
 import typing
 from collections.abc import Mapping
@@ -18,13 +20,16 @@ from pydantic import BaseModel, ValidationError
 
 from deployctl.config import fargate
 from deployctl.config.interpolate import interpolate
-from deployctl.config.model import ResolvedConfig
-from deployctl.config.source import Document, Path, dotted, parse
+from deployctl.config.model import Environment, ResolvedConfig, Service
+from deployctl.config.source import Document, Path, parse
 from deployctl.errors import ConfigError, ConfigProblem, UsageError
 
 TOP_KEYS = ("version", "app", "region", "image", "stages", "services", "deploy", "environments")
 OVERLAY_KEYS = ("services", "deploy", "image")
 REQUIRED_TOP = ("version", "app", "region", "image", "services", "environments")
+# Service and environment names end up in ECS service, family and container names and in log
+# group names: ECS allows letters, digits, hyphens and underscores there.
+KEY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 
 
 def deep_merge(base: Any, overlay: Any) -> Any:
@@ -34,9 +39,16 @@ def deep_merge(base: Any, overlay: Any) -> Any:
             if value is None:
                 out.pop(key, None)  # `key: null` in an overlay removes the inherited value
             else:
-                out[key] = deep_merge(base[key], value) if key in base else value
+                out[key] = deep_merge(base[key], value) if key in base else _drop_nulls(value)
         return out
-    return overlay
+    return _drop_nulls(overlay)
+
+
+def _drop_nulls(value: Any) -> Any:
+    # A null inside a map the base never had still means "not set", not a null value.
+    if isinstance(value, dict):
+        return {k: _drop_nulls(v) for k, v in value.items() if v is not None}
+    return value
 
 
 class Loaded:
@@ -56,9 +68,14 @@ class Loaded:
 
     # -- problems -------------------------------------------------------------------------
     def structure_problems(self, only_env: str | None) -> list[ConfigProblem]:
-        doc, data, out = self.doc, self.data, []
+        doc, data = self.doc, self.data
+        out: list[ConfigProblem] = list(doc.problems)
         if not isinstance(data, dict):
-            return [doc.problem((), "the file must be a mapping with version, app, services, environments")]
+            return [doc.problem((), f"the file must be a mapping with version, app, region, image, services "
+                                    f"and environments, got {_describe(data)}")]
+        if not data and not doc.problems:
+            return [doc.problem((), "the file is empty", "a deploy.yaml needs version: 1, app, region, "
+                                                         "image, services and environments")]
         for key in data:
             if key not in TOP_KEYS:
                 out.append(doc.problem((key,), f"unknown key '{key}'", _did_you_mean(key, TOP_KEYS)))
@@ -77,6 +94,10 @@ class Loaded:
         if "services" in data and (not isinstance(services, dict) or not services):
             out.append(doc.problem(("services",), "expected a mapping of one or more services"))
             services = {}
+        for name in services or {}:
+            if not KEY_NAME.match(name):
+                out.append(doc.problem(("services", name), f"'{name}' is not a valid service name",
+                                       "use letters, digits, '-' and '_' (it becomes part of ECS names)"))
         envs = data.get("environments")
         if "environments" in data and (not isinstance(envs, dict) or not envs):
             out.append(doc.problem(("environments",), "expected a mapping of one or more environments"))
@@ -85,6 +106,9 @@ class Loaded:
             if only_env and name != only_env:
                 continue
             base = ("environments", name)
+            if not KEY_NAME.match(name):
+                out.append(doc.problem(base, f"'{name}' is not a valid environment name",
+                                       "use letters, digits, '-' and '_' (it becomes part of ECS names)"))
             if not isinstance(env, dict):
                 out.append(doc.problem(base, "expected a mapping with at least `target`"))
                 continue
@@ -100,8 +124,8 @@ class Loaded:
             src = env.get("promote_from")
             if src is not None and isinstance(envs, dict):
                 if src == name:
-                    out.append(doc.problem((*base, "promote_from"), "an environment cannot promote from itself",
-                                           key=False))
+                    out.append(doc.problem((*base, "promote_from"),
+                                           "an environment cannot promote from itself", key=False))
                 elif src not in envs:
                     out.append(doc.problem((*base, "promote_from"), f"unknown environment '{src}'",
                                            _did_you_mean(str(src), list(envs)), key=False))
@@ -129,36 +153,44 @@ class Loaded:
         env_raw = dict(data["environments"][env_name])
         overlay = {k: env_raw.pop(k) for k in OVERLAY_KEYS if k in env_raw}
         services = data.get("services") or {}
+        service_overlays = overlay.get("services") or {}
         merged_services = {
-            name: deep_merge(svc, (overlay.get("services") or {}).get(name, {}))
+            name: deep_merge(svc, service_overlays[name]) if service_overlays.get(name) else svc
             for name, svc in services.items()
         } if isinstance(services, dict) else services
-        merged = {
-            "version": data.get("version"),
-            "app": data.get("app"),
-            "region": data.get("region"),
-            "env_name": env_name,
-            "environment": env_raw,
-            "image": deep_merge(data.get("image"), overlay.get("image", {})),
-            "stages": data.get("stages") or {},
-            "services": merged_services,
-            "deploy": deep_merge(data.get("deploy") or {}, overlay.get("deploy", {})),
-        }
+        # Only keys the file has: a missing top-level key is reported once, by structure_problems,
+        # not again as pydantic's complaints about a null.
+        merged: dict[str, Any] = {k: data[k] for k in ("version", "app", "region") if k in data}
+        merged["env_name"] = env_name
+        merged["environment"] = env_raw
+        for section in ("image", "deploy"):
+            if overlay.get(section):
+                merged[section] = deep_merge(data.get(section) or {}, overlay[section])
+            elif data.get(section) is not None:
+                merged[section] = data[section]
+        merged.setdefault("deploy", {})  # optional in the file: all defaults
+        merged["stages"] = data.get("stages") or {}
+        merged["services"] = merged_services
         origin = _Origin(env_name, overlay)
         problems: list[ConfigProblem] = []
+        cfg: ResolvedConfig | None = None
         try:
             cfg = ResolvedConfig.model_validate(merged)
         except ValidationError as exc:
-            for err in exc.errors():
-                problems.append(self._from_pydantic(err, origin, merged))
-            return None, [p for p in problems if p is not None]
-        problems.extend(self._semantic(cfg, origin))
+            for err in _pick_union_branches(exc.errors(), merged):
+                found = self._from_pydantic(err, origin)
+                if found is not None:
+                    problems.append(found)
+        # Cross-field checks read the merged data directly, so they report even when some
+        # unrelated field failed validation: one run shows everything.
+        problems.extend(self._semantic(merged, origin))
         return (cfg if not problems else None), problems
 
-    def _from_pydantic(self, err: Any, origin: _Origin, merged: dict[str, Any]) -> ConfigProblem:
-        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith(("function-", "[")) or
-                                                   p in ("list[str]", "str", "int", "float", "bool")))
-        kind, msg = err["type"], err["msg"]
+    def _from_pydantic(self, err: Any, origin: _Origin) -> ConfigProblem | None:
+        loc = tuple(p for p in err["loc"] if not _is_branch_tag(p))
+        kind = err["type"]
+        if loc == ("version",):
+            return None  # structure_problems says it once, with a hint
         file_path = origin.map(loc)
         if kind == "extra_forbidden":
             key = str(loc[-1])
@@ -167,36 +199,65 @@ class Loaded:
                                     (f"allowed keys: {', '.join(allowed)}" if allowed else None))
         if kind == "missing":
             return self.doc.problem(file_path[:-1], f"missing required key '{loc[-1]}'")
-        if msg.startswith("Value error, "):
-            msg = msg[len("Value error, "):]
-        elif msg.startswith("Assertion failed, "):
-            msg = msg[len("Assertion failed, "):]
-        value = err.get("input")
-        if kind.endswith("_type") or kind.endswith("_parsing") or kind == "literal_error":
-            msg = f"{_lower_first(msg)}, got {_describe(value)}"
-        return self.doc.problem(file_path, _lower_first(msg), key=False)
+        on_key = "[key]" in err["loc"]  # a bad map key (an env var name): point at the key itself
+        return self.doc.problem(file_path, _message(err), _FIELD_HINTS.get(str(loc[-1])) if loc else None,
+                                key=on_key)
 
-    def _semantic(self, cfg: ResolvedConfig, origin: _Origin) -> list[ConfigProblem]:
+    def _semantic(self, merged: dict[str, Any], origin: _Origin) -> list[ConfigProblem]:
         out: list[ConfigProblem] = []
-        env = cfg.environment
-        envp = ("environment",)
-        if env.target == "ecs":
-            for key in ("cluster", "network", "roles"):
-                if getattr(env, key) is None:
-                    out.append(self.doc.problem(origin.map(envp), f"missing required key '{key}' for target ecs"))
-        for name, svc in cfg.services.items():
-            bad = fargate.check_pair(svc.cpu, svc.memory)
-            if bad:
-                field = "cpu" if svc.cpu not in fargate.VALID_CPU else "memory"
-                out.append(self.doc.problem(origin.map(("services", name, field)), bad,
-                                            "see the Fargate size table in the README", key=False))
-            for dep in svc.after:
-                if dep not in cfg.services or dep == name:
-                    out.append(self.doc.problem(origin.map(("services", name, "after")),
-                                                f"'{dep}' is not another service", key=False))
-        if _has_cycle({n: s.after for n, s in cfg.services.items()}):
-            out.append(self.doc.problem(("services",), "services' `after` lists form a cycle"))
+        env = merged.get("environment") or {}
+        if env.get("target") == "ecs":
+            absent = [k for k in ("cluster", "network", "roles")
+                      if env.get(k) is None and not _misspelt(k, env, Environment)]
+            if absent:
+                out.append(self.doc.problem(origin.map(("environment",)),
+                                            f"target ecs needs {_and(absent)}: missing required key"
+                                            f"{'s' if len(absent) > 1 else ''} {_and(absent, quote=True)}",
+                                            "see the staging environment in the README's deploy.yaml"))
+        services = merged.get("services")
+        if not isinstance(services, dict):
+            return out
+        graph: dict[str, list[str]] = {}
+        for name, svc in services.items():
+            if not isinstance(svc, dict):
+                continue
+            out.extend(self._fargate_size(name, svc, origin))
+            after = svc.get("after")
+            if not isinstance(after, list):
+                continue
+            graph[name] = [d for d in after if isinstance(d, str) and d in services and d != name]
+            for i, dep in enumerate(after):
+                if not isinstance(dep, str) or (dep in services and dep != name):
+                    continue
+                why = "a service cannot come after itself" if dep == name else f"unknown service '{dep}'"
+                others = [s for s in services if s != name]
+                out.append(self.doc.problem(origin.map(("services", name, "after", i)), why,
+                                            _did_you_mean(dep, others), key=False))
+        cycle = _find_cycle(graph)
+        if cycle:
+            out.append(self.doc.problem(origin.map(("services", cycle[0], "after")),
+                                        f"`after` lists form a cycle: {' → '.join(cycle)}",
+                                        "remove one of these `after` entries", key=False))
         return out
+
+    def _fargate_size(self, name: str, svc: dict[str, Any], origin: _Origin) -> list[ConfigProblem]:
+        fields = Service.model_fields
+        cpu = _as_int(svc.get("cpu", fields["cpu"].default))
+        memory = _as_int(svc.get("memory", fields["memory"].default))
+        typo = _misspelt("cpu", svc, Service) or _misspelt("memory", svc, Service)
+        if cpu is None or memory is None or typo:
+            return []  # a wrong type or a typo (cpus:, memroy:) is reported already; don't pile on
+        bad = fargate.check_pair(cpu, memory)
+        if not bad:
+            return []
+        # Blame the value the environment changed: an override of cpu alone can break a memory
+        # value that is fine in the base service.
+        cpu_at = origin.map(("services", name, "cpu"))
+        mem_at = origin.map(("services", name, "memory"))
+        overridden_cpu = cpu_at[0] == "environments" and mem_at[0] != "environments"
+        field = "cpu" if cpu not in fargate.VALID_CPU or overridden_cpu or "memory" not in svc else "memory"
+        return [self.doc.problem(origin.map(("services", name, field)), bad,
+                                 "see the Fargate size table in the README", key=False)]
 
 
 class _Origin:
@@ -230,21 +291,155 @@ def _in_scope(path: Path, only_env: str | None) -> bool:
     return not (only_env and len(path) > 1 and path[0] == "environments" and path[1] != only_env)
 
 
-def _has_cycle(graph: dict[str, list[str]]) -> bool:
+def _find_cycle(graph: dict[str, list[str]]) -> list[str] | None:
+    """One cycle as a path that returns to its start (a → b → a), or None."""
     state: dict[str, int] = {}
+    stack: list[str] = []
 
-    def visit(node: str) -> bool:
+    def visit(node: str) -> list[str] | None:
         if state.get(node) == 1:
-            return True
+            return [*stack[stack.index(node):], node]
         if state.get(node) == 2 or node not in graph:
-            return False
+            return None
         state[node] = 1
-        if any(visit(n) for n in graph[node]):
-            return True
+        stack.append(node)
+        for nxt in graph[node]:
+            found = visit(nxt)
+            if found:
+                return found
+        stack.pop()
         state[node] = 2
-        return False
+        return None
 
-    return any(visit(n) for n in graph)
+    for node in graph:
+        found = visit(node)
+        if found:
+            return found
+    return None
+
+
+def _misspelt(key: str, data: dict[str, Any], model: type[BaseModel]) -> bool:
+    """True when `key` is absent but an unknown key close to it is present (already reported)."""
+    if key in data:
+        return False
+    unknown = [str(k) for k in data if k not in model.model_fields]
+    return bool(difflib.get_close_matches(key, unknown, n=1, cutoff=0.6))
+
+
+def _as_int(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)  # pydantic's lax mode accepts "1024" too
+    return None
+
+
+def _and(items: list[str], quote: bool = False) -> str:
+    words = [f"'{i}'" if quote else i for i in items]
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} and {words[-1]}"
+
+
+# Pydantic's union branch tags in error locations: `list[str] | str` fails as "list[str]" and "str".
+_UNION_TAG = re.compile(r"^(str|int|float|bool|(list|dict|set|tuple)\[.*\])$")
+
+
+def _is_branch_tag(part: Any) -> bool:
+    """Location parts that are not keys: union branches, validator wrappers, `[key]` markers."""
+    return isinstance(part, str) and (bool(_UNION_TAG.match(part)) or part.startswith(("function-", "[")))
+
+
+def _lookup(data: Any, loc: tuple[Any, ...]) -> Any:
+    for part in loc:
+        in_map = isinstance(data, dict) and part in data
+        in_list = isinstance(data, list) and isinstance(part, int) and part < len(data)
+        if not (in_map or in_list):
+            return None
+        data = data[part]
+    return data
+
+
+_BRANCH_FOR = {list: "list", dict: "dict", str: "str", bool: "bool", int: "int", float: "float"}
+_BRANCH_WORDS = {"list": "a list", "dict": "a mapping", "str": "a string", "int": "a whole number",
+                 "float": "a number", "bool": "true or false"}
+
+
+def _pick_union_branches(errors: list[Any], merged: dict[str, Any]) -> list[Any]:
+    """Pydantic reports a failed union once per branch; keep what the user meant.
+
+    The branch matching the kind of value written (a list for `list[str] | str`) explains the
+    real problem; when no branch matches, one line says which kinds are accepted.
+    """
+    groups: dict[tuple[Any, ...], list[tuple[str, Any]]] = {}
+    out: list[Any] = []
+    for err in errors:
+        loc = tuple(err["loc"])
+        at = next((i for i, p in enumerate(loc) if isinstance(p, str) and _UNION_TAG.match(p)), None)
+        if at is None:
+            out.append(err)
+            continue
+        groups.setdefault(loc[:at], []).append((str(loc[at]).split("[")[0], err))
+    for prefix, branch_errors in groups.items():
+        value = _lookup(merged, tuple(p for p in prefix if not _is_branch_tag(p)))
+        wanted = _BRANCH_FOR.get(type(value))
+        chosen = [e for tag, e in branch_errors if tag == wanted]
+        if chosen:
+            out.extend(chosen)
+            continue
+        kinds = list(dict.fromkeys(_BRANCH_WORDS.get(tag, tag) for tag, _ in branch_errors))
+        out.append({"loc": prefix, "type": "union_type", "input": value,
+                    "msg": f"expected {' or '.join(kinds)}", "ctx": {}})
+    return out
+
+
+_PATTERNS = {
+    r"^[a-z][a-z0-9-]{0,39}$": "expected lowercase letters, digits and '-', starting with a letter, "
+                               "at most 40 characters",
+    r"^[a-z0-9][a-z0-9._/-]*$": "expected a repository name: lowercase letters, digits and . _ / -",
+    r"^/": "expected a path starting with /",
+}
+_FIELD_HINTS = {
+    "memory": "MiB, e.g. 4096 for 4 GB",
+    "cpu": "CPU units: 256, 512, 1024 (1 vCPU), 2048, 4096, 8192, 16384",
+}
+
+
+def _message(err: Any) -> str:
+    """A pydantic error as a sentence saying what was expected and what was written."""
+    kind, ctx, value = err["type"], err.get("ctx") or {}, err.get("input")
+    got = f", got {_describe(value)}"
+    simple = {
+        "string_type": "expected a string",
+        "int_type": "expected a whole number", "int_parsing": "expected a whole number",
+        "int_from_float": "expected a whole number",
+        "float_type": "expected a number", "float_parsing": "expected a number",
+        "bool_type": "expected true or false", "bool_parsing": "expected true or false",
+        "dict_type": "expected a mapping (key: value)", "list_type": "expected a list",
+        "model_type": "expected a mapping (key: value)",
+        "model_attributes_type": "expected a mapping (key: value)",
+        "union_type": err["msg"],
+    }
+    if kind in simple:
+        return simple[kind] + got
+    if kind == "literal_error":
+        return f"expected {ctx.get('expected', '')}{got}"
+    if kind == "too_short":
+        n = ctx.get("min_length", 1)
+        return f"expected at least {n} item{'s' if n != 1 else ''}{got}"
+    if kind in ("greater_than_equal", "less_than_equal", "greater_than", "less_than"):
+        words = {"greater_than_equal": "at least", "less_than_equal": "at most",
+                 "greater_than": "more than", "less_than": "less than"}[kind]
+        bound = next(iter(ctx.values()), "")
+        return f"must be {words} {bound}{got}"
+    if kind == "string_pattern_mismatch":
+        pattern = ctx.get("pattern", "")
+        return _PATTERNS.get(pattern, f"expected text matching {pattern}") + got
+    msg = err["msg"]
+    for prefix in ("Value error, ", "Assertion failed, "):
+        if msg.startswith(prefix):
+            return msg[len(prefix):]
+    return _lower_first(msg) + (got if kind.endswith(("_type", "_parsing")) else "")
 
 
 def _did_you_mean(word: str, choices: Any) -> str | None:
@@ -260,10 +455,14 @@ def _describe(value: Any) -> str:
     if isinstance(value, dict):
         return "a mapping"
     if isinstance(value, list):
-        return "a list"
+        return "an empty list" if not value else "a list"
     if value is None:
         return "nothing (null)"
-    return f"{type(value).__name__} {value!r}"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return f"'{value}'" if value else "an empty string"
+    return repr(value)
 
 
 def _unwrap(tp: Any) -> Any:
@@ -324,11 +523,20 @@ def validate_all(loaded: Loaded) -> dict[str, ResolvedConfig]:
     """Every environment resolved; raises ConfigError listing all problems."""
     problems = loaded.structure_problems(None)
     resolved: dict[str, ResolvedConfig] = {}
-    for name in loaded.env_names():
+    seen_in: dict[str, tuple[ConfigProblem, list[str]]] = {}
+    names = loaded.env_names()
+    for name in names:
         cfg, found = loaded.try_resolve(name)
-        problems.extend(found)
+        for p in found:
+            seen_in.setdefault(p.format(), (p, []))[1].append(name)
         if cfg:
             resolved[name] = cfg
+    for p, envs in seen_in.values():
+        # A problem written in the shared part of the file but caused by some environments'
+        # overrides (say `port: null` under dev) must say which environments.
+        if not p.path.startswith("environments.") and len(envs) < len(names):
+            p.message += f" (in environment{'s' if len(envs) > 1 else ''} {', '.join(envs)})"
+        problems.append(p)
     if problems:
         raise ConfigError(_dedupe(problems))
     return resolved

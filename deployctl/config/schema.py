@@ -21,8 +21,8 @@ ImagePatch = _patch(m.ImageConfig, "ImageOverride")
 
 
 class EnvironmentFile(m.Environment):
-    services: dict[str, ServicePatch] = Field(default_factory=dict,  # type: ignore[valid-type]
-                                              description="Per-service overrides (maps deep-merge, lists replace)")
+    services: dict[str, ServicePatch] = Field(  # type: ignore[valid-type]
+        default_factory=dict, description="Per-service overrides (maps deep-merge, lists replace)")
     deploy: DeployPatch | None = None  # type: ignore[valid-type]
     image: ImagePatch | None = None  # type: ignore[valid-type]
 

@@ -50,8 +50,12 @@ class Document:
     file: str
     data: Any
     marks: Marks
+    # Problems found while parsing that do not stop validation (duplicate keys: the first wins),
+    # so one run reports them together with everything else.
+    problems: list[ConfigProblem] = field(default_factory=list)
 
-    def problem(self, path: Path, message: str, hint: str | None = None, *, key: bool = True) -> ConfigProblem:
+    def problem(self, path: Path, message: str, hint: str | None = None, *,
+                key: bool = True) -> ConfigProblem:
         line, col = self.marks.at(path) if key else self.marks.value_at(path)
         return ConfigProblem(self.file, line, col, dotted(path), message, hint)
 
@@ -70,7 +74,7 @@ _CONSTRUCTOR = yaml.SafeLoader("")
 
 
 def parse(text: str, file: str) -> Document:
-    """Parse YAML text. Raises ConfigError with every duplicate-key / tab problem, or the syntax error."""
+    """Parse YAML text. Tabs and syntax errors raise ConfigError; duplicate keys are kept on the Document."""
     problems: list[ConfigProblem] = []
     for i, raw_line in enumerate(text.splitlines(), start=1):
         indent = raw_line[: len(raw_line) - len(raw_line.lstrip(" \t"))]
@@ -82,19 +86,41 @@ def parse(text: str, file: str) -> Document:
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line, col = _pos(mark) if mark else (1, 1)
-        what = (exc.problem or "invalid YAML").strip()
-        if exc.context:
-            what = f"{exc.context.strip()}: {what}"
-        raise ConfigError([ConfigProblem(file, line, col, "", f"YAML syntax error: {what}")]) from None
+        raise ConfigError([_syntax_problem(exc, file)]) from None
+    except yaml.YAMLError as exc:  # e.g. a control character PyYAML refuses before marking it
+        raise ConfigError([ConfigProblem(file, 1, 1, "", f"YAML syntax error: {exc}")]) from None
     marks = Marks()
     if root is None:
         return Document(file, {}, marks)
     data = _walk(root, (), marks, problems, file)
-    if problems:
-        raise ConfigError(problems)
-    return Document(file, data, marks)
+    return Document(file, data, marks, problems)
+
+
+def _syntax_problem(exc: yaml.MarkedYAMLError, file: str) -> ConfigProblem:
+    mark = exc.problem_mark or exc.context_mark
+    line, col = _pos(mark) if mark else (1, 1)
+    what = (exc.problem or "invalid YAML").strip()
+    if exc.context and exc.context_mark:
+        # PyYAML's context ("while parsing a flow mapping") matters most when it started elsewhere:
+        # an unclosed `{` or `[` on an earlier line is reported where the parser gave up.
+        cline, ccol = _pos(exc.context_mark)
+        where = f"line {cline} column {ccol}" if cline != line else f"column {ccol}"
+        what = f"{what} ({exc.context.strip()} that starts at {where})"
+    elif exc.context:
+        what = f"{exc.context.strip()}: {what}"
+    return ConfigProblem(file, line, col, "", f"YAML syntax error: {what}", _syntax_hint(what))
+
+
+def _syntax_hint(what: str) -> str | None:
+    if "flow" in what:
+        return "look for a missing closing bracket, brace or comma"
+    if "block" in what or "mapping values are not allowed" in what:
+        return "check this line's indentation against the lines above, and quote values that contain ': '"
+    if "found character" in what and "cannot start any token" in what:
+        return "quote the value"
+    if "found undefined alias" in what:
+        return "define the anchor (&name) before using *name"
+    return None
 
 
 def _walk(node: yaml.Node, path: Path, marks: Marks, problems: list[ConfigProblem], file: str) -> Any:
@@ -106,7 +132,8 @@ def _walk(node: yaml.Node, path: Path, marks: Marks, problems: list[ConfigProble
             key = _scalar(key_node) if isinstance(key_node, yaml.ScalarNode) else None
             if not isinstance(key, str | int | bool) or key is None:
                 line, col = _pos(key_node.start_mark)
-                problems.append(ConfigProblem(file, line, col, dotted(path), "mapping keys must be plain strings"))
+                problems.append(ConfigProblem(file, line, col, dotted(path),
+                                              "mapping keys must be plain strings"))
                 continue
             key = str(key).lower() if isinstance(key, bool) else str(key)
             child = (*path, key)
