@@ -1,0 +1,163 @@
+"""Apply monitoring (alarms, dashboards) and read current metrics. AWS clients are passed in.
+
+Percentiles: CloudWatch computes p50/p95/p99 server-side (extended statistics). The `Stats`
+seam lets tests supply percentile values, because moto computes none (said in those tests).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from deployctl.config.model import ResolvedConfig
+from deployctl.config.monitoring import Monitoring
+from deployctl.errors import PreflightFailed, UsageError
+from deployctl.render import monitoring as render
+
+
+def require(cfg: ResolvedConfig) -> Monitoring:
+    mon = getattr(cfg, "monitoring", None)
+    if mon is None:
+        raise UsageError(f"environment {cfg.env_name} has no monitoring section",
+                         hint="add `monitoring:` to deploy.yaml (see README, Monitoring)")
+    return mon
+
+
+def resolve_facts(cfg: ResolvedConfig, mon: Monitoring, elbv2: Any) -> render.MonitoringFacts:
+    """Look up the ALB and target group ARN suffixes the ALB metrics are keyed by."""
+    if not mon.load_balancer:
+        return render.MonitoringFacts()
+    missing: list[str] = []
+    lb_suffix = ""
+    if mon.load_balancer.startswith("arn:"):
+        lb_suffix = mon.load_balancer.split(":loadbalancer/", 1)[1]
+    else:
+        try:
+            found = elbv2.describe_load_balancers(Names=[mon.load_balancer])["LoadBalancers"]
+            lb_suffix = found[0]["LoadBalancerArn"].split(":loadbalancer/", 1)[1]
+        except Exception as exc:  # noqa: BLE001 - any lookup failure is reported as missing
+            missing.append(f"load balancer {mon.load_balancer} ({_short(exc)})")
+    tgs: dict[str, str] = {}
+    for name, svc in cfg.services.items():
+        if not svc.load_balancer:
+            continue
+        tg = svc.load_balancer.target_group
+        if tg.startswith("arn:"):
+            tgs[name] = tg.rsplit(":", 1)[1]
+            continue
+        try:
+            arn = elbv2.describe_target_groups(Names=[tg])["TargetGroups"][0]["TargetGroupArn"]
+            tgs[name] = arn.rsplit(":", 1)[1]
+        except Exception as exc:  # noqa: BLE001
+            missing.append(f"target group {tg} of service {name} ({_short(exc)})")
+    if missing:
+        raise PreflightFailed("cannot set up monitoring; missing: " + "; ".join(missing))
+    return render.MonitoringFacts(load_balancer_suffix=lb_suffix, target_group_suffixes=tgs)
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc)
+    return text if len(text) < 120 else text[:117] + "..."
+
+
+@dataclass(frozen=True)
+class Applied:
+    alarms: tuple[str, ...]
+    dashboard: str | None
+    grafana_file: str | None
+
+
+def apply(cfg: ResolvedConfig, cloudwatch: Any, elbv2: Any, *, account_id: str,
+          grafana_path: str | None = None) -> Applied:
+    mon = require(cfg)
+    facts = resolve_facts(cfg, mon, elbv2)
+    specs = render.alarms(cfg, mon, facts)
+    for spec in specs:
+        cloudwatch.put_metric_alarm(**spec.request)
+    dashboard = None
+    if mon.dashboard:
+        body = json.dumps(render.cloudwatch_dashboard(cfg, mon, facts)).replace("{account}", account_id)
+        dashboard = render.dashboard_name(cfg)
+        cloudwatch.put_dashboard(DashboardName=dashboard, DashboardBody=body)
+    grafana_file = None
+    if grafana_path:
+        with open(grafana_path, "w", encoding="utf-8") as fh:
+            json.dump(render.grafana_dashboard(cfg, mon, facts), fh, indent=2)
+            fh.write("\n")
+        grafana_file = grafana_path
+    return Applied(tuple(s.name for s in specs), dashboard, grafana_file)
+
+
+# -- reading metrics ----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class MetricRow:
+    service: str | None
+    name: str  # p50, p95, p99, error_rate, tokens_per_request, queue_depth
+    value: float | None
+    unit: str
+    threshold: float | None
+
+    @property
+    def breaching(self) -> bool:
+        return self.value is not None and self.threshold is not None and self.value > self.threshold
+
+
+# A Stats function answers "this statistic of this metric over the window", or None (no data).
+Stats = Callable[[str, str, list[dict[str, str]], str, int], float | None]
+
+
+def cloudwatch_stats(cloudwatch: Any, *, minutes: int = 15, now: datetime | None = None) -> Stats:
+    end = now or datetime.now(UTC)
+    start = end - timedelta(minutes=minutes)
+
+    def stats(namespace: str, metric: str, dims: list[dict[str, str]], stat: str, period: int) -> float | None:
+        resp = cloudwatch.get_metric_data(
+            MetricDataQueries=[{"Id": "m", "ReturnData": True, "MetricStat": {
+                "Metric": {"Namespace": namespace, "MetricName": metric, "Dimensions": dims},
+                "Period": minutes * 60, "Stat": stat}}],
+            StartTime=start, EndTime=end)
+        values = resp["MetricDataResults"][0].get("Values") or []
+        return float(values[0]) if values else None
+
+    return stats
+
+
+def current(cfg: ResolvedConfig, mon: Monitoring, facts: render.MonitoringFacts, stats: Stats) -> list[MetricRow]:
+    rows: list[MetricRow] = []
+    period = int(mon.period)
+    latency = mon.latency
+    for spec in render.alarms(cfg, mon, facts):
+        req = spec.request
+        if spec.kind == "error_rate":
+            metrics = {m["Id"]: m["MetricStat"]["Metric"] for m in req["Metrics"] if "MetricStat" in m}
+            errors = stats(ALB, "HTTPCode_Target_5XX_Count", metrics["errors"]["Dimensions"], "Sum", period)
+            requests = stats(ALB, "RequestCount", metrics["requests"]["Dimensions"], "Sum", period)
+            value = None if not requests else 100.0 * (errors or 0.0) / requests
+            rows.append(MetricRow(spec.service, "error_rate", value, "%", req["Threshold"]))
+            continue
+        stat = req.get("ExtendedStatistic") or req.get("Statistic", "Average")
+        value = stats(req["Namespace"], req["MetricName"], req["Dimensions"], stat, int(req["Period"]))
+        unit = "s" if spec.kind.startswith("latency") else ("msgs" if spec.kind == "queue_depth" else "tokens")
+        name = spec.kind.replace("latency_", "")
+        rows.append(MetricRow(spec.service, name, value, unit, req["Threshold"]))
+    # Latency percentiles without a threshold still deserve a row.
+    if mon.load_balancer:
+        for svc, s in cfg.services.items():
+            if not s.load_balancer:
+                continue
+            have = {r.name for r in rows if r.service == svc}
+            for pct in ("p50", "p95", "p99"):
+                if pct not in have:
+                    dims = [{"Name": "LoadBalancer", "Value": facts.load_balancer_suffix},
+                            {"Name": "TargetGroup", "Value": facts.target_group_suffixes.get(svc, "")}]
+                    value = stats(ALB, "TargetResponseTime", dims, pct, period)
+                    rows.append(MetricRow(svc, pct, value, "s", getattr(latency, pct) if latency else None))
+    return rows
+
+
+ALB = render.ALB
+

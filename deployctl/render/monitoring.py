@@ -1,0 +1,247 @@
+"""CloudWatch alarms, a CloudWatch dashboard and a Grafana dashboard for one environment (pure).
+
+AI services fail in ways CPU graphs miss: tail latency (a model swapping to disk shows in p99
+first), 5xx from overloaded workers, runaway token usage (a looping agent burns API credit),
+and queues that back up behind slow inference. Each gets an alarm with thresholds from
+deploy.yaml; ALB dimensions (ARN suffixes) come in through `MonitoringFacts`, resolved at apply.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from deployctl.config.model import ResolvedConfig
+from deployctl.config.monitoring import Monitoring
+
+ALB = "AWS/ApplicationELB"
+KINDS = ("latency_p50", "latency_p95", "latency_p99", "error_rate", "tokens_per_request", "tokens_hourly",
+         "queue_depth")
+
+
+@dataclass(frozen=True)
+class MonitoringFacts:
+    """Dimensions only AWS knows: ARN suffixes such as `app/chat-alb/50dc6c495c0c9188`."""
+
+    load_balancer_suffix: str = "<load balancer ARN suffix>"
+    target_group_suffixes: dict[str, str] = field(default_factory=dict)  # service → targetgroup/name/id
+
+
+@dataclass(frozen=True)
+class AlarmSpec:
+    kind: str
+    service: str | None
+    request: dict[str, Any]  # PutMetricAlarm request
+
+    @property
+    def name(self) -> str:
+        return str(self.request["AlarmName"])
+
+
+def alarm_name(cfg: ResolvedConfig, service: str | None, kind: str) -> str:
+    middle = f"-{service}" if service else ""
+    return f"{cfg.app}-{cfg.env_name}{middle}-{kind.replace('_', '-')}"
+
+
+def arn_suffix(arn_or_name: str, kind: str) -> str:
+    """`arn:aws:elasticloadbalancing:…:loadbalancer/app/x/123` → `app/x/123` (the metric dimension)."""
+    marker = ":loadbalancer/" if kind == "lb" else ":"
+    if arn_or_name.startswith("arn:"):
+        return arn_or_name.split(marker, 1)[1] if kind == "lb" else arn_or_name.rsplit(":", 1)[1]
+    return arn_or_name
+
+
+def _lb_services(cfg: ResolvedConfig) -> list[str]:
+    return [name for name, svc in cfg.services.items() if svc.load_balancer]
+
+
+def _tags(cfg: ResolvedConfig, service: str | None) -> list[dict[str, str]]:
+    tags = [{"Key": "deployctl:app", "Value": cfg.app}, {"Key": "deployctl:env", "Value": cfg.env_name}]
+    if service:
+        tags.append({"Key": "deployctl:service", "Value": service})
+    return tags
+
+
+def _alb_dimensions(svc: str, facts: MonitoringFacts) -> list[dict[str, str]]:
+    return [
+        {"Name": "LoadBalancer", "Value": facts.load_balancer_suffix},
+        {"Name": "TargetGroup", "Value": facts.target_group_suffixes.get(svc, f"<target group of {svc}>")},
+    ]
+
+
+def _token_dimensions(cfg: ResolvedConfig, mon: Monitoring, svc: str) -> list[dict[str, str]]:
+    assert mon.tokens is not None
+    return [{"Name": k, "Value": v.format(service=svc, env=cfg.env_name, app=cfg.app)}
+            for k, v in sorted(mon.tokens.dimensions.items())]
+
+
+def _base(cfg: ResolvedConfig, mon: Monitoring, svc: str | None, kind: str, description: str) -> dict[str, Any]:
+    req: dict[str, Any] = {
+        "AlarmName": alarm_name(cfg, svc, kind),
+        "AlarmDescription": f"deployctl: {description}",
+        "ComparisonOperator": "GreaterThanThreshold",
+        "EvaluationPeriods": mon.evaluation_periods,
+        "DatapointsToAlarm": mon.datapoints_to_alarm or mon.evaluation_periods,
+        # No traffic is not an incident; a model that answers nobody shows up in other alarms.
+        "TreatMissingData": "notBreaching",
+        "Tags": _tags(cfg, svc),
+    }
+    return req
+
+
+def alarms(cfg: ResolvedConfig, mon: Monitoring, facts: MonitoringFacts | None = None) -> list[AlarmSpec]:
+    facts = facts or MonitoringFacts()
+    out: list[AlarmSpec] = []
+    period = int(mon.period)
+    for svc in _lb_services(cfg) if mon.load_balancer else []:
+        for pct in ("p50", "p95", "p99"):
+            threshold = getattr(mon.latency, pct) if mon.latency else None
+            if threshold is None:
+                continue
+            req = _base(cfg, mon, svc, f"latency_{pct}", f"{svc} {pct} latency above {threshold:g}s")
+            req.update({
+                "Namespace": ALB, "MetricName": "TargetResponseTime", "ExtendedStatistic": pct,
+                "Dimensions": _alb_dimensions(svc, facts), "Period": period, "Threshold": float(threshold),
+                "Unit": "Seconds",
+            })
+            out.append(AlarmSpec(f"latency_{pct}", svc, req))
+        if mon.error_rate is not None:
+            dims = _alb_dimensions(svc, facts)
+            req = _base(cfg, mon, svc, "error_rate", f"{svc} 5xx rate above {mon.error_rate:g}%")
+            req.update({
+                "Threshold": float(mon.error_rate),
+                "Metrics": [
+                    {"Id": "errors", "ReturnData": False, "MetricStat": {
+                        "Metric": {"Namespace": ALB, "MetricName": "HTTPCode_Target_5XX_Count", "Dimensions": dims},
+                        "Period": period, "Stat": "Sum"}},
+                    {"Id": "requests", "ReturnData": False, "MetricStat": {
+                        "Metric": {"Namespace": ALB, "MetricName": "RequestCount", "Dimensions": dims},
+                        "Period": period, "Stat": "Sum"}},
+                    # Guard the division: a quiet minute (no requests) is 0 %, not missing data.
+                    {"Id": "error_rate", "Label": "5xx % of requests", "ReturnData": True,
+                     "Expression": "IF(requests > 0, 100 * FILL(errors, 0) / requests, 0)"},
+                ],
+            })
+            out.append(AlarmSpec("error_rate", svc, req))
+    if mon.tokens:
+        tok = mon.tokens
+        services = [tok.service] if tok.service else [n for n, s in cfg.services.items() if s.port]
+        for svc in services:
+            dims = _token_dimensions(cfg, mon, svc)
+            if tok.max_per_request is not None:
+                req = _base(cfg, mon, svc, "tokens_per_request",
+                            f"{svc} average tokens per request above {tok.max_per_request:g}")
+                req.update({"Namespace": tok.namespace, "MetricName": tok.metric, "Statistic": "Average",
+                            "Dimensions": dims, "Period": period, "Threshold": float(tok.max_per_request)})
+                out.append(AlarmSpec("tokens_per_request", svc, req))
+            if tok.hourly_cap is not None:
+                # One runaway agent can burn hundreds of dollars in an hour: cap the hourly sum.
+                req = _base(cfg, mon, svc, "tokens_hourly", f"{svc} tokens in one hour above {tok.hourly_cap:g}")
+                req.update({"Namespace": tok.namespace, "MetricName": tok.metric, "Statistic": "Sum",
+                            "Dimensions": dims, "Period": 3600, "EvaluationPeriods": 1, "DatapointsToAlarm": 1,
+                            "Threshold": float(tok.hourly_cap)})
+                out.append(AlarmSpec("tokens_hourly", svc, req))
+    if mon.queue:
+        req = _base(cfg, mon, mon.queue.service, "queue_depth",
+                    f"queue {mon.queue.name} above {mon.queue.max_visible} visible messages")
+        req.update({"Namespace": "AWS/SQS", "MetricName": "ApproximateNumberOfMessagesVisible",
+                    "Statistic": "Maximum", "Dimensions": [{"Name": "QueueName", "Value": mon.queue.name}],
+                    "Period": period, "Threshold": float(mon.queue.max_visible)})
+        out.append(AlarmSpec("queue_depth", mon.queue.service, req))
+    return out
+
+
+def deployment_alarm_names(cfg: ResolvedConfig, mon: Monitoring | None) -> list[str]:
+    """deploy.alarms plus the generated alarms named in monitoring.roll_back_on."""
+    names = list(cfg.deploy.alarms)
+    if mon is None:
+        return names
+    for spec in alarms(cfg, mon):
+        if spec.kind in mon.roll_back_on and spec.name not in names:
+            names.append(spec.name)
+    return names
+
+
+# -- dashboards -------------------------------------------------------------------------------
+
+def _panels(cfg: ResolvedConfig, mon: Monitoring, facts: MonitoringFacts) -> list[dict[str, Any]]:
+    """Neutral panel list: title, metric rows [(namespace, metric, dims, stat)], optional math."""
+    panels: list[dict[str, Any]] = []
+    for svc in _lb_services(cfg) if mon.load_balancer else []:
+        dims = _alb_dimensions(svc, facts)
+        panels.append({"title": f"{svc}: latency p50 / p95 / p99 (s)", "unit": "s", "metrics": [
+            (ALB, "TargetResponseTime", dims, pct) for pct in ("p50", "p95", "p99")]})
+        panels.append({"title": f"{svc}: requests and 5xx", "unit": "short", "metrics": [
+            (ALB, "RequestCount", dims, "Sum"), (ALB, "HTTPCode_Target_5XX_Count", dims, "Sum")]})
+    if mon.tokens:
+        tok = mon.tokens
+        services = [tok.service] if tok.service else [n for n, s in cfg.services.items() if s.port]
+        for svc in services:
+            dims = _token_dimensions(cfg, mon, svc)
+            panels.append({"title": f"{svc}: tokens per request", "unit": "short", "metrics": [
+                (tok.namespace, tok.metric, dims, "Average"), (tok.namespace, tok.metric, dims, "p95")]})
+    if mon.queue:
+        panels.append({"title": f"queue {mon.queue.name}: visible messages", "unit": "short", "metrics": [
+            ("AWS/SQS", "ApproximateNumberOfMessagesVisible", [{"Name": "QueueName", "Value": mon.queue.name}],
+             "Maximum")]})
+    return panels
+
+
+def cloudwatch_dashboard(cfg: ResolvedConfig, mon: Monitoring, facts: MonitoringFacts | None = None
+                         ) -> dict[str, Any]:
+    """PutDashboard body (as a dict; json.dumps it for DashboardBody)."""
+    facts = facts or MonitoringFacts()
+    widgets = []
+    for i, panel in enumerate(_panels(cfg, mon, facts)):
+        rows = []
+        for namespace, metric, dims, stat in panel["metrics"]:
+            row: list[Any] = [namespace, metric]
+            for d in dims:
+                row += [d["Name"], d["Value"]]
+            row.append({"stat": stat, "label": f"{metric} {stat}"})
+            rows.append(row)
+        widgets.append({
+            "type": "metric", "x": (i % 2) * 12, "y": (i // 2) * 6, "width": 12, "height": 6,
+            "properties": {"title": panel["title"], "region": cfg.region, "view": "timeSeries",
+                           "stacked": False, "period": int(mon.period), "metrics": rows},
+        })
+    names = [spec.name for spec in alarms(cfg, mon, facts)]
+    if names:
+        arns = [f"arn:aws:cloudwatch:{cfg.region}:{{account}}:alarm:{n}" for n in names]
+        widgets.append({"type": "alarm", "x": 0, "y": ((len(widgets) + 1) // 2) * 6, "width": 24, "height": 4,
+                        "properties": {"title": "deployctl alarms", "alarms": arns}})
+    return {"start": "-PT6H", "periodOverride": "inherit", "widgets": widgets}
+
+
+def dashboard_name(cfg: ResolvedConfig) -> str:
+    return f"{cfg.app}-{cfg.env_name}"
+
+
+def grafana_dashboard(cfg: ResolvedConfig, mon: Monitoring, facts: MonitoringFacts | None = None,
+                      datasource_uid: str = "cloudwatch") -> dict[str, Any]:
+    """A Grafana dashboard (schemaVersion 39) reading CloudWatch, for import."""
+    facts = facts or MonitoringFacts()
+    ds = {"type": "cloudwatch", "uid": datasource_uid}
+    panels = []
+    for i, panel in enumerate(_panels(cfg, mon, facts)):
+        targets = []
+        for j, (namespace, metric, dims, stat) in enumerate(panel["metrics"]):
+            targets.append({
+                "refId": chr(ord("A") + j), "datasource": ds, "queryMode": "Metrics", "region": cfg.region,
+                "namespace": namespace, "metricName": metric, "statistic": stat,
+                "dimensions": {d["Name"]: d["Value"] for d in dims}, "period": str(int(mon.period)),
+                "metricQueryType": 0, "metricEditorMode": 0, "matchExact": True, "id": "", "expression": "",
+                "label": f"{metric} {stat}",
+            })
+        panels.append({
+            "id": i + 1, "type": "timeseries", "title": panel["title"], "datasource": ds,
+            "gridPos": {"h": 8, "w": 12, "x": (i % 2) * 12, "y": (i // 2) * 8},
+            "fieldConfig": {"defaults": {"unit": panel["unit"]}, "overrides": []},
+            "options": {}, "targets": targets,
+        })
+    return {
+        "uid": f"deployctl-{cfg.app}-{cfg.env_name}"[:40], "title": f"{cfg.app} ({cfg.env_name})",
+        "tags": ["deployctl", cfg.app, cfg.env_name], "timezone": "browser", "editable": True,
+        "schemaVersion": 39, "time": {"from": "now-6h", "to": "now"}, "refresh": "1m",
+        "panels": panels,
+    }
