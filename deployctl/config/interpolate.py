@@ -1,7 +1,8 @@
 """`${VAR}` interpolation from the process environment.
 
-`${VAR:-default}` gives a default; `$${` writes a literal `${`. Unset variables are collected
-(with their path) rather than raised, so one run reports all of them.
+`${VAR:-default}` gives a default when VAR is unset or empty (as in the shell); `$${` writes a
+literal `${`. Only values are interpolated, never keys. Unset variables are collected (with
+their path) rather than raised, so one run reports all of them.
 """
 
 from __future__ import annotations
@@ -26,10 +27,10 @@ def interpolate(data: Any, environ: Mapping[str, str]) -> tuple[Any, dict[Path, 
                 unset.setdefault(path, f"'${{{match.group(3)}}}' is not a valid variable reference")
                 return ""
             name, default = match.group(1), match.group(2)
+            if default is not None:
+                return environ.get(name) or default
             if name in environ:
                 return environ[name]
-            if default is not None:
-                return default
             unset.setdefault(path, name)
             return ""
 
@@ -41,9 +42,8 @@ def interpolate(data: Any, environ: Mapping[str, str]) -> tuple[Any, dict[Path, 
         if isinstance(node, list):
             return [walk(v, (*path, i)) for i, v in enumerate(node)]
         if isinstance(node, str) and "$" in node:
-            out = sub_str(node, path)
-            # A whole-value reference to a number stays usable for int fields (count: ${COUNT}).
-            return out
+            # The result stays a string: pydantic's lax mode still accepts "3" for `count: ${COUNT}`.
+            return sub_str(node, path)
         return node
 
     return walk(data, ()), unset

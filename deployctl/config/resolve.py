@@ -546,8 +546,9 @@ def load_env(loaded: Loaded, env_name: str) -> ResolvedConfig:
     """One environment resolved; unknown environment is a usage error naming the choices."""
     names = loaded.env_names()
     if names and env_name not in names:
+        guess = _did_you_mean(env_name, names)
         raise UsageError(f"unknown environment '{env_name}' in {loaded.file}",
-                         hint=_did_you_mean(env_name, names) or f"environments are: {', '.join(names)}")
+                         hint=f"{guess + ' ' if guess else ''}environments are: {', '.join(names)}")
     problems = loaded.structure_problems(env_name)
     cfg, found = loaded.try_resolve(env_name)
     if cfg and not problems:
