@@ -1,0 +1,203 @@
+"""The build context: .dockerignore, the secret-file refusal, the inputs hash, the tar, stage
+selection and image references. Pure code on real files in tmp dirs; no daemon needed."""
+
+from __future__ import annotations
+
+import os
+import tarfile
+import time
+from pathlib import Path
+
+import pytest
+
+from deployctl.adapters.registry import ImageRef, is_loopback
+from deployctl.errors import StageFailed, UsageError
+from deployctl.stages import context as bc
+from deployctl.stages.context_check import refuse_secrets, secret_files
+
+PEM_KEY = "-----BEGIN PRIVATE KEY-----\nMIIEvQ\n-----END PRIVATE KEY-----\n"
+PEM_CERT = "-----BEGIN CERTIFICATE-----\nMIIDdz\n-----END CERTIFICATE-----\n"
+
+
+def tree(root: Path, files: dict[str, str]) -> Path:
+    for name, text in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return root
+
+
+APP = {
+    "Dockerfile": "FROM scratch\nCOPY . /\n",
+    "app/main.sh": "echo hi\n",
+    "app/data/model.bin": "weights",
+    "app/data/keep.bin": "keep",
+    "docs/readme.md": "docs",
+    "docs/deep/x.md": "x",
+    "node_modules/a/index.js": "js",
+    "build.log": "log",
+    "src/a.log": "log",
+    ".git/HEAD": "ref: refs/heads/main\n",
+}
+
+
+@pytest.mark.parametrize(("ignore", "expected"), [
+    ("", sorted(APP)),
+    ("*.log\n", sorted(set(APP) - {"build.log"})),  # * stays in the top directory
+    ("**/*.log\n", sorted(set(APP) - {"build.log", "src/a.log"})),
+    ("docs\n", sorted(set(APP) - {"docs/readme.md", "docs/deep/x.md"})),  # a dir takes its contents
+    ("/docs/\n# comment\n\n", sorted(set(APP) - {"docs/readme.md", "docs/deep/x.md"})),
+    ("app/data\n!app/data/keep.bin\n", sorted(set(APP) - {"app/data/model.bin"})),  # ! re-includes
+    ("app/data/*\n!app/data/keep.bin\napp/data/keep.bin\n", sorted(set(APP) - {"app/data/model.bin",
+                                                                                "app/data/keep.bin"})),
+    ("*\n!app\n", ["Dockerfile", "app/data/keep.bin", "app/data/model.bin", "app/main.sh"]),
+    ("node_modules\n.git\nDockerfile\n", sorted(set(APP) - {"node_modules/a/index.js", ".git/HEAD"})),
+    ("docs/*/x.md\napp/?ain.sh\n", sorted(set(APP) - {"docs/deep/x.md", "app/main.sh"})),
+])
+def test_dockerignore_rules(tmp_path: Path, ignore: str, expected: list[str]) -> None:
+    tree(tmp_path, {**APP, ".dockerignore": ignore} if ignore else APP)
+    ctx = bc.load(tmp_path, "Dockerfile")
+    files = [f for f in ctx.files if f != ".dockerignore"]
+    assert files == expected
+
+
+def test_missing_context_and_dockerfile(tmp_path: Path) -> None:
+    with pytest.raises(StageFailed, match="does not exist"):
+        bc.load(tmp_path / "nope", "Dockerfile")
+    with pytest.raises(StageFailed, match="no Dockerfile at"):
+        bc.load(tmp_path, "Dockerfile")
+
+
+def test_tar_holds_exactly_the_listed_files(tmp_path: Path) -> None:
+    root = tree(tmp_path / "ctx", {**APP, ".dockerignore": "docs\n"})
+    os.symlink("main.sh", root / "app" / "link.sh")
+    (root / "app" / "main.sh").chmod(0o755)
+    ctx = bc.load(root, "Dockerfile")
+    with tarfile.open(fileobj=bc.make_tar(ctx)) as tar:
+        members = {m.name: m for m in tar.getmembers()}
+        assert sorted(n for n, m in members.items() if not m.isdir()) == ctx.files
+        assert members["app/link.sh"].issym() and members["app/link.sh"].linkname == "main.sh"
+        assert members["app/main.sh"].mode == 0o755 and members["app/main.sh"].uid == 0
+        assert tar.extractfile("app/data/model.bin").read() == b"weights"  # type: ignore[union-attr]
+
+
+def test_dockerfile_outside_the_context_is_added(tmp_path: Path) -> None:
+    tree(tmp_path, {"ctx/a.txt": "a", "docker/Dockerfile.prod": "FROM scratch\n"})
+    ctx = bc.load(tmp_path / "ctx", "../docker/Dockerfile.prod")
+    assert ctx.dockerfile_name.startswith(".dockerfile.")
+    with tarfile.open(fileobj=bc.make_tar(ctx)) as tar:
+        assert tar.extractfile(ctx.dockerfile_name).read() == b"FROM scratch\n"  # type: ignore[union-attr]
+
+
+# --- inputs hash ----------------------------------------------------------------------------
+
+
+def inputs(root: Path, **kw: object) -> str:
+    args = {"target": "runtime", "build_args": {"A": "1"}, "platform": "linux/amd64", **kw}
+    return bc.inputs_hash(bc.load(root, "Dockerfile"), **args)  # type: ignore[arg-type]
+
+
+def test_inputs_hash_follows_contents_not_timestamps_or_git(tmp_path: Path) -> None:
+    root = tree(tmp_path, APP)
+    first = inputs(root)
+    assert inputs(root) == first
+    os.utime(root / "app" / "main.sh", (1, 1))
+    (root / ".git" / "index").write_text("git bookkeeping")
+    assert inputs(root) == first
+    assert inputs(root, target="build") != first
+    assert inputs(root, build_args={"A": "2"}) != first
+    assert inputs(root, platform="linux/arm64") != first
+    (root / "app" / "main.sh").chmod(0o755)
+    assert inputs(root) != first
+    (root / "app" / "main.sh").chmod(0o644)
+    assert inputs(root) == first
+    (root / "app" / "main.sh").write_text("echo bye\n")
+    assert inputs(root) != first
+
+
+def test_hash_cache_reuses_and_notices_rewrites(tmp_path: Path) -> None:
+    root = tree(tmp_path / "ctx", {"Dockerfile": "FROM scratch\n", "model.bin": "aaaa"})
+    old = time.time() - 60
+    for name in ("Dockerfile", "model.bin"):
+        os.utime(root / name, (old, old))
+    # ctime cannot be set back; wait out the racy window instead of faking it.
+    time.sleep(2.1)
+    cache_file = tmp_path / "cache.json"
+    cache = bc.HashCache(cache_file)
+    first = inputs(root, cache=cache)
+    cache.save()
+    assert cache_file.exists()
+    assert inputs(root, cache=bc.HashCache(cache_file)) == first
+    # Same size and mtime, other bytes: the ctime moves, so the cache is not fooled.
+    (root / "model.bin").write_text("bbbb")
+    os.utime(root / "model.bin", (old, old))
+    assert inputs(root, cache=bc.HashCache(cache_file)) != first
+
+
+# --- secret files ---------------------------------------------------------------------------
+
+
+def test_secret_files_are_found_with_few_false_alarms(tmp_path: Path) -> None:
+    root = tree(tmp_path, {
+        "Dockerfile": "FROM scratch\n", ".env": "A=1", "config/.env.production": "A=1",
+        ".env.example": "A=", "certs/server.pem": PEM_KEY, "certs/ca.pem": PEM_CERT,
+        "tls.key": "k", "home/.aws/credentials": "x", "id_rsa": "k", "id_rsa.pub": "ssh-rsa AAA",
+        ".npmrc": "//registry/:_authToken=x", "gcp/credentials.json": "{}", "app/main.py": "print()",
+    })
+    found = secret_files(bc.load(root, "Dockerfile"))
+    assert found == [".env", ".npmrc", "certs/server.pem", "config/.env.production", "gcp/credentials.json",
+                     "home/.aws/credentials", "id_rsa", "tls.key"]
+
+
+def test_refusal_names_files_and_the_fix_and_dockerignore_fixes_it(tmp_path: Path) -> None:
+    root = tree(tmp_path / "app", {"Dockerfile": "FROM scratch\n", ".env": "OPENAI_API_KEY=sk-123",
+                                   "keys/deploy.key": "k"})
+    with pytest.raises(StageFailed) as err:
+        refuse_secrets(bc.load(root, "Dockerfile"), "app/")
+    assert ".env" in err.value.message and "keys/deploy.key" in err.value.message
+    assert "app/.dockerignore" in (err.value.hint or "")
+    assert "sk-123" not in str(err.value)
+    (root / ".dockerignore").write_text(".env*\nkeys/\n")
+    refuse_secrets(bc.load(root, "Dockerfile"), "app/")
+
+
+# --- image references -----------------------------------------------------------------------
+
+
+def test_image_refs() -> None:
+    ref = ImageRef.parse("127.0.0.1:5000/team/app:abc123")
+    assert (ref.registry, ref.repository, ref.tag, ref.digest) == ("127.0.0.1:5000", "team/app", "abc123", None)
+    digest = "sha256:" + "0" * 64
+    ref = ImageRef.parse(f"123456789012.dkr.ecr.us-east-1.amazonaws.com/app@{digest}")
+    assert ref.reference == digest and ref.with_digest(digest).endswith(f"/app@{digest}")
+    assert str(ImageRef.parse(f"localhost:5000/app:v1@{digest}")) == f"localhost:5000/app:v1@{digest}"
+    for bad in ("app:latest", "127.0.0.1:5000/app", "127.0.0.1:5000/App:x", "127.0.0.1:5000/app@sha256:12"):
+        with pytest.raises(UsageError):
+            ImageRef.parse(bad)
+    assert is_loopback("127.0.0.1:5000") and is_loopback("localhost:5000") and is_loopback("[::1]:5000")
+    assert not is_loopback("registry.example.com:5000")
+
+
+# --- stage selection for `deployctl run` ----------------------------------------------------
+
+FIXTURE_YAML = Path(__file__).resolve().parents[1] / "fixtures" / "app" / "deploy.yaml"
+
+
+def test_stage_selection() -> None:
+    from deployctl.commands.run_cmd import select_stages
+    from deployctl.config import load_env, read
+
+    cfg = load_env(read(str(FIXTURE_YAML)), "dev")
+    assert select_stages(cfg) == ("lint", "test", "build", "push", "deploy")
+    assert select_stages(cfg, only="build, push") == ("build", "push")
+    assert select_stages(cfg, from_stage="build") == ("build", "push", "deploy")
+    assert select_stages(cfg, skip="lint,deploy") == ("test", "build", "push")
+    assert select_stages(cfg, image="127.0.0.1:5000/a:b") == ("lint", "test", "deploy")
+    for kwargs, message in (
+        ({"only": "compile"}, "unknown stage 'compile'"),
+        ({"from_stage": "build,push"}, "--from takes one stage"),
+        ({"only": "build", "image": "127.0.0.1:5000/a:b"}, "cannot be combined"),
+        ({"only": "lint", "skip": "lint"}, "no stages left"),
+    ):
+        with pytest.raises(UsageError, match=message):
+            select_stages(cfg, **kwargs)  # type: ignore[arg-type]
