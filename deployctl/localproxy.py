@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import errno
 import json
 import os
 import signal
@@ -179,7 +180,11 @@ async def _serve(directory: Path, port: int, owner: str) -> int:
         listener = await asyncio.start_server(server.client, "127.0.0.1", port, reuse_address=True,
                                               backlog=512)
     except OSError as exc:
-        _log(f"cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}")
+        why = "another program is using it" if exc.errno == errno.EADDRINUSE else (exc.strerror or str(exc))
+        reason = f"cannot listen on 127.0.0.1:{port}: {why}"
+        _log(reason)
+        # Tells the waiting deploy at once, rather than after its start-up timeout.
+        _write_json(directory / "proxy.error", {"pid": os.getpid(), "error": reason})
         return 1
     sock_path = _socket_path(directory)
     with contextlib.suppress(FileNotFoundError):
@@ -223,6 +228,13 @@ def _write_json(path: Path, data: Any) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(json.dumps(data))
     os.replace(tmp, path)
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
 
 
 def _log(message: str) -> None:
@@ -297,7 +309,7 @@ def ensure(port: int, owner: str, root: Path | None = None, wait: float = 5.0) -
                          "set DEPLOYCTL_STATE_DIR to a shorter directory")
     directory.mkdir(parents=True, exist_ok=True)
     os.chmod(directory, 0o700)
-    for stale in (sock, directory / "proxy.json"):
+    for stale in (sock, directory / "proxy.json", directory / "proxy.error"):
         with contextlib.suppress(FileNotFoundError):
             stale.unlink()
     log = directory / "proxy.log"
@@ -305,6 +317,9 @@ def ensure(port: int, owner: str, root: Path | None = None, wait: float = 5.0) -
             "--port", str(port), "--owner", owner], log)
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
+        failed = _read_json(directory / "proxy.error")
+        if failed:
+            raise ProxyError(str(failed.get("error")))
         if (directory / "proxy.json").exists():
             current = status(port, root)
             if current is not None:

@@ -215,8 +215,9 @@ def plan_rollback(cfg: ResolvedConfig, to: str | None = None, steps: int = 1,
             seen.add(r.image_id)
             candidates.append(r)
         if len(candidates) < steps:
-            what = "an earlier successful release" if steps == 1 else f"{steps} earlier successful releases"
-            raise UsageError(f"{where} has no {what} to roll back to"
+            what = "no earlier successful release" if steps == 1 else \
+                f"only {len(candidates)} earlier successful release(s), not {steps},"
+            raise UsageError(f"{where} has {what} to roll back to"
                              + (f" (it runs {current.id})" if current else " (nothing is deployed)"),
                              hint=f"the last {cfg.image.keep} releases are kept (image.keep)")
         target = candidates[steps - 1]
@@ -312,11 +313,9 @@ def remove(cfg: ResolvedConfig, client: Any = None) -> int:
             proxy = localproxy.status(local_port(svc))
             if proxy and proxy.get("owner", "").startswith(f"{cfg.app}/{cfg.env_name}/"):
                 localproxy.stop(local_port(svc))
-    for image in client.images.list(name=f"{RELEASE_REPO}/{cfg.app}"):
-        for ref in image.tags:
-            if ref.split(":", 1)[-1].startswith(f"{cfg.env_name}-r"):
-                with contextlib.suppress(Exception):
-                    client.images.remove(ref)
+    for ref in _release_tags(client, cfg):
+        with contextlib.suppress(Exception):
+            client.images.remove(ref)
     return len(containers)
 
 
@@ -422,6 +421,11 @@ def _apply(client: Any, cfg: ResolvedConfig, meta: _Meta, secrets: dict[str, dic
            log: Log, note: Log, cancelled: threading.Event | None, timeout: float | None,
            drain: float | None) -> Release:
     with _env_lock(cfg):
+        # Stable ports first: a port taken by another program is a set-up problem, found before
+        # anything starts and before a release number is spent on it.
+        for name, svc in cfg.services.items():
+            if svc.port:
+                _ensure_proxy(client, cfg, name, local_port(svc))
         number = _next_number(client, cfg)
         rid = f"r{number}"
         release_ref = f"{RELEASE_REPO}/{cfg.app}:{cfg.env_name}-{rid}"
@@ -452,6 +456,7 @@ def _apply(client: Any, cfg: ResolvedConfig, meta: _Meta, secrets: dict[str, dic
         release = _record(client, cfg, base, meta.image_id, "succeeded", started, "", log)
         _prune(client, cfg, log)
         log(f"release {rid} is live ({time.time() - started:.1f}s)")
+        note(f"{rid} live" + (f" at {next(iter(service_urls(cfg).values()))}" if service_urls(cfg) else ""))
         return release
 
 
@@ -559,7 +564,7 @@ def _wait_healthy(containers: list[Any], svc: Service, limit: float, *, log: Log
             if seen.get(c.name) != now:
                 seen[c.name] = now
                 if now == "starting":
-                    note(f"{service}: starting")
+                    note(f"{service}: waiting for health")
             if now == "healthy":
                 log(f"{service}: {c.name} healthy after {elapsed:.1f}s")
                 pending.remove(c)
@@ -637,19 +642,20 @@ def _remove(containers: list[Any]) -> None:
 
 def _ensure_proxy(client: Any, cfg: ResolvedConfig, service: str, port: int) -> None:
     owner = f"{cfg.app}/{cfg.env_name}/{service}"
+    hint = f"give services.{service}.local_port in deploy.yaml a free port"
     try:
         localproxy.ensure(port, owner)
         return
     except localproxy.ProxyError as exc:
         current = localproxy.status(port)
         if current is None or _owner_alive(client, str(current.get("owner", ""))):
-            raise ExternalError(str(exc), hint=f"set services.{service}.local_port in deploy.yaml") from None
+            raise ExternalError(f"{service}: {exc}", hint=hint) from None
     # The port's proxy belongs to an app/env with nothing left running: take the port over.
     localproxy.stop(port)
     try:
         localproxy.ensure(port, owner)
     except localproxy.ProxyError as exc:
-        raise ExternalError(str(exc), hint=f"set services.{service}.local_port in deploy.yaml") from None
+        raise ExternalError(f"{service}: {exc}", hint=hint) from None
 
 
 def _owner_alive(client: Any, owner: str) -> bool:
@@ -709,8 +715,7 @@ def _releases(client: Any, cfg: ResolvedConfig) -> list[Release]:
     services = _service_containers(client, cfg, None)
     running = {c.labels.get(L_RELEASE) for c in services if c.status == "running"}
     records = {c.labels.get(L_RELEASE): c for c in _records(client, cfg)}
-    images = {ref.rsplit("-", 1)[-1] for image in client.images.list(name=f"{RELEASE_REPO}/{cfg.app}")
-              for ref in image.tags if ref.split(":", 1)[-1].startswith(f"{cfg.env_name}-r")}
+    images = {ref.rsplit("-", 1)[-1] for ref in _release_tags(client, cfg)}
     out = []
     for rid, c in records.items():
         out.append(_release_from_labels(c.labels, c.attrs.get("Image", ""), current=False,
@@ -746,6 +751,13 @@ def _release_from_labels(labels: Mapping[str, str], image_id: str, *, current: b
         services=tuple(s for s in labels.get(L_SERVICES, labels.get(L_SERVICE, "")).split(",") if s),
         rollback_of=labels.get(L_ROLLBACK_OF, ""), current=current, image_available=available,
     )
+
+
+def _release_tags(client: Any, cfg: ResolvedConfig) -> list[str]:
+    """`deployctl-releases/<app>:<env>-rN` tags (an image listed may carry other tags too)."""
+    prefix = f"{RELEASE_REPO}/{cfg.app}:{cfg.env_name}-r"
+    return [ref for image in client.images.list(name=f"{RELEASE_REPO}/{cfg.app}") for ref in image.tags
+            if ref.startswith(prefix) and ref[len(prefix):].isdigit()]
 
 
 def _records(client: Any, cfg: ResolvedConfig) -> list[Any]:
