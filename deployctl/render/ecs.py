@@ -57,6 +57,16 @@ def target_group_arn(cfg: ResolvedConfig, name: str, facts: Facts) -> str:
     return facts.target_group_arns.get(name, f"<arn of target group {name}>")
 
 
+def container_ports(svc: Service) -> list[int]:
+    """The service port, plus the load balancer's container port when it differs: ECS refuses a
+    load balancer whose containerPort has no port mapping in the task definition."""
+    ports = [svc.port] if svc.port else []
+    lb_port = svc.load_balancer.container_port if svc.load_balancer else None
+    if lb_port and lb_port not in ports:
+        ports.append(lb_port)
+    return ports
+
+
 def health_check(svc: Service) -> dict[str, object] | None:
     if svc.health is None:
         return None
@@ -116,8 +126,14 @@ def task_definition(cfg: ResolvedConfig, svc_name: str, image: str, facts: Facts
     }
     if svc.command:
         container["command"] = list(svc.command)
-    if svc.port:
-        container["portMappings"] = [{"containerPort": svc.port, "protocol": "tcp", "name": f"{svc_name}-http"}]
+    ports = container_ports(svc)
+    if ports:
+        # Port mapping names are lowercase in ECS (Service Connect); service names may not be.
+        container["portMappings"] = [
+            {"containerPort": port, "protocol": "tcp",
+             "name": f"{svc_name.lower()}-http" if i == 0 else f"{svc_name.lower()}-{port}"}
+            for i, port in enumerate(ports)
+        ]
     check = health_check(svc)
     if check:
         container["healthCheck"] = check
@@ -193,12 +209,14 @@ def create_service(cfg: ResolvedConfig, svc_name: str, task_def: str, facts: Fac
         "platformVersion": "LATEST",
         "deploymentController": {"type": "ECS"},
         "deploymentConfiguration": deployment_configuration(cfg),
-        "networkConfiguration": _network(cfg),
         "schedulingStrategy": "REPLICA",
         "enableECSManagedTags": True,
         "propagateTags": "SERVICE",
         "tags": tags(cfg, svc_name, Facts(preview_name=facts.preview_name)),
     }
+    network = _network(cfg)
+    if network:
+        request["networkConfiguration"] = network
     lbs = _load_balancers(cfg, svc_name, facts)
     if lbs:
         request["loadBalancers"] = lbs
@@ -216,9 +234,12 @@ def update_service(cfg: ResolvedConfig, svc_name: str, task_def: str, facts: Fac
         "taskDefinition": task_def,
         "capacityProviderStrategy": capacity_provider_strategy(svc),
         "deploymentConfiguration": deployment_configuration(cfg),
-        "networkConfiguration": _network(cfg),
         "forceNewDeployment": False,
     }
+    # An ecs environment always has a network (validated); an empty block would be rejected.
+    network = _network(cfg)
+    if network:
+        request["networkConfiguration"] = network
     # With autoscaling the scaler owns desiredCount; resetting it on every deploy would fight it.
     if not svc.autoscaling:
         request["desiredCount"] = svc.count
