@@ -12,8 +12,9 @@ service, in `after` order:
   3. switch the service's stable port (a small proxy, see deployctl/localproxy.py) to the new
      containers: new connections go to them, open ones finish on the old containers.
 Once every service is switched, the old containers are drained (until the proxy reports no open
-connection to them, at most the drain period) and stopped. All-or-nothing per release: a
-failure in the third service leaves the first two on the old release as well.
+connection to them, at most the drain period: 10 s, or $DEPLOYCTL_DRAIN seconds) and stopped.
+All-or-nothing per release: a failure in the third service leaves the first two on the old
+release as well.
 
 Where the history lives (DESIGN principle 2, no state file): in Docker itself.
 - Every container carries labels: deployctl.app/env/service/release, git sha, image digest, time.
@@ -54,7 +55,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from deployctl import localproxy
@@ -909,7 +909,3 @@ def _env_lock(cfg: ResolvedConfig) -> Iterator[None]:
             handle.seek(0)
             handle.truncate()
             fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def state_dir() -> Path:
-    return localproxy.state_root()
