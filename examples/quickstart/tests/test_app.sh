@@ -1,4 +1,5 @@
 #!/bin/sh
+# shellcheck disable=SC2086  # $run and $run_with may be "busybox sh": split on purpose
 # The quickstart app's test stage (deployctl runs it on the host with /bin/sh, no Docker needed).
 # Runs the CGI scripts directly with CGI environment variables, then whole HTTP requests through
 # app/serve, under the host's sh and, when present, busybox sh (the shell the image uses).
@@ -33,7 +34,6 @@ uptime_cs() { read -r up _ </proc/uptime; up=${up%.*}${up#*.}; echo "${up#"${up%
 
 # request SHELL "METHOD PATH" BODY [NAME=VALUE...]: one HTTP/1.1 request, CRLF line endings,
 # through the router, with extra environment for the app
-# shellcheck disable=SC2086 # $run_with may be "busybox sh": split on purpose
 request() {
   run_with=$1 line=$2 body=$3
   shift 3
@@ -107,6 +107,10 @@ for shell_name in $shells; do
 
   out=$(request "$run" "POST /" '{"prompt":"what is 2+2?"}')
   expect "POST / with a body" "$out" '^HTTP/1\.1 200 OK.$' '^\{"reply":"hello from the model"\}$'
+
+  out=$(printf 'POST / HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\nhi' |
+    env QUIET_ACCESS_LOG=1 APP_DIR="$APP" $run "$APP/serve")
+  expect "Expect: 100-continue" "$out" '^HTTP/1\.1 100 Continue.$' '^HTTP/1\.1 200 OK.$' '"reply"'
 
   out=$(request "$run" "GET /missing" "")
   expect "unknown path" "$out" '^HTTP/1\.1 404 Not Found.$'
