@@ -1,0 +1,1 @@
+"""chat-api: a small HTTP chat-completion service, standard library only."""
