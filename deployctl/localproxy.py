@@ -339,7 +339,11 @@ def _spawn(argv: list[str], log: Path) -> None:
     from deployctl.adapters import shell
 
     script = 'log=$1; shift; "$@" </dev/null >>"$log" 2>&1 &'
-    code, _out, err = shell.run_capture(["/bin/sh", "-c", script, "sh", str(log), *argv], timeout=10)
+    # A bare environment: the deploy's may hold secrets and registry passwords, which a
+    # long-lived process has no business keeping in its /proc/<pid>/environ.
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C.UTF-8"}
+    code, _out, err = shell.run_capture(["/bin/sh", "-c", script, "sh", str(log), *argv], timeout=10,
+                                        cwd=log.parent, env=env)
     if code != 0:
         raise ProxyError(f"could not start the local proxy: {err.strip() or f'exit {code}'}")
 

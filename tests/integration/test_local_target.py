@@ -306,6 +306,9 @@ def test_secrets_come_from_the_environment_and_are_never_printed(
     assert secret not in out
     (container,) = _containers(client, app)
     assert f"MODEL_TOKEN={secret}" in container.attrs["Config"]["Env"]
+    # The long-lived proxy does not carry the deployer's environment (and so the secret) around.
+    proxy_pid = localproxy.status(app.port)["pid"]
+    assert secret.encode() not in Path(f"/proc/{proxy_pid}/environ").read_bytes()
 
 
 def test_only_the_last_image_keep_releases_are_kept(app: App, images: dict[str, str],
