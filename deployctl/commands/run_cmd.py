@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from deployctl.commands.common import ENV_OPTION, FILE_OPTION, JSON_OPTION, git_facts, load, project_dir
+from deployctl.commands.release_cmds import parse_lock_wait
 
 if TYPE_CHECKING:
     from deployctl.config.model import ResolvedConfig
@@ -39,6 +40,9 @@ def run(
     force: bool = typer.Option(False, "--force", help="Deploy even when nothing changed."),
     no_rollback: bool = typer.Option(False, "--no-rollback", help="Leave a failed deploy in place."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Answer yes to confirmations (CI)."),
+    lock_wait: str | None = typer.Option(None, "--lock-wait", metavar="DURATION",
+                                         help="Wait this long (e.g. 10m) for another deploy of this "
+                                              "environment to finish instead of failing at once."),
 ) -> None:
     """Run the pipeline for one environment: lint, test and build at once, then push, then deploy.
 
@@ -96,7 +100,8 @@ def run(
     from deployctl.targets import DeployOptions
 
     options = DeployOptions(force=force, no_rollback=no_rollback, timeout=cfg.deploy.timeout,
-                            poll_interval=cfg.deploy.poll_interval, yes=yes)
+                            poll_interval=cfg.deploy.poll_interval, yes=yes,
+                            lock_wait=parse_lock_wait(lock_wait))
     jobs = build_jobs(cfg, plan, facts, selected, root=str(root), clients=clients, redactor=redactor,
                       image_override=override, options=options)
 
@@ -259,7 +264,7 @@ def _deploy_fn(cfg: ResolvedConfig, plan: Plan, facts: Any, spec: Any, access: A
                                 image_override=image_ref)
         ctx.outputs.setdefault("image_ref", image_ref)
         ctx.outputs.setdefault("digest", digest)
-        with deploy_guard(deploy_plan, options):
+        with deploy_guard(deploy_plan, options, ctx):
             target.deploy(deploy_plan, image_ref, ctx, options)
 
     return run

@@ -44,6 +44,7 @@ class DeployOptions:
     poll_interval: float = 5.0  # watcher's base interval, seconds
     preview_name: str | None = None  # per-branch preview copy (environments with preview: true)
     yes: bool = False  # confirmations answered (CI)
+    lock_wait: float = 0.0  # seconds to wait for another deploy's lock (deployctl.lock)
 
 
 class Target(Protocol):
@@ -70,8 +71,14 @@ def get_target(name: str) -> ModuleType:
 
 
 @contextlib.contextmanager
-def deploy_guard(plan: Plan, options: DeployOptions) -> Iterator[None]:
-    """Held around every deploy of `plan.env` (run, promote, rollback). The deploy lock of
-    issue 5 goes here: acquire (or wait / fail naming the holder), heartbeat, release on any
-    exit, Ctrl-C included."""
-    yield
+def deploy_guard(plan: Plan, options: DeployOptions, ctx: Any = None) -> Iterator[None]:
+    """Held around every deploy of `plan.env` (run, promote, rollback): the deploy lock
+    (deployctl.lock). Pass the deploy stage's `ctx` so the wait honours cancellation, progress
+    goes to its log and the lock names the release (its id is made here, before the deploy)."""
+    if plan.target != "ecs":  # the docker target takes a flock of its own (targets/docker.py)
+        yield
+        return
+    from deployctl import lock
+
+    with lock.deploy_lock(plan, options, ctx):
+        yield

@@ -18,6 +18,7 @@ For one `deployctl run` (the deploy stage):
 from __future__ import annotations
 
 import copy
+import dataclasses
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -330,6 +331,13 @@ def deploy(plan: Plan, image_ref: str, ctx: Any, options: Any) -> None:
                   target_group_arns=pre.target_group_arns, image_digest=digest, release_id=release_id,
                   git_sha=plan.git.sha, preview_name=preview)
     real = make_plan(cfg, plan.git, facts=facts, image_override=pre.image_ref)
+    pinned = getattr(options, "task_definitions", None)
+    if pinned:
+        # `deployctl rollback`: only these services, each with an earlier release's task
+        # definition as it was (deployctl.releases.register_request), re-registered as this release.
+        real = dataclasses.replace(real, services=tuple(
+            dataclasses.replace(sp, task_definition=dict(pinned[sp.name]))
+            for sp in real.services if sp.name in pinned))
     outputs["release"] = release_id
     settings = Settings(timeout=timeout, poll=rollout.PollPolicy.from_base(poll),
                         force=bool(getattr(options, "force", False)),

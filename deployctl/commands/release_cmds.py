@@ -1,0 +1,745 @@
+"""promote, rollback, status, history, unlock: releases of one environment.
+
+Everything is read from the platform (ECS services and task-definition revisions with their
+tags; Docker labels for the local target, via deployctl.targets.docker). The pure parts
+(release records, what to promote, what to roll back to) live in deployctl.releases; deploys
+go through the same stage engine, ECS target and deploy lock as `deployctl run`, so output and
+exit codes are the same: 0 ok, 1 failed (a rollback by ECS included), 2 usage, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import typer
+
+from deployctl.commands.common import ENV_OPTION, FILE_OPTION, JSON_OPTION, load, print_json
+
+if TYPE_CHECKING:
+    from deployctl.config.model import ResolvedConfig
+    from deployctl.releases import Release, Revision
+
+YES_OPTION = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation (CI).")
+LOCK_WAIT_OPTION = typer.Option(None, "--lock-wait", metavar="DURATION",
+                                help="Wait this long (e.g. 10m) for another deploy of the environment "
+                                     "to finish instead of failing at once.")
+
+
+def parse_lock_wait(text: str | None) -> float:
+    """Seconds from --lock-wait (e.g. 90s, 10m); UsageError (exit 2) for nonsense."""
+    if text is None:
+        return 0.0
+    from deployctl.config.units import parse_duration
+    from deployctl.errors import UsageError
+
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise UsageError(f"--lock-wait: {exc}") from None
+
+
+def confirm(question: str, yes: bool) -> None:
+    """Ask on a terminal; `--yes` skips; no terminal and no --yes is a usage error (exit 2)."""
+    from deployctl.errors import Interrupted, UsageError
+
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise UsageError(f"{question.rstrip('?')}: this needs a confirmation and there is no terminal to ask on",
+                         hint="pass --yes to go ahead without asking (CI)")
+    if not typer.confirm(question, default=False):
+        raise Interrupted("nothing was changed")
+
+
+# ------------------------------------------------------------------------------------------
+# Reading ECS
+# ------------------------------------------------------------------------------------------
+
+
+def _clients(cfg: ResolvedConfig) -> Any:
+    from deployctl.adapters import aws
+
+    return aws.clients(cfg.region)
+
+
+def _errors(doing: str) -> Any:
+    from deployctl.adapters import aws
+
+    return aws.aws_errors(doing)
+
+
+def families(cfg: ResolvedConfig) -> dict[str, str]:
+    from deployctl.render import ecs as render
+
+    return {name: render.family(cfg, name) for name in cfg.services}
+
+
+def _revision_number(arn: str) -> int:
+    try:
+        return int(arn.rsplit(":", 1)[1])
+    except (IndexError, ValueError):
+        return 0
+
+
+def read_revisions(ecs: Any, cfg: ResolvedConfig, per_family: int | None = None) -> list[Revision]:
+    """deployctl's revisions of the environment's families, newest `per_family` of each.
+    ListTaskDefinitions' sort is not relied on (moto ignores it): revisions are sorted here."""
+    from deployctl import releases
+
+    arns: list[str] = []
+    for family in families(cfg).values():
+        found = []
+        for page in ecs.get_paginator("list_task_definitions").paginate(familyPrefix=family, status="ACTIVE"):
+            # familyPrefix is a prefix: app-prod-api would also match app-prod-api2.
+            found += [a for a in page.get("taskDefinitionArns", [])
+                      if a.rsplit("/", 1)[-1].rsplit(":", 1)[0] == family]
+        found.sort(key=_revision_number, reverse=True)
+        arns += found[:per_family] if per_family else found
+
+    def describe(arn: str) -> Any:
+        return releases.revision_from(ecs.describe_task_definition(taskDefinition=arn, include=["TAGS"]))
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        return [r for r in pool.map(describe, arns) if r is not None]
+
+
+def read_releases(ecs: Any, cfg: ResolvedConfig, per_family: int | None = None) -> list[Release]:
+    from deployctl import releases
+
+    return releases.build(read_revisions(ecs, cfg, per_family), app=cfg.app, env=cfg.env_name)
+
+
+def read_services(ecs: Any, cfg: ResolvedConfig) -> dict[str, dict[str, Any] | None]:
+    """service name (deploy.yaml) → DescribeServices entry, None when missing or INACTIVE."""
+    from deployctl.render import ecs as render
+
+    names = {render.service_name(cfg, name): name for name in cfg.services}
+    out: dict[str, dict[str, Any] | None] = dict.fromkeys(cfg.services)
+    ecs_names = list(names)
+    for i in range(0, len(ecs_names), 10):  # DescribeServices takes at most 10
+        resp = ecs.describe_services(cluster=cfg.environment.cluster, services=ecs_names[i:i + 10])
+        for svc in resp.get("services", []):
+            if svc.get("status") != "INACTIVE" and svc.get("serviceName") in names:
+                out[names[svc["serviceName"]]] = dict(svc)
+    return out
+
+
+def _require_ecs(cfg: ResolvedConfig, command: str) -> None:
+    from deployctl.errors import UsageError
+
+    if cfg.environment.target != "ecs":
+        raise UsageError(f"`{command}` works on ECS environments; {cfg.env_name} has target "
+                         f"{cfg.environment.target}")
+
+
+# ------------------------------------------------------------------------------------------
+# Deploying through the stage engine (same output and exit codes as `run`)
+# ------------------------------------------------------------------------------------------
+
+
+def _options(cfg: ResolvedConfig, *, yes: bool, lock_wait: str | None, no_rollback: bool = False,
+             task_definitions: Mapping[str, Mapping[str, Any]] | None = None) -> Any:
+    from deployctl.targets import DeployOptions
+
+    base = dict(no_rollback=no_rollback, timeout=cfg.deploy.timeout, poll_interval=cfg.deploy.poll_interval,
+                yes=yes, lock_wait=parse_lock_wait(lock_wait))
+    if task_definitions is None:
+        return DeployOptions(**base)
+    return _pinned_options(DeployOptions)(**base, task_definitions=dict(task_definitions))
+
+
+def _pinned_options(base: type) -> type:
+    from dataclasses import dataclass as dc
+
+    @dc(frozen=True)
+    class RollbackOptions(base):  # type: ignore[misc,valid-type]
+        """DeployOptions plus the task definitions to run again (read by the ECS target)."""
+
+        task_definitions: dict[str, Any] = field(default_factory=dict)
+
+    return RollbackOptions
+
+
+def _deploy(plan: Any, image_ref: str, options: Any, *, as_json: bool, release_id: str | None = None,
+            after: Callable[[Any], None] | None = None) -> None:
+    """One `deploy` stage in the engine: lock, target.deploy, report; typer.Exit(code) on failure."""
+    from deployctl.commands.run_cmd import _hinted, _maybe_tracebacks, _redactor
+    from deployctl.pipeline import Job, run_jobs
+    from deployctl.targets import deploy_guard, get_target
+    from deployctl.ui import make_reporter
+    from deployctl.ui.report import report_json
+
+    target = get_target(plan.target)
+
+    def deploy(ctx: Any) -> None:
+        if release_id:
+            ctx.outputs["release"] = release_id
+        ctx.outputs["image_ref"] = image_ref
+        ctx.outputs["digest"] = image_ref.rsplit("@", 1)[-1]
+        try:
+            with deploy_guard(plan, options, ctx):
+                target.deploy(plan, image_ref, ctx, options)
+        finally:
+            if after is not None:
+                after(ctx)
+
+    result = run_jobs([Job("deploy", (), _hinted(deploy))], make_reporter(json_mode=as_json), redactor=_redactor())
+    if as_json:
+        sys.stdout.write(report_json(result))
+        sys.stdout.flush()
+    _maybe_tracebacks(result)
+    if result.exit_code:
+        raise typer.Exit(result.exit_code)
+
+
+# ------------------------------------------------------------------------------------------
+# promote
+# ------------------------------------------------------------------------------------------
+
+
+def promote(
+    source: str = typer.Argument(..., help="Environment to take the image from, e.g. staging."),
+    dest: str = typer.Argument(..., help="Environment to deploy it to, e.g. prod."),
+    file: str = FILE_OPTION,
+    yes: bool = YES_OPTION,
+    as_json: bool = JSON_OPTION,
+    lock_wait: str | None = LOCK_WAIT_OPTION,
+    no_rollback: bool = typer.Option(False, "--no-rollback", help="Leave a failed deploy in place."),
+) -> None:
+    """Deploy to DEST exactly the image (by digest) that SOURCE runs, with DEST's settings.
+
+    SOURCE must be DEST's `promote_from`, and SOURCE's latest release must have succeeded
+    and be settled. The deploy is watched like `deployctl run`. Exit codes: 0 ok, 1 refused
+    or failed, 2 usage, 130 interrupted.
+
+    Example:  deployctl promote staging prod --yes
+    """
+    from deployctl import releases
+    from deployctl.adapters.git import GitFacts
+    from deployctl.errors import UsageError
+    from deployctl.plan import guardrail_violations, make_plan
+    from deployctl.render.ecs import Facts
+
+    dst_cfg = load(file, dest)
+    src_cfg = load(file, source)
+    origin = dst_cfg.environment.promote_from
+    if origin != source:
+        if origin is None:
+            raise UsageError(f"{dest} is not a promotion target (it has no promote_from)",
+                             hint=f"deploy it with `deployctl run --env {dest}`, or set "
+                                  f"environments.{dest}.promote_from: {source} in deploy.yaml")
+        raise UsageError(f"{dest} is promoted only from {origin}, not from {source}",
+                         hint=f"`deployctl promote {origin} {dest}`")
+    for cfg in (src_cfg, dst_cfg):
+        _require_ecs(cfg, "promote")
+    releases.same_services(source, src_cfg.services, dest, dst_cfg.services)
+
+    clients = _clients(src_cfg)
+    with _errors(f"reading what {source} runs"):
+        views = [releases.service_view(name, described)
+                 for name, described in read_services(clients.ecs, src_cfg).items()]
+        src_releases = read_releases(clients.ecs, src_cfg)
+    chosen = releases.promotable(source, src_releases, views)
+    rel = chosen.release
+
+    git = GitFacts(sha=rel.git_sha or "unknown", branch=f"promote-{source}")
+    plan = make_plan(dst_cfg, git, facts=Facts(git_sha=rel.git_sha or None, image_digest=chosen.digest),
+                     image_override=chosen.image)
+    violations = guardrail_violations(plan)
+    if violations:
+        raise UsageError("plan refused by guardrails: " + "; ".join(violations),
+                         hint=f"lower count/cpu/memory or raise {dest}'s guardrails")
+    out = sys.stderr if as_json else sys.stdout
+    print(f"promote {plan.app} {source} → {dest}: release {rel.id} (git {rel.git_sha[:12] or '?'}, "
+          f"by {rel.who or '?'})", file=out)
+    print(f"  image {chosen.image}", file=out)
+    for sp in plan.services:
+        print(f"  {sp.name}: {source} runs {chosen.revisions[sp.name].label}; {dest} gets a new revision "
+              f"of {sp.family}", file=out)
+    confirm(f"Deploy this image to {dest}?", yes)
+
+    options = _options(dst_cfg, yes=yes, lock_wait=lock_wait, no_rollback=no_rollback)
+    ecs = _clients(dst_cfg).ecs
+
+    def record_source(ctx: Any) -> None:
+        _tag_release(ecs, dst_cfg, ctx.outputs.get("release"),
+                     {releases.KIND: releases.PROMOTE, releases.SOURCE: f"{source}/{rel.id}"}, ctx.log)
+
+    _deploy(plan, chosen.image, options, as_json=as_json, after=record_source)
+
+
+def _tag_release(ecs: Any, cfg: ResolvedConfig, release_id: str | None, tags: dict[str, str],
+                 log: Callable[[str], None]) -> None:
+    """Add `tags` to the revisions registered by release `release_id` (newest of each family)."""
+    from deployctl import releases_tags as rt
+    from deployctl.adapters import aws
+
+    if not release_id:
+        return
+    try:
+        for rev in read_revisions(ecs, cfg, per_family=3):
+            if rev.parsed.release == release_id:
+                ecs.tag_resource(resourceArn=rev.arn, tags=rt.to_list(tags))
+    except (aws.ClientError, aws.BotoCoreError) as exc:
+        log(f"warning: could not record where release {release_id} came from: {aws.error_code(exc) or exc}")
+
+
+# ------------------------------------------------------------------------------------------
+# rollback
+# ------------------------------------------------------------------------------------------
+
+
+def rollback(
+    file: str = FILE_OPTION,
+    env: str = ENV_OPTION,
+    to: str | None = typer.Option(None, "--to", help="Release id to go back to (see `deployctl history`)."),
+    steps: int = typer.Option(1, "--steps", min=1, help="Go back this many succeeded releases."),
+    yes: bool = YES_OPTION,
+    as_json: bool = JSON_OPTION,
+    lock_wait: str | None = LOCK_WAIT_OPTION,
+) -> None:
+    """Run an earlier succeeded release again (by default the previous one), watched like a deploy.
+
+    On ECS the earlier release's task definitions are registered again, unchanged, as a new
+    release (so history shows the rollback); service settings (count, deployment configuration)
+    come from today's deploy.yaml. Nothing to roll back to, or an unknown/failed --to release,
+    is exit 2 and changes nothing.
+
+    Examples:  deployctl rollback --env staging
+               deployctl rollback --env prod --to 20260315T101500Z-1a2b3c4d5e6f-9f3c --yes
+    """
+    from deployctl.errors import UsageError
+
+    if to is not None and steps != 1:
+        raise UsageError("--to and --steps do not go together", hint="pick a release with --to, or count with --steps")
+    cfg = load(file, env)
+    if cfg.environment.target == "docker":
+        _docker_rollback(cfg, to, steps, yes)
+        return
+    from deployctl import releases, releases_tags
+    from deployctl.adapters.git import GitFacts
+    from deployctl.plan import make_plan
+    from deployctl.render.ecs import Facts
+
+    clients = _clients(cfg)
+    with _errors(f"reading the releases of {env}"):
+        described = read_services(clients.ecs, cfg)
+        running = {name: str(releases.service_view(name, d).task_definition)
+                   for name, d in described.items() if d is not None}
+        history_ = read_releases(clients.ecs, cfg)
+    choice = releases.choose_rollback(env, history_, running, to=to, steps=steps)
+    target = choice.target
+    out = sys.stderr if as_json else sys.stdout
+    now = f"release {choice.current.id}" if choice.current else "no deployctl release"
+    print(f"rollback {cfg.app}/{env}: {now} → release {target.id} (git {target.git_sha[:12] or '?'}, "
+          f"{target.who or '?'}, {target.started_at or '?'})", file=out)
+    for name, before, after in choice.changes():
+        print(f"  {name}: {before} → {after}", file=out)
+    confirm(f"Roll {env} back to release {target.id}?", yes)
+
+    release_id = releases_tags.new_release_id(git_sha=target.git_sha or None)
+    with _errors("reading the task definitions to run again"):
+        pinned = {name: releases.register_request(
+            clients.ecs.describe_task_definition(taskDefinition=rev.arn, include=["TAGS"]),
+            release_id=release_id, restores=target.id) for name, rev in choice.revisions.items()}
+    image = next(iter(choice.revisions.values())).image
+    digest = image.rsplit("@", 1)[-1] if "@" in image else None
+    git = GitFacts(sha=target.git_sha or "unknown", branch=f"rollback-{env}")
+    plan = make_plan(cfg, git, facts=Facts(git_sha=target.git_sha or None, image_digest=digest,
+                                           release_id=release_id), image_override=image)
+    options = _options(cfg, yes=yes, lock_wait=lock_wait, task_definitions=pinned)
+    _deploy(plan, image, options, as_json=as_json, release_id=release_id)
+
+
+def _docker_rollback(cfg: ResolvedConfig, to: str | None, steps: int, yes: bool) -> None:
+    from deployctl.targets import docker
+
+    choice = docker.plan_rollback(cfg, to, steps)
+    now = choice.current.id if choice.current else "nothing"
+    t = choice.target
+    typer.echo(f"rollback {cfg.app}/{cfg.env_name} (local): {now} → {t.id} (git {t.git_sha[:12]}, {t.image})")
+    confirm(f"Roll {cfg.env_name} back to {t.id}?", yes)
+    release = docker.rollback(cfg, choice=choice, log=typer.echo, timeout=cfg.deploy.timeout)
+    typer.echo(f"{cfg.app}/{cfg.env_name} now runs {release.id} (rollback to {t.id})")
+
+
+# ------------------------------------------------------------------------------------------
+# history
+# ------------------------------------------------------------------------------------------
+
+
+def history(
+    file: str = FILE_OPTION,
+    env: str = ENV_OPTION,
+    limit: int = typer.Option(20, "--limit", "-n", min=1, help="Show at most this many releases."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Releases of one environment, newest first: outcome, git sha, image digest, who, when, duration.
+
+    Read from ECS task-definition tags (Docker labels for the local target): no state file.
+    JSON (schema deployctl.history/v1): {schema, app, env, releases: [{id, outcome, kind, source,
+    git_sha, image_digest, image, who, started_at, finished_at, duration_s, detail, current,
+    services: {name: {task_definition, revision, family, outcome}}}]}.
+    """
+    cfg = load(file, env)
+    if cfg.environment.target == "docker":
+        _docker_history(cfg, limit, as_json)
+        return
+    from deployctl import releases
+
+    clients = _clients(cfg)
+    with _errors(f"reading the releases of {env}"):
+        found = read_releases(clients.ecs, cfg, per_family=limit)[:limit]
+        described = read_services(clients.ecs, cfg)
+    running = {n: str(releases.service_view(n, d).task_definition) for n, d in described.items() if d}
+    cur = releases.current(found, running)
+    if as_json:
+        print_json({"schema": "deployctl.history/v1", "app": cfg.app, "env": env,
+                    "releases": [r.to_json(current=cur is not None and r.id == cur.id) for r in found]})
+        return
+    if not found:
+        typer.echo(f"{cfg.app}/{env}: no releases yet (deploy with `deployctl run --env {env}`)")
+        return
+    rows = [[("* " if cur is not None and r.id == cur.id else "  ") + r.id, _outcome_text(r.outcome),
+             r.kind, (r.git_sha or "")[:12], _short(r.image_digest), r.who, r.started_at,
+             _duration(r.duration_s)] for r in found]
+    _table(["release", "outcome", "kind", "git", "digest", "who", "started", "took"], rows)
+    if cur is not None:
+        typer.echo("* = running now")
+
+
+def _docker_history(cfg: ResolvedConfig, limit: int, as_json: bool) -> None:
+    from deployctl.targets import docker
+
+    found = docker.history(cfg, limit=limit)
+    if as_json:
+        print_json({"schema": "deployctl.history/v1", "app": cfg.app, "env": cfg.env_name, "releases": [{
+            "id": r.id, "outcome": r.outcome, "kind": r.kind, "source": r.rollback_of or None,
+            "git_sha": r.git_sha or None, "image_digest": r.digest or None, "image": r.image or None,
+            "who": r.who or None, "started_at": r.created or None, "finished_at": r.ended or None,
+            "duration_s": r.duration_s, "detail": r.message or None, "current": r.current,
+            "services": {name: {} for name in r.services}} for r in found]})
+        return
+    if not found:
+        typer.echo(f"{cfg.app}/{cfg.env_name}: no releases yet")
+        return
+    rows = [[("* " if r.current else "  ") + r.id, r.outcome, r.kind, r.git_sha[:12], _short(r.digest), r.who,
+             r.created, _duration(r.duration_s)] for r in found]
+    _table(["release", "outcome", "kind", "git", "digest", "who", "started", "took"], rows)
+
+
+def _outcome_text(outcome: str) -> str:
+    return outcome.replace("-", " ")
+
+
+def _short(digest: str | None) -> str:
+    return (digest or "")[:19]
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    return f"{seconds:.0f}s" if seconds < 120 else f"{seconds / 60:.1f}m"
+
+
+def _table(headers: list[str], rows: list[list[str]]) -> None:
+    widths = [max(len(str(x)) for x in col) for col in zip(headers, *rows, strict=False)]
+    for row in [headers, *rows]:
+        typer.echo("  ".join(str(x).ljust(w) for x, w in zip(row, widths, strict=False)).rstrip())
+
+
+# ------------------------------------------------------------------------------------------
+# status
+# ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ServiceStatus:
+    service: str
+    ecs_service: str
+    exists: bool
+    release: str = ""
+    outcome: str = ""
+    image_digest: str = ""
+    task_definition: str = ""
+    revision: int | None = None
+    running: int = 0
+    desired: int = 0
+    pending: int = 0
+    rollout_state: str = ""
+    rollout_reason: str = ""
+    deployments: tuple[dict[str, Any], ...] = ()
+    targets: dict[str, int] | None = None
+    events: tuple[dict[str, str], ...] = ()
+    # Set when the newest release of this service is not what runs (ECS or deployctl rolled it back).
+    superseded_by_rollback: str = ""
+
+    @property
+    def settled(self) -> bool:
+        if not self.exists:
+            return True
+        if self.rollout_state == "FAILED":
+            return True
+        return self.rollout_state == "COMPLETED" and len(self.deployments) == 1
+
+    @property
+    def ok(self) -> bool:
+        return self.exists and self.rollout_state == "COMPLETED" and not self.superseded_by_rollback
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "service": self.service, "ecs_service": self.ecs_service, "exists": self.exists,
+            "release": self.release or None, "outcome": self.outcome or None,
+            "image_digest": self.image_digest or None, "task_definition": self.task_definition or None,
+            "revision": self.revision, "running": self.running, "desired": self.desired, "pending": self.pending,
+            "rollout_state": self.rollout_state or None, "rollout_reason": self.rollout_reason or None,
+            "deployments": list(self.deployments), "targets": self.targets, "events": list(self.events),
+            "rolled_back": self.superseded_by_rollback or None,
+        }
+
+
+def _iso(value: Any) -> str:
+    return value.isoformat() if hasattr(value, "isoformat") else str(value or "")
+
+
+def read_status(clients: Any, cfg: ResolvedConfig) -> list[ServiceStatus]:
+    from deployctl import releases
+    from deployctl import releases_tags as rt
+    from deployctl.render import ecs as render
+
+    described = read_services(clients.ecs, cfg)
+    revs = read_revisions(clients.ecs, cfg, per_family=3)
+    by_arn = {r.arn: r for r in revs}
+    out = []
+    for name, svc in described.items():
+        ecs_name = render.service_name(cfg, name)
+        if svc is None:
+            out.append(ServiceStatus(name, ecs_name, exists=False))
+            continue
+        view = releases.service_view(name, svc)
+        arn = str(view.task_definition or "")
+        rev = by_arn.get(arn)
+        if rev is None and arn:
+            rev = releases.revision_from(clients.ecs.describe_task_definition(taskDefinition=arn, include=["TAGS"]))
+        deps = svc.get("deployments") or []
+        primary = next((d for d in deps if d.get("status") == "PRIMARY"), {}) or {}
+        newest = max((r for r in revs if r.service == name), key=lambda r: r.number, default=None)
+        rolled = ""
+        if newest is not None and newest.arn != arn and newest.outcome in (rt.IN_PROGRESS, rt.ROLLED_BACK, rt.FAILED):
+            rolled = (f"release {newest.parsed.release} ({newest.label}, {_outcome_text(newest.outcome)}) "
+                      f"is not what runs: the service went back to {arn.rsplit('/', 1)[-1]}")
+        out.append(ServiceStatus(
+            service=name, ecs_service=ecs_name, exists=True,
+            release=(rev.parsed.release or "") if rev else "", outcome=rev.outcome if rev else "",
+            image_digest=(rev.parsed.image_digest or "") if rev else "",
+            task_definition=arn, revision=rev.number if rev else None,
+            running=int(primary.get("runningCount") or 0), desired=int(primary.get("desiredCount") or 0),
+            pending=int(primary.get("pendingCount") or 0), rollout_state=str(primary.get("rolloutState") or ""),
+            rollout_reason=str(primary.get("rolloutStateReason") or ""),
+            deployments=tuple({"id": d.get("id"), "status": d.get("status"),
+                               "task_definition": str(d.get("taskDefinition", "")).rsplit("/", 1)[-1],
+                               "rollout_state": d.get("rolloutState"), "running": d.get("runningCount"),
+                               "desired": d.get("desiredCount"), "failed_tasks": d.get("failedTasks")}
+                              for d in deps),
+            targets=_target_health(clients, svc),
+            events=tuple({"at": _iso(e.get("createdAt")), "message": str(e.get("message", ""))}
+                         for e in (svc.get("events") or [])[:5]),
+            superseded_by_rollback=rolled,
+        ))
+    return out
+
+
+def _target_health(clients: Any, svc: Mapping[str, Any]) -> dict[str, int] | None:
+    groups = [lb["targetGroupArn"] for lb in svc.get("loadBalancers") or [] if lb.get("targetGroupArn")]
+    if not groups:
+        return None
+    counts: dict[str, int] = {}
+    for arn in groups:
+        for t in clients.elbv2.describe_target_health(TargetGroupArn=arn).get("TargetHealthDescriptions", []):
+            state = str((t.get("TargetHealth") or {}).get("State", "unknown"))
+            counts[state] = counts.get(state, 0) + 1
+    return counts
+
+
+def render_status(cfg: ResolvedConfig, rows: list[ServiceStatus]) -> list[str]:
+    lines = [f"{cfg.app}/{cfg.env_name} on cluster {cfg.environment.cluster}"]
+    for s in rows:
+        if not s.exists:
+            lines.append(f"{s.service}: service {s.ecs_service} does not exist (never deployed)")
+            continue
+        targets = ""
+        if s.targets is not None:
+            targets = ", targets " + (", ".join(f"{n} {k}" for k, n in sorted(s.targets.items())) or "none")
+        lines.append(f"{s.service}: release {s.release or '?'} ({_outcome_text(s.outcome) or 'no tags'}), "
+                     f"{s.task_definition.rsplit('/', 1)[-1]}, {_short(s.image_digest)}")
+        lines.append(f"  running {s.running}/{s.desired} (pending {s.pending}), rollout "
+                     f"{(s.rollout_state or '?').lower()}{targets}"
+                     + (f" — {s.rollout_reason}" if s.rollout_reason else ""))
+        if len(s.deployments) > 1:
+            for d in s.deployments:
+                lines.append(f"  deployment {d['id']}: {str(d['status']).lower()} {d['task_definition']} "
+                             f"{str(d['rollout_state']).lower()} {d['running']}/{d['desired']}")
+        if s.superseded_by_rollback:
+            lines.append(f"  {s.superseded_by_rollback}")
+        for e in s.events:
+            lines.append(f"  {e['at'][:19]}  {e['message']}")
+    return lines
+
+
+def status(
+    file: str = FILE_OPTION,
+    env: str = ENV_OPTION,
+    watch: bool = typer.Option(False, "--watch", "-w",
+                               help="Refresh until every service's rollout is COMPLETED (exit 0) or "
+                                    "FAILED/rolled back (exit 1)."),
+    interval: float = typer.Option(5.0, "--interval", min=0.01, help="Seconds between refreshes with --watch."),
+    timeout: str | None = typer.Option(None, "--timeout", metavar="DURATION",
+                                       help="Give up watching after this long (exit 1)."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Per service: running release, image digest, task definition revision, running/desired,
+    rollout state, target health and the last 5 events.
+
+    JSON (schema deployctl.status/v1): {schema, app, env, cluster, settled, ok, services: [...]}.
+    """
+    cfg = load(file, env)
+    if cfg.environment.target == "docker":
+        _docker_status(cfg, as_json)
+        return
+    clients = _clients(cfg)
+
+    def snapshot() -> list[ServiceStatus]:
+        with _errors(f"reading the status of {env}"):
+            return read_status(clients, cfg)
+
+    def as_doc(rows: list[ServiceStatus]) -> dict[str, Any]:
+        return {"schema": "deployctl.status/v1", "app": cfg.app, "env": env, "cluster": cfg.environment.cluster,
+                "settled": all(s.settled for s in rows), "ok": all(s.ok for s in rows),
+                "services": [s.to_json() for s in rows]}
+
+    if not watch:
+        rows = snapshot()
+        if as_json:
+            print_json(as_doc(rows))
+        else:
+            typer.echo("\n".join(render_status(cfg, rows)))
+        return
+    limit = parse_lock_wait(timeout) if timeout else None
+    rows = _watch(cfg, snapshot, interval, limit, as_json)
+    if as_json:
+        print_json(as_doc(rows))
+    bad = [s for s in rows if not s.ok]
+    if bad:
+        from deployctl.errors import DeployFailed
+
+        raise DeployFailed(f"{env}: " + "; ".join(
+            f"{s.service} " + (s.superseded_by_rollback or f"rollout {(s.rollout_state or 'unknown').lower()}"
+                               + (f" ({s.rollout_reason})" if s.rollout_reason else ""))
+            for s in bad))
+    if not as_json:
+        typer.echo(f"{cfg.app}/{env}: every rollout completed")
+
+
+def _watch(cfg: ResolvedConfig, snapshot: Callable[[], list[ServiceStatus]], interval: float,
+           limit: float | None, as_json: bool) -> list[ServiceStatus]:
+    from deployctl.errors import DeployFailed
+    from deployctl.ui import _is_tty
+
+    started = time.monotonic()
+    stream = sys.stderr if as_json else sys.stdout
+    live = None
+    if _is_tty(stream):
+        from rich.console import Console
+        from rich.live import Live
+        from rich.text import Text
+
+        live = Live(Text(""), console=Console(file=stream), refresh_per_second=4, transient=False)
+        live.start()
+    last: list[str] = []
+    try:
+        while True:
+            rows = snapshot()
+            lines = render_status(cfg, rows)
+            if live is not None:
+                from rich.text import Text
+
+                live.update(Text("\n".join(lines)))
+            elif lines != last:
+                print("\n".join(lines), file=stream, flush=True)
+            last = lines
+            if all(s.settled for s in rows):
+                return rows
+            if limit is not None and time.monotonic() - started > limit:
+                raise DeployFailed(f"{cfg.env_name}: rollouts still not settled after {limit:g}s",
+                                   hint=f"keep watching with `deployctl status --env {cfg.env_name} --watch`")
+            time.sleep(interval)
+    finally:
+        if live is not None:
+            live.stop()
+
+
+def _docker_status(cfg: ResolvedConfig, as_json: bool) -> None:
+    from dataclasses import asdict
+
+    from deployctl.targets import docker
+
+    st = docker.status(cfg)
+    if as_json:
+        print_json({"schema": "deployctl.status/v1", "app": st.app, "env": st.env, "target": "docker",
+                    "current": asdict(st.current) if st.current else None,
+                    "services": [asdict(s) for s in st.services]})
+        return
+    typer.echo(f"{st.app}/{st.env} on the local Docker engine"
+               + (f": release {st.current.id} ({st.current.outcome})" if st.current else ": nothing deployed"))
+    for s in st.services:
+        typer.echo(f"{s.service}: release {s.release or '-'}, {s.running}/{s.desired} running, {s.healthy} healthy"
+                   + (f", {s.url}" if s.url else "") + (f", {_short(s.digest)}" if s.digest else ""))
+
+
+# ------------------------------------------------------------------------------------------
+# unlock
+# ------------------------------------------------------------------------------------------
+
+
+def unlock(
+    file: str = FILE_OPTION,
+    env: str = ENV_OPTION,
+    yes: bool = YES_OPTION,
+) -> None:
+    """Break the deploy lock of an environment left by a deploy that died.
+
+    Only for a stale lock: a live holder keeps deploying, and another deploy may now start
+    alongside it. A dead holder's lock also expires by itself one lease (60 s) after it died.
+    """
+    cfg = load(file, env)
+    if cfg.environment.target != "ecs":
+        typer.echo(f"{cfg.app}/{env} deploys to the local engine, whose lock is a flock the kernel releases "
+                   "when its holder dies: nothing to unlock")
+        return
+    from deployctl import lock
+
+    table = lock.LockTable(_clients(cfg).client("dynamodb"))
+    holder = table.read(lock.lock_key(cfg.app, env))
+    if holder is None:
+        typer.echo(f"{cfg.app}/{env} is not locked")
+        return
+    typer.echo(f"warning: {cfg.app}/{env} is locked by {holder.describe()}", err=True)
+    typer.echo("warning: if that deploy is still running, breaking its lock lets a second deploy run "
+               "alongside it", err=True)
+    confirm(f"Break the deploy lock of {cfg.app}/{env}?", yes)
+    lock.break_lock(table, holder)
+    typer.echo(f"deploy lock of {cfg.app}/{env} broken (it was held by {holder.who}, pid {holder.pid} "
+               f"on {holder.host})")
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(promote)
+    app.command()(rollback)
+    app.command()(status)
+    app.command()(history)
+    app.command()(unlock)

@@ -1,0 +1,416 @@
+"""Releases of one environment, rebuilt from ECS task-definition revisions and their tags. Pure.
+
+A release is one deploy (or promotion, or rollback) of one environment. Every revision it
+registered carries `deployctl:release` and the other tags of deployctl.releases_tags, so the
+list of revisions of the environment's families *is* the release history (DESIGN principle 2):
+nothing here reads anything but what the caller fetched from ECS.
+
+Selection rules (used by promote and rollback):
+- the *current* release is the newest release among the revisions the services run now;
+- promote takes what the source environment runs, and only when its newest release and every
+  running revision succeeded and no rollout is in flight (`promotable`);
+- rollback goes by default to the newest succeeded release older than the current one; when
+  the current release is itself a rollback, "older" is counted from the release it restored,
+  so two rollbacks in a row walk back through history instead of bouncing between two releases.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from deployctl import releases_tags as rt
+from deployctl.errors import DeployFailed, UsageError
+
+# Extra tags written by promote/rollback (the ECS target writes the rest).
+KIND = rt.TAG_PREFIX + "kind"  # "promote" | "rollback"; absent for a plain deploy
+SOURCE = rt.TAG_PREFIX + "source"  # promote: "<env>/<release>"; rollback: the release it restores
+DEPLOY, PROMOTE, ROLLBACK = "deploy", "promote", "rollback"
+
+# Shown for an in-progress release that a later release superseded: its watch ended without a
+# verdict (Ctrl-C, a killed process), so nobody knows how it went.
+INTERRUPTED = "interrupted"
+
+# Tags that describe how one deploy went; a rollback's re-registered copy must not inherit them.
+_OUTCOME_KEYS = frozenset({rt.ACTOR, rt.STARTED_AT, rt.FINISHED_AT, rt.DURATION, rt.OUTCOME, rt.DETAIL,
+                           rt.ROLLED_BACK_TO, KIND, SOURCE})
+# Set by ECS on a revision, or describing it: never part of a RegisterTaskDefinition request.
+_READ_ONLY = frozenset({"taskDefinitionArn", "revision", "status", "registeredAt", "registeredBy",
+                        "deregisteredAt", "requiresAttributes", "compatibilities", "tags"})
+
+
+@dataclass(frozen=True)
+class Revision:
+    """One task-definition revision of one service, with what its tags say."""
+
+    arn: str
+    family: str
+    number: int
+    service: str
+    image: str
+    tags: Mapping[str, str] = field(default_factory=dict)
+    registered_at: str = ""
+
+    @property
+    def label(self) -> str:
+        return f"{self.family}:{self.number}"
+
+    @property
+    def parsed(self) -> rt.ReleaseTags:
+        return rt.parse(self.tags)
+
+    @property
+    def outcome(self) -> str:
+        return self.parsed.outcome or "unknown"
+
+
+@dataclass(frozen=True)
+class Release:
+    id: str
+    app: str
+    env: str
+    revisions: Mapping[str, Revision]  # service → revision
+    outcome: str  # succeeded | failed | rolled-back | in-progress | interrupted | unknown
+    git_sha: str
+    image_digest: str
+    image: str
+    who: str
+    started_at: str
+    finished_at: str
+    duration_s: float | None
+    detail: str = ""
+    kind: str = DEPLOY
+    source: str = ""
+
+    @property
+    def succeeded(self) -> bool:
+        return self.outcome == rt.SUCCEEDED
+
+    def to_json(self, current: bool = False) -> dict[str, Any]:
+        """Stable keys (schema deployctl.history/v1): only ever added to."""
+        return {
+            "id": self.id,
+            "outcome": self.outcome,
+            "kind": self.kind,
+            "source": self.source or None,
+            "git_sha": self.git_sha or None,
+            "image_digest": self.image_digest or None,
+            "image": self.image or None,
+            "who": self.who or None,
+            "started_at": self.started_at or None,
+            "finished_at": self.finished_at or None,
+            "duration_s": self.duration_s,
+            "detail": self.detail or None,
+            "current": current,
+            "services": {name: {"task_definition": r.arn, "revision": r.number, "family": r.family,
+                                "outcome": r.outcome} for name, r in sorted(self.revisions.items())},
+        }
+
+
+def revision_from(description: Mapping[str, Any]) -> Revision | None:
+    """A Revision from a DescribeTaskDefinition answer (with include=["TAGS"]); None for a
+    revision deployctl did not register (no release tag)."""
+    td = description.get("taskDefinition") or {}
+    tags = rt.to_dict(description.get("tags"))
+    parsed = rt.parse(tags)
+    if not parsed.release:
+        return None
+    containers = td.get("containerDefinitions") or []
+    service = parsed.service or (containers[0].get("name") if containers else "") or ""
+    image = next((str(c.get("image", "")) for c in containers if c.get("name") == service), "")
+    if not image and containers:
+        image = str(containers[0].get("image", ""))
+    registered = td.get("registeredAt")
+    return Revision(arn=str(td.get("taskDefinitionArn", "")), family=str(td.get("family", "")),
+                    number=int(td.get("revision") or 0), service=service, image=image, tags=tags,
+                    registered_at=registered.isoformat() if hasattr(registered, "isoformat")
+                    else str(registered or ""))
+
+
+def combined_outcome(outcomes: Iterable[str]) -> str:
+    """One release's outcome from its services': any failure decides, then any rollback."""
+    seen = set(outcomes)
+    for outcome in (rt.FAILED, rt.ROLLED_BACK, rt.IN_PROGRESS):
+        if outcome in seen:
+            return outcome
+    return rt.SUCCEEDED if seen == {rt.SUCCEEDED} else "unknown"
+
+
+def _digest_of(image: str) -> str:
+    return image.rsplit("@", 1)[1] if "@" in image else ""
+
+
+def build(revisions: Iterable[Revision], *, app: str | None = None, env: str | None = None) -> list[Release]:
+    """Group revisions by release id; newest release first.
+
+    Order: by the release's earliest registration time, then its id (ids start with the UTC
+    second they were made). Only revisions of `app`/`env` are kept when those are given.
+    """
+    groups: dict[str, list[Revision]] = {}
+    for rev in revisions:
+        p = rev.parsed
+        if app is not None and p.app not in (None, app):
+            continue
+        if env is not None and p.env not in (None, env):
+            continue
+        groups.setdefault(str(p.release), []).append(rev)
+    out = []
+    for rid, revs in groups.items():
+        by_service: dict[str, Revision] = {}
+        for rev in sorted(revs, key=lambda r: r.number):
+            by_service[rev.service] = rev  # a re-registration within one release: newest wins
+        tags = [r.parsed for r in by_service.values()]
+        digests = sorted({t.image_digest or _digest_of(r.image) for t, r in zip(tags, by_service.values(),
+                                                                                   strict=True)} - {""})
+        durations = [t.duration_s for t in tags if t.duration_s is not None]
+        first = tags[0]
+        raw = next(iter(by_service.values())).tags
+        out.append(Release(
+            id=rid, app=first.app or app or "", env=first.env or env or "", revisions=by_service,
+            outcome=combined_outcome(r.outcome for r in by_service.values()),
+            git_sha=first.git_sha or "", image_digest=",".join(digests),
+            image=next(iter(by_service.values())).image,
+            who=first.actor or "", started_at=min((t.started_at for t in tags if t.started_at), default=""),
+            finished_at=max((t.finished_at for t in tags if t.finished_at), default=""),
+            duration_s=max(durations) if durations else None,
+            detail="; ".join(sorted({t.detail for t in tags if t.detail})),
+            kind=raw.get(KIND, DEPLOY), source=raw.get(SOURCE, ""),
+        ))
+    out.sort(key=_order_key, reverse=True)
+    # An in-progress release that is not the newest one will never get its verdict.
+    return [r if i == 0 or r.outcome != rt.IN_PROGRESS else _with_outcome(r, INTERRUPTED)
+            for i, r in enumerate(out)]
+
+
+def _order_key(r: Release) -> tuple[str, int, str]:
+    """Registration time when ECS gives it, else the start tag (both second resolution at
+    worst); ties go to the higher revision number, which ECS hands out in order per family."""
+    registered = min((rev.registered_at for rev in r.revisions.values() if rev.registered_at), default="")
+    when = registered or r.started_at
+    if not when and rt.is_release_id(r.id):  # 20260315T101500Z-… → 2026-03-15T10:15:00Z
+        t = r.id[:16]
+        when = f"{t[0:4]}-{t[4:6]}-{t[6:8]}T{t[9:11]}:{t[11:13]}:{t[13:15]}Z"
+    return (when, max(rev.number for rev in r.revisions.values()), r.id)
+
+
+def _with_outcome(r: Release, outcome: str) -> Release:
+    from dataclasses import replace
+
+    return replace(r, outcome=outcome)
+
+
+# ------------------------------------------------------------------------------------------
+# What runs now
+# ------------------------------------------------------------------------------------------
+
+
+def current(releases: Sequence[Release], running: Mapping[str, str]) -> Release | None:
+    """The newest release owning one of the running task-definition ARNs (service → ARN)."""
+    arns = set(running.values())
+    return next((r for r in releases if any(rev.arn in arns for rev in r.revisions.values())), None)
+
+
+def release_of(releases: Sequence[Release], arn: str) -> Release | None:
+    return next((r for r in releases if any(rev.arn == arn for rev in r.revisions.values())), None)
+
+
+def _index(releases: Sequence[Release], release_id: str) -> int | None:
+    return next((i for i, r in enumerate(releases) if r.id == release_id), None)
+
+
+def state_at(releases: Sequence[Release], target: Release, services: Iterable[str]) -> dict[str, Revision]:
+    """What each service ran once `target` had finished: its own revision for the services it
+    deployed, for the others the newest succeeded revision of an older release."""
+    start = _index(releases, target.id)
+    older = releases[start:] if start is not None else [target]
+    out: dict[str, Revision] = {}
+    for name in services:
+        for r in older:
+            rev = r.revisions.get(name)
+            if rev is not None and (r is target or rev.outcome == rt.SUCCEEDED):
+                out[name] = rev
+                break
+    return out
+
+
+# ------------------------------------------------------------------------------------------
+# Promote
+# ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ServiceView:
+    """What one ECS service shows now (from DescribeServices), reduced to what selection needs."""
+
+    service: str
+    task_definition: str | None  # ARN the service runs (its PRIMARY deployment's)
+    rollout_state: str | None  # PRIMARY deployment's rolloutState
+    deployments: int
+    running: int = 0
+    desired: int = 0
+
+
+def service_view(name: str, described: Mapping[str, Any] | None) -> ServiceView:
+    if not described:
+        return ServiceView(name, None, None, 0)
+    deps = described.get("deployments") or []
+    primary = next((d for d in deps if d.get("status") == "PRIMARY"), None) or {}
+    return ServiceView(name, str(primary.get("taskDefinition") or described.get("taskDefinition") or "") or None,
+                       primary.get("rolloutState"), len(deps), int(primary.get("runningCount") or 0),
+                       int(primary.get("desiredCount") or described.get("desiredCount") or 0))
+
+
+@dataclass(frozen=True)
+class PromoteSource:
+    release: Release  # the source's current release
+    revisions: Mapping[str, Revision]  # service → the revision it runs (all succeeded)
+    image: str  # repo@sha256:… every service runs
+    digest: str
+
+
+def promotable(env: str, releases: Sequence[Release], views: Sequence[ServiceView]) -> PromoteSource:
+    """What promote takes from `env`; DeployFailed (exit 1) saying why when it must not."""
+    hint_fix = f"fix {env} first (`deployctl history --env {env}`, `deployctl status --env {env}`)"
+    missing = [v.service for v in views if v.task_definition is None]
+    if missing:
+        raise DeployFailed(f"{env} does not run {', '.join(missing)}: nothing to promote",
+                           hint=f"deploy {env} first with `deployctl run --env {env}`")
+    moving = [v for v in views if v.rollout_state != "COMPLETED" or v.deployments != 1]
+    if moving:
+        what = ", ".join(f"{v.service} ({(v.rollout_state or 'unknown').lower()}, {v.deployments} deployments)"
+                         for v in moving)
+        raise DeployFailed(f"{env} is still rolling out: {what}; promote only a settled release",
+                           hint=f"wait for it with `deployctl status --env {env} --watch`")
+    if releases and not releases[0].succeeded:
+        newest = releases[0]
+        raise DeployFailed(f"{env}'s latest release {newest.id} {_outcome_words(newest.outcome)}; refusing to "
+                           f"promote from {env} while it is not healthy on its latest release", hint=hint_fix)
+    revisions: dict[str, Revision] = {}
+    for v in views:
+        rel = release_of(releases, str(v.task_definition))
+        rev = rel.revisions[_service_in(rel, str(v.task_definition))] if rel else None
+        if rel is None or rev is None:
+            raise DeployFailed(f"{env}'s {v.service} runs {v.task_definition}, which deployctl did not "
+                               f"deploy (no release tags): nothing it can vouch for", hint=hint_fix)
+        if rev.outcome != rt.SUCCEEDED:
+            raise DeployFailed(f"{env}'s {v.service} runs release {rel.id}, which "
+                               f"{_outcome_words(rev.outcome)}; refusing to promote it", hint=hint_fix)
+        revisions[v.service] = rev
+    images = {r.image for r in revisions.values()}
+    if len(images) != 1 or "@" not in next(iter(images)):
+        raise DeployFailed(f"{env}'s services do not run one image by digest ({', '.join(sorted(images))})",
+                           hint=hint_fix)
+    image = images.pop()
+    cur = current(releases, {s: r.arn for s, r in revisions.items()})
+    assert cur is not None  # every running revision belongs to a release (checked above)
+    return PromoteSource(release=cur, revisions=revisions, image=image, digest=_digest_of(image))
+
+
+def _service_in(rel: Release, arn: str) -> str:
+    return next(name for name, rev in rel.revisions.items() if rev.arn == arn)
+
+
+def _outcome_words(outcome: str) -> str:
+    return {rt.FAILED: "failed", rt.ROLLED_BACK: "failed and was rolled back",
+            rt.IN_PROGRESS: "is still in progress", INTERRUPTED: "was interrupted before its verdict",
+            rt.SUCCEEDED: "succeeded"}.get(outcome, f"has outcome {outcome}")
+
+
+def same_services(src_env: str, src: Iterable[str], dst_env: str, dst: Iterable[str]) -> None:
+    """UsageError (exit 2) when two environments disagree on their services."""
+    a, b = set(src), set(dst)
+    if a == b:
+        return
+    parts = []
+    if a - b:
+        parts.append(f"only {src_env} has {', '.join(sorted(a - b))}")
+    if b - a:
+        parts.append(f"only {dst_env} has {', '.join(sorted(b - a))}")
+    raise UsageError(f"{src_env} and {dst_env} disagree on their services ({'; '.join(parts)}); promote deploys "
+                     f"every service of {src_env} to {dst_env}",
+                     hint="make the services of both environments the same in deploy.yaml")
+
+
+# ------------------------------------------------------------------------------------------
+# Rollback
+# ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RollbackChoice:
+    current: Release | None
+    target: Release
+    revisions: Mapping[str, Revision]  # service → revision to run again
+    running: Mapping[str, str]  # service → ARN it runs now
+
+    def changes(self) -> list[tuple[str, str, str]]:
+        """(service, now, then) lines for the confirmation, `family:rev (digest)` each side."""
+        out = []
+        for name, rev in sorted(self.revisions.items()):
+            now = self.running.get(name)
+            now_text = _arn_label(now) if now else "not running"
+            out.append((name, now_text, f"{rev.label} ({_short_digest(rev.image)})"))
+        return out
+
+
+def _arn_label(arn: str) -> str:
+    return arn.rsplit("/", 1)[-1]
+
+
+def _short_digest(image: str) -> str:
+    d = _digest_of(image)
+    return d[:19] if d else image
+
+
+def choose_rollback(env: str, releases: Sequence[Release], running: Mapping[str, str], *,
+                    to: str | None = None, steps: int = 1) -> RollbackChoice:
+    """The release `rollback` deploys again. UsageError (exit 2) when there is none: nothing
+    was changed and the person has to pick something else."""
+    if steps < 1:
+        raise UsageError("--steps must be 1 or more")
+    cur = current(releases, running)
+    if to is not None:
+        target = next((r for r in releases if r.id == to), None)
+        if target is None:
+            known = ", ".join(r.id for r in releases[:5]) or "none"
+            raise UsageError(f"{env} has no release {to} (newest: {known})",
+                             hint=f"`deployctl history --env {env}` lists them")
+        if not target.succeeded:
+            raise UsageError(f"release {to} of {env} {_outcome_words(target.outcome)}; refusing to roll back to it",
+                             hint="choose a release whose outcome is succeeded")
+        if cur is not None and target.id == cur.id:
+            raise UsageError(f"{env} already runs release {to}")
+    else:
+        start = 0
+        if cur is not None:
+            anchor = cur
+            if cur.kind == ROLLBACK and cur.source:
+                anchor = next((r for r in releases if r.id == cur.source), cur)
+            start = (_index(releases, anchor.id) or 0) + 1
+        candidates = [r for r in releases[start:] if r.succeeded]
+        if len(candidates) < steps:
+            what = "no earlier succeeded release" if steps == 1 else \
+                f"only {len(candidates)} earlier succeeded release(s), not {steps},"
+            now = f"it runs {cur.id}" if cur else "nothing deployctl released runs there"
+            raise UsageError(f"{env} has {what} to roll back to ({now})",
+                             hint=f"`deployctl history --env {env}` shows its releases")
+        target = candidates[steps - 1]
+    services = set(running) | set(target.revisions)
+    revisions = state_at(releases, target, sorted(services))
+    changed = {s: r for s, r in revisions.items() if running.get(s) != r.arn}
+    if not changed:
+        raise UsageError(f"{env} already runs what release {target.id} deployed")
+    return RollbackChoice(current=cur, target=target, revisions=changed, running=dict(running))
+
+
+def register_request(description: Mapping[str, Any], *, release_id: str, restores: str) -> dict[str, Any]:
+    """RegisterTaskDefinition request re-creating a described revision as part of a new
+    (rollback) release: same definition, the release tags of the new release."""
+    td = {k: v for k, v in (description.get("taskDefinition") or {}).items() if k not in _READ_ONLY}
+    tags = {k: v for k, v in rt.to_dict(description.get("tags")).items() if k not in _OUTCOME_KEYS}
+    tags[rt.RELEASE] = release_id
+    tags[KIND] = ROLLBACK
+    tags[SOURCE] = rt.tag_value(restores)
+    td["tags"] = rt.to_list(tags)
+    return td
