@@ -241,7 +241,9 @@ def main(argv: list[str] | None = None) -> int:
         "Both versions answering with zero failures is the point: new connections moved to 2.0.0 "
         "at the switch while the ones already open to 1.0.0 finished during the drain. Most of the "
         "deploy is the app's simulated model load (MODEL_LOAD_SECONDS=1) and the 1 s local "
-        "health-check interval.",
+        "health-check interval. Compare the latency rows with the baseline: the slow tail (max) is "
+        "there without any deploy too, so it comes from the app and its one-process-per-connection "
+        "server, not from the switch.",
         "",
     ]
     args.out.parent.mkdir(parents=True, exist_ok=True)
