@@ -1,0 +1,200 @@
+"""`deployctl init` in real temporary git repositories, through the real CLI."""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import pty
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+WRITTEN = [
+    "deploy.yaml", "Dockerfile", ".dockerignore", ".github/workflows/deploy-staging.yml",
+    ".github/workflows/preview.yml", ".github/workflows/promote.yml", ".github/workflows/rollback.yml",
+]
+
+
+def env() -> dict[str, str]:
+    out = dict(os.environ)
+    out["PYTHONPATH"] = os.pathsep.join([str(ROOT), out.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    for key in ("GITHUB_ACTIONS", "GITHUB_OUTPUT", "GITHUB_STEP_SUMMARY", "GITHUB_REF_NAME", "GITHUB_HEAD_REF"):
+        out.pop(key, None)
+    return out
+
+
+def deployctl(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "deployctl", *args], cwd=cwd, env=env(), capture_output=True,
+                          text=True, stdin=subprocess.DEVNULL, timeout=120)
+
+
+def git(cwd: Path, *args: str) -> None:
+    subprocess.run(["git", "-c", "user.email=t@example.com", "-c", "user.name=t", *args], cwd=cwd, check=True,
+                   capture_output=True)
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    d = tmp_path / "my-ai-app"
+    d.mkdir()
+    git(d, "init", "-q", "-b", "main")
+    return d
+
+
+def test_init_then_validate_and_plan(repo: Path) -> None:
+    r = deployctl(repo, "init", "--yes")
+    assert r.returncode == 0, r.stderr
+    for rel in WRITTEN:
+        assert (repo / rel).is_file(), rel
+        assert f"wrote {rel}" in r.stdout
+    data = yaml.safe_load((repo / "deploy.yaml").read_text())
+    assert data["app"] == "my-ai-app"  # the directory's name
+    assert data["environments"]["preview"]["preview"] is True
+
+    v = deployctl(repo, "validate")
+    assert v.returncode == 0, v.stderr
+    assert "4 environments: dev, staging, preview, prod" in v.stdout
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "deployctl init")
+    p = deployctl(repo, "plan", "--env", "staging", "--json")
+    assert p.returncode == 0, p.stderr
+    import json
+
+    plan = json.loads(p.stdout)
+    assert plan["services"]["api"]["ecs_service"] == "my-ai-app-api"
+    assert plan["image"]["tag"] == plan["git"]["sha"][:12]
+    assert [s["name"] for s in plan["stages"]] == ["lint", "test", "build", "push", "deploy"]
+
+
+def test_flags_answer_the_questions(repo: Path) -> None:
+    r = deployctl(repo, "init", "--app", "chat", "--region", "eu-west-1", "--port", "9000",
+                  "--health-path", "/ready", "--registry", "localhost:5000")
+    assert r.returncode == 0, r.stderr
+    data = yaml.safe_load((repo / "deploy.yaml").read_text())
+    assert (data["app"], data["region"], data["image"]["registry"]) == ("chat", "eu-west-1", "localhost:5000")
+    assert data["services"]["api"]["port"] == 9000
+    assert data["services"]["api"]["health"]["path"] == "/ready"
+    dockerfile = (repo / "Dockerfile").read_text()
+    assert "EXPOSE 9000" in dockerfile and "http://127.0.0.1:9000/ready" in dockerfile
+    assert "aws-region: eu-west-1" in (repo / ".github/workflows/deploy-staging.yml").read_text()
+    assert deployctl(repo, "validate").returncode == 0
+
+
+def test_questions_on_a_terminal(repo: Path) -> None:
+    main, sub = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "deployctl", "init"], cwd=repo, env=env(), stdin=sub,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    os.close(sub)
+    os.write(main, b"talk\nap-south-1\n8080\n/healthz\necr\n")
+    out, err = proc.communicate(timeout=60)
+    os.close(main)
+    assert proc.returncode == 0, err
+    data = yaml.safe_load((repo / "deploy.yaml").read_text())
+    assert (data["app"], data["region"]) == ("talk", "ap-south-1")
+    assert data["services"]["api"]["port"] == 8080
+    assert data["services"]["api"]["health"]["path"] == "/healthz"
+
+
+def test_bad_answers_are_usage_errors(repo: Path) -> None:
+    r = deployctl(repo, "init", "--app", "Bad_Name", "--port", "70000", "--yes")
+    assert r.returncode == 2
+    assert "app name 'Bad_Name'" in r.stderr and "port 70000" in r.stderr
+    assert not (repo / "deploy.yaml").exists()
+
+
+def test_refuses_outside_a_git_repository(tmp_path: Path) -> None:
+    r = deployctl(tmp_path, "init", "--yes")
+    assert r.returncode == 2
+    assert "not inside a git repository" in r.stderr
+    assert not (tmp_path / "deploy.yaml").exists()
+
+
+def test_never_overwrites_without_force(repo: Path) -> None:
+    (repo / "Dockerfile").write_text("FROM scratch\n")
+    (repo / ".github/workflows").mkdir(parents=True)
+    (repo / ".github/workflows/preview.yml").write_text("mine\n")
+    r = deployctl(repo, "init", "--yes")
+    assert r.returncode == 2
+    assert "not overwriting existing files: .github/workflows/preview.yml, Dockerfile" in r.stderr
+    assert (repo / "Dockerfile").read_text() == "FROM scratch\n"
+    assert not (repo / "deploy.yaml").exists(), "nothing is written when anything exists"
+
+    r = deployctl(repo, "init", "--yes", "--force")
+    assert r.returncode == 0, r.stderr
+    assert "overwrote Dockerfile" in r.stdout and "wrote deploy.yaml" in r.stdout
+    assert (repo / "Dockerfile").read_text().count("FROM ") >= 2
+
+
+# --- the Dockerfile, parsed ------------------------------------------------------------------
+
+
+def stages(dockerfile: str) -> list[dict[str, object]]:
+    """Stages of a Dockerfile: name, base image and instructions (continuation lines joined)."""
+    text = re.sub(r"\\\n", " ", dockerfile)
+    out: list[dict[str, object]] = []
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        op, _, rest = line.partition(" ")
+        op = op.upper()
+        if op == "FROM":
+            m = re.match(r"(?:--platform=\S+\s+)?(\S+)(?:\s+AS\s+(\S+))?$", rest.strip(), re.IGNORECASE)
+            assert m, line
+            out.append({"base": m.group(1), "name": m.group(2), "ops": []})
+        elif out:
+            out[-1]["ops"].append((op, rest.strip()))  # type: ignore[union-attr]
+    return out
+
+
+def test_dockerfile_is_multi_stage_with_a_non_root_runtime(repo: Path) -> None:
+    assert deployctl(repo, "init", "--yes").returncode == 0
+    parsed = stages((repo / "Dockerfile").read_text())
+    assert len(parsed) >= 2
+    builder, runtime = parsed[0], parsed[-1]
+    assert runtime["name"] == yaml.safe_load((repo / "deploy.yaml").read_text())["image"]["target"]
+    users = [arg for op, arg in runtime["ops"] if op == "USER"]  # type: ignore[union-attr]
+    assert users, "the final stage sets a USER"
+    user = users[-1].split(":")[0]
+    assert user not in ("root", "0")
+    builder_runs = " ".join(arg for op, arg in builder["ops"] if op == "RUN")  # type: ignore[union-attr]
+    runtime_runs = " ".join(arg for op, arg in runtime["ops"] if op == "RUN")  # type: ignore[union-attr]
+    assert "build-essential" in builder_runs and "venv" in builder_runs
+    for tool in ("build-essential", "gcc", "g++", "make", "pip install"):
+        assert tool not in runtime_runs, f"{tool} in the runtime stage"
+    copies = [arg for op, arg in runtime["ops"] if op == "COPY"]  # type: ignore[union-attr]
+    assert any(c.startswith(f"--from={builder['name']} /opt/venv") for c in copies)
+
+
+# --- the .dockerignore, applied ---------------------------------------------------------------
+
+
+def ignored(patterns: list[str], path: str) -> bool:
+    """Docker's rule, simplified: a pattern excludes a path or any of its parent directories;
+    `**/` matches any number of directories; later `!` patterns re-include."""
+    result = False
+    parts = path.split("/")
+    candidates = ["/".join(parts[:i]) for i in range(1, len(parts) + 1)]
+    for pat in patterns:
+        negate = pat.startswith("!")
+        pat = pat.lstrip("!").rstrip("/")
+        forms = [pat] + ([pat[3:], "*/" + pat[3:], "*/*/" + pat[3:]] if pat.startswith("**/") else [])
+        if any(fnmatch.fnmatchcase(c, f) for c in candidates for f in forms):
+            result = not negate
+    return result
+
+
+def test_dockerignore_keeps_secrets_out(repo: Path) -> None:
+    assert deployctl(repo, "init", "--yes").returncode == 0
+    patterns = [ln.strip() for ln in (repo / ".dockerignore").read_text().splitlines()
+                if ln.strip() and not ln.startswith("#")]
+    for secret in (".env", ".env.local", ".env.production", "config/.env", "svc/a/.env.dev", "tls/server.key",
+                   "cert.pem", ".aws/credentials", ".git/HEAD", "app/__pycache__/x.pyc", ".ssh/id_rsa"):
+        assert ignored(patterns, secret), secret
+    for kept in ("app/main.py", "requirements.txt", "environment.py", "Dockerfile"):
+        assert not ignored(patterns, kept), kept
