@@ -92,6 +92,16 @@ def _print_error(exc: DeployctlError) -> None:
 def main(argv: list[str] | None = None) -> None:
     import click
 
+    # typer >= 0.2x carries its own copy of click, whose exceptions are not click's: catch both,
+    # or a usage error ("Missing option '--env'") would come out as an internal error, exit 3.
+    try:
+        from typer._click import ClickException as TyperClickException
+    except ImportError:
+        TyperClickException = click.ClickException
+    usage_errors = (click.ClickException, TyperClickException)
+    exits = (click.exceptions.Exit, typer.Exit)
+    aborts = (click.Abort, typer.Abort, KeyboardInterrupt)
+
     try:
         code = app(args=argv, standalone_mode=False)
     except DeployctlError as exc:
@@ -101,12 +111,12 @@ def main(argv: list[str] | None = None) -> None:
             traceback.print_exc()
         _print_error(exc)
         code = exc.exit_code
-    except click.exceptions.Exit as exc:
+    except exits as exc:
         code = exc.exit_code
-    except click.ClickException as exc:
+    except usage_errors as exc:
         exc.show()
         code = EXIT_USAGE
-    except (click.Abort, KeyboardInterrupt):
+    except aborts:
         print("interrupted", file=sys.stderr)
         code = EXIT_INTERRUPTED
     except Exception as exc:  # noqa: BLE001 - last resort: one line, exit 3

@@ -17,7 +17,7 @@ def validate(file: str = FILE_OPTION) -> None:
     from deployctl.config import read, validate_all
 
     envs = validate_all(read(file))
-    typer.echo(f"{file}: ok ({len(envs)} environments: {', '.join(envs)})")
+    typer.echo(f"{file}: ok ({len(envs)} environment{'s' if len(envs) != 1 else ''}: {', '.join(envs)})")
 
 
 def config(file: str = FILE_OPTION, env: str = ENV_OPTION, as_json: bool = JSON_OPTION) -> None:
@@ -76,23 +76,39 @@ def schema() -> None:
     print_json(json_schema())
 
 
+# Piped into a file or a CI log there is no terminal width to respect; rich's 80-column
+# default would wrap "4096 MiB" over two lines and cut names to "chat-a…".
+PIPE_WIDTH = 160
+
+
+def plan_console() -> Any:
+    import os
+
+    out = console()
+    if not out.is_terminal and not os.environ.get("COLUMNS"):
+        out.width = PIPE_WIDTH
+    return out
+
+
 def render_plan(plan: Any) -> None:
     from rich.table import Table
 
-    out = console()
+    out = plan_console()
     out.print(f"[bold]Plan[/] {plan.app} → [bold]{plan.env}[/] ({plan.target}, {plan.region})")
     dirty = " (dirty tree)" if plan.git.dirty else ""
     out.print(f"commit {plan.git.short} on {plan.git.branch}{dirty}")
-    out.print(f"image  {plan.image_ref}")
+    # Long references must stay copy-pasteable: never wrap them mid-word or cut them.
+    out.print(f"image  {plan.image_ref}", soft_wrap=True)
     stages = Table(title="Stages", title_justify="left")
     for col in ("stage", "after", "does"):
-        stages.add_column(col)
+        stages.add_column(col, overflow="fold")
     for s in plan.stages:
         stages.add_row(s.name, ", ".join(s.needs) or "-", s.detail)
     out.print(stages)
     services = Table(title="Services", title_justify="left")
     for col in ("service", "ecs service", "wave", "vCPU", "memory", "tasks", "spot", "health", "$/month"):
-        services.add_column(col, justify="right" if col in ("vCPU", "memory", "tasks", "$/month") else "left")
+        numeric = col in ("vCPU", "memory", "tasks", "$/month")
+        services.add_column(col, justify="right" if numeric else "left", overflow="fold", no_wrap=numeric)
     cost = {c.service: c for c in plan.cost.services}
     for s in plan.services:
         cfg = plan.config.services[s.name]
@@ -105,10 +121,10 @@ def render_plan(plan: Any) -> None:
     out.print(services)
     if plan.alarms:
         out.print(f"deployment alarms (roll back on ALARM): {', '.join(plan.alarms)}")
-    total = f"${plan.cost.monthly_usd:,.2f}"
+    total = f"${plan.cost.monthly_usd:,.2f}/month"
     if plan.cost.monthly_usd_max != plan.cost.monthly_usd:
-        total += f" (up to ${plan.cost.monthly_usd_max:,.2f} at autoscaling max)"
-    out.print(f"estimated Fargate cost: {total}/month "
+        total += f" (up to ${plan.cost.monthly_usd_max:,.2f}/month at autoscaling max)"
+    out.print(f"estimated Fargate cost: {total} "
               f"[dim](on-demand {plan.cost.price_region} prices of {plan.cost.price_date}; Spot assumed 70% off)[/]")
     out.print("[dim]full task definitions and service requests: deployctl plan --json[/]")
 
