@@ -3,7 +3,8 @@
 A copy of examples/quickstart in a fresh git repository (own app name, registry repository and
 127.0.0.1 port, own state dir) goes lint → test → build → push (127.0.0.1:5000) → deploy, and
 must then answer on its stable port with the VERSION baked into the image and the commit it was
-built from. A second commit deploys over it; rolling back brings the first one back.
+built from. A second commit deploys over it; `deployctl rollback` brings the first one back, and
+`history` / `status` read it all back from Docker labels.
 Needs `scripts/services up`; without dockerd or the registry these tests fail, never skip.
 """
 
@@ -148,22 +149,22 @@ def test_quickstart_runs_end_to_end_and_rolls_back(project: Project) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     assert project.version() == {"version": "1.1.0", "git_sha": second}
 
-    done = _rollback(project)
+    done = project.deployctl("rollback", "--env", "dev", "--yes")
     assert done.returncode == 0, done.stdout + done.stderr
     assert project.version() == {"version": "1.0.0", "git_sha": first}
 
-
-def _rollback(project: Project) -> subprocess.CompletedProcess[str]:
-    """`deployctl rollback --env dev`. Until the release commands (issue 5) are registered in the
-    CLI, the same code path is driven through the target's rollback function in a child process."""
-    help_text = project.deployctl("--help").stdout
-    if " rollback " in help_text:
-        return project.deployctl("rollback", "--env", "dev", "--yes")
-    script = ("from deployctl.config import load_env, read\n"
-              "from deployctl.targets import docker as t\n"
-              "t.rollback(load_env(read('deploy.yaml'), 'dev'))\n")
-    return subprocess.run([sys.executable, "-c", script], cwd=project.root, env=project.env,
-                          capture_output=True, text=True, timeout=120)
+    done = project.deployctl("history", "--env", "dev", "--json")
+    assert done.returncode == 0, done.stderr
+    releases = json.loads(done.stdout)["releases"]
+    assert [(r["id"], r["kind"], r["outcome"], r["current"], r["git_sha"]) for r in releases] == [
+        ("r3", "rollback", "succeeded", True, first),
+        ("r2", "deploy", "succeeded", False, second),
+        ("r1", "deploy", "succeeded", False, first),
+    ]
+    done = project.deployctl("status", "--env", "dev", "--json")
+    assert done.returncode == 0, done.stderr
+    (api,) = json.loads(done.stdout)["services"]
+    assert (api["release"], api["running"], api["healthy"]) == ("r3", 1, 1)
 
 
 def test_failed_health_check_keeps_the_old_version_serving(project: Project) -> None:
