@@ -27,6 +27,7 @@ LineSink = Callable[[str], None]
 
 DEFAULT_HOST = "unix:///var/run/docker.sock"
 _STEP = re.compile(r"^Step \d+/\d+ : ")
+BUILD_READ_TIMEOUT = 3600
 
 
 def connect(timeout: float = 60.0) -> docker.DockerClient:
@@ -82,11 +83,14 @@ def build(
     """
     step = ""
     image_id = None
+    stream: Any = None
     try:
         stream = client.api.build(
             fileobj=context_tar, custom_context=True, dockerfile=dockerfile, tag=tag, target=target,
             buildargs=dict(build_args or {}), platform=platform, labels=dict(labels or {}),
             rm=True, forcerm=True, decode=True, use_config_proxy=False,
+            # Per read, not in total: a RUN step may compile or download for many silent minutes.
+            timeout=BUILD_READ_TIMEOUT,
         )
         for chunk in stream:
             if "error" in chunk or "errorDetail" in chunk:
@@ -107,6 +111,11 @@ def build(
         raise StageFailed(_build_error(str(message), step), hint=_build_hint(str(message))) from None
     except docker.errors.DockerException as exc:
         raise ExternalError(f"the Docker daemon failed during the build: {_short(exc)}") from None
+    finally:
+        # Closing our end (e.g. when on_line raised because the run was cancelled) makes the
+        # daemon cancel the build instead of finishing it for nobody.
+        if stream is not None and hasattr(stream, "close"):
+            stream.close()
     if image_id is None:
         # Old daemons report only "Successfully built <id>"; the tag is authoritative anyway.
         image_id = client.api.inspect_image(tag)["Id"]
