@@ -89,19 +89,31 @@ def _print_error(exc: DeployctlError) -> None:
         print(f"hint: {exc.hint}", file=err)
 
 
+def _click_kind(exc: BaseException) -> str | None:
+    """"usage", "exit" or "abort" for click's control-flow exceptions, else None.
+
+    typer >= 0.2x raises exceptions of its own copy of click (typer._click, typer.Exit), older
+    typer raises click's. Only modules already loaded can have raised, so nothing is imported
+    here: importing click just to compare classes would cost `--help` tens of milliseconds.
+    """
+    if isinstance(exc, typer.Exit):
+        return "exit"
+    if isinstance(exc, typer.Abort):
+        return "abort"
+    for name in ("typer._click", "click"):
+        mod = sys.modules.get(name)
+        if mod is None:
+            continue
+        if isinstance(exc, getattr(getattr(mod, "exceptions", None), "Exit", ())):
+            return "exit"
+        if isinstance(exc, getattr(mod, "Abort", ())):
+            return "abort"
+        if isinstance(exc, getattr(mod, "ClickException", ())):
+            return "usage"
+    return None
+
+
 def main(argv: list[str] | None = None) -> None:
-    import click
-
-    # typer >= 0.2x carries its own copy of click, whose exceptions are not click's: catch both,
-    # or a usage error ("Missing option '--env'") would come out as an internal error, exit 3.
-    try:
-        from typer._click import ClickException as TyperClickException
-    except ImportError:
-        TyperClickException = click.ClickException
-    usage_errors = (click.ClickException, TyperClickException)
-    exits = (click.exceptions.Exit, typer.Exit)
-    aborts = (click.Abort, typer.Abort, KeyboardInterrupt)
-
     try:
         code = app(args=argv, standalone_mode=False)
     except DeployctlError as exc:
@@ -111,20 +123,25 @@ def main(argv: list[str] | None = None) -> None:
             traceback.print_exc()
         _print_error(exc)
         code = exc.exit_code
-    except exits as exc:
-        code = exc.exit_code
-    except usage_errors as exc:
-        exc.show()
-        code = EXIT_USAGE
-    except aborts:
+    except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         code = EXIT_INTERRUPTED
-    except Exception as exc:  # noqa: BLE001 - last resort: one line, exit 3
-        if STATE["verbose"]:
-            import traceback
+    except Exception as exc:  # noqa: BLE001 - click's control flow, else last resort: one line, exit 3
+        kind = _click_kind(exc)
+        if kind == "exit":
+            code = getattr(exc, "exit_code", 0)
+        elif kind == "usage":
+            exc.show()  # type: ignore[attr-defined]
+            code = EXIT_USAGE
+        elif kind == "abort":
+            print("interrupted", file=sys.stderr)
+            code = EXIT_INTERRUPTED
+        else:
+            if STATE["verbose"]:
+                import traceback
 
-            traceback.print_exc()
-        print(f"internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
-        print("hint: run again with --verbose for the traceback, and please report it", file=sys.stderr)
-        code = EXIT_INTERNAL
+                traceback.print_exc()
+            print(f"internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
+            print("hint: run again with --verbose for the traceback, and please report it", file=sys.stderr)
+            code = EXIT_INTERNAL
     sys.exit(code if isinstance(code, int) else 0)
