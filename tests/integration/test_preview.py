@@ -1,0 +1,259 @@
+"""Preview environments against moto server: deploy named previews, then `deployctl destroy` one.
+
+The previews and a normal staging release are deployed by the real ECS target
+(`deployctl.targets.ecs.deploy` with `DeployOptions(preview_name=…)`, inside the rollout
+simulation). `deployctl run` has no `--name` flag yet, so the CLI is used for destroy only.
+Destroy must remove exactly the named preview's services and task-definition revisions: the
+other preview, the staging services and an untagged look-alike all survive.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import threading
+import types
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from deployctl.adapters.git import GitFacts
+from deployctl.config import load_env, read
+from deployctl.plan import make_plan
+from deployctl.targets import DeployOptions
+
+ROOT = Path(__file__).resolve().parents[2]
+ACCOUNT = "123456789012"
+REGION = "us-east-1"
+CLUSTER = "ai-staging"
+REPO = "chat-api"
+ALARM = "chat-api-5xx"
+SHA = "89abcdef0123456789abcdef0123456789abcdef"
+
+
+@dataclass
+class World:
+    """An AWS account in moto with everything a chat-api deploy needs."""
+
+    aws: Any
+    clients: dict[str, Any] = field(default_factory=dict)
+    subnets: tuple[str, ...] = ()
+    security_group: str = ""
+    secret_arn: str = ""
+    target_group_arn: str = ""
+
+    def c(self, name: str) -> Any:
+        if name not in self.clients:
+            self.clients[name] = self.aws.client(name)
+        return self.clients[name]
+
+    def push(self, tag: str) -> str:
+        """An image manifest in moto's ECR (moto takes no layers); returns host/repo@digest."""
+        manifest = json.dumps({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+            "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": 7,
+                       "digest": "sha256:" + hashlib.sha256(tag.encode()).hexdigest()},
+            "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "size": 7,
+                        "digest": "sha256:" + hashlib.sha256(b"layer" + tag.encode()).hexdigest()}],
+        })
+        image = self.c("ecr").put_image(repositoryName=REPO, imageManifest=manifest, imageTag=tag)["image"]
+        return f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/{REPO}@{image['imageId']['imageDigest']}"
+
+    def services(self) -> dict[str, str]:
+        """ECS service name → status, for every service the cluster lists."""
+        ecs = self.c("ecs")
+        arns = ecs.list_services(cluster=CLUSTER)["serviceArns"]
+        out = {}
+        for i in range(0, len(arns), 10):
+            for s in ecs.describe_services(cluster=CLUSTER, services=arns[i:i + 10])["services"]:
+                out[s["serviceName"]] = s["status"]
+        return out
+
+    def active_revisions(self, family: str) -> list[str]:
+        return self.c("ecs").list_task_definitions(familyPrefix=family, status="ACTIVE")["taskDefinitionArns"]
+
+
+def make_world(aws: Any) -> World:
+    w = World(aws)
+    w.c("ecs").create_cluster(clusterName=CLUSTER, capacityProviders=["FARGATE", "FARGATE_SPOT"])
+    w.c("ecr").create_repository(repositoryName=REPO)
+    w.secret_arn = w.c("secretsmanager").create_secret(Name="chat-api/openai-key", SecretString="sk-x")["ARN"]
+    w.c("ssm").put_parameter(Name="/chat-api/database-url", Value="postgres://h/db", Type="SecureString")
+    ec2, elb = w.c("ec2"), w.c("elbv2")
+    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    w.subnets = tuple(ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.0.{i}.0/24", AvailabilityZone=f"{REGION}{az}")[
+        "Subnet"]["SubnetId"] for i, az in ((1, "a"), (2, "b")))
+    w.security_group = ec2.create_security_group(GroupName="tasks", Description="tasks", VpcId=vpc)["GroupId"]
+    lb = elb.create_load_balancer(Name="chat-api", Subnets=list(w.subnets))["LoadBalancers"][0]["LoadBalancerArn"]
+    tg = elb.create_target_group(Name="chat-api-tg", Protocol="HTTP", Port=8000, VpcId=vpc, TargetType="ip",
+                                 HealthCheckPath="/health/ready")["TargetGroups"][0]
+    w.target_group_arn = tg["TargetGroupArn"]
+    elb.create_listener(LoadBalancerArn=lb, Protocol="HTTP", Port=80,
+                        DefaultActions=[{"Type": "forward", "TargetGroupArn": w.target_group_arn}])
+    trust = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                        "Principal": {"Service": "ecs-tasks.amazonaws.com"}}]})
+    for role in ("chat-api-execution", "chat-api-task"):
+        w.c("iam").create_role(RoleName=role, AssumeRolePolicyDocument=trust)
+    w.c("cloudwatch").put_metric_alarm(
+        AlarmName=ALARM, MetricName="HTTPCode_Target_5XX_Count", Namespace="AWS/ApplicationELB", Statistic="Sum",
+        Period=60, EvaluationPeriods=1, Threshold=5, ComparisonOperator="GreaterThanThreshold")
+    w.c("cloudwatch").set_alarm_state(AlarmName=ALARM, StateValue="OK", StateReason="test")
+    return w
+
+
+def deploy_yaml(world: World, *, load_balancer: bool = True) -> dict[str, Any]:
+    env = {
+        "target": "ecs",
+        "cluster": CLUSTER,
+        "network": {"subnets": list(world.subnets), "security_groups": [world.security_group]},
+        "roles": {"execution": f"arn:aws:iam::{ACCOUNT}:role/chat-api-execution",
+                  "task": f"arn:aws:iam::{ACCOUNT}:role/chat-api-task"},
+    }
+    api: dict[str, Any] = {
+        "port": 8000, "cpu": 512, "memory": 1024,
+        "health": {"path": "/health/ready", "start_period": "10s", "interval": "10s"},
+        "secrets": {"OPENAI_API_KEY": "chat-api/openai-key", "DATABASE_URL": "ssm:/chat-api/database-url"},
+        "count": 1,
+    }
+    if load_balancer:
+        api["load_balancer"] = {"target_group": "chat-api-tg"}
+    return {
+        "version": 1, "app": "chat-api", "region": REGION,
+        "image": {"repository": REPO},
+        "services": {
+            "api": api,
+            "worker": {"command": ["python", "-m", "worker"], "cpu": 256, "memory": 512, "count": 1,
+                       "secrets": {"OPENAI_API_KEY": "chat-api/openai-key"}, "after": ["api"]},
+        },
+        "deploy": {"alarms": [ALARM], "timeout": "60s", "poll_interval": "0.05s"},
+        "environments": {
+            "staging": {**env, "deploy_on": "main"},
+            # previews have no load balancer of their own: the staging target group is staging's
+            "preview": {**env, "preview": True, "services": {"api": {"load_balancer": None}}},
+        },
+    }
+
+
+def write_project(tmp_path: Path, doc: dict[str, Any]) -> Path:
+    """A git repository holding deploy.yaml (deployctl reads git facts for tags)."""
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    (proj / "deploy.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+    git = ["git", "-c", "user.email=t@example.com", "-c", "user.name=t"]
+    subprocess.run([*git, "init", "-q", "-b", "main"], cwd=proj, check=True)
+    subprocess.run([*git, "add", "-A"], cwd=proj, check=True)
+    subprocess.run([*git, "commit", "-qm", "x"], cwd=proj, check=True)
+    return proj
+
+
+def deploy(proj: Path, env: str, image_ref: str, preview: str | None = None) -> None:
+    """The ECS target's deploy, as `deployctl run --env ENV [--name N] --image REF --only deploy` runs it."""
+    from deployctl.targets import ecs as ecs_target
+
+    cfg = load_env(read(proj / "deploy.yaml", environ={}), env)
+    plan = make_plan(cfg, GitFacts(sha=SHA, branch="main"), image_override=image_ref)
+    lines: list[str] = []
+    ctx = types.SimpleNamespace(log=lines.append, note=lambda *_: None, outputs={}, cancelled=threading.Event())
+    options = DeployOptions(preview_name=preview, timeout=60.0, poll_interval=0.05, yes=True)
+    try:
+        ecs_target.deploy(plan, image_ref, ctx, options)
+    except Exception as exc:
+        raise AssertionError(f"deploy {env} {preview or ''} failed: {exc}\n" + "\n".join(lines)) from exc
+
+
+def cli(aws: Any, proj: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, **aws.env, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-m", "deployctl", *args], cwd=proj, env=env, capture_output=True,
+                          text=True, stdin=subprocess.DEVNULL, timeout=120)
+
+
+@pytest.fixture
+def world(aws: Any, ecs_sim: Any, monkeypatch: pytest.MonkeyPatch) -> World:
+    for key, value in aws.env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("USER", "tester")
+    ecs_sim.configure(start_s=0.05, healthy_s=0.05, fail_s=0.05, drain_s=0.05, bake_s=0.05)
+    return make_world(aws)
+
+
+def test_destroy_removes_only_the_named_preview(world: World, tmp_path: Path) -> None:
+    proj = write_project(tmp_path, deploy_yaml(world))
+    ref = world.push("v1")
+    deploy(proj, "staging", ref)
+    deploy(proj, "preview", ref, preview="pr-1")
+    deploy(proj, "preview", ref, preview="pr-2")
+    # a look-alike by name only: same prefix, no deployctl:preview tag
+    ecs = world.c("ecs")
+    td = ecs.describe_task_definition(taskDefinition="chat-api-pr-1-worker")["taskDefinition"]["taskDefinitionArn"]
+    ecs.create_service(cluster=CLUSTER, serviceName="chat-api-pr-1-hand-made", taskDefinition=td, desiredCount=0)
+
+    before = world.services()
+    assert {n for n, s in before.items() if s == "ACTIVE"} == {
+        "chat-api-api", "chat-api-worker", "chat-api-pr-1-api", "chat-api-pr-1-worker",
+        "chat-api-pr-2-api", "chat-api-pr-2-worker", "chat-api-pr-1-hand-made"}
+    tags = ecs.describe_services(cluster=CLUSTER, services=["chat-api-pr-1-api"], include=["TAGS"])
+    assert {"key": "deployctl:preview", "value": "pr-1"} in tags["services"][0]["tags"]
+    assert world.active_revisions("chat-api-pr-1-api") and world.active_revisions("chat-api-pr-2-api")
+
+    dry = cli(world.aws, proj, "destroy", "--env", "preview", "--name", "pr-1", "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert "would remove service chat-api-pr-1-api" in dry.stdout
+    assert world.services() == before, "--dry-run changes nothing"
+
+    r = cli(world.aws, proj, "destroy", "--env", "preview", "--name", "pr-1", "--yes", "--json")
+    assert r.returncode == 0, r.stderr
+    report = json.loads(r.stdout)
+    assert report["services_deleted"] == ["chat-api-pr-1-api", "chat-api-pr-1-worker"]
+    assert sorted(a.rsplit("/", 1)[1] for a in report["task_definitions_deregistered"]) == [
+        "chat-api-pr-1-api:1", "chat-api-pr-1-worker:1"]
+    assert report["skipped"] == ["service chat-api-pr-1-hand-made: not tagged deployctl:preview=pr-1"]
+
+    after = world.services()
+    assert {n for n, s in after.items() if s == "ACTIVE"} == {
+        "chat-api-api", "chat-api-worker", "chat-api-pr-2-api", "chat-api-pr-2-worker", "chat-api-pr-1-hand-made"}
+    assert world.active_revisions("chat-api-pr-1-api") == []
+    assert world.active_revisions("chat-api-pr-1-worker") == []
+    for family in ("chat-api-pr-2-api", "chat-api-pr-2-worker", "chat-api-staging-api", "chat-api-staging-worker"):
+        assert world.active_revisions(family), f"{family} must survive"
+
+    again = cli(world.aws, proj, "destroy", "--env", "preview", "--name", "pr-1", "--yes")
+    assert again.returncode == 0, again.stderr
+    assert "nothing to remove" in again.stdout
+
+
+def test_destroy_refusals(world: World, tmp_path: Path) -> None:
+    proj = write_project(tmp_path, deploy_yaml(world))
+    r = cli(world.aws, proj, "destroy", "--env", "staging", "--name", "pr-1", "--yes")
+    assert r.returncode == 2 and "not a preview environment" in r.stderr
+    r = cli(world.aws, proj, "destroy", "--env", "preview", "--name", "PR_1", "--yes")
+    assert r.returncode == 2 and "preview name 'PR_1' is not DNS-safe" in r.stderr
+    r = cli(world.aws, proj, "destroy", "--env", "preview", "--yes")
+    assert r.returncode == 2 and "--name" in r.stderr
+
+
+def test_preview_names(tmp_path: Path) -> None:
+    from deployctl import preview
+    from deployctl.errors import UsageError
+
+    proj = write_project(tmp_path, deploy_yaml(World(aws=None, subnets=("subnet-1",), security_group="sg-1")))
+    cfg = load_env(read(proj / "deploy.yaml", environ={}), "preview")
+    staging = load_env(read(proj / "deploy.yaml", environ={}), "staging")
+    assert preview.check_name(cfg, "pr-42") == "pr-42"
+    assert preview.service_names(cfg, "pr-42") == ["chat-api-pr-42-api", "chat-api-pr-42-worker"]
+    assert preview.families(cfg, "pr-42") == ["chat-api-pr-42-api", "chat-api-pr-42-worker"]
+    with pytest.raises(UsageError, match="--name is required"):
+        preview.check_name(cfg, None)
+    with pytest.raises(UsageError, match="only for preview environments"):
+        preview.check_name(staging, "pr-1")
+    assert preview.check_name(staging, None) is None
+    assert preview.validate_name("a" * 20)
+    for bad in ("a" * 21, "PR-1", "pr_1", "-pr", "pr-", "", "pr.1"):
+        with pytest.raises(UsageError, match="preview name"):
+            preview.validate_name(bad)
