@@ -137,6 +137,23 @@ def test_load_env_only_reports_the_chosen_environment(tmp_path: Path) -> None:
         validate_all(read(tmp_path / "deploy.yaml", {}))
 
 
+def test_unset_variable_only_matters_for_the_environment_that_uses_it(tmp_path: Path) -> None:
+    text = BASE + """\
+  dev: {target: docker}
+  prod:
+    target: docker
+    services: {api: {env: {MODEL_BUCKET: "${PROD_MODEL_BUCKET}"}}}
+"""
+    assert load(tmp_path, text, "dev").services["api"].env["LOG_LEVEL"] == "info"
+    with pytest.raises(ConfigError) as err:
+        load(tmp_path, text, "prod")
+    [problem] = err.value.problems
+    assert problem.path == "environments.prod.services.api.env.MODEL_BUCKET"
+    assert "PROD_MODEL_BUCKET is not set" in problem.message
+    prod = load(tmp_path, text, "prod", {"PROD_MODEL_BUCKET": "s3://models"})
+    assert prod.services["api"].env["MODEL_BUCKET"] == "s3://models"
+
+
 def test_unknown_environment_names_the_choices(tmp_path: Path) -> None:
     with pytest.raises(UsageError) as err:
         load(tmp_path, BASE + "  dev: {target: docker}\n  staging: {target: docker}\n", "stagin")
