@@ -16,7 +16,8 @@ Where AWS leaves no choice, the policy says so (`NOTES`):
   app. DeregisterTaskDefinition (preview teardown only) has no usable condition key.
 - ecr:GetAuthorizationToken has no resource; it only returns a registry login token, and every
   push/pull action is still limited to the one repository ARN.
-- Describe/List calls of ECS tasks, ELB, SSM parameters carry no ARN AWS can check; they read
+- Describe/List calls of ECS tasks, ELB, EC2 subnets/security groups and SSM parameters carry
+  no ARN AWS can check; they read
   metadata only and are scoped by the `ecs:cluster` condition where AWS supports it.
 - secretsmanager:DescribeSecret and ssm:DescribeParameters only: the CI role never reads a
   secret value (the task *execution* role does, at task start).
@@ -76,8 +77,10 @@ NOTES = (
     "is limited to the repository ARN.",
     "Secrets: secretsmanager:DescribeSecret and ssm:DescribeParameters only. The CI role never reads a "
     "secret value; the task execution role does, when a task starts.",
-    "Deploy lock: assumed to be the DynamoDB table named in lock_table (default deployctl-locks), "
-    "used with conditional writes.",
+    "ec2:DescribeSubnets/DescribeSecurityGroups, elasticloadbalancing:Describe* and ssm:DescribeParameters "
+    "accept no resource ARNs; they are read-only metadata calls of preflight and the rollout watcher.",
+    "Deploy lock: the DynamoDB table named in lock_table (default deployctl-locks), "
+    "used with conditional writes and created on first use (CreateTable on that table only).",
     "Not verified against real AWS here (no account): check with IAM Access Analyzer's policy "
     "validation before use.",
 )
@@ -250,6 +253,9 @@ def ci_policy(cfg: ResolvedConfig, account: str, *, lock_table: str = LOCK_TABLE
         out.append(_stmt("EcsServicesWrite", ["ecs:CreateService", "ecs:UpdateService"], a.services()))
         out.append(_stmt("EcsTagging", ["ecs:TagResource"], [*a.services(), *a.families()]))
 
+    if cfg.environment.network:
+        # Preflight checks the subnets and security groups exist; EC2 Describe* take no ARNs.
+        out.append(_stmt("NetworkRead", ["ec2:DescribeSecurityGroups", "ec2:DescribeSubnets"], "*"))
     out.append(_stmt("PassTaskRoles", ["iam:PassRole"], a.roles(),
                      {"StringEquals": {"iam:PassedToService": ECS_TASKS_PRINCIPAL}}))
     out.append(_stmt("CheckTaskRoles", ["iam:GetRole"], a.roles()))
@@ -280,8 +286,9 @@ def ci_policy(cfg: ResolvedConfig, account: str, *, lock_table: str = LOCK_TABLE
     out.append(_stmt("LogGroup", [
         "logs:CreateLogGroup", "logs:FilterLogEvents", "logs:GetLogEvents", "logs:PutRetentionPolicy",
     ], [a.log_group(), a.log_group() + ":*"]))
+    # The lock table is created on first use (deployctl.lock), so CreateTable on that one table.
     out.append(_stmt("DeployLock", [
-        "dynamodb:DeleteItem", "dynamodb:DescribeTable", "dynamodb:GetItem", "dynamodb:PutItem",
+        "dynamodb:CreateTable", "dynamodb:DeleteItem", "dynamodb:DescribeTable", "dynamodb:GetItem", "dynamodb:PutItem",
         "dynamodb:Query", "dynamodb:UpdateItem",
     ], a.lock_table(lock_table)))
     return {"Version": VERSION, "Statement": out}
