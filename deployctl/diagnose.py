@@ -84,9 +84,10 @@ def _classify_task(task: Json, ctx: Context) -> Finding | None:
             "secrets",
             "ECS could not read a secret for the container: the secret/parameter is missing, or the "
             "execution role may not read it.",
-            f"check every `secrets:` entry exists in this region; {role} needs "
-            "secretsmanager:GetSecretValue (ssm:GetParameters for SSM parameters, kms:Decrypt for a "
-            "customer-managed key); private subnets need a route or VPC endpoint to Secrets Manager/SSM",
+            f"check every entry under services.{ctx.service or '<service>'}.secrets exists in this "
+            f"region; {role} needs the Secrets Manager GetSecretValue permission on it (SSM "
+            "GetParameters for parameters, KMS Decrypt for a customer-managed key); private subnets "
+            "need a route or VPC endpoint to Secrets Manager/SSM",
             _trim(joined),
         )
     if "resourceinitializationerror" in low:

@@ -79,6 +79,7 @@ def run(cfg: ResolvedConfig, aws: Any, image_ref: str, *, log: Callable[[str], N
     rep = _Report()
     result = PreflightResult(account_id=account, image_ref=image_ref, image_digest=None)
     _check_cluster(cfg, aws, rep)
+    _check_network(cfg, aws, rep)
     _check_image(cfg, aws, image_ref, rep, result, registry_check)
     _check_secrets(cfg, aws, rep, result)
     _check_target_groups(cfg, aws, rep, result)
@@ -135,6 +136,27 @@ def _check_cluster(cfg: ResolvedConfig, aws: Any, rep: _Report) -> None:
                                     f"(it has {', '.join(sorted(providers))})")
 
     _guard(rep, f"ECS cluster {name}", check)
+
+
+def _check_network(cfg: ResolvedConfig, aws: Any, rep: _Report) -> None:
+    net = cfg.environment.network
+    if net is None:
+        return
+    for kind, ids, call, key in (
+        ("subnet", net.subnets, "describe_subnets", "SubnetIds"),
+        ("security group", net.security_groups, "describe_security_groups", "GroupIds"),
+    ):
+        for ident in ids:
+            def check(ident: str = ident, kind: str = kind, call: str = call, key: str = key) -> None:
+                try:
+                    getattr(aws.ec2, call)(**{key: [ident]})
+                except awsa.ClientError as exc:
+                    if (awsa.error_code(exc) or "").endswith(".NotFound") or awsa.is_not_found(exc):
+                        rep.problems.append(f"{kind} {ident} does not exist in {cfg.region} (environment.network)")
+                        return
+                    raise
+
+            _guard(rep, f"{kind} {ident}", check)
 
 
 def _default_registry_check(image_ref: str) -> tuple[str | None, str | None]:

@@ -139,7 +139,10 @@ def failure_reason(svc: Json, deployment_id: str, ours: Json | None = None) -> s
     for event in svc.get("events") or []:
         msg = str(event.get("message", ""))
         if marker in msg:
-            return "deployment failed:" + msg.split(marker, 1)[1]
+            what = msg.split(marker, 1)[1].strip()
+            # Rolling deployments fail only through the circuit breaker or a deployment alarm.
+            who = "deployment alarm" if "alarm" in what.lower() else "circuit breaker"
+            return f"ECS deployment {who}: {what}"
     return ""
 
 
@@ -430,7 +433,7 @@ def describe_stopped_task(task: Json) -> str:
         bits = []
         if c.get("exitCode") is not None:
             bits.append(f"exit {c['exitCode']}")
-        if c.get("reason"):
+        if c.get("reason") and c.get("reason") != task.get("stoppedReason"):
             bits.append(str(c["reason"]))
         if c.get("healthStatus") and c.get("healthStatus") != "UNKNOWN":
             bits.append(f"health {c['healthStatus']}")

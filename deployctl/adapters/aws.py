@@ -23,6 +23,7 @@ from typing import Any
 
 import boto3
 import botocore.exceptions
+import botocore.session
 from botocore.config import Config
 
 from deployctl.errors import ExternalError
@@ -38,7 +39,7 @@ DEFAULT_ATTEMPTS = 5
 # throttling), so its client makes exactly one attempt per call.
 WATCH_ATTEMPTS = 1
 
-SERVICES = ("ecs", "ecr", "sts", "secretsmanager", "ssm", "elbv2", "iam", "cloudwatch", "logs")
+SERVICES = ("ecs", "ecr", "sts", "secretsmanager", "ssm", "elbv2", "iam", "cloudwatch", "logs", "ec2")
 
 
 def retry_config(attempts: int = DEFAULT_ATTEMPTS, *, connect_timeout: float = 10,
@@ -64,18 +65,16 @@ class Clients:
         self.region = region
         self.endpoint_url = endpoint_url
         self._attempts = attempts
-        self._session = boto3.session.Session(region_name=region)
-        self._lock = threading.Lock()
         self._cache: dict[tuple[str, int], Any] = {}
 
     def client(self, service: str, *, attempts: int | None = None) -> Any:
         key = (service, attempts or self._attempts)
-        with self._lock:
+        with _LOCK:
             if key not in self._cache:
-                kwargs: dict[str, Any] = {"config": retry_config(key[1])}
+                kwargs: dict[str, Any] = {"config": retry_config(key[1]), "region_name": self.region}
                 if self.endpoint_url:
                     kwargs["endpoint_url"] = self.endpoint_url
-                self._cache[key] = self._session.client(service, **kwargs)
+                self._cache[key] = _session().client(service, **kwargs)
             return self._cache[key]
 
     def watch(self, service: str) -> Any:
@@ -87,9 +86,33 @@ class Clients:
         raise AttributeError(name)
 
 
+# One botocore session per process: loading service models costs ~0.1-1 s per service, and a
+# session caches them. Creating clients from it is serialised by _LOCK (botocore clients are
+# thread-safe to use, sessions are not to create clients from concurrently).
+_LOCK = threading.RLock()
+_SESSION: Any = None
+_CLIENTS: dict[tuple[str, ...], Clients] = {}
+
+
+def _session() -> Any:
+    global _SESSION
+    with _LOCK:
+        if _SESSION is None:
+            _SESSION = boto3.session.Session(botocore_session=botocore.session.get_session())
+        return _SESSION
+
+
 def clients(region: str, *, endpoint_url: str | None = None, attempts: int = DEFAULT_ATTEMPTS) -> Clients:
-    """Client factory. `endpoint_url` overrides; otherwise boto3 reads AWS_ENDPOINT_URL itself."""
-    return Clients(region, endpoint_url=endpoint_url, attempts=attempts)
+    """Client factory. `endpoint_url` overrides; otherwise boto3 reads AWS_ENDPOINT_URL itself.
+
+    Reuses the clients made for the same region/endpoint/credential source earlier in this process.
+    """
+    key = (region, endpoint_url or "", str(attempts), os.environ.get("AWS_ENDPOINT_URL", ""),
+           os.environ.get("AWS_PROFILE", ""), os.environ.get("AWS_ACCESS_KEY_ID", ""))
+    with _LOCK:
+        if key not in _CLIENTS:
+            _CLIENTS[key] = Clients(region, endpoint_url=endpoint_url, attempts=attempts)
+        return _CLIENTS[key]
 
 
 def endpoint_from_env() -> str | None:
