@@ -1,0 +1,353 @@
+"""promote / rollback / status / history against a real moto server with the rollout SIMULATION.
+
+The CLI runs in this process (`deployctl.cli.main`), so the simulation's scripted scenarios
+apply; deploys go through `deployctl run --image …` exactly as a person would start them. The
+AWS world (cluster, ECR image, secrets, target group, roles, alarm) is the one of
+test_ecs_deploy, plus a prod environment promoted from staging on its own cluster.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.integration.conftest import REPO_ROOT, git
+from tests.integration.test_ecs_deploy import API, CLUSTER, World, base_config, make_world
+
+PROD_CLUSTER = "ai-prod"
+FAMILY_STAGING = "chat-api-staging-api"
+FAMILY_PROD = "chat-api-prod-api"
+
+
+def project_config(world: World) -> dict[str, Any]:
+    doc = base_config(world)
+    doc["deploy"]["poll_interval"] = "50ms"
+    doc["deploy"]["timeout"] = "30s"
+    staging = doc["environments"]["staging"]
+    doc["environments"]["prod"] = {**json.loads(json.dumps(staging)), "cluster": PROD_CLUSTER,
+                                   "promote_from": "staging"}
+    # prod's own settings: more tasks than staging.
+    doc["environments"]["prod"]["services"] = {"api": {"count": 3}}
+    return doc
+
+
+@dataclass
+class Cli:
+    code: int
+    out: str
+    err: str
+
+    @property
+    def text(self) -> str:
+        return self.out + self.err
+
+    def json(self) -> Any:
+        return json.loads(self.out)
+
+
+@dataclass
+class Project:
+    path: Path
+    world: World
+    capsys: pytest.CaptureFixture[str]
+
+    @property
+    def file(self) -> str:
+        return str(self.path / "deploy.yaml")
+
+    def cli(self, *args: str) -> Cli:
+        from deployctl.cli import main
+
+        self.capsys.readouterr()
+        with pytest.raises(SystemExit) as exit_info:
+            main([*args])
+        captured = self.capsys.readouterr()
+        return Cli(int(exit_info.value.code or 0), captured.out, captured.err)
+
+    def run(self, env: str, image: str, *extra: str) -> Cli:
+        return self.cli("run", "-f", self.file, "--env", env, "--image", image, *extra)
+
+    def history(self, env: str = "staging", *extra: str) -> list[dict[str, Any]]:
+        res = self.cli("history", "-f", self.file, "--env", env, "--json", *extra)
+        assert res.code == 0, res.text
+        return list(res.json()["releases"])
+
+    def deployed(self, env: str, tag: str) -> tuple[str, str]:
+        """Push image `tag` and deploy it to `env`; returns (image ref, release id)."""
+        ref = self.world.push(tag)
+        res = self.run(env, ref)
+        assert res.code == 0, res.text
+        return ref, self.history(env)[0]["id"]
+
+
+@pytest.fixture
+def env(aws: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    for key, value in aws.env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("USER", "tester")
+    monkeypatch.setenv("TERM", "dumb")
+    monkeypatch.delenv("GITHUB_ACTOR", raising=False)
+    monkeypatch.delenv("GITHUB_ACTIONS", raising=False)
+    return aws
+
+
+@pytest.fixture
+def sim(ecs_sim: Any, env: Any) -> Any:
+    ecs_sim.configure(start_s=0.1, healthy_s=0.1, fail_s=0.1, drain_s=0.05, bake_s=0.1)
+    return ecs_sim
+
+
+@pytest.fixture
+def project(env: Any, sim: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Iterator[Project]:
+    world = make_world(env)
+    world.c("ecs").create_cluster(clusterName=PROD_CLUSTER, capacityProviders=["FARGATE", "FARGATE_SPOT"])
+    path = tmp_path / "app"
+    path.mkdir()
+    (path / "deploy.yaml").write_text(yaml.safe_dump(project_config(world), sort_keys=False))
+    git(path, "init", "-q", "-b", "main")
+    git(path, "add", "-A")
+    git(path, "commit", "-q", "-m", "app")
+    yield Project(path, world, capsys)
+
+
+def service(world: World, cluster: str) -> dict[str, Any]:
+    return world.c("ecs").describe_services(cluster=cluster, services=[API])["services"][0]
+
+
+def td(world: World, arn: str) -> tuple[dict[str, Any], dict[str, str]]:
+    resp = world.c("ecs").describe_task_definition(taskDefinition=arn, include=["TAGS"])
+    return resp["taskDefinition"], {t["key"]: t["value"] for t in resp.get("tags", [])}
+
+
+def image_of(world: World, cluster: str) -> str:
+    definition, _ = td(world, service(world, cluster)["taskDefinition"])
+    return str(definition["containerDefinitions"][0]["image"])
+
+
+# ------------------------------------------------------------------------------------ promote
+
+
+def test_promote_deploys_the_digest_staging_runs(project: Project, sim: Any) -> None:
+    ref, staging_release = project.deployed("staging", "v1")
+    git_sha = project.history("staging")[0]["git_sha"]
+
+    res = project.cli("promote", "staging", "prod", "-f", project.file, "--yes")
+
+    assert res.code == 0, res.text
+    prod = service(project.world, PROD_CLUSTER)
+    definition, tags = td(project.world, prod["taskDefinition"])
+    # The registered prod task definition runs exactly staging's image, by digest…
+    assert definition["containerDefinitions"][0]["image"] == ref == image_of(project.world, CLUSTER)
+    assert tags["deployctl:image-digest"] == ref.split("@")[1]
+    # …with prod's settings, recorded as a prod release that names where it came from.
+    assert definition["family"] == FAMILY_PROD and prod["desiredCount"] == 3
+    assert tags["deployctl:env"] == "prod" and tags["deployctl:outcome"] == "succeeded"
+    assert tags["deployctl:kind"] == "promote" and tags["deployctl:source"] == f"staging/{staging_release}"
+    assert tags["deployctl:git-sha"] == git_sha
+    assert "succeeded" in res.out and f"release {staging_release}" in res.out
+    (rel,) = project.history("prod")
+    assert rel["kind"] == "promote" and rel["outcome"] == "succeeded" and rel["current"] is True
+
+
+def test_promote_is_refused_after_a_failed_staging_release(project: Project, sim: Any) -> None:
+    project.deployed("staging", "v1")
+    sim.script(API, "tasks_fail_to_start", cluster=CLUSTER)
+    bad = project.run("staging", project.world.push("v2"))
+    assert bad.code == 1, bad.text
+
+    res = project.cli("promote", "staging", "prod", "-f", project.file, "--yes")
+
+    assert res.code == 1
+    assert "staging's latest release" in res.err and "failed and was rolled back" in res.err
+    assert "refusing to promote" in res.err and "Traceback" not in res.text
+    assert project.world.c("ecs").list_services(cluster=PROD_CLUSTER)["serviceArns"] == []
+    assert project.world.c("ecs").list_task_definitions(familyPrefix=FAMILY_PROD)["taskDefinitionArns"] == []
+
+
+def start_run(project: Project, sim: Any, env: str, image: str) -> subprocess.Popen[str]:
+    """`deployctl run` in a subprocess; returns once its UpdateService reached the server."""
+    before = len(sim.calls_of("UpdateService"))
+    proc = subprocess.Popen([sys.executable, "-m", "deployctl", "run", "-f", project.file, "--env", env,
+                             "--image", image], env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 30
+    while len(sim.calls_of("UpdateService")) == before:
+        assert proc.poll() is None, proc.communicate()[0]
+        assert time.monotonic() < deadline, "the deploy never updated the service"
+        time.sleep(0.05)
+    return proc
+
+
+def test_promote_is_refused_while_staging_rolls_out(project: Project, sim: Any) -> None:
+    project.deployed("staging", "v1")
+    sim.script(API, sim.scenario("success", start_s=1.5, healthy_s=0.5), cluster=CLUSTER)
+    proc = start_run(project, sim, "staging", project.world.push("v2"))
+    try:
+        res = project.cli("promote", "staging", "prod", "-f", project.file, "--yes")
+    finally:
+        out, _ = proc.communicate(timeout=60)
+    assert res.code == 1, res.text
+    assert "still rolling out" in res.err and "status --env staging --watch" in res.err
+    assert proc.returncode == 0, out
+    assert project.world.c("ecs").list_services(cluster=PROD_CLUSTER)["serviceArns"] == []
+
+
+def test_run_prod_is_refused_pointing_to_promote(project: Project) -> None:
+    res = project.run("prod", project.world.push("v1"))
+    assert res.code == 2
+    assert "`run --env prod` is refused" in res.err and "deployctl promote staging prod" in res.err
+
+
+def test_promote_needs_the_configured_source_and_a_confirmation(project: Project) -> None:
+    project.deployed("staging", "v1")
+    wrong = project.cli("promote", "prod", "staging", "-f", project.file, "--yes")
+    assert wrong.code == 2 and "staging is not a promotion target" in wrong.err
+    # No terminal on stdin (pytest) and no --yes: refused before anything changes.
+    unasked = project.cli("promote", "staging", "prod", "-f", project.file)
+    assert unasked.code == 2 and "--yes" in unasked.err and "no terminal" in unasked.err
+    assert project.world.c("ecs").list_services(cluster=PROD_CLUSTER)["serviceArns"] == []
+
+
+# ------------------------------------------------------------------------------------ rollback
+
+
+def test_rollback_with_no_earlier_release_is_a_clear_error(project: Project, sim: Any) -> None:
+    _, first = project.deployed("staging", "v1")
+    res = project.cli("rollback", "-f", project.file, "--env", "staging", "--yes")
+    assert res.code == 2
+    assert f"staging has no earlier succeeded release to roll back to (it runs {first})" in res.err
+    assert "Traceback" not in res.text
+    assert len(sim.calls_of("UpdateService")) == 0
+
+
+def test_rollback_to_a_chosen_release(project: Project, sim: Any) -> None:
+    ref1, rel1 = project.deployed("staging", "v1")
+    project.deployed("staging", "v2")
+    ref3, rel3 = project.deployed("staging", "v3")
+    assert image_of(project.world, CLUSTER) == ref3
+
+    res = project.cli("rollback", "-f", project.file, "--env", "staging", "--to", rel1, "--yes")
+
+    assert res.code == 0, res.text
+    assert f"release {rel3} → release {rel1}" in res.out
+    assert f"api: {FAMILY_STAGING}:3 → {FAMILY_STAGING}:1" in res.out
+    # Release 1's task definition runs again, registered anew as the rollback's own release.
+    arn = service(project.world, CLUSTER)["taskDefinition"]
+    definition, tags = td(project.world, arn)
+    assert arn.endswith(f"{FAMILY_STAGING}:4") and definition["containerDefinitions"][0]["image"] == ref1
+    first, _ = td(project.world, f"{FAMILY_STAGING}:1")
+    assert definition["containerDefinitions"] == first["containerDefinitions"]
+    assert tags["deployctl:kind"] == "rollback" and tags["deployctl:source"] == rel1
+    releases = project.history("staging")
+    assert tags["deployctl:outcome"] == "succeeded" and tags["deployctl:git-sha"] == releases[-1]["git_sha"]
+    assert [r["kind"] for r in releases] == ["rollback", "deploy", "deploy", "deploy"]
+    assert releases[0]["current"] is True and releases[0]["image_digest"] == ref1.split("@")[1]
+    # The releases rolled back over are still there, unchanged.
+    assert releases[1]["id"] == rel3 and releases[1]["outcome"] == "succeeded"
+
+
+def test_default_rollback_walks_back_through_history(project: Project, sim: Any) -> None:
+    ref1, rel1 = project.deployed("staging", "v1")
+    project.deployed("staging", "v2")
+    res = project.cli("rollback", "-f", project.file, "--env", "staging", "--yes")
+    assert res.code == 0, res.text
+    assert image_of(project.world, CLUSTER) == ref1
+    # Rolled back to the first release: there is nothing older to go back to (it does not
+    # bounce back to v2).
+    again = project.cli("rollback", "-f", project.file, "--env", "staging", "--yes")
+    assert again.code == 2 and "no earlier succeeded release" in again.err
+    assert image_of(project.world, CLUSTER) == ref1
+
+
+def test_rollback_to_a_failed_or_unknown_release_is_refused(project: Project, sim: Any) -> None:
+    project.deployed("staging", "v1")
+    sim.script(API, "tasks_fail_to_start", cluster=CLUSTER)
+    assert project.run("staging", project.world.push("v2")).code == 1
+    failed = project.history("staging")[0]["id"]
+    res = project.cli("rollback", "-f", project.file, "--env", "staging", "--to", failed, "--yes")
+    assert res.code == 2 and "failed and was rolled back; refusing to roll back to it" in res.err
+    res = project.cli("rollback", "-f", project.file, "--env", "staging", "--to", "nope", "--yes")
+    assert res.code == 2 and "staging has no release nope" in res.err
+
+
+# ------------------------------------------------------------------------------------ history, status
+
+
+def test_history_after_three_deploys_one_failed(project: Project, sim: Any) -> None:
+    ref1, rel1 = project.deployed("staging", "v1")
+    sim.script(API, "tasks_fail_to_start", "success", cluster=CLUSTER)
+    ref2 = project.world.push("v2")
+    assert project.run("staging", ref2).code == 1
+    ref3, rel3 = project.deployed("staging", "v3")
+
+    releases = project.history("staging")
+
+    assert [r["id"] for r in releases][0::2] == [rel3, rel1]
+    assert [r["outcome"] for r in releases] == ["succeeded", "rolled-back", "succeeded"]
+    assert [r["image_digest"] for r in releases] == [x.split("@")[1] for x in (ref3, ref2, ref1)]
+    assert [r["current"] for r in releases] == [True, False, False]
+    for r in releases:
+        assert set(r) >= {"id", "outcome", "kind", "git_sha", "image_digest", "who", "started_at",
+                          "finished_at", "duration_s", "services", "current"}
+        assert r["git_sha"] == git(project.path, "rev-parse", "HEAD") and r["who"] == "tester"
+        assert r["duration_s"] is not None
+        assert r["started_at"] <= r["finished_at"]
+    assert releases[1]["services"]["api"]["revision"] == 2
+    assert "circuit breaker" in releases[1]["detail"]
+
+    text = project.cli("history", "-f", project.file, "--env", "staging")
+    assert text.code == 0
+    lines = text.out.splitlines()
+    assert lines[0].split()[:3] == ["release", "outcome", "kind"]
+    assert lines[1].startswith(f"* {rel3}") and "rolled back" in lines[2] and lines[3].startswith(f"  {rel1}")
+    limited = project.history("staging", "--limit", "2")
+    assert [r["id"] for r in limited] == [rel3, releases[1]["id"]]
+
+
+def test_status_shows_each_service(project: Project, sim: Any) -> None:
+    ref, rel = project.deployed("staging", "v1")
+    res = project.cli("status", "-f", project.file, "--env", "staging", "--json")
+    assert res.code == 0, res.text
+    doc = res.json()
+    assert doc["schema"] == "deployctl.status/v1" and doc["settled"] and doc["ok"]
+    (api,) = doc["services"]
+    assert api["release"] == rel and api["image_digest"] == ref.split("@")[1] and api["revision"] == 1
+    assert (api["running"], api["desired"], api["rollout_state"]) == (2, 2, "COMPLETED")
+    assert api["targets"] == {"healthy": 2}
+    assert 1 <= len(api["events"]) <= 5 and any("steady state" in e["message"] for e in api["events"])
+    text = project.cli("status", "-f", project.file, "--env", "staging")
+    assert f"api: release {rel} (succeeded)" in text.out and "running 2/2" in text.out
+
+
+def test_status_watch_follows_a_rollout_to_its_end(project: Project, sim: Any) -> None:
+    project.deployed("staging", "v1")
+    sim.script(API, sim.scenario("success", start_s=1.0, healthy_s=0.5), cluster=CLUSTER)
+    ref2 = project.world.push("v2")
+    proc = start_run(project, sim, "staging", ref2)
+    try:
+        res = project.cli("status", "-f", project.file, "--env", "staging", "--watch", "--interval", "0.1")
+    finally:
+        out, _ = proc.communicate(timeout=60)
+    assert res.code == 0, res.text
+    assert "rollout in_progress" in res.out and "every rollout completed" in res.out
+    assert proc.returncode == 0, out
+    assert image_of(project.world, CLUSTER) == ref2
+
+
+def test_status_watch_exits_1_after_an_ecs_rollback(project: Project, sim: Any) -> None:
+    project.deployed("staging", "v1")
+    sim.script(API, "tasks_fail_to_start", cluster=CLUSTER)
+    assert project.run("staging", project.world.push("v2")).code == 1
+    res = project.cli("status", "-f", project.file, "--env", "staging", "--watch", "--interval", "0.05")
+    assert res.code == 1
+    assert "is not what runs: the service went back to" in res.err
