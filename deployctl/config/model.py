@@ -44,6 +44,30 @@ def _env_var_name(name: str) -> str:
 EnvVarName = Annotated[str, AfterValidator(_env_var_name)]
 
 
+def _no_bool(value: object) -> object:
+    # pydantic's lax mode reads `memory: true` as 1; a boolean is never a count or a size here.
+    if isinstance(value, bool):
+        raise ValueError(f"expected a whole number, got {str(value).lower()}")
+    return value
+
+
+def _env_value(value: object) -> object:
+    """Environment values are strings. Whole numbers are written as they read (WORKERS: 4);
+    floats and booleans are refused because YAML has already changed them: 3.10 became 3.1,
+    and yes/no/on/off became true/false."""
+    if isinstance(value, bool):
+        raise ValueError(f"YAML read this as the boolean {str(value).lower()}; quote it, e.g. \"true\" or \"yes\"")
+    if isinstance(value, float):
+        raise ValueError(f"YAML read this as the number {value!r}; quote it to keep it exact, e.g. \"3.10\"")
+    if isinstance(value, int):
+        return str(value)
+    return value
+
+
+Int = Annotated[int, BeforeValidator(_no_bool)]
+EnvValue = Annotated[str, BeforeValidator(_env_value)]
+
+
 def _in_range(value: float, lo: float, hi: float, what: str) -> float:
     if not lo <= value <= hi:
         raise ValueError(f"{what} must be between {lo:g}s and {hi:g}s (ECS limit), got {value:g}s")
@@ -61,11 +85,11 @@ class ImageConfig(Strict):
     context: str = Field(".", description="Build context, relative to deploy.yaml")
     dockerfile: str = Field("Dockerfile", description="Dockerfile path, relative to the context")
     target: str | None = Field(None, description="Build stage to stop at (multi-stage builds)")
-    build_args: dict[str, str] = Field(default_factory=dict)
+    build_args: dict[str, EnvValue] = Field(default_factory=dict)
     platform: Literal["linux/amd64", "linux/arm64"] = "linux/amd64"
     max_size: Size | None = Field(None, description="Fail the build when the image is larger (e.g. 600MB)")
     tag: str = Field("{git_sha}", description="Tag template; placeholders {git_sha}, {branch}, {env}")
-    keep: int = Field(5, ge=1, le=100, description="Local target: images kept for rollback")
+    keep: Int = Field(5, ge=1, le=100, description="Local target: images kept for rollback")
 
     @field_validator("tag")
     @classmethod
@@ -92,7 +116,7 @@ class CommandStage(Strict):
     run: list[str] = Field(min_length=1, description="Shell commands, run in order")
     timeout: Duration = 600.0
     workdir: str = "."
-    env: dict[EnvVarName, str] = Field(default_factory=dict)
+    env: dict[EnvVarName, EnvValue] = Field(default_factory=dict)
 
 
 class Stages(Strict):
@@ -106,7 +130,7 @@ class Health(Strict):
     start_period: Duration = Field(0.0, description="Grace for model loading; failures inside it don't count")
     interval: Duration = 30.0
     timeout: Duration = 5.0
-    retries: int = Field(3, ge=1, le=10)
+    retries: Int = Field(3, ge=1, le=10)
 
     # Field validators (not one model validator) so each error points at the value that is wrong.
     @field_validator("command")
@@ -140,13 +164,13 @@ class Health(Strict):
 
 class LoadBalancer(Strict):
     target_group: str = Field(description="Target group name or ARN")
-    container_port: int | None = Field(None, ge=1, le=65535)
+    container_port: Int | None = Field(None, ge=1, le=65535)
 
 
 class Autoscaling(Strict):
-    min: int = Field(ge=0)
-    max: int = Field(ge=1)
-    target_cpu: int = Field(60, ge=10, le=95, description="Target average CPU utilisation, percent")
+    min: Int = Field(ge=0)
+    max: Int = Field(ge=1)
+    target_cpu: Int = Field(60, ge=10, le=95, description="Target average CPU utilisation, percent")
 
     @field_validator("max")
     @classmethod
@@ -159,21 +183,21 @@ class Autoscaling(Strict):
 
 class Service(Strict):
     command: list[str] | None = None
-    port: int | None = Field(None, ge=1, le=65535)
-    cpu: int = Field(256, description="Fargate CPU units (256 = 0.25 vCPU)")
-    memory: int = Field(512, description="MiB; must be allowed for the cpu value")
+    port: Int | None = Field(None, ge=1, le=65535)
+    cpu: Int = Field(256, description="Fargate CPU units (256 = 0.25 vCPU)")
+    memory: Int = Field(512, description="MiB; must be allowed for the cpu value")
     health: Health | None = None
-    env: dict[EnvVarName, str] = Field(default_factory=dict)
+    env: dict[EnvVarName, EnvValue] = Field(default_factory=dict)
     secrets: dict[EnvVarName, str] = Field(
         default_factory=dict,
         description="ENV_NAME → Secrets Manager name/ARN, or ssm:/parameter/name, or an SSM ARN",
     )
     load_balancer: LoadBalancer | None = None
     spot: bool = Field(False, description="Run on Fargate Spot")
-    count: int = Field(1, ge=0, le=1000)
+    count: Int = Field(1, ge=0, le=1000)
     autoscaling: Autoscaling | None = None
     after: list[str] = Field(default_factory=list, description="Deploy this service after these ones")
-    local_port: int | None = Field(None, ge=1, le=65535, description="Local target: stable port on 127.0.0.1")
+    local_port: Int | None = Field(None, ge=1, le=65535, description="Local target: stable port on 127.0.0.1")
 
     # `port` and `env` come before these fields, so info.data has them when they are valid.
     @field_validator("secrets")
@@ -201,8 +225,8 @@ class Service(Strict):
 
 class Deploy(Strict):
     strategy: Literal["rolling"] = "rolling"
-    min_healthy_percent: int = Field(100, ge=0, le=100)
-    max_percent: int = Field(200, ge=100, le=400)
+    min_healthy_percent: Int = Field(100, ge=0, le=100)
+    max_percent: Int = Field(200, ge=100, le=400)
     circuit_breaker: bool = True
     alarms: list[str] = Field(default_factory=list, description="CloudWatch alarms that roll a deploy back")
     timeout: Duration = 900.0
@@ -221,9 +245,9 @@ class Roles(Strict):
 
 
 class Guardrails(Strict):
-    max_monthly_usd: float | None = Field(None, gt=0)
-    max_tasks: int | None = Field(None, ge=1)
-    max_memory: int | None = Field(None, ge=512, description="Largest task memory, MiB")
+    max_monthly_usd: Annotated[float, BeforeValidator(_no_bool)] | None = Field(None, gt=0)
+    max_tasks: Int | None = Field(None, ge=1)
+    max_memory: Int | None = Field(None, ge=512, description="Largest task memory, MiB")
 
 
 class Environment(Strict):

@@ -83,7 +83,7 @@ class Loaded:
             if key not in data:
                 out.append(doc.problem((), f"missing required key '{key}'"))
         if "version" in data and data["version"] != 1:
-            out.append(doc.problem(("version",), f"unsupported version {data['version']!r}",
+            out.append(doc.problem(("version",), f"unsupported version {_describe(data['version'])}",
                                    "this deployctl reads version: 1", key=False))
         for path, var in self.unset.items():
             if _in_scope(path, only_env):
@@ -91,7 +91,9 @@ class Loaded:
                 out.append(doc.problem(path, msg, None if var.startswith("'") else f"export {var}=…",
                                        key=False))
         services = data.get("services")
-        if "services" in data and (not isinstance(services, dict) or not services):
+        # An empty map because its only keys were unusable (`~:`) is already reported.
+        keys_reported = any(p.path == "services" for p in doc.problems)
+        if "services" in data and (not isinstance(services, dict) or not (services or keys_reported)):
             out.append(doc.problem(("services",), "expected a mapping of one or more services"))
             services = {}
         for name in services or {}:
@@ -122,7 +124,7 @@ class Loaded:
                                            _did_you_mean(svc, list(services)) or
                                            f"services are: {', '.join(services)}"))
             src = env.get("promote_from")
-            if src is not None and isinstance(envs, dict):
+            if isinstance(src, str) and isinstance(envs, dict):  # other types: the model says so
                 if src == name:
                     out.append(doc.problem((*base, "promote_from"),
                                            "an environment cannot promote from itself", key=False))
@@ -154,9 +156,12 @@ class Loaded:
         overlay = {k: env_raw.pop(k) for k in OVERLAY_KEYS if k in env_raw}
         services = data.get("services") or {}
         service_overlays = overlay.get("services") or {}
+        # `services: {worker: null}` in an environment removes the service there (null removes).
+        removed = {n for n, v in service_overlays.items() if v is None} if isinstance(service_overlays, dict) \
+            else set()
         merged_services = {
             name: deep_merge(svc, service_overlays[name]) if service_overlays.get(name) else svc
-            for name, svc in services.items()
+            for name, svc in services.items() if name not in removed
         } if isinstance(services, dict) else services
         # Only keys the file has: a missing top-level key is reported once, by structure_problems,
         # not again as pydantic's complaints about a null.
@@ -173,6 +178,9 @@ class Loaded:
         merged["services"] = merged_services
         origin = _Origin(env_name, overlay)
         problems: list[ConfigProblem] = []
+        if removed and isinstance(services, dict) and services and not merged_services:
+            problems.append(self.doc.problem(("environments", env_name, "services"),
+                                             "these overrides remove every service; nothing would be deployed"))
         cfg: ResolvedConfig | None = None
         try:
             cfg = ResolvedConfig.model_validate(merged)

@@ -21,8 +21,10 @@ ImagePatch = _patch(m.ImageConfig, "ImageOverride")
 
 
 class EnvironmentFile(m.Environment):
-    services: dict[str, ServicePatch] = Field(  # type: ignore[valid-type]
-        default_factory=dict, description="Per-service overrides (maps deep-merge, lists replace)")
+    services: dict[str, ServicePatch | None] = Field(  # type: ignore[valid-type]
+        default_factory=dict,
+        description="Per-service overrides (maps deep-merge, lists replace, null removes; `name: null` "
+                    "drops the service from this environment)")
     deploy: DeployPatch | None = None  # type: ignore[valid-type]
     image: ImagePatch | None = None  # type: ignore[valid-type]
 

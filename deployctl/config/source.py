@@ -87,7 +87,13 @@ def parse(text: str, file: str) -> Document:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
         raise ConfigError([_syntax_problem(exc, file)]) from None
-    except yaml.YAMLError as exc:  # e.g. a control character PyYAML refuses before marking it
+    except yaml.reader.ReaderError as exc:  # a control character: PyYAML gives only an offset
+        before = text[: exc.position]
+        line, col = before.count("\n") + 1, exc.position - (before.rfind("\n") + 1) + 1
+        char = f"#x{exc.character:04x}" if isinstance(exc.character, int) else repr(exc.character)
+        raise ConfigError([ConfigProblem(file, line, col, "", f"unacceptable character {char}",
+                                         "deploy.yaml must be plain UTF-8 text")]) from None
+    except yaml.YAMLError as exc:
         raise ConfigError([ConfigProblem(file, 1, 1, "", f"YAML syntax error: {exc}")]) from None
     marks = Marks()
     if root is None:

@@ -100,6 +100,38 @@ def test_overlay_maps_merge_lists_replace_null_removes(tmp_path: Path) -> None:
     assert dev.deploy.alarms == ["chat-api-5xx", "chat-api-latency"]
 
 
+def test_null_service_override_removes_the_service_there(tmp_path: Path) -> None:
+    text = BASE.replace("    after: [worker]\n", "") + """\
+  dev:
+    target: docker
+    services: {worker: null}
+  staging: {target: docker}
+"""
+    assert list(load(tmp_path, text, "dev").services) == ["api"]
+    assert list(load(tmp_path, text, "staging").services) == ["api", "worker"]
+
+
+def test_env_values_numbers_become_text_but_yaml_surprises_are_refused(tmp_path: Path) -> None:
+    text = BASE.replace("env: {LOG_LEVEL: info, MODEL_NAME: small-chat}", "env: {WORKERS: 4, MODEL_NAME: small-chat}")
+    cfg = load(tmp_path, text + "  dev: {target: docker}\n", "dev")
+    assert cfg.services["api"].env["WORKERS"] == "4"
+    for value, word in (("3.10", "number 3.1"), ("on", "boolean true"), ("no", "boolean false")):
+        bad = text.replace("WORKERS: 4", f"WORKERS: {value}") + "  dev: {target: docker}\n"
+        with pytest.raises(ConfigError) as err:
+            load(tmp_path, bad, "dev")
+        [problem] = err.value.problems
+        assert problem.path == "services.api.env.WORKERS" and f"YAML read this as the {word}" in problem.message
+
+
+@pytest.mark.parametrize("field", ["cpu", "memory", "count", "port"])
+def test_booleans_are_not_numbers(tmp_path: Path, field: str) -> None:
+    text = BASE.replace("    cpu: 512\n    memory: 2048\n", "")
+    text = text.replace("  worker:\n", f"  worker:\n    {field}: true\n")
+    with pytest.raises(ConfigError) as err:
+        load(tmp_path, text + "  dev: {target: docker}\n", "dev")
+    assert [p.path for p in err.value.problems] == [f"services.worker.{field}"]
+
+
 def test_environment_fields_and_name(tmp_path: Path) -> None:
     text = BASE + """\
   staging:
