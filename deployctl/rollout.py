@@ -312,12 +312,14 @@ class PollPolicy:
 
     Fast just after the update (early failures: bad image, missing secret) and when completion
     is near (so success is reported within ~`fast`); in between the interval grows from `base`
-    to `max`. A sliding-window budget caps calls per `window`; auxiliary calls (stopped tasks,
-    target health, alarms) happen when something changed or every `aux_every` polls.
+    to `max`. Calls are capped at `budget` in any sliding `window` (`fast` = window/budget, so
+    sustained fast polling just fits); auxiliary calls (stopped tasks,
+    target health, alarms) happen when something changed or every `aux_every` polls (half as
+    often while completion is near, where every call spent delays noticing COMPLETED).
     """
 
     base: float = 5.0
-    fast: float = 1.5
+    fast: float = 2.0
     max: float = 15.0
     growth: float = 1.25
     warmup: float = 15.0
@@ -335,7 +337,7 @@ class PollPolicy:
     def from_base(cls, base: float) -> PollPolicy:
         """Scale every duration with `base` (5 s is the real-world default); tests pass ~0.05."""
         k = base / 5.0
-        return cls(base=base, fast=1.5 * k, max=15.0 * k, warmup=15.0 * k, window=60.0 * k,
+        return cls(base=base, fast=2.0 * k, max=15.0 * k, warmup=15.0 * k, window=60.0 * k,
                    throttle_base=2.0 * k, throttle_max=30.0 * k, ecs_rollback_grace=15.0 * k,
                    health_gate=120.0 * k, alarm_grace=30.0 * k)
 
@@ -345,8 +347,9 @@ class PollPolicy:
         return min(self.max, self.base * self.growth ** max(0, slow_polls))
 
     def jittered(self, seconds: float, rnd: float) -> float:
-        """rnd in [0, 1): ± `jitter` of the interval (so parallel watchers do not poll in step)."""
-        return max(0.0, seconds * (1.0 + self.jitter * (2.0 * rnd - 1.0)))
+        """rnd in [0, 1): up to `jitter` shorter (so parallel watchers do not poll in step, and
+        the nominal interval stays an upper bound on how late a change is seen)."""
+        return max(0.0, seconds * (1.0 - self.jitter * rnd))
 
     def throttle_delay(self, streak: int, rnd: float) -> float:
         """Exponential backoff with full jitter in its upper half: streak 1 → ~base."""
@@ -493,9 +496,8 @@ class _Watch:
         return len(self.call_times)
 
     def budget_wait(self, need: int) -> float:
-        """Seconds to wait so that `need` more calls stay within the window's budget."""
-        used = self.calls_in_window()
-        over = used + need - self.policy.budget
+        """Seconds to wait so that `need` more calls stay within the window's cap."""
+        over = self.calls_in_window() + need - self.policy.budget
         if over <= 0:
             return 0.0
         idx = min(len(self.call_times), over) - 1
@@ -686,15 +688,18 @@ def watch(
         elif near:
             slow_polls = 0
         delay = policy.jittered(base, rng())
-        # Budget: the next poll costs 1 call (+ auxiliary ones, at most 3 more).
-        delay = max(delay, w.budget_wait(2 if limits.load_balanced else 1))
+        # Budget: the next poll costs one DescribeServices (auxiliary calls are charged after).
+        delay = max(delay, w.budget_wait(1))
         if sleep(delay):
             raise WatchCancelled(verdict)
 
 
 def _aux_plan(w: _Watch, svc: Json | None, polls: int, verdict: Verdict) -> dict[str, bool]:
-    """Which auxiliary calls to make this poll: only when something changed, or every Nth poll."""
-    every = polls == 1 or polls % max(1, w.policy.aux_every) == 0
+    """Which auxiliary calls to make this poll: only when something changed, or every Nth poll
+    (every 2N-th while completion is near: then each call spent delays noticing COMPLETED)."""
+    near = near_completion(svc)
+    period = max(1, w.policy.aux_every) * (2 if near else 1)
+    every = polls == 1 or polls % period == 0
     ours = None
     if svc is not None:
         ours = next((d for d in svc.get("deployments") or [] if d.get("id") == w.our_id), None)
@@ -702,9 +707,10 @@ def _aux_plan(w: _Watch, svc: Json | None, polls: int, verdict: Verdict) -> dict
     running = _n(ours, "runningCount") if ours else 0
     new_events = [e for e in (svc or {}).get("events") or [] if e.get("id") not in w.seen_events]
     text = " ".join(str(e.get("message", "")) for e in new_events)
-    trouble = any(word in text for word in ("stopped", "unhealthy", "failed", "unable", "is unhealthy"))
-    tasks = bool(ours) and (failed != w.last_failed_tasks and failed > 0 or trouble or
-                            (every and ours.get("rolloutState") == "IN_PROGRESS"))
+    trouble = any(word in text for word in ("unhealthy", "failed", "unable"))
+    in_progress = bool(ours) and ours.get("rolloutState") == "IN_PROGRESS"
+    tasks = bool(ours) and ((failed != w.last_failed_tasks and failed > 0) or trouble
+                            or (every and in_progress and not near))
     completed = bool(ours) and ours.get("rolloutState") == "COMPLETED" and ours.get("status") == "PRIMARY"
     targets = w.limits.load_balanced and (every or completed or running != w.last_running
                                           or "target" in text)
