@@ -1,0 +1,212 @@
+"""deployctl.releases: release records from task-definition tags, promote/rollback selection."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from deployctl import releases
+from deployctl import releases_tags as rt
+from deployctl.errors import DeployFailed, UsageError
+
+ACCOUNT_ARN = "arn:aws:ecs:us-east-1:123456789012:task-definition"
+IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/chat-api@sha256:"
+
+
+def digest(n: int) -> str:
+    return "sha256:" + f"{n:x}" * 64
+
+
+def rev(service: str, number: int, release: str, outcome: str = rt.SUCCEEDED, *, image_n: int | None = None,
+        started: str | None = None, env: str = "staging", **extra: str) -> releases.Revision:
+    n = image_n if image_n is not None else number
+    family = f"chat-api-{env}-{service}"
+    tags = {"deployctl:app": "chat-api", "deployctl:env": env, "deployctl:service": service,
+            "deployctl:release": release, "deployctl:git-sha": f"{number:040x}",
+            "deployctl:image-digest": digest(n), "deployctl:actor": "tester",
+            "deployctl:started-at": started or f"2026-03-15T10:{number:02d}:00Z",
+            "deployctl:outcome": outcome, **extra}
+    if outcome != rt.IN_PROGRESS:
+        tags["deployctl:finished-at"] = f"2026-03-15T10:{number:02d}:30Z"
+        tags["deployctl:duration-s"] = "30.0"
+    return releases.Revision(arn=f"{ACCOUNT_ARN}/{family}:{number}", family=family, number=number,
+                             service=service, image=IMAGE + digest(n)[7:], tags=tags)
+
+
+def rid(n: int) -> str:
+    return f"20260315T10{n:02d}00Z-{n:012x}-0000"
+
+
+def history(*outcomes: str) -> list[releases.Release]:
+    """One api release per outcome, oldest first in the arguments; returned newest first."""
+    return releases.build([rev("api", i + 1, rid(i + 1), o) for i, o in enumerate(outcomes)])
+
+
+# --------------------------------------------------------------------------- building releases
+
+
+def test_revision_from_describe_task_definition() -> None:
+    described = {"taskDefinition": {"taskDefinitionArn": f"{ACCOUNT_ARN}/chat-api-staging-api:7",
+                                    "family": "chat-api-staging-api", "revision": 7,
+                                    "containerDefinitions": [{"name": "api", "image": IMAGE + "ab"}]},
+                 "tags": [{"key": "deployctl:release", "value": rid(7)}, {"key": "deployctl:service", "value": "api"}]}
+    r = releases.revision_from(described)
+    assert r is not None and (r.number, r.service, r.image, r.label) == (7, "api", IMAGE + "ab",
+                                                                         "chat-api-staging-api:7")
+    # Revisions not registered by deployctl (no release tag) are not releases.
+    assert releases.revision_from({"taskDefinition": described["taskDefinition"], "tags": []}) is None
+
+
+def test_build_orders_newest_first_and_reads_every_field() -> None:
+    built = history(rt.SUCCEEDED, rt.ROLLED_BACK, rt.SUCCEEDED)
+    assert [r.id for r in built] == [rid(3), rid(2), rid(1)]
+    assert [r.outcome for r in built] == ["succeeded", "rolled-back", "succeeded"]
+    top = built[0]
+    assert top.image_digest == digest(3) and top.git_sha == f"{3:040x}" and top.who == "tester"
+    assert top.duration_s == 30.0 and top.started_at == "2026-03-15T10:03:00Z" and top.kind == "deploy"
+    doc = top.to_json(current=True)
+    assert list(doc) == ["id", "outcome", "kind", "source", "git_sha", "image_digest", "image", "who",
+                         "started_at", "finished_at", "duration_s", "detail", "current", "services"]
+    assert doc["services"]["api"]["revision"] == 3 and doc["current"] is True
+
+
+def test_same_second_releases_are_ordered_by_revision() -> None:
+    same = "2026-03-15T10:00:00Z"
+    built = releases.build([rev("api", n, f"20260315T100000Z-abc-{n:04x}", started=same) for n in (2, 1, 3)])
+    assert [r.revisions["api"].number for r in built] == [3, 2, 1]
+
+
+def test_a_multi_service_release_combines_outcomes() -> None:
+    built = releases.build([rev("api", 1, rid(1)), rev("worker", 1, rid(1), rt.ROLLED_BACK, image_n=1)])
+    (r,) = built
+    assert set(r.revisions) == {"api", "worker"} and r.outcome == "rolled-back"
+    assert releases.combined_outcome(["succeeded", "failed", "rolled-back"]) == "failed"
+    assert releases.combined_outcome(["succeeded", "in-progress"]) == "in-progress"
+    assert releases.combined_outcome(["succeeded"]) == "succeeded"
+
+
+def test_a_superseded_in_progress_release_was_interrupted() -> None:
+    built = history(rt.SUCCEEDED, rt.IN_PROGRESS, rt.SUCCEEDED, rt.IN_PROGRESS)
+    assert [r.outcome for r in built] == ["in-progress", "succeeded", "interrupted", "succeeded"]
+
+
+def test_other_environments_revisions_are_ignored() -> None:
+    built = releases.build([rev("api", 1, rid(1)), rev("api", 2, rid(2), env="prod")], app="chat-api",
+                           env="staging")
+    assert [r.id for r in built] == [rid(1)]
+
+
+# --------------------------------------------------------------------------- promote
+
+
+def view(arn: str | None, state: str = "COMPLETED", deployments: int = 1) -> releases.ServiceView:
+    return releases.ServiceView("api", arn, state if arn else None, deployments if arn else 0)
+
+
+def test_promotable_takes_what_runs_and_succeeded() -> None:
+    built = history(rt.SUCCEEDED, rt.SUCCEEDED)
+    src = releases.promotable("staging", built, [view(built[0].revisions["api"].arn)])
+    assert src.release.id == rid(2) and src.digest == digest(2) and src.image == IMAGE + digest(2)[7:]
+
+
+@pytest.mark.parametrize(("outcome", "words"), [
+    (rt.FAILED, "failed"), (rt.ROLLED_BACK, "failed and was rolled back"), (rt.IN_PROGRESS, "is still in progress")])
+def test_promotable_refuses_an_unhealthy_latest_release(outcome: str, words: str) -> None:
+    built = history(rt.SUCCEEDED, outcome)
+    with pytest.raises(DeployFailed) as err:
+        # ECS went back to release 1, which succeeded: still refused, the latest release did not.
+        releases.promotable("staging", built, [view(built[1].revisions["api"].arn)])
+    assert f"staging's latest release {rid(2)} {words}" in err.value.message
+
+
+def test_promotable_refuses_a_rollout_in_flight_and_nothing_deployed() -> None:
+    built = history(rt.SUCCEEDED)
+    arn = built[0].revisions["api"].arn
+    with pytest.raises(DeployFailed, match="still rolling out: api \\(in_progress, 2 deployments\\)"):
+        releases.promotable("staging", built, [view(arn, "IN_PROGRESS", 2)])
+    with pytest.raises(DeployFailed, match="staging does not run api"):
+        releases.promotable("staging", built, [view(None)])
+    with pytest.raises(DeployFailed, match="which deployctl did not deploy"):
+        releases.promotable("staging", built, [view(f"{ACCOUNT_ARN}/other:1")])
+
+
+def test_environments_must_agree_on_services() -> None:
+    releases.same_services("staging", ["api", "worker"], "prod", ["worker", "api"])
+    with pytest.raises(UsageError) as err:
+        releases.same_services("staging", ["api", "worker"], "prod", ["api", "batch"])
+    assert "only staging has worker; only prod has batch" in err.value.message
+    assert err.value.exit_code == 2
+
+
+# --------------------------------------------------------------------------- rollback
+
+
+def running_of(r: releases.Release) -> dict[str, str]:
+    return {name: v.arn for name, v in r.revisions.items()}
+
+
+def test_default_rollback_is_the_previous_succeeded_release() -> None:
+    built = history(rt.SUCCEEDED, rt.SUCCEEDED, rt.FAILED, rt.SUCCEEDED)
+    choice = releases.choose_rollback("staging", built, running_of(built[0]))
+    assert choice.current is not None and choice.current.id == rid(4)
+    assert choice.target.id == rid(2)  # the failed release 3 is skipped
+    assert choice.changes() == [("api", "chat-api-staging-api:4", f"chat-api-staging-api:2 ({digest(2)[:19]})")]
+    assert releases.choose_rollback("staging", built, running_of(built[0]), steps=2).target.id == rid(1)
+    with pytest.raises(UsageError, match="only 2 earlier succeeded release"):
+        releases.choose_rollback("staging", built, running_of(built[0]), steps=3)
+
+
+def test_rollback_after_a_rollback_keeps_walking_back() -> None:
+    revs = [rev("api", 1, rid(1)), rev("api", 2, rid(2)), rev("api", 3, rid(3)),
+            rev("api", 4, rid(4), image_n=2, **{releases.KIND: "rollback", releases.SOURCE: rid(2)})]
+    built = releases.build(revs)
+    assert built[0].kind == "rollback" and built[0].source == rid(2)
+    # Release 4 restored release 2, so "previous" is release 1, not release 3 again.
+    assert releases.choose_rollback("staging", built, running_of(built[0])).target.id == rid(1)
+
+
+def test_rollback_errors_are_usage_errors_that_change_nothing() -> None:
+    built = history(rt.SUCCEEDED)
+    with pytest.raises(UsageError) as err:
+        releases.choose_rollback("staging", built, running_of(built[0]))
+    assert err.value.message == f"staging has no earlier succeeded release to roll back to (it runs {rid(1)})"
+    assert err.value.exit_code == 2
+    with pytest.raises(UsageError, match="nothing deployctl released runs there"):
+        releases.choose_rollback("staging", [], {})
+    built = history(rt.SUCCEEDED, rt.FAILED, rt.SUCCEEDED)
+    with pytest.raises(UsageError, match="failed; refusing to roll back to it"):
+        releases.choose_rollback("staging", built, running_of(built[0]), to=rid(2))
+    with pytest.raises(UsageError, match="already runs release"):
+        releases.choose_rollback("staging", built, running_of(built[0]), to=rid(3))
+    with pytest.raises(UsageError, match="has no release nope"):
+        releases.choose_rollback("staging", built, running_of(built[0]), to="nope")
+
+
+def test_rollback_to_a_release_restores_services_it_did_not_touch() -> None:
+    # Release 1 deployed api+worker; release 2 only api (worker unchanged); release 3 both.
+    revs = [rev("api", 1, rid(1)), rev("worker", 1, rid(1), image_n=1),
+            rev("api", 2, rid(2)),
+            rev("api", 3, rid(3)), rev("worker", 2, rid(3), image_n=3)]
+    built = releases.build(revs)
+    running = {"api": built[0].revisions["api"].arn, "worker": built[0].revisions["worker"].arn}
+    choice = releases.choose_rollback("staging", built, running, to=rid(2))
+    assert {s: r.label for s, r in choice.revisions.items()} == {
+        "api": "chat-api-staging-api:2", "worker": "chat-api-staging-worker:1"}
+
+
+def test_register_request_copies_the_definition_under_a_new_release() -> None:
+    described: dict[str, Any] = {
+        "taskDefinition": {"taskDefinitionArn": f"{ACCOUNT_ARN}/f:1", "family": "f", "revision": 1,
+                           "status": "ACTIVE", "compatibilities": ["FARGATE"], "registeredAt": "x",
+                           "requiresAttributes": [], "containerDefinitions": [{"name": "api", "image": "i@sha256:1"}],
+                           "cpu": "1024", "memory": "2048"},
+        "tags": rt.to_list({**rev("api", 1, rid(1), rt.SUCCEEDED).tags, rt.DETAIL: "ok"}),
+    }
+    req = releases.register_request(described, release_id=rid(9), restores=rid(1))
+    assert set(req) == {"family", "containerDefinitions", "cpu", "memory", "tags"}
+    tags = rt.to_dict(req["tags"])
+    assert tags[rt.RELEASE] == rid(9) and tags[releases.KIND] == "rollback" and tags[releases.SOURCE] == rid(1)
+    assert tags["deployctl:image-digest"] == digest(1) and tags["deployctl:git-sha"] == f"{1:040x}"
+    for gone in (rt.OUTCOME, rt.FINISHED_AT, rt.DURATION, rt.DETAIL, rt.ACTOR, rt.STARTED_AT):
+        assert gone not in tags
