@@ -1,0 +1,134 @@
+"""diagnose: stopped tasks / events / target health → likely cause + what to try.
+
+Stopped-task and event texts are the ones AWS documents (ECS-ROLLOUTS.md §5-§7).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from deployctl.diagnose import Context, diagnose, render
+
+ARN = "arn:aws:ecs:us-east-1:123456789012:task/ai-prod/0123456789abcdef0123456789abcdef"
+TG = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/chat-api-tg/6d0ecf831eec9f09"
+CTX = Context(service="api", env="prod", memory_mib=4096, port=8000, health_path="/health/ready", start_period=60,
+              log_group="/deployctl/chat-api/prod", log_stream_prefix="api/api",
+              execution_role="arn:aws:iam::123456789012:role/chat-api-execution",
+              image="123456789012.dkr.ecr.us-east-1.amazonaws.com/chat-api@sha256:" + "a" * 64,
+              region="us-east-1", alarms=("chat-api-5xx",))
+
+
+def task(stop_code: str, reason: str, *, exit_code: int | None = None, container_reason: str | None = None,
+         health: str | None = None) -> dict[str, Any]:
+    container: dict[str, Any] = {"name": "api"}
+    if exit_code is not None:
+        container["exitCode"] = exit_code
+    if container_reason:
+        container["reason"] = container_reason
+    out: dict[str, Any] = {"taskArn": ARN, "stopCode": stop_code, "stoppedReason": reason, "containers": [container]}
+    if health:
+        out["healthStatus"] = health
+        container["healthStatus"] = health
+    return out
+
+
+def keys(findings: list[Any]) -> list[str]:
+    return [f.key for f in findings]
+
+
+def test_image_pull_failure() -> None:
+    t = task("TaskFailedToStart", "CannotPullContainerError: pull image manifest has been retried 5 time(s): failed "
+             "to resolve ref 123456789012.dkr.ecr.us-east-1.amazonaws.com/chat-api:abc: not found")
+    (f,) = diagnose(stopped_tasks=[t, t], context=CTX)
+    assert f.key == "image_pull" and f.count == 2
+    assert "ecr:BatchGetImage" in f.advice and "chat-api-execution" in f.advice and CTX.image in f.advice
+    assert "CannotPullContainerError" in f.evidence
+
+
+def test_secrets_failure() -> None:
+    t = task("TaskFailedToStart", "ResourceInitializationError: unable to pull secrets or registry auth: execution "
+             "resource retrieval failed: unable to retrieve secret from asm: service call has been retried 1 "
+             "time(s): ...")
+    (f,) = diagnose(stopped_tasks=[t], context=CTX)
+    assert f.key == "secrets" and "GetSecretValue" in f.advice and "services.api.secrets" in f.advice
+
+
+def test_other_resource_initialisation_failure() -> None:
+    t = task("TaskFailedToStart", "ResourceInitializationError: failed to validate logger args: ... "
+             "AccessDeniedException: logs:CreateLogStream")
+    assert keys(diagnose(stopped_tasks=[t], context=CTX)) == ["init"]
+
+
+def test_out_of_memory() -> None:
+    t = task("EssentialContainerExited", "Essential container in task exited", exit_code=137,
+             container_reason="OutOfMemoryError: Container killed due to memory usage")
+    (f,) = diagnose(stopped_tasks=[t], context=CTX)
+    assert f.key == "oom" and "services.api.memory (now 4096 MiB)" in f.advice
+
+
+def test_exit_137_without_oom_reason() -> None:
+    t = task("EssentialContainerExited", "Essential container in task exited", exit_code=137)
+    assert keys(diagnose(stopped_tasks=[t], context=CTX)) == ["killed"]
+
+
+def test_crash_points_to_the_logs() -> None:
+    t = task("EssentialContainerExited", "Essential container in task exited", exit_code=3)
+    (f,) = diagnose(stopped_tasks=[t], context=CTX)
+    assert f.key == "crash" and "code 3" in f.cause
+    assert "aws logs tail /deployctl/chat-api/prod --log-stream-name-prefix api/api --since 30m" in f.advice
+
+
+def test_container_health_check_failing() -> None:
+    t = task("ServiceSchedulerInitiated", "Task failed container health checks", health="UNHEALTHY")
+    (f,) = diagnose(stopped_tasks=[t], context=CTX)
+    assert f.key == "container_health" and "start_period (now 60s)" in f.advice and "wget or curl" in f.advice
+
+
+def test_elb_health_check_failing_from_task_event_and_targets() -> None:
+    t = task("ServiceSchedulerInitiated", f"Task failed ELB health checks in (target-group {TG})")
+    assert keys(diagnose(stopped_tasks=[t], context=CTX)) == ["elb_health"]
+    event = {"message": f"(service chat-api-api) (task 0123) (port 8000) is unhealthy in (target-group {TG}) due to "
+                        "(reason Health checks failed with these codes: [502])."}
+    (f,) = diagnose(events=[event], context=CTX)
+    assert f.key == "elb_health" and "port 8000, path /health/ready" in f.advice
+    targets = [{"Target": {"Id": "10.0.1.5", "Port": 8000},
+                "TargetHealth": {"State": "unhealthy", "Reason": "Target.Timeout", "Description": "Request timed out"}}]
+    (f,) = diagnose(targets=targets, context=CTX)
+    assert f.key == "elb_health" and "Target.Timeout" in f.evidence
+
+
+def test_tasks_replaced_by_the_deployment_are_ignored() -> None:
+    t = task("ServiceSchedulerInitiated", "Scaling activity initiated by (deployment ecs-svc/1)", exit_code=0)
+    assert keys(diagnose(stopped_tasks=[t], cause="timeout", context=CTX)) == ["timeout"]
+
+
+def test_placement_and_deployment_configuration_events() -> None:
+    events = [
+        {"message": "(service s) was unable to place a task. Reason: Capacity is unavailable at this time."},
+        {"message": "(service s) was unable to stop or start tasks during a deployment because of the service "
+                    "deployment configuration. Update the minimumHealthyPercent or maximumPercent value and try "
+                    "again."},
+    ]
+    assert keys(diagnose(events=events, context=CTX)) == ["placement", "deploy_config"]
+
+
+def test_alarm_cause_names_the_alarm() -> None:
+    (f,) = diagnose(cause="alarm", context=CTX)
+    assert f.key == "alarm" and "chat-api-5xx" in f.cause
+
+
+def test_never_empty_and_ordered_most_specific_first() -> None:
+    (f,) = diagnose(context=CTX)
+    assert f.key == "unknown" and "deployctl status --env prod" in f.advice
+    oom = task("EssentialContainerExited", "Essential container in task exited", exit_code=137,
+               container_reason="OutOfMemoryError: Container killed due to memory usage")
+    pull = task("TaskFailedToStart", "CannotPullContainerError: not found")
+    assert keys(diagnose(stopped_tasks=[oom, pull], cause="alarm", context=CTX)) == ["image_pull", "oom", "alarm"]
+
+
+def test_render_lines() -> None:
+    t = task("EssentialContainerExited", "Essential container in task exited", exit_code=1)
+    lines = render(diagnose(stopped_tasks=[t, t, t], context=CTX))
+    assert lines[0].startswith("likely cause (3 tasks): The container exited with code 1")
+    assert lines[1].startswith("  what to try: read the logs")
+    assert lines[2].startswith("  seen: ")
