@@ -1,8 +1,8 @@
 """Load deploy.yaml: parse, interpolate, overlay one environment, validate, locate every problem.
 
 Merge rule for environment overlays (documented in README): maps deep-merge, lists replace,
-scalars replace, and `null` removes an inherited key. An overlay may set `services.<name>.*`,
-`deploy.*` and `image.*`.
+scalars replace, and `null` removes an inherited key (`services: {worker: null}` drops the
+service from that environment). An overlay may set `services.<name>.*`, `deploy.*` and `image.*`.
 """
 
 from __future__ import annotations
