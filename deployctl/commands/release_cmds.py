@@ -385,6 +385,9 @@ def history(
     JSON (schema deployctl.history/v1): {schema, app, env, releases: [{id, outcome, kind, source,
     git_sha, image_digest, image, who, started_at, finished_at, duration_s, detail, current,
     services: {name: {task_definition, revision, family, outcome}}}]}.
+
+    Examples:  deployctl history --env staging
+               deployctl history --env prod --limit 5 --json
     """
     cfg = load(file, env)
     if cfg.environment.target == "docker":
@@ -606,6 +609,9 @@ def status(
     rollout state, target health and the last 5 events.
 
     JSON (schema deployctl.status/v1): {schema, app, env, cluster, settled, ok, services: [...]}.
+
+    Examples:  deployctl status --env staging
+               deployctl status --env prod --watch --interval 2
     """
     cfg = load(file, env)
     if cfg.environment.target == "docker":
@@ -715,6 +721,8 @@ def unlock(
 
     Only for a stale lock: a live holder keeps deploying, and another deploy may now start
     alongside it. A dead holder's lock also expires by itself one lease (60 s) after it died.
+
+    Example:  deployctl unlock --env prod
     """
     cfg = load(file, env)
     if cfg.environment.target != "ecs":
