@@ -156,8 +156,7 @@ class LockTable:
                     self.db.create_table(
                         TableName=self.name, BillingMode="PAY_PER_REQUEST",
                         KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-                        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-                        Tags=[{"Key": "deployctl:purpose", "Value": "deploy locks"}])
+                        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}])
                 except awsa.ClientError as exc:
                     if awsa.error_code(exc) != "ResourceInUseException":  # created by a concurrent deploy
                         raise
@@ -368,6 +367,7 @@ def deploy_lock(plan: Any, options: Any, ctx: Any = None) -> Iterator[Holder]:
     log = getattr(ctx, "log", None) or (lambda s: None)
     table = LockTable(awsa.clients(plan.region).client("dynamodb"))
     preview = getattr(options, "preview_name", None)  # each preview copy deploys on its own
-    with hold(table, plan.app, f"{plan.env}/{preview}" if preview else plan.env, wait=float(getattr(options, "lock_wait", 0.0) or 0.0),
+    env = f"{plan.env}/{preview}" if preview else plan.env
+    with hold(table, plan.app, env, wait=float(getattr(options, "lock_wait", 0.0) or 0.0),
               release=release, cancelled=getattr(ctx, "cancelled", None), log=log) as holder:
         yield holder

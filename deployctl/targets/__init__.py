@@ -15,8 +15,8 @@ A target module exposes
 - it returns when the new release is healthy and raises DeployFailed otherwise (a rollback
   is a failure too).
 
-`deploy_guard(plan, options)` is the seam for the deploy lock (issue 5): every command that
-deploys wraps the target call in it. Today it guards nothing.
+`deploy_guard(plan, options, ctx)` is the seam for the deploy lock (deployctl.lock): every
+command that deploys (run, promote, rollback) wraps the target call in it.
 """
 
 from __future__ import annotations
