@@ -312,8 +312,9 @@ class PollPolicy:
 
     Fast just after the update (early failures: bad image, missing secret) and when completion
     is near (so success is reported within ~`fast`); in between the interval grows from `base`
-    to `max`. Calls are capped at `budget` in any sliding `window` (`fast` = window/budget, so
-    sustained fast polling just fits); auxiliary calls (stopped tasks,
+    to `max`. Calls are paced at `budget` per `window` on average (a call "costs" window/budget
+    seconds; nothing is saved up while idle beyond one call) and capped at `budget` in any
+    sliding `window`; `fast` = window/budget, so sustained fast polling just fits. Auxiliary calls (stopped tasks,
     target health, alarms) happen when something changed or every `aux_every` polls (half as
     often while completion is near, where every call spent delays noticing COMPLETED).
     """
@@ -476,6 +477,8 @@ class _Watch:
         self.target_prev: dict[str, str] = {}
         self.counts_prev: Any = None
         self.call_times: deque[float] = deque()
+        # Pacing: the earliest time the next call may go out (a token bucket holding one call).
+        self.next_free = clock()
         self.targets: list[Json] | None = None
         self.failed_since: float | None = None
         self.unhealthy_since: float | None = None
@@ -486,8 +489,10 @@ class _Watch:
 
     def count_calls(self, before: int) -> None:
         now = self.clock()
+        cost = self.policy.window / self.policy.budget
         for _ in range(max(0, self.source.calls - before)):
             self.call_times.append(now)
+            self.next_free = max(self.next_free, now - cost) + cost
 
     def calls_in_window(self) -> int:
         cutoff = self.clock() - self.policy.window
@@ -496,12 +501,16 @@ class _Watch:
         return len(self.call_times)
 
     def budget_wait(self, need: int) -> float:
-        """Seconds to wait so that `need` more calls stay within the window's cap."""
+        """Seconds to wait so that `need` more calls keep the pace and the window's cap."""
+        now = self.clock()
+        cost = self.policy.window / self.policy.budget
+        pace = max(0.0, self.next_free + (need - 1) * cost - now)
         over = self.calls_in_window() + need - self.policy.budget
-        if over <= 0:
-            return 0.0
-        idx = min(len(self.call_times), over) - 1
-        return max(0.0, self.call_times[idx] + self.policy.window - self.clock())
+        cap = 0.0
+        if over > 0:
+            idx = min(len(self.call_times), over) - 1
+            cap = max(0.0, self.call_times[idx] + self.policy.window - now)
+        return max(pace, cap)
 
     # ---- logging of what changed ----
     def log_events(self, svc: Json, result: WatchResult) -> list[Json]:
@@ -588,6 +597,10 @@ def watch(
     w = _Watch(source, started_deployment_id, policy, limits, log, before_ids, seen_events,
                alarms_at_start, clock)
     start = clock()
+    if first_service is not None:
+        # The caller's create/update call just answered with this description: it counts
+        # against the pace like any poll.
+        w.next_free = start + policy.window / policy.budget
     result = WatchResult(verdict=Verdict(IN_PROGRESS, "starting", deployment_id=started_deployment_id),
                          started=start)
     throttle_streak = 0
@@ -699,7 +712,9 @@ def _aux_plan(w: _Watch, svc: Json | None, polls: int, verdict: Verdict) -> dict
     (every 2N-th while completion is near: then each call spent delays noticing COMPLETED)."""
     near = near_completion(svc)
     period = max(1, w.policy.aux_every) * (2 if near else 1)
-    every = polls == 1 or polls % period == 0
+    # Nothing extra on the first poll: alarm states come from preflight, target health matters
+    # once tasks run, stopped tasks once something fails.
+    every = polls % period == 0
     ours = None
     if svc is not None:
         ours = next((d for d in svc.get("deployments") or [] if d.get("id") == w.our_id), None)

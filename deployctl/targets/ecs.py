@@ -444,11 +444,11 @@ class _ServiceDeploy:
             self.log(f"updating service {sp.ecs_service}: {rollout.td_label(live['taskDefinition'])} → "
                      f"{rollout.td_label(td_arn)}")
             svc = ecs.update_service(**req)["service"]
-        our_id = self._started_id(svc, td_arn, before_ids, allow_existing=bool(drift) and not self.s.force)
+        our_id, svc = self._started_id(svc, td_arn, before_ids, allow_existing=bool(drift) and not self.s.force)
         if our_id in before_ids:
             before_ids.discard(our_id)
         self.log(f"watching deployment {our_id} (timeout {self.s.timeout:g}s)")
-        result = self._watch(our_id, before_ids, seen_events, self.s.timeout, started)
+        result = self._watch(our_id, before_ids, seen_events, self.s.timeout, started, first=svc)
         verdict = result.verdict
         if verdict.ok:
             self.log(f"succeeded: {verdict.message} in {result.duration:.1f}s")
@@ -466,17 +466,18 @@ class _ServiceDeploy:
         return arn
 
     def _started_id(self, svc: Mapping[str, Any], td_arn: str, before_ids: set[str], *,
-                    allow_existing: bool) -> str:
-        """Capture our deployment from the create/update answer, or a describe right after."""
+                    allow_existing: bool) -> tuple[str, Mapping[str, Any]]:
+        """Capture our deployment from the create/update answer, or a describe right after.
+        Returns its id and the service description that shows it."""
         for attempt in range(4):
             found = find_started_deployment(svc, td_arn, before_ids)
             if found:
-                return found
+                return found, svc
             if allow_existing:  # a settings-only change may just rescale the current deployment
                 deps = svc.get("deployments") or []
                 primary = next((d for d in deps if d.get("status") == "PRIMARY"), None)
                 if primary and primary.get("taskDefinition") == td_arn:
-                    return str(primary["id"])
+                    return str(primary["id"]), svc
             time.sleep(0.2 * (attempt + 1))
             svc = awsa.describe_service(self.aws.ecs, self.cluster, self.sp.ecs_service) or {}
         raise DeployFailed(f"ECS accepted the update of {self.sp.ecs_service} but started no deployment of "
@@ -484,7 +485,7 @@ class _ServiceDeploy:
                            hint="run `deployctl status` and check the service events")
 
     def _watch(self, our_id: str, before_ids: set[str], seen_events: set[str], timeout: float,
-               started: float) -> rollout.WatchResult:
+               started: float, first: Mapping[str, Any] | None = None) -> rollout.WatchResult:
         svc = self.cfg.services[self.sp.name]
         limits = rollout.Limits(timeout=timeout, ecs_rollback_grace=self.s.poll.ecs_rollback_grace,
                                 health_gate=self.s.poll.health_gate, alarm_grace=self.s.poll.alarm_grace,
@@ -498,7 +499,8 @@ class _ServiceDeploy:
         return rollout.watch(source, our_id, policy=self.s.poll, limits=limits, log=self.log,
                              before_ids=before_ids, seen_events=seen_events,
                              alarms_at_start={k: v for k, v in self.alarm_states.items()},
-                             cancelled=self.cancelled, clock=clock)
+                             cancelled=self.cancelled, clock=clock,
+                             first_service=first if first and first.get("deployments") else None)
 
     def _failed(self, verdict: rollout.Verdict, result: rollout.WatchResult, td_arn: str,
                 previous: str | None, started: float) -> ServiceOutcome:
@@ -536,8 +538,8 @@ class _ServiceDeploy:
         svc = self.aws.ecs.update_service(cluster=self.cluster, service=sp.ecs_service,
                                           taskDefinition=previous)["service"]
         again = time.monotonic()
-        rb_id = self._started_id(svc, previous, before_ids, allow_existing=False)
-        result = self._watch(rb_id, before_ids, seen, self.s.timeout, again)
+        rb_id, svc = self._started_id(svc, previous, before_ids, allow_existing=False)
+        result = self._watch(rb_id, before_ids, seen, self.s.timeout, again, first=svc)
         duration = time.monotonic() - started
         if result.verdict.ok:
             text = f"{message}; deployctl rolled back to {label}"

@@ -248,11 +248,14 @@ def _rollout(done_at: float) -> list[tuple[float, dict[str, Any]]]:
 
 def test_watch_reports_success_soon_after_completion_within_the_call_budget() -> None:
     clock = FakeClock()
-    src = ScriptedSource(clock, _rollout(done_at=300.0))
+    timeline = _rollout(done_at=300.0)
+    src = ScriptedSource(clock, timeline)
     lines: list[str] = []
     res = rollout.watch(src, "n", policy=PollPolicy(), log=lines.append, before_ids=["o"], clock=clock,
-                        sleep=clock.sleep, rng=lambda: 0.5)
+                        sleep=clock.sleep, rng=lambda: 0.5, first_service=timeline[0][1])
     assert res.verdict.ok
+    # On average over the watch and in any 60 s: ≤ 30 calls.
+    assert src.calls / clock.t * 60 <= 30.0
     # Near completion it polls every `fast` (2 s: 30 calls/min exactly), so success is seen ≤2 s late.
     assert 300.0 <= clock.t <= 300.0 + PollPolicy().fast + 1e-9
     # No 60-second window holds more than 30 calls.
