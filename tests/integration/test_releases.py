@@ -23,6 +23,7 @@ import yaml
 
 from tests.integration.conftest import REPO_ROOT, git
 from tests.integration.test_ecs_deploy import API, CLUSTER, World, base_config, make_world
+from tests.integration.test_local_target import App, app, client, images  # noqa: F401 - fixtures
 
 PROD_CLUSTER = "ai-prod"
 FAMILY_STAGING = "chat-api-staging-api"
@@ -55,6 +56,17 @@ class Cli:
         return json.loads(self.out)
 
 
+def cli(capsys: pytest.CaptureFixture[str], *args: str) -> Cli:
+    """`deployctl ARGS` in this process: exit code, stdout, stderr."""
+    from deployctl.cli import main
+
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
+        main([*args])
+    captured = capsys.readouterr()
+    return Cli(int(exit_info.value.code or 0), captured.out, captured.err)
+
+
 @dataclass
 class Project:
     path: Path
@@ -66,13 +78,7 @@ class Project:
         return str(self.path / "deploy.yaml")
 
     def cli(self, *args: str) -> Cli:
-        from deployctl.cli import main
-
-        self.capsys.readouterr()
-        with pytest.raises(SystemExit) as exit_info:
-            main([*args])
-        captured = self.capsys.readouterr()
-        return Cli(int(exit_info.value.code or 0), captured.out, captured.err)
+        return cli(self.capsys, *args)
 
     def run(self, env: str, image: str, *extra: str) -> Cli:
         return self.cli("run", "-f", self.file, "--env", env, "--image", image, *extra)
@@ -351,3 +357,30 @@ def test_status_watch_exits_1_after_an_ecs_rollback(project: Project, sim: Any) 
     res = project.cli("status", "-f", project.file, "--env", "staging", "--watch", "--interval", "0.05")
     assert res.code == 1
     assert "is not what runs: the service went back to" in res.err
+
+
+# ------------------------------------------------------------------------------------ local target
+
+
+@pytest.mark.docker
+def test_local_target_commands_delegate_to_the_docker_target(app: App, images: dict[str, str],  # noqa: F811
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    file = str(app.root / "deploy.yaml")
+    assert app.deploy(images["1.0.0"], sha="1" * 40)[0].exit_code == 0
+    assert app.deploy(images["2.0.0"], sha="2" * 40)[0].exit_code == 0
+
+    hist = cli(capsys, "history", "-f", file, "--env", "dev", "--json")
+    assert hist.code == 0, hist.text
+    assert [(r["id"], r["current"], r["git_sha"]) for r in hist.json()["releases"]] == [
+        ("r2", True, "2" * 40), ("r1", False, "1" * 40)]
+    unasked = cli(capsys, "rollback", "-f", file, "--env", "dev")
+    assert unasked.code == 2 and "--yes" in unasked.err
+
+    res = cli(capsys, "rollback", "-f", file, "--env", "dev", "--yes")
+    assert res.code == 0, res.text
+    assert "r2 → r1" in res.out and app.version() == "1.0.0"
+    (newest, *_) = cli(capsys, "history", "-f", file, "--env", "dev", "--json").json()["releases"]
+    assert (newest["id"], newest["kind"], newest["source"], newest["current"]) == ("r3", "rollback", "r1", True)
+    st = cli(capsys, "status", "-f", file, "--env", "dev", "--json")
+    assert st.code == 0 and st.json()["target"] == "docker" and st.json()["current"]["id"] == "r3"
+    assert "nothing to unlock" in cli(capsys, "unlock", "-f", file, "--env", "dev").out
