@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import statistics
 import sys
 import threading
 import time
@@ -152,6 +153,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--scale", type=float, default=1.0)
     ap.add_argument("--no-write", action="store_true")
+    ap.add_argument("--runs", type=int, default=3, help="deployctl rollouts in part A")
     args = ap.parse_args()
     k = args.scale
 
@@ -171,16 +173,20 @@ def main() -> int:
         world = make_world(aws)
         cfg = load(Path(os.environ.get("TMPDIR", "/tmp")), base_config(world))
         quick = sim.scenario("success", start_s=0.1, healthy_s=0.1, drain_s=0.1, bake_s=0.1)
-        sim.script(API, quick, scenario(sim, "success", k), scenario(sim, "success", k),
+        sim.script(API, quick, *[scenario(sim, "success", k)] * (args.runs + 1),
                    scenario(sim, "tasks_fail_to_start", k), scenario(sim, "success", k), cluster=CLUSTER)
         print("setting up (first deploy)…", flush=True)
         m0, code0, text0 = deployctl_run(cfg, world.push("v1"), 0.02, sim)
         assert code0 == 0, text0
 
-        print("A. deployctl watching a rollout…", flush=True)
-        a, code_a, text_a = deployctl_run(cfg, world.push("v2"), k, sim)
-        a.completed = completed_at(sim, a.start, "COMPLETED")
-        assert code_a == 0, text_a
+        runs: list[Measure] = []
+        for i in range(args.runs):
+            print(f"A{i + 1}. deployctl watching a rollout…", flush=True)
+            a, code_a, text_a = deployctl_run(cfg, world.push(f"v2.{i}"), k, sim)
+            a.completed = completed_at(sim, a.start, "COMPLETED")
+            a.who = f"deployctl, rollout {i + 1}"
+            assert code_a == 0, text_a
+            runs.append(a)
 
         print("B. services_stable waiters (stock Delay 15 s, and Delay 2 s) watching a rollout…", flush=True)
         ecs = aws.client("ecs")
@@ -227,17 +233,20 @@ def main() -> int:
         sim.uninstall()
         server.stop()
 
-    rows = [a, b_fast, b_stock]
+    rows = [*runs, b_fast, b_stock]
     lines = []
     for m in rows:
         d = m.delay(k)
         lines.append(f"| {m.who} | {len(m.calls)} | {(m.reported - m.start) / k:.0f} s | {m.per_min(k):.1f} | "
                      f"{m.max_window(k)} | {d:.2f} s |" if d is not None else f"| {m.who} | … | n/a |")
-    ok_calls = a.max_window(k) <= TARGET_CALLS_PER_MIN and a.per_min(k) <= TARGET_CALLS_PER_MIN
-    ok_delay = (a.delay(k) or 99) <= TARGET_DETECTION_S
-    summary = (f"deployctl: {a.per_min(k):.1f} calls/min (max {a.max_window(k)} in any 60 s), detection "
-               f"{a.delay(k):.2f} s → calls {'OK' if ok_calls else 'MISSED'}, detection "
-               f"{'OK' if ok_delay else 'MISSED'}")
+    per_min = max(m.per_min(k) for m in runs)
+    window = max(m.max_window(k) for m in runs)
+    delays = [m.delay(k) or 99.0 for m in runs]
+    ok_calls = window <= TARGET_CALLS_PER_MIN and per_min <= TARGET_CALLS_PER_MIN
+    ok_delay = max(delays) <= TARGET_DETECTION_S
+    summary = (f"deployctl over {len(runs)} rollouts: at most {per_min:.1f} calls/min on average and {window} in "
+               f"any 60 s; detection mean {statistics.mean(delays):.2f} s, max {max(delays):.2f} s → calls "
+               f"{'OK' if ok_calls else 'MISSED'}, detection {'OK' if ok_delay else 'MISSED'}")
     print(summary)
     c_line = (f"| deployctl | {c.verdict.splitlines()[0][:160]} | {(c.reported - c.start) / k:.0f} s |\n"
               f"| waiter (Delay 2 s) | {c_wait.verdict} | {(c_wait.reported - c_wait.start) / k:.0f} s |")

@@ -312,10 +312,10 @@ class PollPolicy:
 
     Fast just after the update (early failures: bad image, missing secret) and when completion
     is near (so success is reported within ~`fast`); in between the interval grows from `base`
-    to `max`. Calls are paced at `budget` per `window` on average (a call "costs" window/budget
-    seconds; nothing is saved up while idle beyond one call) and capped at `budget` in any
-    sliding `window`; `fast` = window/budget, so sustained fast polling just fits. Auxiliary calls (stopped tasks,
-    target health, alarms) happen when something changed or every `aux_every` polls (half as
+    to `max`. Calls are paced at `budget` per `window` (each call "costs" window/budget seconds;
+    idle time is not saved up) and also capped at `budget` in any sliding `window`; `fast` =
+    window/budget, so sustained fast polling just fits. Auxiliary calls (stopped tasks, target
+    health, alarms) happen when something changed or every `aux_every` polls (half as
     often while completion is near, where every call spent delays noticing COMPLETED).
     """
 
@@ -492,7 +492,9 @@ class _Watch:
         cost = self.policy.window / self.policy.budget
         for _ in range(max(0, self.source.calls - before)):
             self.call_times.append(now)
-            self.next_free = max(self.next_free, now - cost) + cost
+            # Each call pushes the next one `cost` later; idle time is not saved up, so even a
+            # poll that makes several calls at once keeps any 60-s window within the budget.
+            self.next_free = max(self.next_free, now) + cost
 
     def calls_in_window(self) -> int:
         cutoff = self.clock() - self.policy.window
