@@ -12,6 +12,8 @@ import hashlib
 import json
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -549,3 +551,36 @@ def test_ctrl_c_while_watching_exits_130_and_says_how_to_resume(world: World, si
     # The ECS deployment was left running, not rolled back or cancelled.
     assert calls(sim, "UpdateService") == 1
     assert world.service()["deployments"][0]["taskDefinition"].endswith(":2")
+
+
+# ---------------------------------------------------------------------------------- the CLI
+
+
+def cli_project(tmp_path: Path, doc: dict[str, Any]) -> Path:
+    doc["deploy"] = {**doc.get("deploy", {}), "poll_interval": "50ms", "timeout": "30s"}
+    (tmp_path / "deploy.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+    for argv in (["git", "init", "-q"], ["git", "add", "deploy.yaml"],
+                 ["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid", "commit", "-qm", "init"]):
+        subprocess.run(argv, cwd=tmp_path, check=True, capture_output=True)
+    return tmp_path
+
+
+def cli(env: Any, project: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    environ = {**os.environ, **env.env, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    environ.pop("GITHUB_ACTIONS", None)
+    return subprocess.run([sys.executable, "-m", "deployctl", *args], cwd=project, env=environ,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_cli_run_image_deploys_and_then_reports_a_rollback_exit_1(world: World, sim: Any, tmp_path: Path) -> None:
+    sim.script(API, "success", "tasks_fail_to_start", cluster=CLUSTER)
+    project = cli_project(tmp_path, base_config(world))
+    ok = cli(world.aws, project, "run", "--env", "staging", "--image", world.push("v1"), "--only", "deploy")
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert world.service()["taskDefinition"].endswith(f"{FAMILY_API}:1")
+
+    bad = cli(world.aws, project, "run", "--env", "staging", "--image", world.push("v2"), "--only", "deploy")
+    out = bad.stdout + bad.stderr
+    assert bad.returncode == 1, out
+    assert f"rolled back to {FAMILY_API}:1" in out and "Traceback" not in out
+    assert world.service()["taskDefinition"].endswith(f"{FAMILY_API}:1")
