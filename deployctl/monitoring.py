@@ -111,7 +111,8 @@ Stats = Callable[[str, str, list[dict[str, str]], str, int], float | None]
 
 
 def cloudwatch_stats(cloudwatch: Any, *, minutes: int = 15, now: datetime | None = None) -> Stats:
-    end = now or datetime.now(UTC)
+    # Whole minutes, ending after the current one, so the newest (partial) minute is included.
+    end = (now or datetime.now(UTC)).replace(second=0, microsecond=0) + timedelta(minutes=1)
     start = end - timedelta(minutes=minutes)
 
     def stats(namespace: str, metric: str, dims: list[dict[str, str]], stat: str, period: int) -> float | None:

@@ -24,8 +24,8 @@ from deployctl.config.model import Environment, ResolvedConfig, Service
 from deployctl.config.source import Document, Path, parse
 from deployctl.errors import ConfigError, ConfigProblem, UsageError
 
-TOP_KEYS = ("version", "app", "region", "image", "stages", "services", "deploy", "environments")
-OVERLAY_KEYS = ("services", "deploy", "image")
+TOP_KEYS = ("version", "app", "region", "image", "stages", "services", "deploy", "monitoring", "environments")
+OVERLAY_KEYS = ("services", "deploy", "image", "monitoring")
 REQUIRED_TOP = ("version", "app", "region", "image", "services", "environments")
 # Service and environment names end up in ECS service, family and container names and in log
 # group names: ECS allows letters, digits, hyphens and underscores there.
@@ -168,7 +168,7 @@ class Loaded:
         merged: dict[str, Any] = {k: data[k] for k in ("version", "app", "region") if k in data}
         merged["env_name"] = env_name
         merged["environment"] = env_raw
-        for section in ("image", "deploy"):
+        for section in ("image", "deploy", "monitoring"):
             if overlay.get(section):
                 merged[section] = deep_merge(data.get(section) or {}, overlay[section])
             elif data.get(section) is not None:

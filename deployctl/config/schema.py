@@ -18,6 +18,7 @@ def _patch(cls: type[BaseModel], name: str) -> type[BaseModel]:
 ServicePatch = _patch(m.Service, "ServiceOverride")
 DeployPatch = _patch(m.Deploy, "DeployOverride")
 ImagePatch = _patch(m.ImageConfig, "ImageOverride")
+MonitoringPatch = _patch(m.Monitoring, "MonitoringOverride")
 
 
 class EnvironmentFile(m.Environment):
@@ -27,6 +28,7 @@ class EnvironmentFile(m.Environment):
                     "drops the service from this environment)")
     deploy: DeployPatch | None = None  # type: ignore[valid-type]
     image: ImagePatch | None = None  # type: ignore[valid-type]
+    monitoring: MonitoringPatch | None = None  # type: ignore[valid-type]
 
 
 class DeployFile(m.Strict):
@@ -37,6 +39,7 @@ class DeployFile(m.Strict):
     stages: m.Stages = m.Stages()
     services: dict[str, m.Service]
     deploy: m.Deploy = m.Deploy()
+    monitoring: m.Monitoring | None = None
     environments: dict[str, EnvironmentFile]
 
 

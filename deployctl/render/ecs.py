@@ -154,13 +154,18 @@ def task_definition(cfg: ResolvedConfig, svc_name: str, image: str, facts: Facts
     return request
 
 
-def deployment_configuration(cfg: ResolvedConfig) -> dict[str, object]:
+def deployment_configuration(cfg: ResolvedConfig, svc_name: str | None = None) -> dict[str, object]:
+    from deployctl.render.monitoring import deployment_alarm_names
+
     d = cfg.deploy
+    # deploy.alarms guard every service; generated monitoring alarms listed in
+    # monitoring.roll_back_on guard the service they measure.
+    names = deployment_alarm_names(cfg, cfg.monitoring, svc_name)
     conf: dict[str, object] = {
         "deploymentCircuitBreaker": {"enable": d.circuit_breaker, "rollback": d.circuit_breaker},
         "maximumPercent": d.max_percent,
         "minimumHealthyPercent": d.min_healthy_percent,
-        "alarms": {"alarmNames": list(d.alarms), "enable": bool(d.alarms), "rollback": bool(d.alarms)},
+        "alarms": {"alarmNames": names, "enable": bool(names), "rollback": bool(names)},
     }
     return conf
 
@@ -208,7 +213,7 @@ def create_service(cfg: ResolvedConfig, svc_name: str, task_def: str, facts: Fac
         "capacityProviderStrategy": capacity_provider_strategy(svc),
         "platformVersion": "LATEST",
         "deploymentController": {"type": "ECS"},
-        "deploymentConfiguration": deployment_configuration(cfg),
+        "deploymentConfiguration": deployment_configuration(cfg, svc_name),
         "schedulingStrategy": "REPLICA",
         "enableECSManagedTags": True,
         "propagateTags": "SERVICE",
@@ -233,7 +238,7 @@ def update_service(cfg: ResolvedConfig, svc_name: str, task_def: str, facts: Fac
         "service": service_name(cfg, svc_name, facts.preview_name),
         "taskDefinition": task_def,
         "capacityProviderStrategy": capacity_provider_strategy(svc),
-        "deploymentConfiguration": deployment_configuration(cfg),
+        "deploymentConfiguration": deployment_configuration(cfg, svc_name),
         "forceNewDeployment": False,
     }
     # An ecs environment always has a network (validated); an empty block would be rejected.

@@ -151,13 +151,14 @@ def alarms(cfg: ResolvedConfig, mon: Monitoring, facts: MonitoringFacts | None =
     return out
 
 
-def deployment_alarm_names(cfg: ResolvedConfig, mon: Monitoring | None) -> list[str]:
-    """deploy.alarms plus the generated alarms named in monitoring.roll_back_on."""
+def deployment_alarm_names(cfg: ResolvedConfig, mon: Monitoring | None, service: str | None = None) -> list[str]:
+    """deploy.alarms plus the generated alarms in monitoring.roll_back_on that measure `service`
+    (or the whole environment). Names only: no AWS lookup is needed to wire them into ECS."""
     names = list(cfg.deploy.alarms)
     if mon is None:
         return names
     for spec in alarms(cfg, mon):
-        if spec.kind in mon.roll_back_on and spec.name not in names:
+        if spec.kind in mon.roll_back_on and spec.service in (service, None) and spec.name not in names:
             names.append(spec.name)
     return names
 
