@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 from dataclasses import dataclass
@@ -62,9 +63,7 @@ def read_facts(path: str | Path = ".") -> GitFacts:
         root = Path(repo.working_tree_dir or ".")
         for name in sorted(repo.untracked_files):
             digest.update(name.encode())
-            try:
+            with contextlib.suppress(OSError):  # vanished or unreadable: the name still counts
                 digest.update((root / name).read_bytes())
-            except OSError:
-                pass
         dirty_hash = digest.hexdigest()
     return GitFacts(sha=sha, branch=branch, dirty=dirty, dirty_hash=dirty_hash)
