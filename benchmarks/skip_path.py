@@ -34,6 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 import uuid
 from pathlib import Path
 
@@ -147,9 +148,7 @@ def bench_size(size_mib: int, reps: int, work: Path, cold: bool) -> dict[str, ob
         p_times.append(timed(plain))
         if cold:
             cold_times.append(timed(lambda: plain("--no-cache")))
-    # Clean up what this size produced (registry manifests stay as unreferenced blobs).
-    for ref in (plain_ref, f"{REGISTRY}/{repo_dctl}:{tag}"):
-        subprocess.run(["docker", "rmi", "-f", ref], capture_output=True)
+    cleanup(repo_dctl, repo_plain)
     shutil.rmtree(app)
     d_med, p_med = statistics.median(d_times), statistics.median(p_times)
     c_med = statistics.median(cold_times) if cold_times else None
@@ -157,6 +156,29 @@ def bench_size(size_mib: int, reps: int, work: Path, cold: bool) -> dict[str, ob
             "cold_s": c_med, "cold_ratio": c_med / d_med if c_med else None,
             "deployctl_in_process_s": statistics.median(in_process),
             "deployctl_all": d_times, "plain_all": p_times, "cold_all": cold_times}
+
+
+def cleanup(*repositories: str) -> None:
+    """Remove this size's local images (untagged ones left by rebuilds included) and its
+    manifests in the registry (their blobs wait for the registry's garbage collection)."""
+    for repo in repositories:
+        ids = subprocess.run(["docker", "images", "-q", f"{REGISTRY}/{repo}"], capture_output=True,
+                             text=True).stdout.split()
+        if ids:
+            subprocess.run(["docker", "rmi", "-f", *sorted(set(ids))], capture_output=True)
+        accept = "application/vnd.docker.distribution.manifest.v2+json"
+        try:
+            with urllib.request.urlopen(f"http://{REGISTRY}/v2/{repo}/tags/list", timeout=10) as resp:
+                tags = json.load(resp).get("tags") or []
+            for tag in tags:
+                head = urllib.request.Request(f"http://{REGISTRY}/v2/{repo}/manifests/{tag}", method="HEAD",
+                                              headers={"Accept": accept})
+                with urllib.request.urlopen(head, timeout=10) as resp:
+                    digest = resp.headers["Docker-Content-Digest"]
+                delete = urllib.request.Request(f"http://{REGISTRY}/v2/{repo}/manifests/{digest}", method="DELETE")
+                urllib.request.urlopen(delete, timeout=10).close()
+        except (OSError, ValueError) as exc:
+            print(f"cleanup of {repo} incomplete: {exc}", file=sys.stderr)
 
 
 def machine() -> dict[str, str]:
