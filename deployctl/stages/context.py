@@ -184,11 +184,9 @@ def load(context_dir: Path, dockerfile: str) -> BuildContext:
                 entries.append(Entry(rel, "f", stat.S_IMODE(st.st_mode), st.st_size))
             # sockets, fifos, devices: docker skips them too
     entries.sort(key=lambda e: e.path)
-    if df_rel is None:
-        name = f".dockerfile.{hashlib.sha256(str(df_path).encode()).hexdigest()[:12]}"
-    else:
-        name = df_rel
-    return BuildContext(root, tuple(entries), df_path, name)
+    # A Dockerfile outside the context travels in the tar under a name of its own.
+    outside = f".dockerfile.{hashlib.sha256(str(df_path).encode()).hexdigest()[:12]}"
+    return BuildContext(root, tuple(entries), df_path, df_rel or outside)
 
 
 # --- inputs hash ----------------------------------------------------------------------------
