@@ -43,6 +43,8 @@ def run(
     lock_wait: str | None = typer.Option(None, "--lock-wait", metavar="DURATION",
                                          help="Wait this long (e.g. 10m) for another deploy of this "
                                               "environment to finish instead of failing at once."),
+    name: str | None = typer.Option(None, "--name",
+                                    help="Preview copy name, for environments with preview: true (e.g. pr-42)."),
 ) -> None:
     """Run the pipeline for one environment: lint, test and build at once, then push, then deploy.
 
@@ -52,12 +54,15 @@ def run(
     Examples:  deployctl run --env dev
                deployctl run --env staging --only lint,test --json
                deployctl run --env staging --image 127.0.0.1:5000/app:3f2a9c1d0b7e
+               deployctl run --env preview --name pr-42
     """
     from deployctl.errors import UsageError
     from deployctl.plan import guardrail_violations, make_plan
+    from deployctl.preview import check_name
     from deployctl.render.ecs import Facts
 
     cfg = load(file, env)
+    preview_name = check_name(cfg, name)
     source = cfg.environment.promote_from
     if source:
         raise UsageError(
@@ -73,7 +78,7 @@ def run(
     needs_registry = bool({"build", "push", "deploy"} & set(selected)) or image is not None
     uses_ecr = cfg.image.registry == "ecr" or _is_ecr(image)
     clients = _aws_clients(cfg) if needs_registry and uses_ecr else None
-    facts = Facts(git_sha=git.sha)
+    facts = Facts(git_sha=git.sha, preview_name=preview_name)
     if clients is not None and cfg.image.registry == "ecr":
         from deployctl.adapters import aws
 
@@ -101,7 +106,7 @@ def run(
 
     options = DeployOptions(force=force, no_rollback=no_rollback, timeout=cfg.deploy.timeout,
                             poll_interval=cfg.deploy.poll_interval, yes=yes,
-                            lock_wait=parse_lock_wait(lock_wait))
+                            lock_wait=parse_lock_wait(lock_wait), preview_name=preview_name)
     jobs = build_jobs(cfg, plan, facts, selected, root=str(root), clients=clients, redactor=redactor,
                       image_override=override, options=options)
 
@@ -109,7 +114,11 @@ def run(
     from deployctl.ui import make_reporter
     from deployctl.ui.report import report_json, write_report
 
+    if "deploy" in selected and not as_json:
+        # Every run that deploys says what it will cost: AI services are big and mistakes costly.
+        typer.echo(_cost_line(plan))
     result = run_jobs(jobs, make_reporter(json_mode=as_json), redactor=redactor)
+    _publish_run_metrics(cfg, plan, result)
     if report:
         write_report(result, report)
     if as_json:
@@ -336,6 +345,32 @@ def _print_dry_run(plan: Plan, selected: tuple[str, ...], as_json: bool, violati
         return
     render_plan(plan)
     typer.echo(f"dry run: would run {', '.join(selected)}; nothing was changed")
+
+
+def _cost_line(plan: Plan) -> str:
+    cost = plan.cost
+    if plan.target != "ecs":
+        return f"cost: local Docker engine (the same services on Fargate: ~${cost.monthly_usd:,.2f}/month)"
+    text = f"estimated Fargate cost: ${cost.monthly_usd:,.2f}/month for {cost.tasks} task(s)"
+    if cost.monthly_usd_max != cost.monthly_usd:
+        text += f", up to ${cost.monthly_usd_max:,.2f}/month at autoscaling max"
+    return text + f" (on-demand {cost.price_region} prices of {cost.price_date})"
+
+
+def _publish_run_metrics(cfg: ResolvedConfig, plan: Plan, result: Any) -> None:
+    """With monitoring.publish_run_metrics, send stage durations and the outcome to CloudWatch.
+    Best effort: a metrics hiccup must never turn a good deploy into a failed run."""
+    mon = cfg.monitoring
+    if mon is None or not mon.publish_run_metrics:
+        return
+    from deployctl.adapters import aws
+    from deployctl.run_metrics import metric_data
+
+    try:
+        cloudwatch = aws.clients(cfg.region).cloudwatch
+        cloudwatch.put_metric_data(Namespace=mon.run_metrics_namespace, MetricData=metric_data(plan, result))
+    except Exception as exc:  # noqa: BLE001 - reported, never fatal
+        print(f"warning: could not publish run metrics to CloudWatch: {exc}", file=sys.stderr)
 
 
 def _maybe_tracebacks(result: Any) -> None:

@@ -258,3 +258,33 @@ def test_a_plan_over_budget_exits_2_with_estimate_and_limit(project):
     estimate = out.stderr.split("estimated $", 1)[1].split("/month", 1)[0]
     assert float(estimate.replace(",", "")) > 40
     assert "Traceback" not in out.stderr
+
+
+def test_run_publishes_its_own_stage_durations_and_outcome_when_enabled(aws, tmp_path):
+    project = tmp_path
+    (project / "deploy.yaml").write_text(DEPLOY_YAML.replace("  period: 60s\n",
+                                                             "  period: 60s\n  publish_run_metrics: true\n")
+                                         .replace("image: {repository: chat, registry: ecr}",
+                                                  "image: {repository: chat, registry: ecr}\n"
+                                                  "stages: {lint: {run: ['true']}, test: {run: ['exit 3']}}"))
+    subprocess.run(["git", "init", "-q"], cwd=project, check=True)
+    subprocess.run(["git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-q", "--allow-empty", "-m", "x"],
+                   cwd=project, check=True)
+    out = subprocess.run([sys.executable, "-m", "deployctl", "run", "--env", "staging", "--only", "lint,test"],
+                         cwd=project, env={**os.environ, **aws.env}, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 1, out.stdout + out.stderr  # the test stage fails: that is what gets published
+    cw = aws.client("cloudwatch")
+    names = {(m["MetricName"], tuple(sorted((d["Name"], d["Value"]) for d in m["Dimensions"])))
+             for m in cw.list_metrics(Namespace="deployctl")["Metrics"]}
+    base = (("App", "chat"), ("Env", "staging"))
+    assert ("RunSucceeded", base) in names and ("RunDuration", base) in names
+    assert ("StageDuration", tuple(sorted((*base, ("Stage", "lint"))))) in names
+    assert ("StageDuration", tuple(sorted((*base, ("Stage", "test"))))) in names
+    now = datetime.now(UTC)
+    from datetime import timedelta
+
+    stats = cw.get_metric_statistics(Namespace="deployctl", MetricName="RunSucceeded",
+                                     Dimensions=[{"Name": "App", "Value": "chat"}, {"Name": "Env", "Value": "staging"}],
+                                     StartTime=now - timedelta(minutes=10), EndTime=now + timedelta(minutes=1),
+                                     Period=60, Statistics=["Maximum"])
+    assert [p["Maximum"] for p in stats["Datapoints"]] == [0.0]

@@ -257,3 +257,20 @@ def test_preview_names(tmp_path: Path) -> None:
     for bad in ("a" * 21, "PR-1", "pr_1", "-pr", "pr-", "", "pr.1"):
         with pytest.raises(UsageError, match="preview name"):
             preview.validate_name(bad)
+
+
+def test_run_with_name_deploys_a_preview_copy_through_the_cli(world: World, tmp_path: Path) -> None:
+    proj = write_project(tmp_path, deploy_yaml(world))
+    ref = world.push("v1")
+    missing = cli(world.aws, proj, "run", "--env", "preview", "--image", ref, "--only", "deploy")
+    assert missing.returncode == 2 and "--name is required" in missing.stderr
+    wrong = cli(world.aws, proj, "run", "--env", "staging", "--name", "pr-9", "--image", ref, "--only", "deploy")
+    assert wrong.returncode == 2 and "only for preview environments" in wrong.stderr
+
+    r = cli(world.aws, proj, "run", "--env", "preview", "--name", "pr-9", "--image", ref, "--only", "deploy")
+    assert r.returncode == 0, r.stdout + r.stderr
+    services = world.services()
+    assert services.get("chat-api-pr-9-api") == "ACTIVE" and services.get("chat-api-pr-9-worker") == "ACTIVE"
+    assert "chat-api-api" not in services, "a preview run must not touch staging's services"
+    tags = world.c("ecs").describe_services(cluster=CLUSTER, services=["chat-api-pr-9-api"], include=["TAGS"])
+    assert {"key": "deployctl:preview", "value": "pr-9"} in tags["services"][0]["tags"]
