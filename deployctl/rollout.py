@@ -312,11 +312,13 @@ class PollPolicy:
 
     Fast just after the update (early failures: bad image, missing secret) and when completion
     is near (so success is reported within ~`fast`); in between the interval grows from `base`
-    to `max`. Calls are paced at `budget` per `window` (each call "costs" window/budget seconds;
-    idle time is not saved up) and also capped at `budget` in any sliding `window`; `fast` =
-    window/budget, so sustained fast polling just fits. Auxiliary calls (stopped tasks, target
-    health, alarms) happen when something changed or every `aux_every` polls (half as
-    often while completion is near, where every call spent delays noticing COMPLETED).
+    to `max`. Every call first checks a hard cap of `budget` calls in any sliding `window`
+    and paces calls window/budget apart (DescribeServices waits; optional calls wait a poll). Near
+    completion behind a load balancer one slot per window is kept free for the target-health
+    read that confirms success, so COMPLETED is confirmed without waiting. Auxiliary calls
+    (stopped tasks, target health, alarms) happen when something changed or every `aux_every`
+    polls, never periodically near completion; an optional call that finds no budget is put
+    off by one poll at most.
     """
 
     base: float = 5.0
@@ -477,7 +479,9 @@ class _Watch:
         self.target_prev: dict[str, str] = {}
         self.counts_prev: Any = None
         self.call_times: deque[float] = deque()
-        # Pacing: the earliest time the next call may go out (a token bucket holding one call).
+        self.deferred: set[str] = set()
+        # Pacing: each call pushes the earliest next one window/budget seconds later; idle time
+        # is not saved up, so bursts cannot fill a window and then stall the watch.
         self.next_free = clock()
         self.targets: list[Json] | None = None
         self.failed_since: float | None = None
@@ -489,12 +493,9 @@ class _Watch:
 
     def count_calls(self, before: int) -> None:
         now = self.clock()
-        cost = self.policy.window / self.policy.budget
         for _ in range(max(0, self.source.calls - before)):
             self.call_times.append(now)
-            # Each call pushes the next one `cost` later; idle time is not saved up, so even a
-            # poll that makes several calls at once keeps any 60-s window within the budget.
-            self.next_free = max(self.next_free, now) + cost
+            self.next_free = max(self.next_free, now) + self.policy.window / self.policy.budget
 
     def calls_in_window(self) -> int:
         cutoff = self.clock() - self.policy.window
@@ -503,16 +504,18 @@ class _Watch:
         return len(self.call_times)
 
     def budget_wait(self, need: int) -> float:
-        """Seconds to wait so that `need` more calls keep the pace and the window's cap."""
-        now = self.clock()
-        cost = self.policy.window / self.policy.budget
-        pace = max(0.0, self.next_free + (need - 1) * cost - now)
+        """Seconds to wait so that the next call keeps the pace, and `need` more calls stay
+        within the window's cap."""
+        return max(max(0.0, self.next_free - self.clock()), self.cap_wait(need))
+
+    def cap_wait(self, need: int) -> float:
+        """Seconds to wait so that `need` more calls stay within the window's hard cap."""
         over = self.calls_in_window() + need - self.policy.budget
-        cap = 0.0
-        if over > 0:
-            idx = min(len(self.call_times), over) - 1
-            cap = max(0.0, self.call_times[idx] + self.policy.window - now)
-        return max(pace, cap)
+        if over <= 0:
+            return 0.0
+        idx = min(len(self.call_times), over) - 1
+        # A hair past the instant the old call leaves the window (the window is half-open).
+        return max(0.0, self.call_times[idx] + self.policy.window - self.clock() + 1e-3)
 
     # ---- logging of what changed ----
     def log_events(self, svc: Json, result: WatchResult) -> list[Json]:
@@ -600,8 +603,8 @@ def watch(
                alarms_at_start, clock)
     start = clock()
     if first_service is not None:
-        # The caller's create/update call just answered with this description: it counts
-        # against the pace like any poll.
+        # The caller's create/update call just answered with this description: count it.
+        w.call_times.append(start)
         w.next_free = start + policy.window / policy.budget
     result = WatchResult(verdict=Verdict(IN_PROGRESS, "starting", deployment_id=started_deployment_id),
                          started=start)
@@ -640,19 +643,34 @@ def watch(
                     w.count_calls(before)
             throttle_streak = 0
             aux = _aux_plan(w, svc, polls, verdict)
-            before = source.calls
-            try:
-                if aux["alarms"]:
-                    alarms = source.alarm_states()
-                    w.log_alarms(alarms)
-                if aux["targets"]:
-                    w.targets = source.target_health()
-                    if w.targets is not None:
-                        w.log_targets(w.targets)
-                if aux["tasks"]:
-                    w.log_stopped(source.stopped_tasks(started_deployment_id, w.known_tasks), result)
-            finally:
-                w.count_calls(before)
+            for kind in ("targets", "alarms", "tasks"):
+                if not aux[kind]:
+                    continue
+                need = 2 if kind == "tasks" else 1  # ListTasks (+ DescribeTasks when new ones stopped)
+                if kind == "targets" and aux["essential_targets"]:
+                    # Confirms success: goes out now (the slot kept free for it), cap permitting.
+                    wait = w.cap_wait(need)
+                else:
+                    wait = w.budget_wait(need)
+                    if wait > 0 and kind not in w.deferred:
+                        w.deferred.add(kind)  # optional: put off by one poll at most
+                        continue
+                if wait > 0 and sleep(wait):
+                    raise WatchCancelled(verdict)
+                w.deferred.discard(kind)
+                before = source.calls
+                try:
+                    if kind == "alarms":
+                        alarms = source.alarm_states()
+                        w.log_alarms(alarms)
+                    elif kind == "targets":
+                        w.targets = source.target_health()
+                        if w.targets is not None:
+                            w.log_targets(w.targets)
+                    else:
+                        w.log_stopped(source.stopped_tasks(started_deployment_id, w.known_tasks), result)
+                finally:
+                    w.count_calls(before)
         except Throttled as exc:
             throttle_streak += 1
             result.throttled += 1
@@ -683,12 +701,18 @@ def watch(
             log(verdict.message)
         if verdict.final:
             if verdict.status == FAILED:
-                # One last look at what stopped, for the diagnosis.
+                # One last look at what stopped, for the diagnosis (within the budget too).
                 try:
+                    wait = w.budget_wait(4)
+                    if wait > 0 and sleep(wait):
+                        raise WatchCancelled(verdict)
                     before = source.calls
                     w.log_stopped(source.stopped_tasks(started_deployment_id, w.known_tasks), result)
                     if limits.load_balanced and w.targets is None:
                         w.targets = source.target_health()
+                    if w.alarm_prev:
+                        alarms = source.alarm_states()
+                        w.log_alarms(alarms)
                 except Throttled:
                     pass
                 finally:
@@ -703,20 +727,22 @@ def watch(
         elif near:
             slow_polls = 0
         delay = policy.jittered(base, rng())
-        # Budget: the next poll costs one DescribeServices (auxiliary calls are charged after).
-        delay = max(delay, w.budget_wait(1))
+        # Budget: the next poll costs one DescribeServices; near completion behind a load
+        # balancer keep a slot for the target-health read that confirms success.
+        reserve = 1 if limits.load_balanced and near else 0
+        delay = max(delay, w.budget_wait(1 + reserve))
         if sleep(delay):
             raise WatchCancelled(verdict)
 
 
 def _aux_plan(w: _Watch, svc: Json | None, polls: int, verdict: Verdict) -> dict[str, bool]:
     """Which auxiliary calls to make this poll: only when something changed, or every Nth poll
-    (every 2N-th while completion is near: then each call spent delays noticing COMPLETED)."""
+    (never periodically near completion: each call spent then delays noticing COMPLETED, what is
+    left to happen - old tasks draining, bake time - shows in events, and ECS acts on alarms)."""
     near = near_completion(svc)
-    period = max(1, w.policy.aux_every) * (2 if near else 1)
-    # Nothing extra on the first poll: alarm states come from preflight, target health matters
-    # once tasks run, stopped tasks once something fails.
-    every = polls % period == 0
+    # Nothing extra on the first poll either: alarm states come from preflight, target health
+    # matters once tasks run, stopped tasks once something fails.
+    every = not near and polls % max(1, w.policy.aux_every) == 0
     ours = None
     if svc is not None:
         ours = next((d for d in svc.get("deployments") or [] if d.get("id") == w.our_id), None)
@@ -734,7 +760,11 @@ def _aux_plan(w: _Watch, svc: Json | None, polls: int, verdict: Verdict) -> dict
     alarms = bool(w.alarm_prev) and (every or "alarm" in text)
     w.last_failed_tasks = failed
     w.last_running = running
-    return {"tasks": tasks, "targets": targets, "alarms": alarms}
+    return {"tasks": tasks or "tasks" in w.deferred,
+            "targets": targets or (w.limits.load_balanced and "targets" in w.deferred),
+            "alarms": alarms or "alarms" in w.deferred,
+            # The verdict cannot be "succeeded" without a fresh target-health read.
+            "essential_targets": completed and w.limits.load_balanced}
 
 
 def _timers(w: _Watch, svc: Json | None, alarms: Mapping[str, str], now: float, start: float,

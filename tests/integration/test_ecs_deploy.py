@@ -355,8 +355,8 @@ def test_breaker_without_rollback_deployctl_rolls_back(world: World, sim: Any, t
     # A service whose circuit breaker stops a bad deployment but does not roll it back.
     original = render_ecs.deployment_configuration
 
-    def no_ecs_rollback(cfg: ResolvedConfig) -> dict[str, object]:
-        conf = original(cfg)
+    def no_ecs_rollback(*args: Any, **kwargs: Any) -> dict[str, object]:
+        conf = original(*args, **kwargs)
         conf["deploymentCircuitBreaker"] = {"enable": True, "rollback": False}
         conf["alarms"] = {"alarmNames": [], "enable": False, "rollback": False}
         return conf
@@ -382,8 +382,8 @@ def test_no_rollback_flag_leaves_the_failed_revision(world: World, sim: Any, tmp
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     original = render_ecs.deployment_configuration
 
-    def no_ecs_rollback(cfg: ResolvedConfig) -> dict[str, object]:
-        conf = original(cfg)
+    def no_ecs_rollback(*args: Any, **kwargs: Any) -> dict[str, object]:
+        conf = original(*args, **kwargs)
         conf["deploymentCircuitBreaker"] = {"enable": True, "rollback": False}
         return conf
 
