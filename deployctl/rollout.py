@@ -366,11 +366,13 @@ class PollPolicy:
 
 
 class Throttled(Exception):
-    """Raised by a Source when AWS answered with a throttling error."""
+    """Raised by a Source when AWS answered with a throttling error (or, `transient=True`, a
+    5xx / connection failure): the watcher backs off and tries again."""
 
-    def __init__(self, operation: str = "", message: str = "") -> None:
+    def __init__(self, operation: str = "", message: str = "", *, transient: bool = False) -> None:
         super().__init__(f"{operation}: {message}" if operation else message)
         self.operation = operation
+        self.transient = transient
 
 
 class WatchCancelled(Exception):
@@ -675,8 +677,12 @@ def watch(
             throttle_streak += 1
             result.throttled += 1
             delay = policy.throttle_delay(throttle_streak, rng())
-            log(f"AWS is throttling {exc.operation or 'requests'}; retrying in {delay:.1f}s "
-                "(the deployment is not affected)")
+            if exc.transient:
+                log(f"AWS did not answer {exc.operation or 'a request'} ({exc}); retrying in {delay:.1f}s "
+                    "(the deployment is not affected)")
+            else:
+                log(f"AWS is throttling {exc.operation or 'requests'}; retrying in {delay:.1f}s "
+                    "(the deployment is not affected)")
             elapsed = clock() - start
             if elapsed > limits.timeout:
                 snap = Snapshot(svc, tuple(w.targets) if w.targets is not None else None, alarms)

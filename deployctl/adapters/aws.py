@@ -125,6 +125,7 @@ def endpoint_from_env() -> str | None:
 
 ClientError = botocore.exceptions.ClientError
 BotoCoreError = botocore.exceptions.BotoCoreError
+NoCredentialsError = botocore.exceptions.NoCredentialsError
 
 _THROTTLE_CODES = frozenset({
     "Throttling", "ThrottlingException", "ThrottledException", "RequestThrottledException",

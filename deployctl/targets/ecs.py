@@ -208,13 +208,17 @@ class EcsSource:
             return fn(**kwargs)
         except awsa.ClientError as exc:
             status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
-            if awsa.is_throttle(exc) or status >= 500:
+            if awsa.is_throttle(exc):
                 raise rollout.Throttled(op, awsa.error_message(exc)) from None
+            if status >= 500:
+                raise rollout.Throttled(op, awsa.error_message(exc), transient=True) from None
             err = awsa.translate(exc, f"watching {self.name}")
             raise (err or exc) from None
         except (awsa.BotoCoreError, OSError) as exc:
+            if isinstance(exc, awsa.NoCredentialsError):
+                raise awsa.translate(exc, f"watching {self.name}") or ExternalError(str(exc)) from None
             # Connection hiccups while watching: retry with backoff, the rollout goes on anyway.
-            raise rollout.Throttled(op, str(exc)) from None
+            raise rollout.Throttled(op, str(exc), transient=True) from None
 
     def service(self) -> dict[str, Any] | None:
         resp = self._call("DescribeServices", self.ecs.describe_services, cluster=self.cluster,
