@@ -85,23 +85,22 @@ def run(
         with aws.aws_errors("reading the AWS account id for the ECR registry"):
             facts = dataclasses.replace(facts, account_id=aws.account_id(clients))
 
-    override = None
+    # Guardrails first: a plan over budget is refused before any registry or AWS call.
+    plan = make_plan(cfg, git, facts=facts, image_override=image)
+    violations = guardrail_violations(plan) if "deploy" in selected else []
+    if violations and not dry_run:
+        raise UsageError("plan refused by guardrails: " + "; ".join(violations),
+                         hint="lower count/cpu/memory or raise the environment's guardrails")
+    override = image
     if image is not None and not dry_run:
         override = _resolve_image(image, clients, redactor)
-    elif image is not None:
-        override = image
-    plan = make_plan(cfg, git, facts=facts, image_override=override)
-    violations = guardrail_violations(plan) if "deploy" in selected else []
+        plan = make_plan(cfg, git, facts=facts, image_override=override)
 
     if dry_run:
         _print_dry_run(plan, selected, as_json, violations)
         if violations:
             raise UsageError("plan refused by guardrails: " + "; ".join(violations))
         return
-    if violations:
-        raise UsageError("plan refused by guardrails: " + "; ".join(violations),
-                         hint="lower count/cpu/memory or raise the environment's guardrails")
-
     from deployctl.targets import DeployOptions
 
     options = DeployOptions(force=force, no_rollback=no_rollback, timeout=cfg.deploy.timeout,

@@ -38,6 +38,10 @@ class AlarmSpec:
         return str(self.request["AlarmName"])
 
 
+def _num(value: float) -> str:
+    return f"{value:,.0f}" if float(value).is_integer() else f"{value:,g}"
+
+
 def alarm_name(cfg: ResolvedConfig, service: str | None, kind: str) -> str:
     middle = f"-{service}" if service else ""
     return f"{cfg.app}-{cfg.env_name}{middle}-{kind.replace('_', '-')}"
@@ -130,13 +134,13 @@ def alarms(cfg: ResolvedConfig, mon: Monitoring, facts: MonitoringFacts | None =
             dims = _token_dimensions(cfg, mon, svc)
             if tok.max_per_request is not None:
                 req = _base(cfg, mon, svc, "tokens_per_request",
-                            f"{svc} average tokens per request above {tok.max_per_request:g}")
+                            f"{svc} average tokens per request above {_num(tok.max_per_request)}")
                 req.update({"Namespace": tok.namespace, "MetricName": tok.metric, "Statistic": "Average",
                             "Dimensions": dims, "Period": period, "Threshold": float(tok.max_per_request)})
                 out.append(AlarmSpec("tokens_per_request", svc, req))
             if tok.hourly_cap is not None:
                 # One runaway agent can burn hundreds of dollars in an hour: cap the hourly sum.
-                req = _base(cfg, mon, svc, "tokens_hourly", f"{svc} tokens in one hour above {tok.hourly_cap:g}")
+                req = _base(cfg, mon, svc, "tokens_hourly", f"{svc} tokens in one hour above {_num(tok.hourly_cap)}")
                 req.update({"Namespace": tok.namespace, "MetricName": tok.metric, "Statistic": "Sum",
                             "Dimensions": dims, "Period": 3600, "EvaluationPeriods": 1, "DatapointsToAlarm": 1,
                             "Threshold": float(tok.hourly_cap)})

@@ -79,41 +79,71 @@ def alb(aws):
     return lb.split(":loadbalancer/", 1)[1], tg.rsplit(":", 1)[1]
 
 
+def _expected_alarms(lb: str, tg: str) -> list[dict]:
+    """Every PutMetricAlarm request, written out by hand from deploy.yaml above and the
+    CloudWatch / ALB / SQS metric documentation (namespaces, metric names, dimensions)."""
+    alb = [{"Name": "LoadBalancer", "Value": lb}, {"Name": "TargetGroup", "Value": tg}]
+    common = {"ComparisonOperator": "GreaterThanThreshold", "EvaluationPeriods": 3, "DatapointsToAlarm": 3,
+              "TreatMissingData": "notBreaching"}
+
+    def tags(service: str) -> list[dict]:
+        return [{"Key": "deployctl:app", "Value": "chat"}, {"Key": "deployctl:env", "Value": "staging"},
+                {"Key": "deployctl:service", "Value": service}]
+
+    def latency(pct: str, seconds: float) -> dict:
+        return {"AlarmName": f"chat-staging-api-latency-{pct}",
+                "AlarmDescription": f"deployctl: api {pct} latency above {seconds:g}s", **common,
+                "Tags": tags("api"), "Namespace": "AWS/ApplicationELB", "MetricName": "TargetResponseTime",
+                "ExtendedStatistic": pct, "Dimensions": alb, "Period": 60, "Threshold": seconds, "Unit": "Seconds"}
+
+    def alb_sum(metric: str) -> dict:
+        return {"Metric": {"Namespace": "AWS/ApplicationELB", "MetricName": metric, "Dimensions": alb},
+                "Period": 60, "Stat": "Sum"}
+
+    return [
+        latency("p50", 1.0), latency("p95", 4.0), latency("p99", 10.0),
+        {"AlarmName": "chat-staging-api-error-rate", "AlarmDescription": "deployctl: api 5xx rate above 5%",
+         **common, "Tags": tags("api"), "Threshold": 5.0, "Metrics": [
+             {"Id": "errors", "ReturnData": False, "MetricStat": alb_sum("HTTPCode_Target_5XX_Count")},
+             {"Id": "requests", "ReturnData": False, "MetricStat": alb_sum("RequestCount")},
+             {"Id": "error_rate", "Label": "5xx % of requests", "ReturnData": True,
+              "Expression": "IF(requests > 0, 100 * FILL(errors, 0) / requests, 0)"}]},
+        {"AlarmName": "chat-staging-api-tokens-per-request",
+         "AlarmDescription": "deployctl: api average tokens per request above 4,000", **common,
+         "Tags": tags("api"), "Namespace": "Chat/LLM", "MetricName": "TokensPerRequest", "Statistic": "Average",
+         "Dimensions": [{"Name": "Service", "Value": "api"}], "Period": 60, "Threshold": 4000.0},
+        {"AlarmName": "chat-staging-api-tokens-hourly",
+         "AlarmDescription": "deployctl: api tokens in one hour above 2,000,000",
+         **common, "EvaluationPeriods": 1, "DatapointsToAlarm": 1, "Tags": tags("api"),
+         "Namespace": "Chat/LLM", "MetricName": "TokensPerRequest", "Statistic": "Sum",
+         "Dimensions": [{"Name": "Service", "Value": "api"}], "Period": 3600, "Threshold": 2000000.0},
+        {"AlarmName": "chat-staging-worker-queue-depth",
+         "AlarmDescription": "deployctl: queue chat-jobs above 500 visible messages", **common,
+         "Tags": tags("worker"), "Namespace": "AWS/SQS", "MetricName": "ApproximateNumberOfMessagesVisible",
+         "Statistic": "Maximum", "Dimensions": QUEUE_DIMS, "Period": 60, "Threshold": 500.0},
+    ]
+
+
 def test_alarms_are_created_with_exact_metric_statistic_period_threshold_and_dimensions(aws, cfg, alb):
     lb_suffix, tg_suffix = alb
     cw = aws.client("cloudwatch")
+    facts = resolve_facts(cfg, cfg.monitoring, aws.client("elbv2"))
+    expected = _expected_alarms(lb_suffix, tg_suffix)
+    # The whole rendered requests, compared with the hand-written ones.
+    assert [spec.request for spec in render.alarms(cfg, cfg.monitoring, facts)] == expected
+
     applied = apply(cfg, cw, aws.client("elbv2"), account_id="123456789012")
-    dims = [{"Name": "LoadBalancer", "Value": lb_suffix}, {"Name": "TargetGroup", "Value": tg_suffix}]
-    assert set(applied.alarms) == {
-        "chat-staging-api-latency-p50", "chat-staging-api-latency-p95", "chat-staging-api-latency-p99",
-        "chat-staging-api-error-rate", "chat-staging-api-tokens-per-request", "chat-staging-api-tokens-hourly",
-        "chat-staging-worker-queue-depth",
-    }
-    alarms = {a["AlarmName"]: a for a in cw.describe_alarms()["MetricAlarms"]}
-    p95 = alarms["chat-staging-api-latency-p95"]
-    got = {k: p95.get(k) for k in ("Namespace", "MetricName", "ExtendedStatistic", "Dimensions", "Period",
-                                    "EvaluationPeriods", "DatapointsToAlarm", "Threshold", "ComparisonOperator",
-                                    "TreatMissingData", "Unit")}
-    assert got == {
-        "Namespace": "AWS/ApplicationELB", "MetricName": "TargetResponseTime", "ExtendedStatistic": "p95",
-        "Dimensions": dims, "Period": 60, "EvaluationPeriods": 3, "DatapointsToAlarm": 3, "Threshold": 4.0,
-        "ComparisonOperator": "GreaterThanThreshold", "TreatMissingData": "notBreaching", "Unit": "Seconds",
-    }
-    rate = alarms["chat-staging-api-error-rate"]
-    assert rate["Threshold"] == 5.0
-    assert [m["Id"] for m in rate["Metrics"]] == ["errors", "requests", "error_rate"]
-    assert rate["Metrics"][0]["MetricStat"] == {
-        "Metric": {"Namespace": "AWS/ApplicationELB", "MetricName": "HTTPCode_Target_5XX_Count", "Dimensions": dims},
-        "Period": 60, "Stat": "Sum"}
-    assert rate["Metrics"][2]["Expression"] == "IF(requests > 0, 100 * FILL(errors, 0) / requests, 0)"
-    hourly = alarms["chat-staging-api-tokens-hourly"]
-    assert (hourly["Namespace"], hourly["MetricName"], hourly["Statistic"], hourly["Period"], hourly["Threshold"],
-            hourly["Dimensions"]) == ("Chat/LLM", "TokensPerRequest", "Sum", 3600, 2000000.0,
-                                      [{"Name": "Service", "Value": "api"}])
-    queue = alarms["chat-staging-worker-queue-depth"]
-    assert (queue["Namespace"], queue["MetricName"], queue["Statistic"], queue["Dimensions"], queue["Threshold"]) == (
-        "AWS/SQS", "ApproximateNumberOfMessagesVisible", "Maximum", [{"Name": "QueueName", "Value": "chat-jobs"}],
-        500.0)
+    assert list(applied.alarms) == [a["AlarmName"] for a in expected]
+    # What CloudWatch (moto) stored: every field we sent, back unchanged; tags by their own API.
+    stored = {a["AlarmName"]: a for a in cw.describe_alarms()["MetricAlarms"]}
+    for request in expected:
+        alarm = stored[request["AlarmName"]]
+        for key, value in request.items():
+            if key == "Tags":
+                got = cw.list_tags_for_resource(ResourceARN=alarm["AlarmArn"])["Tags"]
+                assert sorted(got, key=lambda t: t["Key"]) == value, request["AlarmName"]
+            else:
+                assert alarm.get(key) == value, (request["AlarmName"], key)
     # Applying twice updates in place rather than duplicating.
     apply(cfg, cw, aws.client("elbv2"), account_id="123456789012")
     assert len(cw.describe_alarms()["MetricAlarms"]) == 7
