@@ -1,0 +1,61 @@
+"""Git facts from a real repository: commit, branch, and dirty-tree tags that never collide."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from deployctl.adapters.git import read_facts
+from deployctl.errors import UsageError
+
+
+def git(path: Path, *args: str) -> str:
+    return subprocess.run(["git", "-c", "user.email=t@t", "-c", "user.name=t", *args], cwd=path, check=True,
+                          capture_output=True, text=True).stdout.strip()
+
+
+@pytest.fixture
+def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.delenv("GITHUB_REF_NAME", raising=False)
+    monkeypatch.delenv("GITHUB_HEAD_REF", raising=False)
+    git(tmp_path, "init", "-q", "-b", "main")
+    (tmp_path / "app.py").write_text("print('v1')\n")
+    git(tmp_path, "add", "-A")
+    git(tmp_path, "commit", "-qm", "v1")
+    return tmp_path
+
+
+def test_clean_tree_is_tagged_by_its_commit(repo: Path) -> None:
+    facts = read_facts(repo)
+    assert facts.sha == git(repo, "rev-parse", "HEAD")
+    assert facts.branch == "main" and not facts.dirty
+    assert facts.tag == facts.sha[:12]
+
+
+def test_two_different_dirty_trees_never_share_a_tag_and_the_same_one_does(repo: Path) -> None:
+    (repo / "app.py").write_text("print('v2')\n")
+    first = read_facts(repo)
+    assert first.dirty and first.tag.startswith(f"{first.sha[:12]}-dirty-")
+    assert read_facts(repo).tag == first.tag  # same content, same tag: a rebuild can be skipped
+    (repo / "app.py").write_text("print('v3')\n")
+    assert read_facts(repo).tag != first.tag
+    (repo / "app.py").write_text("print('v2')\n")
+    (repo / "model.cfg").write_text("layers: 12\n")  # untracked files count, by content
+    with_untracked = read_facts(repo)
+    assert with_untracked.tag != first.tag
+    (repo / "model.cfg").write_text("layers: 24\n")
+    assert read_facts(repo).tag != with_untracked.tag
+
+
+def test_ci_branch_comes_from_the_environment_on_a_detached_head(repo: Path, monkeypatch) -> None:
+    git(repo, "checkout", "-q", "--detach")
+    assert read_facts(repo).branch == "detached"
+    monkeypatch.setenv("GITHUB_REF_NAME", "main")
+    assert read_facts(repo).branch == "main"
+
+
+def test_outside_a_repository_is_a_usage_error(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="not inside a git repository"):
+        read_facts(tmp_path)
