@@ -301,11 +301,14 @@ Targets: ≤ {TARGET_CALLS_PER_MIN} calls/min, ≤ {TARGET_DETECTION_S:g} s dete
 |---|---|---|---|---|---|
 {chr(10).join(lines)}
 
-deployctl's calls are every watch-time call it made (DescribeServices, and when something changed
-or every 6th poll: DescribeTargetHealth, DescribeAlarms, ListTasks/DescribeTasks of its own
-deployment's stopped tasks). Its interval is 2 s for the first 15 s, then grows 5 s → 15 s, and
-drops back to 2 s as soon as the new deployment has all its tasks running (COMPLETED can then come
-at any poll); a sliding 60-s cap keeps it at ≤ 30 calls. The waiters only call DescribeServices.
+deployctl's calls are every watch-time call it made: DescribeServices, plus DescribeTargetHealth,
+DescribeAlarms and ListTasks/DescribeTasks (its own deployment's stopped tasks) when something
+changed or every 6th poll. Its interval is 2 s for the first 15 s, then grows 5 s → 15 s, and drops
+back to 2 s as soon as the new deployment has all its tasks running (COMPLETED can then come at any
+poll). Every call is paced 2 s after the previous one and checked against a sliding 60-s cap of
+30. Detection delays depend on where COMPLETED falls between two polls (each rollout here gets a
+random 0-2 s offset, seed 4). The waiters only call DescribeServices; "EARLY" means the waiter
+returned before the deployment reached COMPLETED.
 
 ## C. A circuit-breaker rollback (v4 tasks fail to start)
 
