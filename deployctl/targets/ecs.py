@@ -343,6 +343,7 @@ def deploy(plan: Plan, image_ref: str, ctx: Any, options: Any) -> None:
             dataclasses.replace(sp, task_definition=dict(pinned[sp.name]))
             for sp in real.services if sp.name in pinned))
     outputs["release"] = release_id
+    _ensure_monitoring_alarms(cfg, aws, log)
     settings = Settings(timeout=timeout, poll=rollout.PollPolicy.from_base(poll),
                         force=bool(getattr(options, "force", False)),
                         no_rollback=bool(getattr(options, "no_rollback", False)),
@@ -362,6 +363,24 @@ def deploy(plan: Plan, image_ref: str, ctx: Any, options: Any) -> None:
         outcomes.update(_deploy_wave(real, wave, aws, settings, log, cancelled, pre.alarm_states))
 
     _finish(real, outcomes, log, outputs)
+
+
+def _ensure_monitoring_alarms(cfg: Any, aws: Any, log: Any) -> None:
+    """Generated alarms named in monitoring.roll_back_on are ECS deployment alarms of this
+    deploy, so they must exist before the service update names them: create or update every
+    monitoring alarm first (PutMetricAlarm is idempotent). Dashboards stay with `monitor apply`."""
+    mon = getattr(cfg, "monitoring", None)
+    if mon is None or not mon.roll_back_on:
+        return
+    from deployctl import monitoring
+    from deployctl.render import monitoring as render_monitoring
+
+    with awsa.aws_errors("creating the monitoring alarms this deploy rolls back on"):
+        facts = monitoring.resolve_facts(cfg, mon, aws.elbv2)
+        specs = render_monitoring.alarms(cfg, mon, facts)
+        for spec in specs:
+            aws.cloudwatch.put_metric_alarm(**spec.request)
+    log(f"monitoring: {len(specs)} alarms up to date (roll back on: {', '.join(mon.roll_back_on)})")
 
 
 def _deploy_wave(plan: Plan, wave: list[ServicePlan], aws: Any, settings: Settings, log: _Log,
@@ -405,6 +424,12 @@ class _ServiceDeploy:
         self.td_arn: str | None = None
 
     # -- steps --------------------------------------------------------------------------------
+    def _alarm_names(self) -> list[str]:
+        """The deployment alarms this service's update names (deploy.alarms plus its generated
+        roll_back_on alarms): the ones deployctl watches alongside ECS."""
+        conf = self.sp.update_service.get("deploymentConfiguration", {})
+        return list((conf.get("alarms") or {}).get("alarmNames") or [])
+
     def run(self) -> ServiceOutcome:
         ecs = self.aws.ecs
         sp = self.sp
@@ -494,7 +519,7 @@ class _ServiceDeploy:
         limits = rollout.Limits(timeout=timeout, ecs_rollback_grace=self.s.poll.ecs_rollback_grace,
                                 health_gate=self.s.poll.health_gate, alarm_grace=self.s.poll.alarm_grace,
                                 load_balanced=svc.load_balancer is not None)
-        source = EcsSource(self.aws, self.cluster, self.sp.ecs_service, list(self.cfg.deploy.alarms))
+        source = EcsSource(self.aws, self.cluster, self.sp.ecs_service, self._alarm_names())
         start_offset = time.monotonic() - started
 
         def clock() -> float:
@@ -564,7 +589,7 @@ class _ServiceDeploy:
             start_period=svc.health.start_period if svc.health else None,
             log_group=render.log_group(self.cfg), log_stream_prefix=f"{self.sp.name}/{self.sp.name}",
             execution_role=roles.execution if roles else None, image=self.plan.image_ref,
-            region=self.cfg.region, alarms=tuple(self.cfg.deploy.alarms))
+            region=self.cfg.region, alarms=tuple(self._alarm_names()))
         findings = diagnose.diagnose(stopped_tasks=result.stopped_tasks, events=result.events,
                                      targets=result.targets, cause=verdict.cause, context=context)
         lines = diagnose.render(findings)

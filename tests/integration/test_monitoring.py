@@ -318,3 +318,4 @@ def test_run_publishes_its_own_stage_durations_and_outcome_when_enabled(aws, tmp
                                      StartTime=now - timedelta(minutes=10), EndTime=now + timedelta(minutes=1),
                                      Period=60, Statistics=["Maximum"])
     assert [p["Maximum"] for p in stats["Datapoints"]] == [0.0]
+
