@@ -33,6 +33,11 @@ _NUMBER = re.compile(r"[0-9]+(?:\.[0-9]+)?")
 _LITERALS = frozenset({"true", "false", "null", "none", "yes", "no"})
 
 
+# A Secrets Manager IAM action (`secretsmanager:GetSecretValue`): the only AWS service prefix
+# that contains one of the secret words, so the only permission name that looks like `secret…:x`.
+_IAM_ACTION = re.compile(r"secretsmanager:[A-Z][A-Za-z0-9]*\*?")
+
+
 def _mask_assignment(match: re.Match[str]) -> str:
     """Mask `name=value` unless the value is clearly a setting: a boolean/null literal, or a
     number given to a *token* name (LLM services log `max_tokens: 512`, `prompt_tokens=20`;
@@ -42,6 +47,8 @@ def _mask_assignment(match: re.Match[str]) -> str:
         return match.group(0)
     if _NUMBER.fullmatch(value) and "token" in head.lower():
         return match.group(0)
+    if _IAM_ACTION.fullmatch(head + value):
+        return match.group(0)  # `secretsmanager:GetSecretValue` names a permission, it is not one
     return head + MASK
 
 

@@ -140,3 +140,12 @@ def test_add_is_thread_safe_while_redacting() -> None:
         t.join()
     assert not errors
     assert redactor.redact("secret-value-0001 and secret-value-0199") == "*** and ***"
+
+
+def test_iam_action_names_stay_readable_but_secret_assignments_do_not() -> None:
+    r = Redactor()
+    assert r.redact("grant secretsmanager:GetSecretValue to the execution role") == \
+        "grant secretsmanager:GetSecretValue to the execution role"
+    assert r.redact("secret: Hunter2Pass") == "secret: ***"
+    assert r.redact("password:Hunter2Pass") == "password:***"
+    assert r.redact("password=Abcdef") == "password=***"
