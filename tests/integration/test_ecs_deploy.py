@@ -584,3 +584,19 @@ def test_cli_run_image_deploys_and_then_reports_a_rollback_exit_1(world: World, 
     assert bad.returncode == 1, out
     assert f"rolled back to {FAMILY_API}:1" in out and "Traceback" not in out
     assert world.service()["taskDefinition"].endswith(f"{FAMILY_API}:1")
+
+
+def test_cli_run_image_by_tag_is_resolved_to_its_digest_before_deploying(world: World, sim: Any,
+                                                                         tmp_path: Path) -> None:
+    project = cli_project(tmp_path, base_config(world))
+    by_digest = world.push("v7")
+    by_tag = by_digest.split("@", 1)[0] + ":v7"
+    r = cli(world.aws, project, "run", "--env", "staging", "--image", by_tag, "--only", "deploy")
+    assert r.returncode == 0, r.stdout + r.stderr
+    td = world.c("ecs").describe_task_definition(taskDefinition=world.service()["taskDefinition"])["taskDefinition"]
+    # The task definition pins the digest the tag pointed at, so a later re-tag changes nothing.
+    assert td["containerDefinitions"][0]["image"] == by_digest
+    missing = cli(world.aws, project, "run", "--env", "staging", "--image", by_digest.split("@", 1)[0] + ":nope",
+                  "--only", "deploy")
+    assert missing.returncode == 1 and "Traceback" not in missing.stderr
+    assert "nope" in missing.stderr
