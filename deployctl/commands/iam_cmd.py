@@ -25,7 +25,8 @@ def iam_policy(
 
     The policy grants exactly this deploy.yaml's ECR repository, ECS services and task-definition
     families, iam:PassRole on the two task roles (to ecs-tasks only) and describe-only access to
-    the named secrets; the notes say where AWS forces "*".
+    the named secrets; the notes say where AWS forces "*". An environment with promote_from
+    also gets read-only access to its source environment's services (promote reads them).
 
     Examples:  deployctl iam-policy --env staging --repo acme/chat-api
                deployctl iam-policy --env prod --json | jq .policy > policy.json
@@ -41,7 +42,11 @@ def iam_policy(
     if not acct or not acct.isdigit() or len(acct) != 12:
         raise UsageError(f"no 12-digit AWS account id for environment '{env}'",
                          hint="pass --account 123456789012")
-    policy = iam.ci_policy(cfg, acct, lock_table=lock_table)
+    source = None
+    if cfg.environment.promote_from:
+        # `promote SRC ENV` runs with ENV's role and reads SRC first: its policy names SRC's resources.
+        source = load(file, cfg.environment.promote_from)
+    policy = iam.ci_policy(cfg, acct, source=source, lock_table=lock_table)
     trust = None
     subs: list[str] = []
     if repo:

@@ -1,6 +1,6 @@
 """Least-privilege IAM for the CI role that runs deployctl, rendered purely from deploy.yaml.
 
-`ci_policy(cfg, account)` is the identity policy of the role GitHub Actions assumes for one
+`ci_policy(cfg, account, source=…)` is the identity policy of the role GitHub Actions assumes for one
 environment; `trust_policy(...)` is that role's OIDC trust policy. Both are plain dicts, ready for
 `aws iam put-role-policy` / `create-role`. `allows(policy, Request(...))` is a small evaluator of
 the subset of the IAM policy language these documents use; tests use it to check that every API
@@ -21,6 +21,14 @@ Where AWS leaves no choice, the policy says so (`NOTES`):
   metadata only and are scoped by the `ecs:cluster` condition where AWS supports it.
 - secretsmanager:DescribeSecret and ssm:DescribeParameters only: the CI role never reads a
   secret value (the task *execution* role does, at task start).
+- An environment with `promote_from` is deployed by `deployctl promote SRC ENV`, which runs with
+  ENV's role and first reads what SRC runs (DescribeServices on SRC's services, its task
+  definitions and their tags): ENV's policy gets those reads, never a write, on SRC.
+- CloudWatch: PutMetricData (monitoring.publish_run_metrics) takes no resource ARN; the
+  `cloudwatch:namespace` condition key limits it to monitoring.run_metrics_namespace. With
+  monitoring.roll_back_on the deploy creates/updates the generated monitoring alarms (so its
+  deployment alarms exist before a service names them), by name: PutMetricAlarm (and TagResource,
+  which AWS requires for the tags sent on create) is granted on exactly those alarm ARNs.
 
 The deploy lock (issue 5) is assumed to be a DynamoDB table, `deployctl-locks` by default, used
 with conditional writes.
@@ -35,7 +43,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from deployctl.config.model import ResolvedConfig
-from deployctl.render import ecs
+from deployctl.render import ecs, monitoring
 
 VERSION = "2012-10-17"
 LOCK_TABLE = "deployctl-locks"
@@ -83,6 +91,21 @@ NOTES = (
     "used with conditional writes and created on first use (CreateTable on that table only).",
     "Not verified against real AWS here (no account): check with IAM Access Analyzer's policy "
     "validation before use.",
+)
+PROMOTE_NOTE = (
+    "Promotion: `deployctl promote {src} {env}` runs with this role and reads what {src} runs "
+    "(ecs:DescribeServices and ecs:ListTagsForResource on {src}'s services and task-definition families; "
+    "Describe/ListTaskDefinitions are on \"*\" anyway). Read-only: no write action names a {src} resource. "
+    "{src} is assumed to be in the same account."
+)
+RUN_METRICS_NOTE = (
+    "cloudwatch:PutMetricData (monitoring.publish_run_metrics) has no resource type; the cloudwatch:namespace "
+    "condition key limits it to the namespace {namespace}."
+)
+ALARMS_NOTE = (
+    "With monitoring.roll_back_on, the deploy creates/updates the environment's generated monitoring alarms "
+    "before the service update names them as deployment alarms: cloudwatch:PutMetricAlarm and "
+    "cloudwatch:TagResource (tags on create) on exactly those alarm ARNs; deploy.alarms are only read."
 )
 PREVIEW_NOTES = (
     "Preview: services and task-definition families are named <app>-<name>-<service>, so they are granted "
@@ -208,11 +231,19 @@ def _stmt(sid: str, actions: Iterable[str], resources: str | Sequence[str],
     return out
 
 
-def ci_policy(cfg: ResolvedConfig, account: str, *, lock_table: str = LOCK_TABLE) -> dict[str, Any]:
+def ci_policy(cfg: ResolvedConfig, account: str, *, source: ResolvedConfig | None = None,
+              lock_table: str = LOCK_TABLE) -> dict[str, Any]:
     """Identity policy for the role that runs `deployctl run/promote/rollback/status/history`
-    (and `destroy` for a preview environment) against this environment."""
+    (and `destroy` for a preview environment) against this environment.
+
+    `source` is the resolved config of `environment.promote_from` (required when it is set):
+    `promote` reads what the source environment runs with this environment's role."""
     if cfg.environment.target != "ecs":
         raise ValueError(f"environment {cfg.env_name} deploys to the local Docker engine: no IAM involved")
+    origin = cfg.environment.promote_from
+    if origin and (source is None or source.env_name != origin):
+        raise ValueError(f"environment {cfg.env_name} is promoted from {origin}: pass that environment's "
+                         "config as source (promote reads it with this role)")
     a = Arns(cfg, account)
     app = cfg.app
     cluster_cond = {"ArnEquals": {"ecs:cluster": a.cluster()}}
@@ -253,6 +284,9 @@ def ci_policy(cfg: ResolvedConfig, account: str, *, lock_table: str = LOCK_TABLE
         out.append(_stmt("EcsServicesWrite", ["ecs:CreateService", "ecs:UpdateService"], a.services()))
         out.append(_stmt("EcsTagging", ["ecs:TagResource"], [*a.services(), *a.families()]))
 
+    if origin and source is not None and source.environment.target == "ecs":
+        out.extend(_promote_source_reads(cfg, source, account))
+
     if cfg.environment.network:
         # Preflight checks the subnets and security groups exist; EC2 Describe* take no ARNs.
         out.append(_stmt("NetworkRead", ["ec2:DescribeSecurityGroups", "ec2:DescribeSubnets"], "*"))
@@ -271,9 +305,7 @@ def ci_policy(cfg: ResolvedConfig, account: str, *, lock_table: str = LOCK_TABLE
         out.append(_stmt("TargetHealth", [
             "elasticloadbalancing:DescribeTargetGroups", "elasticloadbalancing:DescribeTargetHealth",
         ], "*"))
-    if cfg.deploy.alarms:
-        out.append(_stmt("DeploymentAlarms", ["cloudwatch:DescribeAlarmHistory", "cloudwatch:DescribeAlarms"],
-                         [a.alarm(n) for n in cfg.deploy.alarms]))
+    out.extend(_alarm_statements(cfg, a))
     if any(svc.autoscaling for svc in cfg.services.values()):
         out.append(_stmt("ServiceAutoscaling", [
             "application-autoscaling:DescribeScalableTargets",
@@ -294,8 +326,77 @@ def ci_policy(cfg: ResolvedConfig, account: str, *, lock_table: str = LOCK_TABLE
     return {"Version": VERSION, "Statement": out}
 
 
+def _promote_source_reads(cfg: ResolvedConfig, source: ResolvedConfig, account: str) -> list[dict[str, Any]]:
+    """What `promote SOURCE ENV` reads of SOURCE with ENV's role (release_cmds.promote):
+    read_services → DescribeServices on SOURCE's services; read_releases → ListTaskDefinitions and
+    DescribeTaskDefinition (include TAGS) of SOURCE's families, both on "*" already (no resource
+    type). ListTagsForResource on the same ARNs keeps tag reads working either way. Describe and
+    list only: nothing here can change SOURCE."""
+    src = Arns(source, account)
+    out = [_stmt("PromoteSourceRead", ["ecs:DescribeServices", "ecs:ListTagsForResource"],
+                 [*src.services(), *src.families()])]
+    if source.image.registry == "ecr" and src.repository() != Arns(cfg, account).repository():
+        # Preflight of the promoted deploy checks the source image is in ECR (DescribeImages only;
+        # the task execution role pulls it).
+        out.append(_stmt("PromoteSourceImage", ["ecr:DescribeImages"], src.repository()))
+    return out
+
+
+def generated_deployment_alarms(cfg: ResolvedConfig) -> list[str]:
+    """Generated alarms named in monitoring.roll_back_on (any service): ECS deployment alarms of
+    the service updates, read by the rollout watcher (render.monitoring.deployment_alarm_names)."""
+    mon = cfg.monitoring
+    if mon is None:
+        return []
+    return [spec.name for spec in monitoring.alarms(cfg, mon) if spec.kind in mon.roll_back_on]
+
+
+def deployment_alarms(cfg: ResolvedConfig) -> list[str]:
+    """Every alarm a deploy reads: deploy.alarms plus the generated deployment alarms."""
+    return list(dict.fromkeys([*cfg.deploy.alarms, *generated_deployment_alarms(cfg)]))
+
+
+def deploy_written_alarms(cfg: ResolvedConfig) -> list[str]:
+    """Alarms a deploy creates or updates before its service updates (targets/ecs.py
+    `_ensure_monitoring_alarms`): with any monitoring.roll_back_on, every alarm monitoring renders
+    for this environment, so the deployment alarms exist before a service names them."""
+    mon = cfg.monitoring
+    if mon is None or not mon.roll_back_on:
+        return []
+    return [spec.name for spec in monitoring.alarms(cfg, mon)]
+
+
+def _alarm_statements(cfg: ResolvedConfig, a: Arns) -> list[dict[str, Any]]:
+    out = []
+    names = deployment_alarms(cfg)
+    if names:
+        out.append(_stmt("DeploymentAlarms", ["cloudwatch:DescribeAlarmHistory", "cloudwatch:DescribeAlarms"],
+                         [a.alarm(n) for n in names]))
+    mon = cfg.monitoring
+    written = deploy_written_alarms(cfg)
+    if written:
+        # By exact name: deployctl's own <app>-<env>-… alarms, never the user's deploy.alarms.
+        # PutMetricAlarm sends Tags, and AWS requires cloudwatch:TagResource to tag on create.
+        out.append(_stmt("MonitoringAlarmsWrite", ["cloudwatch:PutMetricAlarm", "cloudwatch:TagResource"],
+                         [a.alarm(n) for n in written]))
+    if mon is not None and mon.roll_back_on and mon.load_balancer and not mon.load_balancer.startswith("arn:"):
+        # The deploy resolves the ALB dimension (its ARN suffix) by name before writing the alarms;
+        # ELB Describe* accept no resource ARN. Target groups: DescribeTargetGroups in TargetHealth.
+        out.append(_stmt("AlarmLoadBalancer", ["elasticloadbalancing:DescribeLoadBalancers"], "*"))
+    if mon is not None and mon.publish_run_metrics:
+        out.append(_stmt("RunMetrics", ["cloudwatch:PutMetricData"], "*",
+                         {"StringEquals": {"cloudwatch:namespace": mon.run_metrics_namespace}}))
+    return out
+
+
 def notes(cfg: ResolvedConfig) -> list[str]:
-    return [*NOTES, *(PREVIEW_NOTES if cfg.environment.preview else ())]
+    promote = ([PROMOTE_NOTE.format(src=cfg.environment.promote_from, env=cfg.env_name)]
+               if cfg.environment.promote_from else [])
+    mon = cfg.monitoring
+    cloudwatch = [ALARMS_NOTE] if deploy_written_alarms(cfg) else []
+    if mon is not None and mon.publish_run_metrics:
+        cloudwatch.append(RUN_METRICS_NOTE.format(namespace=mon.run_metrics_namespace))
+    return [*NOTES, *promote, *cloudwatch, *(PREVIEW_NOTES if cfg.environment.preview else ())]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,13 +1,32 @@
-"""The CI role's policy covers every AWS call deployctl makes in a deploy.
+"""The CI role's policy covers every AWS call deployctl makes, for the environment that makes it.
 
-A real `deployctl run --env staging --image … --only deploy` (and, for the preview policy, a
-preview deploy by the ECS target plus `deployctl destroy`) runs against moto server with the
-rollout simulation, which records every API call that reaches the server. Each call is mapped
-to its IAM action, with the resource ARN and condition keys deployctl's requests carry (built
-from deploy.yaml: the calls are recorded without parameters), and evaluated against the policy
-`deployctl iam-policy` prints. Every call must be allowed.
+Real deployctl runs against moto server with the rollout simulation, which records every API
+call that reaches the server (`sim.calls`):
 
-What this cannot show: that AWS evaluates the policy the same way (no AWS account here).
+- `deployctl run --env staging --image … --only deploy` (create, then update), and a preview
+  deploy by the ECS target plus `deployctl destroy`;
+- `deployctl promote staging prod --yes`, checked against **prod's** policy (promote runs with
+  the prod role and reads staging first), and `deployctl rollback --env staging --yes`, both
+  driven like tests/integration/test_releases.py drives them (its fixtures, in this process);
+- a run with `monitoring.publish_run_metrics` on and generated deployment alarms
+  (`monitoring.roll_back_on`): the deploy resolves the ALB, writes the alarms and watches them;
+- the ECR API calls of the push stage (deployctl/stages/access.py: GetAuthorizationToken,
+  DescribeRepositories, CreateRepository; DescribeImages when resolving a digest), made by
+  deployctl's own helpers on deployctl's own boto3 clients.
+
+Each call is mapped to its IAM action, with the resource ARNs and condition keys deployctl's
+requests carry (built from deploy.yaml: calls are recorded without parameters, so every
+resource a call may name must be allowed), and evaluated by deployctl.render.iam.allows against
+the policy `deployctl iam-policy` prints. Every call must be allowed. Where the resource is
+only known after the fact (which alarms a deploy wrote), it is read back from moto.
+
+What cannot be recorded here: the layer upload itself. `docker push` to moto's ECR is
+impossible, so the registry-protocol actions of a push and a pull (ecr:BatchCheckLayerAvailability,
+InitiateLayerUpload, UploadLayerPart, CompleteLayerUpload, PutImage; BatchGetImage and
+GetDownloadUrlForLayer for the build stage's "already in the registry" check) are checked
+statically: the policy's `EcrRepository` statement must allow each of them on the app's
+repository and nothing else (`EcrLogin` covers the token). What this cannot show either: that
+AWS evaluates the policy the same way (no AWS account here).
 """
 
 from __future__ import annotations
@@ -22,30 +41,71 @@ from deployctl.config import load_env, read
 from deployctl.config.model import ResolvedConfig
 from deployctl.render import iam
 from deployctl.render.iam import Request
-from tests.integration.test_preview import ACCOUNT, World, cli, deploy, deploy_yaml, make_world, write_project
+from deployctl.render.monitoring import deployment_alarm_names
+from tests.integration.test_preview import (
+    ACCOUNT,
+    REGION,
+    World,
+    cli,
+    deploy,
+    deploy_yaml,
+    make_world,
+    write_project,
+)
+from tests.integration.test_releases import PROD_CLUSTER, Project, env, project, sim  # noqa: F401 - fixtures
+
+# The actions a `docker push` / registry pull of the image amounts to (not recordable on moto).
+REGISTRY_PROTOCOL_ACTIONS = (
+    "ecr:BatchCheckLayerAvailability", "ecr:InitiateLayerUpload", "ecr:UploadLayerPart",
+    "ecr:CompleteLayerUpload", "ecr:PutImage", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer",
+)
 
 
-def requests_for(action: str, cfg: ResolvedConfig, world: World, preview: str | None) -> list[Request]:
-    """The IAM requests one API call of deployctl amounts to (resource ARNs + condition keys)."""
+def alarm_names(cfg: ResolvedConfig) -> tuple[list[str], list[str]]:
+    """(every deployment alarm the ECS services are given, the generated ones among them),
+    exactly as the service requests wire them (render.ecs.deployment_configuration)."""
+    every: list[str] = []
+    for svc in (None, *cfg.services):
+        every += [n for n in deployment_alarm_names(cfg, cfg.monitoring, svc) if n not in every]
+    return every, [n for n in every if n not in cfg.deploy.alarms]
+
+
+def requests_for(action: str, cfg: ResolvedConfig, secrets: list[str], preview: str | None = None,
+                 source: ResolvedConfig | None = None, written_alarms: list[str] | None = None) -> list[Request]:
+    """The IAM requests one API call of deployctl amounts to (resource ARNs + condition keys).
+
+    `source`: the environment `promote` reads with `cfg`'s role; its services and task
+    definitions are among the resources a read may name. `written_alarms`: the alarms the run
+    wrote (read back from moto); by default the generated deployment alarms."""
     a = iam.Arns(cfg, ACCOUNT)
     services = [a.service(s, preview) for s in cfg.services]
     revisions = [a.family(s, preview).replace(":*", ":1") for s in cfg.services]
+    read_services, read_revisions = list(services), list(revisions)
+    if source is not None:
+        src = iam.Arns(source, ACCOUNT)
+        read_services += [src.service(s) for s in source.services]
+        read_revisions += [src.family(s).replace(":*", ":7") for s in source.services]
     tags = {"aws:RequestTag/deployctl:app": cfg.app}
     owned = {"aws:ResourceTag/deployctl:app": cfg.app}
     if preview:
         tags["aws:RequestTag/deployctl:preview"] = preview
         owned["aws:ResourceTag/deployctl:preview"] = preview
     cluster = {"ecs:cluster": a.cluster()}
+    every_alarm, generated = alarm_names(cfg)
 
-    def each(resources: list[str], ctx: dict[str, str] | None = None) -> list[Request]:
-        return [Request(action, r, ctx or {}) for r in resources]
+    def each(resources: list[str], ctx: dict[str, str] | None = None, act: str = action) -> list[Request]:
+        return [Request(act, r, ctx or {}) for r in resources]
 
     service, _, op = action.partition(":")
-    if action in ("ecs:DescribeServices", "ecs:UpdateService", "ecs:DeleteService"):
+    if action == "ecs:DescribeServices":
+        return each(read_services, owned)
+    if action in ("ecs:UpdateService", "ecs:DeleteService"):
         return each(services, owned)
     if action == "ecs:CreateService":
         return each(services, tags)
-    if action in ("ecs:TagResource", "ecs:ListTagsForResource"):
+    if action == "ecs:ListTagsForResource":
+        return each(read_services + read_revisions, owned)
+    if action == "ecs:TagResource":
         return each(services + revisions, {**owned, **tags})
     if action == "ecs:RegisterTaskDefinition":
         passed = {"iam:PassedToService": "ecs-tasks.amazonaws.com"}
@@ -56,12 +116,20 @@ def requests_for(action: str, cfg: ResolvedConfig, world: World, preview: str | 
         return each(["*"], cluster)
     if action == "ecr:GetAuthorizationToken":
         return each(["*"])
+    if action == "ecr:CreateRepository":  # sends tags: AWS also checks ecr:TagResource (tag on create)
+        return each([a.repository()]) + each([a.repository()], act="ecr:TagResource")
     if service == "ecr":
         return each([a.repository()])
     if action == "secretsmanager:DescribeSecret":
-        return each([world.secret_arn])
-    if action == "cloudwatch:DescribeAlarms" or action == "cloudwatch:DescribeAlarmHistory":
-        return each([a.alarm(n) for n in cfg.deploy.alarms])
+        return each(secrets)
+    if action in ("cloudwatch:DescribeAlarms", "cloudwatch:DescribeAlarmHistory"):
+        return each([a.alarm(n) for n in every_alarm])
+    if action == "cloudwatch:PutMetricAlarm":  # sends Tags: cloudwatch:TagResource is checked too
+        put = [a.alarm(n) for n in (generated if written_alarms is None else written_alarms)]
+        return each(put) + each(put, act="cloudwatch:TagResource")
+    if action == "cloudwatch:PutMetricData":
+        mon = cfg.monitoring
+        return each(["*"], {"cloudwatch:namespace": mon.run_metrics_namespace if mon else ""})
     if action == "iam:GetRole":
         return each(a.roles())
     if service == "dynamodb":
@@ -71,15 +139,29 @@ def requests_for(action: str, cfg: ResolvedConfig, world: World, preview: str | 
     return each(["*"])  # actions with no resource (ssm:DescribeParameters, elbv2 describes, sts)
 
 
-def denied(policy: dict[str, Any], calls: list[Any], cfg: ResolvedConfig, world: World,
-           preview: str | None = None) -> list[str]:
+def denied(policy: dict[str, Any], calls: list[Any], cfg: ResolvedConfig, secrets: list[str],
+           preview: str | None = None, source: ResolvedConfig | None = None,
+           written_alarms: list[str] | None = None) -> list[str]:
     out = []
     for call in calls:
         action = iam.iam_action(call.service, call.action)
-        for req in requests_for(action, cfg, world, preview):
+        for req in requests_for(action, cfg, secrets, preview, source, written_alarms):
             if not iam.allows(policy, req):
                 out.append(f"{call.service}.{call.action} → {req.action} on {req.resource} {dict(req.context)}")
     return sorted(set(out))
+
+
+def seen(calls: list[Any]) -> set[str]:
+    return {iam.iam_action(c.service, c.action) for c in calls}
+
+
+def without(policy: dict[str, Any], sid: str) -> dict[str, Any]:
+    assert any(s["Sid"] == sid for s in policy["Statement"]), sid
+    return {**policy, "Statement": [s for s in policy["Statement"] if s["Sid"] != sid]}
+
+
+def secret_arns(secretsmanager: Any) -> list[str]:
+    return [secretsmanager.describe_secret(SecretId="chat-api/openai-key")["ARN"]]
 
 
 @pytest.fixture
@@ -89,6 +171,9 @@ def world(aws: Any, ecs_sim: Any, monkeypatch: pytest.MonkeyPatch) -> World:
     monkeypatch.setenv("USER", "tester")
     ecs_sim.configure(start_s=0.05, healthy_s=0.05, fail_s=0.05, drain_s=0.05, bake_s=0.05)
     return make_world(aws)
+
+
+# ------------------------------------------------------------------------------------ run
 
 
 def test_policy_covers_every_call_of_a_staging_deploy(world: World, ecs_sim: Any, tmp_path: Path) -> None:
@@ -103,12 +188,12 @@ def test_policy_covers_every_call_of_a_staging_deploy(world: World, ecs_sim: Any
     r = cli(world.aws, proj, "run", "--env", "staging", "--image", ref, "--only", "deploy")
     assert r.returncode == 0, r.stdout + r.stderr
     calls = ecs_sim.calls[start:]
-    seen = {iam.iam_action(c.service, c.action) for c in calls}
     # the deploy really happened through the API, so the check is not vacuous
     assert {"ecs:RegisterTaskDefinition", "ecs:CreateService", "ecs:DescribeServices", "ecs:DescribeClusters",
             "secretsmanager:DescribeSecret", "ssm:DescribeParameters", "iam:GetRole", "ecr:DescribeImages",
-            "elasticloadbalancing:DescribeTargetGroups", "cloudwatch:DescribeAlarms"} <= seen, sorted(seen)
-    assert denied(policy, calls, cfg, world) == []
+            "elasticloadbalancing:DescribeTargetGroups", "cloudwatch:DescribeAlarms"} <= seen(calls), seen(calls)
+    assert denied(policy, calls, cfg, [world.secret_arn]) == []
+    first = seen(calls)
 
     # a second deploy of a new image: the update path (UpdateService, outcome tags, lock reuse)
     ref2 = world.push("v2")
@@ -116,13 +201,177 @@ def test_policy_covers_every_call_of_a_staging_deploy(world: World, ecs_sim: Any
     r = cli(world.aws, proj, "run", "--env", "staging", "--image", ref2, "--only", "deploy")
     assert r.returncode == 0, r.stdout + r.stderr
     calls = ecs_sim.calls[start:]
-    assert "ecs:UpdateService" in {iam.iam_action(c.service, c.action) for c in calls}
-    assert denied(policy, calls, cfg, world) == []
+    assert "ecs:UpdateService" in seen(calls)
+    assert denied(policy, calls, cfg, [world.secret_arn]) == []
 
     # the evaluator is not a rubber stamp: without the service statement the same calls are denied
-    narrowed = {**policy, "Statement": [s for s in policy["Statement"] if s["Sid"] != "EcsServicesWrite"]}
-    assert any("ecs:UpdateService" in d for d in denied(narrowed, calls, cfg, world))
-    assert not any(a in seen for a in ("secretsmanager:GetSecretValue", "ssm:GetParameter", "ssm:GetParameters"))
+    assert any("ecs:UpdateService" in d for d in denied(without(policy, "EcsServicesWrite"), calls, cfg,
+                                                          [world.secret_arn]))
+    assert not any(a in first | seen(calls)
+                   for a in ("secretsmanager:GetSecretValue", "ssm:GetParameter", "ssm:GetParameters"))
+
+
+def test_policy_covers_run_metrics_and_the_monitoring_alarms_of_a_deploy(world: World, ecs_sim: Any,
+                                                                          tmp_path: Path) -> None:
+    """monitoring.publish_run_metrics → PutMetricData in its namespace; monitoring.roll_back_on →
+    the deploy resolves the ALB dimension by name, writes the monitoring alarms (PutMetricAlarm)
+    and watches its deployment alarms (DescribeAlarms)."""
+    doc = deploy_yaml(world)
+    doc["monitoring"] = {"load_balancer": "chat-api", "error_rate": 5, "latency": {"p50": "2s", "p99": "10s"},
+                         "roll_back_on": ["error_rate", "latency_p99"], "dashboard": False,
+                         "publish_run_metrics": True, "run_metrics_namespace": "ChatApi/Deploys"}
+    proj = write_project(tmp_path, doc)
+    cfg = load_env(read(proj / "deploy.yaml", environ={}), "staging")
+    _, generated = alarm_names(cfg)
+    assert sorted(generated) == ["chat-api-staging-api-error-rate", "chat-api-staging-api-latency-p99"]
+    policy_out = cli(world.aws, proj, "iam-policy", "--env", "staging", "--json")
+    assert policy_out.returncode == 0, policy_out.stderr
+    policy = json.loads(policy_out.stdout)["policy"]
+    secrets = [world.secret_arn]
+
+    start = len(ecs_sim.calls)
+    r = cli(world.aws, proj, "run", "--env", "staging", "--image", world.push("v1"), "--only", "deploy")
+    assert r.returncode == 0, r.stdout + r.stderr
+    calls = ecs_sim.calls[start:]
+    assert {"elasticloadbalancing:DescribeLoadBalancers", "cloudwatch:PutMetricAlarm", "cloudwatch:DescribeAlarms",
+            "cloudwatch:PutMetricData", "ecs:CreateService"} <= seen(calls), seen(calls)
+    assert "could not publish run metrics" not in r.stderr
+    # The resources those calls named, read back from moto (calls are recorded without parameters):
+    # the alarms deployctl wrote, and the namespace the run metrics went to.
+    written = sorted(a["AlarmName"] for a in world.c("cloudwatch").describe_alarms()["MetricAlarms"]
+                     if str(a.get("AlarmDescription", "")).startswith("deployctl:"))
+    assert set(generated) < set(written), written  # the p50 alarm is written too
+    published = world.c("cloudwatch").list_metrics(Namespace="ChatApi/Deploys")["Metrics"]
+    assert {"RunDuration", "RunSucceeded"} <= {m["MetricName"] for m in published}
+    assert denied(policy, calls, cfg, secrets, written_alarms=written) == []
+
+    # each new statement is needed: take it away and those calls are denied
+    for sid, action in (("RunMetrics", "cloudwatch:PutMetricData"),
+                        ("MonitoringAlarmsWrite", "cloudwatch:PutMetricAlarm"),
+                        ("AlarmLoadBalancer", "elasticloadbalancing:DescribeLoadBalancers"),
+                        ("DeploymentAlarms", "cloudwatch:DescribeAlarms")):
+        assert any(action in d for d in denied(without(policy, sid), calls, cfg, secrets,
+                                               written_alarms=written)), sid
+    # the user's own deploy.alarms are read, never written
+    user_alarm = iam.Arns(cfg, ACCOUNT).alarm(cfg.deploy.alarms[0])
+    assert iam.allows(policy, Request("cloudwatch:DescribeAlarms", user_alarm))
+    assert not iam.allows(policy, Request("cloudwatch:PutMetricAlarm", user_alarm))
+
+
+# ------------------------------------------------------------------------------------ ECR (push stage)
+
+
+def test_policy_covers_the_ecr_calls_of_the_push_stage(world: World, ecs_sim: Any, tmp_path: Path) -> None:
+    """The push stage's ECR API calls, made by deployctl's own helpers on its own clients (a
+    `docker push` to moto is impossible: see the module docstring for the layer upload)."""
+    from deployctl.adapters import aws as awsa
+    from deployctl.adapters.registry import ImageRef
+    from deployctl.stages.access import RegistryAccess, ensure_ecr_repository, resolve_digest
+
+    proj = write_project(tmp_path, deploy_yaml(world))
+    cfg = load_env(read(proj / "deploy.yaml", environ={}), "staging")
+    policy = iam.ci_policy(cfg, ACCOUNT)
+    host = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com"
+    world.c("ecr").delete_repository(repositoryName=cfg.image.repository, force=True)  # first push ever
+    ecr = awsa.clients(cfg.region).ecr
+
+    start = len(ecs_sim.calls)
+    assert ensure_ecr_repository(ecr, cfg.image.repository, app=cfg.app) is True  # describe → create
+    assert ensure_ecr_repository(ecr, cfg.image.repository, app=cfg.app) is False  # describe only
+    access = RegistryAccess(host, ecr=ecr)
+    assert access.explicit() is not None  # GetAuthorizationToken, for the daemon's push
+    calls = ecs_sim.calls[start:]
+    ref = world.push("v1")  # stands in for the layer upload (not deployctl: not recorded here)
+    start = len(ecs_sim.calls)
+    digest = resolve_digest(ImageRef.parse(f"{host}/{cfg.image.repository}:v1"), access, ecr)
+    assert ref.endswith(digest)
+    calls += ecs_sim.calls[start:]
+
+    assert seen(calls) == {"ecr:DescribeRepositories", "ecr:CreateRepository", "ecr:GetAuthorizationToken",
+                           "ecr:DescribeImages"}, seen(calls)
+    assert denied(policy, calls, cfg, []) == []
+    assert any("ecr:CreateRepository" in d for d in denied(without(policy, "EcrRepository"), calls, cfg, []))
+    assert any("GetAuthorizationToken" in d for d in denied(without(policy, "EcrLogin"), calls, cfg, []))
+
+    # The registry-protocol side of push/pull, statically: on this repository, and only on it.
+    repo = iam.Arns(cfg, ACCOUNT).repository()
+    other = repo.rsplit("/", 1)[0] + "/someone-else"
+    for action in REGISTRY_PROTOCOL_ACTIONS:
+        assert iam.allows(policy, Request(action, repo)), action
+        assert not iam.allows(policy, Request(action, other)), action
+        assert not iam.allows(without(policy, "EcrRepository"), Request(action, repo)), action
+
+
+# ------------------------------------------------------------------------------------ promote, rollback
+
+
+def _cfgs(proj: Project) -> tuple[ResolvedConfig, ResolvedConfig]:
+    loaded = read(proj.path / "deploy.yaml", environ={})
+    return load_env(loaded, "staging"), load_env(loaded, "prod")
+
+
+def _policy(proj: Project, env_name: str) -> dict[str, Any]:
+    res = proj.cli("iam-policy", "-f", proj.file, "--env", env_name, "--json")
+    assert res.code == 0, res.text
+    return dict(res.json()["policy"])
+
+
+def test_prod_policy_covers_promote_staging_prod(project: Project, sim: Any) -> None:  # noqa: F811
+    staging, prod = _cfgs(project)
+    project.deployed("staging", "v1")
+    policy = _policy(project, "prod")
+    secrets = secret_arns(project.world.c("secretsmanager"))
+
+    start = len(sim.calls)
+    res = project.cli("promote", "staging", "prod", "-f", project.file, "--yes")
+    assert res.code == 0, res.text
+    calls = sim.calls[start:]
+    assert {"ecs:DescribeServices", "ecs:ListTaskDefinitions", "ecs:DescribeTaskDefinition",
+            "ecs:RegisterTaskDefinition", "ecs:CreateService", "ecs:TagResource",
+            "ecr:DescribeImages"} <= seen(calls), seen(calls)
+    assert denied(policy, calls, prod, secrets, source=staging) == []
+
+    # promote reads staging with the prod role: without the source reads it is denied there
+    missing = denied(without(policy, "PromoteSourceRead"), calls, prod, secrets, source=staging)
+    assert any("ecs:DescribeServices" in d and "/ai-staging/" in d for d in missing), missing
+    # …and staging stays read-only for the prod role
+    src = iam.Arns(staging, ACCOUNT)
+    for action in sorted(iam.ECS_WRITE_ACTIONS - iam.ECS_NO_RESOURCE_LEVEL):
+        for arn in [*src.services(), *(f.replace(":*", ":1") for f in src.families())]:
+            assert not iam.allows(policy, Request(action, arn, {"aws:ResourceTag/deployctl:app": "chat-api"})), (
+                action, arn)
+    # the RegisterTaskDefinition condition holds: the prod revision carries deployctl:app
+    arn = project.world.c("ecs").describe_services(cluster=PROD_CLUSTER, services=["chat-api-api"])[
+        "services"][0]["taskDefinition"]
+    tags = project.world.c("ecs").describe_task_definition(taskDefinition=arn, include=["TAGS"])["tags"]
+    assert {"key": "deployctl:app", "value": "chat-api"} in tags
+
+
+def test_staging_policy_covers_rollback(project: Project, sim: Any) -> None:  # noqa: F811
+    staging, _ = _cfgs(project)
+    project.deployed("staging", "v1")
+    project.deployed("staging", "v2")
+    policy = _policy(project, "staging")
+    secrets = secret_arns(project.world.c("secretsmanager"))
+
+    start = len(sim.calls)
+    res = project.cli("rollback", "-f", project.file, "--env", "staging", "--yes")
+    assert res.code == 0, res.text
+    calls = sim.calls[start:]
+    assert {"ecs:DescribeServices", "ecs:ListTaskDefinitions", "ecs:DescribeTaskDefinition",
+            "ecs:RegisterTaskDefinition", "ecs:UpdateService", "ecs:TagResource"} <= seen(calls), seen(calls)
+    assert denied(policy, calls, staging, secrets) == []
+    assert any("ecs:UpdateService" in d for d in denied(without(policy, "EcsServicesWrite"), calls, staging,
+                                                          secrets))
+    # the re-registered revision carries deployctl:app (the RegisterTaskDefinition condition)
+    arn = project.world.c("ecs").describe_services(cluster="ai-staging", services=["chat-api-api"])[
+        "services"][0]["taskDefinition"]
+    assert arn.endswith(":3")
+    tags = project.world.c("ecs").describe_task_definition(taskDefinition=arn, include=["TAGS"])["tags"]
+    assert {"key": "deployctl:app", "value": "chat-api"} in tags
+
+
+# ------------------------------------------------------------------------------------ preview
 
 
 def test_preview_policy_covers_a_preview_deploy_and_destroy(world: World, ecs_sim: Any, tmp_path: Path) -> None:
@@ -136,10 +385,9 @@ def test_preview_policy_covers_a_preview_deploy_and_destroy(world: World, ecs_si
     r = cli(world.aws, proj, "destroy", "--env", "preview", "--name", "pr-9", "--yes")
     assert r.returncode == 0, r.stderr
     calls = ecs_sim.calls[start:]
-    seen = {iam.iam_action(c.service, c.action) for c in calls}
     assert {"ecs:CreateService", "ecs:RegisterTaskDefinition", "ecs:DeleteService",
-            "ecs:DeregisterTaskDefinition", "ecs:ListServices"} <= seen, sorted(seen)
-    assert denied(policy, calls, cfg, world, preview="pr-9") == []
+            "ecs:DeregisterTaskDefinition", "ecs:ListServices"} <= seen(calls), seen(calls)
+    assert denied(policy, calls, cfg, [world.secret_arn], preview="pr-9") == []
     # the staging policy does not allow tearing services down
     staging = iam.ci_policy(load_env(read(proj / "deploy.yaml", environ={}), "staging"), ACCOUNT)
-    assert any("ecs:DeleteService" in d for d in denied(staging, calls, cfg, world, preview="pr-9"))
+    assert any("ecs:DeleteService" in d for d in denied(staging, calls, cfg, [world.secret_arn], preview="pr-9"))

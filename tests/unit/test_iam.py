@@ -52,6 +52,13 @@ def cfg_of(env: str, path: Path = ROOT / "deploy.yaml"):
     return load_env(read(path, environ={}), env)
 
 
+def policy_of(env: str, path: Path = ROOT / "deploy.yaml") -> dict:
+    """The policy `deployctl iam-policy --env ENV` prints (with the promote source, if any)."""
+    cfg = cfg_of(env, path)
+    src = cfg.environment.promote_from
+    return iam.ci_policy(cfg, ACCOUNT, source=cfg_of(src, path) if src else None)
+
+
 @pytest.fixture
 def preview_cfg(tmp_path: Path):
     p = tmp_path / "deploy.yaml"
@@ -73,8 +80,7 @@ def actions(policy: dict) -> set[str]:
 
 def test_no_star_resource_on_any_ecs_or_ecr_write_action() -> None:
     for env in ("staging", "prod"):
-        cfg = cfg_of(env)
-        policy = iam.ci_policy(cfg, ACCOUNT)
+        policy = policy_of(env)
         # the one write AWS cannot scope by ARN, and it carries a condition instead
         assert iam.wildcard_writes(policy) == [("ecs:RegisterTaskDefinition", "EcsRegisterTaskDefinition")]
         reg = next(s for s in statements(policy) if s["Sid"] == "EcsRegisterTaskDefinition")
@@ -131,7 +137,7 @@ def test_secrets_are_describe_only() -> None:
 
 
 def test_only_what_the_config_uses() -> None:
-    staging, prod = iam.ci_policy(cfg_of("staging"), ACCOUNT), iam.ci_policy(cfg_of("prod"), ACCOUNT)
+    staging, prod = policy_of("staging"), policy_of("prod")
     assert "cloudwatch:DescribeAlarms" in actions(staging)  # deploy.alarms
     assert "elasticloadbalancing:DescribeTargetHealth" in actions(staging)  # api has a target group
     assert "application-autoscaling:RegisterScalableTarget" not in actions(staging)
@@ -154,6 +160,111 @@ def test_preview_policy_limits_changes_to_tagged_previews(preview_cfg) -> None:
     assert not allows(policy, Request("ecs:UpdateService", svc))  # a look-alike without the tag
     assert not allows(policy, Request("ecs:UpdateService", staging_svc, tagged))  # not a preview name
     assert not allows(policy, Request("ecs:DeleteService", staging_svc, tagged))
+
+
+READ_ONLY = ("Describe", "List", "Get")
+
+
+def test_promote_target_reads_its_source_and_never_writes_there() -> None:
+    """`promote staging prod` runs with prod's role and reads staging first (read_services,
+    read_releases in commands/release_cmds.py): DescribeServices on staging's services."""
+    policy, staging = policy_of("prod"), cfg_of("staging")
+    src = iam.Arns(staging, ACCOUNT)
+    owned = {"aws:ResourceTag/deployctl:app": "chat-api"}
+    for arn in src.services():
+        assert allows(policy, Request("ecs:DescribeServices", arn, owned))
+        assert allows(policy, Request("ecs:ListTagsForResource", arn))
+    for family in src.families():
+        assert allows(policy, Request("ecs:ListTagsForResource", family.replace(":*", ":12")))
+    assert allows(policy, Request("ecs:ListTaskDefinitions")) and allows(policy, Request("ecs:DescribeTaskDefinition"))
+    # read-only on the source: every statement naming a staging resource grants reads only
+    for s in statements(policy):
+        if any("/ai-staging/" in r or "chat-api-staging-" in r for r in as_list(s["Resource"])):
+            assert all(a.split(":")[1].startswith(READ_ONLY) for a in as_list(s["Action"])), s
+    for action in sorted(iam.ECS_WRITE_ACTIONS - iam.ECS_NO_RESOURCE_LEVEL):
+        for arn in [*src.services(), *(f.replace(":*", ":3") for f in src.families())]:
+            assert not allows(policy, Request(action, arn, owned)), (action, arn)
+    # staging itself is promoted from nothing: no other environment's resources in its policy
+    assert not any("/ai-prod/" in r or "chat-api-prod-" in r for s in statements(policy_of("staging"))
+                   for r in as_list(s["Resource"]))
+    # without the source the policy would be wrong: refuse rather than render it
+    with pytest.raises(ValueError, match="promoted from staging"):
+        iam.ci_policy(cfg_of("prod"), ACCOUNT)
+    with pytest.raises(ValueError, match="promoted from staging"):
+        iam.ci_policy(cfg_of("prod"), ACCOUNT, source=cfg_of("preview"))
+
+
+def test_promote_source_with_its_own_repository() -> None:
+    staging = cfg_of("staging")
+    rc_staging = staging.model_copy(update={"image": staging.image.model_copy(update={"repository": "chat-api-rc"})})
+    policy = iam.ci_policy(cfg_of("prod"), ACCOUNT, source=rc_staging)
+    rc = f"arn:aws:ecr:us-east-1:{ACCOUNT}:repository/chat-api-rc"
+    assert allows(policy, Request("ecr:DescribeImages", rc))  # preflight of the promoted deploy
+    for action in ("ecr:PutImage", "ecr:InitiateLayerUpload", "ecr:BatchGetImage", "ecr:CreateRepository"):
+        assert not allows(policy, Request(action, rc)), action
+    assert not any(s["Sid"] == "PromoteSourceImage" for s in statements(policy_of("prod")))  # same repository
+
+
+def with_monitoring(cfg, **changes):
+    return cfg.model_copy(update={"monitoring": cfg.monitoring.model_copy(update=changes)})
+
+
+def test_run_metrics_only_in_their_namespace() -> None:
+    assert "cloudwatch:PutMetricData" not in actions(policy_of("staging"))  # publish_run_metrics is off
+    cfg = with_monitoring(cfg_of("staging"), publish_run_metrics=True, run_metrics_namespace="ChatApi/Deploys")
+    policy = iam.ci_policy(cfg, ACCOUNT)
+    (stmt,) = [s for s in statements(policy) if "cloudwatch:PutMetricData" in as_list(s["Action"])]
+    assert stmt["Action"] == ["cloudwatch:PutMetricData"] and stmt["Resource"] == "*"
+    assert stmt["Condition"] == {"StringEquals": {"cloudwatch:namespace": "ChatApi/Deploys"}}
+    assert allows(policy, Request("cloudwatch:PutMetricData", "*", {"cloudwatch:namespace": "ChatApi/Deploys"}))
+    assert not allows(policy, Request("cloudwatch:PutMetricData", "*", {"cloudwatch:namespace": "AWS/ECS"}))
+    assert not allows(policy, Request("cloudwatch:PutMetricData", "*"))
+    assert any("ChatApi/Deploys" in n for n in iam.notes(cfg))
+
+
+def test_monitoring_alarms_are_written_by_name() -> None:
+    """With roll_back_on the deploy writes the environment's generated alarms before the service
+    update names its deployment alarms (targets/ecs.py); the watcher reads the deployment alarms."""
+    from deployctl.render.monitoring import alarms, deployment_alarm_names
+
+    cfg = cfg_of("staging")
+    policy = policy_of("staging")
+    alarm = iam.Arns(cfg, ACCOUNT).alarm
+    wired = {n for svc in (None, *cfg.services) for n in deployment_alarm_names(cfg, cfg.monitoring, svc)}
+    rendered = {spec.name for spec in alarms(cfg, cfg.monitoring)}
+    assert set(cfg.deploy.alarms) < wired and wired - set(cfg.deploy.alarms) < rendered
+    for name in sorted(wired):
+        assert allows(policy, Request("cloudwatch:DescribeAlarms", alarm(name))), name
+    for name in sorted(rendered):
+        assert allows(policy, Request("cloudwatch:PutMetricAlarm", alarm(name))), name
+        assert allows(policy, Request("cloudwatch:TagResource", alarm(name))), name  # tags sent on create
+        assert not allows(policy, Request("cloudwatch:DeleteAlarms", alarm(name))), name
+    # never the user's own deploy.alarms, an alarm monitoring does not render, another environment's
+    for name in [*cfg.deploy.alarms, "chat-api-staging-api-latency", *(n.replace("-staging-", "-prod-")
+                                                                       for n in rendered)]:
+        assert not allows(policy, Request("cloudwatch:PutMetricAlarm", alarm(name))), name
+    (write,) = [s for s in statements(policy) if "cloudwatch:PutMetricAlarm" in as_list(s["Action"])]
+    assert not any(iam.broad_resource(r) or "*" in r for r in as_list(write["Resource"]))
+    assert allows(policy, Request("elasticloadbalancing:DescribeLoadBalancers"))  # ALB named, not an ARN
+    prod = policy_of("prod")
+    for name in rendered:
+        assert allows(prod, Request("cloudwatch:PutMetricAlarm", alarm(name.replace("-staging-", "-prod-"))))
+        assert not allows(prod, Request("cloudwatch:PutMetricAlarm", alarm(name)))
+
+    # an ALB given by ARN needs no lookup
+    arn = f"arn:aws:elasticloadbalancing:us-east-1:{ACCOUNT}:loadbalancer/app/chat-api-alb/50dc6c495c0c9188"
+    by_arn = iam.ci_policy(with_monitoring(cfg, load_balancer=arn), ACCOUNT)
+    assert "elasticloadbalancing:DescribeLoadBalancers" not in actions(by_arn)
+    assert "cloudwatch:PutMetricAlarm" in actions(by_arn)
+    # no roll_back_on: the deploy writes no alarms (`monitor apply` does, with its own role)
+    quiet = iam.ci_policy(with_monitoring(cfg, roll_back_on=[]), ACCOUNT)
+    assert "cloudwatch:PutMetricAlarm" not in actions(quiet)
+    assert "elasticloadbalancing:DescribeLoadBalancers" not in actions(quiet)
+    # no monitoring at all: only deploy.alarms, read-only
+    bare = iam.ci_policy(cfg.model_copy(update={"monitoring": None}), ACCOUNT)
+    assert not any(a.startswith("cloudwatch:Put") for a in actions(bare))
+    (reads,) = [s for s in statements(bare) if s["Sid"] == "DeploymentAlarms"]
+    assert as_list(reads["Resource"]) == [alarm(n) for n in cfg.deploy.alarms]
 
 
 def test_trust_policy_for_github_oidc() -> None:
@@ -205,6 +316,10 @@ def test_cli_json_and_text() -> None:
     out = json.loads(r.stdout)
     assert out["account"] == ACCOUNT
     assert out["policy"] == iam.ci_policy(cfg_of("staging"), ACCOUNT)
+    prod = deployctl("iam-policy", "--env", "prod", "--json")
+    assert prod.returncode == 0, prod.stderr
+    assert json.loads(prod.stdout)["policy"] == policy_of("prod")  # with staging's reads
+    assert any(n.startswith("Promotion: `deployctl promote staging prod`") for n in json.loads(prod.stdout)["notes"])
     assert out["trust_policy"]["Statement"][0]["Action"] == "sts:AssumeRoleWithWebIdentity"
     assert any("RegisterTaskDefinition" in n for n in out["notes"])
     text = deployctl("iam-policy", "--env", "prod")
