@@ -376,7 +376,7 @@ def run_jobs(
     """
     validate_graph(jobs)
     run = _Run(reporter, redactor or Redactor(), kill_grace)
-    installed: dict[int, Any] = {}
+    installed: dict[signal.Signals, Any] = {}
     if handle_signals and threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGINT, signal.SIGTERM):
             installed[sig] = signal.getsignal(sig)

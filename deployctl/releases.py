@@ -121,7 +121,7 @@ def revision_from(description: Mapping[str, Any]) -> Revision | None:
     image = next((str(c.get("image", "")) for c in containers if c.get("name") == service), "")
     if not image and containers:
         image = str(containers[0].get("image", ""))
-    registered = td.get("registeredAt")
+    registered: Any = td.get("registeredAt")
     return Revision(arn=str(td.get("taskDefinitionArn", "")), family=str(td.get("family", "")),
                     number=int(td.get("revision") or 0), service=service, image=image, tags=tags,
                     registered_at=registered.isoformat() if hasattr(registered, "isoformat")

@@ -193,8 +193,8 @@ def assess(
     our_id = started_deployment_id
     svc = snapshot.service
     if svc is None or svc.get("status") in ("INACTIVE", "DRAINING"):
-        state = "missing" if svc is None else str(svc.get("status")).lower()
-        return Verdict(FAILED, f"the service is {state} (deleted while deploying?)", CAUSE_SERVICE_GONE,
+        gone = "missing" if svc is None else str(svc.get("status")).lower()
+        return Verdict(FAILED, f"the service is {gone} (deleted while deploying?)", CAUSE_SERVICE_GONE,
                        our_id)
 
     deployments: Sequence[Json] = svc.get("deployments") or []
@@ -757,10 +757,11 @@ def _aux_plan(w: _Watch, svc: Json | None, polls: int, verdict: Verdict) -> dict
     new_events = [e for e in (svc or {}).get("events") or [] if e.get("id") not in w.seen_events]
     text = " ".join(str(e.get("message", "")) for e in new_events)
     trouble = any(word in text for word in ("unhealthy", "failed", "unable"))
-    in_progress = bool(ours) and ours.get("rolloutState") == "IN_PROGRESS"
+    in_progress = ours is not None and ours.get("rolloutState") == "IN_PROGRESS"
     tasks = bool(ours) and ((failed != w.last_failed_tasks and failed > 0) or trouble
                             or (every and in_progress and not near))
-    completed = bool(ours) and ours.get("rolloutState") == "COMPLETED" and ours.get("status") == "PRIMARY"
+    completed = (ours is not None and ours.get("rolloutState") == "COMPLETED"
+                 and ours.get("status") == "PRIMARY")
     targets = w.limits.load_balanced and (every or completed or running != w.last_running
                                           or "target" in text)
     alarms = bool(w.alarm_prev) and (every or "alarm" in text)
@@ -778,9 +779,11 @@ def _timers(w: _Watch, svc: Json | None, alarms: Mapping[str, str], now: float, 
     ours = None
     if svc is not None:
         ours = next((d for d in svc.get("deployments") or [] if d.get("id") == w.our_id), None)
-    primary_failed = bool(ours) and ours.get("status") == "PRIMARY" and ours.get("rolloutState") == "FAILED"
+    primary_failed = (ours is not None and ours.get("status") == "PRIMARY"
+                      and ours.get("rolloutState") == "FAILED")
     w.failed_since = (w.failed_since or now) if primary_failed else None
-    completed = bool(ours) and ours.get("status") == "PRIMARY" and ours.get("rolloutState") == "COMPLETED"
+    completed = (ours is not None and ours.get("status") == "PRIMARY"
+                 and ours.get("rolloutState") == "COMPLETED")
     bad = False
     if completed and w.targets is not None:
         _, _, bad_list = target_counts(w.targets)

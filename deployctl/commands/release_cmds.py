@@ -146,8 +146,9 @@ def _options(cfg: ResolvedConfig, *, yes: bool, lock_wait: str | None, no_rollba
              task_definitions: Mapping[str, Mapping[str, Any]] | None = None) -> Any:
     from deployctl.targets import DeployOptions
 
-    base = dict(no_rollback=no_rollback, timeout=cfg.deploy.timeout, poll_interval=cfg.deploy.poll_interval,
-                yes=yes, lock_wait=parse_lock_wait(lock_wait))
+    base: dict[str, Any] = dict(no_rollback=no_rollback, timeout=cfg.deploy.timeout,
+                                poll_interval=cfg.deploy.poll_interval, yes=yes,
+                                lock_wait=parse_lock_wait(lock_wait))
     if task_definitions is None:
         return DeployOptions(**base)
     return _pinned_options(DeployOptions)(**base, task_definitions=dict(task_definitions))
@@ -530,7 +531,7 @@ def read_status(clients: Any, cfg: ResolvedConfig) -> list[ServiceStatus]:
         if rev is None and arn:
             rev = releases.revision_from(clients.ecs.describe_task_definition(taskDefinition=arn, include=["TAGS"]))
         deps = svc.get("deployments") or []
-        primary = next((d for d in deps if d.get("status") == "PRIMARY"), {}) or {}
+        primary: Mapping[str, Any] = next((d for d in deps if d.get("status") == "PRIMARY"), {}) or {}
         newest = max((r for r in revs if r.service == name), key=lambda r: r.number, default=None)
         rolled = ""
         if newest is not None and newest.arn != arn and newest.outcome in (rt.IN_PROGRESS, rt.ROLLED_BACK, rt.FAILED):

@@ -225,12 +225,12 @@ class Service(Strict):
 
 class Deploy(Strict):
     strategy: Literal["rolling"] = "rolling"
-    min_healthy_percent: Int = Field(100, ge=0, le=100)
-    max_percent: Int = Field(200, ge=100, le=400)
+    min_healthy_percent: Int = Field(default=100, ge=0, le=100)
+    max_percent: Int = Field(default=200, ge=100, le=400)
     circuit_breaker: bool = True
     alarms: list[str] = Field(default_factory=list, description="CloudWatch alarms that roll a deploy back")
     timeout: Duration = 900.0
-    poll_interval: Duration = Field(5.0, description="Watcher's base polling interval")
+    poll_interval: Duration = Field(default=5.0, description="Watcher's base polling interval")
 
 
 class Network(Strict):
@@ -287,6 +287,14 @@ class Queue(Strict):
     service: str | None = Field(None, description="Worker service consuming the queue (for the dashboard)")
 
 
+RollBackMetric = Literal["latency_p50", "latency_p95", "latency_p99", "error_rate", "tokens_per_request",
+                         "queue_depth"]
+
+
+def _default_roll_back_on() -> list[RollBackMetric]:
+    return ["error_rate"]
+
+
 class Monitoring(Strict):
     load_balancer: str | None = Field(
         None, description="ALB name or ARN (its ARN suffix is the LoadBalancer dimension of latency/5xx metrics)")
@@ -297,9 +305,8 @@ class Monitoring(Strict):
     period: Duration = Field(60.0, description="Alarm period (multiple of 60s)")
     evaluation_periods: int = Field(5, ge=1, le=100)
     datapoints_to_alarm: int | None = Field(None, ge=1)
-    roll_back_on: list[Literal["latency_p50", "latency_p95", "latency_p99", "error_rate", "tokens_per_request",
-                               "queue_depth"]] = Field(
-        default_factory=lambda: ["error_rate"],
+    roll_back_on: list[RollBackMetric] = Field(
+        default_factory=_default_roll_back_on,
         description="Generated alarms that also become ECS deployment alarms (a bad deploy rolls back)")
     dashboard: bool = True
     publish_run_metrics: bool = Field(False, description="Publish deployctl's own run metrics to CloudWatch")

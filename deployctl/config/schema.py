@@ -9,9 +9,13 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 from deployctl.config import model as m
 
 
+def _optional(annotation: Any) -> Any:
+    return annotation | None
+
+
 def _patch(cls: type[BaseModel], name: str) -> type[BaseModel]:
     """Same keys as `cls`, all optional: what an environment overlay may set."""
-    fields: dict[str, Any] = {key: (f.annotation | None, None) for key, f in cls.model_fields.items()}
+    fields: dict[str, Any] = {key: (_optional(f.annotation), None) for key, f in cls.model_fields.items()}
     return create_model(name, __config__=ConfigDict(extra="forbid"), **fields)
 
 

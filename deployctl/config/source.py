@@ -7,7 +7,7 @@ duplicate keys (PyYAML silently keeps the last) and keep positions for later err
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import yaml
 
@@ -155,4 +155,5 @@ def _walk(node: yaml.Node, path: Path, marks: Marks, problems: list[ConfigProble
         return out
     if isinstance(node, yaml.SequenceNode):
         return [_walk(item, (*path, i), marks, problems, file) for i, item in enumerate(node.value)]
-    return _scalar(node)
+    # The composer builds only mapping, sequence and scalar nodes: what is left is a scalar.
+    return _scalar(cast(yaml.ScalarNode, node))

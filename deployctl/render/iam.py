@@ -531,7 +531,7 @@ def broad_resource(resource: str) -> bool:
 
 def wildcard_writes(policy: Mapping[str, Any]) -> list[tuple[str, str]]:
     """(action, sid) for every ECS/ECR write action granted on a broad resource (see above)."""
-    out = []
+    out: list[tuple[str, str]] = []
     for s in _as_list(policy.get("Statement", [])):
         if s.get("Effect") != "Allow":
             continue

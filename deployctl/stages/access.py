@@ -62,11 +62,11 @@ class RegistryAccess:
             if host != self.host:
                 raise ExternalError(f"ECR gave a token for {host}, but the image goes to {self.host}")
             return user, password
-        user, password = self._env.get(ENV_USER), self._env.get(ENV_PASSWORD)
-        if user and password:
-            return user, password
-        if user or password:
-            missing = ENV_PASSWORD if user else ENV_USER
+        env_user, env_password = self._env.get(ENV_USER), self._env.get(ENV_PASSWORD)
+        if env_user and env_password:
+            return env_user, env_password
+        if env_user or env_password:
+            missing = ENV_PASSWORD if env_user else ENV_USER
             raise ExternalError(f"{missing} is not set while its partner is",
                                 hint=f"set both {ENV_USER} and {ENV_PASSWORD}, or neither")
         return None

@@ -229,7 +229,7 @@ class EcsSource:
             return dict(svc)
         return None
 
-    def stopped_tasks(self, deployment_id: str, known: set[str]) -> list[dict[str, Any]]:
+    def stopped_tasks(self, deployment_id: str, known: set[str]) -> list[Mapping[str, Any]]:
         resp = self._call("ListTasks", self.ecs.list_tasks, cluster=self.cluster, startedBy=deployment_id,
                           desiredStatus="STOPPED", maxResults=100)
         arns = [a for a in resp.get("taskArns", []) if a not in known]
@@ -238,10 +238,10 @@ class EcsSource:
         resp = self._call("DescribeTasks", self.ecs.describe_tasks, cluster=self.cluster, tasks=arns[:100])
         return [dict(t) for t in resp.get("tasks", []) if t.get("lastStatus") == "STOPPED"]
 
-    def target_health(self) -> list[dict[str, Any]] | None:
+    def target_health(self) -> list[Mapping[str, Any]] | None:
         if not self.target_groups:
             return None
-        out: list[dict[str, Any]] = []
+        out: list[Mapping[str, Any]] = []
         for arn in self.target_groups:
             resp = self._call("DescribeTargetHealth", self.elbv2.describe_target_health, TargetGroupArn=arn)
             out += resp.get("TargetHealthDescriptions", [])
