@@ -219,16 +219,24 @@ def create_service(cfg: ResolvedConfig, svc_name: str, task_def: str, facts: Fac
         "propagateTags": "SERVICE",
         "tags": tags(cfg, svc_name, Facts(preview_name=facts.preview_name)),
     }
+    request.update(_optional_blocks(cfg, svc_name, facts))
+    return request
+
+
+def _optional_blocks(cfg: ResolvedConfig, svc_name: str, facts: Facts) -> dict[str, object]:
+    """Blocks create and update share, sent only when they say something (an empty network or
+    load-balancer block would be rejected)."""
+    out: dict[str, object] = {}
     network = _network(cfg)
     if network:
-        request["networkConfiguration"] = network
+        out["networkConfiguration"] = network
     lbs = _load_balancers(cfg, svc_name, facts)
     if lbs:
-        request["loadBalancers"] = lbs
-    grace = _grace(svc)
+        out["loadBalancers"] = lbs
+    grace = _grace(cfg.services[svc_name])
     if grace is not None:
-        request["healthCheckGracePeriodSeconds"] = grace
-    return request
+        out["healthCheckGracePeriodSeconds"] = grace
+    return out
 
 
 def update_service(cfg: ResolvedConfig, svc_name: str, task_def: str, facts: Facts) -> dict[str, object]:
@@ -241,17 +249,8 @@ def update_service(cfg: ResolvedConfig, svc_name: str, task_def: str, facts: Fac
         "deploymentConfiguration": deployment_configuration(cfg, svc_name),
         "forceNewDeployment": False,
     }
-    # An ecs environment always has a network (validated); an empty block would be rejected.
-    network = _network(cfg)
-    if network:
-        request["networkConfiguration"] = network
     # With autoscaling the scaler owns desiredCount; resetting it on every deploy would fight it.
     if not svc.autoscaling:
         request["desiredCount"] = svc.count
-    lbs = _load_balancers(cfg, svc_name, facts)
-    if lbs:
-        request["loadBalancers"] = lbs
-    grace = _grace(svc)
-    if grace is not None:
-        request["healthCheckGracePeriodSeconds"] = grace
+    request.update(_optional_blocks(cfg, svc_name, facts))
     return request
