@@ -93,6 +93,20 @@ def load(tmp_path: Path, doc: dict[str, Any]) -> ResolvedConfig:
 _CLIENTS: dict[str, Any] = {}
 
 
+def ecr_push(ecr: Any, tag: str) -> str:
+    """An image in moto's ECR (a manifest only: moto cannot take layers); returns host/repo@digest."""
+    manifest = json.dumps({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+        "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": 7,
+                   "digest": "sha256:" + hashlib.sha256(tag.encode()).hexdigest()},
+        "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "size": 7,
+                    "digest": "sha256:" + hashlib.sha256(b"layer-" + tag.encode()).hexdigest()}],
+    })
+    digest = ecr.put_image(repositoryName=REPO, imageManifest=manifest, imageTag=tag)["image"]["imageId"]["imageDigest"]
+    return f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/{REPO}@{digest}"
+
+
 @dataclass
 class World:
     aws: Any
@@ -107,18 +121,7 @@ class World:
         return _CLIENTS[key]
 
     def push(self, tag: str) -> str:
-        """An image in moto's ECR (a manifest only: moto cannot take layers); returns its ref."""
-        manifest = json.dumps({
-            "schemaVersion": 2,
-            "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
-            "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": 7,
-                       "digest": "sha256:" + hashlib.sha256(tag.encode()).hexdigest()},
-            "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "size": 7,
-                        "digest": "sha256:" + hashlib.sha256(b"layer-" + tag.encode()).hexdigest()}],
-        })
-        digest = self.c("ecr").put_image(repositoryName=REPO, imageManifest=manifest, imageTag=tag)["image"][
-            "imageId"]["imageDigest"]
-        return f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/{REPO}@{digest}"
+        return ecr_push(self.c("ecr"), tag)
 
     def service(self, name: str = API) -> dict[str, Any]:
         return self.c("ecs").describe_services(cluster=CLUSTER, services=[name])["services"][0]

@@ -9,7 +9,6 @@ other preview, the staging services and an untagged look-alike all survive.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import subprocess
@@ -27,6 +26,7 @@ from deployctl.adapters.git import GitFacts
 from deployctl.config import load_env, read
 from deployctl.plan import make_plan
 from deployctl.targets import DeployOptions
+from tests.integration.test_ecs_deploy import ecr_push
 
 ROOT = Path(__file__).resolve().parents[2]
 ACCOUNT = "123456789012"
@@ -54,17 +54,7 @@ class World:
         return self.clients[name]
 
     def push(self, tag: str) -> str:
-        """An image manifest in moto's ECR (moto takes no layers); returns host/repo@digest."""
-        manifest = json.dumps({
-            "schemaVersion": 2,
-            "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
-            "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": 7,
-                       "digest": "sha256:" + hashlib.sha256(tag.encode()).hexdigest()},
-            "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "size": 7,
-                        "digest": "sha256:" + hashlib.sha256(b"layer" + tag.encode()).hexdigest()}],
-        })
-        image = self.c("ecr").put_image(repositoryName=REPO, imageManifest=manifest, imageTag=tag)["image"]
-        return f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/{REPO}@{image['imageId']['imageDigest']}"
+        return ecr_push(self.c("ecr"), tag)
 
     def services(self) -> dict[str, str]:
         """ECS service name → status, for every service the cluster lists."""
