@@ -16,7 +16,6 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import IO, Any
 
 import docker
-import docker.auth
 import docker.errors
 
 from deployctl.errors import ExternalError, StageFailed
@@ -179,22 +178,6 @@ def remove_image(client: docker.DockerClient, ref: str, *, force: bool = False) 
 
 
 # --- registries -----------------------------------------------------------------------------
-
-
-def config_credentials(registry: str) -> tuple[str, str] | None:
-    """(username, password) for `registry` from the docker config (~/.docker/config.json or
-    $DOCKER_CONFIG), including credential helpers; None when there are none."""
-    try:
-        auth = docker.auth.load_config().resolve_authconfig(registry)
-    except docker.errors.DockerException:
-        return None
-    if not auth:
-        return None
-    user = auth.get("username") or auth.get("Username")
-    secret = auth.get("password") or auth.get("Password") or auth.get("IdentityToken")
-    if not user or not secret:
-        return None
-    return str(user), str(secret)
 
 
 def push(

@@ -12,7 +12,6 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -103,6 +102,8 @@ def read_revisions(ecs: Any, cfg: ResolvedConfig, per_family: int | None = None)
 
     def describe(arn: str) -> Any:
         return releases.revision_from(ecs.describe_task_definition(taskDefinition=arn, include=["TAGS"]))
+
+    from concurrent.futures import ThreadPoolExecutor  # ~10 ms at import: only history needs it
 
     with ThreadPoolExecutor(max_workers=8) as pool:
         return [r for r in pool.map(describe, arns) if r is not None]

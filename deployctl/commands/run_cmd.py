@@ -288,9 +288,9 @@ def _connect() -> Any:
 
 
 def _docker_config_credentials(host: str) -> Any:
-    from deployctl.adapters import engine
+    from deployctl.adapters import docker_config
 
-    return engine.config_credentials(host)
+    return docker_config.credentials(host)
 
 
 def _access(cfg: ResolvedConfig, host: str, clients: Any, redactor: Any) -> Any:

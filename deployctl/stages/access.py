@@ -3,7 +3,7 @@
 Where credentials come from, first match wins:
 1. ECR (`image.registry: ecr`): a token from ecr:GetAuthorizationToken (user `AWS`);
 2. DEPLOYCTL_REGISTRY_USERNAME / DEPLOYCTL_REGISTRY_PASSWORD, for CI;
-3. the docker config (`docker login`, credential helpers), read through the engine adapter.
+3. the docker config (`docker login`, credential helpers), read by adapters/docker_config.
 (1) and (2) are handed to the daemon explicitly on push; for (3) the docker SDK sends the
 config's entry itself. Every secret found is registered with the run's redactor.
 """

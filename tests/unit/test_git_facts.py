@@ -59,3 +59,32 @@ def test_ci_branch_comes_from_the_environment_on_a_detached_head(repo: Path, mon
 def test_outside_a_repository_is_a_usage_error(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="not inside a git repository"):
         read_facts(tmp_path)
+
+
+def test_a_repository_without_commits_says_so(tmp_path: Path) -> None:
+    git(tmp_path, "init", "-q", "-b", "main")
+    with pytest.raises(UsageError, match="no commits yet"):
+        read_facts(tmp_path)
+
+
+def test_ignored_files_do_not_dirty_the_tree_but_staged_changes_do(repo: Path) -> None:
+    (repo / ".gitignore").write_text("model.bin\n")
+    git(repo, "add", ".gitignore")
+    git(repo, "commit", "-qm", "ignore weights")
+    (repo / "model.bin").write_bytes(b"\0" * 64)  # weights outside git, as they usually are
+    assert not read_facts(repo).dirty
+    (repo / "app.py").write_text("print('v2')\n")
+    git(repo, "add", "app.py")
+    staged = read_facts(repo)
+    assert staged.dirty and staged.tag != staged.short
+
+
+def test_facts_are_the_repository_s_from_a_subdirectory(repo: Path) -> None:
+    (repo / "svc").mkdir()
+    (repo / "svc" / "deploy.yaml").write_text("version: 1\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "svc")
+    facts = read_facts(repo / "svc")
+    assert facts.sha == git(repo, "rev-parse", "HEAD") and not facts.dirty
+    (repo / "app.py").write_text("print('v9')\n")  # a change outside the subdirectory still counts
+    assert read_facts(repo / "svc").dirty
