@@ -202,10 +202,25 @@ def machine() -> dict[str, str]:
     }
 
 
+def startup_floor(reps: int) -> dict[str, float]:
+    """What any deployctl run pays before its own work: the interpreter, and the imports of the
+    libraries every run command needs (typer parses through pydantic, the config is pydantic)."""
+    probes = {
+        "python": [sys.executable, "-c", "pass"],
+        "imports": [sys.executable, "-c", "import typer, pydantic, yaml, urllib.request"],
+    }
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    out = {}
+    for name, argv in probes.items():
+        times = [timed(lambda argv=argv: sh(*argv, env=env)) for _ in range(max(reps, 5))]  # type: ignore[misc]
+        out[name] = statistics.median(times)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--reps", type=int, default=5)
-    parser.add_argument("--sizes", default="0,256,1024", help="model.bin sizes in MiB, comma-separated")
+    parser.add_argument("--sizes", default="0,64,256,1024", help="model.bin sizes in MiB, comma-separated")
     parser.add_argument("--output", type=Path, default=RESULTS)
     parser.add_argument("--no-cold", action="store_true", help="skip the `docker build --no-cache` series")
     args = parser.parse_args()
@@ -218,12 +233,18 @@ def main() -> None:
             print(f"  deployctl {row['deployctl_s']:.2f}s  plain {row['plain_s']:.2f}s  "
                   f"ratio {row['ratio']:.1f}x  no-cache {row['cold_s']}", file=sys.stderr, flush=True)
             rows.append(row)
+    floor = startup_floor(args.reps)
     info["load_after"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    write(args.output, info, rows, args.reps)
+    write(args.output, info, rows, args.reps, floor)
     print(f"wrote {args.output}", file=sys.stderr)
 
 
-def write(path: Path, info: dict[str, str], rows: list[dict[str, object]], reps: int) -> None:
+def verdict(ratio: float | None) -> str:
+    return "-" if ratio is None else ("met" if ratio >= 5 else "not met")
+
+
+def write(path: Path, info: dict[str, str], rows: list[dict[str, object]], reps: int,
+          floor: dict[str, float]) -> None:
     lines = [
         "# Skip path: `deployctl run --only build,push` on an unchanged commit vs `docker build` + `docker push`",
         "",
@@ -236,29 +257,36 @@ def write(path: Path, info: dict[str, str], rows: list[dict[str, object]], reps:
         "## Results (median of each path, repetitions interleaved in the same run)",
         "",
         "| model.bin | deployctl skip path (in-process part) | docker build + push, warm cache | speed-up "
-        "| docker build --no-cache + push | speed-up |",
-        "| ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| 5× target | docker build --no-cache + push | speed-up | 5× target |",
+        "| ---: | ---: | ---: | ---: | :--- | ---: | ---: | :--- |",
     ]
     for r in rows:
-        cold = f"{r['cold_s']:.2f} s | {r['cold_ratio']:.1f}×" if r["cold_s"] else "- | -"
+        cold = (f"{r['cold_s']:.2f} s | {r['cold_ratio']:.1f}× | {verdict(r['cold_ratio'])}"  # type: ignore[arg-type]
+                if r["cold_s"] else "- | - | -")
         lines.append(f"| {r['size_mib']} MiB | {r['deployctl_s']:.2f} s ({r['deployctl_in_process_s']:.2f} s) | "
-                     f"{r['plain_s']:.2f} s | {r['ratio']:.1f}× | {cold} |")
+                     f"{r['plain_s']:.2f} s | {r['ratio']:.1f}× | {verdict(r['ratio'])} | {cold} |")  # type: ignore[arg-type]
     lines += [
         "",
-        "Target: the skip path at least 5× faster than plain docker. Met against the warm cache "
-        "where the figure above is ≥ 5×, and against `--no-cache` (a fresh CI runner) where that one is.",
+        "Target: the skip path at least 5× faster than plain docker, judged per row above against "
+        "both the warm cache (same machine, straight after a build: plain docker's best case) and "
+        "`--no-cache` (what a re-run on a fresh CI runner does).",
+        "",
+        f"Fixed start-up cost on this machine (median): the Python interpreter alone "
+        f"{floor['python']:.2f} s; interpreter + importing typer, pydantic, PyYAML and urllib "
+        f"{floor['imports']:.2f} s. Every deployctl command pays this before it reads deploy.yaml.",
         "",
         "## Reading the figures",
         "",
         "- deployctl's skip decision itself (the in-process part: list the context, hash it through "
-        "the stat cache, two registry GETs and a HEAD) takes a few hundredths of a second. The rest "
-        "of its wall time is Python start-up (typer, pydantic, GitPython) and reading git facts, "
-        "about 0.7 s whatever the image size.",
+        "the stat cache, two registry GETs and a HEAD) takes a few hundredths of a second; reading "
+        "the git facts is one `git status`. The rest of its wall time is the start-up above plus "
+        "building the config models, the same whatever the image size.",
         "- Plain `docker build` with a warm cache still sends the whole context to the daemon (the "
         "classic builder; there is no buildx here) and re-checks every COPY; that grows with the "
         "context. For a tiny context, docker's cached build + push is faster than Python can start: "
-        "the skip path does not pay off in time there, it pays off in not needing a daemon at all "
-        "(the integration test runs it with DOCKER_HOST pointing nowhere).",
+        "against the warm cache the skip path cannot pay off in time there; it pays off in not "
+        "needing a daemon or a local image at all (the integration test runs it with DOCKER_HOST "
+        "pointing nowhere), and against a fresh runner.",
         "- The no-cache column is a re-run on a fresh CI runner: the plain pair rebuilds and pushes "
         "changed layers; deployctl asks the registry and stops.",
         "- The first deployctl repetition of a size can be slower: files changed less than two "
