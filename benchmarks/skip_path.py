@@ -207,7 +207,7 @@ def startup_floor(reps: int) -> dict[str, float]:
     libraries every run command needs (typer parses through pydantic, the config is pydantic)."""
     probes = {
         "python": [sys.executable, "-c", "pass"],
-        "imports": [sys.executable, "-c", "import typer, pydantic, yaml, urllib.request"],
+        "imports": [sys.executable, "-c", "import typer, yaml, urllib.request; from pydantic import BaseModel"],
     }
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     out = {}
@@ -219,7 +219,7 @@ def startup_floor(reps: int) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--reps", type=int, default=7)
     parser.add_argument("--sizes", default="0,64,256,1024", help="model.bin sizes in MiB, comma-separated")
     parser.add_argument("--output", type=Path, default=RESULTS)
     parser.add_argument("--no-cold", action="store_true", help="skip the `docker build --no-cache` series")
@@ -243,6 +243,16 @@ def verdict(ratio: float | None) -> str:
     return "-" if ratio is None else ("met" if ratio >= 5 else "not met")
 
 
+def ratio_text(ratio: float) -> str:
+    # Two decimals near the target, so a 4.96× row does not read "5.0×, not met".
+    return f"{ratio:.2f}×" if 4 <= ratio < 6 else f"{ratio:.1f}×"
+
+
+def first_size_meeting(rows: list[dict[str, object]], key: str) -> str:
+    met = [r["size_mib"] for r in rows if r[key] is not None and float(r[key]) >= 5]  # type: ignore[arg-type]
+    return f"from {min(met)} MiB of model weights" if met else "at none of the sizes measured"  # type: ignore[type-var]
+
+
 def write(path: Path, info: dict[str, str], rows: list[dict[str, object]], reps: int,
           floor: dict[str, float]) -> None:
     lines = [
@@ -261,18 +271,22 @@ def write(path: Path, info: dict[str, str], rows: list[dict[str, object]], reps:
         "| ---: | ---: | ---: | ---: | :--- | ---: | ---: | :--- |",
     ]
     for r in rows:
-        cold = (f"{r['cold_s']:.2f} s | {r['cold_ratio']:.1f}× | {verdict(r['cold_ratio'])}"  # type: ignore[arg-type]
+        cold = (f"{r['cold_s']:.2f} s | {ratio_text(r['cold_ratio'])} | {verdict(r['cold_ratio'])}"  # type: ignore[arg-type]
                 if r["cold_s"] else "- | - | -")
         lines.append(f"| {r['size_mib']} MiB | {r['deployctl_s']:.2f} s ({r['deployctl_in_process_s']:.2f} s) | "
-                     f"{r['plain_s']:.2f} s | {r['ratio']:.1f}× | {verdict(r['ratio'])} | {cold} |")  # type: ignore[arg-type]
+                     f"{r['plain_s']:.2f} s | {ratio_text(r['ratio'])} | {verdict(r['ratio'])} | {cold} |")  # type: ignore[arg-type]
     lines += [
         "",
         "Target: the skip path at least 5× faster than plain docker, judged per row above against "
         "both the warm cache (same machine, straight after a build: plain docker's best case) and "
         "`--no-cache` (what a re-run on a fresh CI runner does).",
         "",
+        f"In this run the target is met against the warm cache {first_size_meeting(rows, 'ratio')}, "
+        f"and against a fresh runner {first_size_meeting(rows, 'cold_ratio')}. deployctl's time is "
+        "flat in the image size; plain docker's grows with it.",
+        "",
         f"Fixed start-up cost on this machine (median): the Python interpreter alone "
-        f"{floor['python']:.2f} s; interpreter + importing typer, pydantic, PyYAML and urllib "
+        f"{floor['python']:.2f} s; interpreter + importing typer, pydantic's BaseModel, PyYAML and urllib "
         f"{floor['imports']:.2f} s. Every deployctl command pays this before it reads deploy.yaml.",
         "",
         "## Reading the figures",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,6 +41,15 @@ def _ci_branch(env: dict[str, str] | os._Environ[str]) -> str | None:
     return None
 
 
+_OID = re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{64})$")  # SHA-1 or SHA-256 repositories
+
+
+def _git_env() -> dict[str, str]:
+    # English messages (we match "not a git repository"), and no index refresh written behind
+    # another git command's back (the variable is ignored by gits older than 2.15, not refused).
+    return {**os.environ, "LC_ALL": "C", "LANGUAGE": "C", "GIT_OPTIONAL_LOCKS": "0"}
+
+
 def read_facts(path: str | Path = ".") -> GitFacts:
     """Commit, branch and dirtiness from one `git status` (every run reads these, so they are
     read without importing GitPython, ~0.1 s); a dirty tree's content hash uses GitPython."""
@@ -47,8 +57,8 @@ def read_facts(path: str | Path = ".") -> GitFacts:
         raise UsageError(f"{Path(path).resolve()} is not a directory")
     try:
         code, out, err = shell.run_capture(
-            ["git", "--no-optional-locks", "status", "--porcelain=v2", "--branch", "-z", "--untracked-files=all"],
-            timeout=120, cwd=path)  # a huge untracked tree is slow, not stuck
+            ["git", "status", "--porcelain=v2", "--branch", "-z", "--untracked-files=all"],
+            timeout=120, cwd=path, env=_git_env())  # a huge untracked tree is slow, not stuck
     except TimeoutError as exc:
         raise UsageError(f"git status in {Path(path).resolve()}: {exc}") from None
     except FileNotFoundError:
@@ -60,15 +70,13 @@ def read_facts(path: str | Path = ".") -> GitFacts:
                              hint="deployctl tags images from the commit: run `git init` and commit first")
         raise UsageError(f"git status failed in {Path(path).resolve()}: {err.strip() or code}")
     headers: dict[str, str] = {}
-    dirty = False
-    for entry in out.split("\0"):
-        if entry.startswith("# "):
-            key, _, value = entry[2:].partition(" ")
-            headers[key] = value
-        elif entry:
-            dirty = True  # changed, staged, unmerged or untracked (not ignored) paths
-    sha = headers.get("branch.oid", "")
-    if len(sha) != 40:  # "(initial)"
+    entries = [e for e in out.split("\0") if e]
+    while entries and entries[0].startswith("# "):  # headers come first; a path may start with "# "
+        key, _, value = entries.pop(0)[2:].partition(" ")
+        headers[key] = value
+    dirty = bool(entries)  # changed, staged, unmerged or untracked (not ignored) paths
+    sha = headers.get("branch.oid", "(initial)")
+    if not _OID.match(sha):  # "(initial)": an unborn branch
         raise UsageError("the git repository has no commits yet", hint="commit once, then run again")
     branch = _ci_branch(os.environ)
     if branch is None:
@@ -78,15 +86,18 @@ def read_facts(path: str | Path = ".") -> GitFacts:
 
 
 def _dirty_hash(path: str | Path) -> str:
-    """A content hash of everything uncommitted: the diff against HEAD plus untracked files."""
+    """A content hash of everything uncommitted: the diff against HEAD (submodules' changed
+    files included) plus untracked files, all as bytes so no file name or encoding breaks it.
+    Untracked files inside a submodule are not seen (git diff does not show them)."""
     import git
 
     repo = git.Repo(path, search_parent_directories=True)
     digest = hashlib.sha256()
-    digest.update(repo.git.diff("HEAD", "--binary").encode())
+    digest.update(repo.git.diff("HEAD", "--binary", "--submodule=diff", stdout_as_string=False))
     root = Path(repo.working_tree_dir or ".")
-    for name in sorted(repo.untracked_files):
-        digest.update(name.encode())
+    listed = repo.git.ls_files("-z", "--others", "--exclude-standard", stdout_as_string=False)
+    for name in sorted(n for n in listed.split(b"\0") if n):
+        digest.update(name + b"\0")
         with contextlib.suppress(OSError):  # vanished or unreadable: the name still counts
-            digest.update((root / name).read_bytes())
+            digest.update((root / os.fsdecode(name)).read_bytes())
     return digest.hexdigest()

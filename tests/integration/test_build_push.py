@@ -7,6 +7,7 @@ registry over its HTTP API, not just in deployctl's own report.
 
 from __future__ import annotations
 
+import base64
 import json
 import signal
 import socket
@@ -159,6 +160,35 @@ def test_registry_credentials_from_the_environment_push(fixture_app: FixtureApp,
     # The skip check also authenticates (Basic challenge) with the same credentials.
     again = fixture_app.run("--only", "build,push", "--json", env=creds)
     assert again.code == 0 and again.stage("push")["status"] == "skipped", again.output
+
+
+def test_docker_login_credentials_serve_push_and_the_lean_skip_path(fixture_app: FixtureApp,
+                                                                    auth_registry: Registry) -> None:
+    """`docker login` is how most people authenticate; the skip check reads that login itself,
+    without importing the docker SDK or GitPython (their imports were most of its time)."""
+    fixture_app.set_registry(auth_registry.host)
+    fixture_app.commit("push to the auth registry")
+    token = base64.b64encode(f"{AUTH_USER}:{AUTH_PASSWORD}".encode()).decode()
+    (fixture_app.home / ".docker" / "config.json").write_text(
+        json.dumps({"auths": {f"http://{auth_registry.host}": {"auth": token}}}))
+    first = fixture_app.run("--only", "build,push", "--json")
+    assert first.code == 0, first.output
+    assert first.report()["outputs"]["digest"] == auth_registry.manifest_digest(fixture_app.repository,
+                                                                                fixture_app.sha12)
+
+    argv = fixture_app.command("--only", "build,push", "--json")
+    argv[1:1] = ["-X", "importtime"]  # the interpreter lists every module it imports on stderr
+    proc = subprocess.run(argv, cwd=fixture_app.path, env={**fixture_app.base_env(),
+                                                           "DOCKER_HOST": "unix:///nonexistent.sock"},
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    stages = {s["name"]: s["status"] for s in json.loads(proc.stdout)["stages"]}
+    assert stages == {"build": "skipped", "push": "skipped"}
+    imported = {line.rsplit("|", 1)[1].strip().split(".")[0]
+                for line in proc.stderr.splitlines() if line.startswith("import time:") and "|" in line}
+    assert "pydantic" in imported  # the probe sees the config's own imports...
+    assert not imported & {"docker", "git", "boto3", "requests"}  # ...and none of these
+    assert AUTH_PASSWORD not in proc.stdout + proc.stderr
 
 
 def test_registry_that_is_down_is_a_clear_error(fixture_app: FixtureApp) -> None:

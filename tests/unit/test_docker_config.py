@@ -86,3 +86,52 @@ def test_a_helper_that_is_missing_or_broken_is_a_clear_error(tmp_path: Path) -> 
     env["PATH"] = f"{bin_dir}:{env['PATH']}"
     with pytest.raises(ExternalError, match="keychain locked"):
         docker_config.credentials("r.example", env)
+
+
+def test_docker_hub_credentials_are_found_under_the_v1_index_key(tmp_path: Path) -> None:
+    env = write_config(tmp_path / "d", {"auths": {"https://index.docker.io/v1/": {"auth": b64("hubuser:hubpass")}}})
+    for name in ("docker.io", "index.docker.io", "registry-1.docker.io"):
+        assert docker_config.credentials(name, env) == ("hubuser", "hubpass")
+    bin_dir = tmp_path / "bin"
+    helper(bin_dir, "hub", 'read server\n[ "$server" = "https://index.docker.io/v1/" ] || '
+           '{ echo "credentials not found in native keychain"; exit 1; }\n'
+           'echo \'{"Username":"fromstore","Secret":"hubtoken"}\'\n')
+    env = write_config(tmp_path / "e", {"credsStore": "hub"})
+    env["PATH"] = f"{bin_dir}:{env['PATH']}"
+    assert docker_config.credentials("docker.io", env) == ("fromstore", "hubtoken")
+
+
+def test_identity_tokens_are_not_sent_as_passwords(tmp_path: Path) -> None:
+    # `docker login` to an OAuth registry stores `user:` plus a refresh token, not a password.
+    env = write_config(tmp_path / "d", {"auths": {"acr.example": {"auth": b64("00000000-user:"),
+                                                                  "identitytoken": "refresh-token"}}})
+    assert docker_config.credentials("acr.example", env) is None
+    bin_dir = tmp_path / "bin"
+    helper(bin_dir, "oauth", 'cat >/dev/null; echo \'{"Username":"<token>","Secret":"refresh-token"}\'\n')
+    env = write_config(tmp_path / "e", {"credsStore": "oauth"})
+    env["PATH"] = f"{bin_dir}:{env['PATH']}"
+    assert docker_config.credentials("acr.example", env) is None
+
+
+def test_an_empty_cred_helper_opts_a_host_out_of_the_store(tmp_path: Path) -> None:
+    env = write_config(tmp_path / "d", {"credsStore": "nosuchhelper", "credHelpers": {"r.example": ""},
+                                        "auths": {"r.example": {"auth": b64("file:user")}}})
+    assert docker_config.credentials("r.example", env) == ("file", "user")  # the store is never run
+
+
+def test_odd_helpers_and_entries_are_clear_errors_not_tracebacks(tmp_path: Path) -> None:
+    env = write_config(tmp_path / "d", {"auths": {"r.example": {"auth": "bm9uLWFzY2lp4pyT"}}})
+    assert docker_config.credentials("r.example", env) is None  # "non-ascii✓", no colon
+    env = write_config(tmp_path / "d2", {"auths": {"r.example": {"auth": "ünïcode"}}})
+    assert docker_config.credentials("r.example", env) is None
+    bin_dir = tmp_path / "bin"
+    helper(bin_dir, "list", "cat >/dev/null; echo '[1, 2]'\n")
+    helper(bin_dir, "leaky", 'cat >/dev/null; echo \'{"Username":"u","Secret":"hunter2-secret"}\'; exit 2\n')
+    (bin_dir / "docker-credential-noexec").write_text("#!/bin/sh\necho {}\n")  # not executable
+    for name, expected in (("list", "other than a JSON object"), ("leaky", "failed for r.example: exit 2"),
+                           ("noexec", "cannot run the credential helper")):
+        env = write_config(tmp_path / name, {"credsStore": name})
+        env["PATH"] = f"{bin_dir}:{env['PATH']}"
+        with pytest.raises(ExternalError, match=expected) as caught:
+            docker_config.credentials("r.example", env)
+        assert "hunter2-secret" not in str(caught.value.message)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -88,3 +89,40 @@ def test_facts_are_the_repository_s_from_a_subdirectory(repo: Path) -> None:
     assert facts.sha == git(repo, "rev-parse", "HEAD") and not facts.dirty
     (repo / "app.py").write_text("print('v9')\n")  # a change outside the subdirectory still counts
     assert read_facts(repo / "svc").dirty
+
+
+def test_sha256_repositories_are_tagged_by_their_commit(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.delenv("GITHUB_REF_NAME", raising=False)
+    monkeypatch.delenv("GITHUB_HEAD_REF", raising=False)
+    git(tmp_path, "init", "-q", "-b", "main", "--object-format=sha256")
+    (tmp_path / "app.py").write_text("print('v1')\n")
+    git(tmp_path, "add", "-A")
+    git(tmp_path, "commit", "-qm", "v1")
+    facts = read_facts(tmp_path)
+    assert facts.sha == git(tmp_path, "rev-parse", "HEAD") and len(facts.sha) == 64
+    assert facts.tag == facts.sha[:12]
+
+
+def test_file_names_and_contents_that_are_not_utf8_still_get_a_dirty_tag(repo: Path) -> None:
+    (repo / "app.py").write_bytes("print('café')\n".encode("latin-1"))  # tracked, changed, latin-1
+    first = read_facts(repo)
+    assert first.dirty and "-dirty-" in first.tag
+    (repo.joinpath(os.fsdecode(b"weights-\xff.bin"))).write_bytes(b"\x00\x01")  # untracked, odd name
+    second = read_facts(repo)
+    assert second.dirty and second.tag != first.tag
+
+
+def test_a_change_inside_a_submodule_changes_the_dirty_tag(repo: Path, tmp_path_factory) -> None:
+    lib = tmp_path_factory.mktemp("lib")
+    git(lib, "init", "-q", "-b", "main")
+    (lib / "tok.py").write_text("VOCAB = 1\n")
+    git(lib, "add", "-A")
+    git(lib, "commit", "-qm", "lib")
+    git(repo, "-c", "protocol.file.allow=always", "submodule", "add", "-q", str(lib), "lib")
+    git(repo, "commit", "-qm", "add lib")
+    assert not read_facts(repo).dirty
+    (repo / "lib" / "tok.py").write_text("VOCAB = 2\n")
+    first = read_facts(repo)
+    assert first.dirty
+    (repo / "lib" / "tok.py").write_text("VOCAB = 3\n")
+    assert read_facts(repo).tag != first.tag  # same superproject state, different submodule bytes
