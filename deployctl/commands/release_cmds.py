@@ -637,14 +637,18 @@ def status(
         else:
             typer.echo("\n".join(render_status(cfg, rows)))
         return
+    from deployctl.errors import DeployFailed
+
     limit = parse_lock_wait(timeout) if timeout else None
-    rows = _watch(cfg, snapshot, interval, limit, as_json)
+    rows, settled = _watch(cfg, snapshot, interval, limit, as_json)
     if as_json:
+        # Always the document, a timed-out watch included (settled: false): CI reads stdout.
         print_json(as_doc(rows))
+    if not settled:
+        raise DeployFailed(f"{env}: rollouts still not settled after {limit:g}s",
+                           hint=f"keep watching with `deployctl status --env {env} --watch`")
     bad = [s for s in rows if not s.ok]
     if bad:
-        from deployctl.errors import DeployFailed
-
         raise DeployFailed(f"{env}: " + "; ".join(
             f"{s.service} " + (s.superseded_by_rollback or f"rollout {(s.rollout_state or 'unknown').lower()}"
                                + (f" ({s.rollout_reason})" if s.rollout_reason else ""))
@@ -654,8 +658,8 @@ def status(
 
 
 def _watch(cfg: ResolvedConfig, snapshot: Callable[[], list[ServiceStatus]], interval: float,
-           limit: float | None, as_json: bool) -> list[ServiceStatus]:
-    from deployctl.errors import DeployFailed
+           limit: float | None, as_json: bool) -> tuple[list[ServiceStatus], bool]:
+    """Refresh until every rollout settled or `limit` seconds passed: (last rows, settled)."""
     from deployctl.ui import _is_tty
 
     started = time.monotonic()
@@ -681,10 +685,9 @@ def _watch(cfg: ResolvedConfig, snapshot: Callable[[], list[ServiceStatus]], int
                 print("\n".join(lines), file=stream, flush=True)
             last = lines
             if all(s.settled for s in rows):
-                return rows
+                return rows, True
             if limit is not None and time.monotonic() - started > limit:
-                raise DeployFailed(f"{cfg.env_name}: rollouts still not settled after {limit:g}s",
-                                   hint=f"keep watching with `deployctl status --env {cfg.env_name} --watch`")
+                return rows, False
             time.sleep(interval)
     finally:
         if live is not None:

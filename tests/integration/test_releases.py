@@ -359,6 +359,24 @@ def test_status_watch_exits_1_after_an_ecs_rollback(project: Project, sim: Any) 
     assert "is not what runs: the service went back to" in res.err
 
 
+def test_status_watch_json_timeout_still_prints_the_document(project: Project, sim: Any) -> None:
+    project.deployed("staging", "v1")
+    sim.script(API, sim.scenario("success", start_s=3.0, healthy_s=1.0), cluster=CLUSTER)
+    proc = start_run(project, sim, "staging", project.world.push("v2"))
+    try:
+        res = project.cli("status", "-f", project.file, "--env", "staging", "--watch", "--json",
+                          "--interval", "0.1", "--timeout", "0.5s")
+    finally:
+        out, _ = proc.communicate(timeout=60)
+    assert res.code == 1
+    # CI reads stdout: the one document, saying the watch ended unsettled, then exit 1.
+    doc = res.json()
+    assert doc["schema"] == "deployctl.status/v1" and doc["settled"] is False and doc["ok"] is False
+    assert doc["services"][0]["rollout_state"] == "IN_PROGRESS"
+    assert "rollouts still not settled after 0.5s" in res.err and "status --env staging --watch" in res.err
+    assert proc.returncode == 0, out
+
+
 # ------------------------------------------------------------------------------------ local target
 
 
