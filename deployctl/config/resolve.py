@@ -115,8 +115,15 @@ class Loaded:
                 out.append(doc.problem(base, "expected a mapping with at least `target`"))
                 continue
             over = env.get("services")
-            if over is not None and not isinstance(over, dict):
-                out.append(doc.problem((*base, "services"), "expected a mapping of service name → overrides"))
+            if over is None and "services" in env:
+                # `null` removes an inherited key: here that would be every service.
+                out.append(doc.problem((*base, "services"), "`services: null` removes every service; "
+                                       "nothing would be deployed",
+                                       "leave `services` out to keep the shared services, or set "
+                                       "`name: null` for the ones this environment drops"))
+            elif over is not None and not isinstance(over, dict):
+                out.append(doc.problem((*base, "services"), "expected a mapping of service name → overrides, "
+                                       f"got {_describe(over)}"))
             for svc in over or {}:
                 if isinstance(services, dict) and svc not in services:
                     out.append(doc.problem((*base, "services", svc),
@@ -133,7 +140,14 @@ class Loaded:
                                            _did_you_mean(str(src), list(envs)), key=False))
             for section in ("deploy", "image"):
                 if section in env and not isinstance(env[section], dict):
-                    out.append(doc.problem((*base, section), "expected a mapping of overrides"))
+                    out.append(doc.problem((*base, section), f"expected a mapping of overrides, got "
+                                           f"{_describe(env[section])}",
+                                           f"`{section}` cannot be removed; leave it out to inherit it"
+                                           if env[section] is None else None))
+            if env.get("monitoring") is not None and not isinstance(env["monitoring"], dict):
+                out.append(doc.problem((*base, "monitoring"), f"expected a mapping of overrides, got "
+                                       f"{_describe(env['monitoring'])}",
+                                       "or `monitoring: null` to turn monitoring off in this environment"))
         return out
 
     def try_resolve(self, env_name: str) -> tuple[ResolvedConfig | None, list[ConfigProblem]]:
@@ -144,7 +158,10 @@ class Loaded:
                 and isinstance(data.get("services", {}), dict)):
             return None, []
         env = data["environments"][env_name]
-        if any(k in env and not isinstance(env[k], dict) for k in OVERLAY_KEYS):
+        # A non-mapping overlay (structure_problems reports it) leaves nothing sound to merge;
+        # null is the documented "remove" (refused for services, deploy and image there too).
+        if any(k in env and not isinstance(env[k], dict | None) for k in OVERLAY_KEYS) \
+                or ("services" in env and env["services"] is None):
             return None, []
         cfg, problems = self.resolve(env_name)
         unset_at = {self.doc.marks.value_at(p) for p in self.unset}
@@ -169,10 +186,13 @@ class Loaded:
         merged["env_name"] = env_name
         merged["environment"] = env_raw
         for section in ("image", "deploy", "monitoring"):
-            if overlay.get(section):
-                merged[section] = deep_merge(data.get(section) or {}, overlay[section])
-            elif data.get(section) is not None:
-                merged[section] = data[section]
+            base_section = data.get(section)
+            if section == "monitoring" and section in overlay and overlay[section] is None:
+                continue  # `monitoring: null`: no monitoring in this environment
+            if overlay.get(section) and isinstance(base_section, dict | None):
+                merged[section] = deep_merge(base_section or {}, overlay[section])
+            elif base_section is not None:
+                merged[section] = base_section  # a wrong base type is reported where it is written
         merged.setdefault("deploy", {})  # optional in the file: all defaults
         merged["stages"] = data.get("stages") or {}
         merged["services"] = merged_services
@@ -545,6 +565,8 @@ def validate_all(loaded: Loaded) -> dict[str, ResolvedConfig]:
         if not p.path.startswith("environments.") and len(envs) < len(names):
             p.message += f" (in environment{'s' if len(envs) > 1 else ''} {', '.join(envs)})"
         problems.append(p)
+    if not problems and len(resolved) < len(names):  # never drop an environment without a word
+        problems = [_unexplained(loaded, n) for n in names if n not in resolved]
     if problems:
         raise ConfigError(_dedupe(problems))
     return resolved
@@ -562,4 +584,11 @@ def load_env(loaded: Loaded, env_name: str) -> ResolvedConfig:
     if cfg and not problems:
         return cfg
     problems.extend(found)
-    raise ConfigError(_dedupe(problems))
+    raise ConfigError(_dedupe(problems) or [_unexplained(loaded, env_name)])
+
+
+def _unexplained(loaded: Loaded, env_name: str) -> ConfigProblem:
+    """A failure no check explained: still located, never an empty "0 problems" error."""
+    return loaded.doc.problem(("environments", env_name),
+                              f"environment '{env_name}' could not be resolved, and no check says why",
+                              "this is a deployctl bug: please report it with this file")
