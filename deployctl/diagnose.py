@@ -36,7 +36,9 @@ class Context:
 
 @dataclass(frozen=True)
 class Finding:
-    key: str  # stable id: image_pull, secrets, init, oom, killed, crash, container_health, elb_health, ...
+    # stable id: image_pull, registry_auth, network, secrets, init, oom, killed, crash, container_health,
+    # elb_health, ...
+    key: str
     cause: str  # the likely cause, one sentence
     advice: str  # what to try
     evidence: str = ""  # the AWS text that pointed here (trimmed)
@@ -62,6 +64,14 @@ def _exit_codes(task: Json) -> list[int]:
     return codes
 
 
+def _scaled_in(task: Json) -> bool:
+    if not str(task.get("stoppedReason") or "").startswith("Scaling activity initiated by"):
+        return False
+    # An OOM kill racing the scale-in is still an OOM: keep it when the container says so.
+    low = " ".join(_task_texts(task)).lower()
+    return "outofmemory" not in low and "memory usage" not in low
+
+
 def _classify_task(task: Json, ctx: Context) -> Finding | None:
     texts = _task_texts(task)
     joined = " | ".join(texts)
@@ -79,17 +89,13 @@ def _classify_task(task: Json, ctx: Context) -> Finding | None:
             "private subnets need a NAT gateway or ECR VPC endpoints (ecr.api, ecr.dkr, s3)",
             _trim(joined),
         )
+    if "resourceinitializationerror" in low and "unable to pull secrets or registry auth" in low:
+        # Every message of this family names "secrets or registry auth", whichever failed: read
+        # what was being retrieved (ECR registry auth, a Secrets Manager secret, an SSM parameter)
+        # and why (no network path, access denied, not found) from the detail after it.
+        return _resource_retrieval(joined, low, role, ctx)
     if "resourceinitializationerror" in low and any(w in low for w in ("secret", "asm", "ssm", "parameter")):
-        return Finding(
-            "secrets",
-            "ECS could not read a secret for the container: the secret/parameter is missing, or the "
-            "execution role may not read it.",
-            f"check every entry under services.{ctx.service or '<service>'}.secrets exists in this "
-            f"region; {role} needs the Secrets Manager GetSecretValue permission on it (SSM "
-            "GetParameters for parameters, KMS Decrypt for a customer-managed key); private subnets "
-            "need a route or VPC endpoint to Secrets Manager/SSM",
-            _trim(joined),
-        )
+        return _secrets_finding(joined, role, ctx)
     if "resourceinitializationerror" in low:
         return Finding(
             "init",
@@ -134,6 +140,65 @@ def _classify_task(task: Json, ctx: Context) -> Finding | None:
             _trim(joined or f"exit {shown}"),
         )
     return None
+
+
+# Transport failures of the AWS SDK inside the ECS agent: the task has no network path to the API.
+_NETWORK = ("i/o timeout", "dial tcp", "send request failed", "no such host", "connection refused",
+            "connection reset", "context deadline exceeded", "network is unreachable")
+_ENDPOINTS_HINT = ("tasks in private subnets need a NAT gateway or VPC endpoints (ecr.api, ecr.dkr, the s3 "
+                   "gateway, secretsmanager and ssm when secrets are used, logs); tasks in public subnets need "
+                   "environment.network.public_ip: true; the security group must allow outbound HTTPS (443)")
+
+
+def _resource_retrieval(joined: str, low: str, role: str, ctx: Context) -> Finding:
+    """`unable to pull secrets or registry auth: execution resource retrieval failed: …`."""
+    # The task and its container may both carry the message: drop the family's name everywhere.
+    detail = low.replace("unable to pull secrets or registry auth", "")
+    registry = "registry auth" in detail or "getauthorizationtoken" in detail
+    secret = any(w in detail for w in ("retrieve secret", "from asm", "from ssm", "parameter"))
+    if any(w in detail for w in _NETWORK):
+        what = "ECR (registry auth)" if registry else "Secrets Manager / SSM" if secret else \
+            "ECR, Secrets Manager or SSM"
+        return Finding(
+            "network",
+            f"The task could not reach {what}: no network path from its subnets to the AWS APIs "
+            "(a timeout, not a missing secret or image).",
+            f"{_ENDPOINTS_HINT}; check the route tables of environment.network.subnets",
+            _trim(joined),
+        )
+    if registry:
+        denied = "accessdenied" in detail or "not authorized" in detail
+        return Finding(
+            "registry_auth",
+            "ECS could not get registry auth from ECR for the image"
+            + (": the execution role is not allowed to." if denied else "."),
+            f"{role} needs ecr:GetAuthorizationToken (on \"*\"), ecr:BatchGetImage and "
+            f"ecr:GetDownloadUrlForLayer (the AmazonECSTaskExecutionRolePolicy managed policy has them); "
+            f"{_ENDPOINTS_HINT}",
+            _trim(joined),
+        )
+    if secret:
+        return _secrets_finding(joined, role, ctx)
+    return Finding(
+        "init",
+        "The task could not fetch its registry auth or secrets (the reason AWS gave is cut short).",
+        f"{role} needs ecr:GetAuthorizationToken and GetSecretValue on services.{ctx.service or '<service>'}"
+        f".secrets; {_ENDPOINTS_HINT}",
+        _trim(joined),
+    )
+
+
+def _secrets_finding(joined: str, role: str, ctx: Context) -> Finding:
+    return Finding(
+        "secrets",
+        "ECS could not read a secret for the container: the secret/parameter is missing, or the "
+        "execution role may not read it.",
+        f"check every entry under services.{ctx.service or '<service>'}.secrets exists in this "
+        f"region; {role} needs the Secrets Manager GetSecretValue permission on it (SSM "
+        "GetParameters for parameters, KMS Decrypt for a customer-managed key); private subnets "
+        "need a route or VPC endpoint to Secrets Manager/SSM",
+        _trim(joined),
+    )
 
 
 def _logs_hint(ctx: Context) -> str:
@@ -186,9 +251,10 @@ def diagnose(
             found[f.key] = f
 
     for task in stopped_tasks:
-        # Tasks replaced by the deployment itself (old revision scaled in) say nothing about failure.
-        reason = str(task.get("stoppedReason") or "")
-        if reason.startswith("Scaling activity initiated by") and not any(_exit_codes(task)):
+        # Tasks a deployment scaled in (a rollout replacing old tasks, or a rollback replacing ours)
+        # were stopped by ECS: SIGTERM, then SIGKILL after stopTimeout. Their exit code (143, 137,
+        # or whatever the app returns on SIGTERM) is its answer to that, not a crash or an OOM.
+        if _scaled_in(task):
             continue
         finding = _classify_task(task, context)
         if finding:
@@ -251,8 +317,8 @@ def diagnose(
                 f"then the logs: {_logs_hint(context)}",
             ))
 
-    order = ["image_pull", "secrets", "init", "oom", "killed", "crash", "container_health", "elb_health",
-             "placement", "deploy_config", "alarm", "timeout", "unknown"]
+    order = ["image_pull", "registry_auth", "network", "secrets", "init", "oom", "killed", "crash",
+             "container_health", "elb_health", "placement", "deploy_config", "alarm", "timeout", "unknown"]
     return sorted(found.values(), key=lambda f: order.index(f.key) if f.key in order else len(order))
 
 

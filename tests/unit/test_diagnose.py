@@ -132,3 +132,76 @@ def test_render_lines() -> None:
     assert lines[0].startswith("likely cause (3 tasks): The container exited with code 1")
     assert lines[1].startswith("  what to try: read the logs")
     assert lines[2].startswith("  seen: ")
+
+
+# Every message of the "unable to pull secrets or registry auth" family contains the word "secrets";
+# what failed is in the detail after it (AWS's stopped-task error texts, ECS-ROLLOUTS.md §6).
+RETRIEVAL = "ResourceInitializationError: unable to pull secrets or registry auth: execution resource retrieval " \
+            "failed: "
+
+
+def test_ecr_registry_auth_timeout_is_a_network_problem_not_secrets() -> None:
+    t = task("TaskFailedToStart", RETRIEVAL + "unable to retrieve ecr registry auth: service call has been retried "
+             "3 time(s): RequestError: send request failed caused by: Post \"https://api.ecr.us-east-1.amazonaws.com/"
+             "\": dial tcp 52.46.146.144:443: i/o timeout")
+    t["containers"][0]["reason"] = t["stoppedReason"]
+    (f,) = diagnose(stopped_tasks=[t], cause="ecs_rollback", context=CTX)
+    assert f.key == "network" and "ECR" in f.cause
+    assert "NAT gateway" in f.advice and "ecr.api" in f.advice and "public_ip" in f.advice
+    assert "GetSecretValue" not in f.advice
+
+
+def test_ecr_registry_auth_denied_names_get_authorization_token() -> None:
+    t = task("TaskFailedToStart", RETRIEVAL + "unable to retrieve ecr registry auth: service call has been retried "
+             "3 time(s): AccessDeniedException: User: arn:aws:sts::123456789012:assumed-role/chat-api-execution/x "
+             "is not authorized to perform: ecr:GetAuthorizationToken on resource: *")
+    (f,) = diagnose(stopped_tasks=[t], context=CTX)
+    assert f.key == "registry_auth" and "not allowed" in f.cause
+    assert "chat-api-execution needs ecr:GetAuthorizationToken" in f.advice
+
+
+def test_secrets_manager_timeout_is_a_network_problem() -> None:
+    t = task("TaskFailedToStart", RETRIEVAL + "unable to retrieve secret from asm: service call has been retried 5 "
+             "time(s): RequestError: send request failed caused by: Post \"https://secretsmanager.us-east-1."
+             "amazonaws.com/\": dial tcp 10.0.0.1:443: i/o timeout")
+    (f,) = diagnose(stopped_tasks=[t], context=CTX)
+    assert f.key == "network" and "Secrets Manager" in f.cause
+
+
+def test_real_secrets_failures_stay_secrets() -> None:
+    denied = task("TaskFailedToStart", RETRIEVAL + "unable to retrieve secret from asm: service call has been retried "
+                  "1 time(s): AccessDeniedException: User: arn:aws:sts::123456789012:assumed-role/chat-api-execution/x "
+                  "is not authorized to perform: secretsmanager:GetSecretValue on resource: arn:aws:secretsmanager:"
+                  "us-east-1:123456789012:secret:chat-api/openai-key-AbCdEf")
+    missing = task("TaskFailedToStart", RETRIEVAL + "unable to retrieve secret from asm: service call has been "
+                   "retried 1 time(s): failed to fetch secret arn:aws:secretsmanager:us-east-1:123456789012:secret:"
+                   "chat-api/gone from secrets manager: ResourceNotFoundException: Secrets Manager can't find the "
+                   "specified secret.")
+    ssm = task("TaskFailedToStart", RETRIEVAL + "unable to retrieve secrets from ssm: service call has been retried "
+               "1 time(s): invalid parameters: /chat-api/database-url")
+    for t in (denied, missing, ssm):
+        # ECS repeats the text as the container's reason: both copies name "registry auth".
+        t["containers"][0]["reason"] = t["stoppedReason"]
+        assert keys(diagnose(stopped_tasks=[t], context=CTX)) == ["secrets"], t["stoppedReason"]
+
+
+def replaced(exit_code: int) -> dict[str, Any]:
+    return task("ServiceSchedulerInitiated", "Scaling activity initiated by (deployment ecs-svc/1234567890123456789)",
+                exit_code=exit_code)
+
+
+def test_tasks_scaled_in_by_an_alarm_rollback_are_not_a_crash() -> None:
+    # ECS rolls back after the alarm and scales our healthy tasks in: SIGTERM (no handler → 143), or
+    # SIGKILL after stopTimeout (137). ECS stopped them; the alarm is the cause.
+    events = [{"message": "(service chat-api-api) (deployment ecs-svc/99) deployment failed: alarm detected."}]
+    for code in (143, 137, 1):
+        findings = diagnose(stopped_tasks=[replaced(code), replaced(code)], events=events, cause="ecs_rollback",
+                            context=CTX)
+        assert keys(findings) == ["alarm"], code
+        assert render(findings)[0].startswith("likely cause: chat-api-5xx went into ALARM")
+
+
+def test_an_oom_kill_during_a_scale_in_is_still_an_oom() -> None:
+    t = task("ServiceSchedulerInitiated", "Scaling activity initiated by (deployment ecs-svc/1)", exit_code=137,
+             container_reason="OutOfMemoryError: Container killed due to memory usage")
+    assert keys(diagnose(stopped_tasks=[t], cause="alarm", context=CTX)) == ["oom", "alarm"]
