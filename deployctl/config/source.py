@@ -129,31 +129,76 @@ def _syntax_hint(what: str) -> str | None:
     return None
 
 
+MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
 def _walk(node: yaml.Node, path: Path, marks: Marks, problems: list[ConfigProblem], file: str) -> Any:
-    marks.values[path] = _pos(node.start_mark)
-    if isinstance(node, yaml.MappingNode):
+    return _Walker(file, marks, problems).walk(node, path)
+
+
+class _Walker:
+    """Composed nodes → plain data, recording marks and collecting problems as it goes."""
+
+    def __init__(self, file: str, marks: Marks, problems: list[ConfigProblem]) -> None:
+        self.file, self.marks, self.problems = file, marks, problems
+
+    def problem(self, node: yaml.Node, path: Path, message: str, hint: str | None = None) -> None:
+        line, col = _pos(node.start_mark)
+        self.problems.append(ConfigProblem(self.file, line, col, dotted(path), message, hint))
+
+    def walk(self, node: yaml.Node, path: Path) -> Any:
+        self.marks.values[path] = _pos(node.start_mark)
+        if isinstance(node, yaml.MappingNode):
+            return self.mapping(node, path)
+        if isinstance(node, yaml.SequenceNode):
+            return [self.walk(item, (*path, i)) for i, item in enumerate(node.value)]
+        # The composer builds only mapping, sequence and scalar nodes: what is left is a scalar.
+        return _scalar(cast(yaml.ScalarNode, node))
+
+    def mapping(self, node: yaml.MappingNode, path: Path) -> dict[str, Any]:
         out: dict[str, Any] = {}
-        _CONSTRUCTOR.flatten_mapping(node)  # honours YAML merge keys (<<: *anchor)
+        sources: list[yaml.Node] = []  # what `<<` merges in, highest priority first
         for key_node, value_node in node.value:
+            if isinstance(key_node, yaml.ScalarNode) and key_node.tag == MERGE_TAG:
+                sources.extend(self.merge_sources(value_node, path))
+                continue
             key = _scalar(key_node) if isinstance(key_node, yaml.ScalarNode) else None
             if not isinstance(key, str | int | bool) or key is None:
-                line, col = _pos(key_node.start_mark)
-                problems.append(ConfigProblem(file, line, col, dotted(path),
-                                              "mapping keys must be plain strings"))
+                self.problem(key_node, path, "mapping keys must be plain strings")
                 continue
             key = str(key).lower() if isinstance(key, bool) else str(key)
             child = (*path, key)
             if key in out:
-                line, col = _pos(key_node.start_mark)
-                first = marks.keys[child][0]
-                problems.append(ConfigProblem(file, line, col, dotted(child),
-                                              f"duplicate key (first defined on line {first})",
-                                              "remove one of them"))
+                first = self.marks.keys[child][0]
+                self.problem(key_node, child, f"duplicate key (first defined on line {first})",
+                             "remove one of them")
                 continue
-            marks.keys[child] = _pos(key_node.start_mark)
-            out[key] = _walk(value_node, child, marks, problems, file)
+            self.marks.keys[child] = _pos(key_node.start_mark)
+            out[key] = self.walk(value_node, child)
+        # YAML merge keys: keys written in this mapping win over merged ones, and among the
+        # merged mappings the earlier one wins (`<<: [*a, *b]` takes a key from *a first).
+        for source in sources:
+            own, self.marks = self.marks, Marks()
+            try:
+                merged = self.walk(source, path)
+                found = self.marks
+            finally:
+                self.marks = own
+            taken = {key for key in merged if key not in out}
+            out.update((key, value) for key, value in merged.items() if key in taken)
+            depth = len(path)
+            for table, found_table in ((own.keys, found.keys), (own.values, found.values)):
+                table.update((sub, pos) for sub, pos in found_table.items()
+                             if len(sub) > depth and sub[depth] in taken)
         return out
-    if isinstance(node, yaml.SequenceNode):
-        return [_walk(item, (*path, i), marks, problems, file) for i, item in enumerate(node.value)]
-    # The composer builds only mapping, sequence and scalar nodes: what is left is a scalar.
-    return _scalar(cast(yaml.ScalarNode, node))
+
+    def merge_sources(self, value: yaml.Node, path: Path) -> list[yaml.Node]:
+        items = value.value if isinstance(value, yaml.SequenceNode) else [value]
+        out: list[yaml.Node] = []
+        for item in items:
+            if isinstance(item, yaml.MappingNode):
+                out.append(item)
+            else:
+                self.problem(item, path, "a merge key (<<) takes a mapping or a list of mappings",
+                             "write `<<: *anchor` or `<<: [*first, *second]`")
+        return out

@@ -110,3 +110,71 @@ def test_a_config_error_always_names_a_problem(tmp_path: Path, monkeypatch: pyte
         problems = problems_of(tmp_path, text, env)
         assert problems[0].startswith("13:3 environments.dev: environment 'dev' could not be resolved")
     assert len(problems_of(tmp_path, text)) == 2
+
+
+# -- 2. YAML merge keys: written keys override merged ones -----------------------------------------
+
+MERGE = """\
+version: 1
+app: demo
+region: us-east-1
+image: {repository: demo}
+x-sizes:
+  small: &small {cpu: 256, memory: 512, count: 1}
+  big: &big {cpu: 1024, memory: 4096, count: 3, spot: true}
+services:
+  api: &base
+    port: 8000
+    cpu: 256
+    memory: 512
+    health: {path: /health}
+  api2:
+    <<: *base
+    cpu: 512
+    memory: 1024
+  api3:
+    <<: [*small, *big, *base]
+    memory: 2048
+environments:
+  dev: {target: docker}
+"""
+
+
+def test_explicit_keys_override_merged_ones(tmp_path: Path) -> None:
+    text = MERGE.replace("x-sizes:\n  small: &small {cpu: 256, memory: 512, count: 1}\n"
+                         "  big: &big {cpu: 1024, memory: 4096, count: 3, spot: true}\n", "")
+    text = text.replace("    <<: [*small, *big, *base]\n", "    <<: *base\n")
+    cfg = load(tmp_path, text, "dev")
+    api2 = cfg.services["api2"]
+    assert (api2.cpu, api2.memory, api2.port) == (512, 1024, 8000)
+    assert api2.health is not None and api2.health.path == "/health"
+    assert (cfg.services["api"].cpu, cfg.services["api"].memory) == (256, 512)
+
+
+def test_earlier_merged_mapping_wins_and_written_keys_win_over_all(tmp_path: Path) -> None:
+    # Known top-level keys only: the x-sizes holder is dropped before the file is loaded.
+    loaded = read(write(tmp_path, MERGE), {})
+    del loaded.data["x-sizes"]
+    api3 = loaded.data["services"]["api3"]
+    assert api3 == {"memory": 2048, "cpu": 256, "count": 1, "spot": True, "port": 8000,
+                    "health": {"path": "/health"}}
+    # Positions follow the values: memory where api3 writes it, count from &small.
+    assert loaded.doc.marks.keys[("services", "api3", "memory")] == (20, 5)
+    assert loaded.doc.marks.keys[("services", "api3", "count")] == (6, 41)
+    assert loaded.doc.marks.keys[("services", "api3", "spot")] == (7, 49)
+
+
+def test_a_problem_in_an_overriding_key_points_at_it(tmp_path: Path) -> None:
+    text = MERGE.replace("x-sizes:\n  small: &small {cpu: 256, memory: 512, count: 1}\n"
+                         "  big: &big {cpu: 1024, memory: 4096, count: 3, spot: true}\n", "")
+    text = text.replace("    <<: [*small, *big, *base]\n", "    <<: *base\n").replace("memory: 1024", "memory: 3000")
+    assert problems_of(tmp_path, text, "dev") == [
+        "14:13 services.api2.memory: memory 3000 MiB is not allowed with cpu 512; Fargate allows 1024–4096 MiB "
+        "in steps of 1024 MiB (see the Fargate size table in the README)"]
+
+
+def test_a_key_written_twice_beside_a_merge_is_still_a_duplicate(tmp_path: Path) -> None:
+    text = SMALL.replace("    port: 8000\n", "    port: 8000\n  api2:\n    <<: {port: 1}\n    port: 2\n    port: 3\n")
+    text += "  dev: {target: docker}\n"
+    assert problems_of(tmp_path, text) == [
+        "11:5 services.api2.port: duplicate key (first defined on line 10) (remove one of them)"]
