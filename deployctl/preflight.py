@@ -22,6 +22,7 @@ from typing import Any
 from deployctl.adapters import aws as awsa
 from deployctl.config.model import ResolvedConfig
 from deployctl.errors import ExternalError, PreflightFailed, UsageError
+from deployctl.render.ecs import split_secret_ref
 
 ECR_HOST = re.compile(r"^(\d{12})\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com(\.cn)?$")
 
@@ -31,7 +32,9 @@ class PreflightResult:
     account_id: str
     image_ref: str  # by digest when the registry could be asked, else as given
     image_digest: str | None
-    secret_arns: dict[str, str] = field(default_factory=dict)  # deploy.yaml reference → full ARN
+    # deploy.yaml reference → full ARN of the secret/parameter (without a json-key/version suffix:
+    # render.ecs.secret_arn puts the reference's suffix back on)
+    secret_arns: dict[str, str] = field(default_factory=dict)
     target_group_arns: dict[str, str] = field(default_factory=dict)  # name → ARN
     alarm_states: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
@@ -222,6 +225,7 @@ def _secret_refs(cfg: ResolvedConfig) -> dict[str, list[str]]:
 
 
 def _check_secrets(cfg: ResolvedConfig, aws: Any, rep: _Report, result: PreflightResult) -> None:
+    described: dict[str, dict[str, Any] | None] = {}  # secret → DescribeSecret answer (None: absent)
     for ref, users in _secret_refs(cfg).items():
         used = f" (used by {', '.join(users)})"
         name = ssm_name(ref)
@@ -238,20 +242,51 @@ def _check_secrets(cfg: ResolvedConfig, aws: Any, rep: _Report, result: Prefligh
             _guard(rep, f"SSM parameter {name}", check_ssm)
             continue
 
-        def check_sm(ref: str = ref, used: str = used) -> None:
-            try:
-                resp = aws.secretsmanager.describe_secret(SecretId=ref)
-            except awsa.ClientError as exc:
-                if awsa.is_not_found(exc):
-                    rep.problems.append(f"Secrets Manager secret {ref} does not exist{used}")
-                    return
-                raise
+        secret, suffix = split_secret_ref(ref)
+        fields = suffix[1:].split(":") if suffix else []
+        if len(fields) > 3:
+            rep.problems.append(f"secret reference {ref}{used} has more than json-key:version-stage:version-id "
+                                "after the secret")
+            continue
+
+        def check_sm(ref: str = ref, secret: str = secret, fields: list[str] = fields, used: str = used) -> None:
+            # DescribeSecret takes the secret alone; ECS reads the JSON key and version from the rest.
+            if secret not in described:
+                try:
+                    described[secret] = aws.secretsmanager.describe_secret(SecretId=secret)
+                except awsa.ClientError as exc:
+                    if awsa.is_not_found(exc):
+                        described[secret] = None
+                    else:
+                        raise
+            resp = described[secret]
+            if resp is None:
+                rep.problems.append(f"Secrets Manager secret {secret} does not exist{used}")
+                return
             if resp.get("DeletedDate"):
-                rep.problems.append(f"Secrets Manager secret {ref} is scheduled for deletion{used}")
+                rep.problems.append(f"Secrets Manager secret {secret} is scheduled for deletion{used}")
                 return
             result.secret_arns[ref] = str(resp["ARN"])
+            _check_secret_version(secret, fields, resp, rep, used)
 
-        _guard(rep, f"secret {ref}", check_sm)
+        _guard(rep, f"secret {secret}", check_sm)
+
+
+def _check_secret_version(secret: str, fields: list[str], resp: dict[str, Any], rep: _Report, used: str) -> None:
+    """A version stage or id in the reference must name a version of the secret. The JSON key is not
+    checked: that needs the secret's value, which deployctl never reads."""
+    versions = resp.get("VersionIdsToStages")
+    if not isinstance(versions, dict):
+        return
+    stage = fields[1] if len(fields) > 1 else ""
+    version_id = fields[2] if len(fields) > 2 else ""
+    if stage and not any(stage in stages for stages in versions.values()):
+        rep.problems.append(f"Secrets Manager secret {secret} has no version labelled {stage}{used}")
+    if version_id and version_id not in versions:
+        # DescribeSecret lists only versions with a staging label; an unlabelled one may still
+        # exist until Secrets Manager deletes it.
+        rep.notes.append(f"secret {secret} lists no labelled version {version_id}{used}; if it was "
+                         "deprecated, Secrets Manager may delete it and tasks would fail to start")
 
 
 def _check_target_groups(cfg: ResolvedConfig, aws: Any, rep: _Report, result: PreflightResult) -> None:

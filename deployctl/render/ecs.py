@@ -18,7 +18,9 @@ ACCOUNT_PLACEHOLDER = "<account-id>"
 @dataclass(frozen=True)
 class Facts:
     account_id: str = ACCOUNT_PLACEHOLDER
-    secret_arns: dict[str, str] = field(default_factory=dict)  # deploy.yaml reference → full ARN
+    # deploy.yaml reference → the full ARN of its secret/parameter (a json-key/version suffix in the
+    # reference is added back by secret_arn)
+    secret_arns: dict[str, str] = field(default_factory=dict)
     target_group_arns: dict[str, str] = field(default_factory=dict)  # name → ARN
     image_digest: str | None = None
     release_id: str | None = None
@@ -38,17 +40,52 @@ def log_group(cfg: ResolvedConfig) -> str:
     return f"/deployctl/{cfg.app}/{cfg.env_name}"
 
 
+def is_ssm_ref(ref: str) -> bool:
+    return ref.startswith("ssm:") or (ref.startswith("arn:") and ":ssm:" in ref)
+
+
+# arn:PARTITION:secretsmanager:REGION:ACCOUNT:secret:NAME-AbCdEf — seven fields; ECS's valueFrom may
+# add :json-key:version-stage:version-id after them (any may be empty, e.g. `…:password::`).
+_SECRET_ARN_FIELDS = 7
+
+
+def split_secret_ref(ref: str) -> tuple[str, str]:
+    """(the secret, the suffix ECS reads after it) for a Secrets Manager reference.
+
+    `arn:…:secret:db-AbCdEf:password::` → (`arn:…:secret:db-AbCdEf`, `:password::`); by name,
+    `db:password::` → (`db`, `:password::`) (secret names cannot contain a colon). The suffix is
+    "" when the reference names the whole secret, and always "" for SSM references.
+    """
+    if is_ssm_ref(ref):
+        return ref, ""
+    if ref.startswith("arn:"):
+        parts = ref.split(":")
+        if len(parts) <= _SECRET_ARN_FIELDS or parts[2] != "secretsmanager":
+            return ref, ""
+        return ":".join(parts[:_SECRET_ARN_FIELDS]), ":" + ":".join(parts[_SECRET_ARN_FIELDS:])
+    name, colon, rest = ref.partition(":")
+    return name, colon + rest
+
+
 def secret_arn(cfg: ResolvedConfig, ref: str, facts: Facts) -> str:
     """valueFrom for a secret reference; values are never read, only pointed to."""
-    if ref in facts.secret_arns:
-        return facts.secret_arns[ref]
-    if ref.startswith("arn:"):
-        return ref
-    if ref.startswith("ssm:"):
+    if is_ssm_ref(ref):
+        if ref in facts.secret_arns:
+            return facts.secret_arns[ref]
+        if ref.startswith("arn:"):
+            return ref
         name = ref[len("ssm:"):]
         return f"arn:aws:ssm:{cfg.region}:{facts.account_id}:parameter/{name.lstrip('/')}"
+    secret, suffix = split_secret_ref(ref)
+    found = facts.secret_arns.get(ref) or facts.secret_arns.get(secret)
+    if found:
+        # Preflight resolves the secret's full ARN; the user's json-key/version suffix stays on it
+        # (split again, so a resolved value that already carries the suffix is not doubled).
+        return split_secret_ref(found)[0] + suffix
+    if secret.startswith("arn:"):
+        return ref
     # A partial ARN (no random suffix): ECS accepts it; preflight swaps in the full ARN.
-    return f"arn:aws:secretsmanager:{cfg.region}:{facts.account_id}:secret:{ref}"
+    return f"arn:aws:secretsmanager:{cfg.region}:{facts.account_id}:secret:{secret}{suffix}"
 
 
 def target_group_arn(cfg: ResolvedConfig, name: str, facts: Facts) -> str:

@@ -162,6 +162,46 @@ def test_secret_references_become_arns_and_values_are_never_read(tmp_path: Path)
     assert container(td)["environment"] == []
 
 
+def test_split_secret_ref_separates_the_json_key_and_version_suffix() -> None:
+    arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:db-AbCdEf"
+    assert ecs.split_secret_ref(arn) == (arn, "")
+    assert ecs.split_secret_ref(arn + ":password::") == (arn, ":password::")
+    assert ecs.split_secret_ref(arn + "::AWSPREVIOUS:") == (arn, "::AWSPREVIOUS:")
+    assert ecs.split_secret_ref(arn + ":password:AWSCURRENT:0123") == (arn, ":password:AWSCURRENT:0123")
+    assert ecs.split_secret_ref("chat-api/db") == ("chat-api/db", "")
+    assert ecs.split_secret_ref("chat-api/db:password::") == ("chat-api/db", ":password::")
+    for ssm in ("ssm:/chat-api/db-url", "arn:aws:ssm:us-east-1:123456789012:parameter/chat-api/db-url"):
+        assert ecs.split_secret_ref(ssm) == (ssm, "")
+
+
+def test_a_json_key_suffix_survives_the_resolved_secret_arn(tmp_path: Path) -> None:
+    full = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:chat-api/db-AbCdEf"
+    cfg = config_from(tmp_path, f"""\
+  api:
+    secrets:  # quoted: a plain YAML value cannot end with ":"
+      A: "{full}:password::"
+      B: "chat-api/db:username:AWSCURRENT:"
+      C: chat-api/db
+""")
+    # run: preflight resolved each reference to the secret's full ARN (without the suffix).
+    refs = cfg.services["api"].secrets
+    resolved = Facts(account_id="123456789012", secret_arns={ref: full for ref in refs.values()})
+    td = ecs.task_definition(cfg, "api", "img:1", resolved)
+    assert [s["valueFrom"] for s in container(td)["secrets"]] == [
+        f"{full}:password::", f"{full}:username:AWSCURRENT:", full]
+    # A resolved value that already carries the suffix is not doubled.
+    doubled = Facts(account_id="123456789012", secret_arns={refs["A"]: refs["A"]})
+    assert container(ecs.task_definition(cfg, "api", "img:1", doubled))["secrets"][0]["valueFrom"] == \
+        f"{full}:password::"
+    # plan: no facts yet; a name becomes a partial ARN that keeps its suffix.
+    td = ecs.task_definition(cfg, "api", "img:1", Facts(account_id="123456789012"))
+    assert [s["valueFrom"] for s in container(td)["secrets"]] == [
+        f"{full}:password::",
+        "arn:aws:secretsmanager:eu-west-1:123456789012:secret:chat-api/db:username:AWSCURRENT:",
+        "arn:aws:secretsmanager:eu-west-1:123456789012:secret:chat-api/db",
+    ]
+
+
 def test_spot_autoscaling_and_health_command_forms(tmp_path: Path) -> None:
     cfg = config_from(tmp_path, """\
   worker:
