@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from deployctl import releases_tags as rt
@@ -330,6 +331,127 @@ def same_services(src_env: str, src: Iterable[str], dst_env: str, dst: Iterable[
     raise UsageError(f"{src_env} and {dst_env} disagree on their services ({'; '.join(parts)}); promote deploys "
                      f"every service of {src_env} to {dst_env}",
                      hint="make the services of both environments the same in deploy.yaml")
+
+
+# ------------------------------------------------------------------------------------------
+# Settling a release whose watch ended without a verdict
+# ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Settlement:
+    """The verdict ECS shows for one revision a release left `in-progress` (its watch was
+    cut off: Ctrl-C, a killed runner). Recorded with the same outcome tags a run writes."""
+
+    service: str
+    revision: Revision
+    outcome: str  # succeeded | failed | rolled-back
+    detail: str = ""
+    rolled_back_to: str | None = None
+    finished_at: datetime | None = None  # when ECS says the deployment settled, if it says
+
+    def tags(self, now: datetime) -> dict[str, str]:
+        """The outcome tags for the revision (releases_tags.outcome_tags, like a run's)."""
+        finished = self.finished_at or now
+        started = _parse_iso(self.revision.parsed.started_at)
+        duration = max(0.0, (finished - started).total_seconds()) if started else 0.0
+        return rt.outcome_tags(self.outcome, finished_at=finished, duration_s=duration, detail=self.detail,
+                               rolled_back_to=self.rolled_back_to)
+
+    def settled_revision(self, now: datetime) -> Revision:
+        from dataclasses import replace
+
+        return replace(self.revision, tags={**self.revision.tags, **self.tags(now)})
+
+
+# Tag values allow no parentheses, commas or quotes (releases_tags.tag_value).
+SETTLED_LATER = "recorded from what ECS shows after the deploy watch ended"
+
+
+def settle(latest: Release | None, described: Mapping[str, Mapping[str, Any] | None]) -> list[Settlement]:
+    """Verdicts for the `in-progress` revisions of the newest release that ECS has finished
+    rolling out (`described`: service → DescribeServices entry). Honest like the watcher
+    (DESIGN principle 4):
+
+    - our revision is the PRIMARY deployment, COMPLETED, alone and at its desired count → succeeded;
+    - our revision is PRIMARY and FAILED (circuit breaker or alarm without rollback) → failed;
+    - an older revision of the family is PRIMARY, COMPLETED and alone (ECS rolled back and our
+      deployment drained) → rolled-back, naming the revision it went back to.
+
+    Anything still moving (IN_PROGRESS, our deployment still draining) or that this cannot
+    explain (a newer or foreign revision runs) is left alone. The caller must make sure no
+    deploy still owns the release (the deploy lock) before recording these."""
+    if latest is None or latest.outcome != rt.IN_PROGRESS:
+        return []
+    out = []
+    for name, rev in sorted(latest.revisions.items()):
+        if rev.outcome != rt.IN_PROGRESS:
+            continue
+        found = _settled(name, rev, described.get(name))
+        if found is not None:
+            out.append(found)
+    return out
+
+
+def _settled(name: str, rev: Revision, svc: Mapping[str, Any] | None) -> Settlement | None:
+    if not svc:
+        return None
+    deps = list(svc.get("deployments") or [])
+    primary = next((d for d in deps if d.get("status") == "PRIMARY"), None)
+    if primary is None:
+        return None
+    state = primary.get("rolloutState")
+    reason = str(primary.get("rolloutStateReason") or "")
+    when = _when(primary.get("updatedAt"))
+    arn = str(primary.get("taskDefinition") or "")
+    if arn == rev.arn:
+        if state == "COMPLETED" and len(deps) == 1 and \
+                int(primary.get("runningCount") or 0) == int(primary.get("desiredCount") or 0):
+            return Settlement(name, rev, rt.SUCCEEDED, SETTLED_LATER, finished_at=when)
+        if state == "FAILED":
+            detail = f"ECS deployment {primary.get('id', '?')} failed" + (f": {reason}" if reason else "")
+            return Settlement(name, rev, rt.FAILED, f"{detail} - {SETTLED_LATER}", finished_at=when)
+        return None
+    if any(str(d.get("taskDefinition") or "") == rev.arn for d in deps):
+        return None  # our deployment is still there (draining after a rollback): not over yet
+    family, number = _family_and_number(arn)
+    if family != rev.family or number >= rev.number:
+        return None  # a newer or foreign revision runs: not something this release can explain
+    if state == "COMPLETED" and len(deps) == 1:
+        label = _arn_label(arn)
+        return Settlement(name, rev, rt.ROLLED_BACK, f"ECS rolled the service back to {label} - {SETTLED_LATER}",
+                          rolled_back_to=label, finished_at=when)
+    return None
+
+
+def apply_settlements(revisions: Iterable[Revision], settled: Iterable[Revision]) -> list[Revision]:
+    """`revisions` with the settled ones (same ARN) in their place."""
+    by_arn = {r.arn: r for r in settled}
+    return [by_arn.get(r.arn, r) for r in revisions]
+
+
+def _family_and_number(arn: str) -> tuple[str, int]:
+    family, _, number = _arn_label(arn).rpartition(":")
+    try:
+        return family, int(number)
+    except ValueError:
+        return family, 0
+
+
+def _when(value: Any) -> datetime | None:
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    return None
+
+
+def _parse_iso(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 # ------------------------------------------------------------------------------------------

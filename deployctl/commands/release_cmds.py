@@ -115,6 +115,15 @@ def read_releases(ecs: Any, cfg: ResolvedConfig, per_family: int | None = None) 
     return releases.build(read_revisions(ecs, cfg, per_family), app=cfg.app, env=cfg.env_name)
 
 
+def read_settled_releases(clients: Any, cfg: ResolvedConfig, described: Mapping[str, Mapping[str, Any] | None],
+                          per_family: int | None = None) -> list[Release]:
+    """read_releases, with the newest release settled from ECS when its watch ended early."""
+    from deployctl import releases
+
+    revs = settle_revisions(clients, cfg, read_revisions(clients.ecs, cfg, per_family), described)
+    return releases.build(revs, app=cfg.app, env=cfg.env_name)
+
+
 def read_services(ecs: Any, cfg: ResolvedConfig) -> dict[str, dict[str, Any] | None]:
     """service name (deploy.yaml) → DescribeServices entry, None when missing or INACTIVE."""
     from deployctl.render import ecs as render
@@ -128,6 +137,70 @@ def read_services(ecs: Any, cfg: ResolvedConfig) -> dict[str, dict[str, Any] | N
             if svc.get("status") != "INACTIVE" and svc.get("serviceName") in names:
                 out[names[svc["serviceName"]]] = dict(svc)
     return out
+
+
+def _warn(text: str) -> None:
+    typer.echo(f"warning: {text}", err=True)
+
+
+def settle_revisions(clients: Any, cfg: ResolvedConfig, revs: list[Revision],
+                     described: Mapping[str, Mapping[str, Any] | None],
+                     log: Callable[[str], None] = _warn) -> list[Revision]:
+    """`revs` with a verdict for the newest release when its deploy's watch ended without one
+    (Ctrl-C, a killed runner) and ECS has since finished the rollout (releases.settle).
+
+    The verdict is recorded on the revisions with the outcome tags a run writes, unless a
+    deploy holds the environment's lock: a running deploy owns its release and records its
+    own verdict. A verdict that cannot be recorded (no ecs:TagResource, as for `promote`
+    reading the source environment with the destination's role) is still used, with a warning."""
+    from datetime import UTC, datetime
+
+    from deployctl import releases
+    from deployctl import releases_tags as rt
+    from deployctl.adapters import aws
+
+    built = releases.build(revs, app=cfg.app, env=cfg.env_name)
+    pending = releases.settle(built[0] if built else None, described)
+    if not pending or _deploy_in_flight(clients, cfg, log):
+        return revs
+    now = datetime.now(UTC)
+    settled: list[Revision] = []
+    for item in pending:
+        arn = item.revision.arn
+        try:
+            fresh = releases.revision_from(clients.ecs.describe_task_definition(taskDefinition=arn, include=["TAGS"]))
+        except (aws.ClientError, aws.BotoCoreError) as exc:
+            log(f"could not re-read {item.revision.label}: {aws.error_code(exc) or exc}")
+            continue
+        if fresh is not None and fresh.outcome != rt.IN_PROGRESS:
+            settled.append(fresh)  # its deploy recorded the verdict just before letting go of the lock
+            continue
+        tags = item.tags(now)
+        try:
+            clients.ecs.tag_resource(resourceArn=arn, tags=rt.to_list(tags))
+        except (aws.ClientError, aws.BotoCoreError) as exc:
+            log(f"release {item.revision.parsed.release}: {item.service} {_outcome_text(item.outcome)} "
+                f"(ECS shows it) but the outcome could not be recorded on {item.revision.label}: "
+                f"{aws.error_code(exc) or exc}")
+        else:
+            log(f"release {item.revision.parsed.release}: recorded {item.service} as "
+                f"{_outcome_text(item.outcome)} on {item.revision.label}, from what ECS shows "
+                "(its deploy stopped watching before the verdict)")
+        settled.append(item.settled_revision(now))
+    return releases.apply_settlements(revs, settled)
+
+
+def _deploy_in_flight(clients: Any, cfg: ResolvedConfig, log: Callable[[str], None]) -> bool:
+    """True when a live deploy holds the environment's lock (or the lock cannot be read)."""
+    from deployctl import lock
+    from deployctl.errors import DeployctlError
+
+    try:
+        holder = lock.LockTable(clients.client("dynamodb")).read(lock.lock_key(cfg.app, cfg.env_name))
+    except DeployctlError as exc:
+        log(f"not settling the latest release of {cfg.env_name}: could not read the deploy lock ({exc})")
+        return True
+    return holder is not None and holder.expires_at > time.time()
 
 
 def _require_ecs(cfg: ResolvedConfig, command: str) -> None:
@@ -243,9 +316,9 @@ def promote(
 
     clients = _clients(src_cfg)
     with _errors(f"reading what {source} runs"):
-        views = [releases.service_view(name, described)
-                 for name, described in read_services(clients.ecs, src_cfg).items()]
-        src_releases = read_releases(clients.ecs, src_cfg)
+        src_services = read_services(clients.ecs, src_cfg)
+        views = [releases.service_view(name, described) for name, described in src_services.items()]
+        src_releases = read_settled_releases(clients, src_cfg, src_services)
     chosen = releases.promotable(source, src_releases, views)
     rel = chosen.release
 
@@ -399,8 +472,8 @@ def history(
 
     clients = _clients(cfg)
     with _errors(f"reading the releases of {env}"):
-        found = read_releases(clients.ecs, cfg, per_family=limit)[:limit]
         described = read_services(clients.ecs, cfg)
+        found = read_settled_releases(clients, cfg, described, per_family=limit)[:limit]
     running = {n: str(releases.service_view(n, d).task_definition) for n, d in described.items() if d}
     cur = releases.current(found, running)
     if as_json:
@@ -518,7 +591,7 @@ def read_status(clients: Any, cfg: ResolvedConfig) -> list[ServiceStatus]:
     from deployctl.render import ecs as render
 
     described = read_services(clients.ecs, cfg)
-    revs = read_revisions(clients.ecs, cfg, per_family=3)
+    revs = settle_revisions(clients, cfg, read_revisions(clients.ecs, cfg, per_family=3), described)
     by_arn = {r.arn: r for r in revs}
     out = []
     for name, svc in described.items():

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -375,6 +376,83 @@ def test_status_watch_json_timeout_still_prints_the_document(project: Project, s
     assert doc["services"][0]["rollout_state"] == "IN_PROGRESS"
     assert "rollouts still not settled after 0.5s" in res.err and "status --env staging --watch" in res.err
     assert proc.returncode == 0, out
+
+
+# ------------------------------------------------------------------------ a watch cut off by Ctrl-C
+
+
+def interrupted_run(project: Project, sim: Any, image: str) -> str:
+    """`deployctl run` stopped with Ctrl-C while it watches; returns the release it left in progress."""
+    proc = start_run(project, sim, "staging", image)
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 130, out
+    assert "Resume watching with `deployctl status --env staging --watch`" in out
+    newest = project.history("staging")[0]
+    assert newest["outcome"] == "in-progress"
+    return str(newest["id"])
+
+
+def test_resumed_watch_settles_the_release_and_promote_goes_ahead(project: Project, sim: Any) -> None:
+    project.deployed("staging", "v1")
+    sim.script(API, sim.scenario("success", start_s=1.5, healthy_s=1.0), cluster=CLUSTER)
+    ref2 = project.world.push("v2")
+    release = interrupted_run(project, sim, ref2)
+
+    st = project.cli("status", "-f", project.file, "--env", "staging", "--watch", "--interval", "0.1")
+
+    assert st.code == 0, st.text
+    assert "every rollout completed" in st.out
+    assert f"release {release}: recorded api as succeeded on {FAMILY_STAGING}:2" in st.err
+    # Recorded on the revision like a run records it: outcome, finish time, duration.
+    _, tags = td(project.world, service(project.world, CLUSTER)["taskDefinition"])
+    assert tags["deployctl:release"] == release and tags["deployctl:outcome"] == "succeeded"
+    assert tags["deployctl:started-at"] <= tags["deployctl:finished-at"]
+    assert float(tags["deployctl:duration-s"]) > 0
+    (newest, _) = project.history("staging")
+    assert (newest["id"], newest["outcome"], newest["current"]) == (release, "succeeded", True)
+    res = project.cli("promote", "staging", "prod", "-f", project.file, "--yes")
+    assert res.code == 0, res.text
+    assert image_of(project.world, PROD_CLUSTER) == ref2
+
+
+def test_a_cut_off_release_that_ecs_rolled_back_is_recorded_rolled_back(project: Project, sim: Any) -> None:
+    project.deployed("staging", "v1")
+    sim.script(API, sim.scenario("tasks_fail_to_start", fail_s=0.5), cluster=CLUSTER)
+    release = interrupted_run(project, sim, project.world.push("v2"))
+
+    st = project.cli("status", "-f", project.file, "--env", "staging", "--watch", "--interval", "0.1")
+
+    assert st.code == 1
+    assert "is not what runs: the service went back to" in st.err
+    (newest, first) = project.history("staging")
+    assert (newest["id"], newest["outcome"], first["current"]) == (release, "rolled-back", True)
+    _, tags = td(project.world, f"{FAMILY_STAGING}:2")
+    assert tags["deployctl:rolled-back-to"] == f"{FAMILY_STAGING}:1"
+    assert "ECS rolled the service back to" in tags["deployctl:outcome-detail"]
+    res = project.cli("promote", "staging", "prod", "-f", project.file, "--yes")
+    assert res.code == 1 and "failed and was rolled back" in res.err
+
+
+def test_a_release_is_not_settled_while_a_deploy_holds_the_lock(project: Project, sim: Any) -> None:
+    from deployctl import lock
+
+    project.deployed("staging", "v1")
+    sim.script(API, sim.scenario("success", start_s=0.5, healthy_s=0.5), cluster=CLUSTER)
+    release = interrupted_run(project, sim, project.world.push("v2"))
+    table = lock.LockTable(project.world.c("dynamodb"))
+    with lock.hold(table, "chat-api", "staging", release=release, lease=30):
+        # A deploy owns the environment: ECS has finished, but the verdict is left to it.
+        st = project.cli("status", "-f", project.file, "--env", "staging", "--watch", "--interval", "0.1")
+        assert st.code == 0, st.text
+        assert project.history("staging")[0]["outcome"] == "in-progress"
+        refused = project.cli("promote", "staging", "prod", "-f", project.file, "--yes")
+        assert refused.code == 1 and "is still in progress" in refused.err
+    # Lock released: `history` settles it from what ECS shows.
+    (newest, _) = project.history("staging")
+    assert (newest["id"], newest["outcome"]) == (release, "succeeded")
+    _, tags = td(project.world, f"{FAMILY_STAGING}:2")
+    assert tags["deployctl:outcome"] == "succeeded"
 
 
 # ------------------------------------------------------------------------------------ local target

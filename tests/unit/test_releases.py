@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -137,6 +138,71 @@ def test_environments_must_agree_on_services() -> None:
         releases.same_services("staging", ["api", "worker"], "prod", ["api", "batch"])
     assert "only staging has worker; only prod has batch" in err.value.message
     assert err.value.exit_code == 2
+
+
+# --------------------------------------------------------------------------- settling a cut-off watch
+
+
+def ecs_service(*deployments: dict[str, Any]) -> dict[str, Any]:
+    return {"deployments": list(deployments)}
+
+
+def deployment(arn: str, status: str = "PRIMARY", state: str = "COMPLETED", *, running: int = 2,
+               desired: int = 2, **extra: Any) -> dict[str, Any]:
+    return {"id": "ecs-svc/1", "taskDefinition": arn, "status": status, "rolloutState": state,
+            "runningCount": running, "desiredCount": desired, **extra}
+
+
+def test_settle_records_success_only_when_our_deployment_completed_alone() -> None:
+    built = history(rt.SUCCEEDED, rt.IN_PROGRESS)
+    ours, old = built[0].revisions["api"], built[1].revisions["api"]
+    finished = datetime(2026, 3, 15, 10, 2, 45, tzinfo=UTC)
+    (s,) = releases.settle(built[0], {"api": ecs_service(deployment(ours.arn, updatedAt=finished))})
+    assert (s.service, s.revision, s.outcome) == ("api", ours, rt.SUCCEEDED)
+    tags = s.tags(datetime(2030, 1, 1, tzinfo=UTC))
+    # The tags a run writes, timed by ECS's updatedAt and the release's start tag (10:02:00).
+    assert tags[rt.OUTCOME] == "succeeded" and tags[rt.FINISHED_AT] == "2026-03-15T10:02:45Z"
+    assert tags[rt.DURATION] == "45.0" and rt.tag_value(tags[rt.DETAIL]) == tags[rt.DETAIL]
+    assert s.settled_revision(finished).outcome == rt.SUCCEEDED
+    # Still moving, not alone, or short of its desired count: no verdict yet.
+    for moving in (ecs_service(deployment(ours.arn, state="IN_PROGRESS")),
+                   ecs_service(deployment(ours.arn), deployment(old.arn, "ACTIVE")),
+                   ecs_service(deployment(ours.arn, running=1))):
+        assert releases.settle(built[0], {"api": moving}) == []
+
+
+def test_settle_records_a_failure_and_an_ecs_rollback() -> None:
+    built = history(rt.SUCCEEDED, rt.IN_PROGRESS)
+    ours, old = built[0].revisions["api"], built[1].revisions["api"]
+    (failed,) = releases.settle(built[0], {"api": ecs_service(deployment(
+        ours.arn, state="FAILED", rolloutStateReason="ECS deployment circuit breaker: tasks failed to start."))})
+    assert failed.outcome == rt.FAILED and "circuit breaker: tasks failed to start" in failed.detail
+    (back,) = releases.settle(built[0], {"api": ecs_service(deployment(old.arn))})
+    assert (back.outcome, back.rolled_back_to) == (rt.ROLLED_BACK, "chat-api-staging-api:1")
+    # The rollback still in flight, or our failed deployment still draining: wait.
+    assert releases.settle(built[0], {"api": ecs_service(deployment(old.arn, state="IN_PROGRESS"))}) == []
+    assert releases.settle(built[0], {"api": ecs_service(
+        deployment(old.arn), deployment(ours.arn, "ACTIVE", "FAILED"))}) == []
+
+
+def test_settle_leaves_alone_what_it_cannot_explain() -> None:
+    built = history(rt.SUCCEEDED, rt.IN_PROGRESS)
+    ours = built[0].revisions["api"]
+    newer = f"{ACCOUNT_ARN}/chat-api-staging-api:9"
+    foreign = f"{ACCOUNT_ARN}/someone-else:1"
+    for arn in (newer, foreign):  # not a rollback: deployed by something else
+        assert releases.settle(built[0], {"api": ecs_service(deployment(arn))}) == []
+    assert releases.settle(built[0], {"api": None}) == []  # the service is gone
+    assert releases.settle(built[0], {"api": ecs_service()}) == []  # no PRIMARY deployment
+    # Only the newest release, and only while it is in progress.
+    done = history(rt.SUCCEEDED)
+    assert releases.settle(done[0], {"api": ecs_service(deployment(done[0].revisions["api"].arn))}) == []
+    assert releases.settle(None, {}) == []
+    settled = releases.settle(built[0], {"api": ecs_service(deployment(ours.arn))})[0].settled_revision(
+        datetime(2026, 3, 15, 10, 3, tzinfo=UTC))
+    revs = [r for rel in built for r in rel.revisions.values()]
+    assert [r.outcome for r in releases.build(releases.apply_settlements(revs, [settled]))] == [
+        "succeeded", "succeeded"]
 
 
 # --------------------------------------------------------------------------- rollback
