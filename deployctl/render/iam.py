@@ -181,6 +181,9 @@ class Arns:
         return [self.family(s) for s in self.cfg.services]
 
     def secret(self, ref: str) -> str:
+        # `…:json-key:version-stage:version-id` picks a value inside the secret; IAM sees only
+        # the secret's own ARN.
+        ref = ecs.split_secret_ref(ref)[0]
         if ref.startswith("arn:"):
             return ref
         # Secrets Manager appends "-" and six random characters to every secret's ARN.
@@ -295,7 +298,7 @@ def ci_policy(cfg: ResolvedConfig, account: str, *, source: ResolvedConfig | Non
     out.append(_stmt("CheckTaskRoles", ["iam:GetRole"], a.roles()))
 
     refs = sorted({ref for svc in cfg.services.values() for ref in svc.secrets.values()})
-    sm = [a.secret(r) for r in refs if not _is_ssm(r)]
+    sm = sorted({a.secret(r) for r in refs if not _is_ssm(r)})  # two keys of one secret: one ARN
     if sm:
         out.append(_stmt("SecretsExistOnly", ["secretsmanager:DescribeSecret"], sm))
     if any(_is_ssm(r) for r in refs):

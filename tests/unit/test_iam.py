@@ -136,6 +136,23 @@ def test_secrets_are_describe_only() -> None:
                                       f"arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:other-AbC123"))
 
 
+def test_secret_references_with_a_json_key_are_allowed_on_the_secret_itself(tmp_path: Path) -> None:
+    text = (ROOT / "deploy.yaml").read_text()
+    by_arn = f"arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:chat-api/db-AbC123"
+    assert "chat-api/openai-key" in text
+    text = text.replace("chat-api/openai-key ", "\"chat-api/openai-key:api_key::\" ", 1)  # quoted: ends in ":"
+    text = text.replace("secrets:", f'secrets:\n      DB_PASSWORD: "{by_arn}:password:AWSCURRENT:"', 1)
+    (tmp_path / "deploy.yaml").write_text(text)
+    policy = iam.ci_policy(cfg_of("staging", tmp_path / "deploy.yaml"), ACCOUNT)
+    (sm,) = [s for s in statements(policy) if s["Sid"] == "SecretsExistOnly"]
+    assert sorted(as_list(sm["Resource"])) == sorted([
+        by_arn, f"arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:chat-api/openai-key-??????"])
+    # What preflight actually asks for: DescribeSecret on the secret's own ARN.
+    assert allows(policy, Request("secretsmanager:DescribeSecret",
+                                  f"arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:chat-api/openai-key-XyZ789"))
+    assert allows(policy, Request("secretsmanager:DescribeSecret", by_arn))
+
+
 def test_only_what_the_config_uses() -> None:
     staging, prod = policy_of("staging"), policy_of("prod")
     assert "cloudwatch:DescribeAlarms" in actions(staging)  # deploy.alarms
