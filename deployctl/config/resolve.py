@@ -82,7 +82,7 @@ class Loaded:
         for key in REQUIRED_TOP:
             if key not in data:
                 out.append(doc.problem((), f"missing required key '{key}'"))
-        if "version" in data and data["version"] != 1:
+        if "version" in data and data["version"] != 1 and ("version",) not in doc.unusable:
             out.append(doc.problem(("version",), f"unsupported version {_describe(data['version'])}",
                                    "this deployctl reads version: 1", key=False))
         for path, var in self.unset.items():
@@ -148,7 +148,7 @@ class Loaded:
                 out.append(doc.problem((*base, "monitoring"), f"expected a mapping of overrides, got "
                                        f"{_describe(env['monitoring'])}",
                                        "or `monitoring: null` to turn monitoring off in this environment"))
-        return out
+        return out[:len(doc.problems)] + [p for p in out[len(doc.problems):] if doc.is_usable(p)]
 
     def try_resolve(self, env_name: str) -> tuple[ResolvedConfig | None, list[ConfigProblem]]:
         """Resolve when the document's shape allows it; skip problems at unset ${VAR} paths."""
@@ -165,7 +165,7 @@ class Loaded:
             return None, []
         cfg, problems = self.resolve(env_name)
         unset_at = {self.doc.marks.value_at(p) for p in self.unset}
-        return cfg, [p for p in problems if (p.line, p.col) not in unset_at]
+        return cfg, [p for p in problems if (p.line, p.col) not in unset_at and self.doc.is_usable(p)]
 
     def resolve(self, env_name: str) -> tuple[ResolvedConfig | None, list[ConfigProblem]]:
         data = self.data

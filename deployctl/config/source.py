@@ -53,6 +53,17 @@ class Document:
     # Problems found while parsing that do not stop validation (duplicate keys: the first wins),
     # so one run reports them together with everything else.
     problems: list[ConfigProblem] = field(default_factory=list)
+    # Paths whose value could not be read (a bad tag, an unreadable number): already reported,
+    # so later checks must not complain about the stand-in value again.
+    unusable: set[Path] = field(default_factory=set)
+
+    def is_usable(self, problem: ConfigProblem) -> bool:
+        """False for a follow-on problem at (or inside) a value that could not be read."""
+        for path in self.unusable:
+            where = dotted(path)
+            if problem.path == where or problem.path.startswith((where + ".", where + "[")):
+                return False
+        return True
 
     def problem(self, path: Path, message: str, hint: str | None = None, *,
                 key: bool = True) -> ConfigProblem:
@@ -64,13 +75,12 @@ def _pos(mark: yaml.Mark) -> tuple[int, int]:
     return mark.line + 1, mark.column + 1
 
 
-def _scalar(node: yaml.ScalarNode) -> Any:
-    # Resolve tags the safe loader's way (ints, bools, null, floats), without building objects.
-    return yaml.SafeLoader.construct_scalar(_CONSTRUCTOR, node) if node.tag == "tag:yaml.org,2002:str" \
-        else _CONSTRUCTOR.construct_object(node, deep=True)
-
-
 _CONSTRUCTOR = yaml.SafeLoader("")
+_YAML = "tag:yaml.org,2002:"
+# The YAML 1.1 scalar types the safe loader resolves; any other tag (CloudFormation's !Ref,
+# !!python/…) has no meaning in deploy.yaml.
+_SCALAR_KINDS = {"null": "null", "bool": "true or false", "int": "a whole number", "float": "a number",
+                 "timestamp": "a date or time", "str": "text"}
 
 
 def parse(text: str, file: str) -> Document:
@@ -98,8 +108,9 @@ def parse(text: str, file: str) -> Document:
     marks = Marks()
     if root is None:
         return Document(file, {}, marks)
-    data = _walk(root, (), marks, problems, file)
-    return Document(file, data, marks, problems)
+    walker = _Walker(file, marks, problems)
+    data = walker.walk(root, ())
+    return Document(file, data, marks, problems, walker.unusable)
 
 
 def _syntax_problem(exc: yaml.MarkedYAMLError, file: str) -> ConfigProblem:
@@ -132,17 +143,19 @@ def _syntax_hint(what: str) -> str | None:
 MERGE_TAG = "tag:yaml.org,2002:merge"
 
 
-def _walk(node: yaml.Node, path: Path, marks: Marks, problems: list[ConfigProblem], file: str) -> Any:
-    return _Walker(file, marks, problems).walk(node, path)
-
-
 class _Walker:
     """Composed nodes → plain data, recording marks and collecting problems as it goes."""
 
     def __init__(self, file: str, marks: Marks, problems: list[ConfigProblem]) -> None:
         self.file, self.marks, self.problems = file, marks, problems
+        self.unusable: set[Path] = set()
+        self.reported: set[tuple[int, str]] = set()
 
     def problem(self, node: yaml.Node, path: Path, message: str, hint: str | None = None) -> None:
+        # A node reached again through an alias or a merge is reported once, where it is written.
+        if (id(node), message) in self.reported:
+            return
+        self.reported.add((id(node), message))
         line, col = _pos(node.start_mark)
         self.problems.append(ConfigProblem(self.file, line, col, dotted(path), message, hint))
 
@@ -153,7 +166,37 @@ class _Walker:
         if isinstance(node, yaml.SequenceNode):
             return [self.walk(item, (*path, i)) for i, item in enumerate(node.value)]
         # The composer builds only mapping, sequence and scalar nodes: what is left is a scalar.
-        return _scalar(cast(yaml.ScalarNode, node))
+        value, ok = self.scalar(cast(yaml.ScalarNode, node), path)
+        if not ok:
+            self.unusable.add(path)
+        return value
+
+    def scalar(self, node: yaml.ScalarNode, path: Path) -> tuple[Any, bool]:
+        """The value the safe loader would build, or (the source text, False) after a problem."""
+        tag = node.tag
+        if tag == _YAML + "str" or tag in (MERGE_TAG, _YAML + "value"):  # `<<` or `=` as a value: text
+            return node.value, True
+        kind = tag[len(_YAML):] if tag.startswith(_YAML) else None
+        if kind not in _SCALAR_KINDS:
+            shown = f"!!{kind}" if kind else tag
+            self.problem(node, path, f"unsupported YAML tag {shown}",
+                         "deploy.yaml takes plain values; CloudFormation tags such as !Ref or !Sub "
+                         "are not read here")
+            return node.value, False
+        try:
+            value = _CONSTRUCTOR.yaml_constructors[tag](_CONSTRUCTOR, node)
+        except Exception as exc:  # noqa: BLE001 - PyYAML raises ValueError, KeyError, AttributeError…
+            digits = str(exc) if "digits" in str(exc) else ""
+            if digits:
+                self.problem(node, path, f"number too long ({len(node.value)} characters)",
+                             "quote it if it is text")
+            else:
+                self.problem(node, path, f"'{node.value}' is not {_SCALAR_KINDS[kind]} (tag !!{kind})",
+                             "remove the tag, or fix the value")
+            return node.value, False
+        if kind == "timestamp":
+            return node.value, True  # nothing here takes a date: keep `deploy_on: 2024-05-01` as written
+        return value, True
 
     def mapping(self, node: yaml.MappingNode, path: Path) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -162,7 +205,9 @@ class _Walker:
             if isinstance(key_node, yaml.ScalarNode) and key_node.tag == MERGE_TAG:
                 sources.extend(self.merge_sources(value_node, path))
                 continue
-            key = _scalar(key_node) if isinstance(key_node, yaml.ScalarNode) else None
+            key, ok = self.scalar(key_node, path) if isinstance(key_node, yaml.ScalarNode) else (None, True)
+            if not ok:
+                continue  # reported: an unreadable key
             if not isinstance(key, str | int | bool) or key is None:
                 self.problem(key_node, path, "mapping keys must be plain strings")
                 continue

@@ -178,3 +178,49 @@ def test_a_key_written_twice_beside_a_merge_is_still_a_duplicate(tmp_path: Path)
     text += "  dev: {target: docker}\n"
     assert problems_of(tmp_path, text) == [
         "11:5 services.api2.port: duplicate key (first defined on line 10) (remove one of them)"]
+
+
+# -- 3. values PyYAML cannot build are located problems, never exit 3 ----------------------------
+
+@pytest.mark.parametrize("value, message", [
+    ("!Ref foo", "3:9 region: unsupported YAML tag !Ref"),
+    ("!!int abc", "3:9 region: 'abc' is not a whole number (tag !!int)"),
+    ("!!float 1.x", "3:9 region: '1.x' is not a number (tag !!float)"),
+    ("!!timestamp nope", "3:9 region: 'nope' is not a date or time (tag !!timestamp)"),
+    ("!!python/name:os.system ''", "3:9 region: unsupported YAML tag !!python/name:os.system"),
+    ("1" * 4301, "3:9 region: number too long (4301 characters)"),
+], ids=["ref", "int", "float", "timestamp", "python", "long-int"])
+def test_unbuildable_scalars_are_located_problems(tmp_path: Path, value: str, message: str,
+                                                  capsys: pytest.CaptureFixture[str],
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    text = SMALL.replace("region: us-east-1", f"region: {value}") + "  dev: {target: docker}\n"
+    for env in (None, "dev"):
+        [problem] = problems_of(tmp_path, text, env)
+        assert problem.startswith(message), problem
+    for args in (["validate"], ["config", "--env", "dev"], ["plan", "--env", "dev"]):
+        result = cli(tmp_path, capsys, monkeypatch, *args)
+        assert result.code == 2, result.stderr
+        assert "internal error" not in result.stderr
+        assert f"deploy.yaml:{message.split()[0]}: region: " in result.stderr
+
+
+def test_a_bad_key_and_a_long_number_in_an_env_value(tmp_path: Path) -> None:
+    text = SMALL.replace("    port: 8000\n", f"    port: 8000\n    env: {{!Ref X: a, N: {'9' * 5000}}}\n")
+    text += "  dev: {target: docker}\n"
+    assert [p.split(" (")[0] for p in problems_of(tmp_path, text)] == [
+        "8:11 services.api.env: unsupported YAML tag !Ref",
+        "8:25 services.api.env.N: number too long",
+    ]
+
+
+def test_plain_dates_stay_text(tmp_path: Path) -> None:
+    text = SMALL + "  dev: {target: docker, deploy_on: 2024-05-01}\n"
+    assert load(tmp_path, text, "dev").environment.deploy_on == "2024-05-01"
+
+
+def test_a_bad_value_behind_an_alias_is_reported_once(tmp_path: Path) -> None:
+    text = SMALL.replace("port: 8000", "port: &p !!int eighty").replace(
+        "    health: {path: /health}\n", "    health: {path: /health}\n  api2: {port: *p, health: {path: /h}}\n")
+    text += "  dev: {target: docker}\n"
+    assert [p.split(" (")[0] for p in problems_of(tmp_path, text)] == [
+        "7:11 services.api.port: 'eighty' is not a whole number"]
