@@ -497,7 +497,7 @@ def _docker_history(cfg: ResolvedConfig, limit: int, as_json: bool) -> None:
     found = docker.history(cfg, limit=limit)
     if as_json:
         print_json({"schema": "deployctl.history/v1", "app": cfg.app, "env": cfg.env_name, "releases": [{
-            "id": r.id, "outcome": r.outcome, "kind": r.kind, "source": r.rollback_of or None,
+            "id": r.id, "outcome": _docker_outcome(r.outcome), "kind": r.kind, "source": r.rollback_of or None,
             "git_sha": r.git_sha or None, "image_digest": r.digest or None, "image": r.image or None,
             "who": r.who or None, "started_at": r.created or None, "finished_at": r.ended or None,
             "duration_s": r.duration_s, "detail": r.message or None, "current": r.current,
@@ -544,6 +544,8 @@ class ServiceStatus:
     release: str = ""
     outcome: str = ""
     image_digest: str = ""
+    image: str = ""
+    git_sha: str = ""
     task_definition: str = ""
     revision: int | None = None
     running: int = 0
@@ -570,22 +572,73 @@ class ServiceStatus:
         return self.exists and self.rollout_state == "COMPLETED" and not self.superseded_by_rollback
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "service": self.service, "ecs_service": self.ecs_service, "exists": self.exists,
-            "release": self.release or None, "outcome": self.outcome or None,
-            "image_digest": self.image_digest or None, "task_definition": self.task_definition or None,
-            "revision": self.revision, "running": self.running, "desired": self.desired, "pending": self.pending,
-            "rollout_state": self.rollout_state or None, "rollout_reason": self.rollout_reason or None,
-            "deployments": list(self.deployments), "targets": self.targets, "events": list(self.events),
-            "rolled_back": self.superseded_by_rollback or None,
-        }
+        return status_service_doc(
+            service=self.service, exists=self.exists, release=self.release or None, outcome=self.outcome or None,
+            image_digest=self.image_digest or None, image=self.image or None, git_sha=self.git_sha or None,
+            running=self.running, desired=self.desired,
+            healthy=self.targets.get("healthy", 0) if self.targets is not None else None,
+            rolled_back=self.superseded_by_rollback or None,
+            ecs_service=self.ecs_service, task_definition=self.task_definition or None, revision=self.revision,
+            pending=self.pending, rollout_state=self.rollout_state or None,
+            rollout_reason=self.rollout_reason or None, deployments=list(self.deployments), targets=self.targets,
+            events=list(self.events))
+
+
+# deployctl.status/v1: one shape for every target (README, "--json output"). Keys are only ever
+# added; a key that does not apply to a target is present with null.
+STATUS_KEYS = ("schema", "app", "env", "target", "cluster", "settled", "ok", "current", "services")
+STATUS_CURRENT_KEYS = ("id", "outcome", "kind", "git_sha", "image_digest", "started_at", "finished_at")
+STATUS_SERVICE_KEYS = (
+    # every target
+    "service", "exists", "release", "outcome", "image_digest", "image", "git_sha", "running", "desired",
+    "healthy", "rolled_back",
+    # ECS only (null for the local Docker target)
+    "ecs_service", "task_definition", "revision", "pending", "rollout_state", "rollout_reason", "deployments",
+    "targets", "events",
+    # local Docker target only (null for ECS)
+    "url", "containers",
+)
+
+
+def _only(keys: tuple[str, ...], fields: Mapping[str, Any]) -> dict[str, Any]:
+    unknown = set(fields) - set(keys)
+    if unknown:  # a programming error: the schema is the tuple above
+        raise ValueError(f"not in deployctl.status/v1: {', '.join(sorted(unknown))}")
+    return {k: fields.get(k) for k in keys}
+
+
+def status_service_doc(**fields: Any) -> dict[str, Any]:
+    """One entry of `services` in deployctl.status/v1, every key present (null when not given)."""
+    return _only(STATUS_SERVICE_KEYS, fields)
+
+
+def status_doc(**fields: Any) -> dict[str, Any]:
+    return {**_only(STATUS_KEYS, fields), "schema": "deployctl.status/v1"}
+
+
+def status_current_doc(**fields: Any) -> dict[str, Any]:
+    return _only(STATUS_CURRENT_KEYS, fields)
+
+
+@dataclass(frozen=True)
+class EcsStatus:
+    services: list[ServiceStatus]
+    current: Release | None = None  # the newest release among the revisions the services run
+
+    @property
+    def settled(self) -> bool:
+        return all(s.settled for s in self.services)
+
+    @property
+    def ok(self) -> bool:
+        return all(s.ok for s in self.services)
 
 
 def _iso(value: Any) -> str:
     return value.isoformat() if hasattr(value, "isoformat") else str(value or "")
 
 
-def read_status(clients: Any, cfg: ResolvedConfig) -> list[ServiceStatus]:
+def read_status(clients: Any, cfg: ResolvedConfig) -> EcsStatus:
     from deployctl import releases
     from deployctl import releases_tags as rt
     from deployctl.render import ecs as render
@@ -594,6 +647,7 @@ def read_status(clients: Any, cfg: ResolvedConfig) -> list[ServiceStatus]:
     revs = settle_revisions(clients, cfg, read_revisions(clients.ecs, cfg, per_family=3), described)
     by_arn = {r.arn: r for r in revs}
     out = []
+    running: dict[str, Revision] = {}
     for name, svc in described.items():
         ecs_name = render.service_name(cfg, name)
         if svc is None:
@@ -604,6 +658,8 @@ def read_status(clients: Any, cfg: ResolvedConfig) -> list[ServiceStatus]:
         rev = by_arn.get(arn)
         if rev is None and arn:
             rev = releases.revision_from(clients.ecs.describe_task_definition(taskDefinition=arn, include=["TAGS"]))
+        if rev is not None:
+            running[name] = rev
         deps = svc.get("deployments") or []
         primary: Mapping[str, Any] = next((d for d in deps if d.get("status") == "PRIMARY"), {}) or {}
         newest = max((r for r in revs if r.service == name), key=lambda r: r.number, default=None)
@@ -615,6 +671,7 @@ def read_status(clients: Any, cfg: ResolvedConfig) -> list[ServiceStatus]:
             service=name, ecs_service=ecs_name, exists=True,
             release=(rev.parsed.release or "") if rev else "", outcome=rev.outcome if rev else "",
             image_digest=(rev.parsed.image_digest or "") if rev else "",
+            image=rev.image if rev else "", git_sha=(rev.parsed.git_sha or "") if rev else "",
             task_definition=arn, revision=rev.number if rev else None,
             running=int(primary.get("runningCount") or 0), desired=int(primary.get("desiredCount") or 0),
             pending=int(primary.get("pendingCount") or 0), rollout_state=str(primary.get("rolloutState") or ""),
@@ -629,7 +686,9 @@ def read_status(clients: Any, cfg: ResolvedConfig) -> list[ServiceStatus]:
                          for e in (svc.get("events") or [])[:5]),
             superseded_by_rollback=rolled,
         ))
-    return out
+    known = releases.build([*revs, *(r for r in running.values() if r.arn not in by_arn)], app=cfg.app,
+                           env=cfg.env_name)
+    return EcsStatus(out, releases.current(known, {n: r.arn for n, r in running.items()}))
 
 
 def _target_health(clients: Any, svc: Mapping[str, Any]) -> dict[str, int] | None:
@@ -683,7 +742,8 @@ def status(
     """Per service: running release, image digest, task definition revision, running/desired,
     rollout state, target health and the last 5 events.
 
-    JSON (schema deployctl.status/v1): {schema, app, env, cluster, settled, ok, services: [...]}.
+    JSON (schema deployctl.status/v1, the same keys for every target; README "--json output"):
+    {schema, app, env, target, cluster, settled, ok, current, services: [...]}.
 
     Examples:  deployctl status --env staging
                deployctl status --env prod --watch --interval 2
@@ -694,29 +754,35 @@ def status(
         return
     clients = _clients(cfg)
 
-    def snapshot() -> list[ServiceStatus]:
+    def snapshot() -> EcsStatus:
         with _errors(f"reading the status of {env}"):
             return read_status(clients, cfg)
 
-    def as_doc(rows: list[ServiceStatus]) -> dict[str, Any]:
-        return {"schema": "deployctl.status/v1", "app": cfg.app, "env": env, "cluster": cfg.environment.cluster,
-                "settled": all(s.settled for s in rows), "ok": all(s.ok for s in rows),
-                "services": [s.to_json() for s in rows]}
+    def as_doc(st: EcsStatus) -> dict[str, Any]:
+        cur = st.current
+        return status_doc(app=cfg.app, env=env, target="ecs", cluster=cfg.environment.cluster,
+                          settled=st.settled, ok=st.ok,
+                          current=status_current_doc(
+                              id=cur.id, outcome=cur.outcome, kind=cur.kind, git_sha=cur.git_sha or None,
+                              image_digest=cur.image_digest or None, started_at=cur.started_at or None,
+                              finished_at=cur.finished_at or None) if cur else None,
+                          services=[s.to_json() for s in st.services])
 
     if not watch:
-        rows = snapshot()
+        st = snapshot()
         if as_json:
-            print_json(as_doc(rows))
+            print_json(as_doc(st))
         else:
-            typer.echo("\n".join(render_status(cfg, rows)))
+            typer.echo("\n".join(render_status(cfg, st.services)))
         return
     from deployctl.errors import DeployFailed
 
     limit = parse_lock_wait(timeout) if timeout else None
-    rows, settled = _watch(cfg, snapshot, interval, limit, as_json)
+    st, settled = _watch(cfg, snapshot, interval, limit, as_json)
+    rows = st.services
     if as_json:
         # Always the document, a timed-out watch included (settled: false): CI reads stdout.
-        print_json(as_doc(rows))
+        print_json(as_doc(st))
     if not settled:
         raise DeployFailed(f"{env}: rollouts still not settled after {limit:g}s",
                            hint=f"keep watching with `deployctl status --env {env} --watch`")
@@ -730,9 +796,9 @@ def status(
         typer.echo(f"{cfg.app}/{env}: every rollout completed")
 
 
-def _watch(cfg: ResolvedConfig, snapshot: Callable[[], list[ServiceStatus]], interval: float,
-           limit: float | None, as_json: bool) -> tuple[list[ServiceStatus], bool]:
-    """Refresh until every rollout settled or `limit` seconds passed: (last rows, settled)."""
+def _watch(cfg: ResolvedConfig, snapshot: Callable[[], EcsStatus], interval: float,
+           limit: float | None, as_json: bool) -> tuple[EcsStatus, bool]:
+    """Refresh until every rollout settled or `limit` seconds passed: (last status, settled)."""
     from deployctl.ui import _is_tty
 
     started = time.monotonic()
@@ -748,8 +814,8 @@ def _watch(cfg: ResolvedConfig, snapshot: Callable[[], list[ServiceStatus]], int
     last: list[str] = []
     try:
         while True:
-            rows = snapshot()
-            lines = render_status(cfg, rows)
+            st = snapshot()
+            lines = render_status(cfg, st.services)
             if live is not None:
                 from rich.text import Text
 
@@ -757,10 +823,10 @@ def _watch(cfg: ResolvedConfig, snapshot: Callable[[], list[ServiceStatus]], int
             elif lines != last:
                 print("\n".join(lines), file=stream, flush=True)
             last = lines
-            if all(s.settled for s in rows):
-                return rows, True
+            if st.settled:
+                return st, True
             if limit is not None and time.monotonic() - started > limit:
-                return rows, False
+                return st, False
             time.sleep(interval)
     finally:
         if live is not None:
@@ -768,21 +834,60 @@ def _watch(cfg: ResolvedConfig, snapshot: Callable[[], list[ServiceStatus]], int
 
 
 def _docker_status(cfg: ResolvedConfig, as_json: bool) -> None:
-    from dataclasses import asdict
-
     from deployctl.targets import docker
 
     st = docker.status(cfg)
     if as_json:
-        print_json({"schema": "deployctl.status/v1", "app": st.app, "env": st.env, "target": "docker",
-                    "current": asdict(st.current) if st.current else None,
-                    "services": [asdict(s) for s in st.services]})
+        print_json(docker_status_doc(st))
         return
     typer.echo(f"{st.app}/{st.env} on the local Docker engine"
                + (f": release {st.current.id} ({st.current.outcome})" if st.current else ": nothing deployed"))
     for s in st.services:
         typer.echo(f"{s.service}: release {s.release or '-'}, {s.running}/{s.desired} running, {s.healthy} healthy"
                    + (f", {s.url}" if s.url else "") + (f", {_short(s.digest)}" if s.digest else ""))
+
+
+def _docker_outcome(outcome: str) -> str:
+    """The local target's outcomes in the words of ECS releases ("in progress" → "in-progress")."""
+    return outcome.replace(" ", "-")
+
+
+def docker_status_doc(st: Any) -> dict[str, Any]:
+    """deployctl.status/v1 for the local Docker target (a docker.LocalStatus).
+
+    Nothing rolls out in the background locally (a deploy replaces containers under its own
+    lock and waits for them), so a service has settled when every running container is of the
+    release it serves, as many as desired; it is ok when those are healthy and the newest
+    release is what it serves (a failed deploy leaves the older release serving)."""
+    from dataclasses import asdict
+
+    latest = st.latest
+    services, settled, ok = [], True, True
+    for s in st.services:
+        exists = bool(s.containers)
+        running = [c for c in s.containers if c.state == "running"]
+        rolled = ""
+        if latest is not None and s.service in latest.services and latest.id != s.release \
+                and latest.outcome in ("failed", "interrupted"):
+            rolled = (f"release {latest.id} ({latest.outcome}) is not what runs: the service went back to "
+                      f"{s.release or 'nothing'}")
+        svc_settled = all(c.release == s.release for c in running) and (not exists or s.running == s.desired)
+        svc_ok = exists and bool(s.release) and svc_settled and s.healthy >= s.desired and not rolled
+        settled, ok = settled and svc_settled, ok and svc_ok
+        info = next((r for r in (st.current, latest) if r is not None and r.id == s.release), None)
+        services.append(status_service_doc(
+            service=s.service, exists=exists, release=s.release or None,
+            outcome=_docker_outcome(info.outcome) if info else None, image_digest=s.digest or None,
+            image=s.image or None, git_sha=s.git_sha or None, running=s.running, desired=s.desired,
+            healthy=s.healthy, rolled_back=rolled or None, url=s.url or None,
+            containers=[asdict(c) for c in s.containers]))
+    cur = st.current
+    return status_doc(app=st.app, env=st.env, target="docker", cluster=None, settled=settled, ok=ok,
+                      current=status_current_doc(
+                          id=cur.id, outcome=_docker_outcome(cur.outcome), kind=cur.kind,
+                          git_sha=cur.git_sha or None, image_digest=cur.digest or None,
+                          started_at=cur.created or None, finished_at=cur.ended or None) if cur else None,
+                      services=services)
 
 
 # ------------------------------------------------------------------------------------------

@@ -144,6 +144,7 @@ class LocalStatus:
     env: str
     current: Release | None
     services: tuple[ServiceStatus, ...]
+    latest: Release | None = None  # the newest release, whatever its outcome
 
 
 @dataclass(frozen=True)
@@ -293,7 +294,7 @@ def status(cfg: ResolvedConfig, client: Any = None) -> LocalStatus:
             digest=info.digest if info else "",
         ))
     return LocalStatus(app=cfg.app, env=cfg.env_name, current=next((r for r in releases if r.current), None),
-                       services=tuple(out))
+                       services=tuple(out), latest=releases[0] if releases else None)
 
 
 def remove(cfg: ResolvedConfig, client: Any = None) -> int:

@@ -321,16 +321,39 @@ def test_history_after_three_deploys_one_failed(project: Project, sim: Any) -> N
     assert [r["id"] for r in limited] == [rel3, releases[1]["id"]]
 
 
+# deployctl.status/v1, the same keys for every target (README "--json output"); keys are only added.
+STATUS_V1 = ["schema", "app", "env", "target", "cluster", "settled", "ok", "current", "services"]
+STATUS_V1_CURRENT = ["id", "outcome", "kind", "git_sha", "image_digest", "started_at", "finished_at"]
+STATUS_V1_SERVICE = ["service", "exists", "release", "outcome", "image_digest", "image", "git_sha", "running",
+                     "desired", "healthy", "rolled_back", "ecs_service", "task_definition", "revision", "pending",
+                     "rollout_state", "rollout_reason", "deployments", "targets", "events", "url", "containers"]
+STATUS_V1_ECS_ONLY = STATUS_V1_SERVICE[11:20]
+STATUS_V1_DOCKER_ONLY = STATUS_V1_SERVICE[20:]
+
+
+def assert_status_v1(doc: dict[str, Any], target: str) -> None:
+    assert list(doc) == STATUS_V1 and doc["schema"] == "deployctl.status/v1" and doc["target"] == target
+    assert doc["current"] is None or list(doc["current"]) == STATUS_V1_CURRENT
+    for svc in doc["services"]:
+        assert list(svc) == STATUS_V1_SERVICE
+        for key in STATUS_V1_DOCKER_ONLY if target == "ecs" else STATUS_V1_ECS_ONLY:
+            assert svc[key] is None, key
+
+
 def test_status_shows_each_service(project: Project, sim: Any) -> None:
     ref, rel = project.deployed("staging", "v1")
     res = project.cli("status", "-f", project.file, "--env", "staging", "--json")
     assert res.code == 0, res.text
     doc = res.json()
-    assert doc["schema"] == "deployctl.status/v1" and doc["settled"] and doc["ok"]
+    assert_status_v1(doc, "ecs")
+    assert doc["settled"] and doc["ok"] and doc["cluster"] == CLUSTER
+    assert (doc["current"]["id"], doc["current"]["outcome"], doc["current"]["kind"]) == (rel, "succeeded", "deploy")
+    assert doc["current"]["image_digest"] == ref.split("@")[1]
     (api,) = doc["services"]
     assert api["release"] == rel and api["image_digest"] == ref.split("@")[1] and api["revision"] == 1
+    assert api["exists"] is True and api["image"] == ref and api["git_sha"] == doc["current"]["git_sha"]
     assert (api["running"], api["desired"], api["rollout_state"]) == (2, 2, "COMPLETED")
-    assert api["targets"] == {"healthy": 2}
+    assert api["targets"] == {"healthy": 2} and api["healthy"] == 2 and api["rolled_back"] is None
     assert 1 <= len(api["events"]) <= 5 and any("steady state" in e["message"] for e in api["events"])
     text = project.cli("status", "-f", project.file, "--env", "staging")
     assert f"api: release {rel} (succeeded)" in text.out and "running 2/2" in text.out
@@ -459,6 +482,38 @@ def test_a_release_is_not_settled_while_a_deploy_holds_the_lock(project: Project
 
 
 @pytest.mark.docker
+def test_local_status_json_has_the_ecs_shape(app: App, images: dict[str, str],  # noqa: F811
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    from deployctl.commands import release_cmds
+
+    assert list(release_cmds.STATUS_KEYS) == STATUS_V1 and list(release_cmds.STATUS_SERVICE_KEYS) == STATUS_V1_SERVICE
+    file = str(app.root / "deploy.yaml")
+    assert app.deploy(images["1.0.0"], sha="1" * 40)[0].exit_code == 0
+    res = cli(capsys, "status", "-f", file, "--env", "dev", "--json")
+    assert res.code == 0, res.text
+    doc = res.json()
+    assert_status_v1(doc, "docker")
+    assert (doc["cluster"], doc["settled"], doc["ok"]) == (None, True, True)
+    assert (doc["current"]["id"], doc["current"]["outcome"], doc["current"]["git_sha"]) == ("r1", "succeeded", "1" * 40)
+    (api,) = doc["services"]
+    assert (api["service"], api["exists"], api["release"], api["outcome"]) == ("api", True, "r1", "succeeded")
+    assert (api["running"], api["desired"], api["healthy"], api["rolled_back"]) == (1, 1, 1, None)
+    assert api["url"] == f"http://127.0.0.1:{app.port}" and [c["release"] for c in api["containers"]] == ["r1"]
+    assert api["image"] == images["1.0.0"] and api["image_digest"] == doc["current"]["image_digest"]
+
+    # A release that never became healthy: r1 keeps serving, which is not ok (as on ECS).
+    app.edit('MODEL_LOAD_SECONDS: "1"', 'MODEL_LOAD_SECONDS: "1"\n      FAIL_HEALTH: "1"')
+    app.edit("start_period: 10s", "start_period: 2s")
+    app.edit("retries: 3", "retries: 1")
+    assert app.deploy(images["2.0.0"], sha="2" * 40)[0].exit_code == 1
+    doc = cli(capsys, "status", "-f", file, "--env", "dev", "--json").json()
+    assert_status_v1(doc, "docker")
+    assert (doc["settled"], doc["ok"], doc["current"]["id"]) == (True, False, "r1")
+    (api,) = doc["services"]
+    assert api["release"] == "r1" and "release r2 (failed) is not what runs" in api["rolled_back"]
+
+
+@pytest.mark.docker
 def test_local_target_commands_delegate_to_the_docker_target(app: App, images: dict[str, str],  # noqa: F811
                                                              capsys: pytest.CaptureFixture[str]) -> None:
     file = str(app.root / "deploy.yaml")
@@ -479,4 +534,5 @@ def test_local_target_commands_delegate_to_the_docker_target(app: App, images: d
     assert (newest["id"], newest["kind"], newest["source"], newest["current"]) == ("r3", "rollback", "r1", True)
     st = cli(capsys, "status", "-f", file, "--env", "dev", "--json")
     assert st.code == 0 and st.json()["target"] == "docker" and st.json()["current"]["id"] == "r3"
+    assert_status_v1(st.json(), "docker")
     assert "nothing to unlock" in cli(capsys, "unlock", "-f", file, "--env", "dev").out
