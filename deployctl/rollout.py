@@ -587,6 +587,9 @@ def watch(
 ) -> WatchResult:
     """Poll until our deployment's verdict is final; return it with what was seen.
 
+    alarms_at_start: every deployment alarm's state when the deployment started. ECS ignores
+    an alarm already in ALARM then, so the watcher's own alarm gate ignores those too; read
+    them right before each deployment (a rollback included), never reuse older readings.
     sleep(seconds) returns True when cancelled (default: waits on `cancelled`). Raises
     WatchCancelled when cancelled; never raises for throttling (it backs off and retries).
     first_service: a description already fetched right after the update (saves a call).
@@ -746,8 +749,9 @@ def _aux_plan(w: _Watch, svc: Json | None, polls: int, verdict: Verdict) -> dict
     (never periodically near completion: each call spent then delays noticing COMPLETED, what is
     left to happen - old tasks draining, bake time - shows in events, and ECS acts on alarms)."""
     near = near_completion(svc)
-    # Nothing extra on the first poll either: alarm states come from preflight, target health
-    # matters once tasks run, stopped tasks once something fails.
+    # Nothing extra on the first poll either: alarm states were read right before the deployment
+    # started (alarms_at_start), target health matters once tasks run, stopped tasks once
+    # something fails.
     every = not near and polls % max(1, w.policy.aux_every) == 0
     ours = None
     if svc is not None:

@@ -7,6 +7,8 @@ For one `deployctl run` (the deploy stage):
 2. per service, wave by wave (`after:`), services of a wave concurrently:
    - compare the live task definition with the new one after normalising what AWS adds; equal
      (and not --force) → register nothing, skip the update ("no change");
+   - read the states of the service's deployment alarms right before each create/update (ECS
+     ignores an alarm already in ALARM when a deployment starts, and so does the watcher);
    - register the task definition (tagged with the release), create or update the service,
      capture THE DEPLOYMENT WE STARTED (the new PRIMARY on our task definition);
    - watch it (deployctl.rollout) until the verdict is final; when ECS did not roll back and
@@ -248,10 +250,13 @@ class EcsSource:
         return out
 
     def alarm_states(self) -> dict[str, str]:
-        if not self.alarm_names:
-            return {}
-        resp = self._call("DescribeAlarms", self.cloudwatch.describe_alarms, AlarmNames=self.alarm_names)
-        return {str(a["AlarmName"]): str(a.get("StateValue", "")) for a in resp.get("MetricAlarms", [])}
+        out: dict[str, str] = {}
+        for i in range(0, len(self.alarm_names), 100):  # DescribeAlarms takes at most 100 names
+            resp = self._call("DescribeAlarms", self.cloudwatch.describe_alarms,
+                              AlarmNames=self.alarm_names[i:i + 100])
+            for a in resp.get("MetricAlarms", []) + resp.get("CompositeAlarms", []):
+                out[str(a["AlarmName"])] = str(a.get("StateValue", ""))
+        return out
 
 
 # ------------------------------------------------------------------------------------------
@@ -420,7 +425,9 @@ class _ServiceDeploy:
         self.log = log.for_service(sp.name)
         self.root_log = log
         self.cancelled = cancelled
-        self.alarm_states = alarm_states
+        # Preflight's reading (deploy.alarms only): the fallback when the states cannot be read
+        # again right before a deployment starts.
+        self.preflight_alarms = dict(alarm_states)
         self.td_arn: str | None = None
 
     # -- steps --------------------------------------------------------------------------------
@@ -429,6 +436,40 @@ class _ServiceDeploy:
         roll_back_on alarms): the ones deployctl watches alongside ECS."""
         conf = self.sp.update_service.get("deploymentConfiguration", {})
         return list((conf.get("alarms") or {}).get("alarmNames") or [])
+
+    def _alarms_at_start(self, fallback: Mapping[str, str]) -> dict[str, str]:
+        """States of every deployment alarm of this service, read right before a deployment
+        starts (ours, or deployctl's rollback). ECS turns its alarm checks off for a deployment
+        that starts with one of its alarms in ALARM (ECS-ROLLOUTS.md §3), so deployctl's own
+        alarm gate ignores exactly those too. Unreadable → `fallback` (older readings)."""
+        names = self._alarm_names()
+        if not names:
+            return {}
+        source = EcsSource(self.aws, self.cluster, self.sp.ecs_service, names)
+        states: dict[str, str] | None = None
+        problem = ""
+        for attempt in range(3):
+            try:
+                states = source.alarm_states()
+                break
+            except rollout.Throttled as exc:
+                problem = str(exc)
+                if self.cancelled.wait(0.5 * 2 ** attempt):
+                    break
+            except (DeployctlError, awsa.ClientError, awsa.BotoCoreError) as exc:
+                problem = getattr(exc, "message", None) or str(exc)
+                break
+        if states is None:
+            known = {n: fallback[n] for n in names if n in fallback}
+            self.log(f"warning: could not read the deployment alarms' states ({problem}); going by the "
+                     f"last known states ({len(known)} of {len(names)} alarms)")
+            return known
+        firing = sorted(n for n, v in states.items() if v == "ALARM")
+        if firing:
+            self.log(f"alarm {', '.join(firing)} already in ALARM as this deployment starts: ECS does not "
+                     "check alarms for such a deployment, and deployctl does not roll back for "
+                     f"{'it' if len(firing) == 1 else 'them'} either")
+        return states
 
     def run(self) -> ServiceOutcome:
         ecs = self.aws.ecs
@@ -459,9 +500,11 @@ class _ServiceDeploy:
         if td_arn is None:
             td_arn = self._register()
         self.td_arn = td_arn
+        settings_only = bool(drift) and not self.s.force
 
         before_ids = {str(d["id"]) for d in (live or {}).get("deployments") or []}
         seen_events = {str(e["id"]) for e in (live or {}).get("events") or []}
+        alarms = self._alarms_at_start(self.preflight_alarms)
         started = time.monotonic()
         if live is None:
             req = {**sp.create_service, "taskDefinition": td_arn}
@@ -473,11 +516,11 @@ class _ServiceDeploy:
             self.log(f"updating service {sp.ecs_service}: {rollout.td_label(live['taskDefinition'])} → "
                      f"{rollout.td_label(td_arn)}")
             svc = ecs.update_service(**req)["service"]
-        our_id, svc = self._started_id(svc, td_arn, before_ids, allow_existing=bool(drift) and not self.s.force)
+        our_id, svc = self._started_id(svc, td_arn, before_ids, allow_existing=settings_only)
         if our_id in before_ids:
             before_ids.discard(our_id)
         self.log(f"watching deployment {our_id} (timeout {self.s.timeout:g}s)")
-        result = self._watch(our_id, before_ids, seen_events, self.s.timeout, started, first=svc)
+        result = self._watch(our_id, before_ids, seen_events, self.s.timeout, started, alarms, first=svc)
         verdict = result.verdict
         if verdict.ok:
             self.log(f"succeeded: {verdict.message} in {result.duration:.1f}s")
@@ -514,7 +557,8 @@ class _ServiceDeploy:
                            hint="run `deployctl status` and check the service events")
 
     def _watch(self, our_id: str, before_ids: set[str], seen_events: set[str], timeout: float,
-               started: float, first: Mapping[str, Any] | None = None) -> rollout.WatchResult:
+               started: float, alarms_at_start: Mapping[str, str],
+               first: Mapping[str, Any] | None = None) -> rollout.WatchResult:
         svc = self.cfg.services[self.sp.name]
         limits = rollout.Limits(timeout=timeout, ecs_rollback_grace=self.s.poll.ecs_rollback_grace,
                                 health_gate=self.s.poll.health_gate, alarm_grace=self.s.poll.alarm_grace,
@@ -527,7 +571,7 @@ class _ServiceDeploy:
 
         return rollout.watch(source, our_id, policy=self.s.poll, limits=limits, log=self.log,
                              before_ids=before_ids, seen_events=seen_events,
-                             alarms_at_start={k: v for k, v in self.alarm_states.items()},
+                             alarms_at_start=dict(alarms_at_start),
                              cancelled=self.cancelled, clock=clock,
                              first_service=first if first and first.get("deployments") else None)
 
@@ -556,19 +600,27 @@ class _ServiceDeploy:
             return ServiceOutcome(sp.name, FAILED, message, td_arn, previous, diag, result)
         return self._roll_back(message, td_arn, previous, diag, result, started)
 
+    def _revert(self, request: Mapping[str, Any], td_arn: str, *, allow_existing: bool,
+                fallback: Mapping[str, str]) -> rollout.WatchResult:
+        """deployctl's own undo: one UpdateService, watched like any deployment (with alarm
+        states read again as it starts: the alarm that failed the deploy may still be firing)."""
+        live = awsa.describe_service(self.aws.ecs, self.cluster, self.sp.ecs_service) or {}
+        before_ids = {str(d["id"]) for d in live.get("deployments") or []}
+        seen = {str(e["id"]) for e in live.get("events") or []}
+        alarms = self._alarms_at_start({**self.preflight_alarms, **fallback})
+        again = time.monotonic()
+        svc = self.aws.ecs.update_service(**request)["service"]
+        rb_id, svc = self._started_id(svc, td_arn, before_ids, allow_existing=allow_existing)
+        before_ids.discard(rb_id)
+        return self._watch(rb_id, before_ids, seen, self.s.timeout, again, alarms, first=svc)
+
     def _roll_back(self, message: str, td_arn: str, previous: str, diag: list[str],
                    first: rollout.WatchResult, started: float) -> ServiceOutcome:
         sp = self.sp
         label = rollout.td_label(previous)
         self.log(f"rolling back to {label} (the revision that ran before this deploy)")
-        live = awsa.describe_service(self.aws.ecs, self.cluster, sp.ecs_service) or {}
-        before_ids = {str(d["id"]) for d in live.get("deployments") or []}
-        seen = {str(e["id"]) for e in live.get("events") or []}
-        svc = self.aws.ecs.update_service(cluster=self.cluster, service=sp.ecs_service,
-                                          taskDefinition=previous)["service"]
-        again = time.monotonic()
-        rb_id, svc = self._started_id(svc, previous, before_ids, allow_existing=False)
-        result = self._watch(rb_id, before_ids, seen, self.s.timeout, again, first=svc)
+        result = self._revert({"cluster": self.cluster, "service": sp.ecs_service, "taskDefinition": previous},
+                              previous, allow_existing=False, fallback=first.alarms)
         duration = time.monotonic() - started
         if result.verdict.ok:
             text = f"{message}; deployctl rolled back to {label}"

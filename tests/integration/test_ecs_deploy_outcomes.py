@@ -1,0 +1,92 @@
+"""What the ECS target decides and records at the edges of a deploy (moto + rollout SIMULATION):
+deployment alarms already firing when a deployment starts.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from deployctl.targets import ecs as ecs_target
+from tests.integration.test_ecs_deploy import (  # the ECS deploy tests' world, fixtures and helpers
+    ALARM,
+    API,
+    CLUSTER,
+    FAMILY_API,
+    base_config,
+    calls,
+    env,  # noqa: F401 - fixture
+    first_deploy,
+    sim,  # noqa: F401 - fixture
+    when,
+    world,  # noqa: F401 - fixture
+)
+from tests.integration.test_ecs_deploy import deploy as ecs_deploy
+
+GENERATED = "chat-api-staging-api-error-rate"
+
+
+# ---------------------------------------------------------------------------------- alarms
+
+
+def test_a_generated_alarm_firing_when_the_deployment_starts_does_not_roll_it_back(
+        world, sim, tmp_path, monkeypatch):  # noqa: F811
+    """ECS turns alarm checks off for a deployment that starts with one of its alarms in ALARM
+    (ECS-ROLLOUTS.md §3); deployctl's own alarm gate must ignore that alarm too, whether it comes
+    from deploy.alarms or from monitoring.roll_back_on."""
+    doc = base_config(world, monitoring={"load_balancer": "chat-api", "error_rate": 5,
+                                         "roll_back_on": ["error_rate"]})
+    cfg, _ = first_deploy(world, tmp_path, doc)
+    cw = world.c("cloudwatch")
+    ensure = ecs_target._ensure_monitoring_alarms
+
+    def keep_firing(*args: Any, **kwargs: Any) -> None:
+        # Real CloudWatch keeps an alarm's state across PutMetricAlarm; moto resets it.
+        ensure(*args, **kwargs)
+        cw.set_alarm_state(AlarmName=GENERATED, StateValue="ALARM", StateReason="5xx spike before the fix")
+
+    monkeypatch.setattr(ecs_target, "_ensure_monitoring_alarms", keep_firing)
+    sim.script(API, sim.scenario("success", start_s=1.0, healthy_s=1.0), cluster=CLUSTER)
+    res = ecs_deploy(cfg, world.push("v2-fix"))
+
+    assert res.exit_code == 0, res.text
+    assert [o.rollout_state for o in sim.outcomes if o.service == API][-1] == "COMPLETED"
+    assert world.service()["taskDefinition"].endswith(f"{FAMILY_API}:2")
+    assert calls(sim, "UpdateService") == 1  # no rollback of deployctl's own
+    assert f"alarm {GENERATED} already in ALARM as this deployment starts" in res.text
+    assert world.td_tags(world.revisions()[-1])["deployctl:outcome"] == "succeeded"
+
+
+def test_the_rollback_is_judged_with_alarm_states_read_when_it_starts(world, sim, tmp_path):  # noqa: F811
+    """deployctl rolls back for an alarm ECS did not act on (ECS checks were off: another alarm
+    fired at start). That alarm still fires when the rollback starts, so ECS ignores it for the
+    rollback, and so must deployctl: the rollback succeeds."""
+    other = "chat-api-latency"
+    cw = world.c("cloudwatch")
+    cw.put_metric_alarm(AlarmName=other, MetricName="TargetResponseTime", Namespace="AWS/ApplicationELB",
+                        Statistic="Average", Period=60, EvaluationPeriods=1, Threshold=5,
+                        ComparisonOperator="GreaterThanThreshold")
+    cw.set_alarm_state(AlarmName=other, StateValue="OK", StateReason="test")
+    doc = base_config(world)
+    doc["deploy"]["alarms"] = [ALARM, other]
+    cfg, _ = first_deploy(world, tmp_path, doc)
+    cw.set_alarm_state(AlarmName=other, StateValue="ALARM", StateReason="test")
+    slow = sim.scenario("success", start_s=1.5, healthy_s=1.5)
+    sim.script(API, slow, slow, cluster=CLUSTER)
+    fire = when(lambda: calls(sim, "UpdateService") >= 1, lambda: (time.sleep(0.2), world.set_alarm("ALARM")))
+    res = ecs_deploy(cfg, world.push("v2"))
+    fire.join()
+
+    assert res.exit_code == 1, res.text
+    assert "did not stop the deployment" in res.message
+    assert f"deployctl rolled back to {FAMILY_API}:1" in res.message and "failed too" not in res.message
+    assert calls(sim, "UpdateService") == 2
+    svc = world.service()
+    assert svc["taskDefinition"].endswith(f"{FAMILY_API}:1")
+    assert [(d["status"], d["rolloutState"]) for d in svc["deployments"]] == [("PRIMARY", "COMPLETED")]
+    assert world.td_tags(world.revisions()[-1])["deployctl:outcome"] == "rolled-back"
+    # Alarm states were read again right before each UpdateService.
+    describes = [c.monotonic for c in sim.calls_of("DescribeAlarms")]
+    updates = [c.monotonic for c in sim.calls_of("UpdateService")]
+    for update in updates:
+        assert any(update - 5 < d < update for d in describes)
