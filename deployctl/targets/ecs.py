@@ -15,6 +15,8 @@ For one `deployctl run` (the deploy stage):
      a rollback is warranted, update the service back to the revision it ran before, and watch
      that too (`--no-rollback` turns this off). Nothing is ever deregistered here.
 3. the release outcome goes onto the task definition as tags; any failed service fails the run.
+   A service whose deploy raises (AWS refused the update, a bug) is failed with the message,
+   and the revision it registered is tagged failed; the other services' deploys go on.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from deployctl import diagnose, preflight, releases_tags, rollout
 from deployctl.adapters import aws as awsa
 from deployctl.errors import DeployctlError, DeployFailed, ExternalError
 from deployctl.plan import Plan, ServicePlan, make_plan
+from deployctl.redact import Redactor
 from deployctl.render import ecs as render
 from deployctl.render.ecs import Facts
 
@@ -393,16 +396,16 @@ def _deploy_wave(plan: Plan, wave: list[ServicePlan], aws: Any, settings: Settin
     results: dict[str, ServiceOutcome] = {}
 
     def run(sp: ServicePlan) -> None:
-        job = _ServiceDeploy(plan, sp, aws, settings, log, cancelled, alarm_states)
+        job: _ServiceDeploy | None = None
         try:
+            job = _ServiceDeploy(plan, sp, aws, settings, log, cancelled, alarm_states)
             results[sp.name] = job.run()
         except rollout.WatchCancelled:
-            results[sp.name] = ServiceOutcome(sp.name, INTERRUPTED, "watch interrupted", job.td_arn)
-        except DeployctlError as exc:
-            results[sp.name] = ServiceOutcome(sp.name, FAILED, exc.message, job.td_arn)
-        except (awsa.ClientError, awsa.BotoCoreError) as exc:
-            err = awsa.translate(exc, f"deploying {sp.name}") or ExternalError(str(exc))
-            results[sp.name] = ServiceOutcome(sp.name, FAILED, err.message, job.td_arn)
+            # The ECS deployment goes on: its revision stays in-progress (`status --watch` resumes).
+            results[sp.name] = ServiceOutcome(sp.name, INTERRUPTED, "watch interrupted",
+                                              job.td_arn if job else None)
+        except Exception as exc:  # noqa: BLE001 - any error fails this service, never the others' verdicts
+            results[sp.name] = _crashed(sp, job, exc, log)
 
     if len(wave) == 1:
         run(wave[0])
@@ -414,6 +417,24 @@ def _deploy_wave(plan: Plan, wave: list[ServicePlan], aws: Any, settings: Settin
         for t in threads:
             t.join()
     return results
+
+
+def _crashed(sp: ServicePlan, job: _ServiceDeploy | None, exc: Exception, log: _Log) -> ServiceOutcome:
+    """The outcome of a service whose deploy raised: failed, with a message fit to print and to
+    store in a tag, and the revision it registered (if any) tagged failed rather than left
+    in-progress forever (which would block promote). Nothing is deregistered."""
+    if isinstance(exc, DeployctlError):
+        message = exc.message
+    elif isinstance(exc, (awsa.ClientError, awsa.BotoCoreError)):
+        message = (awsa.translate(exc, f"deploying {sp.name}") or ExternalError(str(exc))).message
+    else:
+        message = f"unexpected error: {type(exc).__name__}: {exc}"
+    message = Redactor().redact(message)
+    log.for_service(sp.name)(f"FAILED: {message}")
+    if job is not None:
+        job.record_failure(message)
+    return ServiceOutcome(sp.name, FAILED, message, job.td_arn if job else None,
+                          job.previous if job else None)
 
 
 class _ServiceDeploy:
@@ -429,6 +450,10 @@ class _ServiceDeploy:
         # again right before a deployment starts.
         self.preflight_alarms = dict(alarm_states)
         self.td_arn: str | None = None
+        self.previous: str | None = None
+        self.registered: str | None = None  # the revision this deploy registered (its release)
+        self.recorded = False  # its outcome tag has been written (or attempted)
+        self.started = time.monotonic()
 
     # -- steps --------------------------------------------------------------------------------
     def _alarm_names(self) -> list[str]:
@@ -478,6 +503,7 @@ class _ServiceDeploy:
         if live is not None and live.get("status") == "DRAINING":
             raise DeployFailed(f"service {sp.ecs_service} is being deleted (DRAINING); wait and deploy again")
         previous = previous_revision(live)
+        self.previous = previous
         td_arn: str | None = None
         drift: list[str] = []
         if live is not None:
@@ -500,7 +526,7 @@ class _ServiceDeploy:
         if td_arn is None:
             td_arn = self._register()
         self.td_arn = td_arn
-        settings_only = bool(drift) and not self.s.force
+        settings_only = td_arn != self.registered
 
         before_ids = {str(d["id"]) for d in (live or {}).get("deployments") or []}
         seen_events = {str(e["id"]) for e in (live or {}).get("events") or []}
@@ -534,8 +560,15 @@ class _ServiceDeploy:
             who=self.s.actor, started_at=self.s.started_at))
         resp = self.aws.ecs.register_task_definition(**req)
         arn = str(resp["taskDefinition"]["taskDefinitionArn"])
+        self.registered = arn
         self.log(f"registered {rollout.td_label(arn)} (release {self.s.release_id})")
         return arn
+
+    def record_failure(self, message: str) -> None:
+        """The deploy raised before recording an outcome: the revision it registered must not
+        stay `in-progress` (promote refuses an environment whose latest release is)."""
+        if self.registered and not self.recorded:
+            self._tag(self.registered, releases_tags.FAILED, time.monotonic() - self.started, message)
 
     def _started_id(self, svc: Mapping[str, Any], td_arn: str, before_ids: set[str], *,
                     allow_existing: bool) -> tuple[str, Mapping[str, Any]]:
@@ -653,6 +686,8 @@ class _ServiceDeploy:
              rolled_back_to: str | None = None) -> None:
         tags = releases_tags.outcome_tags(outcome, finished_at=datetime.now(UTC), duration_s=duration,
                                           detail=detail, rolled_back_to=rolled_back_to)
+        if td_arn == self.registered:
+            self.recorded = True
         try:
             self.aws.ecs.tag_resource(resourceArn=td_arn, tags=releases_tags.to_list(tags))
         except (awsa.ClientError, awsa.BotoCoreError) as exc:
@@ -663,6 +698,9 @@ class _ServiceDeploy:
 
 def _finish(plan: Plan, outcomes: dict[str, ServiceOutcome], log: _Log, outputs: dict[str, str]) -> None:
     order = [sp.name for sp in plan.services]
+    for name in order:
+        # A service whose deploy ended without a verdict (a bug) must not pass for a success.
+        outcomes.setdefault(name, ServiceOutcome(name, FAILED, "its deploy ended without an outcome"))
     tds = [f"{n}={rollout.td_label(outcomes[n].task_definition)}" for n in order
            if n in outcomes and outcomes[n].task_definition]
     if tds:

@@ -1,5 +1,6 @@
 """What the ECS target decides and records at the edges of a deploy (moto + rollout SIMULATION):
-deployment alarms already firing when a deployment starts.
+deployment alarms already firing when a deployment starts, service updates that AWS refuses,
+and unexpected errors inside one service's deploy.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from tests.integration.test_ecs_deploy import (  # the ECS deploy tests' world, 
     API,
     CLUSTER,
     FAMILY_API,
+    WORKER,
     base_config,
     calls,
     env,  # noqa: F401 - fixture
@@ -90,3 +92,68 @@ def test_the_rollback_is_judged_with_alarm_states_read_when_it_starts(world, sim
     updates = [c.monotonic for c in sim.calls_of("UpdateService")]
     for update in updates:
         assert any(update - 5 < d < update for d in describes)
+
+
+# ---------------------------------------------------------------------------------- errors
+
+
+def test_an_update_service_that_keeps_failing_marks_the_new_revision_failed(world, sim, tmp_path):  # noqa: F811
+    cfg, _ = first_deploy(world, tmp_path)
+    sim.throttle("UpdateService", times=20)
+    res = ecs_deploy(cfg, world.push("v2"))
+
+    assert res.exit_code == 1, res.text
+    assert calls(sim, "UpdateService") >= 2  # botocore retried before giving up
+    arn1, arn2 = world.revisions()
+    tags = world.td_tags(arn2)
+    assert tags["deployctl:outcome"] == "failed"
+    assert "Throttling" in tags["deployctl:outcome-detail"] or "throttl" in tags["deployctl:outcome-detail"].lower()
+    assert world.td_tags(arn1)["deployctl:outcome"] == "succeeded"
+    assert world.service()["taskDefinition"] == arn1
+    assert calls(sim, "DeregisterTaskDefinition") == 0
+
+
+def _two_services(w: Any) -> dict[str, Any]:
+    doc = base_config(w)
+    doc["services"]["worker"] = {"command": ["python", "-m", "worker"], "cpu": 512, "memory": 1024,
+                                 "count": 1, "secrets": {"OPENAI_API_KEY": "chat-api/openai-key"}}
+    return doc
+
+
+def test_an_unexpected_error_in_one_services_deploy_fails_the_run(world, sim, tmp_path, monkeypatch):  # noqa: F811
+    sim.script(WORKER, "success", "tasks_fail_to_start", cluster=CLUSTER)
+    cfg, _ = first_deploy(world, tmp_path, _two_services(world))
+    leaked = "sk-" + "a1B2c3D4e5F6g7H8i9J0"
+
+    def boom(self: Any, verdict: Any, result: Any) -> list[str]:
+        raise RuntimeError(f"unexpected bug while diagnosing (token {leaked})")
+
+    monkeypatch.setattr(ecs_target._ServiceDeploy, "_diagnose", boom)
+    res = ecs_deploy(cfg, world.push("v2"))
+
+    assert res.exit_code == 1, res.text
+    assert "(worker)" in res.message
+    assert "worker: unexpected error: RuntimeError: unexpected bug while diagnosing" in res.message
+    assert "summary: api succeeded; worker failed" in res.text
+    assert leaked not in res.text and leaked not in res.message
+    worker2 = world.revisions("chat-api-staging-worker")[-1]
+    tags = world.td_tags(worker2)
+    assert tags["deployctl:outcome"] == "failed" and leaked not in tags["deployctl:outcome-detail"]
+    assert "RuntimeError" in tags["deployctl:outcome-detail"]
+    assert world.td_tags(world.revisions()[-1])["deployctl:outcome"] == "succeeded"  # api
+
+
+def test_a_service_without_an_outcome_fails_the_run(world, sim, tmp_path, monkeypatch):  # noqa: F811
+    cfg, _ = first_deploy(world, tmp_path, _two_services(world))
+    real = ecs_target._deploy_wave
+
+    def lose_worker(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        out = real(*args, **kwargs)
+        out.pop("worker", None)
+        return out
+
+    monkeypatch.setattr(ecs_target, "_deploy_wave", lose_worker)
+    res = ecs_deploy(cfg, world.push("v2"))
+
+    assert res.exit_code == 1
+    assert "worker: its deploy ended without an outcome" in res.message
