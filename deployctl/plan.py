@@ -152,15 +152,21 @@ def estimate_cost(cfg: ResolvedConfig) -> CostEstimate:
 def waves(cfg: ResolvedConfig) -> dict[str, int]:
     """Deploy wave per service: services with no `after` go first, dependents after them."""
     level: dict[str, int] = {}
-
-    def depth(name: str) -> int:
-        if name not in level:
-            deps = cfg.services[name].after
-            level[name] = 1 + max((depth(d) for d in deps), default=-1)
-        return level[name]
-
     for name in cfg.services:
-        depth(name)
+        # An explicit stack, not recursion: a long `after` chain must not hit the recursion limit.
+        # Validation has ruled out cycles and unknown names.
+        stack = [name]
+        while stack:
+            top = stack[-1]
+            if top in level:
+                stack.pop()
+                continue
+            pending = [d for d in cfg.services[top].after if d not in level]
+            if pending:
+                stack.extend(pending)
+                continue
+            level[top] = 1 + max((level[d] for d in cfg.services[top].after), default=-1)
+            stack.pop()
     return level
 
 

@@ -320,29 +320,30 @@ def _in_scope(path: Path, only_env: str | None) -> bool:
 
 
 def _find_cycle(graph: dict[str, list[str]]) -> list[str] | None:
-    """One cycle as a path that returns to its start (a → b → a), or None."""
-    state: dict[str, int] = {}
-    stack: list[str] = []
+    """One cycle as a path that returns to its start (a → b → a), or None.
 
-    def visit(node: str) -> list[str] | None:
-        if state.get(node) == 1:
-            return [*stack[stack.index(node):], node]
-        if state.get(node) == 2 or node not in graph:
-            return None
-        state[node] = 1
-        stack.append(node)
-        for nxt in graph[node]:
-            found = visit(nxt)
-            if found:
-                return found
-        stack.pop()
-        state[node] = 2
-        return None
-
-    for node in graph:
-        found = visit(node)
-        if found:
-            return found
+    Depth-first with an explicit stack: a chain of a thousand `after`s must not hit Python's
+    recursion limit."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    for start in graph:
+        if state.get(start):
+            continue
+        path: list[str] = [start]
+        todo: list[list[str]] = [list(graph[start])]
+        state[start] = 1
+        while path:
+            if not todo[-1]:
+                state[path.pop()] = 2
+                todo.pop()
+                continue
+            nxt = todo[-1].pop(0)
+            if state.get(nxt) == 1:
+                return [*path[path.index(nxt):], nxt]
+            if state.get(nxt) == 2 or nxt not in graph:
+                continue
+            state[nxt] = 1
+            path.append(nxt)
+            todo.append(list(graph[nxt]))
     return None
 
 

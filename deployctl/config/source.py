@@ -94,7 +94,9 @@ def parse(text: str, file: str) -> Document:
     if problems:
         raise ConfigError(problems)
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        root = yaml.compose(text, Loader=_Loader)
+    except RecursionError:  # the composer recurses once per level: locate the deep part without it
+        raise ConfigError([_too_deep(text, file)]) from None
     except yaml.MarkedYAMLError as exc:
         raise ConfigError([_syntax_problem(exc, file)]) from None
     except yaml.reader.ReaderError as exc:  # a control character: PyYAML gives only an offset
@@ -111,6 +113,24 @@ def parse(text: str, file: str) -> Document:
     walker = _Walker(file, marks, problems)
     data = walker.walk(root, ())
     return Document(file, data, marks, problems, walker.unusable)
+
+
+def _too_deep(text: str, file: str) -> ConfigProblem:
+    depth, line, col = 0, 1, 1
+    try:
+        for event in yaml.parse(text, Loader=yaml.SafeLoader):  # the parser keeps its own stack
+            if isinstance(event, yaml.CollectionStartEvent):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    mark = event.start_mark
+                    line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+                    break
+            elif isinstance(event, yaml.CollectionEndEvent):
+                depth -= 1
+    except yaml.YAMLError:
+        pass
+    return ConfigProblem(file, line, col, "", f"nested too deeply (more than {MAX_DEPTH} levels)",
+                         "deploy.yaml needs only a few levels; look for unclosed or repeated [ or {")
 
 
 def _syntax_problem(exc: yaml.MarkedYAMLError, file: str) -> ConfigProblem:
@@ -141,6 +161,30 @@ def _syntax_hint(what: str) -> str | None:
 
 
 MERGE_TAG = "tag:yaml.org,2002:merge"
+# Limits that keep a hostile or broken file from hanging deployctl: a "billion laughs" file of
+# a few hundred bytes multiplies nine-item lists through aliases into billions of values.
+MAX_DEPTH = 64  # deploy.yaml itself needs about 8 levels
+MAX_ALIAS_VALUES = 10_000  # values produced by expanding aliases and merges, in all
+
+
+class _AliasNode(yaml.Node):
+    """Where `*name` is written: PyYAML's composer hands back the anchored node itself, which
+    loses the alias's position and hides alias expansion and self-reference from the walker."""
+
+    id = "alias"
+
+    def __init__(self, target: yaml.Node, anchor: str, start_mark: yaml.Mark, end_mark: yaml.Mark) -> None:
+        super().__init__(target.tag, target.value, start_mark, end_mark)
+        self.target, self.anchor = target, anchor
+
+
+class _Loader(yaml.SafeLoader):
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            target = cast(yaml.Node, super().compose_node(parent, index))  # raises for an undefined alias
+            return _AliasNode(target, str(event.anchor), event.start_mark, event.end_mark)
+        return cast(yaml.Node, super().compose_node(parent, index))
 
 
 class _Walker:
@@ -150,6 +194,10 @@ class _Walker:
         self.file, self.marks, self.problems = file, marks, problems
         self.unusable: set[Path] = set()
         self.reported: set[tuple[int, str]] = set()
+        self.active: set[int] = set()  # the collections being walked: an alias to one refers to itself
+        self.expanding = 0  # >0 while walking what an alias or a merge brings in
+        self.alias_values = 0
+        self.too_much = False
 
     def problem(self, node: yaml.Node, path: Path, message: str, hint: str | None = None) -> None:
         # A node reached again through an alias or a merge is reported once, where it is written.
@@ -159,15 +207,55 @@ class _Walker:
         line, col = _pos(node.start_mark)
         self.problems.append(ConfigProblem(self.file, line, col, dotted(path), message, hint))
 
-    def walk(self, node: yaml.Node, path: Path) -> Any:
+    def walk(self, node: yaml.Node, path: Path, depth: int = 0) -> Any:
+        if isinstance(node, _AliasNode):
+            return self.alias(node, path, depth)
+        if self.expanding:
+            self.alias_values += 1
+            if self.alias_values > MAX_ALIAS_VALUES:
+                self.unusable.add(path)
+                return None  # alias() reports it once, at the alias that started the expansion
         self.marks.values[path] = _pos(node.start_mark)
-        if isinstance(node, yaml.MappingNode):
-            return self.mapping(node, path)
-        if isinstance(node, yaml.SequenceNode):
-            return [self.walk(item, (*path, i)) for i, item in enumerate(node.value)]
+        if isinstance(node, yaml.CollectionNode):
+            if depth >= MAX_DEPTH:
+                self.problem(node, path, f"nested too deeply (more than {MAX_DEPTH} levels)",
+                             "deploy.yaml needs only a few levels; look for unclosed or repeated [ or {")
+                self.unusable.add(path)
+                return None
+            self.active.add(id(node))
+            try:
+                if isinstance(node, yaml.MappingNode):
+                    return self.mapping(node, path, depth)
+                return [self.walk(item, (*path, i), depth + 1) for i, item in enumerate(node.value)]
+            finally:
+                self.active.discard(id(node))
         # The composer builds only mapping, sequence and scalar nodes: what is left is a scalar.
         value, ok = self.scalar(cast(yaml.ScalarNode, node), path)
         if not ok:
+            self.unusable.add(path)
+        return value
+
+    def alias(self, node: _AliasNode, path: Path, depth: int) -> Any:
+        target = node.target
+        if id(target) in self.active:
+            self.problem(node, path, f"alias *{node.anchor} refers to itself (it is inside &{node.anchor})",
+                         "an alias can only repeat a value whose anchor is complete before it")
+            value = None
+        else:
+            self.expanding += 1
+            try:
+                value = self.walk(target, path, depth)
+            finally:
+                self.expanding -= 1
+            if self.alias_values > MAX_ALIAS_VALUES:
+                if not self.expanding and not self.too_much:  # once, at the outermost alias
+                    self.too_much = True
+                    self.problem(node, path, f"alias *{node.anchor} expands too much (more than "
+                                             f"{MAX_ALIAS_VALUES} values through aliases in this file)",
+                                 "aliases repeat whole values; nested ones multiply")
+                value = None
+        self.marks.values[path] = _pos(node.start_mark)  # what is written here is the alias
+        if value is None:
             self.unusable.add(path)
         return value
 
@@ -198,10 +286,12 @@ class _Walker:
             return node.value, True  # nothing here takes a date: keep `deploy_on: 2024-05-01` as written
         return value, True
 
-    def mapping(self, node: yaml.MappingNode, path: Path) -> dict[str, Any]:
+    def mapping(self, node: yaml.MappingNode, path: Path, depth: int) -> dict[str, Any]:
         out: dict[str, Any] = {}
         sources: list[yaml.Node] = []  # what `<<` merges in, highest priority first
         for key_node, value_node in node.value:
+            if isinstance(key_node, _AliasNode):
+                key_node = key_node.target
             if isinstance(key_node, yaml.ScalarNode) and key_node.tag == MERGE_TAG:
                 sources.extend(self.merge_sources(value_node, path))
                 continue
@@ -219,16 +309,18 @@ class _Walker:
                              "remove one of them")
                 continue
             self.marks.keys[child] = _pos(key_node.start_mark)
-            out[key] = self.walk(value_node, child)
+            out[key] = self.walk(value_node, child, depth + 1)
         # YAML merge keys: keys written in this mapping win over merged ones, and among the
         # merged mappings the earlier one wins (`<<: [*a, *b]` takes a key from *a first).
         for source in sources:
             own, self.marks = self.marks, Marks()
             try:
-                merged = self.walk(source, path)
+                merged = self.walk(source, path, depth)
                 found = self.marks
             finally:
                 self.marks = own
+            if not isinstance(merged, dict):
+                continue  # refers to itself or expands too much: reported
             taken = {key for key in merged if key not in out}
             out.update((key, value) for key, value in merged.items() if key in taken)
             depth = len(path)
@@ -238,10 +330,11 @@ class _Walker:
         return out
 
     def merge_sources(self, value: yaml.Node, path: Path) -> list[yaml.Node]:
-        items = value.value if isinstance(value, yaml.SequenceNode) else [value]
+        seq = value.target if isinstance(value, _AliasNode) else value
+        items = seq.value if isinstance(seq, yaml.SequenceNode) else [value]
         out: list[yaml.Node] = []
         for item in items:
-            if isinstance(item, yaml.MappingNode):
+            if isinstance(item.target if isinstance(item, _AliasNode) else item, yaml.MappingNode):
                 out.append(item)
             else:
                 self.problem(item, path, "a merge key (<<) takes a mapping or a list of mappings",

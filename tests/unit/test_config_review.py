@@ -44,8 +44,8 @@ def load(tmp_path: Path, text: str, env: str) -> ResolvedConfig:
 
 def problems_of(tmp_path: Path, text: str, env: str | None = None) -> list[str]:
     """Every problem as `LINE:COL path: message`, from validate_all or load_env(env)."""
-    loaded = read(write(tmp_path, text), {})
     with pytest.raises(ConfigError) as err:
+        loaded = read(write(tmp_path, text), {})
         if env is None:
             validate_all(loaded)
         else:
@@ -224,3 +224,73 @@ def test_a_bad_value_behind_an_alias_is_reported_once(tmp_path: Path) -> None:
     text += "  dev: {target: docker}\n"
     assert [p.split(" (")[0] for p in problems_of(tmp_path, text)] == [
         "7:11 services.api.port: 'eighty' is not a whole number"]
+
+
+# -- 4. alias bombs, self-reference, deep nesting and long `after` chains ----------------------------
+
+def test_billion_laughs_is_refused_quickly_and_once(tmp_path: Path) -> None:
+    import time
+
+    lines = ['    command: &a0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    lines += [f"    c{i}: &a{i} [{','.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 10)]
+    text = SMALL.replace("    port: 8000\n", "    port: 8000\n" + "\n".join(lines) + "\n") + "  dev: {target: docker}\n"
+    started = time.monotonic()
+    problems = problems_of(tmp_path, text)
+    assert time.monotonic() - started < 5
+    expands = [p for p in problems if "expands too much" in p]
+    assert expands == ["12:14 services.api.c4[0]: alias *a3 expands too much (more than 10000 values through "
+                       "aliases in this file) (aliases repeat whole values; nested ones multiply)"]
+
+
+def test_aliases_within_the_cap_work(tmp_path: Path) -> None:
+    services = "".join(f"  s{i}: {{<<: *svc, port: {8000 + i}}}\n" for i in range(50))
+    text = SMALL.replace("services:\n", "x-svc: &svc {cpu: 512, memory: 1024, health: {path: /h}, "
+                         "env: &env {A: '1', B: '2', C: '3'}}\nservices:\n" + services)
+    loaded = read(write(tmp_path, text + "  dev: {target: docker}\n"), {})
+    del loaded.data["x-svc"]
+    cfg = load_env(loaded, "dev")
+    assert len(cfg.services) == 51 and cfg.services["s49"].port == 8049
+    assert cfg.services["s7"].env == {"A": "1", "B": "2", "C": "3"} and cfg.services["s7"].memory == 1024
+
+
+@pytest.mark.parametrize("body, where", [
+    ("  x: &x {a: *x}\n", "10:13 holder.x.a: alias *x refers to itself"),
+    ("  x: &x [1, [2, *x]]\n", "10:17 holder.x[1][1]: alias *x refers to itself"),
+    ("  x: &x {<<: *x}\n", "10:14 holder.x: alias *x refers to itself"),
+    ("  x: &x {<<: [{a: 1}, *x]}\n", "10:23 holder.x: alias *x refers to itself"),
+])
+def test_an_alias_inside_its_own_anchor_is_located(tmp_path: Path, body: str, where: str) -> None:
+    text = SMALL.replace("monitoring:\n", "holder:\n" + body + "monitoring:\n", 1) + "  dev: {target: docker}\n"
+    problems = problems_of(tmp_path, text)
+    assert any(p.startswith(where) for p in problems), problems
+
+
+@pytest.mark.parametrize("levels", [65, 2000])
+def test_deep_nesting_is_a_located_problem(tmp_path: Path, levels: int, capsys: pytest.CaptureFixture[str],
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    text = SMALL + "  dev: {target: docker}\nstages: " + "[" * levels + "]" * levels + "\n"
+    problems = problems_of(tmp_path, text)
+    assert any(p.startswith("14:") and "nested too deeply (more than 64 levels)" in p for p in problems), problems
+    result = cli(tmp_path, capsys, monkeypatch, "config", "--env", "dev")
+    assert result.code == 2 and "nested too deeply" in result.stderr
+
+
+def chain(n: int, *, loop: bool = False) -> str:
+    services = "".join(f"  s{i}: {{port: 8000, health: {{path: /h}}, after: [s{i + 1}]}}\n" for i in range(n - 1))
+    last = f"  s{n - 1}: {{port: 8000, health: {{path: /h}}{', after: [s0]' if loop else ''}}}\n"
+    return f"version: 1\napp: demo\nregion: us-east-1\nimage: {{repository: demo}}\nservices:\n{services}{last}" \
+           "environments:\n  dev: {target: docker}\n"
+
+
+def test_a_long_after_chain_resolves_and_plans(tmp_path: Path) -> None:
+    from deployctl.plan import waves
+
+    cfg = load(tmp_path, chain(1200), "dev")
+    level = waves(cfg)
+    assert level["s1199"] == 0 and level["s0"] == 1199
+
+
+def test_a_cycle_at_the_end_of_a_long_after_chain_is_found(tmp_path: Path) -> None:
+    [problem] = problems_of(tmp_path, chain(1200, loop=True))
+    assert problem.startswith("6:47 services.s0.after: `after` lists form a cycle: s0 → s1 → s2")
+    assert problem.split(" (")[0].endswith("s1199 → s0")
