@@ -6,7 +6,10 @@ For one `deployctl run` (the deploy stage):
    plan is re-rendered with them (same pure make_plan as `plan` and `--dry-run`).
 2. per service, wave by wave (`after:`), services of a wave concurrently:
    - compare the live task definition with the new one after normalising what AWS adds; equal
-     (and not --force) → register nothing, skip the update ("no change");
+     (and not --force) → register nothing, skip the update ("no change"), or, when only service
+     settings changed, update the service in place on the revision it runs: that revision's
+     tags belong to the release that registered it and are left alone, and a failure is undone
+     by restoring the previous settings;
    - read the states of the service's deployment alarms right before each create/update (ECS
      ignores an alarm already in ALARM when a deployment starts, and so does the watcher);
    - register the task definition (tagged with the release), create or update the service,
@@ -518,8 +521,12 @@ class _ServiceDeploy:
                     self.log(msg)
                     return ServiceOutcome(sp.name, NO_CHANGE, msg, live["taskDefinition"], previous)
                 if not self.s.force:
+                    # Settings only: the running revision stays, and so does its release record
+                    # (history, promote and rollback go by revisions); nothing new is registered.
                     td_arn = str(live["taskDefinition"])
-                    self.log(f"task definition unchanged; updating service settings: {', '.join(drift)}")
+                    self.log(f"task definition unchanged; updating service settings: {', '.join(drift)} "
+                             f"({rollout.td_label(td_arn)} keeps its release"
+                             f"{f' {live_release}' if live_release else ''}; no new release is recorded)")
             else:
                 diffs = td_differences(sp.task_definition, live_td["taskDefinition"])
                 self.log(f"task definition changed ({', '.join(diffs[:6])}{'…' if len(diffs) > 6 else ''})")
@@ -550,8 +557,11 @@ class _ServiceDeploy:
         verdict = result.verdict
         if verdict.ok:
             self.log(f"succeeded: {verdict.message} in {result.duration:.1f}s")
-            self._tag(td_arn, releases_tags.SUCCEEDED, result.duration)
+            if not settings_only:
+                self._tag(td_arn, releases_tags.SUCCEEDED, result.duration)
             return ServiceOutcome(sp.name, SUCCEEDED, verdict.message, td_arn, previous, watch=result)
+        if settings_only:
+            return self._settings_failed(verdict, result, td_arn, live or {}, previous)
         return self._failed(verdict, result, td_arn, previous, started)
 
     def _register(self) -> str:
@@ -632,6 +642,46 @@ class _ServiceDeploy:
             self._tag(td_arn, releases_tags.FAILED, result.duration, message)
             return ServiceOutcome(sp.name, FAILED, message, td_arn, previous, diag, result)
         return self._roll_back(message, td_arn, previous, diag, result, started)
+
+    def _settings_failed(self, verdict: rollout.Verdict, result: rollout.WatchResult, td_arn: str,
+                         live: Mapping[str, Any], previous: str | None) -> ServiceOutcome:
+        """A settings-only update failed. The revision's tags describe the release that
+        registered it, so they stay as they are; undoing the update means restoring the
+        service settings it changed (the task definition never changed)."""
+        sp = self.sp
+        self.log(f"FAILED: {verdict.message}")
+        diag = self._diagnose(verdict, result)
+        message = verdict.message
+        if verdict.cause == rollout.CAUSE_ECS_ROLLBACK:
+            return ServiceOutcome(sp.name, ROLLED_BACK, message, td_arn, previous, diag, result)
+        restore = self._previous_settings(live, td_arn)
+        if not verdict.roll_back or self.s.no_rollback or restore is None:
+            if verdict.roll_back:
+                message += ("; not rolled back (--no-rollback): the service keeps the new settings"
+                            if self.s.no_rollback else "; the previous service settings are unknown")
+                self.log(message)
+            return ServiceOutcome(sp.name, FAILED, message, td_arn, previous, diag, result)
+        self.log(f"restoring the previous service settings of {sp.ecs_service} ({rollout.td_label(td_arn)} "
+                 "keeps running)")
+        again = self._revert(restore, td_arn, allow_existing=True, fallback=result.alarms)
+        if again.verdict.ok:
+            text = f"{message}; deployctl restored the previous service settings"
+            self.log(f"restored the previous service settings: {again.verdict.message}")
+            return ServiceOutcome(sp.name, ROLLED_BACK, text, td_arn, previous, diag, result)
+        text = f"{message}; restoring the previous service settings failed too: {again.verdict.message}"
+        self.log(text)
+        return ServiceOutcome(sp.name, FAILED, text, td_arn, previous, diag, result)
+
+    def _previous_settings(self, live: Mapping[str, Any], td_arn: str) -> dict[str, Any] | None:
+        """UpdateService request that puts back what a settings-only update changed."""
+        if not live:
+            return None
+        req: dict[str, Any] = {"cluster": self.cluster, "service": self.sp.ecs_service, "taskDefinition": td_arn}
+        for key in ("desiredCount", "deploymentConfiguration", "capacityProviderStrategy",
+                    "healthCheckGracePeriodSeconds"):
+            if key in self.sp.update_service and live.get(key) is not None:
+                req[key] = copy.deepcopy(live[key])
+        return req
 
     def _revert(self, request: Mapping[str, Any], td_arn: str, *, allow_existing: bool,
                 fallback: Mapping[str, str]) -> rollout.WatchResult:

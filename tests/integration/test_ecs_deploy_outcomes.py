@@ -1,10 +1,11 @@
 """What the ECS target decides and records at the edges of a deploy (moto + rollout SIMULATION):
-deployment alarms already firing when a deployment starts, service updates that AWS refuses,
-and unexpected errors inside one service's deploy.
+deployment alarms already firing when a deployment starts, settings-only updates, service
+updates that AWS refuses, and unexpected errors inside one service's deploy.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Any
 
@@ -19,6 +20,7 @@ from tests.integration.test_ecs_deploy import (  # the ECS deploy tests' world, 
     calls,
     env,  # noqa: F401 - fixture
     first_deploy,
+    load,
     sim,  # noqa: F401 - fixture
     when,
     world,  # noqa: F401 - fixture
@@ -26,6 +28,12 @@ from tests.integration.test_ecs_deploy import (  # the ECS deploy tests' world, 
 from tests.integration.test_ecs_deploy import deploy as ecs_deploy
 
 GENERATED = "chat-api-staging-api-error-rate"
+OUTCOME_KEYS = ("deployctl:release", "deployctl:outcome", "deployctl:finished-at", "deployctl:duration-s",
+                "deployctl:outcome-detail")
+
+
+def _outcome(tags: dict[str, str]) -> dict[str, str | None]:
+    return {k: tags.get(k) for k in OUTCOME_KEYS}
 
 
 # ---------------------------------------------------------------------------------- alarms
@@ -92,6 +100,65 @@ def test_the_rollback_is_judged_with_alarm_states_read_when_it_starts(world, sim
     updates = [c.monotonic for c in sim.calls_of("UpdateService")]
     for update in updates:
         assert any(update - 5 < d < update for d in describes)
+
+
+# ---------------------------------------------------------------------------------- settings only
+
+
+def test_a_failed_settings_only_deploy_leaves_the_release_record_and_restores_the_settings(
+        world, sim, tmp_path):  # noqa: F811
+    doc = base_config(world)
+    cfg, ref = first_deploy(world, tmp_path, doc)
+    arn1 = world.service()["taskDefinition"]
+    before = world.td_tags(arn1)
+    # The running deployment's new tasks cannot be placed (e.g. a subnet out of IPs).
+    (running,) = [d for d in sim.deployments(API, cluster=CLUSTER) if d.status == "PRIMARY"]
+    running.scenario = dataclasses.replace(running.scenario, kind="stall", stuck="pending")
+    doc["services"]["api"]["count"] = 3
+    res = ecs_deploy(load(tmp_path, doc), ref, timeout=1.5)
+
+    assert res.exit_code == 1, res.text
+    assert "timed out after 1.5s (running 2/3)" in res.message
+    assert "deployctl restored the previous service settings" in res.message
+    assert "nothing to roll back to" not in res.message
+    assert world.revisions() == [arn1]  # nothing registered
+    assert _outcome(world.td_tags(arn1)) == _outcome(before)  # the earlier release's record is intact
+    svc = world.service()
+    assert svc["taskDefinition"] == arn1 and svc["desiredCount"] == 2
+    assert [(d["rolloutState"], d["runningCount"]) for d in svc["deployments"]] == [("COMPLETED", 2)]
+    assert calls(sim, "TagResource") == 1  # the first deploy's outcome only
+
+
+def test_a_settings_only_deploy_that_succeeds_records_no_release(world, sim, tmp_path):  # noqa: F811
+    doc = base_config(world)
+    cfg, ref = first_deploy(world, tmp_path, doc)
+    arn1 = world.service()["taskDefinition"]
+    before = world.td_tags(arn1)
+    doc["services"]["api"]["count"] = 3
+    res = ecs_deploy(load(tmp_path, doc), ref)
+
+    assert res.exit_code == 0, res.text
+    assert "updating service settings: desired count 2 → 3" in res.text
+    assert world.revisions() == [arn1]
+    assert world.td_tags(arn1) == before
+    assert world.service()["desiredCount"] == 3
+
+
+def test_a_failed_settings_only_deploy_with_no_rollback_keeps_the_new_settings(world, sim, tmp_path):  # noqa: F811
+    doc = base_config(world)
+    cfg, ref = first_deploy(world, tmp_path, doc)
+    arn1 = world.service()["taskDefinition"]
+    before = world.td_tags(arn1)
+    (running,) = [d for d in sim.deployments(API, cluster=CLUSTER) if d.status == "PRIMARY"]
+    running.scenario = dataclasses.replace(running.scenario, kind="stall", stuck="pending")
+    doc["services"]["api"]["count"] = 3
+    res = ecs_deploy(load(tmp_path, doc), ref, timeout=1.0, no_rollback=True)
+
+    assert res.exit_code == 1
+    assert "--no-rollback" in res.message and "keeps the new settings" in res.message
+    assert world.td_tags(arn1) == before
+    assert world.service()["desiredCount"] == 3
+    assert calls(sim, "UpdateService") == 1
 
 
 # ---------------------------------------------------------------------------------- errors
