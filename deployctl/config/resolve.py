@@ -242,6 +242,7 @@ class Loaded:
                                             f"target ecs needs {_and(absent)}: missing required key"
                                             f"{'s' if len(absent) > 1 else ''} {_and(absent, quote=True)}",
                                             "see the staging environment in the README's deploy.yaml"))
+        out.extend(self._monitoring_refs(merged, origin))
         services = merged.get("services")
         if not isinstance(services, dict):
             return out
@@ -266,6 +267,37 @@ class Loaded:
             out.append(self.doc.problem(origin.map(("services", cycle[0], "after")),
                                         f"`after` lists form a cycle: {' → '.join(cycle)}",
                                         "remove one of these `after` entries", key=False))
+        return out
+
+    def _monitoring_refs(self, merged: dict[str, Any], origin: _Origin) -> list[ConfigProblem]:
+        """Names in `monitoring` that must match something, or alarms silently vanish."""
+        mon = merged.get("monitoring")
+        if not isinstance(mon, dict):
+            return []
+        out: list[ConfigProblem] = []
+        shared = self.data.get("services")
+        names = [str(n) for n in shared] if isinstance(shared, dict) else []
+        for section in ("tokens", "queue"):
+            svc = mon[section].get("service") if isinstance(mon.get(section), dict) else None
+            if isinstance(svc, str) and names and svc not in names:
+                out.append(self.doc.problem(origin.map(("monitoring", section, "service")),
+                                            f"unknown service '{svc}'",
+                                            _did_you_mean(svc, names) or f"services are: {', '.join(names)}",
+                                            key=False))
+        # The default [error_rate] quietly does nothing without error_rate; a list written out
+        # must name alarms this monitoring section actually creates.
+        wanted = mon.get("roll_back_on")
+        needs = {f"latency_{pct}": ("latency", pct) for pct in ("p50", "p95", "p99")}
+        needs.update({"error_rate": ("error_rate",), "tokens_per_request": ("tokens", "max_per_request"),
+                      "queue_depth": ("queue",)})
+        for i, name in enumerate(wanted if isinstance(wanted, list) else []):
+            if not isinstance(name, str) or name not in needs or _lookup(mon, needs[name]) is not None:
+                continue  # set, or an unknown name (the model reports that)
+            setting = ".".join(("monitoring", *needs[name]))
+            out.append(self.doc.problem(origin.map(("monitoring", "roll_back_on", i)),
+                                        f"roll_back_on names {name} but {setting} is not set",
+                                        f"set {setting}, or remove {name} from roll_back_on",
+                                        key=False))
         return out
 
     def _fargate_size(self, name: str, svc: dict[str, Any], origin: _Origin) -> list[ConfigProblem]:

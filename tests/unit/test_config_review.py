@@ -294,3 +294,25 @@ def test_a_cycle_at_the_end_of_a_long_after_chain_is_found(tmp_path: Path) -> No
     [problem] = problems_of(tmp_path, chain(1200, loop=True))
     assert problem.startswith("6:47 services.s0.after: `after` lists form a cycle: s0 → s1 → s2")
     assert problem.split(" (")[0].endswith("s1199 → s0")
+
+
+# -- 5. names in monitoring must match, or roll-back alarms silently vanish --------------------------
+
+def test_the_default_roll_back_on_needs_no_error_rate(tmp_path: Path) -> None:
+    cfg = load(tmp_path, SMALL + "  dev: {target: docker}\n", "dev")
+    assert cfg.monitoring is not None and cfg.monitoring.roll_back_on == ["error_rate"]
+
+
+def test_roll_back_on_is_checked_per_environment(tmp_path: Path) -> None:
+    text = SMALL.replace("  latency: {p99: 5s}\n", "  latency: {p99: 5s}\n  roll_back_on: [latency_p99]\n")
+    text += "  dev:\n    target: docker\n    monitoring: {latency: {p99: null}}\n  prod: {target: docker}\n"
+    assert load(tmp_path, text, "prod").monitoring.roll_back_on == ["latency_p99"]  # type: ignore[union-attr]
+    assert problems_of(tmp_path, text) == [
+        "12:18 monitoring.roll_back_on[0]: roll_back_on names latency_p99 but monitoring.latency.p99 is not set "
+        "(in environment dev) (set monitoring.latency.p99, or remove latency_p99 from roll_back_on)"]
+
+
+def test_a_monitoring_service_override_is_checked_where_it_is_written(tmp_path: Path) -> None:
+    text = SMALL + "  dev:\n    target: docker\n    monitoring: {queue: {name: q, max_visible: 5, service: apu}}\n"
+    assert problems_of(tmp_path, text, "dev") == [
+        "15:60 environments.dev.monitoring.queue.service: unknown service 'apu' (did you mean 'api'?)"]
