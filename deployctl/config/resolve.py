@@ -287,7 +287,7 @@ class Loaded:
         # The default [error_rate] quietly does nothing without error_rate; a list written out
         # must name alarms this monitoring section actually creates.
         wanted = mon.get("roll_back_on")
-        needs = {f"latency_{pct}": ("latency", pct) for pct in ("p50", "p95", "p99")}
+        needs: dict[str, tuple[str, ...]] = {f"latency_{pct}": ("latency", pct) for pct in ("p50", "p95", "p99")}
         needs.update({"error_rate": ("error_rate",), "tokens_per_request": ("tokens", "max_per_request"),
                       "queue_depth": ("queue",)})
         for i, name in enumerate(wanted if isinstance(wanted, list) else []):
