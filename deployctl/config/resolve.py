@@ -226,7 +226,9 @@ class Loaded:
             return self.doc.problem(file_path, f"unknown key '{key}'", _did_you_mean(key, allowed) or
                                     (f"allowed keys: {', '.join(allowed)}" if allowed else None))
         if kind == "missing":
-            return self.doc.problem(file_path[:-1], f"missing required key '{loc[-1]}'")
+            # Locate the mapping that lacks the key: an override that adds `load_balancer:
+            # {container_port: 80}` is where target_group is missing, not the base service.
+            return self.doc.problem(origin.map(loc[:-1]), f"missing required key '{loc[-1]}'")
         on_key = "[key]" in err["loc"]  # a bad map key (an env var name): point at the key itself
         return self.doc.problem(file_path, _message(err), _FIELD_HINTS.get(str(loc[-1])) if loc else None,
                                 key=on_key)
