@@ -223,6 +223,8 @@ class Loaded:
         if kind == "extra_forbidden":
             key = str(loc[-1])
             allowed = _fields_at(ResolvedConfig, loc[:-1])
+            if loc[:-1] == ("environment",):  # the overlay sections sit beside the environment's own keys
+                allowed = [*allowed, *OVERLAY_KEYS]
             return self.doc.problem(file_path, f"unknown key '{key}'", _did_you_mean(key, allowed) or
                                     (f"allowed keys: {', '.join(allowed)}" if allowed else None))
         if kind == "missing":
