@@ -49,6 +49,9 @@ def check_pair(cpu: int, memory: int) -> str | None:
         return None
     lo, hi = allowed[0], allowed[-1]
     step = allowed[1] - allowed[0]
+    if allowed != list(range(lo, hi + 1, step)):  # 256 → 512, 1024, 2048: not an even range
+        return (f"memory {memory} MiB is not allowed with cpu {cpu}; Fargate allows "
+                f"{', '.join(map(str, allowed[:-1]))} or {hi} MiB")
     return (f"memory {memory} MiB is not allowed with cpu {cpu}; Fargate allows {lo}–{hi} MiB"
             f" in steps of {step} MiB")
 

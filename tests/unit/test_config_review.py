@@ -316,3 +316,18 @@ def test_a_monitoring_service_override_is_checked_where_it_is_written(tmp_path: 
     text = SMALL + "  dev:\n    target: docker\n    monitoring: {queue: {name: q, max_visible: 5, service: apu}}\n"
     assert problems_of(tmp_path, text, "dev") == [
         "15:60 environments.dev.monitoring.queue.service: unknown service 'apu' (did you mean 'api'?)"]
+
+
+# -- 8. the Fargate memory message lists the exact values when they are not an even range ------------
+
+def test_fargate_memory_message_for_cpu_256_lists_the_values() -> None:
+    from deployctl.config import fargate
+
+    assert fargate.check_pair(256, 1536) == ("memory 1536 MiB is not allowed with cpu 256; Fargate allows "
+                                             "512, 1024 or 2048 MiB")
+    assert fargate.check_pair(512, 1536) == ("memory 1536 MiB is not allowed with cpu 512; Fargate allows "
+                                             "1024–4096 MiB in steps of 1024 MiB")
+    for cpu in fargate.VALID_CPU:
+        for memory in range(256, 131072, 256):
+            message = fargate.check_pair(cpu, memory)
+            assert (message is None) == (memory in fargate.allowed_memory(cpu))
