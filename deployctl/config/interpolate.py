@@ -16,22 +16,29 @@ from deployctl.config.source import Path
 _REF = re.compile(r"\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}|\$\{([^}]*)\}")
 
 
-def interpolate(data: Any, environ: Mapping[str, str]) -> tuple[Any, dict[Path, str]]:
-    unset: dict[Path, str] = {}
+def interpolate(data: Any, environ: Mapping[str, str]) -> tuple[Any, dict[Path, list[str]]]:
+    """The data with every reference replaced, and per path the unset variable names (or a
+    quoted message for a malformed reference), in the order they appear, each once."""
+    unset: dict[Path, list[str]] = {}
+
+    def note(path: Path, what: str) -> None:
+        found = unset.setdefault(path, [])
+        if what not in found:
+            found.append(what)
 
     def sub_str(text: str, path: Path) -> str:
         def repl(match: re.Match[str]) -> str:
             if match.group(0) == "$${":
                 return "${"
             if match.group(3) is not None:
-                unset.setdefault(path, f"'${{{match.group(3)}}}' is not a valid variable reference")
+                note(path, f"'${{{match.group(3)}}}' is not a valid variable reference")
                 return ""
             name, default = match.group(1), match.group(2)
             if default is not None:
                 return environ.get(name) or default
             if name in environ:
                 return environ[name]
-            unset.setdefault(path, name)
+            note(path, name)
             return ""
 
         return _REF.sub(repl, text)

@@ -85,11 +85,16 @@ class Loaded:
         if "version" in data and data["version"] != 1 and ("version",) not in doc.unusable:
             out.append(doc.problem(("version",), f"unsupported version {_describe(data['version'])}",
                                    "this deployctl reads version: 1", key=False))
-        for path, var in self.unset.items():
-            if _in_scope(path, only_env):
-                msg = var if var.startswith("'") else f"environment variable {var} is not set"
-                out.append(doc.problem(path, msg, None if var.startswith("'") else f"export {var}=…",
-                                       key=False))
+        for path, found in self.unset.items():
+            if not _in_scope(path, only_env):
+                continue
+            for bad in (v for v in found if v.startswith("'")):
+                out.append(doc.problem(path, bad, key=False))
+            names = [v for v in found if not v.startswith("'")]
+            if names:  # every unset variable of a value at once: "${REG_HOST}:${REG_PORT}"
+                what = f"variable {names[0]} is" if len(names) == 1 else f"variables {_and(names)} are"
+                out.append(doc.problem(path, f"environment {what} not set",
+                                       f"export {' '.join(n + '=…' for n in names)}", key=False))
         services = data.get("services")
         # An empty map because its only keys were unusable (`~:`) is already reported.
         keys_reported = any(p.path == "services" for p in doc.problems)

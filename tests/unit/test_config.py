@@ -236,10 +236,10 @@ def test_interpolation_forms() -> None:
 def test_interpolation_collects_every_unset_variable_with_its_path() -> None:
     data = {"services": {"api": {"env": {"A": "${FIRST}", "B": "${SECOND}x${THIRD}"}}}, "l": ["${FOURTH}"]}
     _, unset = interpolate(data, {})
-    assert unset == {("services", "api", "env", "A"): "FIRST", ("services", "api", "env", "B"): "SECOND",
-                     ("l", 0): "FOURTH"}
+    assert unset == {("services", "api", "env", "A"): ["FIRST"], ("services", "api", "env", "B"): ["SECOND", "THIRD"],
+                     ("l", 0): ["FOURTH"]}
     _, bad = interpolate({"x": "${1BAD}"}, {})
-    assert "is not a valid variable reference" in bad[("x",)]
+    assert "is not a valid variable reference" in bad[("x",)][0]
 
 
 def test_interpolated_values_reach_typed_fields(tmp_path: Path) -> None:
