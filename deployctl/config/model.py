@@ -25,6 +25,17 @@ from deployctl.config.units import parse_duration, parse_size
 
 Duration = Annotated[float, BeforeValidator(parse_duration),
                      Field(json_schema_extra={"type": ["string", "number"]})]
+
+
+def _positive(value: float) -> float:
+    if value <= 0:
+        raise ValueError("must be longer than 0s")
+    return value
+
+
+# Timeouts and polling intervals: 0 would never wait (or spin).
+PositiveDuration = Annotated[float, BeforeValidator(parse_duration), AfterValidator(_positive),
+                             Field(json_schema_extra={"type": ["string", "number"]})]
 Size = Annotated[int, BeforeValidator(parse_size), Field(json_schema_extra={"type": ["string", "integer"]})]
 Name = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,39}$")]
 ENV_VAR = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -75,7 +86,8 @@ def _in_range(value: float, lo: float, hi: float, what: str) -> float:
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    # No NaN or infinity anywhere (YAML's .nan/.inf): they mean nothing here and break JSON output.
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False)
 
 
 class ImageConfig(Strict):
@@ -114,7 +126,7 @@ class ImageConfig(Strict):
 
 class CommandStage(Strict):
     run: list[str] = Field(min_length=1, description="Shell commands, run in order")
-    timeout: Duration = 600.0
+    timeout: PositiveDuration = 600.0
     workdir: str = "."
     env: dict[EnvVarName, EnvValue] = Field(default_factory=dict)
 
@@ -229,8 +241,8 @@ class Deploy(Strict):
     max_percent: Int = Field(default=200, ge=100, le=400)
     circuit_breaker: bool = True
     alarms: list[str] = Field(default_factory=list, description="CloudWatch alarms that roll a deploy back")
-    timeout: Duration = 900.0
-    poll_interval: Duration = Field(default=5.0, description="Watcher's base polling interval")
+    timeout: PositiveDuration = 900.0
+    poll_interval: PositiveDuration = Field(default=5.0, description="Watcher's base polling interval")
 
 
 class Network(Strict):

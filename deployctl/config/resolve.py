@@ -484,6 +484,7 @@ def _message(err: Any) -> str:
         "int_type": "expected a whole number", "int_parsing": "expected a whole number",
         "int_from_float": "expected a whole number",
         "float_type": "expected a number", "float_parsing": "expected a number",
+        "finite_number": "expected a finite number",
         "bool_type": "expected true or false", "bool_parsing": "expected true or false",
         "dict_type": "expected a mapping (key: value)", "list_type": "expected a list",
         "model_type": "expected a mapping (key: value)",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
@@ -16,6 +17,8 @@ def parse_duration(value: object) -> float:
     if isinstance(value, bool):
         raise ValueError("expected a duration such as 30s, 10m or 1h")
     if isinstance(value, int | float):
+        if not math.isfinite(value):  # YAML's .nan and .inf
+            raise ValueError(f"expected a duration such as 30s, 10m or 1h, got {value!r}")
         if value < 0:
             raise ValueError("duration must not be negative")
         return float(value)
@@ -39,13 +42,18 @@ def parse_size(value: object) -> int:
     """Bytes from an int or a string like '600MB' (decimal) or '2GiB' (binary)."""
     if isinstance(value, bool):
         raise ValueError("expected a size such as 600MB or 2GiB")
+    size: int | None = None
     if isinstance(value, int):
-        return value
-    if isinstance(value, str):
+        size = value
+    elif isinstance(value, str):
         match = _SIZE.match(value)
         if match and match.group(2).upper() in _SIZE_UNITS:
-            return int(float(match.group(1)) * _SIZE_UNITS[match.group(2).upper()])
-    raise ValueError(f"'{value}' is not a size; use e.g. 600MB, 1.5GB or 2GiB")
+            size = int(float(match.group(1)) * _SIZE_UNITS[match.group(2).upper()])
+    if size is None:
+        raise ValueError(f"'{value}' is not a size; use e.g. 600MB, 1.5GB or 2GiB")
+    if size <= 0:
+        raise ValueError(f"size must be at least 1 byte, got {value!r}; use e.g. 600MB")
+    return size
 
 
 def format_duration(seconds: float) -> str:

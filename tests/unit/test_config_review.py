@@ -331,3 +331,32 @@ def test_fargate_memory_message_for_cpu_256_lists_the_values() -> None:
         for memory in range(256, 131072, 256):
             message = fargate.check_pair(cpu, memory)
             assert (message is None) == (memory in fargate.allowed_memory(cpu))
+
+
+# -- 10. NaN, infinity, zero timeouts and non-positive sizes ---------------------------------------
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
+def test_parse_duration_refuses_non_finite_numbers(bad: float) -> None:
+    from deployctl.config.units import parse_duration
+
+    with pytest.raises(ValueError, match="expected a duration"):
+        parse_duration(bad)
+
+
+@pytest.mark.parametrize("bad", [-5, 0, "0MB", "0.1B"])
+def test_parse_size_refuses_sizes_below_one_byte(bad: object) -> None:
+    from deployctl.config.units import parse_size
+
+    with pytest.raises(ValueError, match="size must be at least 1 byte"):
+        parse_size(bad)
+
+
+def test_config_json_never_holds_nan_or_infinity(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    text = SMALL.replace("  latency: {p99: 5s}\n", "  latency: {p99: .inf}\n  error_rate: .nan\n")
+    write(tmp_path, text + "  dev: {target: docker, guardrails: {max_monthly_usd: .inf}}\n")
+    result = cli(tmp_path, capsys, monkeypatch, "config", "--env", "dev", "--json")
+    assert result.code == 2 and result.stdout == ""
+    assert "monitoring.latency.p99: expected a duration such as 30s, 10m or 1h, got inf" in result.stderr
+    assert "monitoring.error_rate: expected a finite number, got nan" in result.stderr
+    assert "guardrails.max_monthly_usd: expected a finite number, got inf" in result.stderr
