@@ -7,6 +7,7 @@ service from that environment). An overlay may set `services.<name>.*`, `deploy.
 
 from __future__ import annotations
 
+import codecs
 import difflib
 import os
 import re
@@ -582,12 +583,28 @@ def _dedupe(problems: list[ConfigProblem]) -> list[ConfigProblem]:
 def read(path: str | os.PathLike[str], environ: Mapping[str, str] | None = None) -> Loaded:
     fs = FsPath(path)
     try:
-        text = fs.read_text(encoding="utf-8")
+        raw = fs.read_bytes()
     except FileNotFoundError:
         raise UsageError(f"{path}: no such file", hint="run from your project root or pass -f PATH") from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except OSError as exc:
         raise UsageError(f"{path}: cannot read: {exc}") from None
-    return Loaded(parse(text, str(path)), os.environ if environ is None else environ)
+    return Loaded(parse(_decode(raw, str(path)), str(path)), os.environ if environ is None else environ)
+
+
+def _decode(raw: bytes, file: str) -> str:
+    """UTF-8 text, or a located problem saying where it is not."""
+    if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):  # what some Windows editors save
+        raise ConfigError([ConfigProblem(file, 1, 1, "", "not UTF-8: the file starts with a UTF-16 "
+                                         "byte-order mark", "save the file as UTF-8")])
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        before = raw[:exc.start]
+        line_start = before.rfind(b"\n") + 1
+        col = len(before[line_start:].decode("utf-8", errors="replace")) + 1
+        raise ConfigError([ConfigProblem(file, before.count(b"\n") + 1, col, "",
+                                         f"not UTF-8 (byte 0x{raw[exc.start]:02x})",
+                                         "save the file as UTF-8")]) from None
 
 
 def validate_all(loaded: Loaded) -> dict[str, ResolvedConfig]:

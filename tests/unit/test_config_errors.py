@@ -45,7 +45,7 @@ class Result:
 
 def expectations(path: Path) -> tuple[list[Expected], list[str]]:
     expected, unset = [], []
-    for raw in path.read_text(encoding="utf-8").splitlines():
+    for raw in path.read_text(encoding="utf-8", errors="replace").splitlines():  # not-utf8.yaml
         if m := re.match(r"^# expect: (\d+):(\d+) (\S+) \| (.+)$", raw):
             key_path = None if m.group(3) == "-" else m.group(3)
             expected.append(Expected(int(m.group(1)), int(m.group(2)), key_path, m.group(4)))

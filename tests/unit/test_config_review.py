@@ -360,3 +360,22 @@ def test_config_json_never_holds_nan_or_infinity(tmp_path: Path, capsys: pytest.
     assert "monitoring.latency.p99: expected a duration such as 30s, 10m or 1h, got inf" in result.stderr
     assert "monitoring.error_rate: expected a finite number, got nan" in result.stderr
     assert "guardrails.max_monthly_usd: expected a finite number, got inf" in result.stderr
+
+
+# -- 11. files that are not UTF-8 -------------------------------------------------------------------
+
+@pytest.mark.parametrize("raw, where", [
+    (b"version: 1\napp: d\xe9mo\n", "2:7"),
+    (b"version: 1\napp: \xc3\xa9\xe9\n", "2:7"),  # the column counts characters, not bytes
+    ("version: 1\n".encode("utf-16"), "1:1"),
+    (b"\xff\xfeversion: 1\n", "1:1"),
+])
+def test_a_file_that_is_not_utf8_is_a_located_problem(tmp_path: Path, raw: bytes, where: str,
+                                                      capsys: pytest.CaptureFixture[str],
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "deploy.yaml").write_bytes(raw)
+    result = cli(tmp_path, capsys, monkeypatch, "validate")
+    assert result.code == 2
+    assert f"deploy.yaml:{where}: not UTF-8" in result.stderr and "(save the file as UTF-8)" in result.stderr
+    if raw.startswith(b"\xff\xfe"):
+        assert "UTF-16 byte-order mark" in result.stderr
