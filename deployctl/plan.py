@@ -186,6 +186,23 @@ def stages(cfg: ResolvedConfig, image_ref: str) -> tuple[Stage, ...]:
     return tuple(out)
 
 
+def check_image_override(ref: str | None) -> str | None:
+    """`--image REF` as given, after checking it is a full reference; None when not given.
+
+    An empty or malformed value is a usage error (exit 2): silently planning the image this
+    commit would build instead is the one thing --image must never do."""
+    if ref is None:
+        return None
+    from deployctl.adapters.registry import ImageRef
+    from deployctl.errors import UsageError
+
+    if not ref.strip():
+        raise UsageError("--image is empty", hint="give a full image reference, e.g. "
+                                                 "127.0.0.1:5000/app:3f2a9c1d0b7e, or leave --image out to build")
+    ImageRef.parse(ref)  # raises UsageError naming what is wrong
+    return ref.strip()
+
+
 def make_plan(cfg: ResolvedConfig, git: GitFacts, *, facts: Facts | None = None,
               image_override: str | None = None) -> Plan:
     facts = facts or Facts(git_sha=git.sha)

@@ -50,8 +50,9 @@ def plan(
                deployctl plan --env prod --json | jq .services.api.task_definition
     """
     from deployctl.errors import UsageError
-    from deployctl.plan import guardrail_violations, make_plan
+    from deployctl.plan import check_image_override, guardrail_violations, make_plan
 
+    image = check_image_override(image)
     cfg = load(file, env)
     the_plan = make_plan(cfg, git_facts(file), image_override=image)
     violations = guardrail_violations(the_plan)

@@ -379,3 +379,42 @@ def test_a_file_that_is_not_utf8_is_a_located_problem(tmp_path: Path, raw: bytes
     assert f"deploy.yaml:{where}: not UTF-8" in result.stderr and "(save the file as UTF-8)" in result.stderr
     if raw.startswith(b"\xff\xfe"):
         assert "UTF-16 byte-order mark" in result.stderr
+
+
+# -- 12. --image is checked; GitHub Actions annotation properties are escaped ------------------------
+
+@pytest.mark.parametrize("image, message", [
+    ("not a ref!!", "image reference 'not a ref!!' does not name a registry host"),
+    ("", "--image is empty"),
+    ("  ", "--image is empty"),
+    ("127.0.0.1:5000/app", "has neither a tag nor a digest"),
+])
+def test_plan_refuses_a_bad_image_reference(tmp_path: Path, image: str, message: str,
+                                            capsys: pytest.CaptureFixture[str],
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    write(tmp_path, SMALL + "  dev: {target: docker}\n")
+    result = cli(tmp_path, capsys, monkeypatch, "plan", "--env", "dev", "--image", image)
+    assert result.code == 2 and result.stdout == ""
+    assert message in result.stderr
+
+
+def test_plan_takes_a_full_image_reference() -> None:
+    from deployctl.plan import check_image_override
+
+    assert check_image_override(None) is None
+    assert check_image_override("127.0.0.1:5000/app:3f2a9c1d") == "127.0.0.1:5000/app:3f2a9c1d"
+
+
+def test_github_annotation_file_property_is_escaped(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    odd = tmp_path / "a,b:c%"
+    odd.mkdir()
+    path = odd / "deploy.yaml"
+    path.write_text(SMALL.replace("region: us-east-1", "region: [x]") + "  dev: {target: docker}\n",
+                    encoding="utf-8")
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    result = run_main(["validate", "-f", str(path)], capsys)
+    assert result.code == 2
+    [annotation] = [line for line in result.stdout.splitlines() if line.startswith("::error ")]
+    escaped = str(path).replace("%", "%25").replace(":", "%3A").replace(",", "%2C")
+    assert annotation.startswith(f"::error file={escaped},line=3,col=9::region: ")
