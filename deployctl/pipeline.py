@@ -510,7 +510,8 @@ def _run_job(
         if ctx.skip_reason is not None:
             status, message = "skipped", ctx.skip_reason
     except Cancelled as exc:
-        status, message = "cancelled", str(exc)
+        # The message can quote the stopped command line, which may carry a credential.
+        status, message = "cancelled", run.redactor.redact(str(exc))
     except BaseException as exc:  # noqa: BLE001 - every outcome must reach the main loop
         if isinstance(exc, DeployctlError):
             message, exit_code = exc.message, exc.exit_code

@@ -451,3 +451,23 @@ def test_pipeline_import_stays_light() -> None:
         env={**os.environ, "PYTHONPATH": str(REPO)},
     )
     assert (code, out.strip()) == (0, "False"), err
+
+
+def test_cancelled_stage_message_is_redacted() -> None:
+    """A sibling stopped by fail-fast records its command line; a token in it is masked too."""
+    rec = Recorder()
+    token = "abcdefgh12345678"
+
+    def slow(ctx: StageContext) -> None:
+        ctx.sh(f"echo started; curl -H 'Authorization: Bearer {token}' x 2>/dev/null; exec sleep 30")
+
+    def fail(ctx: StageContext) -> None:
+        rec.wait_line("lint", "started")
+        raise StageFailed("tests failed")
+
+    report = run_jobs([Job("lint", (), slow), Job("test", (), fail)], rec, kill_grace=0.5)
+    lint = report.stage("lint")
+    assert lint.status == "cancelled"
+    assert "stopped: run cancelled" in lint.message
+    assert token not in lint.message
+    assert token not in json.dumps([rec.events, report.to_json_dict()])
