@@ -76,7 +76,7 @@ def _env_value(value: object) -> object:
 
 
 Int = Annotated[int, BeforeValidator(_no_bool)]
-EnvValue = Annotated[str, BeforeValidator(_env_value)]
+EnvValue = Annotated[str, BeforeValidator(_env_value), Field(json_schema_extra={"type": ["string", "integer"]})]
 
 
 def _in_range(value: float, lo: float, hi: float, what: str) -> float:

@@ -418,3 +418,48 @@ def test_github_annotation_file_property_is_escaped(tmp_path: Path, capsys: pyte
     [annotation] = [line for line in result.stdout.splitlines() if line.startswith("::error ")]
     escaped = str(path).replace("%", "%25").replace(":", "%3A").replace(",", "%2C")
     assert annotation.startswith(f"::error file={escaped},line=3,col=9::region: ")
+
+
+# -- 13. deploy.schema.json agrees with validate ----------------------------------------------------
+
+def schema_errors(text: str) -> list[str]:
+    import json
+
+    import jsonschema
+    import yaml
+
+    root = Path(__file__).resolve().parents[2]
+    schema = json.loads((root / "deploy.schema.json").read_text(encoding="utf-8"))
+    validator = jsonschema.Draft202012Validator(schema)
+    return [f"{list(e.path)}: {e.message}" for e in validator.iter_errors(yaml.safe_load(text))]
+
+
+SCHEMA_BASE = SMALL.replace("image: {repository: demo}", "image: {repository: demo, build_args: {N: 4}}").replace(
+    "    port: 8000\n", "    port: 8000\n    env: {WORKERS: 4}\n    load_balancer: {target_group: tg}\n"
+    "    autoscaling: {min: 1, max: 2}\n").replace("  latency: {p99: 5s}\n", "  latency: {p99: 5s}\n"
+                                                "  tokens: {namespace: Chat}\n")
+
+
+@pytest.mark.parametrize("env", [
+    "{target: docker}",
+    "{target: docker, services: {api: {load_balancer: {container_port: 80}, autoscaling: {max: 3}}}}",
+    "{target: docker, monitoring: {tokens: {max_per_request: 5}, latency: {p99: 3s}}}",
+    "{target: docker, monitoring: null, services: {api: {env: {WORKERS: 8, X: null}, health: {interval: 10s}}}}",
+    "{target: docker, image: {max_size: 1GB, build_args: {N: 5}}, deploy: {timeout: 5m}}",
+])
+def test_what_validate_accepts_the_schema_accepts(tmp_path: Path, env: str) -> None:
+    text = SCHEMA_BASE + f"  dev: {env}\n"
+    load(tmp_path, text, "dev")  # validate accepts it
+    assert schema_errors(text) == []
+
+
+@pytest.mark.parametrize("env", [
+    "{target: docker, deploy: null}",
+    "{target: docker, image: null}",
+    "{target: docker, services: null}",
+    "{target: docker, services: {api: {memroy: 5}}}",
+])
+def test_what_validate_refuses_the_schema_refuses(tmp_path: Path, env: str) -> None:
+    text = SCHEMA_BASE + f"  dev: {env}\n"
+    assert problems_of(tmp_path, text, "dev")
+    assert schema_errors(text)
