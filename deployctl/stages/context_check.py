@@ -11,6 +11,10 @@ Judgement calls, made to keep false alarms from training people to ignore the ch
 - `*.pem` and `*.crt` are refused only when they hold a private key: CA bundles and public
   certificates are ordinary image content.
 - `id_rsa.pub` and other `*.pub` public keys are allowed.
+- `auth.json` is refused only when it is a registry login (Docker's / podman's `"auths"`
+  object): front-ends ship translation files called `auth.json` too.
+- `*.env` (`app.env`, `prod.env`) is refused, but the templates above with another stem
+  (`app.env.example`) are not matched at all, and `environment.py` is not a `.env` file.
 """
 
 from __future__ import annotations
@@ -27,9 +31,14 @@ SECRET_NAMES = (
     "credentials.json", "client_secret*.json", "service-account*.json",
     ".npmrc", ".pypirc", ".netrc", "_netrc", ".git-credentials", ".htpasswd",
     "*.p12", "*.pfx", "*.jks", "*.keystore", "*.tfvars", ".dockercfg",
+    "*.env", ".envrc", ".pgpass", ".vault-token", ".s3cfg", ".my.cnf",
+    "*.tfstate", "*.tfstate.backup", "kubeconfig", "kubeconfig.y*ml", "*.kubeconfig",
+    "secrets.yaml", "secrets.yml",
 )
 # Files that are secret only when they contain a private key.
 KEY_CONTAINERS = ("*.pem", "*.crt", "*.cer")
+# Files that are secret only when they hold registry logins (`{"auths": {...}}`).
+AUTH_CONTAINERS = ("auth.json",)
 # Directories whose contents are credentials (matched against each path segment).
 SECRET_DIRS = (".aws", ".ssh", ".gnupg", ".kube", ".docker")
 ALLOWED_NAMES = (".env.example", ".env.sample", ".env.template", ".env.dist", "*.pub")
@@ -48,15 +57,17 @@ def secret_files(ctx: BuildContext) -> list[str]:
         in_secret_dir = any(seg in SECRET_DIRS for seg in parts[:-1])
         named = any(fnmatch.fnmatchcase(name, p) for p in SECRET_NAMES)
         may_hold_key = any(fnmatch.fnmatchcase(name, p) for p in KEY_CONTAINERS)
-        if in_secret_dir or named or (may_hold_key and _holds_private_key(ctx.root / path)):
+        may_hold_auths = any(fnmatch.fnmatchcase(name, p) for p in AUTH_CONTAINERS)
+        if (in_secret_dir or named or (may_hold_key and _holds(ctx.root / path, b"PRIVATE KEY-----"))
+                or (may_hold_auths and _holds(ctx.root / path, b'"auths"'))):
             found.append(path)
     return found
 
 
-def _holds_private_key(path: Path) -> bool:
+def _holds(path: Path, marker: bytes) -> bool:
     try:
         with open(path, "rb") as fh:
-            return b"PRIVATE KEY-----" in fh.read(_SNIFF_BYTES)
+            return marker in fh.read(_SNIFF_BYTES)
     except OSError:
         return False
 

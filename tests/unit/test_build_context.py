@@ -149,6 +149,35 @@ def test_secret_files_are_found_with_few_false_alarms(tmp_path: Path) -> None:
                      "home/.aws/credentials", "id_rsa", "tls.key"]
 
 
+@pytest.mark.parametrize("path", [
+    "app.env", "deploy/prod.env", ".envrc", ".pgpass", ".vault-token", ".s3cfg", ".my.cnf",
+    "terraform.tfstate", "infra/prod.tfstate", "infra/terraform.tfstate.backup", "kubeconfig",
+    "ops/kubeconfig.yaml", "ops/staging.kubeconfig", "secrets.yaml", "helm/secrets.yml",
+])
+def test_common_secret_file_names_are_refused(tmp_path: Path, path: str) -> None:
+    root = tree(tmp_path, {"Dockerfile": "FROM scratch\n", path: "x", "app/main.py": "print()"})
+    assert secret_files(bc.load(root, "Dockerfile")) == [path]
+
+
+def test_registry_auth_json_is_refused_but_a_translation_file_is_not(tmp_path: Path) -> None:
+    root = tree(tmp_path, {
+        "Dockerfile": "FROM scratch\n",
+        "containers/auth.json": '{"auths": {"ghcr.io": {"auth": "dXNlcjpwYXNz"}}}',
+        "web/locales/en/auth.json": '{"login": "Log in", "logout": "Log out"}',
+    })
+    assert secret_files(bc.load(root, "Dockerfile")) == ["containers/auth.json"]
+
+
+def test_ordinary_files_near_secret_names_are_not_refused(tmp_path: Path) -> None:
+    root = tree(tmp_path, {
+        "Dockerfile": "FROM scratch\n", "environment.py": "", "app/env.py": "", "envs/dev.yaml": "",
+        ".env.example": "A=", ".env.sample": "A=", "app.env.example": "A=", "environment.yml": "",
+        "secrets_test.py": "", "docs/secrets.md": "", "terraform/main.tf": "", "kube/deployment.yaml": "",
+        "my.cnf.dist": "", "auth.py": "",
+    })
+    assert secret_files(bc.load(root, "Dockerfile")) == []
+
+
 def test_refusal_names_files_and_the_fix_and_dockerignore_fixes_it(tmp_path: Path) -> None:
     root = tree(tmp_path / "app", {"Dockerfile": "FROM scratch\n", ".env": "OPENAI_API_KEY=sk-123",
                                    "keys/deploy.key": "k"})
