@@ -197,8 +197,9 @@ def build_jobs(
     image_override: str | None = None,
     options: Any = None,
 ) -> list[Job]:
-    """A Job per selected stage; needs on stages left out of the run are dropped (the person
-    chose to skip them)."""
+    """A Job per selected stage. A stage left out of the run passes on what it needed: with
+    push skipped, deploy waits for lint, test and build, so a failing test still stops it
+    (see effective_needs)."""
     from pathlib import Path
 
     from deployctl.pipeline import Job
@@ -224,13 +225,30 @@ def build_jobs(
     fns["push"] = push_stage.job_fn(spec, state, engine, access, ecr=ecr)
     fns["deploy"] = _deploy_fn(cfg, plan, facts, spec, access, clients, image_override, options)
 
-    jobs = []
-    for stage in plan.stages:
-        if stage.name not in selected:
-            continue
-        needs = tuple(n for n in stage.needs if n in selected)
-        jobs.append(Job(stage.name, needs, _hinted(fns[stage.name])))
-    return jobs
+    needs = effective_needs(plan.stages, selected)
+    return [Job(stage.name, needs[stage.name], _hinted(fns[stage.name]))
+            for stage in plan.stages if stage.name in selected]
+
+
+def effective_needs(stages: Any, selected: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
+    """stage name → the selected stages it waits for. Pure.
+
+    A need on a stage left out of the run is replaced by that stage's own needs, transitively:
+    skipping push must not let deploy start before lint and test have passed. Stages that are
+    not configured at all (no lint commands) are simply not waited for.
+    """
+    declared = {stage.name: tuple(stage.needs) for stage in stages}
+
+    def resolve(name: str, seen: frozenset[str]) -> list[str]:
+        out: list[str] = []
+        for need in declared.get(name, ()):
+            if need in seen:
+                continue  # a cycle is the engine's to report; never recurse forever here
+            found = [need] if need in selected else resolve(need, seen | {need})
+            out.extend(n for n in found if n not in out)
+        return out
+
+    return {name: tuple(resolve(name, frozenset({name}))) for name in declared if name in selected}
 
 
 def _hinted(fn: Any) -> Any:

@@ -137,6 +137,36 @@ def test_failing_test_stage_stops_the_run_before_push(fixture_app: FixtureApp, r
     assert registry.tags(fixture_app.repository) == []
 
 
+def test_failing_test_stage_stops_deploy_when_push_is_skipped(fixture_app: FixtureApp,
+                                                              registry: Registry) -> None:
+    """`--skip push` must not let deploy go ahead of lint and test: deploy never runs at all."""
+    result = fixture_app.run("--skip", "push", "--json",
+                             env={"FIXTURE_TEST_SLEEP": "2", "FIXTURE_TEST_FAIL": "1"})
+    assert result.code == 1, result.output
+    assert "Traceback" not in result.output
+    assert result.stage("test")["status"] == "failed", result.output
+    deploy = result.stage("deploy")
+    assert deploy["status"] == "not_run", deploy
+    assert deploy["started_at"] is None
+    assert "release" not in result.report()["outputs"]
+
+
+@pytest.mark.parametrize("selection", [("--skip", "push"), ("--only", "test,build,deploy")])
+def test_deploy_starts_after_lint_test_and_build_when_push_is_left_out(fixture_app: FixtureApp,
+                                                                       registry: Registry,
+                                                                       selection: tuple[str, str]) -> None:
+    # The image is never pushed, so deploy, once it starts, fails at once ("not in the registry")
+    # without touching the engine: what matters is *when* it started, from the report.
+    result = fixture_app.run(*selection, "--json", env={"FIXTURE_TEST_SLEEP": "2"})
+    assert result.code == 1, result.output
+    before = [s for s in result.report()["stages"] if s["name"] != "deploy"]
+    assert {s["name"] for s in before} >= {"test", "build"}
+    assert all(s["status"] == "succeeded" for s in before), before
+    deploy = result.stage("deploy")
+    assert deploy["status"] == "failed", deploy
+    assert deploy["started_at"] >= max(s["ended_at"] for s in before)
+
+
 def test_wrong_registry_password_is_a_clear_error(fixture_app: FixtureApp, auth_registry: Registry) -> None:
     fixture_app.set_registry(auth_registry.host)
     fixture_app.commit("push to the auth registry")
