@@ -301,7 +301,9 @@ class _Walker:
             if not isinstance(key, str | int | bool) or key is None:
                 self.problem(key_node, path, "mapping keys must be plain strings")
                 continue
-            key = str(key).lower() if isinstance(key, bool) else str(key)
+            # Keys keep their source text: YAML 1.1 would turn `ON:` / `NO:` (env var names) into
+            # true/false and `010:` into 8.
+            key = key if isinstance(key, str) else str(key_node.value)
             child = (*path, key)
             if key in out:
                 first = self.marks.keys[child][0]

@@ -463,3 +463,18 @@ def test_what_validate_refuses_the_schema_refuses(tmp_path: Path, env: str) -> N
     text = SCHEMA_BASE + f"  dev: {env}\n"
     assert problems_of(tmp_path, text, "dev")
     assert schema_errors(text)
+
+
+# -- 14. keys keep their source text ------------------------------------------------------------------
+
+def test_boolean_and_number_looking_keys_keep_their_text(tmp_path: Path) -> None:
+    text = SMALL.replace("    port: 8000\n", '    port: 8000\n    env: {ON: "1", NO: "x", yes: "y", "true": "t"}\n')
+    cfg = load(tmp_path, text + "  dev: {target: docker}\n", "dev")
+    assert cfg.services["api"].env == {"ON": "1", "NO": "x", "yes": "y", "true": "t"}
+    loaded = read(write(tmp_path, "010: a\n0x1F: b\n1_000: c\n"), {})
+    assert list(loaded.data) == ["010", "0x1F", "1_000"]
+
+
+def test_on_and_On_are_different_keys_not_duplicates(tmp_path: Path) -> None:
+    text = SMALL.replace("    port: 8000\n", '    port: 8000\n    env: {On: "1", ON: "2"}\n')
+    assert load(tmp_path, text + "  dev: {target: docker}\n", "dev").services["api"].env == {"On": "1", "ON": "2"}
