@@ -86,11 +86,10 @@ _SCALAR_KINDS = {"null": "null", "bool": "true or false", "int": "a whole number
 def parse(text: str, file: str) -> Document:
     """Parse YAML text. Tabs and syntax errors raise ConfigError; duplicate keys are kept on the Document."""
     problems: list[ConfigProblem] = []
-    for i, raw_line in enumerate(text.splitlines(), start=1):
-        indent = raw_line[: len(raw_line) - len(raw_line.lstrip(" \t"))]
-        if "\t" in indent:
-            problems.append(ConfigProblem(file, i, indent.index("\t") + 1, "",
-                                          "tab character in indentation", "YAML indents with spaces only"))
+    text, tabbed = _tabs_in_indentation(text)
+    for i, col in tabbed:
+        problems.append(ConfigProblem(file, i, col, "", "tab character in indentation",
+                                      "YAML indents with spaces only"))
     if problems:
         raise ConfigError(problems)
     try:
@@ -113,6 +112,53 @@ def parse(text: str, file: str) -> Document:
     walker = _Walker(file, marks, problems)
     data = walker.walk(root, ())
     return Document(file, data, marks, problems, walker.unusable)
+
+
+def _scalar_lines(text: str) -> tuple[set[int], int | None]:
+    """0-based lines that continue a multi-line scalar (block, quoted or plain), where a tab is
+    text rather than indentation; and the line where scanning stopped on an error, if it did."""
+    inside: set[int] = set()
+    try:
+        for token in yaml.scan(text, Loader=yaml.SafeLoader):
+            if isinstance(token, yaml.ScalarToken) and token.start_mark and token.end_mark:
+                start, end = token.start_mark, token.end_mark
+                last = end.line if end.column > 0 else end.line - 1
+                inside.update(range(start.line + 1, last + 1))
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        return inside, mark.line if mark else 0
+    except yaml.YAMLError:
+        return inside, 0
+    return inside, None
+
+
+def _tabs_in_indentation(text: str) -> tuple[str, list[tuple[int, int]]]:
+    """(text, [(line, col) of tabs that indent structure]), 1-based.
+
+    Tabs inside block scalars and multi-line strings are content, and before a comment they
+    are allowed (YAML 1.2); PyYAML refuses the latter, so those tabs become spaces (one for one,
+    positions unchanged)."""
+    lines = text.split("\n")
+    candidates = [i for i, line in enumerate(lines) if "\t" in line[: len(line) - len(line.lstrip(" \t"))]]
+    if not candidates:
+        return text, []
+    for _ in range(len(candidates) + 1):
+        inside, stopped = _scalar_lines("\n".join(lines))
+        fixed = False
+        for i in candidates:
+            rest = lines[i].lstrip(" \t")
+            if i not in inside and (stopped is None or i <= stopped) and rest[:1] in ("#", "", "\r") \
+                    and "\t" in lines[i][: len(lines[i]) - len(rest)]:
+                lines[i] = lines[i][: len(lines[i]) - len(rest)].replace("\t", " ") + rest
+                fixed = True
+        if not fixed:
+            break
+    tabbed = []
+    for i in candidates:
+        indent = lines[i][: len(lines[i]) - len(lines[i].lstrip(" \t"))]
+        if "\t" in indent and i not in inside and (stopped is None or i <= stopped):
+            tabbed.append((i + 1, indent.index("\t") + 1))
+    return "\n".join(lines), tabbed
 
 
 def _too_deep(text: str, file: str) -> ConfigProblem:
@@ -153,6 +199,8 @@ def _syntax_hint(what: str) -> str | None:
         return "look for a missing closing bracket, brace or comma"
     if "block" in what or "mapping values are not allowed" in what:
         return "check this line's indentation against the lines above, and quote values that contain ': '"
+    if "found character '\\t'" in what:  # `region:<TAB>us-east-1`
+        return "YAML separates with spaces: put a space, not a tab, after ':' or '-'"
     if "found character" in what and "cannot start any token" in what:
         return "quote the value"
     if "found undefined alias" in what:

@@ -478,3 +478,32 @@ def test_boolean_and_number_looking_keys_keep_their_text(tmp_path: Path) -> None
 def test_on_and_On_are_different_keys_not_duplicates(tmp_path: Path) -> None:
     text = SMALL.replace("    port: 8000\n", '    port: 8000\n    env: {On: "1", ON: "2"}\n')
     assert load(tmp_path, text + "  dev: {target: docker}\n", "dev").services["api"].env == {"On": "1", "ON": "2"}
+
+
+# -- 15. tabs inside block scalars, multi-line strings and before comments are not indentation ---------
+
+TAB_BASE = SMALL + "  dev: {target: docker}\nstages:\n  lint:\n    run:\n"
+
+
+@pytest.mark.parametrize("run, expected", [
+    ("      - |\n        make lint\n        \techo tabbed\n", "make lint\n\techo tabbed\n"),
+    ("      - |\n        cat <<-EOF > conf.ini\n        \t[section]\n        \tEOF\n",
+     "cat <<-EOF > conf.ini\n\t[section]\n\tEOF\n"),
+    ('      - "a\n\tb"\n', "a b"),
+    ("      - make lint\n\t# a comment indented with a tab\n", "make lint"),
+])
+def test_tabs_that_are_not_indentation_are_accepted(tmp_path: Path, run: str, expected: str) -> None:
+    cfg = load(tmp_path, TAB_BASE + run, "dev")
+    assert cfg.stages.lint is not None and cfg.stages.lint.run == [expected]
+
+
+def test_a_tab_indenting_structure_is_still_refused(tmp_path: Path) -> None:
+    text = TAB_BASE + "      - |\n        make lint\n    \ttimeout: 2m\n"
+    assert problems_of(tmp_path, text) == ["19:5 : tab character in indentation (YAML indents with spaces only)"]
+
+
+def test_a_tab_after_a_colon_gets_a_hint(tmp_path: Path) -> None:
+    text = SMALL.replace("region: us-east-1", "region:\tus-east-1") + "  dev: {target: docker}\n"
+    [problem] = problems_of(tmp_path, text)
+    assert problem.startswith("3:8 : YAML syntax error:")
+    assert problem.endswith("(YAML separates with spaces: put a space, not a tab, after ':' or '-')")
