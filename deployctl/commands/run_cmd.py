@@ -74,7 +74,7 @@ def run(
     selected = select_stages(cfg, only=only, skip=skip, from_stage=from_stage, image=image)
     git = git_facts(file)
     root = project_dir(file)
-    redactor = _redactor()
+    redactor = _redactor(cfg)
     needs_registry = bool({"build", "push", "deploy"} & set(selected)) or image is not None
     uses_ecr = cfg.image.registry == "ecr" or _is_ecr(image)
     clients = _aws_clients(cfg) if needs_registry and uses_ecr else None
@@ -341,12 +341,21 @@ def _resolve_image(image: str, clients: Any, redactor: Any) -> str:
     return ref.with_digest(resolve_digest(ref, access, ecr))
 
 
-def _redactor() -> Any:
+def _redactor(cfg: ResolvedConfig | None = None, environ: Any = None) -> Any:
+    """The run's redactor, knowing every secret value the run can know before any stage runs:
+    the registry password from the environment and, for the local Docker target, the services'
+    secrets, which are read from the same environment that lint and test commands inherit."""
     from deployctl.redact import Redactor
     from deployctl.stages.access import ENV_PASSWORD
 
+    environ = os.environ if environ is None else environ
     redactor = Redactor()
-    redactor.add(os.environ.get(ENV_PASSWORD))
+    redactor.add(environ.get(ENV_PASSWORD))
+    if cfg is not None and cfg.environment.target == "docker":
+        from deployctl.targets.docker import local_secret_values
+
+        for value in local_secret_values(cfg, environ):
+            redactor.add(value)
     return redactor
 
 

@@ -352,6 +352,17 @@ def local_secrets(cfg: ResolvedConfig, environ: Mapping[str, str] | None = None)
     return out
 
 
+def local_secret_values(cfg: ResolvedConfig, environ: Mapping[str, str] | None = None) -> list[str]:
+    """Every service secret's value that the deployer's environment holds, missing ones ignored.
+
+    For the run's redactor, registered before any stage starts: lint and test run in the same
+    environment, so a command that prints $MODEL_API_KEY must already see it masked. Missing
+    secrets are the deploy's preflight to report (local_secrets), not this function's.
+    """
+    environ = os.environ if environ is None else environ
+    return [environ[var] for svc in cfg.services.values() for var in svc.secrets if environ.get(var)]
+
+
 def healthcheck(svc: Service) -> dict[str, Any] | None:
     """The Docker HEALTHCHECK for a service (the SDK's `healthcheck` parameter), None without one."""
     health = svc.health

@@ -167,6 +167,27 @@ def test_deploy_starts_after_lint_test_and_build_when_push_is_left_out(fixture_a
     assert deploy["started_at"] >= max(s["ended_at"] for s in before)
 
 
+def test_local_service_secrets_are_masked_in_lint_and_test_output(fixture_app: FixtureApp,
+                                                                  tmp_path: Path) -> None:
+    """The local target reads service secrets from the environment lint and test inherit: a
+    command printing one must show it masked, on the console and in the report's tail, although
+    deploy (which used to register them) never runs."""
+    value = "mdl-7Qx93kZpW2"
+    fixture_app.edit("deploy.yaml", lambda t: t.replace(
+        '["sh checks/lint.sh"]', '["sh checks/lint.sh", "echo lint sees $MODEL_API_KEY"]').replace(
+        "    local_port: 18080", "    local_port: 18080\n    secrets: {MODEL_API_KEY: fixture/model-api-key}"))
+    fixture_app.commit("a service secret")
+    report_file = tmp_path / "report.json"
+    result = fixture_app.run("--only", "lint,test", "--report", str(report_file),
+                             env={"MODEL_API_KEY": value})
+    assert result.code == 0, result.output
+    assert value not in result.output
+    report = report_file.read_text()
+    assert value not in report
+    lint = next(s for s in json.loads(report)["stages"] if s["name"] == "lint")
+    assert "lint sees ***" in lint["tail"], lint["tail"]
+
+
 def test_wrong_registry_password_is_a_clear_error(fixture_app: FixtureApp, auth_registry: Registry) -> None:
     fixture_app.set_registry(auth_registry.host)
     fixture_app.commit("push to the auth registry")
