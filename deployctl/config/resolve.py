@@ -83,7 +83,8 @@ class Loaded:
         for key in REQUIRED_TOP:
             if key not in data:
                 out.append(doc.problem((), f"missing required key '{key}'"))
-        if "version" in data and data["version"] != 1 and ("version",) not in doc.unusable:
+        version = data.get("version")
+        if "version" in data and (version != 1 or isinstance(version, bool)) and ("version",) not in doc.unusable:
             out.append(doc.problem(("version",), f"unsupported version {_describe(data['version'])}",
                                    "this deployctl reads version: 1", key=False))
         for path, found in self.unset.items():
@@ -200,7 +201,7 @@ class Loaded:
             elif base_section is not None:
                 merged[section] = base_section  # a wrong base type is reported where it is written
         merged.setdefault("deploy", {})  # optional in the file: all defaults
-        merged["stages"] = data.get("stages") or {}
+        merged["stages"] = {} if data.get("stages") is None else data["stages"]  # `stages: []` is an error
         merged["services"] = merged_services
         origin = _Origin(env_name, overlay)
         problems: list[ConfigProblem] = []

@@ -507,3 +507,16 @@ def test_a_tab_after_a_colon_gets_a_hint(tmp_path: Path) -> None:
     [problem] = problems_of(tmp_path, text)
     assert problem.startswith("3:8 : YAML syntax error:")
     assert problem.endswith("(YAML separates with spaces: put a space, not a tab, after ':' or '-')")
+
+
+# -- lesser: `stages: false`, `version: true` ----------------------------------------------------------
+
+@pytest.mark.parametrize("stages", ["false", "[]", "0", "''"])
+def test_stages_must_be_a_mapping(tmp_path: Path, stages: str) -> None:
+    [problem] = problems_of(tmp_path, SMALL + f"  dev: {{target: docker}}\nstages: {stages}\n")
+    assert problem.startswith("14:9 stages: expected a mapping")
+
+
+def test_stages_null_means_no_stages(tmp_path: Path) -> None:
+    cfg = load(tmp_path, SMALL + "  dev: {target: docker}\nstages:\n", "dev")
+    assert cfg.stages.lint is None and cfg.stages.test is None
