@@ -16,8 +16,10 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import IO, Any
 
 import docker
+import docker.credentials.errors
 import docker.errors
 
+from deployctl.adapters import docker_config
 from deployctl.errors import ExternalError, StageFailed
 
 errors = docker.errors
@@ -27,6 +29,7 @@ LineSink = Callable[[str], None]
 DEFAULT_HOST = "unix:///var/run/docker.sock"
 _STEP = re.compile(r"^Step \d+/\d+ : ")
 BUILD_READ_TIMEOUT = 3600
+_MISSING_HELPER = re.compile(r"docker-credential-(\S+) not installed")
 
 
 def connect(timeout: float = 60.0) -> docker.DockerClient:
@@ -108,7 +111,11 @@ def build(
     except docker.errors.APIError as exc:
         message = exc.explanation or str(exc)
         raise StageFailed(_build_error(str(message), step), hint=_build_hint(str(message))) from None
+    except docker.credentials.errors.StoreError as exc:
+        raise _credential_error(exc) from None
     except docker.errors.DockerException as exc:
+        if _MISSING_HELPER.search(str(exc)) or "Credentials store error" in str(exc):
+            raise _credential_error(exc) from None
         raise ExternalError(f"the Docker daemon failed during the build: {_short(exc)}") from None
     finally:
         # Closing our end (e.g. when on_line raised because the run was cancelled) makes the
@@ -119,6 +126,21 @@ def build(
         # Old daemons report only "Successfully built <id>"; the tag is authoritative anyway.
         image_id = client.api.inspect_image(tag)["Id"]
     return str(image_id)
+
+
+def _credential_error(exc: BaseException) -> ExternalError:
+    """docker-py asks the docker config's credential helper itself (for a build, about every
+    registry) and raises StoreError, or for one registry a DockerException quoting it; a
+    helper that is missing is the same mistake docker_config reports, in the same words."""
+    found = _MISSING_HELPER.search(str(exc))
+    if found:
+        name = found.group(1)
+        return ExternalError(f"the docker config names the credential helper {name!r}, but "
+                             f"docker-credential-{name} is not on PATH",
+                             hint="install the helper, or remove credsStore/credHelpers from "
+                                  f"{docker_config.config_path()}")
+    return ExternalError(f"the docker credential helper failed: {_short(exc)}",
+                         hint=f"check credsStore/credHelpers in {docker_config.config_path()}")
 
 
 def _stream_error(chunk: dict[str, Any], default: str) -> str:
@@ -220,7 +242,11 @@ def push(
     except docker.errors.APIError as exc:
         message, hint = _push_error(repository, tag, str(exc.explanation or exc))
         raise StageFailed(message, hint=hint) from None
+    except docker.credentials.errors.StoreError as exc:
+        raise _credential_error(exc) from None
     except docker.errors.DockerException as exc:
+        if _MISSING_HELPER.search(str(exc)) or "Credentials store error" in str(exc):
+            raise _credential_error(exc) from None
         raise ExternalError(f"the Docker daemon failed during the push: {_short(exc)}") from None
     if digest is None:
         raise StageFailed(f"pushing {repository}:{tag} reported no digest",

@@ -436,3 +436,23 @@ def test_ecr_repository_is_created_with_scan_on_push_and_immutable_tags(aws: Any
     assert resolve_digest(ImageRef.parse(f"{host}/itest/ecr-app:abc123def456"), access, ecr) == digest
     with pytest.raises(Exception, match="is not in the registry"):
         resolve_digest(ImageRef.parse(f"{host}/itest/ecr-app:nope"), access, ecr)
+
+def test_missing_credential_helper_is_a_clear_error_for_build_and_push(fixture_app: FixtureApp) -> None:
+    """A docker config naming a helper that is not installed (a config copied from a laptop
+    with Docker Desktop, say): the same words as docker_config's own check, exit 1."""
+    config = fixture_app.home / ".docker" / "config.json"
+    wording = ("the docker config names the credential helper 'review-nonexistent', but "
+               "docker-credential-review-nonexistent is not on PATH")
+    config.write_text(json.dumps({"credsStore": "review-nonexistent"}))
+    build = fixture_app.run("--only", "build,push")
+    assert_clean_failure(build, wording, "credsStore")
+    assert "StoreError" not in build.output
+
+    # Only this registry's helper is missing: the build goes through, the push names it.
+    config.write_text("{}")
+    assert fixture_app.run("--only", "build").code == 0
+    config.write_text(json.dumps({"credHelpers": {fixture_app.registry.host: "review-nonexistent"}}))
+    push = fixture_app.run("--only", "push")
+    assert_clean_failure(push, wording)
+    assert "Credentials store error" not in push.output
+
