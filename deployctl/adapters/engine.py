@@ -10,6 +10,7 @@ Functions take a client from `connect()` and return plain data; output lines go 
 
 from __future__ import annotations
 
+import http.client
 import os
 import re
 from collections.abc import Callable, Iterator, Mapping
@@ -18,6 +19,8 @@ from typing import IO, Any
 import docker
 import docker.credentials.errors
 import docker.errors
+import requests.exceptions
+import urllib3.exceptions
 
 from deployctl.adapters import docker_config
 from deployctl.errors import ExternalError, StageFailed
@@ -29,6 +32,10 @@ LineSink = Callable[[str], None]
 DEFAULT_HOST = "unix:///var/run/docker.sock"
 _STEP = re.compile(r"^Step \d+/\d+ : ")
 BUILD_READ_TIMEOUT = 3600
+# A dropped daemon connection surfaces as whichever layer noticed it first: requests, urllib3
+# (a stream is read from the raw response, past requests' wrapping) or http.client / the socket.
+_CONNECTION_ERRORS = (requests.exceptions.RequestException, urllib3.exceptions.HTTPError,
+                      http.client.HTTPException, ConnectionError)
 _MISSING_HELPER = re.compile(r"docker-credential-(\S+) not installed")
 
 
@@ -117,6 +124,8 @@ def build(
         if _MISSING_HELPER.search(str(exc)) or "Credentials store error" in str(exc):
             raise _credential_error(exc) from None
         raise ExternalError(f"the Docker daemon failed during the build: {_short(exc)}") from None
+    except _CONNECTION_ERRORS as exc:
+        raise _connection_broke("build", exc) from None
     finally:
         # Closing our end (e.g. when on_line raised because the run was cancelled) makes the
         # daemon cancel the build instead of finishing it for nobody.
@@ -141,6 +150,16 @@ def _credential_error(exc: BaseException) -> ExternalError:
                                   f"{docker_config.config_path()}")
     return ExternalError(f"the docker credential helper failed: {_short(exc)}",
                          hint=f"check credsStore/credHelpers in {docker_config.config_path()}")
+
+
+def _connection_broke(what: str, exc: BaseException) -> ExternalError:
+    text = str(exc)
+    if "IncompleteRead" in text or "Connection broken" in text or "RemoteDisconnected" in text:
+        why = "the daemon closed it in the middle of the stream"
+    else:
+        why = _short(exc)
+    return ExternalError(f"the Docker daemon connection broke during the {what}: {why}",
+                         hint="check that dockerd is still running (`scripts/services up`), then run again")
 
 
 def _stream_error(chunk: dict[str, Any], default: str) -> str:
@@ -248,6 +267,8 @@ def push(
         if _MISSING_HELPER.search(str(exc)) or "Credentials store error" in str(exc):
             raise _credential_error(exc) from None
         raise ExternalError(f"the Docker daemon failed during the push: {_short(exc)}") from None
+    except _CONNECTION_ERRORS as exc:
+        raise _connection_broke("push", exc) from None
     if digest is None:
         raise StageFailed(f"pushing {repository}:{tag} reported no digest",
                           hint="the registry may be misbehaving")

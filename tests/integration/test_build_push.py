@@ -456,3 +456,92 @@ def test_missing_credential_helper_is_a_clear_error_for_build_and_push(fixture_a
     assert_clean_failure(push, wording)
     assert "Credentials store error" not in push.output
 
+
+class _BreakingDaemon:
+    """Just enough of the Engine API to start a build or a push, whose stream then breaks off
+    mid-chunk: a daemon that crashed or restarted under a running build."""
+
+    def __init__(self) -> None:
+        import http.server
+        import socketserver
+        import threading
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def _send(self, code: int, body: bytes) -> None:
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Api-Version", "1.41")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_GET(self) -> None:
+                path = self.path.split("?")[0]
+                if path.endswith("/_ping"):
+                    self._send(200, b"OK")
+                elif path.endswith("/version"):
+                    self._send(200, json.dumps({"ApiVersion": "1.41", "Version": "20.10"}).encode())
+                else:
+                    self._send(404, b'{"message": "No such image"}')
+
+            def do_POST(self) -> None:
+                if self.headers.get("Transfer-Encoding") == "chunked":
+                    while (size := int(self.rfile.readline().strip(), 16)):
+                        self.rfile.read(size + 2)
+                    self.rfile.readline()
+                else:
+                    self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                first = {"stream": "Step 1/2 : FROM scratch\n"} if "/build" in self.path else {"status": "Preparing"}
+                line = json.dumps(first).encode() + b"\r\n"
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(line), line))
+                self.wfile.write(b"ff\r\npartial")  # a chunk promised and never finished
+                self.wfile.flush()
+                self.connection.shutdown(socket.SHUT_RDWR)
+                self.close_connection = True
+
+        class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
+            daemon_threads = True
+
+        self.server = Server(("127.0.0.1", 0), Handler)
+        self.host = f"tcp://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def breaking_daemon() -> Any:
+    daemon = _BreakingDaemon()
+    yield daemon
+    daemon.close()
+
+
+def test_daemon_connection_breaking_mid_build_is_a_clear_error(fixture_app: FixtureApp,
+                                                               breaking_daemon: _BreakingDaemon) -> None:
+    result = fixture_app.run("--only", "build", env={"DOCKER_HOST": breaking_daemon.host})
+    assert_clean_failure(result, "the Docker daemon connection broke during the build")
+    assert "ProtocolError" not in result.output and "IncompleteRead" not in result.output
+
+
+def test_daemon_connection_breaking_mid_push_is_a_clear_error(breaking_daemon: _BreakingDaemon,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    from deployctl.adapters import engine
+    from deployctl.errors import ExternalError
+
+    monkeypatch.setenv("DOCKER_HOST", breaking_daemon.host)
+    client = engine.connect(timeout=10)
+    with pytest.raises(ExternalError) as err:
+        engine.push(client, "127.0.0.1:5000/itest/broken", "t1")
+    assert err.value.exit_code == 1
+    assert "the Docker daemon connection broke during the push" in err.value.message
