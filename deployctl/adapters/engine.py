@@ -10,9 +10,12 @@ Functions take a client from `connect()` and return plain data; output lines go 
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import os
 import re
+import socket
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from typing import IO, Any
 
@@ -32,6 +35,8 @@ LineSink = Callable[[str], None]
 DEFAULT_HOST = "unix:///var/run/docker.sock"
 _STEP = re.compile(r"^Step \d+/\d+ : ")
 BUILD_READ_TIMEOUT = 3600
+# How often a build or push in progress looks at its cancel event.
+_CANCEL_POLL_S = 0.1
 # A dropped daemon connection surfaces as whichever layer noticed it first: requests, urllib3
 # (a stream is read from the raw response, past requests' wrapping) or http.client / the socket.
 _CONNECTION_ERRORS = (requests.exceptions.RequestException, urllib3.exceptions.HTTPError,
@@ -84,38 +89,44 @@ def build(
     platform: str | None = None,
     labels: Mapping[str, str] | None = None,
     on_line: LineSink = lambda line: None,
+    cancelled: threading.Event | None = None,
 ) -> str:
     """Build from a context tar (see stages.context.make_tar) and tag it; returns the image id.
 
     Uses the classic builder (the SDK cannot drive BuildKit): multi-stage and `target` work,
     `RUN --mount` does not. A failure raises StageFailed naming the Dockerfile step that failed.
+    When `cancelled` is set mid-build the daemon connection is cut at once (the daemon then
+    stops the build and removes its container) and ExternalError is raised; the caller, which
+    knows the run was cancelled, reports that instead.
     """
     step = ""
     image_id = None
     stream: Any = None
     try:
-        stream = client.api.build(
-            fileobj=context_tar, custom_context=True, dockerfile=dockerfile, tag=tag, target=target,
-            buildargs=dict(build_args or {}), platform=platform, labels=dict(labels or {}),
-            rm=True, forcerm=True, decode=True, use_config_proxy=False,
-            # Per read, not in total: a RUN step may compile or download for many silent minutes.
-            timeout=BUILD_READ_TIMEOUT,
-        )
-        for chunk in stream:
-            if "error" in chunk or "errorDetail" in chunk:
-                message = _stream_error(chunk, "build failed")
-                raise StageFailed(_build_error(message, step), hint=_build_hint(message))
-            text = chunk.get("stream")
-            if text:
-                for line in text.splitlines():
-                    if _STEP.match(line):
-                        step = line
-                    if line.strip():
-                        on_line(line.rstrip())
-            aux = chunk.get("aux")
-            if isinstance(aux, dict) and aux.get("ID"):
-                image_id = aux["ID"]
+        with _abort_when(client, cancelled):
+            stream = client.api.build(
+                fileobj=context_tar, custom_context=True, dockerfile=dockerfile, tag=tag, target=target,
+                buildargs=dict(build_args or {}), platform=platform, labels=dict(labels or {}),
+                rm=True, forcerm=True, decode=True, use_config_proxy=False,
+                # Per read, not in total: a RUN step may compile or download for many silent minutes.
+                timeout=BUILD_READ_TIMEOUT,
+            )
+            for chunk in stream:
+                if "error" in chunk or "errorDetail" in chunk:
+                    message = _stream_error(chunk, "build failed")
+                    raise StageFailed(_build_error(message, step), hint=_build_hint(message))
+                text = chunk.get("stream")
+                if text:
+                    for line in text.splitlines():
+                        if _STEP.match(line):
+                            step = line
+                        if line.strip():
+                            on_line(line.rstrip())
+                aux = chunk.get("aux")
+                if isinstance(aux, dict) and aux.get("ID"):
+                    image_id = aux["ID"]
     except docker.errors.APIError as exc:
+        _raise_if_cancelled(cancelled, "build")
         message = exc.explanation or str(exc)
         raise StageFailed(_build_error(str(message), step), hint=_build_hint(str(message))) from None
     except docker.credentials.errors.StoreError as exc:
@@ -123,18 +134,85 @@ def build(
     except docker.errors.DockerException as exc:
         if _MISSING_HELPER.search(str(exc)) or "Credentials store error" in str(exc):
             raise _credential_error(exc) from None
+        _raise_if_cancelled(cancelled, "build")
         raise ExternalError(f"the Docker daemon failed during the build: {_short(exc)}") from None
     except _CONNECTION_ERRORS as exc:
+        _raise_if_cancelled(cancelled, "build")
         raise _connection_broke("build", exc) from None
     finally:
         # Closing our end (e.g. when on_line raised because the run was cancelled) makes the
         # daemon cancel the build instead of finishing it for nobody.
         if stream is not None and hasattr(stream, "close"):
-            stream.close()
+            with contextlib.suppress(Exception):  # a cut connection may complain on close
+                stream.close()
+    _raise_if_cancelled(cancelled, "build")
     if image_id is None:
         # Old daemons report only "Successfully built <id>"; the tag is authoritative anyway.
         image_id = client.api.inspect_image(tag)["Id"]
     return str(image_id)
+
+
+@contextlib.contextmanager
+def _abort_when(client: docker.DockerClient, cancelled: threading.Event | None) -> Iterator[None]:
+    """While the body runs, cut the daemon connection of the streaming request this thread
+    makes as soon as `cancelled` is set.
+
+    A build step or a push can be silent for minutes, so a check between output lines is not
+    enough: the reader would sit in recv() until the next line. Shutting the socket down from
+    another thread ends that recv() at once, and the daemon treats a client that left as a
+    cancelled build or push. The response is caught with a requests hook filtered to this
+    thread, since the SDK keeps it inside its stream generator.
+    """
+    if cancelled is None:
+        yield
+        return
+    me = threading.get_ident()
+    responses: list[Any] = []
+    done = threading.Event()
+
+    def hook(response: Any, *args: Any, **kwargs: Any) -> Any:
+        if threading.get_ident() == me:
+            responses.append(response)
+        return response
+
+    def watch() -> None:
+        while not done.is_set():
+            if cancelled.wait(_CANCEL_POLL_S):
+                for response in list(responses):
+                    _cut(response)
+                if done.wait(_CANCEL_POLL_S):  # a response may still be on its way
+                    return
+
+    hooks = client.api.hooks.setdefault("response", [])
+    hooks.append(hook)
+    watcher = threading.Thread(target=watch, name="engine-cancel-watch", daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        done.set()
+        with contextlib.suppress(ValueError):
+            hooks.remove(hook)
+
+
+def _cut(response: Any) -> None:
+    """Shut the socket under a streaming response down (see APIClient._get_raw_response_socket)."""
+    try:
+        raw = response.raw._fp.fp.raw
+    except AttributeError:
+        raw = None
+    sock = getattr(raw, "_sock", raw)
+    if isinstance(sock, socket.socket):
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+    else:
+        with contextlib.suppress(Exception):
+            response.close()
+
+
+def _raise_if_cancelled(cancelled: threading.Event | None, what: str) -> None:
+    if cancelled is not None and cancelled.is_set():
+        raise ExternalError(f"the {what} was cancelled")
 
 
 def _credential_error(exc: BaseException) -> ExternalError:
@@ -228,37 +306,41 @@ def push(
     *,
     auth: tuple[str, str] | None = None,
     on_line: LineSink = lambda line: None,
+    cancelled: threading.Event | None = None,
 ) -> str:
     """Push `repository:tag`; returns the manifest digest the registry stored.
 
     The engine reports push failures (bad credentials, registry down, immutable tag) as
     `errorDetail` lines inside a 200 stream, not as HTTP errors, so every line is checked.
     `auth` None means the docker config's credentials for the registry, if any.
+    `cancelled` works as for build(): the connection is cut and the daemon stops pushing.
     """
     auth_config = {"username": auth[0], "password": auth[1]} if auth else None
     digest = None
     last_status: dict[str, str] = {}
+    stream: Any = None
     try:
-        stream: Iterator[dict[str, Any]] = client.api.push(repository, tag=tag, stream=True, decode=True,
-                                                           auth_config=auth_config)
-        for chunk in stream:
-            if "error" in chunk or "errorDetail" in chunk:
-                message, hint = _push_error(repository, tag, _stream_error(chunk, "push failed"))
-                raise StageFailed(message, hint=hint)
-            aux = chunk.get("aux")
-            if isinstance(aux, dict) and aux.get("Digest"):
-                digest = str(aux["Digest"])
-            status = chunk.get("status")
-            if not status:
-                continue
-            layer = chunk.get("id")
-            # Progress bars repeat "Pushing" many times a second; show each state change once.
-            if layer and last_status.get(layer) == status:
-                continue
-            if layer:
-                last_status[layer] = status
-            on_line(f"{layer}: {status}" if layer else status)
+        with _abort_when(client, cancelled):
+            stream = client.api.push(repository, tag=tag, stream=True, decode=True, auth_config=auth_config)
+            for chunk in stream:
+                if "error" in chunk or "errorDetail" in chunk:
+                    message, hint = _push_error(repository, tag, _stream_error(chunk, "push failed"))
+                    raise StageFailed(message, hint=hint)
+                aux = chunk.get("aux")
+                if isinstance(aux, dict) and aux.get("Digest"):
+                    digest = str(aux["Digest"])
+                status = chunk.get("status")
+                if not status:
+                    continue
+                layer = chunk.get("id")
+                # Progress bars repeat "Pushing" many times a second; show each state change once.
+                if layer and last_status.get(layer) == status:
+                    continue
+                if layer:
+                    last_status[layer] = status
+                on_line(f"{layer}: {status}" if layer else status)
     except docker.errors.APIError as exc:
+        _raise_if_cancelled(cancelled, "push")
         message, hint = _push_error(repository, tag, str(exc.explanation or exc))
         raise StageFailed(message, hint=hint) from None
     except docker.credentials.errors.StoreError as exc:
@@ -266,9 +348,16 @@ def push(
     except docker.errors.DockerException as exc:
         if _MISSING_HELPER.search(str(exc)) or "Credentials store error" in str(exc):
             raise _credential_error(exc) from None
+        _raise_if_cancelled(cancelled, "push")
         raise ExternalError(f"the Docker daemon failed during the push: {_short(exc)}") from None
     except _CONNECTION_ERRORS as exc:
+        _raise_if_cancelled(cancelled, "push")
         raise _connection_broke("push", exc) from None
+    finally:
+        if stream is not None and hasattr(stream, "close"):
+            with contextlib.suppress(Exception):
+                stream.close()
+    _raise_if_cancelled(cancelled, "push")
     if digest is None:
         raise StageFailed(f"pushing {repository}:{tag} reported no digest",
                           hint="the registry may be misbehaving")

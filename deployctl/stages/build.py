@@ -8,15 +8,19 @@ has it (build skipped, push still runs), and only then build.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
-from typing import Any
+from typing import IO, Any, TypeVar, cast
 
-from deployctl.errors import ExternalError, StageFailed
+from deployctl.errors import DeployctlError, ExternalError, StageFailed
 from deployctl.stages import EngineHandle, ImageSpec, ImageState, human_size
 from deployctl.stages import context as build_context
 from deployctl.stages.access import RegistryAccess
 from deployctl.stages.context import INPUTS_LABEL, HashCache
 from deployctl.stages.context_check import refuse_secrets
+
+T = TypeVar("T")
+_POLL_S = 0.1
 
 
 def compute_inputs(spec: ImageSpec) -> tuple[build_context.BuildContext, str]:
@@ -51,13 +55,15 @@ def labels(spec: ImageSpec, inputs: str) -> dict[str, str]:
 
 
 def registry_has(spec: ImageSpec, inputs: str, access: RegistryAccess,
-                 log: Callable[[str], None]) -> str | None:
+                 log: Callable[[str], None], ctx: Any = None) -> str | None:
     """The digest of spec.ref in the registry when it was built from `inputs`, else None.
 
     A registry we cannot ask is not fatal here: the push stage is the authority on reaching
-    the registry and reports it properly; the build goes ahead meanwhile.
+    the registry and reports it properly; the build goes ahead meanwhile. With a stage `ctx`,
+    a cancelled run stops waiting for a registry that does not answer at once.
     """
-    try:
+
+    def ask() -> str | None:
         client = access.client()
         found = client.labels(spec.repository, spec.tag, spec.image.platform)
         if found is None:
@@ -66,9 +72,56 @@ def registry_has(spec: ImageSpec, inputs: str, access: RegistryAccess,
             log(f"{spec.ref} is in the registry but was built from different inputs; rebuilding")
             return None
         return client.manifest_digest(spec.repository, spec.tag)
+
+    try:
+        return cancellable(ctx, ask)
     except ExternalError as exc:
         log(f"could not ask the registry whether {spec.ref} exists ({exc.message}); building")
         return None
+
+
+def cancellable(ctx: Any, fn: Callable[[], T]) -> T:
+    """fn() in a helper thread, given up on (ctx.raise_if_cancelled) as soon as the run is
+    cancelled: a registry that accepts connections and never answers would otherwise hold a
+    cancelled run for its whole socket timeout. The abandoned thread ends on that timeout."""
+    cancelled = getattr(ctx, "cancelled", None)
+    if not isinstance(cancelled, threading.Event):
+        return fn()
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["value"] = fn()
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread below
+            box["error"] = exc
+
+    worker = threading.Thread(target=target, name="registry-call", daemon=True)
+    worker.start()
+    while worker.is_alive():
+        if cancelled.wait(_POLL_S):
+            ctx.raise_if_cancelled()
+    worker.join()
+    if "error" in box:
+        raise box["error"]
+    return box["value"]  # type: ignore[no-any-return]
+
+
+class _CancellableReader:
+    """The context tar as the daemon reads it: a cancelled run stops the upload between chunks
+    (a context of model weights can take minutes to send, before any build output)."""
+
+    def __init__(self, fileobj: IO[bytes], ctx: Any) -> None:
+        self._fileobj, self._ctx = fileobj, ctx
+
+    def read(self, size: int = -1) -> bytes:
+        self._ctx.raise_if_cancelled()
+        return self._fileobj.read(size)
+
+    def __iter__(self) -> Any:
+        return iter(self._fileobj)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._fileobj, name)
 
 
 def record_image(outputs: dict[str, str], spec: ImageSpec, digest: str) -> None:
@@ -95,7 +148,7 @@ def job_fn(
         ctx.log(f"build inputs {inputs[:19]}… ({len(context.files)} files in the context)")
 
         if check_registry:
-            digest = registry_has(spec, inputs, access, ctx.log)
+            digest = registry_has(spec, inputs, access, ctx.log, ctx)
             if digest:
                 with state.lock:
                     state.remote_digest = digest
@@ -122,12 +175,17 @@ def job_fn(
         tar = build_context.make_tar(context)
         try:
             docker_engine.build(
-                client, tar, dockerfile=context.dockerfile_name, tag=spec.ref, target=spec.image.target,
-                build_args=spec.image.build_args, platform=spec.image.platform, labels=labels(spec, inputs),
-                on_line=on_line,
+                client, cast(IO[bytes], _CancellableReader(tar, ctx)), dockerfile=context.dockerfile_name, tag=spec.ref,
+                target=spec.image.target, build_args=spec.image.build_args, platform=spec.image.platform,
+                labels=labels(spec, inputs), on_line=on_line, cancelled=getattr(ctx, "cancelled", None),
             )
+        except DeployctlError:
+            # A connection cut because the run was cancelled is the cancellation, not a failure.
+            ctx.raise_if_cancelled()
+            raise
         finally:
             tar.close()
+        ctx.raise_if_cancelled()
         _check_size(spec, ctx, docker_engine.image_size(client, spec.ref))
         with state.lock:
             state.built = True

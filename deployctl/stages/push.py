@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from deployctl.errors import StageFailed
+from deployctl.errors import DeployctlError, StageFailed
 from deployctl.stages import EngineHandle, ImageSpec, ImageState
 from deployctl.stages.access import RegistryAccess, ensure_ecr_repository
 from deployctl.stages.build import compute_inputs, record_image, registry_has
@@ -38,7 +38,7 @@ def job_fn(
             # Build was not part of this run (`--skip build`, `--from push`): the registry may
             # still hold exactly this image.
             _, inputs = compute_inputs(spec)
-            digest = registry_has(spec, inputs, access, ctx.log)
+            digest = registry_has(spec, inputs, access, ctx.log, ctx)
             if digest:
                 record_image(ctx.outputs, spec, digest)
                 ctx.skip(f"{spec.ref} already in registry with the same build inputs ({digest[:19]}…)")
@@ -64,7 +64,13 @@ def job_fn(
             ctx.raise_if_cancelled()
             ctx.log(line)
 
-        digest = docker_engine.push(client, spec.name, spec.tag, auth=auth, on_line=on_line)
+        try:
+            digest = docker_engine.push(client, spec.name, spec.tag, auth=auth, on_line=on_line,
+                                        cancelled=getattr(ctx, "cancelled", None))
+        except DeployctlError:
+            # A connection cut because the run was cancelled is the cancellation, not a failure.
+            ctx.raise_if_cancelled()
+            raise
         record_image(ctx.outputs, spec, digest)
         ctx.note(f"{spec.name}@{digest[:19]}…")
 

@@ -8,6 +8,7 @@ registry over its HTTP API, not just in deployctl's own report.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import signal
 import socket
@@ -436,6 +437,168 @@ def test_ecr_repository_is_created_with_scan_on_push_and_immutable_tags(aws: Any
     assert resolve_digest(ImageRef.parse(f"{host}/itest/ecr-app:abc123def456"), access, ecr) == digest
     with pytest.raises(Exception, match="is not in the registry"):
         resolve_digest(ImageRef.parse(f"{host}/itest/ecr-app:nope"), access, ecr)
+
+
+def _build_containers(docker_engine: Any, marker: str) -> list[dict[str, Any]]:
+    """Containers (running or not) the classic builder made for a RUN step naming `marker`.
+    One list call: the builder removes containers between a list and an inspect."""
+    return [c for c in docker_engine.api.containers(all=True) if marker in (c.get("Command") or "")]
+
+
+@pytest.mark.parametrize("how", ["sigterm", "fail-fast"])
+def test_cancel_during_a_silent_build_step_stops_the_build_promptly(fixture_app: FixtureApp,
+                                                                    docker_engine: Any, how: str) -> None:
+    """A RUN step prints nothing for minutes: cancelling must not wait for its next line.
+    The daemon connection is cut, the daemon stops the step and removes its container."""
+    marker = f"silent-{uuid.uuid4().hex[:8]}"
+    fixture_app.edit("Dockerfile", lambda t: t.replace(
+        "COPY VERSION /out/www/version", f"RUN echo {marker} && sleep 120\nCOPY VERSION /out/www/version"))
+    if how == "fail-fast":
+        # The test stage fails once the build is inside the silent step.
+        fixture_app.edit("deploy.yaml", lambda t: t.replace(
+            'test: {run: ["sh checks/test.sh"], timeout: 60s}',
+            'test: {run: ["until [ -e $FIXTURE_GO ]; do sleep 0.1; done; exit 7"], timeout: 150s}'))
+    fixture_app.commit("a long silent build step")
+    go = fixture_app.home / "go"
+    args = ("--only", "build") if how == "sigterm" else ("--only", "test,build")
+    proc = subprocess.Popen(fixture_app.command(*args), cwd=fixture_app.path,
+                            env={**fixture_app.base_env(), "FIXTURE_GO": str(go)},
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not any(c["State"] == "running" for c in _build_containers(docker_engine, marker)):
+            assert proc.poll() is None, proc.communicate()[0]
+            assert time.monotonic() < deadline, "the silent build step never started"
+            time.sleep(0.1)
+        time.sleep(1.0)  # well inside the step: its echo is out, the sleep is silent
+        if how == "sigterm":
+            proc.send_signal(signal.SIGTERM)
+        else:
+            go.touch()
+        # Generous: a cancel that waited for the step (or for the abandon timeout) is far slower.
+        output, _ = proc.communicate(timeout=8)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert "Traceback" not in output and "abandoned" not in output, output
+    last = output.strip().splitlines()[-1]
+    if how == "sigterm":
+        assert proc.returncode == 130, output
+        assert last == "interrupted: nothing done; build cancelled", output
+    else:
+        assert proc.returncode == 1, output
+        assert last.startswith("run failed in") and "test:" in last and "exited 7" in last, output
+        assert "build   cancelled" in output or "build  cancelled" in output, output
+    deadline = time.monotonic() + 15
+    while _build_containers(docker_engine, marker) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _build_containers(docker_engine, marker) == [], "the build step's container was left behind"
+    assert docker_engine.images.list(name=fixture_app.image) == []
+
+
+class _StuckRegistry:
+    """A registry that answers the API check and every lookup (nothing is there) at once, and
+    never answers an upload: what a registry wedged behind a proxy looks like mid-push.
+    `lookups_hang` makes the lookups hang too (a registry that accepts connections, then
+    nothing)."""
+
+    def __init__(self, lookups_hang: bool) -> None:
+        import http.server
+        import socketserver
+
+        release = self.release = __import__("threading").Event()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def _answer(self, code: int) -> None:
+                if lookups_hang and self.path != "/v2/":
+                    release.wait(60)
+                    return
+                body = b"{}" if code == 200 else b'{"errors":[{"code":"MANIFEST_UNKNOWN"}]}'
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Docker-Distribution-API-Version", "registry/2.0")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(body)
+
+            def do_GET(self) -> None:
+                self._answer(200 if self.path == "/v2/" else 404)
+
+            def do_HEAD(self) -> None:
+                self._answer(404)
+
+            def do_POST(self) -> None:
+                release.wait(60)
+
+            do_PUT = do_PATCH = do_POST
+
+        class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
+            daemon_threads = True
+
+        self.server = Server(("127.0.0.1", 0), Handler)
+        self.host = f"127.0.0.1:{self.server.server_address[1]}"
+        self.thread = __import__("threading").Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.release.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.parametrize("stuck", ["registry check", "push upload"])
+def test_cancel_while_the_registry_does_not_answer_is_prompt(fixture_app: FixtureApp, docker_engine: Any,
+                                                             stuck: str) -> None:
+    registry = _StuckRegistry(lookups_hang=stuck == "registry check")
+    try:
+        fixture_app.set_registry(registry.host)
+        fixture_app.commit("a registry that hangs")
+        if stuck == "push upload":
+            built = fixture_app.run("--only", "build")  # no registry involved without push
+            assert built.code == 0, built.output
+        wait_for = "[build] build inputs" if stuck == "registry check" else "[push] "
+        stage = "build" if stuck == "registry check" else "push"
+        # build asks the registry only when push is part of the run.
+        only = "build,push" if stage == "build" else "push"
+        proc = subprocess.Popen(fixture_app.command("--only", only), cwd=fixture_app.path,
+                                env=fixture_app.base_env(), stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True)
+        try:
+            assert proc.stdout is not None
+            seen = []
+            for line in proc.stdout:
+                seen.append(line)
+                if line.startswith(wait_for):
+                    break
+            else:
+                raise AssertionError("".join(seen))
+            time.sleep(1.5)  # now waiting on the registry
+            assert proc.poll() is None, "".join(seen)
+            proc.send_signal(signal.SIGTERM)
+            # Generous; the registry client's own timeout alone is 15 s.
+            rest, _ = proc.communicate(timeout=8)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        output = "".join(seen) + rest
+        assert proc.returncode == 130, output
+        assert "Traceback" not in output and "abandoned" not in output, output
+        last = output.strip().splitlines()[-1]
+        assert last == ("interrupted: nothing done; build cancelled; push not run" if stage == "build"
+                        else "interrupted: nothing done; push cancelled"), output
+    finally:
+        registry.close()
+        with contextlib.suppress(Exception):
+            docker_engine.images.remove(fixture_app.image, force=True)
+
 
 def test_missing_credential_helper_is_a_clear_error_for_build_and_push(fixture_app: FixtureApp) -> None:
     """A docker config naming a helper that is not installed (a config copied from a laptop
