@@ -153,8 +153,13 @@ def load(context_dir: Path, dockerfile: str) -> BuildContext:
         df_rel = None
     always = {".dockerignore", df_rel} - {None}
 
+    def unreadable_dir(exc: OSError) -> None:
+        # os.walk would otherwise skip the directory silently: the image would then lack it
+        # without a word, while `docker build` itself refuses such a context.
+        raise unreadable(root, Path(exc.filename or root), exc) from None
+
     entries: list[Entry] = []
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+    for dirpath, dirnames, filenames in os.walk(root, onerror=unreadable_dir, followlinks=False):
         rel_dir = Path(dirpath).relative_to(root).as_posix()
         rel_dir = "" if rel_dir == "." else rel_dir
         keep_dirs = []
@@ -208,20 +213,44 @@ def inputs_hash(
         if e.path == ".git" or e.path.startswith(".git/"):
             continue
         if e.kind == "f":
-            content = _file_hash(ctx.root / e.path, cache)
+            try:
+                content = _file_hash(ctx.root / e.path, cache)
+            except OSError as exc:
+                raise unreadable(ctx.root, ctx.root / e.path, exc) from None
         elif e.kind == "l":
             content = e.link
         else:
             content = ""
         h.update(json.dumps([e.kind, e.mode & 0o111 != 0, e.path, content]).encode() + b"\n")
+    try:
+        dockerfile_sha256 = _file_hash(ctx.dockerfile, cache)
+    except OSError as exc:
+        raise unreadable(ctx.root, ctx.dockerfile, exc) from None
     h.update(json.dumps({
         "dockerfile": ctx.dockerfile_name,
-        "dockerfile_sha256": _file_hash(ctx.dockerfile, cache),
+        "dockerfile_sha256": dockerfile_sha256,
         "target": target,
         "build_args": dict(sorted(build_args.items())),
         "platform": platform,
     }).encode())
     return "sha256:" + h.hexdigest()
+
+
+def unreadable(root: Path, path: Path, exc: OSError) -> StageFailed:
+    """A file or directory of the context that cannot be read (a database directory owned by
+    another user, typically): name it, and the way to leave it out."""
+    try:
+        rel = path.relative_to(root).as_posix()
+    except ValueError:
+        rel = str(path)
+    top = rel.split("/", 1)[0]
+    example = f"{top}/" if "/" in rel or path.is_dir() else rel
+    why = exc.strerror.lower() if exc.strerror else type(exc).__name__
+    return StageFailed(
+        f"cannot read {rel} in the build context {root}: {why}",
+        hint=f"everything in the context is sent to the Docker daemon; if the image does not need it, "
+             f"add it to {root.name}/.dockerignore (e.g. `{example}`), else make it readable",
+    )
 
 
 def _file_hash(path: Path, cache: HashCache | None) -> str:
@@ -328,7 +357,12 @@ def make_tar(ctx: BuildContext) -> IO[bytes]:
                 tar.addfile(info)
             else:
                 info.size = st.st_size
-                with open(full, "rb") as fh:
+                try:
+                    fh = open(full, "rb")  # noqa: SIM115 - closed right below
+                except OSError as exc:
+                    spool.close()
+                    raise unreadable(ctx.root, full, exc) from None
+                with fh:
                     tar.addfile(info, fh)
         if ctx.dockerfile_name not in {e.path for e in ctx.entries}:
             data = ctx.dockerfile.read_bytes()

@@ -230,3 +230,99 @@ def test_stage_selection() -> None:
     ):
         with pytest.raises(UsageError, match=message):
             select_stages(cfg, **kwargs)  # type: ignore[arg-type]
+
+
+# --- unreadable files -----------------------------------------------------------------------
+
+
+def _as_unprivileged(fn: object) -> str:
+    """Run fn() (returning a str) where file permissions apply, and return its result.
+
+    As root, permissions do not stop reads, so fn runs in a forked child that has switched to
+    the `nobody` user (everything it needs is already imported, so it reads nothing under
+    root's home). Otherwise it runs here."""
+    if os.geteuid() != 0:
+        return fn()  # type: ignore[operator, no-any-return]
+    import pwd
+
+    try:
+        nobody = pwd.getpwnam("nobody")
+    except KeyError:
+        pytest.skip("running as root and there is no `nobody` user to drop to")
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never return into pytest
+        code = 0
+        try:
+            os.close(read_end)
+            os.setgroups([])
+            os.setgid(nobody.pw_gid)
+            os.setuid(nobody.pw_uid)
+            out = fn()  # type: ignore[operator]
+        except BaseException as exc:  # noqa: BLE001 - reported to the parent
+            out, code = f"{type(exc).__name__}: {exc}", 1
+        os.write(write_end, str(out).encode())
+        os._exit(code)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as fh:
+        result = fh.read().decode()
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, result
+    return result
+
+
+@pytest.fixture
+def shared_tmp() -> object:
+    """A directory `nobody` can enter (pytest's tmp_path is private to its user)."""
+    import shutil
+    import tempfile
+
+    path = Path(tempfile.mkdtemp(prefix="deployctl-ctx-"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _failure(fn: object) -> str:
+    def run() -> str:
+        try:
+            fn()  # type: ignore[operator]
+        except StageFailed as exc:
+            return str(exc)
+        return "no error"
+    return _as_unprivileged(run)
+
+
+@pytest.mark.parametrize("unreadable", ["file", "directory"])
+def test_unreadable_file_in_the_context_is_named_with_the_fix(shared_tmp: Path, unreadable: str) -> None:
+    """A database directory in the context (gitignored, not dockerignored) owned by another
+    user: a StageFailed naming it and .dockerignore, not a PermissionError."""
+    root = tree(shared_tmp / "app", {"Dockerfile": "FROM scratch\n", "app/main.py": "print()",
+                                     "pgdata/PG_VERSION": "16"})
+    for d in (root, root / "app", root / "pgdata"):
+        d.chmod(0o755)
+    for f in (root / "Dockerfile", root / "app" / "main.py"):
+        f.chmod(0o644)
+    if unreadable == "file":
+        (root / "pgdata" / "PG_VERSION").chmod(0o000)
+        name = "pgdata/PG_VERSION"
+        ctx = _as_unprivileged(lambda: ",".join(bc.load(root, "Dockerfile").files))
+        assert "pgdata/PG_VERSION" in ctx.split(",")  # listed: it is there, just not readable
+        for step in (lambda: bc.inputs_hash(bc.load(root, "Dockerfile"), target=None, build_args={},
+                                             platform="linux/amd64"),
+                     lambda: bc.make_tar(bc.load(root, "Dockerfile"))):
+            message = _failure(step)
+            assert message.startswith(f"cannot read {name} in the build context"), message
+            assert "permission denied" in message and "`pgdata/`" in message and ".dockerignore" in message
+    else:
+        (root / "pgdata").chmod(0o700)  # what initdb makes; root-owned here, so nobody can't list it
+        message = _failure(lambda: bc.load(root, "Dockerfile"))
+        assert message.startswith("cannot read pgdata in the build context"), message
+        assert "`pgdata/`" in message and ".dockerignore" in message
+
+    # The fix the message names works.
+    (root / ".dockerignore").write_text("pgdata/\n")
+    (root / ".dockerignore").chmod(0o644)
+    listed = _as_unprivileged(lambda: ",".join(bc.load(root, "Dockerfile").files))
+    assert "pgdata" not in listed
+    assert _failure(lambda: bc.make_tar(bc.load(root, "Dockerfile"))) == "no error"
