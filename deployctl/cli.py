@@ -72,6 +72,10 @@ for _name in COMMAND_MODULES:
 
 def _print_error(exc: DeployctlError) -> None:
     err = sys.stderr
+    if isinstance(exc, ConfigError) and not exc.problems:  # never "0 problems": that reads as success
+        print("error: the deploy configuration was refused without a located problem "
+              "(a deployctl bug: please report it with --verbose output)", file=err)
+        return
     if isinstance(exc, ConfigError):
         n = len(exc.problems)
         print(f"error: {n} problem{'s' if n != 1 else ''} in deploy configuration:", file=err)

@@ -520,3 +520,17 @@ def test_stages_must_be_a_mapping(tmp_path: Path, stages: str) -> None:
 def test_stages_null_means_no_stages(tmp_path: Path) -> None:
     cfg = load(tmp_path, SMALL + "  dev: {target: docker}\nstages:\n", "dev")
     assert cfg.stages.lint is None and cfg.stages.test is None
+
+
+def test_the_cli_never_prints_zero_problems(capsys: pytest.CaptureFixture[str],
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    import deployctl.config
+
+    def refuse(_loaded: object) -> None:
+        raise ConfigError([])
+
+    monkeypatch.setattr(deployctl.config, "validate_all", refuse)
+    monkeypatch.chdir(Path(__file__).resolve().parents[2])
+    result = run_main(["validate"], capsys)
+    assert result.code == 2
+    assert "0 problems" not in result.stderr and "without a located problem" in result.stderr
