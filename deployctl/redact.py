@@ -13,6 +13,7 @@ through `Redactor.stream()`, which remembers whether it is inside a key block.
 
 from __future__ import annotations
 
+import base64
 import re
 import threading
 import urllib.parse
@@ -24,10 +25,24 @@ MASK = "***"
 # without protecting anything, since a 3-character value is not a meaningful secret.
 MIN_SECRET_LENGTH = 4
 
-_SECRET_WORDS = (
-    r"password|passwd|pwd|passphrase|token|secret|api[_-]?key|access[_-]?key|secret[_-]?key"
-    r"|private[_-]?key|client[_-]?secret|auth[_-]?token|session[_-]?token|credentials?"
+# Key names that say "the value is a secret". A name matches on whole words of the name, as
+# people write them (DB_PASSWORD, db.password, dbPassword, x-api-key, PGPASSWORD), never on a
+# substring of another word: a service called `tokenizer` or a `passenger` count is not a secret.
+# A word ends where the next character is not a letter, or at a camelCase hump.
+_WORD_END = r"(?:(?![A-Za-z])|(?<=[a-z])(?=[A-Z]))"
+# Long words may end a run-together name (PGPASSWORD, MYSQLPASSWORD, githubtoken).
+_LONG_WORDS = (
+    r"(?i:passwords?|passwd|passphrase|tokens?|secrets?|credentials?|(?:api|access|private)[_-]?keys?)"
 )
+# `pass` and `pwd` only after a separator or a camel hump (DB_PASS, REDIS_PASS, MYSQL_PWD,
+# dbPass): bare, they are the test runner's `PASS: test_x` and the shell's `PWD=/home/me`,
+# and run-together they are `bypass` or `compass`.
+_SHORT_WORDS = r"(?:(?<=[A-Za-z0-9][_.-])|(?<=[a-z])(?=[A-Z]))(?i:pass|pwd)"
+_SECRET_WORD = rf"(?:{_LONG_WORDS}|{_SHORT_WORDS}){_WORD_END}"
+# A whole key (`DB_PASSWORD`, `"api_key"`) containing a secret word; it starts at a boundary, so
+# the `:secret:` inside an ARN (which names a secret rather than being one) is no key.
+_SECRET_KEY = rf"(?<![A-Za-z0-9_.:/-])(?=[A-Za-z0-9_.-]*?{_SECRET_WORD})[A-Za-z0-9_.-]+"
+_ASSIGN = rf"({_SECRET_KEY}[\"']?\s*[=:]\s*)"
 
 _NUMBER = re.compile(r"[0-9]+(?:\.[0-9]+)?")
 _LITERALS = frozenset({"true", "false", "null", "none", "yes", "no"})
@@ -38,18 +53,41 @@ _LITERALS = frozenset({"true", "false", "null", "none", "yes", "no"})
 _IAM_ACTION = re.compile(r"secretsmanager:[A-Z][A-Za-z0-9]*\*?")
 
 
-def _mask_assignment(match: re.Match[str]) -> str:
-    """Mask `name=value` unless the value is clearly a setting: a boolean/null literal, or a
-    number given to a *token* name (LLM services log `max_tokens: 512`, `prompt_tokens=20`;
-    a numeric password, on the other hand, is still a password)."""
-    head, value = match.group(1), match.group(2)
+def _keeps(head: str, value: str) -> bool:
+    """True when the value of a secret-named key is clearly a setting, not a secret: a
+    boolean/null literal, or a number given to a *token* name (LLM services log
+    `max_tokens: 512`, `prompt_tokens=20`; a numeric password, on the other hand, is still a
+    password)."""
     if value.lower() in _LITERALS:
-        return match.group(0)
+        return True
     if _NUMBER.fullmatch(value) and "token" in head.lower():
-        return match.group(0)
-    if _IAM_ACTION.fullmatch(head + value):
-        return match.group(0)  # `secretsmanager:GetSecretValue` names a permission, it is not one
-    return head + MASK
+        return True
+    # `secretsmanager:GetSecretValue` names a permission, it is not one
+    return bool(_IAM_ACTION.fullmatch(head + value))
+
+
+def _mask_assignment(match: re.Match[str]) -> str:
+    """Mask `name=value` unless the value is clearly a setting (see _keeps)."""
+    head, value = match.group(1), match.group(2)
+    return match.group(0) if _keeps(head, value) else head + MASK
+
+
+_LIST_ITEM = re.compile(r"""(\s*)(?:(["'])(.*?)\2|([^,]*?))(\s*)(?=,|$)""")
+
+
+def _mask_list(match: re.Match[str]) -> str:
+    """`passwords: ["a1b2", "c3d4"]` → `passwords: ["***", "***"]`: each item masked, quotes
+    and separators kept, ARNs and settings (see _keeps) left readable."""
+    head, items = match.group(1), match.group(2)
+
+    def item(m: re.Match[str]) -> str:
+        lead, quote, quoted, bare, trail = m.groups()
+        value = quoted if quote else bare
+        if not value or value == MASK or value.startswith("arn:") or _keeps(head, value):
+            return m.group(0)
+        return f"{lead}{quote or ''}{MASK}{quote or ''}{trail}"
+
+    return f"{head}[{_LIST_ITEM.sub(item, items)}]"
 
 
 # (pattern, replacement). Replacements keep the name and drop the value, so a log still says
@@ -82,32 +120,38 @@ _SHAPES: tuple[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]], ...
     (re.compile(r"\bAIza[0-9A-Za-z_-]{35}\b"), MASK),
     # Credentials inside URLs: scheme://user:password@host
     (re.compile(r"([a-z][a-z0-9+.-]*://[^\s:/@]+:)[^\s@/]+(@)"), rf"\1{MASK}\2"),
+    # user:password given to curl/wget-style flags: `-u ci:S3cret`, `--user 'ci:S3cret'`. A
+    # numeric pair is `docker run -u 1000:1000`, a uid and gid.
+    (
+        re.compile(r"""((?<![\w-])(?:-u\s*|--user[= ]\s*)(["'])[^\s:"']+:)(?!\*\*\*)(?![0-9]+\2)[^"'\n]+(?=\2)"""),
+        rf"\1{MASK}",
+    ),
+    (
+        re.compile(r"""((?<![\w-])(?:-u\s*|--user[= ]\s*)[^\s:"']+:)(?!\*\*\*)(?![0-9]+(?:\s|$))[^\s"']+"""),
+        rf"\1{MASK}",
+    ),
     # name=value / name: value for password, token, secret, api_key, … (env dumps, CLI flags,
     # YAML, JSON). Only `=`/`:` count as assignment: "reading secrets from Secrets Manager" must
-    # stay readable. The name must start at a boundary, so the `:secret:` inside an ARN (which
-    # names a secret rather than being one) is left alone, as are ARN values themselves.
+    # stay readable. ARN values are left alone: they name a secret. First a flow list of values
+    # (`passwords: ["a1", "b2"]`), item by item.
+    (re.compile(rf"{_ASSIGN}\[([^\]\n]*)\]"), _mask_list),
     # Quoted values are masked up to the closing quote, spaces and all.
     (
-        re.compile(
-            rf"(?i)((?<![A-Za-z0-9_.:/-])[A-Za-z0-9_.-]*?(?:{_SECRET_WORDS})[A-Za-z0-9_.-]*[\"']?\s*[=:]\s*)"
-            r"([\"'])(?!\*\*\*)(?!arn:)[^\"'\n]+\2"
-        ),
+        re.compile(rf"{_ASSIGN}([\"'])(?!\*\*\*)(?!arn:)[^\"'\n]+\2"),
         rf"\1\2{MASK}\2",
     ),
     # The same, unquoted: the value ends at whitespace or a separator (see _mask_assignment
-    # for the values let through).
+    # for the values let through). A whole `[…]` list was handled above.
     (
-        re.compile(
-            rf"(?i)((?<![A-Za-z0-9_.:/-])[A-Za-z0-9_.-]*?(?:{_SECRET_WORDS})[A-Za-z0-9_.-]*[\"']?\s*[=:]\s*)"
-            r"(?!\*\*\*|arn:)([^\s\"',;&]+)"
-        ),
+        re.compile(rf"{_ASSIGN}(?!\*\*\*|arn:|\[[^\]\n]*\])([^\s\"',;&]+)"),
         _mask_assignment,
     ),
     # --password VALUE / --token VALUE flags (docker login, CLIs).
-    (re.compile(r"(?i)(--(?:password|token|secret)[= ])(?!\*\*\*)\S+"), rf"\1{MASK}"),
-    # Long base64/hex blobs shortly after a secret/key/token word (e.g. "signing key is 9f8e…").
+    (re.compile(r"(?i)(--(?:password|passwd|pass|token|secret)[= ])(?!\*\*\*)\S+"), rf"\1{MASK}"),
+    # Long base64/hex blobs shortly after a secret/key/token word (e.g. "signing key is 9f8e…"),
+    # the word whole as above: "tokenizer-service-…" in a URL is no token.
     (
-        re.compile(r"(?i)(\b\w*(?:secret|key|token)\w*\b[^A-Za-z0-9+/\n]{1,6}(?:\w+\s+){0,2}?)"
+        re.compile(rf"(\b\w*?(?i:secret|key|token)s?{_WORD_END}\w*[^A-Za-z0-9+/\n]{{1,6}}(?:\w+\s+){{0,2}}?)"
                    r"(?!\*\*\*)([A-Za-z0-9+/_-]{24,}={0,2})"),
         rf"\1{MASK}",
     ),
@@ -127,13 +171,20 @@ class Redactor:
         for value in values:
             self.add(value)
 
-    def add(self, value: str | None) -> None:
-        """Register a secret value: it, each of its lines and its URL-encoded form are masked."""
+    def add(self, value: str | None, *, user: str | None = None) -> None:
+        """Register a secret value: it, each of its lines and its URL-encoded form are masked.
+        With the `user` it belongs to, also base64("user:value"): the `auth` of a docker config
+        and the token of HTTP Basic authentication."""
         if not value:
             return
         forms = {value, value.strip(), urllib.parse.quote(value, safe=""), urllib.parse.quote_plus(value)}
         # Output is redacted a line at a time, so a multi-line secret only ever appears in pieces.
         forms.update(line.strip() for line in value.splitlines())
+        if user:
+            pair = f"{user}:{value}".encode()
+            for encoded in (base64.b64encode(pair), base64.urlsafe_b64encode(pair)):
+                text = encoded.decode("ascii")
+                forms.update({text, text.rstrip("=")})
         forms = {f for f in forms if len(f) >= MIN_SECRET_LENGTH}
         with self._lock:
             if forms <= self._values:
@@ -142,6 +193,10 @@ class Redactor:
             # Longest first, so a secret that contains another is masked whole.
             ordered = sorted(self._values, key=len, reverse=True)
             self._known = re.compile("|".join(re.escape(v) for v in ordered))
+
+    def add_credentials(self, user: str | None, secret: str | None) -> None:
+        """Register a username/secret pair (a registry login): see add(value, user=...)."""
+        self.add(secret, user=user)
 
     def redact(self, text: str) -> str:
         """Mask known values and credential shapes in `text` (any number of lines)."""

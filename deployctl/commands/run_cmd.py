@@ -315,8 +315,10 @@ def _access(cfg: ResolvedConfig, host: str, clients: Any, redactor: Any) -> Any:
     from deployctl.stages.access import RegistryAccess
 
     ecr = clients.ecr if clients is not None and cfg.image.registry == "ecr" else None
+    if redactor is None:
+        return RegistryAccess(host, ecr=ecr, docker_config=_docker_config_credentials)
     return RegistryAccess(host, ecr=ecr, docker_config=_docker_config_credentials,
-                          on_secret=redactor.add if redactor is not None else (lambda v: None))
+                          on_credentials=redactor.add_credentials)
 
 
 def _is_ecr(image: str | None) -> bool:
@@ -337,7 +339,8 @@ def _resolve_image(image: str, clients: Any, redactor: Any) -> str:
 
     ref = ImageRef.parse(image)
     ecr = clients.ecr if clients is not None and _is_ecr(image) else None
-    access = RegistryAccess(ref.registry, docker_config=_docker_config_credentials, on_secret=redactor.add)
+    access = RegistryAccess(ref.registry, docker_config=_docker_config_credentials,
+                            on_credentials=redactor.add_credentials)
     return ref.with_digest(resolve_digest(ref, access, ecr))
 
 
@@ -346,11 +349,11 @@ def _redactor(cfg: ResolvedConfig | None = None, environ: Any = None) -> Any:
     the registry password from the environment and, for the local Docker target, the services'
     secrets, which are read from the same environment that lint and test commands inherit."""
     from deployctl.redact import Redactor
-    from deployctl.stages.access import ENV_PASSWORD
+    from deployctl.stages.access import ENV_PASSWORD, ENV_USER
 
     environ = os.environ if environ is None else environ
     redactor = Redactor()
-    redactor.add(environ.get(ENV_PASSWORD))
+    redactor.add_credentials(environ.get(ENV_USER), environ.get(ENV_PASSWORD))
     if cfg is not None and cfg.environment.target == "docker":
         from deployctl.targets.docker import local_secret_values
 

@@ -5,7 +5,9 @@ Where credentials come from, first match wins:
 2. DEPLOYCTL_REGISTRY_USERNAME / DEPLOYCTL_REGISTRY_PASSWORD, for CI;
 3. the docker config (`docker login`, credential helpers), read by adapters/docker_config.
 (1) and (2) are handed to the daemon explicitly on push; for (3) the docker SDK sends the
-config's entry itself. Every secret found is registered with the run's redactor.
+config's entry itself. Every secret found is registered with the run's redactor, with its
+username (`on_credentials`), so base64("user:password") — the docker config's `auth` form — is
+masked too.
 """
 
 from __future__ import annotations
@@ -36,12 +38,14 @@ class RegistryAccess:
         env: Mapping[str, str] = os.environ,
         docker_config: Callable[[str], Credentials | None] | None = None,
         on_secret: Callable[[str], None] = lambda value: None,
+        on_credentials: Callable[[str, str], None] | None = None,
     ) -> None:
         self.host = host
         self._ecr = ecr
         self._env = env
         self._docker_config = docker_config
         self._on_secret = on_secret
+        self._on_credentials = on_credentials
         self._lock = threading.Lock()
         self._explicit: Credentials | None = None
         self._explicit_done = False
@@ -53,8 +57,15 @@ class RegistryAccess:
                 self._explicit = self._lookup_explicit()
                 self._explicit_done = True
                 if self._explicit:
-                    self._on_secret(self._explicit[1])
+                    self._found(self._explicit)
             return self._explicit
+
+    def _found(self, creds: Credentials) -> None:
+        """Hand a secret we found to whoever must keep it out of output: the secret alone
+        (on_secret) and, with its username, the pair (on_credentials)."""
+        self._on_secret(creds[1])
+        if self._on_credentials is not None:
+            self._on_credentials(creds[0], creds[1])
 
     def _lookup_explicit(self) -> Credentials | None:
         if self._ecr is not None:
@@ -77,7 +88,7 @@ class RegistryAccess:
         if creds is None and self._docker_config is not None:
             creds = self._docker_config(self.host)
             if creds:
-                self._on_secret(creds[1])
+                self._found(creds)
         return creds
 
     def client(self, timeout: float = 15.0) -> RegistryClient:

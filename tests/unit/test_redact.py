@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import threading
 
 import pytest
@@ -149,3 +150,90 @@ def test_iam_action_names_stay_readable_but_secret_assignments_do_not() -> None:
     assert r.redact("secret: Hunter2Pass") == "secret: ***"
     assert r.redact("password:Hunter2Pass") == "password:***"
     assert r.redact("password=Abcdef") == "password=***"
+
+
+# --- the reviewer's gaps: short password words, lists, curl -u, whole key words ---------------
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("DB_PASS=s3cr3tpw", "DB_PASS=***"),
+        ("REDIS_PASS: hunter22", "REDIS_PASS: ***"),
+        ("export MYSQL_PWD=xyzzy1", "export MYSQL_PWD=***"),
+        ("SMTP_PASSWD='a b c'", "SMTP_PASSWD='***'"),
+        ("dbPass: foo1234", "dbPass: ***"),
+        ("PGPASSWORD=abc123 psql -h db", "PGPASSWORD=*** psql -h db"),
+        ("x-api-key: abcd1234", "x-api-key: ***"),
+        ("clientSecret=abcd1234", "clientSecret=***"),
+        ("SECRET_KEY_BASE=abc", "SECRET_KEY_BASE=***"),
+        ("PASSWORD2=abc", "PASSWORD2=***"),
+        ('passwords: ["a1b2c3d4"]', 'passwords: ["***"]'),
+        ('"passwords": ["a1b2c3d4", "e5f6g7h8"],', '"passwords": ["***", "***"],'),
+        ("api_tokens: [t0k3n-one, 'two two']", "api_tokens: [***, '***']"),
+        ("secrets: [arn:aws:secretsmanager:us-east-1:1:secret:x, s3cr3t]",
+         "secrets: [arn:aws:secretsmanager:us-east-1:1:secret:x, ***]"),
+        ("curl -u ci:S3cretPassw0rd https://x/", "curl -u ci:*** https://x/"),
+        ("curl --user 'ci:S3cret Pass' https://x", "curl --user 'ci:***' https://x"),
+        ("curl --user=ci:S3cret https://x", "curl --user=ci:*** https://x"),
+        ("wget --pass=abcd1234 https://x", "wget --pass=*** https://x"),
+    ],
+)
+def test_more_credential_shapes_are_masked(line: str, expected: str) -> None:
+    assert Redactor().redact(line) == expected
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        # A service named `tokenizer` is not a token: its deploy line keeps its URL.
+        "tokenizer: http://127.0.0.1:18080",
+        "tokenizer: http://tokenizer-service-abcdefghijklmnop.internal/v1",
+        "tokenizer=ready",
+        "loading tokenizer from /models/meta-llama-3-8b-instruct-tokenizer",
+        "keyboard: abcdefghijklmnopqrstuvwxyz0123456789",
+        "bypass: cache",
+        "passenger_count: abc",
+        "PASS: test_version",
+        "PWD=/work/main",
+        "passwords: []",
+        "docker run -u 1000:1000 app",
+        "git push -u origin main",
+        "max_tokens: 512, maxTokens=512",
+    ],
+)
+def test_words_that_only_contain_a_secret_word_are_left_alone(line: str) -> None:
+    assert Redactor().redact(line) == line
+
+
+def test_credentials_mask_the_base64_user_password_pair() -> None:
+    """A docker config's `auth` (and HTTP Basic) is base64("user:password")."""
+    user, secret = "ci-bot", "S3cretPassw0rd"
+    auth = base64.b64encode(f"{user}:{secret}".encode()).decode()
+    redactor = Redactor()
+    redactor.add_credentials(user, secret)
+    assert redactor.redact_known(f'{{"auths": {{"r:5001": {{"auth": "{auth}"}}}}}}') == \
+        '{"auths": {"r:5001": {"auth": "***"}}}'
+    assert redactor.redact_known(f"x {auth.rstrip('=')} y {secret} z") == "x *** y *** z"
+    # Without a username only the secret itself is known.
+    alone = Redactor()
+    alone.add(secret)
+    assert alone.redact_known(auth) == auth
+    alone.add(secret, user=user)
+    assert alone.redact_known(auth) == MASK
+
+
+def test_registry_access_hands_the_username_with_the_secret() -> None:
+    from deployctl.stages.access import ENV_PASSWORD, ENV_USER, RegistryAccess
+
+    seen: list[tuple[str, str]] = []
+    access = RegistryAccess("r:5001", env={ENV_USER: "ci", ENV_PASSWORD: "pw-from-env"},
+                            on_credentials=lambda user, secret: seen.append((user, secret)))
+    assert access.explicit() == ("ci", "pw-from-env") and seen == [("ci", "pw-from-env")]
+
+    redactor = Redactor()
+    access = RegistryAccess("r:5001", env={}, docker_config=lambda host: ("bob", "pw-from-login"),
+                            on_credentials=redactor.add_credentials)
+    assert access.credentials() == ("bob", "pw-from-login")
+    auth = base64.b64encode(b"bob:pw-from-login").decode()
+    assert redactor.redact_known(f"auth {auth} pw-from-login") == "auth *** ***"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from deployctl.commands.run_cmd import _redactor
 from deployctl.config import load_env, read
 from deployctl.config.model import ResolvedConfig
@@ -63,3 +65,25 @@ def test_ecs_target_secrets_are_never_read_from_the_environment(tmp_path: Path) 
 
 def test_without_a_config_only_the_registry_password_is_known() -> None:
     assert _redactor(None, ENVIRON).redact_known("mdl-7Qx93kZpW2 regpass-55") == "mdl-7Qx93kZpW2 ***"
+
+
+def test_registry_credentials_from_the_environment_mask_their_base64_pair() -> None:
+    import base64
+
+    environ = {"DEPLOYCTL_REGISTRY_USERNAME": "ci", "DEPLOYCTL_REGISTRY_PASSWORD": "regpass-55"}
+    auth = base64.b64encode(b"ci:regpass-55").decode()
+    assert _redactor(None, environ).redact_known(f"auth: {auth}") == "auth: ***"
+
+
+def test_docker_login_credentials_reach_the_redactor_with_their_username(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import base64
+
+    from deployctl.commands import run_cmd
+
+    monkeypatch.setattr(run_cmd, "_docker_config_credentials", lambda host: ("bob", "pw-from-login"))
+    redactor = _redactor(None, {})
+    access = run_cmd._access(load(tmp_path, "dev"), "127.0.0.1:5001", None, redactor)
+    assert access.credentials() == ("bob", "pw-from-login")
+    auth = base64.b64encode(b"bob:pw-from-login").decode()
+    assert redactor.redact_known(f'"auth": "{auth}" pw-from-login') == '"auth": "***" ***'
