@@ -42,7 +42,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-STATE = {"verbose": False}
+STATE = {"verbose": False, "interrupted": False}
 
 
 def _version(value: bool) -> None:
@@ -91,6 +91,13 @@ def _print_error(exc: DeployctlError) -> None:
     print(f"error: {exc.message}", file=err)
     if exc.hint:
         print(f"hint: {exc.hint}", file=err)
+    if os.environ.get("GITHUB_ACTIONS") == "true":
+        # Errors before any stage ran (guardrails, locks, --image, AWS access) get the same
+        # annotation as a failed stage; the runner reads workflow commands from stdout.
+        from deployctl.ui.github import error_command
+
+        text = f"{exc.message} (hint: {exc.hint})" if exc.hint else exc.message
+        print(error_command("deployctl", text), flush=True)
 
 
 def _click_kind(exc: BaseException) -> str | None:
@@ -117,9 +124,25 @@ def _click_kind(exc: BaseException) -> str | None:
     return None
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    # Outside the stage engine (which installs its own handlers and prints its own line), Ctrl-C
+    # and SIGTERM (how CI cancels a job) both unwind as KeyboardInterrupt, so `finally` blocks
+    # run (locks released) and we exit 130. typer turns it into a silent exit code, hence the flag.
+    STATE["interrupted"] = True
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> None:
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, _interrupt)
     try:
         code = app(args=argv, standalone_mode=False)
+        if code == EXIT_INTERRUPTED and STATE["interrupted"]:
+            print("interrupted: stopped before the command finished", file=sys.stderr)
     except DeployctlError as exc:
         if STATE["verbose"]:
             import traceback

@@ -125,7 +125,13 @@ class Plan:
 
 def image_tag(cfg: ResolvedConfig, git: GitFacts) -> str:
     tag = cfg.image.tag.format(git_sha=git.tag, branch=_tag_safe(git.branch), env=cfg.env_name)
-    return tag[:128]
+    # {git_sha} carries the dirty suffix. A template without it must still never give a dirty
+    # tree a clean tree's tag (the push would re-point it), so the suffix goes on the end, and
+    # the 128-character cut never takes it off.
+    suffix = ""
+    if git.dirty and git.dirty_hash and "{git_sha}" not in cfg.image.tag:
+        suffix = f"-dirty-{git.dirty_hash[:12]}"
+    return tag[:128 - len(suffix)] + suffix
 
 
 def _tag_safe(text: str) -> str:

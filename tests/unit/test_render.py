@@ -289,3 +289,10 @@ def test_image_tag_templates(tmp_path: Path) -> None:
     assert image_tag(cfg, dirty) == "3f2a9c41d0b7-dirty-ffffffffffff"
     custom = cfg.model_copy(update={"image": cfg.image.model_copy(update={"tag": "{branch}-{env}-{git_sha}"})})
     assert image_tag(custom, dirty) == "feature-x-staging-3f2a9c41d0b7-dirty-ffffffffffff"
+    no_sha = cfg.model_copy(update={"image": cfg.image.model_copy(update={"tag": "{branch}-{env}"})})
+    clean = GitFacts(sha=GIT.sha, branch="feature/x")
+    assert image_tag(no_sha, clean) == "feature-x-staging"
+    assert image_tag(no_sha, dirty) == "feature-x-staging-dirty-ffffffffffff"  # never the clean tag
+    long_branch = GitFacts(sha=GIT.sha, branch="b" * 200, dirty=True, dirty_hash="e" * 64)
+    tag = image_tag(no_sha, long_branch)
+    assert len(tag) == 128 and tag.endswith("-dirty-eeeeeeeeeeee")
