@@ -105,16 +105,22 @@ def test_the_rollback_is_judged_with_alarm_states_read_when_it_starts(world, sim
 # ---------------------------------------------------------------------------------- settings only
 
 
-def test_a_failed_settings_only_deploy_leaves_the_release_record_and_restores_the_settings(
-        world, sim, tmp_path):  # noqa: F811
+def _scale_up_that_cannot_place_tasks(world, sim, tmp_path):  # type: ignore[no-untyped-def]  # noqa: F811
+    """After a first deploy, ask for count 3 while the running deployment's new tasks cannot be
+    placed (e.g. a subnet out of IPs). Returns (config doc, image ref, revision, its tags)."""
     doc = base_config(world)
-    cfg, ref = first_deploy(world, tmp_path, doc)
+    _cfg, ref = first_deploy(world, tmp_path, doc)
     arn1 = world.service()["taskDefinition"]
     before = world.td_tags(arn1)
-    # The running deployment's new tasks cannot be placed (e.g. a subnet out of IPs).
     (running,) = [d for d in sim.deployments(API, cluster=CLUSTER) if d.status == "PRIMARY"]
     running.scenario = dataclasses.replace(running.scenario, kind="stall", stuck="pending")
     doc["services"]["api"]["count"] = 3
+    return doc, ref, arn1, before
+
+
+def test_a_failed_settings_only_deploy_leaves_the_release_record_and_restores_the_settings(
+        world, sim, tmp_path):  # noqa: F811
+    doc, ref, arn1, before = _scale_up_that_cannot_place_tasks(world, sim, tmp_path)
     res = ecs_deploy(load(tmp_path, doc), ref, timeout=1.5)
 
     assert res.exit_code == 1, res.text
@@ -145,13 +151,7 @@ def test_a_settings_only_deploy_that_succeeds_records_no_release(world, sim, tmp
 
 
 def test_a_failed_settings_only_deploy_with_no_rollback_keeps_the_new_settings(world, sim, tmp_path):  # noqa: F811
-    doc = base_config(world)
-    cfg, ref = first_deploy(world, tmp_path, doc)
-    arn1 = world.service()["taskDefinition"]
-    before = world.td_tags(arn1)
-    (running,) = [d for d in sim.deployments(API, cluster=CLUSTER) if d.status == "PRIMARY"]
-    running.scenario = dataclasses.replace(running.scenario, kind="stall", stuck="pending")
-    doc["services"]["api"]["count"] = 3
+    doc, ref, arn1, before = _scale_up_that_cannot_place_tasks(world, sim, tmp_path)
     res = ecs_deploy(load(tmp_path, doc), ref, timeout=1.0, no_rollback=True)
 
     assert res.exit_code == 1
