@@ -82,11 +82,11 @@ def _print_error(exc: DeployctlError) -> None:
         for problem in exc.problems:
             print(f"  {problem.format()}", file=err)
         if os.environ.get("GITHUB_ACTIONS") == "true":
-            from deployctl.commands.common import gha_escape, gha_escape_property
+            from deployctl.ui.github import escape_data, escape_property
 
             for p in exc.problems:
-                text = gha_escape(f"{p.path}: {p.message}" if p.path else p.message)
-                print(f"::error file={gha_escape_property(p.file)},line={p.line},col={p.col}::{text}")
+                text = escape_data(f"{p.path}: {p.message}" if p.path else p.message)
+                print(f"::error file={escape_property(p.file)},line={p.line},col={p.col}::{text}")
         return
     print(f"error: {exc.message}", file=err)
     if exc.hint:

@@ -42,13 +42,3 @@ def console(stderr: bool = False) -> Any:
     from rich.console import Console
 
     return Console(stderr=stderr, highlight=False, soft_wrap=False)
-
-
-def gha_escape(text: str) -> str:
-    """Escape a GitHub Actions workflow-command message."""
-    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
-
-
-def gha_escape_property(text: str) -> str:
-    """Escape a workflow-command property value (file=…): `,` and `:` end or split properties."""
-    return gha_escape(text).replace(":", "%3A").replace(",", "%2C")

@@ -18,14 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from deployctl import lock
 from deployctl.errors import LockHeld
 from deployctl.pipeline import Cancelled
-from tests.integration.conftest import REPO_ROOT, git
+from tests.integration.conftest import REPO_ROOT
 from tests.integration.test_ecs_deploy import API, CLUSTER, make_world
-from tests.integration.test_releases import PROD_CLUSTER, Project, project_config
+from tests.integration.test_releases import PROD_CLUSTER, Project, committed_project
 
 KEY = "chat-api/staging"
 
@@ -43,13 +42,7 @@ def project(aws: Any, ecs_sim: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: P
     ecs_sim.configure(start_s=0.1, healthy_s=0.1, fail_s=0.1, drain_s=0.05, bake_s=0.1)
     world = make_world(aws)
     world.c("ecs").create_cluster(clusterName=PROD_CLUSTER)
-    path = tmp_path / "app"
-    path.mkdir()
-    (path / "deploy.yaml").write_text(yaml.safe_dump(project_config(world), sort_keys=False))
-    git(path, "init", "-q", "-b", "main")
-    git(path, "add", "-A")
-    git(path, "commit", "-q", "-m", "app")
-    yield Project(path, world, capsys)
+    yield Project(committed_project(tmp_path, world), world, capsys)
 
 
 def slow(sim: Any, seconds: float = 3.0) -> None:

@@ -43,6 +43,17 @@ def project_config(world: World) -> dict[str, Any]:
     return doc
 
 
+def committed_project(tmp_path: Path, world: World) -> Path:
+    """A git checkout holding the project's deploy.yaml, committed: what `deployctl` runs in."""
+    path = tmp_path / "app"
+    path.mkdir()
+    (path / "deploy.yaml").write_text(yaml.safe_dump(project_config(world), sort_keys=False))
+    git(path, "init", "-q", "-b", "main")
+    git(path, "add", "-A")
+    git(path, "commit", "-q", "-m", "app")
+    return path
+
+
 @dataclass
 class Cli:
     code: int
@@ -118,13 +129,7 @@ def sim(ecs_sim: Any, env: Any) -> Any:
 def project(env: Any, sim: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Iterator[Project]:
     world = make_world(env)
     world.c("ecs").create_cluster(clusterName=PROD_CLUSTER, capacityProviders=["FARGATE", "FARGATE_SPOT"])
-    path = tmp_path / "app"
-    path.mkdir()
-    (path / "deploy.yaml").write_text(yaml.safe_dump(project_config(world), sort_keys=False))
-    git(path, "init", "-q", "-b", "main")
-    git(path, "add", "-A")
-    git(path, "commit", "-q", "-m", "app")
-    yield Project(path, world, capsys)
+    yield Project(committed_project(tmp_path, world), world, capsys)
 
 
 def service(world: World, cluster: str) -> dict[str, Any]:
