@@ -88,19 +88,23 @@ def cancellable(ctx: Any, fn: Callable[[], T]) -> T:
     if not isinstance(cancelled, threading.Event):
         return fn()
     box: dict[str, Any] = {}
+    done = threading.Event()
 
     def target() -> None:
         try:
             box["value"] = fn()
         except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread below
             box["error"] = exc
+        finally:
+            done.set()
 
     worker = threading.Thread(target=target, name="registry-call", daemon=True)
     worker.start()
-    while worker.is_alive():
-        if cancelled.wait(_POLL_S):
-            ctx.raise_if_cancelled()
-    worker.join()
+    # Wait on the answer, not on the cancel flag: the answer usually comes in milliseconds and
+    # must not wait out a polling interval (the skip path is this one call).
+    while not done.wait(_POLL_S):
+        ctx.raise_if_cancelled()
+    ctx.raise_if_cancelled()
     if "error" in box:
         raise box["error"]
     return box["value"]  # type: ignore[no-any-return]
