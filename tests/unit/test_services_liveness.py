@@ -34,31 +34,32 @@ def test_sourcing_the_script_runs_no_command(tmp_path: Path) -> None:
     assert result.stdout == "sourced\n" and "usage" not in result.stderr
 
 
+def liveness(state_dir: Path, start: str, pattern: str) -> str:
+    """What live_pid says of the process `start` records in $STATE_DIR/svc.pid."""
+    result = bash(f'mkdir -p "$STATE_DIR"; {start}\n'
+                  f'live_pid svc {pattern} >/dev/null && echo alive || echo dead\n'
+                  'kill %1 2>/dev/null || true', state_dir)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
 def test_a_child_that_has_not_exec_d_yet_counts_as_started(tmp_path: Path) -> None:
     # `sleep` never matches the pattern, exactly like a forked child before its exec.
-    result = bash('mkdir -p "$STATE_DIR"; sleep 20 & echo $! >"$STATE_DIR/svc.pid"\n'
-                  'live_pid svc docker-registry >/dev/null && echo alive || echo dead\n'
-                  'kill %1', tmp_path)
-    assert result.stdout.strip() == "alive", result.stderr
+    assert liveness(tmp_path, 'sleep 20 & echo $! >"$STATE_DIR/svc.pid"', "docker-registry") == "alive"
 
 
 def test_a_process_that_is_not_ours_and_does_not_match_is_not_the_service(tmp_path: Path) -> None:
     # A stale pid file whose pid now belongs to something else (pid 1 here).
-    result = bash('mkdir -p "$STATE_DIR"; echo 1 >"$STATE_DIR/svc.pid"\n'
-                  'live_pid svc docker-registry >/dev/null && echo alive || echo dead', tmp_path)
-    assert result.stdout.strip() == "dead", result.stderr
+    assert liveness(tmp_path, 'echo 1 >"$STATE_DIR/svc.pid"', "docker-registry") == "dead"
 
 
 def test_a_child_that_died_is_dead_even_before_it_is_reaped(tmp_path: Path) -> None:
-    result = bash('mkdir -p "$STATE_DIR"; sh -c "exit 3" & echo $! >"$STATE_DIR/svc.pid"; sleep 0.3\n'
-                  'live_pid svc docker-registry >/dev/null && echo alive || echo dead', tmp_path)
-    assert result.stdout.strip() == "dead", result.stderr
+    assert liveness(tmp_path, 'sh -c "exit 3" & echo $! >"$STATE_DIR/svc.pid"; sleep 0.3',
+                    "docker-registry") == "dead"
 
 
 def test_a_matching_process_is_the_service(tmp_path: Path) -> None:
-    result = bash('mkdir -p "$STATE_DIR"; sleep 20 & echo $! >"$STATE_DIR/svc.pid"\n'
-                  'live_pid svc sleep >/dev/null && echo alive || echo dead\nkill %1', tmp_path)
-    assert result.stdout.strip() == "alive", result.stderr
+    assert liveness(tmp_path, 'sleep 20 & echo $! >"$STATE_DIR/svc.pid"', "sleep") == "alive"
 
 
 def test_wait_until_trusts_a_passing_health_check_over_a_lost_pid(tmp_path: Path) -> None:
