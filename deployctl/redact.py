@@ -7,8 +7,10 @@ Two kinds of protection, both replacing with `***`:
   keys, PEM private keys…): a net for secrets nobody told us about. Shapes err on the side of
   hiding a little too much; a log line missing a harmless value is cheaper than a leaked key.
 
-Output is line-oriented, but a PEM private key spans many lines, so per-stream redaction goes
-through `Redactor.stream()`, which remembers whether it is inside a key block.
+Output is line-oriented, but some secrets span many lines: a PEM private key, and YAML that puts
+a secret key's value on the lines below it (`password:` then `  - hunter2`, `token: |` then the
+text). Per-stream redaction goes through `Redactor.stream()`, which remembers whether it is inside
+such a block; `Redactor.redact(text)` applies the same rule across the lines of one text.
 """
 
 from __future__ import annotations
@@ -42,10 +44,17 @@ _SECRET_WORD = rf"(?:{_LONG_WORDS}|{_SHORT_WORDS}){_WORD_END}"
 # A whole key (`DB_PASSWORD`, `"api_key"`) containing a secret word; it starts at a boundary, so
 # the `:secret:` inside an ARN (which names a secret rather than being one) is no key.
 _SECRET_KEY = rf"(?<![A-Za-z0-9_.:/-])(?=[A-Za-z0-9_.-]*?{_SECRET_WORD})[A-Za-z0-9_.-]+"
-_ASSIGN = rf"({_SECRET_KEY}[\"']?\s*[=:]\s*)"
+# Spaces, not `\s`: in a whole text, `password:` at the end of a line must not take the start of
+# the next line as its value (that line is a block value, masked by _Blocks, or not one at all).
+_ASSIGN = rf"({_SECRET_KEY}[\"']?[ \t]*[=:][ \t]*)"
 
 _NUMBER = re.compile(r"[0-9]+(?:\.[0-9]+)?")
 _LITERALS = frozenset({"true", "false", "null", "none", "yes", "no"})
+# A YAML block scalar header (`|`, `|-`, `>+`, `|2`): the value is on the following lines.
+_INDICATOR = r"[|>][0-9+-]*"
+# What a value can be that says "the value follows on the next lines": a block scalar header or
+# the opening bracket of a multi-line JSON/flow collection. It is no secret itself.
+_OPENS_BLOCK = re.compile(rf"{_INDICATOR}|[\[{{]")
 
 
 # A Secrets Manager IAM action (`secretsmanager:GetSecretValue`): the only AWS service prefix
@@ -58,7 +67,7 @@ def _keeps(head: str, value: str) -> bool:
     boolean/null literal, or a number given to a *token* name (LLM services log
     `max_tokens: 512`, `prompt_tokens=20`; a numeric password, on the other hand, is still a
     password)."""
-    if value.lower() in _LITERALS:
+    if value.lower() in _LITERALS or _OPENS_BLOCK.fullmatch(value):
         return True
     if _NUMBER.fullmatch(value) and "token" in head.lower():
         return True
@@ -75,10 +84,9 @@ def _mask_assignment(match: re.Match[str]) -> str:
 _LIST_ITEM = re.compile(r"""(\s*)(?:(["'])(.*?)\2|([^,]*?))(\s*)(?=,|$)""")
 
 
-def _mask_list(match: re.Match[str]) -> str:
-    """`passwords: ["a1b2", "c3d4"]` → `passwords: ["***", "***"]`: each item masked, quotes
-    and separators kept, ARNs and settings (see _keeps) left readable."""
-    head, items = match.group(1), match.group(2)
+def _mask_items(head: str, items: str) -> str:
+    """The items of a flow list (`"a1b2", c3d4`) masked one by one: quotes and separators kept,
+    ARNs and settings (see _keeps) left readable."""
 
     def item(m: re.Match[str]) -> str:
         lead, quote, quoted, bare, trail = m.groups()
@@ -87,7 +95,13 @@ def _mask_list(match: re.Match[str]) -> str:
             return m.group(0)
         return f"{lead}{quote or ''}{MASK}{quote or ''}{trail}"
 
-    return f"{head}[{_LIST_ITEM.sub(item, items)}]"
+    return _LIST_ITEM.sub(item, items)
+
+
+def _mask_list(match: re.Match[str]) -> str:
+    """`passwords: ["a1b2", "c3d4"]` → `passwords: ["***", "***"]`."""
+    head, items = match.group(1), match.group(2)
+    return f"{head}[{_mask_items(head, items)}]"
 
 
 # (pattern, replacement). Replacements keep the name and drop the value, so a log still says
@@ -160,6 +174,132 @@ _SHAPES: tuple[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]], ...
 _PEM_BEGIN = re.compile(r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----")
 _PEM_END = re.compile(r"-----END (?:[A-Z0-9]+ )*PRIVATE KEY-----")
 
+# --- Values on the lines below a secret key -----------------------------------------------------
+# YAML (and pretty-printed JSON) can give a secret key's value on the following lines:
+#
+#     password:            api_keys:          token: |          credentials:     "api_keys": [
+#       - hunter2          - sk-abc…            line one          user: ci         "sk-abc…",
+#                                                                 password: x    ]
+#
+# A line that is only a secret-looking key (the same whole-word rule as `password=…`, so
+# `tokenizer:` opens nothing) with an empty value, a block scalar header or an opening bracket
+# opens a block. The lines below it that are indented deeper belong to it; the first non-blank
+# line indented at or left of the key ends it, and is then read as an ordinary line (it may open
+# the next block). In a block: list items and scalar text become `***`, nested keys stay visible
+# with their values masked, and settings (`true`, numbers under a *token* name, ARNs: see _keeps)
+# stay readable, as on a single line.
+#
+# Blank lines end nothing, as in YAML: inside a block scalar they are part of the text
+# (paragraphs of a key or certificate), and dumpers never put one inside a collection, so only
+# the next non-blank line's indentation decides. Output unrelated to YAML (a traceback, pytest's
+# report) opens no block: it would need a line that is nothing but `secret_word:` first.
+# Like YAML, a `- item` at the key's own column is the key's list (`password:` / `- x`, the
+# style of kubectl and yq) — but not after `|` or `[`, whose content must be indented.
+_OPENER = re.compile(
+    rf"""[ \t]*(?:-[ \t]+)*(["']?)({_SECRET_KEY})\1[ \t]*:[ \t]*({_INDICATOR}|[\[{{])?[ \t]*(?:\#.*)?\s*"""
+)
+# Inside a block: list dashes, then an optional `key:` (YAML wants a space or the end of the line
+# after its colon, so `https://x` and `host:5432` are values, not keys).
+_ENTRY = re.compile(
+    r"""((?:-(?:[ \t]+|(?=\s*$)))*)((?:"[^"]*"|'[^']*'|[^\s"'#\[\]{},:][^#]*?)[ \t]*:(?:[ \t]+|(?=\s*$)))?"""
+)
+_HEADER = re.compile(rf"{_INDICATOR}(?:[ \t]+#.*)?")
+_QUOTED = re.compile(r"""(["'])(.*)\1([ \t]*,?)""")
+_FLOW_LIST = re.compile(r"""\[(.*)\]([ \t]*,?)""")
+_PUNCTUATION = re.compile(r"[\[\]{}, \t]*")
+
+
+class _Blocks:
+    """Masks the values a secret key gives on the lines below it (see above), a line at a time.
+    Keeps only the open block's columns, so following a stream costs a regex match per line."""
+
+    __slots__ = ("_col", "_compact", "_head", "_scalar")
+
+    def __init__(self) -> None:
+        self._col: int | None = None  # column of the open block's key; None: no block open
+        self._head = ""  # that key, for _keeps (`tokens:` keeps its counts)
+        self._compact = False  # a `- item` at the key's own column still belongs to it
+        self._scalar: int | None = None  # inside a block scalar owned by a key at this column
+
+    def step(self, line: str) -> str | None:
+        """`line` with its values masked when it lies inside a block, else None (after noting
+        whether it opens one)."""
+        if self._col is not None:
+            masked = self._inside(line, self._col)
+            if masked is not None:
+                return masked
+            self._col = None
+        opener = _OPENER.fullmatch(line) if ":" in line else None
+        if opener is not None:
+            col, header = opener.start(1), opener.group(3)
+            self._col, self._head = col, opener.group(2)
+            self._compact = header is None
+            self._scalar = col if header is not None and header[0] in "|>" else None
+        return None
+
+    def _inside(self, line: str, col: int) -> str | None:
+        text = line.lstrip()
+        if not text:
+            return line
+        indent = len(line) - len(text)
+        if self._scalar is not None:
+            if indent > self._scalar:
+                return line[:indent] + MASK + text[len(text.rstrip()):]
+            self._scalar = None
+        if indent > col or (self._compact and indent == col and _is_item(text)):
+            return self._entry(line, indent)
+        return None
+
+    def _entry(self, line: str, indent: int) -> str:
+        entry = _ENTRY.match(line, indent)
+        assert entry is not None  # every part of the pattern is optional
+        dashes, key = entry.group(1), entry.group(2)
+        rest = line[entry.end():]
+        value = rest.rstrip()
+        if not value or _PUNCTUATION.fullmatch(value):
+            return line  # a nested key whose value follows, a bare `-`, a closing bracket
+        if _HEADER.fullmatch(value):
+            # `key: |` or `- |`: its text is on the lines indented deeper than the key or dash.
+            if key:
+                self._scalar = indent + len(dashes)
+            else:
+                self._scalar = indent + len(dashes.rstrip()) - 1 if dashes else indent
+            return line
+        head = f"{self._head} {key or ''}"
+        quoted = _QUOTED.fullmatch(value)
+        flow = None if quoted else _FLOW_LIST.fullmatch(value)
+        if quoted is not None:
+            quote, inner, tail = quoted.groups()
+            masked = value if not inner or self._kept(head, inner) else f"{quote}{MASK}{quote}{tail}"
+        elif flow is not None:
+            masked = f"[{_mask_items(head, flow.group(1))}]{flow.group(2)}"
+        else:
+            bare, comma = (value[:-1], ",") if value.endswith(",") else (value, "")
+            masked = value if self._kept(head, bare) else MASK + comma
+        return line[:entry.end()] + masked + rest[len(value):]
+
+    @staticmethod
+    def _kept(head: str, value: str) -> bool:
+        return value == MASK or value.startswith("arn:") or _keeps(head, value)
+
+
+def _is_item(text: str) -> bool:
+    """`text` (a line without its indentation) is a YAML list item: `- x` or a bare `-`."""
+    return text[:1] == "-" and text[1:2] in ("", " ", "\t")
+
+
+def _mask_blocks(text: str) -> str:
+    """Redactor.redact's view of _Blocks: the same rule across the lines of one text."""
+    if ":" not in text:
+        return text  # every block starts with `key:`
+    blocks = _Blocks()
+    lines = text.split("\n")
+    for i, line in enumerate(lines):
+        masked = blocks.step(line)
+        if masked is not None:
+            lines[i] = masked
+    return "\n".join(lines)
+
 
 class Redactor:
     """Replaces registered secret values and credential-looking text with `***`. Thread-safe."""
@@ -202,6 +342,8 @@ class Redactor:
         """Mask known values and credential shapes in `text` (any number of lines)."""
         if not text:
             return text
+        if "\n" in text:
+            text = _mask_blocks(text)
         known = self._known
         if known is not None:
             text = known.sub(MASK, text)
@@ -216,16 +358,19 @@ class Redactor:
         return known.sub(MASK, text) if known is not None and text else text
 
     def stream(self) -> LineRedactor:
-        """A per-stream line filter that also masks multi-line PEM private key blocks."""
+        """A per-stream line filter that also masks multi-line PEM private key blocks and the
+        values a secret key gives on the lines below it."""
         return LineRedactor(self)
 
 
 class LineRedactor:
-    """Redacts one stream line by line, remembering whether it is inside a private key block."""
+    """Redacts one stream line by line, remembering whether it is inside a private key block or
+    a secret key's block of values (see _Blocks). One per stream: the state is not shared."""
 
     def __init__(self, redactor: Redactor) -> None:
         self._redactor = redactor
         self._in_key = False
+        self._blocks = _Blocks()
 
     def __call__(self, line: str) -> str:
         if self._in_key:
@@ -234,6 +379,9 @@ class LineRedactor:
                 return MASK
             self._in_key = False
             return MASK + self._redactor.redact(line[end.end():])
+        masked = self._blocks.step(line)
+        if masked is not None:
+            return self._redactor.redact(masked)
         begin = _PEM_BEGIN.search(line)
         if begin is not None and _PEM_END.search(line, begin.end()) is None:
             self._in_key = True

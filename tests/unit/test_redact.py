@@ -237,3 +237,120 @@ def test_registry_access_hands_the_username_with_the_secret() -> None:
     assert access.credentials() == ("bob", "pw-from-login")
     auth = base64.b64encode(b"bob:pw-from-login").decode()
     assert redactor.redact_known(f"auth {auth} pw-from-login") == "auth *** ***"
+
+
+# --- values on the lines below a secret key (YAML block lists, block scalars, nested maps) ----
+
+
+def _streamed(text: str) -> str:
+    stream = Redactor().stream()
+    return "\n".join(stream(line) for line in text.split("\n"))
+
+
+BLOCKS = [
+    pytest.param(
+        "password:\n  - hunter2-long-value\napi_keys:\n  - sk-abc123\n  - 'second key'\nstatus: ok",
+        "password:\n  - ***\napi_keys:\n  - ***\n  - '***'\nstatus: ok",
+        id="block-lists",
+    ),
+    pytest.param(
+        "token: |\n  multi-line-secret\n\n  second: paragraph\nnext: visible",
+        "token: |\n  ***\n\n  ***\nnext: visible",
+        id="block-scalar-keeps-its-blank-lines",
+    ),
+    pytest.param(
+        "- name: db\n  private_key: >-\n    abc def\n    ghi\n  user: app",
+        "- name: db\n  private_key: >-\n    ***\n    ***\n  user: app",
+        id="block-scalar-under-a-list-item",
+    ),
+    pytest.param(
+        "credentials:\n  user: ci-bot\n  password: hunter2\n  port: 5432\n  enabled: true\n"
+        "  ref: arn:aws:secretsmanager:us-east-1:1:secret:x\n  nested:\n    - x1y2z3\n  cert: |\n"
+        "    line: one\n  list: [a1, 'b 2']\nregion: us-east-1",
+        "credentials:\n  user: ***\n  password: ***\n  port: ***\n  enabled: true\n"
+        "  ref: arn:aws:secretsmanager:us-east-1:1:secret:x\n  nested:\n    - ***\n  cert: |\n"
+        "    ***\n  list: [***, '***']\nregion: us-east-1",
+        id="nested-map-keeps-keys-and-settings",
+    ),
+    pytest.param(
+        "items:\n  - token:\n      - t0k3n-value\n  - name: other\n    - not-in-the-block",
+        "items:\n  - token:\n      - ***\n  - name: other\n    - not-in-the-block",
+        id="list-item-key",
+    ),
+    pytest.param(
+        # kubectl/yq style: the list sits at the key's own column.
+        "DB_PASSWORD:\n- hunter2\n- \"other one\"\nimage: app:1",
+        "DB_PASSWORD:\n- ***\n- \"***\"\nimage: app:1",
+        id="list-at-the-key-column",
+    ),
+    pytest.param(
+        '{\n  "api_keys": [\n    "sk-abc",\n    "def"\n  ],\n  "user": "x"\n}',
+        '{\n  "api_keys": [\n    "***",\n    "***"\n  ],\n  "user": "x"\n}',
+        id="pretty-printed-json-list",
+    ),
+    pytest.param(
+        # `tokens:` is a secret word, but a count under it is a setting, as in `max_tokens: 512`.
+        "tokens:\n  prompt: 20\n  completion: 512\n  cache: abcdef",
+        "tokens:\n  prompt: 20\n  completion: 512\n  cache: ***",
+        id="token-counts-stay-readable",
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), BLOCKS)
+def test_values_below_a_secret_key_are_masked_in_a_stream(text: str, expected: str) -> None:
+    assert _streamed(text) == expected
+
+
+@pytest.mark.parametrize(("text", "expected"), BLOCKS)
+def test_values_below_a_secret_key_are_masked_in_one_text(text: str, expected: str) -> None:
+    assert Redactor().redact(text) == expected
+
+
+def test_a_secret_block_ends_at_the_first_line_back_at_the_key_column() -> None:
+    # The ending line is an ordinary line again (masked by its own shape, or opening the next
+    # block), and indented output after it is left alone.
+    text = ("  password:\n    - abcd1234\n  token: t0k3n99\n  api_key:\n    - efgh5678\n"
+            "  regular: line\n    indented detail\n")
+    expected = ("  password:\n    - ***\n  token: ***\n  api_key:\n    - ***\n"
+                "  regular: line\n    indented detail\n")
+    assert _streamed(text) == expected
+    assert Redactor().redact(text) == expected
+
+
+def test_a_block_does_not_outlive_its_stream() -> None:
+    redactor = Redactor()
+    first = redactor.stream()
+    assert first("password:") == "password:"
+    # Another stage's output, read by its own stream, is not inside the first one's block.
+    assert redactor.stream()("  - visible") == "  - visible"
+    assert first("  - hidden") == "  - ***"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # Keys that only contain a secret word open nothing.
+        "tokenizer:\n  - bert-base-uncased\n  vocab: 30522\nbypass:\n  - cache-layer-one",
+        "keyboard:\n  layout: us-intl-altgr",
+        # A secret key with a value on its own line is that line's business only.
+        "password: ***\n  - not-its-value\n",
+        # Tracebacks and pytest reports are indented under lines that are no secret key.
+        'Traceback (most recent call last):\n  File "/app/x.py", line 3, in <module>\n'
+        "    client = connect(token)\nKeyError: 'token'",
+        "____ test_login ____\n\n    def test_login():\n        login(password)\n>       assert ok\n"
+        "E       assert False\n\ntests/test_x.py:12: AssertionError",
+        # A secret word in a heading that is more than a key opens no block.
+        "Secrets used by this service:\n  - MODEL_API_KEY",
+        "Rotated tokens (3):\n  - api, worker, batch",
+    ],
+)
+def test_indented_output_under_other_lines_is_left_alone(text: str) -> None:
+    assert _streamed(text) == text
+    assert Redactor().redact(text) == text
+
+
+def test_block_headers_stay_readable_on_their_own_line() -> None:
+    # `|` and `[` announce the value on the next lines; they are not the secret.
+    assert Redactor().redact("token: |-") == "token: |-"
+    assert Redactor().redact('"api_keys": [') == '"api_keys": ['
