@@ -8,6 +8,10 @@ Where credentials come from, first match wins:
 config's entry itself. Every secret found is registered with the run's redactor, with its
 username (`on_credentials`), so base64("user:password") — the docker config's `auth` form — is
 masked too.
+
+The ECR calls take the stage's `ctx` when a stage makes them: a cancelled run gives up on a
+slow or silent ECR endpoint at once (stages/cancel.py) instead of waiting out boto3's retries
+and timeouts. Nothing is cached from a call given up on.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from typing import Any
 
 from deployctl.adapters.registry import Credentials, ImageRef, RegistryClient
 from deployctl.errors import ExternalError
+from deployctl.stages.cancel import cancellable
 
 ENV_USER = "DEPLOYCTL_REGISTRY_USERNAME"
 ENV_PASSWORD = "DEPLOYCTL_REGISTRY_PASSWORD"
@@ -50,11 +55,15 @@ class RegistryAccess:
         self._explicit: Credentials | None = None
         self._explicit_done = False
 
-    def explicit(self) -> Credentials | None:
-        """ECR token or environment credentials; None means "whatever the docker config has"."""
+    def explicit(self, ctx: Any = None) -> Credentials | None:
+        """ECR token or environment credentials; None means "whatever the docker config has".
+
+        With a stage `ctx` a cancelled run stops waiting for the ECR login (raising Cancelled);
+        the answer of a login given up on is never cached, so the next caller asks again.
+        """
         with self._lock:
             if not self._explicit_done:
-                self._explicit = self._lookup_explicit()
+                self._explicit = self._lookup_explicit(ctx)
                 self._explicit_done = True
                 if self._explicit:
                     self._found(self._explicit)
@@ -67,9 +76,9 @@ class RegistryAccess:
         if self._on_credentials is not None:
             self._on_credentials(creds[0], creds[1])
 
-    def _lookup_explicit(self) -> Credentials | None:
+    def _lookup_explicit(self, ctx: Any = None) -> Credentials | None:
         if self._ecr is not None:
-            host, user, password = ecr_login(self._ecr)
+            host, user, password = ecr_login(self._ecr, ctx)
             if host != self.host:
                 raise ExternalError(f"ECR gave a token for {host}, but the image goes to {self.host}")
             return user, password
@@ -98,40 +107,44 @@ class RegistryAccess:
 # --- ECR ------------------------------------------------------------------------------------
 
 
-def ecr_login(ecr: Any) -> tuple[str, str, str]:
-    """(registry host, user, password) from ecr:GetAuthorizationToken."""
+def ecr_login(ecr: Any, ctx: Any = None) -> tuple[str, str, str]:
+    """(registry host, user, password) from ecr:GetAuthorizationToken; with a stage `ctx`,
+    given up on as soon as the run is cancelled."""
     from deployctl.adapters import aws
 
     with aws.aws_errors("getting an ECR login token"):
-        data = ecr.get_authorization_token()["authorizationData"][0]
+        data = cancellable(ctx, ecr.get_authorization_token)["authorizationData"][0]
     user, _, password = base64.b64decode(data["authorizationToken"]).decode().partition(":")
     host = str(data["proxyEndpoint"]).removeprefix("https://").removeprefix("http://").rstrip("/")
     return host, user, password
 
 
-def ensure_ecr_repository(ecr: Any, name: str, *, app: str) -> bool:
+def ensure_ecr_repository(ecr: Any, name: str, *, app: str, ctx: Any = None) -> bool:
     """Create the ECR repository if missing: scan on push, immutable tags. True if created.
 
     Immutable tags are what make a tag a promise: `<sha12>` can never be re-pointed at other
     bytes, so promotion by digest and the skip path can trust what the tag names.
+
+    With a stage `ctx`, each call is given up on as soon as the run is cancelled, and each is
+    its own: a describe given up on never goes on to create the repository after the cancel.
     """
     from deployctl.adapters import aws
 
     with aws.aws_errors(f"checking the ECR repository {name}"):
         try:
-            ecr.describe_repositories(repositoryNames=[name])
+            cancellable(ctx, lambda: ecr.describe_repositories(repositoryNames=[name]))
             return False
         except aws.ClientError as exc:
             if aws.error_code(exc) != "RepositoryNotFoundException":
                 raise
     with aws.aws_errors(f"creating the ECR repository {name}"):
         try:
-            ecr.create_repository(
+            cancellable(ctx, lambda: ecr.create_repository(
                 repositoryName=name,
                 imageTagMutability="IMMUTABLE",
                 imageScanningConfiguration={"scanOnPush": True},
                 tags=[{"Key": "deployctl:app", "Value": app}, {"Key": "deployctl:managed", "Value": "true"}],
-            )
+            ))
         except aws.ClientError as exc:
             if aws.error_code(exc) != "RepositoryAlreadyExistsException":  # a parallel run won
                 raise

@@ -8,19 +8,16 @@ has it (build skipped, push still runs), and only then build.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
-from typing import IO, Any, TypeVar, cast
+from typing import IO, Any, cast
 
 from deployctl.errors import DeployctlError, ExternalError, StageFailed
 from deployctl.stages import EngineHandle, ImageSpec, ImageState, human_size
 from deployctl.stages import context as build_context
 from deployctl.stages.access import RegistryAccess
+from deployctl.stages.cancel import cancellable
 from deployctl.stages.context import INPUTS_LABEL, HashCache
 from deployctl.stages.context_check import refuse_secrets
-
-T = TypeVar("T")
-_POLL_S = 0.1
 
 
 def compute_inputs(spec: ImageSpec) -> tuple[build_context.BuildContext, str]:
@@ -78,36 +75,6 @@ def registry_has(spec: ImageSpec, inputs: str, access: RegistryAccess,
     except ExternalError as exc:
         log(f"could not ask the registry whether {spec.ref} exists ({exc.message}); building")
         return None
-
-
-def cancellable(ctx: Any, fn: Callable[[], T]) -> T:
-    """fn() in a helper thread, given up on (ctx.raise_if_cancelled) as soon as the run is
-    cancelled: a registry that accepts connections and never answers would otherwise hold a
-    cancelled run for its whole socket timeout. The abandoned thread ends on that timeout."""
-    cancelled = getattr(ctx, "cancelled", None)
-    if not isinstance(cancelled, threading.Event):
-        return fn()
-    box: dict[str, Any] = {}
-    done = threading.Event()
-
-    def target() -> None:
-        try:
-            box["value"] = fn()
-        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread below
-            box["error"] = exc
-        finally:
-            done.set()
-
-    worker = threading.Thread(target=target, name="registry-call", daemon=True)
-    worker.start()
-    # Wait on the answer, not on the cancel flag: the answer usually comes in milliseconds and
-    # must not wait out a polling interval (the skip path is this one call).
-    while not done.wait(_POLL_S):
-        ctx.raise_if_cancelled()
-    ctx.raise_if_cancelled()
-    if "error" in box:
-        raise box["error"]
-    return box["value"]  # type: ignore[no-any-return]
 
 
 class _CancellableReader:

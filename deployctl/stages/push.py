@@ -56,9 +56,9 @@ def job_fn(
                 raise StageFailed(f"the local image {spec.ref} was built from other inputs than the "
                                   "working tree has now", hint="run the build stage again")
         ctx.raise_if_cancelled()
-        if ecr is not None and ensure_ecr_repository(ecr, spec.repository, app=spec.app):
+        if ecr is not None and ensure_ecr_repository(ecr, spec.repository, app=spec.app, ctx=ctx):
             ctx.log(f"created ECR repository {spec.repository} (scan on push, immutable tags)")
-        auth = access.explicit()
+        auth = access.explicit(ctx)
 
         def on_line(line: str) -> None:
             ctx.raise_if_cancelled()
