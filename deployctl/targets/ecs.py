@@ -279,6 +279,11 @@ class ServiceOutcome:
     previous: str | None = None
     diagnosis: list[str] = field(default_factory=list)
     watch: rollout.WatchResult | None = None
+    # Filled in by _deploy_wave from the service's deploy: the revision it registered (this
+    # release), or, when it registered none (no change, settings only), the release the running
+    # revision carries ("" when that revision has no deployctl release).
+    registered: str | None = None
+    kept_release: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -373,7 +378,21 @@ def deploy(plan: Plan, image_ref: str, ctx: Any, options: Any) -> None:
             continue
         outcomes.update(_deploy_wave(real, wave, aws, settings, log, cancelled, pre.alarm_states))
 
+    if not any(o.registered for o in outcomes.values()):
+        _no_new_release(outcomes, outputs, log, release_id)
     _finish(real, outcomes, log, outputs)
+
+
+def _no_new_release(outcomes: Mapping[str, ServiceOutcome], outputs: dict[str, str], log: _Log,
+                    release_id: str) -> None:
+    """No service registered a revision (no change, or service settings only), so no revision
+    carries `release_id`: the run must not hand it on (GitHub output `release`, the report) as
+    a release that happened, nor may promote tag provenance onto it. The log names what runs."""
+    outputs.pop("release", None)
+    kept = {o.kept_release for o in outcomes.values() if o.status != NOT_DEPLOYED}
+    live = next(iter(kept)) if len(kept) == 1 else None
+    log(f"no new release: no service registered a revision ({release_id} was not recorded)"
+        + (f"; release {live} stays live" if live else ""))
 
 
 def _ensure_monitoring_alarms(cfg: Any, aws: Any, log: Any) -> None:
@@ -409,6 +428,9 @@ def _deploy_wave(plan: Plan, wave: list[ServicePlan], aws: Any, settings: Settin
                                               job.td_arn if job else None)
         except Exception as exc:  # noqa: BLE001 - any error fails this service, never the others' verdicts
             results[sp.name] = _crashed(sp, job, exc, log)
+        if job is not None:
+            results[sp.name] = dataclasses.replace(results[sp.name], registered=job.registered,
+                                                   kept_release=job.kept_release)
 
     if len(wave) == 1:
         run(wave[0])
@@ -455,6 +477,7 @@ class _ServiceDeploy:
         self.td_arn: str | None = None
         self.previous: str | None = None
         self.registered: str | None = None  # the revision this deploy registered (its release)
+        self.kept_release: str | None = None  # registering none: the running revision's release
         self.recorded = False  # its outcome tag has been written (or attempted)
         self.started = time.monotonic()
 
@@ -514,6 +537,8 @@ class _ServiceDeploy:
             if same_task_definition(sp.task_definition, live_td["taskDefinition"]):
                 live_release = releases_tags.parse(live_td.get("tags")).release
                 drift = service_drift(sp.update_service, live)
+                if not self.s.force:
+                    self.kept_release = live_release or ""
                 if not self.s.force and not drift:
                     label = rollout.td_label(live["taskDefinition"])
                     msg = f"no change: {label} already runs this image and configuration" + \

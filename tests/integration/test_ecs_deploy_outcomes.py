@@ -150,6 +150,34 @@ def test_a_settings_only_deploy_that_succeeds_records_no_release(world, sim, tmp
     assert world.service()["desiredCount"] == 3
 
 
+def test_a_run_that_registers_nothing_hands_on_no_release_id(world, sim, tmp_path):  # noqa: F811
+    """No change, or settings only: no revision carries this run's release id, so it is not an
+    output (GitHub `release`, the report), and promote has nothing to tag; the log names the
+    release that stays live."""
+    doc = base_config(world)
+    cfg, ref = first_deploy(world, tmp_path, doc)
+    arn1 = world.service()["taskDefinition"]
+    live = world.td_tags(arn1)["deployctl:release"]
+
+    same = ecs_deploy(cfg, ref)
+    doc["services"]["api"]["count"] = 3
+    scaled = ecs_deploy(load(tmp_path, doc), ref)
+
+    for res in (same, scaled):
+        assert res.exit_code == 0, res.text
+        assert "release" not in res.outputs
+        assert "no new release: no service registered a revision" in res.text
+        assert f"release {live} stays live" in res.text
+    assert world.revisions() == [arn1]
+
+    new = ecs_deploy(load(tmp_path, doc), world.push("v2"))
+    assert new.exit_code == 0, new.text
+    arn2 = world.service()["taskDefinition"]
+    assert arn2 != arn1
+    assert new.outputs["release"] == world.td_tags(arn2)["deployctl:release"]
+    assert "no new release" not in new.text
+
+
 def test_a_failed_settings_only_deploy_with_no_rollback_keeps_the_new_settings(world, sim, tmp_path):  # noqa: F811
     doc, ref, arn1, before = _scale_up_that_cannot_place_tasks(world, sim, tmp_path)
     res = ecs_deploy(load(tmp_path, doc), ref, timeout=1.0, no_rollback=True)
