@@ -406,7 +406,11 @@ def rollback(
         described = read_services(clients.ecs, cfg)
         running = {name: str(releases.service_view(name, d).task_definition)
                    for name, d in described.items() if d is not None}
-        history_ = read_releases(clients.ecs, cfg)
+        # Settled first, as for status/history/promote: once our release is the newest, a cut-off
+        # one shows `interrupted` for good and is never a target again. While a deploy holds the
+        # lock nothing is recorded and rollback goes on: _deploy stops at that lock (or waits,
+        # --lock-wait) like any deploy.
+        history_ = read_settled_releases(clients, cfg, described)
     choice = releases.choose_rollback(env, history_, running, to=to, steps=steps)
     target = choice.target
     out = sys.stderr if as_json else sys.stdout
