@@ -64,7 +64,7 @@ class StallingECR:
                     if proxy._closed.is_set():
                         self.close_connection = True
                         return
-                conn = http.client.HTTPConnection(target.hostname, target.port, timeout=30)
+                conn = http.client.HTTPConnection(str(target.hostname), target.port, timeout=30)
                 try:
                     headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
                     conn.request("POST", self.path, body=body, headers=headers)
