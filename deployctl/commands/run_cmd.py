@@ -275,6 +275,7 @@ def _deploy_fn(cfg: ResolvedConfig, plan: Plan, facts: Any, spec: Any, access: A
         from deployctl.plan import make_plan
         from deployctl.stages.access import resolve_digest
         from deployctl.stages.build import record_image
+        from deployctl.stages.cancel import cancellable
         from deployctl.targets import deploy_guard, get_target
 
         target = get_target(plan.target)
@@ -282,7 +283,7 @@ def _deploy_fn(cfg: ResolvedConfig, plan: Plan, facts: Any, spec: Any, access: A
         if not image_ref:
             # Push was not part of this run: deploy what the registry holds for this commit.
             ecr = clients.ecr if clients is not None else None
-            digest = resolve_digest(ImageRef.parse(spec.ref), access, ecr)
+            digest = cancellable(ctx, lambda: resolve_digest(ImageRef.parse(spec.ref), access, ecr))
             record_image(ctx.outputs, spec, digest)
             image_ref = ctx.outputs["image_ref"]
         digest = image_ref.rsplit("@", 1)[1]
