@@ -109,15 +109,10 @@ def read_revisions(ecs: Any, cfg: ResolvedConfig, per_family: int | None = None)
         return [r for r in pool.map(describe, arns) if r is not None]
 
 
-def read_releases(ecs: Any, cfg: ResolvedConfig, per_family: int | None = None) -> list[Release]:
-    from deployctl import releases
-
-    return releases.build(read_revisions(ecs, cfg, per_family), app=cfg.app, env=cfg.env_name)
-
-
 def read_settled_releases(clients: Any, cfg: ResolvedConfig, described: Mapping[str, Mapping[str, Any] | None],
                           per_family: int | None = None) -> list[Release]:
-    """read_releases, with the newest release settled from ECS when its watch ended early."""
+    """The releases of cfg's environment (ECS task-definition tags), the newest one settled from
+    what ECS shows when its deploy stopped watching before the verdict (settle_revisions)."""
     from deployctl import releases
 
     revs = settle_revisions(clients, cfg, read_revisions(clients.ecs, cfg, per_family), described)

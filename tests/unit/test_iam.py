@@ -184,7 +184,7 @@ READ_ONLY = ("Describe", "List", "Get")
 
 def test_promote_target_reads_its_source_and_never_writes_there() -> None:
     """`promote staging prod` runs with prod's role and reads staging first (read_services,
-    read_releases in commands/release_cmds.py): DescribeServices on staging's services."""
+    read_settled_releases in commands/release_cmds.py): DescribeServices on staging's services."""
     policy, staging = policy_of("prod"), cfg_of("staging")
     src = iam.Arns(staging, ACCOUNT)
     owned = {"aws:ResourceTag/deployctl:app": "chat-api"}
