@@ -272,8 +272,10 @@ def ratio_text(ratio: float) -> str:
 
 
 def first_size_meeting(rows: list[dict[str, Any]], key: str) -> str:
-    met = [r["size_mib"] for r in rows if r[key] is not None and float(r[key]) >= 5]  # type: ignore[arg-type]
-    return f"from {min(met)} MiB of model weights" if met else "at none of the sizes measured"  # type: ignore[type-var]
+    met = [r["size_mib"] for r in rows if r[key] is not None and float(r[key]) >= 5]
+    if met and len(met) == len(rows):
+        return "at every size measured"
+    return f"from {min(met)} MiB of model weights" if met else "at none of the sizes measured"
 
 
 def write(path: Path, info: dict[str, str], rows: list[dict[str, Any]], reps: int,
