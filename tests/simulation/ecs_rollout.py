@@ -14,6 +14,7 @@ written from the AWS documentation summarised in ``/work/shared/ECS-ROLLOUTS.md`
 - https://docs.aws.amazon.com/elasticloadbalancing/latest/APIReference/API_TargetHealth.html
 - https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_HealthCheck.html
 - https://docs.aws.amazon.com/AmazonECS/latest/APIReference/request-throttling.html
+- https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_StopTask.html (SIGTERM, then SIGKILL)
 
 moto 5.2.1 never advances a rollout (UpdateService adds no deployment, no events, no tasks,
 DescribeTargetHealth is always ``healthy``). ``RolloutSimulation.install()`` patches moto's ECS
@@ -58,6 +59,25 @@ Behaviours ECS-ROLLOUTS.md marks "not confirmed" (no AWS source), and what this 
 - A FAILED deployment launches no new tasks and stops none of the old ones; failures reported
   after the FAILED transition no longer increase ``failedTasks``.
 
+Tasks ECS stops while they run (old tasks drained after a deployment, new tasks a rollback scales
+in, tasks of a superseded deployment, tasks replaced for failing health checks, StopTask,
+DeleteService) go DEACTIVATING -> STOPPED after ``drain_s``. What they show, and on what basis:
+
+- documented/observed (ECS-ROLLOUTS.md §6): a scheduler stop has stopCode
+  ``ServiceSchedulerInitiated``; a task replaced by a deployment or scale-in has stoppedReason
+  ``Scaling activity initiated by (deployment ecs-svc/N)``. Which deployment N names is not
+  confirmed: here the one doing the scaling (the new PRIMARY, or the revived deployment during a
+  rollback). StopTask gives ``UserInitiated`` and the caller's reason.
+- documented (StopTask API reference, not in ECS-ROLLOUTS.md): stopping a task is the equivalent
+  of ``docker stop`` on its containers: SIGTERM, then SIGKILL once the stop timeout (default 30 s)
+  has passed without the container exiting.
+- assumed (no AWS source gives the exitCode of a stopped service task): every container that
+  was running reports ``exitCode`` 143 (128 + SIGTERM: the signal ended it), or 137 (128 +
+  SIGKILL) when ``Scenario.ignores_sigterm`` is set for the deployment the task belongs to. A
+  real app may trap SIGTERM and exit with any code (often 0); the simulation never does. Ignoring
+  SIGTERM does not lengthen the stop here (the stop timeout is not simulated; ``drain_s`` is the
+  whole stop time), and a scheduler stop never sets a container ``reason``.
+
 Deliberate simplifications: one ECS-scheduler decision per simulated step (min/max percent are
 respected, placement always succeeds, no start back-off delay), task state visible as
 PROVISIONING -> PENDING -> RUNNING -> DEACTIVATING -> STOPPED, target IDs are task private IPs
@@ -95,6 +115,10 @@ DEFAULT_DEPLOYMENT_CONFIGURATION: dict[str, Any] = {
 
 MAX_EVENTS = 100
 
+# Exit codes of a container ECS stopped (assumed, see the module docstring): 128 + signal number.
+SIGTERM_EXIT = 143
+SIGKILL_EXIT = 137
+
 
 @dataclass(frozen=True)
 class Scenario:
@@ -112,6 +136,9 @@ class Scenario:
       stall               never finishes: ``stuck="health"`` tasks run but never turn healthy;
                           ``stuck="pending"`` tasks never leave PENDING.
     fail_tasks: only the first N tasks of the deployment misbehave, later ones succeed.
+    ignores_sigterm: the deployment's containers ignore SIGTERM, so when ECS stops one of its
+                     running tasks (scale-in, rollback, health-check replacement, StopTask) the
+                     container is SIGKILLed: exitCode 137 instead of 143 (see module docstring).
     """
 
     kind: str = "success"
@@ -126,6 +153,7 @@ class Scenario:
     health_codes: str = "502"
     fail_tasks: int | None = None
     stuck: str = "health"
+    ignores_sigterm: bool = False
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -197,6 +225,7 @@ class SimTask:
     stopped_reason: str | None = None
     container_reason: str | None = None
     exit_code: int | None = None
+    signalled: bool = False  # stopped by ECS while running: every container got SIGTERM (+ SIGKILL)
     health_status: str = "UNKNOWN"
     version: int = 1
 
@@ -608,7 +637,10 @@ class SimService:
     def _drained(self, t: float, task: SimTask, announce: bool) -> None:
         self.finish(task, t, task.stop_code or "ServiceSchedulerInitiated", task.stopped_reason or "")
         if task.exit_code is None and task.started_at is not None:
-            task.exit_code = 0
+            # `docker stop`: SIGTERM ends the process (128+15), or SIGKILL after the stop timeout
+            # (128+9) when it ignores SIGTERM. Exit codes assumed, see the module docstring.
+            task.signalled = True
+            task.exit_code = SIGKILL_EXIT if self.scenario_of(task).ignores_sigterm else SIGTERM_EXIT
         if announce:
             self.event(t, f"(service {self.name}) has stopped 1 running tasks: (task {task.id}).")
 

@@ -353,7 +353,9 @@ def render_task(svc: SimService, task: SimTask) -> dict[str, Any]:
                 if task.container_reason:
                     container["reason"] = task.container_reason[:1024]
             elif task.started_at is not None:
-                container["exitCode"] = 0
+                # ECS sent every container SIGTERM when it stopped the task; otherwise only the
+                # failing one exited on its own and the others are shown as clean exits.
+                container["exitCode"] = task.exit_code if task.signalled else 0
         containers.append(container)
     out: dict[str, Any] = {
         "taskArn": task.arn,

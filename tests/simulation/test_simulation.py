@@ -159,6 +159,7 @@ def test_success_rollout_replaces_the_old_deployment(ecs: Any, sim: RolloutSimul
     assert {t["stopCode"] for t in replaced} == {"ServiceSchedulerInitiated"}
     assert {t["stoppedReason"] for t in replaced} == {f"Scaling activity initiated by (deployment {new['id']})"}
     assert {t["startedBy"] for t in replaced} == {old}
+    assert {c["exitCode"] for t in replaced for c in t["containers"]} == {143}  # SIGTERM
     running = ecs.list_tasks(cluster=CLUSTER, serviceName="api")["taskArns"]
     tasks = ecs.describe_tasks(cluster=CLUSTER, tasks=running)["tasks"]
     assert len(tasks) == 2 and {t["lastStatus"] for t in tasks} == {"RUNNING"}
@@ -343,6 +344,69 @@ def test_unhealthy_targets_trip_the_breaker(aws: Any, ecs: Any, sim: RolloutSimu
     assert {t["stoppedReason"] for t in failed} <= {elb_reason, f"Scaling activity initiated by (deployment {old})"}
     assert {t["stopCode"] for t in failed} == {"ServiceSchedulerInitiated"}
     assert sim.deployment(new).failed_tasks == 3
+
+
+def exits(task: dict[str, Any]) -> list[int | None]:
+    return [c.get("exitCode") for c in task["containers"]]
+
+
+@pytest.mark.parametrize(("ignores_sigterm", "code"), [(False, 143), (True, 137)])
+def test_tasks_drained_after_a_deployment_were_sent_sigterm(
+    ecs: Any, sim: RolloutSimulation, ignores_sigterm: bool, code: int
+) -> None:
+    # The old deployment's containers get SIGTERM (exit 143), or SIGKILL after the stop timeout
+    # when they ignore it (137): stopCode and stoppedReason as ECS-ROLLOUTS.md §6 "replaced".
+    sim.script("api", sim.scenario("success", ignores_sigterm=ignores_sigterm), "success", cluster=CLUSTER)
+    old = deployed(ecs)
+    new = primary(ecs.update_service(cluster=CLUSTER, service="api", taskDefinition="api:2")["service"])["id"]
+    wait_for(steady_on(ecs, new))
+    drained = stopped_tasks(ecs)
+    assert len(drained) == 2 and {t["startedBy"] for t in drained} == {old}
+    for t in drained:
+        assert (t["stopCode"], t["stoppedReason"]) == (
+            "ServiceSchedulerInitiated",
+            f"Scaling activity initiated by (deployment {new})",
+        )
+        assert exits(t) == [code] and "reason" not in t["containers"][0]
+        assert "startedAt" in t and "stoppingAt" in t and "stoppedAt" in t
+
+
+def test_tasks_of_a_superseded_deployment_are_scaled_in_by_the_newest(ecs: Any, sim: RolloutSimulation) -> None:
+    sim.script("api", "success", sim.scenario("success", healthy_s=5.0), "success", cluster=CLUSTER)
+    old = deployed(ecs)
+    mid = primary(ecs.update_service(cluster=CLUSTER, service="api", taskDefinition="api:2")["service"])["id"]
+    wait_for(lambda: primary(describe(ecs))["runningCount"] == 2)  # running, not yet healthy
+    last = primary(ecs.update_service(cluster=CLUSTER, service="api", taskDefinition="api:1")["service"])["id"]
+    wait_for(steady_on(ecs, last))
+    assert {t["startedBy"] for t in stopped_tasks(ecs)} == {old, mid}
+    superseded = [t for t in stopped_tasks(ecs) if t["startedBy"] == mid]
+    assert len(superseded) == 2
+    for t in superseded:
+        assert (t["stopCode"], t["stoppedReason"]) == (
+            "ServiceSchedulerInitiated",
+            f"Scaling activity initiated by (deployment {last})",
+        )
+        assert exits(t) == [143]
+
+
+def test_a_rollback_scales_in_the_failed_deployments_tasks_with_sigterm(
+    aws: Any, ecs: Any, sim: RolloutSimulation, target_group: str
+) -> None:
+    # Desired 2, breaker threshold 3: tasks 1-3 fail ELB health checks, task 4 (launched with
+    # task 3) turns healthy as the breaker trips; the rollback scales it in.
+    lbs = [{"targetGroupArn": target_group, "containerName": "web", "containerPort": 8080}]
+    bad = sim.scenario("unhealthy_targets", fail_tasks=3, ignores_sigterm=True)
+    sim.script("api", "success", bad, cluster=CLUSTER)
+    old = deployed(ecs, loadBalancers=lbs, **BREAKER_ROLLBACK)
+    new = primary(ecs.update_service(cluster=CLUSTER, service="api", taskDefinition="api:2")["service"])["id"]
+    wait_for(steady_on(ecs, old), timeout=8)
+    ours = [t for t in stopped_tasks(ecs) if t["startedBy"] == new]
+    elb_reason = f"Task failed ELB health checks in (target-group {target_group})"
+    scaled = [t for t in ours if t["stoppedReason"] == f"Scaling activity initiated by (deployment {old})"]
+    assert len(ours) == 4 and sum(t["stoppedReason"] == elb_reason for t in ours) == 3 and len(scaled) == 1
+    assert {t["stopCode"] for t in ours} == {"ServiceSchedulerInitiated"}
+    assert {tuple(exits(t)) for t in ours} == {(137,)}  # every one ran, then ignored SIGTERM
+    assert all("reason" not in c for t in ours for c in t["containers"])
 
 
 def test_stall_never_completes(ecs: Any, sim: RolloutSimulation) -> None:
