@@ -596,8 +596,11 @@ def _show_failure(container: Any, service: str, log: Log) -> None:
         raw = container.logs(tail=LOG_TAIL, stdout=True, stderr=True).decode("utf-8", "replace")
         lines = raw.splitlines()
         log(f"{service}: last {len(lines)} log lines of {container.name}:")
+        # Redacted as one stream before the prefix goes on: behind "  | " no line could open a
+        # multi-line secret (a PEM key, `password:` then `- value`) for the per-line redaction.
+        mask = Redactor().stream()
         for line in lines:
-            log(f"  | {line}")
+            log(f"  | {mask(line)}")
         checks = ((container.attrs.get("State") or {}).get("Health") or {}).get("Log") or []
         if checks:
             log(f"{service}: last health checks of {container.name}:")
