@@ -43,10 +43,17 @@ _SHORT_WORDS = r"(?:(?<=[A-Za-z0-9][_.-])|(?<=[a-z])(?=[A-Z]))(?i:pass|pwd)"
 _SECRET_WORD = rf"(?:{_LONG_WORDS}|{_SHORT_WORDS}){_WORD_END}"
 # A whole key (`DB_PASSWORD`, `"api_key"`) containing a secret word; it starts at a boundary, so
 # the `:secret:` inside an ARN (which names a secret rather than being one) is no key.
-_SECRET_KEY = rf"(?<![A-Za-z0-9_.:/-])(?=[A-Za-z0-9_.-]*?{_SECRET_WORD})[A-Za-z0-9_.-]+"
+_KEY_START = r"(?<![A-Za-z0-9_.:/-])"
+_KEY_BODY = rf"(?=[A-Za-z0-9_.-]*?{_SECRET_WORD})[A-Za-z0-9_.-]+"
+_SECRET_KEY = _KEY_START + _KEY_BODY
 # Spaces, not `\s`: in a whole text, `password:` at the end of a line must not take the start of
 # the next line as its value (that line is a block value, masked by _Blocks, or not one at all).
-_ASSIGN = rf"({_SECRET_KEY}[\"']?[ \t]*[=:][ \t]*)"
+#
+# The first lookahead is a cheap guard: an assigned key is a whole run of key characters followed
+# by `=`/`:` (quotes, spaces and the sign are not key characters, so no shorter run could be), and
+# checking that first spares the costly search for a secret word inside every other run of a long
+# line (each word of a minified JSON value or a base64 blob).
+_ASSIGN = rf"({_KEY_START}(?=[A-Za-z0-9_.-]++[\"']?[ \t]*+[=:]){_KEY_BODY}[\"']?[ \t]*[=:][ \t]*)"
 
 _NUMBER = re.compile(r"[0-9]+(?:\.[0-9]+)?")
 _LITERALS = frozenset({"true", "false", "null", "none", "yes", "no"})
@@ -81,7 +88,10 @@ def _mask_assignment(match: re.Match[str]) -> str:
     return match.group(0) if _keeps(head, value) else head + MASK
 
 
-_LIST_ITEM = re.compile(r"""(\s*)(?:(["'])(.*?)\2|([^,]*?))(\s*)(?=,|$)""")
+# A bare item is the text up to its last non-space before the next comma. Written as "runs of
+# spaces, each followed by a non-space" rather than `[^,]*?(\s*)(?=,|$)`: the lazy form re-scanned
+# a run of spaces from each of its positions, quadratic in a long run.
+_LIST_ITEM = re.compile(r"""(\s*)(?:(["'])(.*?)\2|((?:\s*+[^,\s])*))(\s*)(?=,|$)""")
 
 
 def _mask_items(head: str, items: str) -> str:
@@ -104,72 +114,140 @@ def _mask_list(match: re.Match[str]) -> str:
     return f"{head}[{_mask_items(head, items)}]"
 
 
-# (pattern, replacement). Replacements keep the name and drop the value, so a log still says
-# *which* thing was set, e.g. `password=***`.
-_SHAPES: tuple[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]], ...] = (
-    # PEM private key on a single line (e.g. a JSON-escaped key in one string).
-    (
-        re.compile(
-            r"-----BEGIN ((?:[A-Z0-9]+ )*)PRIVATE KEY-----.*?-----END \1PRIVATE KEY-----",
-            re.DOTALL,
-        ),
-        MASK,
-    ),
+# (pattern, replacement, needles). Replacements keep the name and drop the value, so a log still
+# says *which* thing was set, e.g. `password=***`.
+#
+# Needles make long lines cheap: a shape is only tried when the line contains one of the literals
+# every match of it must contain (checked with `in`, which runs at memory speed, instead of letting
+# the regex engine try the pattern at every offset). They are looked up in the line casefolded:
+# casefold() maps every character that `(?i)` matches to an ASCII letter onto that letter, except
+# the dotted/dotless i (İ, ı), so no needle of a `(?i)` shape contains an "i" ("credent",
+# "author"). Masking never creates a needle (`***` is in none), so they are checked once, on the
+# line as it came in. A shape without needles is always tried.
+_Replacement = str | Callable[[re.Match[str]], str]
+_CASE = 0  # needles looked up in the line as is
+_FOLD = 1  # needles looked up in the casefolded line
+# Every key `_SECRET_WORD` accepts contains one of these.
+_SECRET_NEEDLES = ("pass", "pwd", "token", "secret", "credent", "key")
+_SHAPES: tuple[tuple[re.Pattern[str], _Replacement, int, tuple[str, ...]], ...] = (
+    # (PEM private keys on a single line: see _mask_pem, applied before these.)
     # AWS access key ids: long-term (AKIA) and temporary STS (ASIA) plus the other IAM prefixes.
-    (re.compile(r"\b(?:AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AIPA|ANPA|ANVA|AROA|APKA)[A-Z0-9]{16}\b"), MASK),
+    (re.compile(r"\b(?:AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AIPA|ANPA|ANVA|AROA|APKA)[A-Z0-9]{16}\b"), MASK, _CASE, ()),
     # aws_secret_access_key = ..., AWS_SECRET_ACCESS_KEY: ..., "SecretAccessKey": "..."
     (
         re.compile(r"(?i)(aws_?secret_?access_?key|secretaccesskey)([\"']?\s*[=:]\s*[\"']?)[^\s\"',;]+"),
-        rf"\1\2{MASK}",
+        rf"\1\2{MASK}", _FOLD, ("secret",),
     ),
     # HTTP auth headers, any scheme (Bearer, Basic, token, AWS4-HMAC-SHA256 …).
-    (re.compile(r"(?i)\b(authorization\s*[:=]\s*[\"']?)(\S+\s+)?[^\s\"',]+"), rf"\1\2{MASK}"),
-    (re.compile(r"(?i)\b(bearer\s+)[A-Za-z0-9._~+/=-]{8,}"), rf"\1{MASK}"),
+    (re.compile(r"(?i)\b(authorization\s*[:=]\s*[\"']?)(\S+\s+)?[^\s\"',]+"), rf"\1\2{MASK}", _FOLD, ("author",)),
+    (re.compile(r"(?i)\b(bearer\s+)[A-Za-z0-9._~+/=-]{8,}"), rf"\1{MASK}", _FOLD, ("bearer",)),
     # Provider API keys with a recognisable prefix: sk-… / sk-proj-… / sk-ant-…, GitHub, Slack,
     # Hugging Face, Google.
-    (re.compile(r"\bsk-[A-Za-z0-9_-]{16,}"), MASK),
-    (re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{30,})"), MASK),
-    (re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}"), MASK),
-    (re.compile(r"\bhf_[A-Za-z0-9]{30,}"), MASK),
-    (re.compile(r"\bAIza[0-9A-Za-z_-]{35}\b"), MASK),
-    # Credentials inside URLs: scheme://user:password@host
-    (re.compile(r"([a-z][a-z0-9+.-]*://[^\s:/@]+:)[^\s@/]+(@)"), rf"\1{MASK}\2"),
+    (re.compile(r"\bsk-[A-Za-z0-9_-]{16,}"), MASK, _CASE, ("sk-",)),
+    (re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{30,})"), MASK, _CASE, ("_",)),
+    (re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}"), MASK, _CASE, ("xox",)),
+    (re.compile(r"\bhf_[A-Za-z0-9]{30,}"), MASK, _CASE, ("hf_",)),
+    (re.compile(r"\bAIza[0-9A-Za-z_-]{35}\b"), MASK, _CASE, ("AIza",)),
+    # Credentials inside URLs: scheme://user:password@host. The scheme is matched from the start
+    # of its run of scheme characters (digits and `+.-` allowed before its first letter) rather
+    # than as `[a-z][a-z0-9+.-]*` tried at every offset: that form rescanned a long run (a hex
+    # digest, a dotted or dashed name) from each of its letters, quadratic in the run's length.
+    # The run before `://` matches either way exactly when it holds a lowercase letter, and the
+    # replacement keeps group 1 whole, so the output is the same.
+    (
+        re.compile(r"((?<![a-z0-9+.-])[0-9+.-]*+[a-z][a-z0-9+.-]*+://[^\s:/@]++:)[^\s@/]++(@)"),
+        rf"\1{MASK}\2", _CASE, ("://",),
+    ),
     # user:password given to curl/wget-style flags: `-u ci:S3cret`, `--user 'ci:S3cret'`. A
     # numeric pair is `docker run -u 1000:1000`, a uid and gid.
     (
         re.compile(r"""((?<![\w-])(?:-u\s*|--user[= ]\s*)(["'])[^\s:"']+:)(?!\*\*\*)(?![0-9]+\2)[^"'\n]+(?=\2)"""),
-        rf"\1{MASK}",
+        rf"\1{MASK}", _CASE, ("-u",),
     ),
     (
         re.compile(r"""((?<![\w-])(?:-u\s*|--user[= ]\s*)[^\s:"']+:)(?!\*\*\*)(?![0-9]+(?:\s|$))[^\s"']+"""),
-        rf"\1{MASK}",
+        rf"\1{MASK}", _CASE, ("-u",),
     ),
     # name=value / name: value for password, token, secret, api_key, … (env dumps, CLI flags,
     # YAML, JSON). Only `=`/`:` count as assignment: "reading secrets from Secrets Manager" must
     # stay readable. ARN values are left alone: they name a secret. First a flow list of values
-    # (`passwords: ["a1", "b2"]`), item by item.
-    (re.compile(rf"{_ASSIGN}\[([^\]\n]*)\]"), _mask_list),
+    # (`passwords: ["a1", "b2"]`), item by item. (_ASSIGNS below: these three also need `=`/`:`.)
+    (re.compile(rf"{_ASSIGN}\[([^\]\n]*)\]"), _mask_list, _FOLD, _SECRET_NEEDLES),
     # Quoted values are masked up to the closing quote, spaces and all.
     (
         re.compile(rf"{_ASSIGN}([\"'])(?!\*\*\*)(?!arn:)[^\"'\n]+\2"),
-        rf"\1\2{MASK}\2",
+        rf"\1\2{MASK}\2", _FOLD, _SECRET_NEEDLES,
     ),
     # The same, unquoted: the value ends at whitespace or a separator (see _mask_assignment
     # for the values let through). A whole `[…]` list was handled above.
     (
         re.compile(rf"{_ASSIGN}(?!\*\*\*|arn:|\[[^\]\n]*\])([^\s\"',;&]+)"),
-        _mask_assignment,
+        _mask_assignment, _FOLD, _SECRET_NEEDLES,
     ),
     # --password VALUE / --token VALUE flags (docker login, CLIs).
-    (re.compile(r"(?i)(--(?:password|passwd|pass|token|secret)[= ])(?!\*\*\*)\S+"), rf"\1{MASK}"),
+    (re.compile(r"(?i)(--(?:password|passwd|pass|token|secret)[= ])(?!\*\*\*)\S+"), rf"\1{MASK}", _CASE, ("--",)),
     # Long base64/hex blobs shortly after a secret/key/token word (e.g. "signing key is 9f8e…"),
-    # the word whole as above: "tokenizer-service-…" in a URL is no token.
+    # the word whole as above: "tokenizer-service-…" in a URL is no token. The words between
+    # (`\w++\s++`) are possessive: \w, \s and the blob's first character are disjoint classes, so
+    # giving characters back could never let the rest match, only cost time. (See _BLOB for the
+    # extra condition this shape is tried under.)
     (
-        re.compile(rf"(\b\w*?(?i:secret|key|token)s?{_WORD_END}\w*[^A-Za-z0-9+/\n]{{1,6}}(?:\w+\s+){{0,2}}?)"
+        re.compile(rf"(\b\w*?(?i:secret|key|token)s?{_WORD_END}\w*[^A-Za-z0-9+/\n]{{1,6}}(?:\w++\s++){{0,2}}?)"
                    r"(?!\*\*\*)([A-Za-z0-9+/_-]{24,}={0,2})"),
-        rf"\1{MASK}",
+        rf"\1{MASK}", _FOLD, ("secret", "key", "token"),
     ),
 )
+# Shapes that also need an assignment sign in the line (the _ASSIGN ones).
+_ASSIGNS = frozenset(i for i, shape in enumerate(_SHAPES) if shape[0].pattern.startswith(_ASSIGN))
+# The last shape masks a run of at least 24 blob characters: a line without one skips it.
+_BLOB = re.compile(r"[A-Za-z0-9+/_-]{24}")
+_LAST = len(_SHAPES) - 1
+
+
+def _mask_shapes(text: str) -> str:
+    """Apply every credential shape to `text` (see _SHAPES), skipping the shapes it cannot match."""
+    text = _mask_pem(text)
+    folded = text.casefold()
+    assigns = "=" in text or ":" in text
+    for i, (pattern, replacement, where, needles) in enumerate(_SHAPES):
+        if needles:
+            haystack = folded if where == _FOLD else text
+            if not any(n in haystack for n in needles):
+                continue
+        if i in _ASSIGNS and not assigns:
+            continue
+        if i == _LAST and _BLOB.search(text) is None:
+            continue
+        text = pattern.sub(replacement, text)
+    return text
+
+
+# A PEM private key on a single line (e.g. a JSON-escaped key in one string), `-----BEGIN …
+# PRIVATE KEY-----` to the first matching END line, masked whole. Found with str.find rather than
+# `BEGIN.*?END` under DOTALL, which re-scanned the rest of the text from every BEGIN without an
+# END (quadratic in a line of many); a label with no END after one BEGIN has none after any
+# later BEGIN either, so it is searched for once.
+_PEM_ONE = re.compile(r"-----BEGIN ((?:[A-Z0-9]+ )*)PRIVATE KEY-----")
+
+
+def _mask_pem(text: str) -> str:
+    if "PRIVATE KEY-----" not in text:
+        return text
+    out: list[str] = []
+    done = 0  # text[:done] is settled
+    at = 0  # where to look for the next BEGIN
+    no_end: set[str] = set()
+    while (begin := _PEM_ONE.search(text, at)) is not None:
+        label = begin.group(1)
+        end = -1 if label in no_end else text.find(f"-----END {label}PRIVATE KEY-----", begin.end())
+        if end < 0:
+            no_end.add(label)
+            at = begin.start() + 1
+            continue
+        out += (text[done:begin.start()], MASK)
+        done = at = end + len(f"-----END {label}PRIVATE KEY-----")
+    return "".join(out) + text[done:] if out else text
+
 
 _PEM_BEGIN = re.compile(r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----")
 _PEM_END = re.compile(r"-----END (?:[A-Z0-9]+ )*PRIVATE KEY-----")
@@ -199,9 +277,12 @@ _OPENER = re.compile(
     rf"""[ \t]*(?:-[ \t]+)*(["']?)({_SECRET_KEY})\1[ \t]*:[ \t]*({_INDICATOR}|[\[{{])?[ \t]*(?:\#.*)?\s*"""
 )
 # Inside a block: list dashes, then an optional `key:` (YAML wants a space or the end of the line
-# after its colon, so `https://x` and `host:5432` are values, not keys).
+# after its colon, so `https://x` and `host:5432` are values, not keys). A bare key runs to the
+# first such colon, stepping over the others; written as one possessive pass instead of
+# `[^#]*?[ \t]*:`, whose lazy steps re-scanned a run of spaces from each of its positions.
 _ENTRY = re.compile(
-    r"""((?:-(?:[ \t]+|(?=\s*$)))*)((?:"[^"]*"|'[^']*'|[^\s"'#\[\]{},:][^#]*?)[ \t]*:(?:[ \t]+|(?=\s*$)))?"""
+    r"""((?:-(?:[ \t]+|(?=\s*$)))*)((?:"[^"]*"[ \t]*|'[^']*'[ \t]*|[^\s"'#\[\]{},:](?:[^#:]|:(?![ \t]|\s*$))*+)"""
+    r""":(?:[ \t]+|(?=\s*$)))?"""
 )
 _HEADER = re.compile(rf"{_INDICATOR}(?:[ \t]+#.*)?")
 _QUOTED = re.compile(r"""(["'])(.*)\1([ \t]*,?)""")
@@ -347,9 +428,7 @@ class Redactor:
         known = self._known
         if known is not None:
             text = known.sub(MASK, text)
-        for pattern, replacement in _SHAPES:
-            text = pattern.sub(replacement, text)
-        return text
+        return _mask_shapes(text)
 
     def redact_known(self, text: str) -> str:
         """Mask only registered values: for structured data (image refs, digests) where the

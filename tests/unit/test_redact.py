@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import json
+import random
 import threading
 
 import pytest
@@ -354,3 +356,76 @@ def test_block_headers_stay_readable_on_their_own_line() -> None:
     # `|` and `[` announce the value on the next lines; they are not the secret.
     assert Redactor().redact("token: |-") == "token: |-"
     assert Redactor().redact('"api_keys": [') == '"api_keys": ['
+
+
+# --- long lines (minified JSON, base64 blobs, long generated names): masked like short ones -----
+# Redaction is linear in the line's length (benchmarks/redact_throughput.py measures it); these
+# tests pin the behaviour on such lines, not the time.
+
+
+def _filler(kind: str, size: int) -> str:
+    rng = random.Random(size)
+    if kind == "json":
+        items = (json.dumps({"id": i, "name": f"item-{i}", "sha": f"{rng.getrandbits(160):040x}",
+                             "tags": ["a", "b"], "ok": True}, separators=(",", ":")) for i in range(size // 50))
+        text = "[" + ",".join(items)
+    elif kind == "base64":
+        text = base64.b64encode(rng.randbytes(size)).decode("ascii")
+    else:  # one long word-joined name: no spaces, words joined by `-` and `.`
+        words = ("build", "cache", "layer", "wheel", "install", "resolve", "digest", "manifest", "x86", "64")
+        text = "".join(rng.choice(words) + rng.choice("-.") for _ in range(size))
+    return text[:size]
+
+
+FILLERS = ("json", "base64", "joined")
+# (secret as printed, how it is printed masked), each surrounded by spaces in the long line.
+SECRETS = [
+    ("password=hunter22-long", "password=***"),
+    ("AKIAIOSFODNN7EXAMPLE", MASK),
+    ("postgres://app:s3cretpw@db.internal:5432/app", "postgres://app:***@db.internal:5432/app"),
+    ("Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.e30.sig", "Authorization: Bearer ***"),
+    ("registered-value-9x7", MASK),
+]
+
+
+@pytest.mark.parametrize("kind", FILLERS)
+def test_a_long_line_without_secrets_comes_back_unchanged(kind: str) -> None:
+    line = _filler(kind, 100_000)
+    assert len(line) == 100_000
+    assert Redactor(["registered-value-9x7"]).stream()(line) == line
+    assert Redactor().redact(line) == line
+
+
+@pytest.mark.parametrize("kind", FILLERS)
+@pytest.mark.parametrize("where", ["start", "middle", "end"])
+@pytest.mark.parametrize(("secret", "masked"), SECRETS)
+def test_a_secret_anywhere_in_a_long_line_is_masked(kind: str, where: str, secret: str, masked: str) -> None:
+    filler = _filler(kind, 20_000)
+    at = {"start": 0, "middle": len(filler) // 2, "end": len(filler)}[where]
+    line = f"{filler[:at]} {secret} {filler[at:]}"
+    expected = f"{filler[:at]} {masked} {filler[at:]}"
+    redactor = Redactor(["registered-value-9x7"])
+    assert redactor.stream()(line) == expected
+    assert redactor.redact(line) == expected
+
+
+def test_url_credentials_after_a_long_run_of_scheme_characters() -> None:
+    # The scheme is the whole run before `://` (digits, `+`, `.`, `-` and lowercase letters).
+    run = "1abc-9.def+" * 2_000
+    assert Redactor().redact(f"see {run}://ci:S3cret@host/x") == f"see {run}://ci:***@host/x"
+    assert Redactor().redact(f"{run}X://ci:S3cret@host/x") == f"{run}X://ci:S3cret@host/x"
+
+
+def test_single_line_pem_key_after_begin_lines_without_an_end() -> None:
+    line = ("a -----BEGIN RSA PRIVATE KEY----- b " * 500
+            + "-----BEGIN PRIVATE KEY-----MIIEvQIBADANBg-----END PRIVATE KEY----- tail")
+    assert Redactor().redact(line) == "a -----BEGIN RSA PRIVATE KEY----- b " * 500 + "*** tail"
+
+
+def test_long_runs_of_spaces_in_a_secret_list_or_block() -> None:
+    gap = " " * 20_000
+    assert Redactor().redact(f"passwords: [a1{gap}b2, c3]") == "passwords: [***, ***]"
+    stream = Redactor().stream()
+    assert stream("password:") == "password:"
+    assert stream(f"  - abc{gap}def") == "  - ***"
+    assert stream(f"  note{gap}x: value") == f"  note{gap}x: ***"
