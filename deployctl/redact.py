@@ -7,10 +7,11 @@ Two kinds of protection, both replacing with `***`:
   keys, PEM private keys…): a net for secrets nobody told us about. Shapes err on the side of
   hiding a little too much; a log line missing a harmless value is cheaper than a leaked key.
 
-Output is line-oriented, but some secrets span many lines: a PEM private key, and YAML that puts
+Output is line-oriented, but some secrets span many lines: a PEM private key, YAML that puts
 a secret key's value on the lines below it (`password:` then `  - hunter2`, `token: |` then the
-text). Per-stream redaction goes through `Redactor.stream()`, which remembers whether it is inside
-such a block; `Redactor.redact(text)` applies the same rule across the lines of one text.
+text), and a prompt that prints a value on the line after its key (`Your new API token:`).
+Per-stream redaction goes through `Redactor.stream()`, which remembers whether it is inside such
+a block; `Redactor.redact(text)` applies the same rule across the lines of one text.
 """
 
 from __future__ import annotations
@@ -56,12 +57,24 @@ _SECRET_KEY = _KEY_START + _KEY_BODY
 _ASSIGN = rf"({_KEY_START}(?=[A-Za-z0-9_.-]++[\"']?[ \t]*+[=:]){_KEY_BODY}[\"']?[ \t]*[=:][ \t]*)"
 
 _NUMBER = re.compile(r"[0-9]+(?:\.[0-9]+)?")
-_LITERALS = frozenset({"true", "false", "null", "none", "yes", "no"})
-# A YAML block scalar header (`|`, `|-`, `>+`, `|2`): the value is on the following lines.
-_INDICATOR = r"[|>][0-9+-]*"
-# What a value can be that says "the value follows on the next lines": a block scalar header or
-# the opening bracket of a multi-line JSON/flow collection. It is no secret itself.
-_OPENS_BLOCK = re.compile(rf"{_INDICATOR}|[\[{{]")
+# `inherit` is GitHub Actions' `secrets: inherit`: pass the caller's secrets on, by name.
+_LITERALS = frozenset({"true", "false", "null", "none", "yes", "no", "inherit"})
+# A YAML block scalar header (`|`, `|-`, `>+`, `|2`, `>2-`, `|-2`): the value is on the following
+# lines. Only the forms YAML allows (one indentation digit 1-9, one chomping sign), so that
+# `password: >12345` or `DB_PASSWORD=|2024` is a value, not a header.
+_INDICATOR = r"[|>](?:[1-9][+-]?|[+-][1-9]?)?"
+# YAML node properties a key's value may start with: an anchor (`&pw`) and/or a tag (`!!binary`).
+_PROPS = r"(?:[&!][^\s\[\]{},]*+[ \t]++)*+"
+# What the rest of a `key:` line can be that says "the value follows on the next lines": optional
+# properties, then a block scalar header or the opening bracket of a multi-line JSON/flow
+# collection, then the end of the line or a comment (see _mask_assignment). It is no secret itself.
+_OPENS_BLOCK = re.compile(rf"{_PROPS}(?:{_INDICATOR}|[\[{{])[ \t]*+")
+# Values that name a secret rather than being one: an ARN, an SSM parameter or a Secrets Manager
+# reference (as ECS task definitions and deploy.yaml's `secrets:` give them).
+_REFERENCES = ("arn:", "ssm:", "secretsmanager:")
+_REFERENCE = r"(?:arn|ssm|secretsmanager):"
+# An anchor or a core tag between a key and its value on one line (`password: &pw x`).
+_VALUE_PROPS = r"((?:&[A-Za-z0-9_-]++[ \t]++|!![A-Za-z]++[ \t]++)*+)"
 
 
 # A Secrets Manager IAM action (`secretsmanager:GetSecretValue`): the only AWS service prefix
@@ -74,7 +87,7 @@ def _keeps(head: str, value: str) -> bool:
     boolean/null literal, or a number given to a *token* name (LLM services log
     `max_tokens: 512`, `prompt_tokens=20`; a numeric password, on the other hand, is still a
     password)."""
-    if value.lower() in _LITERALS or _OPENS_BLOCK.fullmatch(value):
+    if value.lower() in _LITERALS:
         return True
     if _NUMBER.fullmatch(value) and "token" in head.lower():
         return True
@@ -83,9 +96,25 @@ def _keeps(head: str, value: str) -> bool:
 
 
 def _mask_assignment(match: re.Match[str]) -> str:
-    """Mask `name=value` unless the value is clearly a setting (see _keeps)."""
-    head, value = match.group(1), match.group(2)
-    return match.group(0) if _keeps(head, value) else head + MASK
+    """Mask `name=value` unless the value is clearly a setting (see _keeps) or, after a `:` and
+    ending the line, announces a block below (`token: |`, `private_key: !!binary |`)."""
+    head, props, value = match.group(1), match.group(2), match.group(3)
+    text, start = match.string, match.start(3)
+    # The closing braces of a flow mapping (`{secrets: null}`) are not part of the value.
+    braces = ""
+    if value.endswith("}") and "{" in text[max(0, match.start() - 200):match.start()]:
+        braces = value[len(value.rstrip("}")):]
+        value = value[:-len(braces)] or value
+    if _keeps(head, value):
+        return match.group(0)
+    if value[0] in "|>[{&!" and head.rstrip()[-1] == ":":
+        # Checked up to the end of the header only, never scanning the rest of a long line.
+        opens = _OPENS_BLOCK.match(text, start)
+        if opens is not None:
+            after = text[opens.end():opens.end() + 1]
+            if after in ("", "\n", "\r") or (after == "#" and text[opens.end() - 1] in " \t"):
+                return match.group(0)
+    return head + props + MASK + (braces if value != braces else "")
 
 
 # A bare item is the text up to its last non-space before the next comma. Written as "runs of
@@ -94,24 +123,93 @@ def _mask_assignment(match: re.Match[str]) -> str:
 _LIST_ITEM = re.compile(r"""(\s*)(?:(["'])(.*?)\2|((?:\s*+[^,\s])*))(\s*)(?=,|$)""")
 
 
+def _kept(head: str, value: str) -> bool:
+    """A value of a secret key left readable: already masked, a reference (see _REFERENCES) or a
+    setting (see _keeps)."""
+    return value == MASK or value.startswith(_REFERENCES) or _keeps(head, value)
+
+
 def _mask_items(head: str, items: str) -> str:
     """The items of a flow list (`"a1b2", c3d4`) masked one by one: quotes and separators kept,
-    ARNs and settings (see _keeps) left readable."""
+    references and settings (see _kept) left readable. A list of objects (`[{"name": …}]`) is
+    masked pair by pair instead (see _mask_pairs)."""
+    if items.lstrip()[:1] == "{":
+        return _mask_pairs(head, items)
 
     def item(m: re.Match[str]) -> str:
         lead, quote, quoted, bare, trail = m.groups()
         value = quoted if quote else bare
-        if not value or value == MASK or value.startswith("arn:") or _keeps(head, value):
+        if not value or _kept(head, value):
             return m.group(0)
         return f"{lead}{quote or ''}{MASK}{quote or ''}{trail}"
 
     return _LIST_ITEM.sub(item, items)
 
 
-def _mask_list(match: re.Match[str]) -> str:
-    """`passwords: ["a1b2", "c3d4"]` → `passwords: ["***", "***"]`."""
-    head, items = match.group(1), match.group(2)
-    return f"{head}[{_mask_items(head, items)}]"
+# The `key: value` pairs of a flow mapping (`{name: db-secret, key: password}`, a JSON object) given
+# to a secret key. A key starts a run of key characters (so a long run is scanned once); a value is
+# a quoted string or a bare word (a nested `{`/`[` is not a value: its own pairs are).
+_PAIR = re.compile(
+    r"""((["']?)(?<![A-Za-z0-9_.-])([A-Za-z0-9_.-]++)\2[ \t]*+:[ \t]*+)("[^"\n]*+"|'[^'\n]*+'|[^\s,{}\[\]"']++)"""
+)
+# Inside a secret's block these keys *name* things (an ECS secret's `name`/`valueFrom`, a compose
+# secret's `file`, `imagePullSecrets: - name: …`): the name of a secret is not the secret. `key`
+# names one only under a reference (k8s `secretKeyRef: {name: db, key: password}`): under
+# `api_keys:` or `credentials:`, `key: …` is likely the secret itself.
+_NAMING = frozenset({"name", "file", "valuefrom"})
+_REF_HEAD = re.compile(r"(?i)ref[\"' \t:]*$")
+
+
+def _names(key: str | None, head: str) -> bool:
+    """`key` (as _ENTRY or _PAIR found it: maybe quoted, maybe with its colon), in a block or
+    mapping given to the secret key `head`, names a thing (see _NAMING)."""
+    if key is None:
+        return False
+    name = key.rstrip(": \t").strip("\"'").lower()
+    return name in _NAMING or (name == "key" and _REF_HEAD.search(head[-40:]) is not None)
+
+
+def _mask_pairs(head: str, text: str) -> str:
+    """The values of the `key: value` pairs in `text` masked, except naming keys and kept values."""
+
+    def pair(m: re.Match[str]) -> str:
+        key, value = m.group(3), m.group(4)
+        quote = value[0] if value[0] in "\"'" else ""
+        inner = value[1:-1] if quote else value
+        if _names(key, head) or not inner or _kept(f"{head} {key}", inner) or _plain_name(head, inner):
+            return m.group(0)
+        return f"{m.group(1)}{quote}{MASK}{quote}"
+
+    return _PAIR.sub(pair, text)
+
+
+# Under a heading whose only secret word is *token* (`tokens:`, `token_usage:`: in AI apps a
+# section of token counts and metrics), a value made of two or more whole words (`ChatApi/LLM`,
+# `TokensPerRequest`, `AIApps/ChatAPI`) or a template placeholder (`"{service}"`) is a name, not
+# a token: generated tokens are runs of mixed letters and digits, which fail this (a run without
+# digits is cut into 1-2 letter pieces at its case changes). A single word (`abcdef`) could be a
+# short token and stays masked; passwords can be plain words, so this is for token headings only.
+_WORD = r"(?:[A-Z]{2,12}|[A-Z][a-z]{2,11}|[a-z]{3,12})(?![a-z])"
+_WORDS_ONLY = re.compile(rf"{_WORD}(?:[/._-]?+{_WORD})++|\{{{_WORD}\}}")
+_NOT_TOKEN_WORDS = re.compile(r"(?i)pass|pwd|secret|credent|key")
+
+
+def _plain_name(head: str, value: str) -> bool:
+    if len(value) > 40 or "token" not in head.lower() or _NOT_TOKEN_WORDS.search(head) is not None:
+        return False
+    # A word shorter than MIN_SECRET_LENGTH (`service: api`) is no token either.
+    short = len(value) < MIN_SECRET_LENGTH and value.isalpha()
+    return short or _WORDS_ONLY.fullmatch(value) is not None
+
+
+def _mask_collection(match: re.Match[str]) -> str:
+    """`passwords: ["a1b2", "c3d4"]` → `passwords: ["***", "***"]`; a flow mapping as the same
+    mapping written as a block: `credentials: {user: ci, password: x}` →
+    `credentials: {user: ***, password: ***}` (see _mask_pairs)."""
+    head, items, pairs = match.group(1), match.group(2), match.group(3)
+    if items is not None:
+        return f"{head}[{_mask_items(head, items)}]"
+    return f"{head}{{{_mask_pairs(head, pairs)}}}"
 
 
 # (pattern, replacement, needles). Replacements keep the name and drop the value, so a log still
@@ -170,18 +268,23 @@ _SHAPES: tuple[tuple[re.Pattern[str], _Replacement, int, tuple[str, ...]], ...] 
     ),
     # name=value / name: value for password, token, secret, api_key, … (env dumps, CLI flags,
     # YAML, JSON). Only `=`/`:` count as assignment: "reading secrets from Secrets Manager" must
-    # stay readable. ARN values are left alone: they name a secret. First a flow list of values
+    # stay readable. References (ARNs, `ssm:`…) are left alone: they name a secret. First a flow list of values
     # (`passwords: ["a1", "b2"]`), item by item. (_ASSIGNS below: these three also need `=`/`:`.)
-    (re.compile(rf"{_ASSIGN}\[([^\]\n]*)\]"), _mask_list, _FOLD, _SECRET_NEEDLES),
-    # Quoted values are masked up to the closing quote, spaces and all.
+    # So is a flow mapping (`secretKeyRef: {name: db, key: password}`), pair by pair.
+    (re.compile(rf"{_ASSIGN}(?:\[([^\]\n]*)\]|\{{([^{{}}\n]*)\}})"), _mask_collection, _FOLD, _SECRET_NEEDLES),
+    # Quoted values are masked up to the closing quote, spaces and all. (A YAML anchor or core
+    # tag before a value, `password: &pw "x"`, `password: !!str x`, stays; the value does not.)
     (
-        re.compile(rf"{_ASSIGN}([\"'])(?!\*\*\*)(?!arn:)[^\"'\n]+\2"),
-        rf"\1\2{MASK}\2", _FOLD, _SECRET_NEEDLES,
+        re.compile(rf"{_ASSIGN}{_VALUE_PROPS}([\"'])(?!\*\*\*)(?!{_REFERENCE})[^\"'\n]+\3"),
+        rf"\1\2\3{MASK}\3", _FOLD, _SECRET_NEEDLES,
     ),
     # The same, unquoted: the value ends at whitespace or a separator (see _mask_assignment
-    # for the values let through). A whole `[…]` list was handled above.
+    # for the values let through). A whole `[…]` list was handled above; a flow mapping
+    # (`secretKeyRef: {name: db, key: password}`) is no value, its own `key: value` pairs are; a
+    # `#` then a space after the sign starts a YAML comment (`tokens:   # per request`).
     (
-        re.compile(rf"{_ASSIGN}(?!\*\*\*|arn:|\[[^\]\n]*\])([^\s\"',;&]+)"),
+        re.compile(rf"{_ASSIGN}{_VALUE_PROPS}(?!\*\*\*|{_REFERENCE}|\[[^\]\n]*\]|\{{[^{{}}\n]*\}}|#(?:\s|$))"
+                   r"([^\s\"',;&]+)"),
         _mask_assignment, _FOLD, _SECRET_NEEDLES,
     ),
     # --password VALUE / --token VALUE flags (docker login, CLIs).
@@ -264,17 +367,32 @@ _PEM_END = re.compile(r"-----END (?:[A-Z0-9]+ )*PRIVATE KEY-----")
 # opens a block. The lines below it that are indented deeper belong to it; the first non-blank
 # line indented at or left of the key ends it, and is then read as an ordinary line (it may open
 # the next block). In a block: list items and scalar text become `***`, nested keys stay visible
-# with their values masked, and settings (`true`, numbers under a *token* name, ARNs: see _keeps)
-# stay readable, as on a single line.
+# with their values masked, and settings and references (`true`, numbers under a *token* name,
+# ARNs, `ssm:` parameters: see _kept) stay readable, as on a single line; so do the keys that
+# name things (see _NAMING) and names under a token heading (see _plain_name). A trailing
+# `# comment` is no part of a value: it stays, and the value is judged without it.
+#
+# A secret key ending a line with no value at all (`password:`, `DB_PASSWORD=`, `Your new API
+# token:`) may have it on the next line: when that line is not indented deeper (deeper, it is
+# the key's block) and is no `key:` or `- item` of its own, its first word is masked (the whole
+# line when it is one word). Blank and comment lines in between are skipped.
 #
 # Blank lines end nothing, as in YAML: inside a block scalar they are part of the text
 # (paragraphs of a key or certificate), and dumpers never put one inside a collection, so only
-# the next non-blank line's indentation decides. Output unrelated to YAML (a traceback, pytest's
-# report) opens no block: it would need a line that is nothing but `secret_word:` first.
+# the next non-blank line's indentation decides. Nor does a comment line left of the block's
+# content (`# rotated` at column 0 between two items): YAML ignores it, and so do we. Output
+# unrelated to YAML (a traceback, pytest's report) opens no block: it would need a line that is
+# nothing but `secret_word:` first.
 # Like YAML, a `- item` at the key's own column is the key's list (`password:` / `- x`, the
-# style of kubectl and yq) — but not after `|` or `[`, whose content must be indented.
+# style of kubectl and yq) — but not after `|` or `[`, whose content must be indented. An anchor
+# or a tag may come first (`password: &pw`, `private_key: !!binary |`).
+#
+# Every run of spaces is matched possessively: with plain `[ \t]*` on both sides of the optional
+# header, a line that is a secret key, a long run of spaces and then a value (`password:` + 2,000
+# spaces + `{a: b}`) was tried at every way of splitting the run, for seconds.
 _OPENER = re.compile(
-    rf"""[ \t]*(?:-[ \t]+)*(["']?)({_SECRET_KEY})\1[ \t]*:[ \t]*({_INDICATOR}|[\[{{])?[ \t]*(?:\#.*)?\s*"""
+    rf"""[ \t]*+(?:-[ \t]++)*+(["']?)({_SECRET_KEY})\1[ \t]*+:[ \t]*+(?:[&!][^\s\[\]{{}},]*+[ \t]*+)*+"""
+    rf"""({_INDICATOR}|[\[{{])?[ \t]*+(?:\#.*)?\s*"""
 )
 # Inside a block: list dashes, then an optional `key:` (YAML wants a space or the end of the line
 # after its colon, so `https://x` and `host:5432` are values, not keys). A bare key runs to the
@@ -284,9 +402,10 @@ _ENTRY = re.compile(
     r"""((?:-(?:[ \t]+|(?=\s*$)))*)((?:"[^"]*"[ \t]*|'[^']*'[ \t]*|[^\s"'#\[\]{},:](?:[^#:]|:(?![ \t]|\s*$))*+)"""
     r""":(?:[ \t]+|(?=\s*$)))?"""
 )
-_HEADER = re.compile(rf"{_INDICATOR}(?:[ \t]+#.*)?")
+_HEADER = re.compile(rf"{_PROPS}{_INDICATOR}(?:[ \t]+#.*)?")
 _QUOTED = re.compile(r"""(["'])(.*)\1([ \t]*,?)""")
 _FLOW_LIST = re.compile(r"""\[(.*)\]([ \t]*,?)""")
+_FLOW_MAP = re.compile(r"""\{(.*)\}([ \t]*,?)""")
 _PUNCTUATION = re.compile(r"[\[\]{}, \t]*")
 
 
@@ -294,29 +413,69 @@ class _Blocks:
     """Masks the values a secret key gives on the lines below it (see above), a line at a time.
     Keeps only the open block's columns, so following a stream costs a regex match per line."""
 
-    __slots__ = ("_col", "_compact", "_head", "_scalar")
+    __slots__ = ("_col", "_compact", "_head", "_pending", "_pending_indent", "_scalar")
 
     def __init__(self) -> None:
         self._col: int | None = None  # column of the open block's key; None: no block open
         self._head = ""  # that key, for _keeps (`tokens:` keeps its counts)
         self._compact = False  # a `- item` at the key's own column still belongs to it
         self._scalar: int | None = None  # inside a block scalar owned by a key at this column
+        self._pending: str | None = None  # a secret key that ended the last line with no value
+        self._pending_indent = 0  # that line's indentation
 
     def step(self, line: str) -> str | None:
-        """`line` with its values masked when it lies inside a block, else None (after noting
-        whether it opens one)."""
+        """`line` with its values masked when it lies inside a block or is the value of the key
+        that ended the line before it, else None (after noting whether it opens a block)."""
+        text = line.lstrip()
+        quiet = not text or text[0] == "#"  # blank lines and comments change nothing
         if self._col is not None:
             masked = self._inside(line, self._col)
             if masked is not None:
+                if not quiet:
+                    self._pending = None  # the key's value was this block
                 return masked
             self._col = None
+        if quiet:
+            return None
+        out = self._next_line_value(line, text) if self._pending is not None else None
+        self._pending = None
         opener = _OPENER.fullmatch(line) if ":" in line else None
         if opener is not None:
             col, header = opener.start(1), opener.group(3)
             self._col, self._head = col, opener.group(2)
             self._compact = header is None
             self._scalar = col if header is not None and header[0] in "|>" else None
-        return None
+        # `password:` / `DB_PASSWORD=` / `Your new API token:` ending the line: its value may be
+        # on the next line (an unindented one; an indented one is the key's block, see above).
+        end = line if line[-1] not in " \t\r" else line.rstrip()
+        if end[-1:] in (":", "="):
+            key = _key_before_sign(end[:-1])
+            if key is not None:
+                self._pending, self._pending_indent = key, len(line) - len(text)
+        return out
+
+    def _next_line_value(self, line: str, text: str) -> str | None:
+        """The first word of `line` masked (the whole line when it is one token), when it is the
+        value of the key that ended the line before it: not indented deeper than that line, and
+        not a YAML key or list item of its own (`name: x`, `- x`: the next entry of a mapping)."""
+        indent = len(line) - len(text)
+        assert self._pending is not None
+        if indent > self._pending_indent:
+            return None
+        entry = _ENTRY.match(line, indent)
+        assert entry is not None
+        if entry.group(1) or entry.group(2):
+            return None
+        token = text.rstrip()
+        if " " in token or "\t" in token:
+            first = _FIRST_WORD.match(token)
+            assert first is not None
+            token = first.group(0)
+        quote = token[0] if token[0] in "\"'" and len(token) > 1 and token[-1] == token[0] else ""
+        value = token[1:-1] if quote else token
+        if not value or _PUNCTUATION.fullmatch(value) or _kept(self._pending, value):
+            return None
+        return f"{line[:indent]}{quote}{MASK}{quote}{text[len(token):]}"
 
     def _inside(self, line: str, col: int) -> str | None:
         text = line.lstrip()
@@ -326,9 +485,13 @@ class _Blocks:
         if self._scalar is not None:
             if indent > self._scalar:
                 return line[:indent] + MASK + text[len(text.rstrip()):]
+            if text[0] == "#":
+                return line  # a comment left of the text: the text may go on below it
             self._scalar = None
         if indent > col or (self._compact and indent == col and _is_item(text)):
             return self._entry(line, indent)
+        if text[0] == "#":
+            return line  # a comment at or left of the key's column ends nothing
         return None
 
     def _entry(self, line: str, indent: int) -> str:
@@ -336,7 +499,7 @@ class _Blocks:
         assert entry is not None  # every part of the pattern is optional
         dashes, key = entry.group(1), entry.group(2)
         rest = line[entry.end():]
-        value = rest.rstrip()
+        value = _uncommented(rest.rstrip())
         if not value or _PUNCTUATION.fullmatch(value):
             return line  # a nested key whose value follows, a bare `-`, a closing bracket
         if _HEADER.fullmatch(value):
@@ -346,14 +509,20 @@ class _Blocks:
             else:
                 self._scalar = indent + len(dashes.rstrip()) - 1 if dashes else indent
             return line
+        if _names(key, self._head):
+            return line  # `name: db-secret`, `valueFrom: arn:…`: see _NAMING
         head = f"{self._head} {key or ''}"
         quoted = _QUOTED.fullmatch(value)
         flow = None if quoted else _FLOW_LIST.fullmatch(value)
+        mapping = None if quoted or flow else _FLOW_MAP.fullmatch(value)
         if quoted is not None:
             quote, inner, tail = quoted.groups()
-            masked = value if not inner or self._kept(head, inner) else f"{quote}{MASK}{quote}{tail}"
+            kept = not inner or self._kept(head, inner)
+            masked = value if kept else f"{quote}{MASK}{quote}{tail}"
         elif flow is not None:
             masked = f"[{_mask_items(head, flow.group(1))}]{flow.group(2)}"
+        elif mapping is not None:
+            masked = f"{{{_mask_pairs(head, mapping.group(1))}}}{mapping.group(2)}"
         else:
             bare, comma = (value[:-1], ",") if value.endswith(",") else (value, "")
             masked = value if self._kept(head, bare) else MASK + comma
@@ -361,7 +530,45 @@ class _Blocks:
 
     @staticmethod
     def _kept(head: str, value: str) -> bool:
-        return value == MASK or value.startswith("arn:") or _keeps(head, value)
+        return _kept(head, value) or _plain_name(head, value)
+
+
+# The first word of a line: a quoted string, or a run up to a space or separator.
+_FIRST_WORD = re.compile(r""""[^"\n]*+"|'[^'\n]*+'|[^\s"',;&]++|\S""")
+# A key at the end of a line (read backwards: the characters of the key reversed, after an
+# optional quote and spaces); at most _MAX_KEY characters are looked at, so a long line costs no
+# more than a short one.
+_MAX_KEY = 128
+_KEY_REVERSED = re.compile(r"""[ \t]*+["']?([A-Za-z0-9_.-]++)""")
+_WHOLE_KEY = re.compile(_KEY_BODY)
+_NEEDLE = re.compile("|".join(_SECRET_NEEDLES))
+
+
+def _key_before_sign(text: str) -> str | None:
+    """The secret key `text` ends with (`… API token`, `DB_PASSWORD`, `"password"`), if any."""
+    tail = text[-_MAX_KEY - 1:][::-1]
+    found = _KEY_REVERSED.match(tail)
+    if found is None or found.end() == len(tail) > _MAX_KEY:
+        return None
+    if tail[found.end():found.end() + 1] in (":", "/"):
+        return None  # inside an ARN or a URL (see _KEY_START)
+    key = found.group(1)[::-1]
+    if _NEEDLE.search(key.casefold()) is None:
+        return None  # cheap first: most keys ending a line (`-> None:`) hold no secret word
+    return key if _WHOLE_KEY.fullmatch(key) else None
+
+
+def _uncommented(value: str) -> str:
+    """`value` without a trailing YAML comment (` # …`), which says what the value is for and is
+    no part of it (`hourly_cap: 3000000  # budget` keeps its count readable)."""
+    if "#" not in value:
+        return value
+    start = 0
+    if value[0] in "\"'":
+        close = value.find(value[0], 1)
+        start = close + 1 if close > 0 else 0
+    cut = min((i for i in (value.find(" #", start), value.find("\t#", start)) if i >= 0), default=-1)
+    return value if cut < 0 else value[:cut].rstrip()
 
 
 def _is_item(text: str) -> bool:
@@ -371,8 +578,8 @@ def _is_item(text: str) -> bool:
 
 def _mask_blocks(text: str) -> str:
     """Redactor.redact's view of _Blocks: the same rule across the lines of one text."""
-    if ":" not in text:
-        return text  # every block starts with `key:`
+    if ":" not in text and "=" not in text:
+        return text  # every block starts with `key:`, every value on the next line `key:`/`key=`
     blocks = _Blocks()
     lines = text.split("\n")
     for i, line in enumerate(lines):
@@ -424,7 +631,9 @@ class Redactor:
         if not text:
             return text
         if "\n" in text:
-            text = _mask_blocks(text)
+            # Private keys first: a key that starts inside a block must be masked whole, to its
+            # END line, before the block masks its BEGIN line (and hides it from _mask_pem).
+            text = _mask_blocks(_mask_pem(text))
         known = self._known
         if known is not None:
             text = known.sub(MASK, text)
@@ -458,11 +667,11 @@ class LineRedactor:
                 return MASK
             self._in_key = False
             return MASK + self._redactor.redact(line[end.end():])
-        masked = self._blocks.step(line)
-        if masked is not None:
-            return self._redactor.redact(masked)
-        begin = _PEM_BEGIN.search(line)
+        begin = _PEM_BEGIN.search(line) if "PRIVATE KEY-----" in line else None
         if begin is not None and _PEM_END.search(line, begin.end()) is None:
+            # A key starts here and ends on a later line: masked from here to its END line,
+            # whether or not this line is in a block (which then sees the key as `***`).
             self._in_key = True
-            return self._redactor.redact(line[: begin.start()]) + MASK
-        return self._redactor.redact(line)
+            line = line[:begin.start()] + MASK
+        masked = self._blocks.step(line)
+        return self._redactor.redact(line if masked is None else masked)

@@ -429,3 +429,200 @@ def test_long_runs_of_spaces_in_a_secret_list_or_block() -> None:
     assert stream("password:") == "password:"
     assert stream(f"  - abc{gap}def") == "  - ***"
     assert stream(f"  note{gap}x: value") == f"  note{gap}x: ***"
+
+
+# --- review of the block masking: keys inside blocks, header look-alikes, comments, next-line
+# values, anchors and tags, references and names that are no secret -------------------------
+
+
+def _both(text: str) -> tuple[str, str]:
+    return _streamed(text), Redactor().redact(text)
+
+
+def test_a_private_key_that_starts_inside_a_block_is_masked_to_its_end_line() -> None:
+    text = ("credentials:\n  ssh_key: -----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXkt...SECRETBODY\n"
+            "-----END OPENSSH PRIVATE KEY-----\nname: x")
+    streamed, whole = _both(text)
+    assert streamed == "credentials:\n  ssh_key: ***\n***\n***\nname: x"
+    # One text masks the key whole, BEGIN to END, as a key outside a block.
+    assert whole == "credentials:\n  ssh_key: ***\nname: x"
+    for out in (streamed, whole):
+        assert "SECRETBODY" not in out and "END OPENSSH" not in out
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("DB_PASSWORD=>12345", "DB_PASSWORD=***"),
+        ("DB_PASSWORD=|2024", "DB_PASSWORD=***"),
+        ("password: >12345", "password: ***"),
+        ("password: |9- trailing", "password: *** trailing"),
+        ("password: |- and more", "password: *** and more"),
+        ("passwords: [|, >]", "passwords: [***, ***]"),
+    ],
+)
+def test_values_that_look_like_block_headers_are_masked(line: str, expected: str) -> None:
+    # Only a real YAML header after `:`, ending the line, announces a block (and stays readable).
+    assert Redactor().redact(line) == expected
+
+
+@pytest.mark.parametrize("line", ["token: |2-", "password: >+", "private_key: !!binary |", "secret: |  # the key"])
+def test_real_block_headers_ending_the_line_stay_readable(line: str) -> None:
+    assert Redactor().redact(line) == line
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("password:\n  - a1b2\n# rotated\n  - hunter41", "password:\n  - ***\n# rotated\n  - ***"),
+        ("token: |\n  line1\n# c\n  hunter49", "token: |\n  ***\n# c\n  ***"),
+        ("  api_keys:\n    - k1\n  # old one removed\n    - hunter42\n  region: x",
+         "  api_keys:\n    - ***\n  # old one removed\n    - ***\n  region: x"),
+    ],
+)
+def test_a_comment_line_does_not_end_a_block(text: str, expected: str) -> None:
+    assert _both(text) == (expected, expected)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Your new API token:\nabcd1234efgh5678", "Your new API token:\n***"),
+        ("DB_PASSWORD=\nhunter2abc", "DB_PASSWORD=\n***"),
+        ("password:\nhunter77", "password:\n***"),
+        ("password:\nhunter77 (rotated)", "password:\n*** (rotated)"),
+        ('password:\n"hunter 77"', 'password:\n"***"'),
+        ("password:\n\nhunter77\nnext line", "password:\n\n***\nnext line"),
+    ],
+)
+def test_a_value_on_the_next_unindented_line_is_masked(text: str, expected: str) -> None:
+    assert _both(text) == (expected, expected)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # The next key of a mapping, a list item of its own, settings: no value of the key.
+        "password:\nname: x",
+        "ERROR: invalid token:\nTraceback (most recent call last):",
+        "DB_PASSWORD=\n  indented detail",
+        "use_token=\ntrue",
+        "api_key:\narn:aws:secretsmanager:us-east-1:1:secret:x",
+    ],
+)
+def test_the_next_line_is_left_alone_when_it_is_no_value(text: str) -> None:
+    assert _both(text) == (text, text)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("password: &pw\n  - hunter11", "password: &pw\n  - ***"),
+        ("private_key: !!binary |\n  hunter55\nnext: 1", "private_key: !!binary |\n  ***\nnext: 1"),
+        ("password: &pw hunter2", "password: &pw ***"),
+        ("password: !!str hunter2", "password: !!str ***"),
+        ('password: !!str "hunter 2"', 'password: !!str "***"'),
+    ],
+)
+def test_anchors_and_tags_before_a_value_hide_nothing(text: str, expected: str) -> None:
+    assert _both(text) == (expected, expected)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        pytest.param(
+            "monitoring:\n  tokens:                       # a custom metric\n    namespace: ChatApi/LLM\n"
+            "    metric: TokensPerRequest\n    dimensions: {Service: \"{service}\", Env: \"{env}\"}\n"
+            "    hourly_cap: 3000000         # one runaway agent\n    service: api\n    cache: abcdef\n  queue: x",
+            "monitoring:\n  tokens:                       # a custom metric\n    namespace: ChatApi/LLM\n"
+            "    metric: TokensPerRequest\n    dimensions: {Service: \"{service}\", Env: \"{env}\"}\n"
+            "    hourly_cap: 3000000         # one runaway agent\n    service: api\n    cache: ***\n  queue: x",
+            id="token-metric-settings",
+        ),
+        pytest.param(
+            "secrets:\n  DATABASE_URL: ssm:/chat-api/database-url     # SSM parameter\n"
+            "  OPENAI_API_KEY: chat-api/openai-key          # Secrets Manager name\n"
+            "  X: secretsmanager:chat/x\n  db_password:\n    file: ./db_password.txt",
+            "secrets:\n  DATABASE_URL: ssm:/chat-api/database-url     # SSM parameter\n"
+            "  OPENAI_API_KEY: ***          # Secrets Manager name\n"
+            "  X: secretsmanager:chat/x\n  db_password:\n    file: ./db_password.txt",
+            id="secret-references",
+        ),
+        pytest.param(
+            '"secrets": [\n  {\n    "name": "DB_PASSWORD",\n    "valueFrom": "arn:aws:ssm:us-east-1:1:parameter/db"\n'
+            '  },\n  {"name": "API_KEY", "valueFrom": "arn:aws:ssm:us-east-1:1:parameter/api"}\n]',
+            '"secrets": [\n  {\n    "name": "DB_PASSWORD",\n    "valueFrom": "arn:aws:ssm:us-east-1:1:parameter/db"\n'
+            '  },\n  {"name": "API_KEY", "valueFrom": "arn:aws:ssm:us-east-1:1:parameter/api"}\n]',
+            id="ecs-task-definition",
+        ),
+        pytest.param(
+            '{"secrets": [{"name": "DB_PASSWORD", "valueFrom": "arn:aws:ssm:us-east-1:1:parameter/db"}]}',
+            '{"secrets": [{"name": "DB_PASSWORD", "valueFrom": "arn:aws:ssm:us-east-1:1:parameter/db"}]}',
+            id="ecs-task-definition-one-line",
+        ),
+        pytest.param(
+            "spec:\n  imagePullSecrets:\n  - name: regcred\n  containers:\n  - env:\n    - name: DB_PASSWORD\n"
+            "      valueFrom:\n        secretKeyRef: {name: db-secret, key: password}\n"
+            "    - name: X\n      valueFrom:\n        secretKeyRef:\n"
+            "          name: db-secret\n          key: password",
+            "spec:\n  imagePullSecrets:\n  - name: regcred\n  containers:\n  - env:\n    - name: DB_PASSWORD\n"
+            "      valueFrom:\n        secretKeyRef: {name: db-secret, key: password}\n"
+            "    - name: X\n      valueFrom:\n        secretKeyRef:\n"
+            "          name: db-secret\n          key: password",
+            id="kubernetes-secret-references",
+        ),
+        pytest.param(
+            "jobs:\n  call:\n    uses: ./.github/workflows/deploy.yml\n    secrets: inherit",
+            "jobs:\n  call:\n    uses: ./.github/workflows/deploy.yml\n    secrets: inherit",
+            id="github-actions-inherit",
+        ),
+        pytest.param(
+            # Still masked: a `key:` under api_keys, words under a password, a mapping's values.
+            "api_keys:\n  - name: prod\n    key: abc123def\ncredentials: {user: ci, password: hunter2}\n"
+            "tokens:\n  value: xKqPzLmNwR",
+            "api_keys:\n  - name: prod\n    key: ***\ncredentials: {user: ***, password: ***}\n"
+            "tokens:\n  value: ***",
+            id="still-masked",
+        ),
+    ],
+)
+def test_names_references_and_settings_in_secret_blocks_stay_readable(text: str, expected: str) -> None:
+    assert _both(text) == (expected, expected)
+
+
+def test_a_deploy_yaml_shows_only_its_unprefixed_secret_names_masked() -> None:
+    # Lines of deployctl's own deploy.yaml (services, monitoring, environments), through a stream.
+    text = (
+        "services:\n  api:\n    secrets:\n"
+        "      OPENAI_API_KEY: chat-api/openai-key          # Secrets Manager name (or ARN)\n"
+        "      DATABASE_URL: ssm:/chat-api/database-url     # SSM parameter\n"
+        "    load_balancer: {target_group: chat-api-tg}\n"
+        "  worker:\n    secrets: {OPENAI_API_KEY: chat-api/openai-key}\n"
+        "monitoring:                     # `deployctl monitor apply --env prod`\n"
+        "  tokens:                       # a custom metric the app publishes per request\n"
+        "    namespace: ChatApi/LLM\n    metric: TokensPerRequest\n"
+        '    dimensions: {Service: "{service}", Env: "{env}"}\n    max_per_request: 6000\n'
+        "    hourly_cap: 3000000         # one runaway agent must not burn the month's API budget\n"
+        "    service: api\n  queue: {name: chat-jobs, max_visible: 1000, service: worker}\n"
+        "environments:\n  dev:\n    services:\n"
+        "      api: {count: 1, secrets: null}     # null removes: dev runs without cloud secrets\n"
+        "      worker: {secrets: null}"
+    )
+    stream = Redactor().stream()
+    changed = [(line, out) for line in text.split("\n") if (out := stream(line)) != line]
+    # Only the Secrets Manager names given without a prefix are masked (they could be values).
+    assert changed == [
+        ("      OPENAI_API_KEY: chat-api/openai-key          # Secrets Manager name (or ARN)",
+         "      OPENAI_API_KEY: ***          # Secrets Manager name (or ARN)"),
+        ("    secrets: {OPENAI_API_KEY: chat-api/openai-key}", "    secrets: {OPENAI_API_KEY: ***}"),
+    ]
+
+
+def test_a_secret_key_then_a_long_run_of_spaces_opens_no_block_and_returns() -> None:
+    # Not a block opener (a value follows the spaces): decided in one pass over the spaces (the
+    # opener pattern used to try every split of the run, seconds for 2,000 spaces).
+    gap = " " * 20_000
+    stream = Redactor().stream()
+    assert stream(f"password:{gap}{{a: b}}") == f"password:{gap}{{a: ***}}"
+    assert stream("  - visible") == "  - visible"
