@@ -236,8 +236,9 @@ def _pinned_options(base: type) -> type:
 
 
 def _deploy(plan: Any, image_ref: str, options: Any, *, as_json: bool, release_id: str | None = None,
-            after: Callable[[Any], None] | None = None) -> None:
-    """One `deploy` stage in the engine: lock, target.deploy, report; typer.Exit(code) on failure."""
+            before: Callable[[Any], None] | None = None, after: Callable[[Any], None] | None = None) -> None:
+    """One `deploy` stage in the engine: lock, target.deploy, report; typer.Exit(code) on failure.
+    `before` runs once the lock is held, before anything changes (it may refuse by raising)."""
     from deployctl.commands.run_cmd import _hinted, _maybe_tracebacks, _redactor
     from deployctl.pipeline import Job, run_jobs
     from deployctl.targets import deploy_guard, get_target
@@ -253,6 +254,8 @@ def _deploy(plan: Any, image_ref: str, options: Any, *, as_json: bool, release_i
         ctx.outputs["digest"] = image_ref.rsplit("@", 1)[-1]
         try:
             with deploy_guard(plan, options, ctx):
+                if before is not None:
+                    before(ctx)
                 target.deploy(plan, image_ref, ctx, options)
         finally:
             if after is not None:
@@ -427,7 +430,25 @@ def rollback(
     plan = make_plan(cfg, git, facts=Facts(git_sha=target.git_sha or None, image_digest=digest,
                                            release_id=release_id), image_override=image)
     options = _options(cfg, yes=yes, lock_wait=lock_wait, task_definitions=pinned)
-    _deploy(plan, image, options, as_json=as_json, release_id=release_id)
+
+    def still_as_chosen(ctx: Any) -> None:
+        # The target was chosen from what ran before the lock was ours; with --lock-wait another
+        # deploy (or rollback) may have changed that meanwhile, and rolling back from a state
+        # nobody looked at could undo the wrong release. Refuse before anything changes.
+        from deployctl.errors import DeployFailed
+        from deployctl.rollout import td_label
+
+        with _errors(f"reading the services of {env} again"):
+            now = {name: str(releases.service_view(name, d).task_definition)
+                   for name, d in read_services(clients.ecs, cfg).items() if d is not None}
+        moved = [f"{name} now runs {td_label(now.get(name))} (was {td_label(was)})"
+                 for name, was in sorted(running.items()) if now.get(name) != was]
+        if moved:
+            raise DeployFailed(f"{env} changed while this rollback waited for the lock: {'; '.join(moved)}; "
+                               "nothing was changed", hint=f"run `deployctl rollback --env {env}` again to choose "
+                               "from what runs now (`deployctl history` shows it)")
+
+    _deploy(plan, image, options, as_json=as_json, release_id=release_id, before=still_as_chosen)
 
 
 def _docker_rollback(cfg: ResolvedConfig, to: str | None, steps: int, yes: bool) -> None:

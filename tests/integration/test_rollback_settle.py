@@ -106,3 +106,42 @@ def test_rollback_records_nothing_while_a_deploy_holds_the_lock(project: Project
         assert tags["deployctl:outcome"] == "in-progress"
     assert len(sim.calls_of("RegisterTaskDefinition")) == registered
     assert service(project.world, CLUSTER)["taskDefinition"].endswith(f"/{FAMILY_STAGING}:2")
+
+
+def test_rollback_that_waited_for_the_lock_refuses_when_what_runs_changed(project: Project, sim: Any) -> None:  # noqa: F811
+    """Rollback chooses its target before the lock is its own; when the deploy it waited for
+    changed what runs, it must not roll back from a state nobody looked at."""
+    import threading
+
+    from deployctl import lock
+
+    ref1, rel1 = project.deployed("staging", "v1")
+    _, rel2 = project.deployed("staging", "v2")
+    registered = len(sim.calls_of("RegisterTaskDefinition"))
+    table = lock.LockTable(project.world.c("dynamodb"))
+    held, done = threading.Event(), threading.Event()
+
+    def other_deploy() -> None:
+        # Another deploy holds the lock and, meanwhile, puts release 1 back itself.
+        with lock.hold(table, "chat-api", "staging", release="someone-else", lease=30):
+            held.set()
+            time.sleep(1.5)
+            project.world.c("ecs").update_service(cluster=CLUSTER, service=API,
+                                                  taskDefinition=f"{FAMILY_STAGING}:1")
+        done.set()
+
+    worker = threading.Thread(target=other_deploy, daemon=True)
+    worker.start()
+    assert held.wait(10)
+    res = rollback(project, "--lock-wait", "30s")
+    worker.join(10)
+
+    assert done.is_set()
+    assert f"release {rel2} → release {rel1}" in res.out  # what it chose before waiting
+    assert res.code == 1, res.text
+    assert "staging changed while this rollback waited for the lock" in res.text
+    assert f"api now runs {FAMILY_STAGING}:1 (was {FAMILY_STAGING}:2)" in res.text
+    assert "nothing was changed" in res.text
+    assert len(sim.calls_of("RegisterTaskDefinition")) == registered  # nothing registered
+    assert service(project.world, CLUSTER)["taskDefinition"].endswith(f"/{FAMILY_STAGING}:1")
+    assert image_of(project.world, CLUSTER) == ref1  # as the other deploy left it
