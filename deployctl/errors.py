@@ -1,6 +1,6 @@
 """Error tree. Each class carries the exit code the CLI maps it to.
 
-Exit codes (documented in README): 0 ok; 1 a stage or deploy failed (rolled back included);
+Exit codes (documented in docs/): 0 ok; 1 a stage or deploy failed (rolled back included);
 2 usage or config error; 3 internal error; 130 interrupted.
 """
 

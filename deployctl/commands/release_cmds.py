@@ -762,7 +762,7 @@ def status(
     """Per service: running release, image digest, task definition revision, running/desired,
     rollout state, target health and the last 5 events.
 
-    JSON (schema deployctl.status/v1, the same keys for every target; README "--json output"):
+    JSON (schema deployctl.status/v1, the same keys for every target; docs/cli.md "--json output"):
     {schema, app, env, target, cluster, settled, ok, current, services: [...]}.
 
     Examples:  deployctl status --env staging

@@ -326,7 +326,7 @@ def test_history_after_three_deploys_one_failed(project: Project, sim: Any) -> N
     assert [r["id"] for r in limited] == [rel3, releases[1]["id"]]
 
 
-# deployctl.status/v1, the same keys for every target (README "--json output"); keys are only added.
+# deployctl.status/v1, the same keys for every target (docs/cli.md "--json output"); keys are only added.
 STATUS_V1 = ["schema", "app", "env", "target", "cluster", "settled", "ok", "current", "services"]
 STATUS_V1_CURRENT = ["id", "outcome", "kind", "git_sha", "image_digest", "started_at", "finished_at"]
 STATUS_V1_SERVICE = ["service", "exists", "release", "outcome", "image_digest", "image", "git_sha", "running",
