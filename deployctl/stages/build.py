@@ -17,13 +17,14 @@ from deployctl.stages import context as build_context
 from deployctl.stages.access import RegistryAccess
 from deployctl.stages.cancel import cancellable
 from deployctl.stages.context import INPUTS_LABEL, HashCache
-from deployctl.stages.context_check import refuse_secrets
+from deployctl.stages.context_check import refuse_secret_build_args, refuse_secrets
 
 
 def compute_inputs(spec: ImageSpec) -> tuple[build_context.BuildContext, str]:
-    """List the context (refusing secret files) and hash the build inputs."""
+    """List the context (refusing secret files and secret build args) and hash the build inputs."""
+    refuse_secret_build_args(spec.image.build_args)
     ctx = build_context.load(spec.context_dir, spec.image.dockerfile)
-    refuse_secrets(ctx, _label(spec))
+    refuse_secrets(ctx, _label(spec), spec.image.allow_secret_files)
     cache = HashCache.for_context(ctx.root)
     inputs = build_context.inputs_hash(ctx, target=spec.image.target, build_args=spec.image.build_args,
                                        platform=spec.image.platform, cache=cache)

@@ -13,7 +13,7 @@ import pytest
 from deployctl.adapters.registry import ImageRef, is_loopback
 from deployctl.errors import StageFailed, UsageError
 from deployctl.stages import context as bc
-from deployctl.stages.context_check import refuse_secrets, secret_files
+from deployctl.stages.context_check import SecretsRefused, refuse_secrets, secret_files
 
 PEM_KEY = "-----BEGIN PRIVATE KEY-----\nMIIEvQ\n-----END PRIVATE KEY-----\n"
 PEM_CERT = "-----BEGIN CERTIFICATE-----\nMIIDdz\n-----END CERTIFICATE-----\n"
@@ -181,8 +181,9 @@ def test_ordinary_files_near_secret_names_are_not_refused(tmp_path: Path) -> Non
 def test_refusal_names_files_and_the_fix_and_dockerignore_fixes_it(tmp_path: Path) -> None:
     root = tree(tmp_path / "app", {"Dockerfile": "FROM scratch\n", ".env": "OPENAI_API_KEY=sk-123",
                                    "keys/deploy.key": "k"})
-    with pytest.raises(StageFailed) as err:
+    with pytest.raises(SecretsRefused) as err:
         refuse_secrets(bc.load(root, "Dockerfile"), "app/")
+    assert err.value.exit_code == 2
     assert ".env" in err.value.message and "keys/deploy.key" in err.value.message
     assert "app/.dockerignore" in (err.value.hint or "")
     assert "sk-123" not in str(err.value)
