@@ -87,9 +87,12 @@ def load(context_dir: Path, dockerfile: str) -> BuildContext:
         raise unreadable(root, Path(exc.filename or root), exc) from None
 
     entries: list[Entry] = []
+    # Each walked directory's per-pattern results, handed to its entries (see dockerignore.Matcher).
+    infos: dict[str, dockerignore.ParentInfo] = {}
     for dirpath, dirnames, filenames in os.walk(root, onerror=unreadable_dir, followlinks=False):
         rel_dir = Path(dirpath).relative_to(root).as_posix()
         rel_dir = "" if rel_dir == "." else rel_dir
+        parent = infos.pop(rel_dir, None)
         keep_dirs = []
         for name in sorted(dirnames):
             rel = f"{rel_dir}/{name}" if rel_dir else name
@@ -97,7 +100,8 @@ def load(context_dir: Path, dockerfile: str) -> BuildContext:
             if os.path.islink(full):  # os.walk lists symlinks to dirs as dirs
                 filenames.append(name)
                 continue
-            if matcher.ignored(rel):
+            excluded, infos[rel] = matcher.evaluate(rel, parent)
+            if excluded:
                 # Skipped whole unless a `!` line starts with its path (as the docker CLI does);
                 # walked into, the directory itself is not sent, only what is re-included.
                 if matcher.may_reinclude_below(rel):
@@ -108,7 +112,7 @@ def load(context_dir: Path, dockerfile: str) -> BuildContext:
         dirnames[:] = keep_dirs
         for name in sorted(filenames):
             rel = f"{rel_dir}/{name}" if rel_dir else name
-            if matcher.ignored(rel):
+            if matcher.evaluate(rel, parent)[0]:
                 continue
             full = os.path.join(dirpath, name)
             st = os.lstat(full)

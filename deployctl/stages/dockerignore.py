@@ -185,25 +185,46 @@ def extra_exception(path: str) -> Pattern:
     return _compile(path, True, 0)
 
 
+ParentInfo = tuple[bool, ...]
+
+
 class Matcher:
-    """MatchesOrParentMatches: is `path` (relative, "/"-separated) excluded?"""
+    """Decides whether a path (relative, "/"-separated) is excluded.
+
+    The docker CLI walks the context top-down and passes each directory's per-pattern results to
+    its entries (patternmatcher.MatchesUsingParentResults): a pattern that matched a directory
+    matches everything below it, and a pattern skipped for the directory (a `!` line while the
+    directory was not excluded) is tried on the entry's own path only. So `**/*.bin` then
+    `!cache/sub` still excludes `cache/sub/b.bin`: the `!` line never matched the path itself.
+    """
 
     def __init__(self, patterns: list[Pattern]) -> None:
         self.patterns = patterns
         self.exclusions = any(p.exclusion for p in patterns)
 
-    def excluding_line(self, path: str) -> Pattern | None:
-        """The last pattern that decides `path` is excluded, or None when it is sent."""
+    def evaluate(self, path: str, parent: ParentInfo | None = None) -> tuple[Pattern | None, ParentInfo]:
+        """(the pattern that excludes `path`, or None when it is sent; the results to pass to the
+        entries of `path` when it is a directory). Without `parent`, every parent directory of
+        `path` is tried against each pattern (MatchesOrParentMatches)."""
         parents = path.split("/")[:-1]
         deciding: Pattern | None = None
-        for pattern in self.patterns:
-            if pattern.exclusion != (deciding is not None):
-                continue
-            hit = pattern.match(path) or any(
-                pattern.match("/".join(parents[:i + 1])) for i in range(len(parents)))
+        info: list[bool] = []
+        for i, pattern in enumerate(self.patterns):
+            hit = bool(parent) and parent[i]  # type: ignore[index]
+            if not hit:
+                if pattern.exclusion != (deciding is not None):
+                    info.append(False)
+                    continue
+                hit = pattern.match(path)
+                if not hit and not parent:
+                    hit = any(pattern.match("/".join(parents[:k + 1])) for k in range(len(parents)))
+            info.append(hit)
             if hit:
                 deciding = None if pattern.exclusion else pattern
-        return deciding
+        return deciding, tuple(info)
+
+    def excluding_line(self, path: str) -> Pattern | None:
+        return self.evaluate(path)[0]
 
     def ignored(self, path: str) -> bool:
         return self.excluding_line(path) is not None

@@ -75,7 +75,7 @@ def name_reason(path: str) -> str | None:
     parts = path.lower().split("/")
     for seg in parts[:-1]:
         if seg == GIT_DIR:
-            return "a git repository's internals (.git holds remotes, tokens and every committed file)"
+            return "git's internals, with remotes, tokens and every committed file"
         if seg in SECRET_DIRS:
             return f"a file in a {seg} credentials directory"
     name = parts[-1]
@@ -88,7 +88,7 @@ def name_reason(path: str) -> str | None:
         if candidate.endswith(".pub") or _allowed(candidate):
             continue
         if any(fnmatch.fnmatchcase(candidate, p) for p in SECRET_NAMES):
-            return "a secret file name" + (" (a backup copy)" if candidate != name else "")
+            return "a secret file name" + (", a backup copy" if candidate != name else "")
     return None
 
 
@@ -121,8 +121,10 @@ SHAPES: tuple[Shape, ...] = (
     Shape("an OpenSSH private key", re.compile(rb"-----BEGIN OPENSSH PRIVATE KEY-----" + _KEY_BODY)),
     Shape("a PGP private key block", re.compile(rb"-----BEGIN PGP PRIVATE KEY BLOCK-----" + _KEY_BODY)),
     Shape("a PEM private key", re.compile(rb"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----" + _KEY_BODY)),
+    Shape("a git http.extraheader authorization", _b(r"(?im)^[ \t]*extraheader[ \t]*=[ \t]*\"?authorization:")),
     Shape("a PuTTY private key", _b(r"PuTTY-User-Key-File-[0-9]+: ")),
-    Shape("a GCP service-account key", _b(r'"type"\s*:\s*"service_account"[\s\S]{0,4000}?"private_key"\s*:\s*"-----BEGIN')),
+    Shape("a GCP service-account key",
+          _b(r'"type"\s*:\s*"service_account"[\s\S]{0,4000}?"private_key"\s*:\s*"-----BEGIN')),
     Shape("a GitHub token", _b(r"\b(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{60,})")),
     Shape("a GitLab token", _b(r"\bgl(?:pat|dt|rt|ptt|cbt|oas)-[A-Za-z0-9_-]{20,}")),
     Shape("a Slack token", _b(r"\bxox[abposre]-[0-9]+-[A-Za-z0-9-]{10,}")),
@@ -133,26 +135,27 @@ SHAPES: tuple[Shape, ...] = (
     Shape("a Hugging Face token", _b(r"\bhf_[A-Za-z0-9]{34,}")),
     Shape("an OpenAI/Anthropic API key", _b(r"\bsk-(?:proj-|ant-(?:api|admin)[0-9]{2}-)?[A-Za-z0-9_-]{32,}")),
     Shape("a Google API key", _b(r"\bAIza[0-9A-Za-z_-]{35}\b")),
-    Shape("a git http.extraheader authorization", _b(r"(?im)^[ \t]*extraheader[ \t]*=[ \t]*\"?authorization:")),
 )
 # An AWS access key id alone is an identifier; with a secret access key in the same file it is a
 # credential. The secret is 40 base64 characters with both letter cases (a hex SHA-1 has one).
 _AWS_ID = _b(r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b")
-_AWS_SECRET = _b(r"(?<![A-Za-z0-9/+=])(?=[A-Za-z0-9/+]{0,39}[a-z])(?=[A-Za-z0-9/+]{0,39}[A-Z])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])")
+_AWS_SECRET = _b(r"(?<![A-Za-z0-9/+=])(?=[A-Za-z0-9/+]{0,39}[a-z])(?=[A-Za-z0-9/+]{0,39}[A-Z])"
+                 r"[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])")
 # Only inside git's own files, where a remote URL with a password is never a dev-only default.
 _URL_CREDENTIALS = _b(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s/:@]*:[^\s/@]+@")
 # Content rules for the files that are secrets only by content (see CONTAINER_NAMES).
 _CONTAINER_SHAPES: tuple[Shape, ...] = (
     Shape("a private key", _b(r"PRIVATE KEY-----")),
-    Shape("a registry auth token", _b(r"(?im)(?:_authtoken|_auth|_password|npmauthtoken|npmauthident)[ \t\"']*[=:][ \t\"']*[^\s\"'$]")),
+    Shape("a registry auth token",
+          _b(r"(?im)(?:_authtoken|_auth|_password|npmauthtoken|npmauthident)[ \t\"']*[=:][ \t\"']*[^\s\"'$]")),
     Shape("a password", _b(r"(?im)^[ \t]*password[ \t]*[=:][ \t]*[^\s$]")),
     Shape("registry logins", _b(r'"auths"\s*:\s*\{\s*"[^"]+"\s*:\s*\{[^}]*"auth"\s*:\s*"[^"]')),
 )
 
-# Text files are scanned up to this many bytes; a NUL byte in the first _BINARY_SNIFF bytes
+# Text files are scanned up to this many bytes; a NUL byte in the first BINARY_SNIFF bytes
 # marks a binary (model weights, images, archives), which is not scanned at all.
 SCAN_BYTES = 1024 * 1024
-_BINARY_SNIFF = 8192
+BINARY_SNIFF = 8192
 # Cheap literals one of which every shape needs; a file holding none is not searched further.
 _NEEDLES = re.compile(
     rb"PRIVATE KEY|PuTTY-User|service_account|gh[pousr]_|github_pat_|gl(?:pat|dt|rt|ptt|cbt|oas)-|xox"
@@ -161,7 +164,7 @@ _NEEDLES = re.compile(
 
 
 def is_binary(head: bytes) -> bool:
-    return b"\0" in head[:_BINARY_SNIFF]
+    return b"\0" in head[:BINARY_SNIFF]
 
 
 def content_reason(data: bytes, path: str = "") -> str | None:

@@ -146,7 +146,7 @@ def test_secret_files_are_found_with_few_false_alarms(tmp_path: Path) -> None:
     })
     found = secret_files(bc.load(root, "Dockerfile"))
     assert found == [".env", ".npmrc", "certs/server.pem", "config/.env.production", "gcp/credentials.json",
-                     "home/.aws/credentials", "id_rsa", "tls.key"]
+                     "home/.aws/", "id_rsa", "tls.key"]
 
 
 @pytest.mark.parametrize("path", [
