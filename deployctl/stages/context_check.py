@@ -146,8 +146,9 @@ def _escape(line: str) -> str:
     escaped = "".join("\\" + c if c in "*?[]\\" else c for c in line)
     if escaped != escaped.lstrip():
         escaped = "\\" + escaped
-    if escaped != escaped.rstrip():
-        escaped = escaped[:-1] + "\\" + escaped[-1]
+    if escaped != escaped.rstrip():  # trailing spaces are trimmed even when escaped: `?` matches them
+        stripped = escaped.rstrip()
+        escaped = stripped + "?" * (len(escaped) - len(stripped))
     return "/" + escaped if escaped[0] in "!#" else escaped
 
 

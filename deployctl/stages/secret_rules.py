@@ -139,7 +139,7 @@ SHAPES: tuple[Shape, ...] = (
 # An AWS access key id alone is an identifier; with a secret access key in the same file it is a
 # credential. The secret is 40 base64 characters with both letter cases (a hex SHA-1 has one).
 _AWS_ID = _b(r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b")
-_AWS_SECRET = _b(r"(?<![A-Za-z0-9/+=])(?=[A-Za-z0-9/+]{0,39}[a-z])(?=[A-Za-z0-9/+]{0,39}[A-Z])"
+_AWS_SECRET = _b(r"(?<![A-Za-z0-9/+])(?=[A-Za-z0-9/+]{0,39}[a-z])(?=[A-Za-z0-9/+]{0,39}[A-Z])"
                  r"[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])")
 # Only inside git's own files, where a remote URL with a password is never a dev-only default.
 _URL_CREDENTIALS = _b(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s/:@]*:[^\s/@]+@")
