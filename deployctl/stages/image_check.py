@@ -46,7 +46,7 @@ def history_findings(history: list[str]) -> list[str]:
             reason = rules.build_arg_reason(name, value)
             if reason:
                 found.append(f"history step {step}, {kind} {name} ({reason})")
-        content = rules.content_reason(line.encode())
+        content = rules.content_reason(line.encode(), deep=True)
         if content:
             found.append(f"history step {step}, a command holding {content}")
     return found
