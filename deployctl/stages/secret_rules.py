@@ -180,8 +180,6 @@ def content_reason(data: bytes, path: str = "", *, deep: bool = False) -> str | 
         for shape in _CONTAINER_SHAPES:
             if shape.pattern.search(data):
                 return shape.name
-    if _in_git(path) and _URL_CREDENTIALS.search(data):
-        return "credentials in a git remote URL"
     # Each shape is tried only when one of its literals is in the data (bytes.find runs at memory
     # speed; a regex, or one alternation of all literals, at about 12 MB/s).
     for shape in SHAPES:
@@ -189,6 +187,8 @@ def content_reason(data: bytes, path: str = "", *, deep: bool = False) -> str | 
             return shape.name
     if (b"AKIA" in data or b"ASIA" in data) and _AWS_ID.search(data) and _AWS_SECRET.search(data):
         return "an AWS access key id with its secret access key"
+    if _in_git(path) and _URL_CREDENTIALS.search(data):
+        return "credentials in a git remote URL"
     if not deep:
         return None
     text = data.decode("utf-8", "replace")
