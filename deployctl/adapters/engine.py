@@ -17,7 +17,7 @@ import re
 import socket
 import threading
 from collections.abc import Callable, Iterator, Mapping
-from typing import IO, Any
+from typing import IO, Any, cast
 
 import docker
 import docker.credentials.errors
@@ -274,6 +274,84 @@ def image_info(client: docker.DockerClient, ref: str) -> dict[str, Any] | None:
         return None
     except docker.errors.APIError as exc:
         raise ExternalError(f"could not inspect image {ref}: {exc.explanation or exc}") from None
+
+
+def image_history(client: docker.DockerClient, ref: str) -> list[str]:
+    """The `created_by` line of every history entry of an image (oldest first): the commands that
+    made it, including the `|N NAME=value` build args a RUN step saw."""
+    try:
+        entries = client.api.history(ref)
+    except docker.errors.APIError as exc:
+        raise ExternalError(f"could not read the history of image {ref}: {exc.explanation or exc}") from None
+    return [str(e.get("CreatedBy") or "") for e in reversed(entries)]
+
+
+def image_layer_files(client: docker.DockerClient, ref: str,
+                      wanted: Callable[[str], bool] = lambda path: False,
+                      max_bytes: int = 0) -> Iterator[tuple[int, str, bytes]]:
+    """Every regular file in every layer of an image as (layer number from 1, path, head), read
+    from `docker save` as a stream (never held whole: images of model weights are gigabytes).
+
+    A file deleted by a later layer is still listed for the layer that added it: whoever pulls the
+    image gets that layer. `head` is the first `max_bytes` of the files `wanted(path)` picks, else b"".
+    """
+    import tarfile
+
+    try:
+        chunks = client.api.get_image(ref, chunk_size=1024 * 1024)
+        outer = tarfile.open(fileobj=cast(IO[bytes], _ChunkReader(chunks)), mode="r|")  # noqa: SIM115
+    except docker.errors.APIError as exc:
+        raise ExternalError(f"could not export image {ref}: {exc.explanation or exc}") from None
+    layer = 0
+    with outer:
+        for member in outer:
+            # Legacy `docker save` (dockerd 20.10): <id>/layer.tar; OCI layout: blobs/sha256/<digest>.
+            if not member.isfile() or not (member.name.endswith("/layer.tar") or
+                                           member.name.startswith("blobs/")):
+                continue
+            fh = outer.extractfile(member)
+            if fh is None:
+                continue
+            try:
+                inner = tarfile.open(fileobj=fh, mode="r|")  # noqa: SIM115 - closed below
+            except tarfile.ReadError:
+                continue  # an OCI blob that is a manifest or config, not a layer
+            layer += 1
+            with inner:
+                for entry in inner:
+                    if not entry.isfile():
+                        continue
+                    path = entry.name.removeprefix("./")
+                    head = b""
+                    if max_bytes and wanted(path):
+                        data = inner.extractfile(entry)
+                        head = data.read(max_bytes) if data is not None else b""
+                    yield layer, path, head
+
+
+class _ChunkReader:
+    """A file-like reader over an iterator of byte chunks (the body of `docker save`)."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self._chunks = iter(chunks)
+        self._buffer = b""
+        self._pos = 0  # read up to here; slicing from an offset keeps reads linear
+
+    def read(self, size: int = -1) -> bytes:
+        parts: list[bytes] = []
+        want = size
+        while want != 0:
+            if self._pos >= len(self._buffer):
+                chunk = next(self._chunks, None)
+                if chunk is None:
+                    break
+                self._buffer, self._pos = chunk, 0
+            end = len(self._buffer) if want < 0 else min(len(self._buffer), self._pos + want)
+            parts.append(self._buffer[self._pos:end])
+            if want > 0:
+                want -= end - self._pos
+            self._pos = end
+        return b"".join(parts)
 
 
 def image_size(client: docker.DockerClient, ref: str) -> int:

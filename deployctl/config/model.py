@@ -102,6 +102,20 @@ class ImageConfig(Strict):
     max_size: Size | None = Field(None, description="Fail the build when the image is larger (e.g. 600MB)")
     tag: str = Field("{git_sha}", description="Tag template; placeholders {git_sha}, {branch}, {env}")
     keep: Int = Field(5, ge=1, le=100, description="Local target: images kept for rollback")
+    allow_secret_files: list[str] = Field(
+        default_factory=list,
+        description="Paths (relative to the context, or absolute inside the image) that may hold "
+                    "secret-looking files; a directory covers what is below it. See docs/build-secrets.md")
+
+    @field_validator("allow_secret_files")
+    @classmethod
+    def _allow_paths(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            parts = entry.strip("/").split("/")
+            if not entry.strip("/") or any(p in ("", ".", "..") for p in parts):
+                raise ValueError(f"'{entry}' is not a plain path: give the file or directory as "
+                                 "it appears in the context (e.g. certs/test-only.key)")
+        return value
 
     @field_validator("tag")
     @classmethod

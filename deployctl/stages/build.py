@@ -18,12 +18,13 @@ from deployctl.stages.access import RegistryAccess
 from deployctl.stages.cancel import cancellable
 from deployctl.stages.context import INPUTS_LABEL, HashCache
 from deployctl.stages.context_check import refuse_secrets
+from deployctl.stages.image_check import check_image
 
 
 def compute_inputs(spec: ImageSpec) -> tuple[build_context.BuildContext, str]:
-    """List the context (refusing secret files) and hash the build inputs."""
+    """List the context (refusing secret files and secret build args) and hash the build inputs."""
     ctx = build_context.load(spec.context_dir, spec.image.dockerfile)
-    refuse_secrets(ctx, _label(spec))
+    refuse_secrets(ctx, _label(spec), spec.image.allow_secret_files, spec.image.build_args)
     cache = HashCache.for_context(ctx.root)
     inputs = build_context.inputs_hash(ctx, target=spec.image.target, build_args=spec.image.build_args,
                                        platform=spec.image.platform, cache=cache)
@@ -134,6 +135,7 @@ def job_fn(
         local = docker_engine.image_info(client, spec.ref)
         if local and ((local.get("Config") or {}).get("Labels") or {}).get(INPUTS_LABEL) == inputs:
             _check_size(spec, ctx, int(local.get("Size") or 0))
+            check_image(client, spec.ref, spec.image.allow_secret_files, ctx.log)
             with state.lock:
                 state.built = True
             ctx.skip(f"{spec.ref} already built locally from the same inputs")
@@ -158,6 +160,8 @@ def job_fn(
             tar.close()
         ctx.raise_if_cancelled()
         _check_size(spec, ctx, docker_engine.image_size(client, spec.ref))
+        ctx.raise_if_cancelled()
+        check_image(client, spec.ref, spec.image.allow_secret_files, ctx.log)
         with state.lock:
             state.built = True
 

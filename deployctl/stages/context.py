@@ -5,10 +5,8 @@ so that three things are computed from one list and cannot disagree: the secret-
 (what we refuse to ship), the `deployctl.inputs` hash (what the skip path compares), and the
 bytes the daemon receives.
 
-`.dockerignore` follows Docker's rules (moby patternmatcher): one pattern per line, `#`
-comments, `!` re-includes, `*` and `?` stay within a path segment, `**` spans segments, a
-pattern that matches a directory excludes everything under it, the last matching line wins.
-Like the docker CLI, the Dockerfile and .dockerignore are sent even when ignored.
+`.dockerignore` is applied exactly as the docker CLI applies it (see dockerignore.py); like
+the CLI, the Dockerfile and .dockerignore are sent even when listed in it.
 """
 
 from __future__ import annotations
@@ -17,7 +15,6 @@ import hashlib
 import io
 import json
 import os
-import re
 import stat
 import tarfile
 import tempfile
@@ -28,6 +25,7 @@ from pathlib import Path
 from typing import IO
 
 from deployctl.errors import StageFailed
+from deployctl.stages import dockerignore
 
 INPUTS_LABEL = "deployctl.inputs"
 INPUTS_VERSION = "deployctl.inputs/v1"
@@ -57,80 +55,6 @@ class BuildContext:
         return [e.path for e in self.entries if e.kind != "d"]
 
 
-# --- .dockerignore --------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Pattern:
-    regex: re.Pattern[str]
-    exclusion: bool
-
-
-def _translate(pattern: str) -> str:
-    """A .dockerignore glob as a regular expression over a "/"-separated relative path."""
-    out, i, n = [], 0, len(pattern)
-    while i < n:
-        c = pattern[i]
-        if c == "*":
-            if i + 1 < n and pattern[i + 1] == "*":
-                i += 1
-                if i + 1 < n and pattern[i + 1] == "/":
-                    i += 1
-                    out.append("(?:.*/)?")  # `**/` also matches zero directories
-                else:
-                    out.append(".*")
-            else:
-                out.append("[^/]*")
-        elif c == "?":
-            out.append("[^/]")
-        elif c == "\\" and i + 1 < n:
-            i += 1
-            out.append(re.escape(pattern[i]))
-        elif c == "[":
-            end = pattern.find("]", i + 1)
-            if end == -1:
-                out.append(re.escape(c))
-            else:
-                body = pattern[i + 1:end]
-                if body.startswith("^") or body.startswith("!"):
-                    body = "^" + body[1:]
-                out.append(f"[{body}]")
-                i = end
-        else:
-            out.append(re.escape(c))
-        i += 1
-    return "^" + "".join(out) + "$"
-
-
-def parse_dockerignore(text: str) -> list[_Pattern]:
-    patterns = []
-    for raw in text.splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        exclusion = line.startswith("!")
-        if exclusion:
-            line = line[1:].strip()
-        line = os.path.normpath(line).replace(os.sep, "/").lstrip("/")
-        if line in ("", "."):
-            continue
-        patterns.append(_Pattern(re.compile(_translate(line)), exclusion))
-    return patterns
-
-
-def is_ignored(path: str, patterns: list[_Pattern]) -> bool:
-    """Docker's rule: the last pattern matching the path or one of its parent dirs wins."""
-    parts = path.split("/")
-    candidates = ["/".join(parts[:i]) for i in range(1, len(parts) + 1)]
-    ignored = False
-    for pattern in patterns:
-        if pattern.exclusion and not ignored:
-            continue
-        if any(pattern.regex.match(c) for c in candidates):
-            ignored = not pattern.exclusion
-    return ignored
-
-
 # --- listing --------------------------------------------------------------------------------
 
 
@@ -145,13 +69,17 @@ def load(context_dir: Path, dockerfile: str) -> BuildContext:
         raise StageFailed(f"no Dockerfile at {df_path}",
                           hint="image.dockerfile in deploy.yaml is relative to image.context")
     ignore_file = root / ".dockerignore"
-    patterns = parse_dockerignore(ignore_file.read_text(errors="replace")) if ignore_file.is_file() else []
-    has_exceptions = any(p.exclusion for p in patterns)
+    patterns = dockerignore.parse(ignore_file.read_text(errors="replace")) if ignore_file.is_file() else []
     try:
         df_rel = df_path.relative_to(root).as_posix()
     except ValueError:
         df_rel = None
-    always = {".dockerignore", df_rel} - {None}
+    # The docker CLI appends `!.dockerignore` and `!<Dockerfile>` when they would be excluded.
+    probe = dockerignore.Matcher(patterns)
+    for keep in (".dockerignore", df_rel):
+        if keep is not None and probe.ignored(keep):
+            patterns.append(dockerignore.extra_exception(keep))
+    matcher = dockerignore.Matcher(patterns)
 
     def unreadable_dir(exc: OSError) -> None:
         # os.walk would otherwise skip the directory silently: the image would then lack it
@@ -159,9 +87,12 @@ def load(context_dir: Path, dockerfile: str) -> BuildContext:
         raise unreadable(root, Path(exc.filename or root), exc) from None
 
     entries: list[Entry] = []
+    # Each walked directory's per-pattern results, handed to its entries (see dockerignore.Matcher).
+    infos: dict[str, dockerignore.ParentInfo] = {}
     for dirpath, dirnames, filenames in os.walk(root, onerror=unreadable_dir, followlinks=False):
         rel_dir = Path(dirpath).relative_to(root).as_posix()
         rel_dir = "" if rel_dir == "." else rel_dir
+        parent = infos.pop(rel_dir, None)
         keep_dirs = []
         for name in sorted(dirnames):
             rel = f"{rel_dir}/{name}" if rel_dir else name
@@ -169,9 +100,11 @@ def load(context_dir: Path, dockerfile: str) -> BuildContext:
             if os.path.islink(full):  # os.walk lists symlinks to dirs as dirs
                 filenames.append(name)
                 continue
-            if is_ignored(rel, patterns):
-                # Skip the subtree unless a `!` line may bring something inside it back.
-                if has_exceptions:
+            excluded, infos[rel] = matcher.evaluate(rel, parent)
+            if excluded:
+                # Skipped whole unless a `!` line starts with its path (as the docker CLI does);
+                # walked into, the directory itself is not sent, only what is re-included.
+                if matcher.may_reinclude_below(rel):
                     keep_dirs.append(name)
                 continue
             entries.append(Entry(rel, "d", stat.S_IMODE(os.lstat(full).st_mode)))
@@ -179,7 +112,7 @@ def load(context_dir: Path, dockerfile: str) -> BuildContext:
         dirnames[:] = keep_dirs
         for name in sorted(filenames):
             rel = f"{rel_dir}/{name}" if rel_dir else name
-            if rel not in always and is_ignored(rel, patterns):
+            if matcher.evaluate(rel, parent)[0]:
                 continue
             full = os.path.join(dirpath, name)
             st = os.lstat(full)

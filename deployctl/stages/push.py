@@ -14,6 +14,7 @@ from deployctl.stages import EngineHandle, ImageSpec, ImageState
 from deployctl.stages.access import RegistryAccess, ensure_ecr_repository
 from deployctl.stages.build import compute_inputs, record_image, registry_has
 from deployctl.stages.context import INPUTS_LABEL
+from deployctl.stages.image_check import check_image
 
 
 def job_fn(
@@ -55,6 +56,9 @@ def job_fn(
             if ((local.get("Config") or {}).get("Labels") or {}).get(INPUTS_LABEL) != inputs:
                 raise StageFailed(f"the local image {spec.ref} was built from other inputs than the "
                                   "working tree has now", hint="run the build stage again")
+        ctx.raise_if_cancelled()
+        # The last look before the image leaves the machine (once per image per run).
+        check_image(client, spec.ref, spec.image.allow_secret_files, ctx.log)
         ctx.raise_if_cancelled()
         if ecr is not None and ensure_ecr_repository(ecr, spec.repository, app=spec.app, ctx=ctx):
             ctx.log(f"created ECR repository {spec.repository} (scan on push, immutable tags)")

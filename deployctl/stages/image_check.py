@@ -1,0 +1,124 @@
+"""After the build, before anything leaves the machine: look at the image itself.
+
+The context check stops the secrets deployctl can see before a build. This one catches what
+gets into the image some other way: a file a RUN step wrote (`RUN echo $TOKEN > ~/.npmrc`),
+a base image that carries a key, an `ARG TOKEN=…` default or `ENV API_KEY=…` in the
+Dockerfile, a credential typed into a RUN line. It reads
+
+- the history (`created_by` of each step): the `|N NAME=value` build args a RUN step saw,
+  `ARG`/`ENV` values, and token shapes anywhere in a command;
+- every layer's file list from `docker save`: secret file names (secret_rules.name_reason),
+  and the content of the few files that are secrets only by content (`*.pem`, `.npmrc`, …).
+  A file a later layer deletes still counts: its layer is pulled with the image.
+
+Found → SecretsRefused (exit 2), naming the layer and path or the history step and arg, never
+the value. `image.allow_secret_files` entries match image paths: an absolute entry
+(`/etc/ssl/private/test.key`) as is, a context-relative one (`certs/test-only.key`) wherever
+it was copied to.
+
+Reading the layers streams the whole image once (about as long as a local `docker save`);
+each image id is checked once per process.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Iterable
+from typing import Any
+
+from deployctl.stages import secret_rules as rules
+from deployctl.stages.context_check import DOCS, RUNTIME_SECRETS, SecretsRefused
+
+_CHECKED: set[str] = set()
+_LOCK = threading.Lock()
+# `|2 A=1 B=2 /bin/sh -c …`: the build args a classic-builder RUN step recorded.
+_RUN_ARGS = re.compile(r"^\|([0-9]+) ")
+# `/bin/sh -c #(nop)  ARG NAME=value` / `ENV A=1 B=2`.
+_NOP = re.compile(r"#\(nop\)\s+(ARG|ENV)\s+(.*)$", re.DOTALL)
+
+
+def history_findings(history: list[str]) -> list[str]:
+    """Problems in the `created_by` lines (oldest first), described without values."""
+    found = []
+    for step, line in enumerate(history, start=1):
+        for kind, name, value in _assignments(line):
+            reason = rules.build_arg_reason(name, value)
+            if reason:
+                found.append(f"history step {step}, {kind} {name} ({reason})")
+        content = rules.content_reason(line.encode(), deep=True)
+        if content:
+            found.append(f"history step {step}, a command holding {content}")
+    return found
+
+
+def _assignments(line: str) -> list[tuple[str, str, str]]:
+    out = []
+    run = _RUN_ARGS.match(line)
+    if run:
+        words = line[run.end():].split(" ")
+        for word in words[: int(run.group(1))]:
+            name, _, value = word.partition("=")
+            out.append(("build arg", name, value))
+    nop = _NOP.search(line)
+    if nop:
+        kind = "ARG default" if nop.group(1) == "ARG" else "ENV"
+        for word in nop.group(2).split():
+            name, sign, value = word.partition("=")
+            if sign:
+                out.append((kind, name, value.strip("\"'")))
+    return out
+
+
+def _allowed(path: str, allowed: Iterable[str]) -> bool:
+    for entry in allowed:
+        a = entry.strip("/")
+        if entry.startswith("/"):
+            if path == a or path.startswith(a + "/"):
+                return True
+        elif path == a or path.startswith(a + "/") or path.endswith("/" + a) or f"/{a}/" in f"/{path}":
+            return True
+    return False
+
+
+def layer_findings(files: Iterable[tuple[int, str, bytes]], allowed: Iterable[str]) -> list[str]:
+    """Secret-looking files among (layer, path, head) of an image's layers."""
+    allowed = list(allowed)
+    found = []
+    for layer, path, head in files:
+        name = path.rsplit("/", 1)[-1]
+        if name.startswith(".wh."):
+            continue  # a whiteout marks a deletion; the file it deletes was listed with its layer
+        reason = rules.name_reason(path)
+        if reason is None and head:
+            reason = rules.content_reason(head, path)
+        if reason and not _allowed(path, allowed):
+            found.append(f"layer {layer}, /{path} ({reason})")
+    return found
+
+
+def check_image(client: Any, ref: str, allowed: Iterable[str], log: Any = None) -> None:
+    """Refuse (SecretsRefused) an image whose history or layers hold secrets."""
+    from deployctl.adapters import engine as docker_engine
+
+    info = docker_engine.image_info(client, ref) or {}
+    image_id = str(info.get("Id") or ref)
+    with _LOCK:
+        if image_id in _CHECKED:
+            return
+    found = history_findings(docker_engine.image_history(client, ref))
+    files = docker_engine.image_layer_files(client, ref, wanted=rules.is_container, max_bytes=rules.SCAN_BYTES)
+    found += layer_findings(files, allowed)
+    if found:
+        shown = found[:20] + ([f"… and {len(found) - 20} more"] if len(found) > 20 else [])
+        raise SecretsRefused(
+            f"refusing to push {ref}: the built image holds secret-looking content, readable by "
+            "anyone who can pull it:\n  " + ",\n  ".join(shown),
+            hint="keep secrets out of the Dockerfile (no ARG/ENV values, no files written by RUN) "
+                 f"and {RUNTIME_SECRETS}; a file that must ship goes into image.allow_secret_files "
+                 f"(see {DOCS})",
+        )
+    if log is not None:
+        log(f"checked {ref}: no secret-looking files in its layers or values in its history")
+    with _LOCK:
+        _CHECKED.add(image_id)
