@@ -21,6 +21,7 @@ import re
 import threading
 import urllib.parse
 from collections.abc import Callable
+from typing import Any
 
 MASK = "***"
 
@@ -44,7 +45,8 @@ _SHORT_WORDS = r"(?:(?<=[A-Za-z0-9][_.-])|(?<=[a-z])(?=[A-Z]))(?i:pass|pwd)"
 _SECRET_WORD = rf"(?:{_LONG_WORDS}|{_SHORT_WORDS}){_WORD_END}"
 # A whole key (`DB_PASSWORD`, `"api_key"`) containing a secret word; it starts at a boundary, so
 # the `:secret:` inside an ARN (which names a secret rather than being one) is no key.
-_KEY_START = r"(?<![A-Za-z0-9_.:/-])"
+# Nor is the name in a `${NAME:-default}` reference.
+_KEY_START = r"(?<![A-Za-z0-9_.:/-])(?<!\$\{)"
 _KEY_BODY = rf"(?=[A-Za-z0-9_.-]*?{_SECRET_WORD})[A-Za-z0-9_.-]+"
 _SECRET_KEY = _KEY_START + _KEY_BODY
 # Spaces, not `\s`: in a whole text, `password:` at the end of a line must not take the start of
@@ -80,6 +82,8 @@ _VALUE_PROPS = r"((?:&[A-Za-z0-9_-]++[ \t]++|!![A-Za-z]++[ \t]++)*+)"
 # A variable named in place of its value: `$NAME`, `${NAME}` (names in capitals only: `$ecret1`
 # may well be a password) or a GitHub Actions expression, whose value the runner masks itself.
 _ENV_REF_RE = r"\$(?:\{\{[^\n]*?\}\}|\{[A-Z_][A-Z0-9_]*+\}|[A-Z_][A-Z0-9_]*+)"
+# A placeholder that hints and docs put where a value goes: `export NPM_TOKEN=…`, `TOKEN=<token>`.
+_PLACEHOLDER = re.compile(r"…|\.\.\.|<[A-Za-z_ -]*+>")
 # An unquoted value ends at a space, so `password: ${{ secrets.X }}` gives the value `${{`.
 _ENV_REF = re.compile(_ENV_REF_RE + r"|\$\{\{")
 
@@ -94,7 +98,7 @@ def _keeps(head: str, value: str) -> bool:
     `${NPM_TOKEN}`, `${{ secrets.X }}`), or a number given to a *token* name (LLM services log
     `max_tokens: 512`, `prompt_tokens=20`; a numeric password, on the other hand, is still a
     password)."""
-    if value.lower() in _LITERALS or _ENV_REF.fullmatch(value):
+    if value.lower() in _LITERALS or _ENV_REF.fullmatch(value) or _PLACEHOLDER.fullmatch(value):
         return True
     if _NUMBER.fullmatch(value) and "token" in head.lower():
         return True
@@ -107,9 +111,13 @@ def _mask_assignment(match: re.Match[str]) -> str:
     ending the line, announces a block below (`token: |`, `private_key: !!binary |`)."""
     head, props, value = match.group(1), match.group(2), match.group(3)
     text, start = match.string, match.start(3)
-    # The closing braces of a flow mapping (`{secrets: null}`) are not part of the value.
+    # The closing braces of a flow mapping (`{secrets: null}`) are not part of the value, nor is
+    # the backtick closing a quoted command (`` `… --max-tokens=512` exited 1 ``).
     braces = ""
-    if value.endswith("}") and "{" in text[max(0, match.start() - 200):match.start()]:
+    if value.endswith("`") and len(value) > 1:
+        braces = value[len(value.rstrip("`")):]
+        value = value[:-len(braces)]
+    elif value.endswith("}") and "{" in text[max(0, match.start() - 200):match.start()]:
         braces = value[len(value.rstrip("}")):]
         value = value[:-len(braces)] or value
     if _keeps(head, value):
@@ -767,6 +775,18 @@ def _visible(text: str) -> str:
     return _ANSI.sub(lambda m: f" {m.group(1)} " if m.group(1) else "", text)
 
 
+# A secret-named key of structured data: the rule of `name=value` (see _SECRET_WORD), and names
+# whose last word is KEY (MODEL_KEY, SIGNING_KEY, encryptionKey), as environment variables and
+# build args are named; `key` alone names a key (of a tag, a cache entry), it is not one.
+_LAST_WORD_KEY = re.compile(r"[A-Za-z0-9]+[_.-](?i:keys?)|[A-Za-z0-9]*[a-z]Keys?")
+
+
+def _secret_name(name: str) -> bool:
+    if len(name) > _MAX_KEY:
+        return False
+    return _WHOLE_KEY.fullmatch(name) is not None or _LAST_WORD_KEY.fullmatch(name) is not None
+
+
 class Redactor:
     """Replaces registered secret values and credential-looking text with `***`. Thread-safe."""
 
@@ -830,6 +850,43 @@ class Redactor:
         if known is not None:
             text = known.sub(MASK, text)
         return _mask_shapes(text)
+
+    def redact_data(self, data: Any) -> Any:
+        """A copy of JSON-like data (dicts, lists, scalars) for `config`, `plan --json` and the
+        reports, with secrets masked by key name and by value shape: every string goes through
+        redact(); the value of a key that names a secret (API_KEY, DB_PASSWORD, MODEL_KEY: see
+        _secret_name) and the `value` of a `{"name": …, "value": …}` pair (an ECS environment
+        entry) whose name does become `***`, unless it is a setting or a reference (see _kept).
+        The entries of a `secrets` mapping are references by definition (where a secret lives),
+        so their names mask nothing."""
+        return self._data(data, None, references=False)
+
+    def _data(self, data: Any, key: str | None, *, references: bool) -> Any:
+        if isinstance(data, dict):
+            named = data.get("name")
+            pair = isinstance(named, str) and "value" in data and _secret_name(named)
+            out = {}
+            for k, v in data.items():
+                k_text = str(k)
+                if pair and k_text == "value":
+                    out[k] = self._masked(str(named), v)
+                    continue
+                out[k] = self._data(v, k_text, references=references or k_text == "secrets")
+            return out
+        if isinstance(data, list | tuple):
+            return [self._data(v, key, references=references) for v in data]
+        if key is not None and not references and _secret_name(key):
+            return self._masked(key, data)
+        return self.redact(data) if isinstance(data, str) else data
+
+    def _masked(self, name: str, value: Any) -> Any:
+        if isinstance(value, str):
+            return value if not value or _kept(name, value) else MASK
+        if isinstance(value, bool) or value is None:
+            return value
+        if isinstance(value, int | float):
+            return value if "token" in name.lower() else MASK
+        return self._data(value, name, references=False)
 
     def redact_known(self, text: str) -> str:
         """Mask only registered values: for structured data (image refs, digests) where the
