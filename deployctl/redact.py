@@ -17,6 +17,7 @@ a block; `Redactor.redact(text)` applies the same rule across the lines of one t
 from __future__ import annotations
 
 import base64
+import functools
 import re
 import threading
 import urllib.parse
@@ -234,105 +235,150 @@ def _mask_collection(match: re.Match[str]) -> str:
 # at least as long as real tokens have, so prose that shares a prefix stays readable. Each is
 # tried only where no letter or digit comes before it (`\b` would fail after an ANSI colour code's
 # final `m`; escape sequences are removed before matching anyway, see _ANSI).
-_TOKEN_FORMS = (
+# (needle, pattern): a pattern is tried only on lines that contain its needle (see _mask_tokens).
+_TOKEN_FORMS: tuple[tuple[str, str], ...] = (
     # GitHub: classic (ghp_, gho_, ghu_, ghs_, ghr_) and fine-grained PATs.
-    r"gh[pousr]_[A-Za-z0-9]{30,}+",
-    r"github_pat_[A-Za-z0-9_]{30,}+",
+    ('gh', r"gh[pousr]_[A-Za-z0-9]{30,}+"),
+    ('github_pat_', r"github_pat_[A-Za-z0-9_]{30,}+"),
     # GitLab: personal/project/group, deploy, runner, trigger, CI job, feed, OAuth, … tokens.
-    r"gl(?:pat|dt|rt|ptt|cbt|imt|ft|oas|soat|wt|ffct|agent)-[A-Za-z0-9_.-]{20,}+",
-    r"GR1348941[A-Za-z0-9_-]{20,}+",
+    ('gl', r"gl(?:pat|dt|rt|ptt|cbt|imt|ft|oas|soat|wt|ffct|agent)-[A-Za-z0-9_.-]{20,}+"),
+    ('GR1348941', r"GR1348941[A-Za-z0-9_-]{20,}+"),
     # Slack: bot/user/app/refresh tokens.
-    r"xox[abposre]-[A-Za-z0-9-]{10,}+",
-    r"xoxe\.xox[bp]-[0-9]-[A-Za-z0-9-]{10,}+",
-    r"xapp-[0-9]-[A-Za-z0-9-]{10,}+",
+    ('xox', r"xox[abposre]-[A-Za-z0-9-]{10,}+"),
+    ('xoxe.', r"xoxe\.xox[bp]-[0-9]-[A-Za-z0-9-]{10,}+"),
+    ('xapp-', r"xapp-[0-9]-[A-Za-z0-9-]{10,}+"),
     # Stripe secret and restricted keys (live and test), webhook signing secrets.
-    r"(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{10,}+",
-    r"whsec_[A-Za-z0-9+/=]{20,}+",
+    ('k_', r"(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{10,}+"),
+    ('whsec_', r"whsec_[A-Za-z0-9+/=]{20,}+"),
     # npm, PyPI, RubyGems, NuGet, Docker Hub, JFrog, Clojars.
-    r"npm_[A-Za-z0-9]{36}(?![A-Za-z0-9])",
-    r"pypi-AgE[A-Za-z0-9_-]{40,}+",
-    r"rubygems_[a-f0-9]{48}(?![a-f0-9])",
-    r"oy2[a-z0-9]{43}(?![a-z0-9])",
-    r"dckr_(?:pat|oat)_[A-Za-z0-9_-]{20,}+",
-    r"AKCp[A-Za-z0-9]{60,}+",
+    ('npm_', r"npm_[A-Za-z0-9]{36}(?![A-Za-z0-9])"),
+    ('pypi-AgE', r"pypi-AgE[A-Za-z0-9_-]{40,}+"),
+    ('rubygems_', r"rubygems_[a-f0-9]{48}(?![a-f0-9])"),
+    ('oy2', r"oy2[a-z0-9]{43}(?![a-z0-9])"),
+    ('dckr_', r"dckr_(?:pat|oat)_[A-Za-z0-9_-]{20,}+"),
+    ('AKCp', r"AKCp[A-Za-z0-9]{60,}+"),
     # OpenAI (sk-, sk-proj-, sk-svcacct-, sk-admin-), Anthropic (sk-ant-), OpenRouter (sk-or-):
     # see _mask_token for prose words that start with `sk-`.
-    r"(?P<sk>sk-[A-Za-z0-9_-]{16,}+)",
+    ('sk-', r"(?P<sk>sk-[A-Za-z0-9_-]{16,}+)"),
     # Hugging Face, Replicate, Groq, xAI, Perplexity, LangSmith, Pinecone.
-    r"hf_[A-Za-z0-9]{30,}+",
-    r"api_org_[A-Za-z0-9]{30,}+",
-    r"r8_[A-Za-z0-9]{30,}+",
-    r"gsk_[A-Za-z0-9]{40,}+",
-    r"xai-[A-Za-z0-9]{60,}+",
-    r"pplx-[A-Za-z0-9]{40,}+",
-    r"lsv2_(?:pt|sk)_[a-f0-9]{32}_[a-f0-9]{10}",
-    r"pcsk_[A-Za-z0-9_]{40,}+",
+    ('hf_', r"hf_[A-Za-z0-9]{30,}+"),
+    ('api_org_', r"api_org_[A-Za-z0-9]{30,}+"),
+    ('r8_', r"r8_[A-Za-z0-9]{30,}+"),
+    ('gsk_', r"gsk_[A-Za-z0-9]{40,}+"),
+    ('xai-', r"xai-[A-Za-z0-9]{60,}+"),
+    ('pplx-', r"pplx-[A-Za-z0-9]{40,}+"),
+    ('lsv2_', r"lsv2_(?:pt|sk)_[a-f0-9]{32}_[a-f0-9]{10}"),
+    ('pcsk_', r"pcsk_[A-Za-z0-9_]{40,}+"),
     # Google: API keys, OAuth client secrets, access and refresh tokens.
-    r"AIza[0-9A-Za-z_-]{35}(?![0-9A-Za-z_-])",
-    r"GOCSPX-[A-Za-z0-9_-]{20,}+",
-    r"ya29\.[0-9A-Za-z_-]{20,}+",
-    r"1//0[0-9A-Za-z_-]{30,}+",
+    ('AIza', r"AIza[0-9A-Za-z_-]{35}(?![0-9A-Za-z_-])"),
+    ('GOCSPX-', r"GOCSPX-[A-Za-z0-9_-]{20,}+"),
+    ('ya29.', r"ya29\.[0-9A-Za-z_-]{20,}+"),
+    ('1//0', r"1//0[0-9A-Za-z_-]{30,}+"),
     # Azure AD client secrets (`…8Q~…`).
-    r"[A-Za-z0-9_~.]{3}[0-9]Q~[A-Za-z0-9_~.-]{31,34}(?![A-Za-z0-9_~.-])",
+    ('Q~', r"[A-Za-z0-9_~.]{3}[0-9]Q~[A-Za-z0-9_~.-]{31,34}(?![A-Za-z0-9_~.-])"),
     # Twilio API key secrets' SIDs, SendGrid, Mailgun, Mailchimp, Postman.
-    r"SK[0-9a-fA-F]{32}(?![0-9a-fA-F])",
-    r"SG\.[A-Za-z0-9_-]{16,32}\.[A-Za-z0-9_-]{16,64}",
-    r"key-[0-9a-f]{32}(?![0-9a-f])",
-    r"[0-9a-f]{32}-(?:[0-9a-f]{8}-[0-9a-f]{8}|us[0-9]{1,2})(?![0-9a-z-])",
-    r"PMAK-[a-f0-9]{24}-[a-f0-9]{34}",
+    ('SK', r"SK[0-9a-fA-F]{32}(?![0-9a-fA-F])"),
+    ('SG.', r"SG\.[A-Za-z0-9_-]{16,32}\.[A-Za-z0-9_-]{16,64}"),
+    ('key-', r"key-[0-9a-f]{32}(?![0-9a-f])"),
+    # (Mailgun's newer keys have no literal part and are left to the name rule, see _SECRET_WORD:
+    # a pattern without one costs a try at every word of every line.)
+    ('-us', r"[0-9a-f]{32}-us[0-9]{1,2}(?![0-9a-z-])"),
+    ('PMAK-', r"PMAK-[a-f0-9]{24}-[a-f0-9]{34}"),
     # Shopify, Databricks, DigitalOcean, Vercel, Netlify, Render, Fly.io, Heroku, Supabase.
-    r"shp(?:at|ca|pa|ss)_[a-fA-F0-9]{32}",
-    r"dapi[a-f0-9]{32}(?:-[0-9]+)?+",
-    r"do[por]_v1_[a-f0-9]{64}",
-    r"vc[pirak]_[A-Za-z0-9]{20,}+",
-    r"nfp_[A-Za-z0-9]{30,}+",
-    r"rnd_[A-Za-z0-9]{20,}+",
-    r"fo1_[A-Za-z0-9_-]{30,}+",
-    r"fm[12][ar]?_[A-Za-z0-9+/=_-]{40,}+",
-    r"HRKU-[A-Za-z0-9_-]{20,}+",
-    r"sbp_[a-f0-9]{40}",
-    r"sb_secret_[A-Za-z0-9_-]{20,}+",
+    ('shp', r"shp(?:at|ca|pa|ss)_[a-fA-F0-9]{32}"),
+    ('dapi', r"dapi[a-f0-9]{32}(?:-[0-9]+)?+"),
+    ('do', r"do[por]_v1_[a-f0-9]{64}"),
+    ('vc', r"vc[pirak]_[A-Za-z0-9]{20,}+"),
+    ('nfp_', r"nfp_[A-Za-z0-9]{30,}+"),
+    ('rnd_', r"rnd_[A-Za-z0-9]{20,}+"),
+    ('fo1_', r"fo1_[A-Za-z0-9_-]{30,}+"),
+    ('fm', r"fm[12][ar]?_[A-Za-z0-9+/=_-]{40,}+"),
+    ('HRKU-', r"HRKU-[A-Za-z0-9_-]{20,}+"),
+    ('sbp_', r"sbp_[a-f0-9]{40}"),
+    ('sb_secret_', r"sb_secret_[A-Za-z0-9_-]{20,}+"),
     # HashiCorp Vault and Terraform Cloud, Doppler, Pulumi, Tailscale, Age.
-    r"hv[sb]\.[A-Za-z0-9_-]{24,}+",
-    r"[A-Za-z0-9]{14}\.atlasv1\.[A-Za-z0-9_=-]{60,}+",
-    r"dp\.(?:pt|st|sa|ct|scim|audit)\.[A-Za-z0-9]{40,}+",
-    r"pul-[a-f0-9]{40}",
-    r"tskey-(?:auth|api|client|webhook)-[A-Za-z0-9-]{20,}+",
-    r"AGE-SECRET-KEY-1[0-9A-Z]{58}",
+    ('hv', r"hv[sb]\.[A-Za-z0-9_-]{24,}+"),
+    ('.atlasv1.', r"[A-Za-z0-9]{14}\.atlasv1\.[A-Za-z0-9_=-]{60,}+"),
+    ('dp.', r"dp\.(?:pt|st|sa|ct|scim|audit)\.[A-Za-z0-9]{40,}+"),
+    ('pul-', r"pul-[a-f0-9]{40}"),
+    ('tskey-', r"tskey-(?:auth|api|client|webhook)-[A-Za-z0-9-]{20,}+"),
+    ('AGE-SECRET-KEY-1', r"AGE-SECRET-KEY-1[0-9A-Z]{58}"),
     # Grafana, Sentry, New Relic, Dynatrace, Atlassian, Linear, Notion, Airtable, Figma,
     # Contentful, Buildkite, CircleCI, Square.
-    r"glc_[A-Za-z0-9+/]{32,}+={0,2}",
-    r"glsa_[A-Za-z0-9]{32}_[A-Fa-f0-9]{8}",
-    r"sntr[ysu]_[A-Za-z0-9+/=_]{40,}+",
-    r"NRAK-[A-Z0-9]{27}",
-    r"dt0c01\.[A-Z0-9]{24}\.[A-Z0-9]{64}",
-    r"ATATT3[A-Za-z0-9_=-]{100,}+",
-    r"lin_(?:api|oauth)_[A-Za-z0-9]{30,}+",
-    r"ntn_[A-Za-z0-9]{40,}+",
-    r"secret_[A-Za-z0-9]{43}(?![A-Za-z0-9])",
-    r"pat[A-Za-z0-9]{14}\.[a-f0-9]{64}",
-    r"figd_[A-Za-z0-9_-]{30,}+",
-    r"CFPAT-[A-Za-z0-9_-]{40,}+",
-    r"bkua_[a-f0-9]{40}",
-    r"CCIPAT_[A-Za-z0-9]{20,}+_[a-f0-9]{40}",
-    r"sq0(?:atp|csp)-[A-Za-z0-9_-]{22,}+",
-    r"EAAA[A-Za-z0-9_-]{60,}+",
+    ('glc_', r"glc_[A-Za-z0-9+/]{32,}+={0,2}"),
+    ('glsa_', r"glsa_[A-Za-z0-9]{32}_[A-Fa-f0-9]{8}"),
+    ('sntr', r"sntr[ysu]_[A-Za-z0-9+/=_]{40,}+"),
+    ('NRAK-', r"NRAK-[A-Z0-9]{27}"),
+    ('dt0c01.', r"dt0c01\.[A-Z0-9]{24}\.[A-Z0-9]{64}"),
+    ('ATATT3', r"ATATT3[A-Za-z0-9_=-]{100,}+"),
+    ('lin_', r"lin_(?:api|oauth)_[A-Za-z0-9]{30,}+"),
+    ('ntn_', r"ntn_[A-Za-z0-9]{40,}+"),
+    ('secret_', r"secret_[A-Za-z0-9]{43}(?![A-Za-z0-9])"),
+    ('pat', r"pat[A-Za-z0-9]{14}\.[a-f0-9]{64}"),
+    ('figd_', r"figd_[A-Za-z0-9_-]{30,}+"),
+    ('CFPAT-', r"CFPAT-[A-Za-z0-9_-]{40,}+"),
+    ('bkua_', r"bkua_[a-f0-9]{40}"),
+    ('CCIPAT_', r"CCIPAT_[A-Za-z0-9]{20,}+_[a-f0-9]{40}"),
+    ('sq0', r"sq0(?:atp|csp)-[A-Za-z0-9_-]{22,}+"),
+    ('EAAA', r"EAAA[A-Za-z0-9_-]{60,}+"),
     # JSON Web Tokens: a header and a payload that are both base64url of `{"…`, and a signature
     # (empty for `alg: none`).
-    r"eyJ[A-Za-z0-9_-]{5,}+\.eyJ[A-Za-z0-9_-]{5,}+\.[A-Za-z0-9_-]*+",
+    ('eyJ', r"eyJ[A-Za-z0-9_-]{5,}+\.eyJ[A-Za-z0-9_-]{5,}+\.[A-Za-z0-9_-]*+"),
 )
-_TOKENS = re.compile(
-    "(?<![A-Za-z0-9])(?:" + "|".join(_TOKEN_FORMS) + ")"
-    # Telegram bot tokens come after `/bot` in API URLs, so only a digit may not precede them.
-    + r"|(?<![0-9])[0-9]{8,10}:AA[A-Za-z0-9_-]{32,}+"
-)
+# Telegram bot tokens come after `/bot` in API URLs, so only a digit may not precede them.
+_TELEGRAM = r"(?<![0-9])[0-9]{8,10}:AA[A-Za-z0-9_-]{32,}+"
+
+
+@functools.lru_cache(maxsize=256)
+def _tokens(forms: tuple[int, ...]) -> re.Pattern[str]:
+    """One pattern for the token forms whose needles a line holds. One alternation of all of them
+    tried at every word of a long line cost more than the rest of redaction together; most lines
+    hold no needle at all, and a line holds few."""
+    # No lookbehind in front (it would keep the engine from skipping to the literal prefixes):
+    # _mask_token checks the character before a match instead.
+    parts = [_TOKEN_FORMS[i][1] for i in forms if i >= 0]
+    alternatives = ["(?:" + "|".join(parts) + ")"] if parts else []
+    if -1 in forms:
+        alternatives.append(_TELEGRAM)
+    return re.compile("|".join(alternatives))
+
+
+# Every needle found in one pass (75 `in` scans of a long line cost more than this one search).
+_NEEDLES = re.compile("|".join(sorted({re.escape(n) for n, _ in _TOKEN_FORMS} | {":AA"}, key=len, reverse=True)))
+_FORMS_OF: dict[str, tuple[int, ...]] = {}
+for _i, (_needle, _) in enumerate(_TOKEN_FORMS):
+    _FORMS_OF[_needle] = (*_FORMS_OF.get(_needle, ()), _i)
+_FORMS_OF[":AA"] = (-1,)
+
+
+def _overlaps(a: str, b: str) -> bool:
+    """`b` can hide inside or behind `a` in one findall pass (`gl` in `glc_`, `-us` after `xai-`)."""
+    return b != a and (b in a or any(a.endswith(b[:k]) for k in range(1, len(b))))
+
+
+# The needles one found needle can hide from findall, looked for with `in` when it is found.
+_HIDDEN = {a: tuple(b for b in _FORMS_OF if _overlaps(a, b)) for a in _FORMS_OF}
+
+
+def _mask_tokens(text: str) -> str:
+    found = set(_NEEDLES.findall(text))
+    if not found:
+        return text
+    # A needle overlapping a found one (`gl` in `glc_`) is looked for on its own too.
+    found |= {n for f in tuple(found) for n in _HIDDEN[f] if n in text}
+    forms = tuple(sorted({i for n in found for i in _FORMS_OF[n]}))
+    return _tokens(forms).sub(_mask_token, text) if forms else text
 
 
 def _mask_token(match: re.Match[str]) -> str:
     """A provider token becomes `***`; but `sk-` starts words of prose and package names too
     (`sk-learn-compatible-estimators`): an `sk-` token is masked only when it holds a digit or a
-    capital letter, as generated keys always do."""
-    if match.group("sk") is not None:
+    capital letter, as generated keys always do. A match right after a letter or digit is no
+    token (`xghp_…`, `undo_v1_…`)."""
+    prev = match.string[match.start() - 1] if match.start() else ""
+    if prev.isascii() and prev.isalnum() and not match.group()[0].isdigit():
+        return match.group()
+    if "sk" in match.re.groupindex and match.group("sk") is not None:
         body = match.group()[3:]
         if body.islower() and not any(c.isdigit() for c in body):
             return match.group()
@@ -398,9 +444,8 @@ _SHAPES: tuple[tuple[re.Pattern[str], _Replacement, int, tuple[str, ...]], ...] 
     # HTTP auth headers, any scheme (Bearer, Basic, token, AWS4-HMAC-SHA256 …).
     (re.compile(r"(?i)\b(authorization\s*[:=]\s*[\"']?)(\S+\s+)?[^\s\"',]+"), rf"\1\2{MASK}", _FOLD, ("author",)),
     (re.compile(r"(?i)\b(bearer\s+)[A-Za-z0-9._~+/=-]{8,}"), rf"\1{MASK}", _FOLD, ("bearer",)),
-    # Provider tokens with a recognisable prefix (see _TOKENS), and webhook URLs whose path is the
-    # credential (the host and the kind of hook stay readable).
-    (_TOKENS, _mask_token, _CASE, ()),
+    # (Provider tokens with a recognisable prefix: see _mask_tokens, applied before these.)
+    # Webhook URLs whose path is the credential (the host and the kind of hook stay readable).
     (_WEBHOOKS, rf"\1{MASK}", _FOLD, ("hooks.slack.com", "/api/webhooks/", "webhook.office.com")),
     # Credentials inside URLs: scheme://user:password@host, also with no user (`redis://:pw@h`),
     # an uppercase scheme (`HTTPS://`) and a `/` inside the password. The scheme is matched from
@@ -469,7 +514,7 @@ _LAST = len(_SHAPES) - 1
 
 def _mask_shapes(text: str) -> str:
     """Apply every credential shape to `text` (see _SHAPES), skipping the shapes it cannot match."""
-    text = _mask_pem(text)
+    text = _mask_tokens(_mask_pem(text))
     folded = text.casefold()
     assigns = "=" in text or ":" in text
     for i, (pattern, replacement, where, needles) in enumerate(_SHAPES):
