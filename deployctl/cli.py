@@ -89,12 +89,15 @@ def _print_error_text(exc: DeployctlError, scrub: Any) -> None:
         n = len(exc.problems)
         print(f"error: {n} problem{'s' if n != 1 else ''} in deploy configuration:", file=err)
         for problem in exc.problems:
-            print(scrub(f"  {problem.format()}"), file=err)
+            # The location and key path are deployctl's own text (and `secrets: …` would read as
+            # an assignment): only the message and hint are scrubbed.
+            print(f"  {_scrubbed(problem, scrub).format()}", file=err)
         if os.environ.get("GITHUB_ACTIONS") == "true":
             from deployctl.ui.github import escape_data, escape_property
 
             for p in exc.problems:
-                text = escape_data(scrub(f"{p.path}: {p.message}" if p.path else p.message))
+                message = _scrubbed(p, scrub).message
+                text = escape_data(f"{p.path}: {message}" if p.path else message)
                 print(f"::error file={escape_property(p.file)},line={p.line},col={p.col}::{text}")
         return
     print(scrub(f"error: {exc.message}"), file=err)
@@ -107,6 +110,18 @@ def _print_error_text(exc: DeployctlError, scrub: Any) -> None:
 
         text = f"{exc.message} (hint: {exc.hint})" if exc.hint else exc.message
         print(error_command("deployctl", text), flush=True)
+
+
+def _scrubbed(problem: Any, scrub: Any) -> Any:
+    """The problem with its message and hint scrubbed. A YAML syntax error is the parser's prose
+    about a character (`while scanning for the next token: found character '\\t'`, which reads
+    as `token: found`); it quotes no value, so it is left as it is."""
+    from deployctl.errors import ConfigProblem
+
+    if problem.message.startswith("YAML syntax error:"):
+        return problem
+    hint = scrub(problem.hint) if problem.hint else problem.hint
+    return ConfigProblem(problem.file, problem.line, problem.col, problem.path, scrub(problem.message), hint)
 
 
 def _click_kind(exc: BaseException) -> str | None:
