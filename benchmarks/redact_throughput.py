@@ -145,6 +145,57 @@ def with_secrets(rng: random.Random, count: int) -> list[str]:
     return out
 
 
+def ansi_log(rng: random.Random, count: int) -> list[str]:
+    """Coloured output (pytest --color=yes, docker buildx, rich progress): every few words wrapped
+    in SGR escapes, an OSC 8 hyperlink now and then, and a secret inside colour codes on some lines."""
+    colours = ("\033[31m", "\033[1;32m", "\033[33;1m", "\033[38;5;208m", "\033[2m")
+    out = []
+    for i in range(count):
+        words = [rng.choice(WORDS) for _ in range(rng.randint(4, 12))]
+        line = " ".join(f"{rng.choice(colours)}{w}\033[0m" if j % 2 else w for j, w in enumerate(words))
+        kind = i % 10
+        if kind == 0:
+            line += f" \033[31mghp_{rng.getrandbits(180):036x}\033[0m"[:60]
+        elif kind == 1:
+            line = f"\033]8;;https://ci.example/run/{i}\033\\run {i}\033]8;;\033\\ {line}"
+        elif kind == 2:
+            line = f"\033[2K\r\033[1A{line} \033[36m{rng.randint(1, 99)}%\033[0m"
+        out.append(line)
+    return out
+
+
+def ansi_long(rng: random.Random, size: int) -> str:
+    """One long line that is mostly escape sequences (a progress bar redrawn without newlines)."""
+    parts: list[str] = []
+    length = 0
+    while length < size:
+        part = f"\033[38;5;{rng.randint(16, 231)}m{rng.choice('=#-.')}\033[0m"
+        parts.append(part)
+        length += len(part)
+    return "".join(parts)[:size]
+
+
+def provider_tokens(rng: random.Random, count: int) -> list[str]:
+    """Lines holding provider-shaped tokens (as a misbehaving test or build step would print)."""
+    def alnum(n: int) -> str:
+        return "".join(rng.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789") for _ in range(n))
+
+    out = []
+    for i in range(count):
+        out.append(rng.choice((
+            f"git push https://x-access-token:ghs_{alnum(36)}@github.com/o/r.git",
+            f"using gitlab token glpat-{alnum(20)} for project {i}",
+            f"stripe charge with sk_live_{alnum(24)} ok",
+            f"//registry.npmjs.org/:_authToken=npm_{alnum(36)}",
+            f"posting to https://hooks.slack.com/services/T{alnum(8)}/B{alnum(8)}/{alnum(24)}",
+            f"jwt eyJ{alnum(20)}.eyJ{alnum(40)}.{alnum(43)}",
+            f"HTTPS://deploy:{alnum(12)}@git.example.com/app.git",
+            f"redis://:{alnum(16)}@cache:6379/0",
+            f"step {i}: sha256:{rng.getrandbits(256):064x} uuid {rng.getrandbits(128):032x}",
+        )))
+    return out
+
+
 def secrets_in_long_json(rng: random.Random, size: int) -> str:
     line = minified_json(rng, size)
     third = size // 3
@@ -168,6 +219,8 @@ def corpora() -> dict[str, Callable[[], list[str]]]:
         "pytest output": lines(pytest_output, 2000),
         "docker build output": lines(docker_build, 2000),
         "short lines with secrets": lines(with_secrets, 2000),
+        "ANSI-coloured log lines": lines(ansi_log, 2000),
+        "provider tokens and look-alikes": lines(provider_tokens, 2000),
     }
     for size in (1_000, 5_000, 20_000, 100_000):
         label = f"{size // 1000}k"
@@ -175,6 +228,8 @@ def corpora() -> dict[str, Callable[[], list[str]]]:
         table[f"long {label} base64 blob"] = long(base64_blob, size)
         table[f"long {label} word-joined"] = long(word_joined, size)
     table["long 20k JSON with secrets"] = long(secrets_in_long_json, 20_000)
+    for size in (5_000, 100_000):
+        table[f"long {size // 1000}k ANSI escapes"] = long(ansi_long, size)
     return table
 
 
@@ -253,22 +308,34 @@ SECTION = re.compile(r"<!-- run:(?P<label>[\w.-]+) -->.*?<!-- /run:(?P=label) --
 DATA = re.compile(r"<!-- data:(\{.*?\}) -->")
 
 
-def comparison(sections: dict[str, str]) -> list[str]:
-    if "before" not in sections or "after" not in sections:
+def comparisons(sections: dict[str, str]) -> list[str]:
+    """A before/after table for each pair of labels `before`/`after` and `X-before`/`X-after`."""
+    out: list[str] = []
+    for label in sorted(sections):
+        if label.endswith("before"):
+            prefix = label[:-len("before")]
+            if prefix + "after" in sections:
+                out += comparison(sections, label, prefix + "after")
+    return out
+
+
+def comparison(sections: dict[str, str], before: str = "before", after_label: str = "after") -> list[str]:
+    if before not in sections or after_label not in sections:
         return []
     parsed = {}
-    for label in ("before", "after"):
+    for label in (before, after_label):
         found = DATA.search(sections[label])
         if found is None:
             return []
         parsed[label] = json.loads(found.group(1))
-    after = {r["name"]: r for r in parsed["after"]["rows"]}
-    out = ["## Before / after", "",
-           f"Before: commit {parsed['before']['info']['commit']}; after: commit "
-           f"{parsed['after']['info']['commit']}. Median µs per line through `Redactor.stream()`; "
+    after = {r["name"]: r for r in parsed[after_label]["rows"]}
+    title = "Before / after" if before == "before" else f"`{before}` / `{after_label}`"
+    out = [f"## {title}", "",
+           f"Before: commit {parsed[before]['info']['commit']}; after: commit "
+           f"{parsed[after_label]['info']['commit']}. Median µs per line through `Redactor.stream()`; "
            "same output digest = exactly the same redacted text.", "",
            "| corpus | before µs/line | after µs/line | speed-up | same output |", "|---|---:|---:|---:|:---:|"]
-    for r in parsed["before"]["rows"]:
+    for r in parsed[before]["rows"]:
         a = after.get(r["name"])
         if a is None:
             continue
@@ -297,7 +364,7 @@ def write(path: Path, label: str, text: str) -> None:
             "The stream has three registered values (as `deployctl run` has service secrets and a "
             "registry login).", ""]
     notes = NOTES.search(old)
-    body = head + comparison(sections) + ([notes.group(0), ""] if notes else []) + [sections[k] + "\n" for k in order]
+    body = head + comparisons(sections) + ([notes.group(0), ""] if notes else []) + [sections[k] + "\n" for k in order]
     path.write_text("\n".join(body), encoding="utf-8")
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+from typing import Any
 
 import typer
 
@@ -71,6 +72,14 @@ for _name in COMMAND_MODULES:
 
 
 def _print_error(exc: DeployctlError) -> None:
+    # Errors leave through the redactor too (stderr and the ::error annotations): a message can
+    # quote a value, a URL or a command line.
+    from deployctl.ui.console import scrub
+
+    _print_error_text(exc, scrub)
+
+
+def _print_error_text(exc: DeployctlError, scrub: Any) -> None:
     err = sys.stderr
     if isinstance(exc, ConfigError) and not exc.problems:  # never "0 problems": that reads as success
         print("error: the deploy configuration was refused without a located problem "
@@ -80,17 +89,20 @@ def _print_error(exc: DeployctlError) -> None:
         n = len(exc.problems)
         print(f"error: {n} problem{'s' if n != 1 else ''} in deploy configuration:", file=err)
         for problem in exc.problems:
-            print(f"  {problem.format()}", file=err)
+            # The location and key path are deployctl's own text (and `secrets: …` would read as
+            # an assignment): only the message and hint are scrubbed.
+            print(f"  {_scrubbed(problem, scrub).format()}", file=err)
         if os.environ.get("GITHUB_ACTIONS") == "true":
             from deployctl.ui.github import escape_data, escape_property
 
             for p in exc.problems:
-                text = escape_data(f"{p.path}: {p.message}" if p.path else p.message)
+                message = _scrubbed(p, scrub).message
+                text = escape_data(f"{p.path}: {message}" if p.path else message)
                 print(f"::error file={escape_property(p.file)},line={p.line},col={p.col}::{text}")
         return
-    print(f"error: {exc.message}", file=err)
+    print(scrub(f"error: {exc.message}"), file=err)
     if exc.hint:
-        print(f"hint: {exc.hint}", file=err)
+        print(scrub(f"hint: {exc.hint}"), file=err)
     if os.environ.get("GITHUB_ACTIONS") == "true":
         # Errors before any stage ran (guardrails, locks, --image, AWS access) get the same
         # annotation as a failed stage; the runner reads workflow commands from stdout.
@@ -98,6 +110,18 @@ def _print_error(exc: DeployctlError) -> None:
 
         text = f"{exc.message} (hint: {exc.hint})" if exc.hint else exc.message
         print(error_command("deployctl", text), flush=True)
+
+
+def _scrubbed(problem: Any, scrub: Any) -> Any:
+    """The problem with its message and hint scrubbed. A YAML syntax error is the parser's prose
+    about a character (`while scanning for the next token: found character '\\t'`, which reads
+    as `token: found`); it quotes no value, so it is left as it is."""
+    from deployctl.errors import ConfigProblem
+
+    if problem.message.startswith("YAML syntax error:"):
+        return problem
+    hint = scrub(problem.hint) if problem.hint else problem.hint
+    return ConfigProblem(problem.file, problem.line, problem.col, problem.path, scrub(problem.message), hint)
 
 
 def _click_kind(exc: BaseException) -> str | None:
@@ -168,7 +192,9 @@ def main(argv: list[str] | None = None) -> None:
                 import traceback
 
                 traceback.print_exc()
-            print(f"internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
+            from deployctl.ui.console import scrub
+
+            print(scrub(f"internal error: {type(exc).__name__}: {exc}"), file=sys.stderr)
             print("hint: run again with --verbose for the traceback, and please report it", file=sys.stderr)
             code = EXIT_INTERNAL
     sys.exit(code if isinstance(code, int) else 0)

@@ -17,10 +17,12 @@ a block; `Redactor.redact(text)` applies the same rule across the lines of one t
 from __future__ import annotations
 
 import base64
+import functools
 import re
 import threading
 import urllib.parse
 from collections.abc import Callable
+from typing import Any
 
 MASK = "***"
 
@@ -44,7 +46,8 @@ _SHORT_WORDS = r"(?:(?<=[A-Za-z0-9][_.-])|(?<=[a-z])(?=[A-Z]))(?i:pass|pwd)"
 _SECRET_WORD = rf"(?:{_LONG_WORDS}|{_SHORT_WORDS}){_WORD_END}"
 # A whole key (`DB_PASSWORD`, `"api_key"`) containing a secret word; it starts at a boundary, so
 # the `:secret:` inside an ARN (which names a secret rather than being one) is no key.
-_KEY_START = r"(?<![A-Za-z0-9_.:/-])"
+# Nor is the name in a `${NAME:-default}` reference.
+_KEY_START = r"(?<![A-Za-z0-9_.:/-])(?<!\$\{)"
 _KEY_BODY = rf"(?=[A-Za-z0-9_.-]*?{_SECRET_WORD})[A-Za-z0-9_.-]+"
 _SECRET_KEY = _KEY_START + _KEY_BODY
 # Spaces, not `\s`: in a whole text, `password:` at the end of a line must not take the start of
@@ -77,6 +80,14 @@ _REFERENCE = r"(?:arn|ssm|secretsmanager):"
 _VALUE_PROPS = r"((?:&[A-Za-z0-9_-]++[ \t]++|!![A-Za-z]++[ \t]++)*+)"
 
 
+# A variable named in place of its value: `$NAME`, `${NAME}` (names in capitals only: `$ecret1`
+# may well be a password) or a GitHub Actions expression, whose value the runner masks itself.
+_ENV_REF_RE = r"\$(?:\{\{[^\n]*?\}\}|\{[A-Z_][A-Z0-9_]*+\}|[A-Z_][A-Z0-9_]*+)"
+# A placeholder that hints and docs put where a value goes: `export NPM_TOKEN=…`, `TOKEN=<token>`.
+_PLACEHOLDER = re.compile(r"…|\.\.\.|<[A-Za-z_ -]*+>")
+# An unquoted value ends at a space, so `password: ${{ secrets.X }}` gives the value `${{`.
+_ENV_REF = re.compile(_ENV_REF_RE + r"|\$\{\{")
+
 # A Secrets Manager IAM action (`secretsmanager:GetSecretValue`): the only AWS service prefix
 # that contains one of the secret words, so the only permission name that looks like `secret…:x`.
 _IAM_ACTION = re.compile(r"secretsmanager:[A-Z][A-Za-z0-9]*\*?")
@@ -84,10 +95,11 @@ _IAM_ACTION = re.compile(r"secretsmanager:[A-Z][A-Za-z0-9]*\*?")
 
 def _keeps(head: str, value: str) -> bool:
     """True when the value of a secret-named key is clearly a setting, not a secret: a
-    boolean/null literal, or a number given to a *token* name (LLM services log
+    boolean/null literal, a reference to an environment variable by name (`$DB_PASSWORD`,
+    `${NPM_TOKEN}`, `${{ secrets.X }}`), or a number given to a *token* name (LLM services log
     `max_tokens: 512`, `prompt_tokens=20`; a numeric password, on the other hand, is still a
     password)."""
-    if value.lower() in _LITERALS:
+    if value.lower() in _LITERALS or _ENV_REF.fullmatch(value) or _PLACEHOLDER.fullmatch(value):
         return True
     if _NUMBER.fullmatch(value) and "token" in head.lower():
         return True
@@ -100,9 +112,13 @@ def _mask_assignment(match: re.Match[str]) -> str:
     ending the line, announces a block below (`token: |`, `private_key: !!binary |`)."""
     head, props, value = match.group(1), match.group(2), match.group(3)
     text, start = match.string, match.start(3)
-    # The closing braces of a flow mapping (`{secrets: null}`) are not part of the value.
+    # The closing braces of a flow mapping (`{secrets: null}`) are not part of the value, nor is
+    # the backtick closing a quoted command (`` `… --max-tokens=512` exited 1 ``).
     braces = ""
-    if value.endswith("}") and "{" in text[max(0, match.start() - 200):match.start()]:
+    if value.endswith("`") and len(value) > 1:
+        braces = value[len(value.rstrip("`")):]
+        value = value[:-len(braces)]
+    elif value.endswith("}") and "{" in text[max(0, match.start() - 200):match.start()]:
         braces = value[len(value.rstrip("}")):]
         value = value[:-len(braces)] or value
     if _keeps(head, value):
@@ -212,6 +228,195 @@ def _mask_collection(match: re.Match[str]) -> str:
     return f"{head}{{{_mask_pairs(head, pairs)}}}"
 
 
+# --- Provider token shapes -----------------------------------------------------------------------
+# Tokens whose issuer gives them a fixed prefix (most now do, so that secret scanners can find
+# them). Written for deployctl from the formats the issuers and secret scanners document (GitHub
+# secret scanning's supported patterns, the gitleaks and trufflehog rule sets): a prefix and a body
+# at least as long as real tokens have, so prose that shares a prefix stays readable. Each is
+# tried only where no letter or digit comes before it (`\b` would fail after an ANSI colour code's
+# final `m`; escape sequences are removed before matching anyway, see _ANSI).
+# (needle, pattern): a pattern is tried only on lines that contain its needle (see _mask_tokens).
+_TOKEN_FORMS: tuple[tuple[str, str], ...] = (
+    # GitHub: classic (ghp_, gho_, ghu_, ghs_, ghr_) and fine-grained PATs.
+    ('gh', r"gh[pousr]_[A-Za-z0-9]{30,}+"),
+    ('github_pat_', r"github_pat_[A-Za-z0-9_]{30,}+"),
+    # GitLab: personal/project/group, deploy, runner, trigger, CI job, feed, OAuth, … tokens.
+    ('gl', r"gl(?:pat|dt|rt|ptt|cbt|imt|ft|oas|soat|wt|ffct|agent)-[A-Za-z0-9_.-]{20,}+"),
+    ('GR1348941', r"GR1348941[A-Za-z0-9_-]{20,}+"),
+    # Slack: bot/user/app/refresh tokens.
+    ('xox', r"xox[abposre]-[A-Za-z0-9-]{10,}+"),
+    ('xoxe.', r"xoxe\.xox[bp]-[0-9]-[A-Za-z0-9-]{10,}+"),
+    ('xapp-', r"xapp-[0-9]-[A-Za-z0-9-]{10,}+"),
+    # Stripe secret and restricted keys (live and test), webhook signing secrets.
+    ('k_', r"(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{10,}+"),
+    ('whsec_', r"whsec_[A-Za-z0-9+/=]{20,}+"),
+    # npm, PyPI, RubyGems, NuGet, Docker Hub, JFrog, Clojars.
+    ('npm_', r"npm_[A-Za-z0-9]{36}(?![A-Za-z0-9])"),
+    ('pypi-AgE', r"pypi-AgE[A-Za-z0-9_-]{40,}+"),
+    ('rubygems_', r"rubygems_[a-f0-9]{48}(?![a-f0-9])"),
+    ('oy2', r"oy2[a-z0-9]{43}(?![a-z0-9])"),
+    ('dckr_', r"dckr_(?:pat|oat)_[A-Za-z0-9_-]{20,}+"),
+    ('AKCp', r"AKCp[A-Za-z0-9]{60,}+"),
+    # OpenAI (sk-, sk-proj-, sk-svcacct-, sk-admin-), Anthropic (sk-ant-), OpenRouter (sk-or-):
+    # see _mask_token for prose words that start with `sk-`.
+    ('sk-', r"(?P<sk>sk-[A-Za-z0-9_-]{16,}+)"),
+    # Hugging Face, Replicate, Groq, xAI, Perplexity, LangSmith, Pinecone.
+    ('hf_', r"hf_[A-Za-z0-9]{30,}+"),
+    ('api_org_', r"api_org_[A-Za-z0-9]{30,}+"),
+    ('r8_', r"r8_[A-Za-z0-9]{30,}+"),
+    ('gsk_', r"gsk_[A-Za-z0-9]{40,}+"),
+    ('xai-', r"xai-[A-Za-z0-9]{60,}+"),
+    ('pplx-', r"pplx-[A-Za-z0-9]{40,}+"),
+    ('lsv2_', r"lsv2_(?:pt|sk)_[a-f0-9]{32}_[a-f0-9]{10}"),
+    ('pcsk_', r"pcsk_[A-Za-z0-9_]{40,}+"),
+    # Google: API keys, OAuth client secrets, access and refresh tokens.
+    ('AIza', r"AIza[0-9A-Za-z_-]{35}(?![0-9A-Za-z_-])"),
+    ('GOCSPX-', r"GOCSPX-[A-Za-z0-9_-]{20,}+"),
+    ('ya29.', r"ya29\.[0-9A-Za-z_-]{20,}+"),
+    ('1//0', r"1//0[0-9A-Za-z_-]{30,}+"),
+    # Azure AD client secrets (`…8Q~…`).
+    ('Q~', r"[A-Za-z0-9_~.]{3}[0-9]Q~[A-Za-z0-9_~.-]{31,34}(?![A-Za-z0-9_~.-])"),
+    # Twilio API key secrets' SIDs, SendGrid, Mailgun, Mailchimp, Postman.
+    ('SK', r"SK[0-9a-fA-F]{32}(?![0-9a-fA-F])"),
+    ('SG.', r"SG\.[A-Za-z0-9_-]{16,32}\.[A-Za-z0-9_-]{16,64}"),
+    ('key-', r"key-[0-9a-f]{32}(?![0-9a-f])"),
+    # (Mailgun's newer keys have no literal part and are left to the name rule, see _SECRET_WORD:
+    # a pattern without one costs a try at every word of every line.)
+    ('-us', r"[0-9a-f]{32}-us[0-9]{1,2}(?![0-9a-z-])"),
+    ('PMAK-', r"PMAK-[a-f0-9]{24}-[a-f0-9]{34}"),
+    # Shopify, Databricks, DigitalOcean, Vercel, Netlify, Render, Fly.io, Heroku, Supabase.
+    ('shp', r"shp(?:at|ca|pa|ss)_[a-fA-F0-9]{32}"),
+    ('dapi', r"dapi[a-f0-9]{32}(?:-[0-9]+)?+"),
+    ('do', r"do[por]_v1_[a-f0-9]{64}"),
+    ('vc', r"vc[pirak]_[A-Za-z0-9]{20,}+"),
+    ('nfp_', r"nfp_[A-Za-z0-9]{30,}+"),
+    ('rnd_', r"rnd_[A-Za-z0-9]{20,}+"),
+    ('fo1_', r"fo1_[A-Za-z0-9_-]{30,}+"),
+    ('fm', r"fm[12][ar]?_[A-Za-z0-9+/=_-]{40,}+"),
+    ('HRKU-', r"HRKU-[A-Za-z0-9_-]{20,}+"),
+    ('sbp_', r"sbp_[a-f0-9]{40}"),
+    ('sb_secret_', r"sb_secret_[A-Za-z0-9_-]{20,}+"),
+    # HashiCorp Vault and Terraform Cloud, Doppler, Pulumi, Tailscale, Age.
+    ('hv', r"hv[sb]\.[A-Za-z0-9_-]{24,}+"),
+    ('.atlasv1.', r"[A-Za-z0-9]{14}\.atlasv1\.[A-Za-z0-9_=-]{60,}+"),
+    ('dp.', r"dp\.(?:pt|st|sa|ct|scim|audit)\.[A-Za-z0-9]{40,}+"),
+    ('pul-', r"pul-[a-f0-9]{40}"),
+    ('tskey-', r"tskey-(?:auth|api|client|webhook)-[A-Za-z0-9-]{20,}+"),
+    ('AGE-SECRET-KEY-1', r"AGE-SECRET-KEY-1[0-9A-Z]{58}"),
+    # Grafana, Sentry, New Relic, Dynatrace, Atlassian, Linear, Notion, Airtable, Figma,
+    # Contentful, Buildkite, CircleCI, Square.
+    ('glc_', r"glc_[A-Za-z0-9+/]{32,}+={0,2}"),
+    ('glsa_', r"glsa_[A-Za-z0-9]{32}_[A-Fa-f0-9]{8}"),
+    ('sntr', r"sntr[ysu]_[A-Za-z0-9+/=_]{40,}+"),
+    ('NRAK-', r"NRAK-[A-Z0-9]{27}"),
+    ('dt0c01.', r"dt0c01\.[A-Z0-9]{24}\.[A-Z0-9]{64}"),
+    ('ATATT3', r"ATATT3[A-Za-z0-9_=-]{100,}+"),
+    ('lin_', r"lin_(?:api|oauth)_[A-Za-z0-9]{30,}+"),
+    ('ntn_', r"ntn_[A-Za-z0-9]{40,}+"),
+    ('secret_', r"secret_[A-Za-z0-9]{43}(?![A-Za-z0-9])"),
+    ('pat', r"pat[A-Za-z0-9]{14}\.[a-f0-9]{64}"),
+    ('figd_', r"figd_[A-Za-z0-9_-]{30,}+"),
+    ('CFPAT-', r"CFPAT-[A-Za-z0-9_-]{40,}+"),
+    ('bkua_', r"bkua_[a-f0-9]{40}"),
+    ('CCIPAT_', r"CCIPAT_[A-Za-z0-9]{20,}+_[a-f0-9]{40}"),
+    ('sq0', r"sq0(?:atp|csp)-[A-Za-z0-9_-]{22,}+"),
+    ('EAAA', r"EAAA[A-Za-z0-9_-]{60,}+"),
+    # JSON Web Tokens: a header and a payload that are both base64url of `{"…`, and a signature
+    # (empty for `alg: none`).
+    ('eyJ', r"eyJ[A-Za-z0-9_-]{5,}+\.eyJ[A-Za-z0-9_-]{5,}+\.[A-Za-z0-9_-]*+"),
+)
+# Telegram bot tokens come after `/bot` in API URLs, so only a digit may not precede them.
+_TELEGRAM = r"(?<![0-9])[0-9]{8,10}:AA[A-Za-z0-9_-]{32,}+"
+
+
+@functools.lru_cache(maxsize=256)
+def _tokens(forms: tuple[int, ...]) -> re.Pattern[str]:
+    """One pattern for the token forms whose needles a line holds. One alternation of all of them
+    tried at every word of a long line cost more than the rest of redaction together; most lines
+    hold no needle at all, and a line holds few."""
+    # No lookbehind in front (it would keep the engine from skipping to the literal prefixes):
+    # _mask_token checks the character before a match instead.
+    parts = [_TOKEN_FORMS[i][1] for i in forms if i >= 0]
+    alternatives = ["(?:" + "|".join(parts) + ")"] if parts else []
+    if -1 in forms:
+        alternatives.append(_TELEGRAM)
+    return re.compile("|".join(alternatives))
+
+
+# Every needle found in one pass (75 `in` scans of a long line cost more than this one search).
+_NEEDLES = re.compile("|".join(sorted({re.escape(n) for n, _ in _TOKEN_FORMS} | {":AA"}, key=len, reverse=True)))
+_FORMS_OF: dict[str, tuple[int, ...]] = {}
+for _i, (_needle, _) in enumerate(_TOKEN_FORMS):
+    _FORMS_OF[_needle] = (*_FORMS_OF.get(_needle, ()), _i)
+_FORMS_OF[":AA"] = (-1,)
+
+
+def _overlaps(a: str, b: str) -> bool:
+    """`b` can hide inside or behind `a` in one findall pass (`gl` in `glc_`, `-us` after `xai-`)."""
+    return b != a and (b in a or any(a.endswith(b[:k]) for k in range(1, len(b))))
+
+
+# The needles one found needle can hide from findall, looked for with `in` when it is found.
+_HIDDEN = {a: tuple(b for b in _FORMS_OF if _overlaps(a, b)) for a in _FORMS_OF}
+
+
+def _mask_tokens(text: str) -> str:
+    found = set(_NEEDLES.findall(text))
+    if not found:
+        return text
+    # A needle overlapping a found one (`gl` in `glc_`) is looked for on its own too.
+    found |= {n for f in tuple(found) for n in _HIDDEN[f] if n in text}
+    forms = tuple(sorted({i for n in found for i in _FORMS_OF[n]}))
+    return _tokens(forms).sub(_mask_token, text) if forms else text
+
+
+def _mask_token(match: re.Match[str]) -> str:
+    """A provider token becomes `***`; but `sk-` starts words of prose and package names too
+    (`sk-learn-compatible-estimators`): an `sk-` token is masked only when it holds a digit or a
+    capital letter, as generated keys always do. A match right after a letter or digit is no
+    token (`xghp_…`, `undo_v1_…`)."""
+    prev = match.string[match.start() - 1] if match.start() else ""
+    if prev.isascii() and prev.isalnum() and not match.group()[0].isdigit():
+        return match.group()
+    if "sk" in match.re.groupindex and match.group("sk") is not None:
+        body = match.group()[3:]
+        if body.islower() and not any(c.isdigit() for c in body):
+            return match.group()
+    return MASK
+
+
+# Webhook URLs: Slack incoming/workflow/trigger hooks, Discord, Microsoft Teams. The path holds
+# the credential.
+_WEBHOOKS = re.compile(
+    r"(?i)((?:hooks\.slack\.com/(?:services|workflows|triggers)|discord(?:app)?\.com/api/webhooks"
+    r"|webhook\.office\.com/webhookb2)/)[^\s\"'<>`]++"
+)
+
+_URL_CREDENTIALS = re.compile(
+    r"((?<![A-Za-z0-9+.-])[0-9+.-]*+[A-Za-z][A-Za-z0-9+.-]*+://[^\s:/@\"'<>`]*+:)([^\s@\"'<>`]{1,256}+)(@)"
+)
+_PORT_AND_PATH = re.compile(r"[0-9]*+(?:/.*)?")
+
+
+def _mask_url_password(match: re.Match[str]) -> str:
+    password = match.group(2)
+    if password == MASK or _PORT_AND_PATH.fullmatch(password):
+        return match.group()  # `host:8080/users/@me`: a port and a path, no password
+    return f"{match.group(1)}{MASK}@"
+
+
+# A run of capitals, digits, `_` and `/` (`AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY`): the names of
+# environment variables, as hints and docs list them, not a generated secret (24 random base64
+# characters with no lowercase letter and no digit have odds below one in a billion).
+_NAMES_ONLY = re.compile(r"[A-Z_/-]++")
+
+
+def _mask_blob(match: re.Match[str]) -> str:
+    if _NAMES_ONLY.fullmatch(match.group(2)):
+        return match.group()
+    return match.group(1) + MASK
+
+
 # (pattern, replacement, needles). Replacements keep the name and drop the value, so a log still
 # says *which* thing was set, e.g. `password=***`.
 #
@@ -239,23 +444,23 @@ _SHAPES: tuple[tuple[re.Pattern[str], _Replacement, int, tuple[str, ...]], ...] 
     # HTTP auth headers, any scheme (Bearer, Basic, token, AWS4-HMAC-SHA256 …).
     (re.compile(r"(?i)\b(authorization\s*[:=]\s*[\"']?)(\S+\s+)?[^\s\"',]+"), rf"\1\2{MASK}", _FOLD, ("author",)),
     (re.compile(r"(?i)\b(bearer\s+)[A-Za-z0-9._~+/=-]{8,}"), rf"\1{MASK}", _FOLD, ("bearer",)),
-    # Provider API keys with a recognisable prefix: sk-… / sk-proj-… / sk-ant-…, GitHub, Slack,
-    # Hugging Face, Google.
-    (re.compile(r"\bsk-[A-Za-z0-9_-]{16,}"), MASK, _CASE, ("sk-",)),
-    (re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{30,})"), MASK, _CASE, ("_",)),
-    (re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}"), MASK, _CASE, ("xox",)),
-    (re.compile(r"\bhf_[A-Za-z0-9]{30,}"), MASK, _CASE, ("hf_",)),
-    (re.compile(r"\bAIza[0-9A-Za-z_-]{35}\b"), MASK, _CASE, ("AIza",)),
-    # Credentials inside URLs: scheme://user:password@host. The scheme is matched from the start
-    # of its run of scheme characters (digits and `+.-` allowed before its first letter) rather
-    # than as `[a-z][a-z0-9+.-]*` tried at every offset: that form rescanned a long run (a hex
-    # digest, a dotted or dashed name) from each of its letters, quadratic in the run's length.
-    # The run before `://` matches either way exactly when it holds a lowercase letter, and the
-    # replacement keeps group 1 whole, so the output is the same.
-    (
-        re.compile(r"((?<![a-z0-9+.-])[0-9+.-]*+[a-z][a-z0-9+.-]*+://[^\s:/@]++:)[^\s@/]++(@)"),
-        rf"\1{MASK}\2", _CASE, ("://",),
-    ),
+    # (Provider tokens with a recognisable prefix: see _mask_tokens, applied before these.)
+    # Webhook URLs whose path is the credential (the host and the kind of hook stay readable).
+    (_WEBHOOKS, rf"\1{MASK}", _FOLD, ("hooks.slack.com", "/api/webhooks/", "webhook.office.com")),
+    # Credentials inside URLs: scheme://user:password@host, also with no user (`redis://:pw@h`),
+    # an uppercase scheme (`HTTPS://`) and a `/` inside the password. The scheme is matched from
+    # the start of its run of scheme characters (digits and `+.-` allowed before its first letter)
+    # rather than as `[a-z][a-z0-9+.-]*` tried at every offset: that form rescanned a long run (a
+    # hex digest, a dotted or dashed name) from each of its letters, quadratic in the run's length.
+    # The password is bounded (a run of 256 without `@` is no password), so a line of many `://`
+    # without `@` is not rescanned to its end from each of them. `host:8080/path@x` is a port.
+    (_URL_CREDENTIALS, _mask_url_password, _CASE, ("://",)),
+    # The `auth` of a docker config.json: base64("user:password").
+    (re.compile(r"""(?i)(["']auth["'][ \t]*+:[ \t]*+["'])[A-Za-z0-9+/=]{8,}+(?=["'])"""), rf"\1{MASK}", _FOLD,
+     ('"auth"', "'auth'")),
+    # Azure storage / Service Bus connection strings and SAS signatures.
+    (re.compile(r"(?i)((?<![A-Za-z0-9])(?:AccountKey|SharedAccessKey|SharedAccessSignature|sig)=)[^;\s\"'&]++"),
+     rf"\1{MASK}", _FOLD, ("accountkey", "sharedaccess", "sig=")),
     # user:password given to curl/wget-style flags: `-u ci:S3cret`, `--user 'ci:S3cret'`. A
     # numeric pair is `docker run -u 1000:1000`, a uid and gid.
     (
@@ -275,7 +480,7 @@ _SHAPES: tuple[tuple[re.Pattern[str], _Replacement, int, tuple[str, ...]], ...] 
     # Quoted values are masked up to the closing quote, spaces and all. (A YAML anchor or core
     # tag before a value, `password: &pw "x"`, `password: !!str x`, stays; the value does not.)
     (
-        re.compile(rf"{_ASSIGN}{_VALUE_PROPS}([\"'])(?!\*\*\*)(?!{_REFERENCE})[^\"'\n]+\3"),
+        re.compile(rf"{_ASSIGN}{_VALUE_PROPS}([\"'])(?!\*\*\*)(?!{_REFERENCE}|{_ENV_REF_RE}\3)[^\"'\n]+\3"),
         rf"\1\2\3{MASK}\3", _FOLD, _SECRET_NEEDLES,
     ),
     # The same, unquoted: the value ends at whitespace or a separator (see _mask_assignment
@@ -297,7 +502,7 @@ _SHAPES: tuple[tuple[re.Pattern[str], _Replacement, int, tuple[str, ...]], ...] 
     (
         re.compile(rf"(\b\w*?(?i:secret|key|token)s?{_WORD_END}\w*[^A-Za-z0-9+/\n]{{1,6}}(?:\w++\s++){{0,2}}?)"
                    r"(?!\*\*\*)([A-Za-z0-9+/_-]{24,}={0,2})"),
-        rf"\1{MASK}", _FOLD, ("secret", "key", "token"),
+        _mask_blob, _FOLD, ("secret", "key", "token"),
     ),
 )
 # Shapes that also need an assignment sign in the line (the _ASSIGN ones).
@@ -309,7 +514,7 @@ _LAST = len(_SHAPES) - 1
 
 def _mask_shapes(text: str) -> str:
     """Apply every credential shape to `text` (see _SHAPES), skipping the shapes it cannot match."""
-    text = _mask_pem(text)
+    text = _mask_tokens(_mask_pem(text))
     folded = text.casefold()
     assigns = "=" in text or ":" in text
     for i, (pattern, replacement, where, needles) in enumerate(_SHAPES):
@@ -325,16 +530,16 @@ def _mask_shapes(text: str) -> str:
     return text
 
 
-# A PEM private key on a single line (e.g. a JSON-escaped key in one string), `-----BEGIN …
-# PRIVATE KEY-----` to the first matching END line, masked whole. Found with str.find rather than
-# `BEGIN.*?END` under DOTALL, which re-scanned the rest of the text from every BEGIN without an
-# END (quadratic in a line of many); a label with no END after one BEGIN has none after any
-# later BEGIN either, so it is searched for once.
-_PEM_ONE = re.compile(r"-----BEGIN ((?:[A-Z0-9]+ )*)PRIVATE KEY-----")
+# A PEM private key (or an OpenPGP `PRIVATE KEY BLOCK`) on a single line (e.g. a JSON-escaped
+# key in one string), `-----BEGIN … PRIVATE KEY-----` to the first matching END line, masked
+# whole. Found with str.find rather than `BEGIN.*?END` under DOTALL, which re-scanned the rest of
+# the text from every BEGIN without an END (quadratic in a line of many); a label with no END
+# after one BEGIN has none after any later BEGIN either, so it is searched for once.
+_PEM_ONE = re.compile(r"-----BEGIN ((?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?)-----")
 
 
 def _mask_pem(text: str) -> str:
-    if "PRIVATE KEY-----" not in text:
+    if "PRIVATE KEY" not in text:
         return text
     out: list[str] = []
     done = 0  # text[:done] is settled
@@ -342,18 +547,18 @@ def _mask_pem(text: str) -> str:
     no_end: set[str] = set()
     while (begin := _PEM_ONE.search(text, at)) is not None:
         label = begin.group(1)
-        end = -1 if label in no_end else text.find(f"-----END {label}PRIVATE KEY-----", begin.end())
+        end = -1 if label in no_end else text.find(f"-----END {label}-----", begin.end())
         if end < 0:
             no_end.add(label)
             at = begin.start() + 1
             continue
         out += (text[done:begin.start()], MASK)
-        done = at = end + len(f"-----END {label}PRIVATE KEY-----")
+        done = at = end + len(f"-----END {label}-----")
     return "".join(out) + text[done:] if out else text
 
 
-_PEM_BEGIN = re.compile(r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----")
-_PEM_END = re.compile(r"-----END (?:[A-Z0-9]+ )*PRIVATE KEY-----")
+_PEM_BEGIN = re.compile(r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----")
+_PEM_END = re.compile(r"-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----")
 
 # --- Values on the lines below a secret key -----------------------------------------------------
 # YAML (and pretty-printed JSON) can give a secret key's value on the following lines:
@@ -589,6 +794,44 @@ def _mask_blocks(text: str) -> str:
     return "\n".join(lines)
 
 
+# --- Terminal escape sequences -------------------------------------------------------------------
+# Coloured output puts escape sequences around and inside secrets (`\033[31mghp_…\033[0m`): the
+# `m` that ends a colour code is a word character, so `\bghp_` no longer matches, and a code in
+# the middle splits a value in two. Text is matched with its escape sequences removed: CSI
+# (colours, cursor moves, erasing), and the string sequences (OSC, DCS, APC, …) whose payload is
+# kept, spaced off, since it can hold a URL (an OSC 8 hyperlink) and so a credential. A text in
+# which nothing is masked is returned as it came, colours and all; a line in which something is
+# masked is returned without its escape sequences, so no colour is left open and no sequence is
+# cut in half by a mask.
+_ANSI = re.compile(
+    r"\x1b\[[0-?]*+[ -/]*+[@-~]"
+    r"|\x9b[0-?]*+[ -/]*+[@-~]"
+    r"|\x1b[\]PX^_]([^\x07\x1b\x9c]*+)(?:\x07|\x1b\\|\x9c)?"
+    r"|\x1b[ -/]*+[0-~]?"
+)
+
+
+def _has_escapes(text: str) -> bool:
+    return "\x1b" in text or "\x9b" in text
+
+
+def _visible(text: str) -> str:
+    """`text` as matched: escape sequences removed, the payload of string sequences kept."""
+    return _ANSI.sub(lambda m: f" {m.group(1)} " if m.group(1) else "", text)
+
+
+# A secret-named key of structured data: the rule of `name=value` (see _SECRET_WORD), and names
+# whose last word is KEY (MODEL_KEY, SIGNING_KEY, encryptionKey), as environment variables and
+# build args are named; `key` alone names a key (of a tag, a cache entry), it is not one.
+_LAST_WORD_KEY = re.compile(r"[A-Za-z0-9]+[_.-](?i:keys?)|[A-Za-z0-9]*[a-z]Keys?")
+
+
+def _secret_name(name: str) -> bool:
+    if len(name) > _MAX_KEY:
+        return False
+    return _WHOLE_KEY.fullmatch(name) is not None or _LAST_WORD_KEY.fullmatch(name) is not None
+
+
 class Redactor:
     """Replaces registered secret values and credential-looking text with `***`. Thread-safe."""
 
@@ -627,9 +870,23 @@ class Redactor:
         self.add(secret, user=user)
 
     def redact(self, text: str) -> str:
-        """Mask known values and credential shapes in `text` (any number of lines)."""
+        """Mask known values and credential shapes in `text` (any number of lines), matched with
+        terminal escape sequences removed (see _ANSI)."""
         if not text:
             return text
+        if _has_escapes(text):
+            plain = _visible(text)
+            masked = self._redact(plain)
+            if masked == plain:
+                return text
+            # Lines with nothing masked keep their colours (when masking kept the line count).
+            old, new, ref = text.split("\n"), masked.split("\n"), plain.split("\n")
+            if len(old) == len(new):
+                return "\n".join(o if n == r else n for o, n, r in zip(old, new, ref, strict=True))
+            return masked
+        return self._redact(text)
+
+    def _redact(self, text: str) -> str:
         if "\n" in text:
             # Private keys first: a key that starts inside a block must be masked whole, to its
             # END line, before the block masks its BEGIN line (and hides it from _mask_pem).
@@ -638,6 +895,43 @@ class Redactor:
         if known is not None:
             text = known.sub(MASK, text)
         return _mask_shapes(text)
+
+    def redact_data(self, data: Any) -> Any:
+        """A copy of JSON-like data (dicts, lists, scalars) for `config`, `plan --json` and the
+        reports, with secrets masked by key name and by value shape: every string goes through
+        redact(); the value of a key that names a secret (API_KEY, DB_PASSWORD, MODEL_KEY: see
+        _secret_name) and the `value` of a `{"name": …, "value": …}` pair (an ECS environment
+        entry) whose name does become `***`, unless it is a setting or a reference (see _kept).
+        The entries of a `secrets` mapping are references by definition (where a secret lives),
+        so their names mask nothing."""
+        return self._data(data, None, references=False)
+
+    def _data(self, data: Any, key: str | None, *, references: bool) -> Any:
+        if isinstance(data, dict):
+            named = data.get("name")
+            pair = isinstance(named, str) and "value" in data and _secret_name(named)
+            out = {}
+            for k, v in data.items():
+                k_text = str(k)
+                if pair and k_text == "value":
+                    out[k] = self._masked(str(named), v)
+                    continue
+                out[k] = self._data(v, k_text, references=references or k_text == "secrets")
+            return out
+        if isinstance(data, list | tuple):
+            return [self._data(v, key, references=references) for v in data]
+        if key is not None and not references and _secret_name(key):
+            return self._masked(key, data)
+        return self.redact(data) if isinstance(data, str) else data
+
+    def _masked(self, name: str, value: Any) -> Any:
+        if isinstance(value, str):
+            return value if not value or _kept(name, value) else MASK
+        if isinstance(value, bool) or value is None:
+            return value
+        if isinstance(value, int | float):
+            return value if "token" in name.lower() else MASK
+        return self._data(value, name, references=False)
 
     def redact_known(self, text: str) -> str:
         """Mask only registered values: for structured data (image refs, digests) where the
@@ -661,13 +955,20 @@ class LineRedactor:
         self._blocks = _Blocks()
 
     def __call__(self, line: str) -> str:
+        if _has_escapes(line):
+            plain = _visible(line)
+            masked = self._line(plain)
+            return line if masked == plain else masked
+        return self._line(line)
+
+    def _line(self, line: str) -> str:
         if self._in_key:
             end = _PEM_END.search(line)
             if end is None:
                 return MASK
             self._in_key = False
             return MASK + self._redactor.redact(line[end.end():])
-        begin = _PEM_BEGIN.search(line) if "PRIVATE KEY-----" in line else None
+        begin = _PEM_BEGIN.search(line) if "PRIVATE KEY" in line else None
         if begin is not None and _PEM_END.search(line, begin.end()) is None:
             # A key starts here and ends on a later line: masked from here to its END line,
             # whether or not this line is in a block (which then sees the key as `***`).

@@ -34,7 +34,12 @@ def git_facts(file: str) -> GitFacts:
     return read_facts(project_dir(file))
 
 
-def print_json(data: Any) -> None:
+def print_json(data: Any, redactor: Any = None) -> None:
+    """Print `data` as JSON, its secrets masked (by key name and value shape, see
+    Redactor.redact_data): every JSON document deployctl prints goes through the redactor."""
+    from deployctl.redact import Redactor
+
+    data = (redactor or Redactor()).redact_data(data)
     sys.stdout.write(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
 
 

@@ -26,13 +26,17 @@ def config(file: str = FILE_OPTION, env: str = ENV_OPTION, as_json: bool = JSON_
     Example:  deployctl config --env prod --json
     """
     cfg = load(file, env)
+    # Interpolated env values and build args can hold credentials (`API_KEY: ${OPENAI_KEY}`, a
+    # database URL with its password): masked by key name and value shape, as in every output.
+    redactor = output_redactor(cfg)
     data = cfg.model_dump(mode="json")
     if as_json:
-        print_json(data)
+        print_json(data, redactor)
         return
     import yaml
 
-    typer.echo(yaml.safe_dump(data, sort_keys=False, default_flow_style=False).rstrip())
+    masked = redactor.redact_data(data)
+    typer.echo(yaml.safe_dump(masked, sort_keys=False, default_flow_style=False).rstrip())
 
 
 def plan(
@@ -56,12 +60,13 @@ def plan(
     cfg = load(file, env)
     the_plan = make_plan(cfg, git_facts(file), image_override=image)
     violations = guardrail_violations(the_plan)
+    redactor = output_redactor(cfg)
     if as_json:
         data = the_plan.to_json_dict()
         data["guardrails"] = {"violations": violations}
-        print_json(data)
+        print_json(data, redactor)
     else:
-        render_plan(the_plan)
+        render_plan(the_plan, redactor)
     if violations:
         raise UsageError("plan refused by guardrails: " + "; ".join(violations),
                          hint="lower count/cpu/memory or raise the environment's guardrails")
@@ -91,20 +96,49 @@ def plan_console() -> Any:
     return out
 
 
-def render_plan(plan: Any) -> None:
+def output_redactor(cfg: Any) -> Any:
+    """The redactor `run` would use for this config (registry login, the local target's secret
+    values from the environment), so `config`/`plan` mask exactly what a run masks."""
+    from deployctl.commands.run_cmd import _redactor
+
+    return _redactor(cfg)
+
+
+def render_plan(plan: Any, redactor: Any = None) -> None:
+    """Print the plan for people. It is rendered into a buffer first and written through the
+    redactor: a registry URL with a password, or a secret in a stage command, never reaches the
+    terminal (a line with a secret in it loses its colours, see deployctl.redact)."""
+    import io
+    import sys
+
+    from deployctl.redact import Redactor
+
+    screen = plan_console()
+    buffer = io.StringIO()
+    out = screen.__class__(file=buffer, width=screen.width, force_terminal=screen.is_terminal,
+                           color_system=screen.color_system, highlight=False, soft_wrap=False)
+    redactor = redactor or Redactor()
+    _render_plan(plan, out, redactor.redact)
+    sys.stdout.write(redactor.redact(buffer.getvalue()))
+    sys.stdout.flush()
+
+
+def _render_plan(plan: Any, out: Any, redact: Any) -> None:
     from rich.table import Table
 
-    out = plan_console()
+    # Cells are redacted before rich lays them out: a folded cell splits a secret over two lines,
+    # where no pattern could find it in the rendered text.
+
     out.print(f"[bold]Plan[/] {plan.app} → [bold]{plan.env}[/] ({plan.target}, {plan.region})")
     dirty = " (dirty tree)" if plan.git.dirty else ""
     out.print(f"commit {plan.git.short} on {plan.git.branch}{dirty}")
     # Long references must stay copy-pasteable: never wrap them mid-word or cut them.
-    out.print(f"image  {plan.image_ref}", soft_wrap=True)
+    out.print(f"image  {redact(plan.image_ref)}", soft_wrap=True)
     stages = Table(title="Stages", title_justify="left")
     for col in ("stage", "after", "does"):
         stages.add_column(col, overflow="fold")
     for s in plan.stages:
-        stages.add_row(s.name, ", ".join(s.needs) or "-", s.detail)
+        stages.add_row(s.name, ", ".join(s.needs) or "-", redact(s.detail))
     out.print(stages)
     services = Table(title="Services", title_justify="left")
     for col in ("service", "ecs service", "wave", "vCPU", "memory", "tasks", "spot", "health", "$/month"):
@@ -121,7 +155,7 @@ def render_plan(plan: Any) -> None:
                          "yes" if cfg.spot else "no", health, money)
     out.print(services)
     if plan.alarms:
-        out.print(f"deployment alarms (roll back on ALARM): {', '.join(plan.alarms)}")
+        out.print(redact(f"deployment alarms (roll back on ALARM): {', '.join(plan.alarms)}"))
     total = f"${plan.cost.monthly_usd:,.2f}/month"
     if plan.cost.monthly_usd_max != plan.cost.monthly_usd:
         total += f" (up to ${plan.cost.monthly_usd_max:,.2f}/month at autoscaling max)"

@@ -6,7 +6,7 @@ Pure functions of records and reports, so plain, rich and GitHub output say the 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from deployctl.pipeline import RunReport, StageRecord
@@ -28,6 +28,21 @@ STATUS_ICONS = {
     "not_run": "·",
 }
 TABLE_HEADERS = ("stage", "status", "duration", "note")
+
+_SCRUBBER: list[Any] = []
+
+
+def scrub(text: str) -> str:
+    """The last pass over text on its way out (terminal, GitHub log, annotations, step summary,
+    step outputs). Stage output, notes and messages are redacted where they arise, by the run's
+    redactor, which also knows the registered secret values; this pass applies the same shapes
+    once more at the door, so text composed later (a table, a summary, an annotation) cannot
+    carry a credential out either."""
+    if not _SCRUBBER:
+        from deployctl.redact import Redactor
+
+        _SCRUBBER.append(Redactor())
+    return str(_SCRUBBER[0].redact(text))
 
 
 def format_duration(seconds: float | None) -> str:

@@ -22,6 +22,7 @@ from deployctl.ui.console import (
     outcome_line,
     plain_table,
     record_note,
+    scrub,
     stage_finished_line,
     timing_rows,
 )
@@ -46,7 +47,9 @@ def escape_property(text: str) -> str:
 
 
 def error_command(title: str, message: str) -> str:
-    return f"::error title={escape_property(title)}::{escape_data(message)}"
+    """An `::error` annotation. Its text is redacted first: annotations outlive the log (they are
+    listed on the run's page and in the checks API)."""
+    return f"::error title={escape_property(scrub(title))}::{escape_data(scrub(message))}"
 
 
 class GithubReporter(BaseReporter):
@@ -79,7 +82,7 @@ class GithubReporter(BaseReporter):
         self._dropped: dict[str, int] = {}
 
     def _write(self, text: str) -> None:
-        self.stream.write(text + "\n")
+        self.stream.write(scrub(text) + "\n")
         self.stream.flush()
 
     def stage_started(self, name: str) -> None:
@@ -170,7 +173,7 @@ def summary_markdown(report: RunReport) -> str:
 def append_step_summary(path: str | Path, report: RunReport) -> None:
     """Append the run's summary to $GITHUB_STEP_SUMMARY (append: other steps write there too)."""
     with open(path, "a", encoding="utf-8") as fh:
-        fh.write(summary_markdown(report))
+        fh.write(scrub(summary_markdown(report)))
 
 
 def format_outputs(outputs: Mapping[str, str]) -> str:
@@ -183,7 +186,7 @@ def format_outputs(outputs: Mapping[str, str]) -> str:
     for key, value in outputs.items():
         if not _OUTPUT_NAME.match(key):
             continue
-        value = str(value)
+        value = scrub(str(value))
         if "\n" in value or "\r" in value:
             delimiter = f"ghadelimiter_{uuid.uuid4().hex}"
             while delimiter in value:

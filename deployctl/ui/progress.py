@@ -19,6 +19,7 @@ from deployctl.ui.console import (
     outcome_line,
     plain_table,
     record_note,
+    scrub,
     stage_finished_line,
     timing_rows,
 )
@@ -41,7 +42,7 @@ class PlainReporter(BaseReporter):
         self.stream = stream
 
     def _write(self, text: str) -> None:
-        self.stream.write(text + "\n")
+        self.stream.write(scrub(text) + "\n")
         self.stream.flush()
 
     def stage_started(self, name: str) -> None:
@@ -114,13 +115,13 @@ class RichReporter(BaseReporter):
         with self._lock:
             row = self._rows.get(name)
             if row is not None:
-                row.lines.append(line)
+                row.lines.append(scrub(line))
 
     def stage_note(self, name: str, text: str) -> None:
         with self._lock:
             row = self._rows.get(name)
             if row is not None:
-                row.note = text
+                row.note = scrub(text)
 
     def stage_finished(self, record: StageRecord) -> None:
         from rich.text import Text
@@ -128,13 +129,13 @@ class RichReporter(BaseReporter):
         with self._lock:
             row = self._rows.setdefault(record.name, _Row(record.name))
             row.status, row.duration_s = record.status, record.duration_s
-            row.note = record_note(record)
+            row.note = scrub(record_note(record))
             row.lines.clear()
         # Printed above the live area, so finished stages stay in the scrollback in the order
         # they ended.
         line = Text.assemble(
             (f"{STATUS_ICONS.get(record.status, '?')} ", _STYLE.get(record.status, "")),
-            stage_finished_line(record),
+            scrub(stage_finished_line(record)),
         )
         self.console.print(line)
 
@@ -146,20 +147,20 @@ class RichReporter(BaseReporter):
             self._live.stop()
             self._live = None
         if report.status == "interrupted":
-            self.console.print(Text(interrupt_line(report), style="yellow"))
+            self.console.print(Text(scrub(interrupt_line(report)), style="yellow"))
             return
         table = Table(*TABLE_HEADERS, title=None, box=None, pad_edge=False)
         for name, status, duration, note in timing_rows(report):
-            table.add_row(name, Text(status, style=_STYLE.get(_status_key(status), "")), duration, note)
+            table.add_row(name, Text(status, style=_STYLE.get(_status_key(status), "")), duration, scrub(note))
         self.console.print()
         self.console.print(table)
         failed = report.failed_stage
         if failed is not None and failed.tail:
             self.console.print(Text(f"\nlast lines of {failed.name}:", style="bold"))
             for tail_line in failed.tail[-FAILURE_TAIL_LINES:]:
-                self.console.print(Text.from_ansi(f"  {tail_line}"))
+                self.console.print(Text.from_ansi(scrub(f"  {tail_line}")))
         style = "green" if report.status == "succeeded" else "red"
-        self.console.print(Text(outcome_line(report), style=f"bold {style}"))
+        self.console.print(Text(scrub(outcome_line(report)), style=f"bold {style}"))
 
     # -- rendering -----------------------------------------------------------------------
     def _ensure_live(self) -> None:

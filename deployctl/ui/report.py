@@ -13,8 +13,12 @@ if TYPE_CHECKING:
 
 
 def report_json(report: RunReport) -> str:
-    """The report as indented JSON text (keys documented in RunReport.to_json_dict)."""
-    return json.dumps(report.to_json_dict(), indent=2, ensure_ascii=False) + "\n"
+    """The report as indented JSON text (keys documented in RunReport.to_json_dict), through the
+    redactor like every other output (by key name and value shape, see Redactor.redact_data)."""
+    from deployctl.redact import Redactor
+
+    data = Redactor().redact_data(report.to_json_dict())
+    return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
 
 
 def write_report(report: RunReport, path: str | Path) -> Path:

@@ -410,10 +410,11 @@ def test_a_secret_anywhere_in_a_long_line_is_masked(kind: str, where: str, secre
 
 
 def test_url_credentials_after_a_long_run_of_scheme_characters() -> None:
-    # The scheme is the whole run before `://` (digits, `+`, `.`, `-` and lowercase letters).
+    # The scheme is the whole run before `://` (digits, `+`, `.`, `-` and letters of either case).
     run = "1abc-9.def+" * 2_000
     assert Redactor().redact(f"see {run}://ci:S3cret@host/x") == f"see {run}://ci:***@host/x"
-    assert Redactor().redact(f"{run}X://ci:S3cret@host/x") == f"{run}X://ci:S3cret@host/x"
+    assert Redactor().redact(f"{run}X://ci:S3cret@host/x") == f"{run}X://ci:***@host/x"
+    assert Redactor().redact(f"{run}_://ci:S3cret@host/x") == f"{run}_://ci:S3cret@host/x"
 
 
 def test_single_line_pem_key_after_begin_lines_without_an_end() -> None:
