@@ -512,6 +512,15 @@ _BLOB = re.compile(r"[A-Za-z0-9+/_-]{24}")
 _LAST = len(_SHAPES) - 1
 
 
+def token_patterns() -> tuple[re.Pattern[str], ...]:
+    """The shapes masked whole (provider tokens such as `xoxb-…`, `hf_…`), for scanners of files.
+
+    The `key=value` shapes are left out: in a source file `token = get_token()` is code, not a
+    secret. AWS key ids alone are identifiers, so they are left out too.
+    """
+    return tuple(s[0] for s in _SHAPES if s[1] == MASK and "AKIA" not in s[0].pattern)
+
+
 def _mask_shapes(text: str) -> str:
     """Apply every credential shape to `text` (see _SHAPES), skipping the shapes it cannot match."""
     text = _mask_tokens(_mask_pem(text))

@@ -202,15 +202,8 @@ def _in_git(path: str) -> bool:
     return GIT_DIR in parts[:-1] or parts[-1] == ".git-credentials"
 
 
-# The redactor's provider-token shapes (those it masks whole, e.g. `xoxb-…`, `hf_…`), as a net
-# for shapes added there after this list was written. Its `key=value` shapes are left out: in a
-# source file `token = get_token()` is code, not a secret. AWS key ids alone are identifiers.
-def _redactor_token_shapes() -> tuple[re.Pattern[str], ...]:
-    shapes = getattr(redact, "_SHAPES", ())
-    return tuple(s[0] for s in shapes if s[1] == redact.MASK and "AKIA" not in s[0].pattern)
-
-
-_REDACTOR_TOKENS = _redactor_token_shapes()
+# The redactor's provider-token shapes, as a net for shapes added there after this list was written.
+_REDACTOR_TOKENS = redact.token_patterns()
 
 
 # --- build args -----------------------------------------------------------------------------
