@@ -957,8 +957,9 @@ def docker_status_doc(st: Any) -> dict[str, Any]:
 
     Nothing rolls out in the background locally (a deploy replaces containers under its own
     lock and waits for them), so a service has settled when every running container is of the
-    release it serves, as many as desired; it is ok when those are healthy and the newest
-    release is what it serves (a failed deploy leaves the older release serving)."""
+    release it serves and none is starting or being restarted; it is ok when as many as desired
+    are healthy, none was restarted after a crash, and the newest release is what it serves (a
+    failed or rolled-back deploy leaves the older release serving)."""
     from dataclasses import asdict
 
     latest = st.latest
@@ -976,7 +977,10 @@ def docker_status_doc(st: Any) -> dict[str, Any]:
         # for good is not (it is not ok, and waiting would not change that).
         svc_settled = all(c.release == s.release and c.health != "starting" for c in running) and not any(
             c.state in ("restarting", "created") for c in s.containers)
-        svc_ok = exists and bool(s.release) and svc_settled and s.healthy >= s.desired and not rolled
+        # A restart is a crash Docker covered up: not ok until a deploy or rollback replaces it.
+        restarted = any(c.restarts for c in s.containers if c.release == s.release)
+        svc_ok = exists and bool(s.release) and svc_settled and s.healthy >= s.desired and not rolled \
+            and not restarted
         settled, ok = settled and svc_settled, ok and svc_ok
         info = next((r for r in (st.current, latest) if r is not None and r.id == s.release), None)
         services.append(status_service_doc(

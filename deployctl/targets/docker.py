@@ -938,7 +938,7 @@ def _release_tags(client: Any, cfg: ResolvedConfig) -> list[str]:
 
 
 def _records(client: Any, cfg: ResolvedConfig) -> list[Any]:
-    return list(client.containers.list(all=True, filters={"label": [
+    return list(client.containers.list(all=True, ignore_removed=True, filters={"label": [
         f"{L_APP}={cfg.app}", f"{L_ENV}={cfg.env_name}", f"{L_ROLE}={ROLE_RECORD}"]}))
 
 
@@ -946,11 +946,13 @@ def _service_containers(client: Any, cfg: ResolvedConfig, service: str | None) -
     labels = [f"{L_APP}={cfg.app}", f"{L_ENV}={cfg.env_name}", f"{L_ROLE}={ROLE_SERVICE}"]
     if service:
         labels.append(f"{L_SERVICE}={service}")
-    return list(client.containers.list(all=True, filters={"label": labels}))
+    # ignore_removed: a deploy may remove a container between the listing and its inspection
+    # (status and history run alongside deploys).
+    return list(client.containers.list(all=True, ignore_removed=True, filters={"label": labels}))
 
 
 def _next_number(client: Any, cfg: ResolvedConfig) -> int:
-    everything = client.containers.list(all=True, filters={"label": [f"{L_APP}={cfg.app}",
+    everything = client.containers.list(all=True, ignore_removed=True, filters={"label": [f"{L_APP}={cfg.app}",
                                                                      f"{L_ENV}={cfg.env_name}"]})
     return 1 + max((_number(c.labels) for c in everything), default=0)
 
