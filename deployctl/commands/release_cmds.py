@@ -889,8 +889,8 @@ def _docker_status(cfg: ResolvedConfig, as_json: bool, *, watch: bool = False, i
         raise DeployFailed(f"{env}: still not settled after {limit:g}s", hint=f"keep watching with "
                            f"`deployctl status --env {env} --watch`")
     if not doc["ok"]:
-        raise DeployFailed(f"{env}: " + "; ".join(_docker_problem(svc) for svc in doc["services"]
-                                                  if _docker_problem(svc)))
+        problems = [p for p in (_docker_problem(svc) for svc in doc["services"]) if p]
+        raise DeployFailed(f"{env}: " + ("; ".join(problems) or "not every service is ok"))
     if not as_json:
         typer.echo(f"{cfg.app}/{env}: every service runs its newest release, healthy")
 
@@ -904,9 +904,11 @@ def _docker_problem(svc: Mapping[str, Any]) -> str:
         return f"{name}: never deployed"
     if not svc["release"]:
         return f"{name}: no release serves (" + ", ".join(_container_words(c) for c in svc["containers"]) + ")"
-    if (svc["healthy"] or 0) < svc["desired"]:
+    restarted = [c for c in svc["containers"] if c.get("restarts") and c["release"] == svc["release"]]
+    if (svc["healthy"] or 0) < svc["desired"] or restarted:
         return f"{name}: {svc['healthy']}/{svc['desired']} healthy (" + ", ".join(
-            _container_words(c) for c in svc["containers"]) + ")"
+            _container_words(c) for c in svc["containers"]) + ")" + (
+            "; a container Docker restarted crashed: deploy a fix or roll back" if restarted else "")
     return ""
 
 

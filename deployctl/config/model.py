@@ -244,7 +244,7 @@ class Deploy(Strict):
     timeout: PositiveDuration = 900.0
     poll_interval: PositiveDuration = Field(default=5.0, description="Watcher's base polling interval")
     settle: Duration | None = Field(
-        None, description="Local (docker) target: how long a new release must stay up and healthy before "
+        default=None, description="Local (docker) target: how long a new release must stay up and healthy before "
                           "the previous one is stopped; 0s turns it off. Default: 3 health intervals")
 
 
