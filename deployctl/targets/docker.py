@@ -2,21 +2,28 @@
 
 A deploy of one environment is one release, numbered r1, r2, … per app and environment. For each
 service, in `after` order:
-  1. start `count` new containers of the release's image, ports published on 127.0.0.1 at an
-     ephemeral host port, with a Docker HEALTHCHECK built from the service's health config;
+  1. start `count` new containers of the release's image, ports published on 127.0.0.1 at a
+     free host port, with a Docker HEALTHCHECK built from the service's health config and the
+     restart policy `unless-stopped` (RESTART_POLICY says why);
   2. wait until Docker calls every new container healthy (honouring start_period). A container
-     that exits, turns unhealthy or is still not healthy when the budget runs out fails the
+     that exits, is restarted, turns unhealthy or is still not healthy in time fails the
      release: its last log lines and health-check output are shown, it is removed, and every
      service already switched in this release is switched back. The old containers were never
      touched, so the old release keeps serving throughout;
   3. switch the service's stable port (a small proxy, see deployctl/localproxy.py) to the new
-     containers: new connections go to them, open ones finish on the old containers.
-Once every service is switched, the old containers are drained (until the proxy reports no open
+     containers: new connections go to them, open ones finish on the old containers, and the old
+     ones stay the proxy's standby.
+Once every service is switched, the release must stay up and healthy for the settle window
+(deploy.settle, default SETTLE_INTERVALS health intervals). One that exits, is restarted or fails
+its health check in that window is rolled back at once: every stable port goes back to the old
+containers (still running), the new ones are removed, the release is recorded rolled-back and
+the deploy fails (exit 1) naming the container, its exit code and its last log lines.
+After the window, the old containers are drained (until the proxy reports no open
 connection to them, at most the drain period: 10 s, or $DEPLOYCTL_DRAIN seconds) and stopped.
 All-or-nothing per release: a failure in the third service leaves the first two on the old
 release as well.
 
-Where the history lives (DESIGN principle 2, no state file): in Docker itself.
+Where the history lives (no state file): in Docker itself.
 - Every container carries labels: deployctl.app/env/service/release, git sha, image digest, time.
 - Container labels are fixed at creation, and a release's outcome is known only later, so the
   outcome is recorded on a *release record*: a container created (never started, no network)
