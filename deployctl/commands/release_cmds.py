@@ -904,6 +904,8 @@ def _docker_problem(svc: Mapping[str, Any]) -> str:
         return f"{name}: never deployed"
     if not svc["release"]:
         return f"{name}: no release serves (" + ", ".join(_container_words(c) for c in svc["containers"]) + ")"
+    if svc["outcome"] != "succeeded":
+        return f"{name}: release {svc['release']} is {svc['outcome'] or 'unrecorded'}"
     restarted = [c for c in svc["containers"] if c.get("restarts") and c["release"] == svc["release"]]
     if (svc["healthy"] or 0) < svc["desired"] or restarted:
         return f"{name}: {svc['healthy']}/{svc['desired']} healthy (" + ", ".join(
@@ -934,6 +936,8 @@ def render_docker_status(st: Any, doc: Mapping[str, Any]) -> list[str]:
     else:
         head += ": nothing deployed"
     lines = [head]
+    if getattr(st, "deploying", ""):
+        lines.append(f"  a deploy is running: {st.deploying}")
     if latest is not None and (cur is None or latest.number > cur.number) and latest.message:
         lines.append(f"  {latest.id}: {latest.message}")
     for s, svc in zip(st.services, doc["services"], strict=True):
@@ -981,10 +985,12 @@ def docker_status_doc(st: Any) -> dict[str, Any]:
             c.state in ("restarting", "created") for c in s.containers)
         # A restart is a crash Docker covered up: not ok until a deploy or rollback replaces it.
         restarted = any(c.restarts for c in s.containers if c.release == s.release)
-        svc_ok = exists and bool(s.release) and svc_settled and s.healthy >= s.desired and not rolled \
-            and not restarted
-        settled, ok = settled and svc_settled, ok and svc_ok
         info = next((r for r in (st.current, latest) if r is not None and r.id == s.release), None)
+        # A deploy holding the lock may still switch, settle or roll back: nothing is final yet.
+        svc_settled = svc_settled and not getattr(st, "deploying", "")
+        svc_ok = exists and bool(s.release) and svc_settled and s.healthy >= s.desired and not rolled \
+            and not restarted and info is not None and info.outcome == "succeeded"
+        settled, ok = settled and svc_settled, ok and svc_ok
         services.append(status_service_doc(
             service=s.service, exists=exists, release=s.release or None,
             outcome=_docker_outcome(info.outcome) if info else None, image_digest=s.digest or None,

@@ -62,6 +62,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from deployctl import localproxy
@@ -163,6 +164,7 @@ class LocalStatus:
     current: Release | None
     services: tuple[ServiceStatus, ...]
     latest: Release | None = None  # the newest release, whatever its outcome
+    deploying: str = ""  # who holds the deploy lock right now ("pid N (who, since …)"), "" if no one
 
 
 @dataclass(frozen=True)
@@ -346,7 +348,8 @@ def status(cfg: ResolvedConfig, client: Any = None) -> LocalStatus:
             digest=info.digest if info else "",
         ))
     return LocalStatus(app=cfg.app, env=cfg.env_name, current=next((r for r in releases if r.current), None),
-                       services=tuple(out), latest=releases[0] if releases else None)
+                       services=tuple(out), latest=releases[0] if releases else None,
+                       deploying=_lock_holder(cfg))
 
 
 def remove(cfg: ResolvedConfig, client: Any = None) -> int:
@@ -1072,6 +1075,32 @@ def _iso(ts: float) -> str:
     return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _lock_path(cfg: ResolvedConfig) -> Path:
+    return localproxy.state_root() / "locks" / f"{cfg.app}-{cfg.env_name}.lock"
+
+
+def _lock_holder(cfg: ResolvedConfig) -> str:
+    """The live holder of the deploy lock as it describes itself, or "".
+
+    Read, never taken: even a shared flock for a moment could make a deploy starting just then
+    fail with "being deployed right now". A holder killed with SIGKILL leaves its line behind,
+    so the pid must still be alive."""
+    try:
+        line = _lock_path(cfg).read_text().strip()
+    except OSError:
+        return ""
+    words = line.split()
+    if len(words) < 2 or words[0] != "pid" or not words[1].isdigit():
+        return ""
+    try:
+        os.kill(int(words[1]), 0)
+    except PermissionError:
+        return line  # alive, another user's
+    except OSError:
+        return ""
+    return line
+
+
 @contextlib.contextmanager
 def _env_lock(cfg: ResolvedConfig, *, wait: float = 0.0, log: Log | None = None,
               cancelled: threading.Event | None = None) -> Iterator[None]:
@@ -1081,9 +1110,8 @@ def _env_lock(cfg: ResolvedConfig, *, wait: float = 0.0, log: Log | None = None,
     then (or at once without `wait`) LockHeld (exit 1, as for ECS) naming the holder."""
     import fcntl
 
-    directory = localproxy.state_root() / "locks"
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"{cfg.app}-{cfg.env_name}.lock"
+    path = _lock_path(cfg)
+    path.parent.mkdir(parents=True, exist_ok=True)
     where = f"{cfg.app}/{cfg.env_name}"
     deadline = time.monotonic() + max(0.0, wait)
     announced = False
