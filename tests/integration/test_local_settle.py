@@ -253,3 +253,17 @@ def test_lock_wait_waits_for_the_holder_and_then_deploys(app: App, images: dict[
     assert app.version() == "1.0.0"
     assert [r.id for r in target.history(app.cfg)] == ["r1"]  # the refused tries spent no release
 
+
+
+def test_a_rollback_chosen_before_another_deploy_changes_nothing(app: App, images: dict[str, str]) -> None:
+    from deployctl.errors import DeployFailed
+
+    assert app.deploy(images["1.0.0"], sha="1" * 40)[0].exit_code == 0
+    assert app.deploy(images["2.0.0"], sha="2" * 40)[0].exit_code == 0
+    choice = target.plan_rollback(app.cfg)  # from r2 to r1
+    # Another deploy lands while this rollback waits for the lock (--lock-wait).
+    assert app.deploy(images["1.0.0"], sha="3" * 40)[0].exit_code == 0
+    with pytest.raises(DeployFailed, match=r"changed while this rollback waited for the lock: it now runs r3 "
+                                           r"\(was r2\); nothing was changed"):
+        target.rollback(app.cfg, choice=choice, log=lambda line: None, lock_wait=5)
+    assert [r.id for r in target.history(app.cfg)] == ["r3", "r2", "r1"]
