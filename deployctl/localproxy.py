@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 CONNECT_TIMEOUT = 5.0
+REPLAY_LIMIT = 64 * 1024  # bytes of a connection's start kept to send again to another backend
 # macOS allows 104 bytes in a unix socket path, Linux 108; stay under both.
 _MAX_SOCKET_PATH = 100
 _CHUNK = 64 * 1024
@@ -77,11 +78,13 @@ class _Server:
         self.port = port
         self.owner = owner
         self.backends: list[tuple[str, int]] = _read_backends(directory)
+        self.standby: list[tuple[str, int]] = _read_backends(directory, "standby.json")
         self.generation = 0
         self.next_index = 0
         self.active: Counter[str] = Counter()
         self.accepted = 0
         self.failed = 0
+        self.retried = 0
         self.stopping = asyncio.Event()
 
     # Data path ----------------------------------------------------------------------------------
@@ -89,36 +92,42 @@ class _Server:
     async def client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.accepted += 1
         # Snapshot: a switch during this connect must not change where this connection goes
-        # half-way through trying its candidates.
+        # half-way through trying its candidates. The standby (the previous release, kept
+        # running while a new one settles) is tried only once every backend has failed.
         backends = list(self.backends)
-        upstream = None
-        chosen = ""
+        candidates: list[tuple[str, int]] = []
         if backends:
             start = self.next_index % len(backends)
             self.next_index += 1
-            for host, port in backends[start:] + backends[:start]:
-                try:
-                    upstream = await asyncio.wait_for(asyncio.open_connection(host, port), CONNECT_TIMEOUT)
-                except (TimeoutError, OSError):
-                    continue
-                chosen = f"{host}:{port}"
+            candidates = backends[start:] + backends[:start]
+        candidates += [b for b in self.standby if b not in candidates]
+        relay = _Relay(reader, writer)
+        answered = False
+        for host, port in candidates:
+            try:
+                up_reader, up_writer = await asyncio.wait_for(asyncio.open_connection(host, port), CONNECT_TIMEOUT)
+            except (TimeoutError, OSError):
+                continue
+            chosen = f"{host}:{port}"
+            self.active[chosen] += 1
+            try:
+                answered = await relay.run(up_reader, up_writer)
+            finally:
+                self.active[chosen] -= 1
+                if self.active[chosen] <= 0:
+                    del self.active[chosen]
+                up_writer.close()
+            if answered or not relay.replayable:
                 break
-        if upstream is None:
+            # Closed without a byte of answer while the client still waits: the backend was
+            # going away (a crashing container, or Docker's port proxy accepting for one that
+            # is gone). The next candidate gets the same bytes.
+            self.retried += 1
+        if not answered:
             self.failed += 1
-            writer.close()
-            with contextlib.suppress(Exception):
-                await writer.wait_closed()
-            return
-        up_reader, up_writer = upstream
-        self.active[chosen] += 1
-        try:
-            await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
-        finally:
-            self.active[chosen] -= 1
-            if self.active[chosen] <= 0:
-                del self.active[chosen]
-            for w in (writer, up_writer):
-                w.close()
+        writer.close()
+        with contextlib.suppress(Exception):
+            await writer.wait_closed()
 
     # Control path -------------------------------------------------------------------------------
 
@@ -138,10 +147,13 @@ class _Server:
         op = request.get("op")
         if op == "set":
             backends = [_parse_address(b) for b in request.get("backends", [])]
+            standby = [_parse_address(b) for b in request.get("standby", [])]
+            _write_json(self.dir / "standby.json", [f"{h}:{p}" for h, p in standby])
             _write_json(self.dir / "backends.json", [f"{h}:{p}" for h, p in backends])
-            self.backends = backends
+            self.backends, self.standby = backends, standby
             self.generation += 1
-            _log(f"backends -> {', '.join(f'{h}:{p}' for h, p in backends) or '(none)'}")
+            _log(f"backends -> {', '.join(f'{h}:{p}' for h, p in backends) or '(none)'}"
+                 + (f"; standby {', '.join(f'{h}:{p}' for h, p in standby)}" if standby else ""))
         elif op == "stop":
             self.stopping.set()
         elif op != "ping":
@@ -154,24 +166,87 @@ class _Server:
             "port": self.port,
             "owner": self.owner,
             "backends": [f"{h}:{p}" for h, p in self.backends],
+            "standby": [f"{h}:{p}" for h, p in self.standby],
             "generation": self.generation,
             "active": dict(self.active),
             "accepted": self.accepted,
             "failed": self.failed,
+            "retried": self.retried,
         }
 
 
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    try:
-        while data := await reader.read(_CHUNK):
-            writer.write(data)
-            await writer.drain()
-        # Pass the half-close on: HTTP/1.0 clients and many protocols signal "request done" so.
-        if writer.can_write_eof():
-            writer.write_eof()
-    except (OSError, asyncio.IncompleteReadError):
-        # One side went away: end the other too, or the gather would wait forever.
-        writer.close()
+class _Relay:
+    """Pipes one client connection to a backend, keeping what the client sent so far (up to
+    REPLAY_LIMIT) so that it can be sent again to the next backend if this one closes without
+    answering. Like HAProxy's `retry-on empty-response conn-failure`: a TCP proxy cannot tell
+    whether a request is safe to repeat, so it repeats only what no backend answered, and only
+    while the client keeps its side open and waits (after an end-of-file from the client, or
+    once any answer came, nothing is ever sent twice)."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+        self.sent = bytearray()
+        self.replayable = True
+
+    async def run(self, up_reader: asyncio.StreamReader, up_writer: asyncio.StreamWriter) -> bool:
+        """True once the backend answered (the connection is then done, however it ended)."""
+        if self.sent:
+            up_writer.write(bytes(self.sent))
+        upward = asyncio.ensure_future(self._upward(up_writer))
+        answered = await self._downward(up_reader)
+        if not answered and self.replayable:
+            upward.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await upward
+            return False
+        with contextlib.suppress(Exception):
+            await upward
+        return answered
+
+    async def _upward(self, up_writer: asyncio.StreamWriter) -> None:
+        while True:
+            try:
+                data = await self.reader.read(_CHUNK)
+            except (OSError, asyncio.IncompleteReadError):
+                self.replayable = False
+                up_writer.close()  # the client is gone: end the backend's side too
+                return
+            if not data:
+                self.replayable = False
+                with contextlib.suppress(OSError):
+                    if up_writer.can_write_eof():
+                        # Pass the half-close on: HTTP/1.0 clients and many protocols signal
+                        # "request done" so.
+                        up_writer.write_eof()
+                return
+            if self.replayable:
+                if len(self.sent) + len(data) <= REPLAY_LIMIT:
+                    self.sent += data
+                else:
+                    self.replayable = False
+                    self.sent = bytearray()
+            try:
+                up_writer.write(data)
+                await up_writer.drain()
+            except OSError:
+                return  # the backend went away: the downward side sees it and decides
+
+    async def _downward(self, up_reader: asyncio.StreamReader) -> bool:
+        answered = False
+        try:
+            while data := await up_reader.read(_CHUNK):
+                if not answered:
+                    answered = True
+                    self.replayable = False
+                    self.sent = bytearray()
+                self.writer.write(data)
+                await self.writer.drain()
+            if answered and self.writer.can_write_eof():
+                self.writer.write_eof()
+        except (OSError, asyncio.IncompleteReadError):
+            if answered:  # one side went away mid-answer: end the other too
+                self.writer.close()
+        return answered
 
 
 async def _serve(directory: Path, port: int, owner: str) -> int:
@@ -216,9 +291,9 @@ def _parse_address(text: str) -> tuple[str, int]:
     return host, int(port)
 
 
-def _read_backends(directory: Path) -> list[tuple[str, int]]:
+def _read_backends(directory: Path, name: str = "backends.json") -> list[tuple[str, int]]:
     try:
-        return [_parse_address(b) for b in json.loads((directory / "backends.json").read_text())]
+        return [_parse_address(b) for b in json.loads((directory / name).read_text())]
     except (OSError, ValueError):
         return []
 
@@ -348,9 +423,12 @@ def _spawn(argv: list[str], log: Path) -> None:
         raise ProxyError(f"could not start the local proxy: {err.strip() or f'exit {code}'}")
 
 
-def switch(port: int, backends: list[str], root: Path | None = None) -> dict[str, Any]:
-    """Point new connections at `backends`; returns once the proxy has switched."""
-    return request(proxy_dir(port, root), {"op": "set", "backends": list(backends)})
+def switch(port: int, backends: list[str], root: Path | None = None,
+           standby: list[str] | None = None) -> dict[str, Any]:
+    """Point new connections at `backends`; returns once the proxy has switched. `standby`
+    backends get a connection only when none of `backends` accepts or answers it."""
+    return request(proxy_dir(port, root), {"op": "set", "backends": list(backends),
+                                           "standby": list(standby or [])})
 
 
 def wait_drained(port: int, backends: list[str], timeout: float, root: Path | None = None) -> int:

@@ -392,7 +392,7 @@ def rollback(
         raise UsageError("--to and --steps do not go together", hint="pick a release with --to, or count with --steps")
     cfg = load(file, env)
     if cfg.environment.target == "docker":
-        _docker_rollback(cfg, to, steps, yes)
+        _docker_rollback(cfg, to, steps, yes, lock_wait)
         return
     from deployctl import releases, releases_tags
     from deployctl.adapters.git import GitFacts
@@ -451,15 +451,17 @@ def rollback(
     _deploy(plan, image, options, as_json=as_json, release_id=release_id, before=still_as_chosen)
 
 
-def _docker_rollback(cfg: ResolvedConfig, to: str | None, steps: int, yes: bool) -> None:
+def _docker_rollback(cfg: ResolvedConfig, to: str | None, steps: int, yes: bool, lock_wait: str | None) -> None:
     from deployctl.targets import docker
 
+    wait = parse_lock_wait(lock_wait)
     choice = docker.plan_rollback(cfg, to, steps)
-    now = choice.current.id if choice.current else "nothing"
+    now = (choice.current.id if choice.current else
+           f"{choice.deployed.id} (failing)" if choice.deployed else "nothing")
     t = choice.target
     typer.echo(f"rollback {cfg.app}/{cfg.env_name} (local): {now} → {t.id} (git {t.git_sha[:12]}, {t.image})")
     confirm(f"Roll {cfg.env_name} back to {t.id}?", yes)
-    release = docker.rollback(cfg, choice=choice, log=typer.echo, timeout=cfg.deploy.timeout)
+    release = docker.rollback(cfg, choice=choice, log=typer.echo, timeout=cfg.deploy.timeout, lock_wait=wait)
     typer.echo(f"{cfg.app}/{cfg.env_name} now runs {release.id} (rollback to {t.id})")
 
 
@@ -770,7 +772,7 @@ def status(
     """
     cfg = load(file, env)
     if cfg.environment.target == "docker":
-        _docker_status(cfg, as_json)
+        _docker_status(cfg, as_json, watch=watch, interval=interval, timeout=timeout)
         return
     clients = _clients(cfg)
 
@@ -853,18 +855,102 @@ def _watch(cfg: ResolvedConfig, snapshot: Callable[[], EcsStatus], interval: flo
             live.stop()
 
 
-def _docker_status(cfg: ResolvedConfig, as_json: bool) -> None:
+def _docker_status(cfg: ResolvedConfig, as_json: bool, *, watch: bool = False, interval: float = 5.0,
+                   timeout: str | None = None) -> None:
+    """`status` of a local environment: a report (exit 0) without --watch; with --watch the same
+    verdict as for ECS: exit 0 once settled and ok, 1 if not ok or still not settled at --timeout."""
+    from deployctl.errors import DeployFailed
     from deployctl.targets import docker
 
-    st = docker.status(cfg)
+    limit = parse_lock_wait(timeout) if watch and timeout else None
+    stream = sys.stderr if as_json else sys.stdout
+    started = time.monotonic()
+    last: list[str] = []
+    while True:
+        st = docker.status(cfg)
+        doc = docker_status_doc(st)
+        lines = render_docker_status(st, doc)
+        if not watch:
+            if as_json:
+                print_json(doc)
+            else:
+                typer.echo("\n".join(lines))
+            return
+        if lines != last:
+            print("\n".join(lines), file=stream, flush=True)
+        last = lines
+        if doc["settled"] or (limit is not None and time.monotonic() - started > limit):
+            break
+        time.sleep(interval)
     if as_json:
-        print_json(docker_status_doc(st))
-        return
-    typer.echo(f"{st.app}/{st.env} on the local Docker engine"
-               + (f": release {st.current.id} ({st.current.outcome})" if st.current else ": nothing deployed"))
-    for s in st.services:
-        typer.echo(f"{s.service}: release {s.release or '-'}, {s.running}/{s.desired} running, {s.healthy} healthy"
-                   + (f", {s.url}" if s.url else "") + (f", {_short(s.digest)}" if s.digest else ""))
+        print_json(doc)  # always the document, a timed-out watch included (settled: false)
+    env = cfg.env_name
+    if not doc["settled"]:
+        raise DeployFailed(f"{env}: still not settled after {limit:g}s", hint=f"keep watching with "
+                           f"`deployctl status --env {env} --watch`")
+    if not doc["ok"]:
+        problems = [p for p in (_docker_problem(svc) for svc in doc["services"]) if p]
+        raise DeployFailed(f"{env}: " + ("; ".join(problems) or "not every service is ok"))
+    if not as_json:
+        typer.echo(f"{cfg.app}/{env}: every service runs its newest release, healthy")
+
+
+def _docker_problem(svc: Mapping[str, Any]) -> str:
+    """Why one service of deployctl.status/v1 (local target) is not ok, "" when it is."""
+    name = svc["service"]
+    if svc["rolled_back"]:
+        return f"{name}: {svc['rolled_back']}"
+    if not svc["exists"]:
+        return f"{name}: never deployed"
+    if not svc["release"]:
+        return f"{name}: no release serves (" + ", ".join(_container_words(c) for c in svc["containers"]) + ")"
+    if svc["outcome"] != "succeeded":
+        return f"{name}: release {svc['release']} is {svc['outcome'] or 'unrecorded'}"
+    restarted = [c for c in svc["containers"] if c.get("restarts") and c["release"] == svc["release"]]
+    if (svc["healthy"] or 0) < svc["desired"] or restarted:
+        return f"{name}: {svc['healthy']}/{svc['desired']} healthy (" + ", ".join(
+            _container_words(c) for c in svc["containers"]) + ")" + (
+            "; a container Docker restarted crashed: deploy a fix or roll back" if restarted else "")
+    return ""
+
+
+def _container_words(c: Mapping[str, Any]) -> str:
+    words = f"{c['name']} {c['state']}"
+    if c.get("exit_code") is not None:
+        words += f" (exit code {c['exit_code']})"
+    elif c["state"] == "running" and c["health"] not in ("healthy", "none"):
+        words += f", {c['health']}"
+    if c.get("restarts"):
+        words += f", restarted {c['restarts']} time{'s' if c['restarts'] != 1 else ''}"
+    return words
+
+
+def render_docker_status(st: Any, doc: Mapping[str, Any]) -> list[str]:
+    """`status` text for the local target: what serves, and what went wrong with the newest release."""
+    cur, latest = st.current, st.latest
+    head = f"{st.app}/{st.env} on the local Docker engine"
+    if cur is not None:
+        head += f": release {cur.id} ({cur.outcome})"
+    elif latest is not None:
+        head += f": no release is serving; the newest, {latest.id}, {_outcome_text(latest.outcome)}"
+    else:
+        head += ": nothing deployed"
+    lines = [head]
+    if getattr(st, "deploying", ""):
+        lines.append(f"  a deploy is running: {st.deploying}")
+    if latest is not None and (cur is None or latest.number > cur.number) and latest.message:
+        lines.append(f"  {latest.id}: {latest.message}")
+    for s, svc in zip(st.services, doc["services"], strict=True):
+        lines.append(f"{s.service}: release {s.release or '-'}, {s.running}/{s.desired} running, "
+                     f"{s.healthy} healthy" + (f", {s.url}" if s.url else "")
+                     + (f", {_short(s.digest)}" if s.digest else ""))
+        for c in svc["containers"]:
+            if c["state"] != "running" or c["restarts"] or c["health"] not in ("healthy", "none"):
+                lines.append(f"  {_container_words(c)}")
+    problems = [p for p in (_docker_problem(svc) for svc in doc["services"]) if p]
+    if problems:
+        lines.append("not ok: " + "; ".join(problems))
+    return lines
 
 
 def _docker_outcome(outcome: str) -> str:
@@ -877,8 +963,9 @@ def docker_status_doc(st: Any) -> dict[str, Any]:
 
     Nothing rolls out in the background locally (a deploy replaces containers under its own
     lock and waits for them), so a service has settled when every running container is of the
-    release it serves, as many as desired; it is ok when those are healthy and the newest
-    release is what it serves (a failed deploy leaves the older release serving)."""
+    release it serves and none is starting or being restarted; it is ok when as many as desired
+    are healthy, none was restarted after a crash, and the newest release is what it serves (a
+    failed or rolled-back deploy leaves the older release serving)."""
     from dataclasses import asdict
 
     latest = st.latest
@@ -888,13 +975,22 @@ def docker_status_doc(st: Any) -> dict[str, Any]:
         running = [c for c in s.containers if c.state == "running"]
         rolled = ""
         if latest is not None and s.service in latest.services and latest.id != s.release \
-                and latest.outcome in ("failed", "interrupted"):
+                and latest.outcome in ("failed", "interrupted", "rolled-back"):
             rolled = (f"release {latest.id} ({latest.outcome}) is not what runs: the service went back to "
                       f"{s.release or 'nothing'}")
-        svc_settled = all(c.release == s.release for c in running) and (not exists or s.running == s.desired)
-        svc_ok = exists and bool(s.release) and svc_settled and s.healthy >= s.desired and not rolled
-        settled, ok = settled and svc_settled, ok and svc_ok
+        # Settled: nothing is changing. A rollout (running containers of another release), a
+        # container starting or being restarted by Docker is change; a container that exited
+        # for good is not (it is not ok, and waiting would not change that).
+        svc_settled = all(c.release == s.release and c.health != "starting" for c in running) and not any(
+            c.state in ("restarting", "created") for c in s.containers)
+        # A restart is a crash Docker covered up: not ok until a deploy or rollback replaces it.
+        restarted = any(c.restarts for c in s.containers if c.release == s.release)
         info = next((r for r in (st.current, latest) if r is not None and r.id == s.release), None)
+        # A deploy holding the lock may still switch, settle or roll back: nothing is final yet.
+        svc_settled = svc_settled and not getattr(st, "deploying", "")
+        svc_ok = exists and bool(s.release) and svc_settled and s.healthy >= s.desired and not rolled \
+            and not restarted and info is not None and info.outcome == "succeeded"
+        settled, ok = settled and svc_settled, ok and svc_ok
         services.append(status_service_doc(
             service=s.service, exists=exists, release=s.release or None,
             outcome=_docker_outcome(info.outcome) if info else None, image_digest=s.digest or None,

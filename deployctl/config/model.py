@@ -257,6 +257,9 @@ class Deploy(Strict):
     alarms: list[str] = Field(default_factory=list, description="CloudWatch alarms that roll a deploy back")
     timeout: PositiveDuration = 900.0
     poll_interval: PositiveDuration = Field(default=5.0, description="Watcher's base polling interval")
+    settle: Duration | None = Field(
+        default=None, description="Local (docker) target: how long a new release must stay up and healthy before "
+                          "the previous one is stopped; 0s turns it off. Default: 3 health intervals")
 
 
 class Network(Strict):

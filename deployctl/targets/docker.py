@@ -2,21 +2,28 @@
 
 A deploy of one environment is one release, numbered r1, r2, … per app and environment. For each
 service, in `after` order:
-  1. start `count` new containers of the release's image, ports published on 127.0.0.1 at an
-     ephemeral host port, with a Docker HEALTHCHECK built from the service's health config;
+  1. start `count` new containers of the release's image, ports published on 127.0.0.1 at a
+     free host port, with a Docker HEALTHCHECK built from the service's health config and the
+     restart policy `unless-stopped` (RESTART_POLICY says why);
   2. wait until Docker calls every new container healthy (honouring start_period). A container
-     that exits, turns unhealthy or is still not healthy when the budget runs out fails the
+     that exits, is restarted, turns unhealthy or is still not healthy in time fails the
      release: its last log lines and health-check output are shown, it is removed, and every
      service already switched in this release is switched back. The old containers were never
      touched, so the old release keeps serving throughout;
   3. switch the service's stable port (a small proxy, see deployctl/localproxy.py) to the new
-     containers: new connections go to them, open ones finish on the old containers.
-Once every service is switched, the old containers are drained (until the proxy reports no open
+     containers: new connections go to them, open ones finish on the old containers, and the old
+     ones stay the proxy's standby.
+Once every service is switched, the release must stay up and healthy for the settle window
+(deploy.settle, default SETTLE_INTERVALS health intervals). One that exits, is restarted or fails
+its health check in that window is rolled back at once: every stable port goes back to the old
+containers (still running), the new ones are removed, the release is recorded rolled-back and
+the deploy fails (exit 1) naming the container, its exit code and its last log lines.
+After the window, the old containers are drained (until the proxy reports no open
 connection to them, at most the drain period: 10 s, or $DEPLOYCTL_DRAIN seconds) and stopped.
 All-or-nothing per release: a failure in the third service leaves the first two on the old
 release as well.
 
-Where the history lives (DESIGN principle 2, no state file): in Docker itself.
+Where the history lives (no state file): in Docker itself.
 - Every container carries labels: deployctl.app/env/service/release, git sha, image digest, time.
 - Container labels are fixed at creation, and a release's outcome is known only later, so the
   outcome is recorded on a *release record*: a container created (never started, no network)
@@ -55,6 +62,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from deployctl import localproxy
@@ -82,6 +90,14 @@ NO_HEALTHCHECK_SETTLE = 2.0  # no health check at all: "healthy" = still running
 DEFAULT_DRAIN = 10.0  # upper bound only: draining ends as soon as the old connections are done
 STOP_GRACE = 10  # seconds `docker stop` waits after SIGTERM before SIGKILL
 LOG_TAIL = 20
+SETTLE_INTERVALS = 3  # default settle window: this many configured health intervals
+NO_HEALTH_INTERVAL = 5.0  # the interval counted for a service without a health check (ECS minimum)
+# Containers come back after a crash (any exit code) and after a Docker restart, like an ECS
+# service replaces a stopped task; `docker stop` (deployctl's own drain included) is respected.
+# A restart never hides a crash: the settle check fails a release on any restart (RestartCount),
+# and `status` shows each container's restarts.
+RESTART_POLICY = {"Name": "unless-stopped"}
+PORT_ATTEMPTS = 5  # a host port picked as free may be taken before Docker binds it: pick again
 
 Log = Callable[[str], None]
 
@@ -110,6 +126,7 @@ class Release:
     rollback_of: str = ""
     current: bool = False  # its containers are the ones serving now
     image_available: bool = True  # can be rolled back to
+    present: bool = False  # it has service containers on the engine now, running or not
 
 
 @dataclass(frozen=True)
@@ -120,6 +137,8 @@ class ContainerState:
     state: str  # docker's: running, exited, created…
     health: str  # healthy, unhealthy, starting, or "none" without a health check
     backend: str  # 127.0.0.1:PORT the proxy forwards to, "" without a port
+    restarts: int = 0  # times Docker restarted it (restart policy) since it was created
+    exit_code: int | None = None  # of its last exit, when it is not running
 
 
 @dataclass(frozen=True)
@@ -145,6 +164,7 @@ class LocalStatus:
     current: Release | None
     services: tuple[ServiceStatus, ...]
     latest: Release | None = None  # the newest release, whatever its outcome
+    deploying: str = ""  # who holds the deploy lock right now ("pid N (who, since …)"), "" if no one
 
 
 @dataclass(frozen=True)
@@ -153,6 +173,9 @@ class RollbackChoice:
 
     current: Release | None
     target: Release
+    # The newest release that went live and still has containers: what serves, or what is
+    # failing now (crashed, restarting). Never a rollback target, nor anything newer.
+    deployed: Release | None = None
 
 
 # --- entry points ---------------------------------------------------------------------------------
@@ -178,7 +201,7 @@ def deploy(plan: Plan, image_ref: str, ctx: Any, options: Any) -> None:
                  digest=_digest_of(image_ref, image), image_id=image["Id"])
     release = _apply(client, cfg, meta, secrets, log=ctx.log, note=ctx.note,
                      cancelled=getattr(ctx, "cancelled", None), timeout=_option(options, "timeout"),
-                     drain=_option(options, "drain"))
+                     drain=_option(options, "drain"), lock_wait=float(_option(options, "lock_wait") or 0.0))
     ctx.outputs["release"] = release.id
     urls = service_urls(cfg)
     if urls:
@@ -189,11 +212,16 @@ def deploy(plan: Plan, image_ref: str, ctx: Any, options: Any) -> None:
 
 def plan_rollback(cfg: ResolvedConfig, to: str | None = None, steps: int = 1,
                   client: Any = None) -> RollbackChoice:
-    """Pick the release `rollback` would deploy; raises UsageError when there is none."""
+    """Pick the release `rollback` would deploy; raises UsageError when there is none.
+
+    Only a succeeded release is ever chosen, and never the one deployed last (`deployed`): when
+    that one is failing now (its containers exited or keep restarting) it is not "current", but
+    it is what rollback has to get away from."""
     if steps < 1:
         raise UsageError("--steps must be 1 or more")
     releases = history(cfg, limit=None, client=client)
     current = next((r for r in releases if r.current), None)
+    deployed = _deployed(releases)
     where = f"{cfg.app}/{cfg.env_name}"
     if to is not None:
         wanted = _release_number(to)
@@ -207,34 +235,47 @@ def plan_rollback(cfg: ResolvedConfig, to: str | None = None, steps: int = 1,
                              hint="choose a release whose outcome is succeeded")
         if current is not None and target.number == current.number:
             raise UsageError(f"release {target.id} is already what {where} runs")
+        if deployed is not None and target.number == deployed.number:
+            raise UsageError(f"release {target.id} is what {where} runs now, and it is failing "
+                             "(its containers are not up and healthy); refusing to roll back to it",
+                             hint="`deployctl status` shows its containers; choose an earlier release")
     else:
-        seen = {current.image_id} if current else set()
+        anchor = deployed or current
+        seen = {anchor.image_id} if anchor else set()
         candidates = []
         for r in releases:  # newest first
-            if r.outcome != "succeeded" or (current and r.number >= current.number) or r.image_id in seen:
+            if r.outcome != "succeeded" or (anchor and r.number >= anchor.number) or r.image_id in seen:
                 continue
             seen.add(r.image_id)
             candidates.append(r)
         if len(candidates) < steps:
             what = "no earlier successful release" if steps == 1 else \
                 f"only {len(candidates)} earlier successful release(s), not {steps},"
-            raise UsageError(f"{where} has {what} to roll back to"
-                             + (f" (it runs {current.id})" if current else " (nothing is deployed)"),
+            now = (f"it runs {current.id}" if current else
+                   f"it runs {anchor.id}, which is failing" if anchor else "nothing is deployed")
+            raise UsageError(f"{where} has {what} to roll back to ({now})",
                              hint=f"the last {cfg.image.keep} releases are kept (image.keep)")
         target = candidates[steps - 1]
     if not target.image_available:
         raise UsageError(f"the image of {target.id} is no longer in the local engine",
                          hint="it was removed outside deployctl; deploy that commit again instead")
-    return RollbackChoice(current=current, target=target)
+    return RollbackChoice(current=current, target=target, deployed=deployed)
+
+
+def _deployed(releases: list[Release]) -> Release | None:
+    """The newest release that went live and still has containers, serving or failing."""
+    return next((r for r in releases if r.present and r.outcome == "succeeded"), None)
 
 
 def rollback(cfg: ResolvedConfig, to: str | None = None, steps: int = 1, *,
              log: Log | None = None, timeout: float | None = None, drain: float | None = None,
-             cancelled: threading.Event | None = None, choice: RollbackChoice | None = None) -> Release:
+             cancelled: threading.Event | None = None, choice: RollbackChoice | None = None,
+             lock_wait: float = 0.0) -> Release:
     """Redeploy an earlier release's image with the same health-gated switch; returns the new release.
 
     By default the previous successful release (`steps` back); `to` names one ("r3" or "3").
-    Pass the `choice` from plan_rollback to deploy exactly what the user confirmed. The rollback
+    Pass the `choice` from plan_rollback to deploy exactly what the user confirmed; if what runs
+    changed while waiting for the lock (`lock_wait`), DeployFailed and nothing changes. The rollback
     is itself a release (kind "rollback"). Config (env, health, ports) is today's deploy.yaml;
     the image, and so the code and the baked files, are the old release's.
     """
@@ -253,8 +294,21 @@ def rollback(cfg: ResolvedConfig, to: str | None = None, steps: int = 1, *,
     say(f"rolling {cfg.app}/{cfg.env_name} back to {target.id} (git {target.git_sha[:12]}, {target.image})")
     meta = _Meta(kind="rollback", git_sha=target.git_sha, image_ref=target.image, digest=target.digest,
                  image_id=target.image_id, rollback_of=target.id)
+
+    def still_as_chosen(client: Any) -> None:
+        # Chosen before the lock was ours: another deploy may have changed what runs meanwhile,
+        # and a rollback from a state nobody looked at could undo the wrong release.
+        now = _releases(client, cfg)
+        was, is_ = (choice.deployed or choice.current), (_deployed(now) or next((r for r in now if r.current), None))
+        if (was.id if was else "") != (is_.id if is_ else ""):
+            raise DeployFailed(f"{cfg.app}/{cfg.env_name} changed while this rollback waited for the lock: it now "
+                               f"runs {is_.id if is_ else 'nothing'} (was {was.id if was else 'nothing'}); "
+                               "nothing was changed",
+                               hint=f"run `deployctl rollback --env {cfg.env_name}` again to choose from what "
+                                    "runs now")
+
     return _apply(client, cfg, meta, secrets, log=say, note=lambda text: None, cancelled=cancelled,
-                  timeout=timeout, drain=drain)
+                  timeout=timeout, drain=drain, lock_wait=lock_wait, check=still_as_chosen)
 
 
 def history(cfg: ResolvedConfig, limit: int | None = 20, client: Any = None) -> list[Release]:
@@ -294,7 +348,8 @@ def status(cfg: ResolvedConfig, client: Any = None) -> LocalStatus:
             digest=info.digest if info else "",
         ))
     return LocalStatus(app=cfg.app, env=cfg.env_name, current=next((r for r in releases if r.current), None),
-                       services=tuple(out), latest=releases[0] if releases else None)
+                       services=tuple(out), latest=releases[0] if releases else None,
+                       deploying=_lock_holder(cfg))
 
 
 def remove(cfg: ResolvedConfig, client: Any = None) -> int:
@@ -415,11 +470,20 @@ class _Roll:
     old: list[Any]
     port: int = 0  # stable local port, 0 without one
     old_backends: list[str] = field(default_factory=list)
+    new_backends: list[str] = field(default_factory=list)
     switched: bool = False
 
 
 # Failures that mean "this release is bad" (recorded as failed) rather than "we were stopped".
 _FAILURES = (DeployFailed, ExternalError, PreflightFailed, UsageError, LockHeld)
+
+
+class _Died(Exception):
+    """A new container died, was restarted or turned unhealthy inside the settle window."""
+
+    def __init__(self, service: str, container: Any, reason: str, elapsed: float) -> None:
+        super().__init__(reason)
+        self.service, self.container, self.reason, self.elapsed = service, container, reason, elapsed
 
 
 class _NotHealthy(Exception):
@@ -431,8 +495,10 @@ class _NotHealthy(Exception):
 
 def _apply(client: Any, cfg: ResolvedConfig, meta: _Meta, secrets: dict[str, dict[str, str]], *,
            log: Log, note: Log, cancelled: threading.Event | None, timeout: float | None,
-           drain: float | None) -> Release:
-    with _env_lock(cfg):
+           drain: float | None, lock_wait: float = 0.0, check: Callable[[Any], None] | None = None) -> Release:
+    with _env_lock(cfg, wait=lock_wait, log=log, cancelled=cancelled):
+        if check is not None:  # may refuse (raise) now that the lock is ours, before anything changes
+            check(client)
         # Stable ports first: a port taken by another program is a set-up problem, found before
         # anything starts and before a release number is spent on it.
         for name, svc in cfg.services.items():
@@ -452,12 +518,25 @@ def _apply(client: Any, cfg: ResolvedConfig, meta: _Meta, secrets: dict[str, dic
             base[L_ROLLBACK_OF] = meta.rollback_of
         log(f"release {rid} of {cfg.app}/{cfg.env_name}: {meta.image_ref}")
         rolls: list[_Roll] = []
+        window = settle_seconds(cfg)
         try:
             for name in _service_order(cfg):
                 _raise_if_cancelled(cancelled)
                 roll = _start_service(client, cfg, name, release_ref, base, secrets.get(name, {}), log=log,
                                       note=note, cancelled=cancelled, cap=timeout)
                 rolls.append(roll)
+            _settle(client, cfg, rolls, window, rid=rid, log=log, note=note, cancelled=cancelled)
+        except _Died as died:
+            _show_failure(died.container, died.service, log)
+            before = ", ".join(sorted({c.labels.get(L_RELEASE, "?") for roll in rolls for c in roll.old}))
+            _undo(rolls, log)
+            message = (f"{died.service}: release {rid} went live, then {died.reason} "
+                       f"({died.elapsed:.0f}s later, inside the {window:g}s settle window); rolled back: "
+                       + (f"the previous release ({before}) serves again" if before else
+                          "nothing was running before it, so nothing serves now"))
+            _record(client, cfg, base, meta.image_id, "rolled-back", started, message, log)
+            raise DeployFailed(message, hint="its last log lines are above; `deployctl history` shows "
+                                             f"{rid} as rolled-back, and rollback never picks it") from None
         except BaseException as exc:
             outcome = "failed" if isinstance(exc, _FAILURES) else "interrupted"
             _undo(rolls, log)
@@ -470,7 +549,6 @@ def _apply(client: Any, cfg: ResolvedConfig, meta: _Meta, secrets: dict[str, dic
         log(f"release {rid} is live ({time.time() - started:.1f}s)")
         note(f"{rid} live" + (f" at {next(iter(service_urls(cfg).values()))}" if service_urls(cfg) else ""))
         return release
-
 
 
 def _start_service(client: Any, cfg: ResolvedConfig, name: str, image_ref: str, base: dict[str, str],
@@ -498,7 +576,7 @@ def _start_service(client: Any, cfg: ResolvedConfig, name: str, image_ref: str, 
         desc = ", ".join(f"{c.name} on {_backend(c, svc) or 'no port'}" for c in roll.new)
         log(f"{name}: started {desc}; waiting for health (up to {limit:.0f}s)")
     try:
-        _wait_healthy(roll.new, svc, limit, log=log, note=note, cancelled=cancelled, service=name)
+        _wait_healthy(client, roll.new, svc, limit, log=log, note=note, cancelled=cancelled, service=name)
     except _NotHealthy as exc:
         _show_failure(exc.container, name, log)
         _remove(roll.new)
@@ -514,11 +592,13 @@ def _start_service(client: Any, cfg: ResolvedConfig, name: str, image_ref: str, 
         raise
     if port:
         roll.old_backends = list((localproxy.status(port) or {}).get("backends", []))
-        new_backends = [_backend(c, svc) for c in roll.new]
-        _switch(port, new_backends)
+        roll.new_backends = [_backend(c, svc) for c in roll.new]
+        # The old release stays the proxy's standby until the new one has settled: a connection
+        # the new release refuses or drops unanswered goes there instead of failing.
+        _switch(port, roll.new_backends, standby=roll.old_backends)
         roll.switched = True
         log(f"{name}: 127.0.0.1:{port} now sends new connections to {rid} "
-            f"({', '.join(new_backends) or 'none'})")
+            f"({', '.join(roll.new_backends) or 'none'})")
     return roll
 
 
@@ -526,33 +606,47 @@ def _run_container(client: Any, name: str, image_ref: str, svc: Service, labels:
                    env: dict[str, str]) -> Any:
     from deployctl.adapters import engine
 
-    with contextlib.suppress(engine.errors.NotFound):
-        client.containers.get(name).remove(force=True)
-    try:
-        container = client.containers.create(
-            image_ref, name=name, labels=labels, environment=env, command=svc.command,
-            detach=True, healthcheck=healthcheck(svc),
-            # Ephemeral host port on loopback: each release gets its own, the proxy owns the
-            # stable one, and nothing is exposed beyond this machine.
-            ports={f"{svc.port}/tcp": ("127.0.0.1", None)} if svc.port else None,
-            # The Fargate memory is a hard limit there; the same limit here surfaces an
-            # out-of-memory model load on the laptop instead of in production. CPU is not capped:
-            # a throttled dev box helps no one.
-            mem_limit=f"{svc.memory}m",
-        )
-    except engine.errors.APIError as exc:
-        raise ExternalError(f"could not create container {name}: {exc.explanation or exc}") from None
-    try:
-        container.start()
-    except engine.errors.APIError as exc:
-        with contextlib.suppress(Exception):
-            container.remove(force=True)
-        raise DeployFailed(f"container {name} could not start: {exc.explanation or exc}") from None
-    container.reload()
-    return container
+    for attempt in range(1, PORT_ATTEMPTS + 1):
+        with contextlib.suppress(engine.errors.NotFound):
+            client.containers.get(name).remove(force=True)
+        # A host port of our choosing, not Docker's ephemeral one: Docker publishes an ephemeral
+        # port anew on every restart, so a container brought back by its restart policy would
+        # no longer be where the proxy sends traffic. Loopback only: nothing is exposed beyond
+        # this machine, and the proxy owns the stable port.
+        host_port = _free_port() if svc.port else None
+        try:
+            container = client.containers.create(
+                image_ref, name=name, labels=labels, environment=env, command=svc.command,
+                detach=True, healthcheck=healthcheck(svc), restart_policy=RESTART_POLICY,
+                ports={f"{svc.port}/tcp": ("127.0.0.1", host_port)} if svc.port else None,
+                # The Fargate memory is a hard limit there; the same limit here surfaces an
+                # out-of-memory model load on the laptop instead of in production. CPU is not
+                # capped: a throttled dev box helps no one.
+                mem_limit=f"{svc.memory}m",
+            )
+        except engine.errors.APIError as exc:
+            raise ExternalError(f"could not create container {name}: {exc.explanation or exc}") from None
+        try:
+            container.start()
+        except engine.errors.APIError as exc:
+            with contextlib.suppress(Exception):
+                container.remove(force=True)
+            why = str(exc.explanation or exc)
+            if host_port and attempt < PORT_ATTEMPTS and ("already allocated" in why or "in use" in why):
+                continue  # another program took the port between our check and Docker's bind
+            raise DeployFailed(f"container {name} could not start: {why}") from None
+        container.reload()
+        return container
+    raise AssertionError("unreachable: the last attempt returns or raises")
 
 
-def _wait_healthy(containers: list[Any], svc: Service, limit: float, *, log: Log, note: Log,
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_healthy(client: Any, containers: list[Any], svc: Service, limit: float, *, log: Log, note: Log,
                   cancelled: threading.Event | None, service: str) -> None:
     t0 = time.monotonic()
     pending = list(containers)
@@ -564,9 +658,9 @@ def _wait_healthy(containers: list[Any], svc: Service, limit: float, *, log: Log
             c.reload()
             state = c.attrs.get("State", {})
             health = state.get("Health")
-            if state.get("Status") in ("exited", "dead"):
-                code = state.get("ExitCode")
-                raise _NotHealthy(c, f"{c.name} exited with code {code} after {elapsed:.1f}s")
+            died = _died(client, c)
+            if died:
+                raise _NotHealthy(c, f"{died} after {elapsed:.1f}s")
             if health is None:
                 if elapsed >= NO_HEALTHCHECK_SETTLE:
                     log(f"{service}: {c.name} running (no health check) after {elapsed:.1f}s")
@@ -588,6 +682,80 @@ def _wait_healthy(containers: list[Any], svc: Service, limit: float, *, log: Log
             raise _NotHealthy(pending[0], f"still not healthy after {limit:.0f}s")
         if pending:
             time.sleep(0.25)
+
+
+def _died(client: Any, c: Any) -> str:
+    """Why container `c` (just reloaded) is no longer the process it was started as, or ""."""
+    state = c.attrs.get("State") or {}
+    status = state.get("Status", "")
+    restarts = int(c.attrs.get("RestartCount") or 0)
+    if status not in ("exited", "dead", "restarting") and not restarts:
+        return ""
+    code = state.get("ExitCode") if status != "running" else None
+    if code is None:  # running again after a restart: Docker's die events keep the exit code
+        codes = _exit_codes(client, c)
+        code = codes[-1] if codes else None
+    text = f"{c.name} exited" + (f" with code {code}" if code is not None else "")
+    if state.get("OOMKilled") or code == 137:
+        text += " (killed: out of memory, or SIGKILL)"
+    if restarts:
+        text += f" and was restarted by Docker {restarts} time{'s' if restarts != 1 else ''}"
+    return text
+
+
+def _exit_codes(client: Any, c: Any) -> list[int]:
+    """Exit codes of `c`'s earlier runs, oldest first, from the engine's event log."""
+    try:
+        events = client.events(until=f"{time.time():.3f}", decode=True,
+                               filters={"container": c.id, "event": "die"})
+        return [int(e["Actor"]["Attributes"]["exitCode"]) for e in events
+                if str((e.get("Actor") or {}).get("Attributes", {}).get("exitCode", "")).lstrip("-").isdigit()]
+    except Exception:  # noqa: BLE001 - only a detail of the message; the failure stands without it
+        return []
+
+
+def settle_seconds(cfg: ResolvedConfig) -> float:
+    """How long a new release must stay up and healthy before the previous one is stopped."""
+    if cfg.deploy.settle is not None:
+        return float(cfg.deploy.settle)
+    intervals = [svc.health.interval if svc.health else NO_HEALTH_INTERVAL for svc in cfg.services.values()]
+    return SETTLE_INTERVALS * max(intervals, default=NO_HEALTH_INTERVAL)
+
+
+def _settle(client: Any, cfg: ResolvedConfig, rolls: list[_Roll], window: float, *, rid: str, log: Log,
+            note: Log, cancelled: threading.Event | None) -> None:
+    """Watch the new containers for `window` seconds after the switch; _Died if one exits, is
+    restarted or fails its health check `retries` times in a row. The previous release keeps
+    running meanwhile (the proxy's standby), so taking traffic back costs nothing."""
+    watched = [(roll, c) for roll in rolls for c in roll.new]
+    if window <= 0 or not watched:
+        return
+    log(f"release {rid}: serving; the previous release stays ready until {rid} has stayed healthy "
+        f"for {window:g}s (deploy.settle)")
+    note(f"settling ({window:.0f}s)")
+    t0 = time.monotonic()
+    while True:
+        _raise_if_cancelled(cancelled)
+        elapsed = time.monotonic() - t0
+        for roll, c in watched:
+            try:
+                c.reload()
+            except Exception as exc:  # noqa: BLE001 - removed or unreadable: it is not serving
+                raise _Died(roll.service, c, f"{c.name} could not be read any more ({exc})",
+                            elapsed) from None
+            died = _died(client, c)
+            if died:
+                raise _Died(roll.service, c, died, elapsed)
+            health = (c.attrs.get("State") or {}).get("Health") or {}
+            svc = cfg.services[roll.service]
+            streak = int(health.get("FailingStreak") or 0)
+            if health.get("Status") == "unhealthy" or (svc.health and streak >= svc.health.retries):
+                raise _Died(roll.service, c, f"{c.name} failed its health check {streak} times in a row",
+                            elapsed)
+        if elapsed >= window:
+            log(f"release {rid}: stayed healthy for {window:g}s")
+            return
+        time.sleep(0.25)
 
 
 def _show_failure(container: Any, service: str, log: Log) -> None:
@@ -625,6 +793,8 @@ def _finish(client: Any, rolls: list[_Roll], drain: float | None, log: Log) -> N
     """Drain and stop the containers of the previous release, now that every service is switched."""
     limit = _drain_seconds(drain)
     for roll in rolls:
+        if roll.switched:
+            _switch(roll.port, roll.new_backends)  # the old release is no longer the standby
         if not roll.old:
             continue
         if roll.port and roll.old_backends:
@@ -680,9 +850,9 @@ def _owner_alive(client: Any, owner: str) -> bool:
     return bool(client.containers.list(filters={"label": labels, "status": "running"}))
 
 
-def _switch(port: int, backends: list[str]) -> None:
+def _switch(port: int, backends: list[str], standby: list[str] | None = None) -> None:
     try:
-        localproxy.switch(port, backends)
+        localproxy.switch(port, backends, standby=standby)
     except localproxy.ProxyError as exc:
         raise ExternalError(f"could not switch 127.0.0.1:{port}: {exc}") from None
 
@@ -729,6 +899,7 @@ def _prune(client: Any, cfg: ResolvedConfig, log: Log) -> None:
 def _releases(client: Any, cfg: ResolvedConfig) -> list[Release]:
     services = _service_containers(client, cfg, None)
     running = {c.labels.get(L_RELEASE) for c in services if c.status == "running"}
+    present = {c.labels.get(L_RELEASE) for c in services}
     records = {c.labels.get(L_RELEASE): c for c in _records(client, cfg)}
     images = {ref.rsplit("-", 1)[-1] for ref in _release_tags(client, cfg)}
     out = []
@@ -744,13 +915,14 @@ def _releases(client: Any, cfg: ResolvedConfig) -> list[Release]:
     out.sort(key=lambda r: r.number, reverse=True)
     # Current: the newest succeeded release that still has running containers.
     current = next((r for r in out if r.id in running and r.outcome == "succeeded"), None)
-    return [_with_current(r, current) for r in out]
+    return [_with_current(r, current, r.id in present) for r in out]
 
 
-def _with_current(release: Release, current: Release | None) -> Release:
-    if current is None or release.number != current.number:
+def _with_current(release: Release, current: Release | None, present: bool) -> Release:
+    is_current = current is not None and release.number == current.number
+    if not is_current and not present:
         return release
-    return dataclasses.replace(release, current=True)
+    return dataclasses.replace(release, current=is_current, present=present)
 
 
 def _release_from_labels(labels: Mapping[str, str], image_id: str, *, current: bool,
@@ -776,7 +948,7 @@ def _release_tags(client: Any, cfg: ResolvedConfig) -> list[str]:
 
 
 def _records(client: Any, cfg: ResolvedConfig) -> list[Any]:
-    return list(client.containers.list(all=True, filters={"label": [
+    return list(client.containers.list(all=True, ignore_removed=True, filters={"label": [
         f"{L_APP}={cfg.app}", f"{L_ENV}={cfg.env_name}", f"{L_ROLE}={ROLE_RECORD}"]}))
 
 
@@ -784,11 +956,13 @@ def _service_containers(client: Any, cfg: ResolvedConfig, service: str | None) -
     labels = [f"{L_APP}={cfg.app}", f"{L_ENV}={cfg.env_name}", f"{L_ROLE}={ROLE_SERVICE}"]
     if service:
         labels.append(f"{L_SERVICE}={service}")
-    return list(client.containers.list(all=True, filters={"label": labels}))
+    # ignore_removed: a deploy may remove a container between the listing and its inspection
+    # (status and history run alongside deploys).
+    return list(client.containers.list(all=True, ignore_removed=True, filters={"label": labels}))
 
 
 def _next_number(client: Any, cfg: ResolvedConfig) -> int:
-    everything = client.containers.list(all=True, filters={"label": [f"{L_APP}={cfg.app}",
+    everything = client.containers.list(all=True, ignore_removed=True, filters={"label": [f"{L_APP}={cfg.app}",
                                                                      f"{L_ENV}={cfg.env_name}"]})
     return 1 + max((_number(c.labels) for c in everything), default=0)
 
@@ -810,9 +984,12 @@ def _release_number(text: str) -> int:
 def _container_state(c: Any, svc: Service) -> ContainerState:
     state = c.attrs.get("State", {})
     health = (state.get("Health") or {}).get("Status", "none")
+    status = state.get("Status", c.status)
     return ContainerState(name=c.name, id=c.short_id, release=c.labels.get(L_RELEASE, ""),
-                          state=state.get("Status", c.status), health=health,
-                          backend=_backend(c, svc) if svc.port and c.status == "running" else "")
+                          state=status, health=health,
+                          backend=_backend(c, svc) if svc.port and c.status == "running" else "",
+                          restarts=int(c.attrs.get("RestartCount") or 0),
+                          exit_code=state.get("ExitCode") if status in ("exited", "dead", "restarting") else None)
 
 
 def _backend(container: Any, svc: Service) -> str:
@@ -898,22 +1075,72 @@ def _iso(ts: float) -> str:
     return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _lock_path(cfg: ResolvedConfig) -> Path:
+    return localproxy.state_root() / "locks" / f"{cfg.app}-{cfg.env_name}.lock"
+
+
+def _lock_holder(cfg: ResolvedConfig) -> str:
+    """The live holder of the deploy lock as it describes itself, or "".
+
+    Read, never taken: even a shared flock for a moment could make a deploy starting just then
+    fail with "being deployed right now". A holder killed with SIGKILL leaves its line behind,
+    so the pid must still be alive."""
+    try:
+        line = _lock_path(cfg).read_text().strip()
+    except OSError:
+        return ""
+    words = line.split()
+    if len(words) < 2 or words[0] != "pid" or not words[1].isdigit():
+        return ""
+    try:
+        os.kill(int(words[1]), 0)
+    except PermissionError:
+        return line  # alive, another user's
+    except OSError:
+        return ""
+    return line
+
+
 @contextlib.contextmanager
-def _env_lock(cfg: ResolvedConfig) -> Iterator[None]:
-    """One deploy of an app/env at a time on this machine; the kernel drops the lock if we die."""
+def _env_lock(cfg: ResolvedConfig, *, wait: float = 0.0, log: Log | None = None,
+              cancelled: threading.Event | None = None) -> Iterator[None]:
+    """One deploy of an app/env at a time on this machine; the kernel drops the lock if we die.
+
+    Busy: with `wait` > 0 (--lock-wait), poll until it frees up for at most `wait` seconds;
+    then (or at once without `wait`) LockHeld (exit 1, as for ECS) naming the holder."""
     import fcntl
 
-    directory = localproxy.state_root() / "locks"
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"{cfg.app}-{cfg.env_name}.lock"
+    path = _lock_path(cfg)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    where = f"{cfg.app}/{cfg.env_name}"
+    deadline = time.monotonic() + max(0.0, wait)
+    announced = False
     with open(path, "a+") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip() or "another deployctl process"
-            raise LockHeld(f"{cfg.app}/{cfg.env_name} is being deployed right now by {holder}",
-                           hint="wait for it to finish, then run again") from None
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                handle.seek(0)
+                holder = handle.read().strip() or "another deployctl process"
+            if time.monotonic() >= deadline:
+                raise LockHeld(f"{where} is being deployed right now by {holder}"
+                               + (f" (waited {wait:g}s)" if wait > 0 else ""),
+                               hint="wait longer with --lock-wait, e.g. --lock-wait 10m" if wait > 0 else
+                               "wait for it with --lock-wait DURATION (e.g. --lock-wait 10m), or run again "
+                               "once it is done") from None
+            if not announced and log is not None:
+                log(f"waiting up to {wait:g}s for the deploy lock of {where}: held by {holder}")
+                announced = True
+            if cancelled is not None:
+                if cancelled.wait(0.2):
+                    from deployctl.pipeline import Cancelled
+
+                    raise Cancelled("cancelled while waiting for the deploy lock; nothing was changed")
+            else:
+                time.sleep(0.2)
+        if announced and log is not None:
+            log(f"deploy lock of {where} taken")
         handle.seek(0)
         handle.truncate()
         handle.write(f"pid {os.getpid()} ({_who()}, since {_iso(time.time())})\n")

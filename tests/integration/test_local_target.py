@@ -118,6 +118,8 @@ def app(client: docker.DockerClient, monkeypatch: pytest.MonkeyPatch) -> App:
     text = (text.replace("app: quickstart", f"app: {name}", 1)
                 .replace("local_port: 8080", f"local_port: {port}", 1)
                 .replace('MODEL_LOAD_SECONDS: "3"', 'MODEL_LOAD_SECONDS: "1"', 1))
+    # A short settle window keeps these tests quick; the settle tests below set their own.
+    text += "\ndeploy:\n  settle: 1s\n"
     the_app = App(root, name, port, text)
     yield the_app
     target.remove(the_app.cfg, client=client)
