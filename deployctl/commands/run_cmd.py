@@ -62,6 +62,8 @@ def run(
     from deployctl.render.ecs import Facts
 
     cfg = load(file, env)
+    if report is not None:
+        _check_report(report)
     preview_name = check_name(cfg, name)
     source = cfg.environment.promote_from
     if source:
@@ -111,15 +113,15 @@ def run(
 
     from deployctl.pipeline import run_jobs
     from deployctl.ui import make_reporter
-    from deployctl.ui.report import report_json, write_report
+    from deployctl.ui.report import report_json
 
     if "deploy" in selected and not as_json:
         # Every run that deploys says what it will cost: AI services are big and mistakes costly.
         typer.echo(_cost_line(plan))
     result = run_jobs(jobs, make_reporter(json_mode=as_json), redactor=redactor)
     _publish_run_metrics(cfg, plan, result)
-    if report:
-        write_report(result, report)
+    if report is not None:
+        _write_report(result, report)
     if as_json:
         sys.stdout.write(report_json(result))
         sys.stdout.flush()
@@ -130,6 +132,34 @@ def run(
     _maybe_tracebacks(result)
     if result.exit_code:
         raise typer.Exit(result.exit_code)
+
+
+# --- the --report file ----------------------------------------------------------------------
+
+
+def _check_report(path: str) -> None:
+    """Refuse (exit 2) before any stage runs a --report path that cannot take a report file."""
+    from deployctl.errors import UsageError
+    from deployctl.ui.report import ReportPathError, check_report_path
+
+    try:
+        check_report_path(path)
+    except ReportPathError as exc:
+        raise UsageError(f"--report {path}: {exc}",
+                         hint="name a regular file in an existing, writable directory") from None
+
+
+def _write_report(result: Any, path: str) -> None:
+    """Write the report after the run. The run itself is over by now: a report that cannot be
+    written (the disk filled, the directory went read-only) is a warning, never a new outcome."""
+    from deployctl.ui.report import write_report
+
+    try:
+        write_report(result, path)
+    except OSError as exc:
+        why = exc.strerror or str(exc)
+        print(f"warning: the run report was not written to {path}: {why} (the run's outcome and exit "
+              f"code {result.exit_code} are unchanged)", file=sys.stderr)
 
 
 # --- stage selection ------------------------------------------------------------------------
