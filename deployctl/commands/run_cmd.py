@@ -57,7 +57,7 @@ def run(
                deployctl run --env preview --name pr-42
     """
     from deployctl.errors import UsageError
-    from deployctl.plan import guardrail_violations, make_plan
+    from deployctl.plan import check_image_override, guardrail_violations, make_plan
     from deployctl.preview import check_name
     from deployctl.render.ecs import Facts
 
@@ -65,6 +65,7 @@ def run(
     if report is not None:
         _check_report(report)
     preview_name = check_name(cfg, name)
+    image = check_image_override(image)  # "" or "not a ref" is exit 2, as for `plan`
     source = cfg.environment.promote_from
     if source:
         raise UsageError(
@@ -81,7 +82,8 @@ def run(
     uses_ecr = cfg.image.registry == "ecr" or _is_ecr(image)
     clients = _aws_clients(cfg) if needs_registry and uses_ecr else None
     facts = Facts(git_sha=git.sha, preview_name=preview_name)
-    if clients is not None and cfg.image.registry == "ecr":
+    if clients is not None and cfg.image.registry == "ecr" and not dry_run:
+        # A dry run shows `<account-id>` as `plan` does: it needs no AWS credentials at all.
         from deployctl.adapters import aws
 
         with aws.aws_errors("reading the AWS account id for the ECR registry"):
