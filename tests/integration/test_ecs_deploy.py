@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -272,7 +273,7 @@ def test_first_deploy_creates_the_service_and_succeeds(world: World, sim: Any, t
     tags = world.td_tags(svc["taskDefinition"])
     assert tags["deployctl:release"] == res.outputs["release"]
     assert tags["deployctl:git-sha"] == SHA and tags["deployctl:image-digest"] == ref.split("@")[1]
-    assert tags["deployctl:outcome"] == "succeeded" and tags["deployctl:actor"] == "tester"
+    assert tags["deployctl:outcome"] == "succeeded" and tags["deployctl:actor"] == f"tester@{socket.gethostname()}"
     assert tags["deployctl:service"] == "api" and tags["deployctl:env"] == "staging"
     # Full secret ARN (with the random suffix) from preflight, never the value.
     td = world.c("ecs").describe_task_definition(taskDefinition=svc["taskDefinition"])["taskDefinition"]
