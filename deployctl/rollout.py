@@ -47,6 +47,9 @@ CAUSE_NO_ANSWER = "no_answer"  # AWS stopped answering DescribeServices: the rol
 # OUTCOME_GRACE for recording the outcome (docs/timeouts.md).
 ROLLBACK_SHARE = 0.5
 OUTCOME_GRACE = 5.0
+# The rollout's AWS calls may end this long after its timeout, so the watcher's last look at the
+# timeout still gets an answer (taken out of the rollback budget, not added to the bound).
+LAST_LOOK = 1.0
 
 
 def rollback_budget(timeout: float) -> float:
@@ -381,10 +384,12 @@ class Throttled(Exception):
     """Raised by a Source when AWS answered with a throttling error (or, `transient=True`, a
     5xx / connection failure): the watcher backs off and tries again."""
 
-    def __init__(self, operation: str = "", message: str = "", *, transient: bool = False) -> None:
+    def __init__(self, operation: str = "", message: str = "", *, transient: bool = False,
+                 out_of_time: bool = False) -> None:
         super().__init__(f"{operation}: {message}" if operation else message)
         self.operation = operation
         self.transient = transient
+        self.out_of_time = out_of_time  # not sent: the time budget was spent (AWS was not asked)
 
 
 class WatchCancelled(Exception):
@@ -629,6 +634,7 @@ def watch(
     slow_polls = 0
     polls = 0
     last_answer = start if first_service is not None else None  # clock() of the last DescribeServices answer
+    unanswered = False  # a DescribeServices went out since that answer and got none
     alarms: dict[str, str] = dict(alarms_at_start or {})
     svc: Json | None = first_service
     have_first = first_service is not None
@@ -660,6 +666,7 @@ def watch(
                 finally:
                     w.count_calls(before)
                 last_answer = clock()
+                unanswered = False
             throttle_streak = 0
             aux = _aux_plan(w, svc, polls, verdict)
             for kind in ("targets", "alarms", "tasks"):
@@ -691,6 +698,8 @@ def watch(
                 finally:
                     w.count_calls(before)
         except Throttled as exc:
+            if exc.operation == "DescribeServices" and not exc.out_of_time:
+                unanswered = True
             throttle_streak += 1
             result.throttled += 1
             delay = policy.throttle_delay(throttle_streak, rng())
@@ -702,7 +711,7 @@ def watch(
                     "(the deployment is not affected)")
             elapsed = clock() - start
             if elapsed > limits.timeout:
-                if exc.operation == "DescribeServices":
+                if exc.operation == "DescribeServices" and unanswered:
                     return finish(no_answer(exc, svc, started_deployment_id, clock() - (last_answer or start),
                                             last_answer is not None, limits.timeout))
                 snap = Snapshot(svc, tuple(w.targets) if w.targets is not None else None, alarms)

@@ -227,7 +227,8 @@ class EcsSource:
             if isinstance(exc, awsa.NoCredentialsError):
                 raise awsa.translate(exc, f"watching {self.name}") or ExternalError(str(exc)) from None
             # Connection hiccups while watching: retry with backoff, the rollout goes on anyway.
-            raise rollout.Throttled(op, str(exc), transient=True) from None
+            raise rollout.Throttled(op, str(exc), transient=True,
+                                    out_of_time=isinstance(exc, awsa.OutOfTime)) from None
 
     def service(self) -> dict[str, Any] | None:
         resp = self._call("DescribeServices", self.ecs.describe_services, cluster=self.cluster,
@@ -350,7 +351,7 @@ def deploy(plan: Plan, image_ref: str, ctx: Any, options: Any) -> None:
     rollout_deadline = t0 + timeout
     deadline = rollout_deadline + rollout.rollback_budget(timeout)
     # Every AWS call of the rollout ends by its deadline, however AWS behaves (docs/timeouts.md).
-    aws = awsa.Bounded(awsa.clients(cfg.region), rollout_deadline)
+    aws = awsa.Bounded(awsa.clients(cfg.region), min(rollout_deadline + rollout.LAST_LOOK, deadline))
     pre = preflight.run(cfg, aws, image_ref, log=log)
     digest = pre.image_digest or (image_ref.split("@", 1)[1] if "@" in image_ref else None)
     outputs = getattr(ctx, "outputs", {})
@@ -594,9 +595,11 @@ class _ServiceDeploy:
         our_id, svc = self._started_id(svc, td_arn, before_ids, allow_existing=settings_only)
         if our_id in before_ids:
             before_ids.discard(our_id)
-        timeout = self.s.rollout_deadline - started
-        self.log(f"watching deployment {our_id} (timeout {timeout:.0f}s)")
-        result = self._watch(our_id, before_ids, seen_events, timeout, started, alarms, first=svc)
+        # deploy.timeout counts from the start of the deploy (preflight and earlier waves included).
+        deploy_start = self.s.rollout_deadline - self.s.timeout
+        self.log(f"watching deployment {our_id} ({max(0.0, self.s.rollout_deadline - time.monotonic()):.0f}s "
+                 f"left of the {self.s.timeout:g}s timeout)")
+        result = self._watch(our_id, before_ids, seen_events, self.s.timeout, deploy_start, alarms, first=svc)
         verdict = result.verdict
         if verdict.ok:
             self.log(f"succeeded: {verdict.message} in {result.duration:.1f}s")
