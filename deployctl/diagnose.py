@@ -300,6 +300,19 @@ def diagnose(
             "likely misbehaves under real traffic even though its health checks pass",
         ))
 
+    if cause == "no_answer":
+        # Nothing ECS showed explains anything: the watch was cut off by AWS's silence, and stale
+        # counts (tasks PENDING at the last answer) must not be read as the cause.
+        env = context.env or "<env>"
+        add(Finding(
+            "no_answer",
+            "AWS did not answer the ECS API (DescribeServices) before the deploy's time ran out; "
+            "nothing is known about the rollout since its last answer.",
+            f"check the network path to AWS (proxy, VPC endpoint, AWS Health Dashboard), then run "
+            f"`deployctl status --env {env}` to see what runs; if the new release is live and "
+            f"unwanted, `deployctl rollback --env {env}`",
+        ))
+
     if not found:
         if cause == "timeout":
             add(Finding(
@@ -317,7 +330,7 @@ def diagnose(
                 f"then the logs: {_logs_hint(context)}",
             ))
 
-    order = ["image_pull", "registry_auth", "network", "secrets", "init", "oom", "killed", "crash",
+    order = ["no_answer", "image_pull", "registry_auth", "network", "secrets", "init", "oom", "killed", "crash",
              "container_health", "elb_health", "placement", "deploy_config", "alarm", "timeout", "unknown"]
     return sorted(found.values(), key=lambda f: order.index(f.key) if f.key in order else len(order))
 

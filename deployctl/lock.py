@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import getpass
 import os
 import socket
 import sys
@@ -73,13 +72,10 @@ def lease_seconds(environ: dict[str, str] | None = None) -> float:
 
 
 def who() -> str:
-    if os.environ.get("GITHUB_ACTOR"):
-        return f"github:{os.environ['GITHUB_ACTOR']}"
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):
-        user = "unknown"
-    return f"{user}@{socket.gethostname()}"
+    """The lock holder: the same `who` as the release records (releases_tags.actor)."""
+    from deployctl.releases_tags import actor
+
+    return actor()
 
 
 def command_line() -> str:

@@ -188,7 +188,16 @@ def stages(cfg: ResolvedConfig, image_ref: str) -> tuple[Stage, ...]:
                      + (f" --target {cfg.image.target}" if cfg.image.target else "")))
     out.append(Stage("push", (*checks, "build"), f"push {image_ref}"))
     where = f"ECS cluster {cfg.environment.cluster}" if cfg.environment.target == "ecs" else "local Docker engine"
-    out.append(Stage("deploy", ("push",), f"rolling deploy to {where}"))
+    detail = f"rolling deploy to {where}"
+    if cfg.environment.target == "ecs":
+        # The bound on the whole deploy (docs/timeouts.md): people plan CI job timeouts with it.
+        from deployctl.config.units import format_duration
+        from deployctl.rollout import rollback_budget
+
+        timeout = cfg.deploy.timeout
+        detail += (f"; at most {format_duration(timeout)}, plus {format_duration(rollback_budget(timeout))} "
+                   "for deployctl's own rollback")
+    out.append(Stage("deploy", ("push",), detail))
     return tuple(out)
 
 

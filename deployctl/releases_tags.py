@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import socket
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -60,11 +61,27 @@ def iso(ts: datetime) -> str:
 
 
 def actor(environ: Mapping[str, str] | None = None) -> str:
-    """Who deploys: the GitHub actor in Actions, else the local user."""
+    """Who deploys: the one answer used by release records (ECS tags, local release labels),
+    `history` and the deploy lock.
+
+    In GitHub Actions `github:<GITHUB_ACTOR>` (the runner's user and host say nothing about the
+    person). Elsewhere `<user>@<host>`, the user from $USER, $LOGNAME or $USERNAME, else the
+    login name of this process's uid (a container or cron job often has no $USER), else `uid<N>`.
+    """
     env = os.environ if environ is None else environ
     if env.get("GITHUB_ACTOR"):
         return f"github:{env['GITHUB_ACTOR']}"
-    return env.get("USER") or env.get("USERNAME") or "unknown"
+    user = env.get("USER") or env.get("LOGNAME") or env.get("USERNAME") or _login_name()
+    return f"{user}@{socket.gethostname() or 'localhost'}"
+
+
+def _login_name() -> str:
+    try:
+        import pwd
+
+        return pwd.getpwuid(os.getuid()).pw_name
+    except (ImportError, KeyError, OSError):  # no pwd module (Windows), or a uid without an entry
+        return f"uid{os.getuid()}" if hasattr(os, "getuid") else "unknown"
 
 
 def start_tags(*, who: str, started_at: datetime) -> dict[str, str]:

@@ -40,6 +40,21 @@ CAUSE_REPLACED = "replaced"
 CAUSE_TIMEOUT = "timeout"
 CAUSE_SERVICE_GONE = "service_gone"
 CAUSE_UNHEALTHY = "unhealthy_targets"
+CAUSE_NO_ANSWER = "no_answer"  # AWS stopped answering DescribeServices: the rollout's state is unknown
+
+# deployctl's own rollback (ECS did not roll back a failed rollout) gets this share of
+# deploy.timeout on top of it: the whole deploy ends within timeout × (1 + ROLLBACK_SHARE) plus
+# OUTCOME_GRACE for recording the outcome (docs/timeouts.md).
+ROLLBACK_SHARE = 0.5
+OUTCOME_GRACE = 5.0
+# The rollout's AWS calls may end this long after its timeout, so the watcher's last look at the
+# timeout still gets an answer (taken out of the rollback budget, not added to the bound).
+LAST_LOOK = 1.0
+
+
+def rollback_budget(timeout: float) -> float:
+    """Seconds deployctl's own rollback may take after the rollout's `timeout`."""
+    return timeout * ROLLBACK_SHARE
 
 Json = Mapping[str, Any]
 
@@ -369,10 +384,12 @@ class Throttled(Exception):
     """Raised by a Source when AWS answered with a throttling error (or, `transient=True`, a
     5xx / connection failure): the watcher backs off and tries again."""
 
-    def __init__(self, operation: str = "", message: str = "", *, transient: bool = False) -> None:
+    def __init__(self, operation: str = "", message: str = "", *, transient: bool = False,
+                 out_of_time: bool = False) -> None:
         super().__init__(f"{operation}: {message}" if operation else message)
         self.operation = operation
         self.transient = transient
+        self.out_of_time = out_of_time  # not sent: the time budget was spent (AWS was not asked)
 
 
 class WatchCancelled(Exception):
@@ -616,6 +633,8 @@ def watch(
     throttle_streak = 0
     slow_polls = 0
     polls = 0
+    last_answer = start if first_service is not None else None  # clock() of the last DescribeServices answer
+    unanswered = False  # a DescribeServices went out since that answer and got none
     alarms: dict[str, str] = dict(alarms_at_start or {})
     svc: Json | None = first_service
     have_first = first_service is not None
@@ -646,6 +665,8 @@ def watch(
                     svc = source.service()
                 finally:
                     w.count_calls(before)
+                last_answer = clock()
+                unanswered = False
             throttle_streak = 0
             aux = _aux_plan(w, svc, polls, verdict)
             for kind in ("targets", "alarms", "tasks"):
@@ -677,6 +698,8 @@ def watch(
                 finally:
                     w.count_calls(before)
         except Throttled as exc:
+            if exc.operation == "DescribeServices" and not exc.out_of_time:
+                unanswered = True
             throttle_streak += 1
             result.throttled += 1
             delay = policy.throttle_delay(throttle_streak, rng())
@@ -688,10 +711,13 @@ def watch(
                     "(the deployment is not affected)")
             elapsed = clock() - start
             if elapsed > limits.timeout:
+                if exc.operation == "DescribeServices" and unanswered:
+                    return finish(no_answer(exc, svc, started_deployment_id, clock() - (last_answer or start),
+                                            last_answer is not None, limits.timeout))
                 snap = Snapshot(svc, tuple(w.targets) if w.targets is not None else None, alarms)
                 return finish(assess(snap, started_deployment_id, before_ids=w.before_ids,
                                      timers=Timers(elapsed=elapsed), limits=limits))
-            if sleep(delay):
+            if sleep(min(delay, _left(clock() - start, limits))):
                 raise WatchCancelled(verdict) from None
             continue
 
@@ -740,8 +766,31 @@ def watch(
         # balancer keep a slot for the target-health read that confirms success.
         reserve = 1 if limits.load_balanced and near else 0
         delay = max(delay, w.budget_wait(1 + reserve))
-        if sleep(delay):
+        # Never sleep past the timeout: the last look and the verdict come when it runs out.
+        if sleep(min(delay, _left(clock() - start, limits))):
             raise WatchCancelled(verdict)
+
+
+def _left(elapsed: float, limits: Limits) -> float:
+    """Seconds until just past the timeout (a poll then sees `elapsed > timeout`)."""
+    return max(0.0, limits.timeout - elapsed) + 0.01
+
+
+def no_answer(exc: Exception, last: Json | None, our_id: str, silent_for: float, answered: bool,
+              timeout: float) -> Verdict:
+    """The verdict when the time ran out while AWS did not answer DescribeServices: nothing is
+    known about the rollout since its last answer, so it says so (and what that answer showed)
+    instead of guessing a cause from stale counts."""
+    seen = ""
+    if last is not None and answered:
+        ours = next((d for d in last.get("deployments") or [] if d.get("id") == our_id), None)
+        if ours is not None:
+            seen = (f"; its last answer, {silent_for:.0f}s ago, showed {td_label(ours.get('taskDefinition'))} "
+                    f"{str(ours.get('rolloutState') or '?')} with {counts_text(ours)}")
+    what = "throttled" if not getattr(exc, "transient", True) else "did not answer"
+    return Verdict(FAILED, f"AWS {what} DescribeServices for {silent_for:.0f}s, until the {timeout:.0f}s "
+                   f"timeout ran out: the state of the rollout is unknown{seen}", CAUSE_NO_ANSWER, our_id,
+                   roll_back=True)
 
 
 def _aux_plan(w: _Watch, svc: Json | None, polls: int, verdict: Verdict) -> dict[str, bool]:

@@ -16,8 +16,10 @@ Sections:
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -27,6 +29,9 @@ import botocore.session
 from botocore.config import Config
 
 from deployctl.errors import ExternalError
+
+BotoCoreError = botocore.exceptions.BotoCoreError
+BotoCoreErrorBase: Any = botocore.exceptions.BotoCoreError
 
 # ---------------------------------------------------------------------------------------------
 # 1. clients and retry configuration
@@ -53,7 +58,8 @@ def retry_config(attempts: int = DEFAULT_ATTEMPTS, *, connect_timeout: float = 1
 
 
 class Clients:
-    """Lazily created boto3 clients for one region. Thread-safe creation (deploys of several
+    """Lazily created boto3 clients for one region (Bounded: calls that must end by a deadline).
+    Thread-safe creation (deploys of several
     services run in threads; a boto3 Session is not safe to share while creating clients).
 
     `clients.ecs` etc. use the default retry config; `clients.watch("ecs")` returns a
@@ -65,13 +71,15 @@ class Clients:
         self.region = region
         self.endpoint_url = endpoint_url
         self._attempts = attempts
-        self._cache: dict[tuple[str, int], Any] = {}
+        self._cache: dict[tuple[str, int, float, float], Any] = {}
 
-    def client(self, service: str, *, attempts: int | None = None) -> Any:
-        key = (service, attempts or self._attempts)
+    def client(self, service: str, *, attempts: int | None = None, connect_timeout: float = 10,
+               read_timeout: float = 30) -> Any:
+        key = (service, attempts or self._attempts, connect_timeout, read_timeout)
         with _LOCK:
             if key not in self._cache:
-                kwargs: dict[str, Any] = {"config": retry_config(key[1]), "region_name": self.region}
+                config = retry_config(key[1], connect_timeout=connect_timeout, read_timeout=read_timeout)
+                kwargs: dict[str, Any] = {"config": config, "region_name": self.region}
                 if self.endpoint_url:
                     kwargs["endpoint_url"] = self.endpoint_url
                 self._cache[key] = _session().client(service, **kwargs)
@@ -84,6 +92,79 @@ class Clients:
         if name in SERVICES:
             return self.client(name)
         raise AttributeError(name)
+
+
+class OutOfTime(BotoCoreErrorBase):  # type: ignore[valid-type,misc]
+    """A call was not made because the time budget it had to finish in is spent."""
+
+    fmt = "no time left for {operation}: the deploy's time budget is spent"
+
+
+class Bounded:
+    """Clients whose every call ends by `deadline` (a time.monotonic() value).
+
+    Each call gets connect and read timeouts of at most the time left divided by its attempts
+    (never more than the usual 10 s / 30 s), so botocore's retries included it cannot outlast
+    the deadline by more than a rounding step; once the time is spent a call raises OutOfTime
+    without going out. A hanging endpoint therefore costs a deploy its budget, never more.
+    Clients for each timeout step are cached by the underlying Clients.
+    """
+
+    STEP = 0.5  # timeouts are rounded down to this (seconds): a bounded number of cached clients
+    MIN_ATTEMPT = 2.0  # seconds an attempt gets before retries are given up for time
+
+    def __init__(self, base: Clients, deadline: float, *, clock: Any = time.monotonic) -> None:
+        self.base, self.deadline, self.clock = base, deadline, clock
+        self.region = base.region
+
+    def until(self, deadline: float) -> Bounded:
+        return Bounded(self.base, deadline, clock=self.clock)
+
+    def remaining(self) -> float:
+        return self.deadline - self.clock()
+
+    def client(self, service: str, *, attempts: int | None = None) -> Any:
+        return _BoundedClient(self, service, attempts or self.base._attempts)
+
+    def watch(self, service: str) -> Any:
+        return self.client(service, attempts=WATCH_ATTEMPTS)
+
+    def raw(self, service: str, attempts: int, operation: str) -> Any:
+        """The boto3 client to make one call with now (OutOfTime when no time is left). Short on
+        time, a call makes fewer attempts (each gets MIN_ATTEMPT seconds where it can)."""
+        remaining = self.remaining()
+        if remaining <= 0.05:
+            raise OutOfTime(operation=operation)
+        attempts = max(1, min(attempts, int(remaining // self.MIN_ATTEMPT)))
+        per_attempt = remaining / attempts
+        # Rounded down (to STEP, or to 0.05 s under STEP): a small set of cached clients.
+        step = self.STEP if per_attempt >= self.STEP else 0.05
+        rounded = max(0.05, math.floor(per_attempt / step) * step)
+        return self.base.client(service, attempts=attempts, connect_timeout=min(10.0, rounded),
+                                read_timeout=min(30.0, rounded))
+
+    def __getattr__(self, name: str) -> Any:
+        if name in SERVICES:
+            return self.client(name)
+        raise AttributeError(name)
+
+
+class _BoundedClient:
+    """A boto3 client look-alike: operations go through Bounded.raw at call time."""
+
+    def __init__(self, owner: Bounded, service: str, attempts: int) -> None:
+        self._owner, self._service, self._attempts = owner, service, attempts
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_") or name in ("exceptions", "meta", "get_paginator", "can_paginate",
+                                             "get_waiter"):
+            # Paginators make their calls later: give them the longest timeouts allowed now.
+            return getattr(self._owner.raw(self._service, self._attempts, name), name)
+
+        def call(**kwargs: Any) -> Any:
+            return getattr(self._owner.raw(self._service, self._attempts, name), name)(**kwargs)
+
+        return call
 
 
 # One botocore session per process: loading service models costs ~0.1-1 s per service, and a
@@ -107,7 +188,8 @@ def clients(region: str, *, endpoint_url: str | None = None, attempts: int = DEF
 
     Reuses the clients made for the same region/endpoint/credential source earlier in this process.
     """
-    key = (region, endpoint_url or "", str(attempts), os.environ.get("AWS_ENDPOINT_URL", ""),
+    endpoints = ",".join(f"{k}={v}" for k, v in sorted(os.environ.items()) if k.startswith("AWS_ENDPOINT_URL"))
+    key = (region, endpoint_url or "", str(attempts), endpoints,
            os.environ.get("AWS_PROFILE", ""), os.environ.get("AWS_ACCESS_KEY_ID", ""))
     with _LOCK:
         if key not in _CLIENTS:
@@ -124,7 +206,6 @@ def endpoint_from_env() -> str | None:
 # ---------------------------------------------------------------------------------------------
 
 ClientError = botocore.exceptions.ClientError
-BotoCoreError = botocore.exceptions.BotoCoreError
 NoCredentialsError = botocore.exceptions.NoCredentialsError
 
 _THROTTLE_CODES = frozenset({
@@ -191,7 +272,7 @@ def translate(exc: BaseException, doing: str = "calling AWS") -> ExternalError |
             f"cannot reach {where} while {doing}: {exc}",
             hint="check the network/proxy, the region, and AWS_ENDPOINT_URL if it is set",
         )
-    if isinstance(exc, botocore.exceptions.ReadTimeoutError):
+    if isinstance(exc, botocore.exceptions.ReadTimeoutError | OutOfTime):
         return ExternalError(f"AWS did not answer in time while {doing}: {exc}", hint="run again")
     if isinstance(exc, ClientError):
         code, op = error_code(exc), operation(exc)

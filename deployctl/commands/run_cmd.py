@@ -57,12 +57,15 @@ def run(
                deployctl run --env preview --name pr-42
     """
     from deployctl.errors import UsageError
-    from deployctl.plan import guardrail_violations, make_plan
+    from deployctl.plan import check_image_override, guardrail_violations, make_plan
     from deployctl.preview import check_name
     from deployctl.render.ecs import Facts
 
     cfg = load(file, env)
+    if report is not None:
+        _check_report(report)
     preview_name = check_name(cfg, name)
+    image = check_image_override(image)  # "" or "not a ref" is exit 2, as for `plan`
     source = cfg.environment.promote_from
     if source:
         raise UsageError(
@@ -79,7 +82,8 @@ def run(
     uses_ecr = cfg.image.registry == "ecr" or _is_ecr(image)
     clients = _aws_clients(cfg) if needs_registry and uses_ecr else None
     facts = Facts(git_sha=git.sha, preview_name=preview_name)
-    if clients is not None and cfg.image.registry == "ecr":
+    if clients is not None and cfg.image.registry == "ecr" and not dry_run:
+        # A dry run shows `<account-id>` as `plan` does: it needs no AWS credentials at all.
         from deployctl.adapters import aws
 
         with aws.aws_errors("reading the AWS account id for the ECR registry"):
@@ -111,15 +115,15 @@ def run(
 
     from deployctl.pipeline import run_jobs
     from deployctl.ui import make_reporter
-    from deployctl.ui.report import report_json, write_report
+    from deployctl.ui.report import report_json
 
     if "deploy" in selected and not as_json:
         # Every run that deploys says what it will cost: AI services are big and mistakes costly.
         typer.echo(_cost_line(plan))
     result = run_jobs(jobs, make_reporter(json_mode=as_json), redactor=redactor)
     _publish_run_metrics(cfg, plan, result)
-    if report:
-        write_report(result, report)
+    if report is not None:
+        _write_report(result, report)
     if as_json:
         sys.stdout.write(report_json(result))
         sys.stdout.flush()
@@ -130,6 +134,34 @@ def run(
     _maybe_tracebacks(result)
     if result.exit_code:
         raise typer.Exit(result.exit_code)
+
+
+# --- the --report file ----------------------------------------------------------------------
+
+
+def _check_report(path: str) -> None:
+    """Refuse (exit 2) before any stage runs a --report path that cannot take a report file."""
+    from deployctl.errors import UsageError
+    from deployctl.ui.report import ReportPathError, check_report_path
+
+    try:
+        check_report_path(path)
+    except ReportPathError as exc:
+        raise UsageError(f"--report {path}: {exc}",
+                         hint="name a regular file in an existing, writable directory") from None
+
+
+def _write_report(result: Any, path: str) -> None:
+    """Write the report after the run. The run itself is over by now: a report that cannot be
+    written (the disk filled, the directory went read-only) is a warning, never a new outcome."""
+    from deployctl.ui.report import write_report
+
+    try:
+        write_report(result, path)
+    except OSError as exc:
+        why = exc.strerror or str(exc)
+        print(f"warning: the run report was not written to {path}: {why} (the run's outcome and exit "
+              f"code {result.exit_code} are unchanged)", file=sys.stderr)
 
 
 # --- stage selection ------------------------------------------------------------------------

@@ -54,10 +54,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
-import getpass
 import math
 import os
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -1061,14 +1059,9 @@ def _option(options: Any, name: str) -> Any:
 
 
 def _who() -> str:
-    actor = os.environ.get("GITHUB_ACTOR")
-    if actor:
-        return f"{actor} (GitHub Actions)"
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):
-        user = "unknown"
-    return f"{user}@{socket.gethostname()}"
+    from deployctl.releases_tags import actor  # one "who deployed" for every target and the lock
+
+    return actor()
 
 
 def _iso(ts: float) -> str:

@@ -24,6 +24,7 @@ For one `deployctl run` (the deploy stage):
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import threading
@@ -226,7 +227,8 @@ class EcsSource:
             if isinstance(exc, awsa.NoCredentialsError):
                 raise awsa.translate(exc, f"watching {self.name}") or ExternalError(str(exc)) from None
             # Connection hiccups while watching: retry with backoff, the rollout goes on anyway.
-            raise rollout.Throttled(op, str(exc), transient=True) from None
+            raise rollout.Throttled(op, str(exc), transient=True,
+                                    out_of_time=isinstance(exc, awsa.OutOfTime)) from None
 
     def service(self) -> dict[str, Any] | None:
         resp = self._call("DescribeServices", self.ecs.describe_services, cluster=self.cluster,
@@ -299,6 +301,10 @@ class Settings:
     release_id: str
     actor: str
     started_at: datetime
+    # time.monotonic() values: the rollout (preflight and every wave included) ends by
+    # `rollout_deadline`, deployctl's own rollback by `deadline` (rollout.rollback_budget later).
+    rollout_deadline: float = float("inf")
+    deadline: float = float("inf")
 
 
 def _effective(options: Any, cfg: Any) -> tuple[float, float]:
@@ -341,7 +347,11 @@ def deploy(plan: Plan, image_ref: str, ctx: Any, options: Any) -> None:
     log = _Log(ctx)
     timeout, poll = _effective(options, cfg)
     cancelled: threading.Event = getattr(ctx, "cancelled", None) or threading.Event()
-    aws = awsa.clients(cfg.region)
+    t0 = time.monotonic()
+    rollout_deadline = t0 + timeout
+    deadline = rollout_deadline + rollout.rollback_budget(timeout)
+    # Every AWS call of the rollout ends by its deadline, however AWS behaves (docs/timeouts.md).
+    aws = awsa.Bounded(awsa.clients(cfg.region), min(rollout_deadline + rollout.LAST_LOOK, deadline))
     pre = preflight.run(cfg, aws, image_ref, log=log)
     digest = pre.image_digest or (image_ref.split("@", 1)[1] if "@" in image_ref else None)
     outputs = getattr(ctx, "outputs", {})
@@ -363,9 +373,12 @@ def deploy(plan: Plan, image_ref: str, ctx: Any, options: Any) -> None:
     settings = Settings(timeout=timeout, poll=rollout.PollPolicy.from_base(poll),
                         force=bool(getattr(options, "force", False)),
                         no_rollback=bool(getattr(options, "no_rollback", False)),
-                        release_id=release_id, actor=releases_tags.actor(), started_at=datetime.now(UTC))
+                        release_id=release_id, actor=releases_tags.actor(), started_at=datetime.now(UTC),
+                        rollout_deadline=rollout_deadline, deadline=deadline)
     log(f"release {release_id}: {pre.image_ref} → cluster {cfg.environment.cluster} "
         f"({', '.join(s.name for s in real.services)})")
+    log(f"time budget: {timeout:g}s for the rollout, then up to {rollout.rollback_budget(timeout):g}s for "
+        "deployctl's own rollback if one is needed")
 
     outcomes: dict[str, ServiceOutcome] = {}
     for wave in real.waves():
@@ -479,6 +492,8 @@ class _ServiceDeploy:
         self.registered: str | None = None  # the revision this deploy registered (its release)
         self.kept_release: str | None = None  # registering none: the running revision's release
         self.recorded = False  # its outcome tag has been written (or attempted)
+        self.last_seen: Mapping[str, Any] | None = None  # the rollout watch's last DescribeServices answer
+        self.rollback_requested = False  # ECS accepted deployctl's rollback UpdateService
         self.started = time.monotonic()
 
     # -- steps --------------------------------------------------------------------------------
@@ -488,7 +503,7 @@ class _ServiceDeploy:
         conf = self.sp.update_service.get("deploymentConfiguration", {})
         return list((conf.get("alarms") or {}).get("alarmNames") or [])
 
-    def _alarms_at_start(self, fallback: Mapping[str, str]) -> dict[str, str]:
+    def _alarms_at_start(self, fallback: Mapping[str, str], aws: Any = None) -> dict[str, str]:
         """States of every deployment alarm of this service, read right before a deployment
         starts (ours, or deployctl's rollback). ECS turns its alarm checks off for a deployment
         that starts with one of its alarms in ALARM (ECS-ROLLOUTS.md §3), so deployctl's own
@@ -496,10 +511,13 @@ class _ServiceDeploy:
         names = self._alarm_names()
         if not names:
             return {}
-        source = EcsSource(self.aws, self.cluster, self.sp.ecs_service, names)
+        aws = aws or self.aws
+        source = EcsSource(aws, self.cluster, self.sp.ecs_service, names)
         states: dict[str, str] | None = None
         problem = ""
         for attempt in range(3):
+            if attempt and getattr(aws, "remaining", lambda: 1.0)() <= 0:
+                break  # the time budget is spent: go by the last known states
             try:
                 states = source.alarm_states()
                 break
@@ -577,8 +595,11 @@ class _ServiceDeploy:
         our_id, svc = self._started_id(svc, td_arn, before_ids, allow_existing=settings_only)
         if our_id in before_ids:
             before_ids.discard(our_id)
-        self.log(f"watching deployment {our_id} (timeout {self.s.timeout:g}s)")
-        result = self._watch(our_id, before_ids, seen_events, self.s.timeout, started, alarms, first=svc)
+        # deploy.timeout counts from the start of the deploy (preflight and earlier waves included).
+        deploy_start = self.s.rollout_deadline - self.s.timeout
+        self.log(f"watching deployment {our_id} ({max(0.0, self.s.rollout_deadline - time.monotonic()):.0f}s "
+                 f"left of the {self.s.timeout:g}s timeout)")
+        result = self._watch(our_id, before_ids, seen_events, self.s.timeout, deploy_start, alarms, first=svc)
         verdict = result.verdict
         if verdict.ok:
             self.log(f"succeeded: {verdict.message} in {result.duration:.1f}s")
@@ -626,12 +647,12 @@ class _ServiceDeploy:
 
     def _watch(self, our_id: str, before_ids: set[str], seen_events: set[str], timeout: float,
                started: float, alarms_at_start: Mapping[str, str],
-               first: Mapping[str, Any] | None = None) -> rollout.WatchResult:
+               first: Mapping[str, Any] | None = None, aws: Any = None) -> rollout.WatchResult:
         svc = self.cfg.services[self.sp.name]
         limits = rollout.Limits(timeout=timeout, ecs_rollback_grace=self.s.poll.ecs_rollback_grace,
                                 health_gate=self.s.poll.health_gate, alarm_grace=self.s.poll.alarm_grace,
                                 load_balanced=svc.load_balancer is not None)
-        source = EcsSource(self.aws, self.cluster, self.sp.ecs_service, self._alarm_names())
+        source = EcsSource(aws or self.aws, self.cluster, self.sp.ecs_service, self._alarm_names())
         start_offset = time.monotonic() - started
 
         def clock() -> float:
@@ -646,6 +667,7 @@ class _ServiceDeploy:
     def _failed(self, verdict: rollout.Verdict, result: rollout.WatchResult, td_arn: str,
                 previous: str | None, started: float) -> ServiceOutcome:
         sp = self.sp
+        self.last_seen = result.last_service
         self.log(f"FAILED: {verdict.message}")
         diag = self._diagnose(verdict, result)
         if verdict.cause == rollout.CAUSE_ECS_ROLLBACK:
@@ -709,27 +731,61 @@ class _ServiceDeploy:
         return req
 
     def _revert(self, request: Mapping[str, Any], td_arn: str, *, allow_existing: bool,
-                fallback: Mapping[str, str]) -> rollout.WatchResult:
+                fallback: Mapping[str, str], describe: bool = True) -> rollout.WatchResult:
         """deployctl's own undo: one UpdateService, watched like any deployment (with alarm
-        states read again as it starts: the alarm that failed the deploy may still be firing)."""
-        live = awsa.describe_service(self.aws.ecs, self.cluster, self.sp.ecs_service) or {}
+        states read again as it starts: the alarm that failed the deploy may still be firing),
+        all within the rollback budget. Raises (UpdateService refused or not answered) when
+        nothing was changed; `self.rollback_requested` says whether ECS accepted the update."""
+        aws = self.aws.until(self.s.deadline)
+        live: Mapping[str, Any] = self.last_seen or {}  # what the watch saw last
+        if describe:  # not when DescribeServices just went unanswered: it would eat the budget
+            with contextlib.suppress(awsa.ClientError, awsa.BotoCoreError):
+                live = awsa.describe_service(aws.client("ecs", attempts=1), self.cluster,
+                                             self.sp.ecs_service) or live
         before_ids = {str(d["id"]) for d in live.get("deployments") or []}
         seen = {str(e["id"]) for e in live.get("events") or []}
-        alarms = self._alarms_at_start({**self.preflight_alarms, **fallback})
+        alarms = self._alarms_at_start({**self.preflight_alarms, **fallback}, aws)
         again = time.monotonic()
-        svc = self.aws.ecs.update_service(**request)["service"]
+        svc = aws.ecs.update_service(**request)["service"]
+        self.rollback_requested = True
         rb_id, svc = self._started_id(svc, td_arn, before_ids, allow_existing=allow_existing)
         before_ids.discard(rb_id)
-        return self._watch(rb_id, before_ids, seen, self.s.timeout, again, alarms, first=svc)
+        timeout = min(rollout.rollback_budget(self.s.timeout), self.s.deadline - again)
+        self.log(f"watching the rollback deployment {rb_id} (timeout {timeout:.0f}s)")
+        return self._watch(rb_id, before_ids, seen, timeout, again, alarms, first=svc, aws=aws)
 
     def _roll_back(self, message: str, td_arn: str, previous: str, diag: list[str],
                    first: rollout.WatchResult, started: float) -> ServiceOutcome:
         sp = self.sp
         label = rollout.td_label(previous)
         self.log(f"rolling back to {label} (the revision that ran before this deploy)")
-        result = self._revert({"cluster": self.cluster, "service": sp.ecs_service, "taskDefinition": previous},
-                              previous, allow_existing=False, fallback=first.alarms)
+        env = self.cfg.env_name
+        try:
+            result = self._revert({"cluster": self.cluster, "service": sp.ecs_service, "taskDefinition": previous},
+                                  previous, allow_existing=False, fallback=first.alarms,
+                                  describe=first.verdict.cause != rollout.CAUSE_NO_ANSWER)
+        except (awsa.ClientError, awsa.BotoCoreError, DeployctlError) as exc:
+            why = exc.message if isinstance(exc, DeployctlError) else \
+                (awsa.translate(exc, f"rolling {sp.ecs_service} back") or ExternalError(str(exc))).message
+            if self.rollback_requested:
+                text = (f"{message}; the rollback to {label} was requested (ECS accepted the update) but could "
+                        f"not be followed: {why}. What runs now is unknown: ECS goes on rolling back on its "
+                        f"own. Next: `deployctl status --env {env}`")
+            else:
+                text = (f"{message}; the rollback to {label} was NOT done: {why}. "
+                        f"{self._live_text(td_arn)} Next: `deployctl status --env {env}`, then "
+                        f"`deployctl rollback --env {env}` if {rollout.td_label(td_arn)} is still live")
+            self.log(text)
+            self._tag(td_arn, releases_tags.FAILED, time.monotonic() - started, text)
+            return ServiceOutcome(sp.name, FAILED, text, td_arn, previous, diag, first)
         duration = time.monotonic() - started
+        if result.verdict.cause == rollout.CAUSE_NO_ANSWER:
+            text = (f"{message}; the rollback to {label} was requested (ECS accepted the update), but "
+                    f"{result.verdict.message}, so whether {label} serves now is unknown: ECS goes on "
+                    f"rolling back on its own. Next: `deployctl status --env {env}` shows what runs")
+            self.log(text)
+            self._tag(td_arn, releases_tags.FAILED, duration, text)
+            return ServiceOutcome(sp.name, FAILED, text, td_arn, previous, diag, first)
         if result.verdict.ok:
             text = f"{message}; deployctl rolled back to {label}"
             self.log(f"rolled back to {label}: {result.verdict.message}")
@@ -739,6 +795,15 @@ class _ServiceDeploy:
         self.log(text)
         self._tag(td_arn, releases_tags.FAILED, duration, text)
         return ServiceOutcome(sp.name, FAILED, text, td_arn, previous, diag, first)
+
+    def _live_text(self, td_arn: str) -> str:
+        """What the last DescribeServices answer showed running (AWS may not be answering now)."""
+        deps = (self.last_seen or {}).get("deployments") or []
+        if not deps:
+            return "What runs now is unknown: AWS did not answer."
+        parts = [f"{rollout.td_label(d.get('taskDefinition'))} {str(d.get('status', '')).lower()} "
+                 f"({d.get('rolloutState', '?')}, {rollout.counts_text(d)})" for d in deps]
+        return f"Last seen: {'; '.join(parts)}."
 
     def _diagnose(self, verdict: rollout.Verdict, result: rollout.WatchResult) -> list[str]:
         svc = self.cfg.services[self.sp.name]
@@ -764,7 +829,9 @@ class _ServiceDeploy:
         if td_arn == self.registered:
             self.recorded = True
         try:
-            self.aws.ecs.tag_resource(resourceArn=td_arn, tags=releases_tags.to_list(tags))
+            # Recording the outcome gets a few seconds past the deadline (rollout.OUTCOME_GRACE).
+            ecs = self.aws.until(self.s.deadline + rollout.OUTCOME_GRACE).ecs
+            ecs.tag_resource(resourceArn=td_arn, tags=releases_tags.to_list(tags))
         except (awsa.ClientError, awsa.BotoCoreError) as exc:
             # The deploy itself is done; a missing outcome tag only degrades `history`.
             self.log(f"warning: could not record the outcome on {rollout.td_label(td_arn)}: "

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -311,7 +312,7 @@ def test_history_after_three_deploys_one_failed(project: Project, sim: Any) -> N
     for r in releases:
         assert set(r) >= {"id", "outcome", "kind", "git_sha", "image_digest", "who", "started_at",
                           "finished_at", "duration_s", "services", "current"}
-        assert r["git_sha"] == git(project.path, "rev-parse", "HEAD") and r["who"] == "tester"
+        assert r["git_sha"] == git(project.path, "rev-parse", "HEAD") and r["who"] == f"tester@{socket.gethostname()}"
         assert r["duration_s"] is not None
         assert r["started_at"] <= r["finished_at"]
     assert releases[1]["services"]["api"]["revision"] == 2

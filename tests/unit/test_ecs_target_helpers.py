@@ -4,6 +4,7 @@ normalisation, service-setting drift, the revision to roll back to, release ids 
 from __future__ import annotations
 
 import copy
+import socket
 from datetime import UTC, datetime
 from typing import Any
 
@@ -151,7 +152,7 @@ def test_release_ids_and_tags() -> None:
     with pytest.raises(ValueError):
         releases_tags.outcome_tags("maybe", finished_at=datetime.now(UTC), duration_s=1)
     assert releases_tags.actor({"GITHUB_ACTOR": "octo"}) == "github:octo"
-    assert releases_tags.actor({"USER": "ana"}) == "ana"
+    assert releases_tags.actor({"USER": "ana"}) == f"ana@{socket.gethostname()}"
 
 
 def test_reference_parsing_for_preflight() -> None:

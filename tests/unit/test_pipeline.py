@@ -430,7 +430,7 @@ def test_report_json_has_stable_keys_and_round_trips(tmp_path: Path) -> None:
 
     jobs = [Job("build", (), build), Job("push", ("build",), lambda c: c.skip("exists"))]
     report = run_jobs(jobs, Recorder())
-    path = write_report(report, tmp_path / "out" / "report.json")
+    path = write_report(report, tmp_path / "report.json")
     data = json.loads(path.read_text())
     assert data == report.to_json_dict()
     assert list(data) == ["schema_version", "status", "exit_code", "started_at", "ended_at", "duration_s",
