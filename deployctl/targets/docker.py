@@ -56,6 +56,7 @@ import dataclasses
 import datetime as dt
 import math
 import os
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
