@@ -17,13 +17,12 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from deployctl.commands.common import ENV_OPTION, FILE_OPTION, JSON_OPTION, load, print_json
+from deployctl.commands.common import ENV_OPTION, FILE_OPTION, JSON_OPTION, YES_OPTION, confirm, load, print_json
 
 if TYPE_CHECKING:
     from deployctl.config.model import ResolvedConfig
     from deployctl.releases import Release, Revision
 
-YES_OPTION = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation (CI).")
 LOCK_WAIT_OPTION = typer.Option(None, "--lock-wait", metavar="DURATION",
                                 help="Wait this long (e.g. 10m) for another deploy of the environment "
                                      "to finish instead of failing at once.")
@@ -40,19 +39,6 @@ def parse_lock_wait(text: str | None) -> float:
         return parse_duration(text)
     except ValueError as exc:
         raise UsageError(f"--lock-wait: {exc}") from None
-
-
-def confirm(question: str, yes: bool) -> None:
-    """Ask on a terminal; `--yes` skips; no terminal and no --yes is a usage error (exit 2)."""
-    from deployctl.errors import Interrupted, UsageError
-
-    if yes:
-        return
-    if not sys.stdin.isatty():
-        raise UsageError(f"{question.rstrip('?')}: this needs a confirmation and there is no terminal to ask on",
-                         hint="pass --yes to go ahead without asking (CI)")
-    if not typer.confirm(question, default=False):
-        raise Interrupted("nothing was changed")
 
 
 # ------------------------------------------------------------------------------------------

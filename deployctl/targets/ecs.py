@@ -342,11 +342,11 @@ def deploy(plan: Plan, image_ref: str, ctx: Any, options: Any) -> None:
     timeout, poll = _effective(options, cfg)
     cancelled: threading.Event = getattr(ctx, "cancelled", None) or threading.Event()
     aws = awsa.clients(cfg.region)
-    pre = preflight.run(cfg, aws, image_ref, log=log)
+    preview = getattr(options, "preview_name", None)
+    pre = preflight.run(cfg, aws, image_ref, log=log, preview=preview)
     digest = pre.image_digest or (image_ref.split("@", 1)[1] if "@" in image_ref else None)
     outputs = getattr(ctx, "outputs", {})
     release_id = outputs.get("release") or releases_tags.new_release_id(git_sha=plan.git.sha)
-    preview = getattr(options, "preview_name", None)
     facts = Facts(account_id=pre.account_id, secret_arns=pre.secret_arns,
                   target_group_arns=pre.target_group_arns, image_digest=digest, release_id=release_id,
                   git_sha=plan.git.sha, preview_name=preview)

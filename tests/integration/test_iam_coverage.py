@@ -85,8 +85,9 @@ def requests_for(action: str, cfg: ResolvedConfig, secrets: list[str], preview: 
         src = iam.Arns(source, ACCOUNT)
         read_services += [src.service(s) for s in source.services]
         read_revisions += [src.family(s).replace(":*", ":7") for s in source.services]
-    tags = {"aws:RequestTag/deployctl:app": cfg.app}
-    owned = {"aws:ResourceTag/deployctl:app": cfg.app}
+    # What deployctl tags every service and revision with (render.ecs.tags).
+    tags = {"aws:RequestTag/deployctl:app": cfg.app, "aws:RequestTag/deployctl:env": cfg.env_name}
+    owned = {"aws:ResourceTag/deployctl:app": cfg.app, "aws:ResourceTag/deployctl:env": cfg.env_name}
     if preview:
         tags["aws:RequestTag/deployctl:preview"] = preview
         owned["aws:ResourceTag/deployctl:preview"] = preview
@@ -105,6 +106,8 @@ def requests_for(action: str, cfg: ResolvedConfig, secrets: list[str], preview: 
         return each(services, tags)
     if action == "ecs:ListTagsForResource":
         return each(read_services + read_revisions, owned)
+    if action == "ecs:DeregisterTaskDefinition":  # preview teardown
+        return each(revisions, owned)
     if action == "ecs:TagResource":
         return each(services + revisions, {**owned, **tags})
     if action == "ecs:RegisterTaskDefinition":
