@@ -249,12 +249,12 @@ def check_service_name_template(value: str) -> str:
     unknown = sorted(set(found) - set(SERVICE_NAME_PLACEHOLDERS))
     if unknown:
         raise ValueError(f"unknown placeholder {{{unknown[0]}}}; use {{app}}, {{env}}, {{service}} or {{name}}")
-    if "service" not in found:
-        raise ValueError("the template must contain {service}: each service needs its own ECS service name")
     try:
         filled = value.format(**dict.fromkeys(SERVICE_NAME_PLACEHOLDERS, "x"))
     except (ValueError, IndexError, KeyError):
         raise ValueError("unbalanced { or } in the service name template") from None
+    if "service" not in found:
+        raise ValueError("the template must contain {service}: each service needs its own ECS service name")
     if not _ECS_NAME_CHARS.match(filled):
         raise ValueError(f"'{value}' does not make a valid ECS service name: use letters, digits, '-' and '_' "
                          "around the placeholders")

@@ -247,13 +247,25 @@ class EcsSource:
         return [dict(t) for t in resp.get("tasks", []) if t.get("lastStatus") == "STOPPED"]
 
     def target_health(self) -> list[Mapping[str, Any]] | None:
+        """Health of this service's own tasks' targets only (their awsvpc IPs): another
+        environment's tasks in a shared target group are not this rollout's."""
         if not self.target_groups:
             return None
+        ips = self._task_ips()
         out: list[Mapping[str, Any]] = []
         for arn in self.target_groups:
             resp = self._call("DescribeTargetHealth", self.elbv2.describe_target_health, TargetGroupArn=arn)
-            out += resp.get("TargetHealthDescriptions", [])
+            out += rollout.own_targets(resp.get("TargetHealthDescriptions", []), ips)
         return out
+
+    def _task_ips(self) -> set[str]:
+        resp = self._call("ListTasks", self.ecs.list_tasks, cluster=self.cluster, serviceName=self.name,
+                          maxResults=100)
+        arns = list(resp.get("taskArns", []))
+        if not arns:
+            return set()
+        resp = self._call("DescribeTasks", self.ecs.describe_tasks, cluster=self.cluster, tasks=arns[:100])
+        return rollout.task_ips(resp.get("tasks", []))
 
     def alarm_states(self) -> dict[str, str]:
         out: dict[str, str] = {}

@@ -344,7 +344,7 @@ def test_prod_policy_covers_promote_staging_prod(project: Project, sim: Any) -> 
             assert not iam.allows(policy, Request(action, arn, {"aws:ResourceTag/deployctl:app": "chat-api"})), (
                 action, arn)
     # the RegisterTaskDefinition condition holds: the prod revision carries deployctl:app
-    arn = project.world.c("ecs").describe_services(cluster=PROD_CLUSTER, services=["chat-api-api"])[
+    arn = project.world.c("ecs").describe_services(cluster=PROD_CLUSTER, services=["chat-api-prod-api"])[
         "services"][0]["taskDefinition"]
     tags = project.world.c("ecs").describe_task_definition(taskDefinition=arn, include=["TAGS"])["tags"]
     assert {"key": "deployctl:app", "value": "chat-api"} in tags
@@ -367,7 +367,7 @@ def test_staging_policy_covers_rollback(project: Project, sim: Any) -> None:  # 
     assert any("ecs:UpdateService" in d for d in denied(without(policy, "EcsServicesWrite"), calls, staging,
                                                           secrets))
     # the re-registered revision carries deployctl:app (the RegisterTaskDefinition condition)
-    arn = project.world.c("ecs").describe_services(cluster="ai-staging", services=["chat-api-api"])[
+    arn = project.world.c("ecs").describe_services(cluster="ai-staging", services=["chat-api-staging-api"])[
         "services"][0]["taskDefinition"]
     assert arn.endswith(":3")
     tags = project.world.c("ecs").describe_task_definition(taskDefinition=arn, include=["TAGS"])["tags"]
