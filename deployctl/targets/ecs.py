@@ -208,6 +208,7 @@ class EcsSource:
         self.cloudwatch = aws.watch("cloudwatch")
         self.cluster, self.name, self.alarm_names = cluster, service, alarms
         self.target_groups: list[str] = []
+        self.own_ips: set[str] = set()  # every task IP of this service seen in this watch
         self.calls = 0
 
     def _call(self, op: str, fn: Callable[..., Any], **kwargs: Any) -> Any:
@@ -251,7 +252,9 @@ class EcsSource:
         environment's tasks in a shared target group are not this rollout's."""
         if not self.target_groups:
             return None
-        ips = self._task_ips()
+        # Kept across polls: a stopped task's target still drains, and is still ours.
+        self.own_ips |= self._task_ips()
+        ips = self.own_ips
         out: list[Mapping[str, Any]] = []
         for arn in self.target_groups:
             resp = self._call("DescribeTargetHealth", self.elbv2.describe_target_health, TargetGroupArn=arn)
