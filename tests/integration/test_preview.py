@@ -181,8 +181,10 @@ def test_destroy_removes_only_the_named_preview(world: World, tmp_path: Path) ->
     deploy(proj, "preview", ref, preview="pr-2")
     # a look-alike by name only: same prefix, no deployctl:preview tag
     ecs = world.c("ecs")
-    td = ecs.describe_task_definition(taskDefinition="chat-api-preview-pr-1-worker")["taskDefinition"]["taskDefinitionArn"]
-    ecs.create_service(cluster=CLUSTER, serviceName="chat-api-preview-pr-1-hand-made", taskDefinition=td, desiredCount=0)
+    td = ecs.describe_task_definition(taskDefinition="chat-api-preview-pr-1-worker")["taskDefinition"][
+        "taskDefinitionArn"]
+    ecs.create_service(cluster=CLUSTER, serviceName="chat-api-preview-pr-1-hand-made", taskDefinition=td,
+                       desiredCount=0)
 
     before = world.services()
     assert {n for n, s in before.items() if s == "ACTIVE"} == {
@@ -207,10 +209,12 @@ def test_destroy_removes_only_the_named_preview(world: World, tmp_path: Path) ->
 
     after = world.services()
     assert {n for n, s in after.items() if s == "ACTIVE"} == {
-        "chat-api-staging-api", "chat-api-staging-worker", "chat-api-preview-pr-2-api", "chat-api-preview-pr-2-worker", "chat-api-preview-pr-1-hand-made"}
+        "chat-api-staging-api", "chat-api-staging-worker", "chat-api-preview-pr-2-api",
+        "chat-api-preview-pr-2-worker", "chat-api-preview-pr-1-hand-made"}
     assert world.active_revisions("chat-api-preview-pr-1-api") == []
     assert world.active_revisions("chat-api-preview-pr-1-worker") == []
-    for family in ("chat-api-preview-pr-2-api", "chat-api-preview-pr-2-worker", "chat-api-staging-api", "chat-api-staging-worker"):
+    for family in ("chat-api-preview-pr-2-api", "chat-api-preview-pr-2-worker", "chat-api-staging-api",
+                   "chat-api-staging-worker"):
         assert world.active_revisions(family), f"{family} must survive"
 
     again = cli(world.aws, proj, "destroy", "--env", "preview", "--name", "pr-1", "--yes")
@@ -260,7 +264,8 @@ def test_run_with_name_deploys_a_preview_copy_through_the_cli(world: World, tmp_
     r = cli(world.aws, proj, "run", "--env", "preview", "--name", "pr-9", "--image", ref, "--only", "deploy")
     assert r.returncode == 0, r.stdout + r.stderr
     services = world.services()
-    assert services.get("chat-api-preview-pr-9-api") == "ACTIVE" and services.get("chat-api-preview-pr-9-worker") == "ACTIVE"
+    assert services.get("chat-api-preview-pr-9-api") == "ACTIVE"
+    assert services.get("chat-api-preview-pr-9-worker") == "ACTIVE"
     assert "chat-api-staging-api" not in services, "a preview run must not touch staging's services"
     tags = world.c("ecs").describe_services(cluster=CLUSTER, services=["chat-api-preview-pr-9-api"], include=["TAGS"])
     assert {"key": "deployctl:preview", "value": "pr-9"} in tags["services"][0]["tags"]
