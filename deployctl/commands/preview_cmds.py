@@ -61,6 +61,7 @@ def find_preview(ecs: Any, cfg: Any, name: str) -> tuple[list[str], list[str], l
 def destroy_preview(ecs: Any, cfg: Any, name: str, *, dry_run: bool = False) -> DestroyReport:
     """Scale each selected service to 0, delete it (force), then deregister the selected revisions."""
     from deployctl import preview
+    from deployctl.adapters import aws
 
     cluster = cfg.environment.cluster
     services, tds, skipped = find_preview(ecs, cfg, name)
@@ -73,8 +74,6 @@ def destroy_preview(ecs: Any, cfg: Any, name: str, *, dry_run: bool = False) -> 
         ecs.update_service(cluster=cluster, service=svc, desiredCount=0)
         ecs.delete_service(cluster=cluster, service=svc, force=True)
         report.services_deleted.append(svc)
-    from deployctl.adapters import aws
-
     for arn in tds:
         try:
             ecs.deregister_task_definition(taskDefinition=arn)

@@ -98,3 +98,54 @@ def test_destroy_refuses_without_a_terminal_before_touching_aws(tmp_path: Path, 
     assert code == 2, err
     assert "Remove preview 'pr-7'" in err and "no terminal to ask on" in err and "--yes" in err
     assert "removed" not in out
+
+
+def test_destroy_reports_revisions_the_ci_role_may_not_deregister(tmp_path: Path) -> None:
+    """The preview CI policy allows DeregisterTaskDefinition only by resource tags; where AWS denies
+    it, destroy has still deleted the services and says which revisions it left."""
+    from botocore.exceptions import ClientError
+
+    from deployctl.commands.preview_cmds import destroy_preview
+    from deployctl.config import load_env, read
+
+    path = tmp_path / "deploy.yaml"
+    path.write_text(yaml.safe_dump(CONFIG, sort_keys=False))
+    cfg = load_env(read(path, {}), "preview")
+    tags = [{"key": "deployctl:app", "value": "x"}, {"key": "deployctl:env", "value": "preview"},
+            {"key": "deployctl:preview", "value": "pr-7"}]
+    arn = "arn:aws:ecs:us-east-1:123456789012:task-definition/x-preview-pr-7-api:1"
+    calls: list[str] = []
+
+    class Pages:
+        def __init__(self, key: str, items: list[str]) -> None:
+            self.key, self.items = key, items
+
+        def paginate(self, **_: object) -> list[dict[str, list[str]]]:
+            return [{self.key: self.items}]
+
+    class Ecs:
+        def get_paginator(self, op: str) -> Pages:
+            return {"list_services": Pages("serviceArns", ["x-preview-pr-7-api"]),
+                    "list_task_definition_families": Pages("families", ["x-preview-pr-7-api"]),
+                    "list_task_definitions": Pages("taskDefinitionArns", [arn])}[op]
+
+        def describe_services(self, **_: object) -> dict[str, object]:
+            return {"services": [{"serviceName": "x-preview-pr-7-api", "status": "ACTIVE", "tags": tags}]}
+
+        def describe_task_definition(self, **_: object) -> dict[str, object]:
+            return {"tags": tags}
+
+        def update_service(self, **kw: object) -> None:
+            calls.append(f"update {kw['service']}")
+
+        def delete_service(self, **kw: object) -> None:
+            calls.append(f"delete {kw['service']}")
+
+        def deregister_task_definition(self, **_: object) -> None:
+            raise ClientError({"Error": {"Code": "AccessDeniedException", "Message": "no"}}, "DeregisterTaskDefinition")
+
+    report = destroy_preview(Ecs(), cfg, "pr-7")
+    assert calls == ["update x-preview-pr-7-api", "delete x-preview-pr-7-api"]
+    assert report.services_deleted == ["x-preview-pr-7-api"] and report.task_definitions_deregistered == []
+    assert report.skipped == ["task definition x-preview-pr-7-api: not deregistered (AccessDeniedException: "
+                              "the CI role may not deregister it)"]
