@@ -160,8 +160,26 @@ def _templates(envs: Mapping[str, ResolvedConfig], where: _Where) -> list[Config
     return out
 
 
+def _tail(pattern: Pattern) -> str:
+    """The literal text after the last NAME slot: every name of the pattern ends with it."""
+    out: list[str] = []
+    for c in reversed(pattern):
+        if c is NAME:
+            break
+        out.append(c)
+    return "".join(reversed(out))
+
+
+def _suffixes(text: str) -> Iterator[str]:
+    return (text[i:] for i in range(len(text) + 1))
+
+
 def _pairs(items: Sequence[_Named], order: Sequence[str]) -> Iterator[tuple[_Named, _Named, str]]:
-    """(earlier, later, example name) for every two items that can get one name."""
+    """(earlier, later, example name) for every two items that can get one name.
+
+    Two names can only meet when one's literal tail (see _tail) ends the other's, so candidates
+    come from an index of tails (linear in the number of names, not quadratic); each candidate
+    pair is then decided exactly by overlap()."""
     rank = {n: i for i, n in enumerate(order)}
     items = sorted(items, key=lambda x: (rank.get(x.env, len(rank)), x.service))
     exact: dict[str, _Named] = {}
@@ -175,13 +193,24 @@ def _pairs(items: Sequence[_Named], order: Sequence[str]) -> Iterator[tuple[_Nam
             yield exact[text], item, text
         else:
             exact[text] = item
-    for i, p in enumerate(patterns):
-        for q in [*exact.values(), *patterns[:i]]:
-            if (p.env, p.service) == (q.env, q.service):
-                continue
-            example = overlap(p.pattern, q.pattern)
+    by_tail: dict[str, list[_Named]] = {}  # patterns seen so far, by their tail
+    by_suffix: dict[str, list[_Named]] = {}  # ... and by every suffix of their tail
+    for p in patterns:
+        tail = _tail(p.pattern)
+        candidates = [q for t in _suffixes(tail) for q in by_tail.get(t, ())] + by_suffix.get(tail, [])
+        by_tail.setdefault(tail, []).append(p)
+        for t in _suffixes(tail):
+            by_suffix.setdefault(t, []).append(p)
+        for q in dict.fromkeys(candidates):
+            if (p.env, p.service) != (q.env, q.service):
+                example = overlap(p.pattern, q.pattern)
+                if example is not None:
+                    yield q, p, example
+    for text, item in exact.items():
+        for p in dict.fromkeys(q for t in _suffixes(text) for q in by_tail.get(t, ())):
+            example = overlap(p.pattern, item.pattern)
             if example is not None:
-                first, second = (q, p) if rank.get(q.env, 0) <= rank.get(p.env, 0) else (p, q)
+                first, second = (item, p) if rank.get(item.env, 0) <= rank.get(p.env, 0) else (p, item)
                 yield first, second, example
 
 
