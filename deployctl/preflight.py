@@ -21,10 +21,16 @@ from typing import Any
 
 from deployctl.adapters import aws as awsa
 from deployctl.config.model import ResolvedConfig
-from deployctl.errors import ExternalError, PreflightFailed, UsageError
-from deployctl.render.ecs import split_secret_ref
+from deployctl.errors import EXIT_USAGE, DeployctlError, ExternalError, PreflightFailed, UsageError
+from deployctl.render.ecs import TAG_PREFIX, service_name, split_secret_ref
 
 ECR_HOST = re.compile(r"^(\d{12})\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com(\.cn)?$")
+
+
+class ServiceOwnedElsewhere(DeployctlError):
+    """An ECS service this deploy would update is tagged as another app's or environment's."""
+
+    exit_code = EXIT_USAGE
 
 
 @dataclass
@@ -70,17 +76,21 @@ def role_name(arn: str) -> str:
 
 
 def run(cfg: ResolvedConfig, aws: Any, image_ref: str, *, log: Callable[[str], None] = lambda s: None,
-        registry_check: Callable[[str], tuple[str | None, str | None]] | None = None) -> PreflightResult:
-    """Check the cluster, image, secrets, target groups, roles and alarms. Raises PreflightFailed
-    listing every problem; ExternalError when AWS itself cannot be reached or credentials are bad.
+        registry_check: Callable[[str], tuple[str | None, str | None]] | None = None,
+        preview: str | None = None) -> PreflightResult:
+    """Check the services belong to this environment, then the cluster, image, secrets, target
+    groups, roles and alarms. Raises ServiceOwnedElsewhere (exit 2) when a service is another
+    app's or environment's, PreflightFailed listing every other problem; ExternalError when AWS
+    itself cannot be reached or credentials are bad.
 
     registry_check(image_ref) → (digest or None if absent, note) for non-ECR registries; the
-    default uses deployctl.adapters.registry when it exists.
+    default uses deployctl.adapters.registry when it exists. `preview`: the preview copy deployed.
     """
     with awsa.aws_errors("checking the AWS account (preflight)"):
         account = awsa.account_id(aws)
     rep = _Report()
     result = PreflightResult(account_id=account, image_ref=image_ref, image_digest=None)
+    _check_ownership(cfg, aws, rep, preview)
     _check_cluster(cfg, aws, rep)
     _check_network(cfg, aws, rep)
     _check_image(cfg, aws, image_ref, rep, result, registry_check)
@@ -117,6 +127,60 @@ def _guard(rep: _Report, what: str, fn: Callable[[], None]) -> None:
     except awsa.BotoCoreError as exc:
         err = awsa.translate(exc, f"checking {what}")
         raise (err or ExternalError(str(exc))) from None
+
+
+def owner_conflict(cfg: ResolvedConfig, svc: str, preview: str | None, tags: dict[str, str]) -> str | None:
+    """Why an existing ECS service is not this deploy's to update (from its deployctl tags), or None.
+
+    A service without any deployctl tag (made by hand or by other tooling) is taken over: that
+    is how existing services are adopted (docs/environments.md)."""
+    mine = {"app": cfg.app, "env": cfg.env_name, "preview": preview or "", "service": svc}
+    found = {k: tags.get(TAG_PREFIX + k, "") for k in mine}
+    if not any(k.startswith(TAG_PREFIX) for k in tags):
+        return None
+    wrong = [k for k in ("app", "env", "preview") if found[k] != mine[k]]
+    if found["service"] and found["service"] != svc:
+        wrong.append("service")
+    if not wrong:
+        return None
+    owner = f"app {found['app'] or '?'}, environment {found['env'] or '?'}"
+    if found["preview"]:
+        owner += f", preview {found['preview']}"
+    if found["service"] and found["service"] != svc:
+        owner += f", service {found['service']}"
+    return owner
+
+
+def _check_ownership(cfg: ResolvedConfig, aws: Any, rep: _Report, preview: str | None) -> None:
+    """Refuse, before anything is registered, to update a service another environment deployed:
+    two environments whose names meet in one cluster must not overwrite each other's release."""
+    cluster = cfg.environment.cluster or "default"
+    names = {service_name(cfg, svc, preview): svc for svc in cfg.services}
+    conflicts: list[str] = []
+
+    def check() -> None:
+        listed = list(names)
+        for i in range(0, len(listed), 10):  # DescribeServices takes at most 10 services
+            resp = aws.ecs.describe_services(cluster=cluster, services=listed[i:i + 10], include=["TAGS"])
+            for found in resp.get("services", []):
+                if found.get("status") == "INACTIVE" or found.get("serviceName") not in names:
+                    continue
+                tags = {str(t.get("key")): str(t.get("value")) for t in found.get("tags") or [] if t.get("key")}
+                owner = owner_conflict(cfg, names[found["serviceName"]], preview, tags)
+                if owner:
+                    conflicts.append(f"{found['serviceName']} (tagged {owner})")
+
+    _guard(rep, f"who owns the ECS services in {cluster}", check)
+    if not conflicts:
+        return
+    me = f"{cfg.app}/{cfg.env_name}" + (f" preview {preview}" if preview else "")
+    raise ServiceOwnedElsewhere(
+        f"refusing to deploy {me}: ECS service{'s' if len(conflicts) > 1 else ''} {', '.join(conflicts)} in "
+        f"cluster {cluster} belong{'s' if len(conflicts) == 1 else ''} to another app or environment, "
+        "according to deployctl's tags; updating it would replace that environment's release. "
+        "Nothing was registered or changed.",
+        hint="give this environment its own ECS service names (keep {env} in deploy.service_name) or its own "
+             "cluster; see docs/environments.md")
 
 
 def _check_cluster(cfg: ResolvedConfig, aws: Any, rep: _Report) -> None:

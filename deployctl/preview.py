@@ -1,12 +1,14 @@
 """Preview environments, pure: per-name names, validation, and what `destroy` may touch.
 
 An environment with `preview: true` (target ecs) holds any number of named copies of the app in
-its cluster: services and task-definition families `{app}-{name}-{svc}`, every resource tagged
+its cluster: services `{app}-{env}-{name}-{svc}` (or its deploy.service_name template) and
+task-definition families `{app}-{env}-{name}-{svc}`, every resource tagged
 `deployctl:preview=<name>`. `deployctl run --env preview --name pr-42` deploys one;
 `deployctl destroy --env preview --name pr-42` removes exactly what that run created. A
-resource is selected for removal only when BOTH its name has the preview's prefix AND its
-`deployctl:preview` tag names the preview, so neither a look-alike name nor a stray tag is
-enough to lose something.
+resource is selected for removal only when BOTH its name is one of the preview's (or has its
+prefix) AND its tags name this app, this environment and the preview, so neither a look-alike
+name nor a stray tag is enough to lose something. Copies made before names held the
+environment (`{app}-{name}-{svc}`) are found by the same tags.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from deployctl.render import ecs
 
 PREVIEW_TAG = ecs.TAG_PREFIX + "preview"
 APP_TAG = ecs.TAG_PREFIX + "app"
+ENV_TAG = ecs.TAG_PREFIX + "env"
 MAX_NAME = 20
 _NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$")
 
@@ -56,8 +59,25 @@ def check_name(cfg: ResolvedConfig, name: str | None) -> str | None:
 
 
 def prefix(cfg: ResolvedConfig, name: str) -> str:
-    """Every service and family name of preview `name` starts with this."""
+    """Every task-definition family of preview `name` starts with this."""
+    return f"{cfg.app}-{cfg.env_name}-{name}-"
+
+
+def legacy_prefix(cfg: ResolvedConfig, name: str) -> str:
+    """Names of preview copies made before service and family names held the environment."""
     return f"{cfg.app}-{name}-"
+
+
+def service_prefixes(cfg: ResolvedConfig, name: str) -> tuple[str, ...]:
+    """Name prefixes of preview `name`'s services: the template's part before {service} when it
+    names the preview (a service since removed from deploy.yaml is still found), and the legacy one."""
+    head = ecs.service_name_template(cfg).split("{service}", 1)[0]
+    out = [head.format(app=cfg.app, env=cfg.env_name, name=name)] if "{name}" in head else []
+    return tuple(dict.fromkeys([*out, legacy_prefix(cfg, name)]))
+
+
+def family_prefixes(cfg: ResolvedConfig, name: str) -> tuple[str, ...]:
+    return prefix(cfg, name), legacy_prefix(cfg, name)
 
 
 def service_names(cfg: ResolvedConfig, name: str) -> list[str]:
@@ -68,15 +88,19 @@ def families(cfg: ResolvedConfig, name: str) -> list[str]:
     return [ecs.family(cfg, svc, name) for svc in cfg.services]
 
 
+def is_candidate_service(cfg: ResolvedConfig, name: str, service: str) -> bool:
+    return service in service_names(cfg, name) or service.startswith(service_prefixes(cfg, name))
+
+
 def tags_dict(tags: Iterable[Mapping[str, str]] | None) -> dict[str, str]:
     """ECS tag lists ({'key','value'}) as a dict."""
     return {str(t.get("key")): str(t.get("value")) for t in tags or () if t.get("key")}
 
 
-def _owned(cfg: ResolvedConfig, name: str, resource_name: str, tags: Mapping[str, str]) -> bool:
-    return (resource_name.startswith(prefix(cfg, name))
-            and tags.get(PREVIEW_TAG) == name
-            and tags.get(APP_TAG, cfg.app) == cfg.app)
+def _owned(cfg: ResolvedConfig, name: str, tags: Mapping[str, str]) -> bool:
+    return (tags.get(PREVIEW_TAG) == name
+            and tags.get(APP_TAG, cfg.app) == cfg.app
+            and tags.get(ENV_TAG) == cfg.env_name)
 
 
 def service_name_of(arn_or_name: str) -> str:
@@ -86,6 +110,14 @@ def service_name_of(arn_or_name: str) -> str:
 def family_of(task_definition_arn: str) -> str:
     """'arn:…:task-definition/app-pr-1-api:3' → 'app-pr-1-api'."""
     return task_definition_arn.rsplit("/", 1)[-1].rsplit(":", 1)[0]
+
+
+def _not_owned_why(cfg: ResolvedConfig, name: str, tags: Mapping[str, str]) -> str:
+    if tags.get(PREVIEW_TAG) != name:
+        return f"not tagged {PREVIEW_TAG}={name}"
+    if tags.get(APP_TAG, cfg.app) != cfg.app:
+        return f"tagged {APP_TAG}={tags.get(APP_TAG)}, not {cfg.app}"
+    return f"tagged {ENV_TAG}={tags.get(ENV_TAG, '(none)')}, not {cfg.env_name}"
 
 
 @dataclass(frozen=True)
@@ -101,13 +133,13 @@ def select_services(cfg: ResolvedConfig, name: str,
     keep, skipped = [], []
     for svc in described:
         sname = str(svc.get("serviceName") or service_name_of(str(svc.get("serviceArn", ""))))
-        if svc.get("status") == "INACTIVE" or not sname.startswith(prefix(cfg, name)):
+        if svc.get("status") == "INACTIVE" or not is_candidate_service(cfg, name, sname):
             continue
         tags = tags_dict(svc.get("tags"))  # type: ignore[arg-type]
-        if _owned(cfg, name, sname, tags):
+        if _owned(cfg, name, tags):
             keep.append(sname)
         else:
-            skipped.append(f"service {sname}: not tagged {PREVIEW_TAG}={name}")
+            skipped.append(f"service {sname}: {_not_owned_why(cfg, name, tags)}")
     return sorted(keep), skipped
 
 
@@ -120,10 +152,11 @@ def select_task_definitions(cfg: ResolvedConfig, name: str,
     keep, skipped = [], []
     for arn, tags in described.items():
         fam = family_of(arn)
-        if not fam.startswith(prefix(cfg, name)):
+        if not fam.startswith(family_prefixes(cfg, name)):
             continue
-        if _owned(cfg, name, fam, tags_dict(tags)):
+        found = tags_dict(tags)
+        if _owned(cfg, name, found):
             keep.append(arn)
         else:
-            skipped.append(f"task definition {fam}: not tagged {PREVIEW_TAG}={name}")
+            skipped.append(f"task definition {fam}: {_not_owned_why(cfg, name, found)}")
     return sorted(keep), skipped

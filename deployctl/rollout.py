@@ -170,6 +170,26 @@ def _cause_of(reason: str) -> str:
     return CAUSE_FAILED
 
 
+def task_ips(tasks: Iterable[Json]) -> set[str]:
+    """Private IPv4 addresses of awsvpc tasks (DescribeTasks): the target ids of an `ip` target group."""
+    out: set[str] = set()
+    for task in tasks:
+        for att in task.get("attachments") or []:
+            if att.get("type") == "ElasticNetworkInterface":
+                out.update(str(d["value"]) for d in att.get("details") or []
+                           if d.get("name") == "privateIPv4Address" and d.get("value"))
+        for c in task.get("containers") or []:
+            out.update(str(n["privateIpv4Address"]) for n in c.get("networkInterfaces") or []
+                       if n.get("privateIpv4Address"))
+    return out
+
+
+def own_targets(targets: Iterable[Json], ips: set[str]) -> list[Json]:
+    """The targets of a service's own tasks: a target group may be shared with another
+    environment (`shared: true`) or hold other registrations, and those must not count."""
+    return [t for t in targets if str((t.get("Target") or {}).get("Id", "")) in ips]
+
+
 def target_counts(targets: Iterable[Json]) -> tuple[int, int, list[Json]]:
     """(healthy, settling, bad) among targets that are not draining/unused."""
     healthy = settling = 0

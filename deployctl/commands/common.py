@@ -16,6 +16,22 @@ if TYPE_CHECKING:
 FILE_OPTION = typer.Option("deploy.yaml", "--file", "-f", help="Path to deploy.yaml.")
 ENV_OPTION = typer.Option(..., "--env", "-e", help="Environment name from deploy.yaml (e.g. dev, staging, prod).")
 JSON_OPTION = typer.Option(False, "--json", help="Print stable machine-readable JSON on stdout.")
+YES_OPTION = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation (CI).")
+
+
+def confirm(question: str, yes: bool) -> None:
+    """The one confirmation of every command that removes or replaces something: asks on a
+    terminal; `--yes` skips; no terminal and no --yes is a usage error (exit 2), so a script
+    or CI job never removes anything it did not explicitly say yes to."""
+    from deployctl.errors import Interrupted, UsageError
+
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise UsageError(f"{question.rstrip('?')}: this needs a confirmation and there is no terminal to ask "
+                         "on; nothing was changed", hint="pass --yes to go ahead without asking (CI)")
+    if not typer.confirm(question, default=False):
+        raise Interrupted("nothing was changed")
 
 
 def load(file: str, env: str) -> ResolvedConfig:

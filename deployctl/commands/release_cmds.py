@@ -17,13 +17,12 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from deployctl.commands.common import ENV_OPTION, FILE_OPTION, JSON_OPTION, load, print_json
+from deployctl.commands.common import ENV_OPTION, FILE_OPTION, JSON_OPTION, YES_OPTION, confirm, load, print_json
 
 if TYPE_CHECKING:
     from deployctl.config.model import ResolvedConfig
     from deployctl.releases import Release, Revision
 
-YES_OPTION = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation (CI).")
 LOCK_WAIT_OPTION = typer.Option(None, "--lock-wait", metavar="DURATION",
                                 help="Wait this long (e.g. 10m) for another deploy of the environment "
                                      "to finish instead of failing at once.")
@@ -40,19 +39,6 @@ def parse_lock_wait(text: str | None) -> float:
         return parse_duration(text)
     except ValueError as exc:
         raise UsageError(f"--lock-wait: {exc}") from None
-
-
-def confirm(question: str, yes: bool) -> None:
-    """Ask on a terminal; `--yes` skips; no terminal and no --yes is a usage error (exit 2)."""
-    from deployctl.errors import Interrupted, UsageError
-
-    if yes:
-        return
-    if not sys.stdin.isatty():
-        raise UsageError(f"{question.rstrip('?')}: this needs a confirmation and there is no terminal to ask on",
-                         hint="pass --yes to go ahead without asking (CI)")
-    if not typer.confirm(question, default=False):
-        raise Interrupted("nothing was changed")
 
 
 # ------------------------------------------------------------------------------------------
@@ -303,9 +289,9 @@ def promote(
     origin = dst_cfg.environment.promote_from
     if origin != source:
         if origin is None:
-            raise UsageError(f"{dest} is not a promotion target (it has no promote_from)",
-                             hint=f"deploy it with `deployctl run --env {dest}`, or set "
-                                  f"environments.{dest}.promote_from: {source} in deploy.yaml")
+            raise UsageError(f"{dest} is not a promotion target (it has no promote_from)"
+                             if source != dest else f"cannot promote {dest} to itself",
+                             hint=_promote_hint(file, source, dest))
         raise UsageError(f"{dest} is promoted only from {origin}, not from {source}",
                          hint=f"`deployctl promote {origin} {dest}`")
     for cfg in (src_cfg, dst_cfg):
@@ -344,6 +330,30 @@ def promote(
                      {releases.KIND: releases.PROMOTE, releases.SOURCE: f"{source}/{rel.id}"}, ctx.log)
 
     _deploy(plan, chosen.image, options, as_json=as_json, after=record_source)
+
+
+def _promote_hint(file: str, source: str, dest: str) -> str:
+    """What to do instead of a refused promotion. A promote_from is suggested only when
+    `validate` accepts it and promote can use it: two different ECS environments that are not
+    preview environments (their copies are named per run), and no promote_from cycle."""
+    from deployctl.errors import DeployctlError
+
+    run = f"deploy {dest} with `deployctl run --env {dest}`"
+    cfgs = {}
+    for name in dict.fromkeys((source, dest)):
+        cfgs[name] = load(file, name)
+    chain, at = {dest}, cfgs[source].environment.promote_from
+    cyclic = source in chain
+    while at and not cyclic:  # would dest → source → … lead back to dest?
+        cyclic = at in chain
+        chain.add(at)
+        try:
+            at = load(file, at).environment.promote_from
+        except DeployctlError:  # an unloadable link: validate reports it; suggest nothing
+            cyclic = True
+    if cyclic or any(c.environment.target != "ecs" or c.environment.preview for c in cfgs.values()):
+        return f"{run}; promote copies a release between two different ECS environments (not previews)"
+    return f"{run}, or set environments.{dest}.promote_from: {source} in deploy.yaml"
 
 
 def _tag_release(ecs: Any, cfg: ResolvedConfig, release_id: str | None, tags: dict[str, str],
@@ -703,7 +713,7 @@ def read_status(clients: Any, cfg: ResolvedConfig) -> EcsStatus:
                                "rollout_state": d.get("rolloutState"), "running": d.get("runningCount"),
                                "desired": d.get("desiredCount"), "failed_tasks": d.get("failedTasks")}
                               for d in deps),
-            targets=_target_health(clients, svc),
+            targets=_target_health(clients, cfg.environment.cluster, svc),
             events=tuple({"at": _iso(e.get("createdAt")), "message": str(e.get("message", ""))}
                          for e in (svc.get("events") or [])[:5]),
             superseded_by_rollback=rolled,
@@ -713,13 +723,26 @@ def read_status(clients: Any, cfg: ResolvedConfig) -> EcsStatus:
     return EcsStatus(out, releases.current(known, {n: r.arn for n, r in running.items()}))
 
 
-def _target_health(clients: Any, svc: Mapping[str, Any]) -> dict[str, int] | None:
+def _target_health(clients: Any, cluster: str | None, svc: Mapping[str, Any]) -> dict[str, int] | None:
+    """Target states of this service's own tasks (by their awsvpc IPs): a target group shared
+    with another environment must not make one environment count the other's targets."""
+    from deployctl import rollout
+
     groups = [lb["targetGroupArn"] for lb in svc.get("loadBalancers") or [] if lb.get("targetGroupArn")]
     if not groups:
         return None
+    arns: list[str] = []
+    pages = clients.ecs.get_paginator("list_tasks").paginate(cluster=cluster, serviceName=svc.get("serviceName"))
+    for page in pages:
+        arns += page.get("taskArns", [])
+    tasks: list[Any] = []
+    for i in range(0, len(arns), 100):  # DescribeTasks takes at most 100
+        tasks += clients.ecs.describe_tasks(cluster=cluster, tasks=arns[i:i + 100]).get("tasks", [])
+    ips = rollout.task_ips(tasks)
     counts: dict[str, int] = {}
     for arn in groups:
-        for t in clients.elbv2.describe_target_health(TargetGroupArn=arn).get("TargetHealthDescriptions", []):
+        found = clients.elbv2.describe_target_health(TargetGroupArn=arn).get("TargetHealthDescriptions", [])
+        for t in rollout.own_targets(found, ips):
             state = str((t.get("TargetHealth") or {}).get("State", "unknown"))
             counts[state] = counts.get(state, 0) + 1
     return counts

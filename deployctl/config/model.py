@@ -191,6 +191,8 @@ class Health(Strict):
 class LoadBalancer(Strict):
     target_group: str = Field(description="Target group name or ARN")
     container_port: Int | None = Field(None, ge=1, le=65535)
+    shared: bool = Field(False, description="Allow other environments (or preview copies) to register in "
+                                            "this target group too; each still counts only its own targets")
 
 
 class Autoscaling(Strict):
@@ -249,6 +251,30 @@ class Service(Strict):
         return value
 
 
+SERVICE_NAME_PLACEHOLDERS = ("app", "env", "service", "name")
+# ECS service names: up to 255 letters, digits, hyphens and underscores.
+_ECS_NAME_CHARS = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+def check_service_name_template(value: str) -> str:
+    """A deploy.service_name template: known placeholders, {service} present (else every service
+    of an environment gets one name), and only characters ECS allows once filled in."""
+    found = re.findall(r"{([^}]*)}", value)
+    unknown = sorted(set(found) - set(SERVICE_NAME_PLACEHOLDERS))
+    if unknown:
+        raise ValueError(f"unknown placeholder {{{unknown[0]}}}; use {{app}}, {{env}}, {{service}} or {{name}}")
+    try:
+        filled = value.format(**dict.fromkeys(SERVICE_NAME_PLACEHOLDERS, "x"))
+    except (ValueError, IndexError, KeyError):
+        raise ValueError("unbalanced { or } in the service name template") from None
+    if "service" not in found:
+        raise ValueError("the template must contain {service}: each service needs its own ECS service name")
+    if not _ECS_NAME_CHARS.match(filled):
+        raise ValueError(f"'{value}' does not make a valid ECS service name: use letters, digits, '-' and '_' "
+                         "around the placeholders")
+    return value
+
+
 class Deploy(Strict):
     strategy: Literal["rolling"] = "rolling"
     min_healthy_percent: Int = Field(default=100, ge=0, le=100)
@@ -260,6 +286,14 @@ class Deploy(Strict):
     settle: Duration | None = Field(
         default=None, description="Local (docker) target: how long a new release must stay up and healthy before "
                           "the previous one is stopped; 0s turns it off. Default: 3 health intervals")
+    service_name: str | None = Field(
+        default=None, description="ECS service name template: {app}, {env}, {service}, and {name} (preview copies). "
+                          "Default {app}-{env}-{service}; previews {app}-{env}-{name}-{service}")
+
+    @field_validator("service_name")
+    @classmethod
+    def _service_name(cls, value: str | None) -> str | None:
+        return None if value is None else check_service_name_template(value)
 
 
 class Network(Strict):

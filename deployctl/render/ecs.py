@@ -28,12 +28,27 @@ class Facts:
     preview_name: str | None = None
 
 
+# ECS service names hold the environment: two environments (or preview copies) in one cluster
+# must never update each other's services. deploy.service_name overrides the template, e.g.
+# "{app}-{service}" to keep the names of services created before the environment was in them.
+SERVICE_NAME = "{app}-{env}-{service}"
+PREVIEW_SERVICE_NAME = "{app}-{env}-{name}-{service}"
+
+
+def service_name_template(cfg: ResolvedConfig) -> str:
+    if cfg.deploy.service_name:
+        return cfg.deploy.service_name
+    return PREVIEW_SERVICE_NAME if cfg.environment.preview else SERVICE_NAME
+
+
 def service_name(cfg: ResolvedConfig, svc: str, preview: str | None = None) -> str:
-    return f"{cfg.app}-{preview}-{svc}" if preview else f"{cfg.app}-{svc}"
+    return service_name_template(cfg).format(app=cfg.app, env=cfg.env_name, service=svc, name=preview or "")
 
 
 def family(cfg: ResolvedConfig, svc: str, preview: str | None = None) -> str:
-    return f"{cfg.app}-{preview}-{svc}" if preview else f"{cfg.app}-{cfg.env_name}-{svc}"
+    """Task-definition family: account- and region-wide, so always per environment (and per
+    preview copy), whatever deploy.service_name says; release history is read from it."""
+    return f"{cfg.app}-{cfg.env_name}-{preview}-{svc}" if preview else f"{cfg.app}-{cfg.env_name}-{svc}"
 
 
 def log_group(cfg: ResolvedConfig) -> str:

@@ -13,7 +13,11 @@ Where AWS leaves no choice, the policy says so (`NOTES`):
   them (still open as aws/containers-roadmap#929). They get Resource "*". RegisterTaskDefinition,
   the one deployctl needs on every deploy, is a tag-on-create action, so a Condition on
   `aws:RequestTag/deployctl:app` restricts it to requests that tag the new revision with this
-  app. DeregisterTaskDefinition (preview teardown only) has no usable condition key.
+  app and this environment. DeregisterTaskDefinition (preview teardown only) is granted on the
+  environment's preview families and only with aws:ResourceTag conditions naming this app, this
+  environment and a preview: if AWS evaluates the action without a resource (no resource type)
+  the tag keys are absent and the statement fails closed (teardown then leaves the revisions,
+  and says so) rather than open ("*" with no condition could deregister prod's revisions).
 - ecr:GetAuthorizationToken has no resource; it only returns a registry login token, and every
   push/pull action is still limited to the one repository ARN.
 - Describe/List calls of ECS tasks, ELB, EC2 subnets/security groups and SSM parameters carry
@@ -80,7 +84,7 @@ NOTES = (
     "ecs:RegisterTaskDefinition, DescribeTaskDefinition and ListTaskDefinitions support no resource-level "
     "permissions (AWS Service Authorization Reference; aws/containers-roadmap#929), so they are granted on "
     "\"*\"; RegisterTaskDefinition is limited by a Condition to requests tagging the revision "
-    "deployctl:app=<app>.",
+    "deployctl:app=<app> and deployctl:env=<env>.",
     "ecr:GetAuthorizationToken has no resource in IAM; it returns a login token only, every push and pull "
     "is limited to the repository ARN.",
     "Secrets: secretsmanager:DescribeSecret and ssm:DescribeParameters only. The CI role never reads a "
@@ -108,11 +112,15 @@ ALARMS_NOTE = (
     "cloudwatch:TagResource (tags on create) on exactly those alarm ARNs; deploy.alarms are only read."
 )
 PREVIEW_NOTES = (
-    "Preview: services and task-definition families are named <app>-<name>-<service>, so they are granted "
-    "by pattern and, for changes, only on resources tagged deployctl:preview.",
-    "ecs:DeregisterTaskDefinition (preview teardown) supports neither resource ARNs nor a condition "
-    "key; it is granted on \"*\". `deployctl destroy` only deregisters revisions it selected by "
-    "family prefix and deployctl:preview tag.",
+    "Preview: services and task-definition families are named <app>-<env>-<name>-<service>, so they are "
+    "granted by pattern and, for changes, only on resources tagged deployctl:env=<env> and deployctl:preview.",
+    "ecs:DeregisterTaskDefinition (preview teardown): granted on this environment's preview families only, "
+    "with aws:ResourceTag conditions (deployctl:app, deployctl:env, deployctl:preview). The Service "
+    "Authorization Reference has long listed no resource type for the task-definition actions "
+    "(aws/containers-roadmap#929): where AWS evaluates it that way the tag keys are absent, the statement "
+    "does not match, and `deployctl destroy` deletes the services but leaves the revisions (reported as "
+    "left alone). It never falls back to \"*\" without a condition, which would let this role deregister "
+    "another environment's revisions.",
 )
 
 
@@ -170,6 +178,10 @@ class Arns:
     def family(self, svc: str, preview: str | None = None) -> str:
         name = ecs.family(self.cfg, svc, preview or ("*" if self.preview else None))
         return self._ecs(f"task-definition/{name}:*")
+
+    def legacy_preview_family(self, svc: str) -> str:
+        """Preview families from before names held the environment: <app>-<name>-<svc>."""
+        return self._ecs(f"task-definition/{self.cfg.app}-*-{svc}:*")
 
     def task_definition(self, family: str, revision: int) -> str:
         return self._ecs(f"task-definition/{family}:{revision}")
@@ -265,24 +277,33 @@ def ci_policy(cfg: ResolvedConfig, account: str, *, source: ResolvedConfig | Non
     out.append(_stmt("EcsTaskDefinitionRead", [
         "ecs:DescribeTaskDefinition", "ecs:ListTaskDefinitionFamilies", "ecs:ListTaskDefinitions",
     ], "*"))
+    # Tag-on-create: the new revision must say it is this app's and this environment's.
     out.append(_stmt("EcsRegisterTaskDefinition", ["ecs:RegisterTaskDefinition"], "*",
-                     {"StringEquals": {"aws:RequestTag/deployctl:app": app}}))
+                     {"StringEquals": {"aws:RequestTag/deployctl:app": app,
+                                       "aws:RequestTag/deployctl:env": cfg.env_name}}))
     out.append(_stmt("EcsClusterScopedRead", ["ecs:DescribeTasks", "ecs:ListServices", "ecs:ListTasks"], "*",
                      cluster_cond))
     out.append(_stmt("EcsServicesRead", ["ecs:DescribeServices", "ecs:ListTagsForResource"],
                      [*a.services(), *a.families()]))
     if a.preview:
-        # Pattern ARNs could name a same-cluster non-preview resource only if its name matched
-        # <app>-*-<svc>; the tag conditions make a change to anything but a preview impossible.
+        # Pattern ARNs could name another environment's resource whose name happens to match
+        # (<app>-<env>-*-<svc>); the tag conditions (this environment, a preview) make a change
+        # to anything but one of this environment's previews impossible.
+        mine = {"aws:ResourceTag/deployctl:app": app, "aws:ResourceTag/deployctl:env": cfg.env_name}
         out.append(_stmt("EcsPreviewCreate", ["ecs:CreateService"], a.services(),
-                         {"StringLike": {"aws:RequestTag/deployctl:preview": "?*"}}))
+                         {"StringEquals": {"aws:RequestTag/deployctl:env": cfg.env_name},
+                          "StringLike": {"aws:RequestTag/deployctl:preview": "?*"}}))
         out.append(_stmt("EcsPreviewChange", ["ecs:DeleteService", "ecs:TagResource", "ecs:UpdateService"],
                          [*a.services(), *a.families()],
-                         {"StringLike": {"aws:ResourceTag/deployctl:preview": "?*"}}))
+                         {"StringEquals": mine, "StringLike": {"aws:ResourceTag/deployctl:preview": "?*"}}))
         out.append(_stmt("EcsPreviewTagOnCreate", ["ecs:TagResource"], [*a.services(), *a.families()],
-                         {"StringEquals": {"ecs:CreateAction": ["CreateService", "RegisterTaskDefinition"]},
+                         {"StringEquals": {"ecs:CreateAction": ["CreateService", "RegisterTaskDefinition"],
+                                           "aws:RequestTag/deployctl:env": cfg.env_name},
                           "StringLike": {"aws:RequestTag/deployctl:preview": "?*"}}))
-        out.append(_stmt("EcsPreviewDeregister", ["ecs:DeregisterTaskDefinition"], "*"))
+        # Never "*" without a condition: that role could deregister prod's revisions (see NOTES).
+        legacy = [a.legacy_preview_family(s) for s in cfg.services]
+        out.append(_stmt("EcsPreviewDeregister", ["ecs:DeregisterTaskDefinition"], [*a.families(), *legacy],
+                         {"StringEquals": mine, "StringLike": {"aws:ResourceTag/deployctl:preview": "?*"}}))
     else:
         out.append(_stmt("EcsServicesWrite", ["ecs:CreateService", "ecs:UpdateService"], a.services()))
         out.append(_stmt("EcsTagging", ["ecs:TagResource"], [*a.services(), *a.families()]))

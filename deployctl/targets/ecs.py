@@ -209,6 +209,7 @@ class EcsSource:
         self.cloudwatch = aws.watch("cloudwatch")
         self.cluster, self.name, self.alarm_names = cluster, service, alarms
         self.target_groups: list[str] = []
+        self.own_ips: set[str] = set()  # every task IP of this service seen in this watch
         self.calls = 0
 
     def _call(self, op: str, fn: Callable[..., Any], **kwargs: Any) -> Any:
@@ -249,13 +250,27 @@ class EcsSource:
         return [dict(t) for t in resp.get("tasks", []) if t.get("lastStatus") == "STOPPED"]
 
     def target_health(self) -> list[Mapping[str, Any]] | None:
+        """Health of this service's own tasks' targets only (their awsvpc IPs): another
+        environment's tasks in a shared target group are not this rollout's."""
         if not self.target_groups:
             return None
+        # Kept across polls: a stopped task's target still drains, and is still ours.
+        self.own_ips |= self._task_ips()
+        ips = self.own_ips
         out: list[Mapping[str, Any]] = []
         for arn in self.target_groups:
             resp = self._call("DescribeTargetHealth", self.elbv2.describe_target_health, TargetGroupArn=arn)
-            out += resp.get("TargetHealthDescriptions", [])
+            out += rollout.own_targets(resp.get("TargetHealthDescriptions", []), ips)
         return out
+
+    def _task_ips(self) -> set[str]:
+        resp = self._call("ListTasks", self.ecs.list_tasks, cluster=self.cluster, serviceName=self.name,
+                          maxResults=100)
+        arns = list(resp.get("taskArns", []))
+        if not arns:
+            return set()
+        resp = self._call("DescribeTasks", self.ecs.describe_tasks, cluster=self.cluster, tasks=arns[:100])
+        return rollout.task_ips(resp.get("tasks", []))
 
     def alarm_states(self) -> dict[str, str]:
         out: dict[str, str] = {}
@@ -352,11 +367,11 @@ def deploy(plan: Plan, image_ref: str, ctx: Any, options: Any) -> None:
     deadline = rollout_deadline + rollout.rollback_budget(timeout)
     # Every AWS call of the rollout ends by its deadline, however AWS behaves (docs/timeouts.md).
     aws = awsa.Bounded(awsa.clients(cfg.region), min(rollout_deadline + rollout.LAST_LOOK, deadline))
-    pre = preflight.run(cfg, aws, image_ref, log=log)
+    preview = getattr(options, "preview_name", None)
+    pre = preflight.run(cfg, aws, image_ref, log=log, preview=preview)
     digest = pre.image_digest or (image_ref.split("@", 1)[1] if "@" in image_ref else None)
     outputs = getattr(ctx, "outputs", {})
     release_id = outputs.get("release") or releases_tags.new_release_id(git_sha=plan.git.sha)
-    preview = getattr(options, "preview_name", None)
     facts = Facts(account_id=pre.account_id, secret_arns=pre.secret_arns,
                   target_group_arns=pre.target_group_arns, image_digest=digest, release_id=release_id,
                   git_sha=plan.git.sha, preview_name=preview)

@@ -39,8 +39,8 @@ ACCOUNT = "123456789012"
 REGION = "us-east-1"
 CLUSTER = "ai-staging"
 REPO = "chat-api"
-API = "chat-api-api"
-WORKER = "chat-api-worker"
+API = "chat-api-staging-api"
+WORKER = "chat-api-staging-worker"
 FAMILY_API = "chat-api-staging-api"
 ALARM = "chat-api-5xx"
 SHA = "0123456789abcdef0123456789abcdef01234567"
@@ -283,7 +283,7 @@ def test_first_deploy_creates_the_service_and_succeeds(world: World, sim: Any, t
     assert "sk-never-printed" not in res.text and "postgres://" not in res.text
     assert "succeeded" in res.text and "preflight: ok" in res.text
     # The watcher logged events and target health of the new tasks.
-    assert "event: (service chat-api-api) has started 2 tasks" in res.text
+    assert "event: (service chat-api-staging-api) has started 2 tasks" in res.text
     assert "healthy" in res.text
 
 

@@ -85,8 +85,9 @@ def requests_for(action: str, cfg: ResolvedConfig, secrets: list[str], preview: 
         src = iam.Arns(source, ACCOUNT)
         read_services += [src.service(s) for s in source.services]
         read_revisions += [src.family(s).replace(":*", ":7") for s in source.services]
-    tags = {"aws:RequestTag/deployctl:app": cfg.app}
-    owned = {"aws:ResourceTag/deployctl:app": cfg.app}
+    # What deployctl tags every service and revision with (render.ecs.tags).
+    tags = {"aws:RequestTag/deployctl:app": cfg.app, "aws:RequestTag/deployctl:env": cfg.env_name}
+    owned = {"aws:ResourceTag/deployctl:app": cfg.app, "aws:ResourceTag/deployctl:env": cfg.env_name}
     if preview:
         tags["aws:RequestTag/deployctl:preview"] = preview
         owned["aws:ResourceTag/deployctl:preview"] = preview
@@ -105,6 +106,8 @@ def requests_for(action: str, cfg: ResolvedConfig, secrets: list[str], preview: 
         return each(services, tags)
     if action == "ecs:ListTagsForResource":
         return each(read_services + read_revisions, owned)
+    if action == "ecs:DeregisterTaskDefinition":  # preview teardown
+        return each(revisions, owned)
     if action == "ecs:TagResource":
         return each(services + revisions, {**owned, **tags})
     if action == "ecs:RegisterTaskDefinition":
@@ -341,7 +344,7 @@ def test_prod_policy_covers_promote_staging_prod(project: Project, sim: Any) -> 
             assert not iam.allows(policy, Request(action, arn, {"aws:ResourceTag/deployctl:app": "chat-api"})), (
                 action, arn)
     # the RegisterTaskDefinition condition holds: the prod revision carries deployctl:app
-    arn = project.world.c("ecs").describe_services(cluster=PROD_CLUSTER, services=["chat-api-api"])[
+    arn = project.world.c("ecs").describe_services(cluster=PROD_CLUSTER, services=["chat-api-prod-api"])[
         "services"][0]["taskDefinition"]
     tags = project.world.c("ecs").describe_task_definition(taskDefinition=arn, include=["TAGS"])["tags"]
     assert {"key": "deployctl:app", "value": "chat-api"} in tags
@@ -364,7 +367,7 @@ def test_staging_policy_covers_rollback(project: Project, sim: Any) -> None:  # 
     assert any("ecs:UpdateService" in d for d in denied(without(policy, "EcsServicesWrite"), calls, staging,
                                                           secrets))
     # the re-registered revision carries deployctl:app (the RegisterTaskDefinition condition)
-    arn = project.world.c("ecs").describe_services(cluster="ai-staging", services=["chat-api-api"])[
+    arn = project.world.c("ecs").describe_services(cluster="ai-staging", services=["chat-api-staging-api"])[
         "services"][0]["taskDefinition"]
     assert arn.endswith(":3")
     tags = project.world.c("ecs").describe_task_definition(taskDefinition=arn, include=["TAGS"])["tags"]

@@ -173,7 +173,7 @@ def test_roll_back_alarms_are_wired_into_the_ecs_deployment_configuration(aws, e
                    networkConfiguration={"awsvpcConfiguration": {"subnets": [subnet], "securityGroups": [group]}})
     request.pop("loadBalancers")
     ecs.create_service(**request)
-    svc = ecs.describe_services(cluster="ai-staging", services=["chat-api"])["services"][0]
+    svc = ecs.describe_services(cluster="ai-staging", services=["chat-staging-api"])["services"][0]
     assert svc["deploymentConfiguration"]["alarms"]["alarmNames"] == alarms["alarmNames"]
 
 

@@ -181,36 +181,40 @@ def test_destroy_removes_only_the_named_preview(world: World, tmp_path: Path) ->
     deploy(proj, "preview", ref, preview="pr-2")
     # a look-alike by name only: same prefix, no deployctl:preview tag
     ecs = world.c("ecs")
-    td = ecs.describe_task_definition(taskDefinition="chat-api-pr-1-worker")["taskDefinition"]["taskDefinitionArn"]
-    ecs.create_service(cluster=CLUSTER, serviceName="chat-api-pr-1-hand-made", taskDefinition=td, desiredCount=0)
+    td = ecs.describe_task_definition(taskDefinition="chat-api-preview-pr-1-worker")["taskDefinition"][
+        "taskDefinitionArn"]
+    ecs.create_service(cluster=CLUSTER, serviceName="chat-api-preview-pr-1-hand-made", taskDefinition=td,
+                       desiredCount=0)
 
     before = world.services()
     assert {n for n, s in before.items() if s == "ACTIVE"} == {
-        "chat-api-api", "chat-api-worker", "chat-api-pr-1-api", "chat-api-pr-1-worker",
-        "chat-api-pr-2-api", "chat-api-pr-2-worker", "chat-api-pr-1-hand-made"}
-    tags = ecs.describe_services(cluster=CLUSTER, services=["chat-api-pr-1-api"], include=["TAGS"])
+        "chat-api-staging-api", "chat-api-staging-worker", "chat-api-preview-pr-1-api", "chat-api-preview-pr-1-worker",
+        "chat-api-preview-pr-2-api", "chat-api-preview-pr-2-worker", "chat-api-preview-pr-1-hand-made"}
+    tags = ecs.describe_services(cluster=CLUSTER, services=["chat-api-preview-pr-1-api"], include=["TAGS"])
     assert {"key": "deployctl:preview", "value": "pr-1"} in tags["services"][0]["tags"]
-    assert world.active_revisions("chat-api-pr-1-api") and world.active_revisions("chat-api-pr-2-api")
+    assert world.active_revisions("chat-api-preview-pr-1-api") and world.active_revisions("chat-api-preview-pr-2-api")
 
     dry = cli(world.aws, proj, "destroy", "--env", "preview", "--name", "pr-1", "--dry-run")
     assert dry.returncode == 0, dry.stderr
-    assert "would remove service chat-api-pr-1-api" in dry.stdout
+    assert "would remove service chat-api-preview-pr-1-api" in dry.stdout
     assert world.services() == before, "--dry-run changes nothing"
 
     r = cli(world.aws, proj, "destroy", "--env", "preview", "--name", "pr-1", "--yes", "--json")
     assert r.returncode == 0, r.stderr
     report = json.loads(r.stdout)
-    assert report["services_deleted"] == ["chat-api-pr-1-api", "chat-api-pr-1-worker"]
+    assert report["services_deleted"] == ["chat-api-preview-pr-1-api", "chat-api-preview-pr-1-worker"]
     assert sorted(a.rsplit("/", 1)[1] for a in report["task_definitions_deregistered"]) == [
-        "chat-api-pr-1-api:1", "chat-api-pr-1-worker:1"]
-    assert report["skipped"] == ["service chat-api-pr-1-hand-made: not tagged deployctl:preview=pr-1"]
+        "chat-api-preview-pr-1-api:1", "chat-api-preview-pr-1-worker:1"]
+    assert report["skipped"] == ["service chat-api-preview-pr-1-hand-made: not tagged deployctl:preview=pr-1"]
 
     after = world.services()
     assert {n for n, s in after.items() if s == "ACTIVE"} == {
-        "chat-api-api", "chat-api-worker", "chat-api-pr-2-api", "chat-api-pr-2-worker", "chat-api-pr-1-hand-made"}
-    assert world.active_revisions("chat-api-pr-1-api") == []
-    assert world.active_revisions("chat-api-pr-1-worker") == []
-    for family in ("chat-api-pr-2-api", "chat-api-pr-2-worker", "chat-api-staging-api", "chat-api-staging-worker"):
+        "chat-api-staging-api", "chat-api-staging-worker", "chat-api-preview-pr-2-api",
+        "chat-api-preview-pr-2-worker", "chat-api-preview-pr-1-hand-made"}
+    assert world.active_revisions("chat-api-preview-pr-1-api") == []
+    assert world.active_revisions("chat-api-preview-pr-1-worker") == []
+    for family in ("chat-api-preview-pr-2-api", "chat-api-preview-pr-2-worker", "chat-api-staging-api",
+                   "chat-api-staging-worker"):
         assert world.active_revisions(family), f"{family} must survive"
 
     again = cli(world.aws, proj, "destroy", "--env", "preview", "--name", "pr-1", "--yes")
@@ -236,8 +240,8 @@ def test_preview_names(tmp_path: Path) -> None:
     cfg = load_env(read(proj / "deploy.yaml", environ={}), "preview")
     staging = load_env(read(proj / "deploy.yaml", environ={}), "staging")
     assert preview.check_name(cfg, "pr-42") == "pr-42"
-    assert preview.service_names(cfg, "pr-42") == ["chat-api-pr-42-api", "chat-api-pr-42-worker"]
-    assert preview.families(cfg, "pr-42") == ["chat-api-pr-42-api", "chat-api-pr-42-worker"]
+    assert preview.service_names(cfg, "pr-42") == ["chat-api-preview-pr-42-api", "chat-api-preview-pr-42-worker"]
+    assert preview.families(cfg, "pr-42") == ["chat-api-preview-pr-42-api", "chat-api-preview-pr-42-worker"]
     with pytest.raises(UsageError, match="--name is required"):
         preview.check_name(cfg, None)
     with pytest.raises(UsageError, match="only for preview environments"):
@@ -260,7 +264,8 @@ def test_run_with_name_deploys_a_preview_copy_through_the_cli(world: World, tmp_
     r = cli(world.aws, proj, "run", "--env", "preview", "--name", "pr-9", "--image", ref, "--only", "deploy")
     assert r.returncode == 0, r.stdout + r.stderr
     services = world.services()
-    assert services.get("chat-api-pr-9-api") == "ACTIVE" and services.get("chat-api-pr-9-worker") == "ACTIVE"
-    assert "chat-api-api" not in services, "a preview run must not touch staging's services"
-    tags = world.c("ecs").describe_services(cluster=CLUSTER, services=["chat-api-pr-9-api"], include=["TAGS"])
+    assert services.get("chat-api-preview-pr-9-api") == "ACTIVE"
+    assert services.get("chat-api-preview-pr-9-worker") == "ACTIVE"
+    assert "chat-api-staging-api" not in services, "a preview run must not touch staging's services"
+    tags = world.c("ecs").describe_services(cluster=CLUSTER, services=["chat-api-preview-pr-9-api"], include=["TAGS"])
     assert {"key": "deployctl:preview", "value": "pr-9"} in tags["services"][0]["tags"]

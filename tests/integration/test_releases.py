@@ -134,7 +134,9 @@ def project(env: Any, sim: Any, tmp_path: Path, capsys: pytest.CaptureFixture[st
 
 
 def service(world: World, cluster: str) -> dict[str, Any]:
-    return world.c("ecs").describe_services(cluster=cluster, services=[API])["services"][0]
+    # each environment has its own ECS service (app-env-service), here one environment per cluster
+    name = API if cluster == CLUSTER else "chat-api-prod-api"
+    return world.c("ecs").describe_services(cluster=cluster, services=[name])["services"][0]
 
 
 def td(world: World, arn: str) -> tuple[dict[str, Any], dict[str, str]]:

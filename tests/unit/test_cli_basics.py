@@ -164,7 +164,7 @@ def test_plan_table_is_not_squeezed_when_piped(capsys: pytest.CaptureFixture[str
     assert code == 0
     rows = {line.split("│")[1].strip(): line for line in out.splitlines() if line.startswith("│ ")}
     # Whole names and units on one row each, nothing cut to "chat-a…".
-    assert "chat-api-worker" in rows["worker"] and "2048 MiB" in rows["worker"]
+    assert "chat-api-prod-worker" in rows["worker"] and "2048 MiB" in rows["worker"]
     assert "8192 MiB" in rows["api"] and "/health/ready" in rows["api"]
     assert "…" not in out
     assert re.search(r"^image  <account-id>\.dkr\.ecr\.us-east-1\.amazonaws\.com/chat-api:[0-9a-f]{12}\S*$", out, re.M)

@@ -85,7 +85,8 @@ def test_no_star_resource_on_any_ecs_or_ecr_write_action() -> None:
         assert iam.wildcard_writes(policy) == [("ecs:RegisterTaskDefinition", "EcsRegisterTaskDefinition")]
         reg = next(s for s in statements(policy) if s["Sid"] == "EcsRegisterTaskDefinition")
         assert reg["Action"] == ["ecs:RegisterTaskDefinition"]
-        assert reg["Condition"] == {"StringEquals": {"aws:RequestTag/deployctl:app": "chat-api"}}
+        assert reg["Condition"] == {"StringEquals": {"aws:RequestTag/deployctl:app": "chat-api",
+                                                     "aws:RequestTag/deployctl:env": env}}
         for s in statements(policy):
             writes = [a for a in as_list(s["Action"]) if a in iam.ECS_WRITE_ACTIONS | iam.ECR_WRITE_ACTIONS]
             if not writes or s["Sid"] == "EcsRegisterTaskDefinition":
@@ -100,8 +101,8 @@ def test_write_actions_are_on_exactly_this_apps_resources() -> None:
     by_sid = {s["Sid"]: s for s in statements(policy)}
     assert by_sid["EcrRepository"]["Resource"] == f"arn:aws:ecr:us-east-1:{ACCOUNT}:repository/chat-api"
     assert by_sid["EcsServicesWrite"]["Resource"] == [
-        f"arn:aws:ecs:us-east-1:{ACCOUNT}:service/ai-staging/chat-api-api",
-        f"arn:aws:ecs:us-east-1:{ACCOUNT}:service/ai-staging/chat-api-worker",
+        f"arn:aws:ecs:us-east-1:{ACCOUNT}:service/ai-staging/chat-api-staging-api",
+        f"arn:aws:ecs:us-east-1:{ACCOUNT}:service/ai-staging/chat-api-staging-worker",
     ]
     assert "ecs:DeleteService" not in actions(policy)
     assert "ecs:DeregisterTaskDefinition" not in actions(policy)
@@ -165,18 +166,54 @@ def test_only_what_the_config_uses() -> None:
 
 def test_preview_policy_limits_changes_to_tagged_previews(preview_cfg) -> None:
     policy = iam.ci_policy(preview_cfg, ACCOUNT)
-    assert {a for a, _ in iam.wildcard_writes(policy)} == {"ecs:RegisterTaskDefinition",
-                                                           "ecs:DeregisterTaskDefinition"}
-    svc = f"arn:aws:ecs:us-east-1:{ACCOUNT}:service/ai-staging/chat-api-pr-7-api"
-    staging_svc = f"arn:aws:ecs:us-east-1:{ACCOUNT}:service/ai-staging/chat-api-api"
-    tagged = {"aws:ResourceTag/deployctl:preview": "pr-7"}
-    assert allows(policy, Request("ecs:CreateService", svc, {"aws:RequestTag/deployctl:preview": "pr-7"}))
+    # RegisterTaskDefinition has no resource type: "*", but only for revisions tagged as this env's.
+    assert {a for a, _ in iam.wildcard_writes(policy)} == {"ecs:RegisterTaskDefinition"}
+    svc = f"arn:aws:ecs:us-east-1:{ACCOUNT}:service/ai-staging/chat-api-preview-pr-7-api"
+    staging_svc = f"arn:aws:ecs:us-east-1:{ACCOUNT}:service/ai-staging/chat-api-staging-api"
+    tagged = {"aws:ResourceTag/deployctl:app": "chat-api", "aws:ResourceTag/deployctl:env": "preview",
+              "aws:ResourceTag/deployctl:preview": "pr-7"}
+    create = {"aws:RequestTag/deployctl:env": "preview", "aws:RequestTag/deployctl:preview": "pr-7"}
+    assert allows(policy, Request("ecs:CreateService", svc, create))
     assert not allows(policy, Request("ecs:CreateService", svc))
+    assert not allows(policy, Request("ecs:CreateService", svc, {**create, "aws:RequestTag/deployctl:env": "prod"}))
     assert allows(policy, Request("ecs:DeleteService", svc, tagged))
     assert allows(policy, Request("ecs:UpdateService", svc, tagged))
     assert not allows(policy, Request("ecs:UpdateService", svc))  # a look-alike without the tag
     assert not allows(policy, Request("ecs:UpdateService", staging_svc, tagged))  # not a preview name
     assert not allows(policy, Request("ecs:DeleteService", staging_svc, tagged))
+    # An environment named like a preview copy (preview-pr-7 → chat-api-preview-pr-7-api): its
+    # service carries its own env tag, so the preview role cannot touch it.
+    lookalike = {**tagged, "aws:ResourceTag/deployctl:env": "preview-pr-7"}
+    assert not allows(policy, Request("ecs:DeleteService", svc, lookalike))
+
+
+def test_preview_role_cannot_deregister_another_environments_revisions(preview_cfg) -> None:
+    policy = iam.ci_policy(preview_cfg, ACCOUNT)
+    td = f"arn:aws:ecs:us-east-1:{ACCOUNT}:task-definition/"
+    own = {"aws:ResourceTag/deployctl:app": "chat-api", "aws:ResourceTag/deployctl:env": "preview",
+           "aws:ResourceTag/deployctl:preview": "pr-7"}
+    assert allows(policy, Request("ecs:DeregisterTaskDefinition", td + "chat-api-preview-pr-7-api:3", own))
+    # copies made before names held the environment (chat-api-pr-7-api) are still torn down
+    assert allows(policy, Request("ecs:DeregisterTaskDefinition", td + "chat-api-pr-7-api:1", own))
+    prod = {"aws:ResourceTag/deployctl:app": "chat-api", "aws:ResourceTag/deployctl:env": "prod"}
+    for request in (
+        Request("ecs:DeregisterTaskDefinition", td + "chat-api-prod-api:12", prod),
+        Request("ecs:DeregisterTaskDefinition", td + "chat-api-prod-api:12"),  # AWS gave no tags
+        Request("ecs:DeregisterTaskDefinition", "*"),  # AWS evaluated it with no resource at all
+        Request("ecs:DeregisterTaskDefinition", td + "chat-api-staging-api:4",
+                {**prod, "aws:ResourceTag/deployctl:env": "staging"}),
+        # a prod revision someone tagged with a preview name is still prod's
+        Request("ecs:DeregisterTaskDefinition", td + "chat-api-prod-api:12",
+                {**prod, "aws:ResourceTag/deployctl:preview": "pr-7"}),
+        Request("ecs:DeregisterTaskDefinition", td + "other-app-preview-pr-7-api:1",
+                {**own, "aws:ResourceTag/deployctl:app": "other-app"}),
+    ):
+        assert not allows(policy, request), request
+    # and a revision registered by the preview role is always tagged as the preview's
+    assert not allows(policy, Request("ecs:RegisterTaskDefinition", "*", {
+        "aws:RequestTag/deployctl:app": "chat-api", "aws:RequestTag/deployctl:env": "prod"}))
+    for env in ("staging", "prod"):  # the other environments' roles never deregister at all
+        assert "ecs:DeregisterTaskDefinition" not in actions(policy_of(env))
 
 
 READ_ONLY = ("Describe", "List", "Get")

@@ -66,7 +66,7 @@ def test_init_then_validate_and_plan(repo: Path) -> None:
     import json
 
     plan = json.loads(p.stdout)
-    assert plan["services"]["api"]["ecs_service"] == "my-ai-app-api"
+    assert plan["services"]["api"]["ecs_service"] == "my-ai-app-staging-api"
     assert plan["image"]["tag"] == plan["git"]["sha"][:12]
     assert [s["name"] for s in plan["stages"]] == ["lint", "test", "build", "push", "deploy"]
 

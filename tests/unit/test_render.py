@@ -26,11 +26,11 @@ ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = ROOT / "tests" / "golden"
 GIT = GitFacts(sha="3f2a9c41d0b7e6f5a4c3b2a1908f7e6d5c4b3a29", branch="main")
 SECRET_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:chat-api/openai-key-AbCdEf"
-TG_ARN = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/chat-api-tg/0123456789abcdef"
+TG_ARN = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/chat-api-prod-tg/0123456789abcdef"
 REAL_FACTS = Facts(
     account_id="123456789012",
     secret_arns={"chat-api/openai-key": SECRET_ARN},
-    target_group_arns={"chat-api-tg": TG_ARN},
+    target_group_arns={"chat-api-prod-tg": TG_ARN},
     image_digest="sha256:" + "ab" * 32,
     release_id="r20260301-3f2a9c41d0b7",
 )
@@ -133,7 +133,7 @@ def test_deploy_time_facts_fill_in_digest_arns_and_tags() -> None:
          "valueFrom": "arn:aws:secretsmanager:us-east-1:123456789012:secret:chat-api/openai-key-AbCdEf"},
     ]
     assert api.create_service["loadBalancers"] == [{
-        "targetGroupArn": REAL_FACTS.target_group_arns["chat-api-tg"], "containerName": "api",
+        "targetGroupArn": REAL_FACTS.target_group_arns["chat-api-prod-tg"], "containerName": "api",
         "containerPort": 8000}]
     tags = {t["key"]: t["value"] for t in api.task_definition["tags"]}
     assert tags == {"deployctl:app": "chat-api", "deployctl:env": "prod", "deployctl:service": "api",
