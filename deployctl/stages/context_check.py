@@ -96,7 +96,7 @@ def refuse_secrets(ctx: BuildContext, context_label: str, allowed: Iterable[str]
             raise
         message = _files_message(found, context_label, ctx.dockerfile_name)
         raise SecretsRefused(message + ".\nAlso " + args_refused.message,
-                             hint=_files_hint(context_label) + " " + (args_refused.hint or "")) from None
+                             hint=_files_hint(context_label) + " Build args: " + (args_refused.hint or "")) from None
     if not found:
         return
     raise SecretsRefused(_files_message(found, context_label, ctx.dockerfile_name), hint=_files_hint(context_label))
