@@ -319,7 +319,8 @@ def test_only_the_last_image_keep_releases_are_kept(app: App, images: dict[str, 
     for i, version in enumerate(["1.0.0", "2.0.0", "1.0.0"]):
         assert app.deploy(images[version], sha=str(i) * 40)[0].exit_code == 0
     assert [r.id for r in target.history(app.cfg)] == ["r3", "r2"]
+    # Other tests' apps may tag the same image ids: only this app's tags count.
     tags = {t for image in client.images.list(name=f"deployctl-releases/{app.name}") for t in image.tags
-            if t.startswith("deployctl-releases/")}
+            if t.startswith(f"deployctl-releases/{app.name}:")}
     assert tags == {f"deployctl-releases/{app.name}:dev-r3", f"deployctl-releases/{app.name}:dev-r2"}
     assert len(_containers(client, app, "release-record")) == 2
