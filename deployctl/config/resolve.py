@@ -11,10 +11,10 @@ import codecs
 import difflib
 import os
 import re
+import stat
 import types
 import typing
 from collections.abc import Mapping
-from pathlib import Path as FsPath
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -581,15 +581,57 @@ def _dedupe(problems: list[ConfigProblem]) -> list[ConfigProblem]:
     return out
 
 
+# deploy.yaml is a few KB; anything near this is a mistake (a log, a dump, /dev/zero) and would
+# only cost memory and time. Documented in docs/config-limits.md.
+MAX_FILE_BYTES = 1024 * 1024
+
+
 def read(path: str | os.PathLike[str], environ: Mapping[str, str] | None = None) -> Loaded:
-    fs = FsPath(path)
+    raw = _read_file(path)
+    return Loaded(parse(_decode(raw, str(path)), str(path)), os.environ if environ is None else environ)
+
+
+def _read_file(path: str | os.PathLike[str]) -> bytes:
+    """The bytes of a regular file of at most MAX_FILE_BYTES, or a UsageError (exit 2).
+
+    A FIFO would block `open` until a writer comes, and a device (/dev/zero) or a huge file
+    would be read into memory without end: look at what the path is before reading anything,
+    and never read more than the limit."""
     try:
-        raw = fs.read_bytes()
+        kind = _kind(os.stat(path).st_mode)
+        if kind is None:  # regular: open without blocking (it may have been swapped since) and check again
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
+            try:
+                info = os.fstat(fd)
+                kind = _kind(info.st_mode)
+                if kind is None and info.st_size <= MAX_FILE_BYTES:
+                    with os.fdopen(os.dup(fd), "rb") as fh:
+                        raw = fh.read(MAX_FILE_BYTES + 1)  # the file may grow after fstat
+                    if len(raw) <= MAX_FILE_BYTES:
+                        return raw
+            finally:
+                os.close(fd)
     except FileNotFoundError:
         raise UsageError(f"{path}: no such file", hint="run from your project root or pass -f PATH") from None
     except OSError as exc:
-        raise UsageError(f"{path}: cannot read: {exc}") from None
-    return Loaded(parse(_decode(raw, str(path)), str(path)), os.environ if environ is None else environ)
+        raise UsageError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    if kind is not None:
+        raise UsageError(f"{path}: not a regular file (it is {kind})",
+                         hint="pass the path of a deploy.yaml file with -f")
+    raise UsageError(f"{path}: too large for a deploy.yaml (more than {MAX_FILE_BYTES // 2**20} MiB)",
+                     hint="deploy.yaml describes an app in a few KB; check the path given to -f")
+
+
+def _kind(mode: int) -> str | None:
+    """None for a regular file, else what the path is, in words."""
+    if stat.S_ISREG(mode):
+        return None
+    for test, words in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a named pipe"),
+                        (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                        (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return words
+    return "something other than a file"
 
 
 def _decode(raw: bytes, file: str) -> str:

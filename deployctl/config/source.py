@@ -119,11 +119,12 @@ def _scalar_lines(text: str) -> tuple[set[int], int | None]:
     text rather than indentation; and the line where scanning stopped on an error, if it did."""
     inside: set[int] = set()
     try:
-        for token in yaml.scan(text, Loader=yaml.SafeLoader):
+        for token in yaml.scan(text, Loader=_Loader):
             if isinstance(token, yaml.ScalarToken) and token.start_mark and token.end_mark:
                 start, end = token.start_mark, token.end_mark
                 last = end.line if end.column > 0 else end.line - 1
-                inside.update(range(start.line + 1, last + 1))
+                if last > start.line:
+                    inside.update(range(start.line + 1, last + 1))
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         return inside, mark.line if mark else 0
@@ -136,35 +137,29 @@ def _tabs_in_indentation(text: str) -> tuple[str, list[tuple[int, int]]]:
     """(text, [(line, col) of tabs that indent structure]), 1-based.
 
     Tabs inside block scalars and multi-line strings are content, and before a comment they
-    are allowed (YAML 1.2); PyYAML refuses the latter, so those tabs become spaces (one for one,
-    positions unchanged)."""
+    are allowed (YAML 1.2): the scanner skips those itself (_Loader.scan_to_next_token), so one
+    scan finds every line a tab really indents, up to the first one (where scanning stops)."""
     lines = text.split("\n")
-    candidates = [i for i, line in enumerate(lines) if "\t" in line[: len(line) - len(line.lstrip(" \t"))]]
+    candidates = []
+    for i, line in enumerate(lines):
+        rest = line.lstrip(" \t")
+        if "\t" in line[: len(line) - len(rest)] and rest[:1] not in ("#", "", "\r"):
+            candidates.append(i)
     if not candidates:
         return text, []
-    for _ in range(len(candidates) + 1):
-        inside, stopped = _scalar_lines("\n".join(lines))
-        fixed = False
-        for i in candidates:
-            rest = lines[i].lstrip(" \t")
-            if i not in inside and (stopped is None or i <= stopped) and rest[:1] in ("#", "", "\r") \
-                    and "\t" in lines[i][: len(lines[i]) - len(rest)]:
-                lines[i] = lines[i][: len(lines[i]) - len(rest)].replace("\t", " ") + rest
-                fixed = True
-        if not fixed:
-            break
+    inside, stopped = _scalar_lines(text)
     tabbed = []
     for i in candidates:
         indent = lines[i][: len(lines[i]) - len(lines[i].lstrip(" \t"))]
-        if "\t" in indent and i not in inside and (stopped is None or i <= stopped):
+        if i not in inside and (stopped is None or i <= stopped):
             tabbed.append((i + 1, indent.index("\t") + 1))
-    return "\n".join(lines), tabbed
+    return text, tabbed
 
 
 def _too_deep(text: str, file: str) -> ConfigProblem:
     depth, line, col = 0, 1, 1
     try:
-        for event in yaml.parse(text, Loader=yaml.SafeLoader):  # the parser keeps its own stack
+        for event in yaml.parse(text, Loader=_Loader):  # the parser keeps its own stack
             if isinstance(event, yaml.CollectionStartEvent):
                 depth += 1
                 if depth > MAX_DEPTH:
@@ -227,6 +222,34 @@ class _AliasNode(yaml.Node):
 
 
 class _Loader(yaml.SafeLoader):
+    def scan_to_next_token(self) -> None:
+        """PyYAML's, except that a line of only whitespace and maybe a comment may hold tabs
+        (YAML 1.2 allows them there; PyYAML refuses). Checking here, once per such line, keeps
+        loading linear: rewriting the text and rescanning per line was quadratic."""
+        if self.index == 0 and self.peek() == "\ufeff":
+            self.forward()
+        while True:
+            while self.peek() == " ":
+                self.forward()
+            if self.peek() == "\t":
+                run = 0
+                while self.peek(run) in " \t":
+                    run += 1
+                if self.peek(run) in "#\0\r\n\x85\u2028\u2029" and self._blank_before():
+                    self.forward(run)
+            if self.peek() == "#":
+                while self.peek() not in "\0\r\n\x85\u2028\u2029":
+                    self.forward()
+            if not self.scan_line_break():
+                return
+            if not self.flow_level:
+                self.allow_simple_key = True
+
+    def _blank_before(self) -> bool:
+        """Only spaces and tabs precede the current position on its line."""
+        start = self.pointer - self.column
+        return start >= 0 and not self.buffer[start:self.pointer].strip(" \t")
+
     def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
         if self.check_event(yaml.AliasEvent):
             event = self.peek_event()
