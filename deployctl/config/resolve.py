@@ -21,7 +21,7 @@ from pydantic import BaseModel, ValidationError
 
 from deployctl.config import fargate
 from deployctl.config.interpolate import interpolate
-from deployctl.config.model import Environment, ResolvedConfig, Service
+from deployctl.config.model import REGION, Environment, ResolvedConfig, Service
 from deployctl.config.source import Document, Path, parse
 from deployctl.errors import ConfigError, ConfigProblem, UsageError
 
@@ -57,7 +57,10 @@ class Loaded:
 
     def __init__(self, doc: Document, environ: Mapping[str, str]) -> None:
         self.doc = doc
-        self.data, self.unset = interpolate(doc.data, environ)
+        sources: dict[Path, list[str]] = {}
+        self.data, self.unset = interpolate(doc.data, environ, sources)
+        doc.from_env, doc.data_after_env = sources, self.data
+        doc.env_values = {name: environ[name] for names in sources.values() for name in names}
 
     @property
     def file(self) -> str:
@@ -111,6 +114,7 @@ class Loaded:
         if "environments" in data and (not isinstance(envs, dict) or not envs):
             out.append(doc.problem(("environments",), "expected a mapping of one or more environments"))
             envs = {}
+        cycles = _promotion_cycles(envs or {})
         for name, env in (envs or {}).items():
             if only_env and name != only_env:
                 continue
@@ -145,6 +149,21 @@ class Loaded:
                 elif src not in envs:
                     out.append(doc.problem((*base, "promote_from"), f"unknown environment '{src}'",
                                            _did_you_mean(str(src), list(envs)), key=False))
+                elif env.get("target") == "docker":
+                    out.append(doc.problem((*base, "promote_from"), "promote_from is for ECS environments; "
+                                           "this one has target: docker",
+                                           f"deploy it with `deployctl run --env {name}`, and remove promote_from",
+                                           key=False))
+                elif name in cycles:
+                    out.append(doc.problem((*base, "promote_from"), "promote_from forms a cycle: "
+                                           + " → ".join(cycles[name]),
+                                           "promotion runs one way: the first environment is deployed with "
+                                           "`deployctl run`; remove promote_from from it", key=False))
+                elif isinstance(envs[src], dict) and envs[src].get("target") == "docker":
+                    out.append(doc.problem((*base, "promote_from"), f"'{src}' is a docker environment: "
+                                           "promote copies the image an ECS environment runs",
+                                           "promote from an ECS environment, or deploy this one with "
+                                           "`deployctl run`", key=False))
             for section in ("deploy", "image"):
                 if section in env and not isinstance(env[section], dict):
                     out.append(doc.problem((*base, section), f"expected a mapping of overrides, got "
@@ -235,6 +254,8 @@ class Loaded:
             return self.doc.problem(file_path, f"unknown key '{key}'", _did_you_mean(key, allowed) or
                                     (f"allowed keys: {', '.join(allowed)}" if allowed else None))
         if kind == "missing":
+            if tuple(loc) in self.doc.unusable:
+                return None  # there, but unreadable (a tag, an alias bomb): reported where it is written
             # Locate the mapping that lacks the key: an override that adds `load_balancer:
             # {container_port: 80}` is where target_group is missing, not the base service.
             return self.doc.problem(origin.map(loc[:-1]), f"missing required key '{loc[-1]}'")
@@ -254,14 +275,24 @@ class Loaded:
                                             f"{'s' if len(absent) > 1 else ''} {_and(absent, quote=True)}",
                                             "see the staging environment in the README's deploy.yaml"))
         out.extend(self._monitoring_refs(merged, origin))
+        out.extend(self._dockerfile_inside_context(merged, origin))
         services = merged.get("services")
         if not isinstance(services, dict):
             return out
         graph: dict[str, list[str]] = {}
+        local_ports: dict[int, str] = {}
         for name, svc in services.items():
             if not isinstance(svc, dict):
                 continue
             out.extend(self._fargate_size(name, svc, origin))
+            port = _as_int(svc.get("local_port"))
+            if port is not None and port in local_ports:
+                out.append(self.doc.problem(origin.map(("services", name, "local_port")),
+                                            f"local_port {port} is also the local_port of service "
+                                            f"'{local_ports[port]}'",
+                                            "give each service its own port on 127.0.0.1", key=False))
+            elif port is not None:
+                local_ports[port] = name
             after = svc.get("after")
             if not isinstance(after, list):
                 continue
@@ -278,6 +309,48 @@ class Loaded:
             out.append(self.doc.problem(origin.map(("services", cycle[0], "after")),
                                         f"`after` lists form a cycle: {' → '.join(cycle)}",
                                         "remove one of these `after` entries", key=False))
+        return out
+
+    def _dockerfile_inside_context(self, merged: dict[str, Any], origin: _Origin) -> list[ConfigProblem]:
+        """The Dockerfile must lie inside the build context: `dockerfile: /etc/passwd` had the build
+        read (and echo) a file from anywhere on the machine. Checked on the path as written, and,
+        when it exists, on where its symlinks lead."""
+        image = merged.get("image")
+        if not isinstance(image, dict):
+            return []
+        context, dockerfile = image.get("context", "."), image.get("dockerfile", "Dockerfile")
+        if not (isinstance(context, str) and isinstance(dockerfile, str)) or not dockerfile:
+            return []
+        outside = os.path.isabs(dockerfile) or os.path.normpath(dockerfile).split(os.sep)[0] == ".."
+        if not outside:
+            root = os.path.realpath(os.path.join(os.path.dirname(self.doc.file) or ".", context))
+            target = os.path.realpath(os.path.join(root, dockerfile))
+            outside = os.path.exists(target) and os.path.commonpath([root, target]) != root
+        if not outside:
+            return []
+        return [self.doc.problem(origin.map(("image", "dockerfile")),
+                                 "the Dockerfile must be inside the build context (image.context)",
+                                 "image.dockerfile is relative to image.context; move the Dockerfile into "
+                                 "the context, or make the context a directory that holds it", key=False)]
+
+    def path_problems(self, env_name: str, cfg: ResolvedConfig) -> list[ConfigProblem]:
+        """Directories that must exist when the pipeline runs: the build context and each
+        stage's workdir, relative to deploy.yaml. Only `validate` checks them: commands such as
+        `status` or `rollback` need no source tree."""
+        base = os.path.dirname(self.doc.file) or "."
+        env_raw = self.data["environments"][env_name]
+        origin = _Origin(env_name, {k: env_raw[k] for k in OVERLAY_KEYS if k in env_raw})
+        wanted: list[tuple[Path, str, str]] = [(("image", "context"), cfg.image.context, "build context")]
+        for stage in ("lint", "test"):
+            command = getattr(cfg.stages, stage)
+            if command is not None:
+                wanted.append((("stages", stage, "workdir"), command.workdir, f"{stage} workdir"))
+        out = []
+        for loc, value, what in wanted:
+            if not os.path.isdir(os.path.join(base, value)):
+                gone = "is not a directory" if os.path.exists(os.path.join(base, value)) else "does not exist"
+                out.append(self.doc.problem(origin.map(loc), f"the {what} '{value}' {gone}",
+                                            "it is relative to the directory of deploy.yaml", key=False))
         return out
 
     def _monitoring_refs(self, merged: dict[str, Any], origin: _Origin) -> list[ConfigProblem]:
@@ -390,6 +463,29 @@ def _find_cycle(graph: dict[str, list[str]]) -> list[str] | None:
     return None
 
 
+def _promotion_cycles(envs: dict[str, Any]) -> dict[str, list[str]]:
+    """Each environment on a promote_from cycle → the cycle from it (a → b → a). One pass over
+    the chains: each environment has at most one source, so every walk is followed once."""
+    source = {name: env["promote_from"] for name, env in envs.items()
+              if isinstance(env, dict) and isinstance(env.get("promote_from"), str)
+              and env["promote_from"] in envs and env["promote_from"] != name}
+    seen: set[str] = set()
+    out: dict[str, list[str]] = {}
+    for start in envs:
+        walk: list[str] = []
+        at: str | None = start
+        while at is not None and at not in seen:
+            seen.add(at)
+            walk.append(at)
+            at = source.get(at)
+        if at is not None and at in walk:  # this walk came back to itself
+            loop = walk[walk.index(at):]
+            for i, name in enumerate(loop):
+                order = loop[i:] + loop[:i]
+                out[name] = [*order, name]
+    return out
+
+
 def _misspelt(key: str, data: dict[str, Any], model: type[BaseModel]) -> bool:
     """True when `key` is absent but an unknown key close to it is present (already reported)."""
     if key in data:
@@ -470,6 +566,7 @@ _PATTERNS = {
                                "at most 40 characters",
     r"^[a-z0-9][a-z0-9._/-]*$": "expected a repository name: lowercase letters, digits and . _ / -",
     r"^/": "expected a path starting with /",
+    REGION: "expected an AWS region name such as us-east-1 or eu-west-2",
 }
 _FIELD_HINTS = {
     "memory": "MiB, e.g. 4096 for 4 GB",
@@ -483,6 +580,7 @@ def _message(err: Any) -> str:
     got = f", got {_describe(value)}"
     simple = {
         "string_type": "expected a string",
+        "string_unicode": "expected valid Unicode text (this holds an unpaired surrogate)",
         "int_type": "expected a whole number", "int_parsing": "expected a whole number",
         "int_from_float": "expected a whole number",
         "float_type": "expected a number", "float_parsing": "expected a number",
@@ -493,6 +591,8 @@ def _message(err: Any) -> str:
         "model_attributes_type": "expected a mapping (key: value)",
         "union_type": err["msg"],
     }
+    if kind == "string_too_short":
+        return "must not be empty"
     if kind in simple:
         return simple[kind] + got
     if kind == "literal_error":
@@ -662,6 +762,8 @@ def validate_all(loaded: Loaded) -> dict[str, ResolvedConfig]:
             seen_in.setdefault(p.format(), (p, []))[1].append(name)
         if cfg:
             resolved[name] = cfg
+            for p in loaded.path_problems(name, cfg):
+                seen_in.setdefault(p.format(), (p, []))[1].append(name)
     for p, envs in seen_in.values():
         # A problem written in the shared part of the file but caused by some environments'
         # overrides (say `port: null` under dev) must say which environments.

@@ -6,6 +6,7 @@ duplicate keys (PyYAML silently keeps the last) and keep positions for later err
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -65,10 +66,63 @@ class Document:
                 return False
         return True
 
+    # Values that came from ${VAR}: path → the variables in it, and each variable's value. An
+    # error names the variable, never the value: it may be a token.
+    from_env: dict[Path, list[str]] = field(default_factory=dict)
+    env_values: dict[str, str] = field(default_factory=dict)
+    data_after_env: Any = None  # the interpolated data, where hide_env_values finds the values
+
     def problem(self, path: Path, message: str, hint: str | None = None, *,
                 key: bool = True) -> ConfigProblem:
         line, col = self.marks.at(path) if key else self.marks.value_at(path)
-        return ConfigProblem(self.file, line, col, dotted(path), message, hint)
+        message, hint = self.hide_env_values(tuple(path), message), \
+            self.hide_env_values(tuple(path), hint) if hint else hint
+        return ConfigProblem(self.file, line, col, printable(dotted(path)), printable(message),
+                             printable(hint) if hint else hint)
+
+    def hide_env_values(self, path: Path, text: str) -> str:
+        names = self.from_env.get(path)
+        if names:
+            value = _value_at(self.data_after_env, path)
+            refs = [f"${{{n}}}" for n in names]
+            shown = f"the value of {refs[0]}" if len(refs) == 1 else \
+                f"the value built from {', '.join(refs[:-1])} and {refs[-1]}"
+            if isinstance(value, str) and value:
+                for form in (f"'{value}'", repr(value)):
+                    text = text.replace(form, shown)
+                text = _replace_word(text, value, shown)
+            elif isinstance(value, str):
+                text = text.replace("an empty string", shown)
+        # A value may also turn up in a message about a neighbour (cpu and memory together):
+        # hide every variable's value that is long enough to be anything but a plain number.
+        for name, value in sorted(self.env_values.items(), key=lambda item: -len(item[1])):
+            if len(value) >= 6:
+                text = _replace_word(text, value, f"${{{name}}}")
+        return text
+
+
+def _value_at(data: Any, path: Path) -> Any:
+    for part in path:
+        try:
+            data = data[part]  # paths hold only keys and list indexes that the walk produced
+        except (KeyError, IndexError, TypeError):
+            return None
+    return data
+
+
+def _replace_word(text: str, word: str, by: str) -> str:
+    """`word` replaced where it stands alone: a port 8080 is hidden in "got 8080", not in "18080"."""
+    if word not in text:
+        return text
+    return re.sub(rf"(?<![\w-]){re.escape(word)}(?![\w-])", lambda _: by, text)
+
+
+def printable(text: str) -> str:
+    """Text safe for a terminal and a CI log: control characters (ANSI escapes), unpaired
+    surrogates and invisible format characters are shown escaped, never sent raw."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
 
 
 def _pos(mark: yaml.Mark) -> tuple[int, int]:
@@ -81,6 +135,15 @@ _YAML = "tag:yaml.org,2002:"
 # !!python/…) has no meaning in deploy.yaml.
 _SCALAR_KINDS = {"null": "null", "bool": "true or false", "int": "a whole number", "float": "a number",
                  "timestamp": "a date or time", "str": "text"}
+
+
+_TAG_HINT = ("deploy.yaml takes plain values: of the tags it reads only the standard !!str, !!int, "
+             "!!float, !!bool, !!null, !!timestamp, !!map and !!seq; CloudFormation's !Ref or !Sub "
+             "mean nothing here")
+
+
+def _shown_tag(tag: str) -> str:
+    return f"!!{tag[len(_YAML):]}" if tag.startswith(_YAML) else tag
 
 
 def parse(text: str, file: str) -> Document:
@@ -186,7 +249,7 @@ def _syntax_problem(exc: yaml.MarkedYAMLError, file: str) -> ConfigProblem:
         what = f"{what} ({exc.context.strip()} that starts at {where})"
     elif exc.context:
         what = f"{exc.context.strip()}: {what}"
-    return ConfigProblem(file, line, col, "", f"YAML syntax error: {what}", _syntax_hint(what))
+    return ConfigProblem(file, line, col, "", printable(f"YAML syntax error: {what}"), _syntax_hint(what))
 
 
 def _syntax_hint(what: str) -> str | None:
@@ -276,7 +339,8 @@ class _Walker:
             return
         self.reported.add((id(node), message))
         line, col = _pos(node.start_mark)
-        self.problems.append(ConfigProblem(self.file, line, col, dotted(path), message, hint))
+        self.problems.append(ConfigProblem(self.file, line, col, printable(dotted(path)), printable(message),
+                                           printable(hint) if hint else hint))
 
     def walk(self, node: yaml.Node, path: Path, depth: int = 0) -> Any:
         if isinstance(node, _AliasNode):
@@ -288,6 +352,11 @@ class _Walker:
                 return None  # alias() reports it once, at the alias that started the expansion
         self.marks.values[path] = _pos(node.start_mark)
         if isinstance(node, yaml.CollectionNode):
+            plain = _YAML + ("map" if isinstance(node, yaml.MappingNode) else "seq")
+            if node.tag != plain:  # `!Ref {…}`, `!!python/object/apply:os.system [...]`, `!!set`
+                self.problem(node, path, f"unsupported YAML tag {_shown_tag(node.tag)}", _TAG_HINT)
+                self.unusable.add(path)
+                return None
             if depth >= MAX_DEPTH:
                 self.problem(node, path, f"nested too deeply (more than {MAX_DEPTH} levels)",
                              "deploy.yaml needs only a few levels; look for unclosed or repeated [ or {")
@@ -337,10 +406,7 @@ class _Walker:
             return node.value, True
         kind = tag[len(_YAML):] if tag.startswith(_YAML) else None
         if kind not in _SCALAR_KINDS:
-            shown = f"!!{kind}" if kind else tag
-            self.problem(node, path, f"unsupported YAML tag {shown}",
-                         "deploy.yaml takes plain values; CloudFormation tags such as !Ref or !Sub "
-                         "are not read here")
+            self.problem(node, path, f"unsupported YAML tag {_shown_tag(tag)}", _TAG_HINT)
             return node.value, False
         try:
             value = _CONSTRUCTOR.yaml_constructors[tag](_CONSTRUCTOR, node)
@@ -360,10 +426,16 @@ class _Walker:
     def mapping(self, node: yaml.MappingNode, path: Path, depth: int) -> dict[str, Any]:
         out: dict[str, Any] = {}
         sources: list[yaml.Node] = []  # what `<<` merges in, highest priority first
+        merge_line = 0
         for key_node, value_node in node.value:
             if isinstance(key_node, _AliasNode):
                 key_node = key_node.target
             if isinstance(key_node, yaml.ScalarNode) and key_node.tag == MERGE_TAG:
+                if merge_line:  # PyYAML merges both; YAML forbids a repeated key. Refused, merged to go on
+                    self.problem(key_node, (*path, "<<"), f"a second merge key (<<) in this mapping (the first is "
+                                                 f"on line {merge_line})",
+                                 "merge several mappings with one key: `<<: [*first, *second]`")
+                merge_line = merge_line or _pos(key_node.start_mark)[0]
                 sources.extend(self.merge_sources(value_node, path))
                 continue
             key, ok = self.scalar(key_node, path) if isinstance(key_node, yaml.ScalarNode) else (None, True)
