@@ -139,8 +139,8 @@ class Loaded:
                 if isinstance(services, dict) and svc not in services:
                     out.append(doc.problem((*base, "services", svc),
                                            f"unknown service '{svc}'",
-                                           _did_you_mean(svc, list(services)) or
-                                           f"services are: {', '.join(services)}"))
+                                           _did_you_mean(svc, services) or
+                                           f"services are: {_listing(services)}"))
             src = env.get("promote_from")
             if isinstance(src, str) and isinstance(envs, dict):  # other types: the model says so
                 if src == name:
@@ -148,7 +148,7 @@ class Loaded:
                                            "an environment cannot promote from itself", key=False))
                 elif src not in envs:
                     out.append(doc.problem((*base, "promote_from"), f"unknown environment '{src}'",
-                                           _did_you_mean(str(src), list(envs)), key=False))
+                                           _did_you_mean(str(src), envs), key=False))
                 elif env.get("target") == "docker":
                     out.append(doc.problem((*base, "promote_from"), "promote_from is for ECS environments; "
                                            "this one has target: docker",
@@ -301,9 +301,8 @@ class Loaded:
                 if not isinstance(dep, str) or (dep in services and dep != name):
                     continue
                 why = "a service cannot come after itself" if dep == name else f"unknown service '{dep}'"
-                others = [s for s in services if s != name]
                 out.append(self.doc.problem(origin.map(("services", name, "after", i)), why,
-                                            _did_you_mean(dep, others), key=False))
+                                            _did_you_mean(dep, services, besides=name), key=False))
         cycle = _find_cycle(graph)
         if cycle:
             out.append(self.doc.problem(origin.map(("services", cycle[0], "after")),
@@ -366,7 +365,7 @@ class Loaded:
             if isinstance(svc, str) and names and svc not in names:
                 out.append(self.doc.problem(origin.map(("monitoring", section, "service")),
                                             f"unknown service '{svc}'",
-                                            _did_you_mean(svc, names) or f"services are: {', '.join(names)}",
+                                            _did_you_mean(svc, names) or f"services are: {_listing(names)}",
                                             key=False))
         # The default [error_rate] quietly does nothing without error_rate; a list written out
         # must name alarms this monitoring section actually creates.
@@ -615,9 +614,23 @@ def _message(err: Any) -> str:
     return _lower_first(msg) + (got if kind.endswith(("_type", "_parsing")) else "")
 
 
-def _did_you_mean(word: str, choices: Any) -> str | None:
-    match = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
+# Suggestions compare a word with every choice: with thousands of names, each unknown one
+# would cost thousands of comparisons, and a hostile file has thousands of unknown names.
+MAX_SUGGEST_FROM = 100
+
+
+def _did_you_mean(word: str, choices: Any, besides: str | None = None) -> str | None:
+    if len(choices) > MAX_SUGGEST_FROM:
+        return None
+    names = [str(c) for c in choices if c != besides]
+    match = difflib.get_close_matches(str(word), names, n=1, cutoff=0.6)
     return f"did you mean '{match[0]}'?" if match else None
+
+
+def _listing(names: Any, most: int = 10) -> str:
+    """Names for a hint, the first few when there are many (one line per problem, not a page)."""
+    shown = [str(n) for _, n in zip(range(most), names, strict=False)]
+    return ", ".join(shown) + (f" … ({len(names)} in all)" if len(names) > most else "")
 
 
 def _lower_first(text: str) -> str:

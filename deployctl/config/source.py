@@ -57,14 +57,14 @@ class Document:
     # Paths whose value could not be read (a bad tag, an unreadable number): already reported,
     # so later checks must not complain about the stand-in value again.
     unusable: set[Path] = field(default_factory=set)
+    _unusable_dotted: set[str] = field(default_factory=set, repr=False)
 
     def is_usable(self, problem: ConfigProblem) -> bool:
         """False for a follow-on problem at (or inside) a value that could not be read."""
-        for path in self.unusable:
-            where = dotted(path)
-            if problem.path == where or problem.path.startswith((where + ".", where + "[")):
-                return False
-        return True
+        if len(self._unusable_dotted) != len(self.unusable):  # a set per call made this quadratic
+            self._unusable_dotted = {printable(dotted(path)) for path in self.unusable}
+        where, bad = problem.path, self._unusable_dotted
+        return where not in bad and not any(where[:i] in bad for i, c in enumerate(where) if c in ".[")
 
     # Values that came from ${VAR}: path → the variables in it, and each variable's value. An
     # error names the variable, never the value: it may be a token.
