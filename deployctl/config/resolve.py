@@ -159,11 +159,6 @@ class Loaded:
                                            + " → ".join(cycles[name]),
                                            "promotion runs one way: the first environment is deployed with "
                                            "`deployctl run`; remove promote_from from it", key=False))
-                elif isinstance(envs[src], dict) and envs[src].get("target") == "docker":
-                    out.append(doc.problem((*base, "promote_from"), f"'{src}' is a docker environment: "
-                                           "promote copies the image an ECS environment runs",
-                                           "promote from an ECS environment, or deploy this one with "
-                                           "`deployctl run`", key=False))
             for section in ("deploy", "image"):
                 if section in env and not isinstance(env[section], dict):
                     out.append(doc.problem((*base, section), f"expected a mapping of overrides, got "
