@@ -75,7 +75,44 @@ def _env_value(value: object) -> object:
     return value
 
 
+def _no_bool_number(value: object) -> object:
+    if isinstance(value, bool):  # `error_rate: true` would be 1.0 in pydantic's lax mode
+        raise ValueError(f"expected a number, got {str(value).lower()}")
+    return value
+
+
+def _not_blank(value: str) -> str:
+    # An empty cluster made preflight look for `default`; an empty role or subnet fails only in AWS.
+    if not value.strip():
+        raise ValueError("must not be empty")
+    return value
+
+
+# AWS region names: us-east-1, eu-central-2, us-gov-west-1, cn-north-1, eu-isoe-west-1. The region
+# becomes part of endpoint URLs and file names: nothing else (../../etc, escapes) gets through.
+REGION = r"^[a-z]{2}(-[a-z]+){1,3}-[0-9]{1,2}$"
+
+
+def _registry(value: str) -> str:
+    """`ecr` or a registry host, never credentials: they would be printed in plans and logs."""
+    if "@" in value.split("://", 1)[-1].split("/", 1)[0]:  # https://user:pass@host, user:pass@host, token@host
+        raise ValueError("must not hold credentials (user:password@…); they would be printed in plans and "
+                         "logs. Give only the host, and log in with `docker login HOST` or a Docker "
+                         "credential helper")
+    if "://" in value:
+        raise ValueError("expected a registry host without a scheme, such as localhost:5000 or ghcr.io/org")
+    if value != "ecr" and not REGISTRY_HOST.match(value):
+        raise ValueError("expected `ecr` or a registry host such as localhost:5000 or ghcr.io/org")
+    return value
+
+
+REGISTRY_HOST = re.compile(r"^([A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:]+\])(:[0-9]{1,5})?"
+                           r"(/[a-z0-9]+([._-][a-z0-9]+)*)*$")
+
 Int = Annotated[int, BeforeValidator(_no_bool)]
+Float = Annotated[float, BeforeValidator(_no_bool_number)]
+NonEmpty = Annotated[str, Field(min_length=1), AfterValidator(_not_blank)]
+Registry = Annotated[str, Field(min_length=1), AfterValidator(_registry)]
 EnvValue = Annotated[str, BeforeValidator(_env_value), Field(json_schema_extra={"type": ["string", "integer"]})]
 
 
@@ -92,7 +129,7 @@ class Strict(BaseModel):
 
 class ImageConfig(Strict):
     repository: str = Field(pattern=r"^[a-z0-9][a-z0-9._/-]*$", description="Image repository name")
-    registry: str = Field("ecr", description="`ecr` (the account's ECR) or a registry host such as "
+    registry: Registry = Field("ecr", description="`ecr` (the account's ECR) or a registry host such as "
                                              "localhost:5000")
     context: str = Field(".", description="Build context, relative to deploy.yaml")
     dockerfile: str = Field("Dockerfile", description="Dockerfile path, relative to the context")
@@ -189,7 +226,7 @@ class Health(Strict):
 
 
 class LoadBalancer(Strict):
-    target_group: str = Field(description="Target group name or ARN")
+    target_group: NonEmpty = Field(description="Target group name or ARN")
     container_port: Int | None = Field(None, ge=1, le=65535)
     shared: bool = Field(False, description="Allow other environments (or preview copies) to register in "
                                             "this target group too; each still counts only its own targets")
@@ -216,7 +253,7 @@ class Service(Strict):
     memory: Int = Field(512, description="MiB; must be allowed for the cpu value")
     health: Health | None = None
     env: dict[EnvVarName, EnvValue] = Field(default_factory=dict)
-    secrets: dict[EnvVarName, str] = Field(
+    secrets: dict[EnvVarName, NonEmpty] = Field(
         default_factory=dict,
         description="ENV_NAME → Secrets Manager name/ARN, or ssm:/parameter/name, or an SSM ARN",
     )
@@ -297,25 +334,25 @@ class Deploy(Strict):
 
 
 class Network(Strict):
-    subnets: list[str] = Field(min_length=1)
-    security_groups: list[str] = Field(default_factory=list)
+    subnets: list[NonEmpty] = Field(min_length=1)
+    security_groups: list[NonEmpty] = Field(default_factory=list)
     public_ip: bool = False
 
 
 class Roles(Strict):
-    execution: str = Field(description="Task execution role (pulls images, reads secrets)")
-    task: str | None = Field(None, description="Role the application code runs as")
+    execution: NonEmpty = Field(description="Task execution role (pulls images, reads secrets)")
+    task: NonEmpty | None = Field(None, description="Role the application code runs as")
 
 
 class Guardrails(Strict):
-    max_monthly_usd: Annotated[float, BeforeValidator(_no_bool)] | None = Field(None, gt=0)
+    max_monthly_usd: Float | None = Field(None, gt=0)
     max_tasks: Int | None = Field(None, ge=1)
     max_memory: Int | None = Field(None, ge=512, description="Largest task memory, MiB")
 
 
 class Environment(Strict):
     target: Literal["docker", "ecs"]
-    cluster: str | None = None
+    cluster: NonEmpty | None = None
     deploy_on: str | None = Field(None, description="Branch that auto-deploys this environment")
     promote_from: str | None = Field(None, description="Only reachable by `deployctl promote <from> <this>`")
     preview: bool = Field(False, description="Per-name preview copies in this environment's cluster")
@@ -339,14 +376,14 @@ class Tokens(Strict):
     namespace: str = Field(description="CloudWatch namespace the app publishes to")
     metric: str = Field("TokensPerRequest", description="Per-request token count metric")
     dimensions: dict[str, str] = Field(default_factory=dict, description="Extra dimensions; {service} and {env} expand")
-    max_per_request: float | None = Field(None, gt=0, description="Alarm when the average per request exceeds this")
-    hourly_cap: float | None = Field(None, gt=0, description="Alarm when tokens summed over an hour exceed this")
+    max_per_request: Float | None = Field(None, gt=0, description="Alarm when the average per request exceeds this")
+    hourly_cap: Float | None = Field(None, gt=0, description="Alarm when tokens summed over an hour exceed this")
     service: str | None = Field(None, description="Service that publishes the metric (default: all with a port)")
 
 
 class Queue(Strict):
     name: str = Field(description="SQS queue name")
-    max_visible: int = Field(gt=0, description="Alarm above this many visible messages")
+    max_visible: Int = Field(gt=0, description="Alarm above this many visible messages")
     service: str | None = Field(None, description="Worker service consuming the queue (for the dashboard)")
 
 
@@ -362,12 +399,12 @@ class Monitoring(Strict):
     load_balancer: str | None = Field(
         None, description="ALB name or ARN (its ARN suffix is the LoadBalancer dimension of latency/5xx metrics)")
     latency: Latency | None = None
-    error_rate: float | None = Field(None, gt=0, le=100, description="Alarm when 5xx ÷ requests exceeds this percent")
+    error_rate: Float | None = Field(None, gt=0, le=100, description="Alarm when 5xx ÷ requests exceeds this percent")
     tokens: Tokens | None = None
     queue: Queue | None = None
     period: Duration = Field(60.0, description="Alarm period (multiple of 60s)")
-    evaluation_periods: int = Field(5, ge=1, le=100)
-    datapoints_to_alarm: int | None = Field(None, ge=1)
+    evaluation_periods: Int = Field(5, ge=1, le=100)
+    datapoints_to_alarm: Int | None = Field(None, ge=1)
     roll_back_on: list[RollBackMetric] = Field(
         default_factory=_default_roll_back_on,
         description="Generated alarms that also become ECS deployment alarms (a bad deploy rolls back)")
@@ -393,7 +430,7 @@ class ResolvedConfig(Strict):
 
     version: Literal[1]
     app: Name
-    region: str
+    region: Annotated[str, Field(pattern=REGION)]
     env_name: str
     environment: Environment
     image: ImageConfig

@@ -11,17 +11,17 @@ import codecs
 import difflib
 import os
 import re
+import stat
 import types
 import typing
 from collections.abc import Mapping
-from pathlib import Path as FsPath
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
 from deployctl.config import fargate
 from deployctl.config.interpolate import interpolate
-from deployctl.config.model import Environment, ResolvedConfig, Service
+from deployctl.config.model import REGION, Environment, ResolvedConfig, Service
 from deployctl.config.source import Document, Path, parse
 from deployctl.errors import ConfigError, ConfigProblem, UsageError
 
@@ -57,7 +57,10 @@ class Loaded:
 
     def __init__(self, doc: Document, environ: Mapping[str, str]) -> None:
         self.doc = doc
-        self.data, self.unset = interpolate(doc.data, environ)
+        sources: dict[Path, list[str]] = {}
+        self.data, self.unset = interpolate(doc.data, environ, sources)
+        doc.from_env, doc.data_after_env = sources, self.data
+        doc.env_values = {name: environ[name] for names in sources.values() for name in names}
 
     @property
     def file(self) -> str:
@@ -111,6 +114,7 @@ class Loaded:
         if "environments" in data and (not isinstance(envs, dict) or not envs):
             out.append(doc.problem(("environments",), "expected a mapping of one or more environments"))
             envs = {}
+        cycles = _promotion_cycles(envs or {})
         for name, env in (envs or {}).items():
             if only_env and name != only_env:
                 continue
@@ -135,8 +139,8 @@ class Loaded:
                 if isinstance(services, dict) and svc not in services:
                     out.append(doc.problem((*base, "services", svc),
                                            f"unknown service '{svc}'",
-                                           _did_you_mean(svc, list(services)) or
-                                           f"services are: {', '.join(services)}"))
+                                           _did_you_mean(svc, services) or
+                                           f"services are: {_listing(services)}"))
             src = env.get("promote_from")
             if isinstance(src, str) and isinstance(envs, dict):  # other types: the model says so
                 if src == name:
@@ -144,7 +148,17 @@ class Loaded:
                                            "an environment cannot promote from itself", key=False))
                 elif src not in envs:
                     out.append(doc.problem((*base, "promote_from"), f"unknown environment '{src}'",
-                                           _did_you_mean(str(src), list(envs)), key=False))
+                                           _did_you_mean(str(src), envs), key=False))
+                elif env.get("target") == "docker":
+                    out.append(doc.problem((*base, "promote_from"), "promote_from is for ECS environments; "
+                                           "this one has target: docker",
+                                           f"deploy it with `deployctl run --env {name}`, and remove promote_from",
+                                           key=False))
+                elif name in cycles:
+                    out.append(doc.problem((*base, "promote_from"), "promote_from forms a cycle: "
+                                           + " → ".join(cycles[name]),
+                                           "promotion runs one way: the first environment is deployed with "
+                                           "`deployctl run`; remove promote_from from it", key=False))
             for section in ("deploy", "image"):
                 if section in env and not isinstance(env[section], dict):
                     out.append(doc.problem((*base, section), f"expected a mapping of overrides, got "
@@ -235,6 +249,8 @@ class Loaded:
             return self.doc.problem(file_path, f"unknown key '{key}'", _did_you_mean(key, allowed) or
                                     (f"allowed keys: {', '.join(allowed)}" if allowed else None))
         if kind == "missing":
+            if tuple(loc) in self.doc.unusable:
+                return None  # there, but unreadable (a tag, an alias bomb): reported where it is written
             # Locate the mapping that lacks the key: an override that adds `load_balancer:
             # {container_port: 80}` is where target_group is missing, not the base service.
             return self.doc.problem(origin.map(loc[:-1]), f"missing required key '{loc[-1]}'")
@@ -254,14 +270,24 @@ class Loaded:
                                             f"{'s' if len(absent) > 1 else ''} {_and(absent, quote=True)}",
                                             "see the staging environment in the README's deploy.yaml"))
         out.extend(self._monitoring_refs(merged, origin))
+        out.extend(self._dockerfile_inside_context(merged, origin))
         services = merged.get("services")
         if not isinstance(services, dict):
             return out
         graph: dict[str, list[str]] = {}
+        local_ports: dict[int, str] = {}
         for name, svc in services.items():
             if not isinstance(svc, dict):
                 continue
             out.extend(self._fargate_size(name, svc, origin))
+            port = _as_int(svc.get("local_port"))
+            if port is not None and port in local_ports:
+                out.append(self.doc.problem(origin.map(("services", name, "local_port")),
+                                            f"local_port {port} is also the local_port of service "
+                                            f"'{local_ports[port]}'",
+                                            "give each service its own port on 127.0.0.1", key=False))
+            elif port is not None:
+                local_ports[port] = name
             after = svc.get("after")
             if not isinstance(after, list):
                 continue
@@ -270,14 +296,55 @@ class Loaded:
                 if not isinstance(dep, str) or (dep in services and dep != name):
                     continue
                 why = "a service cannot come after itself" if dep == name else f"unknown service '{dep}'"
-                others = [s for s in services if s != name]
                 out.append(self.doc.problem(origin.map(("services", name, "after", i)), why,
-                                            _did_you_mean(dep, others), key=False))
+                                            _did_you_mean(dep, services, besides=name), key=False))
         cycle = _find_cycle(graph)
         if cycle:
             out.append(self.doc.problem(origin.map(("services", cycle[0], "after")),
                                         f"`after` lists form a cycle: {' → '.join(cycle)}",
                                         "remove one of these `after` entries", key=False))
+        return out
+
+    def _dockerfile_inside_context(self, merged: dict[str, Any], origin: _Origin) -> list[ConfigProblem]:
+        """The Dockerfile must lie inside the build context: `dockerfile: /etc/passwd` had the build
+        read (and echo) a file from anywhere on the machine. Checked on the path as written, and,
+        when it exists, on where its symlinks lead."""
+        image = merged.get("image")
+        if not isinstance(image, dict):
+            return []
+        context, dockerfile = image.get("context", "."), image.get("dockerfile", "Dockerfile")
+        if not (isinstance(context, str) and isinstance(dockerfile, str)) or not dockerfile:
+            return []
+        outside = os.path.isabs(dockerfile) or os.path.normpath(dockerfile).split(os.sep)[0] == ".."
+        if not outside:
+            root = os.path.realpath(os.path.join(os.path.dirname(self.doc.file) or ".", context))
+            target = os.path.realpath(os.path.join(root, dockerfile))
+            outside = os.path.exists(target) and os.path.commonpath([root, target]) != root
+        if not outside:
+            return []
+        return [self.doc.problem(origin.map(("image", "dockerfile")),
+                                 "the Dockerfile must be inside the build context (image.context)",
+                                 "image.dockerfile is relative to image.context; move the Dockerfile into "
+                                 "the context, or make the context a directory that holds it", key=False)]
+
+    def path_problems(self, env_name: str, cfg: ResolvedConfig) -> list[ConfigProblem]:
+        """Directories that must exist when the pipeline runs: the build context and each
+        stage's workdir, relative to deploy.yaml. Only `validate` checks them: commands such as
+        `status` or `rollback` need no source tree."""
+        base = os.path.dirname(self.doc.file) or "."
+        env_raw = self.data["environments"][env_name]
+        origin = _Origin(env_name, {k: env_raw[k] for k in OVERLAY_KEYS if k in env_raw})
+        wanted: list[tuple[Path, str, str]] = [(("image", "context"), cfg.image.context, "build context")]
+        for stage in ("lint", "test"):
+            command = getattr(cfg.stages, stage)
+            if command is not None:
+                wanted.append((("stages", stage, "workdir"), command.workdir, f"{stage} workdir"))
+        out = []
+        for loc, value, what in wanted:
+            if not os.path.isdir(os.path.join(base, value)):
+                gone = "is not a directory" if os.path.exists(os.path.join(base, value)) else "does not exist"
+                out.append(self.doc.problem(origin.map(loc), f"the {what} '{value}' {gone}",
+                                            "it is relative to the directory of deploy.yaml", key=False))
         return out
 
     def _monitoring_refs(self, merged: dict[str, Any], origin: _Origin) -> list[ConfigProblem]:
@@ -293,7 +360,7 @@ class Loaded:
             if isinstance(svc, str) and names and svc not in names:
                 out.append(self.doc.problem(origin.map(("monitoring", section, "service")),
                                             f"unknown service '{svc}'",
-                                            _did_you_mean(svc, names) or f"services are: {', '.join(names)}",
+                                            _did_you_mean(svc, names) or f"services are: {_listing(names)}",
                                             key=False))
         # The default [error_rate] quietly does nothing without error_rate; a list written out
         # must name alarms this monitoring section actually creates.
@@ -390,6 +457,29 @@ def _find_cycle(graph: dict[str, list[str]]) -> list[str] | None:
     return None
 
 
+def _promotion_cycles(envs: dict[str, Any]) -> dict[str, list[str]]:
+    """Each environment on a promote_from cycle → the cycle from it (a → b → a). One pass over
+    the chains: each environment has at most one source, so every walk is followed once."""
+    source = {name: env["promote_from"] for name, env in envs.items()
+              if isinstance(env, dict) and isinstance(env.get("promote_from"), str)
+              and env["promote_from"] in envs and env["promote_from"] != name}
+    seen: set[str] = set()
+    out: dict[str, list[str]] = {}
+    for start in envs:
+        walk: list[str] = []
+        at: str | None = start
+        while at is not None and at not in seen:
+            seen.add(at)
+            walk.append(at)
+            at = source.get(at)
+        if at is not None and at in walk:  # this walk came back to itself
+            loop = walk[walk.index(at):]
+            for i, name in enumerate(loop):
+                order = loop[i:] + loop[:i]
+                out[name] = [*order, name]
+    return out
+
+
 def _misspelt(key: str, data: dict[str, Any], model: type[BaseModel]) -> bool:
     """True when `key` is absent but an unknown key close to it is present (already reported)."""
     if key in data:
@@ -470,6 +560,7 @@ _PATTERNS = {
                                "at most 40 characters",
     r"^[a-z0-9][a-z0-9._/-]*$": "expected a repository name: lowercase letters, digits and . _ / -",
     r"^/": "expected a path starting with /",
+    REGION: "expected an AWS region name such as us-east-1 or eu-west-2",
 }
 _FIELD_HINTS = {
     "memory": "MiB, e.g. 4096 for 4 GB",
@@ -483,6 +574,7 @@ def _message(err: Any) -> str:
     got = f", got {_describe(value)}"
     simple = {
         "string_type": "expected a string",
+        "string_unicode": "expected valid Unicode text (this holds an unpaired surrogate)",
         "int_type": "expected a whole number", "int_parsing": "expected a whole number",
         "int_from_float": "expected a whole number",
         "float_type": "expected a number", "float_parsing": "expected a number",
@@ -493,6 +585,8 @@ def _message(err: Any) -> str:
         "model_attributes_type": "expected a mapping (key: value)",
         "union_type": err["msg"],
     }
+    if kind == "string_too_short":
+        return "must not be empty"
     if kind in simple:
         return simple[kind] + got
     if kind == "literal_error":
@@ -515,9 +609,23 @@ def _message(err: Any) -> str:
     return _lower_first(msg) + (got if kind.endswith(("_type", "_parsing")) else "")
 
 
-def _did_you_mean(word: str, choices: Any) -> str | None:
-    match = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
+# Suggestions compare a word with every choice: with thousands of names, each unknown one
+# would cost thousands of comparisons, and a hostile file has thousands of unknown names.
+MAX_SUGGEST_FROM = 100
+
+
+def _did_you_mean(word: str, choices: Any, besides: str | None = None) -> str | None:
+    if len(choices) > MAX_SUGGEST_FROM:
+        return None
+    names = [str(c) for c in choices if c != besides]
+    match = difflib.get_close_matches(str(word), names, n=1, cutoff=0.6)
     return f"did you mean '{match[0]}'?" if match else None
+
+
+def _listing(names: Any, most: int = 10) -> str:
+    """Names for a hint, the first few when there are many (one line per problem, not a page)."""
+    shown = [str(n) for _, n in zip(range(most), names, strict=False)]
+    return ", ".join(shown) + (f" … ({len(names)} in all)" if len(names) > most else "")
 
 
 def _lower_first(text: str) -> str:
@@ -581,15 +689,57 @@ def _dedupe(problems: list[ConfigProblem]) -> list[ConfigProblem]:
     return out
 
 
+# deploy.yaml is a few KB; anything near this is a mistake (a log, a dump, /dev/zero) and would
+# only cost memory and time. Documented in docs/config-limits.md.
+MAX_FILE_BYTES = 1024 * 1024
+
+
 def read(path: str | os.PathLike[str], environ: Mapping[str, str] | None = None) -> Loaded:
-    fs = FsPath(path)
+    raw = _read_file(path)
+    return Loaded(parse(_decode(raw, str(path)), str(path)), os.environ if environ is None else environ)
+
+
+def _read_file(path: str | os.PathLike[str]) -> bytes:
+    """The bytes of a regular file of at most MAX_FILE_BYTES, or a UsageError (exit 2).
+
+    A FIFO would block `open` until a writer comes, and a device (/dev/zero) or a huge file
+    would be read into memory without end: look at what the path is before reading anything,
+    and never read more than the limit."""
     try:
-        raw = fs.read_bytes()
+        kind = _kind(os.stat(path).st_mode)
+        if kind is None:  # regular: open without blocking (it may have been swapped since) and check again
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
+            try:
+                info = os.fstat(fd)
+                kind = _kind(info.st_mode)
+                if kind is None and info.st_size <= MAX_FILE_BYTES:
+                    with os.fdopen(os.dup(fd), "rb") as fh:
+                        raw = fh.read(MAX_FILE_BYTES + 1)  # the file may grow after fstat
+                    if len(raw) <= MAX_FILE_BYTES:
+                        return raw
+            finally:
+                os.close(fd)
     except FileNotFoundError:
         raise UsageError(f"{path}: no such file", hint="run from your project root or pass -f PATH") from None
     except OSError as exc:
-        raise UsageError(f"{path}: cannot read: {exc}") from None
-    return Loaded(parse(_decode(raw, str(path)), str(path)), os.environ if environ is None else environ)
+        raise UsageError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    if kind is not None:
+        raise UsageError(f"{path}: not a regular file (it is {kind})",
+                         hint="pass the path of a deploy.yaml file with -f")
+    raise UsageError(f"{path}: too large for a deploy.yaml (more than {MAX_FILE_BYTES // 2**20} MiB)",
+                     hint="deploy.yaml describes an app in a few KB; check the path given to -f")
+
+
+def _kind(mode: int) -> str | None:
+    """None for a regular file, else what the path is, in words."""
+    if stat.S_ISREG(mode):
+        return None
+    for test, words in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a named pipe"),
+                        (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                        (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return words
+    return "something other than a file"
 
 
 def _decode(raw: bytes, file: str) -> str:
@@ -620,6 +770,8 @@ def validate_all(loaded: Loaded) -> dict[str, ResolvedConfig]:
             seen_in.setdefault(p.format(), (p, []))[1].append(name)
         if cfg:
             resolved[name] = cfg
+            for p in loaded.path_problems(name, cfg):
+                seen_in.setdefault(p.format(), (p, []))[1].append(name)
     for p, envs in seen_in.values():
         # A problem written in the shared part of the file but caused by some environments'
         # overrides (say `port: null` under dev) must say which environments.

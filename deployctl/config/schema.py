@@ -7,7 +7,7 @@ import functools
 import operator
 import types
 import typing
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
@@ -61,7 +61,7 @@ class EnvironmentFile(m.Environment):
 class DeployFile(m.Strict):
     version: Literal[1]
     app: m.Name
-    region: str
+    region: Annotated[str, Field(pattern=m.REGION)]
     image: m.ImageConfig
     stages: m.Stages = m.Stages()
     services: dict[str, m.Service]

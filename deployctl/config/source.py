@@ -6,6 +6,7 @@ duplicate keys (PyYAML silently keeps the last) and keep positions for later err
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -56,19 +57,72 @@ class Document:
     # Paths whose value could not be read (a bad tag, an unreadable number): already reported,
     # so later checks must not complain about the stand-in value again.
     unusable: set[Path] = field(default_factory=set)
+    _unusable_dotted: set[str] = field(default_factory=set, repr=False)
 
     def is_usable(self, problem: ConfigProblem) -> bool:
         """False for a follow-on problem at (or inside) a value that could not be read."""
-        for path in self.unusable:
-            where = dotted(path)
-            if problem.path == where or problem.path.startswith((where + ".", where + "[")):
-                return False
-        return True
+        if len(self._unusable_dotted) != len(self.unusable):  # a set per call made this quadratic
+            self._unusable_dotted = {printable(dotted(path)) for path in self.unusable}
+        where, bad = problem.path, self._unusable_dotted
+        return where not in bad and not any(where[:i] in bad for i, c in enumerate(where) if c in ".[")
+
+    # Values that came from ${VAR}: path → the variables in it, and each variable's value. An
+    # error names the variable, never the value: it may be a token.
+    from_env: dict[Path, list[str]] = field(default_factory=dict)
+    env_values: dict[str, str] = field(default_factory=dict)
+    data_after_env: Any = None  # the interpolated data, where hide_env_values finds the values
 
     def problem(self, path: Path, message: str, hint: str | None = None, *,
                 key: bool = True) -> ConfigProblem:
         line, col = self.marks.at(path) if key else self.marks.value_at(path)
-        return ConfigProblem(self.file, line, col, dotted(path), message, hint)
+        message, hint = self.hide_env_values(tuple(path), message), \
+            self.hide_env_values(tuple(path), hint) if hint else hint
+        return ConfigProblem(self.file, line, col, printable(dotted(path)), printable(message),
+                             printable(hint) if hint else hint)
+
+    def hide_env_values(self, path: Path, text: str) -> str:
+        names = self.from_env.get(path)
+        if names:
+            value = _value_at(self.data_after_env, path)
+            refs = [f"${{{n}}}" for n in names]
+            shown = f"the value of {refs[0]}" if len(refs) == 1 else \
+                f"the value built from {', '.join(refs[:-1])} and {refs[-1]}"
+            if isinstance(value, str) and value:
+                for form in (f"'{value}'", repr(value)):
+                    text = text.replace(form, shown)
+                text = _replace_word(text, value, shown)
+            elif isinstance(value, str):
+                text = text.replace("an empty string", shown)
+        # A value may also turn up in a message about a neighbour (cpu and memory together):
+        # hide every variable's value that is long enough to be anything but a plain number.
+        for name, value in sorted(self.env_values.items(), key=lambda item: -len(item[1])):
+            if len(value) >= 6:
+                text = _replace_word(text, value, f"${{{name}}}")
+        return text
+
+
+def _value_at(data: Any, path: Path) -> Any:
+    for part in path:
+        try:
+            data = data[part]  # paths hold only keys and list indexes that the walk produced
+        except (KeyError, IndexError, TypeError):
+            return None
+    return data
+
+
+def _replace_word(text: str, word: str, by: str) -> str:
+    """`word` replaced where it stands alone: a port 8080 is hidden in "got 8080", not in "18080"."""
+    if word not in text:
+        return text
+    return re.sub(rf"(?<![\w-]){re.escape(word)}(?![\w-])", lambda _: by, text)
+
+
+def printable(text: str) -> str:
+    """Text safe for a terminal and a CI log: control characters (ANSI escapes), unpaired
+    surrogates and invisible format characters are shown escaped, never sent raw."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
 
 
 def _pos(mark: yaml.Mark) -> tuple[int, int]:
@@ -81,6 +135,15 @@ _YAML = "tag:yaml.org,2002:"
 # !!python/…) has no meaning in deploy.yaml.
 _SCALAR_KINDS = {"null": "null", "bool": "true or false", "int": "a whole number", "float": "a number",
                  "timestamp": "a date or time", "str": "text"}
+
+
+_TAG_HINT = ("deploy.yaml takes plain values: of the tags it reads only the standard !!str, !!int, "
+             "!!float, !!bool, !!null, !!timestamp, !!map and !!seq; CloudFormation's !Ref or !Sub "
+             "mean nothing here")
+
+
+def _shown_tag(tag: str) -> str:
+    return f"!!{tag[len(_YAML):]}" if tag.startswith(_YAML) else tag
 
 
 def parse(text: str, file: str) -> Document:
@@ -119,11 +182,12 @@ def _scalar_lines(text: str) -> tuple[set[int], int | None]:
     text rather than indentation; and the line where scanning stopped on an error, if it did."""
     inside: set[int] = set()
     try:
-        for token in yaml.scan(text, Loader=yaml.SafeLoader):
+        for token in yaml.scan(text, Loader=_Loader):
             if isinstance(token, yaml.ScalarToken) and token.start_mark and token.end_mark:
                 start, end = token.start_mark, token.end_mark
                 last = end.line if end.column > 0 else end.line - 1
-                inside.update(range(start.line + 1, last + 1))
+                if last > start.line:
+                    inside.update(range(start.line + 1, last + 1))
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         return inside, mark.line if mark else 0
@@ -136,35 +200,29 @@ def _tabs_in_indentation(text: str) -> tuple[str, list[tuple[int, int]]]:
     """(text, [(line, col) of tabs that indent structure]), 1-based.
 
     Tabs inside block scalars and multi-line strings are content, and before a comment they
-    are allowed (YAML 1.2); PyYAML refuses the latter, so those tabs become spaces (one for one,
-    positions unchanged)."""
+    are allowed (YAML 1.2): the scanner skips those itself (_Loader.scan_to_next_token), so one
+    scan finds every line a tab really indents, up to the first one (where scanning stops)."""
     lines = text.split("\n")
-    candidates = [i for i, line in enumerate(lines) if "\t" in line[: len(line) - len(line.lstrip(" \t"))]]
+    candidates = []
+    for i, line in enumerate(lines):
+        rest = line.lstrip(" \t")
+        if "\t" in line[: len(line) - len(rest)] and rest[:1] not in ("#", "", "\r"):
+            candidates.append(i)
     if not candidates:
         return text, []
-    for _ in range(len(candidates) + 1):
-        inside, stopped = _scalar_lines("\n".join(lines))
-        fixed = False
-        for i in candidates:
-            rest = lines[i].lstrip(" \t")
-            if i not in inside and (stopped is None or i <= stopped) and rest[:1] in ("#", "", "\r") \
-                    and "\t" in lines[i][: len(lines[i]) - len(rest)]:
-                lines[i] = lines[i][: len(lines[i]) - len(rest)].replace("\t", " ") + rest
-                fixed = True
-        if not fixed:
-            break
+    inside, stopped = _scalar_lines(text)
     tabbed = []
     for i in candidates:
         indent = lines[i][: len(lines[i]) - len(lines[i].lstrip(" \t"))]
-        if "\t" in indent and i not in inside and (stopped is None or i <= stopped):
+        if i not in inside and (stopped is None or i <= stopped):
             tabbed.append((i + 1, indent.index("\t") + 1))
-    return "\n".join(lines), tabbed
+    return text, tabbed
 
 
 def _too_deep(text: str, file: str) -> ConfigProblem:
     depth, line, col = 0, 1, 1
     try:
-        for event in yaml.parse(text, Loader=yaml.SafeLoader):  # the parser keeps its own stack
+        for event in yaml.parse(text, Loader=_Loader):  # the parser keeps its own stack
             if isinstance(event, yaml.CollectionStartEvent):
                 depth += 1
                 if depth > MAX_DEPTH:
@@ -191,7 +249,7 @@ def _syntax_problem(exc: yaml.MarkedYAMLError, file: str) -> ConfigProblem:
         what = f"{what} ({exc.context.strip()} that starts at {where})"
     elif exc.context:
         what = f"{exc.context.strip()}: {what}"
-    return ConfigProblem(file, line, col, "", f"YAML syntax error: {what}", _syntax_hint(what))
+    return ConfigProblem(file, line, col, "", printable(f"YAML syntax error: {what}"), _syntax_hint(what))
 
 
 def _syntax_hint(what: str) -> str | None:
@@ -227,6 +285,34 @@ class _AliasNode(yaml.Node):
 
 
 class _Loader(yaml.SafeLoader):
+    def scan_to_next_token(self) -> None:
+        """PyYAML's, except that a line of only whitespace and maybe a comment may hold tabs
+        (YAML 1.2 allows them there; PyYAML refuses). Checking here, once per such line, keeps
+        loading linear: rewriting the text and rescanning per line was quadratic."""
+        if self.index == 0 and self.peek() == "\ufeff":
+            self.forward()
+        while True:
+            while self.peek() == " ":
+                self.forward()
+            if self.peek() == "\t":
+                run = 0
+                while self.peek(run) in " \t":
+                    run += 1
+                if self.peek(run) in "#\0\r\n\x85\u2028\u2029" and self._blank_before():
+                    self.forward(run)
+            if self.peek() == "#":
+                while self.peek() not in "\0\r\n\x85\u2028\u2029":
+                    self.forward()
+            if not self.scan_line_break():
+                return
+            if not self.flow_level:
+                self.allow_simple_key = True
+
+    def _blank_before(self) -> bool:
+        """Only spaces and tabs precede the current position on its line."""
+        start = self.pointer - self.column
+        return start >= 0 and not self.buffer[start:self.pointer].strip(" \t")
+
     def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
         if self.check_event(yaml.AliasEvent):
             event = self.peek_event()
@@ -253,7 +339,8 @@ class _Walker:
             return
         self.reported.add((id(node), message))
         line, col = _pos(node.start_mark)
-        self.problems.append(ConfigProblem(self.file, line, col, dotted(path), message, hint))
+        self.problems.append(ConfigProblem(self.file, line, col, printable(dotted(path)), printable(message),
+                                           printable(hint) if hint else hint))
 
     def walk(self, node: yaml.Node, path: Path, depth: int = 0) -> Any:
         if isinstance(node, _AliasNode):
@@ -265,6 +352,11 @@ class _Walker:
                 return None  # alias() reports it once, at the alias that started the expansion
         self.marks.values[path] = _pos(node.start_mark)
         if isinstance(node, yaml.CollectionNode):
+            plain = _YAML + ("map" if isinstance(node, yaml.MappingNode) else "seq")
+            if node.tag != plain:  # `!Ref {…}`, `!!python/object/apply:os.system [...]`, `!!set`
+                self.problem(node, path, f"unsupported YAML tag {_shown_tag(node.tag)}", _TAG_HINT)
+                self.unusable.add(path)
+                return None
             if depth >= MAX_DEPTH:
                 self.problem(node, path, f"nested too deeply (more than {MAX_DEPTH} levels)",
                              "deploy.yaml needs only a few levels; look for unclosed or repeated [ or {")
@@ -314,10 +406,7 @@ class _Walker:
             return node.value, True
         kind = tag[len(_YAML):] if tag.startswith(_YAML) else None
         if kind not in _SCALAR_KINDS:
-            shown = f"!!{kind}" if kind else tag
-            self.problem(node, path, f"unsupported YAML tag {shown}",
-                         "deploy.yaml takes plain values; CloudFormation tags such as !Ref or !Sub "
-                         "are not read here")
+            self.problem(node, path, f"unsupported YAML tag {_shown_tag(tag)}", _TAG_HINT)
             return node.value, False
         try:
             value = _CONSTRUCTOR.yaml_constructors[tag](_CONSTRUCTOR, node)
@@ -337,10 +426,16 @@ class _Walker:
     def mapping(self, node: yaml.MappingNode, path: Path, depth: int) -> dict[str, Any]:
         out: dict[str, Any] = {}
         sources: list[yaml.Node] = []  # what `<<` merges in, highest priority first
+        merge_line = 0
         for key_node, value_node in node.value:
             if isinstance(key_node, _AliasNode):
                 key_node = key_node.target
             if isinstance(key_node, yaml.ScalarNode) and key_node.tag == MERGE_TAG:
+                if merge_line:  # PyYAML merges both; YAML forbids a repeated key. Refused, merged to go on
+                    self.problem(key_node, (*path, "<<"), f"a second merge key (<<) in this mapping (the first is "
+                                                 f"on line {merge_line})",
+                                 "merge several mappings with one key: `<<: [*first, *second]`")
+                merge_line = merge_line or _pos(key_node.start_mark)[0]
                 sources.extend(self.merge_sources(value_node, path))
                 continue
             key, ok = self.scalar(key_node, path) if isinstance(key_node, yaml.ScalarNode) else (None, True)
