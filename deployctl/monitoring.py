@@ -22,7 +22,7 @@ def require(cfg: ResolvedConfig) -> Monitoring:
     mon = getattr(cfg, "monitoring", None)
     if mon is None:
         raise UsageError(f"environment {cfg.env_name} has no monitoring section",
-                         hint="add `monitoring:` to deploy.yaml (see README, Monitoring)")
+                         hint="add `monitoring:` to deploy.yaml (see docs/how-deploys-work.md, Monitoring)")
     return mon
 
 

@@ -268,7 +268,7 @@ class Loaded:
                 out.append(self.doc.problem(origin.map(("environment",)),
                                             f"target ecs needs {_and(absent)}: missing required key"
                                             f"{'s' if len(absent) > 1 else ''} {_and(absent, quote=True)}",
-                                            "see the staging environment in the README's deploy.yaml"))
+                                            "see the staging environment in docs/deploy-yaml.md"))
         out.extend(self._monitoring_refs(merged, origin))
         out.extend(self._dockerfile_inside_context(merged, origin))
         services = merged.get("services")
@@ -395,7 +395,7 @@ class Loaded:
         overridden_cpu = cpu_at[0] == "environments" and mem_at[0] != "environments"
         field = "cpu" if cpu not in fargate.VALID_CPU or overridden_cpu or "memory" not in svc else "memory"
         return [self.doc.problem(origin.map(("services", name, field)), bad,
-                                 "see the Fargate size table in the README", key=False)]
+                                 "see the Fargate size table in docs/deploy-yaml.md", key=False)]
 
 
 class _Origin:

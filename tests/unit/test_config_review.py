@@ -170,7 +170,7 @@ def test_a_problem_in_an_overriding_key_points_at_it(tmp_path: Path) -> None:
     text = text.replace("    <<: [*small, *big, *base]\n", "    <<: *base\n").replace("memory: 1024", "memory: 3000")
     assert problems_of(tmp_path, text, "dev") == [
         "14:13 services.api2.memory: memory 3000 MiB is not allowed with cpu 512; Fargate allows 1024–4096 MiB "
-        "in steps of 1024 MiB (see the Fargate size table in the README)"]
+        "in steps of 1024 MiB (see the Fargate size table in docs/deploy-yaml.md)"]
 
 
 def test_a_key_written_twice_beside_a_merge_is_still_a_duplicate(tmp_path: Path) -> None:
