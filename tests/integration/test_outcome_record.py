@@ -32,11 +32,11 @@ from tests.integration.test_rollback_settle import rollout_over
 NOT_RECORDED = "could NOT be recorded"
 
 
-def outcomes(project: Project) -> list[tuple[str, str]]:
-    return [(r["id"], r["outcome"]) for r in project.history("staging")]
+def outcomes(proj: Project) -> list[tuple[str, str]]:
+    return [(r["id"], r["outcome"]) for r in proj.history("staging")]
 
 
-def test_a_throttled_outcome_write_is_retried_until_recorded(project: Project, sim: Any) -> None:
+def test_a_throttled_outcome_write_is_retried_until_recorded(project: Project, sim: Any) -> None:  # noqa: F811
     _, rel1 = project.deployed("staging", "v1")
     # More throttling errors in a row than botocore's own retries (5 attempts) get through.
     sim.throttle("TagResource", times=6)
@@ -53,7 +53,8 @@ def test_a_throttled_outcome_write_is_retried_until_recorded(project: Project, s
     assert outcomes(project) == [(rel2, "succeeded"), (rel1, "succeeded")]
 
 
-def test_a_success_never_recorded_shows_as_succeeded_after_a_later_deploy(project: Project, sim: Any) -> None:
+def test_a_success_never_recorded_shows_as_succeeded_after_a_later_deploy(
+        project: Project, sim: Any) -> None:  # noqa: F811
     _, rel1 = project.deployed("staging", "v1")
     sim.throttle("TagResource", times=10_000)  # every outcome write fails
 
@@ -80,8 +81,8 @@ def test_a_success_never_recorded_shows_as_succeeded_after_a_later_deploy(projec
     assert outcomes(project) == [(rel3, "succeeded"), (rel2, "succeeded"), (rel1, "succeeded")]
 
 
-def test_an_ecs_rollback_never_recorded_shows_as_rolled_back_after_a_later_deploy(project: Project,
-                                                                                  sim: Any) -> None:
+def test_an_ecs_rollback_never_recorded_shows_as_rolled_back_after_a_later_deploy(
+        project: Project, sim: Any) -> None:  # noqa: F811
     _, rel1 = project.deployed("staging", "v1")
     sim.script(API, sim.scenario("tasks_fail_to_start", fail_s=0.3), "success", cluster=CLUSTER)
     sim.throttle("TagResource", times=10_000)
@@ -105,8 +106,8 @@ def test_an_ecs_rollback_never_recorded_shows_as_rolled_back_after_a_later_deplo
     assert outcomes(project) == [(rel3, "succeeded"), (rel2, "rolled-back"), (rel1, "succeeded")]
 
 
-def test_a_deploy_killed_mid_watch_stays_in_history(project: Project, sim: Any,
-                                                    monkeypatch: Any) -> None:
+def test_a_deploy_killed_mid_watch_stays_in_history(
+        project: Project, sim: Any, monkeypatch: Any) -> None:  # noqa: F811
     _, rel1 = project.deployed("staging", "v1")
     sim.script(API, sim.scenario("success", start_s=1.5, healthy_s=1.0), "success", cluster=CLUSTER)
     monkeypatch.setenv(lock.LEASE_ENV, "2s")  # the killed deploy's lock runs out 2 s after its last heartbeat
