@@ -393,6 +393,16 @@ def settle(latest: Release | None, described: Mapping[str, Mapping[str, Any] | N
     return out
 
 
+def settle_revision(name: str, rev: Revision, svc: Mapping[str, Any] | None) -> Settlement | None:
+    """The verdict ECS shows for one `in-progress` revision of service `name` (same rules as
+    `settle`), or None. Used by a deploy, holding the lock, on the revision it is about to
+    supersede: once superseded an `in-progress` release shows as `interrupted` for good, although
+    ECS may well show how it ended (its deploy was killed, or could not write its outcome tag)."""
+    if rev.outcome != rt.IN_PROGRESS:
+        return None
+    return _settled(name, rev, svc)
+
+
 def _settled(name: str, rev: Revision, svc: Mapping[str, Any] | None) -> Settlement | None:
     if not svc:
         return None

@@ -27,8 +27,12 @@ Where the history lives (no state file): in Docker itself.
 - Every container carries labels: deployctl.app/env/service/release, git sha, image digest, time.
 - Container labels are fixed at creation, and a release's outcome is known only later, so the
   outcome is recorded on a *release record*: a container created (never started, no network)
-  from the release's image once the outcome is known, labelled with the outcome, duration, who
-  and why. A record costs no process and no memory; it shows up in `docker ps -a`; it outlives
+  from the release's image, labelled with the outcome, duration, who and why. The deploy creates
+  one labelled `in progress` (with its pid) as soon as the release has a number, and replaces it
+  at the verdict: the final record is created first, then the first one removed, so a deploy
+  killed at any point (SIGKILL included) leaves a record; `history` shows it `in progress` while
+  its process still holds the deploy lock, and `interrupted` once that process is gone or a newer
+  release exists. A record costs no process and no memory; it shows up in `docker ps -a`; it outlives
   the containers that ran the release (those are removed), including a failed release whose only
   container was removed at once; and it pins the release's image, so `docker image prune` cannot
   take away what rollback needs.
@@ -79,6 +83,7 @@ L_SHA, L_IMAGE, L_DIGEST = f"{LABEL}.git-sha", f"{LABEL}.image", f"{LABEL}.image
 L_CREATED, L_KIND, L_WHO = f"{LABEL}.created", f"{LABEL}.kind", f"{LABEL}.who"
 L_OUTCOME, L_ENDED, L_DURATION = f"{LABEL}.outcome", f"{LABEL}.ended", f"{LABEL}.duration"
 L_MESSAGE, L_SERVICES, L_ROLLBACK_OF = f"{LABEL}.message", f"{LABEL}.services", f"{LABEL}.rollback-of"
+L_PID = f"{LABEL}.pid"  # on an in-progress record: the deploying process (alive ⇔ it holds the lock)
 
 ROLE_SERVICE, ROLE_RECORD = "service", "release-record"
 RELEASE_REPO = "deployctl-releases"
@@ -515,6 +520,7 @@ def _apply(client: Any, cfg: ResolvedConfig, meta: _Meta, secrets: dict[str, dic
         }
         if meta.rollback_of:
             base[L_ROLLBACK_OF] = meta.rollback_of
+        _record_start(client, cfg, base, meta.image_id, log)
         log(f"release {rid} of {cfg.app}/{cfg.env_name}: {meta.image_ref}")
         rolls: list[_Roll] = []
         window = settle_seconds(cfg)
@@ -859,6 +865,25 @@ def _switch(port: int, backends: list[str], standby: list[str] | None = None) ->
 # --- records and history --------------------------------------------------------------------------
 
 
+IN_PROGRESS, INTERRUPTED = "in progress", "interrupted"
+
+
+def _record_name(cfg: ResolvedConfig, rid: str, *, final: bool = True) -> str:
+    return f"{cfg.app}-{cfg.env_name}-{rid}-release" + ("" if final else "-in-progress")
+
+
+def _record_start(client: Any, cfg: ResolvedConfig, base: dict[str, str], image_id: str, log: Log) -> None:
+    """The release's record from its start (outcome `in progress`, this process's pid), so that a
+    deploy killed before its verdict still shows in `history`. Replaced by _record."""
+    labels = {**base, L_ROLE: ROLE_RECORD, L_OUTCOME: IN_PROGRESS, L_SERVICES: ",".join(cfg.services),
+              L_PID: str(os.getpid())}
+    try:
+        client.containers.create(image_id, name=_record_name(cfg, base[L_RELEASE], final=False), labels=labels,
+                                 entrypoint=["/deployctl-release-record"], command=[], network_disabled=True)
+    except Exception as exc:  # noqa: BLE001 - the deploy matters more than its record
+        log(f"warning: could not record the start of release {base[L_RELEASE]}: {exc}")
+
+
 def _record(client: Any, cfg: ResolvedConfig, base: dict[str, str], image_id: str, outcome: str,
             started: float, message: str, log: Log) -> Release:
     ended = time.time()
@@ -870,11 +895,16 @@ def _record(client: Any, cfg: ResolvedConfig, base: dict[str, str], image_id: st
     }
     try:
         client.containers.create(
-            image_id, name=f"{cfg.app}-{cfg.env_name}-{base[L_RELEASE]}-release", labels=labels,
+            image_id, name=_record_name(cfg, base[L_RELEASE]), labels=labels,
             entrypoint=["/deployctl-release-record"], command=[], network_disabled=True,
         )
     except Exception as exc:  # noqa: BLE001 - the deploy's own outcome matters more than its record
-        log(f"warning: could not record release {base[L_RELEASE]}: {exc}")
+        log(f"warning: could not record the outcome ({outcome}) of release {base[L_RELEASE]}: {exc}; "
+            "`deployctl history` will show it interrupted")
+    else:
+        # Labels are immutable: the start record goes only once the final one exists.
+        with contextlib.suppress(Exception):
+            client.containers.get(_record_name(cfg, base[L_RELEASE], final=False)).remove(force=True)
     return _release_from_labels(labels, image_id, current=outcome == "succeeded", available=True)
 
 
@@ -899,7 +929,11 @@ def _releases(client: Any, cfg: ResolvedConfig) -> list[Release]:
     services = _service_containers(client, cfg, None)
     running = {c.labels.get(L_RELEASE) for c in services if c.status == "running"}
     present = {c.labels.get(L_RELEASE) for c in services}
-    records = {c.labels.get(L_RELEASE): c for c in _records(client, cfg)}
+    records: dict[str | None, Any] = {}
+    for c in _records(client, cfg):  # a start record and the final one (killed in between): the final wins
+        rid = c.labels.get(L_RELEASE)
+        if rid not in records or records[rid].labels.get(L_OUTCOME) == IN_PROGRESS:
+            records[rid] = c
     images = {ref.rsplit("-", 1)[-1] for ref in _release_tags(client, cfg)}
     out = []
     for rid, c in records.items():
@@ -912,9 +946,22 @@ def _releases(client: Any, cfg: ResolvedConfig) -> list[Release]:
             out.append(_release_from_labels({**c.labels, L_OUTCOME: "in progress"}, c.attrs.get("Image", ""),
                                             current=False, available=rid in images))
     out.sort(key=lambda r: r.number, reverse=True)
+    out = [_cut_off(r, records.get(r.id), newest=i == 0, holder=_lock_holder(cfg) if i == 0 else "")
+           if r.outcome == IN_PROGRESS else r for i, r in enumerate(out)]
     # Current: the newest succeeded release that still has running containers.
     current = next((r for r in out if r.id in running and r.outcome == "succeeded"), None)
     return [_with_current(r, current, r.id in present) for r in out]
+
+
+def _cut_off(release: Release, record: Any, *, newest: bool, holder: str) -> Release:
+    """An `in progress` release is `interrupted` once a newer release exists or the process that
+    deployed it no longer holds the deploy lock (killed: the kernel dropped its flock)."""
+    pid = (record.labels if record is not None else {}).get(L_PID, "")
+    if newest and holder and (not pid or holder.startswith(f"pid {pid} ")):
+        return release
+    why = ("a newer release was deployed before its verdict" if not newest else
+           f"its deploy{f' (pid {pid})' if pid else ''} ended without a verdict (killed?)")
+    return dataclasses.replace(release, outcome=INTERRUPTED, message=release.message or why)
 
 
 def _with_current(release: Release, current: Release | None, present: bool) -> Release:

@@ -561,6 +561,8 @@ class _ServiceDeploy:
         live = awsa.describe_service(ecs, self.cluster, sp.ecs_service)
         if live is not None and live.get("status") == "DRAINING":
             raise DeployFailed(f"service {sp.ecs_service} is being deleted (DRAINING); wait and deploy again")
+        if live is not None:
+            self.settle_previous(live)
         previous = previous_revision(live)
         self.previous = previous
         td_arn: str | None = None
@@ -843,14 +845,78 @@ class _ServiceDeploy:
                                           detail=detail, rolled_back_to=rolled_back_to)
         if td_arn == self.registered:
             self.recorded = True
+        # Recording the outcome gets rollout.OUTCOME_GRACE from now, never more past the deadline.
+        started = time.monotonic()
+        budget = self.aws.until(min(started, self.s.deadline) + rollout.OUTCOME_GRACE)
+        attempts, error = record_outcome(budget, td_arn, tags)
+        if error is not None:
+            # The deploy itself is done: its verdict stands, only its record is missing.
+            label = rollout.td_label(td_arn)
+            self.log(f"warning: the outcome ({outcome}) of release {self.s.release_id} could NOT be recorded "
+                     f"on {label} ({attempts} attempt{'s' if attempts != 1 else ''} in "
+                     f"{time.monotonic() - started:.1f}s: {awsa.error_code(error) or error}). `deployctl "
+                     f"history` shows it in-progress until `status`, `history` or the next deploy records "
+                     f"it from what ECS shows")
+
+    def settle_previous(self, live: Mapping[str, Any]) -> None:
+        """Record the verdict ECS shows for the family's newest revision when its release is still
+        `in-progress` (its deploy was killed, or could not write its outcome tag). This deploy
+        holds the lock and is about to supersede that release, which would then show as
+        `interrupted` for good. Best effort: a failure here only leaves history as it was."""
+        from deployctl import releases
+
+        family = str(self.sp.task_definition.get("family") or "")
         try:
-            # Recording the outcome gets a few seconds past the deadline (rollout.OUTCOME_GRACE).
-            ecs = self.aws.until(self.s.deadline + rollout.OUTCOME_GRACE).ecs
-            ecs.tag_resource(resourceArn=td_arn, tags=releases_tags.to_list(tags))
+            described = self.aws.ecs.describe_task_definition(taskDefinition=family, include=["TAGS"])
         except (awsa.ClientError, awsa.BotoCoreError) as exc:
-            # The deploy itself is done; a missing outcome tag only degrades `history`.
-            self.log(f"warning: could not record the outcome on {rollout.td_label(td_arn)}: "
-                     f"{awsa.error_code(exc) or exc}")
+            if awsa.error_code(exc) != "ClientException":  # that one: no revision of the family yet
+                self.log(f"warning: could not read the newest {family} revision: {awsa.error_code(exc) or exc}")
+            return
+        newest = releases.revision_from(described)
+        found = releases.settle_revision(self.sp.name, newest, live) if newest else None
+        if newest is None or found is None:
+            return
+        _, error = record_outcome(self.aws.until(time.monotonic() + rollout.OUTCOME_GRACE), newest.arn,
+                                  found.tags(datetime.now(UTC)))
+        what = f"release {newest.parsed.release} ({newest.label})"
+        if error is not None:
+            self.log(f"warning: {what} ended without a recorded outcome; ECS shows it {found.outcome}, but "
+                     f"recording that failed: {awsa.error_code(error) or error}")
+        else:
+            self.log(f"recorded {what} as {found.outcome}, from what ECS shows (its deploy ended without "
+                     "recording the outcome)")
+
+
+def _retryable(exc: BaseException) -> bool:
+    """Throttling, a 5xx or a connection problem: worth another try. Not a refusal (access denied,
+    validation), nor a call not made because the time budget is spent."""
+    if isinstance(exc, awsa.OutOfTime | awsa.NoCredentialsError):
+        return False
+    if isinstance(exc, awsa.ClientError):
+        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+        return awsa.is_throttle(exc) or status >= 500
+    return isinstance(exc, awsa.BotoCoreError)
+
+
+def record_outcome(aws: Any, td_arn: str, tags: Mapping[str, str], *,
+                   sleep: Callable[[float], None] = time.sleep) -> tuple[int, BaseException | None]:
+    """TagResource with a release's outcome tags, one attempt per call, retried with jittered
+    backoff (0.1 s doubling to 1 s) on throttling, 5xx and connection errors until `aws`'s
+    deadline. Returns the number of attempts and the last error (None: recorded)."""
+    import random
+
+    delay, attempts = 0.1, 0
+    while True:
+        attempts += 1
+        try:
+            aws.client("ecs", attempts=1).tag_resource(resourceArn=td_arn, tags=releases_tags.to_list(tags))
+            return attempts, None
+        except (awsa.ClientError, awsa.BotoCoreError) as exc:
+            pause = delay * random.uniform(0.5, 1.0)
+            if not _retryable(exc) or aws.remaining() <= pause + 0.1:
+                return attempts, exc
+            sleep(pause)
+            delay = min(1.0, delay * 2)
 
 
 def _finish(plan: Plan, outcomes: dict[str, ServiceOutcome], log: _Log, outputs: dict[str, str]) -> None:

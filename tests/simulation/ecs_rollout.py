@@ -974,6 +974,11 @@ class RolloutSimulation:
                 {"action": action, "service": service, "times": times, "code": code, "message": message}
             )
 
+    def unthrottle(self, action: str) -> None:
+        """Drop the throttling rules of ``action`` that are still pending: its calls work again."""
+        with self.lock:
+            self._throttles = [rule for rule in self._throttles if rule["action"] != action]
+
     def take_throttle(self, service: str, action: str) -> dict[str, Any] | None:
         with self.lock:
             for rule in self._throttles:
