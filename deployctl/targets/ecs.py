@@ -203,13 +203,18 @@ class EcsSource:
     """rollout.Source over boto3: counts calls, turns throttling/transient errors into
     rollout.Throttled (the watcher backs off; a deploy never fails for throttling)."""
 
-    def __init__(self, aws: Any, cluster: str, service: str, alarms: list[str]) -> None:
+    def __init__(self, aws: Any, cluster: str, service: str, alarms: list[str], *,
+                 shared_target_group: bool = True) -> None:
         self.ecs = aws.watch("ecs")
         self.elbv2 = aws.watch("elbv2")
         self.cloudwatch = aws.watch("cloudwatch")
         self.cluster, self.name, self.alarm_names = cluster, service, alarms
+        # validate refuses a target group used by two environments (or preview copies) unless
+        # every use says `shared: true`: only then can the group hold targets that are not ours.
+        self.shared_target_group = shared_target_group
         self.target_groups: list[str] = []
         self.own_ips: set[str] = set()  # every task IP of this service seen in this watch
+        self.foreign_ips: set[str] = set()  # target IPs that were not ours when we looked
         self.calls = 0
 
     def _call(self, op: str, fn: Callable[..., Any], **kwargs: Any) -> Any:
@@ -254,14 +259,21 @@ class EcsSource:
         environment's tasks in a shared target group are not this rollout's."""
         if not self.target_groups:
             return None
-        # Kept across polls: a stopped task's target still drains, and is still ours.
-        self.own_ips |= self._task_ips()
-        ips = self.own_ips
-        out: list[Mapping[str, Any]] = []
+        found: list[Mapping[str, Any]] = []
         for arn in self.target_groups:
             resp = self._call("DescribeTargetHealth", self.elbv2.describe_target_health, TargetGroupArn=arn)
-            out += rollout.own_targets(resp.get("TargetHealthDescriptions", []), ips)
-        return out
+            found += resp.get("TargetHealthDescriptions", [])
+        if not self.shared_target_group:
+            return found
+        # The watcher's call budget is counted per read: the tasks are listed again only when a
+        # target shows up that we have not placed yet (a new task of ours, or another
+        # environment's). Kept across polls: a stopped task's target still drains, and is ours.
+        seen = {str((d.get("Target") or {}).get("Id")) for d in found}
+        unknown = seen - self.own_ips - self.foreign_ips
+        if unknown:
+            self.own_ips |= self._task_ips()
+            self.foreign_ips |= unknown - self.own_ips
+        return rollout.own_targets(found, self.own_ips)
 
     def _task_ips(self) -> set[str]:
         resp = self._call("ListTasks", self.ecs.list_tasks, cluster=self.cluster, serviceName=self.name,
@@ -669,7 +681,8 @@ class _ServiceDeploy:
         limits = rollout.Limits(timeout=timeout, ecs_rollback_grace=self.s.poll.ecs_rollback_grace,
                                 health_gate=self.s.poll.health_gate, alarm_grace=self.s.poll.alarm_grace,
                                 load_balanced=svc.load_balancer is not None)
-        source = EcsSource(aws or self.aws, self.cluster, self.sp.ecs_service, self._alarm_names())
+        source = EcsSource(aws or self.aws, self.cluster, self.sp.ecs_service, self._alarm_names(),
+                           shared_target_group=bool(svc.load_balancer and svc.load_balancer.shared))
         start_offset = time.monotonic() - started
 
         def clock() -> float:
