@@ -757,11 +757,12 @@ def watch(
         if verdict.final:
             if verdict.status == FAILED:
                 # One last look at what stopped, for the diagnosis (within the budget too).
+                # Count from here: a Ctrl-C during the wait leaves nothing to count.
+                before = source.calls
                 try:
                     wait = w.budget_wait(4)
                     if wait > 0 and sleep(wait):
                         raise WatchCancelled(verdict)
-                    before = source.calls
                     w.log_stopped(source.stopped_tasks(started_deployment_id, w.known_tasks), result)
                     if limits.load_balanced and w.targets is None:
                         w.targets = source.target_health()

@@ -321,3 +321,27 @@ def test_watch_logs_stopped_tasks_of_our_deployment_once() -> None:
     stopped = [line for line in lines if "stopped (EssentialContainerExited)" in line]
     assert len(stopped) == 1 and "exit 137" in stopped[0] and "OutOfMemoryError" in stopped[0]
     assert len(res.stopped_tasks) == 1
+
+
+def test_watch_cancelled_during_the_last_look_at_a_failed_first_snapshot_is_an_interruption() -> None:
+    # The update call's own answer already shows our deployment FAILED (no rollback configured):
+    # the verdict is final at once, and the watcher waits for its call budget before its last look
+    # at stopped tasks. Ctrl-C during that wait must surface as WatchCancelled with the failed
+    # verdict (the deploy is reported interrupted), not as an internal error.
+    clock = FakeClock()
+    failed = _svc(_dep("n", "PRIMARY", 2, 0, state="FAILED", reason="tasks failed to start"), rollback=False)
+    src = ScriptedSource(clock, [(0.0, failed)])
+    cancel = threading.Event()
+    waits: list[float] = []
+
+    def sleep(seconds: float) -> bool:
+        waits.append(seconds)
+        cancel.set()  # Ctrl-C arrives while waiting
+        return True
+
+    with pytest.raises(WatchCancelled) as info:
+        rollout.watch(src, "n", cancelled=cancel, clock=clock, sleep=sleep, rng=lambda: 0.5,
+                      first_service=failed)
+    assert waits, "the last look should have waited for the call budget"
+    assert info.value.last is not None and info.value.last.status == rollout.FAILED
+    assert src.calls == 0  # nothing was asked of AWS after Ctrl-C
