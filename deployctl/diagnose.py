@@ -13,6 +13,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from deployctl.adapters.ecs_gateway import ServiceEvent
+
 Json = Mapping[str, Any]
 
 
@@ -235,7 +237,7 @@ _PLACEMENT = re.compile(r"was unable to place a task", re.I)
 def diagnose(
     *,
     stopped_tasks: Sequence[Json] = (),
-    events: Iterable[Json] = (),
+    events: Iterable[ServiceEvent] = (),
     targets: Sequence[Json] | None = None,
     cause: str = "",
     context: Context = Context(),
@@ -260,7 +262,7 @@ def diagnose(
         if finding:
             add(finding)
 
-    messages = [str(e.get("message", "")) for e in events]
+    messages = [e.message for e in events]
     for msg in messages:
         if "failed container health checks" in msg and "container_health" not in found:
             add(Finding("container_health", *_container_health_advice(context), _trim(msg)))

@@ -15,11 +15,12 @@ the adapter's helpers, so this module imports no boto3.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from deployctl.adapters import aws as awsa
+from deployctl.adapters import ecs_gateway
 from deployctl.config.model import ResolvedConfig
 from deployctl.errors import EXIT_USAGE, DeployctlError, ExternalError, PreflightFailed, UsageError
 from deployctl.render.ecs import TAG_PREFIX, service_name, split_secret_ref
@@ -129,7 +130,7 @@ def _guard(rep: _Report, what: str, fn: Callable[[], None]) -> None:
         raise (err or ExternalError(str(exc))) from None
 
 
-def owner_conflict(cfg: ResolvedConfig, svc: str, preview: str | None, tags: dict[str, str]) -> str | None:
+def owner_conflict(cfg: ResolvedConfig, svc: str, preview: str | None, tags: Mapping[str, str]) -> str | None:
     """Why an existing ECS service is not this deploy's to update (from its deployctl tags), or None.
 
     A service without any deployctl tag (made by hand or by other tooling) is taken over: that
@@ -161,14 +162,12 @@ def _check_ownership(cfg: ResolvedConfig, aws: Any, rep: _Report, preview: str |
     def check() -> None:
         listed = list(names)
         for i in range(0, len(listed), 10):  # DescribeServices takes at most 10 services
-            resp = aws.ecs.describe_services(cluster=cluster, services=listed[i:i + 10], include=["TAGS"])
-            for found in resp.get("services", []):
-                if found.get("status") == "INACTIVE" or found.get("serviceName") not in names:
+            for found in ecs_gateway.describe_services(aws.ecs, cluster, listed[i:i + 10], tags=True):
+                if found.status == "INACTIVE" or found.name not in names:
                     continue
-                tags = {str(t.get("key")): str(t.get("value")) for t in found.get("tags") or [] if t.get("key")}
-                owner = owner_conflict(cfg, names[found["serviceName"]], preview, tags)
+                owner = owner_conflict(cfg, names[found.name], preview, found.tags)
                 if owner:
-                    conflicts.append(f"{found['serviceName']} (tagged {owner})")
+                    conflicts.append(f"{found.name} (tagged {owner})")
 
     _guard(rep, f"who owns the ECS services in {cluster}", check)
     if not conflicts:

@@ -17,10 +17,12 @@ import random
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime
-from typing import Any, Protocol
+from functools import partial
+from typing import Any, Literal, Protocol, TypeVar
+
+from deployctl.adapters.ecs_gateway import COMPLETED, Deployment, ServiceEvent, ServiceState, timestamp
 
 IN_PROGRESS = "in_progress"
 SUCCEEDED = "succeeded"
@@ -56,6 +58,9 @@ def rollback_budget(timeout: float) -> float:
     """Seconds deployctl's own rollback may take after the rollout's `timeout`."""
     return timeout * ROLLBACK_SHARE
 
+_T = TypeVar("_T")
+
+# DescribeTasks / DescribeTargetHealth entries (stopped tasks and targets are not typed yet).
 Json = Mapping[str, Any]
 
 
@@ -68,13 +73,13 @@ Json = Mapping[str, Any]
 class Snapshot:
     """What was seen at one poll.
 
-    service: one `DescribeServices` entry, or None when the service is MISSING.
+    service: what one `DescribeServices` entry showed, or None when the service is MISSING.
     targets: `TargetHealthDescriptions` of the service's target group(s); None = not fetched.
     alarms:  deployment alarm name → StateValue (OK | ALARM | INSUFFICIENT_DATA).
     stopped_tasks: `DescribeTasks` entries of stopped tasks of our deployment (for logs/diagnosis).
     """
 
-    service: Json | None
+    service: ServiceState | None
     targets: tuple[Json, ...] | None = None
     alarms: Mapping[str, str] = field(default_factory=dict)
     stopped_tasks: tuple[Json, ...] = ()
@@ -130,29 +135,17 @@ def td_label(arn: str | None) -> str:
     return arn.rsplit("/", 1)[-1]
 
 
-def _n(d: Json, key: str) -> int:
-    return int(d.get(key) or 0)
-
-
-def _rollback_configured(svc: Json) -> bool:
-    conf = svc.get("deploymentConfiguration") or {}
-    breaker = conf.get("deploymentCircuitBreaker") or {}
-    alarms = conf.get("alarms") or {}
-    return bool((breaker.get("enable") and breaker.get("rollback"))
-                or (alarms.get("enable") and alarms.get("rollback")))
-
-
 def _is_rollback_reason(text: str | None) -> bool:
     return "rolling back" in (text or "").lower()
 
 
-def failure_reason(svc: Json, deployment_id: str, ours: Json | None = None) -> str:
+def failure_reason(svc: ServiceState, deployment_id: str, ours: Deployment | None = None) -> str:
     """Why ECS failed our deployment: its rolloutStateReason, else the service event."""
-    if ours is not None and ours.get("rolloutState") == "FAILED" and ours.get("rolloutStateReason"):
-        return str(ours["rolloutStateReason"])
+    if ours is not None and ours.rollout_state == "FAILED" and ours.reason:
+        return ours.reason
     marker = f"(deployment {deployment_id}) deployment failed:"
-    for event in svc.get("events") or []:
-        msg = str(event.get("message", ""))
+    for event in svc.events:
+        msg = event.message
         if marker in msg:
             what = msg.split(marker, 1)[1].strip()
             # Rolling deployments fail only through the circuit breaker or a deployment alarm.
@@ -207,9 +200,8 @@ def target_counts(targets: Iterable[Json]) -> tuple[int, int, list[Json]]:
     return healthy, settling, bad
 
 
-def counts_text(d: Json) -> str:
-    return (f"running {_n(d, 'runningCount')}/{_n(d, 'desiredCount')}, pending {_n(d, 'pendingCount')}, "
-            f"failed {_n(d, 'failedTasks')}")
+def counts_text(d: Deployment) -> str:
+    return d.counts_text()
 
 
 def assess(
@@ -227,45 +219,43 @@ def assess(
     """
     our_id = started_deployment_id
     svc = snapshot.service
-    if svc is None or svc.get("status") in ("INACTIVE", "DRAINING"):
-        gone = "missing" if svc is None else str(svc.get("status")).lower()
+    if svc is None or svc.gone:
+        gone = "missing" if svc is None else svc.status.lower()
         return Verdict(FAILED, f"the service is {gone} (deleted while deploying?)", CAUSE_SERVICE_GONE,
                        our_id)
 
-    deployments: Sequence[Json] = svc.get("deployments") or []
-    ours = next((d for d in deployments if d.get("id") == our_id), None)
-    primary = next((d for d in deployments if d.get("status") == "PRIMARY"), None)
+    ours = svc.deployment(our_id)
+    primary = svc.primary
     before = set(before_ids)
 
     # --- someone else is PRIMARY: a rollback by ECS, or a newer deploy
     if primary is not None and primary is not ours:
         reverted = (
-            _is_rollback_reason(primary.get("rolloutStateReason"))
-            or primary.get("id") in before
-            or (ours is not None and ours.get("rolloutState") == "FAILED")
+            _is_rollback_reason(primary.reason)
+            or primary.id in before
+            or (ours is not None and ours.rollout_state == "FAILED")
         )
-        to = td_label(primary.get("taskDefinition"))
+        to = td_label(primary.task_definition)
         if reverted:
             why = failure_reason(svc, our_id, ours)
             why_text = f" ({why.rstrip('.')})" if why else ""
-            others_left = [d for d in deployments if d is not primary]
-            done = primary.get("rolloutState") == "COMPLETED" and not others_left
+            done = primary.rollout_state == COMPLETED and not svc.others(primary)
             if done:
                 return Verdict(FAILED, f"rolled back to {to}{why_text}", CAUSE_ECS_ROLLBACK, our_id,
                                rolled_back_to=to)
-            if primary.get("rolloutState") == "FAILED":
+            if primary.rollout_state == "FAILED":
                 return Verdict(FAILED, f"ECS's rollback to {to} failed too{why_text}: "
-                               f"{primary.get('rolloutStateReason', '')}", CAUSE_ECS_ROLLBACK, our_id,
+                               f"{primary.reason}", CAUSE_ECS_ROLLBACK, our_id,
                                rolled_back_to=to)
             if timers.elapsed > limits.timeout:
                 return Verdict(FAILED, f"rolling back to {to}{why_text}; the rollback had not finished "
                                f"after {limits.timeout:g}s", CAUSE_ECS_ROLLBACK, our_id, rolled_back_to=to)
-            return Verdict(ROLLING_BACK, f"ECS is rolling back to {to}{why_text}: {counts_text(primary)}",
+            return Verdict(ROLLING_BACK, f"ECS is rolling back to {to}{why_text}: {primary.counts_text()}",
                            CAUSE_ECS_ROLLBACK, our_id, rolled_back_to=to)
         if ours is None:
             return Verdict(FAILED, f"our deployment {our_id} disappeared; the service now runs {to} "
-                           f"(deployment {primary.get('id')})", CAUSE_VANISHED, our_id)
-        return Verdict(FAILED, f"deployment {primary.get('id')} ({to}) replaced ours while it rolled out "
+                           f"(deployment {primary.id})", CAUSE_VANISHED, our_id)
+        return Verdict(FAILED, f"deployment {primary.id} ({to}) replaced ours while it rolled out "
                        "(another deploy of this service?)", CAUSE_REPLACED, our_id)
 
     if ours is None:
@@ -273,12 +263,12 @@ def assess(
                        "deployment", CAUSE_VANISHED, our_id)
 
     # --- ours is PRIMARY
-    state = ours.get("rolloutState")
-    others = [d for d in deployments if d is not ours]
+    state = ours.rollout_state
+    others = svc.others(ours)
     if state == "FAILED":
         reason = failure_reason(svc, our_id, ours) or "ECS marked the deployment FAILED"
         cause = _cause_of(reason)
-        may_revert = _rollback_configured(svc) and bool(others or before)
+        may_revert = svc.rollback_configured and bool(others or before)
         if may_revert and timers.failed_for < limits.ecs_rollback_grace:
             return Verdict(IN_PROGRESS, f"FAILED ({reason}); waiting for ECS to roll back", cause, our_id,
                            waiting_for_ecs=True)
@@ -286,7 +276,7 @@ def assess(
                        roll_back=True)
 
     if state == "COMPLETED":
-        running, desired = _n(ours, "runningCount"), _n(ours, "desiredCount")
+        running, desired = ours.running, ours.desired
         waiting = ""
         if others:
             waiting = "old deployment still draining"
@@ -305,7 +295,7 @@ def assess(
                     waiting = f"targets healthy {healthy}/{desired}"
         if not waiting:
             lb = ", targets healthy" if limits.load_balanced else ""
-            return Verdict(SUCCEEDED, f"{td_label(ours.get('taskDefinition'))} is live: deployment "
+            return Verdict(SUCCEEDED, f"{td_label(ours.task_definition)} is live: deployment "
                            f"completed, {running}/{desired} running{lb}", CAUSE_COMPLETED, our_id)
         if timers.elapsed > limits.timeout:
             return Verdict(FAILED, f"timed out after {limits.timeout:g}s ({waiting})", CAUSE_TIMEOUT, our_id,
@@ -317,23 +307,20 @@ def assess(
         return Verdict(FAILED, f"a deployment alarm has been in ALARM for {timers.alarm_for:.0f}s and ECS "
                        "did not stop the deployment", CAUSE_ALARM, our_id, roll_back=True)
     if timers.elapsed > limits.timeout:
-        return Verdict(FAILED, f"timed out after {limits.timeout:g}s: {counts_text(ours)}", CAUSE_TIMEOUT,
+        return Verdict(FAILED, f"timed out after {limits.timeout:g}s: {ours.counts_text()}", CAUSE_TIMEOUT,
                        our_id, roll_back=True)
-    return Verdict(IN_PROGRESS, counts_text(ours), "", our_id)
+    return Verdict(IN_PROGRESS, ours.counts_text(), "", our_id)
 
 
-def near_completion(svc: Json | None) -> bool:
+def near_completion(svc: ServiceState | None) -> bool:
     """The PRIMARY deployment has all its tasks running; only old tasks are left to drain (or
     the alarm bake time to pass). COMPLETED can come at any poll now: poll fast."""
-    if not svc:
+    primary = svc.primary if svc is not None else None
+    if primary is None or primary.rollout_state == "FAILED":
         return False
-    primary = next((d for d in svc.get("deployments") or [] if d.get("status") == "PRIMARY"), None)
-    if primary is None or primary.get("rolloutState") == "FAILED":
-        return False
-    if primary.get("rolloutState") == "COMPLETED":
+    if primary.rollout_state == COMPLETED:
         return True  # still polling only for old tasks to go or targets to turn healthy
-    return (_n(primary, "desiredCount") > 0 and _n(primary, "runningCount") >= _n(primary, "desiredCount")
-            and _n(primary, "pendingCount") == 0)
+    return primary.desired > 0 and primary.running >= primary.desired and primary.pending == 0
 
 
 # ------------------------------------------------------------------------------------------
@@ -425,7 +412,7 @@ class Source(Protocol):
 
     calls: int
 
-    def service(self) -> Json | None: ...
+    def service(self) -> ServiceState | None: ...
 
     def stopped_tasks(self, deployment_id: str, known: set[str]) -> list[Json]:
         """Stopped tasks of the deployment that are not in `known` (task ARNs)."""
@@ -447,23 +434,14 @@ class WatchResult:
     started: float = 0.0  # clock() at start
     ended: float = 0.0
     stopped_tasks: list[Json] = field(default_factory=list)
-    events: list[Json] = field(default_factory=list)  # new events seen, oldest first
+    events: list[ServiceEvent] = field(default_factory=list)  # new events seen, oldest first
     targets: list[Json] | None = None
     alarms: dict[str, str] = field(default_factory=dict)
-    last_service: Json | None = None
+    last_service: ServiceState | None = None
 
     @property
     def duration(self) -> float:
         return self.ended - self.started
-
-
-def _ts(value: Any) -> float:
-    if isinstance(value, datetime):
-        return value.timestamp()
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return 0.0
 
 
 def describe_stopped_task(task: Json) -> str:
@@ -502,35 +480,19 @@ def _target_text(t: Json) -> str:
     return text
 
 
-class _Watch:
-    """State of one watch() call (kept in an object so the loop stays readable)."""
+class _CallBudget:
+    """The API-call budget of one watch: a hard cap of `budget` calls in any sliding `window`,
+    and calls paced window/budget apart."""
 
-    def __init__(self, source: Source, our_id: str, policy: PollPolicy, limits: Limits,
-                 log: Callable[[str], None], before_ids: Iterable[str], seen_events: Iterable[str],
-                 alarms_at_start: Mapping[str, str] | None, clock: Callable[[], float]) -> None:
-        self.source, self.our_id, self.policy, self.limits = source, our_id, policy, limits
-        self.log, self.clock = log, clock
-        self.before_ids = frozenset(before_ids)
-        self.seen_events = set(seen_events)
-        self.alarm_prev: dict[str, str] = dict(alarms_at_start or {})
-        self.alarms_at_start = {k for k, v in (alarms_at_start or {}).items() if v == "ALARM"}
-        self.known_tasks: set[str] = set()
-        self.target_prev: dict[str, str] = {}
-        self.counts_prev: Any = None
+    def __init__(self, source: Source, policy: PollPolicy, clock: Callable[[], float]) -> None:
+        self.source, self.policy, self.clock = source, policy, clock
         self.call_times: deque[float] = deque()
-        self.deferred: set[str] = set()
         # Pacing: each call pushes the earliest next one window/budget seconds later; idle time
         # is not saved up, so bursts cannot fill a window and then stall the watch.
         self.next_free = clock()
-        self.targets: list[Json] | None = None
-        self.failed_since: float | None = None
-        self.unhealthy_since: float | None = None
-        self.alarm_since: float | None = None
-        self.announced: set[str] = set()
-        self.last_failed_tasks = -1
-        self.last_running = -1
 
     def count_calls(self, before: int) -> None:
+        """Book the calls the source made since its counter read `before`."""
         now = self.clock()
         for _ in range(max(0, self.source.calls - before)):
             self.call_times.append(now)
@@ -542,7 +504,7 @@ class _Watch:
             self.call_times.popleft()
         return len(self.call_times)
 
-    def budget_wait(self, need: int) -> float:
+    def wait(self, need: int) -> float:
         """Seconds to wait so that the next call keeps the pace, and `need` more calls stay
         within the window's cap."""
         return max(max(0.0, self.next_free - self.clock()), self.cap_wait(need))
@@ -556,31 +518,325 @@ class _Watch:
         # A hair past the instant the old call leaves the window (the window is half-open).
         return max(0.0, self.call_times[idx] + self.policy.window - self.clock() + 1e-3)
 
-    # ---- logging of what changed ----
-    def log_events(self, svc: Json, result: WatchResult) -> list[Json]:
-        new = [e for e in svc.get("events") or [] if e.get("id") not in self.seen_events]
-        new.sort(key=lambda e: _ts(e.get("createdAt")))
-        for e in new:
-            self.seen_events.add(e.get("id"))
-            self.log(f"event: {e.get('message', '')}")
-        result.events.extend(new)
-        return new
 
-    def log_counts(self, svc: Json) -> None:
-        deps = svc.get("deployments") or []
-        key = tuple((d.get("id"), d.get("status"), d.get("rolloutState"), _n(d, "desiredCount"),
-                     _n(d, "pendingCount"), _n(d, "runningCount"), _n(d, "failedTasks")) for d in deps)
+# What one poll may read besides DescribeServices.
+AuxKind = Literal["targets", "alarms", "tasks"]
+AUX_KINDS: tuple[AuxKind, ...] = ("targets", "alarms", "tasks")
+
+
+@dataclass(frozen=True)
+class AuxPlan:
+    """Which auxiliary reads a poll makes."""
+
+    targets: bool = False
+    alarms: bool = False
+    tasks: bool = False
+    # The verdict cannot be "succeeded" without a fresh target-health read: it goes out now.
+    essential_targets: bool = False
+
+    def wants(self, kind: AuxKind) -> bool:
+        return bool(getattr(self, kind))
+
+
+class _Watcher:
+    """One watch() call. `run()` is the loop; each step of a poll is a method:
+
+    read the service → extra reads (targets, alarms, stopped tasks) → report what changed →
+    assess → (final: a last look on failure) or schedule the next poll. Throttling at any
+    read goes to `_back_off`, which also ends the watch once the timeout has passed.
+    """
+
+    def __init__(self, source: Source, our_id: str, *, policy: PollPolicy, limits: Limits,
+                 log: Callable[[str], None], before_ids: Iterable[str], seen_events: Iterable[str],
+                 alarms_at_start: Mapping[str, str] | None, cancelled: threading.Event | None,
+                 clock: Callable[[], float], sleep: Callable[[float], bool], rng: Callable[[], float],
+                 first_service: ServiceState | None) -> None:
+        self.source, self.our_id, self.policy, self.limits = source, our_id, policy, limits
+        self.log, self.cancelled, self.clock, self.sleep, self.rng = log, cancelled, clock, sleep, rng
+        self.before_ids = frozenset(before_ids)
+        self.seen_events = set(seen_events)
+        self.alarm_prev: dict[str, str] = dict(alarms_at_start or {})
+        self.alarms_at_start = {k for k, v in (alarms_at_start or {}).items() if v == "ALARM"}
+        self.budget = _CallBudget(source, policy, clock)
+        self.start = clock()
+        if first_service is not None:
+            # The caller's create/update call just answered with this description: count it.
+            self.budget.call_times.append(self.start)
+            self.budget.next_free = self.start + policy.window / policy.budget
+        self.result = WatchResult(verdict=Verdict(IN_PROGRESS, "starting", deployment_id=our_id),
+                                  started=self.start)
+        self.verdict = self.result.verdict
+        self.calls0 = source.calls
+        self.polls = 0
+        self.slow_polls = 0
+        self.throttle_streak = 0
+        # What was seen so far.
+        self.svc: ServiceState | None = first_service
+        self.have_first = first_service is not None
+        self.last_answer: float | None = self.start if first_service is not None else None
+        self.unanswered = False  # a DescribeServices went out since the last answer and got none
+        self.alarms: dict[str, str] = dict(alarms_at_start or {})
+        self.targets: list[Json] | None = None
+        self.known_tasks: set[str] = set()
+        # Change tracking for the log and for deciding on extra reads.
+        self.target_prev: dict[str, str] = {}
+        self.counts_prev: tuple[tuple[str, str, str, int, int, int, int], ...] | None = None
+        self.deferred: set[AuxKind] = set()
+        self.announced: set[str] = set()
+        self.last_failed_tasks = -1
+        self.last_running = -1
+        # Timers across polls (assess keeps no state).
+        self.failed_since: float | None = None
+        self.unhealthy_since: float | None = None
+        self.alarm_since: float | None = None
+
+    # ---- the loop ----
+    def run(self) -> WatchResult:
+        while True:
+            self._check_cancelled()
+            self.polls += 1
+            try:
+                self._read_service()
+                self.throttle_streak = 0
+                self._extra_reads()
+            except Throttled as exc:
+                ended = self._back_off(exc)
+                if ended is not None:
+                    return self._finish(ended)
+                continue
+            self._report_changes()
+            self.verdict = self._assess()
+            self._announce()
+            if self.verdict.final:
+                if self.verdict.status == FAILED:
+                    self._last_look()
+                return self._finish(self.verdict)
+            self._wait_for_next_poll()
+
+    def _check_cancelled(self) -> None:
+        if self.cancelled is not None and self.cancelled.is_set():
+            raise WatchCancelled(self.verdict)
+
+    def _pause(self, seconds: float) -> None:
+        """Sleep; a Ctrl-C during it ends the watch with the last verdict."""
+        if self.sleep(seconds):
+            raise WatchCancelled(self.verdict) from None
+
+    def _counted(self, read: Callable[[], _T]) -> _T:
+        """Make one source read, booking the API calls it made (also when it raised)."""
+        before = self.source.calls
+        try:
+            return read()
+        finally:
+            self.budget.count_calls(before)
+
+    # ---- steps of a poll ----
+    def _read_service(self) -> None:
+        """DescribeServices (or the answer the create/update call already gave)."""
+        if self.have_first:
+            self.have_first = False
+            return
+        self.svc = self._counted(self.source.service)
+        self.last_answer = self.clock()
+        self.unanswered = False
+
+    def _extra_reads(self) -> None:
+        """Target health, alarm states and stopped tasks, when the plan asks for them and the
+        budget allows (an optional read that finds no budget is put off by one poll)."""
+        plan = self._aux_plan()
+        for kind in AUX_KINDS:
+            if not plan.wants(kind):
+                continue
+            need = 2 if kind == "tasks" else 1  # ListTasks (+ DescribeTasks when new ones stopped)
+            if kind == "targets" and plan.essential_targets:
+                # Confirms success: goes out now (the slot kept free for it), cap permitting.
+                wait = self.budget.cap_wait(need)
+            else:
+                wait = self.budget.wait(need)
+                if wait > 0 and kind not in self.deferred:
+                    self.deferred.add(kind)  # optional: put off by one poll at most
+                    continue
+            if wait > 0:
+                self._pause(wait)
+            self.deferred.discard(kind)
+            self._counted(partial(self._read_aux, kind))
+
+    def _read_aux(self, kind: AuxKind) -> None:
+        if kind == "alarms":
+            self.alarms = self.source.alarm_states()
+            self._log_alarms(self.alarms)
+        elif kind == "targets":
+            self.targets = self.source.target_health()
+            if self.targets is not None:
+                self._log_targets(self.targets)
+        else:
+            self._log_stopped(self.source.stopped_tasks(self.our_id, self.known_tasks))
+
+    def _report_changes(self) -> None:
+        if self.svc is not None:
+            self._log_events(self.svc)
+            self._log_counts(self.svc)
+
+    def _snapshot(self) -> Snapshot:
+        return Snapshot(self.svc, tuple(self.targets) if self.targets is not None else None, self.alarms)
+
+    def _assess(self) -> Verdict:
+        return assess(self._snapshot(), self.our_id, before_ids=self.before_ids,
+                      timers=self._timers(self.clock()), limits=self.limits)
+
+    def _announce(self) -> None:
+        """Say once that ECS is rolling back, and once that deployctl waits for it to."""
+        v = self.verdict
+        if v.status == ROLLING_BACK and "rollback" not in self.announced:
+            self.announced.add("rollback")
+            self.log(v.message)
+        if v.waiting_for_ecs and "waiting" not in self.announced:
+            self.announced.add("waiting")
+            self.log(v.message)
+
+    def _last_look(self) -> None:
+        """One last look at what stopped, for the diagnosis (within the budget too)."""
+        # Count from before the wait: a Ctrl-C during it leaves nothing to count.
+        before = self.source.calls
+        try:
+            wait = self.budget.wait(4)
+            if wait > 0:
+                self._pause(wait)
+            self._log_stopped(self.source.stopped_tasks(self.our_id, self.known_tasks))
+            if self.limits.load_balanced and self.targets is None:
+                self.targets = self.source.target_health()
+            if self.alarm_prev:
+                self.alarms = self.source.alarm_states()
+                self._log_alarms(self.alarms)
+        except Throttled:
+            pass
+        finally:
+            self.budget.count_calls(before)
+
+    def _wait_for_next_poll(self) -> None:
+        near = near_completion(self.svc)
+        since = self.clock() - self.start
+        base = self.policy.interval(since, self.slow_polls, near)
+        if not near and since >= self.policy.warmup:
+            self.slow_polls += 1
+        elif near:
+            self.slow_polls = 0
+        delay = self.policy.jittered(base, self.rng())
+        # Budget: the next poll costs one DescribeServices; near completion behind a load
+        # balancer keep a slot for the target-health read that confirms success.
+        reserve = 1 if self.limits.load_balanced and near else 0
+        delay = max(delay, self.budget.wait(1 + reserve))
+        # Never sleep past the timeout: the last look and the verdict come when it runs out.
+        self._pause(min(delay, _left(self.clock() - self.start, self.limits)))
+
+    def _back_off(self, exc: Throttled) -> Verdict | None:
+        """AWS throttled (or did not answer) a read: wait and retry. Past the timeout, the
+        final verdict instead (None: keep polling)."""
+        if exc.operation == "DescribeServices" and not exc.out_of_time:
+            self.unanswered = True
+        self.throttle_streak += 1
+        self.result.throttled += 1
+        delay = self.policy.throttle_delay(self.throttle_streak, self.rng())
+        if exc.transient:
+            self.log(f"AWS did not answer {exc.operation or 'a request'} ({exc}); retrying in {delay:.1f}s "
+                     "(the deployment is not affected)")
+        else:
+            self.log(f"AWS is throttling {exc.operation or 'requests'}; retrying in {delay:.1f}s "
+                     "(the deployment is not affected)")
+        elapsed = self.clock() - self.start
+        if elapsed > self.limits.timeout:
+            if exc.operation == "DescribeServices" and self.unanswered:
+                silent_for = self.clock() - (self.last_answer or self.start)
+                return no_answer(exc, self.svc, self.our_id, silent_for, self.last_answer is not None,
+                                 self.limits.timeout)
+            return assess(self._snapshot(), self.our_id, before_ids=self.before_ids,
+                          timers=Timers(elapsed=elapsed), limits=self.limits)
+        self._pause(min(delay, _left(self.clock() - self.start, self.limits)))
+        return None
+
+    def _finish(self, verdict: Verdict) -> WatchResult:
+        r = self.result
+        r.verdict = verdict
+        r.ended = self.clock()
+        r.polls = self.polls
+        r.calls = self.source.calls - self.calls0
+        r.targets = self.targets
+        r.alarms = dict(self.alarms)
+        r.last_service = self.svc
+        return r
+
+    # ---- deciding on extra reads, and the timers ----
+    def _aux_plan(self) -> AuxPlan:
+        """Which auxiliary calls to make this poll: only when something changed, or every Nth poll
+        (never periodically near completion: each call spent then delays noticing COMPLETED, what
+        is left to happen - old tasks draining, bake time - shows in events, and ECS acts on
+        alarms)."""
+        svc = self.svc
+        near = near_completion(svc)
+        # Nothing extra on the first poll either: alarm states were read right before the
+        # deployment started (alarms_at_start), target health matters once tasks run, stopped
+        # tasks once something fails.
+        every = not near and self.polls % max(1, self.policy.aux_every) == 0
+        ours = svc.deployment(self.our_id) if svc is not None else None
+        failed = ours.failed_tasks if ours else 0
+        running = ours.running if ours else 0
+        new_events = [e for e in (svc.events if svc is not None else ()) if e.id not in self.seen_events]
+        text = " ".join(e.message for e in new_events)
+        trouble = any(word in text for word in ("unhealthy", "failed", "unable"))
+        in_progress = ours is not None and ours.rollout_state == "IN_PROGRESS"
+        tasks = ours is not None and ((failed != self.last_failed_tasks and failed > 0) or trouble
+                                      or (every and in_progress and not near))
+        completed = ours is not None and ours.rollout_state == COMPLETED and ours.is_primary
+        lb = self.limits.load_balanced
+        targets = lb and (every or completed or running != self.last_running or "target" in text)
+        alarms = bool(self.alarm_prev) and (every or "alarm" in text)
+        self.last_failed_tasks = failed
+        self.last_running = running
+        return AuxPlan(targets=targets or (lb and "targets" in self.deferred),
+                       alarms=alarms or "alarms" in self.deferred,
+                       tasks=tasks or "tasks" in self.deferred,
+                       essential_targets=completed and lb)
+
+    def _timers(self, now: float) -> Timers:
+        ours = self.svc.deployment(self.our_id) if self.svc is not None else None
+        primary_failed = ours is not None and ours.is_primary and ours.rollout_state == "FAILED"
+        self.failed_since = (self.failed_since or now) if primary_failed else None
+        completed = ours is not None and ours.is_primary and ours.rollout_state == COMPLETED
+        bad = False
+        if completed and self.targets is not None:
+            _, _, bad_list = target_counts(self.targets)
+            bad = bool(bad_list)
+        self.unhealthy_since = (self.unhealthy_since or now) if bad else None
+        firing = any(state == "ALARM" and name not in self.alarms_at_start for name, state in self.alarms.items())
+        self.alarm_since = (self.alarm_since or now) if firing and not primary_failed else None
+        return Timers(
+            elapsed=now - self.start,
+            failed_for=0.0 if self.failed_since is None else now - self.failed_since,
+            unhealthy_for=0.0 if self.unhealthy_since is None else now - self.unhealthy_since,
+            alarm_for=0.0 if self.alarm_since is None else now - self.alarm_since,
+        )
+
+    # ---- logging of what changed ----
+    def _log_events(self, svc: ServiceState) -> None:
+        new = sorted((e for e in svc.events if e.id not in self.seen_events), key=lambda e: e.created_at)
+        for e in new:
+            self.seen_events.add(e.id)
+            self.log(f"event: {e.message}")
+        self.result.events.extend(new)
+
+    def _log_counts(self, svc: ServiceState) -> None:
+        key = tuple((d.id, d.status, d.rollout_state, d.desired, d.pending, d.running, d.failed_tasks)
+                    for d in svc.deployments)
         if key == self.counts_prev:
             return
         self.counts_prev = key
         parts = []
-        for d in deps:
-            mark = "ours" if d.get("id") == self.our_id else str(d.get("status", "")).lower()
-            parts.append(f"{td_label(d.get('taskDefinition'))} [{mark}, {d.get('rolloutState', '?')}] "
-                         + counts_text(d))
+        for d in svc.deployments:
+            mark = "ours" if d.id == self.our_id else d.status.lower()
+            parts.append(f"{td_label(d.task_definition)} [{mark}, {d.rollout_state or '?'}] " + d.counts_text())
         self.log("deployments: " + " | ".join(parts))
 
-    def log_targets(self, targets: list[Json]) -> None:
+    def _log_targets(self, targets: list[Json]) -> None:
         now = {_target_key(t): _target_text(t) for t in targets}
         for key, text in now.items():
             if self.target_prev.get(key) != text:
@@ -589,20 +845,20 @@ class _Watch:
             self.log(f"target {key}: deregistered")
         self.target_prev = now
 
-    def log_alarms(self, states: Mapping[str, str]) -> None:
+    def _log_alarms(self, states: Mapping[str, str]) -> None:
         for name, state in sorted(states.items()):
             prev = self.alarm_prev.get(name)
             if prev != state:
                 self.log(f"alarm {name}: {prev or '?'} → {state}")
         self.alarm_prev = dict(states)
 
-    def log_stopped(self, tasks: list[Json], result: WatchResult) -> None:
-        for task in sorted(tasks, key=lambda t: _ts(t.get("stoppedAt"))):
+    def _log_stopped(self, tasks: list[Json]) -> None:
+        for task in sorted(tasks, key=lambda t: timestamp(t.get("stoppedAt"))):
             arn = str(task.get("taskArn"))
             if arn in self.known_tasks:
                 continue
             self.known_tasks.add(arn)
-            result.stopped_tasks.append(task)
+            self.result.stopped_tasks.append(task)
             self.log(describe_stopped_task(task))
 
 
@@ -620,7 +876,7 @@ def watch(
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], bool] | None = None,
     rng: Callable[[], float] = random.random,
-    first_service: Json | None = None,
+    first_service: ServiceState | None = None,
 ) -> WatchResult:
     """Poll until our deployment's verdict is final; return it with what was seen.
 
@@ -635,161 +891,16 @@ def watch(
         limits = Limits(ecs_rollback_grace=policy.ecs_rollback_grace, health_gate=policy.health_gate,
                         alarm_grace=policy.alarm_grace)
     if sleep is None:
-        if cancelled is not None:
-            sleep = cancelled.wait
-        else:
-            def sleep(seconds: float) -> bool:
-                time.sleep(seconds)
-                return False
-    w = _Watch(source, started_deployment_id, policy, limits, log, before_ids, seen_events,
-               alarms_at_start, clock)
-    start = clock()
-    if first_service is not None:
-        # The caller's create/update call just answered with this description: count it.
-        w.call_times.append(start)
-        w.next_free = start + policy.window / policy.budget
-    result = WatchResult(verdict=Verdict(IN_PROGRESS, "starting", deployment_id=started_deployment_id),
-                         started=start)
-    throttle_streak = 0
-    slow_polls = 0
-    polls = 0
-    last_answer = start if first_service is not None else None  # clock() of the last DescribeServices answer
-    unanswered = False  # a DescribeServices went out since that answer and got none
-    alarms: dict[str, str] = dict(alarms_at_start or {})
-    svc: Json | None = first_service
-    have_first = first_service is not None
-    verdict = result.verdict
-    calls0 = source.calls
+        sleep = cancelled.wait if cancelled is not None else _plain_sleep
+    return _Watcher(source, started_deployment_id, policy=policy, limits=limits, log=log,
+                    before_ids=before_ids, seen_events=seen_events, alarms_at_start=alarms_at_start,
+                    cancelled=cancelled, clock=clock, sleep=sleep, rng=rng,
+                    first_service=first_service).run()
 
-    def finish(v: Verdict) -> WatchResult:
-        result.verdict = v
-        result.ended = clock()
-        result.polls = polls
-        result.calls = source.calls - calls0
-        result.targets = w.targets
-        result.alarms = dict(alarms)
-        result.last_service = svc
-        return result
 
-    while True:
-        if cancelled is not None and cancelled.is_set():
-            raise WatchCancelled(verdict)
-        now = clock()
-        polls += 1
-        try:
-            if have_first:
-                have_first = False
-            else:
-                before = source.calls
-                try:
-                    svc = source.service()
-                finally:
-                    w.count_calls(before)
-                last_answer = clock()
-                unanswered = False
-            throttle_streak = 0
-            aux = _aux_plan(w, svc, polls, verdict)
-            for kind in ("targets", "alarms", "tasks"):
-                if not aux[kind]:
-                    continue
-                need = 2 if kind == "tasks" else 1  # ListTasks (+ DescribeTasks when new ones stopped)
-                if kind == "targets" and aux["essential_targets"]:
-                    # Confirms success: goes out now (the slot kept free for it), cap permitting.
-                    wait = w.cap_wait(need)
-                else:
-                    wait = w.budget_wait(need)
-                    if wait > 0 and kind not in w.deferred:
-                        w.deferred.add(kind)  # optional: put off by one poll at most
-                        continue
-                if wait > 0 and sleep(wait):
-                    raise WatchCancelled(verdict)
-                w.deferred.discard(kind)
-                before = source.calls
-                try:
-                    if kind == "alarms":
-                        alarms = source.alarm_states()
-                        w.log_alarms(alarms)
-                    elif kind == "targets":
-                        w.targets = source.target_health()
-                        if w.targets is not None:
-                            w.log_targets(w.targets)
-                    else:
-                        w.log_stopped(source.stopped_tasks(started_deployment_id, w.known_tasks), result)
-                finally:
-                    w.count_calls(before)
-        except Throttled as exc:
-            if exc.operation == "DescribeServices" and not exc.out_of_time:
-                unanswered = True
-            throttle_streak += 1
-            result.throttled += 1
-            delay = policy.throttle_delay(throttle_streak, rng())
-            if exc.transient:
-                log(f"AWS did not answer {exc.operation or 'a request'} ({exc}); retrying in {delay:.1f}s "
-                    "(the deployment is not affected)")
-            else:
-                log(f"AWS is throttling {exc.operation or 'requests'}; retrying in {delay:.1f}s "
-                    "(the deployment is not affected)")
-            elapsed = clock() - start
-            if elapsed > limits.timeout:
-                if exc.operation == "DescribeServices" and unanswered:
-                    return finish(no_answer(exc, svc, started_deployment_id, clock() - (last_answer or start),
-                                            last_answer is not None, limits.timeout))
-                snap = Snapshot(svc, tuple(w.targets) if w.targets is not None else None, alarms)
-                return finish(assess(snap, started_deployment_id, before_ids=w.before_ids,
-                                     timers=Timers(elapsed=elapsed), limits=limits))
-            if sleep(min(delay, _left(clock() - start, limits))):
-                raise WatchCancelled(verdict) from None
-            continue
-
-        if svc is not None:
-            w.log_events(svc, result)
-            w.log_counts(svc)
-        now = clock()
-        timers = _timers(w, svc, alarms, now, start, limits)
-        snap = Snapshot(svc, tuple(w.targets) if w.targets is not None else None, alarms)
-        verdict = assess(snap, started_deployment_id, before_ids=w.before_ids, timers=timers, limits=limits)
-        if verdict.status == ROLLING_BACK and "rollback" not in w.announced:
-            w.announced.add("rollback")
-            log(verdict.message)
-        if verdict.waiting_for_ecs and "waiting" not in w.announced:
-            w.announced.add("waiting")
-            log(verdict.message)
-        if verdict.final:
-            if verdict.status == FAILED:
-                # One last look at what stopped, for the diagnosis (within the budget too).
-                # Count from here: a Ctrl-C during the wait leaves nothing to count.
-                before = source.calls
-                try:
-                    wait = w.budget_wait(4)
-                    if wait > 0 and sleep(wait):
-                        raise WatchCancelled(verdict)
-                    w.log_stopped(source.stopped_tasks(started_deployment_id, w.known_tasks), result)
-                    if limits.load_balanced and w.targets is None:
-                        w.targets = source.target_health()
-                    if w.alarm_prev:
-                        alarms = source.alarm_states()
-                        w.log_alarms(alarms)
-                except Throttled:
-                    pass
-                finally:
-                    w.count_calls(before)
-            return finish(verdict)
-
-        near = near_completion(svc)
-        since = clock() - start
-        base = policy.interval(since, slow_polls, near)
-        if not near and since >= policy.warmup:
-            slow_polls += 1
-        elif near:
-            slow_polls = 0
-        delay = policy.jittered(base, rng())
-        # Budget: the next poll costs one DescribeServices; near completion behind a load
-        # balancer keep a slot for the target-health read that confirms success.
-        reserve = 1 if limits.load_balanced and near else 0
-        delay = max(delay, w.budget_wait(1 + reserve))
-        # Never sleep past the timeout: the last look and the verdict come when it runs out.
-        if sleep(min(delay, _left(clock() - start, limits))):
-            raise WatchCancelled(verdict)
+def _plain_sleep(seconds: float) -> bool:
+    time.sleep(seconds)
+    return False
 
 
 def _left(elapsed: float, limits: Limits) -> float:
@@ -797,80 +908,21 @@ def _left(elapsed: float, limits: Limits) -> float:
     return max(0.0, limits.timeout - elapsed) + 0.01
 
 
-def no_answer(exc: Exception, last: Json | None, our_id: str, silent_for: float, answered: bool,
+def no_answer(exc: Exception, last: ServiceState | None, our_id: str, silent_for: float, answered: bool,
               timeout: float) -> Verdict:
     """The verdict when the time ran out while AWS did not answer DescribeServices: nothing is
     known about the rollout since its last answer, so it says so (and what that answer showed)
     instead of guessing a cause from stale counts."""
     seen = ""
     if last is not None and answered:
-        ours = next((d for d in last.get("deployments") or [] if d.get("id") == our_id), None)
+        ours = last.deployment(our_id)
         if ours is not None:
-            seen = (f"; its last answer, {silent_for:.0f}s ago, showed {td_label(ours.get('taskDefinition'))} "
-                    f"{str(ours.get('rolloutState') or '?')} with {counts_text(ours)}")
+            seen = (f"; its last answer, {silent_for:.0f}s ago, showed {td_label(ours.task_definition)} "
+                    f"{ours.rollout_state or '?'} with {ours.counts_text()}")
     what = "throttled" if not getattr(exc, "transient", True) else "did not answer"
     return Verdict(FAILED, f"AWS {what} DescribeServices for {silent_for:.0f}s, until the {timeout:.0f}s "
                    f"timeout ran out: the state of the rollout is unknown{seen}", CAUSE_NO_ANSWER, our_id,
                    roll_back=True)
-
-
-def _aux_plan(w: _Watch, svc: Json | None, polls: int, verdict: Verdict) -> dict[str, bool]:
-    """Which auxiliary calls to make this poll: only when something changed, or every Nth poll
-    (never periodically near completion: each call spent then delays noticing COMPLETED, what is
-    left to happen - old tasks draining, bake time - shows in events, and ECS acts on alarms)."""
-    near = near_completion(svc)
-    # Nothing extra on the first poll either: alarm states were read right before the deployment
-    # started (alarms_at_start), target health matters once tasks run, stopped tasks once
-    # something fails.
-    every = not near and polls % max(1, w.policy.aux_every) == 0
-    ours = None
-    if svc is not None:
-        ours = next((d for d in svc.get("deployments") or [] if d.get("id") == w.our_id), None)
-    failed = _n(ours, "failedTasks") if ours else 0
-    running = _n(ours, "runningCount") if ours else 0
-    new_events = [e for e in (svc or {}).get("events") or [] if e.get("id") not in w.seen_events]
-    text = " ".join(str(e.get("message", "")) for e in new_events)
-    trouble = any(word in text for word in ("unhealthy", "failed", "unable"))
-    in_progress = ours is not None and ours.get("rolloutState") == "IN_PROGRESS"
-    tasks = bool(ours) and ((failed != w.last_failed_tasks and failed > 0) or trouble
-                            or (every and in_progress and not near))
-    completed = (ours is not None and ours.get("rolloutState") == "COMPLETED"
-                 and ours.get("status") == "PRIMARY")
-    targets = w.limits.load_balanced and (every or completed or running != w.last_running
-                                          or "target" in text)
-    alarms = bool(w.alarm_prev) and (every or "alarm" in text)
-    w.last_failed_tasks = failed
-    w.last_running = running
-    return {"tasks": tasks or "tasks" in w.deferred,
-            "targets": targets or (w.limits.load_balanced and "targets" in w.deferred),
-            "alarms": alarms or "alarms" in w.deferred,
-            # The verdict cannot be "succeeded" without a fresh target-health read.
-            "essential_targets": completed and w.limits.load_balanced}
-
-
-def _timers(w: _Watch, svc: Json | None, alarms: Mapping[str, str], now: float, start: float,
-            limits: Limits) -> Timers:
-    ours = None
-    if svc is not None:
-        ours = next((d for d in svc.get("deployments") or [] if d.get("id") == w.our_id), None)
-    primary_failed = (ours is not None and ours.get("status") == "PRIMARY"
-                      and ours.get("rolloutState") == "FAILED")
-    w.failed_since = (w.failed_since or now) if primary_failed else None
-    completed = (ours is not None and ours.get("status") == "PRIMARY"
-                 and ours.get("rolloutState") == "COMPLETED")
-    bad = False
-    if completed and w.targets is not None:
-        _, _, bad_list = target_counts(w.targets)
-        bad = bool(bad_list)
-    w.unhealthy_since = (w.unhealthy_since or now) if bad else None
-    firing = any(state == "ALARM" and name not in w.alarms_at_start for name, state in alarms.items())
-    w.alarm_since = (w.alarm_since or now) if firing and not primary_failed else None
-    return Timers(
-        elapsed=now - start,
-        failed_for=0.0 if w.failed_since is None else now - w.failed_since,
-        unhealthy_for=0.0 if w.unhealthy_since is None else now - w.unhealthy_since,
-        alarm_for=0.0 if w.alarm_since is None else now - w.alarm_since,
-    )
 
 
 def with_timeout(limits: Limits, timeout: float) -> Limits:
