@@ -26,6 +26,9 @@ import requests.exceptions
 import urllib3.exceptions
 
 from deployctl.adapters import docker_config
+from deployctl.adapters.engine_view import ContainerView as ContainerView  # re-exported: typed views of
+from deployctl.adapters.engine_view import HealthCheck as HealthCheck  # inspect answers, in a module that
+from deployctl.adapters.engine_view import container_view as container_view  # needs no docker SDK import
 from deployctl.errors import ExternalError, StageFailed
 
 errors = docker.errors

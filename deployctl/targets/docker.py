@@ -69,6 +69,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from deployctl import localproxy
+from deployctl.adapters.engine_view import container_view
 from deployctl.errors import DeployFailed, ExternalError, LockHeld, PreflightFailed, UsageError
 from deployctl.redact import Redactor
 
@@ -661,8 +662,7 @@ def _wait_healthy(client: Any, containers: list[Any], svc: Service, limit: float
         elapsed = time.monotonic() - t0
         for c in list(pending):
             c.reload()
-            state = c.attrs.get("State", {})
-            health = state.get("Health")
+            health = container_view(c).health
             died = _died(client, c)
             if died:
                 raise _NotHealthy(c, f"{died} after {elapsed:.1f}s")
@@ -671,7 +671,7 @@ def _wait_healthy(client: Any, containers: list[Any], svc: Service, limit: float
                     log(f"{service}: {c.name} running (no health check) after {elapsed:.1f}s")
                     pending.remove(c)
                 continue
-            now = health.get("Status", "")
+            now = health
             if seen.get(c.name) != now:
                 seen[c.name] = now
                 if now == "starting":
@@ -680,8 +680,8 @@ def _wait_healthy(client: Any, containers: list[Any], svc: Service, limit: float
                 log(f"{service}: {c.name} healthy after {elapsed:.1f}s")
                 pending.remove(c)
             elif now == "unhealthy":
-                streak = health.get("FailingStreak", "?")
-                raise _NotHealthy(c, f"its health check failed {streak} times in a row "
+                streak = container_view(c).failing_streak
+                raise _NotHealthy(c, f"its health check failed {'?' if streak is None else streak} times in a row "
                                      f"(after {elapsed:.1f}s)")
         if pending and elapsed > limit:
             raise _NotHealthy(pending[0], f"still not healthy after {limit:.0f}s")
@@ -691,17 +691,16 @@ def _wait_healthy(client: Any, containers: list[Any], svc: Service, limit: float
 
 def _died(client: Any, c: Any) -> str:
     """Why container `c` (just reloaded) is no longer the process it was started as, or ""."""
-    state = c.attrs.get("State") or {}
-    status = state.get("Status", "")
-    restarts = int(c.attrs.get("RestartCount") or 0)
+    view = container_view(c)
+    status, restarts = view.status, view.restarts
     if status not in ("exited", "dead", "restarting") and not restarts:
         return ""
-    code = state.get("ExitCode") if status != "running" else None
+    code = view.exit_code if status != "running" else None
     if code is None:  # running again after a restart: Docker's die events keep the exit code
         codes = _exit_codes(client, c)
         code = codes[-1] if codes else None
     text = f"{c.name} exited" + (f" with code {code}" if code is not None else "")
-    if state.get("OOMKilled") or code == 137:
+    if view.oom_killed or code == 137:
         text += " (killed: out of memory, or SIGKILL)"
     if restarts:
         text += f" and was restarted by Docker {restarts} time{'s' if restarts != 1 else ''}"
@@ -751,10 +750,10 @@ def _settle(client: Any, cfg: ResolvedConfig, rolls: list[_Roll], window: float,
             died = _died(client, c)
             if died:
                 raise _Died(roll.service, c, died, elapsed)
-            health = (c.attrs.get("State") or {}).get("Health") or {}
+            view = container_view(c)
             svc = cfg.services[roll.service]
-            streak = int(health.get("FailingStreak") or 0)
-            if health.get("Status") == "unhealthy" or (svc.health and streak >= svc.health.retries):
+            streak = view.failing_streak or 0
+            if view.health == "unhealthy" or (svc.health and streak >= svc.health.retries):
                 raise _Died(roll.service, c, f"{c.name} failed its health check {streak} times in a row",
                             elapsed)
         if elapsed >= window:
@@ -774,12 +773,12 @@ def _show_failure(container: Any, service: str, log: Log) -> None:
         mask = Redactor().stream()
         for line in lines:
             log(f"  | {mask(line)}")
-        checks = ((container.attrs.get("State") or {}).get("Health") or {}).get("Log") or []
+        checks = container_view(container).health_log
         if checks:
             log(f"{service}: last health checks of {container.name}:")
         for check in checks[-5:]:
-            output = " ".join(str(check.get("Output", "")).split())[:300]
-            log(f"  | exit {check.get('ExitCode')}: {output or '(no output)'}")
+            output = " ".join(check.output.split())[:300]
+            log(f"  | exit {check.exit_code}: {output or '(no output)'}")
 
 
 def _undo(rolls: list[_Roll], log: Log) -> None:
@@ -937,13 +936,13 @@ def _releases(client: Any, cfg: ResolvedConfig) -> list[Release]:
     images = {ref.rsplit("-", 1)[-1] for ref in _release_tags(client, cfg)}
     out = []
     for rid, c in records.items():
-        out.append(_release_from_labels(c.labels, c.attrs.get("Image", ""), current=False,
+        out.append(_release_from_labels(c.labels, container_view(c).image, current=False,
                                         available=rid in images))
     for c in services:  # a release still rolling out (or cut off) has containers but no record
         rid = c.labels.get(L_RELEASE)
         if rid not in records:
             records[rid] = c
-            out.append(_release_from_labels({**c.labels, L_OUTCOME: "in progress"}, c.attrs.get("Image", ""),
+            out.append(_release_from_labels({**c.labels, L_OUTCOME: "in progress"}, container_view(c).image,
                                             current=False, available=rid in images))
     out.sort(key=lambda r: r.number, reverse=True)
     out = [_cut_off(r, records.get(r.id), newest=i == 0, holder=_lock_holder(cfg) if i == 0 else "")
@@ -1028,23 +1027,17 @@ def _release_number(text: str) -> int:
 
 
 def _container_state(c: Any, svc: Service) -> ContainerState:
-    state = c.attrs.get("State", {})
-    health = (state.get("Health") or {}).get("Status", "none")
-    status = state.get("Status", c.status)
+    view = container_view(c)
+    status = view.status or c.status
     return ContainerState(name=c.name, id=c.short_id, release=c.labels.get(L_RELEASE, ""),
-                          state=status, health=health,
+                          state=status, health=view.health or "none",
                           backend=_backend(c, svc) if svc.port and c.status == "running" else "",
-                          restarts=int(c.attrs.get("RestartCount") or 0),
-                          exit_code=state.get("ExitCode") if status in ("exited", "dead", "restarting") else None)
+                          restarts=view.restarts,
+                          exit_code=view.exit_code if status in ("exited", "dead", "restarting") else None)
 
 
 def _backend(container: Any, svc: Service) -> str:
-    ports = (container.attrs.get("NetworkSettings") or {}).get("Ports") or {}
-    bound = ports.get(f"{svc.port}/tcp") or []
-    for binding in bound:
-        if binding.get("HostPort"):
-            return f"{binding.get('HostIp') or '127.0.0.1'}:{binding['HostPort']}"
-    return ""
+    return container_view(container).host_address(svc.port) if svc.port else ""
 
 
 # --- small things ---------------------------------------------------------------------------------
