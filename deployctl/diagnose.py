@@ -3,7 +3,8 @@
 Input is what the watcher collected: stopped tasks of our deployment (`DescribeTasks`
 entries), the service events seen while watching, target health, and the verdict cause.
 Output is a short list of findings, most specific first. Strings matched here are the ones
-AWS documents for stopped tasks and service events (see /work/shared/ECS-ROLLOUTS.md §5-§7).
+AWS documents for stopped tasks and service events (docs/ecs-rollouts.md, "Service events and
+stopped tasks" and "Target health and health checks").
 """
 
 from __future__ import annotations

@@ -522,8 +522,9 @@ class _ServiceDeploy:
     def _alarms_at_start(self, fallback: Mapping[str, str], aws: Any = None) -> dict[str, str]:
         """States of every deployment alarm of this service, read right before a deployment
         starts (ours, or deployctl's rollback). ECS turns its alarm checks off for a deployment
-        that starts with one of its alarms in ALARM (ECS-ROLLOUTS.md §3), so deployctl's own
-        alarm gate ignores exactly those too. Unreadable → `fallback` (older readings)."""
+        that starts with one of its alarms in ALARM (docs/ecs-rollouts.md, "Deployment alarms"),
+        so deployctl's own alarm gate ignores exactly those too. Unreadable → `fallback` (older
+        readings)."""
         names = self._alarm_names()
         if not names:
             return {}
