@@ -76,7 +76,7 @@ def role_name(arn: str) -> str:
     return arn.rsplit("/", 1)[-1]
 
 
-def run(cfg: ResolvedConfig, aws: Any, image_ref: str, *, log: Callable[[str], None] = lambda s: None,
+def run(cfg: ResolvedConfig, aws: awsa.AwsClients, image_ref: str, *, log: Callable[[str], None] = lambda s: None,
         registry_check: Callable[[str], tuple[str | None, str | None]] | None = None,
         preview: str | None = None) -> PreflightResult:
     """Check the services belong to this environment, then the cluster, image, secrets, target
@@ -152,7 +152,7 @@ def owner_conflict(cfg: ResolvedConfig, svc: str, preview: str | None, tags: Map
     return owner
 
 
-def _check_ownership(cfg: ResolvedConfig, aws: Any, rep: _Report, preview: str | None) -> None:
+def _check_ownership(cfg: ResolvedConfig, aws: awsa.AwsClients, rep: _Report, preview: str | None) -> None:
     """Refuse, before anything is registered, to update a service another environment deployed:
     two environments whose names meet in one cluster must not overwrite each other's release."""
     cluster = cfg.environment.cluster or "default"
@@ -182,7 +182,7 @@ def _check_ownership(cfg: ResolvedConfig, aws: Any, rep: _Report, preview: str |
              "cluster; see docs/environments.md")
 
 
-def _check_cluster(cfg: ResolvedConfig, aws: Any, rep: _Report) -> None:
+def _check_cluster(cfg: ResolvedConfig, aws: awsa.AwsClients, rep: _Report) -> None:
     name = cfg.environment.cluster or "default"
 
     def check() -> None:
@@ -204,7 +204,7 @@ def _check_cluster(cfg: ResolvedConfig, aws: Any, rep: _Report) -> None:
     _guard(rep, f"ECS cluster {name}", check)
 
 
-def _check_network(cfg: ResolvedConfig, aws: Any, rep: _Report) -> None:
+def _check_network(cfg: ResolvedConfig, aws: awsa.AwsClients, rep: _Report) -> None:
     net = cfg.environment.network
     if net is None:
         return
@@ -238,7 +238,7 @@ def _default_registry_check(image_ref: str) -> tuple[str | None, str | None]:
     return digest, None if digest else "absent"
 
 
-def _check_image(cfg: ResolvedConfig, aws: Any, image_ref: str, rep: _Report, result: PreflightResult,
+def _check_image(cfg: ResolvedConfig, aws: awsa.AwsClients, image_ref: str, rep: _Report, result: PreflightResult,
                  registry_check: Callable[[str], tuple[str | None, str | None]] | None) -> None:
     try:
         from deployctl.adapters.registry import ImageRef
@@ -287,7 +287,7 @@ def _secret_refs(cfg: ResolvedConfig) -> dict[str, list[str]]:
     return refs
 
 
-def _check_secrets(cfg: ResolvedConfig, aws: Any, rep: _Report, result: PreflightResult) -> None:
+def _check_secrets(cfg: ResolvedConfig, aws: awsa.AwsClients, rep: _Report, result: PreflightResult) -> None:
     described: dict[str, dict[str, Any] | None] = {}  # secret → DescribeSecret answer (None: absent)
     for ref, users in _secret_refs(cfg).items():
         used = f" (used by {', '.join(users)})"
@@ -352,7 +352,7 @@ def _check_secret_version(secret: str, fields: list[str], resp: dict[str, Any], 
                          "deprecated, Secrets Manager may delete it and tasks would fail to start")
 
 
-def _check_target_groups(cfg: ResolvedConfig, aws: Any, rep: _Report, result: PreflightResult) -> None:
+def _check_target_groups(cfg: ResolvedConfig, aws: awsa.AwsClients, rep: _Report, result: PreflightResult) -> None:
     seen: set[str] = set()
     for svc_name, svc in cfg.services.items():
         if not svc.load_balancer or svc.load_balancer.target_group in seen:
@@ -384,7 +384,7 @@ def _check_target_groups(cfg: ResolvedConfig, aws: Any, rep: _Report, result: Pr
         _guard(rep, f"target group {tg}", check)
 
 
-def _check_roles(cfg: ResolvedConfig, aws: Any, rep: _Report) -> None:
+def _check_roles(cfg: ResolvedConfig, aws: awsa.AwsClients, rep: _Report) -> None:
     roles = cfg.environment.roles
     if roles is None:
         return
@@ -405,7 +405,7 @@ def _check_roles(cfg: ResolvedConfig, aws: Any, rep: _Report) -> None:
         _guard(rep, f"IAM {kind} role {name}", check)
 
 
-def _check_alarms(cfg: ResolvedConfig, aws: Any, rep: _Report, result: PreflightResult) -> None:
+def _check_alarms(cfg: ResolvedConfig, aws: awsa.AwsClients, rep: _Report, result: PreflightResult) -> None:
     names = list(dict.fromkeys(cfg.deploy.alarms))
     if not names:
         return

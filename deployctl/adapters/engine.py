@@ -22,6 +22,7 @@ from typing import IO, Any, cast
 import docker
 import docker.credentials.errors
 import docker.errors
+import docker.models.containers
 import requests.exceptions
 import urllib3.exceptions
 
@@ -33,6 +34,7 @@ from deployctl.errors import ExternalError, StageFailed
 
 errors = docker.errors
 Client = docker.DockerClient
+Container = docker.models.containers.Container
 LineSink = Callable[[str], None]
 
 DEFAULT_HOST = "unix:///var/run/docker.sock"

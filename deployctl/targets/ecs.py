@@ -29,10 +29,10 @@ import copy
 import dataclasses
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from deployctl import diagnose, preflight, releases_tags, rollout
 from deployctl.adapters import aws as awsa
@@ -43,6 +43,9 @@ from deployctl.plan import Plan, ServicePlan, make_plan
 from deployctl.redact import Redactor
 from deployctl.render import ecs as render
 from deployctl.render.ecs import Facts
+
+if TYPE_CHECKING:
+    from deployctl.config.model import ResolvedConfig
 
 _T = TypeVar("_T")
 
@@ -152,7 +155,7 @@ def _dc_view(dc: Mapping[str, Any] | None) -> dict[str, Any]:
     }
 
 
-def _cps_view(cps: Any) -> tuple[tuple[str, int, int], ...]:
+def _cps_view(cps: Iterable[Mapping[str, Any]] | None) -> tuple[tuple[str, int, int], ...]:
     return tuple(sorted((str(x.get("capacityProvider")), int(x.get("weight") or 0), int(x.get("base") or 0))
                         for x in cps or []))
 
@@ -205,7 +208,7 @@ class EcsSource:
     """rollout.Source over boto3: counts calls, turns throttling/transient errors into
     rollout.Throttled (the watcher backs off; a deploy never fails for throttling)."""
 
-    def __init__(self, aws: Any, cluster: str, service: str, alarms: list[str]) -> None:
+    def __init__(self, aws: awsa.AwsClients, cluster: str, service: str, alarms: list[str]) -> None:
         self.ecs = aws.watch("ecs")
         self.elbv2 = aws.watch("elbv2")
         self.cloudwatch = aws.watch("cloudwatch")
@@ -424,7 +427,7 @@ def _no_new_release(outcomes: Mapping[str, ServiceOutcome], outputs: dict[str, s
         + (f"; release {live} stays live" if live else ""))
 
 
-def _ensure_monitoring_alarms(cfg: Any, aws: Any, log: Any) -> None:
+def _ensure_monitoring_alarms(cfg: ResolvedConfig, aws: awsa.Bounded, log: _Log) -> None:
     """Generated alarms named in monitoring.roll_back_on are ECS deployment alarms of this
     deploy, so they must exist before the service update names them: create or update every
     monitoring alarm first (PutMetricAlarm is idempotent). Dashboards stay with `monitor apply`."""
@@ -442,7 +445,7 @@ def _ensure_monitoring_alarms(cfg: Any, aws: Any, log: Any) -> None:
     log(f"monitoring: {len(specs)} alarms up to date (roll back on: {', '.join(mon.roll_back_on)})")
 
 
-def _deploy_wave(plan: Plan, wave: list[ServicePlan], aws: Any, settings: Settings, log: _Log,
+def _deploy_wave(plan: Plan, wave: list[ServicePlan], aws: awsa.Bounded, settings: Settings, log: _Log,
                  cancelled: threading.Event, alarm_states: dict[str, str]) -> dict[str, ServiceOutcome]:
     results: dict[str, ServiceOutcome] = {}
 
@@ -492,7 +495,7 @@ def _crashed(sp: ServicePlan, job: _ServiceDeploy | None, exc: Exception, log: _
 
 
 class _ServiceDeploy:
-    def __init__(self, plan: Plan, sp: ServicePlan, aws: Any, settings: Settings, log: _Log,
+    def __init__(self, plan: Plan, sp: ServicePlan, aws: awsa.Bounded, settings: Settings, log: _Log,
                  cancelled: threading.Event, alarm_states: dict[str, str]) -> None:
         self.plan, self.sp, self.aws, self.s = plan, sp, aws, settings
         self.cfg = plan.config
@@ -519,7 +522,7 @@ class _ServiceDeploy:
         conf = self.sp.update_service.get("deploymentConfiguration", {})
         return list((conf.get("alarms") or {}).get("alarmNames") or [])
 
-    def _alarms_at_start(self, fallback: Mapping[str, str], aws: Any = None) -> dict[str, str]:
+    def _alarms_at_start(self, fallback: Mapping[str, str], aws: awsa.Bounded | None = None) -> dict[str, str]:
         """States of every deployment alarm of this service, read right before a deployment
         starts (ours, or deployctl's rollback). ECS turns its alarm checks off for a deployment
         that starts with one of its alarms in ALARM (docs/ecs-rollouts.md, "Deployment alarms"),
@@ -670,7 +673,7 @@ class _ServiceDeploy:
 
     def _watch(self, our_id: str, before_ids: set[str], seen_events: set[str], timeout: float,
                started: float, alarms_at_start: Mapping[str, str],
-               first: ServiceState | None = None, aws: Any = None) -> rollout.WatchResult:
+               first: ServiceState | None = None, aws: awsa.Bounded | None = None) -> rollout.WatchResult:
         svc = self.cfg.services[self.sp.name]
         limits = rollout.Limits(timeout=timeout, ecs_rollback_grace=self.s.poll.ecs_rollback_grace,
                                 health_gate=self.s.poll.health_gate, alarm_grace=self.s.poll.alarm_grace,
@@ -905,7 +908,7 @@ def _retryable(exc: BaseException) -> bool:
     return isinstance(exc, awsa.BotoCoreError)
 
 
-def record_outcome(aws: Any, td_arn: str, tags: Mapping[str, str], *,
+def record_outcome(aws: awsa.Bounded, td_arn: str, tags: Mapping[str, str], *,
                    sleep: Callable[[float], None] = time.sleep) -> tuple[int, BaseException | None]:
     """TagResource with a release's outcome tags, one attempt per call, retried with jittered
     backoff (0.1 s doubling to 1 s) on throttling, 5xx and connection errors until `aws`'s
