@@ -27,14 +27,22 @@ IN_PROGRESS = "IN_PROGRESS"
 
 
 def timestamp(value: object) -> float:
-    """An API time (datetime from boto3, epoch seconds from JSON recordings) as epoch seconds;
-    0.0 when absent or unreadable (sorts first)."""
+    """An API time (datetime from boto3; epoch seconds or ISO 8601 text in JSON recordings) as
+    epoch seconds; 0.0 when absent or unreadable (sorts first)."""
     if isinstance(value, datetime):
         return value.timestamp()
-    try:
-        return float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return 0.0
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            pass
+        try:
+            return datetime.fromisoformat(value).timestamp()
+        except ValueError:
+            return 0.0
+    return 0.0
 
 
 def _count(d: ApiDict, key: str) -> int:
