@@ -3,7 +3,8 @@
 Input is what the watcher collected: stopped tasks of our deployment (`DescribeTasks`
 entries), the service events seen while watching, target health, and the verdict cause.
 Output is a short list of findings, most specific first. Strings matched here are the ones
-AWS documents for stopped tasks and service events (see /work/shared/ECS-ROLLOUTS.md §5-§7).
+AWS documents for stopped tasks and service events (docs/ecs-rollouts.md, "Service events and
+stopped tasks" and "Target health and health checks").
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from deployctl.adapters.ecs_gateway import ServiceEvent
 
 Json = Mapping[str, Any]
 
@@ -235,7 +238,7 @@ _PLACEMENT = re.compile(r"was unable to place a task", re.I)
 def diagnose(
     *,
     stopped_tasks: Sequence[Json] = (),
-    events: Iterable[Json] = (),
+    events: Iterable[ServiceEvent] = (),
     targets: Sequence[Json] | None = None,
     cause: str = "",
     context: Context = Context(),
@@ -260,7 +263,7 @@ def diagnose(
         if finding:
             add(finding)
 
-    messages = [str(e.get("message", "")) for e in events]
+    messages = [e.message for e in events]
     for msg in messages:
         if "failed container health checks" in msg and "container_health" not in found:
             add(Finding("container_health", *_container_health_advice(context), _trim(msg)))

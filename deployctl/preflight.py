@@ -15,11 +15,12 @@ the adapter's helpers, so this module imports no boto3.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from deployctl.adapters import aws as awsa
+from deployctl.adapters import ecs_gateway
 from deployctl.config.model import ResolvedConfig
 from deployctl.errors import EXIT_USAGE, DeployctlError, ExternalError, PreflightFailed, UsageError
 from deployctl.render.ecs import TAG_PREFIX, service_name, split_secret_ref
@@ -75,7 +76,7 @@ def role_name(arn: str) -> str:
     return arn.rsplit("/", 1)[-1]
 
 
-def run(cfg: ResolvedConfig, aws: Any, image_ref: str, *, log: Callable[[str], None] = lambda s: None,
+def run(cfg: ResolvedConfig, aws: awsa.AwsClients, image_ref: str, *, log: Callable[[str], None] = lambda s: None,
         registry_check: Callable[[str], tuple[str | None, str | None]] | None = None,
         preview: str | None = None) -> PreflightResult:
     """Check the services belong to this environment, then the cluster, image, secrets, target
@@ -129,7 +130,7 @@ def _guard(rep: _Report, what: str, fn: Callable[[], None]) -> None:
         raise (err or ExternalError(str(exc))) from None
 
 
-def owner_conflict(cfg: ResolvedConfig, svc: str, preview: str | None, tags: dict[str, str]) -> str | None:
+def owner_conflict(cfg: ResolvedConfig, svc: str, preview: str | None, tags: Mapping[str, str]) -> str | None:
     """Why an existing ECS service is not this deploy's to update (from its deployctl tags), or None.
 
     A service without any deployctl tag (made by hand or by other tooling) is taken over: that
@@ -151,7 +152,7 @@ def owner_conflict(cfg: ResolvedConfig, svc: str, preview: str | None, tags: dic
     return owner
 
 
-def _check_ownership(cfg: ResolvedConfig, aws: Any, rep: _Report, preview: str | None) -> None:
+def _check_ownership(cfg: ResolvedConfig, aws: awsa.AwsClients, rep: _Report, preview: str | None) -> None:
     """Refuse, before anything is registered, to update a service another environment deployed:
     two environments whose names meet in one cluster must not overwrite each other's release."""
     cluster = cfg.environment.cluster or "default"
@@ -161,14 +162,12 @@ def _check_ownership(cfg: ResolvedConfig, aws: Any, rep: _Report, preview: str |
     def check() -> None:
         listed = list(names)
         for i in range(0, len(listed), 10):  # DescribeServices takes at most 10 services
-            resp = aws.ecs.describe_services(cluster=cluster, services=listed[i:i + 10], include=["TAGS"])
-            for found in resp.get("services", []):
-                if found.get("status") == "INACTIVE" or found.get("serviceName") not in names:
+            for found in ecs_gateway.describe_services(aws.ecs, cluster, listed[i:i + 10], tags=True):
+                if found.status == "INACTIVE" or found.name not in names:
                     continue
-                tags = {str(t.get("key")): str(t.get("value")) for t in found.get("tags") or [] if t.get("key")}
-                owner = owner_conflict(cfg, names[found["serviceName"]], preview, tags)
+                owner = owner_conflict(cfg, names[found.name], preview, found.tags)
                 if owner:
-                    conflicts.append(f"{found['serviceName']} (tagged {owner})")
+                    conflicts.append(f"{found.name} (tagged {owner})")
 
     _guard(rep, f"who owns the ECS services in {cluster}", check)
     if not conflicts:
@@ -183,7 +182,7 @@ def _check_ownership(cfg: ResolvedConfig, aws: Any, rep: _Report, preview: str |
              "cluster; see docs/environments.md")
 
 
-def _check_cluster(cfg: ResolvedConfig, aws: Any, rep: _Report) -> None:
+def _check_cluster(cfg: ResolvedConfig, aws: awsa.AwsClients, rep: _Report) -> None:
     name = cfg.environment.cluster or "default"
 
     def check() -> None:
@@ -205,7 +204,7 @@ def _check_cluster(cfg: ResolvedConfig, aws: Any, rep: _Report) -> None:
     _guard(rep, f"ECS cluster {name}", check)
 
 
-def _check_network(cfg: ResolvedConfig, aws: Any, rep: _Report) -> None:
+def _check_network(cfg: ResolvedConfig, aws: awsa.AwsClients, rep: _Report) -> None:
     net = cfg.environment.network
     if net is None:
         return
@@ -239,7 +238,7 @@ def _default_registry_check(image_ref: str) -> tuple[str | None, str | None]:
     return digest, None if digest else "absent"
 
 
-def _check_image(cfg: ResolvedConfig, aws: Any, image_ref: str, rep: _Report, result: PreflightResult,
+def _check_image(cfg: ResolvedConfig, aws: awsa.AwsClients, image_ref: str, rep: _Report, result: PreflightResult,
                  registry_check: Callable[[str], tuple[str | None, str | None]] | None) -> None:
     try:
         from deployctl.adapters.registry import ImageRef
@@ -288,7 +287,7 @@ def _secret_refs(cfg: ResolvedConfig) -> dict[str, list[str]]:
     return refs
 
 
-def _check_secrets(cfg: ResolvedConfig, aws: Any, rep: _Report, result: PreflightResult) -> None:
+def _check_secrets(cfg: ResolvedConfig, aws: awsa.AwsClients, rep: _Report, result: PreflightResult) -> None:
     described: dict[str, dict[str, Any] | None] = {}  # secret → DescribeSecret answer (None: absent)
     for ref, users in _secret_refs(cfg).items():
         used = f" (used by {', '.join(users)})"
@@ -353,7 +352,7 @@ def _check_secret_version(secret: str, fields: list[str], resp: dict[str, Any], 
                          "deprecated, Secrets Manager may delete it and tasks would fail to start")
 
 
-def _check_target_groups(cfg: ResolvedConfig, aws: Any, rep: _Report, result: PreflightResult) -> None:
+def _check_target_groups(cfg: ResolvedConfig, aws: awsa.AwsClients, rep: _Report, result: PreflightResult) -> None:
     seen: set[str] = set()
     for svc_name, svc in cfg.services.items():
         if not svc.load_balancer or svc.load_balancer.target_group in seen:
@@ -385,7 +384,7 @@ def _check_target_groups(cfg: ResolvedConfig, aws: Any, rep: _Report, result: Pr
         _guard(rep, f"target group {tg}", check)
 
 
-def _check_roles(cfg: ResolvedConfig, aws: Any, rep: _Report) -> None:
+def _check_roles(cfg: ResolvedConfig, aws: awsa.AwsClients, rep: _Report) -> None:
     roles = cfg.environment.roles
     if roles is None:
         return
@@ -406,7 +405,7 @@ def _check_roles(cfg: ResolvedConfig, aws: Any, rep: _Report) -> None:
         _guard(rep, f"IAM {kind} role {name}", check)
 
 
-def _check_alarms(cfg: ResolvedConfig, aws: Any, rep: _Report, result: PreflightResult) -> None:
+def _check_alarms(cfg: ResolvedConfig, aws: awsa.AwsClients, rep: _Report, result: PreflightResult) -> None:
     names = list(dict.fromkeys(cfg.deploy.alarms))
     if not names:
         return

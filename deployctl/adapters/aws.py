@@ -20,8 +20,8 @@ import math
 import os
 import threading
 import time
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, Protocol
 
 import boto3
 import botocore.exceptions
@@ -31,6 +31,8 @@ from botocore.config import Config
 from deployctl.errors import ExternalError
 
 BotoCoreError = botocore.exceptions.BotoCoreError
+# boto3 builds its clients at run time and ships no types: the alias names what is meant.
+BotoClient = Any
 BotoCoreErrorBase: Any = botocore.exceptions.BotoCoreError
 
 # ---------------------------------------------------------------------------------------------
@@ -71,10 +73,10 @@ class Clients:
         self.region = region
         self.endpoint_url = endpoint_url
         self._attempts = attempts
-        self._cache: dict[tuple[str, int, float, float], Any] = {}
+        self._cache: dict[tuple[str, int, float, float], BotoClient] = {}
 
     def client(self, service: str, *, attempts: int | None = None, connect_timeout: float = 10,
-               read_timeout: float = 30) -> Any:
+               read_timeout: float = 30) -> BotoClient:
         key = (service, attempts or self._attempts, connect_timeout, read_timeout)
         with _LOCK:
             if key not in self._cache:
@@ -85,13 +87,26 @@ class Clients:
                 self._cache[key] = _session().client(service, **kwargs)
             return self._cache[key]
 
-    def watch(self, service: str) -> Any:
+    def watch(self, service: str) -> BotoClient:
         return self.client(service, attempts=WATCH_ATTEMPTS)
 
-    def __getattr__(self, name: str) -> Any:
+    def __getattr__(self, name: str) -> BotoClient:
         if name in SERVICES:
             return self.client(name)
         raise AttributeError(name)
+
+
+class AwsClients(Protocol):
+    """What callers need from `Clients` or `Bounded`: a client per service, the watcher's
+    single-attempt clients, and `aws.ecs`-style attributes."""
+
+    region: str
+
+    def client(self, service: str, *, attempts: int | None = None) -> BotoClient: ...
+
+    def watch(self, service: str) -> BotoClient: ...
+
+    def __getattr__(self, name: str) -> BotoClient: ...
 
 
 class OutOfTime(BotoCoreErrorBase):  # type: ignore[valid-type,misc]
@@ -113,7 +128,8 @@ class Bounded:
     STEP = 0.5  # timeouts are rounded down to this (seconds): a bounded number of cached clients
     MIN_ATTEMPT = 2.0  # seconds an attempt gets before retries are given up for time
 
-    def __init__(self, base: Clients, deadline: float, *, clock: Any = time.monotonic) -> None:
+    def __init__(self, base: Clients, deadline: float, *,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.base, self.deadline, self.clock = base, deadline, clock
         self.region = base.region
 
@@ -123,13 +139,13 @@ class Bounded:
     def remaining(self) -> float:
         return self.deadline - self.clock()
 
-    def client(self, service: str, *, attempts: int | None = None) -> Any:
+    def client(self, service: str, *, attempts: int | None = None) -> BotoClient:
         return _BoundedClient(self, service, attempts or self.base._attempts)
 
-    def watch(self, service: str) -> Any:
+    def watch(self, service: str) -> BotoClient:
         return self.client(service, attempts=WATCH_ATTEMPTS)
 
-    def raw(self, service: str, attempts: int, operation: str) -> Any:
+    def raw(self, service: str, attempts: int, operation: str) -> BotoClient:
         """The boto3 client to make one call with now (OutOfTime when no time is left). Short on
         time, a call makes fewer attempts (each gets MIN_ATTEMPT seconds where it can)."""
         remaining = self.remaining()
@@ -143,7 +159,7 @@ class Bounded:
         return self.base.client(service, attempts=attempts, connect_timeout=min(10.0, rounded),
                                 read_timeout=min(30.0, rounded))
 
-    def __getattr__(self, name: str) -> Any:
+    def __getattr__(self, name: str) -> BotoClient:
         if name in SERVICES:
             return self.client(name)
         raise AttributeError(name)
@@ -171,11 +187,11 @@ class _BoundedClient:
 # session caches them. Creating clients from it is serialised by _LOCK (botocore clients are
 # thread-safe to use, sessions are not to create clients from concurrently).
 _LOCK = threading.RLock()
-_SESSION: Any = None
+_SESSION: boto3.session.Session | None = None
 _CLIENTS: dict[tuple[str, ...], Clients] = {}
 
 
-def _session() -> Any:
+def _session() -> boto3.session.Session:
     global _SESSION
     with _LOCK:
         if _SESSION is None:
@@ -305,11 +321,11 @@ def aws_errors(doing: str = "calling AWS") -> Iterator[None]:
 # ---------------------------------------------------------------------------------------------
 
 
-def account_id(c: Clients) -> str:
+def account_id(c: AwsClients) -> str:
     return str(c.sts.get_caller_identity()["Account"])
 
 
-def describe_service(ecs: Any, cluster: str, service: str) -> dict[str, Any] | None:
+def describe_service(ecs: BotoClient, cluster: str, service: str) -> dict[str, Any] | None:
     """One service description, or None when it does not exist (MISSING or INACTIVE)."""
     resp = ecs.describe_services(cluster=cluster, services=[service], include=["TAGS"])
     for svc in resp.get("services", []):
@@ -318,7 +334,7 @@ def describe_service(ecs: Any, cluster: str, service: str) -> dict[str, Any] | N
     return None
 
 
-def ecr_image_digest(ecr: Any, repository: str, *, tag: str | None = None,
+def ecr_image_digest(ecr: BotoClient, repository: str, *, tag: str | None = None,
                      digest: str | None = None, registry_id: str | None = None) -> str | None:
     """Digest of an image in ECR by tag or digest; None when the repository or image is missing."""
     image_id = {"imageDigest": digest} if digest else {"imageTag": tag or "latest"}

@@ -22,14 +22,19 @@ from typing import IO, Any, cast
 import docker
 import docker.credentials.errors
 import docker.errors
+import docker.models.containers
 import requests.exceptions
 import urllib3.exceptions
 
 from deployctl.adapters import docker_config
+from deployctl.adapters.engine_view import ContainerView as ContainerView  # re-exported: typed views of
+from deployctl.adapters.engine_view import HealthCheck as HealthCheck  # inspect answers, in a module that
+from deployctl.adapters.engine_view import container_view as container_view  # needs no docker SDK import
 from deployctl.errors import ExternalError, StageFailed
 
 errors = docker.errors
 Client = docker.DockerClient
+Container = docker.models.containers.Container
 LineSink = Callable[[str], None]
 
 DEFAULT_HOST = "unix:///var/run/docker.sock"

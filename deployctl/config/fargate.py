@@ -1,7 +1,7 @@
 """Fargate task sizes and on-demand prices.
 
 Sizes: https://docs.aws.amazon.com/AmazonECS/latest/developerguide/task-cpu-memory-error.html
-Prices: us-east-1 Linux, see ../shared/ECS-ROLLOUTS.md §9 (third-party listing, March 2026, matching
+Prices: us-east-1 Linux, see docs/ecs-rollouts.md (Fargate sizes and prices) (third-party listing, March 2026, matching
 AWS's own per-second example). Spot is "up to 70%" off; we assume the full 70% and say so.
 """
 

@@ -69,10 +69,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from deployctl import localproxy
+from deployctl.adapters.engine_view import container_view
 from deployctl.errors import DeployFailed, ExternalError, LockHeld, PreflightFailed, UsageError
 from deployctl.redact import Redactor
 
 if TYPE_CHECKING:
+    from deployctl.adapters.engine import Client, Container
     from deployctl.config.model import ResolvedConfig, Service
     from deployctl.plan import Plan
 
@@ -215,7 +217,7 @@ def deploy(plan: Plan, image_ref: str, ctx: Any, options: Any) -> None:
 
 
 def plan_rollback(cfg: ResolvedConfig, to: str | None = None, steps: int = 1,
-                  client: Any = None) -> RollbackChoice:
+                  client: Client | None = None) -> RollbackChoice:
     """Pick the release `rollback` would deploy; raises UsageError when there is none.
 
     Only a succeeded release is ever chosen, and never the one deployed last (`deployed`): when
@@ -299,7 +301,7 @@ def rollback(cfg: ResolvedConfig, to: str | None = None, steps: int = 1, *,
     meta = _Meta(kind="rollback", git_sha=target.git_sha, image_ref=target.image, digest=target.digest,
                  image_id=target.image_id, rollback_of=target.id)
 
-    def still_as_chosen(client: Any) -> None:
+    def still_as_chosen(client: Client) -> None:
         # Chosen before the lock was ours: another deploy may have changed what runs meanwhile,
         # and a rollback from a state nobody looked at could undo the wrong release.
         now = _releases(client, cfg)
@@ -315,7 +317,7 @@ def rollback(cfg: ResolvedConfig, to: str | None = None, steps: int = 1, *,
                   timeout=timeout, drain=drain, lock_wait=lock_wait, check=still_as_chosen)
 
 
-def history(cfg: ResolvedConfig, limit: int | None = 20, client: Any = None) -> list[Release]:
+def history(cfg: ResolvedConfig, limit: int | None = 20, client: Client | None = None) -> list[Release]:
     """Releases of cfg's app/env, newest first, from release records and running containers."""
     if client is None:
         from deployctl.adapters import engine
@@ -324,7 +326,7 @@ def history(cfg: ResolvedConfig, limit: int | None = 20, client: Any = None) -> 
     return _releases(client, cfg)[:limit] if limit else _releases(client, cfg)
 
 
-def status(cfg: ResolvedConfig, client: Any = None) -> LocalStatus:
+def status(cfg: ResolvedConfig, client: Client | None = None) -> LocalStatus:
     """What runs now, per service: release, containers and their health, the stable port."""
     if client is None:
         from deployctl.adapters import engine
@@ -356,7 +358,7 @@ def status(cfg: ResolvedConfig, client: Any = None) -> LocalStatus:
                        deploying=_lock_holder(cfg))
 
 
-def remove(cfg: ResolvedConfig, client: Any = None) -> int:
+def remove(cfg: ResolvedConfig, client: Client | None = None) -> int:
     """Take cfg's app/env off this machine: containers, records, release tags, proxies. Returns
     the number of containers removed. For tests and for cleaning up a dev environment."""
     if client is None:
@@ -470,8 +472,8 @@ class _Roll:
     """One service's switch in progress: what to undo on failure, what to drain on success."""
 
     service: str
-    new: list[Any]
-    old: list[Any]
+    new: list[Container]
+    old: list[Container]
     port: int = 0  # stable local port, 0 without one
     old_backends: list[str] = field(default_factory=list)
     new_backends: list[str] = field(default_factory=list)
@@ -485,21 +487,21 @@ _FAILURES = (DeployFailed, ExternalError, PreflightFailed, UsageError, LockHeld)
 class _Died(Exception):
     """A new container died, was restarted or turned unhealthy inside the settle window."""
 
-    def __init__(self, service: str, container: Any, reason: str, elapsed: float) -> None:
+    def __init__(self, service: str, container: Container, reason: str, elapsed: float) -> None:
         super().__init__(reason)
         self.service, self.container, self.reason, self.elapsed = service, container, reason, elapsed
 
 
 class _NotHealthy(Exception):
-    def __init__(self, container: Any, reason: str) -> None:
+    def __init__(self, container: Container, reason: str) -> None:
         super().__init__(reason)
         self.container = container
         self.reason = reason
 
 
-def _apply(client: Any, cfg: ResolvedConfig, meta: _Meta, secrets: dict[str, dict[str, str]], *,
+def _apply(client: Client, cfg: ResolvedConfig, meta: _Meta, secrets: dict[str, dict[str, str]], *,
            log: Log, note: Log, cancelled: threading.Event | None, timeout: float | None,
-           drain: float | None, lock_wait: float = 0.0, check: Callable[[Any], None] | None = None) -> Release:
+           drain: float | None, lock_wait: float = 0.0, check: Callable[[Client], None] | None = None) -> Release:
     with _env_lock(cfg, wait=lock_wait, log=log, cancelled=cancelled):
         if check is not None:  # may refuse (raise) now that the lock is ours, before anything changes
             check(client)
@@ -556,7 +558,7 @@ def _apply(client: Any, cfg: ResolvedConfig, meta: _Meta, secrets: dict[str, dic
         return release
 
 
-def _start_service(client: Any, cfg: ResolvedConfig, name: str, image_ref: str, base: dict[str, str],
+def _start_service(client: Client, cfg: ResolvedConfig, name: str, image_ref: str, base: dict[str, str],
                    secret_env: dict[str, str], *, log: Log, note: Log, cancelled: threading.Event | None,
                    cap: float | None) -> _Roll:
     svc = cfg.services[name]
@@ -607,8 +609,8 @@ def _start_service(client: Any, cfg: ResolvedConfig, name: str, image_ref: str, 
     return roll
 
 
-def _run_container(client: Any, name: str, image_ref: str, svc: Service, labels: dict[str, str],
-                   env: dict[str, str]) -> Any:
+def _run_container(client: Client, name: str, image_ref: str, svc: Service, labels: dict[str, str],
+                   env: dict[str, str]) -> Container:
     from deployctl.adapters import engine
 
     for attempt in range(1, PORT_ATTEMPTS + 1):
@@ -651,7 +653,7 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _wait_healthy(client: Any, containers: list[Any], svc: Service, limit: float, *, log: Log, note: Log,
+def _wait_healthy(client: Client, containers: list[Container], svc: Service, limit: float, *, log: Log, note: Log,
                   cancelled: threading.Event | None, service: str) -> None:
     t0 = time.monotonic()
     pending = list(containers)
@@ -661,8 +663,7 @@ def _wait_healthy(client: Any, containers: list[Any], svc: Service, limit: float
         elapsed = time.monotonic() - t0
         for c in list(pending):
             c.reload()
-            state = c.attrs.get("State", {})
-            health = state.get("Health")
+            health = container_view(c).health
             died = _died(client, c)
             if died:
                 raise _NotHealthy(c, f"{died} after {elapsed:.1f}s")
@@ -671,7 +672,7 @@ def _wait_healthy(client: Any, containers: list[Any], svc: Service, limit: float
                     log(f"{service}: {c.name} running (no health check) after {elapsed:.1f}s")
                     pending.remove(c)
                 continue
-            now = health.get("Status", "")
+            now = health
             if seen.get(c.name) != now:
                 seen[c.name] = now
                 if now == "starting":
@@ -680,8 +681,8 @@ def _wait_healthy(client: Any, containers: list[Any], svc: Service, limit: float
                 log(f"{service}: {c.name} healthy after {elapsed:.1f}s")
                 pending.remove(c)
             elif now == "unhealthy":
-                streak = health.get("FailingStreak", "?")
-                raise _NotHealthy(c, f"its health check failed {streak} times in a row "
+                streak = container_view(c).failing_streak
+                raise _NotHealthy(c, f"its health check failed {'?' if streak is None else streak} times in a row "
                                      f"(after {elapsed:.1f}s)")
         if pending and elapsed > limit:
             raise _NotHealthy(pending[0], f"still not healthy after {limit:.0f}s")
@@ -689,26 +690,25 @@ def _wait_healthy(client: Any, containers: list[Any], svc: Service, limit: float
             time.sleep(0.25)
 
 
-def _died(client: Any, c: Any) -> str:
+def _died(client: Client, c: Container) -> str:
     """Why container `c` (just reloaded) is no longer the process it was started as, or ""."""
-    state = c.attrs.get("State") or {}
-    status = state.get("Status", "")
-    restarts = int(c.attrs.get("RestartCount") or 0)
+    view = container_view(c)
+    status, restarts = view.status, view.restarts
     if status not in ("exited", "dead", "restarting") and not restarts:
         return ""
-    code = state.get("ExitCode") if status != "running" else None
+    code = view.exit_code if status != "running" else None
     if code is None:  # running again after a restart: Docker's die events keep the exit code
         codes = _exit_codes(client, c)
         code = codes[-1] if codes else None
     text = f"{c.name} exited" + (f" with code {code}" if code is not None else "")
-    if state.get("OOMKilled") or code == 137:
+    if view.oom_killed or code == 137:
         text += " (killed: out of memory, or SIGKILL)"
     if restarts:
         text += f" and was restarted by Docker {restarts} time{'s' if restarts != 1 else ''}"
     return text
 
 
-def _exit_codes(client: Any, c: Any) -> list[int]:
+def _exit_codes(client: Client, c: Container) -> list[int]:
     """Exit codes of `c`'s earlier runs, oldest first, from the engine's event log."""
     try:
         events = client.events(until=f"{time.time():.3f}", decode=True,
@@ -727,7 +727,7 @@ def settle_seconds(cfg: ResolvedConfig) -> float:
     return SETTLE_INTERVALS * max(intervals, default=NO_HEALTH_INTERVAL)
 
 
-def _settle(client: Any, cfg: ResolvedConfig, rolls: list[_Roll], window: float, *, rid: str, log: Log,
+def _settle(client: Client, cfg: ResolvedConfig, rolls: list[_Roll], window: float, *, rid: str, log: Log,
             note: Log, cancelled: threading.Event | None) -> None:
     """Watch the new containers for `window` seconds after the switch; _Died if one exits, is
     restarted or fails its health check `retries` times in a row. The previous release keeps
@@ -751,10 +751,10 @@ def _settle(client: Any, cfg: ResolvedConfig, rolls: list[_Roll], window: float,
             died = _died(client, c)
             if died:
                 raise _Died(roll.service, c, died, elapsed)
-            health = (c.attrs.get("State") or {}).get("Health") or {}
+            view = container_view(c)
             svc = cfg.services[roll.service]
-            streak = int(health.get("FailingStreak") or 0)
-            if health.get("Status") == "unhealthy" or (svc.health and streak >= svc.health.retries):
+            streak = view.failing_streak or 0
+            if view.health == "unhealthy" or (svc.health and streak >= svc.health.retries):
                 raise _Died(roll.service, c, f"{c.name} failed its health check {streak} times in a row",
                             elapsed)
         if elapsed >= window:
@@ -763,7 +763,7 @@ def _settle(client: Any, cfg: ResolvedConfig, rolls: list[_Roll], window: float,
         time.sleep(0.25)
 
 
-def _show_failure(container: Any, service: str, log: Log) -> None:
+def _show_failure(container: Container, service: str, log: Log) -> None:
     with contextlib.suppress(Exception):
         container.reload()
         raw = container.logs(tail=LOG_TAIL, stdout=True, stderr=True).decode("utf-8", "replace")
@@ -774,12 +774,12 @@ def _show_failure(container: Any, service: str, log: Log) -> None:
         mask = Redactor().stream()
         for line in lines:
             log(f"  | {mask(line)}")
-        checks = ((container.attrs.get("State") or {}).get("Health") or {}).get("Log") or []
+        checks = container_view(container).health_log
         if checks:
             log(f"{service}: last health checks of {container.name}:")
         for check in checks[-5:]:
-            output = " ".join(str(check.get("Output", "")).split())[:300]
-            log(f"  | exit {check.get('ExitCode')}: {output or '(no output)'}")
+            output = " ".join(check.output.split())[:300]
+            log(f"  | exit {check.exit_code}: {output or '(no output)'}")
 
 
 def _undo(rolls: list[_Roll], log: Log) -> None:
@@ -794,7 +794,7 @@ def _undo(rolls: list[_Roll], log: Log) -> None:
         _remove(roll.new)
 
 
-def _finish(client: Any, rolls: list[_Roll], drain: float | None, log: Log) -> None:
+def _finish(client: Client, rolls: list[_Roll], drain: float | None, log: Log) -> None:
     """Drain and stop the containers of the previous release, now that every service is switched."""
     limit = _drain_seconds(drain)
     for roll in rolls:
@@ -824,13 +824,13 @@ def _drain_seconds(drain: float | None) -> float:
         raise UsageError(f"DEPLOYCTL_DRAIN must be a number of seconds, not {raw!r}") from None
 
 
-def _remove(containers: list[Any]) -> None:
+def _remove(containers: list[Container]) -> None:
     for c in containers:
         with contextlib.suppress(Exception):
             c.remove(force=True)
 
 
-def _ensure_proxy(client: Any, cfg: ResolvedConfig, service: str, port: int) -> None:
+def _ensure_proxy(client: Client, cfg: ResolvedConfig, service: str, port: int) -> None:
     owner = f"{cfg.app}/{cfg.env_name}/{service}"
     hint = f"give services.{service}.local_port in deploy.yaml a free port"
     try:
@@ -848,7 +848,7 @@ def _ensure_proxy(client: Any, cfg: ResolvedConfig, service: str, port: int) -> 
         raise ExternalError(f"{service}: {exc}", hint=hint) from None
 
 
-def _owner_alive(client: Any, owner: str) -> bool:
+def _owner_alive(client: Client, owner: str) -> bool:
     app, _, rest = owner.partition("/")
     env, _, service = rest.partition("/")
     labels = [f"{L_APP}={app}", f"{L_ENV}={env}", f"{L_SERVICE}={service}", f"{L_ROLE}={ROLE_SERVICE}"]
@@ -872,7 +872,7 @@ def _record_name(cfg: ResolvedConfig, rid: str, *, final: bool = True) -> str:
     return f"{cfg.app}-{cfg.env_name}-{rid}-release" + ("" if final else "-in-progress")
 
 
-def _record_start(client: Any, cfg: ResolvedConfig, base: dict[str, str], image_id: str, log: Log) -> None:
+def _record_start(client: Client, cfg: ResolvedConfig, base: dict[str, str], image_id: str, log: Log) -> None:
     """The release's record from its start (outcome `in progress`, this process's pid), so that a
     deploy killed before its verdict still shows in `history`. Replaced by _record."""
     labels = {**base, L_ROLE: ROLE_RECORD, L_OUTCOME: IN_PROGRESS, L_SERVICES: ",".join(cfg.services),
@@ -884,7 +884,7 @@ def _record_start(client: Any, cfg: ResolvedConfig, base: dict[str, str], image_
         log(f"warning: could not record the start of release {base[L_RELEASE]}: {exc}")
 
 
-def _record(client: Any, cfg: ResolvedConfig, base: dict[str, str], image_id: str, outcome: str,
+def _record(client: Client, cfg: ResolvedConfig, base: dict[str, str], image_id: str, outcome: str,
             started: float, message: str, log: Log) -> Release:
     ended = time.time()
     labels = {
@@ -908,7 +908,7 @@ def _record(client: Any, cfg: ResolvedConfig, base: dict[str, str], image_id: st
     return _release_from_labels(labels, image_id, current=outcome == "succeeded", available=True)
 
 
-def _prune(client: Any, cfg: ResolvedConfig, log: Log) -> None:
+def _prune(client: Client, cfg: ResolvedConfig, log: Log) -> None:
     """Keep the newest image.keep releases (record + release tag); drop older ones."""
     records = sorted(_records(client, cfg), key=lambda c: _number(c.labels), reverse=True)
     services = _service_containers(client, cfg, None)
@@ -925,11 +925,11 @@ def _prune(client: Any, cfg: ResolvedConfig, log: Log) -> None:
         log(f"pruned release {rid} (image.keep = {cfg.image.keep})")
 
 
-def _releases(client: Any, cfg: ResolvedConfig) -> list[Release]:
+def _releases(client: Client, cfg: ResolvedConfig) -> list[Release]:
     services = _service_containers(client, cfg, None)
     running = {c.labels.get(L_RELEASE) for c in services if c.status == "running"}
     present = {c.labels.get(L_RELEASE) for c in services}
-    records: dict[str | None, Any] = {}
+    records: dict[str | None, Container] = {}
     for c in _records(client, cfg):  # a start record and the final one (killed in between): the final wins
         rid = c.labels.get(L_RELEASE)
         if rid not in records or records[rid].labels.get(L_OUTCOME) == IN_PROGRESS:
@@ -937,13 +937,13 @@ def _releases(client: Any, cfg: ResolvedConfig) -> list[Release]:
     images = {ref.rsplit("-", 1)[-1] for ref in _release_tags(client, cfg)}
     out = []
     for rid, c in records.items():
-        out.append(_release_from_labels(c.labels, c.attrs.get("Image", ""), current=False,
+        out.append(_release_from_labels(c.labels, container_view(c).image, current=False,
                                         available=rid in images))
     for c in services:  # a release still rolling out (or cut off) has containers but no record
         rid = c.labels.get(L_RELEASE)
         if rid not in records:
             records[rid] = c
-            out.append(_release_from_labels({**c.labels, L_OUTCOME: "in progress"}, c.attrs.get("Image", ""),
+            out.append(_release_from_labels({**c.labels, L_OUTCOME: "in progress"}, container_view(c).image,
                                             current=False, available=rid in images))
     out.sort(key=lambda r: r.number, reverse=True)
     out = [_cut_off(r, records.get(r.id), newest=i == 0, holder=_lock_holder(cfg) if i == 0 else "")
@@ -953,7 +953,7 @@ def _releases(client: Any, cfg: ResolvedConfig) -> list[Release]:
     return [_with_current(r, current, r.id in present) for r in out]
 
 
-def _cut_off(release: Release, record: Any, *, newest: bool, holder: str) -> Release:
+def _cut_off(release: Release, record: Container | None, *, newest: bool, holder: str) -> Release:
     """An `in progress` release is `interrupted` once a newer release exists or the process that
     deployed it no longer holds the deploy lock (killed: the kernel dropped its flock)."""
     pid = (record.labels if record is not None else {}).get(L_PID, "")
@@ -986,19 +986,19 @@ def _release_from_labels(labels: Mapping[str, str], image_id: str, *, current: b
     )
 
 
-def _release_tags(client: Any, cfg: ResolvedConfig) -> list[str]:
+def _release_tags(client: Client, cfg: ResolvedConfig) -> list[str]:
     """`deployctl-releases/<app>:<env>-rN` tags (an image listed may carry other tags too)."""
     prefix = f"{RELEASE_REPO}/{cfg.app}:{cfg.env_name}-r"
     return [ref for image in client.images.list(name=f"{RELEASE_REPO}/{cfg.app}") for ref in image.tags
             if ref.startswith(prefix) and ref[len(prefix):].isdigit()]
 
 
-def _records(client: Any, cfg: ResolvedConfig) -> list[Any]:
+def _records(client: Client, cfg: ResolvedConfig) -> list[Container]:
     return list(client.containers.list(all=True, ignore_removed=True, filters={"label": [
         f"{L_APP}={cfg.app}", f"{L_ENV}={cfg.env_name}", f"{L_ROLE}={ROLE_RECORD}"]}))
 
 
-def _service_containers(client: Any, cfg: ResolvedConfig, service: str | None) -> list[Any]:
+def _service_containers(client: Client, cfg: ResolvedConfig, service: str | None) -> list[Container]:
     labels = [f"{L_APP}={cfg.app}", f"{L_ENV}={cfg.env_name}", f"{L_ROLE}={ROLE_SERVICE}"]
     if service:
         labels.append(f"{L_SERVICE}={service}")
@@ -1007,7 +1007,7 @@ def _service_containers(client: Any, cfg: ResolvedConfig, service: str | None) -
     return list(client.containers.list(all=True, ignore_removed=True, filters={"label": labels}))
 
 
-def _next_number(client: Any, cfg: ResolvedConfig) -> int:
+def _next_number(client: Client, cfg: ResolvedConfig) -> int:
     everything = client.containers.list(all=True, ignore_removed=True, filters={"label": [f"{L_APP}={cfg.app}",
                                                                      f"{L_ENV}={cfg.env_name}"]})
     return 1 + max((_number(c.labels) for c in everything), default=0)
@@ -1027,30 +1027,24 @@ def _release_number(text: str) -> int:
     return int(raw)
 
 
-def _container_state(c: Any, svc: Service) -> ContainerState:
-    state = c.attrs.get("State", {})
-    health = (state.get("Health") or {}).get("Status", "none")
-    status = state.get("Status", c.status)
+def _container_state(c: Container, svc: Service) -> ContainerState:
+    view = container_view(c)
+    status = view.status or c.status
     return ContainerState(name=c.name, id=c.short_id, release=c.labels.get(L_RELEASE, ""),
-                          state=status, health=health,
+                          state=status, health=view.health or "none",
                           backend=_backend(c, svc) if svc.port and c.status == "running" else "",
-                          restarts=int(c.attrs.get("RestartCount") or 0),
-                          exit_code=state.get("ExitCode") if status in ("exited", "dead", "restarting") else None)
+                          restarts=view.restarts,
+                          exit_code=view.exit_code if status in ("exited", "dead", "restarting") else None)
 
 
-def _backend(container: Any, svc: Service) -> str:
-    ports = (container.attrs.get("NetworkSettings") or {}).get("Ports") or {}
-    bound = ports.get(f"{svc.port}/tcp") or []
-    for binding in bound:
-        if binding.get("HostPort"):
-            return f"{binding.get('HostIp') or '127.0.0.1'}:{binding['HostPort']}"
-    return ""
+def _backend(container: Container, svc: Service) -> str:
+    return container_view(container).host_address(svc.port) if svc.port else ""
 
 
 # --- small things ---------------------------------------------------------------------------------
 
 
-def _local_image(client: Any, ref: str, log: Log) -> dict[str, Any]:
+def _local_image(client: Client, ref: str, log: Log) -> dict[str, Any]:
     from deployctl.adapters import engine
 
     info = engine.image_info(client, ref)
@@ -1078,7 +1072,7 @@ def _digest_of(ref: str, info: Mapping[str, Any]) -> str:
     return ""
 
 
-def _tag(client: Any, image_id: str, ref: str) -> None:
+def _tag(client: Client, image_id: str, ref: str) -> None:
     from deployctl.adapters import engine
 
     repository, tag = ref.rsplit(":", 1)

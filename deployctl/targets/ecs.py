@@ -29,18 +29,25 @@ import copy
 import dataclasses
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from deployctl import diagnose, preflight, releases_tags, rollout
 from deployctl.adapters import aws as awsa
+from deployctl.adapters import ecs_gateway
+from deployctl.adapters.ecs_gateway import ServiceState
 from deployctl.errors import DeployctlError, DeployFailed, ExternalError
 from deployctl.plan import Plan, ServicePlan, make_plan
 from deployctl.redact import Redactor
 from deployctl.render import ecs as render
 from deployctl.render.ecs import Facts
+
+if TYPE_CHECKING:
+    from deployctl.config.model import ResolvedConfig
+
+_T = TypeVar("_T")
 
 _DEFAULT_TIMEOUT = 900.0
 _DEFAULT_POLL = 5.0
@@ -148,7 +155,7 @@ def _dc_view(dc: Mapping[str, Any] | None) -> dict[str, Any]:
     }
 
 
-def _cps_view(cps: Any) -> tuple[tuple[str, int, int], ...]:
+def _cps_view(cps: Iterable[Mapping[str, Any]] | None) -> tuple[tuple[str, int, int], ...]:
     return tuple(sorted((str(x.get("capacityProvider")), int(x.get("weight") or 0), int(x.get("base") or 0))
                         for x in cps or []))
 
@@ -170,27 +177,25 @@ def service_drift(update_request: Mapping[str, Any], live: Mapping[str, Any]) ->
     return out
 
 
-def previous_revision(live: Mapping[str, Any] | None) -> str | None:
+def previous_revision(live: ServiceState | None) -> str | None:
     """The task definition the service ran before this deploy: its COMPLETED deployment's, else
     the PRIMARY's (a service stuck mid-rollout has no better answer), else the service's."""
-    if not live:
+    if live is None:
         return None
-    deps = live.get("deployments") or []
-    done = [d for d in deps if d.get("rolloutState") == "COMPLETED"]
+    done = [d for d in live.deployments if d.rollout_state == "COMPLETED"]
     if done:
-        return str(done[0]["taskDefinition"])
-    primary = next((d for d in deps if d.get("status") == "PRIMARY"), None)
-    if primary and primary.get("rolloutState") != "FAILED":
-        return str(primary["taskDefinition"])
-    return str(live["taskDefinition"]) if live.get("taskDefinition") else None
+        return done[0].task_definition
+    primary = live.primary
+    if primary is not None and primary.rollout_state != "FAILED":
+        return primary.task_definition
+    return live.task_definition or None
 
 
-def find_started_deployment(svc: Mapping[str, Any], td_arn: str, before_ids: set[str]) -> str | None:
+def find_started_deployment(svc: ServiceState, td_arn: str, before_ids: set[str]) -> str | None:
     """Our deployment: the PRIMARY on our task definition that did not exist before the call."""
-    for d in svc.get("deployments") or []:
-        if d.get("status") == "PRIMARY" and d.get("taskDefinition") == td_arn \
-                and d.get("id") not in before_ids:
-            return str(d["id"])
+    for d in svc.deployments:
+        if d.is_primary and d.task_definition == td_arn and d.id not in before_ids:
+            return d.id
     return None
 
 
@@ -203,7 +208,7 @@ class EcsSource:
     """rollout.Source over boto3: counts calls, turns throttling/transient errors into
     rollout.Throttled (the watcher backs off; a deploy never fails for throttling)."""
 
-    def __init__(self, aws: Any, cluster: str, service: str, alarms: list[str], *,
+    def __init__(self, aws: awsa.AwsClients, cluster: str, service: str, alarms: list[str], *,
                  shared_target_group: bool = True) -> None:
         self.ecs = aws.watch("ecs")
         self.elbv2 = aws.watch("elbv2")
@@ -217,10 +222,10 @@ class EcsSource:
         self.foreign_ips: set[str] = set()  # target IPs that were not ours when we looked
         self.calls = 0
 
-    def _call(self, op: str, fn: Callable[..., Any], **kwargs: Any) -> Any:
+    def _call(self, op: str, fn: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
         self.calls += 1
         try:
-            return fn(**kwargs)
+            return fn(*args, **kwargs)
         except awsa.ClientError as exc:
             status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
             if awsa.is_throttle(exc):
@@ -236,13 +241,12 @@ class EcsSource:
             raise rollout.Throttled(op, str(exc), transient=True,
                                     out_of_time=isinstance(exc, awsa.OutOfTime)) from None
 
-    def service(self) -> dict[str, Any] | None:
-        resp = self._call("DescribeServices", self.ecs.describe_services, cluster=self.cluster,
-                          services=[self.name])
-        for svc in resp.get("services", []):
-            self.target_groups = [lb["targetGroupArn"] for lb in svc.get("loadBalancers") or []
-                                  if lb.get("targetGroupArn")]
-            return dict(svc)
+    def service(self) -> ServiceState | None:
+        states = self._call("DescribeServices", ecs_gateway.describe_services, self.ecs, self.cluster,
+                            [self.name])
+        for svc in states:
+            self.target_groups = svc.target_groups
+            return svc
         return None
 
     def stopped_tasks(self, deployment_id: str, known: set[str]) -> list[Mapping[str, Any]]:
@@ -435,7 +439,7 @@ def _no_new_release(outcomes: Mapping[str, ServiceOutcome], outputs: dict[str, s
         + (f"; release {live} stays live" if live else ""))
 
 
-def _ensure_monitoring_alarms(cfg: Any, aws: Any, log: Any) -> None:
+def _ensure_monitoring_alarms(cfg: ResolvedConfig, aws: awsa.Bounded, log: _Log) -> None:
     """Generated alarms named in monitoring.roll_back_on are ECS deployment alarms of this
     deploy, so they must exist before the service update names them: create or update every
     monitoring alarm first (PutMetricAlarm is idempotent). Dashboards stay with `monitor apply`."""
@@ -453,7 +457,7 @@ def _ensure_monitoring_alarms(cfg: Any, aws: Any, log: Any) -> None:
     log(f"monitoring: {len(specs)} alarms up to date (roll back on: {', '.join(mon.roll_back_on)})")
 
 
-def _deploy_wave(plan: Plan, wave: list[ServicePlan], aws: Any, settings: Settings, log: _Log,
+def _deploy_wave(plan: Plan, wave: list[ServicePlan], aws: awsa.Bounded, settings: Settings, log: _Log,
                  cancelled: threading.Event, alarm_states: dict[str, str]) -> dict[str, ServiceOutcome]:
     results: dict[str, ServiceOutcome] = {}
 
@@ -503,7 +507,7 @@ def _crashed(sp: ServicePlan, job: _ServiceDeploy | None, exc: Exception, log: _
 
 
 class _ServiceDeploy:
-    def __init__(self, plan: Plan, sp: ServicePlan, aws: Any, settings: Settings, log: _Log,
+    def __init__(self, plan: Plan, sp: ServicePlan, aws: awsa.Bounded, settings: Settings, log: _Log,
                  cancelled: threading.Event, alarm_states: dict[str, str]) -> None:
         self.plan, self.sp, self.aws, self.s = plan, sp, aws, settings
         self.cfg = plan.config
@@ -519,7 +523,7 @@ class _ServiceDeploy:
         self.registered: str | None = None  # the revision this deploy registered (its release)
         self.kept_release: str | None = None  # registering none: the running revision's release
         self.recorded = False  # its outcome tag has been written (or attempted)
-        self.last_seen: Mapping[str, Any] | None = None  # the rollout watch's last DescribeServices answer
+        self.last_seen: ServiceState | None = None  # the rollout watch's last DescribeServices answer
         self.rollback_requested = False  # ECS accepted deployctl's rollback UpdateService
         self.started = time.monotonic()
 
@@ -530,11 +534,12 @@ class _ServiceDeploy:
         conf = self.sp.update_service.get("deploymentConfiguration", {})
         return list((conf.get("alarms") or {}).get("alarmNames") or [])
 
-    def _alarms_at_start(self, fallback: Mapping[str, str], aws: Any = None) -> dict[str, str]:
+    def _alarms_at_start(self, fallback: Mapping[str, str], aws: awsa.Bounded | None = None) -> dict[str, str]:
         """States of every deployment alarm of this service, read right before a deployment
         starts (ours, or deployctl's rollback). ECS turns its alarm checks off for a deployment
-        that starts with one of its alarms in ALARM (ECS-ROLLOUTS.md §3), so deployctl's own
-        alarm gate ignores exactly those too. Unreadable → `fallback` (older readings)."""
+        that starts with one of its alarms in ALARM (docs/ecs-rollouts.md, "Deployment alarms"),
+        so deployctl's own alarm gate ignores exactly those too. Unreadable → `fallback` (older
+        readings)."""
         names = self._alarm_names()
         if not names:
             return {}
@@ -570,32 +575,35 @@ class _ServiceDeploy:
     def run(self) -> ServiceOutcome:
         ecs = self.aws.ecs
         sp = self.sp
+        # The raw answer stays for what compares it with request dicts (drift, settings to
+        # restore, settling the previous release); everything else reads the typed state.
         live = awsa.describe_service(ecs, self.cluster, sp.ecs_service)
-        if live is not None and live.get("status") == "DRAINING":
+        state = ServiceState.from_api(live) if live is not None else None
+        if state is not None and state.status == "DRAINING":
             raise DeployFailed(f"service {sp.ecs_service} is being deleted (DRAINING); wait and deploy again")
         if live is not None:
             self.settle_previous(live)
-        previous = previous_revision(live)
+        previous = previous_revision(state)
         self.previous = previous
         td_arn: str | None = None
         drift: list[str] = []
-        if live is not None:
-            live_td = ecs.describe_task_definition(taskDefinition=live["taskDefinition"], include=["TAGS"])
+        if live is not None and state is not None:
+            live_td = ecs.describe_task_definition(taskDefinition=state.task_definition, include=["TAGS"])
             if same_task_definition(sp.task_definition, live_td["taskDefinition"]):
                 live_release = releases_tags.parse(live_td.get("tags")).release
                 drift = service_drift(sp.update_service, live)
                 if not self.s.force:
                     self.kept_release = live_release or ""
                 if not self.s.force and not drift:
-                    label = rollout.td_label(live["taskDefinition"])
+                    label = rollout.td_label(state.task_definition)
                     msg = f"no change: {label} already runs this image and configuration" + \
                         (f" (release {live_release})" if live_release else "")
                     self.log(msg)
-                    return ServiceOutcome(sp.name, NO_CHANGE, msg, live["taskDefinition"], previous)
+                    return ServiceOutcome(sp.name, NO_CHANGE, msg, state.task_definition, previous)
                 if not self.s.force:
                     # Settings only: the running revision stays, and so does its release record
                     # (history, promote and rollback go by revisions); nothing new is registered.
-                    td_arn = str(live["taskDefinition"])
+                    td_arn = state.task_definition
                     self.log(f"task definition unchanged; updating service settings: {', '.join(drift)} "
                              f"({rollout.td_label(td_arn)} keeps its release"
                              f"{f' {live_release}' if live_release else ''}; no new release is recorded)")
@@ -607,28 +615,30 @@ class _ServiceDeploy:
         self.td_arn = td_arn
         settings_only = td_arn != self.registered
 
-        before_ids = {str(d["id"]) for d in (live or {}).get("deployments") or []}
-        seen_events = {str(e["id"]) for e in (live or {}).get("events") or []}
+        before_ids = state.deployment_ids if state is not None else set()
+        seen_events = state.event_ids if state is not None else set()
         alarms = self._alarms_at_start(self.preflight_alarms)
         started = time.monotonic()
-        if live is None:
+        if state is None:
             req = {**sp.create_service, "taskDefinition": td_arn}
             self.log(f"creating service {sp.ecs_service} ({req['desiredCount']} tasks, "
                      f"{rollout.td_label(td_arn)})")
             svc = ecs.create_service(**req)["service"]
         else:
             req = {**sp.update_service, "taskDefinition": td_arn}
-            self.log(f"updating service {sp.ecs_service}: {rollout.td_label(live['taskDefinition'])} → "
+            self.log(f"updating service {sp.ecs_service}: {rollout.td_label(state.task_definition)} → "
                      f"{rollout.td_label(td_arn)}")
             svc = ecs.update_service(**req)["service"]
-        our_id, svc = self._started_id(svc, td_arn, before_ids, allow_existing=settings_only)
+        our_id, started_state = self._started_id(ServiceState.from_api(svc), td_arn, before_ids,
+                                                 allow_existing=settings_only)
         if our_id in before_ids:
             before_ids.discard(our_id)
         # deploy.timeout counts from the start of the deploy (preflight and earlier waves included).
         deploy_start = self.s.rollout_deadline - self.s.timeout
         self.log(f"watching deployment {our_id} ({max(0.0, self.s.rollout_deadline - time.monotonic()):.0f}s "
                  f"left of the {self.s.timeout:g}s timeout)")
-        result = self._watch(our_id, before_ids, seen_events, self.s.timeout, deploy_start, alarms, first=svc)
+        result = self._watch(our_id, before_ids, seen_events, self.s.timeout, deploy_start, alarms,
+                             first=started_state)
         verdict = result.verdict
         if verdict.ok:
             self.log(f"succeeded: {verdict.message} in {result.duration:.1f}s")
@@ -655,8 +665,8 @@ class _ServiceDeploy:
         if self.registered and not self.recorded:
             self._tag(self.registered, releases_tags.FAILED, time.monotonic() - self.started, message)
 
-    def _started_id(self, svc: Mapping[str, Any], td_arn: str, before_ids: set[str], *,
-                    allow_existing: bool) -> tuple[str, Mapping[str, Any]]:
+    def _started_id(self, svc: ServiceState, td_arn: str, before_ids: set[str], *,
+                    allow_existing: bool) -> tuple[str, ServiceState]:
         """Capture our deployment from the create/update answer, or a describe right after.
         Returns its id and the service description that shows it."""
         for attempt in range(4):
@@ -664,19 +674,18 @@ class _ServiceDeploy:
             if found:
                 return found, svc
             if allow_existing:  # a settings-only change may just rescale the current deployment
-                deps = svc.get("deployments") or []
-                primary = next((d for d in deps if d.get("status") == "PRIMARY"), None)
-                if primary and primary.get("taskDefinition") == td_arn:
-                    return str(primary["id"]), svc
+                primary = svc.primary
+                if primary is not None and primary.task_definition == td_arn:
+                    return primary.id, svc
             time.sleep(0.2 * (attempt + 1))
-            svc = awsa.describe_service(self.aws.ecs, self.cluster, self.sp.ecs_service) or {}
+            svc = ServiceState.from_api(awsa.describe_service(self.aws.ecs, self.cluster, self.sp.ecs_service) or {})
         raise DeployFailed(f"ECS accepted the update of {self.sp.ecs_service} but started no deployment of "
                            f"{rollout.td_label(td_arn)}",
                            hint="run `deployctl status` and check the service events")
 
     def _watch(self, our_id: str, before_ids: set[str], seen_events: set[str], timeout: float,
                started: float, alarms_at_start: Mapping[str, str],
-               first: Mapping[str, Any] | None = None, aws: Any = None) -> rollout.WatchResult:
+               first: ServiceState | None = None, aws: awsa.Bounded | None = None) -> rollout.WatchResult:
         svc = self.cfg.services[self.sp.name]
         limits = rollout.Limits(timeout=timeout, ecs_rollback_grace=self.s.poll.ecs_rollback_grace,
                                 health_gate=self.s.poll.health_gate, alarm_grace=self.s.poll.alarm_grace,
@@ -692,7 +701,7 @@ class _ServiceDeploy:
                              before_ids=before_ids, seen_events=seen_events,
                              alarms_at_start=dict(alarms_at_start),
                              cancelled=self.cancelled, clock=clock,
-                             first_service=first if first and first.get("deployments") else None)
+                             first_service=first if first is not None and first.deployments else None)
 
     def _failed(self, verdict: rollout.Verdict, result: rollout.WatchResult, td_arn: str,
                 previous: str | None, started: float) -> ServiceOutcome:
@@ -767,16 +776,17 @@ class _ServiceDeploy:
         all within the rollback budget. Raises (UpdateService refused or not answered) when
         nothing was changed; `self.rollback_requested` says whether ECS accepted the update."""
         aws = self.aws.until(self.s.deadline)
-        live: Mapping[str, Any] = self.last_seen or {}  # what the watch saw last
+        live = self.last_seen  # what the watch saw last
         if describe:  # not when DescribeServices just went unanswered: it would eat the budget
             with contextlib.suppress(awsa.ClientError, awsa.BotoCoreError):
-                live = awsa.describe_service(aws.client("ecs", attempts=1), self.cluster,
-                                             self.sp.ecs_service) or live
-        before_ids = {str(d["id"]) for d in live.get("deployments") or []}
-        seen = {str(e["id"]) for e in live.get("events") or []}
+                found = awsa.describe_service(aws.client("ecs", attempts=1), self.cluster, self.sp.ecs_service)
+                if found is not None:
+                    live = ServiceState.from_api(found)
+        before_ids = live.deployment_ids if live is not None else set()
+        seen = live.event_ids if live is not None else set()
         alarms = self._alarms_at_start({**self.preflight_alarms, **fallback}, aws)
         again = time.monotonic()
-        svc = aws.ecs.update_service(**request)["service"]
+        svc = ServiceState.from_api(aws.ecs.update_service(**request)["service"])
         self.rollback_requested = True
         rb_id, svc = self._started_id(svc, td_arn, before_ids, allow_existing=allow_existing)
         before_ids.discard(rb_id)
@@ -828,11 +838,11 @@ class _ServiceDeploy:
 
     def _live_text(self, td_arn: str) -> str:
         """What the last DescribeServices answer showed running (AWS may not be answering now)."""
-        deps = (self.last_seen or {}).get("deployments") or []
+        deps = self.last_seen.deployments if self.last_seen is not None else ()
         if not deps:
             return "What runs now is unknown: AWS did not answer."
-        parts = [f"{rollout.td_label(d.get('taskDefinition'))} {str(d.get('status', '')).lower()} "
-                 f"({d.get('rolloutState', '?')}, {rollout.counts_text(d)})" for d in deps]
+        parts = [f"{rollout.td_label(d.task_definition)} {d.status.lower()} "
+                 f"({d.rollout_state or '?'}, {d.counts_text()})" for d in deps]
         return f"Last seen: {'; '.join(parts)}."
 
     def _diagnose(self, verdict: rollout.Verdict, result: rollout.WatchResult) -> list[str]:
@@ -911,7 +921,7 @@ def _retryable(exc: BaseException) -> bool:
     return isinstance(exc, awsa.BotoCoreError)
 
 
-def record_outcome(aws: Any, td_arn: str, tags: Mapping[str, str], *,
+def record_outcome(aws: awsa.Bounded, td_arn: str, tags: Mapping[str, str], *,
                    sleep: Callable[[float], None] = time.sleep) -> tuple[int, BaseException | None]:
     """TagResource with a release's outcome tags, one attempt per call, retried with jittered
     backoff (0.1 s doubling to 1 s) on throttling, 5xx and connection errors until `aws`'s

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from deployctl.adapters.ecs_gateway import ServiceEvent
 from deployctl.diagnose import Context, diagnose, render
 
 ARN = "arn:aws:ecs:us-east-1:123456789012:task/ai-prod/0123456789abcdef0123456789abcdef"
@@ -89,7 +90,7 @@ def test_elb_health_check_failing_from_task_event_and_targets() -> None:
     assert keys(diagnose(stopped_tasks=[t], context=CTX)) == ["elb_health"]
     event = {"message": f"(service chat-api-api) (task 0123) (port 8000) is unhealthy in (target-group {TG}) due to "
                         "(reason Health checks failed with these codes: [502])."}
-    (f,) = diagnose(events=[event], context=CTX)
+    (f,) = diagnose(events=[ServiceEvent.from_api(event)], context=CTX)
     assert f.key == "elb_health" and "port 8000, path /health/ready" in f.advice
     targets = [{"Target": {"Id": "10.0.1.5", "Port": 8000},
                 "TargetHealth": {"State": "unhealthy", "Reason": "Target.Timeout", "Description": "Request timed out"}}]
@@ -109,7 +110,8 @@ def test_placement_and_deployment_configuration_events() -> None:
                     "deployment configuration. Update the minimumHealthyPercent or maximumPercent value and try "
                     "again."},
     ]
-    assert keys(diagnose(events=events, context=CTX)) == ["placement", "deploy_config"]
+    assert keys(diagnose(events=[ServiceEvent.from_api(e) for e in events], context=CTX)) == ["placement",
+                                                                                                 "deploy_config"]
 
 
 def test_alarm_cause_names_the_alarm() -> None:
@@ -195,7 +197,8 @@ def test_tasks_scaled_in_by_an_alarm_rollback_are_not_a_crash() -> None:
     # SIGKILL after stopTimeout (137). ECS stopped them; the alarm is the cause.
     events = [{"message": "(service chat-api-api) (deployment ecs-svc/99) deployment failed: alarm detected."}]
     for code in (143, 137, 1):
-        findings = diagnose(stopped_tasks=[replaced(code), replaced(code)], events=events, cause="ecs_rollback",
+        findings = diagnose(stopped_tasks=[replaced(code), replaced(code)],
+                            events=[ServiceEvent.from_api(e) for e in events], cause="ecs_rollback",
                             context=CTX)
         assert keys(findings) == ["alarm"], code
         assert render(findings)[0].startswith("likely cause: chat-api-5xx went into ALARM")

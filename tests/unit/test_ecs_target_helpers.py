@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from deployctl import releases_tags
+from deployctl.adapters.ecs_gateway import ServiceState
 from deployctl.preflight import role_name, ssm_name
 from deployctl.targets.ecs import (
     find_started_deployment,
@@ -124,14 +125,15 @@ def _d(i: str, status: str, rev: int, state: str) -> dict[str, Any]:
 def test_previous_revision_prefers_the_completed_deployment() -> None:
     live = {"taskDefinition": "arn:td/fam:9", "deployments": [_d("n", "PRIMARY", 9, "IN_PROGRESS"),
                                                               _d("o", "ACTIVE", 8, "COMPLETED")]}
-    assert previous_revision(live) == "arn:td/fam:8"
-    assert previous_revision({"taskDefinition": "arn:td/fam:9", "deployments": [_d("n", "PRIMARY", 9, "FAILED")]}) \
-        == "arn:td/fam:9"
+    assert previous_revision(ServiceState.from_api(live)) == "arn:td/fam:8"
+    assert previous_revision(ServiceState.from_api(
+        {"taskDefinition": "arn:td/fam:9", "deployments": [_d("n", "PRIMARY", 9, "FAILED")]})) == "arn:td/fam:9"
     assert previous_revision(None) is None
 
 
 def test_find_started_deployment_ignores_old_ids() -> None:
-    svc = {"deployments": [_d("old", "PRIMARY", 3, "IN_PROGRESS"), _d("new", "PRIMARY", 4, "IN_PROGRESS")]}
+    svc = ServiceState.from_api(
+        {"deployments": [_d("old", "PRIMARY", 3, "IN_PROGRESS"), _d("new", "PRIMARY", 4, "IN_PROGRESS")]})
     assert find_started_deployment(svc, "arn:td/fam:4", {"old"}) == "new"
     assert find_started_deployment(svc, "arn:td/fam:3", {"old"}) is None
 

@@ -20,6 +20,7 @@ import pytest
 from botocore.loaders import Loader
 
 from deployctl import rollout
+from deployctl.adapters.ecs_gateway import ServiceState
 from deployctl.rollout import Limits, PollPolicy, Snapshot, Throttled, Timers, WatchCancelled, assess
 
 DATA = Path(__file__).parent / "data" / "rollouts"
@@ -38,8 +39,8 @@ def _steps() -> list[tuple[str, int, dict[str, Any], dict[str, Any]]]:
 def _snapshot(step: dict[str, Any]) -> Snapshot:
     services = step["describe_services"]["services"]
     targets = step.get("target_health", {}).get("TargetHealthDescriptions")
-    return Snapshot(services[0] if services else None, tuple(targets) if targets is not None else None,
-                    step.get("alarms", {}))
+    return Snapshot(ServiceState.from_api(services[0]) if services else None,
+                    tuple(targets) if targets is not None else None, step.get("alarms", {}))
 
 
 def _verdict(doc: dict[str, Any], step: dict[str, Any]) -> rollout.Verdict:
@@ -101,9 +102,10 @@ def test_finished_rollback_fools_the_waiter_but_not_assess() -> None:
 # ------------------------------------------------------------------------------ pure edge cases
 
 
-def _svc(*deps: dict[str, Any], events: list[dict[str, Any]] | None = None, rollback: bool = True) -> dict[str, Any]:
-    return {"status": "ACTIVE", "deployments": list(deps), "events": events or [],
-            "deploymentConfiguration": {"deploymentCircuitBreaker": {"enable": True, "rollback": rollback}}}
+def _svc(*deps: dict[str, Any], events: list[dict[str, Any]] | None = None, rollback: bool = True) -> ServiceState:
+    return ServiceState.from_api(
+        {"status": "ACTIVE", "deployments": list(deps), "events": events or [],
+         "deploymentConfiguration": {"deploymentCircuitBreaker": {"enable": True, "rollback": rollback}}})
 
 
 def _dep(i: str, status: str, rev: int, running: int, desired: int = 2, state: str = "IN_PROGRESS",
@@ -199,7 +201,7 @@ class FakeClock:
 class ScriptedSource:
     """Serves service descriptions by fake time: [(from_t, description)], plus throttles."""
 
-    def __init__(self, clock: FakeClock, timeline: list[tuple[float, dict[str, Any]]],
+    def __init__(self, clock: FakeClock, timeline: list[tuple[float, ServiceState]],
                  throttle_at: set[int] | None = None) -> None:
         self.clock, self.timeline = clock, timeline
         self.throttle_at = throttle_at or set()
@@ -208,7 +210,7 @@ class ScriptedSource:
         self.times: list[float] = []
         self.stopped: list[dict[str, Any]] = []
 
-    def service(self) -> dict[str, Any] | None:
+    def service(self) -> ServiceState | None:
         self.calls += 1
         self.describe_calls += 1
         self.times.append(self.clock.t)
@@ -236,7 +238,7 @@ def _ev(i: int, msg: str) -> dict[str, Any]:
     return {"id": f"e{i}", "createdAt": float(i), "message": msg}
 
 
-def _rollout(done_at: float) -> list[tuple[float, dict[str, Any]]]:
+def _rollout(done_at: float) -> list[tuple[float, ServiceState]]:
     old = _dep("o", "ACTIVE", 1, 2, state="COMPLETED")
     return [
         (0.0, _svc(_dep("n", "PRIMARY", 2, 0, pending=2), old, events=[_ev(1, "started 2 tasks")])),
@@ -321,3 +323,27 @@ def test_watch_logs_stopped_tasks_of_our_deployment_once() -> None:
     stopped = [line for line in lines if "stopped (EssentialContainerExited)" in line]
     assert len(stopped) == 1 and "exit 137" in stopped[0] and "OutOfMemoryError" in stopped[0]
     assert len(res.stopped_tasks) == 1
+
+
+def test_watch_cancelled_during_the_last_look_at_a_failed_first_snapshot_is_an_interruption() -> None:
+    # The update call's own answer already shows our deployment FAILED (no rollback configured):
+    # the verdict is final at once, and the watcher waits for its call budget before its last look
+    # at stopped tasks. Ctrl-C during that wait must surface as WatchCancelled with the failed
+    # verdict (the deploy is reported interrupted), not as an internal error.
+    clock = FakeClock()
+    failed = _svc(_dep("n", "PRIMARY", 2, 0, state="FAILED", reason="tasks failed to start"), rollback=False)
+    src = ScriptedSource(clock, [(0.0, failed)])
+    cancel = threading.Event()
+    waits: list[float] = []
+
+    def sleep(seconds: float) -> bool:
+        waits.append(seconds)
+        cancel.set()  # Ctrl-C arrives while waiting
+        return True
+
+    with pytest.raises(WatchCancelled) as info:
+        rollout.watch(src, "n", cancelled=cancel, clock=clock, sleep=sleep, rng=lambda: 0.5,
+                      first_service=failed)
+    assert waits, "the last look should have waited for the call budget"
+    assert info.value.last is not None and info.value.last.status == rollout.FAILED
+    assert src.calls == 0  # nothing was asked of AWS after Ctrl-C

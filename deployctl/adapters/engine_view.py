@@ -1,0 +1,78 @@
+"""Typed views of Docker Engine inspect answers: the one place that reads their dict shape.
+
+Pure (no docker SDK import), so the local target can use the types without loading the SDK;
+`deployctl.adapters.engine` re-exports them. Tests build views from plain dicts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class HealthCheck:
+    """One entry of a container's health-check log."""
+
+    exit_code: int | None
+    output: str
+
+
+@dataclass(frozen=True)
+class ContainerView:
+    """What the engine says about one container, read from its inspect attrs in one place.
+    Shape: https://docs.docker.com/reference/api/engine/version/v1.41/#tag/Container/operation/ContainerInspect
+    """
+
+    name: str
+    image: str = ""  # the image id the container runs
+    status: str = ""  # State.Status: created | running | restarting | exited | dead | …; "" unknown
+    exit_code: int | None = None
+    oom_killed: bool = False
+    restarts: int = 0
+    health: str | None = None  # starting | healthy | unhealthy; None: no health check
+    failing_streak: int | None = None
+    health_log: tuple[HealthCheck, ...] = ()
+    labels: Mapping[str, str] = field(default_factory=dict)
+    # "8000/tcp" → (host ip, host port) bindings
+    ports: Mapping[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
+
+    @classmethod
+    def from_attrs(cls, attrs: Mapping[str, Any]) -> ContainerView:
+        state = attrs.get("State") or {}
+        health = state.get("Health")
+        streak = health.get("FailingStreak") if health is not None else None
+        ports = (attrs.get("NetworkSettings") or {}).get("Ports") or {}
+        code = state.get("ExitCode")
+        return cls(
+            name=str(attrs.get("Name") or "").lstrip("/"),
+            image=str(attrs.get("Image") or ""),
+            status=str(state.get("Status") or ""),
+            exit_code=int(code) if code is not None else None,
+            oom_killed=bool(state.get("OOMKilled")),
+            restarts=int(attrs.get("RestartCount") or 0),
+            health=str(health.get("Status", "")) if health is not None else None,
+            failing_streak=int(streak) if streak is not None else None,
+            health_log=tuple(HealthCheck(c.get("ExitCode"), str(c.get("Output", "")))
+                             for c in (health or {}).get("Log") or []),
+            labels={str(k): str(v) for k, v in ((attrs.get("Config") or {}).get("Labels") or {}).items()},
+            ports={str(k): tuple((str(b.get("HostIp") or ""), str(b.get("HostPort") or "")) for b in v or [])
+                   for k, v in ports.items()},
+        )
+
+    def host_address(self, port: int) -> str:
+        """`ip:port` the engine published container port `port`/tcp on, or ""."""
+        for host_ip, host_port in self.ports.get(f"{port}/tcp", ()):
+            if host_port:
+                return f"{host_ip or '127.0.0.1'}:{host_port}"
+        return ""
+
+
+class _Inspected(Protocol):
+    attrs: Mapping[str, Any]
+
+
+def container_view(container: _Inspected) -> ContainerView:
+    """The typed view of a docker SDK container object (as of its last reload)."""
+    return ContainerView.from_attrs(container.attrs)

@@ -1,0 +1,536 @@
+"""The polling loop around `assess()`: `watch()` polls a `Source` until the verdict is final.
+
+The ECS target implements the Source with boto3; tests may use anything. It logs what a person
+needs while waiting, keeps API calls bounded (policy.CallBudget), backs off on throttling and
+returns the final verdict. `_Watcher` names each step of a poll (read, extra reads, report,
+assess, last look, back off, wait). No AWS imports: clock, sleep and randomness are injectable.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Literal, Protocol, TypeVar
+
+from deployctl.adapters.ecs_gateway import COMPLETED, ServiceEvent, ServiceState, timestamp
+from deployctl.rollout.policy import CallBudget, PollPolicy
+from deployctl.rollout.verdict import (
+    CAUSE_NO_ANSWER,
+    FAILED,
+    IN_PROGRESS,
+    ROLLING_BACK,
+    Json,
+    Limits,
+    Snapshot,
+    Timers,
+    Verdict,
+    assess,
+    near_completion,
+    target_counts,
+    td_label,
+)
+
+_T = TypeVar("_T")
+
+
+class Throttled(Exception):
+    """Raised by a Source when AWS answered with a throttling error (or, `transient=True`, a
+    5xx / connection failure): the watcher backs off and tries again."""
+
+    def __init__(self, operation: str = "", message: str = "", *, transient: bool = False,
+                 out_of_time: bool = False) -> None:
+        super().__init__(f"{operation}: {message}" if operation else message)
+        self.operation = operation
+        self.transient = transient
+        self.out_of_time = out_of_time  # not sent: the time budget was spent (AWS was not asked)
+
+
+class WatchCancelled(Exception):
+    """The watch was cancelled (Ctrl-C). The ECS deployment continues on its own."""
+
+    def __init__(self, last: Verdict | None) -> None:
+        super().__init__("watch cancelled")
+        self.last = last
+
+
+class Source(Protocol):
+    """What the watcher reads. Each method may raise Throttled. `calls` counts API calls made."""
+
+    calls: int
+
+    def service(self) -> ServiceState | None: ...
+
+    def stopped_tasks(self, deployment_id: str, known: set[str]) -> list[Json]:
+        """Stopped tasks of the deployment that are not in `known` (task ARNs)."""
+        ...
+
+    def target_health(self) -> list[Json] | None:
+        """Target health of the service's target groups; None when it has none."""
+        ...
+
+    def alarm_states(self) -> dict[str, str]: ...
+
+
+@dataclass
+class WatchResult:
+    verdict: Verdict
+    polls: int = 0
+    calls: int = 0
+    throttled: int = 0
+    started: float = 0.0  # clock() at start
+    ended: float = 0.0
+    stopped_tasks: list[Json] = field(default_factory=list)
+    events: list[ServiceEvent] = field(default_factory=list)  # new events seen, oldest first
+    targets: list[Json] | None = None
+    alarms: dict[str, str] = field(default_factory=dict)
+    last_service: ServiceState | None = None
+
+    @property
+    def duration(self) -> float:
+        return self.ended - self.started
+
+
+def describe_stopped_task(task: Json) -> str:
+    """One line per stopped task: id, stopCode, stoppedReason, container exit codes/reasons/health."""
+    tid = str(task.get("taskArn", "?")).rsplit("/", 1)[-1][:12]
+    parts = [f"task {tid} stopped"]
+    if task.get("stopCode"):
+        parts[0] += f" ({task['stopCode']})"
+    if task.get("stoppedReason"):
+        parts.append(str(task["stoppedReason"]))
+    for c in task.get("containers") or []:
+        bits = []
+        if c.get("exitCode") is not None:
+            bits.append(f"exit {c['exitCode']}")
+        if c.get("reason") and c.get("reason") != task.get("stoppedReason"):
+            bits.append(str(c["reason"]))
+        if c.get("healthStatus") and c.get("healthStatus") != "UNKNOWN":
+            bits.append(f"health {c['healthStatus']}")
+        if bits:
+            parts.append(f"container {c.get('name', '?')}: " + ", ".join(bits))
+    if task.get("healthStatus") == "UNHEALTHY":
+        parts.append("task health UNHEALTHY")
+    return "; ".join(parts)
+
+
+def _target_key(t: Json) -> str:
+    target = t.get("Target") or {}
+    return f"{target.get('Id', '?')}:{target.get('Port', '')}"
+
+
+def _target_text(t: Json) -> str:
+    h = t.get("TargetHealth") or {}
+    text = str(h.get("State", "?"))
+    if h.get("Reason"):
+        text += f" ({h['Reason']}" + (f": {h['Description']}" if h.get("Description") else "") + ")"
+    return text
+
+
+# What one poll may read besides DescribeServices.
+AuxKind = Literal["targets", "alarms", "tasks"]
+AUX_KINDS: tuple[AuxKind, ...] = ("targets", "alarms", "tasks")
+
+
+@dataclass(frozen=True)
+class AuxPlan:
+    """Which auxiliary reads a poll makes."""
+
+    targets: bool = False
+    alarms: bool = False
+    tasks: bool = False
+    # The verdict cannot be "succeeded" without a fresh target-health read: it goes out now.
+    essential_targets: bool = False
+
+    def wants(self, kind: AuxKind) -> bool:
+        return bool(getattr(self, kind))
+
+
+class _Watcher:
+    """One watch() call. `run()` is the loop; each step of a poll is a method:
+
+    read the service → extra reads (targets, alarms, stopped tasks) → report what changed →
+    assess → (final: a last look on failure) or schedule the next poll. Throttling at any
+    read goes to `_back_off`, which also ends the watch once the timeout has passed.
+    """
+
+    def __init__(self, source: Source, our_id: str, *, policy: PollPolicy, limits: Limits,
+                 log: Callable[[str], None], before_ids: Iterable[str], seen_events: Iterable[str],
+                 alarms_at_start: Mapping[str, str] | None, cancelled: threading.Event | None,
+                 clock: Callable[[], float], sleep: Callable[[float], bool], rng: Callable[[], float],
+                 first_service: ServiceState | None) -> None:
+        self.source, self.our_id, self.policy, self.limits = source, our_id, policy, limits
+        self.log, self.cancelled, self.clock, self.sleep, self.rng = log, cancelled, clock, sleep, rng
+        self.before_ids = frozenset(before_ids)
+        self.seen_events = set(seen_events)
+        self.alarm_prev: dict[str, str] = dict(alarms_at_start or {})
+        self.alarms_at_start = {k for k, v in (alarms_at_start or {}).items() if v == "ALARM"}
+        self.budget = CallBudget(source, policy, clock)
+        self.start = clock()
+        if first_service is not None:
+            # The caller's create/update call just answered with this description: count it.
+            self.budget.call_times.append(self.start)
+            self.budget.next_free = self.start + policy.window / policy.budget
+        self.result = WatchResult(verdict=Verdict(IN_PROGRESS, "starting", deployment_id=our_id),
+                                  started=self.start)
+        self.verdict = self.result.verdict
+        self.calls0 = source.calls
+        self.polls = 0
+        self.slow_polls = 0
+        self.throttle_streak = 0
+        # What was seen so far.
+        self.svc: ServiceState | None = first_service
+        self.have_first = first_service is not None
+        self.last_answer: float | None = self.start if first_service is not None else None
+        self.unanswered = False  # a DescribeServices went out since the last answer and got none
+        self.alarms: dict[str, str] = dict(alarms_at_start or {})
+        self.targets: list[Json] | None = None
+        self.known_tasks: set[str] = set()
+        # Change tracking for the log and for deciding on extra reads.
+        self.target_prev: dict[str, str] = {}
+        self.counts_prev: tuple[tuple[str, str, str, int, int, int, int], ...] | None = None
+        self.deferred: set[AuxKind] = set()
+        self.announced: set[str] = set()
+        self.last_failed_tasks = -1
+        self.last_running = -1
+        # Timers across polls (assess keeps no state).
+        self.failed_since: float | None = None
+        self.unhealthy_since: float | None = None
+        self.alarm_since: float | None = None
+
+    # ---- the loop ----
+    def run(self) -> WatchResult:
+        while True:
+            self._check_cancelled()
+            self.polls += 1
+            try:
+                self._read_service()
+                self.throttle_streak = 0
+                self._extra_reads()
+            except Throttled as exc:
+                ended = self._back_off(exc)
+                if ended is not None:
+                    return self._finish(ended)
+                continue
+            self._report_changes()
+            self.verdict = self._assess()
+            self._announce()
+            if self.verdict.final:
+                if self.verdict.status == FAILED:
+                    self._last_look()
+                return self._finish(self.verdict)
+            self._wait_for_next_poll()
+
+    def _check_cancelled(self) -> None:
+        if self.cancelled is not None and self.cancelled.is_set():
+            raise WatchCancelled(self.verdict)
+
+    def _pause(self, seconds: float) -> None:
+        """Sleep; a Ctrl-C during it ends the watch with the last verdict."""
+        if self.sleep(seconds):
+            raise WatchCancelled(self.verdict) from None
+
+    def _counted(self, read: Callable[[], _T]) -> _T:
+        """Make one source read, booking the API calls it made (also when it raised)."""
+        before = self.source.calls
+        try:
+            return read()
+        finally:
+            self.budget.count_calls(before)
+
+    # ---- steps of a poll ----
+    def _read_service(self) -> None:
+        """DescribeServices (or the answer the create/update call already gave)."""
+        if self.have_first:
+            self.have_first = False
+            return
+        self.svc = self._counted(self.source.service)
+        self.last_answer = self.clock()
+        self.unanswered = False
+
+    def _extra_reads(self) -> None:
+        """Target health, alarm states and stopped tasks, when the plan asks for them and the
+        budget allows (an optional read that finds no budget is put off by one poll)."""
+        plan = self._aux_plan()
+        for kind in AUX_KINDS:
+            if not plan.wants(kind):
+                continue
+            need = 2 if kind == "tasks" else 1  # ListTasks (+ DescribeTasks when new ones stopped)
+            if kind == "targets" and plan.essential_targets:
+                # Confirms success: goes out now (the slot kept free for it), cap permitting.
+                wait = self.budget.cap_wait(need)
+            else:
+                wait = self.budget.wait(need)
+                if wait > 0 and kind not in self.deferred:
+                    self.deferred.add(kind)  # optional: put off by one poll at most
+                    continue
+            if wait > 0:
+                self._pause(wait)
+            self.deferred.discard(kind)
+            self._counted(partial(self._read_aux, kind))
+
+    def _read_aux(self, kind: AuxKind) -> None:
+        if kind == "alarms":
+            self.alarms = self.source.alarm_states()
+            self._log_alarms(self.alarms)
+        elif kind == "targets":
+            self.targets = self.source.target_health()
+            if self.targets is not None:
+                self._log_targets(self.targets)
+        else:
+            self._log_stopped(self.source.stopped_tasks(self.our_id, self.known_tasks))
+
+    def _report_changes(self) -> None:
+        if self.svc is not None:
+            self._log_events(self.svc)
+            self._log_counts(self.svc)
+
+    def _snapshot(self) -> Snapshot:
+        return Snapshot(self.svc, tuple(self.targets) if self.targets is not None else None, self.alarms)
+
+    def _assess(self) -> Verdict:
+        return assess(self._snapshot(), self.our_id, before_ids=self.before_ids,
+                      timers=self._timers(self.clock()), limits=self.limits)
+
+    def _announce(self) -> None:
+        """Say once that ECS is rolling back, and once that deployctl waits for it to."""
+        v = self.verdict
+        if v.status == ROLLING_BACK and "rollback" not in self.announced:
+            self.announced.add("rollback")
+            self.log(v.message)
+        if v.waiting_for_ecs and "waiting" not in self.announced:
+            self.announced.add("waiting")
+            self.log(v.message)
+
+    def _last_look(self) -> None:
+        """One last look at what stopped, for the diagnosis (within the budget too)."""
+        # Count from before the wait: a Ctrl-C during it leaves nothing to count.
+        before = self.source.calls
+        try:
+            wait = self.budget.wait(4)
+            if wait > 0:
+                self._pause(wait)
+            self._log_stopped(self.source.stopped_tasks(self.our_id, self.known_tasks))
+            if self.limits.load_balanced and self.targets is None:
+                self.targets = self.source.target_health()
+            if self.alarm_prev:
+                self.alarms = self.source.alarm_states()
+                self._log_alarms(self.alarms)
+        except Throttled:
+            pass
+        finally:
+            self.budget.count_calls(before)
+
+    def _wait_for_next_poll(self) -> None:
+        near = near_completion(self.svc)
+        since = self.clock() - self.start
+        base = self.policy.interval(since, self.slow_polls, near)
+        if not near and since >= self.policy.warmup:
+            self.slow_polls += 1
+        elif near:
+            self.slow_polls = 0
+        delay = self.policy.jittered(base, self.rng())
+        # Budget: the next poll costs one DescribeServices; near completion behind a load
+        # balancer keep a slot for the target-health read that confirms success.
+        reserve = 1 if self.limits.load_balanced and near else 0
+        delay = max(delay, self.budget.wait(1 + reserve))
+        # Never sleep past the timeout: the last look and the verdict come when it runs out.
+        self._pause(min(delay, _left(self.clock() - self.start, self.limits)))
+
+    def _back_off(self, exc: Throttled) -> Verdict | None:
+        """AWS throttled (or did not answer) a read: wait and retry. Past the timeout, the
+        final verdict instead (None: keep polling)."""
+        if exc.operation == "DescribeServices" and not exc.out_of_time:
+            self.unanswered = True
+        self.throttle_streak += 1
+        self.result.throttled += 1
+        delay = self.policy.throttle_delay(self.throttle_streak, self.rng())
+        if exc.transient:
+            self.log(f"AWS did not answer {exc.operation or 'a request'} ({exc}); retrying in {delay:.1f}s "
+                     "(the deployment is not affected)")
+        else:
+            self.log(f"AWS is throttling {exc.operation or 'requests'}; retrying in {delay:.1f}s "
+                     "(the deployment is not affected)")
+        elapsed = self.clock() - self.start
+        if elapsed > self.limits.timeout:
+            if exc.operation == "DescribeServices" and self.unanswered:
+                silent_for = self.clock() - (self.last_answer or self.start)
+                return no_answer(exc, self.svc, self.our_id, silent_for, self.last_answer is not None,
+                                 self.limits.timeout)
+            return assess(self._snapshot(), self.our_id, before_ids=self.before_ids,
+                          timers=Timers(elapsed=elapsed), limits=self.limits)
+        self._pause(min(delay, _left(self.clock() - self.start, self.limits)))
+        return None
+
+    def _finish(self, verdict: Verdict) -> WatchResult:
+        r = self.result
+        r.verdict = verdict
+        r.ended = self.clock()
+        r.polls = self.polls
+        r.calls = self.source.calls - self.calls0
+        r.targets = self.targets
+        r.alarms = dict(self.alarms)
+        r.last_service = self.svc
+        return r
+
+    # ---- deciding on extra reads, and the timers ----
+    def _aux_plan(self) -> AuxPlan:
+        """Which auxiliary calls to make this poll: only when something changed, or every Nth poll
+        (never periodically near completion: each call spent then delays noticing COMPLETED, what
+        is left to happen - old tasks draining, bake time - shows in events, and ECS acts on
+        alarms)."""
+        svc = self.svc
+        near = near_completion(svc)
+        # Nothing extra on the first poll either: alarm states were read right before the
+        # deployment started (alarms_at_start), target health matters once tasks run, stopped
+        # tasks once something fails.
+        every = not near and self.polls % max(1, self.policy.aux_every) == 0
+        ours = svc.deployment(self.our_id) if svc is not None else None
+        failed = ours.failed_tasks if ours else 0
+        running = ours.running if ours else 0
+        new_events = [e for e in (svc.events if svc is not None else ()) if e.id not in self.seen_events]
+        text = " ".join(e.message for e in new_events)
+        trouble = any(word in text for word in ("unhealthy", "failed", "unable"))
+        in_progress = ours is not None and ours.rollout_state == "IN_PROGRESS"
+        tasks = ours is not None and ((failed != self.last_failed_tasks and failed > 0) or trouble
+                                      or (every and in_progress and not near))
+        completed = ours is not None and ours.rollout_state == COMPLETED and ours.is_primary
+        lb = self.limits.load_balanced
+        targets = lb and (every or completed or running != self.last_running or "target" in text)
+        alarms = bool(self.alarm_prev) and (every or "alarm" in text)
+        self.last_failed_tasks = failed
+        self.last_running = running
+        return AuxPlan(targets=targets or (lb and "targets" in self.deferred),
+                       alarms=alarms or "alarms" in self.deferred,
+                       tasks=tasks or "tasks" in self.deferred,
+                       essential_targets=completed and lb)
+
+    def _timers(self, now: float) -> Timers:
+        ours = self.svc.deployment(self.our_id) if self.svc is not None else None
+        primary_failed = ours is not None and ours.is_primary and ours.rollout_state == "FAILED"
+        self.failed_since = (self.failed_since or now) if primary_failed else None
+        completed = ours is not None and ours.is_primary and ours.rollout_state == COMPLETED
+        bad = False
+        if completed and self.targets is not None:
+            _, _, bad_list = target_counts(self.targets)
+            bad = bool(bad_list)
+        self.unhealthy_since = (self.unhealthy_since or now) if bad else None
+        firing = any(state == "ALARM" and name not in self.alarms_at_start for name, state in self.alarms.items())
+        self.alarm_since = (self.alarm_since or now) if firing and not primary_failed else None
+        return Timers(
+            elapsed=now - self.start,
+            failed_for=0.0 if self.failed_since is None else now - self.failed_since,
+            unhealthy_for=0.0 if self.unhealthy_since is None else now - self.unhealthy_since,
+            alarm_for=0.0 if self.alarm_since is None else now - self.alarm_since,
+        )
+
+    # ---- logging of what changed ----
+    def _log_events(self, svc: ServiceState) -> None:
+        new = sorted((e for e in svc.events if e.id not in self.seen_events), key=lambda e: e.created_at)
+        for e in new:
+            self.seen_events.add(e.id)
+            self.log(f"event: {e.message}")
+        self.result.events.extend(new)
+
+    def _log_counts(self, svc: ServiceState) -> None:
+        key = tuple((d.id, d.status, d.rollout_state, d.desired, d.pending, d.running, d.failed_tasks)
+                    for d in svc.deployments)
+        if key == self.counts_prev:
+            return
+        self.counts_prev = key
+        parts = []
+        for d in svc.deployments:
+            mark = "ours" if d.id == self.our_id else d.status.lower()
+            parts.append(f"{td_label(d.task_definition)} [{mark}, {d.rollout_state or '?'}] " + d.counts_text())
+        self.log("deployments: " + " | ".join(parts))
+
+    def _log_targets(self, targets: list[Json]) -> None:
+        now = {_target_key(t): _target_text(t) for t in targets}
+        for key, text in now.items():
+            if self.target_prev.get(key) != text:
+                self.log(f"target {key}: {text}")
+        for key in self.target_prev.keys() - now.keys():
+            self.log(f"target {key}: deregistered")
+        self.target_prev = now
+
+    def _log_alarms(self, states: Mapping[str, str]) -> None:
+        for name, state in sorted(states.items()):
+            prev = self.alarm_prev.get(name)
+            if prev != state:
+                self.log(f"alarm {name}: {prev or '?'} → {state}")
+        self.alarm_prev = dict(states)
+
+    def _log_stopped(self, tasks: list[Json]) -> None:
+        for task in sorted(tasks, key=lambda t: timestamp(t.get("stoppedAt"))):
+            arn = str(task.get("taskArn"))
+            if arn in self.known_tasks:
+                continue
+            self.known_tasks.add(arn)
+            self.result.stopped_tasks.append(task)
+            self.log(describe_stopped_task(task))
+
+
+def watch(
+    source: Source,
+    started_deployment_id: str,
+    *,
+    policy: PollPolicy = PollPolicy(),
+    limits: Limits | None = None,
+    log: Callable[[str], None] = lambda line: None,
+    before_ids: Iterable[str] = (),
+    seen_events: Iterable[str] = (),
+    alarms_at_start: Mapping[str, str] | None = None,
+    cancelled: threading.Event | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], bool] | None = None,
+    rng: Callable[[], float] = random.random,
+    first_service: ServiceState | None = None,
+) -> WatchResult:
+    """Poll until our deployment's verdict is final; return it with what was seen.
+
+    alarms_at_start: every deployment alarm's state when the deployment started. ECS ignores
+    an alarm already in ALARM then, so the watcher's own alarm gate ignores those too; read
+    them right before each deployment (a rollback included), never reuse older readings.
+    sleep(seconds) returns True when cancelled (default: waits on `cancelled`). Raises
+    WatchCancelled when cancelled; never raises for throttling (it backs off and retries).
+    first_service: a description already fetched right after the update (saves a call).
+    """
+    if limits is None:
+        limits = Limits(ecs_rollback_grace=policy.ecs_rollback_grace, health_gate=policy.health_gate,
+                        alarm_grace=policy.alarm_grace)
+    if sleep is None:
+        sleep = cancelled.wait if cancelled is not None else _plain_sleep
+    return _Watcher(source, started_deployment_id, policy=policy, limits=limits, log=log,
+                    before_ids=before_ids, seen_events=seen_events, alarms_at_start=alarms_at_start,
+                    cancelled=cancelled, clock=clock, sleep=sleep, rng=rng,
+                    first_service=first_service).run()
+
+
+def _plain_sleep(seconds: float) -> bool:
+    time.sleep(seconds)
+    return False
+
+
+def _left(elapsed: float, limits: Limits) -> float:
+    """Seconds until just past the timeout (a poll then sees `elapsed > timeout`)."""
+    return max(0.0, limits.timeout - elapsed) + 0.01
+
+
+def no_answer(exc: Exception, last: ServiceState | None, our_id: str, silent_for: float, answered: bool,
+              timeout: float) -> Verdict:
+    """The verdict when the time ran out while AWS did not answer DescribeServices: nothing is
+    known about the rollout since its last answer, so it says so (and what that answer showed)
+    instead of guessing a cause from stale counts."""
+    seen = ""
+    if last is not None and answered:
+        ours = last.deployment(our_id)
+        if ours is not None:
+            seen = (f"; its last answer, {silent_for:.0f}s ago, showed {td_label(ours.task_definition)} "
+                    f"{ours.rollout_state or '?'} with {ours.counts_text()}")
+    what = "throttled" if not getattr(exc, "transient", True) else "did not answer"
+    return Verdict(FAILED, f"AWS {what} DescribeServices for {silent_for:.0f}s, until the {timeout:.0f}s "
+                   f"timeout ran out: the state of the rollout is unknown{seen}", CAUSE_NO_ANSWER, our_id,
+                   roll_back=True)
