@@ -41,9 +41,7 @@ from deployctl.plan import Plan, ServicePlan, make_plan
 from deployctl.redact import Redactor
 from deployctl.render import ecs as render
 from deployctl.render.ecs import Facts
-
-_DEFAULT_TIMEOUT = 900.0
-_DEFAULT_POLL = 5.0
+from deployctl.targets.base import DeployOptions
 
 # Statuses of one service's deploy.
 SUCCEEDED = "succeeded"
@@ -322,17 +320,6 @@ class Settings:
     deadline: float = float("inf")
 
 
-def _effective(options: Any, cfg: Any) -> tuple[float, float]:
-    """DeployOptions override deploy.yaml only where they differ from their own defaults."""
-    timeout = float(getattr(options, "timeout", _DEFAULT_TIMEOUT) or _DEFAULT_TIMEOUT)
-    poll = float(getattr(options, "poll_interval", _DEFAULT_POLL) or _DEFAULT_POLL)
-    if timeout == _DEFAULT_TIMEOUT:
-        timeout = float(cfg.deploy.timeout)
-    if poll == _DEFAULT_POLL:
-        poll = float(cfg.deploy.poll_interval)
-    return timeout, poll
-
-
 class _Log:
     """Thread-safe, service-prefixed logging into the stage context."""
 
@@ -354,20 +341,20 @@ class _Log:
                 note(text)
 
 
-def deploy(plan: Plan, image_ref: str, ctx: Any, options: Any) -> None:
+def deploy(plan: Plan, image_ref: str, ctx: Any, options: DeployOptions) -> None:
     """Deploy `plan` to ECS with `image_ref`. Returns when every service is healthy on the new
     release (or unchanged); raises DeployFailed otherwise (a rollback is a failure too),
     PreflightFailed when something is missing, ExternalError when AWS is unreachable."""
     cfg = plan.config
     log = _Log(ctx)
-    timeout, poll = _effective(options, cfg)
+    timeout, poll = options.effective_timeout(cfg), options.effective_poll(cfg)
     cancelled: threading.Event = getattr(ctx, "cancelled", None) or threading.Event()
     t0 = time.monotonic()
     rollout_deadline = t0 + timeout
     deadline = rollout_deadline + rollout.rollback_budget(timeout)
     # Every AWS call of the rollout ends by its deadline, however AWS behaves (docs/timeouts.md).
     aws = awsa.Bounded(awsa.clients(cfg.region), min(rollout_deadline + rollout.LAST_LOOK, deadline))
-    preview = getattr(options, "preview_name", None)
+    preview = options.preview_name
     pre = preflight.run(cfg, aws, image_ref, log=log, preview=preview)
     digest = pre.image_digest or (image_ref.split("@", 1)[1] if "@" in image_ref else None)
     outputs = getattr(ctx, "outputs", {})
@@ -376,7 +363,7 @@ def deploy(plan: Plan, image_ref: str, ctx: Any, options: Any) -> None:
                   target_group_arns=pre.target_group_arns, image_digest=digest, release_id=release_id,
                   git_sha=plan.git.sha, preview_name=preview)
     real = make_plan(cfg, plan.git, facts=facts, image_override=pre.image_ref)
-    pinned = getattr(options, "task_definitions", None)
+    pinned = options.task_definitions
     if pinned:
         # `deployctl rollback`: only these services, each with an earlier release's task
         # definition as it was (deployctl.releases.register_request), re-registered as this release.
@@ -386,8 +373,7 @@ def deploy(plan: Plan, image_ref: str, ctx: Any, options: Any) -> None:
     outputs["release"] = release_id
     _ensure_monitoring_alarms(cfg, aws, log)
     settings = Settings(timeout=timeout, poll=rollout.PollPolicy.from_base(poll),
-                        force=bool(getattr(options, "force", False)),
-                        no_rollback=bool(getattr(options, "no_rollback", False)),
+                        force=options.force, no_rollback=options.no_rollback,
                         release_id=release_id, actor=releases_tags.actor(), started_at=datetime.now(UTC),
                         rollout_deadline=rollout_deadline, deadline=deadline)
     log(f"release {release_id}: {pre.image_ref} → cluster {cfg.environment.cluster} "
