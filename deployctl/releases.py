@@ -12,6 +12,9 @@ Selection rules (used by promote and rollback):
 - rollback goes by default to the newest succeeded release older than the current one; when
   the current release is itself a rollback, "older" is counted from the release it restored,
   so two rollbacks in a row walk back through history instead of bouncing between two releases.
+
+Why over 500 lines: release records, promote selection, settling and rollback selection are
+the pure rules over one model (Release, Revision); each section is headed below.
 """
 
 from __future__ import annotations

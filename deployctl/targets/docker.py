@@ -51,6 +51,9 @@ for an app that is ready in 3. Retries are scaled up to keep the same failure wi
 
 Secrets: the local target never reads a cloud secret store. Each secret's value comes from the
 deployer's environment variable of the same name; missing ones are named, values never logged.
+
+Why one long module: the switch, its undo, the settle window and the release records share
+the container labels and the lock; split, each part would import the others' privates.
 """
 
 from __future__ import annotations

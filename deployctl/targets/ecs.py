@@ -20,6 +20,9 @@ For one `deployctl run` (the deploy stage):
 3. the release outcome goes onto the task definition as tags; any failed service fails the run.
    A service whose deploy raises (AWS refused the update, a bug) is failed with the message,
    and the revision it registered is tagged failed; the other services' deploys go on.
+
+Why one long module: one service's deploy (_ServiceDeploy: register, update, watch, roll back,
+record) is a single state machine whose steps share its fields; split, they would pass them all.
 """
 
 from __future__ import annotations

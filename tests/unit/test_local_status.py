@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from deployctl.targets import docker_status as rc
 from deployctl.targets import docker
+from deployctl.targets import docker_status as rc
 from tests.unit.test_status_doc import container, local, release
 
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from deployctl.render import status_doc as keys
 from deployctl.releases import Release
+from deployctl.render import status_doc as keys
 from deployctl.targets import docker
 from deployctl.targets import docker_status as rc
 from deployctl.targets.ecs_status import ServiceStatus
