@@ -75,11 +75,12 @@ from deployctl import localproxy
 from deployctl.errors import DeployFailed, ExternalError, LockHeld, PreflightFailed, UsageError
 from deployctl.redact import Redactor
 from deployctl.releases import Release
+from deployctl.targets.base import DeployOptions
 
 if TYPE_CHECKING:
     from deployctl.config.model import ResolvedConfig, Service
     from deployctl.plan import Plan
-    from deployctl.targets.base import DeployOptions
+
 
 LABEL = "deployctl"
 L_APP, L_ENV, L_SERVICE = f"{LABEL}.app", f"{LABEL}.env", f"{LABEL}.service"
@@ -166,7 +167,7 @@ class RollbackChoice:
 # --- entry points ---------------------------------------------------------------------------------
 
 
-def deploy(plan: Plan, image_ref: str, ctx: Any, options: DeployOptions) -> None:
+def deploy(plan: Plan, image_ref: str, ctx: Any, options: DeployOptions | None = None) -> None:
     """Deploy `image_ref` (as pushed) to every service of plan's environment on the local engine.
 
     Raises DeployFailed when the new release does not become healthy (the old one keeps
@@ -176,6 +177,7 @@ def deploy(plan: Plan, image_ref: str, ctx: Any, options: DeployOptions) -> None
     from deployctl.adapters import engine
 
     cfg = plan.config
+    options = options or DeployOptions()  # all as deploy.yaml says
     secrets = local_secrets(cfg)
     for values in secrets.values():
         for value in values.values():

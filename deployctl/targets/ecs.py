@@ -344,11 +344,12 @@ class _Log:
                 note(text)
 
 
-def deploy(plan: Plan, image_ref: str, ctx: Any, options: DeployOptions) -> None:
+def deploy(plan: Plan, image_ref: str, ctx: Any, options: DeployOptions | None = None) -> None:
     """Deploy `plan` to ECS with `image_ref`. Returns when every service is healthy on the new
     release (or unchanged); raises DeployFailed otherwise (a rollback is a failure too),
     PreflightFailed when something is missing, ExternalError when AWS is unreachable."""
     cfg = plan.config
+    options = options or DeployOptions()  # all as deploy.yaml says
     log = _Log(ctx)
     timeout, poll = options.effective_timeout(cfg), options.effective_poll(cfg)
     cancelled: threading.Event = getattr(ctx, "cancelled", None) or threading.Event()
