@@ -14,6 +14,7 @@ from typing import Any
 import typer
 
 from deployctl import __version__
+from deployctl.app.session import SESSION
 from deployctl.errors import (
     EXIT_INTERNAL,
     EXIT_INTERRUPTED,
@@ -25,7 +26,11 @@ from deployctl.errors import (
 COMMAND_MODULES = (
     "deployctl.commands.config_cmds",  # validate, config, plan, schema
     "deployctl.commands.run_cmd",  # run
-    "deployctl.commands.release_cmds",  # promote, rollback, status, history, unlock
+    "deployctl.commands.promote_cmd",  # promote
+    "deployctl.commands.rollback_cmd",  # rollback
+    "deployctl.commands.status_cmd",  # status
+    "deployctl.commands.history_cmd",  # history
+    "deployctl.commands.unlock_cmd",  # unlock
     "deployctl.commands.init_cmd",  # init
     "deployctl.commands.iam_cmd",  # iam-policy
     "deployctl.commands.preview_cmds",  # destroy
@@ -43,7 +48,6 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-STATE = {"verbose": False, "interrupted": False}
 
 
 def _version(value: bool) -> None:
@@ -58,7 +62,7 @@ def _root(
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
                                  help="Print the version and exit."),
 ) -> None:
-    STATE["verbose"] = verbose
+    SESSION.verbose = verbose
 
 
 for _name in COMMAND_MODULES:
@@ -152,7 +156,7 @@ def _interrupt(signum: int, frame: object) -> None:
     # Outside the stage engine (which installs its own handlers and prints its own line), Ctrl-C
     # and SIGTERM (how CI cancels a job) both unwind as KeyboardInterrupt, so `finally` blocks
     # run (locks released) and we exit 130. typer turns it into a silent exit code, hence the flag.
-    STATE["interrupted"] = True
+    SESSION.interrupted = True
     raise KeyboardInterrupt
 
 
@@ -165,10 +169,10 @@ def main(argv: list[str] | None = None) -> None:
             signal.signal(sig, _interrupt)
     try:
         code = app(args=argv, standalone_mode=False)
-        if code == EXIT_INTERRUPTED and STATE["interrupted"]:
+        if code == EXIT_INTERRUPTED and SESSION.interrupted:
             print("interrupted: stopped before the command finished", file=sys.stderr)
     except DeployctlError as exc:
-        if STATE["verbose"]:
+        if SESSION.verbose:
             import traceback
 
             traceback.print_exc()
@@ -188,7 +192,7 @@ def main(argv: list[str] | None = None) -> None:
             print("interrupted", file=sys.stderr)
             code = EXIT_INTERRUPTED
         else:
-            if STATE["verbose"]:
+            if SESSION.verbose:
                 import traceback
 
                 traceback.print_exc()

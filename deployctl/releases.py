@@ -12,6 +12,9 @@ Selection rules (used by promote and rollback):
 - rollback goes by default to the newest succeeded release older than the current one; when
   the current release is itself a rollback, "older" is counted from the release it restored,
   so two rollbacks in a row walk back through history instead of bouncing between two releases.
+
+Why over 500 lines: release records, promote selection, settling and rollback selection are
+the pure rules over one model (Release, Revision); each section is headed below.
 """
 
 from __future__ import annotations
@@ -68,21 +71,33 @@ class Revision:
 
 @dataclass(frozen=True)
 class Release:
+    """One release of one environment, on any target (the one model of deployctl.targets).
+
+    On ECS it is built from task-definition revisions (`revisions`, by `build`); the local
+    Docker target reads it from its release records (`number`, `image_id`, and what its
+    containers show: `current`, `present`, `available`)."""
+
     id: str
     app: str
     env: str
-    revisions: Mapping[str, Revision]  # service → revision
     outcome: str  # succeeded | failed | rolled-back | in-progress | interrupted | unknown
     git_sha: str
     image_digest: str
     image: str
     who: str
-    started_at: str
+    started_at: str  # ISO 8601 UTC, "" when unknown
     finished_at: str
     duration_s: float | None
-    detail: str = ""
+    detail: str = ""  # why it ended as it did (the watcher's verdict, a crash's last words)
     kind: str = DEPLOY
-    source: str = ""
+    source: str = ""  # promote: "<env>/<release>"; rollback: the release it restored
+    revisions: Mapping[str, Revision] = field(default_factory=dict)  # ECS: service → revision
+    services: tuple[str, ...] = ()  # the services it deployed (ECS: those of `revisions`)
+    number: int = 0  # a target's own ordering of releases (local: N of "rN"), 0 when none
+    image_id: str = ""  # local: the image the release record pins
+    current: bool = False  # local: its containers are the ones serving now
+    available: bool = True  # local: its image is still there to roll back to
+    present: bool = False  # local: it has service containers on the engine now, running or not
 
     @property
     def succeeded(self) -> bool:
@@ -92,7 +107,7 @@ class Release:
         """Stable keys (schema deployctl.history/v1): only ever added to."""
         return {
             "id": self.id,
-            "outcome": self.outcome,
+            "outcome": self.outcome.replace(" ", "-"),  # the local target's "in progress"
             "kind": self.kind,
             "source": self.source or None,
             "git_sha": self.git_sha or None,
@@ -105,7 +120,8 @@ class Release:
             "detail": self.detail or None,
             "current": current,
             "services": {name: {"task_definition": r.arn, "revision": r.number, "family": r.family,
-                                "outcome": r.outcome} for name, r in sorted(self.revisions.items())},
+                                "outcome": r.outcome} for name, r in sorted(self.revisions.items())}
+            if self.revisions else {name: {} for name in self.services},
         }
 
 
@@ -169,6 +185,7 @@ def build(revisions: Iterable[Revision], *, app: str | None = None, env: str | N
         raw = next(iter(by_service.values())).tags
         out.append(Release(
             id=rid, app=first.app or app or "", env=first.env or env or "", revisions=by_service,
+            services=tuple(sorted(by_service)),
             outcome=combined_outcome(r.outcome for r in by_service.values()),
             git_sha=first.git_sha or "", image_digest=",".join(digests),
             image=next(iter(by_service.values())).image,

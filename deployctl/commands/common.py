@@ -17,6 +17,55 @@ FILE_OPTION = typer.Option("deploy.yaml", "--file", "-f", help="Path to deploy.y
 ENV_OPTION = typer.Option(..., "--env", "-e", help="Environment name from deploy.yaml (e.g. dev, staging, prod).")
 JSON_OPTION = typer.Option(False, "--json", help="Print stable machine-readable JSON on stdout.")
 YES_OPTION = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation (CI).")
+LOCK_WAIT_OPTION = typer.Option(None, "--lock-wait", metavar="DURATION",
+                                help="Wait this long (e.g. 10m) for another deploy of the environment "
+                                     "to finish instead of failing at once.")
+
+
+def parse_lock_wait(text: str | None, flag: str = "--lock-wait") -> float:
+    """Seconds from a duration flag (e.g. 90s, 10m); UsageError (exit 2) for nonsense."""
+    if text is None:
+        return 0.0
+    from deployctl.config.units import parse_duration
+    from deployctl.errors import UsageError
+
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise UsageError(f"{flag}: {exc}") from None
+
+
+def print_tracebacks(tracebacks: list[str]) -> None:
+    for text in tracebacks:
+        print(text, file=sys.stderr)
+
+
+def engine_runner(target: Any, *, as_json: bool) -> Any:
+    """A deployctl.targets.base.DeployRunner: one deploy as the `deploy` stage of the engine,
+    rendered like `deployctl run` (progress, --json report, tracebacks with --verbose)."""
+
+    def run(plan: Any, image_ref: str, options: Any, *, release_id: str | None = None,
+            before: Any = None, after: Any = None) -> int:
+        from deployctl.app.deploy_stage import run_deploy, stage_tracebacks
+        from deployctl.app.session import SESSION
+        from deployctl.ui import make_reporter
+        from deployctl.ui.report import report_json
+
+        result = run_deploy(target, plan, image_ref, options, reporter=make_reporter(json_mode=as_json),
+                            redactor=_redactor(), release_id=release_id, before=before, after=after)
+        if as_json:
+            sys.stdout.write(report_json(result))
+            sys.stdout.flush()
+        print_tracebacks(stage_tracebacks(result, SESSION.verbose))
+        return result.exit_code
+
+    return run
+
+
+def _redactor() -> Any:
+    from deployctl.app.run import run_redactor
+
+    return run_redactor()
 
 
 def confirm(question: str, yes: bool) -> None:

@@ -99,9 +99,9 @@ def plan_console() -> Any:
 def output_redactor(cfg: Any) -> Any:
     """The redactor `run` would use for this config (registry login, the local target's secret
     values from the environment), so `config`/`plan` mask exactly what a run masks."""
-    from deployctl.commands.run_cmd import _redactor
+    from deployctl.app.run import run_redactor
 
-    return _redactor(cfg)
+    return run_redactor(cfg)
 
 
 def render_plan(plan: Any, redactor: Any = None) -> None:

@@ -33,9 +33,10 @@ def iam_policy(
     """
     from deployctl.errors import UsageError
     from deployctl.render import iam
+    from deployctl.targets import target_class
 
     cfg = load(file, env)
-    if cfg.environment.target != "ecs":
+    if not target_class(cfg.environment.target).needs_ci_role:
         raise UsageError(f"environment '{env}' deploys to the local Docker engine: it needs no IAM role",
                          hint="run iam-policy for an ECS environment, e.g. --env staging")
     acct = account or iam.account_from_config(cfg)

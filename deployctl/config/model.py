@@ -16,10 +16,13 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PlainValidator,
     ValidationInfo,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from deployctl.config.units import parse_duration, parse_size
 
@@ -350,8 +353,26 @@ class Guardrails(Strict):
     max_memory: Int | None = Field(None, ge=512, description="Largest task memory, MiB")
 
 
+def _registered_target(value: object) -> str:
+    """A target name from the registry (deployctl.targets.TARGETS): a new target is accepted
+    here by its registry entry alone. Read at validation time, not at import, so config does
+    not load the targets layer; the error reads like a Literal's."""
+    from deployctl.targets import TARGETS
+
+    if isinstance(value, str) and value in TARGETS:
+        return value
+    names = [repr(n) for n in TARGETS]
+    expected = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
+    raise PydanticCustomError("literal_error", "Input should be {expected}", {"expected": expected})
+
+
+# The published JSON Schema lists the targets deployctl ships with.
+TargetName = Annotated[str, PlainValidator(_registered_target),
+                       WithJsonSchema({"enum": ["docker", "ecs"], "type": "string"})]
+
+
 class Environment(Strict):
-    target: Literal["docker", "ecs"]
+    target: TargetName
     cluster: NonEmpty | None = None
     deploy_on: str | None = Field(None, description="Branch that auto-deploys this environment")
     promote_from: str | None = Field(None, description="Only reachable by `deployctl promote <from> <this>`")

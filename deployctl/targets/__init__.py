@@ -1,61 +1,36 @@
-"""Deploy targets: one interface, two implementations (ecs.py for Fargate, docker.py for the
-local engine).
+"""Deploy targets: the registry. A target is one module with one class implementing
+deployctl.targets.base.Target, and one entry here.
 
-A target module exposes
-
-    def deploy(plan: Plan, image_ref: str, ctx: StageContext, options: DeployOptions) -> None
-
-- `plan` is the run's Plan, re-made with the pushed digest, so its task definitions already
-  name `image_ref`;
-- `image_ref` is always `host/repo@sha256:…` (never a tag: principle 3, build once, promote
-  by digest);
-- `ctx` is the deploy stage's context: stream progress with `ctx.log`, a short status with
-  `ctx.note`, publish results in `ctx.outputs` (`release`, and `url` when the app is
-  reachable somewhere: `deployctl run` prints it), honour `ctx.cancelled`;
-- it returns when the new release is healthy and raises DeployFailed otherwise (a rollback
-  is a failure too).
-
-`deploy_guard(plan, options, ctx)` is the seam for the deploy lock (deployctl.lock): every
-command that deploys (run, promote, rollback) wraps the target call in it.
+The registry names classes as "module:Class" and imports a target only when an environment
+uses it: `deployctl --help` and `validate` never load boto3 or the docker SDK.
 """
 
 from __future__ import annotations
 
-import contextlib
 import importlib
-from collections.abc import Iterator
-from dataclasses import dataclass
-from types import ModuleType
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING
 
 from deployctl.errors import DeployFailed
+from deployctl.targets.base import DeployOptions, Target
 
 if TYPE_CHECKING:
-    from deployctl.plan import Plan
+    from deployctl.config.model import ResolvedConfig
 
-TARGETS = {"ecs": "deployctl.targets.ecs", "docker": "deployctl.targets.docker"}
+__all__ = ["TARGETS", "DeployOptions", "Target", "for_config", "target_class"]
 
-
-@dataclass(frozen=True)
-class DeployOptions:
-    force: bool = False  # update even when the live task definition is identical
-    no_rollback: bool = False  # leave a failed deploy in place instead of rolling back
-    timeout: float = 900.0  # seconds to wait for the rollout
-    poll_interval: float = 5.0  # watcher's base interval, seconds
-    preview_name: str | None = None  # per-branch preview copy (environments with preview: true)
-    yes: bool = False  # confirmations answered (CI)
-    lock_wait: float = 0.0  # seconds to wait for another deploy's lock (deployctl.lock)
+# target name (deploy.yaml `environment.target`) → "module:Class" implementing Target.
+TARGETS: dict[str, str] = {
+    "docker": "deployctl.targets.docker_target:DockerTarget",
+    "ecs": "deployctl.targets.ecs_target:EcsTarget",
+}
 
 
-class Target(Protocol):
-    def deploy(self, plan: Plan, image_ref: str, ctx: Any, options: DeployOptions) -> None: ...
-
-
-def get_target(name: str) -> ModuleType:
-    """The module implementing target `name`; DeployFailed (exit 1) if it is not available."""
-    module_name = TARGETS.get(name)
-    if module_name is None:
+def target_class(name: str) -> type[Target]:
+    """The class implementing target `name`; DeployFailed (exit 1) if it is not available."""
+    entry = TARGETS.get(name)
+    if entry is None:
         raise DeployFailed(f"unknown deploy target {name!r}", hint=f"known targets: {', '.join(TARGETS)}")
+    module_name, _, attr = entry.partition(":")
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
@@ -65,20 +40,12 @@ def get_target(name: str) -> ModuleType:
                            f"({module_name} is missing)",
                            hint="run the other stages with `--skip deploy`, or install a deployctl with "
                                 f"the {name} target") from None
-    if not callable(getattr(module, "deploy", None)):
-        raise DeployFailed(f"{module_name} has no deploy() function")
-    return module
+    cls = getattr(module, attr, None)
+    if not isinstance(cls, type) or not callable(getattr(cls, "deploy", None)):
+        raise DeployFailed(f"{entry} is not a deploy target class")
+    return cls
 
 
-@contextlib.contextmanager
-def deploy_guard(plan: Plan, options: DeployOptions, ctx: Any = None) -> Iterator[None]:
-    """Held around every deploy of `plan.env` (run, promote, rollback): the deploy lock
-    (deployctl.lock). Pass the deploy stage's `ctx` so the wait honours cancellation, progress
-    goes to its log and the lock names the release (its id is made here, before the deploy)."""
-    if plan.target != "ecs":  # the docker target takes a flock of its own (targets/docker.py)
-        yield
-        return
-    from deployctl import lock
-
-    with lock.deploy_lock(plan, options, ctx):
-        yield
+def for_config(cfg: ResolvedConfig) -> Target:
+    """The target of cfg's environment, made for it."""
+    return target_class(cfg.environment.target)(cfg)  # type: ignore[call-arg]

@@ -51,6 +51,9 @@ for an app that is ready in 3. Retries are scaled up to keep the same failure wi
 
 Secrets: the local target never reads a cloud secret store. Each secret's value comes from the
 deployer's environment variable of the same name; missing ones are named, values never logged.
+
+Why one long module: the switch, its undo, the settle window and the release records share
+the container labels and the lock; split, each part would import the others' privates.
 """
 
 from __future__ import annotations
@@ -72,11 +75,14 @@ from deployctl import localproxy
 from deployctl.adapters.engine_view import container_view
 from deployctl.errors import DeployFailed, ExternalError, LockHeld, PreflightFailed, UsageError
 from deployctl.redact import Redactor
+from deployctl.releases import Release
+from deployctl.targets.base import DeployOptions
 
 if TYPE_CHECKING:
     from deployctl.adapters.engine import Client, Container
     from deployctl.config.model import ResolvedConfig, Service
     from deployctl.plan import Plan
+
 
 LABEL = "deployctl"
 L_APP, L_ENV, L_SERVICE = f"{LABEL}.app", f"{LABEL}.env", f"{LABEL}.service"
@@ -109,30 +115,6 @@ Log = Callable[[str], None]
 
 
 # --- plain data returned to commands --------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Release:
-    """One release of one app/env, read back from its record container (or running containers)."""
-
-    id: str  # "r7"
-    number: int
-    kind: str  # "deploy" | "rollback"
-    outcome: str  # "succeeded" | "failed" | "interrupted" | "in progress"
-    git_sha: str
-    image: str  # the ref that was deployed
-    image_id: str
-    digest: str
-    created: str  # ISO 8601 UTC
-    ended: str
-    duration_s: float | None
-    who: str
-    message: str
-    services: tuple[str, ...]
-    rollback_of: str = ""
-    current: bool = False  # its containers are the ones serving now
-    image_available: bool = True  # can be rolled back to
-    present: bool = False  # it has service containers on the engine now, running or not
 
 
 @dataclass(frozen=True)
@@ -187,7 +169,7 @@ class RollbackChoice:
 # --- entry points ---------------------------------------------------------------------------------
 
 
-def deploy(plan: Plan, image_ref: str, ctx: Any, options: Any) -> None:
+def deploy(plan: Plan, image_ref: str, ctx: Any, options: DeployOptions | None = None) -> None:
     """Deploy `image_ref` (as pushed) to every service of plan's environment on the local engine.
 
     Raises DeployFailed when the new release does not become healthy (the old one keeps
@@ -197,6 +179,7 @@ def deploy(plan: Plan, image_ref: str, ctx: Any, options: Any) -> None:
     from deployctl.adapters import engine
 
     cfg = plan.config
+    options = options or DeployOptions()  # all as deploy.yaml says
     secrets = local_secrets(cfg)
     for values in secrets.values():
         for value in values.values():
@@ -206,8 +189,8 @@ def deploy(plan: Plan, image_ref: str, ctx: Any, options: Any) -> None:
     meta = _Meta(kind="deploy", git_sha=plan.git.sha, image_ref=image_ref,
                  digest=_digest_of(image_ref, image), image_id=image["Id"])
     release = _apply(client, cfg, meta, secrets, log=ctx.log, note=ctx.note,
-                     cancelled=getattr(ctx, "cancelled", None), timeout=_option(options, "timeout"),
-                     drain=_option(options, "drain"), lock_wait=float(_option(options, "lock_wait") or 0.0))
+                     cancelled=getattr(ctx, "cancelled", None), timeout=options.effective_timeout(cfg),
+                     drain=options.drain, lock_wait=options.lock_wait)
     ctx.outputs["release"] = release.id
     urls = service_urls(cfg)
     if urls:
@@ -262,7 +245,7 @@ def plan_rollback(cfg: ResolvedConfig, to: str | None = None, steps: int = 1,
             raise UsageError(f"{where} has {what} to roll back to ({now})",
                              hint=f"the last {cfg.image.keep} releases are kept (image.keep)")
         target = candidates[steps - 1]
-    if not target.image_available:
+    if not target.available:
         raise UsageError(f"the image of {target.id} is no longer in the local engine",
                          hint="it was removed outside deployctl; deploy that commit again instead")
     return RollbackChoice(current=current, target=target, deployed=deployed)
@@ -298,7 +281,7 @@ def rollback(cfg: ResolvedConfig, to: str | None = None, steps: int = 1, *,
 
     target = choice.target
     say(f"rolling {cfg.app}/{cfg.env_name} back to {target.id} (git {target.git_sha[:12]}, {target.image})")
-    meta = _Meta(kind="rollback", git_sha=target.git_sha, image_ref=target.image, digest=target.digest,
+    meta = _Meta(kind="rollback", git_sha=target.git_sha, image_ref=target.image, digest=target.image_digest,
                  image_id=target.image_id, rollback_of=target.id)
 
     def still_as_chosen(client: Client) -> None:
@@ -351,7 +334,7 @@ def status(cfg: ResolvedConfig, client: Client | None = None) -> LocalStatus:
             url=f"http://127.0.0.1:{local_port(svc)}" if svc.port else "",
             proxy_pid=int(proxy["pid"]) if proxy else None, proxy_backends=backends,
             git_sha=info.git_sha if info else "", image=info.image if info else "",
-            digest=info.digest if info else "",
+            digest=info.image_digest if info else "",
         ))
     return LocalStatus(app=cfg.app, env=cfg.env_name, current=next((r for r in releases if r.current), None),
                        services=tuple(out), latest=releases[0] if releases else None,
@@ -961,7 +944,7 @@ def _cut_off(release: Release, record: Container | None, *, newest: bool, holder
         return release
     why = ("a newer release was deployed before its verdict" if not newest else
            f"its deploy{f' (pid {pid})' if pid else ''} ended without a verdict (killed?)")
-    return dataclasses.replace(release, outcome=INTERRUPTED, message=release.message or why)
+    return dataclasses.replace(release, outcome=INTERRUPTED, detail=release.detail or why)
 
 
 def _with_current(release: Release, current: Release | None, present: bool) -> Release:
@@ -975,14 +958,15 @@ def _release_from_labels(labels: Mapping[str, str], image_id: str, *, current: b
                          available: bool) -> Release:
     duration = labels.get(L_DURATION)
     return Release(
-        id=labels.get(L_RELEASE, "?"), number=_number(labels), kind=labels.get(L_KIND, "deploy"),
+        id=labels.get(L_RELEASE, "?"), app=labels.get(L_APP, ""), env=labels.get(L_ENV, ""),
+        number=_number(labels), kind=labels.get(L_KIND, "deploy"),
         outcome=labels.get(L_OUTCOME, "in progress"), git_sha=labels.get(L_SHA, ""),
-        image=labels.get(L_IMAGE, ""), image_id=image_id, digest=labels.get(L_DIGEST, ""),
-        created=labels.get(L_CREATED, ""), ended=labels.get(L_ENDED, ""),
+        image=labels.get(L_IMAGE, ""), image_id=image_id, image_digest=labels.get(L_DIGEST, ""),
+        started_at=labels.get(L_CREATED, ""), finished_at=labels.get(L_ENDED, ""),
         duration_s=float(duration) if duration else None, who=labels.get(L_WHO, ""),
-        message=labels.get(L_MESSAGE, ""),
+        detail=labels.get(L_MESSAGE, ""),
         services=tuple(s for s in labels.get(L_SERVICES, labels.get(L_SERVICE, "")).split(",") if s),
-        rollback_of=labels.get(L_ROLLBACK_OF, ""), current=current, image_available=available,
+        source=labels.get(L_ROLLBACK_OF, ""), current=current, available=available,
     )
 
 
@@ -1094,10 +1078,6 @@ def _raise_if_cancelled(cancelled: threading.Event | None) -> None:
         from deployctl.pipeline import Cancelled
 
         raise Cancelled("deploy cancelled; the previous release keeps serving")
-
-
-def _option(options: Any, name: str) -> Any:
-    return getattr(options, name, None) if options is not None else None
 
 
 def _who() -> str:

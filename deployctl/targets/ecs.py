@@ -20,6 +20,9 @@ For one `deployctl run` (the deploy stage):
 3. the release outcome goes onto the task definition as tags; any failed service fails the run.
    A service whose deploy raises (AWS refused the update, a bug) is failed with the message,
    and the revision it registered is tagged failed; the other services' deploys go on.
+
+Why one long module: one service's deploy (_ServiceDeploy: register, update, watch, roll back,
+record) is a single state machine whose steps share its fields; split, they would pass them all.
 """
 
 from __future__ import annotations
@@ -43,14 +46,12 @@ from deployctl.plan import Plan, ServicePlan, make_plan
 from deployctl.redact import Redactor
 from deployctl.render import ecs as render
 from deployctl.render.ecs import Facts
+from deployctl.targets.base import DeployOptions
 
 if TYPE_CHECKING:
     from deployctl.config.model import ResolvedConfig
 
 _T = TypeVar("_T")
-
-_DEFAULT_TIMEOUT = 900.0
-_DEFAULT_POLL = 5.0
 
 # Statuses of one service's deploy.
 SUCCEEDED = "succeeded"
@@ -338,17 +339,6 @@ class Settings:
     deadline: float = float("inf")
 
 
-def _effective(options: Any, cfg: Any) -> tuple[float, float]:
-    """DeployOptions override deploy.yaml only where they differ from their own defaults."""
-    timeout = float(getattr(options, "timeout", _DEFAULT_TIMEOUT) or _DEFAULT_TIMEOUT)
-    poll = float(getattr(options, "poll_interval", _DEFAULT_POLL) or _DEFAULT_POLL)
-    if timeout == _DEFAULT_TIMEOUT:
-        timeout = float(cfg.deploy.timeout)
-    if poll == _DEFAULT_POLL:
-        poll = float(cfg.deploy.poll_interval)
-    return timeout, poll
-
-
 class _Log:
     """Thread-safe, service-prefixed logging into the stage context."""
 
@@ -370,20 +360,21 @@ class _Log:
                 note(text)
 
 
-def deploy(plan: Plan, image_ref: str, ctx: Any, options: Any) -> None:
+def deploy(plan: Plan, image_ref: str, ctx: Any, options: DeployOptions | None = None) -> None:
     """Deploy `plan` to ECS with `image_ref`. Returns when every service is healthy on the new
     release (or unchanged); raises DeployFailed otherwise (a rollback is a failure too),
     PreflightFailed when something is missing, ExternalError when AWS is unreachable."""
     cfg = plan.config
+    options = options or DeployOptions()  # all as deploy.yaml says
     log = _Log(ctx)
-    timeout, poll = _effective(options, cfg)
+    timeout, poll = options.effective_timeout(cfg), options.effective_poll(cfg)
     cancelled: threading.Event = getattr(ctx, "cancelled", None) or threading.Event()
     t0 = time.monotonic()
     rollout_deadline = t0 + timeout
     deadline = rollout_deadline + rollout.rollback_budget(timeout)
     # Every AWS call of the rollout ends by its deadline, however AWS behaves (docs/timeouts.md).
     aws = awsa.Bounded(awsa.clients(cfg.region), min(rollout_deadline + rollout.LAST_LOOK, deadline))
-    preview = getattr(options, "preview_name", None)
+    preview = options.preview_name
     pre = preflight.run(cfg, aws, image_ref, log=log, preview=preview)
     digest = pre.image_digest or (image_ref.split("@", 1)[1] if "@" in image_ref else None)
     outputs = getattr(ctx, "outputs", {})
@@ -392,7 +383,7 @@ def deploy(plan: Plan, image_ref: str, ctx: Any, options: Any) -> None:
                   target_group_arns=pre.target_group_arns, image_digest=digest, release_id=release_id,
                   git_sha=plan.git.sha, preview_name=preview)
     real = make_plan(cfg, plan.git, facts=facts, image_override=pre.image_ref)
-    pinned = getattr(options, "task_definitions", None)
+    pinned = options.task_definitions
     if pinned:
         # `deployctl rollback`: only these services, each with an earlier release's task
         # definition as it was (deployctl.releases.register_request), re-registered as this release.
@@ -402,8 +393,7 @@ def deploy(plan: Plan, image_ref: str, ctx: Any, options: Any) -> None:
     outputs["release"] = release_id
     _ensure_monitoring_alarms(cfg, aws, log)
     settings = Settings(timeout=timeout, poll=rollout.PollPolicy.from_base(poll),
-                        force=bool(getattr(options, "force", False)),
-                        no_rollback=bool(getattr(options, "no_rollback", False)),
+                        force=options.force, no_rollback=options.no_rollback,
                         release_id=release_id, actor=releases_tags.actor(), started_at=datetime.now(UTC),
                         rollout_deadline=rollout_deadline, deadline=deadline)
     log(f"release {release_id}: {pre.image_ref} → cluster {cfg.environment.cluster} "

@@ -181,7 +181,7 @@ def test_containers_restart_and_a_release_failing_after_the_window_is_never_chos
     assert "restarted" in proc.stderr
 
     release = target.rollback(app.cfg, choice=choice, log=lambda line: None, drain=1)
-    assert (release.id, release.rollback_of) == ("r3", "r1")
+    assert (release.id, release.source) == ("r3", "r1")
     assert app.version() == "1.0.0"
 
 

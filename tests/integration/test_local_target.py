@@ -210,7 +210,7 @@ def test_unhealthy_release_leaves_the_old_one_serving(app: App, images: dict[str
     history = target.history(app.cfg)
     assert [(r.id, r.outcome, r.current) for r in history] == [("r2", "failed", False),
                                                                 ("r1", "succeeded", True)]
-    assert "did not become healthy" in history[0].message
+    assert "did not become healthy" in history[0].detail
 
 
 def test_rollback_brings_the_previous_release_back(app: App, images: dict[str, str]) -> None:
@@ -224,7 +224,7 @@ def test_rollback_brings_the_previous_release_back(app: App, images: dict[str, s
 
     lines: list[str] = []
     release = target.rollback(app.cfg, log=lines.append, drain=1)
-    assert release.id == "r3" and release.kind == "rollback" and release.rollback_of == "r1"
+    assert release.id == "r3" and release.kind == "rollback" and release.source == "r1"
     status, body = app.get("/version")
     assert json.loads(body) == {"version": "1.0.0", "git_sha": "1" * 40}
     history = target.history(app.cfg)

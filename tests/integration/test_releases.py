@@ -492,7 +492,7 @@ def test_a_release_is_not_settled_while_a_deploy_holds_the_lock(project: Project
 @pytest.mark.docker
 def test_local_status_json_has_the_ecs_shape(app: App, images: dict[str, str],  # noqa: F811
                                              capsys: pytest.CaptureFixture[str]) -> None:
-    from deployctl.commands import release_cmds
+    from deployctl.render import status_doc as release_cmds
 
     assert list(release_cmds.STATUS_KEYS) == STATUS_V1 and list(release_cmds.STATUS_SERVICE_KEYS) == STATUS_V1_SERVICE
     file = str(app.root / "deploy.yaml")

@@ -214,7 +214,7 @@ FIXTURE_YAML = Path(__file__).resolve().parents[1] / "fixtures" / "app" / "deplo
 
 
 def test_stage_selection() -> None:
-    from deployctl.commands.run_cmd import select_stages
+    from deployctl.app.run import select_stages
     from deployctl.config import load_env, read
 
     cfg = load_env(read(str(FIXTURE_YAML)), "dev")

@@ -33,3 +33,41 @@ def imported_roots(path: Path) -> set[str]:
 def test_each_outside_system_is_imported_by_exactly_its_adapter(module: str) -> None:
     importers = sorted(str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py") if module in imported_roots(p))
     assert importers == [DOORS[module]]
+
+
+# --- one lifecycle, many targets: commands never ask which target it is ----------------------------
+
+TARGET_NAMES = {"ecs", "docker"}
+
+
+def target_name_comparisons(source: str) -> list[int]:
+    """Lines comparing something with a target name ("ecs" == x, x != "docker", x in ("ecs",) …)."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if not isinstance(node, ast.Compare):
+            continue
+        for side in (node.left, *node.comparators):
+            consts = [side] if isinstance(side, ast.Constant) else \
+                list(side.elts) if isinstance(side, (ast.Tuple, ast.List, ast.Set)) else []
+            if any(isinstance(c, ast.Constant) and c.value in TARGET_NAMES for c in consts):
+                found.append(node.lineno)
+    return found
+
+
+def test_the_rule_finds_a_comparison_with_a_target_name() -> None:
+    assert target_name_comparisons('if cfg.environment.target == "docker":\n    pass\n') == [1]
+    assert target_name_comparisons('ok = "ecs" != plan.target\n') == [1]
+    assert target_name_comparisons('if t in ("ecs", "fargate"):\n    pass\n') == [1]
+    assert target_name_comparisons('print("ecs")\nx = {"docker": 1}\n') == []
+
+
+def test_commands_never_compare_with_a_target_name() -> None:
+    offenders = {str(p.relative_to(PACKAGE)): lines for p in sorted((PACKAGE / "commands").rglob("*.py"))
+                 if (lines := target_name_comparisons(p.read_text(encoding="utf-8")))}
+    assert offenders == {}, "commands call the Target protocol (deployctl.targets.base) instead"
+
+
+def test_use_cases_import_no_typer() -> None:
+    importers = sorted(str(p.relative_to(PACKAGE)) for p in (PACKAGE / "app").rglob("*.py")
+                       if "typer" in imported_roots(p) or "click" in imported_roots(p))
+    assert importers == []

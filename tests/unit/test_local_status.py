@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from deployctl.commands import release_cmds as rc
 from deployctl.targets import docker
+from deployctl.targets import docker_status as rc
 from tests.unit.test_status_doc import container, local, release
 
 
@@ -15,7 +15,7 @@ def test_a_restarted_container_is_not_ok_and_one_restarting_is_not_settled() -> 
     doc = rc.docker_status_doc(local("r1", (crashed,), r1, r1))
     assert (doc["settled"], doc["ok"]) == (True, False)
     assert doc["services"][0]["containers"][0]["restarts"] == 2
-    assert "restarted 2 times" in rc._docker_problem(doc["services"][0])
+    assert "restarted 2 times" in rc.docker_problem(doc["services"][0])
 
     restarting = dataclasses.replace(container("r1", state="restarting", health="starting"), restarts=3,
                                      exit_code=3)
@@ -40,7 +40,7 @@ def test_a_release_whose_containers_exited_is_reported_not_nothing_deployed() ->
 
 def test_a_rolled_back_newest_release_is_named_in_status() -> None:
     r1 = release("r1", current=True)
-    r2 = dataclasses.replace(release("r2", "rolled-back"), message="api: release r2 went live, then it died")
+    r2 = dataclasses.replace(release("r2", "rolled-back"), detail="api: release r2 went live, then it died")
     st = local("r1", (container("r1"),), r2, r1)
     doc = rc.docker_status_doc(st)
     assert (doc["settled"], doc["ok"]) == (True, False)

@@ -105,8 +105,8 @@ def test_destroy_reports_revisions_the_ci_role_may_not_deregister(tmp_path: Path
     it, destroy has still deleted the services and says which revisions it left."""
     from botocore.exceptions import ClientError
 
-    from deployctl.commands.preview_cmds import destroy_preview
     from deployctl.config import load_env, read
+    from deployctl.targets.ecs_preview import destroy_preview
 
     path = tmp_path / "deploy.yaml"
     path.write_text(yaml.safe_dump(CONFIG, sort_keys=False))

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from deployctl.commands.run_cmd import _redactor
+from deployctl.app.run import run_redactor as _redactor
 from deployctl.config import load_env, read
 from deployctl.config.model import ResolvedConfig
 
@@ -79,11 +79,11 @@ def test_docker_login_credentials_reach_the_redactor_with_their_username(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import base64
 
-    from deployctl.commands import run_cmd
+    from deployctl.app import run as run_cmd
 
     monkeypatch.setattr(run_cmd, "_docker_config_credentials", lambda host: ("bob", "pw-from-login"))
     redactor = _redactor(None, {})
-    access = run_cmd._access(load(tmp_path, "dev"), "127.0.0.1:5001", None, redactor)
+    access = run_cmd.registry_access(load(tmp_path, "dev"), "127.0.0.1:5001", None, redactor)
     assert access.credentials() == ("bob", "pw-from-login")
     auth = base64.b64encode(b"bob:pw-from-login").decode()
     assert redactor.redact_known(f'"auth": "{auth}" pw-from-login') == '"auth": "***" ***'

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from deployctl.adapters.git import GitFacts
-from deployctl.commands.run_cmd import build_jobs, effective_needs, select_stages
+from deployctl.app.run import build_jobs, effective_needs, select_stages
 from deployctl.config import load_env, read
 from deployctl.errors import StageFailed
 from deployctl.pipeline import Job, run_jobs

@@ -1,16 +1,19 @@
-"""deployctl.status/v1: one shape for both targets (release_cmds.status_* and docker_status_doc)."""
+"""deployctl.status/v1: one shape for both targets (render.status_doc, ecs_status and docker_status)."""
 
 from __future__ import annotations
 
-from deployctl.commands import release_cmds as rc
+from deployctl.releases import Release
+from deployctl.render import status_doc as keys
 from deployctl.targets import docker
+from deployctl.targets import docker_status as rc
+from deployctl.targets.ecs_status import ServiceStatus
 
 
-def release(rid: str, outcome: str = "succeeded", *, current: bool = False) -> docker.Release:
-    return docker.Release(id=rid, number=int(rid[1:]), kind="deploy", outcome=outcome, git_sha="a" * 40,
-                          image="app:1", image_id="sha256:i", digest="", created="2026-03-15T10:00:00Z",
-                          ended="", duration_s=None, who="tester", message="", services=("api",),
-                          current=current)
+def release(rid: str, outcome: str = "succeeded", *, current: bool = False) -> Release:
+    return Release(id=rid, app="app", env="dev", number=int(rid[1:]), kind="deploy", outcome=outcome,
+                   git_sha="a" * 40, image="app:1", image_id="sha256:i", image_digest="",
+                   started_at="2026-03-15T10:00:00Z", finished_at="", duration_s=None, who="tester", detail="",
+                   services=("api",), current=current)
 
 
 def container(rid: str, state: str = "running", health: str = "healthy") -> docker.ContainerState:
@@ -18,8 +21,8 @@ def container(rid: str, state: str = "running", health: str = "healthy") -> dock
                                  backend="127.0.0.1:1")
 
 
-def local(serving: str, containers: tuple[docker.ContainerState, ...], latest: docker.Release,
-          current: docker.Release | None, healthy: int = 1) -> docker.LocalStatus:
+def local(serving: str, containers: tuple[docker.ContainerState, ...], latest: Release,
+          current: Release | None, healthy: int = 1) -> docker.LocalStatus:
     svc = docker.ServiceStatus(service="api", release=serving, desired=1,
                                running=sum(c.state == "running" for c in containers), healthy=healthy,
                                containers=containers, url="http://127.0.0.1:8080", proxy_pid=1,
@@ -28,15 +31,15 @@ def local(serving: str, containers: tuple[docker.ContainerState, ...], latest: d
 
 
 def test_both_targets_fill_every_key() -> None:
-    ecs = rc.ServiceStatus("api", "app-api", exists=False).to_json()
+    ecs = ServiceStatus("api", "app-api", exists=False).to_json()
     r1 = release("r1", current=True)
     doc = rc.docker_status_doc(local("r1", (container("r1"),), r1, r1))
-    assert list(doc) == list(rc.STATUS_KEYS) and doc["schema"] == "deployctl.status/v1"
+    assert list(doc) == list(keys.STATUS_KEYS) and doc["schema"] == "deployctl.status/v1"
     (svc,) = doc["services"]
-    assert list(svc) == list(ecs) == list(rc.STATUS_SERVICE_KEYS)
+    assert list(svc) == list(ecs) == list(keys.STATUS_SERVICE_KEYS)
     assert (doc["settled"], doc["ok"], doc["cluster"], svc["rollout_state"], ecs["url"]) == (True, True, None, None,
                                                                                              None)
-    assert list(doc["current"]) == list(rc.STATUS_CURRENT_KEYS)
+    assert list(doc["current"]) == list(keys.STATUS_CURRENT_KEYS)
 
 
 def test_local_mid_deploy_is_unsettled_and_a_failed_newest_release_is_not_ok() -> None:

@@ -1,0 +1,17 @@
+"""The `history` use case: releases of one environment, newest first, from the platform."""
+
+from __future__ import annotations
+
+from deployctl.config.model import ResolvedConfig
+from deployctl.targets import for_config
+from deployctl.targets.base import History
+
+
+def history(cfg: ResolvedConfig, limit: int) -> History:
+    return for_config(cfg).history(limit)
+
+
+def history_doc(cfg: ResolvedConfig, found: History) -> dict[str, object]:
+    """deployctl.history/v1."""
+    return {"schema": "deployctl.history/v1", "app": cfg.app, "env": cfg.env_name,
+            "releases": [r.to_json(current=r.id == found.current) for r in found.releases]}

@@ -1,0 +1,47 @@
+"""`deployctl history`: parse, call deployctl.app.history, render."""
+
+from __future__ import annotations
+
+import typer
+
+from deployctl.commands.common import ENV_OPTION, FILE_OPTION, JSON_OPTION, load, print_json
+
+
+def history(
+    file: str = FILE_OPTION,
+    env: str = ENV_OPTION,
+    limit: int = typer.Option(20, "--limit", "-n", min=1, help="Show at most this many releases."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Releases of one environment, newest first: outcome, git sha, image digest, who, when, duration.
+
+    Read from ECS task-definition tags (Docker labels for the local target): no state file.
+    JSON (schema deployctl.history/v1): {schema, app, env, releases: [{id, outcome, kind, source,
+    git_sha, image_digest, image, who, started_at, finished_at, duration_s, detail, current,
+    services: {name: {task_definition, revision, family, outcome}}}]}.
+
+    Examples:  deployctl history --env staging
+               deployctl history --env prod --limit 5 --json
+    """
+    from deployctl.app import history as use
+    from deployctl.render.text import duration, outcome_text, short, table
+
+    cfg = load(file, env)
+    found = use.history(cfg, limit)
+    if as_json:
+        print_json(use.history_doc(cfg, found))
+        return
+    if not found.releases:
+        typer.echo(f"{cfg.app}/{env}: no releases yet (deploy with `deployctl run --env {env}`)")
+        return
+    rows = [[("* " if r.id == found.current else "  ") + r.id, outcome_text(r.outcome), r.kind,
+             (r.git_sha or "")[:12], short(r.image_digest), r.who, r.started_at, duration(r.duration_s)]
+            for r in found.releases]
+    for line in table(["release", "outcome", "kind", "git", "digest", "who", "started", "took"], rows):
+        typer.echo(line)
+    if found.current is not None:
+        typer.echo("* = running now")
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(history)

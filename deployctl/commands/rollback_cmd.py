@@ -1,0 +1,60 @@
+"""`deployctl rollback`: parse, call deployctl.app.rollback, render."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from deployctl.commands.common import (
+    ENV_OPTION,
+    FILE_OPTION,
+    JSON_OPTION,
+    LOCK_WAIT_OPTION,
+    YES_OPTION,
+    confirm,
+    engine_runner,
+    load,
+    parse_lock_wait,
+)
+
+
+def rollback(
+    file: str = FILE_OPTION,
+    env: str = ENV_OPTION,
+    to: str | None = typer.Option(None, "--to", help="Release id to go back to (see `deployctl history`)."),
+    steps: int = typer.Option(1, "--steps", min=1, help="Go back this many succeeded releases."),
+    yes: bool = YES_OPTION,
+    as_json: bool = JSON_OPTION,
+    lock_wait: str | None = LOCK_WAIT_OPTION,
+) -> None:
+    """Run an earlier succeeded release again (by default the previous one), watched like a deploy.
+
+    On ECS the earlier release's task definitions are registered again, unchanged, as a new
+    release (so history shows the rollback); service settings (count, deployment configuration)
+    come from today's deploy.yaml. Nothing to roll back to, or an unknown/failed --to release,
+    is exit 2 and changes nothing.
+
+    Examples:  deployctl rollback --env staging
+               deployctl rollback --env prod --to 20260315T101500Z-1a2b3c4d5e6f-9f3c --yes
+    """
+    from deployctl.app import rollback as use
+    from deployctl.errors import UsageError
+    from deployctl.targets import DeployOptions
+
+    if to is not None and steps != 1:
+        raise UsageError("--to and --steps do not go together", hint="pick a release with --to, or count with --steps")
+    target, choice = use.choose(load(file, env), to=to, steps=steps)
+    out = sys.stderr if as_json else sys.stdout
+    for line in choice.summary:
+        print(line, file=out)
+    confirm(choice.question, yes)
+    options = DeployOptions(yes=yes, lock_wait=parse_lock_wait(lock_wait))
+    code = use.execute(target, choice, options, run=engine_runner(target, as_json=as_json), log=typer.echo,
+                       as_json=as_json)
+    if code:
+        raise typer.Exit(code)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(rollback)

@@ -1,0 +1,161 @@
+"""The Target protocol: the whole release lifecycle of one environment on one platform.
+
+A target (ECS Fargate, the local Docker engine, …) is one class implementing `Target`, made
+for one resolved environment (`Target(cfg)`), plus one entry in deployctl.targets.TARGETS.
+Commands and use cases (deployctl.app) only ever talk to this protocol; they never ask which
+target it is. What differs between targets (words in a status line, whether a lock can be
+broken by hand) is data a target returns, not a branch in a command.
+
+Lifecycle, in the order a release lives through it:
+- `deploy(plan, image_ref, ctx, options)`: inside the deploy stage; returns when the new
+  release is healthy, raises DeployFailed otherwise (a rollback is a failure too). `plan` is
+  the run's Plan re-made with the pushed digest; `image_ref` is always `host/repo@sha256:…`;
+  stream progress with `ctx.log`, publish `release` (and `url`) in `ctx.outputs`, honour
+  `ctx.cancelled`.
+- `lock(plan, options, ctx)`: the deploy lock held around every deploy (run, promote, rollback).
+- `status()`: what runs now (deployctl.status/v1 and text lines), re-read on every call.
+- `history(limit)`: releases, newest first, as deployctl.releases.Release.
+- `choose_rollback(to, steps)` then `rollback(choice, options, run=…, log=…)`.
+- `lock_holder()` / `break_lock(holder)`: `deployctl unlock` for a lock left by a dead deploy.
+- `teardown(name, dry_run)`: remove one named preview copy of the environment.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from contextlib import AbstractContextManager
+
+    from deployctl.config.model import ResolvedConfig
+    from deployctl.plan import Plan
+    from deployctl.releases import Release
+
+
+@dataclass(frozen=True)
+class DeployOptions:
+    """How one deploy runs. None means "as deploy.yaml says" (deploy.timeout, deploy.poll_interval)."""
+
+    force: bool = False  # update even when the live task definition is identical
+    no_rollback: bool = False  # leave a failed deploy in place instead of rolling back
+    timeout: float | None = None  # seconds to wait for the rollout
+    poll_interval: float | None = None  # watcher's base interval, seconds
+    preview_name: str | None = None  # per-branch preview copy (environments with preview: true)
+    yes: bool = False  # confirmations answered (CI)
+    lock_wait: float = 0.0  # seconds to wait for another deploy's lock (deployctl.lock)
+    # `rollback` on ECS: service → RegisterTaskDefinition request of the revision to run again
+    # (deployctl.releases.register_request); only these services are deployed.
+    task_definitions: Mapping[str, Mapping[str, Any]] | None = None
+    drain: float | None = None  # local target: seconds to drain old containers (None: its default)
+
+    def effective_timeout(self, cfg: ResolvedConfig) -> float:
+        return float(self.timeout if self.timeout is not None else cfg.deploy.timeout)
+
+    def effective_poll(self, cfg: ResolvedConfig) -> float:
+        return float(self.poll_interval if self.poll_interval is not None else cfg.deploy.poll_interval)
+
+
+# Runs one deploy of `plan` as the `deploy` stage of the stage engine (same output, report and
+# exit codes as `deployctl run`); returns the exit code. Passed in by the use case, so a target
+# can deploy through the engine without importing what is above it. `before` runs once the
+# lock is held (it may refuse by raising), `after` once the deploy ended, however it ended.
+DeployRunner = Callable[..., int]
+
+
+@dataclass(frozen=True)
+class StatusView:
+    """What `status` shows for one environment, the same for every target."""
+
+    doc: Mapping[str, Any]  # deployctl.status/v1 (deployctl.render.status_doc)
+    lines: tuple[str, ...]  # the text report
+    problems: tuple[str, ...] = ()  # why it is not ok, one phrase per service
+    unsettled: str = "still not settled"  # "<env>: <this> after 30s" when a watch times out
+    done: str = ""  # the line once a watch ends settled and ok
+
+    @property
+    def settled(self) -> bool:
+        return bool(self.doc["settled"])
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.doc["ok"])
+
+
+@dataclass(frozen=True)
+class History:
+    releases: tuple[Release, ...]  # newest first
+    current: str | None  # id of the release that runs now
+
+
+@dataclass(frozen=True)
+class RollbackChoice:
+    """What `rollback` would do, shown to the person before they confirm."""
+
+    current: Release | None
+    target: Release
+    summary: tuple[str, ...]  # lines to show: from what to what
+    question: str  # the confirmation
+    # Target-specific data the rollback needs (what runs now, revisions to run again, …).
+    detail: Any = None
+
+
+@dataclass
+class DestroyReport:
+    """What a teardown of one named preview removed (deployctl.destroy/v1)."""
+
+    env: str
+    name: str
+    cluster: str | None
+    services_deleted: list[str] = field(default_factory=list)
+    task_definitions_deregistered: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    dry_run: bool = False
+
+
+@runtime_checkable
+class Target(Protocol):
+    """One platform's release lifecycle for one environment (see the module docstring)."""
+
+    name: ClassVar[str]
+    cfg: ResolvedConfig
+    needs_ci_role: ClassVar[bool]  # `deployctl iam-policy` has a policy to write for it
+    # Said by `unlock` when the target's lock cannot go stale (it has nothing to break), else "".
+    unlock_note: ClassVar[str]
+
+    def deploy(self, plan: Plan, image_ref: str, ctx: Any, options: DeployOptions) -> None: ...
+
+    def lock(self, plan: Plan, options: DeployOptions, ctx: Any = None) -> AbstractContextManager[Any]: ...
+
+    def status(self) -> StatusView: ...
+
+    def history(self, limit: int | None = 20) -> History: ...
+
+    def choose_rollback(self, to: str | None = None, steps: int = 1) -> RollbackChoice: ...
+
+    def rollback(self, choice: RollbackChoice, options: DeployOptions, *, run: DeployRunner,
+                 log: Callable[[str], None], as_json: bool = False) -> int: ...
+
+    def lock_holder(self) -> Any: ...
+
+    def break_lock(self, holder: Any) -> None: ...
+
+    def teardown(self, name: str, *, dry_run: bool = False) -> DestroyReport: ...
+
+    def teardown_question(self, name: str) -> str: ...
+
+    def secret_values(self, environ: Mapping[str, str]) -> list[str]: ...
+
+    def cost_line(self, plan: Plan) -> str: ...
+
+
+@runtime_checkable
+class Promotable(Protocol):
+    """A target whose environments can be promoted from one to another (by image digest)."""
+
+    def promote_source(self) -> Any:
+        """What runs in this (source) environment, vouched for; DeployFailed when it must not go."""
+
+    def tag_release(self, release_id: str | None, tags: dict[str, str], log: Callable[[str], None]) -> None:
+        """Record `tags` on release `release_id` of this (destination) environment."""

@@ -1,0 +1,84 @@
+"""Target `docker`: the release lifecycle of one environment on the local Docker engine.
+
+Deploys, rollbacks and release records are deployctl.targets.docker; status documents are
+deployctl.targets.docker_status. This class puts them behind deployctl.targets.base.Target.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from deployctl.errors import UsageError
+from deployctl.targets import docker, docker_status
+from deployctl.targets.base import DeployOptions, DeployRunner, DestroyReport, History, RollbackChoice, StatusView
+
+if TYPE_CHECKING:
+    from deployctl.config.model import ResolvedConfig
+    from deployctl.plan import Plan
+
+
+class DockerTarget:
+    name: ClassVar[str] = "docker"
+    needs_ci_role: ClassVar[bool] = False
+    unlock_note: ClassVar[str] = ("deploys to the local engine, whose lock is a flock the kernel releases "
+                                  "when its holder dies: nothing to unlock")
+
+    def __init__(self, cfg: ResolvedConfig) -> None:
+        self.cfg = cfg
+
+    def deploy(self, plan: Plan, image_ref: str, ctx: Any, options: DeployOptions) -> None:
+        docker.deploy(plan, image_ref, ctx, options)
+
+    @contextlib.contextmanager
+    def lock(self, plan: Plan, options: DeployOptions, ctx: Any = None) -> Iterator[None]:
+        yield  # the deploy itself takes the environment's flock (docker._env_lock), rollback too
+
+    def lock_holder(self) -> None:
+        return None
+
+    def break_lock(self, holder: Any) -> None:
+        raise UsageError(f"{self.cfg.app}/{self.cfg.env_name} {self.unlock_note}")
+
+    def status(self) -> StatusView:
+        return docker_status.view(docker.status(self.cfg))
+
+    def history(self, limit: int | None = 20) -> History:
+        found = docker.history(self.cfg, limit=limit)
+        return History(tuple(found), next((r.id for r in found if r.current), None))
+
+    def choose_rollback(self, to: str | None = None, steps: int = 1) -> RollbackChoice:
+        cfg = self.cfg
+        choice = docker.plan_rollback(cfg, to, steps)
+        now = (choice.current.id if choice.current else
+               f"{choice.deployed.id} (failing)" if choice.deployed else "nothing")
+        t = choice.target
+        line = f"rollback {cfg.app}/{cfg.env_name} (local): {now} → {t.id} (git {t.git_sha[:12]}, {t.image})"
+        return RollbackChoice(current=choice.current, target=t, summary=(line,),
+                              question=f"Roll {cfg.env_name} back to {t.id}?", detail=choice)
+
+    def rollback(self, choice: RollbackChoice, options: DeployOptions, *, run: DeployRunner,
+                 log: Callable[[str], None], as_json: bool = False) -> int:
+        """The earlier release's image, with the same health-gated switch as a deploy (outside
+        the stage engine: its progress goes straight to `log`)."""
+        cfg = self.cfg
+        release = docker.rollback(cfg, choice=choice.detail, log=log, timeout=options.effective_timeout(cfg),
+                                  drain=options.drain, lock_wait=options.lock_wait)
+        log(f"{cfg.app}/{cfg.env_name} now runs {release.id} (rollback to {choice.target.id})")
+        return 0
+
+    def teardown(self, name: str, *, dry_run: bool = False) -> DestroyReport:
+        raise UsageError(f"environment '{self.cfg.env_name}' deploys to the local Docker engine, which has no "
+                         "previews to destroy", hint="previews need target: ecs")
+
+    def teardown_question(self, name: str) -> str:
+        return f"Remove preview '{name}'?"
+
+    def secret_values(self, environ: Mapping[str, str]) -> list[str]:
+        # The services' secrets come from the same environment lint and test inherit: a command
+        # printing one must already see it masked.
+        return docker.local_secret_values(self.cfg, environ)
+
+    def cost_line(self, plan: Plan) -> str:
+        return f"cost: local Docker engine (the same services on Fargate: ~${plan.cost.monthly_usd:,.2f}/month)"

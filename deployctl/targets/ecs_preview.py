@@ -1,0 +1,72 @@
+"""Teardown of one named ECS preview: its services (scaled to 0, then deleted) and its
+task-definition revisions, and nothing else (deployctl.preview says what is the preview's)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from deployctl import preview
+from deployctl.adapters import aws
+from deployctl.targets.base import DestroyReport
+
+
+def _chunks(items: list[str], size: int) -> list[list[str]]:
+    return [items[i:i + size] for i in range(0, len(items), size)]
+
+
+def find_preview(ecs: Any, cfg: Any, name: str) -> tuple[list[str], list[str], list[str]]:
+    """(service names, task-definition ARNs, skipped look-alikes) of preview `name`, read from ECS."""
+    cluster = cfg.environment.cluster
+    arns: list[str] = []
+    for page in ecs.get_paginator("list_services").paginate(cluster=cluster):
+        arns.extend(a for a in page.get("serviceArns", [])
+                    if preview.is_candidate_service(cfg, name, preview.service_name_of(a)))
+    described: list[dict[str, Any]] = []
+    for chunk in _chunks(arns, 10):  # DescribeServices takes at most 10 services
+        described.extend(ecs.describe_services(cluster=cluster, services=chunk, include=["TAGS"])["services"])
+    services, skipped = preview.select_services(cfg, name, described)
+
+    families: set[str] = set()
+    for pre in preview.family_prefixes(cfg, name):
+        pages = ecs.get_paginator("list_task_definition_families").paginate(familyPrefix=pre, status="ACTIVE")
+        for page in pages:
+            families.update(f for f in page.get("families", []) if f.startswith(pre))
+    td_tags: dict[str, list[dict[str, str]]] = {}
+    for fam in sorted(families):
+        for page in ecs.get_paginator("list_task_definitions").paginate(familyPrefix=fam, status="ACTIVE"):
+            for arn in page.get("taskDefinitionArns", []):
+                if preview.family_of(arn) != fam:
+                    continue  # familyPrefix is a prefix: app-p-pr-1-api also lists app-p-pr-1-api2
+                resp = ecs.describe_task_definition(taskDefinition=arn, include=["TAGS"])
+                td_tags[arn] = resp.get("tags") or []
+    tds, td_skipped = preview.select_task_definitions(cfg, name, td_tags)
+    return services, tds, skipped + td_skipped
+
+
+def destroy_preview(ecs: Any, cfg: Any, name: str, *, dry_run: bool = False) -> DestroyReport:
+    """Scale each selected service to 0, delete it (force), then deregister the selected revisions."""
+    cluster = cfg.environment.cluster
+    services, tds, skipped = find_preview(ecs, cfg, name)
+    report = DestroyReport(env=cfg.env_name, name=name, cluster=cluster, skipped=skipped, dry_run=dry_run)
+    if dry_run:
+        report.services_deleted, report.task_definitions_deregistered = services, tds
+        return report
+    for svc in services:
+        # Scale to 0 first so tasks drain from their load balancer before the service goes.
+        ecs.update_service(cluster=cluster, service=svc, desiredCount=0)
+        ecs.delete_service(cluster=cluster, service=svc, force=True)
+        report.services_deleted.append(svc)
+    for arn in tds:
+        try:
+            ecs.deregister_task_definition(taskDefinition=arn)
+        except aws.ClientError as exc:
+            if not aws.is_access_denied(exc):
+                raise
+            # The CI role's policy scopes deregistration by resource tags (deployctl iam-policy);
+            # where AWS cannot evaluate them it denies. The services are gone; the revision is
+            # inert and stays listed, which is safer than a policy that could deregister anyone's.
+            report.skipped.append(f"task definition {preview.family_of(arn)}: not deregistered "
+                                  f"({aws.error_code(exc)}: the CI role may not deregister it)")
+            continue
+        report.task_definitions_deregistered.append(arn)
+    return report

@@ -1,0 +1,202 @@
+"""`status` of an ECS environment: per service what runs (release, revision, digest), its
+rollout, target health and recent events, as deployctl.status/v1 and as text."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from deployctl import releases, rollout
+from deployctl import releases_tags as rt
+from deployctl.render import ecs as render
+from deployctl.render.status_doc import status_current_doc, status_doc, status_service_doc
+from deployctl.render.text import outcome_text, short
+from deployctl.targets.base import StatusView
+from deployctl.targets.ecs_releases import read_revisions, read_services, settle_revisions
+
+if TYPE_CHECKING:
+    from deployctl.config.model import ResolvedConfig
+    from deployctl.releases import Release, Revision
+
+
+@dataclass(frozen=True)
+class ServiceStatus:
+    service: str
+    ecs_service: str
+    exists: bool
+    release: str = ""
+    outcome: str = ""
+    image_digest: str = ""
+    image: str = ""
+    git_sha: str = ""
+    task_definition: str = ""
+    revision: int | None = None
+    running: int = 0
+    desired: int = 0
+    pending: int = 0
+    rollout_state: str = ""
+    rollout_reason: str = ""
+    deployments: tuple[dict[str, Any], ...] = ()
+    targets: dict[str, int] | None = None
+    events: tuple[dict[str, str], ...] = ()
+    # Set when the newest release of this service is not what runs (ECS or deployctl rolled it back).
+    superseded_by_rollback: str = ""
+
+    @property
+    def settled(self) -> bool:
+        if not self.exists:
+            return True
+        if self.rollout_state == "FAILED":
+            return True
+        return self.rollout_state == "COMPLETED" and len(self.deployments) == 1
+
+    @property
+    def ok(self) -> bool:
+        return self.exists and self.rollout_state == "COMPLETED" and not self.superseded_by_rollback
+
+    def to_json(self) -> dict[str, Any]:
+        return status_service_doc(
+            service=self.service, exists=self.exists, release=self.release or None, outcome=self.outcome or None,
+            image_digest=self.image_digest or None, image=self.image or None, git_sha=self.git_sha or None,
+            running=self.running, desired=self.desired,
+            healthy=self.targets.get("healthy", 0) if self.targets is not None else None,
+            rolled_back=self.superseded_by_rollback or None,
+            ecs_service=self.ecs_service, task_definition=self.task_definition or None, revision=self.revision,
+            pending=self.pending, rollout_state=self.rollout_state or None,
+            rollout_reason=self.rollout_reason or None, deployments=list(self.deployments), targets=self.targets,
+            events=list(self.events))
+
+
+@dataclass(frozen=True)
+class EcsStatus:
+    services: list[ServiceStatus]
+    current: Release | None = None  # the newest release among the revisions the services run
+
+    @property
+    def settled(self) -> bool:
+        return all(s.settled for s in self.services)
+
+    @property
+    def ok(self) -> bool:
+        return all(s.ok for s in self.services)
+
+
+def _iso(value: Any) -> str:
+    return value.isoformat() if hasattr(value, "isoformat") else str(value or "")
+
+
+def read_status(clients: Any, cfg: ResolvedConfig) -> EcsStatus:
+    described = read_services(clients.ecs, cfg)
+    revs = settle_revisions(clients, cfg, read_revisions(clients.ecs, cfg, per_family=3), described)
+    by_arn = {r.arn: r for r in revs}
+    out = []
+    running: dict[str, Revision] = {}
+    for name, svc in described.items():
+        ecs_name = render.service_name(cfg, name)
+        if svc is None:
+            out.append(ServiceStatus(name, ecs_name, exists=False))
+            continue
+        view = releases.service_view(name, svc)
+        arn = str(view.task_definition or "")
+        rev = by_arn.get(arn)
+        if rev is None and arn:
+            rev = releases.revision_from(clients.ecs.describe_task_definition(taskDefinition=arn, include=["TAGS"]))
+        if rev is not None:
+            running[name] = rev
+        deps = svc.get("deployments") or []
+        primary: Mapping[str, Any] = next((d for d in deps if d.get("status") == "PRIMARY"), {}) or {}
+        newest = max((r for r in revs if r.service == name), key=lambda r: r.number, default=None)
+        rolled = ""
+        if newest is not None and newest.arn != arn and newest.outcome in (rt.IN_PROGRESS, rt.ROLLED_BACK, rt.FAILED):
+            rolled = (f"release {newest.parsed.release} ({newest.label}, {outcome_text(newest.outcome)}) "
+                      f"is not what runs: the service went back to {arn.rsplit('/', 1)[-1]}")
+        out.append(ServiceStatus(
+            service=name, ecs_service=ecs_name, exists=True,
+            release=(rev.parsed.release or "") if rev else "", outcome=rev.outcome if rev else "",
+            image_digest=(rev.parsed.image_digest or "") if rev else "",
+            image=rev.image if rev else "", git_sha=(rev.parsed.git_sha or "") if rev else "",
+            task_definition=arn, revision=rev.number if rev else None,
+            running=int(primary.get("runningCount") or 0), desired=int(primary.get("desiredCount") or 0),
+            pending=int(primary.get("pendingCount") or 0), rollout_state=str(primary.get("rolloutState") or ""),
+            rollout_reason=str(primary.get("rolloutStateReason") or ""),
+            deployments=tuple({"id": d.get("id"), "status": d.get("status"),
+                               "task_definition": str(d.get("taskDefinition", "")).rsplit("/", 1)[-1],
+                               "rollout_state": d.get("rolloutState"), "running": d.get("runningCount"),
+                               "desired": d.get("desiredCount"), "failed_tasks": d.get("failedTasks")}
+                              for d in deps),
+            targets=_target_health(clients, cfg.environment.cluster, svc),
+            events=tuple({"at": _iso(e.get("createdAt")), "message": str(e.get("message", ""))}
+                         for e in (svc.get("events") or [])[:5]),
+            superseded_by_rollback=rolled,
+        ))
+    known = releases.build([*revs, *(r for r in running.values() if r.arn not in by_arn)], app=cfg.app,
+                           env=cfg.env_name)
+    return EcsStatus(out, releases.current(known, {n: r.arn for n, r in running.items()}))
+
+
+def _target_health(clients: Any, cluster: str | None, svc: Mapping[str, Any]) -> dict[str, int] | None:
+    """Target states of this service's own tasks (by their awsvpc IPs): a target group shared
+    with another environment must not make one environment count the other's targets."""
+    groups = [lb["targetGroupArn"] for lb in svc.get("loadBalancers") or [] if lb.get("targetGroupArn")]
+    if not groups:
+        return None
+    arns: list[str] = []
+    pages = clients.ecs.get_paginator("list_tasks").paginate(cluster=cluster, serviceName=svc.get("serviceName"))
+    for page in pages:
+        arns += page.get("taskArns", [])
+    tasks: list[Any] = []
+    for i in range(0, len(arns), 100):  # DescribeTasks takes at most 100
+        tasks += clients.ecs.describe_tasks(cluster=cluster, tasks=arns[i:i + 100]).get("tasks", [])
+    ips = rollout.task_ips(tasks)
+    counts: dict[str, int] = {}
+    for arn in groups:
+        found = clients.elbv2.describe_target_health(TargetGroupArn=arn).get("TargetHealthDescriptions", [])
+        for t in rollout.own_targets(found, ips):
+            state = str((t.get("TargetHealth") or {}).get("State", "unknown"))
+            counts[state] = counts.get(state, 0) + 1
+    return counts
+
+
+def render_status(cfg: ResolvedConfig, rows: list[ServiceStatus]) -> list[str]:
+    lines = [f"{cfg.app}/{cfg.env_name} on cluster {cfg.environment.cluster}"]
+    for s in rows:
+        if not s.exists:
+            lines.append(f"{s.service}: service {s.ecs_service} does not exist (never deployed)")
+            continue
+        targets = ""
+        if s.targets is not None:
+            targets = ", targets " + (", ".join(f"{n} {k}" for k, n in sorted(s.targets.items())) or "none")
+        lines.append(f"{s.service}: release {s.release or '?'} ({outcome_text(s.outcome) or 'no tags'}), "
+                     f"{s.task_definition.rsplit('/', 1)[-1]}, {short(s.image_digest)}")
+        lines.append(f"  running {s.running}/{s.desired} (pending {s.pending}), rollout "
+                     f"{(s.rollout_state or '?').lower()}{targets}"
+                     + (f" — {s.rollout_reason}" if s.rollout_reason else ""))
+        if len(s.deployments) > 1:
+            for d in s.deployments:
+                lines.append(f"  deployment {d['id']}: {str(d['status']).lower()} {d['task_definition']} "
+                             f"{str(d['rollout_state']).lower()} {d['running']}/{d['desired']}")
+        if s.superseded_by_rollback:
+            lines.append(f"  {s.superseded_by_rollback}")
+        for e in s.events:
+            lines.append(f"  {e['at'][:19]}  {e['message']}")
+    return lines
+
+
+
+def view(cfg: ResolvedConfig, st: EcsStatus) -> StatusView:
+    """deployctl.status/v1, the text and the verdict words of one ECS status."""
+    cur = st.current
+    doc = status_doc(app=cfg.app, env=cfg.env_name, target="ecs", cluster=cfg.environment.cluster,
+                     settled=st.settled, ok=st.ok,
+                     current=status_current_doc(
+                         id=cur.id, outcome=cur.outcome, kind=cur.kind, git_sha=cur.git_sha or None,
+                         image_digest=cur.image_digest or None, started_at=cur.started_at or None,
+                         finished_at=cur.finished_at or None) if cur else None,
+                     services=[s.to_json() for s in st.services])
+    problems = tuple(
+        f"{s.service} " + (s.superseded_by_rollback or f"rollout {(s.rollout_state or 'unknown').lower()}"
+                           + (f" ({s.rollout_reason})" if s.rollout_reason else ""))
+        for s in st.services if not s.ok)
+    return StatusView(doc=doc, lines=tuple(render_status(cfg, st.services)), problems=problems,
+                      unsettled="rollouts still not settled", done=f"{cfg.app}/{cfg.env_name}: every rollout completed")

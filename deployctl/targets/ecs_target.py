@@ -1,0 +1,171 @@
+"""Target `ecs`: the release lifecycle of one environment on ECS Fargate.
+
+Deploys are deployctl.targets.ecs; release reads and the settle write path are
+deployctl.targets.ecs_releases; status is deployctl.targets.ecs_status; preview teardown is
+deployctl.targets.ecs_preview. This class puts them behind deployctl.targets.base.Target.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from deployctl import lock as locks
+from deployctl import preview, releases, releases_tags
+from deployctl.adapters import aws
+from deployctl.adapters.git import GitFacts
+from deployctl.errors import DeployFailed
+from deployctl.plan import Plan, make_plan
+from deployctl.render.ecs import Facts
+from deployctl.rollout import td_label
+from deployctl.targets import ecs, ecs_preview, ecs_releases, ecs_status
+from deployctl.targets.base import DeployOptions, DeployRunner, History, RollbackChoice, StatusView
+
+if TYPE_CHECKING:
+    from contextlib import AbstractContextManager
+
+    from deployctl.config.model import ResolvedConfig
+
+
+class EcsTarget:
+    name: ClassVar[str] = "ecs"
+    needs_ci_role: ClassVar[bool] = True
+    unlock_note: ClassVar[str] = ""
+
+    def __init__(self, cfg: ResolvedConfig) -> None:
+        self.cfg = cfg
+        self._clients: Any = None
+
+    @property
+    def clients(self) -> Any:
+        if self._clients is None:
+            self._clients = aws.clients(self.cfg.region)
+        return self._clients
+
+    # --- deploy and its lock ------------------------------------------------------------------
+
+    def deploy(self, plan: Plan, image_ref: str, ctx: Any, options: DeployOptions) -> None:
+        ecs.deploy(plan, image_ref, ctx, options)
+
+    def lock(self, plan: Plan, options: DeployOptions, ctx: Any = None) -> AbstractContextManager[Any]:
+        return locks.deploy_lock(plan, options, ctx)
+
+    def lock_holder(self) -> locks.Holder | None:
+        return self._lock_table().read(locks.lock_key(self.cfg.app, self.cfg.env_name))
+
+    def break_lock(self, holder: locks.Holder) -> None:
+        locks.break_lock(self._lock_table(), holder)
+
+    def _lock_table(self) -> locks.LockTable:
+        return locks.LockTable(self.clients.client("dynamodb"))
+
+    # --- reading --------------------------------------------------------------------------------
+
+    def status(self) -> StatusView:
+        with aws.aws_errors(f"reading the status of {self.cfg.env_name}"):
+            return ecs_status.view(self.cfg, ecs_status.read_status(self.clients, self.cfg))
+
+    def history(self, limit: int | None = 20) -> History:
+        cfg = self.cfg
+        with aws.aws_errors(f"reading the releases of {cfg.env_name}"):
+            described = ecs_releases.read_services(self.clients.ecs, cfg)
+            found = ecs_releases.read_settled_releases(self.clients, cfg, described, per_family=limit)[:limit]
+        running = {n: str(releases.service_view(n, d).task_definition) for n, d in described.items() if d}
+        cur = releases.current(found, running)
+        return History(tuple(found), cur.id if cur else None)
+
+    def _running(self) -> dict[str, str]:
+        return {name: str(releases.service_view(name, d).task_definition)
+                for name, d in ecs_releases.read_services(self.clients.ecs, self.cfg).items() if d is not None}
+
+    # --- rollback -------------------------------------------------------------------------------
+
+    def choose_rollback(self, to: str | None = None, steps: int = 1) -> RollbackChoice:
+        cfg, env = self.cfg, self.cfg.env_name
+        with aws.aws_errors(f"reading the releases of {env}"):
+            described = ecs_releases.read_services(self.clients.ecs, cfg)
+            running = {name: str(releases.service_view(name, d).task_definition)
+                       for name, d in described.items() if d is not None}
+            # Settled first, as for status/history/promote: once our release is the newest, a cut-off
+            # one shows `interrupted` for good and is never a target again. While a deploy holds the
+            # lock nothing is recorded and rollback goes on: the deploy stops at that lock (or waits,
+            # --lock-wait) like any deploy.
+            found = ecs_releases.read_settled_releases(self.clients, cfg, described)
+        choice = releases.choose_rollback(env, found, running, to=to, steps=steps)
+        target = choice.target
+        now = f"release {choice.current.id}" if choice.current else "no deployctl release"
+        summary = [f"rollback {cfg.app}/{env}: {now} → release {target.id} (git {target.git_sha[:12] or '?'}, "
+                   f"{target.who or '?'}, {target.started_at or '?'})"]
+        summary += [f"  {name}: {before} → {after}" for name, before, after in choice.changes()]
+        return RollbackChoice(current=choice.current, target=target, summary=tuple(summary),
+                              question=f"Roll {env} back to release {target.id}?", detail=choice)
+
+    def rollback(self, choice: RollbackChoice, options: DeployOptions, *, run: DeployRunner,
+                 log: Callable[[str], None], as_json: bool = False) -> int:
+        """The earlier release's task definitions registered again, unchanged, as a new release
+        (so history shows the rollback), deployed through `run` like any deploy."""
+        cfg, env = self.cfg, self.cfg.env_name
+        chosen: releases.RollbackChoice = choice.detail
+        target = chosen.target
+        release_id = releases_tags.new_release_id(git_sha=target.git_sha or None)
+        with aws.aws_errors("reading the task definitions to run again"):
+            pinned = {name: releases.register_request(
+                self.clients.ecs.describe_task_definition(taskDefinition=rev.arn, include=["TAGS"]),
+                release_id=release_id, restores=target.id) for name, rev in chosen.revisions.items()}
+        image = next(iter(chosen.revisions.values())).image
+        digest = image.rsplit("@", 1)[-1] if "@" in image else None
+        git = GitFacts(sha=target.git_sha or "unknown", branch=f"rollback-{env}")
+        plan = make_plan(cfg, git, facts=Facts(git_sha=target.git_sha or None, image_digest=digest,
+                                               release_id=release_id), image_override=image)
+        pinned_options = dataclasses.replace(options, task_definitions=pinned)
+
+        def still_as_chosen(ctx: Any) -> None:
+            # The target was chosen from what ran before the lock was ours; with --lock-wait another
+            # deploy (or rollback) may have changed that meanwhile, and rolling back from a state
+            # nobody looked at could undo the wrong release. Refuse before anything changes.
+            with aws.aws_errors(f"reading the services of {env} again"):
+                now = self._running()
+            moved = [f"{name} now runs {td_label(now.get(name))} (was {td_label(was)})"
+                     for name, was in sorted(chosen.running.items()) if now.get(name) != was]
+            if moved:
+                raise DeployFailed(f"{env} changed while this rollback waited for the lock: {'; '.join(moved)}; "
+                                   "nothing was changed", hint=f"run `deployctl rollback --env {env}` again to "
+                                   "choose from what runs now (`deployctl history` shows it)")
+
+        return run(plan, image, pinned_options, release_id=release_id, before=still_as_chosen)
+
+    # --- promote (this environment as the source, or as the destination) ------------------------
+
+    def promote_source(self) -> releases.PromoteSource:
+        """What promote takes from this environment; DeployFailed saying why when it must not."""
+        cfg = self.cfg
+        with aws.aws_errors(f"reading what {cfg.env_name} runs"):
+            described = ecs_releases.read_services(self.clients.ecs, cfg)
+            views = [releases.service_view(name, d) for name, d in described.items()]
+            found = ecs_releases.read_settled_releases(self.clients, cfg, described)
+        return releases.promotable(cfg.env_name, found, views)
+
+    def tag_release(self, release_id: str | None, tags: dict[str, str], log: Callable[[str], None]) -> None:
+        """Add `tags` to the revisions release `release_id` registered (where a promotion came from)."""
+        ecs_releases.tag_release(self.clients.ecs, self.cfg, release_id, tags, log)
+
+    # --- the rest of the lifecycle --------------------------------------------------------------
+
+    def teardown(self, name: str, *, dry_run: bool = False) -> ecs_preview.DestroyReport:
+        with aws.aws_errors(f"destroying preview {name}"):
+            return ecs_preview.destroy_preview(self.clients.ecs, self.cfg, name, dry_run=dry_run)
+
+    def teardown_question(self, name: str) -> str:
+        return (f"Remove preview '{name}' ({', '.join(preview.service_names(self.cfg, name))} and their task "
+                f"definitions) from cluster {self.cfg.environment.cluster}?")
+
+    def secret_values(self, environ: Mapping[str, str]) -> list[str]:
+        return []  # ECS secrets stay in Secrets Manager/SSM: the run never holds their values
+
+    def cost_line(self, plan: Plan) -> str:
+        cost = plan.cost
+        text = f"estimated Fargate cost: ${cost.monthly_usd:,.2f}/month for {cost.tasks} task(s)"
+        if cost.monthly_usd_max != cost.monthly_usd:
+            text += f", up to ${cost.monthly_usd_max:,.2f}/month at autoscaling max"
+        return text + f" (on-demand {cost.price_region} prices of {cost.price_date})"

@@ -1,0 +1,1 @@
+"""Shared test support: fixtures, seams and small targets used by several test packages."""
