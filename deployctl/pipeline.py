@@ -8,7 +8,7 @@
   says `interrupted`, exit 130. A second signal SIGKILLs every child group at once.
 - Every line a stage produces goes through the redactor before anyone sees it.
 
-Nothing here prints: progress goes to a `Reporter` (deployctl.ui) and the outcome is returned
+Nothing here prints: progress goes to a `Reporter` (below; implementations in deployctl.ui) and the outcome is returned
 as a `RunReport`. Reporter methods are called under one lock, so a reporter never sees two
 calls at once even though stages run in threads.
 """
@@ -26,7 +26,7 @@ from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from deployctl.adapters import shell
 from deployctl.errors import (
@@ -40,14 +40,29 @@ from deployctl.errors import (
 )
 from deployctl.redact import Redactor
 
-if TYPE_CHECKING:
-    from deployctl.ui import Reporter
-
 TAIL_LINES = 20
 STAGE_STATUSES = ("succeeded", "failed", "skipped", "cancelled", "not_run")
 RUN_STATUSES = ("succeeded", "failed", "interrupted")
 # A skipped stage did its job (e.g. "image already in registry"), so dependents may go on.
 _SATISFIED = frozenset({"succeeded", "skipped"})
+
+
+class Reporter(Protocol):
+    """Receives the events of one run. The engine never calls two methods at once.
+
+    Order: run_started, then per stage stage_started → stage_line/stage_note* →
+    stage_finished (stages that never start get only stage_finished, status not_run), and
+    finally run_finished once.
+    """
+
+    def run_started(self, names: Sequence[str]) -> None: ...
+    def stage_started(self, name: str) -> None: ...
+    def stage_line(self, name: str, line: str) -> None: ...
+    def stage_note(self, name: str, text: str) -> None: ...
+    def stage_finished(self, record: StageRecord) -> None: ...
+    def run_finished(self, report: RunReport) -> None: ...
+
+
 # Reporter methods added after the first version of the protocol; reporters written against
 # the original five methods keep working.
 _OPTIONAL_REPORTER_METHODS = frozenset({"run_started"})

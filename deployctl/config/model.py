@@ -24,6 +24,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from deployctl.config.target_names import TARGETS
 from deployctl.config.units import parse_duration, parse_size
 
 Duration = Annotated[float, BeforeValidator(parse_duration),
@@ -354,11 +355,8 @@ class Guardrails(Strict):
 
 
 def _registered_target(value: object) -> str:
-    """A target name from the registry (deployctl.targets.TARGETS): a new target is accepted
-    here by its registry entry alone. Read at validation time, not at import, so config does
-    not load the targets layer; the error reads like a Literal's."""
-    from deployctl.targets import TARGETS
-
+    """A target name from the registry (deployctl.config.target_names): a new target is accepted
+    here by its registry entry alone; the error reads like a Literal's."""
     if isinstance(value, str) and value in TARGETS:
         return value
     names = [repr(n) for n in TARGETS]

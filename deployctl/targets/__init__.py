@@ -1,5 +1,5 @@
-"""Deploy targets: the registry. A target is one module with one class implementing
-deployctl.targets.base.Target, and one entry here.
+"""Deploy targets: loading them from the registry. A target is one module with one class
+implementing deployctl.targets.base.Target, and one entry in deployctl.config.target_names.
 
 The registry names classes as "module:Class" and imports a target only when an environment
 uses it: `deployctl --help` and `validate` never load boto3 or the docker SDK.
@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
+from deployctl.config.target_names import TARGETS
 from deployctl.errors import DeployFailed
 from deployctl.targets.base import DeployOptions, Target
 
@@ -17,12 +18,6 @@ if TYPE_CHECKING:
     from deployctl.config.model import ResolvedConfig
 
 __all__ = ["TARGETS", "DeployOptions", "Target", "for_config", "target_class"]
-
-# target name (deploy.yaml `environment.target`) → "module:Class" implementing Target.
-TARGETS: dict[str, str] = {
-    "docker": "deployctl.targets.docker_target:DockerTarget",
-    "ecs": "deployctl.targets.ecs_target:EcsTarget",
-}
 
 
 def target_class(name: str) -> type[Target]:

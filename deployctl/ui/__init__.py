@@ -1,4 +1,4 @@
-"""How a run is shown: the Reporter protocol and the choice of reporter for this terminal.
+"""How a run is shown: reporters (deployctl.pipeline.Reporter) and the choice for this terminal.
 
 Importing this package is cheap: rich is imported only when a rich reporter is built, so
 `deployctl --help` and the pipeline module stay light.
@@ -15,26 +15,10 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Protocol, TextIO
+from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:
-    from deployctl.pipeline import RunReport, StageRecord
-
-
-class Reporter(Protocol):
-    """Receives the events of one run. The engine never calls two methods at once.
-
-    Order: run_started, then per stage stage_started → stage_line/stage_note* →
-    stage_finished (stages that never start get only stage_finished, status not_run), and
-    finally run_finished once.
-    """
-
-    def run_started(self, names: Sequence[str]) -> None: ...
-    def stage_started(self, name: str) -> None: ...
-    def stage_line(self, name: str, line: str) -> None: ...
-    def stage_note(self, name: str, text: str) -> None: ...
-    def stage_finished(self, record: StageRecord) -> None: ...
-    def run_finished(self, report: RunReport) -> None: ...
+    from deployctl.pipeline import Reporter, RunReport, StageRecord
 
 
 class BaseReporter:
