@@ -349,7 +349,7 @@ def break_lock(table: LockTable, holder: Holder) -> None:
 
 @contextlib.contextmanager
 def deploy_lock(plan: Any, options: Any, ctx: Any = None) -> Iterator[Holder]:
-    """The lock around one deploy of `plan` (the seam deployctl.targets.deploy_guard calls).
+    """The lock around one deploy of `plan` (the seam each target's lock() calls).
 
     With a stage `ctx`: the release id is made now and published in ctx.outputs["release"]
     (the ECS target then uses it), so the lock item names the release it protects."""

@@ -2,7 +2,7 @@
 
 A release is one deploy (or promotion, or rollback) of one environment. Every revision it
 registered carries `deployctl:release` and the other tags of deployctl.releases_tags, so the
-list of revisions of the environment's families *is* the release history (DESIGN principle 2):
+list of revisions of the environment's families *is* the release history (the platform is the source of truth; docs/architecture.md):
 nothing here reads anything but what the caller fetched from ECS.
 
 Selection rules (used by promote and rollback):
@@ -388,7 +388,7 @@ SETTLED_LATER = "recorded from what ECS shows after the deploy watch ended"
 def settle(latest: Release | None, described: Mapping[str, Mapping[str, Any] | None]) -> list[Settlement]:
     """Verdicts for the `in-progress` revisions of the newest release that ECS has finished
     rolling out (`described`: service → DescribeServices entry). Honest like the watcher
-    (DESIGN principle 4):
+    (honest verdicts, docs/ecs-rollouts.md):
 
     - our revision is the PRIMARY deployment, COMPLETED, alone and at its desired count → succeeded;
     - our revision is PRIMARY and FAILED (circuit breaker or alarm without rollback) → failed;

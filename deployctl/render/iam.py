@@ -351,7 +351,7 @@ def ci_policy(cfg: ResolvedConfig, account: str, *, source: ResolvedConfig | Non
 
 
 def _promote_source_reads(cfg: ResolvedConfig, source: ResolvedConfig, account: str) -> list[dict[str, Any]]:
-    """What `promote SOURCE ENV` reads of SOURCE with ENV's role (release_cmds.promote):
+    """What `promote SOURCE ENV` reads of SOURCE with ENV's role (deployctl.app.promote):
     read_services → DescribeServices on SOURCE's services; read_settled_releases → ListTaskDefinitions and
     DescribeTaskDefinition (include TAGS) of SOURCE's families, both on "*" already (no resource
     type). ListTagsForResource on the same ARNs keeps tag reads working either way. Describe and
