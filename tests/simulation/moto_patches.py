@@ -12,12 +12,18 @@ Patched (class attributes, restored by ``uninstall``):
 - ``moto.moto_server.werkzeug_app.DomainDispatcherApplication.__call__`` (see ``api_hooks``):
   call log and throttling for every request.
 All handlers run under the simulation's lock and first advance the simulated clock.
+
+These patches replace moto's private handlers by name, so they are written for one moto line:
+``SUPPORTED_MOTO`` (pyproject.toml pins the dev extra to it). ``install`` refuses any other
+version with a message naming the range, rather than failing later in an unrelated assertion.
 """
 
 from __future__ import annotations
 
 import copy
 import functools
+import importlib.metadata
+import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +31,9 @@ from . import api_hooks
 
 if TYPE_CHECKING:
     from .ecs_rollout import RolloutSimulation, SimService, SimTask
+
+# The moto versions these patches were written and checked against: [low, high).
+SUPPORTED_MOTO = ((5, 2, 1), (5, 3))
 
 _ACTIVE: RolloutSimulation | None = None
 _ORIGINALS: list[tuple[Any, str, Any]] = []
@@ -34,8 +43,22 @@ def active() -> RolloutSimulation | None:
     return _ACTIVE
 
 
+def check_moto_version(version: str) -> None:
+    """Raise if ``version`` (moto's, as installed) is outside ``SUPPORTED_MOTO``."""
+    low, high = SUPPORTED_MOTO
+    parts = tuple(int(p) for p in re.findall(r"\d+", version)[:3])
+    if not low <= parts < high:
+        wanted = f">={'.'.join(map(str, low))},<{'.'.join(map(str, high))}"
+        raise RuntimeError(
+            f"the ECS rollout simulation patches moto internals and supports moto{wanted}, but moto "
+            f"{version} is installed; install the pinned dev extra (pip install -e '.[dev]') or "
+            f"port tests/simulation/moto_patches.py to this moto and widen SUPPORTED_MOTO"
+        )
+
+
 def install(sim: RolloutSimulation) -> None:
     global _ACTIVE
+    check_moto_version(importlib.metadata.version("moto"))
     if _ACTIVE is not None and _ACTIVE is not sim:
         raise RuntimeError("another RolloutSimulation is already installed")
     _ACTIVE = sim

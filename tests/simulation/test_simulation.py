@@ -7,6 +7,7 @@ tens of milliseconds, so waits are short; ``wait_for`` polls like a watcher woul
 from __future__ import annotations
 
 import json
+import re
 import os
 import subprocess
 import sys
@@ -611,3 +612,15 @@ def test_scenario_validation() -> None:
     sim.script("a", "success", "crash")
     assert [sim.next_scenario("default", "a").kind for _ in range(3)] == ["success", "crash", "crash"]
     assert sim.next_scenario("default", "other") == sim.default
+
+
+def test_the_simulation_refuses_a_moto_outside_the_range_its_patches_were_written_for() -> None:
+    import importlib.metadata
+
+    from tests.simulation.moto_patches import check_moto_version
+
+    check_moto_version(importlib.metadata.version("moto"))  # the installed, pinned one is accepted
+    check_moto_version("5.2.1")
+    for other in ("5.0.28", "5.2.0", "5.3.0", "6.0.0", "5.3.0a1"):
+        with pytest.raises(RuntimeError, match=r"supports moto>=5\.2\.1,<5\.3, but moto " + re.escape(other)):
+            check_moto_version(other)
