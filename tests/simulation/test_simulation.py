@@ -7,8 +7,8 @@ tens of milliseconds, so waits are short; ``wait_for`` polls like a watcher woul
 from __future__ import annotations
 
 import json
-import re
 import os
+import re
 import subprocess
 import sys
 import time
@@ -25,6 +25,7 @@ from tests.simulation import (
     BREAKER_FAILED_REASON,
     RolloutSimulation,
     Scenario,
+    moto_patches,
 )
 from tests.simulation.ecs_rollout import SimService
 
@@ -36,6 +37,13 @@ CLUSTER = "prod"
 def sim(ecs_sim: RolloutSimulation) -> RolloutSimulation:
     ecs_sim.configure(**FAST)
     return ecs_sim
+
+
+@pytest.fixture
+def stepped(sim: RolloutSimulation) -> RolloutSimulation:
+    """The simulation with its clock frozen: it moves only when the test steps it."""
+    sim.freeze()
+    return sim
 
 
 @pytest.fixture
@@ -65,6 +73,12 @@ def ecs(aws: Any, sim: RolloutSimulation) -> Any:
 
 
 def wait_for(probe: Callable[[], Any], timeout: float = 5.0, interval: float = 0.02) -> Any:
+    """Poll ``probe`` like a watcher would until it is truthy. With the simulation's clock frozen
+    (the ``stepped`` fixture) the clock is stepped instead, one scheduled step per probe, so a
+    state that lasts a single phase is seen however slow the machine is."""
+    sim = moto_patches.active()
+    if sim is not None and sim.frozen:
+        return sim.run_until(probe, max_seconds=timeout)
     deadline = time.monotonic() + timeout
     value = None
     while time.monotonic() < deadline:
@@ -189,7 +203,8 @@ def test_count_only_update_keeps_the_deployment_and_force_makes_a_new_one(ecs: A
     wait_for(steady_on(ecs, forced["id"]))
 
 
-def test_circuit_breaker_rollback_revives_the_old_deployment_id(ecs: Any, sim: RolloutSimulation) -> None:
+def test_circuit_breaker_rollback_revives_the_old_deployment_id(ecs: Any, stepped: RolloutSimulation) -> None:
+    sim = stepped
     sim.script("api", "success", sim.scenario("tasks_fail_to_start", drain_s=0.4), cluster=CLUSTER)
     old = deployed(ecs, **BREAKER_ROLLBACK)
     new = primary(ecs.update_service(cluster=CLUSTER, service="api", taskDefinition="api:2")["service"])["id"]
@@ -222,12 +237,13 @@ def test_circuit_breaker_rollback_revives_the_old_deployment_id(ecs: Any, sim: R
     assert [o.rollout_state for o in sim.outcomes if o.deployment_id == new] == ["FAILED"]
 
 
-def test_breaker_without_rollback_leaves_primary_failed(ecs: Any, sim: RolloutSimulation) -> None:
+def test_breaker_without_rollback_leaves_primary_failed(ecs: Any, stepped: RolloutSimulation) -> None:
+    sim = stepped
     sim.script("api", "success", "tasks_fail_to_start", cluster=CLUSTER, failure="secrets")
     old = deployed(ecs, **BREAKER_ONLY)
     new = primary(ecs.update_service(cluster=CLUSTER, service="api", taskDefinition="api:2")["service"])["id"]
     svc = wait_for(lambda: (s := describe(ecs)) and primary(s)["rolloutState"] == "FAILED" and s)
-    time.sleep(0.2)  # nothing moves after FAILED
+    sim.fast_forward(0.2)  # nothing moves after FAILED
     svc = describe(ecs)
     assert [(d["id"], d["status"], d["rolloutState"]) for d in svc["deployments"]] == [
         (new, "PRIMARY", "FAILED"),
@@ -278,7 +294,9 @@ def target_group(aws: Any) -> str:
     )["TargetGroups"][0]["TargetGroupArn"]
 
 
-def test_target_health_follows_the_rollout(aws: Any, ecs: Any, sim: RolloutSimulation, target_group: str) -> None:
+def test_target_health_follows_the_rollout(aws: Any, ecs: Any, stepped: RolloutSimulation,
+                                          target_group: str) -> None:
+    sim = stepped
     elb = aws.client("elbv2")
     lbs = [{"targetGroupArn": target_group, "containerName": "web", "containerPort": 8080}]
     sim.script("api", "success", cluster=CLUSTER, healthy_s=0.6, drain_s=0.5)
@@ -312,7 +330,9 @@ def test_target_health_follows_the_rollout(aws: Any, ecs: Any, sim: RolloutSimul
     assert [h["TargetHealth"]["State"] for h in only["TargetHealthDescriptions"]] == ["healthy", "unused"]
 
 
-def test_unhealthy_targets_trip_the_breaker(aws: Any, ecs: Any, sim: RolloutSimulation, target_group: str) -> None:
+def test_unhealthy_targets_trip_the_breaker(aws: Any, ecs: Any, stepped: RolloutSimulation,
+                                            target_group: str) -> None:
+    sim = stepped
     elb = aws.client("elbv2")
     lbs = [{"targetGroupArn": target_group, "containerName": "web", "containerPort": 8080}]
     sim.script("api", "success", "unhealthy_targets", cluster=CLUSTER, drain_s=0.4)
@@ -410,11 +430,12 @@ def test_a_rollback_scales_in_the_failed_deployments_tasks_with_sigterm(
     assert all("reason" not in c for t in ours for c in t["containers"])
 
 
-def test_stall_never_completes(ecs: Any, sim: RolloutSimulation) -> None:
+def test_stall_never_completes(ecs: Any, stepped: RolloutSimulation) -> None:
+    sim = stepped
     sim.script("api", "success", "stall", cluster=CLUSTER)
     old = deployed(ecs)
     new = primary(ecs.update_service(cluster=CLUSTER, service="api", taskDefinition="api:2")["service"])["id"]
-    time.sleep(0.3)
+    sim.fast_forward(0.3)
     svc = describe(ecs)
     assert [(d["id"], d["rolloutState"]) for d in svc["deployments"]] == [(new, "IN_PROGRESS"), (old, "COMPLETED")]
     assert primary(svc)["runningCount"] == 2 and svc["deployments"][1]["runningCount"] == 2
@@ -624,3 +645,19 @@ def test_the_simulation_refuses_a_moto_outside_the_range_its_patches_were_writte
     for other in ("5.0.28", "5.2.0", "5.3.0", "6.0.0", "5.3.0a1"):
         with pytest.raises(RuntimeError, match=r"supports moto>=5\.2\.1,<5\.3, but moto " + re.escape(other)):
             check_moto_version(other)
+
+
+def test_freeze_on_holds_the_rollout_where_the_call_arrived_until_thawed(ecs: Any, sim: RolloutSimulation) -> None:
+    old = deployed(ecs)
+    reached = sim.freeze_on("UpdateService")
+    assert not reached.is_set()
+    new = primary(ecs.update_service(cluster=CLUSTER, service="api", taskDefinition="api:2")["service"])["id"]
+    assert reached.is_set() and sim.frozen
+    time.sleep(0.3)  # several phases of real time: a frozen rollout does not move
+    svc = describe(ecs)
+    assert [(d["id"], d["rolloutState"], d["runningCount"]) for d in svc["deployments"]] == [
+        (new, "IN_PROGRESS", 0), (old, "COMPLETED", 2)]
+    frozen_at = sim.now()
+    sim.thaw()
+    assert 0 <= sim.now() - frozen_at < 0.2  # runs on from where it stopped, no jump
+    wait_for(steady_on(ecs, new))
