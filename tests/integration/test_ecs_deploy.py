@@ -232,6 +232,12 @@ def calls(sim: Any, action: str) -> int:
     return len(sim.calls_of(action))
 
 
+def calls_after(sim: Any, action: str, after: str) -> int:
+    """How many `action` calls reached the server after the last `after` call."""
+    marks = sim.calls_of(after)
+    return sum(1 for c in sim.calls_of(action) if marks and c.monotonic > marks[-1].monotonic)
+
+
 def when(condition: Callable[[], bool], then: Callable[[], None], timeout: float = 20.0) -> threading.Thread:
     """Run `then` in a thread as soon as `condition` holds (used to act mid-rollout)."""
 
@@ -244,6 +250,24 @@ def when(condition: Callable[[], bool], then: Callable[[], None], timeout: float
             time.sleep(0.01)
 
     t = threading.Thread(target=loop, daemon=True)
+    t.start()
+    return t
+
+
+def mid_rollout(sim: Any, act: Callable[[], object], action: str = "UpdateService") -> threading.Thread:
+    """Run `act` in a thread while the simulated clock is frozen at the deploy's `action` call:
+    the new deployment exists and has not moved on, however loaded the machine is (a sleep after
+    the call can outlast a sub-second phase). The clock runs on once `act` returns."""
+    reached = sim.freeze_on(action)
+
+    def run() -> None:
+        if reached.wait(60):
+            try:
+                act()
+            finally:
+                sim.thaw()
+
+    t = threading.Thread(target=run, daemon=True)
     t.start()
     return t
 
@@ -408,7 +432,7 @@ def test_deployment_alarm_during_rollout_rolls_back(world: World, sim: Any, tmp_
     # The new release rolls out slowly enough for the alarm to fire mid-rollout.
     sim.script(API, sim.scenario("success", start_s=0.6, healthy_s=0.6), cluster=CLUSTER)
     ref2 = world.push("v2")
-    started = when(lambda: calls(sim, "UpdateService") >= 1, lambda: (time.sleep(0.2), world.set_alarm("ALARM")))
+    started = mid_rollout(sim, lambda: world.set_alarm("ALARM"))
     res = deploy(cfg, ref2)
     started.join()
 
@@ -452,7 +476,7 @@ def test_timeout_makes_deployctl_roll_back(world: World, sim: Any, tmp_path: Pat
 def test_throttled_describe_services_is_survived(world: World, sim: Any, tmp_path: Path) -> None:
     cfg, _ = first_deploy(world, tmp_path)
     ref2 = world.push("v2")
-    t = when(lambda: calls(sim, "UpdateService") >= 1, lambda: sim.throttle("DescribeServices", times=4))
+    t = mid_rollout(sim, lambda: sim.throttle("DescribeServices", times=4))
     res = deploy(cfg, ref2)
     t.join()
 
@@ -546,7 +570,10 @@ def test_ctrl_c_while_watching_exits_130_and_says_how_to_resume(world: World, si
     cfg, _ = first_deploy(world, tmp_path)
     sim.script(API, sim.scenario("success", start_s=3.0, healthy_s=3.0), cluster=CLUSTER)
     ref2 = world.push("v2")
-    t = when(lambda: calls(sim, "UpdateService") >= 1, lambda: (time.sleep(0.3), os.kill(os.getpid(), signal.SIGINT)))
+    # SIGINT once the watcher has polled the new deployment (the clock is frozen: it stays IN_PROGRESS).
+    polled = sim.freeze_on("UpdateService")
+    t = when(lambda: polled.is_set() and calls_after(sim, "DescribeServices", "UpdateService") >= 2,
+             lambda: os.kill(os.getpid(), signal.SIGINT))
     res = deploy(cfg, ref2, handle_signals=True)
     t.join()
 

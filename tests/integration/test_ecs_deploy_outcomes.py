@@ -6,7 +6,6 @@ updates that AWS refuses, and unexpected errors inside one service's deploy.
 from __future__ import annotations
 
 import dataclasses
-import time
 from typing import Any
 
 from deployctl.targets import ecs as ecs_target
@@ -21,8 +20,8 @@ from tests.integration.test_ecs_deploy import (  # the ECS deploy tests' world, 
     env,  # noqa: F401 - fixture
     first_deploy,
     load,
+    mid_rollout,
     sim,  # noqa: F401 - fixture
-    when,
     world,  # noqa: F401 - fixture
 )
 from tests.integration.test_ecs_deploy import deploy as ecs_deploy
@@ -83,7 +82,7 @@ def test_the_rollback_is_judged_with_alarm_states_read_when_it_starts(world, sim
     cw.set_alarm_state(AlarmName=other, StateValue="ALARM", StateReason="test")
     slow = sim.scenario("success", start_s=1.5, healthy_s=1.5)
     sim.script(API, slow, slow, cluster=CLUSTER)
-    fire = when(lambda: calls(sim, "UpdateService") >= 1, lambda: (time.sleep(0.2), world.set_alarm("ALARM")))
+    fire = mid_rollout(sim, lambda: world.set_alarm("ALARM"))
     res = ecs_deploy(cfg, world.push("v2"))
     fire.join()
 
