@@ -17,12 +17,9 @@ from tests.integration.test_ecs_deploy import (  # the ECS deploy tests' world, 
     WORKER,
     base_config,
     calls,
-    env,  # noqa: F401 - fixture
     first_deploy,
     load,
     mid_rollout,
-    sim,  # noqa: F401 - fixture
-    world,  # noqa: F401 - fixture
 )
 from tests.integration.test_ecs_deploy import deploy as ecs_deploy
 

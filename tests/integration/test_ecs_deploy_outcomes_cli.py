@@ -14,7 +14,9 @@ from deployctl.adapters import aws as awsa
 from deployctl.targets import ecs as ecs_target
 from tests.integration.conftest import git
 from tests.integration.test_ecs_deploy import CLUSTER, WORKER
-from tests.integration.test_releases import FAMILY_STAGING, Project, env, project, sim, td  # noqa: F401
+from tests.integration.test_releases import FAMILY_STAGING, RELEASE_PHASES, Project, td
+
+SIM_PHASES = RELEASE_PHASES
 
 
 def lock_item(p: Project) -> Any:

@@ -22,8 +22,9 @@ from deployctl.config import load_env, read
 from deployctl.plan import make_plan
 from deployctl.targets import DeployOptions
 from tests.integration.test_preview import CLUSTER, SHA, World, cli, deploy_yaml, write_project
-from tests.integration.test_preview import world as world  # noqa: F401 - fixture
+from tests.support.aws_world import QUICK_PHASES
 
+SIM_PHASES = QUICK_PHASES
 SHARED_TG = {"target_group": "chat-api-tg", "shared": True}
 
 

@@ -8,11 +8,8 @@ from tests.integration.test_ecs_deploy import (  # the ECS deploy tests' world, 
     FAMILY_API,
     base_config,
     calls,
-    env,  # noqa: F401 - fixture
     first_deploy,
-    sim,  # noqa: F401 - fixture
     when,
-    world,  # noqa: F401 - fixture
 )
 from tests.integration.test_ecs_deploy import deploy as ecs_deploy
 

@@ -12,17 +12,17 @@ import time
 from typing import Any
 
 from tests.integration.test_ecs_deploy import API, CLUSTER
-from tests.integration.test_releases import (  # noqa: F401 - env, sim, project are fixtures
+from tests.integration.test_releases import (
     FAMILY_STAGING,
+    RELEASE_PHASES,
     Project,
-    env,
     image_of,
     interrupted_run,
-    project,
     service,
-    sim,
     td,
 )
+
+SIM_PHASES = RELEASE_PHASES
 
 
 def rollout_over(proj: Project, task_definition: str, timeout: float = 30) -> None:
