@@ -86,8 +86,9 @@ def write_project(tmp_path: Path, doc: dict[str, Any]) -> Path:
     return proj
 
 
-def deploy(proj: Path, env: str, image_ref: str, preview: str | None = None) -> None:
-    """The ECS target's deploy, as `deployctl run --env ENV [--name N] --image REF --only deploy` runs it."""
+def deploy(proj: Path, env: str, image_ref: str, preview: str | None = None) -> list[str]:
+    """The ECS target's deploy, as `deployctl run --env ENV [--name N] --image REF --only deploy` runs
+    it; returns its log lines."""
     from deployctl.targets import ecs as ecs_target
 
     cfg = load_env(read(proj / "deploy.yaml", environ={}), env)
@@ -99,6 +100,7 @@ def deploy(proj: Path, env: str, image_ref: str, preview: str | None = None) -> 
         ecs_target.deploy(plan, image_ref, ctx, options)
     except Exception as exc:
         raise AssertionError(f"deploy {env} {preview or ''} failed: {exc}\n" + "\n".join(lines)) from exc
+    return lines
 
 
 def cli(aws: Any, proj: Path, *args: str) -> subprocess.CompletedProcess[str]:
