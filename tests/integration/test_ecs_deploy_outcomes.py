@@ -36,22 +36,17 @@ def _outcome(tags: dict[str, str]) -> dict[str, str | None]:
 
 
 def test_a_generated_alarm_firing_when_the_deployment_starts_does_not_roll_it_back(
-        world, sim, tmp_path, monkeypatch):  # noqa: F811
+        world, sim, tmp_path):  # noqa: F811
     """ECS turns alarm checks off for a deployment that starts with one of its alarms in ALARM
     (ECS-ROLLOUTS.md §3); deployctl's own alarm gate must ignore that alarm too, whether it comes
     from deploy.alarms or from monitoring.roll_back_on."""
     doc = base_config(world, monitoring={"load_balancer": "chat-api", "error_rate": 5,
                                          "roll_back_on": ["error_rate"]})
     cfg, _ = first_deploy(world, tmp_path, doc)
-    cw = world.c("cloudwatch")
-    ensure = ecs_target._ensure_monitoring_alarms
-
-    def keep_firing(*args: Any, **kwargs: Any) -> None:
-        # Real CloudWatch keeps an alarm's state across PutMetricAlarm; moto resets it.
-        ensure(*args, **kwargs)
-        cw.set_alarm_state(AlarmName=GENERATED, StateValue="ALARM", StateReason="5xx spike before the fix")
-
-    monkeypatch.setattr(ecs_target, "_ensure_monitoring_alarms", keep_firing)
+    # Firing before the fix goes out; the deploy rewrites the alarm (PutMetricAlarm), which keeps
+    # its state in CloudWatch (and in the simulation).
+    world.c("cloudwatch").set_alarm_state(AlarmName=GENERATED, StateValue="ALARM",
+                                          StateReason="5xx spike before the fix")
     sim.script(API, sim.scenario("success", start_s=1.0, healthy_s=1.0), cluster=CLUSTER)
     res = ecs_deploy(cfg, world.push("v2-fix"))
 

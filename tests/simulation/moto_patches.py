@@ -9,6 +9,10 @@ Patched (class attributes, restored by ``uninstall``):
   tasks are served next to moto's own RunTask tasks).
 - ``moto.elbv2.models.ELBv2Backend.describe_target_health``: simulated targets of services whose
   loadBalancers name that target group.
+- ``moto.cloudwatch.models.CloudWatchBackend.put_metric_alarm``: updating an existing alarm
+  keeps its state, as CloudWatch does ("When you update an existing alarm, its state is left
+  unchanged": https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/API_PutMetricAlarm.html);
+  moto replaces the alarm and with it the state.
 - ``moto.moto_server.werkzeug_app.DomainDispatcherApplication.__call__`` (see ``api_hooks``):
   call log and throttling for every request.
 All handlers run under the simulation's lock and first advance the simulated clock.
@@ -64,6 +68,7 @@ def install(sim: RolloutSimulation) -> None:
     _ACTIVE = sim
     if _ORIGINALS:
         return
+    from moto.cloudwatch.models import CloudWatchBackend
     from moto.ecs.responses import EC2ContainerServiceResponse as R
     from moto.elbv2.models import ELBv2Backend
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication
@@ -76,6 +81,7 @@ def install(sim: RolloutSimulation) -> None:
     _patch(R, "describe_tasks", _describe_tasks)
     _patch(R, "stop_task", _stop_task)
     _patch(ELBv2Backend, "describe_target_health", _describe_target_health)
+    _patch(CloudWatchBackend, "put_metric_alarm", _put_metric_alarm)
     _patch(DomainDispatcherApplication, "__call__", api_hooks.make_wsgi_hook(active))
 
 
@@ -438,6 +444,26 @@ def render_task(svc: SimService, task: SimTask) -> dict[str, Any]:
 
 # ---------------------------------------------------------------- ELBv2
 
+
+# ---------------------------------------------------------------- CloudWatch
+
+_ALARM_STATE = ("state_value", "state_reason", "state_reason_data", "state_updated_timestamp")
+
+
+def _put_metric_alarm(original: Any) -> Any:
+    @functools.wraps(original)
+    def method(self: Any, name: str, *args: Any, **kwargs: Any) -> Any:
+        before = self.alarms.get(name)
+        alarm = original(self, name, *args, **kwargs)
+        if _ACTIVE is not None and before is not None:
+            for attr in _ALARM_STATE:
+                setattr(alarm, attr, getattr(before, attr))
+        return alarm
+
+    return method
+
+
+# ---------------------------------------------------------------- ELBv2
 
 _TARGET_TEXT = {
     "healthy": (None, None),

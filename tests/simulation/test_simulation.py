@@ -661,3 +661,13 @@ def test_freeze_on_holds_the_rollout_where_the_call_arrived_until_thawed(ecs: An
     sim.thaw()
     assert 0 <= sim.now() - frozen_at < 0.2  # runs on from where it stopped, no jump
     wait_for(steady_on(ecs, new))
+
+
+def test_rewriting_an_alarm_keeps_its_state_as_cloudwatch_does(aws: Any, sim: RolloutSimulation) -> None:
+    cw = _alarm(aws)
+    cw.set_alarm_state(AlarmName="api-5xx", StateValue="ALARM", StateReason="5xx spike")
+    since = cw.describe_alarms(AlarmNames=["api-5xx"])["MetricAlarms"][0]["StateUpdatedTimestamp"]
+    _alarm(aws)  # PutMetricAlarm again, as a deploy that (re)writes its alarms does
+    (alarm,) = cw.describe_alarms(AlarmNames=["api-5xx"])["MetricAlarms"]
+    assert (alarm["StateValue"], alarm["StateReason"], alarm["StateUpdatedTimestamp"]) == ("ALARM", "5xx spike", since)
+    assert alarm["Threshold"] == 1
