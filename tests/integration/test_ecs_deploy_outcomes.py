@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from deployctl import diagnose
 from deployctl.targets import ecs as ecs_target
 from tests.integration.test_ecs_deploy import (  # the ECS deploy tests' world, fixtures and helpers
     ALARM,
@@ -211,10 +212,10 @@ def test_an_unexpected_error_in_one_services_deploy_fails_the_run(world, sim, tm
     cfg, _ = first_deploy(world, tmp_path, _two_services(world))
     leaked = "sk-" + "a1B2c3D4e5F6g7H8i9J0"
 
-    def boom(self: Any, verdict: Any, result: Any) -> list[str]:
+    def boom(**facts: Any) -> list[Any]:
         raise RuntimeError(f"unexpected bug while diagnosing (token {leaked})")
 
-    monkeypatch.setattr(ecs_target._ServiceDeploy, "_diagnose", boom)
+    monkeypatch.setattr(diagnose, "diagnose", boom)  # a bug in the failed service's diagnosis
     res = ecs_deploy(cfg, world.push("v2"))
 
     assert res.exit_code == 1, res.text
