@@ -22,6 +22,7 @@ from deployctl.errors import LockHeld
 from deployctl.pipeline import Cancelled
 from tests.integration.conftest import REPO_ROOT
 from tests.support.aws_world import API, CLUSTER, RELEASE_PHASES
+from tests.support.mid_rollout import calls_after, wait_until
 from tests.support.release_project import Project
 
 KEY = "chat-api/staging"
@@ -133,7 +134,8 @@ def test_sigterm_releases_the_lock_at_once(project: Project, ecs_sim: Any) -> No
     slow(ecs_sim, 8.0)
     proc = start(project, project.world.push("v1"))
     wait_for_lock(project, proc)
-    time.sleep(0.5)  # well into the deploy (watching)
+    wait_until(lambda: calls_after(ecs_sim, "DescribeServices", "CreateService") >= 2,
+               "the deploy to watch its rollout")
     proc.send_signal(signal.SIGTERM)
     out = proc.communicate(timeout=30)[0]
 
@@ -184,5 +186,5 @@ def test_a_broken_lock_is_noticed_by_its_holder(project: Project) -> None:
         holder = t.read(KEY)
         assert holder is not None and holder.token == me.token
         lock.break_lock(t, holder)
-        time.sleep(0.6)  # the next heartbeat finds the lock gone
+        wait_until(lambda: any("was broken" in line for line in lines), "the next heartbeat")
     assert any("was broken by someone else" in line for line in lines), lines

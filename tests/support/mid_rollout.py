@@ -52,3 +52,12 @@ def mid_rollout(sim: Any, act: Callable[[], object], action: str = "UpdateServic
     t = threading.Thread(target=run, daemon=True)
     t.start()
     return t
+
+
+def wait_until(condition: Callable[[], object], what: str, timeout: float = 30.0) -> None:
+    """Poll `condition` until it holds: a barrier on something the test can observe, where a fixed
+    sleep would only guess how long it takes on a loaded machine."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"waited {timeout:g}s for {what}"
+        time.sleep(0.02)
