@@ -105,7 +105,9 @@ def _scale_up_that_cannot_place_tasks(world, sim, tmp_path):  # type: ignore[no-
     arn1 = world.service()["taskDefinition"]
     before = world.td_tags(arn1)
     (running,) = [d for d in sim.deployments(API, cluster=CLUSTER) if d.status == "PRIMARY"]
-    running.scenario = dataclasses.replace(running.scenario, kind="stall", stuck="pending")
+    # The stuck task stops at once when the count goes back down: restoring the settings gets
+    # half the timeout (1.5 s), and on a loaded runner every moment of it is needed for the polls.
+    running.scenario = dataclasses.replace(running.scenario, kind="stall", stuck="pending", drain_s=0.0)
     doc["services"]["api"]["count"] = 3
     return doc, ref, arn1, before
 
