@@ -39,7 +39,7 @@ def _outcome(tags: dict[str, str]) -> dict[str, str | None]:
 def test_a_generated_alarm_firing_when_the_deployment_starts_does_not_roll_it_back(
         world, sim, tmp_path):  # noqa: F811
     """ECS turns alarm checks off for a deployment that starts with one of its alarms in ALARM
-    (ECS-ROLLOUTS.md §3); deployctl's own alarm gate must ignore that alarm too, whether it comes
+    (docs/ecs-rollouts.md, "Deployment alarms"); deployctl's own alarm gate must ignore that alarm too, whether it comes
     from deploy.alarms or from monitoring.roll_back_on."""
     doc = base_config(world, monitoring={"load_balancer": "chat-api", "error_rate": 5,
                                          "roll_back_on": ["error_rate"]})

@@ -2,7 +2,7 @@
 
 This is not AWS and not a reimplementation of the ECS scheduler: it is a small, time-driven
 model of what the ECS deployment controller shows through the API while it replaces tasks,
-written from the AWS documentation summarised in ``/work/shared/ECS-ROLLOUTS.md``:
+written from the AWS documentation summarised in ``docs/ecs-rollouts.md``:
 
 - https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_Deployment.html
 - https://docs.aws.amazon.com/AmazonECS/latest/developerguide/deployment-circuit-breaker.html
@@ -38,7 +38,7 @@ that lasts one phase, an event injected mid-rollout) steps the frozen clock, or 
 known point with ``freeze_on("UpdateService")``, instead of racing sub-second phases with sleeps:
 on a loaded machine a sleep can outlast a whole phase.
 
-Behaviours ECS-ROLLOUTS.md marks "not confirmed" (no AWS source), and what this simulation does:
+Behaviours docs/ecs-rollouts.md marks "not confirmed" (no AWS source), and what this simulation does:
 
 - INACTIVE deployments are not returned: fully drained ACTIVE/FAILED entries disappear from
   ``deployments[]`` (kept internally, still rollback targets).
@@ -70,12 +70,12 @@ Tasks ECS stops while they run (old tasks drained after a deployment, new tasks 
 in, tasks of a superseded deployment, tasks replaced for failing health checks, StopTask,
 DeleteService) go DEACTIVATING -> STOPPED after ``drain_s``. What they show, and on what basis:
 
-- documented/observed (ECS-ROLLOUTS.md §6): a scheduler stop has stopCode
+- documented/observed (docs/ecs-rollouts.md, "Service events and stopped tasks"): a scheduler stop has stopCode
   ``ServiceSchedulerInitiated``; a task replaced by a deployment or scale-in has stoppedReason
   ``Scaling activity initiated by (deployment ecs-svc/N)``. Which deployment N names is not
   confirmed: here the one doing the scaling (the new PRIMARY, or the revived deployment during a
   rollback). StopTask gives ``UserInitiated`` and the caller's reason.
-- documented (StopTask API reference, not in ECS-ROLLOUTS.md): stopping a task is the equivalent
+- documented (StopTask API reference, not in docs/ecs-rollouts.md): stopping a task is the equivalent
   of ``docker stop`` on its containers: SIGTERM, then SIGKILL once the stop timeout (default 30 s)
   has passed without the container exiting.
 - assumed (no AWS source gives the exitCode of a stopped service task): every container that

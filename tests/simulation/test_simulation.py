@@ -1,6 +1,6 @@
 """Tests of the ECS rollout SIMULATION itself, driven with plain boto3 over HTTP.
 
-Each test asserts a sequence documented in /work/shared/ECS-ROLLOUTS.md. Phase durations are
+Each test asserts a sequence documented in docs/ecs-rollouts.md. Phase durations are
 tens of milliseconds, so waits are short; ``wait_for`` polls like a watcher would.
 """
 
@@ -376,7 +376,8 @@ def test_tasks_drained_after_a_deployment_were_sent_sigterm(
     ecs: Any, sim: RolloutSimulation, ignores_sigterm: bool, code: int
 ) -> None:
     # The old deployment's containers get SIGTERM (exit 143), or SIGKILL after the stop timeout
-    # when they ignore it (137): stopCode and stoppedReason as ECS-ROLLOUTS.md §6 "replaced".
+    # when they ignore it (137): stopCode and stoppedReason of a replaced task as docs/ecs-rollouts.md
+    # ("Service events and stopped tasks") gives them.
     sim.script("api", sim.scenario("success", ignores_sigterm=ignores_sigterm), "success", cluster=CLUSTER)
     old = deployed(ecs)
     new = primary(ecs.update_service(cluster=CLUSTER, service="api", taskDefinition="api:2")["service"])["id"]
