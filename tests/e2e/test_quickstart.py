@@ -72,7 +72,10 @@ def project() -> Project:
     config = (root / "deploy.yaml").read_text()
     for old, new in (("app: quickstart", f"app: {name}"), ("repository: quickstart", f"repository: {name}"),
                      ("local_port: 8080", f"local_port: {port}"),
-                     ('MODEL_LOAD_SECONDS: "3"', 'MODEL_LOAD_SECONDS: "1"')):
+                     ('MODEL_LOAD_SECONDS: "3"', 'MODEL_LOAD_SECONDS: "1"'),
+                     # A settle window of one health interval, not the default three (15 s per
+                     # deploy): test_local_settle covers the window; this test checks the path.
+                     ("environments:", "deploy:\n  settle: 5s\n\nenvironments:")):
         assert old in config, old
         config = config.replace(old, new, 1)
     (root / "deploy.yaml").write_text(config)

@@ -5,6 +5,11 @@ Started by `scripts/services up`: dockerd on /var/run/docker.sock, an open regis
 they are absent these fixtures FAIL the test (never skip): a green run must mean the
 integration was exercised.
 
+The AWS side (moto server and the ECS rollout simulation, tests/simulation) has the fixtures
+the ECS tests share: `env` (the moto endpoint and a neutral user in the environment), `sim` (the
+simulation, with the module's SIM_PHASES), `world` (tests/support/aws_world.py) and `project`
+(tests/support/release_project.py).
+
 `fixture_app` makes a throwaway git repository from tests/fixtures/app (FROM scratch + the
 host's static busybox, multi-stage, `runtime` target) with its own repository name in the
 registry, and cleans up the registry manifests and local images it produced.
@@ -236,3 +241,47 @@ def fixture_app(tmp_path: Path, request: pytest.FixtureRequest, docker_engine: A
         if any(f"/{repository}:" in n or f"/{repository}@" in n for n in names):
             with contextlib.suppress(Exception):  # best-effort cleanup
                 docker_engine.images.remove(image.id, force=True)
+
+
+# --- the AWS world (moto server + ECS rollout simulation) ---------------------------------
+
+
+@pytest.fixture
+def env(aws: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The moto server's endpoint and credentials in the environment, and a neutral user: no
+    GitHub Actions variables, a dumb terminal, no inherited deploy-lock lease."""
+    from deployctl import lock
+
+    for key, value in aws.env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("USER", "tester")
+    monkeypatch.setenv("TERM", "dumb")
+    for key in ("GITHUB_ACTOR", "GITHUB_ACTIONS", lock.LEASE_ENV):
+        monkeypatch.delenv(key, raising=False)
+    return aws
+
+
+@pytest.fixture
+def sim(ecs_sim: Any, env: Any, request: pytest.FixtureRequest) -> Any:
+    """The ECS rollout simulation, with the phase durations the module names in SIM_PHASES."""
+    from tests.support.aws_world import DEPLOY_PHASES
+
+    ecs_sim.configure(**getattr(request.module, "SIM_PHASES", DEPLOY_PHASES))
+    return ecs_sim
+
+
+@pytest.fixture
+def world(env: Any, sim: Any) -> Any:
+    from tests.support.aws_world import make_world
+
+    return make_world(env)
+
+
+@pytest.fixture
+def project(world: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Any:
+    """The committed chat-api project (staging, and prod on its own cluster), run in this process."""
+    from tests.support.aws_world import PROD_CLUSTER
+    from tests.support.release_project import Project, committed_project
+
+    world.c("ecs").create_cluster(clusterName=PROD_CLUSTER, capacityProviders=["FARGATE", "FARGATE_SPOT"])
+    return Project(committed_project(tmp_path, world), world, capsys)

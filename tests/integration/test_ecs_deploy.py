@@ -8,16 +8,12 @@ API calls the simulation recorded and what ended up in ECS.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,142 +30,29 @@ from deployctl.render import ecs as render_ecs
 from deployctl.targets import DeployOptions
 from deployctl.targets import ecs as ecs_target
 from deployctl.ui import BaseReporter
+from tests.support.aws_world import (  # noqa: F401 - re-exported for the modules built on these tests
+    ACCOUNT,
+    ALARM,
+    API,
+    CLUSTER,
+    FAMILY_API,
+    REGION,
+    REPO,
+    WORKER,
+    World,
+    base_config,
+    ecr_push,
+    make_world,
+)
+from tests.support.mid_rollout import calls, calls_after, mid_rollout, when  # noqa: F401 - re-exported
 
-ACCOUNT = "123456789012"
-REGION = "us-east-1"
-CLUSTER = "ai-staging"
-REPO = "chat-api"
-API = "chat-api-staging-api"
-WORKER = "chat-api-staging-worker"
-FAMILY_API = "chat-api-staging-api"
-ALARM = "chat-api-5xx"
 SHA = "0123456789abcdef0123456789abcdef01234567"
-
-
-# ---------------------------------------------------------------------------------- world
-
-
-def base_config(world: World, **overrides: Any) -> dict[str, Any]:
-    doc: dict[str, Any] = {
-        "version": 1,
-        "app": "chat-api",
-        "region": REGION,
-        "image": {"repository": REPO},
-        "services": {
-            "api": {
-                "port": 8000,
-                "cpu": 1024,
-                "memory": 2048,
-                "health": {"path": "/health/ready", "start_period": "10s", "interval": "10s"},
-                "env": {"LOG_LEVEL": "info"},
-                "secrets": {"OPENAI_API_KEY": "chat-api/openai-key", "DATABASE_URL": "ssm:/chat-api/database-url"},
-                "load_balancer": {"target_group": "chat-api-tg"},
-                "count": 2,
-            },
-        },
-        "deploy": {"alarms": [ALARM], "timeout": "60s"},
-        "environments": {
-            "staging": {
-                "target": "ecs",
-                "cluster": CLUSTER,
-                "network": {"subnets": list(world.subnets), "security_groups": [world.security_group]},
-                "roles": {
-                    "execution": f"arn:aws:iam::{ACCOUNT}:role/chat-api-execution",
-                    "task": f"arn:aws:iam::{ACCOUNT}:role/chat-api-task",
-                },
-            },
-        },
-    }
-    for key, value in overrides.items():
-        doc[key] = value
-    return doc
 
 
 def load(tmp_path: Path, doc: dict[str, Any]) -> ResolvedConfig:
     path = tmp_path / "deploy.yaml"
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     return load_env(read(path, environ={}), "staging")
-
-
-_CLIENTS: dict[str, Any] = {}
-
-
-def ecr_push(ecr: Any, tag: str) -> str:
-    """An image in moto's ECR (a manifest only: moto cannot take layers); returns host/repo@digest."""
-    manifest = json.dumps({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
-        "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": 7,
-                   "digest": "sha256:" + hashlib.sha256(tag.encode()).hexdigest()},
-        "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "size": 7,
-                    "digest": "sha256:" + hashlib.sha256(b"layer-" + tag.encode()).hexdigest()}],
-    })
-    digest = ecr.put_image(repositoryName=REPO, imageManifest=manifest, imageTag=tag)["image"]["imageId"]["imageDigest"]
-    return f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/{REPO}@{digest}"
-
-
-@dataclass
-class World:
-    aws: Any
-    subnets: tuple[str, ...] = ()
-    security_group: str = ""
-
-    def c(self, name: str) -> Any:
-        # boto3 clients are slow to create and safe to reuse across tests (moto is reset, not restarted).
-        key = f"{self.aws.endpoint}|{name}"
-        if key not in _CLIENTS:
-            _CLIENTS[key] = self.aws.client(name)
-        return _CLIENTS[key]
-
-    def push(self, tag: str) -> str:
-        return ecr_push(self.c("ecr"), tag)
-
-    def service(self, name: str = API) -> dict[str, Any]:
-        return self.c("ecs").describe_services(cluster=CLUSTER, services=[name])["services"][0]
-
-    def revisions(self, family: str = FAMILY_API) -> list[str]:
-        return self.c("ecs").list_task_definitions(familyPrefix=family)["taskDefinitionArns"]
-
-    def td_tags(self, arn: str) -> dict[str, str]:
-        tags = self.c("ecs").describe_task_definition(taskDefinition=arn, include=["TAGS"]).get("tags", [])
-        return {t["key"]: t["value"] for t in tags}
-
-    def set_alarm(self, state: str) -> None:
-        self.c("cloudwatch").set_alarm_state(AlarmName=ALARM, StateValue=state, StateReason="test")
-
-
-def make_world(aws: Any, *, skip: tuple[str, ...] = ()) -> World:
-    w = World(aws)
-    if "cluster" not in skip:
-        w.c("ecs").create_cluster(clusterName=CLUSTER, capacityProviders=["FARGATE", "FARGATE_SPOT"])
-    w.c("ecr").create_repository(repositoryName=REPO)
-    if "secret" not in skip:
-        w.c("secretsmanager").create_secret(Name="chat-api/openai-key", SecretString="sk-never-printed-1234")
-    if "ssm" not in skip:
-        w.c("ssm").put_parameter(Name="/chat-api/database-url", Value="postgres://u:p@h/db", Type="SecureString")
-    ec2, elb = w.c("ec2"), w.c("elbv2")
-    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
-    subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.0.{i}.0/24", AvailabilityZone=f"{REGION}{az}")[
-        "Subnet"]["SubnetId"] for i, az in ((1, "a"), (2, "b"))]
-    w.subnets = tuple(subnets)
-    w.security_group = ec2.create_security_group(GroupName="chat-api", Description="tasks", VpcId=vpc)["GroupId"]
-    if "target_group" not in skip:
-        lb = elb.create_load_balancer(Name="chat-api", Subnets=subnets)["LoadBalancers"][0]["LoadBalancerArn"]
-        tg = elb.create_target_group(Name="chat-api-tg", Protocol="HTTP", Port=8000, VpcId=vpc,
-                                     TargetType="ip", HealthCheckPath="/health/ready")["TargetGroups"][0]
-        elb.create_listener(LoadBalancerArn=lb, Protocol="HTTP", Port=80,
-                            DefaultActions=[{"Type": "forward", "TargetGroupArn": tg["TargetGroupArn"]}])
-    trust = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
-                        "Principal": {"Service": "ecs-tasks.amazonaws.com"}}]})
-    for role in ("chat-api-execution", "chat-api-task"):
-        if f"role:{role}" not in skip:
-            w.c("iam").create_role(RoleName=role, AssumeRolePolicyDocument=trust)
-    if "alarm" not in skip:
-        w.c("cloudwatch").put_metric_alarm(
-            AlarmName=ALARM, MetricName="HTTPCode_Target_5XX_Count", Namespace="AWS/ApplicationELB",
-            Statistic="Sum", Period=60, EvaluationPeriods=1, Threshold=5, ComparisonOperator="GreaterThanThreshold")
-        w.set_alarm("OK")
-    return w
 
 
 # ---------------------------------------------------------------------------------- running
@@ -206,46 +89,6 @@ def deploy(cfg: ResolvedConfig, image_ref: str, *, handle_signals: bool = False,
                       reporter, handle_signals=handle_signals)
     record = report.stage("deploy")
     return Result(report.exit_code, report.status, record.message, reporter.lines, dict(report.outputs))
-
-
-@pytest.fixture
-def env(aws: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
-    for key, value in aws.env.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.setenv("USER", "tester")
-    monkeypatch.delenv("GITHUB_ACTOR", raising=False)
-    return aws
-
-
-@pytest.fixture
-def sim(ecs_sim: Any, env: Any) -> Any:
-    ecs_sim.configure(start_s=0.15, healthy_s=0.15, fail_s=0.1, drain_s=0.1, bake_s=0.15)
-    return ecs_sim
-
-
-@pytest.fixture
-def world(env: Any, sim: Any) -> World:
-    return make_world(env)
-
-
-def calls(sim: Any, action: str) -> int:
-    return len(sim.calls_of(action))
-
-
-def when(condition: Callable[[], bool], then: Callable[[], None], timeout: float = 20.0) -> threading.Thread:
-    """Run `then` in a thread as soon as `condition` holds (used to act mid-rollout)."""
-
-    def loop() -> None:
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            if condition():
-                then()
-                return
-            time.sleep(0.01)
-
-    t = threading.Thread(target=loop, daemon=True)
-    t.start()
-    return t
 
 
 def first_deploy(world: World, tmp_path: Path, doc: dict[str, Any] | None = None) -> tuple[ResolvedConfig, str]:
@@ -408,7 +251,7 @@ def test_deployment_alarm_during_rollout_rolls_back(world: World, sim: Any, tmp_
     # The new release rolls out slowly enough for the alarm to fire mid-rollout.
     sim.script(API, sim.scenario("success", start_s=0.6, healthy_s=0.6), cluster=CLUSTER)
     ref2 = world.push("v2")
-    started = when(lambda: calls(sim, "UpdateService") >= 1, lambda: (time.sleep(0.2), world.set_alarm("ALARM")))
+    started = mid_rollout(sim, lambda: world.set_alarm("ALARM"))
     res = deploy(cfg, ref2)
     started.join()
 
@@ -452,7 +295,7 @@ def test_timeout_makes_deployctl_roll_back(world: World, sim: Any, tmp_path: Pat
 def test_throttled_describe_services_is_survived(world: World, sim: Any, tmp_path: Path) -> None:
     cfg, _ = first_deploy(world, tmp_path)
     ref2 = world.push("v2")
-    t = when(lambda: calls(sim, "UpdateService") >= 1, lambda: sim.throttle("DescribeServices", times=4))
+    t = mid_rollout(sim, lambda: sim.throttle("DescribeServices", times=4))
     res = deploy(cfg, ref2)
     t.join()
 
@@ -546,7 +389,10 @@ def test_ctrl_c_while_watching_exits_130_and_says_how_to_resume(world: World, si
     cfg, _ = first_deploy(world, tmp_path)
     sim.script(API, sim.scenario("success", start_s=3.0, healthy_s=3.0), cluster=CLUSTER)
     ref2 = world.push("v2")
-    t = when(lambda: calls(sim, "UpdateService") >= 1, lambda: (time.sleep(0.3), os.kill(os.getpid(), signal.SIGINT)))
+    # SIGINT once the watcher has polled the new deployment (the clock is frozen: it stays IN_PROGRESS).
+    polled = sim.freeze_on("UpdateService")
+    t = when(lambda: polled.is_set() and calls_after(sim, "DescribeServices", "UpdateService") >= 2,
+             lambda: os.kill(os.getpid(), signal.SIGINT))
     res = deploy(cfg, ref2, handle_signals=True)
     t.join()
 

@@ -6,9 +6,9 @@ updates that AWS refuses, and unexpected errors inside one service's deploy.
 from __future__ import annotations
 
 import dataclasses
-import time
 from typing import Any
 
+from deployctl import diagnose
 from deployctl.targets import ecs as ecs_target
 from tests.integration.test_ecs_deploy import (  # the ECS deploy tests' world, fixtures and helpers
     ALARM,
@@ -18,12 +18,9 @@ from tests.integration.test_ecs_deploy import (  # the ECS deploy tests' world, 
     WORKER,
     base_config,
     calls,
-    env,  # noqa: F401 - fixture
     first_deploy,
     load,
-    sim,  # noqa: F401 - fixture
-    when,
-    world,  # noqa: F401 - fixture
+    mid_rollout,
 )
 from tests.integration.test_ecs_deploy import deploy as ecs_deploy
 
@@ -40,22 +37,17 @@ def _outcome(tags: dict[str, str]) -> dict[str, str | None]:
 
 
 def test_a_generated_alarm_firing_when_the_deployment_starts_does_not_roll_it_back(
-        world, sim, tmp_path, monkeypatch):  # noqa: F811
+        world, sim, tmp_path):  # noqa: F811
     """ECS turns alarm checks off for a deployment that starts with one of its alarms in ALARM
-    (ECS-ROLLOUTS.md §3); deployctl's own alarm gate must ignore that alarm too, whether it comes
+    (docs/ecs-rollouts.md, "Deployment alarms"); deployctl's own alarm gate must ignore that alarm too, whether it comes
     from deploy.alarms or from monitoring.roll_back_on."""
     doc = base_config(world, monitoring={"load_balancer": "chat-api", "error_rate": 5,
                                          "roll_back_on": ["error_rate"]})
     cfg, _ = first_deploy(world, tmp_path, doc)
-    cw = world.c("cloudwatch")
-    ensure = ecs_target._ensure_monitoring_alarms
-
-    def keep_firing(*args: Any, **kwargs: Any) -> None:
-        # Real CloudWatch keeps an alarm's state across PutMetricAlarm; moto resets it.
-        ensure(*args, **kwargs)
-        cw.set_alarm_state(AlarmName=GENERATED, StateValue="ALARM", StateReason="5xx spike before the fix")
-
-    monkeypatch.setattr(ecs_target, "_ensure_monitoring_alarms", keep_firing)
+    # Firing before the fix goes out; the deploy rewrites the alarm (PutMetricAlarm), which keeps
+    # its state in CloudWatch (and in the simulation).
+    world.c("cloudwatch").set_alarm_state(AlarmName=GENERATED, StateValue="ALARM",
+                                          StateReason="5xx spike before the fix")
     sim.script(API, sim.scenario("success", start_s=1.0, healthy_s=1.0), cluster=CLUSTER)
     res = ecs_deploy(cfg, world.push("v2-fix"))
 
@@ -83,7 +75,7 @@ def test_the_rollback_is_judged_with_alarm_states_read_when_it_starts(world, sim
     cw.set_alarm_state(AlarmName=other, StateValue="ALARM", StateReason="test")
     slow = sim.scenario("success", start_s=1.5, healthy_s=1.5)
     sim.script(API, slow, slow, cluster=CLUSTER)
-    fire = when(lambda: calls(sim, "UpdateService") >= 1, lambda: (time.sleep(0.2), world.set_alarm("ALARM")))
+    fire = mid_rollout(sim, lambda: world.set_alarm("ALARM"))
     res = ecs_deploy(cfg, world.push("v2"))
     fire.join()
 
@@ -113,7 +105,9 @@ def _scale_up_that_cannot_place_tasks(world, sim, tmp_path):  # type: ignore[no-
     arn1 = world.service()["taskDefinition"]
     before = world.td_tags(arn1)
     (running,) = [d for d in sim.deployments(API, cluster=CLUSTER) if d.status == "PRIMARY"]
-    running.scenario = dataclasses.replace(running.scenario, kind="stall", stuck="pending")
+    # The stuck task stops at once when the count goes back down: restoring the settings gets
+    # half the timeout (1.5 s), and on a loaded runner every moment of it is needed for the polls.
+    running.scenario = dataclasses.replace(running.scenario, kind="stall", stuck="pending", drain_s=0.0)
     doc["services"]["api"]["count"] = 3
     return doc, ref, arn1, before
 
@@ -220,10 +214,10 @@ def test_an_unexpected_error_in_one_services_deploy_fails_the_run(world, sim, tm
     cfg, _ = first_deploy(world, tmp_path, _two_services(world))
     leaked = "sk-" + "a1B2c3D4e5F6g7H8i9J0"
 
-    def boom(self: Any, verdict: Any, result: Any) -> list[str]:
+    def boom(**facts: Any) -> list[Any]:
         raise RuntimeError(f"unexpected bug while diagnosing (token {leaked})")
 
-    monkeypatch.setattr(ecs_target._ServiceDeploy, "_diagnose", boom)
+    monkeypatch.setattr(diagnose, "diagnose", boom)  # a bug in the failed service's diagnosis
     res = ecs_deploy(cfg, world.push("v2"))
 
     assert res.exit_code == 1, res.text

@@ -9,12 +9,13 @@ from typing import Any
 import pytest
 import yaml
 
-from deployctl import lock
+from deployctl import diagnose, lock
 from deployctl.adapters import aws as awsa
-from deployctl.targets import ecs as ecs_target
 from tests.integration.conftest import git
 from tests.integration.test_ecs_deploy import CLUSTER, WORKER
-from tests.integration.test_releases import FAMILY_STAGING, Project, env, project, sim, td  # noqa: F401
+from tests.integration.test_releases import FAMILY_STAGING, RELEASE_PHASES, Project, td
+
+SIM_PHASES = RELEASE_PHASES
 
 
 def lock_item(p: Project) -> Any:
@@ -53,10 +54,10 @@ def test_an_unexpected_error_in_one_services_thread_exits_1_and_releases_the_loc
     project.deployed("staging", "v1")
     sim.script(WORKER, "tasks_fail_to_start", cluster=CLUSTER)
 
-    def boom(self: Any, verdict: Any, result: Any) -> list[str]:
+    def boom(**facts: Any) -> list[Any]:
         raise RuntimeError("unexpected bug while diagnosing")
 
-    monkeypatch.setattr(ecs_target._ServiceDeploy, "_diagnose", boom)
+    monkeypatch.setattr(diagnose, "diagnose", boom)  # a bug in the failed service's diagnosis
     res = project.run("staging", project.world.push("v2"))
 
     assert res.code == 1, res.text

@@ -21,8 +21,9 @@ from deployctl import rollout
 from tests.integration.conftest import git
 from tests.integration.test_cancel_ecr_calls import StallingECR
 from tests.integration.test_ecs_deploy import API, CLUSTER
-from tests.integration.test_releases import FAMILY_STAGING, Project, env, project, service, sim, td  # noqa: F401
+from tests.integration.test_releases import FAMILY_STAGING, RELEASE_PHASES, Project, service, td
 
+SIM_PHASES = RELEASE_PHASES
 TIMEOUT = 4.0
 SLACK = 3.0  # process-local overheads: config, git, client creation on a loaded 2-core machine
 

@@ -35,8 +35,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from deployctl.config import load_env, read
 from deployctl.config.model import ResolvedConfig
 from deployctl.render import iam
@@ -49,10 +47,12 @@ from tests.integration.test_preview import (
     cli,
     deploy,
     deploy_yaml,
-    make_world,
     write_project,
 )
-from tests.integration.test_releases import PROD_CLUSTER, Project, env, project, sim  # noqa: F401 - fixtures
+from tests.integration.test_releases import PROD_CLUSTER, Project
+from tests.support.aws_world import QUICK_PHASES
+
+SIM_PHASES = QUICK_PHASES
 
 # The actions a `docker push` / registry pull of the image amounts to (not recordable on moto).
 REGISTRY_PROTOCOL_ACTIONS = (
@@ -165,15 +165,6 @@ def without(policy: dict[str, Any], sid: str) -> dict[str, Any]:
 
 def secret_arns(secretsmanager: Any) -> list[str]:
     return [secretsmanager.describe_secret(SecretId="chat-api/openai-key")["ARN"]]
-
-
-@pytest.fixture
-def world(aws: Any, ecs_sim: Any, monkeypatch: pytest.MonkeyPatch) -> World:
-    for key, value in aws.env.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.setenv("USER", "tester")
-    ecs_sim.configure(start_s=0.05, healthy_s=0.05, fail_s=0.05, drain_s=0.05, bake_s=0.05)
-    return make_world(aws)
 
 
 # ------------------------------------------------------------------------------------ run

@@ -10,20 +10,16 @@ The simulation registers each task in its service's target groups under the task
 from __future__ import annotations
 
 import json
-import threading
-import types
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from deployctl.adapters.git import GitFacts
-from deployctl.config import load_env, read
-from deployctl.plan import make_plan
-from deployctl.targets import DeployOptions
-from tests.integration.test_preview import CLUSTER, SHA, World, cli, deploy_yaml, write_project
-from tests.integration.test_preview import world as world  # noqa: F401 - fixture
+from tests.integration.test_preview import CLUSTER, World, cli, deploy_yaml, write_project
+from tests.integration.test_preview import deploy as run_deploy
+from tests.support.aws_world import QUICK_PHASES
 
+SIM_PHASES = QUICK_PHASES
 SHARED_TG = {"target_group": "chat-api-tg", "shared": True}
 
 
@@ -38,22 +34,6 @@ def two_envs(world: World, *, shared_tg: bool, template: str | None = None) -> d
         doc["deploy"]["service_name"] = template
         envs["preview"]["deploy"] = {"service_name": "{app}-{name}-{service}"}
     return doc
-
-
-def run_deploy(proj: Path, env: str, image_ref: str, preview: str | None = None) -> list[str]:
-    """The ECS target's deploy as `run --only deploy` runs it; returns its log lines."""
-    from deployctl.targets import ecs as ecs_target
-
-    cfg = load_env(read(proj / "deploy.yaml", environ={}), env)
-    plan = make_plan(cfg, GitFacts(sha=SHA, branch="main"), image_override=image_ref)
-    lines: list[str] = []
-    ctx = types.SimpleNamespace(log=lines.append, note=lambda *_: None, outputs={}, cancelled=threading.Event())
-    options = DeployOptions(preview_name=preview, timeout=60.0, poll_interval=0.05, yes=True)
-    try:
-        ecs_target.deploy(plan, image_ref, ctx, options)
-    except Exception as exc:
-        raise AssertionError(f"deploy {env} failed: {exc}\n" + "\n".join(lines)) from exc
-    return lines
 
 
 def task_ips(world: World, service: str) -> set[str]:

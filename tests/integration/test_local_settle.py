@@ -194,7 +194,8 @@ def test_status_watch_exit_codes(app: App, images: dict[str, str]) -> None:
     assert (json.loads(proc.stdout)["ok"], json.loads(proc.stdout)["settled"]) == (True, True)
 
     # A deploy in its settle window is still rolling out: a short --timeout ends it with exit 1.
-    app.edit("settle: 1s", "settle: 25s")
+    # The window (12 s, after the health gate) outlasts starting `status` plus its 3 s timeout.
+    app.edit("settle: 1s", "settle: 12s")
     result: dict[str, object] = {}
     deploying = threading.Thread(target=lambda: result.setdefault("r", app.deploy(images["2.0.0"])))
     deploying.start()

@@ -13,8 +13,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,26 +21,12 @@ from deployctl import lock
 from deployctl.errors import LockHeld
 from deployctl.pipeline import Cancelled
 from tests.integration.conftest import REPO_ROOT
-from tests.integration.test_ecs_deploy import API, CLUSTER, make_world
-from tests.integration.test_releases import PROD_CLUSTER, Project, committed_project
+from tests.support.aws_world import API, CLUSTER, RELEASE_PHASES
+from tests.support.mid_rollout import calls_after, wait_until
+from tests.support.release_project import Project
 
 KEY = "chat-api/staging"
-
-
-@pytest.fixture
-def project(aws: Any, ecs_sim: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
-            capsys: pytest.CaptureFixture[str]) -> Iterator[Project]:
-    for key, value in aws.env.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.setenv("USER", "tester")
-    monkeypatch.setenv("TERM", "dumb")
-    monkeypatch.delenv("GITHUB_ACTOR", raising=False)
-    monkeypatch.delenv("GITHUB_ACTIONS", raising=False)
-    monkeypatch.delenv(lock.LEASE_ENV, raising=False)
-    ecs_sim.configure(start_s=0.1, healthy_s=0.1, fail_s=0.1, drain_s=0.05, bake_s=0.1)
-    world = make_world(aws)
-    world.c("ecs").create_cluster(clusterName=PROD_CLUSTER)
-    yield Project(committed_project(tmp_path, world), world, capsys)
+SIM_PHASES = RELEASE_PHASES
 
 
 def slow(sim: Any, seconds: float = 3.0) -> None:
@@ -150,7 +134,8 @@ def test_sigterm_releases_the_lock_at_once(project: Project, ecs_sim: Any) -> No
     slow(ecs_sim, 8.0)
     proc = start(project, project.world.push("v1"))
     wait_for_lock(project, proc)
-    time.sleep(0.5)  # well into the deploy (watching)
+    wait_until(lambda: calls_after(ecs_sim, "DescribeServices", "CreateService") >= 2,
+               "the deploy to watch its rollout")
     proc.send_signal(signal.SIGTERM)
     out = proc.communicate(timeout=30)[0]
 
@@ -201,5 +186,5 @@ def test_a_broken_lock_is_noticed_by_its_holder(project: Project) -> None:
         holder = t.read(KEY)
         assert holder is not None and holder.token == me.token
         lock.break_lock(t, holder)
-        time.sleep(0.6)  # the next heartbeat finds the lock gone
+        wait_until(lambda: any("was broken" in line for line in lines), "the next heartbeat")
     assert any("was broken by someone else" in line for line in lines), lines

@@ -7,12 +7,8 @@ from tests.integration.test_ecs_deploy import (  # the ECS deploy tests' world, 
     CLUSTER,
     FAMILY_API,
     base_config,
-    calls,
-    env,  # noqa: F401 - fixture
     first_deploy,
-    sim,  # noqa: F401 - fixture
-    when,
-    world,  # noqa: F401 - fixture
+    mid_rollout,
 )
 from tests.integration.test_ecs_deploy import deploy as ecs_deploy
 
@@ -32,9 +28,8 @@ def test_a_deploy_creates_its_roll_back_alarms_first_and_one_firing_rolls_the_de
                                                                            "chat-api-staging-api-error-rate"]
 
     sim.script(API, sim.scenario("success", start_s=0.6, healthy_s=0.6), cluster=CLUSTER)
-    fire = when(lambda: calls(sim, "UpdateService") >= 1,
-                lambda: cw.set_alarm_state(AlarmName="chat-api-staging-api-error-rate", StateValue="ALARM",
-                                           StateReason="5xx rate 12% (test)"))
+    fire = mid_rollout(sim, lambda: cw.set_alarm_state(AlarmName="chat-api-staging-api-error-rate",
+                                                       StateValue="ALARM", StateReason="5xx rate 12% (test)"))
     res = ecs_deploy(cfg, world.push("v2"))
     fire.join()
     assert res.exit_code == 1, res.text

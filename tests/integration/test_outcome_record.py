@@ -17,18 +17,16 @@ from typing import Any
 
 from deployctl import lock
 from tests.integration.test_ecs_deploy import API, CLUSTER
-from tests.integration.test_releases import (  # noqa: F401 - env, sim, project are fixtures
+from tests.integration.test_releases import (
     FAMILY_STAGING,
+    RELEASE_PHASES,
     Project,
-    env,
-    project,
-    service,
-    sim,
     start_run,
     td,
 )
 from tests.integration.test_rollback_settle import rollout_over
 
+SIM_PHASES = RELEASE_PHASES
 NOT_RECORDED = "could NOT be recorded"
 
 

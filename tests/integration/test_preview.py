@@ -15,7 +15,6 @@ import subprocess
 import sys
 import threading
 import types
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,76 +25,20 @@ from deployctl.adapters.git import GitFacts
 from deployctl.config import load_env, read
 from deployctl.plan import make_plan
 from deployctl.targets import DeployOptions
-from tests.integration.test_ecs_deploy import ecr_push
+from tests.support.aws_world import (  # noqa: F401 - re-exported for the modules built on these tests
+    ACCOUNT,
+    ALARM,
+    CLUSTER,
+    QUICK_PHASES,
+    REGION,
+    REPO,
+    World,
+    make_world,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
-ACCOUNT = "123456789012"
-REGION = "us-east-1"
-CLUSTER = "ai-staging"
-REPO = "chat-api"
-ALARM = "chat-api-5xx"
+SIM_PHASES = QUICK_PHASES
 SHA = "89abcdef0123456789abcdef0123456789abcdef"
-
-
-@dataclass
-class World:
-    """An AWS account in moto with everything a chat-api deploy needs."""
-
-    aws: Any
-    clients: dict[str, Any] = field(default_factory=dict)
-    subnets: tuple[str, ...] = ()
-    security_group: str = ""
-    secret_arn: str = ""
-    target_group_arn: str = ""
-
-    def c(self, name: str) -> Any:
-        if name not in self.clients:
-            self.clients[name] = self.aws.client(name)
-        return self.clients[name]
-
-    def push(self, tag: str) -> str:
-        return ecr_push(self.c("ecr"), tag)
-
-    def services(self) -> dict[str, str]:
-        """ECS service name → status, for every service the cluster lists."""
-        ecs = self.c("ecs")
-        arns = ecs.list_services(cluster=CLUSTER)["serviceArns"]
-        out = {}
-        for i in range(0, len(arns), 10):
-            for s in ecs.describe_services(cluster=CLUSTER, services=arns[i:i + 10])["services"]:
-                out[s["serviceName"]] = s["status"]
-        return out
-
-    def active_revisions(self, family: str) -> list[str]:
-        return self.c("ecs").list_task_definitions(familyPrefix=family, status="ACTIVE")["taskDefinitionArns"]
-
-
-def make_world(aws: Any) -> World:
-    w = World(aws)
-    w.c("ecs").create_cluster(clusterName=CLUSTER, capacityProviders=["FARGATE", "FARGATE_SPOT"])
-    w.c("ecr").create_repository(repositoryName=REPO)
-    w.secret_arn = w.c("secretsmanager").create_secret(Name="chat-api/openai-key", SecretString="sk-x")["ARN"]
-    w.c("ssm").put_parameter(Name="/chat-api/database-url", Value="postgres://h/db", Type="SecureString")
-    ec2, elb = w.c("ec2"), w.c("elbv2")
-    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
-    w.subnets = tuple(ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.0.{i}.0/24", AvailabilityZone=f"{REGION}{az}")[
-        "Subnet"]["SubnetId"] for i, az in ((1, "a"), (2, "b")))
-    w.security_group = ec2.create_security_group(GroupName="tasks", Description="tasks", VpcId=vpc)["GroupId"]
-    lb = elb.create_load_balancer(Name="chat-api", Subnets=list(w.subnets))["LoadBalancers"][0]["LoadBalancerArn"]
-    tg = elb.create_target_group(Name="chat-api-tg", Protocol="HTTP", Port=8000, VpcId=vpc, TargetType="ip",
-                                 HealthCheckPath="/health/ready")["TargetGroups"][0]
-    w.target_group_arn = tg["TargetGroupArn"]
-    elb.create_listener(LoadBalancerArn=lb, Protocol="HTTP", Port=80,
-                        DefaultActions=[{"Type": "forward", "TargetGroupArn": w.target_group_arn}])
-    trust = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
-                        "Principal": {"Service": "ecs-tasks.amazonaws.com"}}]})
-    for role in ("chat-api-execution", "chat-api-task"):
-        w.c("iam").create_role(RoleName=role, AssumeRolePolicyDocument=trust)
-    w.c("cloudwatch").put_metric_alarm(
-        AlarmName=ALARM, MetricName="HTTPCode_Target_5XX_Count", Namespace="AWS/ApplicationELB", Statistic="Sum",
-        Period=60, EvaluationPeriods=1, Threshold=5, ComparisonOperator="GreaterThanThreshold")
-    w.c("cloudwatch").set_alarm_state(AlarmName=ALARM, StateValue="OK", StateReason="test")
-    return w
 
 
 def deploy_yaml(world: World, *, load_balancer: bool = True) -> dict[str, Any]:
@@ -143,8 +86,9 @@ def write_project(tmp_path: Path, doc: dict[str, Any]) -> Path:
     return proj
 
 
-def deploy(proj: Path, env: str, image_ref: str, preview: str | None = None) -> None:
-    """The ECS target's deploy, as `deployctl run --env ENV [--name N] --image REF --only deploy` runs it."""
+def deploy(proj: Path, env: str, image_ref: str, preview: str | None = None) -> list[str]:
+    """The ECS target's deploy, as `deployctl run --env ENV [--name N] --image REF --only deploy` runs
+    it; returns its log lines."""
     from deployctl.targets import ecs as ecs_target
 
     cfg = load_env(read(proj / "deploy.yaml", environ={}), env)
@@ -156,21 +100,13 @@ def deploy(proj: Path, env: str, image_ref: str, preview: str | None = None) -> 
         ecs_target.deploy(plan, image_ref, ctx, options)
     except Exception as exc:
         raise AssertionError(f"deploy {env} {preview or ''} failed: {exc}\n" + "\n".join(lines)) from exc
+    return lines
 
 
 def cli(aws: Any, proj: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, **aws.env, "PYTHONPATH": str(ROOT)}
     return subprocess.run([sys.executable, "-m", "deployctl", *args], cwd=proj, env=env, capture_output=True,
                           text=True, stdin=subprocess.DEVNULL, timeout=120)
-
-
-@pytest.fixture
-def world(aws: Any, ecs_sim: Any, monkeypatch: pytest.MonkeyPatch) -> World:
-    for key, value in aws.env.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.setenv("USER", "tester")
-    ecs_sim.configure(start_s=0.05, healthy_s=0.05, fail_s=0.05, drain_s=0.05, bake_s=0.05)
-    return make_world(aws)
 
 
 def test_destroy_removes_only_the_named_preview(world: World, tmp_path: Path) -> None:

@@ -8,129 +8,30 @@ test_ecs_deploy, plus a prod environment promoted from staging on its own cluste
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from tests.integration.conftest import REPO_ROOT, git
-from tests.integration.test_ecs_deploy import API, CLUSTER, World, base_config, make_world
 from tests.integration.test_local_target import App, app, client, images  # noqa: F401 - fixtures
+from tests.support.aws_world import (  # noqa: F401 - re-exported for the modules built on these tests
+    API,
+    CLUSTER,
+    FAMILY_PROD,
+    FAMILY_STAGING,
+    PROD_CLUSTER,
+    RELEASE_PHASES,
+    World,
+)
+from tests.support.release_project import Cli, Project, cli, committed_project  # noqa: F401 - re-exported
 
-PROD_CLUSTER = "ai-prod"
-FAMILY_STAGING = "chat-api-staging-api"
-FAMILY_PROD = "chat-api-prod-api"
-
-
-def project_config(world: World) -> dict[str, Any]:
-    doc = base_config(world)
-    doc["deploy"]["poll_interval"] = "50ms"
-    doc["deploy"]["timeout"] = "30s"
-    staging = doc["environments"]["staging"]
-    doc["environments"]["prod"] = {**json.loads(json.dumps(staging)), "cluster": PROD_CLUSTER,
-                                   "promote_from": "staging"}
-    # prod's own settings: more tasks than staging.
-    doc["environments"]["prod"]["services"] = {"api": {"count": 3}}
-    return doc
-
-
-def committed_project(tmp_path: Path, world: World) -> Path:
-    """A git checkout holding the project's deploy.yaml, committed: what `deployctl` runs in."""
-    path = tmp_path / "app"
-    path.mkdir()
-    (path / "deploy.yaml").write_text(yaml.safe_dump(project_config(world), sort_keys=False))
-    git(path, "init", "-q", "-b", "main")
-    git(path, "add", "-A")
-    git(path, "commit", "-q", "-m", "app")
-    return path
-
-
-@dataclass
-class Cli:
-    code: int
-    out: str
-    err: str
-
-    @property
-    def text(self) -> str:
-        return self.out + self.err
-
-    def json(self) -> Any:
-        return json.loads(self.out)
-
-
-def cli(capsys: pytest.CaptureFixture[str], *args: str) -> Cli:
-    """`deployctl ARGS` in this process: exit code, stdout, stderr."""
-    from deployctl.cli import main
-
-    capsys.readouterr()
-    with pytest.raises(SystemExit) as exit_info:
-        main([*args])
-    captured = capsys.readouterr()
-    return Cli(int(exit_info.value.code or 0), captured.out, captured.err)
-
-
-@dataclass
-class Project:
-    path: Path
-    world: World
-    capsys: pytest.CaptureFixture[str]
-
-    @property
-    def file(self) -> str:
-        return str(self.path / "deploy.yaml")
-
-    def cli(self, *args: str) -> Cli:
-        return cli(self.capsys, *args)
-
-    def run(self, env: str, image: str, *extra: str) -> Cli:
-        return self.cli("run", "-f", self.file, "--env", env, "--image", image, *extra)
-
-    def history(self, env: str = "staging", *extra: str) -> list[dict[str, Any]]:
-        res = self.cli("history", "-f", self.file, "--env", env, "--json", *extra)
-        assert res.code == 0, res.text
-        return list(res.json()["releases"])
-
-    def deployed(self, env: str, tag: str) -> tuple[str, str]:
-        """Push image `tag` and deploy it to `env`; returns (image ref, release id)."""
-        ref = self.world.push(tag)
-        res = self.run(env, ref)
-        assert res.code == 0, res.text
-        return ref, self.history(env)[0]["id"]
-
-
-@pytest.fixture
-def env(aws: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
-    for key, value in aws.env.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.setenv("USER", "tester")
-    monkeypatch.setenv("TERM", "dumb")
-    monkeypatch.delenv("GITHUB_ACTOR", raising=False)
-    monkeypatch.delenv("GITHUB_ACTIONS", raising=False)
-    return aws
-
-
-@pytest.fixture
-def sim(ecs_sim: Any, env: Any) -> Any:
-    ecs_sim.configure(start_s=0.1, healthy_s=0.1, fail_s=0.1, drain_s=0.05, bake_s=0.1)
-    return ecs_sim
-
-
-@pytest.fixture
-def project(env: Any, sim: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Iterator[Project]:
-    world = make_world(env)
-    world.c("ecs").create_cluster(clusterName=PROD_CLUSTER, capacityProviders=["FARGATE", "FARGATE_SPOT"])
-    yield Project(committed_project(tmp_path, world), world, capsys)
+SIM_PHASES = RELEASE_PHASES
 
 
 def service(world: World, cluster: str) -> dict[str, Any]:

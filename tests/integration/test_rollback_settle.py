@@ -12,17 +12,18 @@ import time
 from typing import Any
 
 from tests.integration.test_ecs_deploy import API, CLUSTER
-from tests.integration.test_releases import (  # noqa: F401 - env, sim, project are fixtures
+from tests.integration.test_releases import (
     FAMILY_STAGING,
+    RELEASE_PHASES,
     Project,
-    env,
     image_of,
     interrupted_run,
-    project,
     service,
-    sim,
     td,
 )
+from tests.support.mid_rollout import wait_until
+
+SIM_PHASES = RELEASE_PHASES
 
 
 def rollout_over(proj: Project, task_definition: str, timeout: float = 30) -> None:
@@ -122,10 +123,11 @@ def test_rollback_that_waited_for_the_lock_refuses_when_what_runs_changed(projec
     held, done = threading.Event(), threading.Event()
 
     def other_deploy() -> None:
-        # Another deploy holds the lock and, meanwhile, puts release 1 back itself.
+        # Another deploy holds the lock and, while the rollback waits for it, puts release 1 back.
         with lock.hold(table, "chat-api", "staging", release="someone-else", lease=30):
+            tries = len(sim.calls_of("PutItem"))
             held.set()
-            time.sleep(1.5)
+            wait_until(lambda: len(sim.calls_of("PutItem")) > tries, "the rollback to try the lock")
             project.world.c("ecs").update_service(cluster=CLUSTER, service=API,
                                                   taskDefinition=f"{FAMILY_STAGING}:1")
         done.set()

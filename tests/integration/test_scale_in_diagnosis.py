@@ -23,10 +23,7 @@ from tests.integration.test_ecs_deploy import (  # the ECS deploy tests' world, 
     FAMILY_API,
     calls,
     deploy,
-    env,  # noqa: F401 - fixture
     first_deploy,
-    sim,  # noqa: F401 - fixture
-    world,  # noqa: F401 - fixture
 )
 
 SCALED_IN = "Scaling activity initiated by (deployment "

@@ -12,10 +12,7 @@ from typing import Any
 from tests.integration.test_ecs_deploy import (  # the ECS deploy tests' world, fixtures and helpers
     base_config,
     calls,
-    env,  # noqa: F401 - fixture
     load,
-    sim,  # noqa: F401 - fixture
-    world,  # noqa: F401 - fixture
 )
 from tests.integration.test_ecs_deploy import deploy as ecs_deploy
 

@@ -2,7 +2,7 @@
 
 This is not AWS and not a reimplementation of the ECS scheduler: it is a small, time-driven
 model of what the ECS deployment controller shows through the API while it replaces tasks,
-written from the AWS documentation summarised in ``/work/shared/ECS-ROLLOUTS.md``:
+written from the AWS documentation summarised in ``docs/ecs-rollouts.md``:
 
 - https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_Deployment.html
 - https://docs.aws.amazon.com/AmazonECS/latest/developerguide/deployment-circuit-breaker.html
@@ -31,7 +31,14 @@ each. A step takes effect at its scheduled time, not at the time a client happen
 can measure how late a watcher noticed. Phase durations come from ``Scenario`` (seconds; tests use
 ~0.1-0.3 s where AWS takes minutes).
 
-Behaviours ECS-ROLLOUTS.md marks "not confirmed" (no AWS source), and what this simulation does:
+The clock follows ``time.monotonic()`` unless it is frozen: ``freeze()`` stops it, ``step()``
+moves it to the next scheduled step, ``run_until(condition)`` steps until a condition holds and
+``thaw()`` lets it run on from where it stopped. A test whose assertion is about ORDER (a state
+that lasts one phase, an event injected mid-rollout) steps the frozen clock, or freezes it at a
+known point with ``freeze_on("UpdateService")``, instead of racing sub-second phases with sleeps:
+on a loaded machine a sleep can outlast a whole phase.
+
+Behaviours docs/ecs-rollouts.md marks "not confirmed" (no AWS source), and what this simulation does:
 
 - INACTIVE deployments are not returned: fully drained ACTIVE/FAILED entries disappear from
   ``deployments[]`` (kept internally, still rollback targets).
@@ -63,12 +70,12 @@ Tasks ECS stops while they run (old tasks drained after a deployment, new tasks 
 in, tasks of a superseded deployment, tasks replaced for failing health checks, StopTask,
 DeleteService) go DEACTIVATING -> STOPPED after ``drain_s``. What they show, and on what basis:
 
-- documented/observed (ECS-ROLLOUTS.md §6): a scheduler stop has stopCode
+- documented/observed (docs/ecs-rollouts.md, "Service events and stopped tasks"): a scheduler stop has stopCode
   ``ServiceSchedulerInitiated``; a task replaced by a deployment or scale-in has stoppedReason
   ``Scaling activity initiated by (deployment ecs-svc/N)``. Which deployment N names is not
   confirmed: here the one doing the scaling (the new PRIMARY, or the revived deployment during a
   rollback). StopTask gives ``UserInitiated`` and the caller's reason.
-- documented (StopTask API reference, not in ECS-ROLLOUTS.md): stopping a task is the equivalent
+- documented (StopTask API reference, not in docs/ecs-rollouts.md): stopping a task is the equivalent
   of ``docker stop`` on its containers: SIGTERM, then SIGKILL once the stop timeout (default 30 s)
   has passed without the container exiting.
 - assumed (no AWS source gives the exitCode of a stopped service task): every container that
@@ -883,6 +890,8 @@ class RolloutSimulation:
         self._seq = itertools.count()
         self._ips = itertools.count(4)
         self._offset = 0.0
+        self._frozen_at: float | None = None
+        self._freeze_rules: list[tuple[str, str | None, threading.Event]] = []
         self._mono0 = time.monotonic()
         self._wall0 = time.time()
         self.installed = False
@@ -909,8 +918,76 @@ class RolloutSimulation:
 
     # ---- clock ----
     def now(self) -> float:
-        """Simulated monotonic clock: time.monotonic() plus any fast_forward()."""
-        return time.monotonic() + self._offset
+        """Simulated monotonic clock: time.monotonic() plus any fast_forward(), or the instant the
+        clock was frozen at (moved on only by step/run_until/fast_forward)."""
+        frozen = self._frozen_at
+        return frozen if frozen is not None else time.monotonic() + self._offset
+
+    @property
+    def frozen(self) -> bool:
+        return self._frozen_at is not None
+
+    def freeze(self) -> None:
+        """Stop the simulated clock (after processing what is due): nothing moves until the test
+        steps it, fast-forwards it or thaws it. API calls are still served, at the frozen instant."""
+        with self.lock:
+            if self._frozen_at is None:
+                self.advance()
+                self._frozen_at = self.now()
+
+    def thaw(self) -> None:
+        """Let the clock run again from where it was frozen (no jump over the frozen interval)."""
+        with self.lock:
+            if self._frozen_at is not None:
+                self._offset = self._frozen_at - time.monotonic()
+                self._frozen_at = None
+
+    def freeze_on(self, action: str, service: str | None = None) -> threading.Event:
+        """Freeze the clock when the next ``action`` call reaches the server, before it is handled;
+        the returned event is set then. A test acting "mid-rollout" waits on it, acts, and thaws:
+        the rollout cannot have moved on in between, however loaded the machine is."""
+        reached = threading.Event()
+        with self.lock:
+            self._freeze_rules.append((action, service, reached))
+        return reached
+
+    def next_step_at(self) -> float | None:
+        """Simulated time of the earliest scheduled step of any service (None: nothing scheduled)."""
+        with self.lock:
+            due = [svc.queue[0][0] for svc in self.services.values() if svc.queue and not svc.deleted]
+            return min(due) if due else None
+
+    def step(self) -> bool:
+        """Frozen clock only: move it to the next scheduled step and process that instant (a
+        scheduler pass, like one DescribeServices would). False when nothing is scheduled."""
+        with self.lock:
+            if self._frozen_at is None:
+                raise RuntimeError("step() needs a frozen clock: call freeze() first")
+            at = self.next_step_at()
+            if at is None:
+                return False
+            self._frozen_at = max(self._frozen_at, at)
+            self.advance()
+            return True
+
+    def run_until(self, condition: Callable[[], Any], max_seconds: float = 600.0) -> Any:
+        """Frozen clock only: step until ``condition()`` is truthy and return its value; checked
+        after every step, so no state is skipped. Fails when the simulation runs out of steps or
+        ``max_seconds`` of simulated time pass first."""
+        with self.lock:
+            if self._frozen_at is None:
+                raise RuntimeError("run_until() needs a frozen clock: call freeze() first")
+            limit = self._frozen_at + max_seconds
+        while True:
+            value = condition()
+            if value:
+                return value
+            at = self.next_step_at()
+            if at is None or at > limit:
+                raise AssertionError(
+                    f"condition not met: {'nothing left to simulate' if at is None else f'{max_seconds}s passed'}"
+                )
+            self.step()
 
     def wall(self, t: float) -> float:
         return self._wall0 + (t - self._mono0)
@@ -921,7 +998,10 @@ class RolloutSimulation:
     def fast_forward(self, seconds: float) -> None:
         """Jump the simulated clock ahead (timestamps then lie in the future of the real clock)."""
         with self.lock:
-            self._offset += seconds
+            if self._frozen_at is not None:
+                self._frozen_at += seconds
+            else:
+                self._offset += seconds
             self.advance()
 
     def advance(self) -> None:
@@ -990,6 +1070,11 @@ class RolloutSimulation:
     def record_call(self, service: str, action: str, throttled: bool = False) -> None:
         call = ApiCall(service, action, time.monotonic(), time.time())
         with self.lock:
+            for rule in list(self._freeze_rules):
+                if not throttled and rule[0] == action and rule[1] in (None, service):
+                    self._freeze_rules.remove(rule)
+                    self.freeze()
+                    rule[2].set()
             self.calls.append(call)
             if throttled:
                 self.throttled_calls.append(call)

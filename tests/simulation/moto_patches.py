@@ -9,15 +9,25 @@ Patched (class attributes, restored by ``uninstall``):
   tasks are served next to moto's own RunTask tasks).
 - ``moto.elbv2.models.ELBv2Backend.describe_target_health``: simulated targets of services whose
   loadBalancers name that target group.
+- ``moto.cloudwatch.models.CloudWatchBackend.put_metric_alarm``: updating an existing alarm
+  keeps its state, as CloudWatch does ("When you update an existing alarm, its state is left
+  unchanged": https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/API_PutMetricAlarm.html);
+  moto replaces the alarm and with it the state.
 - ``moto.moto_server.werkzeug_app.DomainDispatcherApplication.__call__`` (see ``api_hooks``):
   call log and throttling for every request.
 All handlers run under the simulation's lock and first advance the simulated clock.
+
+These patches replace moto's private handlers by name, so they are written for one moto line:
+``SUPPORTED_MOTO`` (pyproject.toml pins the dev extra to it). ``install`` refuses any other
+version with a message naming the range, rather than failing later in an unrelated assertion.
 """
 
 from __future__ import annotations
 
 import copy
 import functools
+import importlib.metadata
+import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +35,9 @@ from . import api_hooks
 
 if TYPE_CHECKING:
     from .ecs_rollout import RolloutSimulation, SimService, SimTask
+
+# The moto versions these patches were written and checked against: [low, high).
+SUPPORTED_MOTO = ((5, 2, 1), (5, 3))
 
 _ACTIVE: RolloutSimulation | None = None
 _ORIGINALS: list[tuple[Any, str, Any]] = []
@@ -34,13 +47,28 @@ def active() -> RolloutSimulation | None:
     return _ACTIVE
 
 
+def check_moto_version(version: str) -> None:
+    """Raise if ``version`` (moto's, as installed) is outside ``SUPPORTED_MOTO``."""
+    low, high = SUPPORTED_MOTO
+    parts = tuple(int(p) for p in re.findall(r"\d+", version)[:3])
+    if not low <= parts < high:
+        wanted = f">={'.'.join(map(str, low))},<{'.'.join(map(str, high))}"
+        raise RuntimeError(
+            f"the ECS rollout simulation patches moto internals and supports moto{wanted}, but moto "
+            f"{version} is installed; install the pinned dev extra (pip install -e '.[dev]') or "
+            f"port tests/simulation/moto_patches.py to this moto and widen SUPPORTED_MOTO"
+        )
+
+
 def install(sim: RolloutSimulation) -> None:
     global _ACTIVE
+    check_moto_version(importlib.metadata.version("moto"))
     if _ACTIVE is not None and _ACTIVE is not sim:
         raise RuntimeError("another RolloutSimulation is already installed")
     _ACTIVE = sim
     if _ORIGINALS:
         return
+    from moto.cloudwatch.models import CloudWatchBackend
     from moto.ecs.responses import EC2ContainerServiceResponse as R
     from moto.elbv2.models import ELBv2Backend
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication
@@ -53,6 +81,7 @@ def install(sim: RolloutSimulation) -> None:
     _patch(R, "describe_tasks", _describe_tasks)
     _patch(R, "stop_task", _stop_task)
     _patch(ELBv2Backend, "describe_target_health", _describe_target_health)
+    _patch(CloudWatchBackend, "put_metric_alarm", _put_metric_alarm)
     _patch(DomainDispatcherApplication, "__call__", api_hooks.make_wsgi_hook(active))
 
 
@@ -415,6 +444,26 @@ def render_task(svc: SimService, task: SimTask) -> dict[str, Any]:
 
 # ---------------------------------------------------------------- ELBv2
 
+
+# ---------------------------------------------------------------- CloudWatch
+
+_ALARM_STATE = ("state_value", "state_reason", "state_reason_data", "state_updated_timestamp")
+
+
+def _put_metric_alarm(original: Any) -> Any:
+    @functools.wraps(original)
+    def method(self: Any, name: str, *args: Any, **kwargs: Any) -> Any:
+        before = self.alarms.get(name)
+        alarm = original(self, name, *args, **kwargs)
+        if _ACTIVE is not None and before is not None:
+            for attr in _ALARM_STATE:
+                setattr(alarm, attr, getattr(before, attr))
+        return alarm
+
+    return method
+
+
+# ---------------------------------------------------------------- ELBv2
 
 _TARGET_TEXT = {
     "healthy": (None, None),

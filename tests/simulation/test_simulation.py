@@ -1,6 +1,6 @@
 """Tests of the ECS rollout SIMULATION itself, driven with plain boto3 over HTTP.
 
-Each test asserts a sequence documented in /work/shared/ECS-ROLLOUTS.md. Phase durations are
+Each test asserts a sequence documented in docs/ecs-rollouts.md. Phase durations are
 tens of milliseconds, so waits are short; ``wait_for`` polls like a watcher would.
 """
 
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -24,6 +25,7 @@ from tests.simulation import (
     BREAKER_FAILED_REASON,
     RolloutSimulation,
     Scenario,
+    moto_patches,
 )
 from tests.simulation.ecs_rollout import SimService
 
@@ -35,6 +37,13 @@ CLUSTER = "prod"
 def sim(ecs_sim: RolloutSimulation) -> RolloutSimulation:
     ecs_sim.configure(**FAST)
     return ecs_sim
+
+
+@pytest.fixture
+def stepped(sim: RolloutSimulation) -> RolloutSimulation:
+    """The simulation with its clock frozen: it moves only when the test steps it."""
+    sim.freeze()
+    return sim
 
 
 @pytest.fixture
@@ -64,6 +73,12 @@ def ecs(aws: Any, sim: RolloutSimulation) -> Any:
 
 
 def wait_for(probe: Callable[[], Any], timeout: float = 5.0, interval: float = 0.02) -> Any:
+    """Poll ``probe`` like a watcher would until it is truthy. With the simulation's clock frozen
+    (the ``stepped`` fixture) the clock is stepped instead, one scheduled step per probe, so a
+    state that lasts a single phase is seen however slow the machine is."""
+    sim = moto_patches.active()
+    if sim is not None and sim.frozen:
+        return sim.run_until(probe, max_seconds=timeout)
     deadline = time.monotonic() + timeout
     value = None
     while time.monotonic() < deadline:
@@ -188,7 +203,8 @@ def test_count_only_update_keeps_the_deployment_and_force_makes_a_new_one(ecs: A
     wait_for(steady_on(ecs, forced["id"]))
 
 
-def test_circuit_breaker_rollback_revives_the_old_deployment_id(ecs: Any, sim: RolloutSimulation) -> None:
+def test_circuit_breaker_rollback_revives_the_old_deployment_id(ecs: Any, stepped: RolloutSimulation) -> None:
+    sim = stepped
     sim.script("api", "success", sim.scenario("tasks_fail_to_start", drain_s=0.4), cluster=CLUSTER)
     old = deployed(ecs, **BREAKER_ROLLBACK)
     new = primary(ecs.update_service(cluster=CLUSTER, service="api", taskDefinition="api:2")["service"])["id"]
@@ -221,12 +237,13 @@ def test_circuit_breaker_rollback_revives_the_old_deployment_id(ecs: Any, sim: R
     assert [o.rollout_state for o in sim.outcomes if o.deployment_id == new] == ["FAILED"]
 
 
-def test_breaker_without_rollback_leaves_primary_failed(ecs: Any, sim: RolloutSimulation) -> None:
+def test_breaker_without_rollback_leaves_primary_failed(ecs: Any, stepped: RolloutSimulation) -> None:
+    sim = stepped
     sim.script("api", "success", "tasks_fail_to_start", cluster=CLUSTER, failure="secrets")
     old = deployed(ecs, **BREAKER_ONLY)
     new = primary(ecs.update_service(cluster=CLUSTER, service="api", taskDefinition="api:2")["service"])["id"]
     svc = wait_for(lambda: (s := describe(ecs)) and primary(s)["rolloutState"] == "FAILED" and s)
-    time.sleep(0.2)  # nothing moves after FAILED
+    sim.fast_forward(0.2)  # nothing moves after FAILED
     svc = describe(ecs)
     assert [(d["id"], d["status"], d["rolloutState"]) for d in svc["deployments"]] == [
         (new, "PRIMARY", "FAILED"),
@@ -277,7 +294,9 @@ def target_group(aws: Any) -> str:
     )["TargetGroups"][0]["TargetGroupArn"]
 
 
-def test_target_health_follows_the_rollout(aws: Any, ecs: Any, sim: RolloutSimulation, target_group: str) -> None:
+def test_target_health_follows_the_rollout(aws: Any, ecs: Any, stepped: RolloutSimulation,
+                                          target_group: str) -> None:
+    sim = stepped
     elb = aws.client("elbv2")
     lbs = [{"targetGroupArn": target_group, "containerName": "web", "containerPort": 8080}]
     sim.script("api", "success", cluster=CLUSTER, healthy_s=0.6, drain_s=0.5)
@@ -311,7 +330,9 @@ def test_target_health_follows_the_rollout(aws: Any, ecs: Any, sim: RolloutSimul
     assert [h["TargetHealth"]["State"] for h in only["TargetHealthDescriptions"]] == ["healthy", "unused"]
 
 
-def test_unhealthy_targets_trip_the_breaker(aws: Any, ecs: Any, sim: RolloutSimulation, target_group: str) -> None:
+def test_unhealthy_targets_trip_the_breaker(aws: Any, ecs: Any, stepped: RolloutSimulation,
+                                            target_group: str) -> None:
+    sim = stepped
     elb = aws.client("elbv2")
     lbs = [{"targetGroupArn": target_group, "containerName": "web", "containerPort": 8080}]
     sim.script("api", "success", "unhealthy_targets", cluster=CLUSTER, drain_s=0.4)
@@ -355,7 +376,8 @@ def test_tasks_drained_after_a_deployment_were_sent_sigterm(
     ecs: Any, sim: RolloutSimulation, ignores_sigterm: bool, code: int
 ) -> None:
     # The old deployment's containers get SIGTERM (exit 143), or SIGKILL after the stop timeout
-    # when they ignore it (137): stopCode and stoppedReason as ECS-ROLLOUTS.md §6 "replaced".
+    # when they ignore it (137): stopCode and stoppedReason of a replaced task as docs/ecs-rollouts.md
+    # ("Service events and stopped tasks") gives them.
     sim.script("api", sim.scenario("success", ignores_sigterm=ignores_sigterm), "success", cluster=CLUSTER)
     old = deployed(ecs)
     new = primary(ecs.update_service(cluster=CLUSTER, service="api", taskDefinition="api:2")["service"])["id"]
@@ -409,11 +431,12 @@ def test_a_rollback_scales_in_the_failed_deployments_tasks_with_sigterm(
     assert all("reason" not in c for t in ours for c in t["containers"])
 
 
-def test_stall_never_completes(ecs: Any, sim: RolloutSimulation) -> None:
+def test_stall_never_completes(ecs: Any, stepped: RolloutSimulation) -> None:
+    sim = stepped
     sim.script("api", "success", "stall", cluster=CLUSTER)
     old = deployed(ecs)
     new = primary(ecs.update_service(cluster=CLUSTER, service="api", taskDefinition="api:2")["service"])["id"]
-    time.sleep(0.3)
+    sim.fast_forward(0.3)
     svc = describe(ecs)
     assert [(d["id"], d["rolloutState"]) for d in svc["deployments"]] == [(new, "IN_PROGRESS"), (old, "COMPLETED")]
     assert primary(svc)["runningCount"] == 2 and svc["deployments"][1]["runningCount"] == 2
@@ -611,3 +634,41 @@ def test_scenario_validation() -> None:
     sim.script("a", "success", "crash")
     assert [sim.next_scenario("default", "a").kind for _ in range(3)] == ["success", "crash", "crash"]
     assert sim.next_scenario("default", "other") == sim.default
+
+
+def test_the_simulation_refuses_a_moto_outside_the_range_its_patches_were_written_for() -> None:
+    import importlib.metadata
+
+    from tests.simulation.moto_patches import check_moto_version
+
+    check_moto_version(importlib.metadata.version("moto"))  # the installed, pinned one is accepted
+    check_moto_version("5.2.1")
+    for other in ("5.0.28", "5.2.0", "5.3.0", "6.0.0", "5.3.0a1"):
+        with pytest.raises(RuntimeError, match=r"supports moto>=5\.2\.1,<5\.3, but moto " + re.escape(other)):
+            check_moto_version(other)
+
+
+def test_freeze_on_holds_the_rollout_where_the_call_arrived_until_thawed(ecs: Any, sim: RolloutSimulation) -> None:
+    old = deployed(ecs)
+    reached = sim.freeze_on("UpdateService")
+    assert not reached.is_set()
+    new = primary(ecs.update_service(cluster=CLUSTER, service="api", taskDefinition="api:2")["service"])["id"]
+    assert reached.is_set() and sim.frozen
+    time.sleep(0.3)  # several phases of real time: a frozen rollout does not move
+    svc = describe(ecs)
+    assert [(d["id"], d["rolloutState"], d["runningCount"]) for d in svc["deployments"]] == [
+        (new, "IN_PROGRESS", 0), (old, "COMPLETED", 2)]
+    frozen_at = sim.now()
+    sim.thaw()
+    assert 0 <= sim.now() - frozen_at < 0.2  # runs on from where it stopped, no jump
+    wait_for(steady_on(ecs, new))
+
+
+def test_rewriting_an_alarm_keeps_its_state_as_cloudwatch_does(aws: Any, sim: RolloutSimulation) -> None:
+    cw = _alarm(aws)
+    cw.set_alarm_state(AlarmName="api-5xx", StateValue="ALARM", StateReason="5xx spike")
+    since = cw.describe_alarms(AlarmNames=["api-5xx"])["MetricAlarms"][0]["StateUpdatedTimestamp"]
+    _alarm(aws)  # PutMetricAlarm again, as a deploy that (re)writes its alarms does
+    (alarm,) = cw.describe_alarms(AlarmNames=["api-5xx"])["MetricAlarms"]
+    assert (alarm["StateValue"], alarm["StateReason"], alarm["StateUpdatedTimestamp"]) == ("ALARM", "5xx spike", since)
+    assert alarm["Threshold"] == 1

@@ -1,1 +1,2 @@
-"""Shared test support: fixtures, seams and small targets used by several test packages."""
+"""Helpers shared by the test suites (worlds, projects, mid-rollout actions, the in-memory
+target); fixtures that use them live in the conftest files."""

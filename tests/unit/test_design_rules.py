@@ -1,4 +1,4 @@
-"""Design rules that keep deployctl testable: one door per outside system (DESIGN.md, principle 5)."""
+"""Design rules that keep deployctl testable: one door per outside system."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """diagnose: stopped tasks / events / target health → likely cause + what to try.
 
-Stopped-task and event texts are the ones AWS documents (ECS-ROLLOUTS.md §5-§7).
+Stopped-task and event texts are the ones AWS documents (docs/ecs-rollouts.md).
 """
 
 from __future__ import annotations
@@ -137,7 +137,7 @@ def test_render_lines() -> None:
 
 
 # Every message of the "unable to pull secrets or registry auth" family contains the word "secrets";
-# what failed is in the detail after it (AWS's stopped-task error texts, ECS-ROLLOUTS.md §6).
+# what failed is in the detail after it (AWS's stopped-task error texts, docs/ecs-rollouts.md).
 RETRIEVAL = "ResourceInitializationError: unable to pull secrets or registry auth: execution resource retrieval " \
             "failed: "
 

@@ -19,23 +19,9 @@ from deployctl.pipeline import Job, RunReport, StageContext, StageRecord, run_jo
 from deployctl.redact import Redactor
 from deployctl.ui import BaseReporter
 from deployctl.ui.report import write_report
+from tests.support.processes import pid_alive
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def pid_alive(pid: int) -> bool:
-    """True if `pid` runs. Zombies count as dead (they only await reaping by their parent)."""
-    if Path("/proc/self/stat").exists():
-        try:
-            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except (FileNotFoundError, ProcessLookupError):
-            return False
-        return state not in ("Z", "X")
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 def wait_dead(pid: int, timeout: float = 5.0) -> bool:

@@ -1,7 +1,7 @@
 """rollout.assess on describe_services sequences (tests/unit/data/rollouts/*.json), and the
 watcher loop with a fake source, a fake clock and no sleeping.
 
-The JSON sequences are modelled on the shapes in /work/shared/ECS-ROLLOUTS.md (observed ids,
+The JSON sequences are modelled on the shapes in docs/ecs-rollouts.md (observed ids,
 reasons and event texts); there is no AWS account here, so they are not live recordings. Each
 step also says whether boto3's stock `services_stable` waiter would call it a success; that is
 evaluated with the waiter's own acceptors from botocore's model, to show where deployctl's

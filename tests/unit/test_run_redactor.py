@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -81,7 +82,11 @@ def test_docker_login_credentials_reach_the_redactor_with_their_username(
 
     from deployctl.app import run as run_cmd
 
-    monkeypatch.setattr(run_cmd, "_docker_config_credentials", lambda host: ("bob", "pw-from-login"))
+    # A `docker login` to the registry, in the Docker CLI's config file deployctl reads.
+    login = base64.b64encode(b"bob:pw-from-login").decode()
+    (tmp_path / "docker").mkdir()
+    (tmp_path / "docker" / "config.json").write_text(json.dumps({"auths": {"127.0.0.1:5001": {"auth": login}}}))
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "docker"))
     redactor = _redactor(None, {})
     access = run_cmd.registry_access(load(tmp_path, "dev"), "127.0.0.1:5001", None, redactor)
     assert access.credentials() == ("bob", "pw-from-login")

@@ -11,23 +11,7 @@ from pathlib import Path
 import pytest
 
 from deployctl.adapters import shell
-
-
-def pid_alive(pid: int) -> bool:
-    """True if `pid` is a live process. A zombie counts as dead: it runs nothing and only
-    waits for a parent (here possibly an init that never reaps) to collect its status."""
-    stat = Path(f"/proc/{pid}/stat")
-    if Path("/proc/self/stat").exists():
-        try:
-            state = stat.read_text().rsplit(")", 1)[1].split()[0]
-        except (FileNotFoundError, ProcessLookupError):
-            return False
-        return state not in ("Z", "X")
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
+from tests.support.processes import pid_alive
 
 
 def read_all(proc: shell.Proc, timeout: float = 10) -> list[str]:
