@@ -2,8 +2,9 @@
 
 A release is one deploy (or promotion, or rollback) of one environment. Every revision it
 registered carries `deployctl:release` and the other tags of deployctl.releases_tags, so the
-list of revisions of the environment's families *is* the release history (the platform is the source of truth; docs/architecture.md):
-nothing here reads anything but what the caller fetched from ECS.
+list of revisions of the environment's families *is* the release history (the platform is the
+source of truth; docs/architecture.md): nothing here reads anything but what the caller fetched
+from ECS.
 
 Selection rules (used by promote and rollback):
 - the *current* release is the newest release among the revisions the services run now;
