@@ -21,7 +21,7 @@ the pure rules over one model (Release, Revision); each section is headed below.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -214,8 +214,6 @@ def _order_key(r: Release) -> tuple[str, int, str]:
 
 
 def _with_outcome(r: Release, outcome: str) -> Release:
-    from dataclasses import replace
-
     return replace(r, outcome=outcome)
 
 
@@ -377,8 +375,6 @@ class Settlement:
                                rolled_back_to=self.rolled_back_to)
 
     def settled_revision(self, now: datetime) -> Revision:
-        from dataclasses import replace
-
         return replace(self.revision, tags={**self.revision.tags, **self.tags(now)})
 
 
