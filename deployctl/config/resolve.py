@@ -3,6 +3,10 @@
 Merge rule for environment overlays (documented in README): maps deep-merge, lists replace,
 scalars replace, and `null` removes an inherited key (`services: {worker: null}` drops the
 service from that environment). An overlay may set `services.<name>.*`, `deploy.*` and `image.*`.
+
+Why over 500 lines: `Loaded` (parse, interpolate, overlay, validate) and the helpers that turn
+pydantic's errors into located, did-you-mean problems walk the same document and key paths, and
+nothing outside this module uses those helpers.
 """
 
 from __future__ import annotations
