@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import importlib
 import os
+import signal
 import sys
+import threading
+import traceback
 from typing import Any
 
 import typer
@@ -20,6 +23,7 @@ from deployctl.errors import (
     EXIT_INTERRUPTED,
     EXIT_USAGE,
     ConfigError,
+    ConfigProblem,
     DeployctlError,
 )
 
@@ -78,7 +82,7 @@ for _name in COMMAND_MODULES:
 def _print_error(exc: DeployctlError) -> None:
     # Errors leave through the redactor too (stderr and the ::error annotations): a message can
     # quote a value, a URL or a command line.
-    from deployctl.ui.console import scrub
+    from deployctl.ui.console import scrub  # lazy: only an error needs it; --help stays lean
 
     _print_error_text(exc, scrub)
 
@@ -97,6 +101,7 @@ def _print_error_text(exc: DeployctlError, scrub: Any) -> None:
             # an assignment): only the message and hint are scrubbed.
             print(f"  {_scrubbed(problem, scrub).format()}", file=err)
         if os.environ.get("GITHUB_ACTIONS") == "true":
+            # lazy: only an error needs it; --help stays lean
             from deployctl.ui.github import escape_data, escape_property
 
             for p in exc.problems:
@@ -110,7 +115,7 @@ def _print_error_text(exc: DeployctlError, scrub: Any) -> None:
     if os.environ.get("GITHUB_ACTIONS") == "true":
         # Errors before any stage ran (guardrails, locks, --image, AWS access) get the same
         # annotation as a failed stage; the runner reads workflow commands from stdout.
-        from deployctl.ui.github import error_command
+        from deployctl.ui.github import error_command  # lazy: only an error needs it; --help stays lean
 
         text = f"{exc.message} (hint: {exc.hint})" if exc.hint else exc.message
         print(error_command("deployctl", text), flush=True)
@@ -120,8 +125,6 @@ def _scrubbed(problem: Any, scrub: Any) -> Any:
     """The problem with its message and hint scrubbed. A YAML syntax error is the parser's prose
     about a character (`while scanning for the next token: found character '\\t'`, which reads
     as `token: found`); it quotes no value, so it is left as it is."""
-    from deployctl.errors import ConfigProblem
-
     if problem.message.startswith("YAML syntax error:"):
         return problem
     hint = scrub(problem.hint) if problem.hint else problem.hint
@@ -161,9 +164,6 @@ def _interrupt(signum: int, frame: object) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    import signal
-    import threading
-
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, _interrupt)
@@ -173,8 +173,6 @@ def main(argv: list[str] | None = None) -> None:
             print("interrupted: stopped before the command finished", file=sys.stderr)
     except DeployctlError as exc:
         if SESSION.verbose:
-            import traceback
-
             traceback.print_exc()
         _print_error(exc)
         code = exc.exit_code
@@ -193,10 +191,8 @@ def main(argv: list[str] | None = None) -> None:
             code = EXIT_INTERRUPTED
         else:
             if SESSION.verbose:
-                import traceback
-
                 traceback.print_exc()
-            from deployctl.ui.console import scrub
+            from deployctl.ui.console import scrub  # lazy: only an error needs it; --help stays lean
 
             print(scrub(f"internal error: {type(exc).__name__}: {exc}"), file=sys.stderr)
             print("hint: run again with --verbose for the traceback, and please report it", file=sys.stderr)

@@ -43,6 +43,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from deployctl.adapters import shell
+
 CONNECT_TIMEOUT = 5.0
 REPLAY_LIMIT = 64 * 1024  # bytes of a connection's start kept to send again to another backend
 # macOS allows 104 bytes in a unix socket path, Linux 108; stay under both.
@@ -411,8 +413,6 @@ def _spawn(argv: list[str], log: Path) -> None:
     `sh -c '... &'` exits at once, so the proxy is nobody's child: no zombie is left in the
     deploy command (or a test process) when it dies, and nothing waits on it.
     """
-    from deployctl.adapters import shell
-
     script = 'log=$1; shift; "$@" </dev/null >>"$log" 2>&1 &'
     # A bare environment: the deploy's may hold secrets and registry passwords, which a
     # long-lived process has no business keeping in its /proc/<pid>/environ.

@@ -41,8 +41,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from deployctl import releases_tags
 from deployctl.adapters import aws as awsa
+from deployctl.config.units import parse_duration
 from deployctl.errors import ExternalError, LockHeld, UsageError
+from deployctl.pipeline import Cancelled
 
 DEFAULT_TABLE = "deployctl-locks"
 DEFAULT_LEASE = 60.0
@@ -60,8 +63,6 @@ def lease_seconds(environ: dict[str, str] | None = None) -> float:
     text = env.get(LEASE_ENV)
     if not text:
         return DEFAULT_LEASE
-    from deployctl.config.units import parse_duration
-
     try:
         value = parse_duration(text)
     except ValueError as exc:
@@ -73,9 +74,7 @@ def lease_seconds(environ: dict[str, str] | None = None) -> float:
 
 def who() -> str:
     """The lock holder: the same `who` as the release records (releases_tags.actor)."""
-    from deployctl.releases_tags import actor
-
-    return actor()
+    return releases_tags.actor()
 
 
 def command_line() -> str:
@@ -262,8 +261,6 @@ def hold(table: LockTable, app: str, env: str, *, wait: float = 0.0, lease: floa
     at most `wait` seconds; then (or at once without `wait`) LockHeld (exit 1) naming the holder.
     `cancelled` (the stage's event) stops the wait early.
     """
-    from deployctl.pipeline import Cancelled
-
     lease = lease_seconds() if lease is None else lease
     key = lock_key(app, env)
     table.ensure()
@@ -353,8 +350,6 @@ def deploy_lock(plan: Any, options: Any, ctx: Any = None) -> Iterator[Holder]:
 
     With a stage `ctx`: the release id is made now and published in ctx.outputs["release"]
     (the ECS target then uses it), so the lock item names the release it protects."""
-    from deployctl import releases_tags
-
     outputs = getattr(ctx, "outputs", None)
     release = ""
     if outputs is not None:

@@ -11,6 +11,10 @@
 Nothing here prints: progress goes to a `Reporter` (below; implementations in deployctl.ui) and the outcome is returned
 as a `RunReport`. Reporter methods are called under one lock, so a reporter never sees two
 calls at once even though stages run in threads.
+
+Why over 500 lines: scheduling, fail-fast cancellation and the signal handlers share one run's
+state and lock; kept together, the order in which a job starts, stops and is reported can be
+read in one place.
 """
 
 from __future__ import annotations

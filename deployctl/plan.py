@@ -6,10 +6,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from deployctl.adapters.git import GitFacts
+from deployctl.adapters.registry import ImageRef
 from deployctl.config import fargate
 from deployctl.config.model import ResolvedConfig
+from deployctl.config.units import format_duration
+from deployctl.errors import UsageError
 from deployctl.render import ecs
 from deployctl.render.ecs import Facts
+from deployctl.rollout import rollback_budget
 
 
 @dataclass(frozen=True)
@@ -191,8 +195,6 @@ def stages(cfg: ResolvedConfig, image_ref: str) -> tuple[Stage, ...]:
     detail = f"rolling deploy to {where}"
     if cfg.environment.target == "ecs":
         # The bound on the whole deploy (docs/timeouts.md): people plan CI job timeouts with it.
-        from deployctl.config.units import format_duration
-        from deployctl.rollout import rollback_budget
 
         timeout = cfg.deploy.timeout
         detail += (f"; at most {format_duration(timeout)}, plus {format_duration(rollback_budget(timeout))} "
@@ -208,8 +210,6 @@ def check_image_override(ref: str | None) -> str | None:
     commit would build instead is the one thing --image must never do."""
     if ref is None:
         return None
-    from deployctl.adapters.registry import ImageRef
-    from deployctl.errors import UsageError
 
     if not ref.strip():
         raise UsageError("--image is empty", hint="give a full image reference, e.g. "

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from deployctl.adapters import aws as awsa
-from deployctl.adapters import ecs_gateway
+from deployctl.adapters import ecs_gateway, registry
 from deployctl.config.model import ResolvedConfig
 from deployctl.errors import EXIT_USAGE, DeployctlError, ExternalError, PreflightFailed, UsageError
 from deployctl.render.ecs import TAG_PREFIX, service_name, split_secret_ref
@@ -85,7 +85,7 @@ def run(cfg: ResolvedConfig, aws: awsa.AwsClients, image_ref: str, *, log: Calla
     itself cannot be reached or credentials are bad.
 
     registry_check(image_ref) → (digest or None if absent, note) for non-ECR registries; the
-    default uses deployctl.adapters.registry when it exists. `preview`: the preview copy deployed.
+    default asks the registry through deployctl.adapters.registry. `preview`: the preview copy deployed.
     """
     with awsa.aws_errors("checking the AWS account (preflight)"):
         account = awsa.account_id(aws)
@@ -226,10 +226,6 @@ def _check_network(cfg: ResolvedConfig, aws: awsa.AwsClients, rep: _Report) -> N
 
 
 def _default_registry_check(image_ref: str) -> tuple[str | None, str | None]:
-    try:
-        from deployctl.adapters import registry
-    except ImportError:
-        return None, "no registry client available; image not checked"
     ref = registry.ImageRef.parse(image_ref)
     try:
         digest = registry.RegistryClient(ref.registry).manifest_digest(ref.repository, ref.reference)
@@ -241,14 +237,8 @@ def _default_registry_check(image_ref: str) -> tuple[str | None, str | None]:
 def _check_image(cfg: ResolvedConfig, aws: awsa.AwsClients, image_ref: str, rep: _Report, result: PreflightResult,
                  registry_check: Callable[[str], tuple[str | None, str | None]] | None) -> None:
     try:
-        from deployctl.adapters.registry import ImageRef
-        ref = ImageRef.parse(image_ref)
+        ref = registry.ImageRef.parse(image_ref)
         host, repo, tag, digest = ref.registry, ref.repository, ref.tag, ref.digest
-    except ImportError:  # pragma: no cover - the registry adapter ships with deployctl
-        host, _, rest = image_ref.partition("/")
-        repo, _, digest = rest.partition("@")
-        repo, _, tag = repo.partition(":")
-        digest = digest or None
     except UsageError as exc:
         rep.problems.append(str(exc.message))
         return

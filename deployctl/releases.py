@@ -2,8 +2,9 @@
 
 A release is one deploy (or promotion, or rollback) of one environment. Every revision it
 registered carries `deployctl:release` and the other tags of deployctl.releases_tags, so the
-list of revisions of the environment's families *is* the release history (the platform is the source of truth; docs/architecture.md):
-nothing here reads anything but what the caller fetched from ECS.
+list of revisions of the environment's families *is* the release history (the platform is the
+source of truth; docs/architecture.md): nothing here reads anything but what the caller fetched
+from ECS.
 
 Selection rules (used by promote and rollback):
 - the *current* release is the newest release among the revisions the services run now;
@@ -20,11 +21,12 @@ the pure rules over one model (Release, Revision); each section is headed below.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
 from deployctl import releases_tags as rt
+from deployctl.adapters.ecs_gateway import COMPLETED, FAILED, ServiceState
 from deployctl.errors import DeployFailed, UsageError
 
 # Extra tags written by promote/rollback (the ECS target writes the rest).
@@ -213,8 +215,6 @@ def _order_key(r: Release) -> tuple[str, int, str]:
 
 
 def _with_outcome(r: Release, outcome: str) -> Release:
-    from dataclasses import replace
-
     return replace(r, outcome=outcome)
 
 
@@ -272,11 +272,13 @@ class ServiceView:
 def service_view(name: str, described: Mapping[str, Any] | None) -> ServiceView:
     if not described:
         return ServiceView(name, None, None, 0)
-    deps = described.get("deployments") or []
-    primary = next((d for d in deps if d.get("status") == "PRIMARY"), None) or {}
-    return ServiceView(name, str(primary.get("taskDefinition") or described.get("taskDefinition") or "") or None,
-                       primary.get("rolloutState"), len(deps), int(primary.get("runningCount") or 0),
-                       int(primary.get("desiredCount") or described.get("desiredCount") or 0))
+    state = ServiceState.from_api(described)
+    primary = state.primary
+    if primary is None:
+        return ServiceView(name, state.task_definition or None, None, len(state.deployments), 0, state.desired)
+    return ServiceView(name, primary.task_definition or state.task_definition or None,
+                       primary.rollout_state or None, len(state.deployments), primary.running,
+                       primary.desired or state.desired)
 
 
 @dataclass(frozen=True)
@@ -376,8 +378,6 @@ class Settlement:
                                rolled_back_to=self.rolled_back_to)
 
     def settled_revision(self, now: datetime) -> Revision:
-        from dataclasses import replace
-
         return replace(self.revision, tags={**self.revision.tags, **self.tags(now)})
 
 
@@ -423,28 +423,26 @@ def settle_revision(name: str, rev: Revision, svc: Mapping[str, Any] | None) -> 
 def _settled(name: str, rev: Revision, svc: Mapping[str, Any] | None) -> Settlement | None:
     if not svc:
         return None
-    deps = list(svc.get("deployments") or [])
-    primary = next((d for d in deps if d.get("status") == "PRIMARY"), None)
+    service = ServiceState.from_api(svc)
+    primary = service.primary
     if primary is None:
         return None
-    state = primary.get("rolloutState")
-    reason = str(primary.get("rolloutStateReason") or "")
-    when = _when(primary.get("updatedAt"))
-    arn = str(primary.get("taskDefinition") or "")
+    state, reason, arn = primary.rollout_state, primary.reason, primary.task_definition
+    when = datetime.fromtimestamp(primary.updated_at, UTC) if primary.updated_at else None
+    alone = len(service.deployments) == 1
     if arn == rev.arn:
-        if state == "COMPLETED" and len(deps) == 1 and \
-                int(primary.get("runningCount") or 0) == int(primary.get("desiredCount") or 0):
+        if state == COMPLETED and alone and primary.running == primary.desired:
             return Settlement(name, rev, rt.SUCCEEDED, SETTLED_LATER, finished_at=when)
-        if state == "FAILED":
-            detail = f"ECS deployment {primary.get('id', '?')} failed" + (f": {reason}" if reason else "")
+        if state == FAILED:
+            detail = f"ECS deployment {primary.id or '?'} failed" + (f": {reason}" if reason else "")
             return Settlement(name, rev, rt.FAILED, f"{detail} - {SETTLED_LATER}", finished_at=when)
         return None
-    if any(str(d.get("taskDefinition") or "") == rev.arn for d in deps):
+    if any(d.task_definition == rev.arn for d in service.deployments):
         return None  # our deployment is still there (draining after a rollback): not over yet
     family, number = _family_and_number(arn)
     if family != rev.family or number >= rev.number:
         return None  # a newer or foreign revision runs: not something this release can explain
-    if state == "COMPLETED" and len(deps) == 1:
+    if state == COMPLETED and alone:
         label = _arn_label(arn)
         return Settlement(name, rev, rt.ROLLED_BACK, f"ECS rolled the service back to {label} - {SETTLED_LATER}",
                           rolled_back_to=label, finished_at=when)
@@ -463,12 +461,6 @@ def _family_and_number(arn: str) -> tuple[str, int]:
         return family, int(number)
     except ValueError:
         return family, 0
-
-
-def _when(value: Any) -> datetime | None:
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    return None
 
 
 def _parse_iso(text: str | None) -> datetime | None:

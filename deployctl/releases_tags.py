@@ -77,7 +77,7 @@ def actor(environ: Mapping[str, str] | None = None) -> str:
 
 def _login_name() -> str:
     try:
-        import pwd
+        import pwd  # lazy: no pwd module on Windows (ImportError below)
 
         return pwd.getpwuid(os.getuid()).pw_name
     except (ImportError, KeyError, OSError):  # no pwd module (Windows), or a uid without an entry

@@ -15,6 +15,7 @@ import http.client
 import os
 import re
 import socket
+import tarfile
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from typing import IO, Any, cast
@@ -300,8 +301,6 @@ def image_layer_files(client: docker.DockerClient, ref: str,
     A file deleted by a later layer is still listed for the layer that added it: whoever pulls the
     image gets that layer. `head` is the first `max_bytes` of the files `wanted(path)` picks, else b"".
     """
-    import tarfile
-
     try:
         chunks = client.api.get_image(ref, chunk_size=1024 * 1024)
         outer = tarfile.open(fileobj=cast(IO[bytes], _ChunkReader(chunks)), mode="r|")  # noqa: SIM115

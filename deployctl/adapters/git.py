@@ -89,7 +89,7 @@ def _dirty_hash(path: str | Path) -> str:
     """A content hash of everything uncommitted: the diff against HEAD (submodules' changed
     files included) plus untracked files, all as bytes so no file name or encoding breaks it.
     Untracked files inside a submodule are not seen (git diff does not show them)."""
-    import git
+    import git  # lazy: GitPython stays off --help and the build/push skip path
 
     repo = git.Repo(path, search_parent_directories=True)
     digest = hashlib.sha256()

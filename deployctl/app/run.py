@@ -12,9 +12,20 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from deployctl.adapters import docker_config
+from deployctl.adapters.registry import ImageRef
 from deployctl.app.deploy_stage import hinted
 from deployctl.errors import UsageError
 from deployctl.pipeline import Job
+from deployctl.plan import make_plan
+from deployctl.redact import Redactor
+from deployctl.run_metrics import metric_data
+from deployctl.stages import EngineHandle, ImageSpec, ImageState, commands
+from deployctl.stages import build as build_stage
+from deployctl.stages import push as push_stage
+from deployctl.stages.access import ECR_HOST, ENV_PASSWORD, ENV_USER, RegistryAccess, resolve_digest
+from deployctl.stages.build import record_image
+from deployctl.stages.cancel import cancellable
 from deployctl.targets import for_config
 
 if TYPE_CHECKING:
@@ -85,9 +96,6 @@ def build_jobs(
     """A Job per selected stage. A stage left out of the run passes on what it needed: with
     push skipped, deploy waits for lint, test and build, so a failing test still stops it
     (see effective_needs)."""
-    from deployctl.stages import EngineHandle, ImageSpec, ImageState, commands
-    from deployctl.stages import build as build_stage
-    from deployctl.stages import push as push_stage
 
     project = Path(root)
     spec = ImageSpec(project_dir=project, image=cfg.image, registry=plan.image_registry,
@@ -136,12 +144,6 @@ def effective_needs(stages: Any, selected: tuple[str, ...]) -> dict[str, tuple[s
 def _deploy_fn(cfg: ResolvedConfig, plan: Plan, facts: Any, spec: Any, access: Any, clients: Any,
                image_override: str | None, options: Any) -> Any:
     def run(ctx: Any) -> None:
-        from deployctl.adapters.registry import ImageRef
-        from deployctl.plan import make_plan
-        from deployctl.stages.access import resolve_digest
-        from deployctl.stages.build import record_image
-        from deployctl.stages.cancel import cancellable
-
         target = for_config(cfg)
         image_ref = image_override or ctx.outputs.get("image_ref")
         if not image_ref:
@@ -165,20 +167,16 @@ def _deploy_fn(cfg: ResolvedConfig, plan: Plan, facts: Any, spec: Any, access: A
 
 
 def _connect() -> Any:
-    from deployctl.adapters import engine
+    from deployctl.adapters import engine  # lazy: the docker SDK stays off the plan and skip paths
 
     return engine.connect()
 
 
 def _docker_config_credentials(host: str) -> Any:
-    from deployctl.adapters import docker_config
-
     return docker_config.credentials(host)
 
 
 def registry_access(cfg: ResolvedConfig, host: str, clients: Any, redactor: Any) -> Any:
-    from deployctl.stages.access import RegistryAccess
-
     ecr = clients.ecr if clients is not None and cfg.image.registry == "ecr" else None
     if redactor is None:
         return RegistryAccess(host, ecr=ecr, docker_config=_docker_config_credentials)
@@ -187,21 +185,16 @@ def registry_access(cfg: ResolvedConfig, host: str, clients: Any, redactor: Any)
 
 
 def is_ecr(image: str | None) -> bool:
-    from deployctl.stages.access import ECR_HOST
-
     return bool(image) and bool(ECR_HOST.match(str(image).split("/", 1)[0]))
 
 
 def aws_clients(cfg: ResolvedConfig) -> Any:
-    from deployctl.adapters import aws
+    from deployctl.adapters import aws  # lazy: boto3 stays off the local and --help paths
 
     return aws.clients(cfg.region)
 
 
 def resolve_image(image: str, clients: Any, redactor: Any) -> str:
-    from deployctl.adapters.registry import ImageRef
-    from deployctl.stages.access import RegistryAccess, resolve_digest
-
     ref = ImageRef.parse(image)
     ecr = clients.ecr if clients is not None and is_ecr(image) else None
     access = RegistryAccess(ref.registry, docker_config=_docker_config_credentials,
@@ -213,8 +206,6 @@ def run_redactor(cfg: ResolvedConfig | None = None, environ: Any = None) -> Any:
     """The run's redactor, knowing every secret value the run can know before any stage runs:
     the registry password from the environment and the secret values the target reads from
     that same environment (the local target's services' secrets), which lint and test inherit."""
-    from deployctl.redact import Redactor
-    from deployctl.stages.access import ENV_PASSWORD, ENV_USER
 
     environ = os.environ if environ is None else environ
     redactor = Redactor()
@@ -231,8 +222,7 @@ def publish_run_metrics(cfg: ResolvedConfig, plan: Plan, result: Any) -> None:
     mon = cfg.monitoring
     if mon is None or not mon.publish_run_metrics:
         return
-    from deployctl.adapters import aws
-    from deployctl.run_metrics import metric_data
+    from deployctl.adapters import aws  # lazy: boto3 stays off the local and --help paths
 
     try:
         cloudwatch = aws.clients(cfg.region).cloudwatch
@@ -245,7 +235,7 @@ def publish_run_metrics(cfg: ResolvedConfig, plan: Plan, result: Any) -> None:
 
 def with_account_id(cfg: ResolvedConfig, facts: Any, clients: Any) -> Any:
     """`facts` with the AWS account id, which names the ECR registry host."""
-    from deployctl.adapters import aws
+    from deployctl.adapters import aws  # lazy: boto3 stays off the local and --help paths
 
     with aws.aws_errors("reading the AWS account id for the ECR registry"):
         return dataclasses.replace(facts, account_id=aws.account_id(clients))

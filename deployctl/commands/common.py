@@ -9,6 +9,9 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
+from deployctl.app.session import SESSION
+from deployctl.errors import Interrupted, UsageError
+
 if TYPE_CHECKING:
     from deployctl.adapters.git import GitFacts
     from deployctl.config.model import ResolvedConfig
@@ -26,8 +29,7 @@ def parse_lock_wait(text: str | None, flag: str = "--lock-wait") -> float:
     """Seconds from a duration flag (e.g. 90s, 10m); UsageError (exit 2) for nonsense."""
     if text is None:
         return 0.0
-    from deployctl.config.units import parse_duration
-    from deployctl.errors import UsageError
+    from deployctl.config.units import parse_duration  # lazy: pydantic and the config stay off --help
 
     try:
         return parse_duration(text)
@@ -46,8 +48,8 @@ def engine_runner(target: Any, *, as_json: bool) -> Any:
 
     def run(plan: Any, image_ref: str, options: Any, *, release_id: str | None = None,
             before: Any = None, after: Any = None) -> int:
+        # lazy: pydantic, the config and the UI stay off --help
         from deployctl.app.deploy_stage import run_deploy, stage_tracebacks
-        from deployctl.app.session import SESSION
         from deployctl.ui import make_reporter
         from deployctl.ui.report import report_json
 
@@ -63,7 +65,7 @@ def engine_runner(target: Any, *, as_json: bool) -> Any:
 
 
 def _redactor() -> Any:
-    from deployctl.app.run import run_redactor
+    from deployctl.app.run import run_redactor  # lazy: pydantic and the config stay off --help
 
     return run_redactor()
 
@@ -72,8 +74,6 @@ def confirm(question: str, yes: bool) -> None:
     """The one confirmation of every command that removes or replaces something: asks on a
     terminal; `--yes` skips; no terminal and no --yes is a usage error (exit 2), so a script
     or CI job never removes anything it did not explicitly say yes to."""
-    from deployctl.errors import Interrupted, UsageError
-
     if yes:
         return
     if not sys.stdin.isatty():
@@ -84,7 +84,7 @@ def confirm(question: str, yes: bool) -> None:
 
 
 def load(file: str, env: str) -> ResolvedConfig:
-    from deployctl.config import load_env, read
+    from deployctl.config import load_env, read  # lazy: pydantic and the config stay off --help
 
     return load_env(read(file), env)
 
@@ -94,7 +94,7 @@ def project_dir(file: str) -> Path:
 
 
 def git_facts(file: str) -> GitFacts:
-    from deployctl.adapters.git import read_facts
+    from deployctl.adapters.git import read_facts  # lazy: --help loads only what it needs
 
     return read_facts(project_dir(file))
 
@@ -102,13 +102,13 @@ def git_facts(file: str) -> GitFacts:
 def print_json(data: Any, redactor: Any = None) -> None:
     """Print `data` as JSON, its secrets masked (by key name and value shape, see
     Redactor.redact_data): every JSON document deployctl prints goes through the redactor."""
-    from deployctl.redact import Redactor
+    from deployctl.redact import Redactor  # lazy: --help loads only what it needs
 
     data = (redactor or Redactor()).redact_data(data)
     sys.stdout.write(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
 
 
 def console(stderr: bool = False) -> Any:
-    from rich.console import Console
+    from rich.console import Console  # lazy: rich stays off --help
 
     return Console(stderr=stderr, highlight=False, soft_wrap=False)

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import io
+import os
+import sys
 from typing import Any
 
 import typer
 
 from deployctl.commands.common import ENV_OPTION, FILE_OPTION, JSON_OPTION, console, git_facts, load, print_json
+from deployctl.errors import UsageError
 
 
 def validate(file: str = FILE_OPTION) -> None:
@@ -14,7 +18,7 @@ def validate(file: str = FILE_OPTION) -> None:
 
     Example:  deployctl validate -f deploy.yaml
     """
-    from deployctl.config import read, validate_all
+    from deployctl.config import read, validate_all  # lazy: pydantic and the config stay off --help
 
     envs = validate_all(read(file))
     typer.echo(f"{file}: ok ({len(envs)} environment{'s' if len(envs) != 1 else ''}: {', '.join(envs)})")
@@ -33,7 +37,7 @@ def config(file: str = FILE_OPTION, env: str = ENV_OPTION, as_json: bool = JSON_
     if as_json:
         print_json(data, redactor)
         return
-    import yaml
+    import yaml  # lazy: PyYAML stays off --help
 
     masked = redactor.redact_data(data)
     typer.echo(yaml.safe_dump(masked, sort_keys=False, default_flow_style=False).rstrip())
@@ -53,7 +57,7 @@ def plan(
     Examples:  deployctl plan --env staging
                deployctl plan --env prod --json | jq .services.api.task_definition
     """
-    from deployctl.errors import UsageError
+    # lazy: pydantic and the config stay off --help
     from deployctl.plan import check_image_override, guardrail_violations, make_plan
 
     image = check_image_override(image)
@@ -77,7 +81,7 @@ def schema() -> None:
 
     Example:  deployctl schema > deploy.schema.json
     """
-    from deployctl.config.schema import json_schema
+    from deployctl.config.schema import json_schema  # lazy: pydantic and the config stay off --help
 
     print_json(json_schema())
 
@@ -88,8 +92,6 @@ PIPE_WIDTH = 160
 
 
 def plan_console() -> Any:
-    import os
-
     out = console()
     if not out.is_terminal and not os.environ.get("COLUMNS"):
         out.width = PIPE_WIDTH
@@ -99,7 +101,7 @@ def plan_console() -> Any:
 def output_redactor(cfg: Any) -> Any:
     """The redactor `run` would use for this config (registry login, the local target's secret
     values from the environment), so `config`/`plan` mask exactly what a run masks."""
-    from deployctl.app.run import run_redactor
+    from deployctl.app.run import run_redactor  # lazy: pydantic and the config stay off --help
 
     return run_redactor(cfg)
 
@@ -108,10 +110,7 @@ def render_plan(plan: Any, redactor: Any = None) -> None:
     """Print the plan for people. It is rendered into a buffer first and written through the
     redactor: a registry URL with a password, or a secret in a stage command, never reaches the
     terminal (a line with a secret in it loses its colours, see deployctl.redact)."""
-    import io
-    import sys
-
-    from deployctl.redact import Redactor
+    from deployctl.redact import Redactor  # lazy: --help loads only what it needs
 
     screen = plan_console()
     buffer = io.StringIO()
@@ -124,7 +123,7 @@ def render_plan(plan: Any, redactor: Any = None) -> None:
 
 
 def _render_plan(plan: Any, out: Any, redact: Any) -> None:
-    from rich.table import Table
+    from rich.table import Table  # lazy: rich stays off --help
 
     # Cells are redacted before rich lays them out: a folded cell splits a secret over two lines,
     # where no pattern could find it in the rendered text.

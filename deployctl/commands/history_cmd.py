@@ -23,8 +23,8 @@ def history(
     Examples:  deployctl history --env staging
                deployctl history --env prod --limit 5 --json
     """
-    from deployctl.app import history as use
-    from deployctl.render.text import duration, outcome_text, short, table
+    from deployctl.app import history as use  # lazy: pydantic and the config stay off --help
+    from deployctl.render.text import duration, outcome_text, short, table  # lazy: --help loads only what it needs
 
     cfg = load(file, env)
     found = use.history(cfg, limit)

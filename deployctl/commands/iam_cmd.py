@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 import typer
 
 from deployctl.commands.common import ENV_OPTION, FILE_OPTION, JSON_OPTION, load, print_json
+from deployctl.errors import UsageError
 
 
 def iam_policy(
@@ -31,9 +34,8 @@ def iam_policy(
     Examples:  deployctl iam-policy --env staging --repo acme/chat-api
                deployctl iam-policy --env prod --json | jq .policy > policy.json
     """
-    from deployctl.errors import UsageError
-    from deployctl.render import iam
-    from deployctl.targets import target_class
+    from deployctl.render import iam  # lazy: pydantic and the config stay off --help
+    from deployctl.targets import target_class  # lazy: pydantic and the config stay off --help
 
     cfg = load(file, env)
     if not target_class(cfg.environment.target).needs_ci_role:
@@ -60,7 +62,6 @@ def iam_policy(
         print_json({"schema": "deployctl.iam/v1", "env": env, "account": acct, "policy": policy,
                     "trust_policy": trust, "oidc_subjects": subs, "notes": iam.notes(cfg)})
         return
-    import json
 
     typer.echo(f"# IAM policy for the CI role of {cfg.app}/{env} (attach as an inline or managed policy)")
     typer.echo(json.dumps(policy, indent=2))

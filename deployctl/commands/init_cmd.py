@@ -5,9 +5,13 @@ from __future__ import annotations
 import re
 import sys
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 import typer
+
+from deployctl import __version__
+from deployctl.errors import UsageError
 
 APP = re.compile(r"^[a-z][a-z0-9-]{0,39}$")
 REGION = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
@@ -48,14 +52,12 @@ def check(answers: Answers) -> list[str]:
 
 
 def _template(name: str) -> str:
-    from importlib import resources
-
     return (resources.files("deployctl") / "templates" / name).read_text("utf-8")
 
 
 def render_files(answers: Answers, install: str) -> dict[str, str]:
     """Relative path → content of every file init writes. Pure."""
-    from deployctl.render import workflows
+    from deployctl.render import workflows  # lazy: --help loads only what it needs
 
     values = {"APP": answers.app, "REGION": answers.region, "PORT": str(answers.port),
               "HEALTH": answers.health_path, "REGISTRY": answers.registry}
@@ -97,9 +99,6 @@ def init(
     Examples:  deployctl init
                deployctl init --app chat-api --region eu-west-1 --port 8000 --yes
     """
-    from deployctl import __version__
-    from deployctl.errors import UsageError
-
     root = Path(directory)
     if not root.is_dir():
         raise UsageError(f"{directory}: no such directory")

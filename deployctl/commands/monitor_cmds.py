@@ -24,8 +24,8 @@ def monitor_apply(
 
     Example:  deployctl monitor apply --env prod --grafana grafana-prod.json
     """
-    from deployctl.adapters import aws
-    from deployctl.monitoring import apply
+    from deployctl.adapters import aws  # lazy: boto3 stays off --help
+    from deployctl.monitoring import apply  # lazy: pydantic and the config stay off --help
 
     cfg = load(file, env)
     clients = aws.clients(cfg.region)
@@ -53,6 +53,7 @@ def metrics(
 
     Example:  deployctl metrics --env prod --minutes 30
     """
+    # lazy: boto3 and the config stay off --help
     from deployctl.adapters import aws
     from deployctl.monitoring import cloudwatch_stats, current, require, resolve_facts
 
@@ -67,7 +68,7 @@ def metrics(
             {"service": r.service, "metric": r.name, "value": r.value, "unit": r.unit, "threshold": r.threshold,
              "breaching": r.breaching} for r in rows]})
         return
-    from rich.table import Table
+    from rich.table import Table  # lazy: rich stays off --help
 
     table = Table(title=f"{cfg.app} {cfg.env_name}: last {minutes} min", title_justify="left")
     for col in ("service", "metric", "value", "threshold", ""):

@@ -28,7 +28,7 @@ def destroy(
 
     Example:  deployctl destroy --env preview --name pr-42 --yes
     """
-    from deployctl.app import destroy as use
+    from deployctl.app import destroy as use  # lazy: pydantic and the config stay off --help
 
     target, name = use.prepare(load(file, env), name)
     if not dry_run:

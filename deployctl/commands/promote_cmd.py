@@ -35,6 +35,7 @@ def promote(
 
     Example:  deployctl promote staging prod --yes
     """
+    # lazy: pydantic and the config stay off --help
     from deployctl.app import promote as use
     from deployctl.targets import DeployOptions
 

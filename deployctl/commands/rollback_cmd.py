@@ -17,6 +17,7 @@ from deployctl.commands.common import (
     load,
     parse_lock_wait,
 )
+from deployctl.errors import UsageError
 
 
 def rollback(
@@ -38,8 +39,8 @@ def rollback(
     Examples:  deployctl rollback --env staging
                deployctl rollback --env prod --to 20260315T101500Z-1a2b3c4d5e6f-9f3c --yes
     """
+    # lazy: pydantic and the config stay off --help
     from deployctl.app import rollback as use
-    from deployctl.errors import UsageError
     from deployctl.targets import DeployOptions
 
     if to is not None and steps != 1:

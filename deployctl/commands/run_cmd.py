@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
+from deployctl.app.session import SESSION
 from deployctl.commands.common import (
     ENV_OPTION,
     FILE_OPTION,
@@ -21,9 +22,12 @@ from deployctl.commands.common import (
     git_facts,
     load,
     parse_lock_wait,
+    print_json,
     print_tracebacks,
     project_dir,
 )
+from deployctl.commands.config_cmds import render_plan
+from deployctl.errors import UsageError
 
 if TYPE_CHECKING:
     from deployctl.plan import Plan
@@ -58,10 +62,9 @@ def run(
                deployctl run --env staging --image 127.0.0.1:5000/app:3f2a9c1d0b7e
                deployctl run --env preview --name pr-42
     """
+    # lazy: pydantic and the config stay off --help
     from deployctl.app import run as use
     from deployctl.app.deploy_stage import stage_tracebacks
-    from deployctl.app.session import SESSION
-    from deployctl.errors import UsageError
     from deployctl.plan import check_image_override, guardrail_violations, make_plan
     from deployctl.preview import check_name
     from deployctl.render.ecs import Facts
@@ -113,6 +116,7 @@ def run(
     jobs = use.build_jobs(cfg, plan, facts, selected, root=str(root), clients=clients, redactor=redactor,
                       image_override=override, options=options)
 
+    # lazy: --help loads only what it needs
     from deployctl.pipeline import run_jobs
     from deployctl.ui import make_reporter
     from deployctl.ui.report import report_json
@@ -141,8 +145,7 @@ def run(
 
 def _check_report(path: str) -> None:
     """Refuse (exit 2) before any stage runs a --report path that cannot take a report file."""
-    from deployctl.errors import UsageError
-    from deployctl.ui.report import ReportPathError, check_report_path
+    from deployctl.ui.report import ReportPathError, check_report_path  # lazy: --help loads only what it needs
 
     try:
         check_report_path(path)
@@ -154,7 +157,7 @@ def _check_report(path: str) -> None:
 def _write_report(result: Any, path: str) -> None:
     """Write the report after the run. The run itself is over by now: a report that cannot be
     written (the disk filled, the directory went read-only) is a warning, never a new outcome."""
-    from deployctl.ui.report import write_report
+    from deployctl.ui.report import write_report  # lazy: --help loads only what it needs
 
     try:
         write_report(result, path)
@@ -165,9 +168,6 @@ def _write_report(result: Any, path: str) -> None:
 
 
 def _print_dry_run(plan: Plan, selected: tuple[str, ...], as_json: bool, violations: list[str]) -> None:
-    from deployctl.commands.common import print_json
-    from deployctl.commands.config_cmds import render_plan
-
     if as_json:
         data = plan.to_json_dict()
         data["run"] = {"stages": list(selected), "dry_run": True}

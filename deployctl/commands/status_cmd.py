@@ -30,6 +30,7 @@ def status(
     Examples:  deployctl status --env staging
                deployctl status --env prod --watch --interval 2
     """
+    # lazy: pydantic and the config stay off --help
     from deployctl.app import status as use
     from deployctl.targets import for_config
 
@@ -62,9 +63,10 @@ class _Screen:
         self.last: tuple[str, ...] = ()
 
     def __enter__(self) -> _Screen:
-        from deployctl.ui import _is_tty
+        from deployctl.ui import _is_tty  # lazy: --help loads only what it needs
 
         if _is_tty(self.stream):
+            # lazy: rich stays off --help
             from rich.console import Console
             from rich.live import Live
             from rich.text import Text
@@ -75,7 +77,7 @@ class _Screen:
 
     def show(self, view: Any) -> None:
         if self.live is not None:
-            from rich.text import Text
+            from rich.text import Text  # lazy: rich stays off --help
 
             self.live.update(Text("\n".join(view.lines)))
         elif view.lines != self.last:

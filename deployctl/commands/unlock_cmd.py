@@ -19,7 +19,7 @@ def unlock(
 
     Example:  deployctl unlock --env prod
     """
-    from deployctl.app import unlock as use
+    from deployctl.app import unlock as use  # lazy: pydantic and the config stay off --help
 
     cfg = load(file, env)
     target, holder = use.holder(cfg)

@@ -251,7 +251,7 @@ def _families(envs: Mapping[str, ResolvedConfig], where: _Where, order: Sequence
 
 
 def _alarms(envs: Mapping[str, ResolvedConfig], where: _Where, order: Sequence[str]) -> list[ConfigProblem]:
-    from deployctl.render.monitoring import alarms
+    from deployctl.render.monitoring import alarms  # lazy: render imports config: a cycle at import time
 
     seen: dict[tuple[str, str], str] = {}
     out = []

@@ -3,6 +3,10 @@
 Merge rule for environment overlays (documented in README): maps deep-merge, lists replace,
 scalars replace, and `null` removes an inherited key (`services: {worker: null}` drops the
 service from that environment). An overlay may set `services.<name>.*`, `deploy.*` and `image.*`.
+
+Why over 500 lines: `Loaded` (parse, interpolate, overlay, validate) and the helpers that turn
+pydantic's errors into located, did-you-mean problems walk the same document and key paths, and
+nothing outside this module uses those helpers.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from deployctl.config import fargate
+from deployctl.config import fargate, isolation
 from deployctl.config.interpolate import interpolate
 from deployctl.config.model import REGION, Environment, ResolvedConfig, Service
 from deployctl.config.source import Document, Path, parse
@@ -778,9 +782,8 @@ def validate_all(loaded: Loaded) -> dict[str, ResolvedConfig]:
         if not p.path.startswith("environments.") and len(envs) < len(names):
             p.message += f" (in environment{'s' if len(envs) > 1 else ''} {', '.join(envs)})"
         problems.append(p)
-    from deployctl.config import isolation  # environments must not overwrite each other
 
-    problems.extend(isolation.check(loaded.doc, loaded.data, resolved))
+    problems.extend(isolation.check(loaded.doc, loaded.data, resolved))  # no env overwrites another
     if not problems and len(resolved) < len(names):  # never drop an environment without a word
         problems = [_unexplained(loaded, n) for n in names if n not in resolved]
     if problems:

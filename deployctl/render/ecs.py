@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from deployctl.config.model import ResolvedConfig, Service
+from deployctl.render.monitoring import deployment_alarm_names
 
 TAG_PREFIX = "deployctl:"
 ACCOUNT_PLACEHOLDER = "<account-id>"
@@ -207,8 +208,6 @@ def task_definition(cfg: ResolvedConfig, svc_name: str, image: str, facts: Facts
 
 
 def deployment_configuration(cfg: ResolvedConfig, svc_name: str | None = None) -> dict[str, object]:
-    from deployctl.render.monitoring import deployment_alarm_names
-
     d = cfg.deploy
     # deploy.alarms guard every service; generated monitoring alarms listed in
     # monitoring.roll_back_on guard the service they measure.

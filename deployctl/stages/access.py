@@ -110,7 +110,7 @@ class RegistryAccess:
 def ecr_login(ecr: Any, ctx: Any = None) -> tuple[str, str, str]:
     """(registry host, user, password) from ecr:GetAuthorizationToken; with a stage `ctx`,
     given up on as soon as the run is cancelled."""
-    from deployctl.adapters import aws
+    from deployctl.adapters import aws  # lazy: boto3 stays off a non-ECR run and the skip path
 
     with aws.aws_errors("getting an ECR login token"):
         data = cancellable(ctx, ecr.get_authorization_token)["authorizationData"][0]
@@ -128,7 +128,7 @@ def ensure_ecr_repository(ecr: Any, name: str, *, app: str, ctx: Any = None) -> 
     With a stage `ctx`, each call is given up on as soon as the run is cancelled, and each is
     its own: a describe given up on never goes on to create the repository after the cancel.
     """
-    from deployctl.adapters import aws
+    from deployctl.adapters import aws  # lazy: boto3 stays off a non-ECR run and the skip path
 
     with aws.aws_errors(f"checking the ECR repository {name}"):
         try:
@@ -162,7 +162,7 @@ def resolve_digest(ref: ImageRef, access: RegistryAccess, ecr: Any | None = None
     AWS credentials as the deploy); everything else through the registry HTTP API.
     """
     if ecr is not None and ECR_HOST.match(ref.registry):
-        from deployctl.adapters import aws
+        from deployctl.adapters import aws  # lazy: boto3 stays off a non-ECR run and the skip path
 
         registry_id = ECR_HOST.match(ref.registry).group(1)  # type: ignore[union-attr]
         with aws.aws_errors(f"looking up {ref} in ECR"):

@@ -128,6 +128,7 @@ def job_fn(
                 ctx.skip(f"{spec.ref} already in registry with the same build inputs ({digest[:19]}…)")
                 return
 
+        # lazy: the docker SDK stays off validate, plan and the skip path
         from deployctl.adapters import engine as docker_engine
 
         client = engine.get()

@@ -74,8 +74,11 @@ from typing import TYPE_CHECKING, Any
 from deployctl import localproxy
 from deployctl.adapters.engine_view import container_view
 from deployctl.errors import DeployFailed, ExternalError, LockHeld, PreflightFailed, UsageError
+from deployctl.pipeline import Cancelled
+from deployctl.plan import waves
 from deployctl.redact import Redactor
 from deployctl.releases import Release
+from deployctl.releases_tags import actor
 from deployctl.targets.base import DeployOptions
 
 if TYPE_CHECKING:
@@ -176,7 +179,7 @@ def deploy(plan: Plan, image_ref: str, ctx: Any, options: DeployOptions | None =
     serving), PreflightFailed for missing secrets, ExternalError when Docker fails.
     Puts `url` (the first service's stable address) and `release` into ctx.outputs.
     """
-    from deployctl.adapters import engine
+    from deployctl.adapters import engine  # lazy: the docker SDK stays off validate, plan and the skip path
 
     cfg = plan.config
     options = options or DeployOptions()  # all as deploy.yaml says
@@ -268,7 +271,7 @@ def rollback(cfg: ResolvedConfig, to: str | None = None, steps: int = 1, *,
     is itself a release (kind "rollback"). Config (env, health, ports) is today's deploy.yaml;
     the image, and so the code and the baked files, are the old release's.
     """
-    from deployctl.adapters import engine
+    from deployctl.adapters import engine  # lazy: the docker SDK stays off validate, plan and the skip path
 
     client = engine.connect()
     choice = choice or plan_rollback(cfg, to, steps, client=client)
@@ -303,7 +306,7 @@ def rollback(cfg: ResolvedConfig, to: str | None = None, steps: int = 1, *,
 def history(cfg: ResolvedConfig, limit: int | None = 20, client: Client | None = None) -> list[Release]:
     """Releases of cfg's app/env, newest first, from release records and running containers."""
     if client is None:
-        from deployctl.adapters import engine
+        from deployctl.adapters import engine  # lazy: the docker SDK stays off validate, plan and the skip path
 
         client = engine.connect()
     return _releases(client, cfg)[:limit] if limit else _releases(client, cfg)
@@ -312,7 +315,7 @@ def history(cfg: ResolvedConfig, limit: int | None = 20, client: Client | None =
 def status(cfg: ResolvedConfig, client: Client | None = None) -> LocalStatus:
     """What runs now, per service: release, containers and their health, the stable port."""
     if client is None:
-        from deployctl.adapters import engine
+        from deployctl.adapters import engine  # lazy: the docker SDK stays off validate, plan and the skip path
 
         client = engine.connect()
     releases = _releases(client, cfg)
@@ -345,7 +348,7 @@ def remove(cfg: ResolvedConfig, client: Client | None = None) -> int:
     """Take cfg's app/env off this machine: containers, records, release tags, proxies. Returns
     the number of containers removed. For tests and for cleaning up a dev environment."""
     if client is None:
-        from deployctl.adapters import engine
+        from deployctl.adapters import engine  # lazy: the docker SDK stays off validate, plan and the skip path
 
         client = engine.connect()
     containers = client.containers.list(all=True, filters={"label": [f"{L_APP}={cfg.app}",
@@ -594,7 +597,7 @@ def _start_service(client: Client, cfg: ResolvedConfig, name: str, image_ref: st
 
 def _run_container(client: Client, name: str, image_ref: str, svc: Service, labels: dict[str, str],
                    env: dict[str, str]) -> Container:
-    from deployctl.adapters import engine
+    from deployctl.adapters import engine  # lazy: the docker SDK stays off validate, plan and the skip path
 
     for attempt in range(1, PORT_ATTEMPTS + 1):
         with contextlib.suppress(engine.errors.NotFound):
@@ -1029,7 +1032,7 @@ def _backend(container: Container, svc: Service) -> str:
 
 
 def _local_image(client: Client, ref: str, log: Log) -> dict[str, Any]:
-    from deployctl.adapters import engine
+    from deployctl.adapters import engine  # lazy: the docker SDK stays off validate, plan and the skip path
 
     info = engine.image_info(client, ref)
     if info is not None:
@@ -1057,7 +1060,7 @@ def _digest_of(ref: str, info: Mapping[str, Any]) -> str:
 
 
 def _tag(client: Client, image_id: str, ref: str) -> None:
-    from deployctl.adapters import engine
+    from deployctl.adapters import engine  # lazy: the docker SDK stays off validate, plan and the skip path
 
     repository, tag = ref.rsplit(":", 1)
     try:
@@ -1067,23 +1070,17 @@ def _tag(client: Client, image_id: str, ref: str) -> None:
 
 
 def _service_order(cfg: ResolvedConfig) -> list[str]:
-    from deployctl.plan import waves
-
     level = waves(cfg)
     return sorted(cfg.services, key=lambda name: (level[name], list(cfg.services).index(name)))
 
 
 def _raise_if_cancelled(cancelled: threading.Event | None) -> None:
     if cancelled is not None and cancelled.is_set():
-        from deployctl.pipeline import Cancelled
-
         raise Cancelled("deploy cancelled; the previous release keeps serving")
 
 
 def _who() -> str:
-    from deployctl.releases_tags import actor  # one "who deployed" for every target and the lock
-
-    return actor()
+    return actor()  # one "who deployed" for every target and the lock
 
 
 def _iso(ts: float) -> str:
@@ -1123,7 +1120,7 @@ def _env_lock(cfg: ResolvedConfig, *, wait: float = 0.0, log: Log | None = None,
 
     Busy: with `wait` > 0 (--lock-wait), poll until it frees up for at most `wait` seconds;
     then (or at once without `wait`) LockHeld (exit 1, as for ECS) naming the holder."""
-    import fcntl
+    import fcntl  # lazy: POSIX only; kept to the one lock that needs it
 
     path = _lock_path(cfg)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -1149,8 +1146,6 @@ def _env_lock(cfg: ResolvedConfig, *, wait: float = 0.0, log: Log | None = None,
                 announced = True
             if cancelled is not None:
                 if cancelled.wait(0.2):
-                    from deployctl.pipeline import Cancelled
-
                     raise Cancelled("cancelled while waiting for the deploy lock; nothing was changed")
             else:
                 time.sleep(0.2)

@@ -30,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
+import random
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -37,14 +38,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from deployctl import diagnose, preflight, releases_tags, rollout
+from deployctl import diagnose, monitoring, preflight, releases, releases_tags, rollout
 from deployctl.adapters import aws as awsa
 from deployctl.adapters import ecs_gateway
 from deployctl.adapters.ecs_gateway import ServiceState
 from deployctl.errors import DeployctlError, DeployFailed, ExternalError
+from deployctl.pipeline import Cancelled
 from deployctl.plan import Plan, ServicePlan, make_plan
 from deployctl.redact import Redactor
 from deployctl.render import ecs as render
+from deployctl.render import monitoring as render_monitoring
 from deployctl.render.ecs import Facts
 from deployctl.targets.base import DeployOptions
 
@@ -436,8 +439,6 @@ def _ensure_monitoring_alarms(cfg: ResolvedConfig, aws: awsa.Bounded, log: _Log)
     mon = getattr(cfg, "monitoring", None)
     if mon is None or not mon.roll_back_on:
         return
-    from deployctl import monitoring
-    from deployctl.render import monitoring as render_monitoring
 
     with awsa.aws_errors("creating the monitoring alarms this deploy rolls back on"):
         facts = monitoring.resolve_facts(cfg, mon, aws.elbv2)
@@ -876,8 +877,6 @@ class _ServiceDeploy:
         `in-progress` (its deploy was killed, or could not write its outcome tag). This deploy
         holds the lock and is about to supersede that release, which would then show as
         `interrupted` for good. Best effort: a failure here only leaves history as it was."""
-        from deployctl import releases
-
         family = str(self.sp.task_definition.get("family") or "")
         try:
             described = self.aws.ecs.describe_task_definition(taskDefinition=family, include=["TAGS"])
@@ -916,8 +915,6 @@ def record_outcome(aws: awsa.Bounded, td_arn: str, tags: Mapping[str, str], *,
     """TagResource with a release's outcome tags, one attempt per call, retried with jittered
     backoff (0.1 s doubling to 1 s) on throttling, 5xx and connection errors until `aws`'s
     deadline. Returns the number of attempts and the last error (None: recorded)."""
-    import random
-
     delay, attempts = 0.1, 0
     while True:
         attempts += 1
@@ -950,8 +947,6 @@ def _finish(plan: Plan, outcomes: dict[str, ServiceOutcome], log: _Log, outputs:
         log(f"stopped watching {', '.join(o.service for o in interrupted)}: the ECS deployment continues on "
             f"its own (ECS still rolls back on failure if the circuit breaker is on). Resume watching with "
             f"`deployctl status --env {env} --watch`.")
-        from deployctl.pipeline import Cancelled
-
         raise Cancelled(f"interrupted while watching; resume with `deployctl status --env {env} --watch`")
     failed = [outcomes[n] for n in order if n in outcomes and not outcomes[n].ok]
     if not failed:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from deployctl import releases, rollout
 from deployctl import releases_tags as rt
+from deployctl.adapters.ecs_gateway import Deployment, ServiceState
 from deployctl.render import ecs as render
 from deployctl.render.status_doc import status_current_doc, status_doc, status_service_doc
 from deployctl.render.text import outcome_text, short
@@ -18,6 +19,10 @@ from deployctl.targets.ecs_releases import read_revisions, read_services, settle
 if TYPE_CHECKING:
     from deployctl.config.model import ResolvedConfig
     from deployctl.releases import Release, Revision
+
+
+# A service without a PRIMARY deployment shows zero counts and no rollout state.
+_NO_DEPLOYMENT = Deployment(id="", status="")
 
 
 @dataclass(frozen=True)
@@ -105,7 +110,7 @@ def read_status(clients: Any, cfg: ResolvedConfig) -> EcsStatus:
         if rev is not None:
             running[name] = rev
         deps = svc.get("deployments") or []
-        primary: Mapping[str, Any] = next((d for d in deps if d.get("status") == "PRIMARY"), {}) or {}
+        primary = ServiceState.from_api(svc).primary or _NO_DEPLOYMENT
         newest = max((r for r in revs if r.service == name), key=lambda r: r.number, default=None)
         rolled = ""
         if newest is not None and newest.arn != arn and newest.outcome in (rt.IN_PROGRESS, rt.ROLLED_BACK, rt.FAILED):
@@ -117,9 +122,8 @@ def read_status(clients: Any, cfg: ResolvedConfig) -> EcsStatus:
             image_digest=(rev.parsed.image_digest or "") if rev else "",
             image=rev.image if rev else "", git_sha=(rev.parsed.git_sha or "") if rev else "",
             task_definition=arn, revision=rev.number if rev else None,
-            running=int(primary.get("runningCount") or 0), desired=int(primary.get("desiredCount") or 0),
-            pending=int(primary.get("pendingCount") or 0), rollout_state=str(primary.get("rolloutState") or ""),
-            rollout_reason=str(primary.get("rolloutStateReason") or ""),
+            running=primary.running, desired=primary.desired, pending=primary.pending,
+            rollout_state=primary.rollout_state, rollout_reason=primary.reason,
             deployments=tuple({"id": d.get("id"), "status": d.get("status"),
                                "task_definition": str(d.get("taskDefinition", "")).rsplit("/", 1)[-1],
                                "rollout_state": d.get("rolloutState"), "running": d.get("runningCount"),

@@ -66,7 +66,7 @@ def make_reporter(
     if stream is None:
         stream = sys.stderr if json_mode else sys.stdout
     if env.get("GITHUB_ACTIONS") == "true":
-        from deployctl.ui.github import GithubReporter
+        from deployctl.ui.github import GithubReporter  # lazy: a cycle: the reporters import BaseReporter from here
 
         return GithubReporter(
             stream,
@@ -74,10 +74,10 @@ def make_reporter(
             output_path=env.get("GITHUB_OUTPUT") or None,
         )
     if _is_tty(stream) and env.get("TERM") != "dumb":
-        from deployctl.ui.progress import RichReporter
+        from deployctl.ui.progress import RichReporter  # lazy: a cycle: the reporters import BaseReporter from here
 
         return RichReporter(stream)
-    from deployctl.ui.progress import PlainReporter
+    from deployctl.ui.progress import PlainReporter  # lazy: a cycle: the reporters import BaseReporter from here
 
     return PlainReporter(stream)
 

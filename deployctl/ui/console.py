@@ -8,6 +8,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from deployctl.redact import Redactor
+
 if TYPE_CHECKING:
     from deployctl.pipeline import RunReport, StageRecord
 
@@ -39,8 +41,6 @@ def scrub(text: str) -> str:
     once more at the door, so text composed later (a table, a summary, an annotation) cannot
     carry a credential out either."""
     if not _SCRUBBER:
-        from deployctl.redact import Redactor
-
         _SCRUBBER.append(Redactor())
     return str(_SCRUBBER[0].redact(text))
 

@@ -88,7 +88,7 @@ class RichReporter(BaseReporter):
     end. rich is imported here, lazily, so nothing else pays for it."""
 
     def __init__(self, stream: TextIO, *, tail_lines: int = 3, refresh_per_second: float = 8) -> None:
-        from rich.console import Console
+        from rich.console import Console  # lazy: rich loads only when a terminal is drawn on
 
         self.console = Console(file=stream, highlight=False)
         self._tail_lines = tail_lines
@@ -124,7 +124,7 @@ class RichReporter(BaseReporter):
                 row.note = scrub(text)
 
     def stage_finished(self, record: StageRecord) -> None:
-        from rich.text import Text
+        from rich.text import Text  # lazy: rich loads only when a terminal is drawn on
 
         with self._lock:
             row = self._rows.setdefault(record.name, _Row(record.name))
@@ -140,6 +140,7 @@ class RichReporter(BaseReporter):
         self.console.print(line)
 
     def run_finished(self, report: RunReport) -> None:
+        # lazy: rich loads only when a terminal is drawn on
         from rich.table import Table
         from rich.text import Text
 
@@ -166,7 +167,7 @@ class RichReporter(BaseReporter):
     def _ensure_live(self) -> None:
         if self._live is not None:
             return
-        from rich.live import Live
+        from rich.live import Live  # lazy: rich loads only when a terminal is drawn on
 
         self._live = Live(
             get_renderable=self._render,
@@ -177,6 +178,7 @@ class RichReporter(BaseReporter):
         self._live.start()
 
     def _render(self) -> Any:
+        # lazy: rich loads only when a terminal is drawn on
         from rich.console import Group
         from rich.spinner import Spinner
         from rich.table import Table

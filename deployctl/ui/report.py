@@ -9,6 +9,8 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from deployctl.redact import Redactor
+
 if TYPE_CHECKING:
     from deployctl.pipeline import RunReport
 
@@ -16,8 +18,6 @@ if TYPE_CHECKING:
 def report_json(report: RunReport) -> str:
     """The report as indented JSON text (keys documented in RunReport.to_json_dict), through the
     redactor like every other output (by key name and value shape, see Redactor.redact_data)."""
-    from deployctl.redact import Redactor
-
     data = Redactor().redact_data(report.to_json_dict())
     return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
 
