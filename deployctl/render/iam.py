@@ -34,7 +34,7 @@ Where AWS leaves no choice, the policy says so (`NOTES`):
   deployment alarms exist before a service names them), by name: PutMetricAlarm (and TagResource,
   which AWS requires for the tags sent on create) is granted on exactly those alarm ARNs.
 
-The deploy lock (issue 5) is assumed to be a DynamoDB table, `deployctl-locks` by default, used
+The deploy lock (deployctl.lock) is assumed to be a DynamoDB table, `deployctl-locks` by default, used
 with conditional writes.
 
 Why over 500 lines: the policy statements sit next to the small evaluator (`allows`) that
