@@ -46,7 +46,7 @@ DEFAULT_ATTEMPTS = 5
 # throttling), so its client makes exactly one attempt per call.
 WATCH_ATTEMPTS = 1
 
-SERVICES = ("ecs", "ecr", "sts", "secretsmanager", "ssm", "elbv2", "iam", "cloudwatch", "logs", "ec2")
+SERVICES = ("ecs", "ecr", "sts", "secretsmanager", "ssm", "elbv2", "iam", "cloudwatch", "logs", "ec2", "sns")
 
 
 def retry_config(attempts: int = DEFAULT_ATTEMPTS, *, connect_timeout: float = 10,
@@ -349,3 +349,19 @@ def ecr_image_digest(ecr: BotoClient, repository: str, *, tag: str | None = None
         raise
     details = resp.get("imageDetails") or []
     return str(details[0]["imageDigest"]) if details else None
+
+
+# ---------------------------------------------------------------------------------------------
+# 4. notifications (deployctl.app.notify)
+# ---------------------------------------------------------------------------------------------
+
+
+def secret_string(c: AwsClients, ref: str) -> str:
+    """The current value of one Secrets Manager secret (a name or ARN). Used for one thing only:
+    the notification webhook URL (`notify.webhook.secret`); deploys never read secret values."""
+    return str(c.secretsmanager.get_secret_value(SecretId=ref)["SecretString"])
+
+
+def sns_publish(c: AwsClients, topic_arn: str, subject: str, message: str) -> str:
+    """Publish one message; its MessageId."""
+    return str(c.sns.publish(TopicArn=topic_arn, Subject=subject, Message=message)["MessageId"])

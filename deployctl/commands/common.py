@@ -42,9 +42,10 @@ def print_tracebacks(tracebacks: list[str]) -> None:
         print(text, file=sys.stderr)
 
 
-def engine_runner(target: Any, *, as_json: bool) -> Any:
+def engine_runner(target: Any, *, as_json: bool, on_result: Any = None) -> Any:
     """A deployctl.targets.base.DeployRunner: one deploy as the `deploy` stage of the engine,
-    rendered like `deployctl run` (progress, --json report, tracebacks with --verbose)."""
+    rendered like `deployctl run` (progress, --json report, tracebacks with --verbose).
+    `on_result(report)` runs once the deploy is over and reported (notifications)."""
 
     def run(plan: Any, image_ref: str, options: Any, *, release_id: str | None = None,
             before: Any = None, after: Any = None) -> int:
@@ -59,9 +60,23 @@ def engine_runner(target: Any, *, as_json: bool) -> Any:
             sys.stdout.write(report_json(result))
             sys.stdout.flush()
         print_tracebacks(stage_tracebacks(result, SESSION.verbose))
+        if on_result is not None:
+            on_result(result)
         return result.exit_code
 
     return run
+
+
+def notify(cfg: ResolvedConfig, command: str, report: Any, *, git_sha: str = "", redactor: Any = None) -> None:
+    """Post the outcome where deploy.yaml's `notify:` says; what happened goes to stderr (so
+    --json stays one document on stdout). Never changes the outcome or the exit code."""
+    if cfg.notify is None:
+        return
+    from deployctl.app import notify as use  # lazy: --help loads only what it needs
+
+    note = use.notification(cfg, command, report, git_sha=git_sha)
+    for line in use.send(cfg, note, redactor or _redactor()):
+        print(line, file=sys.stderr)
 
 
 def _redactor() -> Any:

@@ -14,6 +14,7 @@ from deployctl.commands.common import (
     confirm,
     engine_runner,
     load,
+    notify,
     parse_lock_wait,
 )
 
@@ -45,7 +46,11 @@ def promote(
         print(line, file=out)
     confirm(f"Deploy this image to {dest}?", yes)
     options = DeployOptions(no_rollback=no_rollback, yes=yes, lock_wait=parse_lock_wait(lock_wait))
-    code = use.execute(promotion, options, engine_runner(promotion.target, as_json=as_json))
+    dest_cfg = load(file, dest)
+    sha = promotion.chosen.release.git_sha
+    runner = engine_runner(promotion.target, as_json=as_json,
+                           on_result=lambda report: notify(dest_cfg, "promote", report, git_sha=sha))
+    code = use.execute(promotion, options, runner)
     if code:
         raise typer.Exit(code)
 

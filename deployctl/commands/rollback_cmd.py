@@ -15,6 +15,7 @@ from deployctl.commands.common import (
     confirm,
     engine_runner,
     load,
+    notify,
     parse_lock_wait,
 )
 from deployctl.errors import UsageError
@@ -45,14 +46,17 @@ def rollback(
 
     if to is not None and steps != 1:
         raise UsageError("--to and --steps do not go together", hint="pick a release with --to, or count with --steps")
-    target, choice = use.choose(load(file, env), to=to, steps=steps)
+    cfg = load(file, env)
+    target, choice = use.choose(cfg, to=to, steps=steps)
     out = sys.stderr if as_json else sys.stdout
     for line in choice.summary:
         print(line, file=out)
     confirm(choice.question, yes)
     options = DeployOptions(yes=yes, lock_wait=parse_lock_wait(lock_wait))
-    code = use.execute(target, choice, options, run=engine_runner(target, as_json=as_json), log=typer.echo,
-                       as_json=as_json)
+    sha = choice.target.git_sha
+    runner = engine_runner(target, as_json=as_json,
+                           on_result=lambda report: notify(cfg, "rollback", report, git_sha=sha))
+    code = use.execute(target, choice, options, run=runner, log=typer.echo, as_json=as_json)
     if code:
         raise typer.Exit(code)
 

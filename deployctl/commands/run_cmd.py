@@ -21,6 +21,7 @@ from deployctl.commands.common import (
     YES_OPTION,
     git_facts,
     load,
+    notify,
     parse_lock_wait,
     print_json,
     print_tracebacks,
@@ -126,6 +127,8 @@ def run(
         typer.echo(for_config(cfg).cost_line(plan))
     result = run_jobs(jobs, make_reporter(json_mode=as_json), redactor=redactor)
     use.publish_run_metrics(cfg, plan, result)
+    if "deploy" in selected:  # a lint-and-test run is not a deploy: nothing to tell the team
+        notify(cfg, "run", result, git_sha=plan.git.sha, redactor=redactor)
     if report is not None:
         _write_report(result, report)
     if as_json:

@@ -444,6 +444,51 @@ class Monitoring(Strict):
         return self
 
 
+# -- notify: where the outcome of run, promote and rollback is posted --------------------------
+NotifyEvent = Literal["succeeded", "failed", "interrupted"]
+SNS_TOPIC_ARN = r"^arn:aws[a-z-]*:sns:[a-z]{2}(-[a-z]+){1,3}-[0-9]{1,2}:[0-9]{12}:[A-Za-z0-9_-]{1,256}(\.fifo)?$"
+
+
+def _sns_topic_arn(value: str) -> str:
+    if not re.match(SNS_TOPIC_ARN, value):
+        raise ValueError(f"expected an SNS topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME), got {value!r}")
+    return value
+
+
+def _all_notify_events() -> list[NotifyEvent]:
+    return ["succeeded", "failed", "interrupted"]
+
+
+class Webhook(Strict):
+    """Where the webhook URL comes from. Never the URL itself: a Slack incoming-webhook URL is a
+    credential (anyone holding it can post to the channel), so it lives in a secret or the
+    environment, like every other secret deployctl handles."""
+
+    env: EnvVarName | None = Field(None, description="Environment variable holding the webhook URL")
+    secret: NonEmpty | None = Field(None, description="Secrets Manager name or ARN holding the webhook URL")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Webhook:
+        if (self.env is None) == (self.secret is None):
+            raise ValueError("give the webhook URL's source: exactly one of `env` (a variable name) or "
+                             "`secret` (a Secrets Manager name/ARN)")
+        return self
+
+
+class Notify(Strict):
+    webhook: Webhook | None = Field(None, description="Slack-compatible incoming webhook (JSON `text` + `blocks`)")
+    sns_topic: Annotated[str, AfterValidator(_sns_topic_arn)] | None = Field(
+        None, description="SNS topic ARN; the message is JSON (schema deployctl.notification/v1)")
+    on: list[NotifyEvent] = Field(default_factory=_all_notify_events,
+                                  description="Outcomes that are posted (default: all)")
+
+    @model_validator(mode="after")
+    def _somewhere(self) -> Notify:
+        if self.webhook is None and self.sns_topic is None:
+            raise ValueError("notify needs a `webhook` or an `sns_topic` (or `notify: null` to turn it off)")
+        return self
+
+
 class ResolvedConfig(Strict):
     """One environment after overlays: what plan and apply work from."""
 
@@ -457,3 +502,4 @@ class ResolvedConfig(Strict):
     services: dict[str, Service]
     deploy: Deploy
     monitoring: Monitoring | None = None
+    notify: Notify | None = None

@@ -24,7 +24,8 @@ Where AWS leaves no choice, the policy says so (`NOTES`):
   no ARN AWS can check; they read
   metadata only and are scoped by the `ecs:cluster` condition where AWS supports it.
 - secretsmanager:DescribeSecret and ssm:DescribeParameters only: the CI role never reads a
-  secret value (the task *execution* role does, at task start).
+  secret value (the task *execution* role does, at task start). One exception, by choice of
+  the config: `notify.webhook.secret` grants GetSecretValue on that one secret.
 - An environment with `promote_from` is deployed by `deployctl promote SRC ENV`, which runs with
   ENV's role and first reads what SRC runs (DescribeServices on SRC's services, its task
   definitions and their tags): ENV's policy gets those reads, never a write, on SRC.
@@ -346,12 +347,27 @@ def ci_policy(cfg: ResolvedConfig, account: str, *, source: ResolvedConfig | Non
     out.append(_stmt("LogGroup", [
         "logs:CreateLogGroup", "logs:FilterLogEvents", "logs:GetLogEvents", "logs:PutRetentionPolicy",
     ], [a.log_group(), a.log_group() + ":*"]))
+    out.extend(_notify_statements(cfg, a))
     # The lock table is created on first use (deployctl.lock), so CreateTable on that one table.
     out.append(_stmt("DeployLock", [
         "dynamodb:CreateTable", "dynamodb:DeleteItem", "dynamodb:DescribeTable", "dynamodb:GetItem", "dynamodb:PutItem",
         "dynamodb:Query", "dynamodb:UpdateItem",
     ], a.lock_table(lock_table)))
     return {"Version": VERSION, "Statement": out}
+
+
+def _notify_statements(cfg: ResolvedConfig, a: Arns) -> list[dict[str, Any]]:
+    """`notify:` (deployctl.app.notify): Publish on exactly the named topic; GetSecretValue on
+    exactly the one secret holding the webhook URL — the only secret value the CI role reads."""
+    settings, out = cfg.notify, []
+    if settings is None:
+        return []
+    if settings.sns_topic:
+        out.append(_stmt("NotifyTopic", ["sns:Publish"], settings.sns_topic))
+    if settings.webhook is not None and settings.webhook.secret:
+        out.append(_stmt("NotifyWebhookSecret", ["secretsmanager:GetSecretValue"],
+                         a.secret(settings.webhook.secret)))
+    return out
 
 
 def _promote_source_reads(cfg: ResolvedConfig, source: ResolvedConfig, account: str) -> list[dict[str, Any]]:
