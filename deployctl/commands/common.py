@@ -98,10 +98,17 @@ def confirm(question: str, yes: bool) -> None:
         raise Interrupted("nothing was changed")
 
 
-def load(file: str, env: str) -> ResolvedConfig:
+def load(file: str, env: str, *, from_stack: bool = True) -> ResolvedConfig:
+    """One environment's config; with `from_stack` (the default) what deploy.yaml leaves out is
+    filled from the outputs of the environment's `from_stack` stack (an AWS call)."""
     from deployctl.config import load_env, read  # lazy: pydantic and the config stay off --help
 
-    return load_env(read(file), env)
+    cfg = load_env(read(file), env)
+    if from_stack and cfg.environment.from_stack:
+        from deployctl.app.stack import resolve  # lazy: boto3 only for environments that need it
+
+        cfg = resolve(cfg)[0]
+    return cfg
 
 
 def project_dir(file: str) -> Path:

@@ -29,18 +29,30 @@ def config(file: str = FILE_OPTION, env: str = ENV_OPTION, as_json: bool = JSON_
 
     Example:  deployctl config --env prod --json
     """
-    cfg = load(file, env)
+    cfg = load(file, env, from_stack=False)
+    origins: list[Any] = []
+    if cfg.environment.from_stack:
+        from deployctl.app.stack import resolve  # lazy: boto3 only for environments that need it
+
+        cfg, origins = resolve(cfg)
     # Interpolated env values and build args can hold credentials (`API_KEY: ${OPENAI_KEY}`, a
     # database URL with its password): masked by key name and value shape, as in every output.
     redactor = output_redactor(cfg)
     data = cfg.model_dump(mode="json")
+    if origins:  # where each value deploy.yaml leaves out came from
+        data["from_stack_outputs"] = {o.setting: o.output for o in origins}
     if as_json:
         print_json(data, redactor)
         return
     import yaml  # lazy: PyYAML stays off --help
 
     masked = redactor.redact_data(data)
+    masked.pop("from_stack_outputs", None)
     typer.echo(yaml.safe_dump(masked, sort_keys=False, default_flow_style=False).rstrip())
+    if origins:
+        typer.echo(f"# from stack {cfg.environment.from_stack} (outputs):")
+        for o in origins:
+            typer.echo(f"#   {o.setting} ← {o.output} = {redactor.redact(o.value)}")
 
 
 def plan(

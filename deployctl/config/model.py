@@ -378,6 +378,9 @@ class Environment(Strict):
     network: Network | None = None
     roles: Roles | None = None
     guardrails: Guardrails | None = None
+    from_stack: Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9-]{0,127}$")] | None = Field(
+        None, description="CloudFormation stack (from `deployctl bootstrap`) whose outputs give this environment's "
+                          "cluster, network, roles and target groups where deploy.yaml leaves them out")
 
 
 # -- monitoring: alarms, dashboards and cost caps that matter for AI services ----------------
@@ -489,6 +492,44 @@ class Notify(Strict):
         return self
 
 
+# -- bootstrap: what `deployctl bootstrap` creates (deployctl.render.cfn) -----------------------
+BootstrapPiece = Literal["cluster", "roles", "target_groups", "repository", "lock_table", "log_group",
+                         "load_balancer", "queues"]
+LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557,
+                      2922, 3288, 3653)
+GITHUB_REPOSITORY = r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$"
+
+
+def _retention(value: int) -> int:
+    if value not in LOG_RETENTION_DAYS:
+        raise ValueError(f"CloudWatch Logs keeps logs for one of {', '.join(map(str, LOG_RETENTION_DAYS))} days, "
+                         f"not {value}")
+    return value
+
+
+class Bootstrap(Strict):
+    network: Literal["new", "public", "default", "existing"] | None = Field(
+        None, description="new: VPC with public+private subnets in 2 AZs and a NAT gateway; public: same VPC, no NAT, "
+                          "tasks get public IPs; default: the account's default VPC; existing: environment.network. "
+                          "Default: existing when environment.network is given, else new")
+    cidr: Annotated[str, Field(pattern=r"^10\.[0-9]{1,3}\.0\.0/16$")] = Field(
+        "10.0.0.0/16", description="The new VPC's range (a 10.x.0.0/16)")
+    certificate_arn: Annotated[str, Field(pattern=r"^arn:aws[a-z-]*:acm:")] | None = Field(
+        None, description="ACM certificate for the HTTPS listener; HTTP then redirects to HTTPS")
+    log_retention_days: Annotated[int, AfterValidator(_retention)] = 30
+    deregistration_delay: Duration = Field(30.0, description="Target groups' connection draining time")
+    keep_images: Int = Field(50, ge=5, le=1000,
+                             description="ECR lifecycle: newest tagged images kept (rollback needs old releases)")
+    queues: list[NonEmpty] = Field(default_factory=list,
+                                   description="SQS queues to create (monitoring.queue.name is added)")
+    secret_placeholders: bool = Field(False, description="Create missing Secrets Manager secrets as empty "
+                                                         "placeholders (never with a value)")
+    github_repository: Annotated[str, Field(pattern=GITHUB_REPOSITORY)] | None = Field(
+        None, description="owner/name: create the GitHub OIDC provider and this environment's CI role")
+    existing: list[BootstrapPiece] = Field(
+        default_factory=list, description="Pieces that already exist under the names deploy.yaml gives: not created")
+
+
 class ResolvedConfig(Strict):
     """One environment after overlays: what plan and apply work from."""
 
@@ -503,3 +544,4 @@ class ResolvedConfig(Strict):
     deploy: Deploy
     monitoring: Monitoring | None = None
     notify: Notify | None = None
+    bootstrap: Bootstrap | None = None

@@ -30,8 +30,8 @@ from deployctl.config.source import Document, Path, parse
 from deployctl.errors import ConfigError, ConfigProblem, UsageError
 
 TOP_KEYS = ("version", "app", "region", "image", "stages", "services", "deploy", "monitoring", "notify",
-            "environments")
-OVERLAY_KEYS = ("services", "deploy", "image", "monitoring", "notify")
+            "bootstrap", "environments")
+OVERLAY_KEYS = ("services", "deploy", "image", "monitoring", "notify", "bootstrap")
 REQUIRED_TOP = ("version", "app", "region", "image", "services", "environments")
 # Service and environment names end up in ECS service, family and container names and in log
 # group names: ECS allows letters, digits, hyphens and underscores there.
@@ -212,7 +212,7 @@ class Loaded:
         merged: dict[str, Any] = {k: data[k] for k in ("version", "app", "region") if k in data}
         merged["env_name"] = env_name
         merged["environment"] = env_raw
-        for section in ("image", "deploy", "monitoring", "notify"):
+        for section in ("image", "deploy", "monitoring", "notify", "bootstrap"):
             base_section = data.get(section)
             if section in ("monitoring", "notify") and section in overlay and overlay[section] is None:
                 continue  # `monitoring: null` / `notify: null`: none in this environment
@@ -267,7 +267,7 @@ class Loaded:
     def _semantic(self, merged: dict[str, Any], origin: _Origin) -> list[ConfigProblem]:
         out: list[ConfigProblem] = []
         env = merged.get("environment") or {}
-        if env.get("target") == "ecs":
+        if env.get("target") == "ecs" and not env.get("from_stack"):  # else the stack's outputs give them
             absent = [k for k in ("cluster", "network", "roles")
                       if env.get(k) is None and not _misspelt(k, env, Environment)]
             if absent:

@@ -45,6 +45,7 @@ DeployPatch = _patch(m.Deploy, "DeployOverride")
 ImagePatch = _patch(m.ImageConfig, "ImageOverride")
 MonitoringPatch = _patch(m.Monitoring, "MonitoringOverride")
 NotifyPatch = _patch(m.Notify, "NotifyOverride")
+BootstrapPatch = _patch(m.Bootstrap, "BootstrapOverride")
 
 
 class EnvironmentFile(m.Environment):
@@ -59,6 +60,8 @@ class EnvironmentFile(m.Environment):
         None, description="Monitoring overrides; null turns monitoring off in this environment")
     notify: NotifyPatch | None = Field(  # type: ignore[valid-type]
         None, description="Notification overrides; null turns notifications off in this environment")
+    bootstrap: BootstrapPatch | None = Field(  # type: ignore[valid-type]
+        None, description="`deployctl bootstrap` overrides for this environment")
 
 
 class DeployFile(m.Strict):
@@ -71,6 +74,7 @@ class DeployFile(m.Strict):
     deploy: m.Deploy = m.Deploy()
     monitoring: m.Monitoring | None = None
     notify: m.Notify | None = None
+    bootstrap: m.Bootstrap | None = None
     environments: dict[str, EnvironmentFile]
 
 

@@ -1,0 +1,281 @@
+"""CloudFormation (and the few account lookups `deployctl bootstrap` needs), typed.
+
+Raw response dicts stay in this module: callers get StackView, Change and StackEvent.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from deployctl.adapters.aws import AwsClients, ClientError, error_code, error_message, is_not_found
+
+POLL_S = 2.0
+# Terminal stack states: CloudFormation's own list (DescribeStacks, StackStatus).
+GOOD = frozenset({"CREATE_COMPLETE", "UPDATE_COMPLETE", "DELETE_COMPLETE", "IMPORT_COMPLETE"})
+BAD = frozenset({"CREATE_FAILED", "ROLLBACK_COMPLETE", "ROLLBACK_FAILED", "UPDATE_ROLLBACK_COMPLETE",
+                 "UPDATE_ROLLBACK_FAILED", "DELETE_FAILED", "UPDATE_FAILED", "IMPORT_ROLLBACK_COMPLETE",
+                 "IMPORT_ROLLBACK_FAILED"})
+NO_CHANGES = ("didn't contain changes", "No updates are to be performed")
+
+
+@dataclass(frozen=True)
+class StackView:
+    name: str
+    status: str
+    outputs: dict[str, str] = field(default_factory=dict)
+    parameters: dict[str, str] = field(default_factory=dict)
+    protected: bool = False
+    resources: frozenset[str] = frozenset()  # logical ids
+
+    @property
+    def usable(self) -> bool:
+        """Can take a change set (ROLLBACK_COMPLETE after a failed create must be deleted first)."""
+        return self.status in GOOD - {"DELETE_COMPLETE"} or self.status in (
+            "UPDATE_ROLLBACK_COMPLETE", "IMPORT_ROLLBACK_COMPLETE")
+
+
+@dataclass(frozen=True)
+class Change:
+    action: str  # Add | Modify | Remove | Import | Dynamic
+    logical_id: str
+    resource_type: str
+    physical_id: str = ""
+    replacement: str = ""  # True | False | Conditional (Modify only)
+
+
+@dataclass(frozen=True)
+class StackEvent:
+    event_id: str
+    at: datetime
+    logical_id: str
+    resource_type: str
+    status: str
+    reason: str = ""
+
+    @property
+    def failed(self) -> bool:
+        return self.status.endswith("_FAILED")
+
+
+def describe(c: AwsClients, name: str) -> StackView | None:
+    cf = c.client("cloudformation")
+    try:
+        resp = cf.describe_stacks(StackName=name)
+    except ClientError as exc:
+        if error_code(exc) == "ValidationError" and "does not exist" in error_message(exc):
+            return None
+        raise
+    stacks = resp.get("Stacks") or []
+    if not stacks or stacks[0].get("StackStatus") == "DELETE_COMPLETE":
+        return None
+    raw = stacks[0]
+    logical: frozenset[str] = frozenset()
+    try:
+        listed = cf.describe_stack_resources(StackName=name).get("StackResources", [])
+        logical = frozenset(r["LogicalResourceId"] for r in listed if r.get("LogicalResourceId"))
+    except ClientError:
+        pass  # a stack in a state with no resources
+    return StackView(
+        name=name, status=raw["StackStatus"],
+        outputs={o["OutputKey"]: str(o.get("OutputValue", "")) for o in raw.get("Outputs", [])},
+        parameters={p["ParameterKey"]: str(p.get("ParameterValue", "")) for p in raw.get("Parameters", [])},
+        protected=bool(raw.get("EnableTerminationProtection")), resources=logical)
+
+
+def create_change_set(c: AwsClients, name: str, template: Mapping[str, Any], parameters: Mapping[str, str],
+                      tags: Mapping[str, str], *, create: bool) -> str:
+    cf = c.client("cloudformation")
+    resp = cf.create_change_set(
+        StackName=name, ChangeSetName=f"deployctl-{uuid.uuid4().hex[:12]}",
+        ChangeSetType="CREATE" if create else "UPDATE",
+        TemplateBody=json.dumps(template, separators=(",", ":")),
+        Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()],
+        Capabilities=["CAPABILITY_NAMED_IAM"],
+        Tags=[{"Key": k, "Value": v} for k, v in tags.items()])
+    return str(resp["Id"])
+
+
+def wait_change_set(c: AwsClients, change_set: str, *, timeout: float = 300,
+                    sleep: Callable[[float], None] = time.sleep) -> tuple[list[Change] | None, str]:
+    """(changes, "") once ready; (None, reason) when it failed; ([], reason) when there is
+    nothing to change (CloudFormation fails such a change set)."""
+    cf = c.client("cloudformation")
+    deadline = time.monotonic() + timeout
+    while True:
+        resp = cf.describe_change_set(ChangeSetName=change_set)
+        status, reason = resp.get("Status", ""), resp.get("StatusReason", "")
+        if status == "CREATE_COMPLETE":
+            return [_change(ch) for ch in resp.get("Changes", [])], ""
+        if status == "FAILED":
+            if any(text in reason for text in NO_CHANGES):
+                return [], reason
+            return None, reason
+        if time.monotonic() > deadline:
+            return None, f"the change set was not ready within {int(timeout)}s (status {status})"
+        sleep(POLL_S / 2)
+
+
+def _change(raw: Mapping[str, Any]) -> Change:
+    rc = raw.get("ResourceChange", {})
+    return Change(action=rc.get("Action", "?"), logical_id=rc.get("LogicalResourceId", "?"),
+                  resource_type=rc.get("ResourceType", "?"), physical_id=rc.get("PhysicalResourceId", "") or "",
+                  replacement=rc.get("Replacement", "") or "")
+
+
+def delete_change_set(c: AwsClients, change_set: str) -> None:
+    try:
+        c.client("cloudformation").delete_change_set(ChangeSetName=change_set)
+    except ClientError as exc:
+        if not is_not_found(exc) and error_code(exc) != "ValidationError":
+            raise
+
+
+def execute_change_set(c: AwsClients, change_set: str) -> None:
+    c.client("cloudformation").execute_change_set(ChangeSetName=change_set)
+
+
+def set_protection(c: AwsClients, name: str, on: bool) -> None:
+    c.client("cloudformation").update_termination_protection(StackName=name, EnableTerminationProtection=on)
+
+
+def delete_stack(c: AwsClients, name: str) -> None:
+    c.client("cloudformation").delete_stack(StackName=name)
+
+
+def events(c: AwsClients, name: str) -> list[StackEvent]:
+    """The stack's events, oldest first."""
+    cf = c.client("cloudformation")
+    out: list[StackEvent] = []
+    token: str | None = None
+    while True:
+        kwargs: dict[str, Any] = {"StackName": name}
+        if token:
+            kwargs["NextToken"] = token
+        resp = cf.describe_stack_events(**kwargs)
+        for raw in resp.get("StackEvents", []):
+            out.append(StackEvent(event_id=raw["EventId"], at=raw["Timestamp"],
+                                  logical_id=raw.get("LogicalResourceId", ""),
+                                  resource_type=raw.get("ResourceType", ""),
+                                  status=raw.get("ResourceStatus", ""),
+                                  reason=raw.get("ResourceStatusReason", "") or ""))
+        token = resp.get("NextToken")
+        if not token:
+            break
+    return sorted(out, key=lambda e: e.at)
+
+
+def follow(c: AwsClients, name: str, seen: set[str], *, timeout: float = 3600,
+           sleep: Callable[[float], None] = time.sleep, stack_id: str | None = None) -> Iterator[StackEvent | str]:
+    """Yield new events as they come, then the final stack status (a str) once it is terminal.
+    `stack_id` follows a deleted stack, which its name no longer finds."""
+    deadline = time.monotonic() + timeout
+    ref = stack_id or name
+    while True:
+        for event in events(c, ref):
+            if event.event_id not in seen:
+                seen.add(event.event_id)
+                yield event
+        resp = c.client("cloudformation").describe_stacks(StackName=ref)
+        status = (resp.get("Stacks") or [{}])[0].get("StackStatus", "DELETE_COMPLETE")
+        if status in GOOD or status in BAD:
+            for event in events(c, ref):  # the last events may land with the status
+                if event.event_id not in seen:
+                    seen.add(event.event_id)
+                    yield event
+            yield status
+            return
+        if time.monotonic() > deadline:
+            yield f"TIMEOUT ({status})"
+            return
+        sleep(POLL_S)
+
+
+def stack_id(c: AwsClients, name: str) -> str | None:
+    try:
+        resp = c.client("cloudformation").describe_stacks(StackName=name)
+    except ClientError:
+        return None
+    stacks = resp.get("Stacks") or []
+    return str(stacks[0]["StackId"]) if stacks else None
+
+
+# --- account facts ---------------------------------------------------------------------------
+
+
+def default_vpc(c: AwsClients) -> tuple[str, list[str]] | None:
+    """(VPC id, its default-for-AZ subnets) of the account's default VPC, or None."""
+    vpcs = c.ec2.describe_vpcs(Filters=[{"Name": "isDefault", "Values": ["true"]}]).get("Vpcs", [])
+    if not vpcs:
+        return None
+    vpc = vpcs[0]["VpcId"]
+    subnets = c.ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc]},
+                                              {"Name": "default-for-az", "Values": ["true"]}]).get("Subnets", [])
+    return vpc, sorted(s["SubnetId"] for s in subnets)
+
+
+def vpc_of_subnets(c: AwsClients, subnets: list[str]) -> str | None:
+    found = c.ec2.describe_subnets(SubnetIds=subnets).get("Subnets", [])
+    vpcs = {s["VpcId"] for s in found}
+    return vpcs.pop() if len(vpcs) == 1 else None
+
+
+def table_exists(c: AwsClients, name: str) -> bool:
+    try:
+        c.client("dynamodb").describe_table(TableName=name)
+    except ClientError as exc:
+        if is_not_found(exc):
+            return False
+        raise
+    return True
+
+
+def repository_exists(c: AwsClients, name: str) -> bool:
+    try:
+        c.ecr.describe_repositories(repositoryNames=[name])
+    except ClientError as exc:
+        if is_not_found(exc):
+            return False
+        raise
+    return True
+
+
+def oidc_provider_exists(c: AwsClients, host: str) -> bool:
+    arns = [p["Arn"] for p in c.iam.list_open_id_connect_providers().get("OpenIDConnectProviderList", [])]
+    return any(arn.endswith(f"oidc-provider/{host}") for arn in arns)
+
+
+def secret_exists(c: AwsClients, ref: str) -> bool:
+    try:
+        c.secretsmanager.describe_secret(SecretId=ref)
+    except ClientError as exc:
+        if is_not_found(exc):
+            return False
+        raise
+    return True
+
+
+def create_placeholder_secret(c: AwsClients, name: str, tags: Mapping[str, str]) -> None:
+    """A secret with no value at all (no version): ECS cannot start a task from it until someone
+    sets one, which is the point — bootstrap never invents a secret value."""
+    c.secretsmanager.create_secret(Name=name, Description="placeholder created by deployctl bootstrap: set its value",
+                                   Tags=[{"Key": k, "Value": v} for k, v in tags.items()])
+
+
+def running_services(c: AwsClients, cluster: str, services: list[str]) -> list[str]:
+    """Those of `services` in `cluster` that are ACTIVE with tasks wanted or running."""
+    if not services:
+        return []
+    try:
+        resp = c.ecs.describe_services(cluster=cluster, services=services)
+    except ClientError as exc:
+        if error_code(exc) == "ClusterNotFoundException":
+            return []
+        raise
+    return sorted(s["serviceName"] for s in resp.get("services", [])
+                  if s.get("status") == "ACTIVE" and (s.get("desiredCount", 0) or s.get("runningCount", 0)))
