@@ -112,7 +112,8 @@ def plan(cfg: ResolvedConfig, all_cfgs: Mapping[str, ResolvedConfig],
     """The stacks for `cfg`'s environment. Pure: without facts it assumes an empty account."""
     check_bootstrappable(cfg)
     facts = facts or cfn.BootstrapFacts(elsewhere=elsewhere(cfg, all_cfgs))
-    env_template = cfn.env_template(cfg, facts)
+    origin = cfg.environment.promote_from
+    env_template = cfn.env_template(cfg, facts, source=all_cfgs.get(origin) if origin else None)
     wanted = set(env_template.get("Parameters", {}))
     params = {k: v for k, v in (parameters or {}).items() if k in wanted}
     stacks = (

@@ -149,7 +149,10 @@ def names(cfg: ResolvedConfig) -> Names:
 # --- the environment stack --------------------------------------------------------------------
 
 
-def env_template(cfg: ResolvedConfig, facts: BootstrapFacts | None = None) -> dict[str, Any]:
+def env_template(cfg: ResolvedConfig, facts: BootstrapFacts | None = None, *,
+                 source: ResolvedConfig | None = None) -> dict[str, Any]:
+    """The environment's stack. `source` is the environment it is promoted from (its CI role
+    reads what the source runs)."""
     facts = facts or BootstrapFacts()
     n, boot = names(cfg), settings(cfg)
     existing = set(boot.existing)
@@ -201,7 +204,7 @@ def env_template(cfg: ResolvedConfig, facts: BootstrapFacts | None = None) -> di
         out[target_group_output(svc_name)] = _output(
             {"Ref": _tg_id(svc_name)} if _tg_id(svc_name) in res else tg, f"Target group of {svc_name}")
     if boot.github_repository:
-        res["CiRole"] = _ci_role(cfg, n, boot.github_repository, ACCOUNT)
+        res["CiRole"] = _ci_role(cfg, n, boot.github_repository, ACCOUNT, source)
         out[OUT_CI_ROLE] = _output({"Fn::GetAtt": ["CiRole", "Arn"]},
                                    "Role GitHub Actions assumes for this environment")
     return _template(f"deployctl bootstrap: {cfg.app} {cfg.env_name} ({network_mode(cfg)} network)", res, out,
@@ -407,13 +410,15 @@ def _role(name: str, description: str, trust: dict[str, Any], policy: dict[str, 
     return _resource("AWS::IAM::Role", props)
 
 
-def _ci_role(cfg: ResolvedConfig, n: Names, repo: str, account: str) -> dict[str, Any]:
+def _ci_role(cfg: ResolvedConfig, n: Names, repo: str, account: str,
+             source: ResolvedConfig | None) -> dict[str, Any]:
     """The role GitHub Actions assumes: `deployctl iam-policy`'s policy for this environment,
     computed for the names this stack creates."""
     effective = effective_config(cfg, account)
     trust = iam.trust_policy(account, iam.subjects(effective, repo), partition=iam._partition(cfg.region))
     role = _role(n.ci_role, f"GitHub Actions ({repo}) deploying {cfg.app} {cfg.env_name} with deployctl",
-                 trust, iam.ci_policy(effective, account), cfg)
+                 trust, iam.ci_policy(effective, account,
+                                      source=effective_config(source, account) if source else None), cfg)
     role["Properties"]["MaxSessionDuration"] = 3600
     return role
 

@@ -12,8 +12,13 @@
    Here the resources created before the failure are deleted again (best effort), as the
    rollback would.
 
-Patched (restored by ``uninstall``): ``CloudFormationBackend.execute_change_set`` and
-``parsing.parse_and_create_resource`` (to learn which resource failed). Written for the moto
+3. Termination protection. moto does not implement UpdateTerminationProtection; CloudFormation
+   sets the flag, and DeleteStack on a protected stack fails with a ValidationError:
+   https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/using-cfn-protect-stacks.html
+
+Patched (restored on leaving ``installed``): ``CloudFormationBackend.execute_change_set``,
+``CloudFormationBackend.delete_stack``, ``parsing.parse_and_create_resource`` (to learn which
+resource failed), and an ``update_termination_protection`` action on ``CloudFormationResponse``. Written for the moto
 line that tests/simulation/moto_patches.py supports (SUPPORTED_MOTO).
 """
 
@@ -83,22 +88,54 @@ def _fail(stack: Any, kind: str, failed: ResourceFailed) -> None:
     if verb == "CREATE":
         with contextlib.suppress(Exception):  # a partial map: delete what exists
             stack.resource_map.delete()
+        # moto's resource map creates resources lazily when read (DescribeStackResources): a
+        # rolled-back stack has none left to create.
+        resources = stack.resource_map
+        resources._resource_json_map = {}
+        resources._parsed_resources = {k: v for k, v in resources._parsed_resources.items() if k.startswith("AWS::")}
     stack._add_stack_event("ROLLBACK_COMPLETE" if verb == "CREATE" else "UPDATE_ROLLBACK_COMPLETE")
     stack.status = "ROLLBACK_COMPLETE" if verb == "CREATE" else "UPDATE_ROLLBACK_COMPLETE"
+
+
+def _update_termination_protection(self: Any) -> Any:
+    from moto.core.responses import ActionResult
+
+    stack = self.cloudformation_backend.describe_stacks(self._get_param("StackName"))[0]
+    stack.enable_termination_protection = str(self._get_param("EnableTerminationProtection")).lower() == "true"
+    return ActionResult({"StackId": stack.stack_id})
+
+
+def _delete_stack(original: Any) -> Any:
+    @functools.wraps(original)
+    def delete(self: Any, name_or_stack_id: str) -> None:
+        from moto.cloudformation.exceptions import ValidationError
+
+        for stack in self.stacks.values():
+            if name_or_stack_id in (stack.name, stack.stack_id) and stack.enable_termination_protection:
+                raise ValidationError(name_or_stack_id, message=f"Stack [{stack.name}] cannot be deleted while "
+                                                                "TerminationProtection is enabled")
+        original(self, name_or_stack_id)
+
+    return delete
 
 
 @contextlib.contextmanager
 def installed() -> Iterator[None]:
     check_moto_version(importlib.metadata.version("moto"))
-    from moto.cloudformation import models, parsing
+    from moto.cloudformation import models, parsing, responses
 
-    originals = [(models.CloudFormationBackend, "execute_change_set"), (parsing, "parse_and_create_resource")]
-    saved = [(owner, name, getattr(owner, name)) for owner, name in originals]
-    models.CloudFormationBackend.execute_change_set = _execute_change_set(  # type: ignore[method-assign]
-        models.CloudFormationBackend.execute_change_set)
+    backend = models.CloudFormationBackend
+    saved = [(backend, "execute_change_set", backend.execute_change_set),
+             (backend, "delete_stack", backend.delete_stack),
+             (parsing, "parse_and_create_resource", parsing.parse_and_create_resource)]
+    backend.execute_change_set = _execute_change_set(backend.execute_change_set)  # type: ignore[method-assign]
+    backend.delete_stack = _delete_stack(backend.delete_stack)  # type: ignore[method-assign]
     parsing.parse_and_create_resource = _create_resource(parsing.parse_and_create_resource)
+    responses.CloudFormationResponse.update_termination_protection = (  # type: ignore[attr-defined]
+        _update_termination_protection)
     try:
         yield
     finally:
         for owner, name, value in saved:
             setattr(owner, name, value)
+        del responses.CloudFormationResponse.update_termination_protection  # type: ignore[attr-defined]

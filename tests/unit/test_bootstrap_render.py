@@ -1,0 +1,180 @@
+"""`deployctl bootstrap` templates: golden files for the reference deploy.yaml, cfn-lint on every
+network mode, and the least-privilege and ownership rules.
+
+Regenerate the golden files after an intended change, then review the diff by hand:
+    DEPLOYCTL_UPDATE_GOLDEN=1 python -m pytest tests/unit/test_bootstrap_render.py
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from deployctl.app import bootstrap as use
+from deployctl.config import ResolvedConfig, load_env, read
+from deployctl.config.stack_refs import apply
+from deployctl.errors import UsageError
+from deployctl.render import cfn
+
+ROOT = Path(__file__).resolve().parents[2]
+GOLDEN = ROOT / "tests" / "golden"
+
+
+def reference() -> dict[str, ResolvedConfig]:
+    loaded = read(ROOT / "deploy.yaml", environ={})
+    return {name: load_env(loaded, name) for name in loaded.env_names()}
+
+
+def config(tmp_path: Path, doc: dict[str, Any]) -> dict[str, ResolvedConfig]:
+    path = tmp_path / "deploy.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    loaded = read(path, environ={})
+    return {name: load_env(loaded, name) for name in loaded.env_names()}
+
+
+def minimal(**bootstrap: Any) -> dict[str, Any]:
+    return {"version": 1, "app": "notes", "region": "eu-west-1",
+            "image": {"repository": "notes", "registry": "ecr"},
+            "services": {"api": {"port": 8000, "health": {"path": "/healthz"},
+                                 "secrets": {"OPENAI_API_KEY": "notes/openai", "DB_URL": "ssm:/notes/db"}},
+                         "admin": {"port": 9000},
+                         "worker": {"command": ["python", "-m", "worker"]}},
+            "bootstrap": bootstrap,
+            "environments": {"staging": {"target": "ecs", "from_stack": "deployctl-notes-staging"},
+                             "prod": {"target": "ecs", "from_stack": "deployctl-notes-prod",
+                                      "promote_from": "staging"}}}
+
+
+@pytest.mark.parametrize("env", ["staging", "prod"])
+def test_templates_match_golden_files(env: str) -> None:
+    cfgs = reference()
+    bp = use.plan(cfgs[env], cfgs)
+    got = {s.name: s.template for s in bp.stacks}
+    path = GOLDEN / f"bootstrap-{env}.json"
+    text = json.dumps(got, indent=2, sort_keys=True) + "\n"
+    if os.environ.get("DEPLOYCTL_UPDATE_GOLDEN"):
+        path.write_text(text)
+    assert text == path.read_text(), f"{path.name} differs: regenerate and review (see module docstring)"
+
+
+def test_every_template_passes_cfn_lint(tmp_path: Path) -> None:
+    """The golden templates and every network mode, through cfn-lint (errors and warnings)."""
+    cfgs = reference()
+    files = []
+    for env in ("staging", "prod"):
+        for stack in use.plan(cfgs[env], cfgs).stacks:
+            files.append(tmp_path / f"{stack.name}.json")
+            files[-1].write_text(json.dumps(stack.template))
+    for mode in ("new", "public", "default"):
+        mine = config(tmp_path, minimal(network=mode, github_repository="acme/notes", queues=["jobs"],
+                                        certificate_arn="arn:aws:acm:eu-west-1:123456789012:certificate/x"))
+        for env in ("staging", "prod"):
+            stack = use.plan(mine[env], mine).stacks[1]
+            files.append(tmp_path / f"{mode}-{stack.name}.json")
+            files[-1].write_text(json.dumps(stack.template))
+    cfn_lint = Path(sys.executable).with_name("cfn-lint")  # the console script of the dev extra
+    res = subprocess.run([str(cfn_lint), *map(str, files)], capture_output=True, text=True)
+    assert res.returncode == 0, res.stdout + res.stderr
+
+
+def test_the_execution_role_reads_exactly_the_referenced_secrets(tmp_path: Path) -> None:
+    cfgs = config(tmp_path, minimal())
+    role = use.plan(cfgs["staging"], cfgs).stacks[1].template["Resources"]["ExecutionRole"]
+    stmts = {s["Sid"]: s for s in role["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]}
+    assert stmts["ReadSecrets"]["Resource"] == [
+        {"Fn::Sub": "arn:aws:secretsmanager:eu-west-1:${AWS::AccountId}:secret:notes/openai-??????"}]
+    assert stmts["ReadParameters"]["Resource"] == [
+        {"Fn::Sub": "arn:aws:ssm:eu-west-1:${AWS::AccountId}:parameter/notes/db"}]
+    assert stmts["PullImage"]["Resource"] == {"Fn::Sub": "arn:aws:ecr:eu-west-1:${AWS::AccountId}:repository/notes"}
+    # Only the registry login (an action without a resource) is on "*".
+    assert [sid for sid, st in stmts.items() if st["Resource"] == "*"] == ["RegistryLogin"]
+
+
+def test_the_alb_reaches_the_tasks_on_the_service_ports_only(tmp_path: Path) -> None:
+    cfgs = config(tmp_path, minimal())
+    res = use.plan(cfgs["staging"], cfgs).stacks[1].template["Resources"]
+    ingress = [r["Properties"] for r in res.values() if r["Type"] == "AWS::EC2::SecurityGroupIngress"]
+    assert sorted((i["FromPort"], i["ToPort"]) for i in ingress) == [(8000, 8000), (9000, 9000)]
+    assert all(i["SourceSecurityGroupId"] == {"Ref": "LoadBalancerSecurityGroup"} for i in ingress)
+    assert "SecurityGroupIngress" not in res["ServiceSecurityGroup"]["Properties"]  # nothing from anywhere
+    # The first HTTP service answers /, the others under /<service>/.
+    rule = res["TargetGroupAdminRule"]["Properties"]
+    assert rule["Conditions"][0]["PathPatternConfig"]["Values"] == ["/admin/*"]
+
+
+def test_network_modes(tmp_path: Path) -> None:
+    for mode, params, public in (("new", set(), "DISABLED"), ("public", set(), "ENABLED"),
+                                 ("default", {"VpcId", "DefaultSubnets"}, "ENABLED")):
+        cfgs = config(tmp_path, minimal(network=mode))
+        tpl = use.plan(cfgs["staging"], cfgs).stacks[1].template
+        assert set(tpl.get("Parameters", {})) == params, mode
+        assert tpl["Outputs"]["AssignPublicIp"]["Value"] == public, mode
+        assert ("NatGateway" in tpl["Resources"]) == (mode == "new"), mode
+
+
+def test_a_name_two_environments_share_is_created_once(tmp_path: Path) -> None:
+    """The reference file's staging and prod share roles: staging's stack makes them."""
+    cfgs = reference()
+    staging = use.plan(cfgs["staging"], cfgs).stacks[1].template["Resources"]
+    prod = use.plan(cfgs["prod"], cfgs).stacks[1].template["Resources"]
+    assert "ExecutionRole" in staging and "ExecutionRole" not in prod
+    assert staging["Cluster"]["Properties"]["ClusterName"] == "ai-staging"
+    assert prod["Cluster"]["Properties"]["ClusterName"] == "ai-prod"
+    assert prod["TargetGroupApi"]["Properties"]["Name"] == "chat-api-prod-tg"
+
+
+def test_existing_pieces_are_not_created(tmp_path: Path) -> None:
+    cfgs = config(tmp_path, minimal(existing=["cluster", "roles", "repository"]))
+    bp = use.plan(cfgs["staging"], cfgs)
+    account, env = (s.template["Resources"] for s in bp.stacks)
+    assert "Cluster" not in env and "ExecutionRole" not in env and "Repository" not in account
+    assert bp.stacks[1].template["Outputs"]["Cluster"]["Value"] == "notes-staging"
+
+
+def test_prod_gets_termination_protection_and_a_ci_role_that_reads_staging(tmp_path: Path) -> None:
+    cfgs = config(tmp_path, minimal(github_repository="acme/notes"))
+    prod = use.plan(cfgs["prod"], cfgs).stacks[1]
+    assert prod.protect and not use.plan(cfgs["staging"], cfgs).stacks[1].protect
+    policy = json.dumps(prod.template["Resources"]["CiRole"]["Properties"]["Policies"])
+    assert "service/notes-staging/notes-staging-api" in policy  # promote reads what staging runs
+
+
+def test_previews_and_local_environments_are_refused() -> None:
+    cfgs = reference()
+    for env in ("preview", "dev"):
+        with pytest.raises(UsageError):
+            use.plan(cfgs[env], cfgs)
+
+
+def test_stack_outputs_fill_what_deploy_yaml_leaves_out(tmp_path: Path) -> None:
+    cfgs = config(tmp_path, minimal())
+    outputs = {"Cluster": "notes-staging", "Subnets": "subnet-1,subnet-2", "SecurityGroups": "sg-1",
+               "AssignPublicIp": "DISABLED", "ExecutionRoleArn": "arn:aws:iam::1:role/e",
+               "TaskRoleArn": "arn:aws:iam::1:role/t", "TargetGroupApi": "arn:aws:elasticloadbalancing:tg/api"}
+    cfg, origins = apply(cfgs["staging"], "deployctl-notes-staging", outputs)
+    assert cfg.environment.cluster == "notes-staging" and cfg.environment.network is not None
+    assert cfg.environment.network.subnets == ["subnet-1", "subnet-2"]
+    assert cfg.services["api"].load_balancer is not None
+    assert cfg.services["api"].load_balancer.target_group == "arn:aws:elasticloadbalancing:tg/api"
+    assert cfg.services["worker"].load_balancer is None
+    assert {o.setting: o.output for o in origins}["environment.roles.task"] == "TaskRoleArn"
+    with pytest.raises(UsageError, match="has no output Cluster"):
+        apply(cfgs["staging"], "deployctl-notes-staging", {})
+
+
+def test_a_value_written_in_deploy_yaml_wins_over_the_stack(tmp_path: Path) -> None:
+    doc = minimal()
+    doc["environments"]["staging"]["cluster"] = "mine"
+    cfgs = config(tmp_path, doc)
+    outputs = {"Cluster": "theirs", "Subnets": "s", "SecurityGroups": "g", "AssignPublicIp": "ENABLED",
+               "ExecutionRoleArn": "e", "TaskRoleArn": "t"}
+    cfg, origins = apply(cfgs["staging"], "x", outputs)
+    assert cfg.environment.cluster == "mine" and "environment.cluster" not in {o.setting for o in origins}
+    assert cfn.names(cfgs["staging"]).cluster == "mine"
