@@ -246,14 +246,16 @@ def event_line(event: StackEvent) -> str:
     return f"  {event.at:%H:%M:%S} {event.status:<28} {event.resource_type:<42} {event.logical_id}{reason}"
 
 
-def change_lines(changes: Iterable[Change]) -> list[str]:
-    """The change set in `diff` style: + add, ~ modify (! when it replaces), - remove."""
+def change_lines(changes: Iterable[Change], names: Mapping[str, str] | None = None) -> list[str]:
+    """The change set in `diff` style: + add, ~ modify, - remove; `names` (logical id → the
+    name the template gives) names what an Add creates, which has no physical id yet."""
     sign = {"Add": "+", "Modify": "~", "Remove": "-", "Import": "+", "Dynamic": "~"}
     out = []
     for ch in changes:
         replace = " (replaced: a new physical resource)" if ch.replacement == "True" else (
             " (may be replaced)" if ch.replacement == "Conditional" else "")
-        name = f" {ch.physical_id}" if ch.physical_id else ""
+        given = ch.physical_id or (names or {}).get(ch.logical_id, "")
+        name = f" {given}" if given else ""
         out.append(f"  {sign.get(ch.action, '?')} {ch.resource_type:<42} {ch.logical_id}{name}{replace}")
     return out
 

@@ -66,7 +66,7 @@ def bootstrap(
         changes = prep.changes[stack.name]
         verb = "create" if stack.name in prep.creating else "update"
         log(f"stack {stack.name}: " + (f"{verb}, {len(changes)} change(s)" if changes else "no changes"))
-        for line in use.change_lines(changes):
+        for line in use.change_lines(changes, {logical: name for logical, _, name in stack.resources()}):
             log(line)
     if prep.anything:
         try:
