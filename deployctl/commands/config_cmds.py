@@ -35,7 +35,7 @@ def config(file: str = FILE_OPTION, env: str = ENV_OPTION, as_json: bool = JSON_
     redactor = output_redactor(cfg)
     data = cfg.model_dump(mode="json")
     if as_json:
-        print_json(data, redactor)
+        print_json({"schema": "deployctl.config/v1", **data}, redactor)
         return
     import yaml  # lazy: PyYAML stays off --help
 

@@ -442,10 +442,8 @@ def _ensure_monitoring_alarms(cfg: ResolvedConfig, aws: awsa.Bounded, log: _Log)
 
     with awsa.aws_errors("creating the monitoring alarms this deploy rolls back on"):
         facts = monitoring.resolve_facts(cfg, mon, aws.elbv2)
-        specs = render_monitoring.alarms(cfg, mon, facts)
-        for spec in specs:
-            aws.cloudwatch.put_metric_alarm(**spec.request)
-    log(f"monitoring: {len(specs)} alarms up to date (roll back on: {', '.join(mon.roll_back_on)})")
+        changes = monitoring.put_alarms(aws.cloudwatch, render_monitoring.alarms(cfg, mon, facts))
+    log(f"monitoring: {changes.summary()} (roll back on: {', '.join(mon.roll_back_on)})")
 
 
 def _deploy_wave(plan: Plan, wave: list[ServicePlan], aws: awsa.Bounded, settings: Settings, log: _Log,
