@@ -199,7 +199,7 @@ def _check_cluster(cfg: ResolvedConfig, aws: awsa.AwsClients, rep: _Report) -> N
             need.setdefault("FARGATE_SPOT" if svc.spot else "FARGATE", []).append(svc_name)
         for p in sorted(set(need) - providers):
             has = f"it has {', '.join(sorted(providers))}" if providers else "it has none"
-            fix = " or set spot: false on them" if p == "FARGATE_SPOT" else ""
+            fix = f" or set spot: false on {', '.join(need[p])}" if p == "FARGATE_SPOT" else ""
             rep.problems.append(
                 f"ECS cluster {name} lacks the {p} capacity provider that service{'s' if len(need[p]) > 1 else ''} "
                 f"{', '.join(need[p])} need{'' if len(need[p]) > 1 else 's'} ({has}): add it with `aws ecs "
