@@ -74,9 +74,14 @@ class DeployFailed(DeployctlError):
 
 
 class PreflightFailed(DeployctlError):
-    """Things a deploy needs are missing; nothing was changed."""
+    """Things a deploy needs are missing; nothing was changed. `problems` holds each one found,
+    one line each, naming what to create or fix (the message lists them too, one per line)."""
 
     exit_code = EXIT_FAILED
+
+    def __init__(self, message: str, *, hint: str | None = None, problems: list[str] | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.problems = list(problems or [])
 
 
 class ExternalError(DeployctlError):

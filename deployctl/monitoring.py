@@ -64,10 +64,68 @@ def _short(exc: BaseException) -> str:
 
 
 @dataclass(frozen=True)
+class AlarmChanges:
+    """What putting the rendered alarms did: each name in exactly one of the three."""
+
+    created: tuple[str, ...] = ()
+    updated: tuple[str, ...] = ()
+    unchanged: tuple[str, ...] = ()
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return self.created + self.updated + self.unchanged
+
+    def summary(self) -> str:
+        """`7 alarms: 7 created`, `7 alarms: 1 updated, 6 unchanged`: what happened, not "up to date"."""
+        parts = [f"{len(names)} {word}" for word, names in
+                 (("created", self.created), ("updated", self.updated), ("unchanged", self.unchanged)) if names]
+        n = len(self.names)
+        return f"{n} alarm{'s' if n != 1 else ''}: {', '.join(parts) or 'none'}"
+
+
+def _same(sent: Any, stored: Any) -> bool:
+    """True when CloudWatch already holds what `sent` asks for (DescribeAlarms adds keys of its own,
+    such as AlarmArn and state, so only the keys sent are compared)."""
+    if isinstance(sent, dict):
+        return isinstance(stored, dict) and all(_same(v, stored.get(k)) for k, v in sent.items())
+    if isinstance(sent, list):
+        return isinstance(stored, list) and len(sent) == len(stored) and all(map(_same, sent, stored))
+    if isinstance(sent, int | float) and isinstance(stored, int | float):
+        return float(sent) == float(stored)
+    return bool(sent == stored)
+
+
+def put_alarms(cloudwatch: Any, specs: list[render.AlarmSpec]) -> AlarmChanges:
+    """Create the alarms that do not exist, update those that differ, leave the rest alone.
+
+    DescribeAlarms first (100 names a call, its limit), so the caller can say truthfully what was
+    created and what was already there. Tags are not compared: DescribeAlarms does not return them,
+    and they only ever hold the app/env/service this alarm's name already encodes."""
+    names = [spec.name for spec in specs]
+    stored: dict[str, dict[str, Any]] = {}
+    for i in range(0, len(names), 100):
+        resp = cloudwatch.describe_alarms(AlarmNames=names[i:i + 100], AlarmTypes=["MetricAlarm"])
+        stored.update({str(a["AlarmName"]): a for a in resp.get("MetricAlarms", [])})
+    created: list[str] = []
+    updated: list[str] = []
+    unchanged: list[str] = []
+    for spec in specs:
+        have = stored.get(spec.name)
+        wanted = {k: v for k, v in spec.request.items() if k != "Tags"}
+        if have is not None and _same(wanted, have):
+            unchanged.append(spec.name)
+            continue
+        cloudwatch.put_metric_alarm(**spec.request)
+        (created if have is None else updated).append(spec.name)
+    return AlarmChanges(tuple(created), tuple(updated), tuple(unchanged))
+
+
+@dataclass(frozen=True)
 class Applied:
     alarms: tuple[str, ...]
     dashboard: str | None
     grafana_file: str | None
+    changes: AlarmChanges = AlarmChanges()
 
 
 def apply(cfg: ResolvedConfig, cloudwatch: Any, elbv2: Any, *, account_id: str,
@@ -75,8 +133,7 @@ def apply(cfg: ResolvedConfig, cloudwatch: Any, elbv2: Any, *, account_id: str,
     mon = require(cfg)
     facts = resolve_facts(cfg, mon, elbv2)
     specs = render.alarms(cfg, mon, facts)
-    for spec in specs:
-        cloudwatch.put_metric_alarm(**spec.request)
+    changes = put_alarms(cloudwatch, specs)
     dashboard = None
     if mon.dashboard:
         body = json.dumps(render.cloudwatch_dashboard(cfg, mon, facts)).replace("{account}", account_id)
@@ -88,10 +145,23 @@ def apply(cfg: ResolvedConfig, cloudwatch: Any, elbv2: Any, *, account_id: str,
             json.dump(render.grafana_dashboard(cfg, mon, facts), fh, indent=2)
             fh.write("\n")
         grafana_file = grafana_path
-    return Applied(tuple(s.name for s in specs), dashboard, grafana_file)
+    return Applied(tuple(s.name for s in specs), dashboard, grafana_file, changes)
 
 
 # -- reading metrics ----------------------------------------------------------------------------
+
+
+def plain_number(value: float) -> str:
+    """A value as people write it: `6,000`, `3,000,000`, `0.25`, `1.23` (never `6e+03`): three
+    significant digits below 100, whole numbers in full."""
+    if float(value).is_integer():
+        return f"{value:,.0f}"
+    if abs(value) >= 100:
+        return f"{value:,.1f}"
+    if abs(value) >= 0.001:
+        return f"{value:,.3g}"
+    return f"{value:.6f}".rstrip("0").rstrip(".")
+
 
 @dataclass(frozen=True)
 class MetricRow:

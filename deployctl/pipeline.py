@@ -135,9 +135,10 @@ class RunReport:
         return next((r for r in self.stages if r.status == "failed"), None)
 
     def to_json_dict(self) -> dict[str, Any]:
-        """The report as plain JSON data. Keys are stable (schema_version 1):
+        """The report as plain JSON data. Keys are stable (schema deployctl.run-report/v1):
 
-        - `schema_version`: 1
+        - `schema`: "deployctl.run-report/v1" (run, promote and rollback all print this report)
+        - `schema_version`: 1 (kept for readers from before `schema`)
         - `status`: "succeeded" | "failed" | "interrupted"
         - `exit_code`: 0 ok, 1 a stage failed, 2 usage/config, 3 internal, 130 interrupted
         - `started_at`, `ended_at`: unix seconds (float, ms precision); `duration_s`: float
@@ -149,6 +150,7 @@ class RunReport:
         - `outputs`: object of string → string (e.g. image, digest, release)
         """
         return {
+            "schema": RUN_REPORT_SCHEMA,
             "schema_version": 1,
             "status": self.status,
             "exit_code": self.exit_code,
@@ -170,6 +172,9 @@ class RunReport:
             ],
             "outputs": dict(self.outputs),
         }
+
+
+RUN_REPORT_SCHEMA = "deployctl.run-report/v1"
 
 
 def _round(value: float | None) -> float | None:

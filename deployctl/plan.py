@@ -64,6 +64,14 @@ class ServicePlan:
     create_service: dict[str, Any]
     update_service: dict[str, Any]
 
+    @property
+    def deployment_alarms(self) -> tuple[str, ...]:
+        """Every alarm that rolls this service back, read from the UpdateService request itself:
+        deploy.alarms plus the generated monitoring.roll_back_on alarms of this service."""
+        conf = self.update_service.get("deploymentConfiguration") or {}
+        alarms = conf.get("alarms") or {}
+        return tuple(alarms.get("alarmNames") or ()) if alarms.get("rollback") else ()
+
 
 @dataclass(frozen=True)
 class Plan:
@@ -81,6 +89,13 @@ class Plan:
     alarms: tuple[str, ...]
     cost: CostEstimate
     config: ResolvedConfig = field(repr=False, compare=False)
+    # `promote_from` of the environment: it is deployed by `deployctl promote`, never built.
+    promote_from: str | None = None
+    preview_name: str | None = None
+
+    @property
+    def on_ecs(self) -> bool:
+        return self.target == "ecs"
 
     def waves(self) -> list[list[ServicePlan]]:
         out: dict[int, list[ServicePlan]] = {}
@@ -97,21 +112,16 @@ class Plan:
             "target": self.target,
             "region": self.region,
             "git": {"sha": self.git.sha, "branch": self.git.branch, "dirty": self.git.dirty},
+            # tag is null when the image is named by digest only (`--image repo@sha256:…`, promote).
             "image": {"registry": self.image_registry, "repository": self.image_repository,
-                      "tag": self.image_tag, "ref": self.image_ref},
+                      "tag": self.image_tag or None, "ref": self.image_ref},
             "stages": [{"name": s.name, "needs": list(s.needs), "detail": s.detail} for s in self.stages],
-            "services": {
-                s.name: {
-                    "ecs_service": s.ecs_service,
-                    "family": s.family,
-                    "wave": s.wave,
-                    "task_definition": s.task_definition,
-                    "create_service": s.create_service,
-                    "update_service": s.update_service,
-                } for s in self.services
-            },
+            "promote_from": self.promote_from,
+            "preview": self.preview_name,
+            "services": {s.name: self._service_json(s) for s in self.services},
+            # Every alarm that can roll back any service; per service under services.*.deployment_alarms.
             "alarms": list(self.alarms),
-            "cost": {
+            "cost": None if not self.on_ecs else {
                 "monthly_usd": self.cost.monthly_usd,
                 "monthly_usd_max": self.cost.monthly_usd_max,
                 "tasks": self.cost.tasks,
@@ -124,6 +134,21 @@ class Plan:
                     "monthly_usd_max": round(c.monthly_usd_max, 2),
                 } for c in self.cost.services],
             },
+        }
+
+    def _service_json(self, s: ServicePlan) -> dict[str, Any]:
+        if not self.on_ecs:
+            # The local engine: no ECS service, task definition or deployment alarms exist there.
+            svc = self.config.services[s.name]
+            return {"wave": s.wave, "count": svc.count, "port": svc.port, "local_port": svc.local_port}
+        return {
+            "ecs_service": s.ecs_service,
+            "family": s.family,
+            "wave": s.wave,
+            "task_definition": s.task_definition,
+            "create_service": s.create_service,
+            "update_service": s.update_service,
+            "deployment_alarms": list(s.deployment_alarms),
         }
 
 
@@ -180,17 +205,28 @@ def waves(cfg: ResolvedConfig) -> dict[str, int]:
     return level
 
 
-def stages(cfg: ResolvedConfig, image_ref: str) -> tuple[Stage, ...]:
+def stages(cfg: ResolvedConfig, image_ref: str, *, image_given: bool = False) -> tuple[Stage, ...]:
+    """The stages of `run` (or, for an environment with promote_from, of `promote`). With
+    `--image` there is nothing to build or push: deploy waits for lint and test only, as in `run`."""
     out: list[Stage] = []
     checks: list[str] = []
-    for name in ("lint", "test"):
-        stage = getattr(cfg.stages, name)
-        if stage:
-            out.append(Stage(name, (), "; ".join(stage.run)))
-            checks.append(name)
-    out.append(Stage("build", (), f"docker build {cfg.image.context}"
-                     + (f" --target {cfg.image.target}" if cfg.image.target else "")))
-    out.append(Stage("push", (*checks, "build"), f"push {image_ref}"))
+    source = cfg.environment.promote_from
+    if source:
+        # `run` refuses this environment; `promote` reads what the source runs and deploys that.
+        out.append(Stage("promote", (), f"take the image {source} runs now, by digest, from its newest "
+                         f"succeeded release (`deployctl promote {source} {cfg.env_name}`); nothing is built"))
+        checks.append("promote")
+    else:
+        for name in ("lint", "test"):
+            stage = getattr(cfg.stages, name)
+            if stage:
+                out.append(Stage(name, (), "; ".join(stage.run)))
+                checks.append(name)
+    if not source and not image_given:
+        out.append(Stage("build", (), f"docker build {cfg.image.context}"
+                         + (f" --target {cfg.image.target}" if cfg.image.target else "")))
+        out.append(Stage("push", (*checks, "build"), f"push {image_ref}"))
+        checks = ["push"]
     where = f"ECS cluster {cfg.environment.cluster}" if cfg.environment.target == "ecs" else "local Docker engine"
     detail = f"rolling deploy to {where}"
     if cfg.environment.target == "ecs":
@@ -199,7 +235,7 @@ def stages(cfg: ResolvedConfig, image_ref: str) -> tuple[Stage, ...]:
         timeout = cfg.deploy.timeout
         detail += (f"; at most {format_duration(timeout)}, plus {format_duration(rollback_budget(timeout))} "
                    "for deployctl's own rollback")
-    out.append(Stage("deploy", ("push",), detail))
+    out.append(Stage("deploy", tuple(checks), detail))
     return tuple(out)
 
 
@@ -224,10 +260,21 @@ def make_plan(cfg: ResolvedConfig, git: GitFacts, *, facts: Facts | None = None,
     if facts.git_sha is None:
         facts = Facts(**{**facts.__dict__, "git_sha": git.sha})
     tag = image_tag(cfg, git)
-    host = registry_host(cfg, facts.account_id)
-    repo_ref = f"{host}/{cfg.image.repository}"
-    image_ref = image_override or (f"{repo_ref}@{facts.image_digest}" if facts.image_digest
-                                   else f"{repo_ref}:{tag}")
+    host, repository = registry_host(cfg, facts.account_id), cfg.image.repository
+    repo_ref = f"{host}/{repository}"
+    source = cfg.environment.promote_from
+    if image_override:
+        # The plan names the image given, not the one this commit would build.
+        given = ImageRef.parse(image_override)
+        host, repository, tag = given.registry, given.repository, given.tag or ""
+        image_ref = image_override
+    elif facts.image_digest:
+        image_ref = f"{repo_ref}@{facts.image_digest}"
+    elif source:
+        # Promotion deploys the digest the source runs, known only when `promote` reads it.
+        tag, image_ref = "", f"{repo_ref}@<digest {source} runs>"
+    else:
+        image_ref = f"{repo_ref}:{tag}"
     wave_of = waves(cfg)
     services = []
     for name in cfg.services:
@@ -244,9 +291,10 @@ def make_plan(cfg: ResolvedConfig, git: GitFacts, *, facts: Facts | None = None,
         ))
     return Plan(
         app=cfg.app, env=cfg.env_name, target=cfg.environment.target, region=cfg.region, git=git,
-        image_repository=cfg.image.repository, image_registry=host, image_tag=tag, image_ref=image_ref,
-        stages=stages(cfg, image_ref), services=tuple(services), alarms=tuple(cfg.deploy.alarms),
-        cost=estimate_cost(cfg), config=cfg,
+        image_repository=repository, image_registry=host, image_tag=tag, image_ref=image_ref,
+        stages=stages(cfg, image_ref, image_given=image_override is not None), services=tuple(services),
+        alarms=tuple(dict.fromkeys(a for sp in services for a in sp.deployment_alarms)) if cfg.environment.target
+        == "ecs" else (), cost=estimate_cost(cfg), config=cfg, promote_from=source, preview_name=facts.preview_name,
     )
 
 

@@ -99,17 +99,12 @@ def run(cfg: ResolvedConfig, aws: awsa.AwsClients, image_ref: str, *, log: Calla
     _check_target_groups(cfg, aws, rep, result)
     _check_roles(cfg, aws, rep)
     _check_alarms(cfg, aws, rep, result)
+    _check_queue(cfg, aws, rep)
     result.notes = rep.notes
     for note in rep.notes:
         log(f"preflight: {note}")
     if rep.problems:
-        n = len(rep.problems)
-        lines = "\n".join(f"  - {p}" for p in rep.problems)
-        raise PreflightFailed(
-            f"preflight found {n} problem{'s' if n != 1 else ''} in {cfg.region} for env {cfg.env_name}; "
-            f"nothing was changed:\n{lines}",
-            hint="create what is missing (or fix the names in deploy.yaml), then run again",
-        )
+        raise failed(cfg, rep.problems)
     log(f"preflight: ok (cluster {cfg.environment.cluster}, image {result.image_ref}, "
         f"{len(result.secret_arns)} secrets, {len(result.target_group_arns)} target groups, "
         f"{len(result.alarm_states)} alarms)")
@@ -189,17 +184,28 @@ def _check_cluster(cfg: ResolvedConfig, aws: awsa.AwsClients, rep: _Report) -> N
         resp = aws.ecs.describe_clusters(clusters=[name])
         clusters = [c for c in resp.get("clusters", []) if c.get("status") != "INACTIVE"]
         if not clusters:
-            rep.problems.append(f"ECS cluster {name} does not exist")
+            rep.problems.append(f"ECS cluster {name} does not exist in {cfg.region}: create it, or fix "
+                                "environment.cluster")
             return
         cluster = clusters[0]
         if cluster.get("status") not in ("ACTIVE", None):
-            rep.problems.append(f"ECS cluster {name} is {cluster.get('status')}, not ACTIVE")
+            rep.problems.append(f"ECS cluster {name} is {cluster.get('status')}, not ACTIVE: wait until it is, "
+                                "or fix environment.cluster")
+        # Every service asks for a capacity provider (FARGATE, or FARGATE_SPOT with spot: true), and ECS
+        # takes only providers associated with the cluster, so a cluster without any fails them all.
         providers = set(cluster.get("capacityProviders") or [])
-        if providers:
-            need = {"FARGATE_SPOT" if s.spot else "FARGATE" for s in cfg.services.values()}
-            for p in sorted(need - providers):
-                rep.problems.append(f"ECS cluster {name} lacks the {p} capacity provider "
-                                    f"(it has {', '.join(sorted(providers))})")
+        need: dict[str, list[str]] = {}
+        for svc_name, svc in cfg.services.items():
+            need.setdefault("FARGATE_SPOT" if svc.spot else "FARGATE", []).append(svc_name)
+        for p in sorted(set(need) - providers):
+            has = f"it has {', '.join(sorted(providers))}" if providers else "it has none"
+            fix = f" or set spot: false on {', '.join(need[p])}" if p == "FARGATE_SPOT" else ""
+            rep.problems.append(
+                f"ECS cluster {name} lacks the {p} capacity provider that service{'s' if len(need[p]) > 1 else ''} "
+                f"{', '.join(need[p])} need{'' if len(need[p]) > 1 else 's'} ({has}): add it with `aws ecs "
+                f"put-cluster-capacity-providers --cluster {name} --capacity-providers "
+                f"{' '.join(sorted(providers | {p}))} --default-capacity-provider-strategy "
+                f"capacityProvider=FARGATE,weight=1`{fix}")
 
     _guard(rep, f"ECS cluster {name}", check)
 
@@ -218,7 +224,8 @@ def _check_network(cfg: ResolvedConfig, aws: awsa.AwsClients, rep: _Report) -> N
                     getattr(aws.ec2, call)(**{key: [ident]})
                 except awsa.ClientError as exc:
                     if (awsa.error_code(exc) or "").endswith(".NotFound") or awsa.is_not_found(exc):
-                        rep.problems.append(f"{kind} {ident} does not exist in {cfg.region} (environment.network)")
+                        rep.problems.append(f"{kind} {ident} does not exist in {cfg.region}: create it, or fix "
+                                            "environment.network")
                         return
                     raise
 
@@ -251,7 +258,8 @@ def _check_image(cfg: ResolvedConfig, aws: awsa.AwsClients, image_ref: str, rep:
             found = awsa.ecr_image_digest(ecr, repo, tag=tag, digest=digest, registry_id=registry_id)
             if found is None:
                 rep.problems.append(f"image {image_ref} is not in ECR (repository {repo} in {region}, "
-                                    f"account {registry_id})")
+                                    f"account {registry_id}): push it (`deployctl run` builds and pushes), or "
+                                    "fix the image reference")
                 return
             result.image_digest = found
             result.image_ref = f"{host}/{repo}@{found}"
@@ -263,7 +271,8 @@ def _check_image(cfg: ResolvedConfig, aws: awsa.AwsClients, image_ref: str, rep:
         result.image_digest = found
         result.image_ref = f"{host}/{repo}@{found}"
     elif note == "absent":
-        rep.problems.append(f"image {image_ref} is not in registry {host}")
+        rep.problems.append(f"image {image_ref} is not in registry {host}: push it (`deployctl run` builds and "
+                            "pushes), or fix the image reference")
     elif note:
         rep.notes.append(note)
         result.image_digest = digest
@@ -288,7 +297,9 @@ def _check_secrets(cfg: ResolvedConfig, aws: awsa.AwsClients, rep: _Report, resu
                     ParameterFilters=[{"Key": "Name", "Option": "Equals", "Values": [name]}])
                 params = resp.get("Parameters") or []
                 if not params:
-                    rep.problems.append(f"SSM parameter {name} does not exist{used}")
+                    rep.problems.append(f"SSM parameter {name} does not exist{used}: create it (`aws ssm "
+                                        f"put-parameter --name {name} --type SecureString --value …`), or fix "
+                                        "the reference in deploy.yaml")
                 elif params[0].get("ARN"):
                     result.secret_arns[ref] = str(params[0]["ARN"])
 
@@ -314,7 +325,9 @@ def _check_secrets(cfg: ResolvedConfig, aws: awsa.AwsClients, rep: _Report, resu
                         raise
             resp = described[secret]
             if resp is None:
-                rep.problems.append(f"Secrets Manager secret {secret} does not exist{used}")
+                rep.problems.append(f"Secrets Manager secret {secret} does not exist{used}: create it (`aws "
+                                    f"secretsmanager create-secret --name {secret}`), or fix the reference in "
+                                    "deploy.yaml")
                 return
             if resp.get("DeletedDate"):
                 rep.problems.append(f"Secrets Manager secret {secret} is scheduled for deletion{used}")
@@ -360,7 +373,8 @@ def _check_target_groups(cfg: ResolvedConfig, aws: awsa.AwsClients, rep: _Report
                 else:
                     raise
             if not groups:
-                rep.problems.append(f"target group {tg} does not exist (service {svc_name})")
+                rep.problems.append(f"target group {tg} does not exist (service {svc_name}): create it (target "
+                                    f"type ip), or fix services.{svc_name}.load_balancer.target_group")
                 return
             group = groups[0]
             result.target_group_arns[tg] = str(group["TargetGroupArn"])
@@ -388,7 +402,9 @@ def _check_roles(cfg: ResolvedConfig, aws: awsa.AwsClients, rep: _Report) -> Non
                 aws.iam.get_role(RoleName=name)
             except awsa.ClientError as exc:
                 if awsa.is_not_found(exc):
-                    rep.problems.append(f"IAM {kind} role {name} does not exist ({arn})")
+                    rep.problems.append(f"IAM {kind} role {name} does not exist ({arn}): create it (`deployctl "
+                                        f"iam-policy` shows the CI role; see docs/security.md), or fix "
+                                        f"environment.roles.{kind}")
                     return
                 raise
 
@@ -408,10 +424,44 @@ def _check_alarms(cfg: ResolvedConfig, aws: awsa.AwsClients, rep: _Report, resul
                 found[str(alarm["AlarmName"])] = str(alarm.get("StateValue", ""))
         for name in names:
             if name not in found:
-                rep.problems.append(f"CloudWatch alarm {name} does not exist (deploy.alarms)")
+                rep.problems.append(f"CloudWatch alarm {name} does not exist: create it, or remove it from "
+                                    "deploy.alarms")
             elif found[name] == "ALARM":
                 rep.notes.append(f"alarm {name} is already in ALARM: ECS ignores an alarm that is firing "
                                  "when the deployment starts, so it will not protect this rollout")
         result.alarm_states = found
 
     _guard(rep, "deployment alarms", check)
+
+
+def _check_queue(cfg: ResolvedConfig, aws: awsa.AwsClients, rep: _Report) -> None:
+    """monitoring.queue names an SQS queue whose depth is alarmed on: an alarm on a queue that does
+    not exist never fires (no data is `notBreaching`), so a typo would silently guard nothing."""
+    mon = getattr(cfg, "monitoring", None)
+    if mon is None or mon.queue is None:
+        return
+    name = mon.queue.name
+
+    def check() -> None:
+        try:
+            aws.client("sqs").get_queue_url(QueueName=name)
+        except awsa.ClientError as exc:
+            code = awsa.error_code(exc) or ""
+            if awsa.is_not_found(exc) or code.endswith(("NonExistentQueue", "QueueDoesNotExist")):
+                rep.problems.append(f"SQS queue {name} does not exist in {cfg.region} (monitoring.queue): create "
+                                    f"it (`aws sqs create-queue --queue-name {name}`), or fix monitoring.queue.name")
+                return
+            raise
+
+    _guard(rep, f"SQS queue {name}", check)
+
+
+def failed(cfg: ResolvedConfig, problems: list[str]) -> PreflightFailed:
+    """The one error for every problem found: the message lists them one per line, `problems`
+    carries them as a list for renderers that lay them out themselves."""
+    n = len(problems)
+    lines = "\n".join(f"  - {p}" for p in problems)
+    return PreflightFailed(
+        f"preflight found {n} problem{'s' if n != 1 else ''} in {cfg.region} for env {cfg.env_name}; "
+        f"nothing was changed:\n{lines}",
+        hint="create or fix each one as it says, then run again", problems=problems)

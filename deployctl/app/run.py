@@ -23,7 +23,14 @@ from deployctl.run_metrics import metric_data
 from deployctl.stages import EngineHandle, ImageSpec, ImageState, commands
 from deployctl.stages import build as build_stage
 from deployctl.stages import push as push_stage
-from deployctl.stages.access import ECR_HOST, ENV_PASSWORD, ENV_USER, RegistryAccess, resolve_digest
+from deployctl.stages.access import (
+    ECR_HOST,
+    ENV_PASSWORD,
+    ENV_USER,
+    ImageMissing,
+    RegistryAccess,
+    resolve_digest,
+)
 from deployctl.stages.build import record_image
 from deployctl.stages.cancel import cancellable
 from deployctl.targets import for_config
@@ -149,14 +156,16 @@ def _deploy_fn(cfg: ResolvedConfig, plan: Plan, facts: Any, spec: Any, access: A
         if not image_ref:
             # Push was not part of this run: deploy what the registry holds for this commit.
             ecr = clients.ecr if clients is not None else None
-            digest = cancellable(ctx, lambda: resolve_digest(ImageRef.parse(spec.ref), access, ecr))
-            record_image(ctx.outputs, spec, digest)
+            found = cancellable(ctx, lambda: resolve_digest(ImageRef.parse(spec.ref), access, ecr))
+            record_image(ctx.outputs, spec, found)
             image_ref = ctx.outputs["image_ref"]
-        digest = image_ref.rsplit("@", 1)[1]
+        # No digest: `--image` named an image the registry does not have; preflight says so.
+        digest = image_ref.rsplit("@", 1)[1] if "@" in image_ref else None
         deploy_plan = make_plan(cfg, plan.git, facts=dataclasses.replace(facts, image_digest=digest),
                                 image_override=image_ref)
         ctx.outputs.setdefault("image_ref", image_ref)
-        ctx.outputs.setdefault("digest", digest)
+        if digest:
+            ctx.outputs.setdefault("digest", digest)
         with target.lock(deploy_plan, options, ctx):
             target.deploy(deploy_plan, image_ref, ctx, options)
 
@@ -194,12 +203,21 @@ def aws_clients(cfg: ResolvedConfig) -> Any:
     return aws.clients(cfg.region)
 
 
-def resolve_image(image: str, clients: Any, redactor: Any) -> str:
+def resolve_image(image: str, clients: Any, redactor: Any, *, defer_missing: bool = False) -> str:
+    """`image` by digest. An image the registry does not have is refused here (ImageMissing),
+    unless `defer_missing`: the target's preflight checks the image, so it is handed on as given."""
     ref = ImageRef.parse(image)
     ecr = clients.ecr if clients is not None and is_ecr(image) else None
     access = RegistryAccess(ref.registry, docker_config=_docker_config_credentials,
                             on_credentials=redactor.add_credentials)
-    return ref.with_digest(resolve_digest(ref, access, ecr))
+    try:
+        return ref.with_digest(resolve_digest(ref, access, ecr))
+    except ImageMissing:
+        if not defer_missing:
+            raise
+        # Not refused on its own: the deploy's preflight reports it together with every other
+        # missing thing, before the lock is taken or anything is registered.
+        return image
 
 
 def run_redactor(cfg: ResolvedConfig | None = None, environ: Any = None) -> Any:

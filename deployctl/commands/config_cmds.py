@@ -42,7 +42,7 @@ def config(file: str = FILE_OPTION, env: str = ENV_OPTION, as_json: bool = JSON_
     if origins:  # where each value deploy.yaml leaves out came from
         data["from_stack_outputs"] = {o.setting: o.output for o in origins}
     if as_json:
-        print_json(data, redactor)
+        print_json({"schema": "deployctl.config/v1", **data}, redactor)
         return
     import yaml  # lazy: PyYAML stays off --help
 
@@ -60,21 +60,36 @@ def plan(
     env: str = ENV_OPTION,
     as_json: bool = JSON_OPTION,
     image: str | None = typer.Option(None, "--image", help="Deploy this image reference instead of building."),
+    name: str | None = typer.Option(None, "--name",
+                                    help="Preview copy name, for environments with preview: true (e.g. pr-42)."),
 ) -> None:
-    """Show everything `run` would do, without touching Docker or AWS.
+    """Show everything `run` (or, for a promote_from environment, `promote`) would do, without
+    touching Docker or AWS.
 
     Stages in order, the image reference, the ECS task definition and service request of each
-    service, the deployment alarms and the estimated monthly Fargate cost.
+    service, every alarm that can roll a service back and the estimated monthly Fargate cost.
 
     Examples:  deployctl plan --env staging
+               deployctl plan --env preview --name pr-42
                deployctl plan --env prod --json | jq .services.api.task_definition
     """
     # lazy: pydantic and the config stay off --help
     from deployctl.plan import check_image_override, guardrail_violations, make_plan
+    from deployctl.preview import validate_name
+    from deployctl.render.ecs import Facts
 
     image = check_image_override(image)
     cfg = load(file, env)
-    the_plan = make_plan(cfg, git_facts(file), image_override=image)
+    if name is not None and not cfg.environment.preview:
+        raise UsageError(f"--name is only for preview environments, and '{env}' is not one",
+                         hint="mark an environment `preview: true` in deploy.yaml to use named previews")
+    if image is not None and cfg.environment.promote_from:
+        raise UsageError(f"--image does not apply to {env}: it is deployed only by promotion from "
+                         f"{cfg.environment.promote_from}, with the image that runs there",
+                         hint=f"`deployctl plan --env {env}` shows the promotion")
+    git = git_facts(file)
+    preview = validate_name(name) if name is not None else None
+    the_plan = make_plan(cfg, git, facts=Facts(git_sha=git.sha, preview_name=preview), image_override=image)
     violations = guardrail_violations(the_plan)
     redactor = output_redactor(cfg)
     if as_json:
@@ -140,9 +155,15 @@ def _render_plan(plan: Any, out: Any, redact: Any) -> None:
     # Cells are redacted before rich lays them out: a folded cell splits a secret over two lines,
     # where no pattern could find it in the rendered text.
 
-    out.print(f"[bold]Plan[/] {plan.app} → [bold]{plan.env}[/] ({plan.target}, {plan.region})")
-    dirty = " (dirty tree)" if plan.git.dirty else ""
-    out.print(f"commit {plan.git.short} on {plan.git.branch}{dirty}")
+    where = f"{plan.target}, {plan.region}" if plan.on_ecs else "local Docker engine"
+    copy = f" copy [bold]{plan.preview_name}[/]" if plan.preview_name else ""
+    out.print(f"[bold]Plan[/] {plan.app} → [bold]{plan.env}[/]{copy} ({where})")
+    if plan.promote_from:
+        out.print(f"deployed by promotion: `deployctl promote {plan.promote_from} {plan.env}` deploys exactly "
+                  f"the image {plan.promote_from} runs; `run --env {plan.env}` is refused")
+    else:
+        dirty = " (dirty tree)" if plan.git.dirty else ""
+        out.print(f"commit {plan.git.short} on {plan.git.branch}{dirty}")
     # Long references must stay copy-pasteable: never wrap them mid-word or cut them.
     out.print(f"image  {redact(plan.image_ref)}", soft_wrap=True)
     stages = Table(title="Stages", title_justify="left")
@@ -151,6 +172,16 @@ def _render_plan(plan: Any, out: Any, redact: Any) -> None:
     for s in plan.stages:
         stages.add_row(s.name, ", ".join(s.needs) or "-", redact(s.detail))
     out.print(stages)
+    if plan.on_ecs:
+        _render_ecs_services(plan, out, redact)
+        out.print("[dim]full task definitions and service requests: deployctl plan --json[/]")
+    else:
+        _render_local_services(plan, out)
+
+
+def _render_ecs_services(plan: Any, out: Any, redact: Any) -> None:
+    from rich.table import Table  # lazy: rich stays off --help
+
     services = Table(title="Services", title_justify="left")
     for col in ("service", "ecs service", "wave", "vCPU", "memory", "tasks", "spot", "health", "$/month"):
         numeric = col in ("vCPU", "memory", "tasks", "$/month")
@@ -165,14 +196,33 @@ def _render_plan(plan: Any, out: Any, redact: Any) -> None:
         services.add_row(s.name, s.ecs_service, str(s.wave + 1), f"{c.vcpu:g}", f"{cfg.memory} MiB", tasks,
                          "yes" if cfg.spot else "no", health, money)
     out.print(services)
-    if plan.alarms:
-        out.print(redact(f"deployment alarms (roll back on ALARM): {', '.join(plan.alarms)}"))
+    # Every alarm the UpdateService request carries, per service: any one in ALARM rolls it back.
+    guarded = [s for s in plan.services if s.deployment_alarms]
+    if guarded:
+        out.print("deployment alarms (an ALARM rolls the service back):")
+        for s in plan.services:
+            names = ", ".join(s.deployment_alarms) or "none"
+            out.print(redact(f"  {s.name}: {names}"), soft_wrap=True)
     total = f"${plan.cost.monthly_usd:,.2f}/month"
     if plan.cost.monthly_usd_max != plan.cost.monthly_usd:
         total += f" (up to ${plan.cost.monthly_usd_max:,.2f}/month at autoscaling max)"
     out.print(f"estimated Fargate cost: {total} "
               f"[dim](on-demand {plan.cost.price_region} prices of {plan.cost.price_date}; Spot assumed 70% off)[/]")
-    out.print("[dim]full task definitions and service requests: deployctl plan --json[/]")
+
+
+def _render_local_services(plan: Any, out: Any) -> None:
+    from rich.table import Table  # lazy: rich stays off --help
+
+    services = Table(title="Services", title_justify="left")
+    for col in ("service", "wave", "containers", "port", "local port", "health"):
+        services.add_column(col, overflow="fold")
+    for s in plan.services:
+        cfg = plan.config.services[s.name]
+        health = cfg.health.path or "command" if cfg.health else "-"
+        services.add_row(s.name, str(s.wave + 1), str(cfg.count), str(cfg.port or "-"),
+                         str(cfg.local_port or "-"), health)
+    out.print(services)
+    out.print("[dim]runs on this machine's Docker engine: no cloud resources, no Fargate cost[/]")
 
 
 def register(app: typer.Typer) -> None:

@@ -33,10 +33,18 @@ def monitor_apply(
         result = apply(cfg, clients.cloudwatch, clients.elbv2, account_id=aws.account_id(clients),
                        grafana_path=grafana)
     if as_json:
-        print_json({"alarms": list(result.alarms), "dashboard": result.dashboard, "grafana_file": result.grafana_file})
+        changes = result.changes
+        print_json({"schema": "deployctl.monitor-apply/v1", "env": cfg.env_name, "alarms": list(result.alarms),
+                    "created": list(changes.created), "updated": list(changes.updated),
+                    "unchanged": list(changes.unchanged), "dashboard": result.dashboard,
+                    "grafana_file": result.grafana_file})
         return
     out = console()
-    out.print(f"[green]✓[/] {len(result.alarms)} alarms: {', '.join(result.alarms) or '-'}")
+    out.print(f"[green]✓[/] {result.changes.summary()}")
+    for word, names in (("created", result.changes.created), ("updated", result.changes.updated),
+                        ("unchanged", result.changes.unchanged)):
+        if names:
+            out.print(f"  {word}: {', '.join(names)}", soft_wrap=True)
     if result.dashboard:
         out.print(f"[green]✓[/] CloudWatch dashboard {result.dashboard}")
     if result.grafana_file:
@@ -55,7 +63,7 @@ def metrics(
     """
     # lazy: boto3 and the config stay off --help
     from deployctl.adapters import aws
-    from deployctl.monitoring import cloudwatch_stats, current, require, resolve_facts
+    from deployctl.monitoring import cloudwatch_stats, current, plain_number, require, resolve_facts
 
     cfg = load(file, env)
     mon = require(cfg)
@@ -64,7 +72,7 @@ def metrics(
         facts = resolve_facts(cfg, mon, clients.elbv2)
         rows = current(cfg, mon, facts, cloudwatch_stats(clients.cloudwatch, minutes=minutes))
     if as_json:
-        print_json({"env": cfg.env_name, "minutes": minutes, "metrics": [
+        print_json({"schema": "deployctl.metrics/v1", "env": cfg.env_name, "minutes": minutes, "metrics": [
             {"service": r.service, "metric": r.name, "value": r.value, "unit": r.unit, "threshold": r.threshold,
              "breaching": r.breaching} for r in rows]})
         return
@@ -74,8 +82,8 @@ def metrics(
     for col in ("service", "metric", "value", "threshold", ""):
         table.add_column(col, justify="right" if col in ("value", "threshold") else "left")
     for r in rows:
-        value = "no data" if r.value is None else f"{r.value:,.3g} {r.unit}"
-        limit = "-" if r.threshold is None else f"{r.threshold:,.3g} {r.unit}"
+        value = "no data" if r.value is None else f"{plain_number(r.value)} {r.unit}"
+        limit = "-" if r.threshold is None else f"{plain_number(r.threshold)} {r.unit}"
         table.add_row(r.service or "-", r.name, value, limit, "[red]over[/]" if r.breaching else "")
     console().print(table)
 

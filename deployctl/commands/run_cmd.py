@@ -104,7 +104,9 @@ def run(
                          hint="lower count/cpu/memory or raise the environment's guardrails")
     override = image
     if image is not None and not dry_run:
-        override = use.resolve_image(image, clients, redactor)
+        # A target whose preflight checks the image reports a missing one with every other problem.
+        override = use.resolve_image(image, clients, redactor,
+                                     defer_missing=getattr(for_config(cfg), "preflight_checks_image", False))
         plan = make_plan(cfg, git, facts=facts, image_override=override)
 
     if dry_run:

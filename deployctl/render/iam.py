@@ -30,10 +30,13 @@ Where AWS leaves no choice, the policy says so (`NOTES`):
   ENV's role and first reads what SRC runs (DescribeServices on SRC's services, its task
   definitions and their tags): ENV's policy gets those reads, never a write, on SRC.
 - CloudWatch: PutMetricData (monitoring.publish_run_metrics) takes no resource ARN; the
-  `cloudwatch:namespace` condition key limits it to monitoring.run_metrics_namespace. With
-  monitoring.roll_back_on the deploy creates/updates the generated monitoring alarms (so its
-  deployment alarms exist before a service names them), by name: PutMetricAlarm (and TagResource,
-  which AWS requires for the tags sent on create) is granted on exactly those alarm ARNs.
+  `cloudwatch:namespace` condition key limits it to monitoring.run_metrics_namespace. `monitor
+  apply` (and, with monitoring.roll_back_on, the deploy, so its deployment alarms exist before a
+  service names them) creates/updates the generated monitoring alarms by name: DescribeAlarms,
+  PutMetricAlarm (and TagResource, which AWS requires for the tags sent on create) on exactly
+  those alarm ARNs; PutDashboard on its dashboard. `metrics` reads with GetMetricData ("*").
+- Nothing is granted that no command calls: COMMAND_STATEMENTS is the one list of the per-command
+  statements, and tests/integration/test_iam_coverage.py checks the policy against every call.
 
 The deploy lock (deployctl.lock) is assumed to be a DynamoDB table, `deployctl-locks` by default, used
 with conditional writes.
@@ -47,7 +50,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -112,9 +115,11 @@ RUN_METRICS_NOTE = (
     "condition key limits it to the namespace {namespace}."
 )
 ALARMS_NOTE = (
-    "With monitoring.roll_back_on, the deploy creates/updates the environment's generated monitoring alarms "
-    "before the service update names them as deployment alarms: cloudwatch:PutMetricAlarm and "
-    "cloudwatch:TagResource (tags on create) on exactly those alarm ARNs; deploy.alarms are only read."
+    "Monitoring: `deployctl monitor apply` (and, with monitoring.roll_back_on, every deploy, before the service "
+    "update names them as deployment alarms) reads and creates/updates the environment's generated alarms: "
+    "cloudwatch:DescribeAlarms, PutMetricAlarm and TagResource (tags on create) on exactly those alarm ARNs; "
+    "deploy.alarms are only read. cloudwatch:PutDashboard on the one dashboard ARN (dashboards have no region). "
+    "`deployctl metrics` reads with cloudwatch:GetMetricData, which has no resource type (\"*\")."
 )
 PREVIEW_NOTES = (
     "Preview: services and task-definition families are named <app>-<env>-<name>-<service>, so they are "
@@ -218,6 +223,12 @@ class Arns:
     def log_group(self) -> str:
         return f"arn:{self.p}:logs:{self.cfg.region}:{self.account}:log-group:{ecs.log_group(self.cfg)}"
 
+    def dashboard(self, name: str) -> str:
+        return f"arn:{self.p}:cloudwatch::{self.account}:dashboard/{name}"  # dashboards are global: no region
+
+    def queue(self, name: str) -> str:
+        return f"arn:{self.p}:sqs:{self.cfg.region}:{self.account}:{name}"
+
     def lock_table(self, table: str) -> str:
         return f"arn:{self.p}:dynamodb:{self.cfg.region}:{self.account}:table/{table}"
 
@@ -274,20 +285,22 @@ def ci_policy(cfg: ResolvedConfig, account: str, *, source: ResolvedConfig | Non
         out.append(_stmt("EcrRepository", [
             "ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:CompleteLayerUpload",
             "ecr:CreateRepository", "ecr:DescribeImages", "ecr:DescribeRepositories",
-            "ecr:GetDownloadUrlForLayer", "ecr:InitiateLayerUpload", "ecr:ListImages", "ecr:PutImage",
+            "ecr:GetDownloadUrlForLayer", "ecr:InitiateLayerUpload", "ecr:PutImage",
             "ecr:TagResource", "ecr:UploadLayerPart",
         ], a.repository()))
 
     out.append(_stmt("EcsClusterRead", ["ecs:DescribeClusters"], a.cluster()))
+    # Families and services are listed only to find a preview's resources (ecs_preview).
+    listing = ["ecs:ListTaskDefinitionFamilies"] if a.preview else []
     out.append(_stmt("EcsTaskDefinitionRead", [
-        "ecs:DescribeTaskDefinition", "ecs:ListTaskDefinitionFamilies", "ecs:ListTaskDefinitions",
+        "ecs:DescribeTaskDefinition", "ecs:ListTaskDefinitions", *listing,
     ], "*"))
     # Tag-on-create: the new revision must say it is this app's and this environment's.
     out.append(_stmt("EcsRegisterTaskDefinition", ["ecs:RegisterTaskDefinition"], "*",
                      {"StringEquals": {"aws:RequestTag/deployctl:app": app,
                                        "aws:RequestTag/deployctl:env": cfg.env_name}}))
-    out.append(_stmt("EcsClusterScopedRead", ["ecs:DescribeTasks", "ecs:ListServices", "ecs:ListTasks"], "*",
-                     cluster_cond))
+    out.append(_stmt("EcsClusterScopedRead", ["ecs:DescribeTasks", "ecs:ListTasks",
+                                              *(["ecs:ListServices"] if a.preview else [])], "*", cluster_cond))
     out.append(_stmt("EcsServicesRead", ["ecs:DescribeServices", "ecs:ListTagsForResource"],
                      [*a.services(), *a.families()]))
     if a.preview:
@@ -334,25 +347,13 @@ def ci_policy(cfg: ResolvedConfig, account: str, *, source: ResolvedConfig | Non
         out.append(_stmt("TargetHealth", [
             "elasticloadbalancing:DescribeTargetGroups", "elasticloadbalancing:DescribeTargetHealth",
         ], "*"))
-    out.extend(_alarm_statements(cfg, a))
-    if any(svc.autoscaling for svc in cfg.services.values()):
-        out.append(_stmt("ServiceAutoscaling", [
-            "application-autoscaling:DescribeScalableTargets",
-            "application-autoscaling:DescribeScalingPolicies",
-            "application-autoscaling:PutScalingPolicy", "application-autoscaling:RegisterScalableTarget",
-        ], "*", {"StringEquals": {"application-autoscaling:service-namespace": "ecs"}}))
-
-    out.append(_stmt("LogGroupList", ["logs:DescribeLogGroups"],
-                     f"arn:{a.p}:logs:{cfg.region}:{account}:log-group:*"))
-    out.append(_stmt("LogGroup", [
-        "logs:CreateLogGroup", "logs:FilterLogEvents", "logs:GetLogEvents", "logs:PutRetentionPolicy",
-    ], [a.log_group(), a.log_group() + ":*"]))
-    out.extend(_notify_statements(cfg, a))
     # The lock table is created on first use (deployctl.lock), so CreateTable on that one table.
     out.append(_stmt("DeployLock", [
         "dynamodb:CreateTable", "dynamodb:DeleteItem", "dynamodb:DescribeTable", "dynamodb:GetItem", "dynamodb:PutItem",
-        "dynamodb:Query", "dynamodb:UpdateItem",
+        "dynamodb:UpdateItem",
     ], a.lock_table(lock_table)))
+    for statements in COMMAND_STATEMENTS:
+        out.extend(statements(cfg, a))
     return {"Version": VERSION, "Statement": out}
 
 
@@ -407,37 +408,68 @@ def deploy_written_alarms(cfg: ResolvedConfig) -> list[str]:
     mon = cfg.monitoring
     if mon is None or not mon.roll_back_on:
         return []
-    return [spec.name for spec in monitoring.alarms(cfg, mon)]
+    return monitoring_alarms(cfg)
 
 
-def _alarm_statements(cfg: ResolvedConfig, a: Arns) -> list[dict[str, Any]]:
+def monitoring_alarms(cfg: ResolvedConfig) -> list[str]:
+    """Every alarm of the monitoring section: what `monitor apply` (and a roll_back_on deploy) writes."""
+    mon = cfg.monitoring
+    return [] if mon is None else [spec.name for spec in monitoring.alarms(cfg, mon)]
+
+
+# ---------------------------------------------------------------------------------------------
+# What each command calls beyond deploy/promote/rollback/status/history/destroy/unlock (above).
+# THE place to add a command's actions: one function returning its statements, one entry in
+# COMMAND_STATEMENTS, and its calls recorded in tests/integration/test_iam_coverage.py (which
+# checks the policy grants exactly what the recorded commands call).
+# ---------------------------------------------------------------------------------------------
+
+
+def _monitoring_statements(cfg: ResolvedConfig, a: Arns) -> list[dict[str, Any]]:
+    """deploy.alarms and roll_back_on alarms (the deploy and its watcher), `monitor apply` (alarms,
+    dashboard), `metrics` (GetMetricData), run metrics, and preflight's monitoring.queue check."""
     out = []
     names = deployment_alarms(cfg)
     if names:
-        out.append(_stmt("DeploymentAlarms", ["cloudwatch:DescribeAlarmHistory", "cloudwatch:DescribeAlarms"],
-                         [a.alarm(n) for n in names]))
+        out.append(_stmt("DeploymentAlarms", ["cloudwatch:DescribeAlarms"], [a.alarm(n) for n in names]))
     mon = cfg.monitoring
-    written = deploy_written_alarms(cfg)
+    if mon is None:
+        return out
+    written = monitoring_alarms(cfg)
     if written:
         # By exact name: deployctl's own <app>-<env>-… alarms, never the user's deploy.alarms.
-        # PutMetricAlarm sends Tags, and AWS requires cloudwatch:TagResource to tag on create.
-        out.append(_stmt("MonitoringAlarmsWrite", ["cloudwatch:PutMetricAlarm", "cloudwatch:TagResource"],
-                         [a.alarm(n) for n in written]))
-    if mon is not None and mon.roll_back_on and mon.load_balancer and not mon.load_balancer.startswith("arn:"):
-        # The deploy resolves the ALB dimension (its ARN suffix) by name before writing the alarms;
-        # ELB Describe* accept no resource ARN. Target groups: DescribeTargetGroups in TargetHealth.
+        # DescribeAlarms first (created/updated/unchanged); PutMetricAlarm sends Tags, and AWS requires
+        # cloudwatch:TagResource to tag on create.
+        out.append(_stmt("MonitoringAlarmsWrite", ["cloudwatch:DescribeAlarms", "cloudwatch:PutMetricAlarm",
+                                                   "cloudwatch:TagResource"], [a.alarm(n) for n in written]))
+    if mon.dashboard:
+        out.append(_stmt("MonitoringDashboard", ["cloudwatch:PutDashboard"],
+                         a.dashboard(monitoring.dashboard_name(cfg))))
+    # `metrics`: GetMetricData has no resource type (Service Authorization Reference).
+    out.append(_stmt("MetricsRead", ["cloudwatch:GetMetricData"], "*"))
+    if mon.load_balancer and not mon.load_balancer.startswith("arn:"):
+        # The ALB dimension (its ARN suffix) is looked up by name; ELB Describe* accept no resource
+        # ARN. Target groups: DescribeTargetGroups in TargetHealth.
         out.append(_stmt("AlarmLoadBalancer", ["elasticloadbalancing:DescribeLoadBalancers"], "*"))
-    if mon is not None and mon.publish_run_metrics:
+    if mon.queue:
+        out.append(_stmt("QueueExists", ["sqs:GetQueueUrl"], a.queue(mon.queue.name)))
+    if mon.publish_run_metrics:
         out.append(_stmt("RunMetrics", ["cloudwatch:PutMetricData"], "*",
                          {"StringEquals": {"cloudwatch:namespace": mon.run_metrics_namespace}}))
     return out
+
+
+COMMAND_STATEMENTS: tuple[Callable[[ResolvedConfig, Arns], list[dict[str, Any]]], ...] = (
+    _monitoring_statements,
+    _notify_statements,  # run, promote, rollback with `notify:`
+)
 
 
 def notes(cfg: ResolvedConfig) -> list[str]:
     promote = ([PROMOTE_NOTE.format(src=cfg.environment.promote_from, env=cfg.env_name)]
                if cfg.environment.promote_from else [])
     mon = cfg.monitoring
-    cloudwatch = [ALARMS_NOTE] if deploy_written_alarms(cfg) else []
+    cloudwatch = [ALARMS_NOTE] if monitoring_alarms(cfg) else []
     if mon is not None and mon.publish_run_metrics:
         cloudwatch.append(RUN_METRICS_NOTE.format(namespace=mon.run_metrics_namespace))
     return [*NOTES, *promote, *cloudwatch, *(PREVIEW_NOTES if cfg.environment.preview else ())]

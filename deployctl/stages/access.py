@@ -32,6 +32,10 @@ ENV_PASSWORD = "DEPLOYCTL_REGISTRY_PASSWORD"
 ECR_HOST = re.compile(r"^(\d{12})\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com(\.cn)?$")
 
 
+class ImageMissing(ExternalError):
+    """The registry answered: no such image (not: it could not be asked)."""
+
+
 class RegistryAccess:
     """Credentials and read-only clients for one registry host. Thread-safe, lazy."""
 
@@ -171,7 +175,7 @@ def resolve_digest(ref: ImageRef, access: RegistryAccess, ecr: Any | None = None
     else:
         digest = access.client().manifest_digest(ref.repository, ref.reference)
     if digest is None:
-        raise ExternalError(f"the image {ref} is not in the registry {ref.registry}",
+        raise ImageMissing(f"the image {ref} is not in the registry {ref.registry}",
                             hint="check the reference (`deployctl history` lists deployed images), "
                                  "or build and push it with `deployctl run` first")
     if ref.digest and digest != ref.digest:

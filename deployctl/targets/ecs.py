@@ -363,10 +363,20 @@ class _Log:
                 note(text)
 
 
-def deploy(plan: Plan, image_ref: str, ctx: Any, options: DeployOptions | None = None) -> None:
+def run_preflight(plan: Plan, image_ref: str, ctx: Any, options: DeployOptions | None = None
+                  ) -> preflight.PreflightResult:
+    """deployctl.preflight for this deploy, on its own (EcsTarget.lock runs it before the lock is taken)."""
+    options = options or DeployOptions()
+    aws = awsa.Bounded(awsa.clients(plan.config.region), time.monotonic() + options.effective_timeout(plan.config))
+    return preflight.run(plan.config, aws, image_ref, log=_Log(ctx), preview=options.preview_name)
+
+
+def deploy(plan: Plan, image_ref: str, ctx: Any, options: DeployOptions | None = None,
+           pre: preflight.PreflightResult | None = None) -> None:
     """Deploy `plan` to ECS with `image_ref`. Returns when every service is healthy on the new
     release (or unchanged); raises DeployFailed otherwise (a rollback is a failure too),
-    PreflightFailed when something is missing, ExternalError when AWS is unreachable."""
+    PreflightFailed when something is missing, ExternalError when AWS is unreachable.
+    `pre`: the preflight already run for this deploy (before its lock), else it runs now."""
     cfg = plan.config
     options = options or DeployOptions()  # all as deploy.yaml says
     log = _Log(ctx)
@@ -378,7 +388,8 @@ def deploy(plan: Plan, image_ref: str, ctx: Any, options: DeployOptions | None =
     # Every AWS call of the rollout ends by its deadline, however AWS behaves (docs/timeouts.md).
     aws = awsa.Bounded(awsa.clients(cfg.region), min(rollout_deadline + rollout.LAST_LOOK, deadline))
     preview = options.preview_name
-    pre = preflight.run(cfg, aws, image_ref, log=log, preview=preview)
+    if pre is None:
+        pre = preflight.run(cfg, aws, image_ref, log=log, preview=preview)
     digest = pre.image_digest or (image_ref.split("@", 1)[1] if "@" in image_ref else None)
     outputs = getattr(ctx, "outputs", {})
     release_id = outputs.get("release") or releases_tags.new_release_id(git_sha=plan.git.sha)
@@ -442,10 +453,8 @@ def _ensure_monitoring_alarms(cfg: ResolvedConfig, aws: awsa.Bounded, log: _Log)
 
     with awsa.aws_errors("creating the monitoring alarms this deploy rolls back on"):
         facts = monitoring.resolve_facts(cfg, mon, aws.elbv2)
-        specs = render_monitoring.alarms(cfg, mon, facts)
-        for spec in specs:
-            aws.cloudwatch.put_metric_alarm(**spec.request)
-    log(f"monitoring: {len(specs)} alarms up to date (roll back on: {', '.join(mon.roll_back_on)})")
+        changes = monitoring.put_alarms(aws.cloudwatch, render_monitoring.alarms(cfg, mon, facts))
+    log(f"monitoring: {changes.summary()} (roll back on: {', '.join(mon.roll_back_on)})")
 
 
 def _deploy_wave(plan: Plan, wave: list[ServicePlan], aws: awsa.Bounded, settings: Settings, log: _Log,

@@ -7,8 +7,9 @@ deployctl.targets.ecs_preview. This class puts them behind deployctl.targets.bas
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from deployctl import lock as locks
@@ -23,8 +24,6 @@ from deployctl.targets import ecs, ecs_preview, ecs_releases, ecs_status
 from deployctl.targets.base import DeployOptions, DeployRunner, History, RollbackChoice, StatusView
 
 if TYPE_CHECKING:
-    from contextlib import AbstractContextManager
-
     from deployctl.config.model import ResolvedConfig
 
 
@@ -32,10 +31,13 @@ class EcsTarget:
     name: ClassVar[str] = "ecs"
     needs_ci_role: ClassVar[bool] = True
     unlock_note: ClassVar[str] = ""
+    # Preflight (deployctl.preflight) checks the image exists: `run --image` leaves a missing one to it.
+    preflight_checks_image: ClassVar[bool] = True
 
     def __init__(self, cfg: ResolvedConfig) -> None:
         self.cfg = cfg
         self._clients: Any = None
+        self._preflight: tuple[str, Any] | None = None  # (image ref, its preflight), run by lock()
 
     @property
     def clients(self) -> Any:
@@ -46,10 +48,16 @@ class EcsTarget:
     # --- deploy and its lock ------------------------------------------------------------------
 
     def deploy(self, plan: Plan, image_ref: str, ctx: Any, options: DeployOptions) -> None:
-        ecs.deploy(plan, image_ref, ctx, options)
+        pre, self._preflight = self._preflight, None
+        ecs.deploy(plan, image_ref, ctx, options, pre=pre[1] if pre and pre[0] == image_ref else None)
 
-    def lock(self, plan: Plan, options: DeployOptions, ctx: Any = None) -> AbstractContextManager[Any]:
-        return locks.deploy_lock(plan, options, ctx)
+    @contextlib.contextmanager
+    def lock(self, plan: Plan, options: DeployOptions, ctx: Any = None) -> Iterator[Any]:
+        # Preflight first: a deploy that cannot work is refused with every problem at once, before
+        # it takes the lock (or creates the lock table) and before anything is registered.
+        self._preflight = (plan.image_ref, ecs.run_preflight(plan, plan.image_ref, ctx, options))
+        with locks.deploy_lock(plan, options, ctx) as holder:
+            yield holder
 
     def lock_holder(self) -> locks.Holder | None:
         return self._lock_table().read(locks.lock_key(self.cfg.app, self.cfg.env_name))

@@ -450,4 +450,6 @@ def test_cli_run_image_by_tag_is_resolved_to_its_digest_before_deploying(world: 
     missing = cli(world.aws, project, "run", "--env", "staging", "--image", by_digest.split("@", 1)[0] + ":nope",
                   "--only", "deploy")
     assert missing.returncode == 1 and "Traceback" not in missing.stderr
-    assert "nope" in missing.stderr
+    # Reported by preflight, with any other problem, before the lock or any registration.
+    said = missing.stdout + missing.stderr
+    assert "nope" in said and "preflight found 1 problem" in said and "push it" in said

@@ -32,14 +32,17 @@ AWS evaluates the policy the same way (no AWS account here).
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from deployctl.config import load_env, read
 from deployctl.config.model import ResolvedConfig
 from deployctl.render import iam
 from deployctl.render.iam import Request
-from deployctl.render.monitoring import deployment_alarm_names
+from deployctl.render.monitoring import dashboard_name, deployment_alarm_names
 from tests.integration.test_preview import (
     ACCOUNT,
     REGION,
@@ -125,11 +128,15 @@ def requests_for(action: str, cfg: ResolvedConfig, secrets: list[str], preview: 
         return each([a.repository()])
     if action == "secretsmanager:DescribeSecret":
         return each(secrets)
-    if action in ("cloudwatch:DescribeAlarms", "cloudwatch:DescribeAlarmHistory"):
-        return each([a.alarm(n) for n in every_alarm])
+    put = [a.alarm(n) for n in (generated if written_alarms is None else written_alarms)]
+    if action == "cloudwatch:DescribeAlarms":  # the deployment alarms; before a put, the alarms put
+        return each([a.alarm(n) for n in every_alarm] + put)
     if action == "cloudwatch:PutMetricAlarm":  # sends Tags: cloudwatch:TagResource is checked too
-        put = [a.alarm(n) for n in (generated if written_alarms is None else written_alarms)]
         return each(put) + each(put, act="cloudwatch:TagResource")
+    if action == "cloudwatch:PutDashboard":
+        return each([a.dashboard(dashboard_name(cfg))])
+    if action == "sqs:GetQueueUrl":
+        return each([a.queue(cfg.monitoring.queue.name)] if cfg.monitoring and cfg.monitoring.queue else [])
     if action == "cloudwatch:PutMetricData":
         mon = cfg.monitoring
         return each(["*"], {"cloudwatch:namespace": mon.run_metrics_namespace if mon else ""})
@@ -385,3 +392,138 @@ def test_preview_policy_covers_a_preview_deploy_and_destroy(world: World, ecs_si
     # the staging policy does not allow tearing services down
     staging = iam.ci_policy(load_env(read(proj / "deploy.yaml", environ={}), "staging"), ACCOUNT)
     assert any("ecs:DeleteService" in d for d in denied(staging, calls, cfg, [world.secret_arn], preview="pr-9"))
+
+
+# ------------------------------------------------------------------------------------ every command, exactly
+
+# Granted without a recorded call, each for a reason the recording cannot show:
+NOT_RECORDABLE = {
+    # `docker push`/pull of the layers (module docstring): checked statically above.
+    **dict.fromkeys(REGISTRY_PROTOCOL_ACTIONS, "registry protocol of docker push/pull"),
+    # deployctl reads tags with DescribeServices/DescribeTaskDefinition include=["TAGS"]; IAM may
+    # authorize those tag reads as ecs:ListTagsForResource, so it is granted on the same ARNs.
+    "ecs:ListTagsForResource": "tag reads of include=TAGS",
+}
+
+
+def granted(policy: dict[str, Any]) -> set[str]:
+    return {a for s in policy["Statement"] for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])}
+
+
+def needed(calls: list[Any], cfg: ResolvedConfig, secrets: list[str], written: list[str]) -> set[str]:
+    """Every IAM action the recorded calls amount to (iam:PassRole with RegisterTaskDefinition, …)."""
+    return {req.action for call in calls
+            for req in requests_for(iam.iam_action(call.service, call.action), cfg, secrets, written_alarms=written)}
+
+
+def test_staging_policy_grants_exactly_what_every_command_calls(world: World, ecs_sim: Any, tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """run (create, update, a failed rollout), rollback, status, history, monitor apply, metrics,
+    unlock and the push stage's ECR calls, all recorded on moto: the policy allows every call, and
+    grants no action that none of them makes (NOT_RECORDABLE aside)."""
+    from deployctl import lock
+
+    # A short lease, so the deploys' lock heartbeats (UpdateItem) happen and are recorded too.
+    monkeypatch.setenv(lock.LEASE_ENV, "1s")
+    from deployctl.adapters import aws as awsa
+    from deployctl.adapters.registry import ImageRef
+    from deployctl.stages.access import RegistryAccess, ensure_ecr_repository, resolve_digest
+    from tests.support.aws_world import API, CLUSTER
+
+    world.c("sqs").create_queue(QueueName="chat-jobs")
+    doc = deploy_yaml(world)
+    doc["services"]["worker"]["spot"] = True
+    doc["monitoring"] = {
+        "load_balancer": "chat-api", "error_rate": 5, "latency": {"p99": "10s"},
+        "tokens": {"namespace": "ChatApi/LLM", "metric": "TokensPerRequest", "dimensions": {"Service": "{service}"},
+                   "max_per_request": 6000, "service": "api"},
+        "queue": {"name": "chat-jobs", "max_visible": 1000, "service": "worker"},
+        "roll_back_on": ["error_rate"], "dashboard": True, "publish_run_metrics": True,
+        "run_metrics_namespace": "ChatApi/Deploys"}
+    proj = write_project(tmp_path, doc)
+    cfg = load_env(read(proj / "deploy.yaml", environ={}), "staging")
+    out = cli(world.aws, proj, "iam-policy", "--env", "staging", "--json")
+    assert out.returncode == 0, out.stderr
+    policy = json.loads(out.stdout)["policy"]
+    images = [world.push(tag) for tag in ("v1", "v2", "v3")]
+    calls: list[Any] = []  # deployctl's calls only: what the test itself does to moto is left out
+
+    def ok(*args: str, code: int = 0) -> None:
+        start = len(ecs_sim.calls)
+        r = cli(world.aws, proj, *args)
+        assert r.returncode == code, " ".join(args) + "\n" + r.stdout + r.stderr
+        calls.extend(ecs_sim.calls[start:])
+
+    ok("run", "--env", "staging", "--image", images[0], "--only", "deploy")
+    ok("run", "--env", "staging", "--image", images[1], "--only", "deploy")
+    ecs_sim.script(API, "tasks_fail_to_start", cluster=CLUSTER)
+    ok("run", "--env", "staging", "--image", images[2], "--only", "deploy", code=1)
+    ecs_sim.script(API, "success", cluster=CLUSTER)
+    ok("rollback", "--env", "staging", "--yes")
+    ok("status", "--env", "staging", "--json")
+    ok("history", "--env", "staging", "--json")
+    ok("monitor", "apply", "--env", "staging", "--json")
+    ok("metrics", "--env", "staging", "--json")
+    table = lock.LockTable(world.c("dynamodb"))
+    now = time.time()
+    assert table.try_put(lock.Holder(key=lock.lock_key("chat-api", "staging"), token="dead", who="ci", host="runner",
+                                     pid=1, command="deployctl run", started_at=now, expires_at=now + 600, release=""))
+    ok("unlock", "--env", "staging", "--yes")
+    assert table.read(lock.lock_key("chat-api", "staging")) is None
+    # The push stage's ECR API calls, as in test_policy_covers_the_ecr_calls_of_the_push_stage.
+    world.c("ecr").delete_repository(repositoryName=cfg.image.repository, force=True)
+    ecr = awsa.clients(cfg.region).ecr
+    host = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com"
+    start = len(ecs_sim.calls)
+    assert ensure_ecr_repository(ecr, cfg.image.repository, app=cfg.app) is True
+    access = RegistryAccess(host, ecr=ecr)
+    assert access.explicit() is not None
+    with pytest.raises(Exception, match="not in the registry"):
+        resolve_digest(ImageRef.parse(f"{host}/{cfg.image.repository}:nope"), access, ecr)
+    calls.extend(ecs_sim.calls[start:])
+
+    written = sorted(a["AlarmName"] for a in world.c("cloudwatch").describe_alarms()["MetricAlarms"]
+                     if str(a.get("AlarmDescription", "")).startswith("deployctl:"))
+    assert len(written) == 4, written
+    secrets = [world.secret_arn]
+    made = seen(calls)
+    assert {"cloudwatch:PutDashboard", "cloudwatch:GetMetricData", "sqs:GetQueueUrl", "dynamodb:DeleteItem",
+            "ecs:DescribeTasks", "cloudwatch:PutMetricAlarm"} <= made, sorted(made)
+    assert denied(policy, calls, cfg, secrets, written_alarms=written) == []
+
+    need = needed(calls, cfg, secrets, written) - iam.ALWAYS_ALLOWED
+    have = granted(policy)
+    assert need - have == set()
+    assert have - need == set(NOT_RECORDABLE), sorted(have - need)
+    # monitor apply and metrics really need their new statements
+    for sid, action in (("MonitoringDashboard", "cloudwatch:PutDashboard"), ("MetricsRead", "cloudwatch:GetMetricData"),
+                        ("QueueExists", "sqs:GetQueueUrl")):
+        assert any(action in d for d in denied(without(policy, sid), calls, cfg, secrets, written_alarms=written)), sid
+
+
+def test_preview_policy_grants_what_a_preview_deploy_and_destroy_call(world: World, ecs_sim: Any,
+                                                                    tmp_path: Path) -> None:
+    """A preview's own actions (teardown, finding its resources) are called by `run --name` and
+    `destroy`; everything else it grants is what the staging test above recorded."""
+    proj = write_project(tmp_path, deploy_yaml(world))
+    loaded = read(proj / "deploy.yaml", environ={})
+    cfg = load_env(loaded, "preview")
+    out = cli(world.aws, proj, "iam-policy", "--env", "preview", "--json")
+    assert out.returncode == 0, out.stderr
+    policy = json.loads(out.stdout)["policy"]
+    image = world.push("v1")
+    start = len(ecs_sim.calls)
+    for args in (("run", "--env", "preview", "--name", "pr-3", "--image", image, "--only", "deploy"),
+                 ("destroy", "--env", "preview", "--name", "pr-3", "--yes")):
+        r = cli(world.aws, proj, *args)
+        assert r.returncode == 0, r.stdout + r.stderr
+    calls = ecs_sim.calls[start:]
+    assert denied(policy, calls, cfg, [world.secret_arn], preview="pr-3") == []
+    need = {req.action for call in calls for req in requests_for(iam.iam_action(call.service, call.action), cfg,
+                                                                   [world.secret_arn], "pr-3")} - iam.ALWAYS_ALLOWED
+    have = granted(policy)
+    assert need - have == set()
+    preview_only = have - granted(iam.ci_policy(load_env(loaded, "staging"), ACCOUNT))
+    assert preview_only == {"ecs:DeleteService", "ecs:DeregisterTaskDefinition", "ecs:ListServices",
+                            "ecs:ListTaskDefinitionFamilies"}
+    assert preview_only <= need, sorted(preview_only - need)

@@ -12,7 +12,10 @@
    Here the resources created before the failure are deleted again (best effort), as the
    rollback would.
 
-3. Termination protection. moto does not implement UpdateTerminationProtection; CloudFormation
+3. Cluster capacity providers. moto's AWS::ECS::Cluster ignores `CapacityProviders` and
+   `DefaultCapacityProviderStrategy`; CloudFormation associates them with the cluster:
+   https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-ecs-cluster.html
+4. Termination protection. moto does not implement UpdateTerminationProtection; CloudFormation
    sets the flag, and DeleteStack on a protected stack fails with a ValidationError:
    https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/using-cfn-protect-stacks.html
 
@@ -70,8 +73,21 @@ def _execute_change_set(original: Any) -> Any:
         if stack is not None:
             stack._parse_template()  # moto keeps the template the stack was created with
             stack.output_map = stack._create_output_map()
+            _cluster_capacity_providers(stack)
 
     return execute
+
+
+def _cluster_capacity_providers(stack: Any) -> None:
+    from moto.ecs.models import ecs_backends
+
+    backend = ecs_backends[stack.account_id][stack.region_name]
+    for logical, res in stack.template_dict.get("Resources", {}).items():
+        props = res.get("Properties", {})
+        if res.get("Type") == "AWS::ECS::Cluster" and props.get("CapacityProviders"):
+            name = props.get("ClusterName") or stack.resource_map[logical].physical_resource_id
+            backend.put_cluster_capacity_providers(name, props["CapacityProviders"],
+                                                   props.get("DefaultCapacityProviderStrategy") or [])
 
 
 def _fail(stack: Any, kind: str, failed: ResourceFailed) -> None:

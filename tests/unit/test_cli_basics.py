@@ -167,5 +167,7 @@ def test_plan_table_is_not_squeezed_when_piped(capsys: pytest.CaptureFixture[str
     assert "chat-api-prod-worker" in rows["worker"] and "2048 MiB" in rows["worker"]
     assert "8192 MiB" in rows["api"] and "/health/ready" in rows["api"]
     assert "…" not in out
-    assert re.search(r"^image  <account-id>\.dkr\.ecr\.us-east-1\.amazonaws\.com/chat-api:[0-9a-f]{12}\S*$", out, re.M)
+    # prod runs the digest staging runs (it is promoted, never built): the whole reference, one line
+    assert re.search(r"^image  <account-id>\.dkr\.ecr\.us-east-1\.amazonaws\.com/chat-api@<digest staging runs>$",
+                     out, re.M)
     assert "$179.29/month (up to $567.85/month at autoscaling max)" in out

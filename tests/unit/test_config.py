@@ -338,7 +338,9 @@ def test_plan_json_has_each_services_task_definition(env: str) -> None:
         assert container["name"] == name and container["image"] == data["image"]["ref"]
         assert svc["create_service"]["cluster"] == f"ai-{env}"
         assert svc["update_service"]["taskDefinition"] == td["family"]
-    assert [s["name"] for s in data["stages"]] == ["lint", "test", "build", "push", "deploy"]
+    # prod is deployed by promotion (promote_from: staging): the plan shows that, not a build
+    expected = ["promote", "deploy"] if env == "prod" else ["lint", "test", "build", "push", "deploy"]
+    assert [s["name"] for s in data["stages"]] == expected
     assert data["guardrails"] == {"violations": []}
 
 

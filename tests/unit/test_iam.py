@@ -158,8 +158,10 @@ def test_only_what_the_config_uses() -> None:
     staging, prod = policy_of("staging"), policy_of("prod")
     assert "cloudwatch:DescribeAlarms" in actions(staging)  # deploy.alarms
     assert "elasticloadbalancing:DescribeTargetHealth" in actions(staging)  # api has a target group
-    assert "application-autoscaling:RegisterScalableTarget" not in actions(staging)
-    assert "application-autoscaling:RegisterScalableTarget" in actions(prod)  # prod api autoscales
+    # No command calls Application Auto Scaling (autoscaling sets the service's desired count only),
+    # so no policy grants it, autoscaling or not (issue: grant exactly what is called).
+    assert not any(a.startswith("application-autoscaling:") for a in actions(staging) | actions(prod))
+    assert not any(a.startswith("logs:") for a in actions(staging) | actions(prod))  # no command reads logs
     prod_services = next(s for s in statements(prod) if s["Sid"] == "EcsServicesWrite")["Resource"]
     assert all("/ai-prod/" in r for r in prod_services)
 
@@ -310,13 +312,20 @@ def test_monitoring_alarms_are_written_by_name() -> None:
     by_arn = iam.ci_policy(with_monitoring(cfg, load_balancer=arn), ACCOUNT)
     assert "elasticloadbalancing:DescribeLoadBalancers" not in actions(by_arn)
     assert "cloudwatch:PutMetricAlarm" in actions(by_arn)
-    # no roll_back_on: the deploy writes no alarms (`monitor apply` does, with its own role)
-    quiet = iam.ci_policy(with_monitoring(cfg, roll_back_on=[]), ACCOUNT)
-    assert "cloudwatch:PutMetricAlarm" not in actions(quiet)
-    assert "elasticloadbalancing:DescribeLoadBalancers" not in actions(quiet)
+    # no roll_back_on: the deploy writes no alarms, but `monitor apply` (run with this role) does,
+    # by exact name, and `metrics` reads them
+    quiet_cfg = with_monitoring(cfg, roll_back_on=[])
+    quiet = iam.ci_policy(quiet_cfg, ACCOUNT)
+    assert iam.deploy_written_alarms(quiet_cfg) == []
+    for name in rendered:
+        assert allows(quiet, Request("cloudwatch:PutMetricAlarm", alarm(name)))
+    assert not allows(quiet, Request("cloudwatch:PutMetricAlarm", alarm("someone-elses-alarm")))
+    assert {"elasticloadbalancing:DescribeLoadBalancers", "cloudwatch:GetMetricData",
+            "cloudwatch:PutDashboard"} <= actions(quiet)
     # no monitoring at all: only deploy.alarms, read-only
     bare = iam.ci_policy(cfg.model_copy(update={"monitoring": None}), ACCOUNT)
     assert not any(a.startswith("cloudwatch:Put") for a in actions(bare))
+    assert "cloudwatch:GetMetricData" not in actions(bare)
     (reads,) = [s for s in statements(bare) if s["Sid"] == "DeploymentAlarms"]
     assert as_list(reads["Resource"]) == [alarm(n) for n in cfg.deploy.alarms]
 

@@ -419,8 +419,9 @@ def test_report_json_has_stable_keys_and_round_trips(tmp_path: Path) -> None:
     path = write_report(report, tmp_path / "report.json")
     data = json.loads(path.read_text())
     assert data == report.to_json_dict()
-    assert list(data) == ["schema_version", "status", "exit_code", "started_at", "ended_at", "duration_s",
-                          "stages", "outputs"]
+    assert list(data) == ["schema", "schema_version", "status", "exit_code", "started_at", "ended_at",
+                          "duration_s", "stages", "outputs"]
+    assert data["schema"] == "deployctl.run-report/v1"
     assert data["schema_version"] == 1 and data["status"] == "succeeded" and data["exit_code"] == 0
     build_data = data["stages"][0]
     assert list(build_data) == ["name", "status", "started_at", "ended_at", "duration_s", "message", "note",

@@ -1,0 +1,114 @@
+"""The `--json` contract: every command that has `--json` prints one JSON object named by `schema`.
+
+The commands are enumerated from the typer app itself, so a new command with a `--json` option
+and no case here fails `test_every_json_command_has_a_case`; each case runs the real command (in
+this process, against moto with the ECS rollout simulation) after the state it needs (a deploy
+to roll back, a preview to destroy, monitoring to apply).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from typer.main import get_command
+
+from deployctl.cli import app
+from tests.integration.conftest import git
+from tests.support.aws_world import RELEASE_PHASES, World
+from tests.support.release_project import Project, project_config
+
+SIM_PHASES = RELEASE_PHASES
+SCHEMA = re.compile(r"^deployctl\.[a-z][a-z-]*/v[1-9][0-9]*$")
+
+
+def json_commands() -> list[str]:
+    """Every command of the CLI (`monitor apply` for a sub-command) that has a --json option."""
+    found: list[str] = []
+
+    # Duck-typed: typer ships its own copy of click, so click's classes are not these.
+    def walk(cmd: Any, path: tuple[str, ...]) -> None:
+        subs = getattr(cmd, "commands", None)
+        if subs is not None:
+            for name, sub in sorted(subs.items()):
+                walk(sub, (*path, name))
+        elif any("--json" in getattr(p, "opts", ()) for p in cmd.params):
+            found.append(" ".join(path))
+
+    walk(get_command(app), ())
+    return found
+
+
+@pytest.fixture
+def json_project(world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Project:
+    """The release tests' chat-api project (staging, prod promoted from it) plus monitoring and a
+    preview environment, committed."""
+    from tests.support.aws_world import PROD_CLUSTER
+
+    world.c("ecs").create_cluster(clusterName=PROD_CLUSTER, capacityProviders=["FARGATE", "FARGATE_SPOT"])
+    doc = project_config(world)
+    doc["monitoring"] = {"load_balancer": "chat-api", "error_rate": 5, "latency": {"p99": "10s"}, "dashboard": True}
+    staging = doc["environments"]["staging"]
+    doc["environments"]["preview"] = {**json.loads(json.dumps(staging)), "preview": True,
+                                      "services": {"api": {"load_balancer": None, "count": 1}}}
+    path = tmp_path / "app"
+    path.mkdir()
+    (path / "deploy.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+    git(path, "init", "-q", "-b", "main")
+    git(path, "add", "-A")
+    git(path, "commit", "-q", "-m", "app")
+    return Project(path, world, capsys)
+
+
+def _deployed(p: Project, *tags: str) -> None:
+    for tag in tags:
+        p.deployed("staging", tag)
+
+
+def _preview(p: Project) -> None:
+    res = p.cli("run", "-f", p.file, "--env", "preview", "--name", "pr-1", "--image", p.world.push("v1"))
+    assert res.code == 0, res.text
+
+
+# command → (its schema, what to do first, its arguments after `-f FILE`)
+CASES: dict[str, tuple[str, Callable[[Project], Any], list[str]]] = {
+    "config": ("deployctl.config/v1", lambda p: None, ["--env", "staging"]),
+    "plan": ("deployctl.plan/v1", lambda p: None, ["--env", "staging"]),
+    "run": ("deployctl.run-report/v1", lambda p: None, ["--env", "staging", "--image", "{v1}"]),
+    "promote": ("deployctl.run-report/v1", lambda p: _deployed(p, "v1"), ["staging", "prod", "--yes"]),
+    "rollback": ("deployctl.run-report/v1", lambda p: _deployed(p, "v1", "v2"), ["--env", "staging", "--yes"]),
+    "status": ("deployctl.status/v1", lambda p: _deployed(p, "v1"), ["--env", "staging"]),
+    "history": ("deployctl.history/v1", lambda p: _deployed(p, "v1"), ["--env", "staging"]),
+    "iam-policy": ("deployctl.iam/v1", lambda p: None, ["--env", "staging"]),
+    "destroy": ("deployctl.destroy/v1", _preview, ["--env", "preview", "--name", "pr-1", "--yes"]),
+    "monitor apply": ("deployctl.monitor-apply/v1", lambda p: None, ["--env", "staging"]),
+    "metrics": ("deployctl.metrics/v1", lambda p: None, ["--env", "staging"]),
+}
+
+
+def test_every_json_command_has_a_case() -> None:
+    commands = json_commands()
+    assert {"plan", "run", "monitor apply", "metrics"} <= set(commands), commands  # the walk sees them
+    missing = sorted(set(commands) - set(CASES))
+    assert not missing, f"commands with --json but no case in this contract test: {missing}"
+    assert not set(CASES) - set(commands), "cases for commands that no longer have --json"
+
+
+@pytest.mark.parametrize("command", json_commands())
+def test_json_output_is_one_object_named_by_its_schema(command: str, json_project: Project, sim: Any) -> None:
+    schema, prepare, args = CASES[command]
+    prepare(json_project)
+    args = [a.replace("{v1}", json_project.world.push("v1")) if a == "{v1}" else a for a in args]
+    res = json_project.cli(*command.split(), "-f", json_project.file, *args, "--json")
+    assert res.code == 0, res.text
+    data = json.loads(res.out)  # the whole of stdout is one JSON document
+    assert isinstance(data, dict)
+    assert SCHEMA.match(str(data.get("schema"))), data.get("schema")
+    assert data["schema"] == schema
+    if schema == "deployctl.run-report/v1":
+        assert data["schema_version"] == 1  # kept next to schema for existing readers
