@@ -843,7 +843,7 @@ class _ServiceDeploy:
             service=self.sp.name, env=self.cfg.env_name, memory_mib=svc.memory, port=svc.port,
             health_path=svc.health.path if svc.health else None,
             start_period=svc.health.start_period if svc.health else None,
-            log_group=render.log_group(self.cfg), log_stream_prefix=f"{self.sp.name}/{self.sp.name}",
+            log_group=render.log_group(self.cfg), log_stream_prefix=f"{self.sp.name}/{render.container_name(self.cfg, self.sp.name)}",
             execution_role=roles.execution if roles else None, image=self.plan.image_ref,
             region=self.cfg.region, alarms=tuple(self._alarm_names()))
         findings = diagnose.diagnose(stopped_tasks=result.stopped_tasks, events=result.events,
