@@ -364,7 +364,7 @@ class Deploy(Strict):
         {"type": "object", "additionalProperties": False,
          "properties": {"enable": {"type": "boolean", "default": True},
                         "rollback": {"type": "boolean", "default": True}}}]})] = Field(
-        default_factory=CircuitBreaker,
+        default_factory=lambda: CircuitBreaker(enable=True, rollback=True),
         description="true/false, or {enable, rollback}: ECS deployment circuit breaker and its rollback")
     alarms: list[str] = Field(default_factory=list, description="CloudWatch alarms that roll a deploy back")
     timeout: PositiveDuration = 900.0
