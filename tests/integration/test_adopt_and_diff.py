@@ -10,6 +10,8 @@ before the update, records the revision that ran before as a succeeded release, 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -148,3 +150,43 @@ def test_a_second_deploy_records_no_adoption(world: World, sim: Any, tmp_path: P
     assert res.exit_code == 0, res.text
     assert "adopted" not in res.text
     assert len(EcsTarget(cfg).history().releases) == 3
+
+
+def _diff_cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "deployctl", "diff", "-f", str(tmp_path / "deploy.yaml"),
+                           "--env", "staging", *args], capture_output=True, text=True, timeout=120)
+
+
+def test_diff_shows_the_changes_and_changes_nothing(world: World, sim: Any, tmp_path: Path) -> None:
+    _legacy_service(world)
+    cfg = load(tmp_path, _adopting_config(world, family=LEGACY))
+    before = world.service(LEGACY)
+
+    shown = _diff_cli(tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    assert "legacy-api: 3 service settings change" in shown.stdout
+    assert "circuit breaker rollback: false → true" in shown.stdout
+    assert f"warning: deployment alarm {TEAM_ALARM} guards the live service" in shown.stdout
+    as_json = _diff_cli(tmp_path, "--json", "--exit-code")
+    assert as_json.returncode == 1, as_json.stderr
+    doc = json.loads(as_json.stdout)
+    assert doc["schema"] == "deployctl.diff/v1" and doc["changed"] is True
+    assert doc["services"]["api"]["ecs_service"] == LEGACY and doc["services"]["api"]["exists"] is True
+    assert [c["key"] for c in doc["services"]["api"]["changes"]] == [
+        "deploymentConfiguration.deploymentCircuitBreaker.rollback", "deploymentConfiguration.alarms.alarmNames",
+        "healthCheckGracePeriodSeconds"]
+    # Read-only: the service is as it was.
+    assert calls(sim, "UpdateService") == 0
+    assert world.service(LEGACY)["deploymentConfiguration"] == before["deploymentConfiguration"]
+
+    assert deploy(cfg, world.push("v1")).exit_code == 0
+    after = _diff_cli(tmp_path, "--exit-code")
+    assert after.returncode == 0, after.stdout + after.stderr
+    assert "legacy-api: no service setting changes" in after.stdout
+
+
+def test_diff_of_a_service_not_created_yet(world: World, sim: Any, tmp_path: Path) -> None:
+    load(tmp_path, base_config(world))
+    res = _diff_cli(tmp_path, "--exit-code")
+    assert res.returncode == 1
+    assert "chat-api-staging-api: does not exist yet; the deploy creates it" in res.stdout
