@@ -40,6 +40,7 @@ COMMAND_MODULES = (
     "deployctl.commands.preview_cmds",  # destroy
     "deployctl.commands.monitor_cmds",  # monitor apply, metrics
     "deployctl.commands.diff_cmd",  # diff
+    "deployctl.commands.scale_cmd",  # scale
 )
 
 app = typer.Typer(
