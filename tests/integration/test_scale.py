@@ -107,3 +107,26 @@ def test_bad_arguments_are_usage_errors(world: World, sim: Any, tmp_path: Path) 
         assert res.returncode == 2, (args, res.stderr)
         assert says in res.stderr, res.stderr
     assert calls(sim, "UpdateService") == 0
+
+
+def test_policy_covers_scale_diff_and_history(world: World, sim: Any, tmp_path: Path) -> None:
+    # The CI role's generated policy (`iam-policy`) allows every call these commands make.
+    from deployctl.config import load_env, read
+    from tests.integration.test_iam_coverage import denied, seen
+    from tests.integration.test_preview import cli, deploy_yaml, write_project
+
+    proj = write_project(tmp_path, deploy_yaml(world))
+    ref = world.push("v1")
+    assert cli(world.aws, proj, "run", "--env", "staging", "--image", ref, "--only", "deploy").returncode == 0
+    policy = json.loads(cli(world.aws, proj, "iam-policy", "--env", "staging", "--json").stdout)["policy"]
+    cfg = load_env(read(proj / "deploy.yaml", environ={}), "staging")
+
+    start = len(sim.calls)
+    for args in (("scale", "--env", "staging", "api=2", "--yes"), ("diff", "--env", "staging"),
+                 ("history", "--env", "staging")):
+        r = cli(world.aws, proj, *args)
+        assert r.returncode == 0, r.stdout + r.stderr
+    calls = sim.calls[start:]
+    assert {"ecs:UpdateService", "ecs:TagResource", "ecs:DescribeServices",
+            "elasticloadbalancing:DescribeTargetGroups"} <= seen(calls), seen(calls)
+    assert denied(policy, calls, cfg, [world.secret_arn]) == []
