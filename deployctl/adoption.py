@@ -44,7 +44,9 @@ def release_id(deploy_release: str, started_at: datetime) -> str:
 
 def release_tags(description: Mapping[str, Any], *, release: str, app: str, env: str, service: str,
                  now: datetime) -> dict[str, str]:
-    """The tags that make a described revision a succeeded release of app/env/service."""
+    """The tags that make a described revision a succeeded release of app/env/service. It
+    started when it was registered; when ECS does not say, at `now` (the deploy's start: the
+    adopted release must sort before the deploy's own)."""
     td = description.get("taskDefinition") or {}
     when = _registered(td) or now
     containers = td.get("containerDefinitions") or []

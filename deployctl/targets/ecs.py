@@ -638,7 +638,7 @@ class _ServiceDeploy:
                 return
             release = adoption.release_id(self.s.release_id, self.s.started_at)
             tags = adoption.release_tags(described, release=release, app=self.cfg.app, env=self.cfg.env_name,
-                                         service=self.sp.name, now=datetime.now(UTC))
+                                         service=self.sp.name, now=self.s.started_at)
             label = rollout.td_label(previous)
             if described["taskDefinition"].get("family") == self.sp.family:
                 ecs.tag_resource(resourceArn=previous, tags=releases_tags.to_list(tags))

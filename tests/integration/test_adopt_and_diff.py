@@ -18,13 +18,13 @@ from typing import Any
 
 from deployctl.targets.ecs_target import EcsTarget
 from tests.integration.test_ecs_deploy import calls, deploy, load
-from tests.support.aws_world import ACCOUNT, ALARM, CLUSTER, World, base_config
+from tests.support.aws_world import ACCOUNT, ALARM, API, CLUSTER, World, base_config
 
 LEGACY = "legacy-api"  # the adopted service's own ECS service and family name
 TEAM_ALARM = "team-latency"  # a deployment alarm the team set on the service, not in deploy.yaml
 
 
-def _legacy_service(world: World, *, family: str = LEGACY) -> str:
+def _legacy_service(world: World, *, family: str = LEGACY, name: str = LEGACY, container: str = "app") -> str:
     """A service made without deployctl: untagged revision, container `app`, breaker rollback off,
     two deployment alarms. Returns the revision's ARN once its rollout has completed."""
     ecs, cw = world.c("ecs"), world.c("cloudwatch")
@@ -34,10 +34,10 @@ def _legacy_service(world: World, *, family: str = LEGACY) -> str:
     td = ecs.register_task_definition(
         family=family, networkMode="awsvpc", requiresCompatibilities=["FARGATE"], cpu="1024", memory="2048",
         executionRoleArn=f"arn:aws:iam::{ACCOUNT}:role/chat-api-execution",
-        containerDefinitions=[{"name": "app", "image": world.push("legacy"), "essential": True,
+        containerDefinitions=[{"name": container, "image": world.push("legacy"), "essential": True,
                                "portMappings": [{"containerPort": 8000}]}])["taskDefinition"]["taskDefinitionArn"]
     ecs.create_service(
-        cluster=CLUSTER, serviceName=LEGACY, taskDefinition=td, desiredCount=2,
+        cluster=CLUSTER, serviceName=name, taskDefinition=td, desiredCount=2,
         capacityProviderStrategy=[{"capacityProvider": "FARGATE", "weight": 1, "base": 0}],
         deploymentConfiguration={"deploymentCircuitBreaker": {"enable": True, "rollback": False},
                                  "maximumPercent": 200, "minimumHealthyPercent": 100,
@@ -45,14 +45,14 @@ def _legacy_service(world: World, *, family: str = LEGACY) -> str:
         networkConfiguration={"awsvpcConfiguration": {"subnets": list(world.subnets),
                                                       "securityGroups": [world.security_group],
                                                       "assignPublicIp": "DISABLED"}},
-        loadBalancers=[{"targetGroupArn": world.target_group_arn, "containerName": "app", "containerPort": 8000}])
+        loadBalancers=[{"targetGroupArn": world.target_group_arn, "containerName": container, "containerPort": 8000}])
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
-        deps = world.service(LEGACY)["deployments"]
+        deps = world.service(name)["deployments"]
         if len(deps) == 1 and deps[0].get("rolloutState") == "COMPLETED":
             return td
         time.sleep(0.05)
-    raise AssertionError(f"the legacy service never settled: {world.service(LEGACY)['deployments']}")
+    raise AssertionError(f"the legacy service never settled: {world.service(name)['deployments']}")
 
 
 def _adopting_config(world: World, **svc: Any) -> dict[str, Any]:
@@ -89,6 +89,18 @@ def test_run_says_every_setting_it_changes_before_the_update(world: World, sim: 
     assert svc["taskDefinition"].endswith(f"{LEGACY}:2") and svc["taskDefinition"] != legacy_td
     td = world.c("ecs").describe_task_definition(taskDefinition=svc["taskDefinition"])["taskDefinition"]
     assert [c["name"] for c in td["containerDefinitions"]] == ["app"]
+
+
+def test_settings_changed_by_hand_are_not_overwritten_silently(world: World, sim: Any, tmp_path: Path) -> None:
+    # The reported bug, with deployctl's own names (no adoption keys): breaker rollback turned
+    # off and a team alarm added by hand; the next deploy changed both without a word.
+    _legacy_service(world, name=API, family="chat-api-staging-api", container="api")
+    res = deploy(load(tmp_path, base_config(world)), world.push("v1"))
+
+    assert res.exit_code == 0, res.text
+    assert "circuit breaker rollback: false → true" in res.text
+    assert f"warning: deployment alarm {TEAM_ALARM} guards the live service and is not in deploy.yaml" in res.text
+    assert "deploymentConfiguration.alarms.alarmNames" in res.outputs["service_changes"]
 
 
 def test_identical_settings_say_nothing_changes(world: World, sim: Any, tmp_path: Path) -> None:
