@@ -242,12 +242,15 @@ def _service_names(envs: Mapping[str, ResolvedConfig], where: _Where, order: Seq
     out = []
     for (region, cluster), items in groups.items():
         for a, b, example in _pairs(items, order):
+            fixed = envs[b.env].services[b.service].ecs_service or envs[a.env].services[a.service].ecs_service
             out.append(where.problem(
                 where.override(b.env, b.service, "ecs_service", where.template(b.env)),
                 f"{_what(b, envs)} and {_what(a, envs)} can both get the ECS service name '{example}' in "
                 f"cluster {cluster} ({region}): a deploy of one would update the other",
-                "keep {env} (and {name} for previews) in deploy.service_name, rename an environment, or put "
-                "it in its own cluster"))
+                "set ecs_service only in the environment that owns that service (under "
+                "environments.<env>.services.<name>), or put the environments in separate clusters"
+                if fixed else "keep {env} (and {name} for previews) in deploy.service_name, rename an "
+                              "environment, or put it in its own cluster"))
     return out
 
 
@@ -258,11 +261,13 @@ def _families(envs: Mapping[str, ResolvedConfig], where: _Where, order: Sequence
     out = []
     for region, items in groups.items():
         for a, b, example in _pairs(items, order):
+            fixed = envs[b.env].services[b.service].family or envs[a.env].services[a.service].family
             out.append(where.problem(
                 where.override(b.env, b.service, "family", ("environments", b.env)),
                 f"{_what(b, envs)} and {_what(a, envs)} can both get the task-definition family '{example}' "
                 f"in {region}: their release histories would mix",
-                "rename the environment or the service so that <app>-<env>-<service> names differ"))
+                "set family only in the environment that owns it (under environments.<env>.services.<name>)"
+                if fixed else "rename the environment or the service so that <app>-<env>-<service> names differ"))
     return out
 
 
