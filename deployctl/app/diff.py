@@ -23,6 +23,9 @@ def diff(cfg: ResolvedConfig, clients: Any = None) -> list[service_diff.ServiceD
     if cfg.environment.target != "ecs":
         raise UsageError(f"environment '{cfg.env_name}' deploys to {cfg.environment.target}: `diff` compares ECS "
                          "service settings", hint=f"use `deployctl plan --env {cfg.env_name}` to see what it deploys")
+    if cfg.environment.preview:
+        raise UsageError(f"'{cfg.env_name}' is a preview environment: its copies are made and removed whole by "
+                         "`run --name` and `destroy`", hint="diff the environment the copies are made from")
     clients = clients or aws.clients(cfg.region)
     with aws.aws_errors(f"reading the ECS services of {cfg.env_name}"):
         facts = Facts(target_group_arns=_target_groups(cfg, clients.elbv2))

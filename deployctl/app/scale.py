@@ -102,6 +102,9 @@ def plan(cfg: ResolvedConfig, pairs: Sequence[str], clients: Any = None) -> Scal
         raise UsageError(f"environment '{cfg.env_name}' deploys to {cfg.environment.target}: `scale` sets the "
                          "desired count of ECS services",
                          hint="change `count` in deploy.yaml and run `deployctl run` for this environment")
+    if cfg.environment.preview:
+        raise UsageError(f"'{cfg.env_name}' is a preview environment: a preview copy runs deploy.yaml's counts",
+                         hint=f"change services.<name>.count for {cfg.env_name} in deploy.yaml")
     wanted = parse_counts(cfg, pairs)
     for name, count in wanted.items():
         auto = cfg.services[name].autoscaling

@@ -171,3 +171,37 @@ def test_history_puts_scales_between_the_releases_they_came_between() -> None:
     scales = [_rel("s0", "2026-02-01T00:00:00Z", "scale"), _rel("s3", "2026-03-03T00:00:00Z", "scale"),
               _rel("s1", "2026-03-01T12:00:00Z", "scale")]
     assert [r.id for r in merge(rels, scales)] == ["s3", "r2", "s1", "r1", "s0"]
+
+
+def test_diff_and_scale_refuse_what_they_cannot_do_before_any_aws_call(tmp_path: Path) -> None:
+    import pytest
+
+    from deployctl.app import diff as diff_app
+    from deployctl.app import scale as scale_app
+    from deployctl.errors import UsageError
+
+    path = tmp_path / "deploy.yaml"
+    path.write_text("""\
+version: 1
+app: shop
+region: us-east-1
+image: {repository: shop}
+services: {web: {port: 8000}}
+environments:
+  dev: {target: docker}
+  pr:
+    target: ecs
+    preview: true
+    cluster: main
+    network: {subnets: [subnet-1]}
+    roles: {execution: exec}
+""", encoding="utf-8")
+    loaded = read(path, environ={})
+    dev, pr = load_env(loaded, "dev"), load_env(loaded, "pr")
+    no_aws = object()  # any AWS call through it would raise AttributeError, not UsageError
+    for call, cfg, says in ((lambda c: diff_app.diff(c, no_aws), dev, "deploys to docker"),
+                            (lambda c: diff_app.diff(c, no_aws), pr, "is a preview environment"),
+                            (lambda c: scale_app.plan(c, ["web=2"], no_aws), dev, "deploys to docker"),
+                            (lambda c: scale_app.plan(c, ["web=2"], no_aws), pr, "is a preview environment")):
+        with pytest.raises(UsageError, match=says):
+            call(cfg)
