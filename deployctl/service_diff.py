@@ -37,6 +37,10 @@ class Change:
     def text(self) -> str:
         return f"{self.setting}: {show(self.live)} → {show(self.planned)}"
 
+    def short(self) -> str:
+        """For a list on one line: `desired count 2 → 3`."""
+        return f"{self.setting} {show(self.live)} → {show(self.planned)}"
+
     def to_json(self) -> dict[str, Any]:
         return {"setting": self.setting, "key": self.key, "live": self.live, "planned": self.planned,
                 "warning": self.warning or None}

@@ -561,7 +561,7 @@ class _ServiceDeploy:
             live_td = ecs.describe_task_definition(taskDefinition=state.task_definition, include=["TAGS"])
             if same_task_definition(sp.task_definition, live_td["taskDefinition"]):
                 live_release = releases_tags.parse(live_td.get("tags")).release
-                drift = [c.text() for c in changes.changes]
+                drift = [c.short() for c in changes.changes]
                 if not self.s.force:
                     self.kept_release = live_release or ""
                 if not self.s.force and not drift:
