@@ -598,7 +598,7 @@ class _ServiceDeploy:
             svc = ecs.create_service(**req)["service"]
         else:
             req = {**sp.update_service, "taskDefinition": td_arn}
-            self._show_changes(changes)
+            self._show_changes(changes, listed=bool(drift))
             self.log(f"updating service {sp.ecs_service}: {rollout.td_label(state.task_definition)} → "
                      f"{rollout.td_label(td_arn)}")
             svc = ecs.update_service(**req)["service"]
@@ -622,9 +622,16 @@ class _ServiceDeploy:
             return self._settings_failed(verdict, result, td_arn, live or {}, previous)
         return self._failed(verdict, result, td_arn, previous, started)
 
-    def _show_changes(self, diff: service_diff.ServiceDiff) -> None:
-        for line in service_diff.lines(diff):
-            self.log(line)
+    def _show_changes(self, diff: service_diff.ServiceDiff, *, listed: bool = False) -> None:
+        """Every setting the update changes, once (`listed`: the settings-only line named them
+        already, so only their warnings are left to say), and into the run's outputs."""
+        if listed:
+            for c in diff.changes:
+                if c.warning:
+                    self.log(f"warning: {c.warning}")
+        else:
+            for line in service_diff.lines(diff):
+                self.log(line)
         self.root_log.changes(diff)
 
     def _adopt(self, previous: str) -> None:
