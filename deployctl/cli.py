@@ -40,6 +40,8 @@ COMMAND_MODULES = (
     "deployctl.commands.preview_cmds",  # destroy
     "deployctl.commands.monitor_cmds",  # monitor apply, metrics
     "deployctl.commands.bootstrap_cmd",  # bootstrap
+    "deployctl.commands.diff_cmd",  # diff
+    "deployctl.commands.scale_cmd",  # scale
 )
 
 app = typer.Typer(

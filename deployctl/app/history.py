@@ -2,13 +2,32 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+from deployctl.app import scale
 from deployctl.config.model import ResolvedConfig
+from deployctl.releases import Release
 from deployctl.targets import for_config
 from deployctl.targets.base import History
 
 
 def history(cfg: ResolvedConfig, limit: int) -> History:
-    return for_config(cfg).history(limit)
+    found = for_config(cfg).history(limit)
+    # `deployctl scale` registers no release; its records (on the ECS services) are entries of
+    # kind `scale` between the releases they came between.
+    entries = merge(found.releases, scale.history_entries(cfg))[:limit]
+    return History(tuple(entries), found.current)
+
+
+def merge(releases: Sequence[Release], scales: Sequence[Release]) -> list[Release]:
+    """Both lists newest first → one list newest first; the releases keep their own order."""
+    out: list[Release] = []
+    pending = sorted(scales, key=lambda r: r.started_at, reverse=True)
+    for rel in releases:
+        while pending and rel.started_at and pending[0].started_at > rel.started_at:
+            out.append(pending.pop(0))
+        out.append(rel)
+    return out + pending
 
 
 def history_doc(cfg: ResolvedConfig, found: History) -> dict[str, object]:

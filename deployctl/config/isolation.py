@@ -87,6 +87,13 @@ class _Where:
         own = ("environments", env, "deploy", "service_name")
         return own if self.has(own) else ("environments", env)
 
+    def override(self, env: str, svc: str, key: str, fallback: Path) -> Path:
+        """Where a service's own name (ecs_service, family) is written, else `fallback`."""
+        for path in (("environments", env, "services", svc, key), ("services", svc, key)):
+            if self.has(path):
+                return path
+        return fallback
+
     def target_group(self, env: str, svc: str) -> Path:
         own = ("environments", env, "services", svc, "load_balancer")
         for path in ((*own, "target_group"), (*own, "shared"), own):
@@ -125,14 +132,23 @@ def _service_patterns(cfg: ResolvedConfig) -> list[_Named]:
     template = service_template(cfg)
     if not cfg.environment.preview:
         template = template.replace("{name}", "")  # refused by _templates; don't report it twice
-    return [_Named(cfg.env_name, svc, _pattern(template, {"app": cfg.app, "env": cfg.env_name, "service": svc}))
+    return [_Named(cfg.env_name, svc, _own(cfg, svc, "ecs_service") or
+                   _pattern(template, {"app": cfg.app, "env": cfg.env_name, "service": svc}))
             for svc in cfg.services]
 
 
 def _family_patterns(cfg: ResolvedConfig) -> list[_Named]:
     template = "{app}-{env}-{name}-{service}" if cfg.environment.preview else "{app}-{env}-{service}"
-    return [_Named(cfg.env_name, svc, _pattern(template, {"app": cfg.app, "env": cfg.env_name, "service": svc}))
+    return [_Named(cfg.env_name, svc, _own(cfg, svc, "family") or
+                   _pattern(template, {"app": cfg.app, "env": cfg.env_name, "service": svc}))
             for svc in cfg.services]
+
+
+def _own(cfg: ResolvedConfig, svc: str, key: str) -> Pattern | None:
+    """An adopted service's own name (services.<name>.ecs_service / family): a literal name,
+    the same in every environment that inherits it (validate refuses it in previews)."""
+    value = getattr(cfg.services[svc], key)
+    return tuple(value.lower()) if value and not cfg.environment.preview else None
 
 
 def _cluster(cfg: ResolvedConfig) -> str:
@@ -226,12 +242,15 @@ def _service_names(envs: Mapping[str, ResolvedConfig], where: _Where, order: Seq
     out = []
     for (region, cluster), items in groups.items():
         for a, b, example in _pairs(items, order):
+            fixed = envs[b.env].services[b.service].ecs_service or envs[a.env].services[a.service].ecs_service
             out.append(where.problem(
-                where.template(b.env),
+                where.override(b.env, b.service, "ecs_service", where.template(b.env)),
                 f"{_what(b, envs)} and {_what(a, envs)} can both get the ECS service name '{example}' in "
                 f"cluster {cluster} ({region}): a deploy of one would update the other",
-                "keep {env} (and {name} for previews) in deploy.service_name, rename an environment, or put "
-                "it in its own cluster"))
+                "set ecs_service only in the environment that owns that service (under "
+                "environments.<env>.services.<name>), or put the environments in separate clusters"
+                if fixed else "keep {env} (and {name} for previews) in deploy.service_name, rename an "
+                              "environment, or put it in its own cluster"))
     return out
 
 
@@ -242,11 +261,13 @@ def _families(envs: Mapping[str, ResolvedConfig], where: _Where, order: Sequence
     out = []
     for region, items in groups.items():
         for a, b, example in _pairs(items, order):
+            fixed = envs[b.env].services[b.service].family or envs[a.env].services[a.service].family
             out.append(where.problem(
-                ("environments", b.env),
+                where.override(b.env, b.service, "family", ("environments", b.env)),
                 f"{_what(b, envs)} and {_what(a, envs)} can both get the task-definition family '{example}' "
                 f"in {region}: their release histories would mix",
-                "rename the environment or the service so that <app>-<env>-<service> names differ"))
+                "set family only in the environment that owns it (under environments.<env>.services.<name>)"
+                if fixed else "rename the environment or the service so that <app>-<env>-<service> names differ"))
     return out
 
 

@@ -250,6 +250,20 @@ class Autoscaling(Strict):
         return value
 
 
+# ECS service names: up to 255 letters, digits, hyphens and underscores.
+_ECS_NAME_CHARS = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+def _ecs_name(value: str) -> str:
+    if not _ECS_NAME_CHARS.match(value) or len(value) > 255:
+        raise ValueError(f"'{value}' is not a valid ECS name: up to 255 letters, digits, '-' and '_'")
+    return value
+
+
+# ECS service, task-definition family and container names: the same characters.
+EcsName = Annotated[str, AfterValidator(_ecs_name)]
+
+
 class Service(Strict):
     command: list[str] | None = None
     port: Int | None = Field(None, ge=1, le=65535)
@@ -267,6 +281,12 @@ class Service(Strict):
     autoscaling: Autoscaling | None = None
     after: list[str] = Field(default_factory=list, description="Deploy this service after these ones")
     local_port: Int | None = Field(None, ge=1, le=65535, description="Local target: stable port on 127.0.0.1")
+    # Adopting a service deployctl did not create (docs/environments.md): its existing names.
+    ecs_service: EcsName | None = Field(None, description="ECS service name to deploy to, instead of "
+                                                          "deploy.service_name's (adopting an existing service)")
+    family: EcsName | None = Field(None, description="Task-definition family, instead of {app}-{env}-{service}")
+    container: EcsName | None = Field(None, description="Container name in the task definition, instead of the "
+                                                        "service's name")
 
     # `port` and `env` come before these fields, so info.data has them when they are valid.
     @field_validator("secrets")
@@ -293,8 +313,6 @@ class Service(Strict):
 
 
 SERVICE_NAME_PLACEHOLDERS = ("app", "env", "service", "name")
-# ECS service names: up to 255 letters, digits, hyphens and underscores.
-_ECS_NAME_CHARS = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
 def check_service_name_template(value: str) -> str:
@@ -316,11 +334,38 @@ def check_service_name_template(value: str) -> str:
     return value
 
 
+class CircuitBreaker(Strict):
+    """ECS deployment circuit breaker. `circuit_breaker: true|false` sets both keys."""
+
+    enable: bool = Field(True, description="Fail a deployment whose tasks keep failing to start")
+    rollback: bool = Field(True, description="ECS rolls a failed deployment back to the last completed one")
+
+    @model_validator(mode="after")
+    def _rollback_needs_enable(self) -> CircuitBreaker:
+        if self.rollback and not self.enable:
+            raise ValueError("rollback: true needs enable: true (ECS rolls back only what the breaker failed)")
+        return self
+
+
+def _breaker(value: object) -> object:
+    if isinstance(value, bool):  # the old form: the breaker and its rollback together
+        return {"enable": value, "rollback": value}
+    if not isinstance(value, dict | CircuitBreaker):
+        raise ValueError("expected true, false or {enable: true|false, rollback: true|false}")
+    return value
+
+
 class Deploy(Strict):
     strategy: Literal["rolling"] = "rolling"
     min_healthy_percent: Int = Field(default=100, ge=0, le=100)
     max_percent: Int = Field(default=200, ge=100, le=400)
-    circuit_breaker: bool = True
+    circuit_breaker: Annotated[CircuitBreaker, BeforeValidator(_breaker), WithJsonSchema({"anyOf": [
+        {"type": "boolean"},
+        {"type": "object", "additionalProperties": False,
+         "properties": {"enable": {"type": "boolean", "default": True},
+                        "rollback": {"type": "boolean", "default": True}}}]})] = Field(
+        default_factory=lambda: CircuitBreaker(enable=True, rollback=True),
+        description="true/false, or {enable, rollback}: ECS deployment circuit breaker and its rollback")
     alarms: list[str] = Field(default_factory=list, description="CloudWatch alarms that roll a deploy back")
     timeout: PositiveDuration = 900.0
     poll_interval: PositiveDuration = Field(default=5.0, description="Watcher's base polling interval")

@@ -286,6 +286,7 @@ class Loaded:
             if not isinstance(svc, dict):
                 continue
             out.extend(self._fargate_size(name, svc, origin))
+            out.extend(self._adopted_names(name, svc, env, origin))
             port = _as_int(svc.get("local_port"))
             if port is not None and port in local_ports:
                 out.append(self.doc.problem(origin.map(("services", name, "local_port")),
@@ -310,6 +311,19 @@ class Loaded:
                                         f"`after` lists form a cycle: {' → '.join(cycle)}",
                                         "remove one of these `after` entries", key=False))
         return out
+
+    def _adopted_names(self, name: str, svc: dict[str, Any], env: dict[str, Any],
+                       origin: _Origin) -> list[ConfigProblem]:
+        """services.<name>.ecs_service / family name one existing service: a preview environment
+        makes a copy per preview name, and every copy would share it."""
+        if not env.get("preview"):
+            return []
+        return [self.doc.problem(origin.map(("services", name, key)),
+                                 f"{key} names one existing ECS {'service' if key == 'ecs_service' else 'family'}, "
+                                 "but this is a preview environment: every preview copy would share it",
+                                 "set it only in the environment that owns the service, e.g. "
+                                 f"environments.prod.services.{name}.{key}", key=False)
+                for key in ("ecs_service", "family") if svc.get(key)]
 
     def _dockerfile_inside_context(self, merged: dict[str, Any], origin: _Origin) -> list[ConfigProblem]:
         """The Dockerfile must lie inside the build context: `dockerfile: /etc/passwd` had the build

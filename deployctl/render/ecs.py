@@ -43,13 +43,26 @@ def service_name_template(cfg: ResolvedConfig) -> str:
 
 
 def service_name(cfg: ResolvedConfig, svc: str, preview: str | None = None) -> str:
+    own = cfg.services[svc].ecs_service if svc in cfg.services else None
+    if own and not preview:  # an adopted service keeps its name (validate refuses it in previews)
+        return own
     return service_name_template(cfg).format(app=cfg.app, env=cfg.env_name, service=svc, name=preview or "")
 
 
 def family(cfg: ResolvedConfig, svc: str, preview: str | None = None) -> str:
     """Task-definition family: account- and region-wide, so always per environment (and per
-    preview copy), whatever deploy.service_name says; release history is read from it."""
+    preview copy), whatever deploy.service_name says; release history is read from it. An
+    adopted service may keep its own family (`services.<name>.family`)."""
+    own = cfg.services[svc].family if svc in cfg.services else None
+    if own and not preview:
+        return own
     return f"{cfg.app}-{cfg.env_name}-{preview}-{svc}" if preview else f"{cfg.app}-{cfg.env_name}-{svc}"
+
+
+def container_name(cfg: ResolvedConfig, svc: str) -> str:
+    """The service's container in its task definition: the service's name unless deploy.yaml
+    keeps an adopted service's own (`services.<name>.container`)."""
+    return cfg.services[svc].container or svc
 
 
 def log_group(cfg: ResolvedConfig) -> str:
@@ -159,7 +172,7 @@ def task_definition(cfg: ResolvedConfig, svc_name: str, image: str, facts: Facts
     svc = cfg.services[svc_name]
     env = cfg.environment
     container: dict[str, object] = {
-        "name": svc_name,
+        "name": container_name(cfg, svc_name),
         "image": image,
         "essential": True,
         "environment": [{"name": k, "value": v} for k, v in sorted(svc.env.items())],
@@ -213,7 +226,7 @@ def deployment_configuration(cfg: ResolvedConfig, svc_name: str | None = None) -
     # monitoring.roll_back_on guard the service they measure.
     names = deployment_alarm_names(cfg, cfg.monitoring, svc_name)
     conf: dict[str, object] = {
-        "deploymentCircuitBreaker": {"enable": d.circuit_breaker, "rollback": d.circuit_breaker},
+        "deploymentCircuitBreaker": {"enable": d.circuit_breaker.enable, "rollback": d.circuit_breaker.rollback},
         "maximumPercent": d.max_percent,
         "minimumHealthyPercent": d.min_healthy_percent,
         "alarms": {"alarmNames": names, "enable": bool(names), "rollback": bool(names)},
@@ -242,7 +255,7 @@ def _load_balancers(cfg: ResolvedConfig, svc_name: str, facts: Facts) -> list[di
         return []
     return [{
         "targetGroupArn": target_group_arn(cfg, svc.load_balancer.target_group, facts),
-        "containerName": svc_name,
+        "containerName": container_name(cfg, svc_name),
         "containerPort": svc.load_balancer.container_port or svc.port,
     }]
 

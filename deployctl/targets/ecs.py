@@ -30,15 +30,16 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
+import json
 import random
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from deployctl import diagnose, monitoring, preflight, releases, releases_tags, rollout
+from deployctl import adoption, diagnose, monitoring, preflight, releases, releases_tags, rollout, service_diff
 from deployctl.adapters import aws as awsa
 from deployctl.adapters import ecs_gateway
 from deployctl.adapters.ecs_gateway import ServiceState
@@ -67,7 +68,7 @@ _OK = (SUCCEEDED, NO_CHANGE)
 
 
 # ------------------------------------------------------------------------------------------
-# Pure helpers: task definition comparison, service drift, previous revision
+# Pure helpers: task definition comparison, previous revision
 # ------------------------------------------------------------------------------------------
 
 # Set by AWS on every revision, or describing it rather than defining it.
@@ -144,41 +145,6 @@ def td_differences(request: Mapping[str, Any], live: Mapping[str, Any]) -> list[
         x, y = ca.get(name, {}), cb.get(name, {})
         diffs += [f"{name}.{k}" for k in sorted(set(x) | set(y)) if x.get(k) != y.get(k)]
     return diffs
-
-
-def _dc_view(dc: Mapping[str, Any] | None) -> dict[str, Any]:
-    dc = dc or {}
-    breaker = dc.get("deploymentCircuitBreaker") or {}
-    alarms = dc.get("alarms") or {}
-    return {
-        "breaker": (bool(breaker.get("enable")), bool(breaker.get("rollback"))),
-        "max": dc.get("maximumPercent", 200),
-        "min": dc.get("minimumHealthyPercent", 100),
-        "alarms": (tuple(sorted(alarms.get("alarmNames") or [])), bool(alarms.get("enable")),
-                   bool(alarms.get("rollback"))),
-    }
-
-
-def _cps_view(cps: Iterable[Mapping[str, Any]] | None) -> tuple[tuple[str, int, int], ...]:
-    return tuple(sorted((str(x.get("capacityProvider")), int(x.get("weight") or 0), int(x.get("base") or 0))
-                        for x in cps or []))
-
-
-def service_drift(update_request: Mapping[str, Any], live: Mapping[str, Any]) -> list[str]:
-    """Service settings that deploy.yaml changed while the task definition did not."""
-    out = []
-    if "desiredCount" in update_request and update_request["desiredCount"] != live.get("desiredCount"):
-        out.append(f"desired count {live.get('desiredCount')} → {update_request['desiredCount']}")
-    dc_new, dc_live = update_request.get("deploymentConfiguration"), live.get("deploymentConfiguration")
-    if _dc_view(dc_new) != _dc_view(dc_live):
-        out.append("deployment configuration")
-    cps_new, cps_live = update_request.get("capacityProviderStrategy"), live.get("capacityProviderStrategy")
-    if cps_new is not None and cps_live is not None and _cps_view(cps_new) != _cps_view(cps_live):
-        out.append("capacity provider strategy")
-    grace = update_request.get("healthCheckGracePeriodSeconds")
-    if grace is not None and int(live.get("healthCheckGracePeriodSeconds") or 0) != int(grace):
-        out.append(f"health check grace period → {grace}s")
-    return out
 
 
 def previous_revision(live: ServiceState | None) -> str | None:
@@ -361,6 +327,17 @@ class _Log:
         if callable(note):
             with self.lock:
                 note(text)
+
+    def changes(self, diff: service_diff.ServiceDiff) -> None:
+        """Publish a service's setting changes in the run's outputs (`service_changes`: JSON text,
+        service → [{setting, key, live, planned, warning}], for --json and the report)."""
+        outputs = getattr(self.ctx, "outputs", None)
+        if outputs is None or not diff.changes:
+            return
+        with self.lock:
+            found = json.loads(outputs.get("service_changes") or "{}")
+            found[diff.service] = [c.to_json() for c in diff.changes]
+            outputs["service_changes"] = json.dumps(found, sort_keys=True, separators=(",", ":"))
 
 
 def run_preflight(plan: Plan, image_ref: str, ctx: Any, options: DeployOptions | None = None
@@ -587,11 +564,13 @@ class _ServiceDeploy:
         self.previous = previous
         td_arn: str | None = None
         drift: list[str] = []
+        # Every service setting the update changes, said before it is sent (never silently).
+        changes = service_diff.service_diff(sp.name, sp.ecs_service, sp.update_service, live)
         if live is not None and state is not None:
             live_td = ecs.describe_task_definition(taskDefinition=state.task_definition, include=["TAGS"])
             if same_task_definition(sp.task_definition, live_td["taskDefinition"]):
                 live_release = releases_tags.parse(live_td.get("tags")).release
-                drift = service_drift(sp.update_service, live)
+                drift = [c.short() for c in changes.changes]
                 if not self.s.force:
                     self.kept_release = live_release or ""
                 if not self.s.force and not drift:
@@ -611,6 +590,8 @@ class _ServiceDeploy:
                 diffs = td_differences(sp.task_definition, live_td["taskDefinition"])
                 self.log(f"task definition changed ({', '.join(diffs[:6])}{'…' if len(diffs) > 6 else ''})")
         if td_arn is None:
+            if previous is not None:
+                self._adopt(previous)
             td_arn = self._register()
         self.td_arn = td_arn
         settings_only = td_arn != self.registered
@@ -626,6 +607,7 @@ class _ServiceDeploy:
             svc = ecs.create_service(**req)["service"]
         else:
             req = {**sp.update_service, "taskDefinition": td_arn}
+            self._show_changes(changes, listed=bool(drift))
             self.log(f"updating service {sp.ecs_service}: {rollout.td_label(state.task_definition)} → "
                      f"{rollout.td_label(td_arn)}")
             svc = ecs.update_service(**req)["service"]
@@ -648,6 +630,46 @@ class _ServiceDeploy:
         if settings_only:
             return self._settings_failed(verdict, result, td_arn, live or {}, previous)
         return self._failed(verdict, result, td_arn, previous, started)
+
+    def _show_changes(self, diff: service_diff.ServiceDiff, *, listed: bool = False) -> None:
+        """Every setting the update changes, once (`listed`: the settings-only line named them
+        already, so only their warnings are left to say), and into the run's outputs."""
+        if listed:
+            for c in diff.changes:
+                if c.warning:
+                    self.log(f"warning: {c.warning}")
+        else:
+            for line in service_diff.lines(diff):
+                self.log(line)
+        self.root_log.changes(diff)
+
+    def _adopt(self, previous: str) -> None:
+        """The first deploy of a service deployctl did not create (docs/environments.md): record
+        the revision it ran as a succeeded release, so `rollback` can return to it. Best effort:
+        without the record the deploy itself is as good, only that rollback target is missing."""
+        ecs = self.aws.ecs
+        try:
+            described = ecs.describe_task_definition(taskDefinition=previous, include=["TAGS"])
+            if not adoption.needs_record(described):
+                return
+            release = adoption.release_id(self.s.release_id, self.s.started_at)
+            tags = adoption.release_tags(described, release=release, app=self.cfg.app, env=self.cfg.env_name,
+                                         service=self.sp.name, now=self.s.started_at)
+            label = rollout.td_label(previous)
+            if described["taskDefinition"].get("family") == self.sp.family:
+                ecs.tag_resource(resourceArn=previous, tags=releases_tags.to_list(tags))
+                self.log(f"adopted {label}: recorded as release {release} (succeeded), what `rollback` "
+                         "returns to after this deploy")
+                return
+            req = adoption.copy_request(described, family=self.sp.family, tags=tags)
+            arn = str(ecs.register_task_definition(**req)["taskDefinition"]["taskDefinitionArn"])
+            self.log(f"adopted {label} (family {described['taskDefinition'].get('family')}): registered as "
+                     f"{rollout.td_label(arn)} in {self.sp.family} and recorded as release {release} (succeeded), "
+                     "what `rollback` returns to after this deploy")
+        except (awsa.ClientError, awsa.BotoCoreError) as exc:
+            self.log(f"warning: could not record {rollout.td_label(previous)}, which ran before deployctl, as a "
+                     f"release ({awsa.error_code(exc) or exc}): `rollback` right after this deploy will not "
+                     "find it")
 
     def _register(self) -> str:
         req = dict(self.sp.task_definition)
@@ -764,7 +786,7 @@ class _ServiceDeploy:
             return None
         req: dict[str, Any] = {"cluster": self.cluster, "service": self.sp.ecs_service, "taskDefinition": td_arn}
         for key in ("desiredCount", "deploymentConfiguration", "capacityProviderStrategy",
-                    "healthCheckGracePeriodSeconds"):
+                    "healthCheckGracePeriodSeconds", "networkConfiguration", "loadBalancers"):
             if key in self.sp.update_service and live.get(key) is not None:
                 req[key] = copy.deepcopy(live[key])
         return req
@@ -852,7 +874,8 @@ class _ServiceDeploy:
             service=self.sp.name, env=self.cfg.env_name, memory_mib=svc.memory, port=svc.port,
             health_path=svc.health.path if svc.health else None,
             start_period=svc.health.start_period if svc.health else None,
-            log_group=render.log_group(self.cfg), log_stream_prefix=f"{self.sp.name}/{self.sp.name}",
+            log_group=render.log_group(self.cfg),
+            log_stream_prefix=f"{self.sp.name}/{render.container_name(self.cfg, self.sp.name)}",
             execution_role=roles.execution if roles else None, image=self.plan.image_ref,
             region=self.cfg.region, alarms=tuple(self._alarm_names()))
         findings = diagnose.diagnose(stopped_tasks=result.stopped_tasks, events=result.events,

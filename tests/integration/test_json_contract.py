@@ -88,6 +88,9 @@ CASES: dict[str, tuple[str, Callable[[Project], Any], list[str]]] = {
     "destroy": ("deployctl.destroy/v1", _preview, ["--env", "preview", "--name", "pr-1", "--yes"]),
     "monitor apply": ("deployctl.monitor-apply/v1", lambda p: None, ["--env", "staging"]),
     "metrics": ("deployctl.metrics/v1", lambda p: None, ["--env", "staging"]),
+    "diff": ("deployctl.diff/v1", lambda p: _deployed(p, "v1"), ["--env", "staging"]),
+    "scale": ("deployctl.scale/v1", lambda p: _deployed(p, "v1"), ["--env", "staging", "api=3", "--yes"]),
+    "bootstrap": ("deployctl.bootstrap-plan/v1", lambda p: None, ["--env", "staging", "--plan"]),
 }
 
 

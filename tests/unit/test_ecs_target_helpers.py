@@ -13,11 +13,11 @@ import pytest
 from deployctl import releases_tags
 from deployctl.adapters.ecs_gateway import ServiceState
 from deployctl.preflight import role_name, ssm_name
+from deployctl.service_diff import compare
 from deployctl.targets.ecs import (
     find_started_deployment,
     previous_revision,
     same_task_definition,
-    service_drift,
     td_differences,
 )
 
@@ -105,17 +105,21 @@ def _live_service(**kw: Any) -> dict[str, Any]:
 
 
 def test_service_drift() -> None:
+    # Moved from targets.ecs.service_drift to deployctl.service_diff.compare, which names each
+    # setting that changes (the same cases, per setting).
     update = {"desiredCount": 2, "capacityProviderStrategy": [{"capacityProvider": "FARGATE", "weight": 1, "base": 0}],
               "deploymentConfiguration": _live_service()["deploymentConfiguration"],
               "healthCheckGracePeriodSeconds": 60}
-    assert service_drift(update, _live_service()) == []
-    assert service_drift({**update, "desiredCount": 3}, _live_service()) == ["desired count 2 → 3"]
+    assert compare(update, _live_service()) == ()
+    assert [c.text() for c in compare({**update, "desiredCount": 3}, _live_service())] == ["desired count: 2 → 3"]
     spot = [{"capacityProvider": "FARGATE_SPOT", "weight": 1, "base": 0}]
-    drift = service_drift({**update, "capacityProviderStrategy": spot}, _live_service())
-    assert drift == ["capacity provider strategy"]
+    drift = compare({**update, "capacityProviderStrategy": spot}, _live_service())
+    assert [c.setting for c in drift] == ["capacity providers"]
     no_alarms = copy.deepcopy(update)
     no_alarms["deploymentConfiguration"]["alarms"] = {"alarmNames": [], "enable": False, "rollback": False}
-    assert service_drift(no_alarms, _live_service()) == ["deployment configuration"]
+    assert [c.key for c in compare(no_alarms, _live_service())] == [
+        "deploymentConfiguration.alarms.alarmNames", "deploymentConfiguration.alarms.enable",
+        "deploymentConfiguration.alarms.rollback"]
 
 
 def _d(i: str, status: str, rev: int, state: str) -> dict[str, Any]:

@@ -1,0 +1,59 @@
+"""The `diff` use case: each service's settings in deploy.yaml against the live ECS service.
+
+Read-only: the same UpdateService request `run` would send (deployctl.render.ecs), compared
+setting by setting with DescribeServices (deployctl.service_diff). The task definition is not
+part of it: `plan` shows that, and `run` says which of its keys changed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from deployctl import service_diff
+from deployctl.adapters import aws
+from deployctl.config.model import ResolvedConfig
+from deployctl.errors import UsageError
+from deployctl.render import ecs as render
+from deployctl.render.ecs import Facts
+from deployctl.targets import ecs_releases
+
+
+def diff(cfg: ResolvedConfig, clients: Any = None) -> list[service_diff.ServiceDiff]:
+    """One ServiceDiff per service of deploy.yaml, in its order."""
+    if cfg.environment.target != "ecs":
+        raise UsageError(f"environment '{cfg.env_name}' deploys to {cfg.environment.target}: `diff` compares ECS "
+                         "service settings", hint=f"use `deployctl plan --env {cfg.env_name}` to see what it deploys")
+    if cfg.environment.preview:
+        raise UsageError(f"'{cfg.env_name}' is a preview environment: its copies are made and removed whole by "
+                         "`run --name` and `destroy`", hint="diff the environment the copies are made from")
+    clients = clients or aws.clients(cfg.region)
+    with aws.aws_errors(f"reading the ECS services of {cfg.env_name}"):
+        facts = Facts(target_group_arns=_target_groups(cfg, clients.elbv2))
+        live = ecs_releases.read_services(clients.ecs, cfg)
+    out = []
+    for name in cfg.services:
+        request = render.update_service(cfg, name, render.family(cfg, name), facts)
+        out.append(service_diff.service_diff(name, render.service_name(cfg, name), request, live.get(name)))
+    return out
+
+
+def _target_groups(cfg: ResolvedConfig, elbv2: Any) -> dict[str, str]:
+    """Target group name → ARN (the load balancer block names its group by ARN); a group that
+    does not exist keeps its placeholder, and the diff shows it (preflight refuses it in `run`)."""
+    names = sorted({s.load_balancer.target_group for s in cfg.services.values()
+                    if s.load_balancer and not s.load_balancer.target_group.startswith("arn:")})
+    found: dict[str, str] = {}
+    for name in names:
+        try:
+            groups = elbv2.describe_target_groups(Names=[name]).get("TargetGroups") or []
+        except aws.ClientError as exc:
+            if aws.is_not_found(exc) or aws.error_code(exc) == "TargetGroupNotFound":
+                continue
+            raise
+        if groups:
+            found[name] = str(groups[0]["TargetGroupArn"])
+    return found
+
+
+def doc(cfg: ResolvedConfig, diffs: list[service_diff.ServiceDiff]) -> dict[str, object]:
+    return service_diff.doc(cfg.app, cfg.env_name, diffs)
