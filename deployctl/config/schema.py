@@ -44,6 +44,7 @@ ServicePatch = _patch(m.Service, "ServiceOverride")
 DeployPatch = _patch(m.Deploy, "DeployOverride")
 ImagePatch = _patch(m.ImageConfig, "ImageOverride")
 MonitoringPatch = _patch(m.Monitoring, "MonitoringOverride")
+FrontendPatch = _patch(m.Frontend, "FrontendOverride")
 
 
 class EnvironmentFile(m.Environment):
@@ -56,6 +57,8 @@ class EnvironmentFile(m.Environment):
     image: ImagePatch = Field(default_factory=ImagePatch)  # type: ignore[valid-type]
     monitoring: MonitoringPatch | None = Field(  # type: ignore[valid-type]
         None, description="Monitoring overrides; null turns monitoring off in this environment")
+    frontend: FrontendPatch | None = Field(  # type: ignore[valid-type]
+        None, description="Frontend overrides (Vercel); null deploys no frontend in this environment")
 
 
 class DeployFile(m.Strict):
@@ -67,6 +70,7 @@ class DeployFile(m.Strict):
     services: dict[str, m.Service]
     deploy: m.Deploy = m.Deploy()
     monitoring: m.Monitoring | None = None
+    frontend: m.Frontend | None = None
     environments: dict[str, EnvironmentFile]
 
 
