@@ -14,4 +14,5 @@ def history(cfg: ResolvedConfig, limit: int) -> History:
 def history_doc(cfg: ResolvedConfig, found: History) -> dict[str, object]:
     """deployctl.history/v1."""
     return {"schema": "deployctl.history/v1", "app": cfg.app, "env": cfg.env_name,
-            "releases": [r.to_json(current=r.id == found.current) for r in found.releases]}
+            "releases": [{**r.to_json(current=r.id == found.current), **found.attached.get(r.id, {})}
+                         for r in found.releases]}
