@@ -130,6 +130,7 @@ class VercelFrontend:
         env_vars = dict(fe.build_env)
         if fe.api_url_env:
             env_vars[fe.api_url_env] = self._backend_url(ctx, preview_name)
+            ctx.outputs["backend_url"] = env_vars[fe.api_url_env]  # the PR comment shows both URLs
         digest = str(ctx.outputs.get("digest") or "")
         source = _source_hash(files, env_vars, fe)
         meta = {META_APP: cfg.app, META_ENV: cfg.env_name, META_PREVIEW: preview_name or "",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -240,10 +241,18 @@ def test_promote_is_refused_when_staging_has_no_frontend_for_its_image(app: Proj
 # --- previews -------------------------------------------------------------------------------
 
 
-def test_preview_run_and_destroy(app: Project, vercel: VercelSim, capsys: pytest.CaptureFixture[str]) -> None:
+def test_preview_run_and_destroy(app: Project, vercel: VercelSim, tmp_path: Path,
+                                 monkeypatch: pytest.MonkeyPatch) -> None:
     image = app.world.push("v1")
+    outputs = tmp_path / "github-output"
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.setenv("GITHUB_OUTPUT", str(outputs))
     res = app.run("preview", image, "--name", "pr-42")
     assert res.code == 0, res.text
+    # The step outputs the preview workflow's PR comment shows: both URLs.
+    written = dict(line.split("=", 1) for line in outputs.read_text().splitlines())
+    assert written["frontend_url"].startswith(f"http://{vercel.host}/_site/dpl_")
+    assert written["backend_url"] == "https://api-pr-42.preview.example.com"
     body = vercel.calls("POST", "/v13/deployments")[-1].body
     assert body["meta"]["deployctlPreview"] == "pr-42"
     assert body["build"]["env"]["NEXT_PUBLIC_API_URL"] == "https://api-pr-42.preview.example.com"
