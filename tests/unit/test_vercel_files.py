@@ -65,3 +65,11 @@ def test_a_missing_or_empty_directory_is_a_usage_error(tmp_path: Path) -> None:
     tree(tmp_path, {".vercelignore": "*\n"})
     with pytest.raises(vercel_files.UsageError, match="no files to upload"):
         vercel_files.collect(tmp_path)
+
+
+def test_the_example_frontend_uploads_its_sources_only() -> None:
+    root = Path(__file__).resolve().parents[2] / "examples" / "chat-web"
+    files = vercel_files.collect(root)
+    # .gitignore is one of Vercel's default ignores; README.md is in .vercelignore.
+    assert [f.path for f in files] == [".env.example", ".vercelignore", "app/healthz/route.js",
+                                       "app/layout.js", "app/page.js", "next.config.mjs", "package.json"]
