@@ -131,9 +131,11 @@ class VercelClient:
 
     def build_log(self, deployment_id: str, last: int = 30) -> list[str]:
         """The last lines of the build output: GET /v3/deployments/{id}/events."""
-        answer = self._call("GET", f"/v3/deployments/{_q(deployment_id)}/events", query={"builds": "1"},
+        # follow=0: a JSON answer, not the live stream; backward: the newest events first.
+        answer = self._call("GET", f"/v3/deployments/{_q(deployment_id)}/events",
+                            query={"builds": "1", "follow": "0", "direction": "backward", "limit": str(last * 2)},
                             idempotent=True, what=f"reading the build log of {deployment_id}")
-        events = answer if isinstance(answer, list) else []
+        events = list(reversed(answer)) if isinstance(answer, list) else []
         lines: list[str] = []
         for event in events:
             payload = event.get("payload") if isinstance(event, dict) else None

@@ -106,3 +106,17 @@ def test_upload_by_sha_then_create_and_read(sim: VercelSim) -> None:
     assert [d.id for d in c.list_deployments(PROJECT)] == [created.id]
     c.delete_deployment(created.id)
     assert c.list_deployments(PROJECT) == []
+
+
+def test_the_build_log_tail_is_the_last_lines_in_order(sim: VercelSim) -> None:
+    import hashlib
+
+    from tests.support.vercel_sim import Script
+
+    sim.script_next(Script(states=("QUEUED", "ERROR"), log=tuple(f"line {i}" for i in range(50))))
+    c = client(sim)
+    c.upload(hashlib.sha1(b"x").hexdigest(), b"x")
+    created = c.create_deployment({"name": "w", "project": PROJECT,
+                                   "files": [{"file": "a", "sha": hashlib.sha1(b"x").hexdigest(), "size": 1}]})
+    assert c.get_deployment(created.id).state == "ERROR"
+    assert c.build_log(created.id, last=5) == [f"line {i}" for i in range(45, 50)]

@@ -211,8 +211,13 @@ class VercelSim:
             if d is None:
                 return not_found
             script = self.scripts[d["id"]]
-            return 200, {}, [{"type": "stdout", "created": d["createdAt"] + i, "payload": {"text": line}}
-                             for i, line in enumerate(script.log)]
+            if query.get("follow") != "0":
+                return 400, {}, {"error": {"code": "sim_stream", "message": "the simulation serves follow=0 only"}}
+            events = [{"type": "stdout", "created": d["createdAt"] + i, "payload": {"text": line}}
+                      for i, line in enumerate(script.log)]
+            if query.get("direction") == "backward":
+                events.reverse()
+            return 200, {}, events[: int(query.get("limit", "100"))] if query.get("limit") != "-1" else events
         if method == "GET" and parts[:2] == ["v9", "projects"] and len(parts) == 3:
             project = self._project(urllib.parse.unquote(parts[2]))
             if project is None:
