@@ -31,7 +31,7 @@ from typing import Any
 from deployctl.adapters import vercel
 from deployctl.adapters.vercel import Deployment, MissingFiles, VercelClient
 from deployctl.config.model import Frontend, ResolvedConfig
-from deployctl.errors import DeployFailed, UsageError
+from deployctl.errors import DeployctlError, DeployFailed, UsageError
 from deployctl.pipeline import Cancelled
 from deployctl.releases import Release
 from deployctl.targets import vercel_files
@@ -98,8 +98,7 @@ class VercelFrontend:
         if self._client is None:
             token = self.environ.get(vercel.ENV_TOKEN, "")
             if not token.strip():
-                raise UsageError(f"{self.cfg.env_name} deploys a frontend to Vercel and VERCEL_TOKEN is not set; "
-                                 "nothing was changed",
+                raise UsageError(f"{self.cfg.env_name} has a frontend on Vercel and VERCEL_TOKEN is not set",
                                  hint=f"create a token at {vercel.TOKENS_PAGE} (scope: the project's team) and "
                                       "export VERCEL_TOKEN=… (in CI: a repository secret)")
             self._client = VercelClient(token.strip(), self.fe.team_id)
@@ -299,7 +298,13 @@ class VercelFrontend:
         return next(iter(paired or ready or mine), None)
 
     def status(self, digest: str | None) -> FrontendStatus:
-        d = self.current(digest)
+        try:
+            d = self.current(digest)
+        except DeployctlError as exc:  # the backend's status is still worth showing
+            return FrontendStatus(doc={"provider": "vercel", "id": None, "url": None, "state": None, "target": None,
+                                       "release": None, "image_digest": None, "healthy": None, "error": exc.message},
+                                  lines=(f"frontend (vercel): unknown: {exc.message}",),
+                                  problems=(f"frontend: {exc.message}",), settled=True, ok=False)
         if d is None:
             return FrontendStatus(doc={"provider": "vercel", "id": None, "url": None, "state": None,
                                        "target": None, "release": None, "image_digest": None, "healthy": None},

@@ -170,7 +170,10 @@ def test_no_token_is_a_usage_error(app: Project, monkeypatch: pytest.MonkeyPatch
     monkeypatch.delenv("VERCEL_TOKEN")
     res = app.run("staging", app.world.push("v1"))
     assert res.code == 2 and "VERCEL_TOKEN is not set" in res.text, res.text
-    assert app.history("staging") == []
+    # status still shows the backend, and says why the frontend is unknown
+    st = app.cli("status", "-f", app.file, "--env", "staging", "--json")
+    assert st.code == 0 and st.json()["frontend"]["error"].endswith("VERCEL_TOKEN is not set")
+    assert st.json()["ok"] is False and st.json()["services"][0]["service"] == "api"
 
 
 def test_a_build_that_never_finishes_times_out_with_exit_1(project: Project, vercel: VercelSim) -> None:
