@@ -160,6 +160,11 @@ class VercelClient:
         self._call("POST", f"/v1/projects/{_q(project)}/rollback/{_q(deployment_id)}",
                    what=f"rolling production back to {deployment_id}")
 
+    def cancel_deployment(self, deployment_id: str) -> None:
+        """PATCH /v12/deployments/{id}/cancel: stop a build that is still QUEUED or BUILDING."""
+        self._call("PATCH", f"/v12/deployments/{_q(deployment_id)}/cancel", idempotent=True,
+                   what=f"cancelling deployment {deployment_id}")
+
     def delete_deployment(self, deployment_id: str) -> None:
         self._call("DELETE", f"/v13/deployments/{_q(deployment_id)}", idempotent=True,
                    what=f"deleting deployment {deployment_id}")

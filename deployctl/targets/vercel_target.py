@@ -212,17 +212,29 @@ class VercelFrontend:
                                         f"(full log: `vercel inspect {current.id} --logs`)")
             if time.monotonic() > deadline:
                 self._publish(ctx, current)
+                stopped = self._cancel(ctx, current)
                 raise DeployFailed(f"frontend deployment {current.id} was not READY after {self.fe.timeout:g}s "
-                                   f"(still {current.state})",
+                                   f"(still {current.state}{'; its build was cancelled' if stopped else ''})",
                                    hint="raise frontend.timeout in deploy.yaml, or look at the build on Vercel "
                                         f"(`vercel inspect {current.id} --logs`)")
             if ctx.cancelled.is_set():
+                self._cancel(ctx, current)
                 raise Cancelled(f"run cancelled while frontend deployment {current.id} was {current.state}")
             self._sleep(interval)
             current = self.client.get_deployment(created.id)
             if current.state != seen:
                 ctx.log(f"frontend: {current.id} {seen} → {current.state}")
                 seen = current.state
+
+    def _cancel(self, ctx: Any, d: Deployment) -> bool:
+        """Stop a build deployctl gave up on, so nothing is left half-done; best effort."""
+        try:
+            self.client.cancel_deployment(d.id)
+        except vercel.VercelError as exc:
+            ctx.log(f"frontend: could not cancel the build of {d.id}: {exc.message}")
+            return False
+        ctx.log(f"frontend: cancelled the build of {d.id}")
+        return True
 
     def _log_tail(self, deployment_id: str) -> list[str]:
         try:

@@ -181,7 +181,10 @@ def test_a_build_that_never_finishes_times_out_with_exit_1(project: Project, ver
     vercel.script_next(Script(states=("QUEUED",) + ("BUILDING",) * 1000))
     res = app.run("staging", app.world.push("v1"))
     assert res.code == 1, res.text
-    assert "was not READY after 2s (still BUILDING)" in res.text
+    assert "was not READY after 2s (still BUILDING; its build was cancelled)" in res.text
+    # Nothing is left building on Vercel.
+    (dep,) = vercel.deployments.values()
+    assert dep["readyState"] == "CANCELED" and vercel.calls("PATCH", f"/v12/deployments/{dep['id']}/cancel")
 
 
 def test_a_secret_file_is_refused_before_anything_changes(app: Project, vercel: VercelSim) -> None:

@@ -16,6 +16,7 @@ contract, not that Vercel behaves exactly so. It serves:
 - POST /v10/projects/{p}/promote/{id}  production → that READY deployment (no rebuild), applied
                                      after the next project read (promotion is asynchronous)
 - POST /v1/projects/{p}/rollback/{id}  instant rollback to an earlier production deployment
+- PATCH /v12/deployments/{id}/cancel a QUEUED/BUILDING deployment becomes CANCELED
 - DELETE /v13/deployments/{id}       {uid, state: DELETED}
 - GET  /_site/{id}/{path}            the deployment's site (its `url` is 127.0.0.1:PORT/_site/ID),
                                      200 when READY unless the script says otherwise
@@ -196,6 +197,16 @@ class VercelSim:
                 del self.deployments[parts[2]]
                 return 200, {}, {"uid": parts[2], "state": "DELETED"}
             self._advance(parts[2])
+            return 200, {}, self._public(d)
+        if method == "PATCH" and parts[:2] == ["v12", "deployments"] and parts[3:] == ["cancel"]:
+            d = self.deployments.get(parts[2])
+            if d is None:
+                return not_found
+            if d["readyState"] not in ("QUEUED", "INITIALIZING", "BUILDING"):
+                return 400, {}, {"error": {"code": "bad_request", "message": "The deployment can not be canceled"}}
+            d["readyState"] = "CANCELED"
+            self.scripts[d["id"]] = Script(states=("CANCELED",))
+            self.steps[d["id"]] = 0
             return 200, {}, self._public(d)
         if method == "GET" and path == "/v6/deployments":
             found = [d for d in self.deployments.values() if d["projectId"] == query.get("projectId")]
