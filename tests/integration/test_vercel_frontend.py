@@ -275,3 +275,22 @@ def test_a_custom_environment_is_named_after_the_deploy_environment(project: Pro
     app = with_frontend(project, custom_environment=True)
     assert app.run("staging", app.world.push("v1")).code == 0
     assert vercel.calls("POST", "/v13/deployments")[-1].body["customEnvironmentSlugOrId"] == "staging"
+
+
+def test_rollback_of_staging_brings_back_the_frontend_built_for_that_release(app: Project, vercel: VercelSim) -> None:
+    assert app.run("staging", app.world.push("v1")).code == 0
+    first = app.history("staging")[0]["frontend"]["id"]
+    (app.path / "web" / "package.json").write_text('{"name": "chat-web", "version": "2"}\n')
+    git(app.path, "commit", "-qam", "v2")
+    assert app.run("staging", app.world.push("v2")).code == 0
+    second = status(app, "staging")["frontend"]["id"]
+    assert second != first
+
+    res = app.cli("rollback", "-f", app.file, "--env", "staging", "--yes")
+    assert res.code == 0, res.text
+    assert f"frontend: {second} → {first}" in res.text
+    st = status(app, "staging")
+    assert st["frontend"]["id"] == first and st["ok"] is True
+    newest = app.history("staging")[0]
+    assert newest["kind"] == "rollback" and newest["frontend"]["id"] == first
+    assert not vercel.calls("POST", "/v1/projects")  # staging is not production: no Vercel rollback call
