@@ -33,4 +33,5 @@ def merge(releases: Sequence[Release], scales: Sequence[Release]) -> list[Releas
 def history_doc(cfg: ResolvedConfig, found: History) -> dict[str, object]:
     """deployctl.history/v1."""
     return {"schema": "deployctl.history/v1", "app": cfg.app, "env": cfg.env_name,
-            "releases": [r.to_json(current=r.id == found.current) for r in found.releases]}
+            "releases": [{**r.to_json(current=r.id == found.current), **found.attached.get(r.id, {})}
+                         for r in found.releases]}

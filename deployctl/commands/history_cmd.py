@@ -18,7 +18,8 @@ def history(
     Read from ECS task-definition tags (Docker labels for the local target): no state file.
     JSON (schema deployctl.history/v1): {schema, app, env, releases: [{id, outcome, kind, source,
     git_sha, image_digest, image, who, started_at, finished_at, duration_s, detail, current,
-    services: {name: {task_definition, revision, family, outcome}}}]}.
+    services: {name: {task_definition, revision, family, outcome}}, frontend: {provider, id, url, state,
+    target, release, image_digest, healthy} (with a `frontend:` section)}]}.
 
     Examples:  deployctl history --env staging
                deployctl history --env prod --limit 5 --json
@@ -37,7 +38,14 @@ def history(
     rows = [[("* " if r.id == found.current else "  ") + r.id, outcome_text(r.outcome), r.kind,
              (r.git_sha or "")[:12], short(r.image_digest), r.who, r.started_at, duration(r.duration_s)]
             for r in found.releases]
-    for line in table(["release", "outcome", "kind", "git", "digest", "who", "started", "took"], rows):
+    headers = ["release", "outcome", "kind", "git", "digest", "who", "started", "took"]
+    # Companion targets (a frontend on Vercel): what ran beside each release, one column each.
+    for key in dict.fromkeys(k for r in found.releases for k in found.attached.get(r.id, {})):
+        headers.append(key)
+        for row, r in zip(rows, found.releases, strict=True):
+            part = found.attached.get(r.id, {}).get(key) or {}
+            row.append(" ".join(str(part[k]) for k in ("id", "state", "url") if part.get(k)) or "-")
+    for line in table(headers, rows):
         typer.echo(line)
     if found.current is not None:
         typer.echo("* = running now")

@@ -51,11 +51,51 @@ def check(answers: Answers) -> list[str]:
     return out
 
 
+FRONTEND_DIRS = ("frontend", "web", "client", "apps/web")
+
+
+def find_frontend(root: Path) -> tuple[str, str | None] | None:
+    """(directory, Vercel framework or None) of a JavaScript frontend next to the backend."""
+    for rel in FRONTEND_DIRS:
+        d = root / rel
+        if (d / "package.json").is_file():
+            names = {p.name for p in d.iterdir()}
+            framework = "nextjs" if any(n.startswith("next.config.") for n in names) else None
+            return rel, framework
+    return None
+
+
+def frontend_yaml(path: str, framework: str | None) -> str:
+    """The `frontend:` section init writes (docs/frontend-vercel.md)."""
+    return (f"\n# The web frontend in {path}/, on Vercel: deployed after the backend by `deployctl run`, promoted\n"
+            "# and rolled back with it. Needs VERCEL_TOKEN (docs/frontend-vercel.md: one-time setup).\n"
+            "frontend:\n"
+            f"  path: {path}\n"
+            "  project_id: prj_TODO                       # TODO: Vercel → Project → Settings → Project ID\n"
+            "  team_id: team_TODO                         # TODO: Vercel → Team → Settings → Team ID\n"
+            + (f"  framework: {framework}\n" if framework else "")
+            + "  api_url_env: NEXT_PUBLIC_API_URL            # gets the backend's URL of each environment\n"
+              "  api_url: https://api-{env}.example.com      # TODO: where each environment's backend answers\n"
+              "  health_path: /\n")
+
+
+def _with_frontend(text: str, path: str, framework: str | None) -> str:
+    """deploy.yaml with the frontend section: none for the local dev environment, and prod as the
+    Vercel project's production (reached by promote)."""
+    text = text.replace("  dev:\n    target: docker\n",
+                        "  dev:\n    target: docker\n    frontend: null                 # the frontend is not deployed "
+                        "from a laptop\n", 1)
+    text = re.sub(r"(\n    promote_from: staging[^\n]*\n)",
+                  r"\1    frontend: {production: true}   # Vercel production: staging's deployment, promoted\n",
+                  text, count=1)
+    return text.rstrip("\n") + "\n" + frontend_yaml(path, framework)
+
+
 def _template(name: str) -> str:
     return (resources.files("deployctl") / "templates" / name).read_text("utf-8")
 
 
-def render_files(answers: Answers, install: str) -> dict[str, str]:
+def render_files(answers: Answers, install: str, frontend: tuple[str, str | None] | None = None) -> dict[str, str]:
     """Relative path → content of every file init writes. Pure."""
     from deployctl.render import workflows  # lazy: --help loads only what it needs
 
@@ -66,6 +106,8 @@ def render_files(answers: Answers, install: str) -> dict[str, str]:
         "Dockerfile": workflows.fill(_template("Dockerfile.txt"), values),
         ".dockerignore": _template("dockerignore.txt"),
     }
+    if frontend is not None:
+        files["deploy.yaml"] = _with_frontend(files["deploy.yaml"], *frontend)
     params = workflows.WorkflowParams(app=answers.app, region=answers.region, install=install,
                                       rollback_envs=("staging", "prod"))
     for name, text in workflows.render(params).items():
@@ -123,7 +165,11 @@ def init(
     if problems:
         raise UsageError("; ".join(problems))
 
-    files = render_files(answers, install=f'"deployctl=={__version__}"')
+    frontend = find_frontend(root)
+    if frontend is not None and ask and not typer.confirm(
+            f"Deploy the frontend in {frontend[0]}/ to Vercel with each release?", default=True):
+        frontend = None
+    files = render_files(answers, install=f'"deployctl=={__version__}"', frontend=frontend)
     existing = sorted(p for p in files if (root / p).exists())
     if existing and not force:
         raise UsageError("not overwriting existing files: " + ", ".join(existing),
@@ -136,7 +182,8 @@ def init(
         typer.echo(f"{verb} {rel}")
     typer.echo("")
     typer.echo("Next:")
-    typer.echo("  1. fill in the TODO lines of deploy.yaml (cluster, subnets, security groups, roles)")
+    typer.echo("  1. fill in the TODO lines of deploy.yaml (cluster, subnets, security groups, roles"
+               + (", the Vercel project)" if frontend else ")"))
     typer.echo("  2. deployctl validate && deployctl plan --env staging")
     typer.echo("  3. deployctl iam-policy --env staging --repo OWNER/NAME")
     typer.echo("     (the CI role, one per environment; its ARN goes in variable AWS_ROLE_ARN of the GitHub")

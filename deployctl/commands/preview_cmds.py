@@ -38,12 +38,14 @@ def destroy(
         print_json({"schema": "deployctl.destroy/v1", **asdict(report)})
         return
     verb = "would remove" if dry_run else "removed"
-    if not report.services_deleted and not report.task_definitions_deregistered:
+    if not report.services_deleted and not report.task_definitions_deregistered and not report.others_deleted:
         typer.echo(f"preview {name}: nothing to remove in cluster {report.cluster}")
     for svc in report.services_deleted:
         typer.echo(f"{verb} service {svc}")
     for arn in report.task_definitions_deregistered:
         typer.echo(f"{verb} task definition {arn.rsplit('/', 1)[-1]}")
+    for what in report.others_deleted:
+        typer.echo(f"{verb} {what}")
     for line in report.skipped:
         typer.echo(f"left alone: {line}")
 

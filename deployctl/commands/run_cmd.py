@@ -115,7 +115,8 @@ def run(
             raise UsageError("plan refused by guardrails: " + "; ".join(violations))
         return
     options = DeployOptions(force=force, no_rollback=no_rollback, yes=yes,
-                            lock_wait=parse_lock_wait(lock_wait), preview_name=preview_name)
+                            lock_wait=parse_lock_wait(lock_wait), preview_name=preview_name,
+                            project_dir=str(root))
     jobs = use.build_jobs(cfg, plan, facts, selected, root=str(root), clients=clients, redactor=redactor,
                       image_override=override, options=options)
 
@@ -140,6 +141,9 @@ def run(
         url = result.outputs.get("url")
         if url and result.exit_code == 0:
             typer.echo(f"{plan.app} ({plan.env}) is reachable at {url}")
+        front = result.outputs.get("frontend_url")
+        if front and result.exit_code == 0:
+            typer.echo(f"{plan.app} ({plan.env}) frontend is at {front}")
     print_tracebacks(stage_tracebacks(result, SESSION.verbose))
     if result.exit_code:
         raise typer.Exit(result.exit_code)

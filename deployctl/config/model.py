@@ -575,6 +575,64 @@ class Bootstrap(Strict):
         default_factory=list, description="Pieces that already exist under the names deploy.yaml gives: not created")
 
 
+# -- frontend: the app's web frontend on Vercel, deployed after the backend (docs/frontend-vercel.md)
+FRONTEND_URL_PLACEHOLDERS = ("app", "env", "name")
+
+
+class Frontend(Strict):
+    """A Vercel project deployed with every deploy of the environment, after the backend."""
+
+    path: str = Field("frontend", description="The frontend app's directory, relative to deploy.yaml")
+    project_id: NonEmpty = Field(description="Vercel project id (prj_…) or name")
+    team_id: NonEmpty | None = Field(None, description="Vercel team id (team_…); leave out for a personal account")
+    framework: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9.-]*$")] | None = Field(
+        None, description="Vercel framework preset, e.g. nextjs (default: Vercel detects it)")
+    build_env: dict[EnvVarName, EnvValue] = Field(
+        default_factory=dict, description="Environment variables of the build (and of the functions at run time)")
+    api_url_env: EnvVarName | None = Field(
+        None, description="Variable that gets the backend's URL for this environment or preview, "
+                          "e.g. NEXT_PUBLIC_API_URL")
+    api_url: str | None = Field(
+        None, description="The backend's URL when the backend target publishes none (ECS behind your own "
+                          "domain); placeholders {app}, {env}, {name}")
+    health_path: str = Field("/", pattern=r"^/", description="Path that must answer 2xx/3xx before the "
+                                                             "release is good")
+    production: bool = Field(False, description="This environment is the Vercel project's production "
+                                                "(reached by promote, rolled back with Vercel's instant rollback)")
+    custom_environment: bool = Field(False, description="Deploy to the Vercel custom environment named after "
+                                                        "this environment instead of a preview deployment")
+    timeout: PositiveDuration = Field(900.0, description="How long to wait for the build to be READY")
+    allow_secret_files: list[str] = Field(
+        default_factory=list, description="Paths under `path` that may be uploaded although they look secret")
+
+    @field_validator("build_env")
+    @classmethod
+    def _no_token(cls, value: dict[str, str]) -> dict[str, str]:
+        if "VERCEL_TOKEN" in value:
+            raise ValueError("VERCEL_TOKEN must not be in build_env: it would be readable by the build and "
+                             "every function; deployctl reads it from the environment")
+        return value
+
+    @field_validator("api_url")
+    @classmethod
+    def _api_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        unknown = set(re.findall(r"{([^}]*)}", value)) - set(FRONTEND_URL_PLACEHOLDERS)
+        if unknown:
+            raise ValueError(f"unknown placeholder {{{sorted(unknown)[0]}}}; use {{app}}, {{env}} or {{name}}")
+        if not re.match(r"^https?://[^\s/]+", value):
+            raise ValueError("expected an http(s) URL such as https://api-{env}.example.com")
+        return value
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Frontend:
+        if self.production and self.custom_environment:
+            raise ValueError("production and custom_environment do not go together: production is Vercel's "
+                             "own environment")
+        return self
+
+
 class ResolvedConfig(Strict):
     """One environment after overlays: what plan and apply work from."""
 
@@ -590,3 +648,4 @@ class ResolvedConfig(Strict):
     monitoring: Monitoring | None = None
     notify: Notify | None = None
     bootstrap: Bootstrap | None = None
+    frontend: Frontend | None = None

@@ -30,8 +30,8 @@ from deployctl.config.source import Document, Path, parse
 from deployctl.errors import ConfigError, ConfigProblem, UsageError
 
 TOP_KEYS = ("version", "app", "region", "image", "stages", "services", "deploy", "monitoring", "notify",
-            "bootstrap", "environments")
-OVERLAY_KEYS = ("services", "deploy", "image", "monitoring", "notify", "bootstrap")
+            "bootstrap", "frontend", "environments")
+OVERLAY_KEYS = ("services", "deploy", "image", "monitoring", "notify", "bootstrap", "frontend")
 REQUIRED_TOP = ("version", "app", "region", "image", "services", "environments")
 # Service and environment names end up in ECS service, family and container names and in log
 # group names: ECS allows letters, digits, hyphens and underscores there.
@@ -170,11 +170,11 @@ class Loaded:
                                            f"{_describe(env[section])}",
                                            f"`{section}` cannot be removed; leave it out to inherit it"
                                            if env[section] is None else None))
-            for section in ("monitoring", "notify"):
+            for section in ("monitoring", "notify", "frontend"):
                 if env.get(section) is not None and not isinstance(env[section], dict):
                     out.append(doc.problem((*base, section), f"expected a mapping of overrides, got "
                                            f"{_describe(env[section])}",
-                                           f"or `{section}: null` to turn {section} off in this environment"))
+                                           f"or `{section}: null` to have no {section} in this environment"))
         return out[:len(doc.problems)] + [p for p in out[len(doc.problems):] if doc.is_usable(p)]
 
     def try_resolve(self, env_name: str) -> tuple[ResolvedConfig | None, list[ConfigProblem]]:
@@ -212,10 +212,10 @@ class Loaded:
         merged: dict[str, Any] = {k: data[k] for k in ("version", "app", "region") if k in data}
         merged["env_name"] = env_name
         merged["environment"] = env_raw
-        for section in ("image", "deploy", "monitoring", "notify", "bootstrap"):
+        for section in ("image", "deploy", "monitoring", "notify", "bootstrap", "frontend"):
             base_section = data.get(section)
-            if section in ("monitoring", "notify") and section in overlay and overlay[section] is None:
-                continue  # `monitoring: null` / `notify: null`: none in this environment
+            if section in ("monitoring", "notify", "frontend") and section in overlay and overlay[section] is None:
+                continue  # `monitoring: null` / `notify: null` / `frontend: null`: none in this environment
             if overlay.get(section) and isinstance(base_section, dict | None):
                 merged[section] = deep_merge(base_section or {}, overlay[section])
             elif base_section is not None:
@@ -359,6 +359,8 @@ class Loaded:
             command = getattr(cfg.stages, stage)
             if command is not None:
                 wanted.append((("stages", stage, "workdir"), command.workdir, f"{stage} workdir"))
+        if cfg.frontend is not None:
+            wanted.append((("frontend", "path"), cfg.frontend.path, "frontend directory"))
         out = []
         for loc, value, what in wanted:
             if not os.path.isdir(os.path.join(base, value)):

@@ -46,6 +46,7 @@ ImagePatch = _patch(m.ImageConfig, "ImageOverride")
 MonitoringPatch = _patch(m.Monitoring, "MonitoringOverride")
 NotifyPatch = _patch(m.Notify, "NotifyOverride")
 BootstrapPatch = _patch(m.Bootstrap, "BootstrapOverride")
+FrontendPatch = _patch(m.Frontend, "FrontendOverride")
 
 
 class EnvironmentFile(m.Environment):
@@ -62,6 +63,8 @@ class EnvironmentFile(m.Environment):
         None, description="Notification overrides; null turns notifications off in this environment")
     bootstrap: BootstrapPatch | None = Field(  # type: ignore[valid-type]
         None, description="`deployctl bootstrap` overrides for this environment")
+    frontend: FrontendPatch | None = Field(  # type: ignore[valid-type]
+        None, description="Frontend overrides (Vercel); null deploys no frontend in this environment")
 
 
 class DeployFile(m.Strict):
@@ -75,6 +78,7 @@ class DeployFile(m.Strict):
     monitoring: m.Monitoring | None = None
     notify: m.Notify | None = None
     bootstrap: m.Bootstrap | None = None
+    frontend: m.Frontend | None = None
     environments: dict[str, EnvironmentFile]
 
 

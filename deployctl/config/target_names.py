@@ -12,3 +12,10 @@ TARGETS: dict[str, str] = {
     "docker": "deployctl.targets.docker_target:DockerTarget",
     "ecs": "deployctl.targets.ecs_target:EcsTarget",
 }
+
+# Companions: a deploy.yaml section → the class that deploys it beside the environment's own
+# target, after it (deployctl.targets.composite). Same "module:Class" form, loaded only when an
+# environment has the section.
+COMPANIONS: dict[str, str] = {
+    "frontend": "deployctl.targets.vercel_target:VercelFrontend",
+}

@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
-from deployctl.config.target_names import TARGETS
+from deployctl.config.target_names import COMPANIONS, TARGETS
 from deployctl.errors import DeployFailed
 from deployctl.targets.base import DeployOptions, Target
 
@@ -42,5 +42,11 @@ def target_class(name: str) -> type[Target]:
 
 
 def for_config(cfg: ResolvedConfig) -> Target:
-    """The target of cfg's environment, made for it."""
-    return target_class(cfg.environment.target)(cfg)  # type: ignore[call-arg]
+    """The target of cfg's environment, made for it; with the companions its deploy.yaml sections
+    configure (a `frontend:` on Vercel), one composite target (deployctl.targets.composite)."""
+    primary = target_class(cfg.environment.target)(cfg)  # type: ignore[call-arg]
+    if not any(getattr(cfg, section, None) is not None for section in COMPANIONS):
+        return primary
+    from deployctl.targets.composite import compose  # lazy: environments without companions never load it
+
+    return compose(primary, cfg)

@@ -49,6 +49,7 @@ class DeployOptions:
     # (deployctl.releases.register_request); only these services are deployed.
     task_definitions: Mapping[str, Mapping[str, Any]] | None = None
     drain: float | None = None  # local target: seconds to drain old containers (None: its default)
+    project_dir: str | None = None  # deploy.yaml's directory: targets that upload files read them from it
 
     def effective_timeout(self, cfg: ResolvedConfig) -> float:
         return float(self.timeout if self.timeout is not None else cfg.deploy.timeout)
@@ -87,6 +88,9 @@ class StatusView:
 class History:
     releases: tuple[Release, ...]  # newest first
     current: str | None  # id of the release that runs now
+    # release id → more keys of its deployctl.history/v1 entry: what a companion target (the
+    # frontend) ran with that release, e.g. {"frontend": {id, url, state, …}}
+    attached: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -112,6 +116,7 @@ class DestroyReport:
     task_definitions_deregistered: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     dry_run: bool = False
+    others_deleted: list[str] = field(default_factory=list)  # a companion's, described (Vercel deployments)
 
 
 @runtime_checkable

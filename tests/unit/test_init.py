@@ -198,3 +198,26 @@ def test_dockerignore_keeps_secrets_out(repo: Path) -> None:
         assert ignored(patterns, secret), secret
     for kept in ("app/main.py", "requirements.txt", "environment.py", "Dockerfile"):
         assert not ignored(patterns, kept), kept
+
+
+def test_init_offers_the_frontend_section_when_it_finds_a_frontend(repo: Path) -> None:
+    (repo / "web").mkdir()
+    (repo / "web" / "package.json").write_text('{"name": "web"}\n')
+    (repo / "web" / "next.config.mjs").write_text("export default {}\n")
+    r = deployctl(repo, "init", "--yes")
+    assert r.returncode == 0, r.stderr
+    data = yaml.safe_load((repo / "deploy.yaml").read_text())
+    assert data["frontend"]["path"] == "web" and data["frontend"]["framework"] == "nextjs"
+    assert data["frontend"]["api_url_env"] == "NEXT_PUBLIC_API_URL"
+    assert "frontend" in data["environments"]["dev"] and data["environments"]["dev"]["frontend"] is None
+    assert data["environments"]["prod"]["frontend"] == {"production": True}
+    v = deployctl(repo, "validate")
+    assert v.returncode == 0, v.stderr
+    c = deployctl(repo, "config", "--env", "prod", "--json")
+    assert c.returncode == 0, c.stderr
+    assert '"production": true' in c.stdout
+
+
+def test_init_without_a_frontend_directory_writes_no_frontend_section(repo: Path) -> None:
+    assert deployctl(repo, "init", "--yes").returncode == 0
+    assert "frontend" not in yaml.safe_load((repo / "deploy.yaml").read_text())

@@ -1,0 +1,294 @@
+"""The one door to Vercel's REST API (https://vercel.com/docs/rest-api), over HTTPS with urllib.
+
+Why urllib and not httpx or the official SDK: the calls are a handful of small JSON requests
+and raw file uploads; the standard library does them with per-call timeouts, and deployctl
+keeps its dependency list short (the official SDK is TypeScript; there is no maintained
+Python one). Everything the target needs is here: file upload by SHA1, create/get/list/delete
+deployments, build events, promote and instant rollback, and the project.
+
+Retries: 429 (honouring Retry-After, else X-RateLimit-Reset) on every call; 5xx and network
+errors on calls that are safe to repeat (reads, deletes, content-addressed uploads), and 503
+on any call (it was not processed). Errors become one-paragraph messages with a hint; the
+token never appears in one.
+
+The base URL comes from DEPLOYCTL_VERCEL_API (default https://api.vercel.com): tests point it
+at the contract simulation in tests/support/vercel_sim.py.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import os
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from deployctl.errors import ExternalError
+
+API = "https://api.vercel.com"
+ENV_API = "DEPLOYCTL_VERCEL_API"
+ENV_TOKEN = "VERCEL_TOKEN"
+# A contract server without TLS serves deployment URLs over plain http (tests only).
+ENV_URL_SCHEME = "DEPLOYCTL_VERCEL_URL_SCHEME"
+TOKENS_PAGE = "https://vercel.com/account/tokens"
+
+READY, ERROR, CANCELED = "READY", "ERROR", "CANCELED"
+FINAL_STATES = frozenset({READY, ERROR, CANCELED, "DELETED"})
+
+
+class VercelError(ExternalError):
+    """A Vercel API call failed (exit 1)."""
+
+    def __init__(self, message: str, *, status: int = 0, code: str = "", hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.status, self.code = status, code
+
+
+class MissingFiles(Exception):
+    """Create deployment answered `missing_files`: these SHA1s must be uploaded first."""
+
+    def __init__(self, shas: list[str]) -> None:
+        super().__init__(f"{len(shas)} files missing")
+        self.shas = shas
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """The fields of a Vercel deployment object that deployctl reads."""
+
+    id: str
+    url: str  # host name without scheme, e.g. app-abc123.vercel.app
+    state: str  # readyState: QUEUED, INITIALIZING, BUILDING, READY, ERROR, CANCELED
+    target: str | None  # "production", "staging" or None (preview)
+    created_at: int  # ms since the epoch
+    meta: Mapping[str, str] = field(default_factory=dict)
+    error: str = ""  # errorMessage of an ERROR deployment
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Deployment:
+        return cls(id=str(data.get("id") or data.get("uid") or ""), url=str(data.get("url") or ""),
+                   state=str(data.get("readyState") or data.get("state") or "UNKNOWN"),
+                   target=data.get("target"), created_at=int(data.get("createdAt") or data.get("created") or 0),
+                   meta={str(k): str(v) for k, v in (data.get("meta") or {}).items()},
+                   error=str(data.get("errorMessage") or ""))
+
+    def https_url(self) -> str:
+        scheme = os.environ.get(ENV_URL_SCHEME, "https")
+        return self.url if "://" in self.url else f"{scheme}://{self.url}"
+
+
+def _now() -> float:
+    return time.time()
+
+
+class VercelClient:
+    def __init__(self, token: str, team_id: str | None = None, *, base_url: str | None = None,
+                 timeout: float = 30.0, retries: int = 4, backoff: float = 1.0, max_wait: float = 60.0,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self._token = token
+        self.team_id = team_id
+        self.base_url = (base_url or os.environ.get(ENV_API) or API).rstrip("/")
+        self.timeout, self.retries, self.backoff, self.max_wait = timeout, retries, backoff, max_wait
+        self._sleep = sleep
+
+    # --- the endpoints ------------------------------------------------------------------------
+
+    def upload(self, sha: str, data: bytes) -> None:
+        """POST /v2/files: one file's bytes, named by their SHA1 (x-vercel-digest)."""
+        self._call("POST", "/v2/files", body=data, idempotent=True, what=f"uploading file {sha[:12]}",
+                   headers={"Content-Type": "application/octet-stream", "x-vercel-digest": sha,
+                            "Content-Length": str(len(data))})
+
+    def create_deployment(self, body: Mapping[str, Any]) -> Deployment:
+        """POST /v13/deployments. MissingFiles when some `files[].sha` were never uploaded."""
+        try:
+            answer = self._call("POST", "/v13/deployments", json_body=body,
+                                query={"skipAutoDetectionConfirmation": "1"}, what="creating the deployment")
+        except VercelError as exc:
+            if exc.code == "missing_files" and isinstance(getattr(exc, "missing", None), list):
+                raise MissingFiles(list(exc.missing)) from None  # type: ignore[attr-defined]
+            raise
+        return Deployment.from_json(answer)
+
+    def get_deployment(self, deployment_id: str) -> Deployment:
+        return Deployment.from_json(self._call("GET", f"/v13/deployments/{_q(deployment_id)}", idempotent=True,
+                                               what=f"reading deployment {deployment_id}"))
+
+    def list_deployments(self, project_id: str, *, target: str | None = None, limit: int = 100) -> list[Deployment]:
+        """GET /v6/deployments of one project, newest first."""
+        query = {"projectId": project_id, "limit": str(limit)}
+        if target:
+            query["target"] = target
+        answer = self._call("GET", "/v6/deployments", query=query, idempotent=True,
+                            what=f"listing the deployments of project {project_id}")
+        found = [Deployment.from_json(d) for d in answer.get("deployments") or []]
+        return sorted(found, key=lambda d: d.created_at, reverse=True)
+
+    def build_log(self, deployment_id: str, last: int = 30) -> list[str]:
+        """The last lines of the build output: GET /v3/deployments/{id}/events."""
+        # follow=0: a JSON answer, not the live stream; backward: the newest events first.
+        answer = self._call("GET", f"/v3/deployments/{_q(deployment_id)}/events",
+                            query={"builds": "1", "follow": "0", "direction": "backward", "limit": str(last * 2)},
+                            idempotent=True, what=f"reading the build log of {deployment_id}")
+        events = list(reversed(answer)) if isinstance(answer, list) else []
+        lines: list[str] = []
+        for event in events:
+            payload = event.get("payload") if isinstance(event, dict) else None
+            text = (payload or {}).get("text") if isinstance(payload, dict) else None
+            if text is None and isinstance(event, dict):
+                text = event.get("text")
+            if text:
+                lines.extend(str(text).splitlines())
+        return lines[-last:]
+
+    def get_project(self, project: str) -> dict[str, Any]:
+        return dict(self._call("GET", f"/v9/projects/{_q(project)}", idempotent=True,
+                               what=f"reading project {project}"))
+
+    def promote(self, project: str, deployment_id: str) -> None:
+        """POST /v10/projects/{project}/promote/{id}: production traffic to this deployment, no rebuild."""
+        self._call("POST", f"/v10/projects/{_q(project)}/promote/{_q(deployment_id)}",
+                   what=f"promoting {deployment_id} to production")
+
+    def rollback(self, project: str, deployment_id: str) -> None:
+        """POST /v1/projects/{project}/rollback/{id}: instant rollback to an earlier production deployment."""
+        self._call("POST", f"/v1/projects/{_q(project)}/rollback/{_q(deployment_id)}",
+                   what=f"rolling production back to {deployment_id}")
+
+    def cancel_deployment(self, deployment_id: str) -> None:
+        """PATCH /v12/deployments/{id}/cancel: stop a build that is still QUEUED or BUILDING."""
+        self._call("PATCH", f"/v12/deployments/{_q(deployment_id)}/cancel", idempotent=True,
+                   what=f"cancelling deployment {deployment_id}")
+
+    def delete_deployment(self, deployment_id: str) -> None:
+        self._call("DELETE", f"/v13/deployments/{_q(deployment_id)}", idempotent=True,
+                   what=f"deleting deployment {deployment_id}")
+
+    # --- transport ----------------------------------------------------------------------------
+
+    def _call(self, method: str, path: str, *, query: Mapping[str, str] | None = None, body: bytes | None = None,
+              json_body: Any = None, headers: Mapping[str, str] | None = None, idempotent: bool = False,
+              what: str) -> Any:
+        params = dict(query or {})
+        if self.team_id:
+            params["teamId"] = self.team_id
+        url = self.base_url + path + ("?" + urllib.parse.urlencode(params) if params else "")
+        data = json.dumps(json_body).encode() if json_body is not None else body
+        sent = {"Authorization": f"Bearer {self._token}", "Accept": "application/json", **(headers or {})}
+        if json_body is not None:
+            sent["Content-Type"] = "application/json"
+        attempt = 0
+        while True:
+            attempt += 1
+            request = urllib.request.Request(url, data=data, method=method, headers=sent)
+            try:
+                with urllib.request.urlopen(request, timeout=self.timeout) as resp:  # noqa: S310 - https or the test server
+                    raw = resp.read()
+                return json.loads(raw) if raw.strip() else {}
+            except urllib.error.HTTPError as exc:
+                raw = exc.read()
+                wait = self._retry_wait(exc.code, exc.headers, attempt, idempotent)
+                if wait is None:
+                    raise self._error(exc.code, raw, exc.headers, what, method, path) from None
+            except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
+                reason = getattr(exc, "reason", exc)
+                if not idempotent or attempt > self.retries:
+                    timed_out = isinstance(reason, TimeoutError)
+                    said = (f"did not answer within {self.timeout:g}s" if timed_out
+                            else f"could not be reached: {reason}")
+                    raise VercelError(
+                        f"{what}: the Vercel API ({self.base_url}) {said}",
+                        hint="check the network (or Vercel's status page, https://www.vercel-status.com) and run "
+                             "the command again") from None
+                wait = self.backoff * 2 ** (attempt - 1)
+            self._sleep(wait)
+
+    def _retry_wait(self, status: int, headers: Any, attempt: int, idempotent: bool) -> float | None:
+        """Seconds to wait before trying again, or None to fail now."""
+        if attempt > self.retries:
+            return None
+        if status == 429:
+            wait = _retry_after(headers)
+            if wait is None:
+                wait = self.backoff * 2 ** (attempt - 1)
+            return wait if wait <= self.max_wait else None
+        if status == 503 or (status >= 500 and idempotent):
+            return _retry_after(headers) or self.backoff * 2 ** (attempt - 1)
+        return None
+
+    def _error(self, status: int, raw: bytes, headers: Any, what: str, method: str, path: str) -> VercelError:
+        try:
+            body = json.loads(raw) if raw.strip() else {}
+        except ValueError:
+            body = {}
+        err = body.get("error") if isinstance(body, dict) else None
+        err = err if isinstance(err, dict) else {}
+        code, text = str(err.get("code") or ""), str(err.get("message") or "").replace(self._token, "***")
+        said = f": {text}" if text else ""
+        if status == 401:
+            out = VercelError(f"{what}: Vercel refused the token (401 Unauthorized){said}", status=status, code=code,
+                              hint=f"set VERCEL_TOKEN to a valid token (create one at {TOKENS_PAGE}); it may have "
+                                   "expired or been revoked")
+        elif status == 403:
+            out = VercelError(f"{what}: the token may not do this (403 Forbidden){said}", status=status, code=code,
+                              hint="use a token created in the scope of the project's team, and set frontend.team_id "
+                                   "in deploy.yaml to that team's id (team_…)")
+        elif status == 404:
+            out = VercelError(f"{what}: not found on Vercel (404){said}", status=status, code=code,
+                              hint="check frontend.project_id and frontend.team_id in deploy.yaml")
+        elif status == 429:
+            reset = _retry_after(headers)
+            when = f"; the limit resets in {reset:.0f}s" if reset is not None else ""
+            out = VercelError(f"{what}: Vercel's rate limit was hit and stayed hit (429){when}", status=status,
+                              code=code, hint="run the command again later; see https://vercel.com/docs/limits")
+        elif status >= 500:
+            out = VercelError(f"{what}: Vercel answered {status} ({method} {path}){said}", status=status, code=code,
+                              hint="a problem on Vercel's side: see https://www.vercel-status.com and run the "
+                                   "command again")
+        else:
+            out = VercelError(f"{what}: Vercel answered {status}{said}", status=status, code=code)
+        if code == "missing_files":
+            out.missing = err.get("missing") or []  # type: ignore[attr-defined]
+        return out
+
+
+def _retry_after(headers: Any) -> float | None:
+    """Seconds from Retry-After (seconds or an HTTP date), else from X-RateLimit-Reset (epoch s)."""
+    if headers is None:
+        return None
+    value = headers.get("Retry-After")
+    if value:
+        try:
+            return max(0.0, float(value))
+        except ValueError:
+            parsed = email.utils.parsedate_to_datetime(value) if value else None
+            if parsed is not None:
+                return max(0.0, parsed.timestamp() - _now())
+    reset = headers.get("X-RateLimit-Reset")
+    if reset:
+        try:
+            return max(0.0, float(reset) - _now())
+        except ValueError:
+            return None
+    return None
+
+
+def _q(part: str) -> str:
+    return urllib.parse.quote(part, safe="")
+
+
+def probe(url: str, timeout: float = 10.0, headers: Mapping[str, str] | None = None) -> tuple[int | None, str]:
+    """GET `url` once: (HTTP status or None, a few words on what happened). Redirects are followed."""
+    try:
+        request = urllib.request.Request(url, method="GET", headers=dict(headers or {}))
+        with urllib.request.urlopen(request, timeout=timeout) as resp:  # noqa: S310
+            return resp.status, f"answered {resp.status}"
+    except urllib.error.HTTPError as exc:
+        return exc.code, f"answered {exc.code}"
+    except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
+        return None, f"did not answer ({getattr(exc, 'reason', exc)})"

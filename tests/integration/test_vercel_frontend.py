@@ -1,0 +1,296 @@
+"""The frontend on Vercel beside the ECS backend, through the real CLI: contract tests against the
+Vercel SIMULATION (tests/support/vercel_sim.py, over real HTTP) with the backend on moto and the
+ECS rollout simulation (the release tests' `project`: staging, and prod promoted from staging).
+
+What only real Vercel proves is listed in docs/frontend-vercel.md ("What the tests do not prove").
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.integration.conftest import git
+from tests.support import vercel_sim
+from tests.support.release_project import Project
+from tests.support.vercel_sim import PROJECT, TEAM, Script, VercelSim
+
+SIM_PHASES = {"start_s": 0.1, "healthy_s": 0.1, "fail_s": 0.1, "drain_s": 0.05, "bake_s": 0.1}
+
+
+@pytest.fixture
+def vercel(monkeypatch: pytest.MonkeyPatch) -> Iterator[VercelSim]:
+    for sim in vercel_sim.running():
+        for key, value in sim.env().items():
+            monkeypatch.setenv(key, value)
+        yield sim
+
+
+def with_frontend(project: Project, **frontend: Any) -> Project:
+    """The project with a Next.js-like frontend directory and a `frontend:` section: staging gets
+    its backend URL from api_url, prod is Vercel production, and a preview environment."""
+    web = project.path / "web"
+    (web / "app").mkdir(parents=True)
+    (web / "package.json").write_text('{"name": "chat-web", "scripts": {"build": "next build"}}\n')
+    (web / "app" / "page.tsx").write_text("export default function Page() { return <main>chat</main> }\n")
+    (web / ".gitignore").write_text("node_modules\n.env\n")
+    (web / ".vercelignore").write_text("drafts/\n")
+    (web / "drafts").mkdir()
+    (web / "drafts" / "notes.md").write_text("not for upload\n")
+    (web / "node_modules").mkdir()
+    (web / "node_modules" / "huge.js").write_text("// vendored\n")
+    (web / ".env").write_text("SESSION_SECRET=do-not-upload\n")
+    doc = yaml.safe_load((project.path / "deploy.yaml").read_text())
+    doc["frontend"] = {"path": "web", "project_id": PROJECT, "team_id": TEAM, "framework": "nextjs",
+                       "build_env": {"NEXT_PUBLIC_SITE": "chat"}, "api_url_env": "NEXT_PUBLIC_API_URL",
+                       "api_url": "https://api-{env}.example.com", "health_path": "/", "timeout": "20s",
+                       **frontend}
+    doc["environments"]["prod"]["frontend"] = {"production": True}
+    preview = {**yaml.safe_load(yaml.safe_dump(doc["environments"]["staging"])), "preview": True}
+    preview["services"] = {"api": {"load_balancer": None}}
+    preview["frontend"] = {"api_url": "https://api-{name}.preview.example.com"}
+    doc["environments"]["preview"] = preview
+    (project.path / "deploy.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+    git(project.path, "add", "-A")
+    git(project.path, "commit", "-qm", "frontend")
+    return project
+
+
+@pytest.fixture
+def app(project: Project, vercel: VercelSim) -> Project:
+    return with_frontend(project)
+
+
+def status(p: Project, env: str) -> dict[str, Any]:
+    res = p.cli("status", "-f", p.file, "--env", env, "--json")
+    assert res.code in (0, 1), res.text
+    return dict(res.json())
+
+
+# --- run ------------------------------------------------------------------------------------
+
+
+def test_run_staging_deploys_backend_then_frontend_with_the_backend_url(app: Project, vercel: VercelSim) -> None:
+    image = app.world.push("v1")
+    res = app.run("staging", image)
+    assert res.code == 0, res.text
+
+    created = vercel.calls("POST", "/v13/deployments")
+    body = created[-1].body
+    assert body["project"] == PROJECT and body["name"] == "chat-api"
+    assert body["projectSettings"] == {"framework": "nextjs"}
+    assert "target" not in body and "customEnvironmentSlugOrId" not in body  # a preview deployment
+    assert body["build"]["env"] == {"NEXT_PUBLIC_SITE": "chat", "NEXT_PUBLIC_API_URL": "https://api-staging.example.com"}
+    # .gitignore, .vercelignore and Vercel's defaults keep these out; the secret never goes up.
+    assert sorted(f["file"] for f in body["files"]) == [".vercelignore", "app/page.tsx", "package.json"]
+    assert all(c.query.get("teamId") == TEAM for c in vercel.requests if not c.path.startswith("/_site"))
+    # Uploads by content hash: the first create says which are missing; only those go up.
+    uploads = vercel.calls("POST", "/v2/files")
+    assert len(uploads) == 3 and len(created) == 2
+    history = app.history("staging")
+    dep = vercel.deployments[history[0]["frontend"]["id"]]
+    assert dep["meta"]["deployctlRelease"] == history[0]["id"]
+    assert dep["meta"]["deployctlDigest"] == image.rsplit("@", 1)[1]
+    assert history[0]["frontend"]["state"] == "READY"
+    assert f"frontend is at http://{vercel.host}/_site/{dep['id']}" in res.out
+    # The site was checked on its health path before the release was called good.
+    assert vercel.calls("GET", f"/_site/{dep['id']}/")
+
+    st = status(app, "staging")
+    assert st["ok"] is True and st["frontend"]["id"] == dep["id"] and st["frontend"]["healthy"] is True
+    assert st["frontend"]["release"] == history[0]["id"]
+    text = app.cli("status", "-f", app.file, "--env", "staging")
+    assert f"frontend (vercel): {dep['id']} READY" in text.out
+
+    # A second deploy of changed files: only the changed file is uploaded.
+    (app.path / "web" / "app" / "page.tsx").write_text("export default function Page() { return <main>v2</main> }\n")
+    git(app.path, "commit", "-qam", "v2")
+    res = app.run("staging", app.world.push("v2"))
+    assert res.code == 0, res.text
+    assert len(vercel.calls("POST", "/v2/files")) == 4
+    rows = app.cli("history", "-f", app.file, "--env", "staging").out
+    assert "frontend" in rows.splitlines()[0] and "READY" in rows
+
+
+def test_a_build_error_exits_1_with_the_build_logs_last_lines(app: Project, vercel: VercelSim) -> None:
+    vercel.script_next(Script(states=("QUEUED", "BUILDING", "ERROR"), error="Command \"next build\" exited with 1",
+                              log=("> next build", "Type error: 'x' is possibly 'undefined'.", "  at app/page.tsx:3:7",
+                                   f"token in a log line: {vercel.token}")))
+    res = app.run("staging", app.world.push("v1"))
+    assert res.code == 1, res.text
+    assert "ended ERROR" in res.text and "Command \"next build\" exited with 1" in res.text
+    assert "Type error: 'x' is possibly 'undefined'." in res.text and "at app/page.tsx:3:7" in res.text
+    assert vercel.token not in res.text  # the token is registered with the redactor
+    assert status(app, "staging")["ok"] is False
+
+
+def test_a_canceled_build_exits_1(app: Project, vercel: VercelSim) -> None:
+    vercel.script_next(Script(states=("QUEUED", "CANCELED")))
+    res = app.run("staging", app.world.push("v1"))
+    assert res.code == 1 and "ended CANCELED" in res.text, res.text
+
+
+def test_a_ready_deployment_that_does_not_answer_is_not_a_good_release(app: Project, vercel: VercelSim,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    from deployctl.targets import vercel_target
+
+    monkeypatch.setattr(vercel_target, "HEALTH_WAIT", 1.0)
+    vercel.script_next(Script(site_status=500))
+    res = app.run("staging", app.world.push("v1"))
+    assert res.code == 1, res.text
+    assert "is READY but" in res.text and "answered 500" in res.text
+
+
+def test_429_is_retried_after_retry_after(app: Project, vercel: VercelSim) -> None:
+    vercel.fail("POST", "/v13/deployments", 429, times=1, headers=vercel_sim.rate_limited(1),
+                body={"error": {"code": "rate_limited", "message": "Rate limit exceeded"}})
+    started = time.monotonic()
+    res = app.run("staging", app.world.push("v1"))
+    assert res.code == 0, res.text
+    assert time.monotonic() - started >= 1.0
+    assert app.history("staging")[0]["frontend"]["state"] == "READY"
+
+
+def test_a_bad_token_exits_1_before_the_backend_moves(app: Project, vercel: VercelSim,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VERCEL_TOKEN", "revoked-token-value-123")
+    res = app.run("staging", app.world.push("v1"))
+    assert res.code == 1, res.text
+    assert "Vercel refused the token (401 Unauthorized)" in res.text and "VERCEL_TOKEN" in res.text
+    assert "revoked-token-value-123" not in res.text
+    assert app.history("staging") == []  # nothing was deployed
+
+
+def test_no_token_is_a_usage_error(app: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("VERCEL_TOKEN")
+    res = app.run("staging", app.world.push("v1"))
+    assert res.code == 2 and "VERCEL_TOKEN is not set" in res.text, res.text
+    # status still shows the backend, and says why the frontend is unknown
+    st = app.cli("status", "-f", app.file, "--env", "staging", "--json")
+    assert st.code == 0 and st.json()["frontend"]["error"].endswith("VERCEL_TOKEN is not set")
+    assert st.json()["ok"] is False and st.json()["services"][0]["service"] == "api"
+
+
+def test_a_build_that_never_finishes_times_out_with_exit_1(project: Project, vercel: VercelSim) -> None:
+    app = with_frontend(project, timeout="2s")
+    vercel.script_next(Script(states=("QUEUED",) + ("BUILDING",) * 1000))
+    res = app.run("staging", app.world.push("v1"))
+    assert res.code == 1, res.text
+    assert "was not READY after 2s (still BUILDING; its build was cancelled)" in res.text
+    # Nothing is left building on Vercel.
+    (dep,) = vercel.deployments.values()
+    assert dep["readyState"] == "CANCELED" and vercel.calls("PATCH", f"/v12/deployments/{dep['id']}/cancel")
+
+
+def test_a_secret_file_is_refused_before_anything_changes(app: Project, vercel: VercelSim) -> None:
+    (app.path / "web" / ".gitignore").write_text("node_modules\n")  # .env no longer ignored
+    git(app.path, "commit", "-qam", "oops")
+    res = app.run("staging", app.world.push("v1"))
+    assert res.code == 2, res.text
+    assert "refusing to upload the frontend" in res.text and ".env" in res.text
+    assert "do-not-upload" not in res.text
+    assert not vercel.calls("POST", "/v2/files") and app.history("staging") == []
+
+
+# --- promote, rollback ----------------------------------------------------------------------
+
+
+def test_promote_then_rollback_moves_both_halves(app: Project, vercel: VercelSim) -> None:
+    assert app.run("staging", app.world.push("v1")).code == 0
+    staging_v1 = app.history("staging")[0]["frontend"]["id"]
+    res = app.cli("promote", "staging", "prod", "-f", app.file, "--yes")
+    assert res.code == 0, res.text
+    # The exact deployment staging runs is production now: promoted, not rebuilt.
+    assert vercel.production_of() == staging_v1
+    assert vercel.calls("POST", f"/v10/projects/{PROJECT}/promote/{staging_v1}")
+    assert len(vercel.calls("POST", "/v13/deployments")) == 2  # staging's only (create + after uploads)
+    prod = app.history("prod")
+    assert prod[0]["frontend"]["id"] == staging_v1
+
+    (app.path / "web" / "package.json").write_text('{"name": "chat-web", "version": "2"}\n')
+    git(app.path, "commit", "-qam", "v2")
+    assert app.run("staging", app.world.push("v2")).code == 0
+    staging_v2 = app.history("staging")[0]["frontend"]["id"]
+    assert staging_v2 != staging_v1
+    assert app.cli("promote", "staging", "prod", "-f", app.file, "--yes").code == 0
+    assert vercel.production_of() == staging_v2
+    assert status(app, "prod")["frontend"]["id"] == staging_v2
+
+    res = app.cli("rollback", "-f", app.file, "--env", "prod", "--yes")
+    assert res.code == 0, res.text
+    assert f"frontend: {staging_v2} → {staging_v1}" in res.text
+    # Both halves are back: the backend's previous image and Vercel's previous production deployment.
+    assert vercel.calls("POST", f"/v1/projects/{PROJECT}/rollback/{staging_v1}")
+    assert vercel.production_of() == staging_v1
+    st = status(app, "prod")
+    assert st["current"]["image_digest"] == prod[0]["image_digest"]
+    assert st["frontend"]["id"] == staging_v1 and st["ok"] is True
+    assert app.history("prod")[0]["kind"] == "rollback"
+    assert app.history("prod")[0]["frontend"]["id"] == staging_v1
+
+
+def test_promote_is_refused_when_staging_has_no_frontend_for_its_image(app: Project, vercel: VercelSim) -> None:
+    vercel.script_next(Script(states=("QUEUED", "ERROR")))
+    assert app.run("staging", app.world.push("v1")).code == 1  # backend went out, the frontend did not
+    before = len(app.history("prod"))
+    res = app.cli("promote", "staging", "prod", "-f", app.file, "--yes")
+    assert res.code == 1, res.text
+    assert "no READY frontend deployment" in res.text
+    assert len(app.history("prod")) == before and vercel.production_of() is None
+
+
+# --- previews -------------------------------------------------------------------------------
+
+
+def test_preview_run_and_destroy(app: Project, vercel: VercelSim, tmp_path: Path,
+                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    image = app.world.push("v1")
+    outputs = tmp_path / "github-output"
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.setenv("GITHUB_OUTPUT", str(outputs))
+    res = app.run("preview", image, "--name", "pr-42")
+    assert res.code == 0, res.text
+    # The step outputs the preview workflow's PR comment shows: both URLs.
+    written = dict(line.split("=", 1) for line in outputs.read_text().splitlines())
+    assert written["frontend_url"].startswith(f"http://{vercel.host}/_site/dpl_")
+    assert written["backend_url"] == "https://api-pr-42.preview.example.com"
+    body = vercel.calls("POST", "/v13/deployments")[-1].body
+    assert body["meta"]["deployctlPreview"] == "pr-42"
+    assert body["build"]["env"]["NEXT_PUBLIC_API_URL"] == "https://api-pr-42.preview.example.com"
+    dep_id = next(iter(vercel.deployments))
+    assert f"frontend is at http://{vercel.host}/_site/{dep_id}" in res.out
+
+    res = app.cli("destroy", "-f", app.file, "--env", "preview", "--name", "pr-42", "--yes")
+    assert res.code == 0, res.text
+    assert f"removed Vercel deployment {dep_id}" in res.out
+    assert vercel.calls("DELETE", f"/v13/deployments/{dep_id}") and not vercel.deployments
+
+
+def test_a_custom_environment_is_named_after_the_deploy_environment(project: Project, vercel: VercelSim) -> None:
+    app = with_frontend(project, custom_environment=True)
+    assert app.run("staging", app.world.push("v1")).code == 0
+    assert vercel.calls("POST", "/v13/deployments")[-1].body["customEnvironmentSlugOrId"] == "staging"
+
+
+def test_rollback_of_staging_brings_back_the_frontend_built_for_that_release(app: Project, vercel: VercelSim) -> None:
+    assert app.run("staging", app.world.push("v1")).code == 0
+    first = app.history("staging")[0]["frontend"]["id"]
+    (app.path / "web" / "package.json").write_text('{"name": "chat-web", "version": "2"}\n')
+    git(app.path, "commit", "-qam", "v2")
+    assert app.run("staging", app.world.push("v2")).code == 0
+    second = status(app, "staging")["frontend"]["id"]
+    assert second != first
+
+    res = app.cli("rollback", "-f", app.file, "--env", "staging", "--yes")
+    assert res.code == 0, res.text
+    assert f"frontend: {second} → {first}" in res.text
+    st = status(app, "staging")
+    assert st["frontend"]["id"] == first and st["ok"] is True
+    newest = app.history("staging")[0]
+    assert newest["kind"] == "rollback" and newest["frontend"]["id"] == first
+    assert not vercel.calls("POST", "/v1/projects")  # staging is not production: no Vercel rollback call
