@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 from deployctl.app import scale
@@ -16,7 +17,7 @@ def history(cfg: ResolvedConfig, limit: int) -> History:
     # `deployctl scale` registers no release; its records (on the ECS services) are entries of
     # kind `scale` between the releases they came between.
     entries = merge(found.releases, scale.history_entries(cfg))[:limit]
-    return History(tuple(entries), found.current)
+    return dataclasses.replace(found, releases=tuple(entries))
 
 
 def merge(releases: Sequence[Release], scales: Sequence[Release]) -> list[Release]:
