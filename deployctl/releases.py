@@ -10,9 +10,9 @@ Selection rules (used by promote and rollback):
 - the *current* release is the newest release among the revisions the services run now;
 - promote takes what the source environment runs, and only when its newest release and every
   running revision succeeded and no rollout is in flight (`promotable`);
-- rollback goes by default to the newest succeeded release older than the current one; when
-  the current release is itself a rollback, "older" is counted from the release it restored,
-  so two rollbacks in a row walk back through history instead of bouncing between two releases.
+- rollback goes by default to the newest succeeded release older than the current one whose
+  images differ from what runs now (`choose`, the one chooser of every target); `--steps N`
+  counts N such releases back down the history as `history` lists it.
 
 Why over 500 lines: release records, promote selection, settling and rollback selection are
 the pure rules over one model (Release, Revision); each section is headed below.
@@ -504,42 +504,104 @@ def _short_digest(image: str) -> str:
     return d[:19] if d else image
 
 
-def choose_rollback(env: str, releases: Sequence[Release], running: Mapping[str, str], *,
-                    to: str | None = None, steps: int = 1) -> RollbackChoice:
-    """The release `rollback` deploys again. UsageError (exit 2) when there is none: nothing
-    was changed and the person has to pick something else."""
+@dataclass(frozen=True)
+class LiveState:
+    """What runs in one environment now, as its target sees it: everything the one rollback
+    chooser (`choose`) needs besides the releases. What differs between targets is data here.
+
+    `images` says what each release would run again if chosen (release id → service → image
+    identity; ECS: each service's image at that release, the local target: the image id), and
+    `running` what runs now in the same terms: a release is a rollback target only if it changes
+    an image."""
+
+    where: str  # how messages name the environment ("staging", "app/dev")
+    env: str  # its name in deploy.yaml, for the commands a message suggests
+    current: Release | None  # the release serving now
+    images: Mapping[str, Mapping[str, str]]
+    running: Mapping[str, str]
+    # The newest release that went live, serving or failing now (the local target sees a live
+    # release whose containers keep crashing); counting back starts below it. None: `current`.
+    anchor: Release | None = None
+    nothing: str = "nothing deployctl released runs there"  # what runs when no release does
+    hint: str = ""  # added to "`deployctl history` shows its releases" (e.g. how many are kept)
+
+
+def choose(releases: Sequence[Release], live: LiveState, *, to: str | None = None, steps: int = 1) -> Release:
+    """The release `rollback` deploys again, for every target. UsageError (exit 2) when there is
+    none: nothing was changed and the person has to pick something else.
+
+    By default the newest succeeded release older than what runs now whose images differ from
+    what runs now; `steps` N counts back N such releases, down the history as `history` lists it
+    (a rollback release is a release like any other), each image set counted once. `to` names a
+    release: it must have succeeded and not be what runs now."""
     if steps < 1:
         raise UsageError("--steps must be 1 or more")
-    cur = current(releases, running)
+    where, cur = live.where, live.current
+    anchor = live.anchor or cur
     if to is not None:
         target = next((r for r in releases if r.id == to), None)
         if target is None:
             known = ", ".join(r.id for r in releases[:5]) or "none"
-            raise UsageError(f"{env} has no release {to} (newest: {known})",
-                             hint=f"`deployctl history --env {env}` lists them")
+            raise UsageError(f"{where} has no release {to} (newest: {known})",
+                             hint=f"`deployctl history --env {live.env}` lists them")
         if not target.succeeded:
-            raise UsageError(f"release {to} of {env} {_outcome_words(target.outcome)}; refusing to roll back to it",
-                             hint="choose a release whose outcome is succeeded")
+            raise UsageError(f"release {to} of {where} {_outcome_words(target.outcome)}; refusing to roll back to "
+                             "it", hint="choose a release whose outcome is succeeded")
         if cur is not None and target.id == cur.id:
-            raise UsageError(f"{env} already runs release {to}")
+            raise UsageError(f"{where} already runs release {to}")
+        if anchor is not None and target.id == anchor.id:
+            raise UsageError(f"release {to} is what {where} runs now, and it is failing (its containers are not up "
+                             "and healthy); refusing to roll back to it",
+                             hint=f"`deployctl status --env {live.env}` shows why; choose an earlier release")
     else:
-        start = 0
-        if cur is not None:
-            anchor = cur
-            if cur.kind == ROLLBACK and cur.source:
-                anchor = next((r for r in releases if r.id == cur.source), cur)
-            start = (_index(releases, anchor.id) or 0) + 1
-        candidates = [r for r in releases[start:] if r.succeeded]
+        start = (_index(releases, anchor.id) or 0) + 1 if anchor is not None else 0
+        now = frozenset(live.running.items())
+        seen = {now}
+        earlier = [r for r in releases[start:] if r.succeeded]
+        candidates = []
+        for r in earlier:
+            images = frozenset(live.images.get(r.id, {}).items())
+            if images in seen or not _changes_an_image(live.images.get(r.id, {}), live.running):
+                continue
+            seen.add(images)
+            candidates.append(r)
         if len(candidates) < steps:
-            what = "no earlier succeeded release" if steps == 1 else \
-                f"only {len(candidates)} earlier succeeded release(s), not {steps},"
-            now = f"it runs {cur.id}" if cur else "nothing deployctl released runs there"
-            raise UsageError(f"{env} has {what} to roll back to ({now})",
-                             hint=f"`deployctl history --env {env}` shows its releases")
+            other = " with other images" if len(earlier) > len(candidates) else ""
+            what = f"no earlier succeeded release{other}" if not candidates else \
+                f"only {len(candidates)} earlier succeeded release(s){other}, not {steps},"
+            runs = (f"it runs {cur.id}" if cur is not None and anchor is not None and anchor.id == cur.id else
+                    f"it runs {anchor.id}, which is failing" if anchor is not None else live.nothing)
+            same = [r.id for r in earlier if r not in candidates]
+            if same and not candidates:
+                runs += f"; {', '.join(same[:3])}{'…' if len(same) > 3 else ''} ran the same images"
+            raise UsageError(f"{where} has {what} to roll back to ({runs})",
+                             hint=f"`deployctl history --env {live.env}` shows its releases"
+                             + (f"; {live.hint}" if live.hint else ""))
         target = candidates[steps - 1]
-    services = set(running) | set(target.revisions)
-    revisions = state_at(releases, target, sorted(services))
-    changed = {s: r for s, r in revisions.items() if running.get(s) != r.arn}
+    if not target.available:
+        raise UsageError(f"the image of release {target.id} of {where} is gone: nothing to roll back to",
+                         hint="it was removed outside deployctl; deploy that commit again instead")
+    return target
+
+
+def _changes_an_image(then: Mapping[str, str], now: Mapping[str, str]) -> bool:
+    return any(now.get(service) != image for service, image in then.items())
+
+
+def choose_rollback(env: str, releases: Sequence[Release], running: Mapping[str, str], *,
+                    to: str | None = None, steps: int = 1) -> RollbackChoice:
+    """ECS: the release `rollback` deploys again (`choose`) and, per service, the revision that
+    runs again: the target's own, or for a service it did not deploy the one that ran then.
+    `running`: service → task-definition ARN it runs now."""
+    cur = current(releases, running)
+    services = sorted(set(running) | {s for r in releases for s in r.revisions})
+    states = {r.id: state_at(releases, r, services) for r in releases}
+    image_of = {rev.arn: rev.image for r in releases for rev in r.revisions.values()}
+    live = LiveState(where=env, env=env, current=cur,
+                     images={rid: {s: rev.image for s, rev in st.items()} for rid, st in states.items()},
+                     running={s: image_of.get(arn, arn) for s, arn in running.items()})
+    target = choose(releases, live, to=to, steps=steps)
+    changed = {s: r for s, r in states[target.id].items() if running.get(s) != r.arn}
     if not changed:
         raise UsageError(f"{env} already runs what release {target.id} deployed")
     return RollbackChoice(current=cur, target=target, revisions=changed, running=dict(running))

@@ -172,17 +172,38 @@ def test_rollback_to_a_chosen_release(project: Project, sim: Any) -> None:
     assert releases[1]["id"] == rel3 and releases[1]["outcome"] == "succeeded"
 
 
-def test_default_rollback_walks_back_through_history(project: Project, sim: Any) -> None:
+def test_default_rollback_goes_to_the_newest_release_of_other_images(project: Project, sim: Any) -> None:
     ref1, rel1 = project.deployed("staging", "v1")
-    project.deployed("staging", "v2")
+    ref2, rel2 = project.deployed("staging", "v2")
+    # The same digest deployed again (--force): a release, but no rollback target from v2.
+    assert project.run("staging", ref2, "--force").code == 0
     res = project.cli("rollback", "-f", project.file, "--env", "staging", "--yes")
     assert res.code == 0, res.text
+    assert f"→ release {rel1}" in res.out
     assert image_of(project.world, CLUSTER) == ref1
-    # Rolled back to the first release: there is nothing older to go back to (it does not
-    # bounce back to v2).
+    # History now lists: the rollback (v1), the re-run (v2), rel2 (v2), rel1 (v1). Counted down
+    # that list, v1's release runs the images that run now: one step back is v2, not two.
+    listed = project.history("staging")
+    assert [r["kind"] for r in listed] == ["rollback", "deploy", "deploy", "deploy"]
+    steps2 = project.cli("rollback", "-f", project.file, "--env", "staging", "--steps", "2", "--yes")
+    assert steps2.code == 2
+    assert ("staging has only 1 earlier succeeded release(s) with other images, not 2, to roll back to "
+            f"(it runs {listed[0]['id']})") in steps2.err
     again = project.cli("rollback", "-f", project.file, "--env", "staging", "--yes")
-    assert again.code == 2 and "no earlier succeeded release" in again.err
-    assert image_of(project.world, CLUSTER) == ref1
+    assert again.code == 0, again.text
+    assert f"→ release {listed[1]['id']}" in again.out
+    assert image_of(project.world, CLUSTER) == ref2
+
+
+def test_a_rollback_that_would_change_no_image_is_refused(project: Project, sim: Any) -> None:
+    ref1, rel1 = project.deployed("staging", "v1")
+    assert project.run("staging", ref1, "--force").code == 0
+    updates = len(sim.calls_of("UpdateService"))
+    res = project.cli("rollback", "-f", project.file, "--env", "staging", "--yes")
+    assert res.code == 2
+    assert ("staging has no earlier succeeded release with other images to roll back to "
+            f"(it runs {project.history('staging')[0]['id']}; {rel1} ran the same images)") in res.err
+    assert len(sim.calls_of("UpdateService")) == updates  # nothing was touched
 
 
 def test_rollback_to_a_failed_or_unknown_release_is_refused(project: Project, sim: Any) -> None:

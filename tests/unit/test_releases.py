@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
 from typing import Any
 
@@ -223,13 +224,59 @@ def test_default_rollback_is_the_previous_succeeded_release() -> None:
         releases.choose_rollback("staging", built, running_of(built[0]), steps=3)
 
 
-def test_rollback_after_a_rollback_keeps_walking_back() -> None:
+def test_rollback_after_a_rollback_counts_back_in_history_as_listed() -> None:
     revs = [rev("api", 1, rid(1)), rev("api", 2, rid(2)), rev("api", 3, rid(3)),
             rev("api", 4, rid(4), image_n=2, **{releases.KIND: "rollback", releases.SOURCE: rid(2)})]
     built = releases.build(revs)
     assert built[0].kind == "rollback" and built[0].source == rid(2)
-    # Release 4 restored release 2, so "previous" is release 1, not release 3 again.
-    assert releases.choose_rollback("staging", built, running_of(built[0])).target.id == rid(1)
+    running = running_of(built[0])
+    # History lists 4 (runs v2), 3 (v3), 2 (v2), 1 (v1). Release 2 ran the images that run now,
+    # so it is no step back: the default goes to 3, --steps 2 to 1 (issue 16, item 9).
+    assert releases.choose_rollback("staging", built, running).target.id == rid(3)
+    assert releases.choose_rollback("staging", built, running, steps=2).target.id == rid(1)
+    with pytest.raises(UsageError) as err:
+        releases.choose_rollback("staging", built, running, steps=3)
+    assert err.value.message == ("staging has only 2 earlier succeeded release(s) with other images, not 3, "
+                                 f"to roll back to (it runs {rid(4)})")
+
+
+def test_default_rollback_skips_releases_of_the_images_that_run_now() -> None:
+    # Releases 2 and 3 deployed one digest (a re-run, a settings change): rolling back from 3 to 2
+    # would change nothing, so the default goes to 1 (issue 16, item 1).
+    revs = [rev("api", 1, rid(1)), rev("api", 2, rid(2)), rev("api", 3, rid(3), image_n=2)]
+    built = releases.build(revs)
+    choice = releases.choose_rollback("staging", built, running_of(built[0]))
+    assert choice.target.id == rid(1)
+    assert choice.changes() == [("api", "chat-api-staging-api:3", f"chat-api-staging-api:1 ({digest(1)[:19]})")]
+    # With no older release of other images: exit 2, saying why.
+    same = releases.build([rev("api", 1, rid(1)), rev("api", 2, rid(2), image_n=1)])
+    with pytest.raises(UsageError) as err:
+        releases.choose_rollback("staging", same, running_of(same[0]))
+    assert err.value.exit_code == 2
+    assert err.value.message == ("staging has no earlier succeeded release with other images to roll back to "
+                                 f"(it runs {rid(2)}; {rid(1)} ran the same images)")
+    # --to still goes to a release of the same images when asked by name.
+    assert releases.choose_rollback("staging", same, running_of(same[0]), to=rid(1)).target.id == rid(1)
+
+
+def test_one_chooser_for_every_target() -> None:
+    # A target that is its image (the local engine): two releases of one image count once, and
+    # counting starts below the release deployed last even when it is not serving (failing).
+    made = [releases.Release(id=f"r{n}", app="a", env="dev", outcome=o, git_sha="", image_digest="", image="",
+                             who="", started_at="", finished_at="", duration_s=None, number=n, image_id=i)
+            for n, o, i in ((5, "succeeded", "img-c"), (4, "succeeded", "img-b"), (3, "failed", "img-a"),
+                            (2, "succeeded", "img-b"), (1, "succeeded", "img-a"))]
+    live = releases.LiveState(where="a/dev", env="dev", current=None, anchor=made[0],
+                              images={r.id: {"image": r.image_id} for r in made}, running={"image": "img-c"},
+                              nothing="nothing is deployed")
+    assert releases.choose(made, live).id == "r4"
+    assert releases.choose(made, live, steps=2).id == "r1"  # r2 is img-b again
+    with pytest.raises(UsageError, match=r"it runs r5, which is failing"):
+        releases.choose(made, live, steps=3)
+    with pytest.raises(UsageError, match="r5 is what a/dev runs now, and it is failing"):
+        releases.choose(made, live, to="r5")
+    with pytest.raises(UsageError, match=r"^a/dev has no earlier succeeded release to roll back to \(nothing is"):
+        releases.choose([], dataclasses.replace(live, anchor=None))
 
 
 def test_rollback_errors_are_usage_errors_that_change_nothing() -> None:
