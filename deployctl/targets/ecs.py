@@ -316,7 +316,7 @@ class ServiceOutcome:
     previous: str | None = None
     diagnosis: list[str] = field(default_factory=list)
     watch: rollout.WatchResult | None = None
-    # Filled in by _deploy_wave from the service's deploy: the revision it registered (this
+    # Filled in by deploy_wave from the service's deploy: the revision it registered (this
     # release), or, when it registered none (no change, settings only), the release the running
     # revision carries ("" when that revision has no deployctl release).
     registered: str | None = None
@@ -363,10 +363,20 @@ class _Log:
                 note(text)
 
 
-def deploy(plan: Plan, image_ref: str, ctx: Any, options: DeployOptions | None = None) -> None:
+# Deploys one wave of services: (plan, wave, aws, settings, log, cancelled, alarm_states) →
+# service → outcome. `deploy_wave` is the real one; `deploy(run_wave=…)` takes another.
+WaveRunner = Callable[..., dict[str, ServiceOutcome]]
+
+
+def deploy(plan: Plan, image_ref: str, ctx: Any, options: DeployOptions | None = None, *,
+           run_wave: WaveRunner | None = None) -> None:
     """Deploy `plan` to ECS with `image_ref`. Returns when every service is healthy on the new
     release (or unchanged); raises DeployFailed otherwise (a rollback is a failure too),
-    PreflightFailed when something is missing, ExternalError when AWS is unreachable."""
+    PreflightFailed when something is missing, ExternalError when AWS is unreachable.
+
+    `run_wave` deploys one wave of services (default `deploy_wave`); a test passes in one that
+    loses or alters outcomes to check what the run makes of them."""
+    run_wave = run_wave or deploy_wave
     cfg = plan.config
     options = options or DeployOptions()  # all as deploy.yaml says
     log = _Log(ctx)
@@ -413,7 +423,7 @@ def deploy(plan: Plan, image_ref: str, ctx: Any, options: DeployOptions | None =
                     f"waits for {', '.join(sorted(o.service for o in blocked))}"
                 outcomes[sp.name] = ServiceOutcome(sp.name, NOT_DEPLOYED, why)
             continue
-        outcomes.update(_deploy_wave(real, wave, aws, settings, log, cancelled, pre.alarm_states))
+        outcomes.update(run_wave(real, wave, aws, settings, log, cancelled, pre.alarm_states))
 
     if not any(o.registered for o in outcomes.values()):
         _no_new_release(outcomes, outputs, log, release_id)
@@ -448,8 +458,9 @@ def _ensure_monitoring_alarms(cfg: ResolvedConfig, aws: awsa.Bounded, log: _Log)
     log(f"monitoring: {len(specs)} alarms up to date (roll back on: {', '.join(mon.roll_back_on)})")
 
 
-def _deploy_wave(plan: Plan, wave: list[ServicePlan], aws: awsa.Bounded, settings: Settings, log: _Log,
-                 cancelled: threading.Event, alarm_states: dict[str, str]) -> dict[str, ServiceOutcome]:
+def deploy_wave(plan: Plan, wave: list[ServicePlan], aws: awsa.Bounded, settings: Settings, log: _Log,
+                cancelled: threading.Event, alarm_states: dict[str, str]) -> dict[str, ServiceOutcome]:
+    """Deploy the services of one wave side by side; service name → its outcome."""
     results: dict[str, ServiceOutcome] = {}
 
     def run(sp: ServicePlan) -> None:
