@@ -3,13 +3,13 @@ rollout, target health and recent events, as deployctl.status/v1 and as text."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from deployctl import releases, rollout
 from deployctl import releases_tags as rt
-from deployctl.adapters.ecs_gateway import Deployment, ServiceState
+from deployctl.adapters.ecs_gateway import Deployment, ServiceEvent, ServiceState
 from deployctl.render import ecs as render
 from deployctl.render.status_doc import status_current_doc, status_doc, status_service_doc
 from deployctl.render.text import outcome_text, short
@@ -87,8 +87,17 @@ class EcsStatus:
         return all(s.ok for s in self.services)
 
 
-def _iso(value: Any) -> str:
-    return value.isoformat() if hasattr(value, "isoformat") else str(value or "")
+def _deployment_doc(d: Deployment) -> dict[str, Any]:
+    """One `deployments` entry of deployctl.status/v1 (null where ECS says nothing)."""
+    return {"id": d.id or None, "status": d.status or None, "task_definition": d.task_definition.rsplit("/", 1)[-1],
+            "rollout_state": d.rollout_state or None, "running": d.running, "desired": d.desired,
+            "failed_tasks": d.failed_tasks}
+
+
+def _event_doc(e: ServiceEvent) -> dict[str, str]:
+    """One `events` entry: its time as ISO 8601 in the local time zone, as boto3 gives it."""
+    at = datetime.fromtimestamp(e.created_at).astimezone().isoformat() if e.created_at else ""
+    return {"at": at, "message": e.message}
 
 
 def read_status(clients: Any, cfg: ResolvedConfig) -> EcsStatus:
@@ -109,8 +118,8 @@ def read_status(clients: Any, cfg: ResolvedConfig) -> EcsStatus:
             rev = releases.revision_from(clients.ecs.describe_task_definition(taskDefinition=arn, include=["TAGS"]))
         if rev is not None:
             running[name] = rev
-        deps = svc.get("deployments") or []
-        primary = ServiceState.from_api(svc).primary or _NO_DEPLOYMENT
+        state = ServiceState.from_api(svc)
+        primary = state.primary or _NO_DEPLOYMENT
         newest = max((r for r in revs if r.service == name), key=lambda r: r.number, default=None)
         rolled = ""
         if newest is not None and newest.arn != arn and newest.outcome in (rt.IN_PROGRESS, rt.ROLLED_BACK, rt.FAILED):
@@ -124,14 +133,9 @@ def read_status(clients: Any, cfg: ResolvedConfig) -> EcsStatus:
             task_definition=arn, revision=rev.number if rev else None,
             running=primary.running, desired=primary.desired, pending=primary.pending,
             rollout_state=primary.rollout_state, rollout_reason=primary.reason,
-            deployments=tuple({"id": d.get("id"), "status": d.get("status"),
-                               "task_definition": str(d.get("taskDefinition", "")).rsplit("/", 1)[-1],
-                               "rollout_state": d.get("rolloutState"), "running": d.get("runningCount"),
-                               "desired": d.get("desiredCount"), "failed_tasks": d.get("failedTasks")}
-                              for d in deps),
-            targets=_target_health(clients, cfg.environment.cluster, svc),
-            events=tuple({"at": _iso(e.get("createdAt")), "message": str(e.get("message", ""))}
-                         for e in (svc.get("events") or [])[:5]),
+            deployments=tuple(_deployment_doc(d) for d in state.deployments),
+            targets=_target_health(clients, cfg.environment.cluster, state),
+            events=tuple(_event_doc(e) for e in state.events[:5]),
             superseded_by_rollback=rolled,
         ))
     known = releases.build([*revs, *(r for r in running.values() if r.arn not in by_arn)], app=cfg.app,
@@ -139,14 +143,14 @@ def read_status(clients: Any, cfg: ResolvedConfig) -> EcsStatus:
     return EcsStatus(out, releases.current(known, {n: r.arn for n, r in running.items()}))
 
 
-def _target_health(clients: Any, cluster: str | None, svc: Mapping[str, Any]) -> dict[str, int] | None:
+def _target_health(clients: Any, cluster: str | None, svc: ServiceState) -> dict[str, int] | None:
     """Target states of this service's own tasks (by their awsvpc IPs): a target group shared
     with another environment must not make one environment count the other's targets."""
-    groups = [lb["targetGroupArn"] for lb in svc.get("loadBalancers") or [] if lb.get("targetGroupArn")]
+    groups = svc.target_groups
     if not groups:
         return None
     arns: list[str] = []
-    pages = clients.ecs.get_paginator("list_tasks").paginate(cluster=cluster, serviceName=svc.get("serviceName"))
+    pages = clients.ecs.get_paginator("list_tasks").paginate(cluster=cluster, serviceName=svc.name)
     for page in pages:
         arns += page.get("taskArns", [])
     tasks: list[Any] = []

@@ -29,6 +29,7 @@ from tests.support.aws_world import (  # noqa: F401 - re-exported for the module
     RELEASE_PHASES,
     World,
 )
+from tests.support.mid_rollout import wait_until
 from tests.support.release_project import Cli, Project, cli, committed_project  # noqa: F401 - re-exported
 
 SIM_PHASES = RELEASE_PHASES
@@ -287,6 +288,30 @@ def test_status_shows_each_service(project: Project, sim: Any) -> None:
     assert 1 <= len(api["events"]) <= 5 and any("steady state" in e["message"] for e in api["events"])
     text = project.cli("status", "-f", project.file, "--env", "staging")
     assert f"api: release {rel} (succeeded)" in text.out and "running 2/2" in text.out
+
+
+def test_status_json_deployments_and_events_are_what_ecs_shows(project: Project, sim: Any) -> None:
+    # deployments/events of deployctl.status/v1 as DescribeServices gives them (the schema's
+    # contract, written out from the raw answer here): mid-rollout, so two deployments show.
+    project.deployed("staging", "v1")
+    sim.script(API, sim.scenario("success", start_s=30.0, healthy_s=0.5), cluster=CLUSTER)
+    proc = start_run(project, sim, "staging", project.world.push("v2"))
+    try:
+        wait_until(lambda: len(service(project.world, CLUSTER)["deployments"]) == 2, "the second deployment")
+        res = project.cli("status", "-f", project.file, "--env", "staging", "--json")
+        raw = service(project.world, CLUSTER)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=60)
+    assert res.code == 0, res.text
+    (api,) = res.json()["services"]
+    assert api["deployments"] == [
+        {"id": d.get("id"), "status": d.get("status"), "task_definition": d["taskDefinition"].rsplit("/", 1)[-1],
+         "rollout_state": d.get("rolloutState"), "running": d.get("runningCount"), "desired": d.get("desiredCount"),
+         "failed_tasks": d.get("failedTasks")} for d in raw["deployments"]]
+    assert len(api["deployments"]) == 2
+    shown = [(e["at"], e["message"]) for e in api["events"]]
+    assert shown and set(shown) <= {(e["createdAt"].isoformat(), e["message"]) for e in raw["events"]}
 
 
 def test_status_watch_follows_a_rollout_to_its_end(project: Project, sim: Any) -> None:
