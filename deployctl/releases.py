@@ -182,18 +182,18 @@ def build(revisions: Iterable[Revision], *, app: str | None = None, env: str | N
         tags = [r.parsed for r in by_service.values()]
         digests = sorted({t.image_digest or _digest_of(r.image) for t, r in zip(tags, by_service.values(),
                                                                                    strict=True)} - {""})
-        durations = [t.duration_s for t in tags if t.duration_s is not None]
         first = tags[0]
         raw = next(iter(by_service.values())).tags
+        started = min((t.started_at for t in tags if t.started_at), default="")
+        finished = max((t.finished_at for t in tags if t.finished_at), default="")
         out.append(Release(
             id=rid, app=first.app or app or "", env=first.env or env or "", revisions=by_service,
             services=tuple(sorted(by_service)),
             outcome=combined_outcome(r.outcome for r in by_service.values()),
             git_sha=first.git_sha or "", image_digest=",".join(digests),
             image=next(iter(by_service.values())).image,
-            who=first.actor or "", started_at=min((t.started_at for t in tags if t.started_at), default=""),
-            finished_at=max((t.finished_at for t in tags if t.finished_at), default=""),
-            duration_s=max(durations) if durations else None,
+            who=first.actor or "", started_at=started, finished_at=finished,
+            duration_s=_duration(tags, started, finished),
             detail="; ".join(sorted({t.detail for t in tags if t.detail})),
             kind=raw.get(KIND, DEPLOY), source=raw.get(SOURCE, ""),
         ))
@@ -201,6 +201,17 @@ def build(revisions: Iterable[Revision], *, app: str | None = None, env: str | N
     # An in-progress release that is not the newest one will never get its verdict.
     return [r if i == 0 or r.outcome != rt.IN_PROGRESS else _with_outcome(r, INTERRUPTED)
             for i, r in enumerate(out)]
+
+
+def _duration(tags: Sequence[rt.ReleaseTags], started: str, finished: str) -> float | None:
+    """The whole release: its first start to its last finish, every service and wave included.
+    A service's own `duration-s` (its rollout alone) only stands in when a time is missing, and
+    only while no service is still going."""
+    begin, end = _parse_iso(started), _parse_iso(finished)
+    if begin is not None and end is not None and all(t.finished_at for t in tags):
+        return round(max(0.0, (end - begin).total_seconds()), 1)
+    durations = [t.duration_s for t in tags if t.duration_s is not None]
+    return max(durations) if durations and len(durations) == len(tags) else None
 
 
 def _order_key(r: Release) -> tuple[str, int, str]:

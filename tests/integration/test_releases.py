@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import time
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -240,6 +241,9 @@ def test_history_after_three_deploys_one_failed(project: Project, sim: Any) -> N
         assert r["git_sha"] == git(project.path, "rev-parse", "HEAD") and r["who"] == f"tester@{socket.gethostname()}"
         assert r["duration_s"] is not None
         assert r["started_at"] <= r["finished_at"]
+        # The whole release (preflight, register, rollout), not one service's rollout (issue 16, item 2).
+        whole = (datetime.fromisoformat(r["finished_at"]) - datetime.fromisoformat(r["started_at"])).total_seconds()
+        assert r["duration_s"] == whole
     assert releases[1]["services"]["api"]["revision"] == 2
     assert "circuit breaker" in releases[1]["detail"]
 

@@ -73,6 +73,23 @@ def test_build_orders_newest_first_and_reads_every_field() -> None:
     assert doc["services"]["api"]["revision"] == 3 and doc["current"] is True
 
 
+def test_a_releases_duration_is_the_whole_release() -> None:
+    # Two waves: api took 9.7 s of rollout, worker (after it) 8.1 s; the release ran 20 s from its
+    # start to its last verdict (issue 16, item 2).
+    def finished(r: releases.Revision, at: str, took: str) -> releases.Revision:
+        return dataclasses.replace(r, tags={**r.tags, rt.FINISHED_AT: at, rt.DURATION: took})
+
+    api = finished(rev("api", 1, rid(1)), "2026-03-15T10:01:10Z", "9.7")
+    worker = finished(rev("worker", 1, rid(1)), "2026-03-15T10:01:20Z", "8.1")
+    (built,) = releases.build([api, worker])
+    assert (built.started_at, built.finished_at, built.duration_s) == (
+        "2026-03-15T10:01:00Z", "2026-03-15T10:01:20Z", 20.0)
+    assert built.to_json()["duration_s"] == 20.0
+    # Still going: not known yet, whatever the finished service took.
+    (going,) = releases.build([api, rev("worker", 1, rid(1), rt.IN_PROGRESS)])
+    assert going.duration_s is None
+
+
 def test_same_second_releases_are_ordered_by_revision() -> None:
     same = "2026-03-15T10:00:00Z"
     built = releases.build([rev("api", n, f"20260315T100000Z-abc-{n:04x}", started=same) for n in (2, 1, 3)])
