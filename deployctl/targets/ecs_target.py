@@ -157,8 +157,8 @@ class EcsTarget:
             return ecs_preview.destroy_preview(self.clients.ecs, self.cfg, name, dry_run=dry_run)
 
     def teardown_question(self, name: str) -> str:
-        return (f"Remove preview '{name}' ({', '.join(preview.service_names(self.cfg, name))} and their task "
-                f"definitions) from cluster {self.cfg.environment.cluster}?")
+        return (f"Remove preview '{name}' from cluster {self.cfg.environment.cluster}: delete "
+                f"{', '.join(preview.service_names(self.cfg, name))} and deregister their task definitions?")
 
     def secret_values(self, environ: Mapping[str, str]) -> list[str]:
         return []  # ECS secrets stay in Secrets Manager/SSM: the run never holds their values

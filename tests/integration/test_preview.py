@@ -157,6 +157,16 @@ def test_destroy_removes_only_the_named_preview(world: World, tmp_path: Path) ->
     assert again.returncode == 0, again.stderr
     assert "nothing to remove" in again.stdout
 
+    # Said as done (issue 16, item 6): services deleted, revisions deregistered and still there, INACTIVE.
+    pr2 = [f"chat-api-preview-pr-2-{s}:1" for s in ("api", "worker")]
+    gone = cli(world.aws, proj, "destroy", "--env", "preview", "--name", "pr-2", "--yes")
+    assert gone.returncode == 0, gone.stderr
+    assert "deleted service chat-api-preview-pr-2-api (scaled to 0 first)" in gone.stdout
+    for label in pr2:
+        assert f"deregistered task definition {label} (now INACTIVE)" in gone.stdout
+        assert ecs.describe_task_definition(taskDefinition=label)["taskDefinition"]["status"] == "INACTIVE"
+    assert "removed" not in gone.stdout
+
 
 def test_destroy_refusals(world: World, tmp_path: Path) -> None:
     proj = write_project(tmp_path, deploy_yaml(world))
