@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from deployctl.config.model import ResolvedConfig
-from deployctl.targets import for_config
-from deployctl.targets.base import History
+from deployctl.targets.base import History, Target
 
 
-def history(cfg: ResolvedConfig, limit: int) -> History:
-    return for_config(cfg).history(limit)
+def history(target: Target, limit: int) -> History:
+    return target.history(limit)
 
 
 def history_doc(cfg: ResolvedConfig, found: History) -> dict[str, object]:

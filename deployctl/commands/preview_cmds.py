@@ -56,5 +56,29 @@ def destroy(
         typer.echo(f"left alone: {line}")
 
 
+def previews(
+    file: str = FILE_OPTION,
+    env: str = ENV_OPTION,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """The live previews of an environment with `preview: true`: per name, its release and services.
+
+    JSON (schema deployctl.previews/v1): {schema, app, env, cluster, previews: [{name, release,
+    services: [{service, task_definition, rollout_state, running, desired}]}]}.
+
+    Example:  deployctl previews --env preview
+    """
+    from deployctl.app import previews as use  # lazy: pydantic and the config stay off --help
+
+    cfg = load(file, env)
+    found = use.live(cfg)
+    if as_json:
+        print_json(use.previews_doc(cfg, found))
+        return
+    for line in use.previews_lines(cfg, found):
+        typer.echo(line)
+
+
 def register(app: typer.Typer) -> None:
     app.command()(destroy)
+    app.command()(previews)

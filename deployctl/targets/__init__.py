@@ -41,6 +41,10 @@ def target_class(name: str) -> type[Target]:
     return cls
 
 
-def for_config(cfg: ResolvedConfig) -> Target:
-    """The target of cfg's environment, made for it."""
-    return target_class(cfg.environment.target)(cfg)  # type: ignore[call-arg]
+def for_config(cfg: ResolvedConfig, preview: str | None = None) -> Target:
+    """The target of cfg's environment, made for it (for its preview copy `preview`, if given:
+    only targets with previews, deployctl.targets.base.WithPreviews, take one)."""
+    cls = target_class(cfg.environment.target)
+    if preview is not None:
+        return cls(cfg, preview=preview)  # type: ignore[call-arg]
+    return cls(cfg)  # type: ignore[call-arg]

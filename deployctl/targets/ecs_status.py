@@ -77,6 +77,7 @@ class ServiceStatus:
 class EcsStatus:
     services: list[ServiceStatus]
     current: Release | None = None  # the newest release among the revisions the services run
+    preview: str | None = None  # the preview copy it is the status of
 
     @property
     def settled(self) -> bool:
@@ -100,14 +101,16 @@ def _event_doc(e: ServiceEvent) -> dict[str, str]:
     return {"at": at, "message": e.message}
 
 
-def read_status(clients: Any, cfg: ResolvedConfig) -> EcsStatus:
-    described = read_services(clients.ecs, cfg)
-    revs = settle_revisions(clients, cfg, read_revisions(clients.ecs, cfg, per_family=3), described)
+def read_status(clients: Any, cfg: ResolvedConfig, preview: str | None = None) -> EcsStatus:
+    """What the environment's services (or those of its preview copy `preview`) run now."""
+    described = read_services(clients.ecs, cfg, preview)
+    revs = settle_revisions(clients, cfg, read_revisions(clients.ecs, cfg, per_family=3, preview=preview),
+                            described, preview=preview)
     by_arn = {r.arn: r for r in revs}
     out = []
     running: dict[str, Revision] = {}
     for name, svc in described.items():
-        ecs_name = render.service_name(cfg, name)
+        ecs_name = render.service_name(cfg, name, preview)
         if svc is None:
             out.append(ServiceStatus(name, ecs_name, exists=False))
             continue
@@ -140,7 +143,7 @@ def read_status(clients: Any, cfg: ResolvedConfig) -> EcsStatus:
         ))
     known = releases.build([*revs, *(r for r in running.values() if r.arn not in by_arn)], app=cfg.app,
                            env=cfg.env_name)
-    return EcsStatus(out, releases.current(known, {n: r.arn for n, r in running.items()}))
+    return EcsStatus(out, releases.current(known, {n: r.arn for n, r in running.items()}), preview)
 
 
 def _target_health(clients: Any, cluster: str | None, svc: ServiceState) -> dict[str, int] | None:
@@ -166,8 +169,9 @@ def _target_health(clients: Any, cluster: str | None, svc: ServiceState) -> dict
     return counts
 
 
-def render_status(cfg: ResolvedConfig, rows: list[ServiceStatus]) -> list[str]:
-    lines = [f"{cfg.app}/{cfg.env_name} on cluster {cfg.environment.cluster}"]
+def render_status(cfg: ResolvedConfig, rows: list[ServiceStatus], preview: str | None = None) -> list[str]:
+    copy = f" preview {preview}" if preview else ""
+    lines = [f"{cfg.app}/{cfg.env_name}{copy} on cluster {cfg.environment.cluster}"]
     for s in rows:
         if not s.exists:
             lines.append(f"{s.service}: service {s.ecs_service} does not exist (never deployed)")
@@ -206,5 +210,5 @@ def view(cfg: ResolvedConfig, st: EcsStatus) -> StatusView:
         f"{s.service} " + (s.superseded_by_rollback or f"rollout {(s.rollout_state or 'unknown').lower()}"
                            + (f" ({s.rollout_reason})" if s.rollout_reason else ""))
         for s in st.services if not s.ok)
-    return StatusView(doc=doc, lines=tuple(render_status(cfg, st.services)), problems=problems,
+    return StatusView(doc=doc, lines=tuple(render_status(cfg, st.services, st.preview)), problems=problems,
                       unsettled="rollouts still not settled", done=f"{cfg.app}/{cfg.env_name}: every rollout completed")

@@ -20,7 +20,14 @@ from deployctl.plan import Plan, make_plan
 from deployctl.render.ecs import Facts
 from deployctl.rollout import td_label
 from deployctl.targets import ecs, ecs_preview, ecs_releases, ecs_status
-from deployctl.targets.base import DeployOptions, DeployRunner, History, RollbackChoice, StatusView
+from deployctl.targets.base import (
+    DeployOptions,
+    DeployRunner,
+    History,
+    LivePreview,
+    RollbackChoice,
+    StatusView,
+)
 
 if TYPE_CHECKING:
     from contextlib import AbstractContextManager
@@ -33,8 +40,9 @@ class EcsTarget:
     needs_ci_role: ClassVar[bool] = True
     unlock_note: ClassVar[str] = ""
 
-    def __init__(self, cfg: ResolvedConfig) -> None:
+    def __init__(self, cfg: ResolvedConfig, preview: str | None = None) -> None:
         self.cfg = cfg
+        self.preview = preview  # a named copy of a `preview: true` environment (base.WithPreviews)
         self._clients: Any = None
 
     @property
@@ -64,34 +72,36 @@ class EcsTarget:
 
     def status(self) -> StatusView:
         with aws.aws_errors(f"reading the status of {self.cfg.env_name}"):
-            return ecs_status.view(self.cfg, ecs_status.read_status(self.clients, self.cfg))
+            return ecs_status.view(self.cfg, ecs_status.read_status(self.clients, self.cfg, self.preview))
 
     def history(self, limit: int | None = 20) -> History:
         cfg = self.cfg
         with aws.aws_errors(f"reading the releases of {cfg.env_name}"):
-            described = ecs_releases.read_services(self.clients.ecs, cfg)
-            found = ecs_releases.read_settled_releases(self.clients, cfg, described, per_family=limit)[:limit]
+            described = ecs_releases.read_services(self.clients.ecs, cfg, self.preview)
+            found = ecs_releases.read_settled_releases(self.clients, cfg, described, per_family=limit,
+                                                       preview=self.preview)[:limit]
         running = {n: str(releases.service_view(n, d).task_definition) for n, d in described.items() if d}
         cur = releases.current(found, running)
         return History(tuple(found), cur.id if cur else None)
 
     def _running(self) -> dict[str, str]:
         return {name: str(releases.service_view(name, d).task_definition)
-                for name, d in ecs_releases.read_services(self.clients.ecs, self.cfg).items() if d is not None}
+                for name, d in ecs_releases.read_services(self.clients.ecs, self.cfg, self.preview).items()
+                if d is not None}
 
     # --- rollback -------------------------------------------------------------------------------
 
     def choose_rollback(self, to: str | None = None, steps: int = 1) -> RollbackChoice:
         cfg, env = self.cfg, self.cfg.env_name
         with aws.aws_errors(f"reading the releases of {env}"):
-            described = ecs_releases.read_services(self.clients.ecs, cfg)
+            described = ecs_releases.read_services(self.clients.ecs, cfg, self.preview)
             running = {name: str(releases.service_view(name, d).task_definition)
                        for name, d in described.items() if d is not None}
             # Settled first, as for status/history/promote: once our release is the newest, a cut-off
             # one shows `interrupted` for good and is never a target again. While a deploy holds the
             # lock nothing is recorded and rollback goes on: the deploy stops at that lock (or waits,
             # --lock-wait) like any deploy.
-            found = ecs_releases.read_settled_releases(self.clients, cfg, described)
+            found = ecs_releases.read_settled_releases(self.clients, cfg, described, preview=self.preview)
         choice = releases.choose_rollback(env, found, running, to=to, steps=steps)
         target = choice.target
         now = f"release {choice.current.id}" if choice.current else "no deployctl release"
@@ -117,8 +127,10 @@ class EcsTarget:
         digest = image.rsplit("@", 1)[-1] if "@" in image else None
         git = GitFacts(sha=target.git_sha or "unknown", branch=f"rollback-{env}")
         plan = make_plan(cfg, git, facts=Facts(git_sha=target.git_sha or None, image_digest=digest,
-                                               release_id=release_id), image_override=image)
-        pinned_options = dataclasses.replace(options, task_definitions=pinned)
+                                               release_id=release_id, preview_name=self.preview),
+                         image_override=image)
+        pinned_options = dataclasses.replace(options, task_definitions=pinned,
+                                             preview_name=self.preview or options.preview_name)
 
         def still_as_chosen(ctx: Any) -> None:
             # The target was chosen from what ran before the lock was ours; with --lock-wait another
@@ -151,6 +163,10 @@ class EcsTarget:
         ecs_releases.tag_release(self.clients.ecs, self.cfg, release_id, tags, log)
 
     # --- the rest of the lifecycle --------------------------------------------------------------
+
+    def previews(self) -> list[LivePreview]:
+        with aws.aws_errors(f"listing the previews of {self.cfg.env_name}"):
+            return ecs_preview.live_previews(self.clients.ecs, self.cfg)
 
     def teardown(self, name: str, *, dry_run: bool = False) -> ecs_preview.DestroyReport:
         with aws.aws_errors(f"destroying preview {name}"):

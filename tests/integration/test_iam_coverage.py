@@ -376,6 +376,9 @@ def test_preview_policy_covers_a_preview_deploy_and_destroy(world: World, ecs_si
 
     start = len(ecs_sim.calls)
     deploy(proj, "preview", ref, preview="pr-9")
+    for reading in (("previews",), ("status",), ("status", "--name", "pr-9"), ("history", "--name", "pr-9")):
+        r = cli(world.aws, proj, *reading, "--env", "preview")
+        assert r.returncode == 0, (reading, r.stderr)
     r = cli(world.aws, proj, "destroy", "--env", "preview", "--name", "pr-9", "--yes")
     assert r.returncode == 0, r.stderr
     calls = ecs_sim.calls[start:]
