@@ -57,6 +57,9 @@ class Revision:
     image: str
     tags: Mapping[str, str] = field(default_factory=dict)
     registered_at: str = ""
+    # A rollback that ran this revision again as it is: the rerun tag (releases_tags.rerun_key)
+    # that records it; `tags` are then that release's, as if it had registered the revision.
+    record: str = ""
 
     @property
     def label(self) -> str:
@@ -145,6 +148,38 @@ def revision_from(description: Mapping[str, Any]) -> Revision | None:
                     number=int(td.get("revision") or 0), service=service, image=image, tags=tags,
                     registered_at=registered.isoformat() if hasattr(registered, "isoformat")
                     else str(registered or ""))
+
+
+def revisions_from(description: Mapping[str, Any]) -> list[Revision]:
+    """The releases one described revision belongs to: the one that registered it
+    (`revision_from`), then each rollback that ran it again as it is (its rerun tags), oldest first."""
+    base = revision_from(description)
+    if base is None:
+        return []
+    out = [base]
+    kept = {k: v for k, v in base.tags.items() if k not in _OUTCOME_KEYS and not k.startswith(rt.RERUN_PREFIX)}
+    reruns = sorted((k, v) for k, v in base.tags.items() if k.startswith(rt.RERUN_PREFIX))
+    for key, value in reruns:  # keys hold release ids, which sort by time
+        rec = rt.record_tags(value)
+        tags = {**kept, KIND: ROLLBACK, SOURCE: base.parsed.release or "", **rec,
+                rt.RELEASE: key[len(rt.RERUN_PREFIX):]}
+        out.append(replace(base, tags=tags, record=key, registered_at=_local_iso(rec.get(rt.STARTED_AT))))
+    return out
+
+
+def record_for(rev: Revision, tags: Mapping[str, str]) -> dict[str, str]:
+    """The tags that record `tags` (outcome tags) for `rev`'s release: those tags themselves on a
+    revision the release registered, its rerun tag (all it says so far, updated) on one it reran."""
+    if not rev.record:
+        return dict(tags)
+    now = {k: v for k, v in rev.tags.items() if k in _OUTCOME_KEYS}
+    return {rev.record: rt.record_value({**now, **tags})}
+
+
+def _local_iso(text: str | None) -> str:
+    """An ISO time as boto3 gives registeredAt (local time zone), for ordering with them."""
+    parsed = _parse_iso(text)
+    return parsed.astimezone().isoformat() if parsed else ""
 
 
 def combined_outcome(outcomes: Iterable[str]) -> str:
@@ -461,9 +496,9 @@ def _settled(name: str, rev: Revision, svc: Mapping[str, Any] | None) -> Settlem
 
 
 def apply_settlements(revisions: Iterable[Revision], settled: Iterable[Revision]) -> list[Revision]:
-    """`revisions` with the settled ones (same ARN) in their place."""
-    by_arn = {r.arn: r for r in settled}
-    return [by_arn.get(r.arn, r) for r in revisions]
+    """`revisions` with the settled ones (same ARN and record) in their place."""
+    by_key = {(r.arn, r.record): r for r in settled}
+    return [by_key.get((r.arn, r.record), r) for r in revisions]
 
 
 def _family_and_number(arn: str) -> tuple[str, int]:
@@ -622,7 +657,8 @@ def register_request(description: Mapping[str, Any], *, release_id: str, restore
     """RegisterTaskDefinition request re-creating a described revision as part of a new
     (rollback) release: same definition, the release tags of the new release."""
     td = {k: v for k, v in (description.get("taskDefinition") or {}).items() if k not in _READ_ONLY}
-    tags = {k: v for k, v in rt.to_dict(description.get("tags")).items() if k not in _OUTCOME_KEYS}
+    tags = {k: v for k, v in rt.to_dict(description.get("tags")).items()
+            if k not in _OUTCOME_KEYS and not k.startswith(rt.RERUN_PREFIX)}
     tags[rt.RELEASE] = release_id
     tags[KIND] = ROLLBACK
     tags[SOURCE] = rt.tag_value(restores)

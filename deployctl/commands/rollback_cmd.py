@@ -24,17 +24,19 @@ def rollback(
     file: str = FILE_OPTION,
     env: str = ENV_OPTION,
     to: str | None = typer.Option(None, "--to", help="Release id to go back to (see `deployctl history`)."),
-    steps: int = typer.Option(1, "--steps", min=1, help="Go back this many succeeded releases."),
+    steps: int = typer.Option(1, "--steps", min=1, help="Go back this many succeeded releases with other images, "
+                                                         "counted down `deployctl history`."),
     yes: bool = YES_OPTION,
     as_json: bool = JSON_OPTION,
     lock_wait: str | None = LOCK_WAIT_OPTION,
 ) -> None:
-    """Run an earlier succeeded release again (by default the previous one), watched like a deploy.
+    """Run an earlier succeeded release again, watched like a deploy and recorded as a release.
 
-    On ECS the earlier release's task definitions are registered again, unchanged, as a new
-    release (so history shows the rollback); service settings (count, deployment configuration)
-    come from today's deploy.yaml. Nothing to roll back to, or an unknown/failed --to release,
-    is exit 2 and changes nothing.
+    By default the newest earlier succeeded release whose images differ from what runs now.
+    On ECS its task-definition revisions run again as they are while ECS has them ACTIVE (a
+    deregistered one is registered again as a copy); the confirmation names exactly what goes
+    live. Service settings (count, deployment configuration) come from today's deploy.yaml.
+    Nothing to roll back to, or an unknown/failed --to release, is exit 2 and changes nothing.
 
     Examples:  deployctl rollback --env staging
                deployctl rollback --env prod --to 20260315T101500Z-1a2b3c4d5e6f-9f3c --yes

@@ -51,6 +51,9 @@ class DeployOptions:
     # `rollback` on ECS: service → RegisterTaskDefinition request of the revision to run again
     # (deployctl.releases.register_request); only these services are deployed.
     task_definitions: Mapping[str, Mapping[str, Any]] | None = None
+    # `rollback` on ECS: service → the ARN of that revision when it is still ACTIVE: it runs again
+    # as it is, nothing is registered (the release is recorded on it, releases_tags.rerun_key).
+    reuse_revisions: Mapping[str, str] | None = None
     drain: float | None = None  # local target: seconds to drain old containers (None: its default)
 
     def effective_timeout(self, cfg: ResolvedConfig) -> float:

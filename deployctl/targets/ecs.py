@@ -340,6 +340,9 @@ class Settings:
     # `rollout_deadline`, deployctl's own rollback by `deadline` (rollout.rollback_budget later).
     rollout_deadline: float = float("inf")
     deadline: float = float("inf")
+    # `rollback`: service → an earlier revision, still ACTIVE, to run again as it is (nothing
+    # registered; the release is recorded on it in a rerun tag, releases_tags.rerun_key).
+    reuse: Mapping[str, str] = field(default_factory=dict)
 
 
 class _Log:
@@ -408,7 +411,8 @@ def deploy(plan: Plan, image_ref: str, ctx: Any, options: DeployOptions | None =
     settings = Settings(timeout=timeout, poll=rollout.PollPolicy.from_base(poll),
                         force=options.force, no_rollback=options.no_rollback,
                         release_id=release_id, actor=releases_tags.actor(), started_at=datetime.now(UTC),
-                        rollout_deadline=rollout_deadline, deadline=deadline)
+                        rollout_deadline=rollout_deadline, deadline=deadline,
+                        reuse=dict(options.reuse_revisions or {}))
     log(f"release {release_id}: {pre.image_ref} → cluster {cfg.environment.cluster} "
         f"({', '.join(s.name for s in real.services)})")
     log(f"time budget: {timeout:g}s for the rollout, then up to {rollout.rollback_budget(timeout):g}s for "
@@ -525,6 +529,7 @@ class _ServiceDeploy:
         self.registered: str | None = None  # the revision this deploy registered (its release)
         self.kept_release: str | None = None  # registering none: the running revision's release
         self.recorded = False  # its outcome tag has been written (or attempted)
+        self.rerun_start: dict[str, str] = {}  # reusing a revision (Settings.reuse): its start tags
         self.last_seen: ServiceState | None = None  # the rollout watch's last DescribeServices answer
         self.rollback_requested = False  # ECS accepted deployctl's rollback UpdateService
         self.started = time.monotonic()
@@ -613,7 +618,7 @@ class _ServiceDeploy:
                 diffs = td_differences(sp.task_definition, live_td["taskDefinition"])
                 self.log(f"task definition changed ({', '.join(diffs[:6])}{'…' if len(diffs) > 6 else ''})")
         if td_arn is None:
-            td_arn = self._register()
+            td_arn = self._reuse() if sp.name in self.s.reuse else self._register()
         self.td_arn = td_arn
         settings_only = td_arn != self.registered
 
@@ -659,6 +664,20 @@ class _ServiceDeploy:
         arn = str(resp["taskDefinition"]["taskDefinitionArn"])
         self.registered = arn
         self.log(f"registered {rollout.td_label(arn)} (release {self.s.release_id})")
+        return arn
+
+    def _reuse(self) -> str:
+        """`rollback` of a revision still ACTIVE: run it again as it is, and record this release
+        on it (its rerun tag, in progress) instead of registering a copy."""
+        arn = self.s.reuse[self.sp.name]
+        source = releases_tags.to_dict(self.sp.task_definition.get("tags")).get(releases.SOURCE, "")
+        self.rerun_start = {**releases_tags.start_tags(who=self.s.actor, started_at=self.s.started_at),
+                            releases.SOURCE: source}
+        self.aws.ecs.tag_resource(resourceArn=arn, tags=releases_tags.to_list(
+            {releases_tags.rerun_key(self.s.release_id): releases_tags.record_value(self.rerun_start)}))
+        self.registered = arn
+        self.log(f"runs {rollout.td_label(arn)} again as it is (still ACTIVE: nothing registered), "
+                 f"as release {self.s.release_id}")
         return arn
 
     def record_failure(self, message: str) -> None:
@@ -870,6 +889,9 @@ class _ServiceDeploy:
                                           detail=detail, rolled_back_to=rolled_back_to)
         if td_arn == self.registered:
             self.recorded = True
+            if self.rerun_start:  # a revision run again: the outcome goes to this release's rerun tag
+                tags = {releases_tags.rerun_key(self.s.release_id):
+                        releases_tags.record_value({**self.rerun_start, **tags})}
         # Recording the outcome gets rollout.OUTCOME_GRACE from now, never more past the deadline.
         started = time.monotonic()
         budget = self.aws.until(min(started, self.s.deadline) + rollout.OUTCOME_GRACE)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -39,9 +39,11 @@ def _revision_number(arn: str) -> int:
 
 
 def read_revisions(ecs: Any, cfg: ResolvedConfig, per_family: int | None = None,
-                   preview: str | None = None) -> list[Revision]:
-    """deployctl's revisions of the environment's families, newest `per_family` of each.
-    ListTaskDefinitions' sort is not relied on (moto ignores it): revisions are sorted here."""
+                   preview: str | None = None, also: Iterable[str] = ()) -> list[Revision]:
+    """deployctl's revisions of the environment's families, newest `per_family` of each, and the
+    revisions `also` (what the services run: a rollback may run an old one again). Each comes
+    once per release it belongs to (releases.revisions_from). ListTaskDefinitions' sort is not
+    relied on (moto ignores it): revisions are sorted here."""
     arns: list[str] = []
     for family in families(cfg, preview).values():
         found = []
@@ -51,20 +53,31 @@ def read_revisions(ecs: Any, cfg: ResolvedConfig, per_family: int | None = None,
                       if a.rsplit("/", 1)[-1].rsplit(":", 1)[0] == family]
         found.sort(key=_revision_number, reverse=True)
         arns += found[:per_family] if per_family else found
+    arns += [a for a in dict.fromkeys(also) if a and a not in arns and _family_of(a) in families(cfg, preview).values()]
 
-    def describe(arn: str) -> Any:
-        return releases.revision_from(ecs.describe_task_definition(taskDefinition=arn, include=["TAGS"]))
+    def describe(arn: str) -> list[Revision]:
+        return releases.revisions_from(ecs.describe_task_definition(taskDefinition=arn, include=["TAGS"]))
 
     with ThreadPoolExecutor(max_workers=8) as pool:
-        return [r for r in pool.map(describe, arns) if r is not None]
+        return [r for found_ in pool.map(describe, arns) for r in found_]
+
+
+def _family_of(arn: str) -> str:
+    return arn.rsplit("/", 1)[-1].rsplit(":", 1)[0]
+
+
+def running_arns(described: Mapping[str, Mapping[str, Any] | None]) -> list[str]:
+    """The task definitions the described services run (their PRIMARY deployment's)."""
+    return [str(releases.service_view(n, d).task_definition) for n, d in described.items() if d]
 
 
 def read_settled_releases(clients: Any, cfg: ResolvedConfig, described: Mapping[str, Mapping[str, Any] | None],
                           per_family: int | None = None, preview: str | None = None) -> list[Release]:
     """The releases of cfg's environment (ECS task-definition tags), the newest one settled from
     what ECS shows when its deploy stopped watching before the verdict (settle_revisions)."""
-    revs = settle_revisions(clients, cfg, read_revisions(clients.ecs, cfg, per_family, preview), described,
-                            preview=preview)
+    revs = settle_revisions(clients, cfg, read_revisions(clients.ecs, cfg, per_family, preview,
+                                                         also=running_arns(described)),
+                            described, preview=preview)
     return releases.build(revs, app=cfg.app, env=cfg.env_name)
 
 
@@ -104,7 +117,8 @@ def settle_revisions(clients: Any, cfg: ResolvedConfig, revs: list[Revision],
     for item in pending:
         arn = item.revision.arn
         try:
-            fresh = releases.revision_from(clients.ecs.describe_task_definition(taskDefinition=arn, include=["TAGS"]))
+            fresh = next((r for r in releases.revisions_from(clients.ecs.describe_task_definition(
+                taskDefinition=arn, include=["TAGS"])) if r.record == item.revision.record), None)
         except (aws.ClientError, aws.BotoCoreError) as exc:
             log(f"could not re-read {item.revision.label}: {aws.error_code(exc) or exc}")
             continue
@@ -113,7 +127,7 @@ def settle_revisions(clients: Any, cfg: ResolvedConfig, revs: list[Revision],
             continue
         tags = item.tags(now)
         try:
-            clients.ecs.tag_resource(resourceArn=arn, tags=rt.to_list(tags))
+            clients.ecs.tag_resource(resourceArn=arn, tags=rt.to_list(releases.record_for(item.revision, tags)))
         except (aws.ClientError, aws.BotoCoreError) as exc:
             log(f"release {item.revision.parsed.release}: {item.service} {outcome_text(item.outcome)} "
                 f"(ECS shows it) but the outcome could not be recorded on {item.revision.label}: "

@@ -14,7 +14,7 @@ from deployctl.render import ecs as render
 from deployctl.render.status_doc import status_current_doc, status_doc, status_service_doc
 from deployctl.render.text import outcome_text, short
 from deployctl.targets.base import StatusView
-from deployctl.targets.ecs_releases import read_revisions, read_services, settle_revisions
+from deployctl.targets.ecs_releases import read_revisions, read_services, running_arns, settle_revisions
 
 if TYPE_CHECKING:
     from deployctl.config.model import ResolvedConfig
@@ -104,7 +104,8 @@ def _event_doc(e: ServiceEvent) -> dict[str, str]:
 def read_status(clients: Any, cfg: ResolvedConfig, preview: str | None = None) -> EcsStatus:
     """What the environment's services (or those of its preview copy `preview`) run now."""
     described = read_services(clients.ecs, cfg, preview)
-    revs = settle_revisions(clients, cfg, read_revisions(clients.ecs, cfg, per_family=3, preview=preview),
+    revs = settle_revisions(clients, cfg, read_revisions(clients.ecs, cfg, per_family=3, preview=preview,
+                                                         also=running_arns(described)),
                             described, preview=preview)
     by_arn = {r.arn: r for r in revs}
     out = []
@@ -117,8 +118,9 @@ def read_status(clients: Any, cfg: ResolvedConfig, preview: str | None = None) -
         view = releases.service_view(name, svc)
         arn = str(view.task_definition or "")
         rev = by_arn.get(arn)
-        if rev is None and arn:
-            rev = releases.revision_from(clients.ecs.describe_task_definition(taskDefinition=arn, include=["TAGS"]))
+        if rev is None and arn:  # not deployctl's family: read what it says about itself
+            rev = next(reversed(releases.revisions_from(
+                clients.ecs.describe_task_definition(taskDefinition=arn, include=["TAGS"]))), None)
         if rev is not None:
             running[name] = rev
         state = ServiceState.from_api(svc)

@@ -102,34 +102,55 @@ class EcsTarget:
             # lock nothing is recorded and rollback goes on: the deploy stops at that lock (or waits,
             # --lock-wait) like any deploy.
             found = ecs_releases.read_settled_releases(self.clients, cfg, described, preview=self.preview)
-        choice = releases.choose_rollback(env, found, running, to=to, steps=steps)
+            choice = releases.choose_rollback(env, found, running, to=to, steps=steps)
+            active = self._active(choice)
         target = choice.target
         now = f"release {choice.current.id}" if choice.current else "no deployctl release"
         summary = [f"rollback {cfg.app}/{env}: {now} → release {target.id} (git {target.git_sha[:12] or '?'}, "
                    f"{target.who or '?'}, {target.started_at or '?'})"]
-        summary += [f"  {name}: {before} → {after}" for name, before, after in choice.changes()]
+        for name, before, after in choice.changes():
+            rev = choice.revisions[name]
+            # Name exactly what goes live: the revision itself while ECS still has it ACTIVE, else a
+            # copy registered as a new revision (its number is ECS's to give).
+            summary.append(f"  {name}: {before} → {after}" if name in active else
+                           f"  {name}: {before} → a new revision of {rev.family}, a copy of {after} "
+                           f"({rev.label} is deregistered)")
         return RollbackChoice(current=choice.current, target=target, summary=tuple(summary),
                               question=f"Roll {env} back to release {target.id}?", detail=choice)
 
+    def _active(self, choice: releases.RollbackChoice) -> set[str]:
+        """The services whose revision to run again is still ACTIVE (it can run as it is)."""
+        return {name for name, rev in choice.revisions.items()
+                if self.clients.ecs.describe_task_definition(taskDefinition=rev.arn)["taskDefinition"].get("status")
+                == "ACTIVE"}
+
     def rollback(self, choice: RollbackChoice, options: DeployOptions, *, run: DeployRunner,
                  log: Callable[[str], None], as_json: bool = False) -> int:
-        """The earlier release's task definitions registered again, unchanged, as a new release
-        (so history shows the rollback), deployed through `run` like any deploy."""
+        """The earlier release's task definitions run again as a new release (so history shows
+        the rollback), deployed through `run` like any deploy: each revision as it is while ECS has
+        it ACTIVE (the release is recorded on it, releases_tags.rerun_key), else registered again,
+        unchanged, as a new revision (a deregistered one cannot run)."""
         cfg, env = self.cfg, self.cfg.env_name
         chosen: releases.RollbackChoice = choice.detail
         target = chosen.target
         release_id = releases_tags.new_release_id(git_sha=target.git_sha or None)
         with aws.aws_errors("reading the task definitions to run again"):
-            pinned = {name: releases.register_request(
-                self.clients.ecs.describe_task_definition(taskDefinition=rev.arn, include=["TAGS"]),
-                release_id=release_id, restores=target.id) for name, rev in chosen.revisions.items()}
+            described = {name: self.clients.ecs.describe_task_definition(taskDefinition=rev.arn, include=["TAGS"])
+                         for name, rev in chosen.revisions.items()}
+        pinned = {name: releases.register_request(d, release_id=release_id, restores=target.id)
+                  for name, d in described.items()}
+        reuse = {name: chosen.revisions[name].arn for name, d in described.items()
+                 if d["taskDefinition"].get("status") == "ACTIVE"}
+        for name in sorted(set(described) - set(reuse)):
+            log(f"{name}: {chosen.revisions[name].label} is deregistered (INACTIVE): it runs again as a copy, "
+                "registered as a new revision")
         image = next(iter(chosen.revisions.values())).image
         digest = image.rsplit("@", 1)[-1] if "@" in image else None
         git = GitFacts(sha=target.git_sha or "unknown", branch=f"rollback-{env}")
         plan = make_plan(cfg, git, facts=Facts(git_sha=target.git_sha or None, image_digest=digest,
                                                release_id=release_id, preview_name=self.preview),
                          image_override=image)
-        pinned_options = dataclasses.replace(options, task_definitions=pinned,
+        pinned_options = dataclasses.replace(options, task_definitions=pinned, reuse_revisions=reuse,
                                              preview_name=self.preview or options.preview_name)
 
         def still_as_chosen(ctx: Any) -> None:

@@ -19,6 +19,9 @@ from typing import Any
 
 import pytest
 
+from deployctl.commands.common import engine_runner
+from deployctl.config import load_env, read
+from deployctl.targets import DeployOptions, for_config
 from tests.integration.conftest import REPO_ROOT, git
 from tests.integration.test_local_target import App, app, client, images  # noqa: F401 - fixtures
 from tests.support.aws_world import (  # noqa: F401 - re-exported for the modules built on these tests
@@ -153,25 +156,59 @@ def test_rollback_to_a_chosen_release(project: Project, sim: Any) -> None:
     project.deployed("staging", "v2")
     ref3, rel3 = project.deployed("staging", "v3")
     assert image_of(project.world, CLUSTER) == ref3
+    registered = len(sim.calls_of("RegisterTaskDefinition"))
 
     res = project.cli("rollback", "-f", project.file, "--env", "staging", "--to", rel1, "--yes")
 
     assert res.code == 0, res.text
     assert f"release {rel3} → release {rel1}" in res.out
     assert f"api: {FAMILY_STAGING}:3 → {FAMILY_STAGING}:1" in res.out
-    # Release 1's task definition runs again, registered anew as the rollback's own release.
+    # Release 1's revision is still ACTIVE: it runs again as it is, nothing is registered (issue
+    # 15, item 9), and what the preview named is what runs.
+    arn = service(project.world, CLUSTER)["taskDefinition"]
+    assert arn.endswith(f"{FAMILY_STAGING}:1") and image_of(project.world, CLUSTER) == ref1
+    assert len(sim.calls_of("RegisterTaskDefinition")) == registered
+    assert f"runs {FAMILY_STAGING}:1 again as it is" in res.text
+    # The rollback is a release of its own in history, recorded on that revision beside release 1.
+    _, tags = td(project.world, arn)
+    assert tags["deployctl:release"] == rel1 and tags["deployctl:outcome"] == "succeeded"
+    (rerun,) = [k for k in tags if k.startswith("deployctl:rerun:")]
+    releases = project.history("staging")
+    assert [r["kind"] for r in releases] == ["rollback", "deploy", "deploy", "deploy"]
+    top = releases[0]
+    assert top["id"] == rerun.removeprefix("deployctl:rerun:") and top["source"] == rel1
+    assert (top["outcome"], top["current"], top["image_digest"]) == ("succeeded", True, ref1.split("@")[1])
+    assert top["services"]["api"]["task_definition"] == arn and top["git_sha"] == releases[-1]["git_sha"]
+    assert top["duration_s"] is not None and top["who"] == releases[-1]["who"]
+    # The releases rolled back over are still there, unchanged; release 1 too.
+    assert releases[1]["id"] == rel3 and releases[1]["outcome"] == "succeeded"
+    assert (releases[-1]["id"], releases[-1]["outcome"], releases[-1]["current"]) == (rel1, "succeeded", False)
+    status = project.cli("status", "-f", project.file, "--env", "staging", "--json").json()
+    assert status["current"]["id"] == top["id"] and status["services"][0]["release"] == top["id"]
+
+
+def test_rollback_to_a_deregistered_revision_registers_a_copy(project: Project, sim: Any) -> None:
+    ref1, rel1 = project.deployed("staging", "v1")
+    project.deployed("staging", "v2")
+    target = for_config(load_env(read(project.path / "deploy.yaml"), "staging"))
+    choice = target.choose_rollback()
+    assert f"api: {FAMILY_STAGING}:2 → {FAMILY_STAGING}:1 (sha256:" in choice.summary[1]
+    # Deregistered after the choice (by hand, another tool): an INACTIVE revision cannot run, so
+    # the rollback registers a copy of it and says so.
+    project.world.c("ecs").deregister_task_definition(taskDefinition=f"{FAMILY_STAGING}:1")
+    lines: list[str] = []
+    code = target.rollback(choice, DeployOptions(yes=True), run=engine_runner(target, as_json=False),
+                           log=lines.append)
+    assert code == 0
+    assert f"api: {FAMILY_STAGING}:1 is deregistered (INACTIVE): it runs again as a copy" in "\n".join(lines)
     arn = service(project.world, CLUSTER)["taskDefinition"]
     definition, tags = td(project.world, arn)
-    assert arn.endswith(f"{FAMILY_STAGING}:4") and definition["containerDefinitions"][0]["image"] == ref1
+    assert arn.endswith(f"{FAMILY_STAGING}:3") and definition["containerDefinitions"][0]["image"] == ref1
     first, _ = td(project.world, f"{FAMILY_STAGING}:1")
     assert definition["containerDefinitions"] == first["containerDefinitions"]
     assert tags["deployctl:kind"] == "rollback" and tags["deployctl:source"] == rel1
-    releases = project.history("staging")
-    assert tags["deployctl:outcome"] == "succeeded" and tags["deployctl:git-sha"] == releases[-1]["git_sha"]
-    assert [r["kind"] for r in releases] == ["rollback", "deploy", "deploy", "deploy"]
-    assert releases[0]["current"] is True and releases[0]["image_digest"] == ref1.split("@")[1]
-    # The releases rolled back over are still there, unchanged.
-    assert releases[1]["id"] == rel3 and releases[1]["outcome"] == "succeeded"
+    assert tags["deployctl:outcome"] == "succeeded"
+    assert project.history("staging")[0]["kind"] == "rollback"
 
 
 def test_default_rollback_goes_to_the_newest_release_of_other_images(project: Project, sim: Any) -> None:

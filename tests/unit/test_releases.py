@@ -340,3 +340,35 @@ def test_register_request_copies_the_definition_under_a_new_release() -> None:
     assert tags["deployctl:image-digest"] == digest(1) and tags["deployctl:git-sha"] == f"{1:040x}"
     for gone in (rt.OUTCOME, rt.FINISHED_AT, rt.DURATION, rt.DETAIL, rt.ACTOR, rt.STARTED_AT):
         assert gone not in tags
+
+
+def test_a_rollback_that_reran_a_revision_is_a_release_of_its_own() -> None:
+    # Release 1's revision ran again as it is (issue 15, item 9): a rerun tag on it records the
+    # rollback release; the revision's own tags still say release 1.
+    one, two = rev("api", 1, rid(1)), rev("api", 2, rid(2))
+    record = rt.record_value({rt.STARTED_AT: "2026-03-15T10:05:00Z", rt.ACTOR: "tester",
+                              releases.SOURCE: rid(1), rt.OUTCOME: rt.SUCCEEDED,
+                              rt.FINISHED_AT: "2026-03-15T10:05:40Z", rt.DURATION: "39.5",
+                              rt.DETAIL: "ECS deployment ecs-svc/9 completed, 2 running"})
+    rb = "20260315T100500Z-000000000001-beef"
+    described = {"taskDefinition": {"taskDefinitionArn": one.arn, "family": one.family, "revision": 1,
+                                    "containerDefinitions": [{"name": "api", "image": one.image}]},
+                 "tags": rt.to_list({**one.tags, rt.rerun_key(rb): record})}
+    base, rerun = releases.revisions_from(described)
+    assert base.parsed.release == rid(1) and base.outcome == "succeeded" and not base.record
+    assert (rerun.arn, rerun.record, rerun.parsed.release) == (one.arn, rt.rerun_key(rb), rb)
+    assert rerun.parsed.detail == "ECS deployment ecs-svc/9 completed- 2 running"  # a tag holds no commas
+    built = releases.build([base, two, rerun])
+    assert [(r.id, r.kind, r.source) for r in built] == [(rb, "rollback", rid(1)), (rid(2), "deploy", ""),
+                                                          (rid(1), "deploy", "")]
+    assert (built[0].started_at, built[0].duration_s, built[0].who) == ("2026-03-15T10:05:00Z", 40.0, "tester")
+    assert releases.current(built, {"api": one.arn}).id == rb
+    # Its outcome is recorded in its rerun tag, never in the revision's own outcome tags.
+    tags = releases.record_for(rerun, {rt.OUTCOME: rt.FAILED, rt.FINISHED_AT: "2026-03-15T10:06:00Z"})
+    assert list(tags) == [rt.rerun_key(rb)]
+    assert rt.record_tags(tags[rt.rerun_key(rb)])[rt.OUTCOME] == "failed"
+    assert rt.record_tags(tags[rt.rerun_key(rb)])[rt.STARTED_AT] == "2026-03-15T10:05:00Z"
+    assert releases.record_for(base, {rt.OUTCOME: rt.FAILED}) == {rt.OUTCOME: rt.FAILED}
+    # Registering it again (if it were deregistered) copies none of the release records.
+    request = releases.register_request(described, release_id="new", restores=rid(1))
+    assert not any(t["key"].startswith(rt.RERUN_PREFIX) for t in request["tags"])
