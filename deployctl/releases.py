@@ -40,7 +40,7 @@ INTERRUPTED = "interrupted"
 
 # Tags that describe how one deploy went; a rollback's re-registered copy must not inherit them.
 _OUTCOME_KEYS = frozenset({rt.ACTOR, rt.STARTED_AT, rt.FINISHED_AT, rt.DURATION, rt.OUTCOME, rt.DETAIL,
-                           rt.ROLLED_BACK_TO, KIND, SOURCE})
+                           rt.ROLLED_BACK_TO, KIND, SOURCE, rt.RERUN_AT})
 # Set by ECS on a revision, or describing it: never part of a RegisterTaskDefinition request.
 _READ_ONLY = frozenset({"taskDefinitionArn", "revision", "status", "registeredAt", "registeredBy",
                         "deregisteredAt", "requiresAttributes", "compatibilities", "tags"})
@@ -163,7 +163,7 @@ def revisions_from(description: Mapping[str, Any]) -> list[Revision]:
         rec = rt.record_tags(value)
         tags = {**kept, KIND: ROLLBACK, SOURCE: base.parsed.release or "", **rec,
                 rt.RELEASE: key[len(rt.RERUN_PREFIX):]}
-        out.append(replace(base, tags=tags, record=key, registered_at=_local_iso(rec.get(rt.STARTED_AT))))
+        out.append(replace(base, tags=tags, record=key, registered_at=_rerun_time(rec)))
     return out
 
 
@@ -176,9 +176,14 @@ def record_for(rev: Revision, tags: Mapping[str, str]) -> dict[str, str]:
     return {rev.record: rt.record_value({**now, **tags})}
 
 
-def _local_iso(text: str | None) -> str:
-    """An ISO time as boto3 gives registeredAt (local time zone), for ordering with them."""
-    parsed = _parse_iso(text)
+def _rerun_time(rec: Mapping[str, str]) -> str:
+    """When a rerun started, as boto3 gives registeredAt (ISO, local time zone), to order it
+    with the revisions registered around it."""
+    parsed: datetime | None
+    try:
+        parsed = datetime.fromtimestamp(float(rec[rt.RERUN_AT]), UTC)
+    except (KeyError, ValueError):
+        parsed = _parse_iso(rec.get(rt.STARTED_AT))
     return parsed.astimezone().isoformat() if parsed else ""
 
 

@@ -105,8 +105,12 @@ def outcome_tags(outcome: str, *, finished_at: datetime, duration_s: float, deta
 # recorded on that revision as one tag per rollback release, `deployctl:rerun:<release id>`,
 # whose value packs what the outcome tags say for a registered release (`record_value`).
 RERUN_PREFIX = TAG_PREFIX + "rerun:"
+# When the rerun started, epoch seconds to the millisecond: it orders the rollback among releases
+# by registration time (registeredAt has sub-second precision, the started-at tag does not).
+RERUN_AT = TAG_PREFIX + "rerun-at"
 _RERUN_FIELDS = (("outcome", OUTCOME), ("started", STARTED_AT), ("finished", FINISHED_AT), ("took", DURATION),
-                 ("by", ACTOR), ("source", TAG_PREFIX + "source"), ("rolled-back-to", ROLLED_BACK_TO))
+                 ("by", ACTOR), ("source", TAG_PREFIX + "source"), ("rolled-back-to", ROLLED_BACK_TO),
+                 ("at", RERUN_AT))
 
 
 def rerun_key(release_id: str) -> str:

@@ -672,7 +672,7 @@ class _ServiceDeploy:
         arn = self.s.reuse[self.sp.name]
         source = releases_tags.to_dict(self.sp.task_definition.get("tags")).get(releases.SOURCE, "")
         self.rerun_start = {**releases_tags.start_tags(who=self.s.actor, started_at=self.s.started_at),
-                            releases.SOURCE: source}
+                            releases.SOURCE: source, releases_tags.RERUN_AT: f"{time.time():.3f}"}
         self.aws.ecs.tag_resource(resourceArn=arn, tags=releases_tags.to_list(
             {releases_tags.rerun_key(self.s.release_id): releases_tags.record_value(self.rerun_start)}))
         self.registered = arn

@@ -15,7 +15,7 @@ from deployctl import lock as locks
 from deployctl import preview, releases, releases_tags
 from deployctl.adapters import aws
 from deployctl.adapters.git import GitFacts
-from deployctl.errors import DeployFailed
+from deployctl.errors import DeployFailed, UsageError
 from deployctl.plan import Plan, make_plan
 from deployctl.render.ecs import Facts
 from deployctl.rollout import td_label
@@ -103,7 +103,16 @@ class EcsTarget:
             # --lock-wait) like any deploy.
             found = ecs_releases.read_settled_releases(self.clients, cfg, described, preview=self.preview)
             choice = releases.choose_rollback(env, found, running, to=to, steps=steps)
-            active = self._active(choice)
+            active, same = self._inspect(choice)
+        if same:
+            # The deploy would find nothing to change for these (same definition, another number):
+            # leave them out, and say so when nothing is left.
+            choice = dataclasses.replace(choice, revisions={n: r for n, r in choice.revisions.items() if n not in same})
+            if not choice.revisions:
+                labels = ", ".join(f"{td_label(running[n])} = {r.label}" for n, r in sorted(same.items()))
+                raise UsageError(f"{env} already runs what release {choice.target.id} deployed: the same task "
+                                 f"definitions under other revision numbers ({labels}); nothing to roll back",
+                                 hint=f"`deployctl history --env {env}` shows its releases")
         target = choice.target
         now = f"release {choice.current.id}" if choice.current else "no deployctl release"
         summary = [f"rollback {cfg.app}/{env}: {now} → release {target.id} (git {target.git_sha[:12] or '?'}, "
@@ -118,11 +127,20 @@ class EcsTarget:
         return RollbackChoice(current=choice.current, target=target, summary=tuple(summary),
                               question=f"Roll {env} back to release {target.id}?", detail=choice)
 
-    def _active(self, choice: releases.RollbackChoice) -> set[str]:
-        """The services whose revision to run again is still ACTIVE (it can run as it is)."""
-        return {name for name, rev in choice.revisions.items()
-                if self.clients.ecs.describe_task_definition(taskDefinition=rev.arn)["taskDefinition"].get("status")
-                == "ACTIVE"}
+    def _inspect(self, choice: releases.RollbackChoice) -> tuple[set[str], dict[str, releases.Revision]]:
+        """(services whose revision to run again is still ACTIVE, so it runs as it is; services
+        whose revision is the very task definition they run now, under another number)."""
+        active: set[str] = set()
+        same: dict[str, releases.Revision] = {}
+        for name, rev in choice.revisions.items():
+            then = self.clients.ecs.describe_task_definition(taskDefinition=rev.arn)["taskDefinition"]
+            if then.get("status") == "ACTIVE":
+                active.add(name)
+            now = choice.running.get(name)
+            if now and ecs.same_task_definition(
+                    then, self.clients.ecs.describe_task_definition(taskDefinition=now)["taskDefinition"]):
+                same[name] = rev
+        return active, same
 
     def rollback(self, choice: RollbackChoice, options: DeployOptions, *, run: DeployRunner,
                  log: Callable[[str], None], as_json: bool = False) -> int:

@@ -232,6 +232,14 @@ def test_default_rollback_goes_to_the_newest_release_of_other_images(project: Pr
     assert again.code == 0, again.text
     assert f"→ release {listed[1]['id']}" in again.out
     assert image_of(project.world, CLUSTER) == ref2
+    # --to the first v2 release: the very task definition that runs, under another number. Going
+    # "back" to it would change nothing, so it is refused (exit 2) rather than reported done.
+    updates = len(sim.calls_of("UpdateService"))
+    same = project.cli("rollback", "-f", project.file, "--env", "staging", "--to", rel2, "--yes")
+    assert same.code == 2
+    assert (f"staging already runs what release {rel2} deployed: the same task definitions under other "
+            f"revision numbers ({FAMILY_STAGING}:3 = {FAMILY_STAGING}:2)") in same.err
+    assert len(sim.calls_of("UpdateService")) == updates
 
 
 def test_a_rollback_that_would_change_no_image_is_refused(project: Project, sim: Any) -> None:
