@@ -56,10 +56,11 @@ def previews_lines(cfg: ResolvedConfig, found: list[LivePreview]) -> list[str]:
     if not found:
         return [f"{where}: no live previews (deploy one with `deployctl run --env {env} --name pr-42`)"]
     lines = [f"{where}: {len(found)} live preview{'s' if len(found) != 1 else ''}"]
+    width = max(len(s.task_definition) for p in found for s in p.services)
     for p in found:
-        services = ", ".join(f"{s.service} {s.task_definition} {(s.rollout_state or '?').lower()} "
-                             f"{s.running}/{s.desired}" for s in p.services)
-        lines.append(f"  {p.name}: release {p.release or '?'} — {services}")
+        lines.append(f"  {p.name}: release {p.release or '? (none by deployctl)'}")
+        lines += [f"    {s.task_definition:<{width}}  {(s.rollout_state or '?').lower():<11}  "
+                  f"{s.running}/{s.desired} running" for s in p.services]
     lines.append(f"one of them: `deployctl status --env {env} --name {found[0].name}` "
                  f"(history, destroy: the same --name)")
     return lines

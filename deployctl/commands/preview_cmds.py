@@ -50,8 +50,8 @@ def destroy(
                    f"deregistered task definition {label} (now INACTIVE)")
     if report.task_definitions_deregistered and not dry_run:
         # Say what deregistering means: the revision is not gone, and that is by design of ECS.
-        typer.echo("INACTIVE revisions start no new task and stay listed until ECS deletes them; "
-                   "running nothing, they cost nothing")
+        typer.echo("an INACTIVE revision starts no new task and costs nothing; ECS keeps it listed "
+                   "(DeleteTaskDefinitions removes it for good)")
     for line in report.skipped:
         typer.echo(f"left alone: {line}")
 
