@@ -29,6 +29,8 @@ def rollback(
     yes: bool = YES_OPTION,
     as_json: bool = JSON_OPTION,
     lock_wait: str | None = LOCK_WAIT_OPTION,
+    name: str | None = typer.Option(None, "--name", help="A preview copy's name, for environments with "
+                                                          "preview: true (e.g. pr-42)."),
 ) -> None:
     """Run an earlier succeeded release again, watched like a deploy and recorded as a release.
 
@@ -47,7 +49,7 @@ def rollback(
 
     if to is not None and steps != 1:
         raise UsageError("--to and --steps do not go together", hint="pick a release with --to, or count with --steps")
-    target, choice = use.choose(load(file, env), to=to, steps=steps)
+    target, choice = use.choose(load(file, env), to=to, steps=steps, name=name)
     out = sys.stderr if as_json else sys.stdout
     for line in choice.summary:
         print(line, file=out)

@@ -269,3 +269,27 @@ def test_previews_are_listed_and_each_has_its_status_and_history(world: World, t
     assert cli(world.aws, proj, "destroy", "--env", "preview", "--name", "pr-1", "--yes").returncode == 0
     after = json.loads(cli(world.aws, proj, "previews", "--env", "preview", "--json").stdout)
     assert [p["name"] for p in after["previews"]] == ["pr-7"]
+
+
+def test_a_preview_rolls_back_on_its_own(world: World, tmp_path: Path) -> None:
+    proj = write_project(tmp_path, deploy_yaml(world))
+    ref1, ref2 = world.push("v1"), world.push("v2")
+    deploy(proj, "preview", ref1, preview="pr-3")
+    deploy(proj, "preview", ref2, preview="pr-3")
+    deploy(proj, "preview", ref2, preview="pr-4")
+    nameless = cli(world.aws, proj, "rollback", "--env", "preview", "--yes")
+    assert nameless.returncode == 2 and "rollback needs --name (live previews: pr-3, pr-4)" in nameless.stderr
+
+    r = cli(world.aws, proj, "rollback", "--env", "preview", "--name", "pr-3", "--yes")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "api: chat-api-preview-pr-3-api:2 → chat-api-preview-pr-3-api:1" in r.stdout
+    running = world.services()
+    ecs = world.c("ecs")
+    svc = ecs.describe_services(cluster=CLUSTER, services=["chat-api-preview-pr-3-api"])["services"][0]
+    assert svc["taskDefinition"].endswith("chat-api-preview-pr-3-api:1")
+    other = ecs.describe_services(cluster=CLUSTER, services=["chat-api-preview-pr-4-api"])["services"][0]
+    assert other["taskDefinition"].endswith("chat-api-preview-pr-4-api:1")  # pr-4 untouched (its only one)
+    assert running["chat-api-preview-pr-4-api"] == "ACTIVE"
+    hist = json.loads(cli(world.aws, proj, "history", "--env", "preview", "--name", "pr-3", "--json").stdout)
+    assert [(r["kind"], r["current"]) for r in hist["releases"]] == [
+        ("rollback", True), ("deploy", False), ("deploy", False)]
