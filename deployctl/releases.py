@@ -10,9 +10,9 @@ Selection rules (used by promote and rollback):
 - the *current* release is the newest release among the revisions the services run now;
 - promote takes what the source environment runs, and only when its newest release and every
   running revision succeeded and no rollout is in flight (`promotable`);
-- rollback goes by default to the newest succeeded release older than the current one; when
-  the current release is itself a rollback, "older" is counted from the release it restored,
-  so two rollbacks in a row walk back through history instead of bouncing between two releases.
+- rollback goes by default to the newest succeeded release older than the current one whose
+  images differ from what runs now (`choose`, the one chooser of every target); `--steps N`
+  counts N such releases back down the history as `history` lists it.
 
 Why over 500 lines: release records, promote selection, settling and rollback selection are
 the pure rules over one model (Release, Revision); each section is headed below.
@@ -40,7 +40,7 @@ INTERRUPTED = "interrupted"
 
 # Tags that describe how one deploy went; a rollback's re-registered copy must not inherit them.
 _OUTCOME_KEYS = frozenset({rt.ACTOR, rt.STARTED_AT, rt.FINISHED_AT, rt.DURATION, rt.OUTCOME, rt.DETAIL,
-                           rt.ROLLED_BACK_TO, KIND, SOURCE})
+                           rt.ROLLED_BACK_TO, KIND, SOURCE, rt.RERUN_AT})
 # Set by ECS on a revision, or describing it: never part of a RegisterTaskDefinition request.
 _READ_ONLY = frozenset({"taskDefinitionArn", "revision", "status", "registeredAt", "registeredBy",
                         "deregisteredAt", "requiresAttributes", "compatibilities", "tags"})
@@ -57,6 +57,9 @@ class Revision:
     image: str
     tags: Mapping[str, str] = field(default_factory=dict)
     registered_at: str = ""
+    # A rollback that ran this revision again as it is: the rerun tag (releases_tags.rerun_key)
+    # that records it; `tags` are then that release's, as if it had registered the revision.
+    record: str = ""
 
     @property
     def label(self) -> str:
@@ -147,6 +150,43 @@ def revision_from(description: Mapping[str, Any]) -> Revision | None:
                     else str(registered or ""))
 
 
+def revisions_from(description: Mapping[str, Any]) -> list[Revision]:
+    """The releases one described revision belongs to: the one that registered it
+    (`revision_from`), then each rollback that ran it again as it is (its rerun tags), oldest first."""
+    base = revision_from(description)
+    if base is None:
+        return []
+    out = [base]
+    kept = {k: v for k, v in base.tags.items() if k not in _OUTCOME_KEYS and not k.startswith(rt.RERUN_PREFIX)}
+    reruns = sorted((k, v) for k, v in base.tags.items() if k.startswith(rt.RERUN_PREFIX))
+    for key, value in reruns:  # keys hold release ids, which sort by time
+        rec = rt.record_tags(value)
+        tags = {**kept, KIND: ROLLBACK, SOURCE: base.parsed.release or "", **rec,
+                rt.RELEASE: key[len(rt.RERUN_PREFIX):]}
+        out.append(replace(base, tags=tags, record=key, registered_at=_rerun_time(rec)))
+    return out
+
+
+def record_for(rev: Revision, tags: Mapping[str, str]) -> dict[str, str]:
+    """The tags that record `tags` (outcome tags) for `rev`'s release: those tags themselves on a
+    revision the release registered, its rerun tag (all it says so far, updated) on one it reran."""
+    if not rev.record:
+        return dict(tags)
+    now = {k: v for k, v in rev.tags.items() if k in _OUTCOME_KEYS}
+    return {rev.record: rt.record_value({**now, **tags})}
+
+
+def _rerun_time(rec: Mapping[str, str]) -> str:
+    """When a rerun started, as boto3 gives registeredAt (ISO, local time zone), to order it
+    with the revisions registered around it."""
+    parsed: datetime | None
+    try:
+        parsed = datetime.fromtimestamp(float(rec[rt.RERUN_AT]), UTC)
+    except (KeyError, ValueError):
+        parsed = _parse_iso(rec.get(rt.STARTED_AT))
+    return parsed.astimezone().isoformat() if parsed else ""
+
+
 def combined_outcome(outcomes: Iterable[str]) -> str:
     """One release's outcome from its services': any failure decides, then any rollback."""
     seen = set(outcomes)
@@ -182,18 +222,18 @@ def build(revisions: Iterable[Revision], *, app: str | None = None, env: str | N
         tags = [r.parsed for r in by_service.values()]
         digests = sorted({t.image_digest or _digest_of(r.image) for t, r in zip(tags, by_service.values(),
                                                                                    strict=True)} - {""})
-        durations = [t.duration_s for t in tags if t.duration_s is not None]
         first = tags[0]
         raw = next(iter(by_service.values())).tags
+        started = min((t.started_at for t in tags if t.started_at), default="")
+        finished = max((t.finished_at for t in tags if t.finished_at), default="")
         out.append(Release(
             id=rid, app=first.app or app or "", env=first.env or env or "", revisions=by_service,
             services=tuple(sorted(by_service)),
             outcome=combined_outcome(r.outcome for r in by_service.values()),
             git_sha=first.git_sha or "", image_digest=",".join(digests),
             image=next(iter(by_service.values())).image,
-            who=first.actor or "", started_at=min((t.started_at for t in tags if t.started_at), default=""),
-            finished_at=max((t.finished_at for t in tags if t.finished_at), default=""),
-            duration_s=max(durations) if durations else None,
+            who=first.actor or "", started_at=started, finished_at=finished,
+            duration_s=_duration(tags, started, finished),
             detail="; ".join(sorted({t.detail for t in tags if t.detail})),
             kind=raw.get(KIND, DEPLOY), source=raw.get(SOURCE, ""),
         ))
@@ -201,6 +241,17 @@ def build(revisions: Iterable[Revision], *, app: str | None = None, env: str | N
     # An in-progress release that is not the newest one will never get its verdict.
     return [r if i == 0 or r.outcome != rt.IN_PROGRESS else _with_outcome(r, INTERRUPTED)
             for i, r in enumerate(out)]
+
+
+def _duration(tags: Sequence[rt.ReleaseTags], started: str, finished: str) -> float | None:
+    """The whole release: its first start to its last finish, every service and wave included.
+    A service's own `duration-s` (its rollout alone) only stands in when a time is missing, and
+    only while no service is still going."""
+    begin, end = _parse_iso(started), _parse_iso(finished)
+    if begin is not None and end is not None and all(t.finished_at for t in tags):
+        return round(max(0.0, (end - begin).total_seconds()), 1)
+    durations = [t.duration_s for t in tags if t.duration_s is not None]
+    return max(durations) if durations and len(durations) == len(tags) else None
 
 
 def _order_key(r: Release) -> tuple[str, int, str]:
@@ -450,9 +501,9 @@ def _settled(name: str, rev: Revision, svc: Mapping[str, Any] | None) -> Settlem
 
 
 def apply_settlements(revisions: Iterable[Revision], settled: Iterable[Revision]) -> list[Revision]:
-    """`revisions` with the settled ones (same ARN) in their place."""
-    by_arn = {r.arn: r for r in settled}
-    return [by_arn.get(r.arn, r) for r in revisions]
+    """`revisions` with the settled ones (same ARN and record) in their place."""
+    by_key = {(r.arn, r.record): r for r in settled}
+    return [by_key.get((r.arn, r.record), r) for r in revisions]
 
 
 def _family_and_number(arn: str) -> tuple[str, int]:
@@ -504,42 +555,104 @@ def _short_digest(image: str) -> str:
     return d[:19] if d else image
 
 
-def choose_rollback(env: str, releases: Sequence[Release], running: Mapping[str, str], *,
-                    to: str | None = None, steps: int = 1) -> RollbackChoice:
-    """The release `rollback` deploys again. UsageError (exit 2) when there is none: nothing
-    was changed and the person has to pick something else."""
+@dataclass(frozen=True)
+class LiveState:
+    """What runs in one environment now, as its target sees it: everything the one rollback
+    chooser (`choose`) needs besides the releases. What differs between targets is data here.
+
+    `images` says what each release would run again if chosen (release id → service → image
+    identity; ECS: each service's image at that release, the local target: the image id), and
+    `running` what runs now in the same terms: a release is a rollback target only if it changes
+    an image."""
+
+    where: str  # how messages name the environment ("staging", "app/dev")
+    env: str  # its name in deploy.yaml, for the commands a message suggests
+    current: Release | None  # the release serving now
+    images: Mapping[str, Mapping[str, str]]
+    running: Mapping[str, str]
+    # The newest release that went live, serving or failing now (the local target sees a live
+    # release whose containers keep crashing); counting back starts below it. None: `current`.
+    anchor: Release | None = None
+    nothing: str = "nothing deployctl released runs there"  # what runs when no release does
+    hint: str = ""  # added to "`deployctl history` shows its releases" (e.g. how many are kept)
+
+
+def choose(releases: Sequence[Release], live: LiveState, *, to: str | None = None, steps: int = 1) -> Release:
+    """The release `rollback` deploys again, for every target. UsageError (exit 2) when there is
+    none: nothing was changed and the person has to pick something else.
+
+    By default the newest succeeded release older than what runs now whose images differ from
+    what runs now; `steps` N counts back N such releases, down the history as `history` lists it
+    (a rollback release is a release like any other), each image set counted once. `to` names a
+    release: it must have succeeded and not be what runs now."""
     if steps < 1:
         raise UsageError("--steps must be 1 or more")
-    cur = current(releases, running)
+    where, cur = live.where, live.current
+    anchor = live.anchor or cur
     if to is not None:
         target = next((r for r in releases if r.id == to), None)
         if target is None:
             known = ", ".join(r.id for r in releases[:5]) or "none"
-            raise UsageError(f"{env} has no release {to} (newest: {known})",
-                             hint=f"`deployctl history --env {env}` lists them")
+            raise UsageError(f"{where} has no release {to} (newest: {known})",
+                             hint=f"`deployctl history --env {live.env}` lists them")
         if not target.succeeded:
-            raise UsageError(f"release {to} of {env} {_outcome_words(target.outcome)}; refusing to roll back to it",
-                             hint="choose a release whose outcome is succeeded")
+            raise UsageError(f"release {to} of {where} {_outcome_words(target.outcome)}; refusing to roll back to "
+                             "it", hint="choose a release whose outcome is succeeded")
         if cur is not None and target.id == cur.id:
-            raise UsageError(f"{env} already runs release {to}")
+            raise UsageError(f"{where} already runs release {to}")
+        if anchor is not None and target.id == anchor.id:
+            raise UsageError(f"release {to} is what {where} runs now, and it is failing (its containers are not up "
+                             "and healthy); refusing to roll back to it",
+                             hint=f"`deployctl status --env {live.env}` shows why; choose an earlier release")
     else:
-        start = 0
-        if cur is not None:
-            anchor = cur
-            if cur.kind == ROLLBACK and cur.source:
-                anchor = next((r for r in releases if r.id == cur.source), cur)
-            start = (_index(releases, anchor.id) or 0) + 1
-        candidates = [r for r in releases[start:] if r.succeeded]
+        start = (_index(releases, anchor.id) or 0) + 1 if anchor is not None else 0
+        now = frozenset(live.running.items())
+        seen = {now}
+        earlier = [r for r in releases[start:] if r.succeeded]
+        candidates = []
+        for r in earlier:
+            images = frozenset(live.images.get(r.id, {}).items())
+            if images in seen or not _changes_an_image(live.images.get(r.id, {}), live.running):
+                continue
+            seen.add(images)
+            candidates.append(r)
         if len(candidates) < steps:
-            what = "no earlier succeeded release" if steps == 1 else \
-                f"only {len(candidates)} earlier succeeded release(s), not {steps},"
-            now = f"it runs {cur.id}" if cur else "nothing deployctl released runs there"
-            raise UsageError(f"{env} has {what} to roll back to ({now})",
-                             hint=f"`deployctl history --env {env}` shows its releases")
+            other = " with other images" if len(earlier) > len(candidates) else ""
+            what = f"no earlier succeeded release{other}" if not candidates else \
+                f"only {len(candidates)} earlier succeeded release(s){other}, not {steps},"
+            runs = (f"it runs {cur.id}" if cur is not None and anchor is not None and anchor.id == cur.id else
+                    f"it runs {anchor.id}, which is failing" if anchor is not None else live.nothing)
+            same = [r.id for r in earlier if r not in candidates]
+            if same and not candidates:
+                runs += f"; {', '.join(same[:3])}{'…' if len(same) > 3 else ''} ran the same images"
+            raise UsageError(f"{where} has {what} to roll back to ({runs})",
+                             hint=f"`deployctl history --env {live.env}` shows its releases"
+                             + (f"; {live.hint}" if live.hint else ""))
         target = candidates[steps - 1]
-    services = set(running) | set(target.revisions)
-    revisions = state_at(releases, target, sorted(services))
-    changed = {s: r for s, r in revisions.items() if running.get(s) != r.arn}
+    if not target.available:
+        raise UsageError(f"the image of release {target.id} of {where} is gone: nothing to roll back to",
+                         hint="it was removed outside deployctl; deploy that commit again instead")
+    return target
+
+
+def _changes_an_image(then: Mapping[str, str], now: Mapping[str, str]) -> bool:
+    return any(now.get(service) != image for service, image in then.items())
+
+
+def choose_rollback(env: str, releases: Sequence[Release], running: Mapping[str, str], *,
+                    to: str | None = None, steps: int = 1) -> RollbackChoice:
+    """ECS: the release `rollback` deploys again (`choose`) and, per service, the revision that
+    runs again: the target's own, or for a service it did not deploy the one that ran then.
+    `running`: service → task-definition ARN it runs now."""
+    cur = current(releases, running)
+    services = sorted(set(running) | {s for r in releases for s in r.revisions})
+    states = {r.id: state_at(releases, r, services) for r in releases}
+    image_of = {rev.arn: rev.image for r in releases for rev in r.revisions.values()}
+    live = LiveState(where=env, env=env, current=cur,
+                     images={rid: {s: rev.image for s, rev in st.items()} for rid, st in states.items()},
+                     running={s: image_of.get(arn, arn) for s, arn in running.items()})
+    target = choose(releases, live, to=to, steps=steps)
+    changed = {s: r for s, r in states[target.id].items() if running.get(s) != r.arn}
     if not changed:
         raise UsageError(f"{env} already runs what release {target.id} deployed")
     return RollbackChoice(current=cur, target=target, revisions=changed, running=dict(running))
@@ -549,7 +662,8 @@ def register_request(description: Mapping[str, Any], *, release_id: str, restore
     """RegisterTaskDefinition request re-creating a described revision as part of a new
     (rollback) release: same definition, the release tags of the new release."""
     td = {k: v for k, v in (description.get("taskDefinition") or {}).items() if k not in _READ_ONLY}
-    tags = {k: v for k, v in rt.to_dict(description.get("tags")).items() if k not in _OUTCOME_KEYS}
+    tags = {k: v for k, v in rt.to_dict(description.get("tags")).items()
+            if k not in _OUTCOME_KEYS and not k.startswith(rt.RERUN_PREFIX)}
     tags[rt.RELEASE] = release_id
     tags[KIND] = ROLLBACK
     tags[SOURCE] = rt.tag_value(restores)

@@ -101,6 +101,47 @@ def outcome_tags(outcome: str, *, finished_at: datetime, duration_s: float, deta
     return out
 
 
+# A rollback that runs an earlier revision again as it is (still ACTIVE: nothing registered) is
+# recorded on that revision as one tag per rollback release, `deployctl:rerun:<release id>`,
+# whose value packs what the outcome tags say for a registered release (`record_value`).
+RERUN_PREFIX = TAG_PREFIX + "rerun:"
+# When the rerun started, epoch seconds to the millisecond: it orders the rollback among releases
+# by registration time (registeredAt has sub-second precision, the started-at tag does not).
+RERUN_AT = TAG_PREFIX + "rerun-at"
+_RERUN_FIELDS = (("outcome", OUTCOME), ("started", STARTED_AT), ("finished", FINISHED_AT), ("took", DURATION),
+                 ("by", ACTOR), ("source", TAG_PREFIX + "source"), ("rolled-back-to", ROLLED_BACK_TO),
+                 ("at", RERUN_AT))
+
+
+def rerun_key(release_id: str) -> str:
+    return RERUN_PREFIX + release_id
+
+
+def record_value(tags: Mapping[str, str]) -> str:
+    """One rerun tag's value from release tags (start, outcome, source…): `outcome=… started=…
+    … detail=…`, the detail last (it may hold spaces), cut to the 256 characters a tag holds."""
+    parts = [f"{short}={tag_value(tags[key]).replace(' ', '_')}" for short, key in _RERUN_FIELDS if tags.get(key)]
+    if tags.get(DETAIL):
+        parts.append(f"detail={tags[DETAIL]}")
+    return tag_value(" ".join(parts))
+
+
+def record_tags(value: str) -> dict[str, str]:
+    """The release tags a rerun tag's value packs (record_value read back)."""
+    head, _, detail = value.partition(" detail=")
+    if head.startswith("detail="):
+        head, detail = "", head[len("detail="):]
+    names = dict(_RERUN_FIELDS)
+    out = {}
+    for part in head.split():
+        short, _, text = part.partition("=")
+        if short in names and text:
+            out[names[short]] = text
+    if detail:
+        out[DETAIL] = detail
+    return out
+
+
 def to_list(tags: Mapping[str, str]) -> list[dict[str, str]]:
     """ECS shape: [{"key": …, "value": …}]."""
     return [{"key": k, "value": v} for k, v in tags.items()]

@@ -8,14 +8,16 @@ from collections.abc import Sequence
 from deployctl.app import scale
 from deployctl.config.model import ResolvedConfig
 from deployctl.releases import Release
-from deployctl.targets import for_config
-from deployctl.targets.base import History
+from deployctl.targets.base import History, Target
 
 
-def history(cfg: ResolvedConfig, limit: int) -> History:
-    found = for_config(cfg).history(limit)
-    # `deployctl scale` registers no release; its records (on the ECS services) are entries of
-    # kind `scale` between the releases they came between.
+def history(target: Target, limit: int, cfg: ResolvedConfig | None = None) -> History:
+    """`target`'s releases; with `cfg` (an environment, not a preview copy) the `deployctl scale`
+    records too: a scale registers no release, so its records (on the ECS services) become
+    entries of kind `scale` between the releases they came between."""
+    found = target.history(limit)
+    if cfg is None:
+        return found
     entries = merge(found.releases, scale.history_entries(cfg))[:limit]
     return dataclasses.replace(found, releases=tuple(entries))
 

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from deployctl.app import previews
 from deployctl.config.model import ResolvedConfig
-from deployctl.targets import DeployOptions, for_config
+from deployctl.targets import DeployOptions
 from deployctl.targets.base import DeployRunner, RollbackChoice, Target
 
 
-def choose(cfg: ResolvedConfig, *, to: str | None, steps: int) -> tuple[Target, RollbackChoice]:
-    """What rollback would deploy; UsageError (exit 2, nothing changed) when there is none."""
-    target = for_config(cfg)
+def choose(cfg: ResolvedConfig, *, to: str | None, steps: int,
+           name: str | None = None) -> tuple[Target, RollbackChoice]:
+    """What rollback would deploy (in preview copy `name`, for a preview environment); UsageError
+    (exit 2, nothing changed) when there is none."""
+    if name is None and cfg.environment.preview:
+        raise previews.name_required(cfg, "rollback")
+    target = previews.target_for(cfg, name)
     return target, target.choose_rollback(to, steps)
 
 

@@ -11,6 +11,8 @@ def history(
     file: str = FILE_OPTION,
     env: str = ENV_OPTION,
     limit: int = typer.Option(20, "--limit", "-n", min=1, help="Show at most this many releases."),
+    name: str | None = typer.Option(None, "--name", help="A preview copy's name, for environments with "
+                                                          "preview: true (e.g. pr-42)."),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Releases of one environment, newest first: outcome, git sha, image digest, who, when, duration.
@@ -23,17 +25,23 @@ def history(
 
     Examples:  deployctl history --env staging
                deployctl history --env prod --limit 5 --json
+               deployctl history --env preview --name pr-42
     """
     from deployctl.app import history as use  # lazy: pydantic and the config stay off --help
+    from deployctl.app import previews
     from deployctl.render.text import duration, outcome_text, short, table  # lazy: --help loads only what it needs
 
     cfg = load(file, env)
-    found = use.history(cfg, limit)
+    if name is None and cfg.environment.preview:
+        raise previews.name_required(cfg, "history")
+    found = use.history(previews.target_for(cfg, name), limit, cfg if name is None else None)
     if as_json:
         print_json(use.history_doc(cfg, found))
         return
     if not found.releases:
-        typer.echo(f"{cfg.app}/{env}: no releases yet (deploy with `deployctl run --env {env}`)")
+        copy = f" --name {name}" if name else ""
+        typer.echo(f"{cfg.app}/{env}{f' preview {name}' if name else ''}: no releases yet "
+                   f"(deploy with `deployctl run --env {env}{copy}`)")
         return
     rows = [[("* " if r.id == found.current else "  ") + r.id, outcome_text(r.outcome), r.kind,
              (r.git_sha or "")[:12], short(r.image_digest), r.who, r.started_at, duration(r.duration_s)]

@@ -1,4 +1,5 @@
-"""destroy: tear down one named preview (on ECS: its services and task-definition revisions), nothing else."""
+"""destroy: tear down one named preview (on ECS: delete its services, deregister its task-definition
+revisions), nothing else; `previews`: list the live previews of an environment."""
 
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ def destroy(
     yes: bool = YES_OPTION,
     dry_run: bool = typer.Option(False, "--dry-run", help="Show what would be removed; change nothing."),
 ) -> None:
-    """Remove one preview: its ECS services (scaled to 0, then deleted) and task-definition revisions.
+    """Remove one preview: delete its ECS services (scaled to 0 first) and deregister its
+    task-definition revisions (ECS keeps them listed as INACTIVE).
 
     Only resources named like the preview's (<app>-<env>-<name>-…, or <app>-<name>-… from
     before names held the environment) AND tagged with this app, environment and
@@ -37,18 +39,48 @@ def destroy(
     if as_json:
         print_json({"schema": "deployctl.destroy/v1", **asdict(report)})
         return
-    verb = "would remove" if dry_run else "removed"
     if not report.services_deleted and not report.task_definitions_deregistered and not report.others_deleted:
         typer.echo(f"preview {name}: nothing to remove in cluster {report.cluster}")
     for svc in report.services_deleted:
-        typer.echo(f"{verb} service {svc}")
+        typer.echo(f"would remove service {svc}: scale it to 0, then delete it" if dry_run else
+                   f"deleted service {svc} (scaled to 0 first)")
     for arn in report.task_definitions_deregistered:
-        typer.echo(f"{verb} task definition {arn.rsplit('/', 1)[-1]}")
+        label = arn.rsplit("/", 1)[-1]
+        typer.echo(f"would deregister task definition {label} (it stays listed, INACTIVE)" if dry_run else
+                   f"deregistered task definition {label} (now INACTIVE)")
+    if report.task_definitions_deregistered and not dry_run:
+        # Say what deregistering means: the revision is not gone, and that is by design of ECS.
+        typer.echo("an INACTIVE revision starts no new task and costs nothing; ECS keeps it listed "
+                   "(DeleteTaskDefinitions removes it for good)")
     for what in report.others_deleted:
-        typer.echo(f"{verb} {what}")
+        typer.echo(f"{'would remove' if dry_run else 'removed'} {what}")
     for line in report.skipped:
         typer.echo(f"left alone: {line}")
 
 
+def previews(
+    file: str = FILE_OPTION,
+    env: str = ENV_OPTION,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """The live previews of an environment with `preview: true`: per name, its release and services.
+
+    JSON (schema deployctl.previews/v1): {schema, app, env, cluster, previews: [{name, release,
+    services: [{service, task_definition, rollout_state, running, desired}]}]}.
+
+    Example:  deployctl previews --env preview
+    """
+    from deployctl.app import previews as use  # lazy: pydantic and the config stay off --help
+
+    cfg = load(file, env)
+    found = use.live(cfg)
+    if as_json:
+        print_json(use.previews_doc(cfg, found))
+        return
+    for line in use.previews_lines(cfg, found):
+        typer.echo(line)
+
+
 def register(app: typer.Typer) -> None:
     app.command()(destroy)
+    app.command()(previews)

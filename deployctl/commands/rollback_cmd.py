@@ -25,17 +25,21 @@ def rollback(
     file: str = FILE_OPTION,
     env: str = ENV_OPTION,
     to: str | None = typer.Option(None, "--to", help="Release id to go back to (see `deployctl history`)."),
-    steps: int = typer.Option(1, "--steps", min=1, help="Go back this many succeeded releases."),
+    steps: int = typer.Option(1, "--steps", min=1, help="Go back this many succeeded releases with other images, "
+                                                         "counted down `deployctl history`."),
     yes: bool = YES_OPTION,
     as_json: bool = JSON_OPTION,
     lock_wait: str | None = LOCK_WAIT_OPTION,
+    name: str | None = typer.Option(None, "--name", help="A preview copy's name, for environments with "
+                                                          "preview: true (e.g. pr-42)."),
 ) -> None:
-    """Run an earlier succeeded release again (by default the previous one), watched like a deploy.
+    """Run an earlier succeeded release again, watched like a deploy and recorded as a release.
 
-    On ECS the earlier release's task definitions are registered again, unchanged, as a new
-    release (so history shows the rollback); service settings (count, deployment configuration)
-    come from today's deploy.yaml. Nothing to roll back to, or an unknown/failed --to release,
-    is exit 2 and changes nothing.
+    By default the newest earlier succeeded release whose images differ from what runs now.
+    On ECS its task-definition revisions run again as they are while ECS has them ACTIVE (a
+    deregistered one is registered again as a copy); the confirmation names exactly what goes
+    live. Service settings (count, deployment configuration) come from today's deploy.yaml.
+    Nothing to roll back to, or an unknown/failed --to release, is exit 2 and changes nothing.
 
     Examples:  deployctl rollback --env staging
                deployctl rollback --env prod --to 20260315T101500Z-1a2b3c4d5e6f-9f3c --yes
@@ -47,7 +51,7 @@ def rollback(
     if to is not None and steps != 1:
         raise UsageError("--to and --steps do not go together", hint="pick a release with --to, or count with --steps")
     cfg = load(file, env)
-    target, choice = use.choose(cfg, to=to, steps=steps)
+    target, choice = use.choose(cfg, to=to, steps=steps, name=name)
     out = sys.stderr if as_json else sys.stdout
     for line in choice.summary:
         print(line, file=out)

@@ -19,6 +19,9 @@ def status(
     interval: float = typer.Option(5.0, "--interval", min=0.01, help="Seconds between refreshes with --watch."),
     timeout: str | None = typer.Option(None, "--timeout", metavar="DURATION",
                                        help="Give up watching after this long (exit 1)."),
+    name: str | None = typer.Option(None, "--name", help="A preview copy's name, for environments with "
+                                                          "preview: true (e.g. pr-42); without it, such an "
+                                                          "environment lists its live previews."),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Per service: running release, image digest, task definition revision, running/desired,
@@ -27,15 +30,27 @@ def status(
     JSON (schema deployctl.status/v1, the same keys for every target; docs/cli.md "--json output"):
     {schema, app, env, target, cluster, settled, ok, current, services: [...]}.
 
+    A preview environment without --name: its live previews (JSON schema deployctl.previews/v1).
+
     Examples:  deployctl status --env staging
                deployctl status --env prod --watch --interval 2
+               deployctl status --env preview --name pr-42
     """
     # lazy: pydantic and the config stay off --help
+    from deployctl.app import previews
     from deployctl.app import status as use
-    from deployctl.targets import for_config
 
     cfg = load(file, env)
-    target = for_config(cfg)
+    if name is None and cfg.environment.preview:
+        if watch:
+            raise previews.name_required(cfg, "status --watch")
+        found = previews.live(cfg)
+        if as_json:
+            print_json(previews.previews_doc(cfg, found))
+        else:
+            typer.echo("\n".join(previews.previews_lines(cfg, found)))
+        return
+    target = previews.target_for(cfg, name)
     if not watch:
         view = target.status()
         if as_json:

@@ -41,10 +41,13 @@ def target_class(name: str) -> type[Target]:
     return cls
 
 
-def for_config(cfg: ResolvedConfig) -> Target:
-    """The target of cfg's environment, made for it; with the companions its deploy.yaml sections
-    configure (a `frontend:` on Vercel), one composite target (deployctl.targets.composite)."""
-    primary = target_class(cfg.environment.target)(cfg)  # type: ignore[call-arg]
+def for_config(cfg: ResolvedConfig, preview: str | None = None) -> Target:
+    """The target of cfg's environment, made for it (for its preview copy `preview`, if given:
+    only targets with previews, deployctl.targets.base.WithPreviews, take one); with the
+    companions its deploy.yaml sections configure (a `frontend:` on Vercel), one composite
+    target (deployctl.targets.composite)."""
+    cls = target_class(cfg.environment.target)
+    primary = cls(cfg, preview=preview) if preview is not None else cls(cfg)  # type: ignore[call-arg]
     if not any(getattr(cfg, section, None) is not None for section in COMPANIONS):
         return primary
     from deployctl.targets.composite import compose  # lazy: environments without companions never load it

@@ -18,6 +18,9 @@ Lifecycle, in the order a release lives through it:
 - `choose_rollback(to, steps)` then `rollback(choice, options, run=…, log=…)`.
 - `lock_holder()` / `break_lock(holder)`: `deployctl unlock` for a lock left by a dead deploy.
 - `teardown(name, dry_run)`: remove one named preview copy of the environment.
+
+A target with preview copies also implements `WithPreviews` and takes `preview=NAME` when made
+(deployctl.targets.for_config): its status, history and rollback are then those of that copy.
 """
 
 from __future__ import annotations
@@ -48,6 +51,9 @@ class DeployOptions:
     # `rollback` on ECS: service → RegisterTaskDefinition request of the revision to run again
     # (deployctl.releases.register_request); only these services are deployed.
     task_definitions: Mapping[str, Mapping[str, Any]] | None = None
+    # `rollback` on ECS: service → the ARN of that revision when it is still ACTIVE: it runs again
+    # as it is, nothing is registered (the release is recorded on it, releases_tags.rerun_key).
+    reuse_revisions: Mapping[str, str] | None = None
     drain: float | None = None  # local target: seconds to drain old containers (None: its default)
     project_dir: str | None = None  # deploy.yaml's directory: targets that upload files read them from it
 
@@ -119,6 +125,32 @@ class DestroyReport:
     others_deleted: list[str] = field(default_factory=list)  # a companion's, described (Vercel deployments)
 
 
+@dataclass(frozen=True)
+class PreviewService:
+    """One service of a live preview copy, as the platform shows it now."""
+
+    service: str  # its name on the platform (ECS: the service name)
+    task_definition: str  # what it runs ("family:revision" on ECS)
+    rollout_state: str | None
+    running: int
+    desired: int
+
+
+@dataclass(frozen=True)
+class LivePreview:
+    """One named preview copy of an environment that has live services (deployctl.previews/v1)."""
+
+    name: str
+    release: str | None  # the newest deployctl release among what its services run
+    services: tuple[PreviewService, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "release": self.release,
+                "services": [{"service": s.service, "task_definition": s.task_definition,
+                              "rollout_state": s.rollout_state, "running": s.running, "desired": s.desired}
+                             for s in self.services]}
+
+
 @runtime_checkable
 class Target(Protocol):
     """One platform's release lifecycle for one environment (see the module docstring)."""
@@ -153,6 +185,16 @@ class Target(Protocol):
     def secret_values(self, environ: Mapping[str, str]) -> list[str]: ...
 
     def cost_line(self, plan: Plan) -> str: ...
+
+
+@runtime_checkable
+class WithPreviews(Protocol):
+    """A target whose environments can have named preview copies (`preview: true`). Such a target
+    is also made for one copy, `Target(cfg, preview=NAME)`: then status, history and rollback
+    are those of that copy."""
+
+    def previews(self) -> list[LivePreview]:
+        """The environment's preview copies that have live services, by name."""
 
 
 @runtime_checkable

@@ -77,7 +77,7 @@ from deployctl.errors import DeployFailed, ExternalError, LockHeld, PreflightFai
 from deployctl.pipeline import Cancelled
 from deployctl.plan import waves
 from deployctl.redact import Redactor
-from deployctl.releases import Release
+from deployctl.releases import LiveState, Release, choose
 from deployctl.releases_tags import actor
 from deployctl.targets.base import DeployOptions
 
@@ -204,53 +204,22 @@ def deploy(plan: Plan, image_ref: str, ctx: Any, options: DeployOptions | None =
 
 def plan_rollback(cfg: ResolvedConfig, to: str | None = None, steps: int = 1,
                   client: Client | None = None) -> RollbackChoice:
-    """Pick the release `rollback` would deploy; raises UsageError when there is none.
+    """Pick the release `rollback` would deploy (deployctl.releases.choose, the chooser of every
+    target); raises UsageError when there is none.
 
-    Only a succeeded release is ever chosen, and never the one deployed last (`deployed`): when
-    that one is failing now (its containers exited or keep restarting) it is not "current", but
-    it is what rollback has to get away from."""
-    if steps < 1:
-        raise UsageError("--steps must be 1 or more")
-    releases = history(cfg, limit=None, client=client)
-    current = next((r for r in releases if r.current), None)
-    deployed = _deployed(releases)
-    where = f"{cfg.app}/{cfg.env_name}"
-    if to is not None:
-        wanted = _release_number(to)
-        target = next((r for r in releases if r.number == wanted), None)
-        if target is None:
-            known = ", ".join(r.id for r in releases[:10]) or "none"
-            raise UsageError(f"{where} has no release {to} (kept releases: {known})",
-                             hint="`deployctl history --env ...` lists them")
-        if target.outcome != "succeeded":
-            raise UsageError(f"release {target.id} of {where} {target.outcome}; refusing to roll back to it",
-                             hint="choose a release whose outcome is succeeded")
-        if current is not None and target.number == current.number:
-            raise UsageError(f"release {target.id} is already what {where} runs")
-        if deployed is not None and target.number == deployed.number:
-            raise UsageError(f"release {target.id} is what {where} runs now, and it is failing "
-                             "(its containers are not up and healthy); refusing to roll back to it",
-                             hint="`deployctl status` shows its containers; choose an earlier release")
-    else:
-        anchor = deployed or current
-        seen = {anchor.image_id} if anchor else set()
-        candidates = []
-        for r in releases:  # newest first
-            if r.outcome != "succeeded" or (anchor and r.number >= anchor.number) or r.image_id in seen:
-                continue
-            seen.add(r.image_id)
-            candidates.append(r)
-        if len(candidates) < steps:
-            what = "no earlier successful release" if steps == 1 else \
-                f"only {len(candidates)} earlier successful release(s), not {steps},"
-            now = (f"it runs {current.id}" if current else
-                   f"it runs {anchor.id}, which is failing" if anchor else "nothing is deployed")
-            raise UsageError(f"{where} has {what} to roll back to ({now})",
-                             hint=f"the last {cfg.image.keep} releases are kept (image.keep)")
-        target = candidates[steps - 1]
-    if not target.available:
-        raise UsageError(f"the image of {target.id} is no longer in the local engine",
-                         hint="it was removed outside deployctl; deploy that commit again instead")
+    What the local engine adds, as data: a release is its image (`image_id`: two releases of one
+    image are one rollback target), and counting back starts below the release deployed last
+    (`deployed`): when that one is failing now (its containers exited or keep restarting) it is
+    not "current", but it is what rollback has to get away from."""
+    found = history(cfg, limit=None, client=client)
+    current = next((r for r in found if r.current), None)
+    deployed = _deployed(found)
+    anchor = deployed or current
+    live = LiveState(where=f"{cfg.app}/{cfg.env_name}", env=cfg.env_name, current=current, anchor=anchor,
+                     images={r.id: {"image": r.image_id} for r in found},
+                     running={"image": anchor.image_id} if anchor else {}, nothing="nothing is deployed",
+                     hint=f"the last {cfg.image.keep} releases are kept (image.keep)")
+    target = choose(found, live, to=f"r{_release_number(to)}" if to is not None else None, steps=steps)
     return RollbackChoice(current=current, target=target, deployed=deployed)
 
 

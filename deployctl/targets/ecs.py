@@ -282,7 +282,7 @@ class ServiceOutcome:
     previous: str | None = None
     diagnosis: list[str] = field(default_factory=list)
     watch: rollout.WatchResult | None = None
-    # Filled in by _deploy_wave from the service's deploy: the revision it registered (this
+    # Filled in by deploy_wave from the service's deploy: the revision it registered (this
     # release), or, when it registered none (no change, settings only), the release the running
     # revision carries ("" when that revision has no deployctl release).
     registered: str | None = None
@@ -306,6 +306,9 @@ class Settings:
     # `rollout_deadline`, deployctl's own rollback by `deadline` (rollout.rollback_budget later).
     rollout_deadline: float = float("inf")
     deadline: float = float("inf")
+    # `rollback`: service → an earlier revision, still ACTIVE, to run again as it is (nothing
+    # registered; the release is recorded on it in a rerun tag, releases_tags.rerun_key).
+    reuse: Mapping[str, str] = field(default_factory=dict)
 
 
 class _Log:
@@ -348,12 +351,21 @@ def run_preflight(plan: Plan, image_ref: str, ctx: Any, options: DeployOptions |
     return preflight.run(plan.config, aws, image_ref, log=_Log(ctx), preview=options.preview_name)
 
 
+# Deploys one wave of services: (plan, wave, aws, settings, log, cancelled, alarm_states) →
+# service → outcome. `deploy_wave` is the real one; `deploy(run_wave=…)` takes another.
+WaveRunner = Callable[..., dict[str, ServiceOutcome]]
+
+
 def deploy(plan: Plan, image_ref: str, ctx: Any, options: DeployOptions | None = None,
-           pre: preflight.PreflightResult | None = None) -> None:
+           pre: preflight.PreflightResult | None = None, *, run_wave: WaveRunner | None = None) -> None:
     """Deploy `plan` to ECS with `image_ref`. Returns when every service is healthy on the new
     release (or unchanged); raises DeployFailed otherwise (a rollback is a failure too),
     PreflightFailed when something is missing, ExternalError when AWS is unreachable.
-    `pre`: the preflight already run for this deploy (before its lock), else it runs now."""
+    `pre`: the preflight already run for this deploy (before its lock), else it runs now.
+
+    `run_wave` deploys one wave of services (default `deploy_wave`); a test passes in one that
+    loses or alters outcomes to check what the run makes of them."""
+    run_wave = run_wave or deploy_wave
     cfg = plan.config
     options = options or DeployOptions()  # all as deploy.yaml says
     log = _Log(ctx)
@@ -386,7 +398,8 @@ def deploy(plan: Plan, image_ref: str, ctx: Any, options: DeployOptions | None =
     settings = Settings(timeout=timeout, poll=rollout.PollPolicy.from_base(poll),
                         force=options.force, no_rollback=options.no_rollback,
                         release_id=release_id, actor=releases_tags.actor(), started_at=datetime.now(UTC),
-                        rollout_deadline=rollout_deadline, deadline=deadline)
+                        rollout_deadline=rollout_deadline, deadline=deadline,
+                        reuse=dict(options.reuse_revisions or {}))
     log(f"release {release_id}: {pre.image_ref} → cluster {cfg.environment.cluster} "
         f"({', '.join(s.name for s in real.services)})")
     log(f"time budget: {timeout:g}s for the rollout, then up to {rollout.rollback_budget(timeout):g}s for "
@@ -401,7 +414,7 @@ def deploy(plan: Plan, image_ref: str, ctx: Any, options: DeployOptions | None =
                     f"waits for {', '.join(sorted(o.service for o in blocked))}"
                 outcomes[sp.name] = ServiceOutcome(sp.name, NOT_DEPLOYED, why)
             continue
-        outcomes.update(_deploy_wave(real, wave, aws, settings, log, cancelled, pre.alarm_states))
+        outcomes.update(run_wave(real, wave, aws, settings, log, cancelled, pre.alarm_states))
 
     if not any(o.registered for o in outcomes.values()):
         _no_new_release(outcomes, outputs, log, release_id)
@@ -434,8 +447,9 @@ def _ensure_monitoring_alarms(cfg: ResolvedConfig, aws: awsa.Bounded, log: _Log)
     log(f"monitoring: {changes.summary()} (roll back on: {', '.join(mon.roll_back_on)})")
 
 
-def _deploy_wave(plan: Plan, wave: list[ServicePlan], aws: awsa.Bounded, settings: Settings, log: _Log,
-                 cancelled: threading.Event, alarm_states: dict[str, str]) -> dict[str, ServiceOutcome]:
+def deploy_wave(plan: Plan, wave: list[ServicePlan], aws: awsa.Bounded, settings: Settings, log: _Log,
+                cancelled: threading.Event, alarm_states: dict[str, str]) -> dict[str, ServiceOutcome]:
+    """Deploy the services of one wave side by side; service name → its outcome."""
     results: dict[str, ServiceOutcome] = {}
 
     def run(sp: ServicePlan) -> None:
@@ -500,6 +514,7 @@ class _ServiceDeploy:
         self.registered: str | None = None  # the revision this deploy registered (its release)
         self.kept_release: str | None = None  # registering none: the running revision's release
         self.recorded = False  # its outcome tag has been written (or attempted)
+        self.rerun_start: dict[str, str] = {}  # reusing a revision (Settings.reuse): its start tags
         self.last_seen: ServiceState | None = None  # the rollout watch's last DescribeServices answer
         self.rollback_requested = False  # ECS accepted deployctl's rollback UpdateService
         self.started = time.monotonic()
@@ -590,9 +605,12 @@ class _ServiceDeploy:
                 diffs = td_differences(sp.task_definition, live_td["taskDefinition"])
                 self.log(f"task definition changed ({', '.join(diffs[:6])}{'…' if len(diffs) > 6 else ''})")
         if td_arn is None:
-            if previous is not None:
-                self._adopt(previous)
-            td_arn = self._register()
+            if sp.name in self.s.reuse:
+                td_arn = self._reuse()
+            else:
+                if previous is not None:
+                    self._adopt(previous)
+                td_arn = self._register()
         self.td_arn = td_arn
         settings_only = td_arn != self.registered
 
@@ -679,6 +697,20 @@ class _ServiceDeploy:
         arn = str(resp["taskDefinition"]["taskDefinitionArn"])
         self.registered = arn
         self.log(f"registered {rollout.td_label(arn)} (release {self.s.release_id})")
+        return arn
+
+    def _reuse(self) -> str:
+        """`rollback` of a revision still ACTIVE: run it again as it is, and record this release
+        on it (its rerun tag, in progress) instead of registering a copy."""
+        arn = self.s.reuse[self.sp.name]
+        source = releases_tags.to_dict(self.sp.task_definition.get("tags")).get(releases.SOURCE, "")
+        self.rerun_start = {**releases_tags.start_tags(who=self.s.actor, started_at=self.s.started_at),
+                            releases.SOURCE: source, releases_tags.RERUN_AT: f"{time.time():.3f}"}
+        self.aws.ecs.tag_resource(resourceArn=arn, tags=releases_tags.to_list(
+            {releases_tags.rerun_key(self.s.release_id): releases_tags.record_value(self.rerun_start)}))
+        self.registered = arn
+        self.log(f"runs {rollout.td_label(arn)} again as it is (still ACTIVE: nothing registered), "
+                 f"as release {self.s.release_id}")
         return arn
 
     def record_failure(self, message: str) -> None:
@@ -891,6 +923,9 @@ class _ServiceDeploy:
                                           detail=detail, rolled_back_to=rolled_back_to)
         if td_arn == self.registered:
             self.recorded = True
+            if self.rerun_start:  # a revision run again: the outcome goes to this release's rerun tag
+                tags = {releases_tags.rerun_key(self.s.release_id):
+                        releases_tags.record_value({**self.rerun_start, **tags})}
         # Recording the outcome gets rollout.OUTCOME_GRACE from now, never more past the deadline.
         started = time.monotonic()
         budget = self.aws.until(min(started, self.s.deadline) + rollout.OUTCOME_GRACE)

@@ -1,13 +1,16 @@
-"""Teardown of one named ECS preview: its services (scaled to 0, then deleted) and its
-task-definition revisions, and nothing else (deployctl.preview says what is the preview's)."""
+"""The named preview copies of an ECS environment: which are live (`live_previews`), and the
+teardown of one: its services (scaled to 0, then deleted) and its task-definition revisions,
+and nothing else (deployctl.preview says what is the preview's)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from deployctl import preview
+from deployctl import preview, releases
+from deployctl import releases_tags as rt
 from deployctl.adapters import aws
-from deployctl.targets.base import DestroyReport
+from deployctl.adapters.ecs_gateway import ServiceState
+from deployctl.targets.base import DestroyReport, LivePreview, PreviewService
 
 
 def _chunks(items: list[str], size: int) -> list[list[str]]:
@@ -70,3 +73,43 @@ def destroy_preview(ecs: Any, cfg: Any, name: str, *, dry_run: bool = False) -> 
             continue
         report.task_definitions_deregistered.append(arn)
     return report
+
+
+def live_previews(ecs: Any, cfg: Any) -> list[LivePreview]:
+    """The environment's preview copies with live (not INACTIVE) services: those tagged with this
+    app, this environment and a deployctl:preview name, whatever their names say."""
+    cluster = cfg.environment.cluster
+    arns: list[str] = []
+    for page in ecs.get_paginator("list_services").paginate(cluster=cluster):
+        arns.extend(page.get("serviceArns", []))
+    copies: dict[str, list[PreviewService]] = {}
+    running: dict[str, set[str]] = {}
+    for chunk in _chunks(arns, 10):  # DescribeServices takes at most 10 services
+        for svc in ecs.describe_services(cluster=cluster, services=chunk, include=["TAGS"])["services"]:
+            state = ServiceState.from_api(svc)
+            name = state.tags.get(preview.PREVIEW_TAG)
+            if (not name or state.status == "INACTIVE" or state.tags.get(preview.APP_TAG, cfg.app) != cfg.app
+                    or state.tags.get(preview.ENV_TAG) != cfg.env_name):
+                continue
+            primary = state.primary
+            arn = (primary.task_definition if primary else "") or state.task_definition
+            copies.setdefault(name, []).append(PreviewService(
+                service=state.name, task_definition=arn.rsplit("/", 1)[-1],
+                rollout_state=(primary.rollout_state or None) if primary else None,
+                running=primary.running if primary else state.running,
+                desired=primary.desired if primary else state.desired))
+            running.setdefault(name, set()).add(arn)
+    return [LivePreview(name=name, release=_release_of(ecs, running[name]),
+                        services=tuple(sorted(found, key=lambda s: s.service)))
+            for name, found in sorted(copies.items())]
+
+
+def _release_of(ecs: Any, arns: set[str]) -> str | None:
+    """The newest deployctl release among the revisions `arns` (by its id: they start with the
+    UTC second they were made)."""
+    found = []
+    for arn in sorted(a for a in arns if a):
+        rev = releases.revision_from(ecs.describe_task_definition(taskDefinition=arn, include=["TAGS"]))
+        if rev is not None and rt.parse(rev.tags).release:
+            found.append(str(rt.parse(rev.tags).release))
+    return max(found, default=None)

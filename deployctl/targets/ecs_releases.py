@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -26,8 +26,9 @@ if TYPE_CHECKING:
     from deployctl.releases import Release, Revision
 
 
-def families(cfg: ResolvedConfig) -> dict[str, str]:
-    return {name: render.family(cfg, name) for name in cfg.services}
+def families(cfg: ResolvedConfig, preview: str | None = None) -> dict[str, str]:
+    """service → task-definition family of the environment (or of its preview copy `preview`)."""
+    return {name: render.family(cfg, name, preview) for name in cfg.services}
 
 
 def _revision_number(arn: str) -> int:
@@ -37,11 +38,14 @@ def _revision_number(arn: str) -> int:
         return 0
 
 
-def read_revisions(ecs: Any, cfg: ResolvedConfig, per_family: int | None = None) -> list[Revision]:
-    """deployctl's revisions of the environment's families, newest `per_family` of each.
-    ListTaskDefinitions' sort is not relied on (moto ignores it): revisions are sorted here."""
+def read_revisions(ecs: Any, cfg: ResolvedConfig, per_family: int | None = None,
+                   preview: str | None = None, also: Iterable[str] = ()) -> list[Revision]:
+    """deployctl's revisions of the environment's families, newest `per_family` of each, and the
+    revisions `also` (what the services run: a rollback may run an old one again). Each comes
+    once per release it belongs to (releases.revisions_from). ListTaskDefinitions' sort is not
+    relied on (moto ignores it): revisions are sorted here."""
     arns: list[str] = []
-    for family in families(cfg).values():
+    for family in families(cfg, preview).values():
         found = []
         for page in ecs.get_paginator("list_task_definitions").paginate(familyPrefix=family, status="ACTIVE"):
             # familyPrefix is a prefix: app-prod-api would also match app-prod-api2.
@@ -49,25 +53,37 @@ def read_revisions(ecs: Any, cfg: ResolvedConfig, per_family: int | None = None)
                       if a.rsplit("/", 1)[-1].rsplit(":", 1)[0] == family]
         found.sort(key=_revision_number, reverse=True)
         arns += found[:per_family] if per_family else found
+    arns += [a for a in dict.fromkeys(also) if a and a not in arns and _family_of(a) in families(cfg, preview).values()]
 
-    def describe(arn: str) -> Any:
-        return releases.revision_from(ecs.describe_task_definition(taskDefinition=arn, include=["TAGS"]))
+    def describe(arn: str) -> list[Revision]:
+        return releases.revisions_from(ecs.describe_task_definition(taskDefinition=arn, include=["TAGS"]))
 
     with ThreadPoolExecutor(max_workers=8) as pool:
-        return [r for r in pool.map(describe, arns) if r is not None]
+        return [r for found_ in pool.map(describe, arns) for r in found_]
+
+
+def _family_of(arn: str) -> str:
+    return arn.rsplit("/", 1)[-1].rsplit(":", 1)[0]
+
+
+def running_arns(described: Mapping[str, Mapping[str, Any] | None]) -> list[str]:
+    """The task definitions the described services run (their PRIMARY deployment's)."""
+    return [str(releases.service_view(n, d).task_definition) for n, d in described.items() if d]
 
 
 def read_settled_releases(clients: Any, cfg: ResolvedConfig, described: Mapping[str, Mapping[str, Any] | None],
-                          per_family: int | None = None) -> list[Release]:
+                          per_family: int | None = None, preview: str | None = None) -> list[Release]:
     """The releases of cfg's environment (ECS task-definition tags), the newest one settled from
     what ECS shows when its deploy stopped watching before the verdict (settle_revisions)."""
-    revs = settle_revisions(clients, cfg, read_revisions(clients.ecs, cfg, per_family), described)
+    revs = settle_revisions(clients, cfg, read_revisions(clients.ecs, cfg, per_family, preview,
+                                                         also=running_arns(described)),
+                            described, preview=preview)
     return releases.build(revs, app=cfg.app, env=cfg.env_name)
 
 
-def read_services(ecs: Any, cfg: ResolvedConfig) -> dict[str, dict[str, Any] | None]:
+def read_services(ecs: Any, cfg: ResolvedConfig, preview: str | None = None) -> dict[str, dict[str, Any] | None]:
     """service name (deploy.yaml) → DescribeServices entry, None when missing or INACTIVE."""
-    names = {render.service_name(cfg, name): name for name in cfg.services}
+    names = {render.service_name(cfg, name, preview): name for name in cfg.services}
     out: dict[str, dict[str, Any] | None] = dict.fromkeys(cfg.services)
     ecs_names = list(names)
     for i in range(0, len(ecs_names), 10):  # DescribeServices takes at most 10
@@ -84,7 +100,7 @@ def _warn(text: str) -> None:
 
 def settle_revisions(clients: Any, cfg: ResolvedConfig, revs: list[Revision],
                      described: Mapping[str, Mapping[str, Any] | None],
-                     log: Callable[[str], None] = _warn) -> list[Revision]:
+                     log: Callable[[str], None] = _warn, preview: str | None = None) -> list[Revision]:
     """`revs` with a verdict for the newest release when its deploy's watch ended without one
     (Ctrl-C, a killed runner) and ECS has since finished the rollout (releases.settle).
 
@@ -94,14 +110,15 @@ def settle_revisions(clients: Any, cfg: ResolvedConfig, revs: list[Revision],
     reading the source environment with the destination's role) is still used, with a warning."""
     built = releases.build(revs, app=cfg.app, env=cfg.env_name)
     pending = releases.settle(built[0] if built else None, described)
-    if not pending or _deploy_in_flight(clients, cfg, log):
+    if not pending or _deploy_in_flight(clients, cfg, log, preview):
         return revs
     now = datetime.now(UTC)
     settled: list[Revision] = []
     for item in pending:
         arn = item.revision.arn
         try:
-            fresh = releases.revision_from(clients.ecs.describe_task_definition(taskDefinition=arn, include=["TAGS"]))
+            fresh = next((r for r in releases.revisions_from(clients.ecs.describe_task_definition(
+                taskDefinition=arn, include=["TAGS"])) if r.record == item.revision.record), None)
         except (aws.ClientError, aws.BotoCoreError) as exc:
             log(f"could not re-read {item.revision.label}: {aws.error_code(exc) or exc}")
             continue
@@ -110,7 +127,7 @@ def settle_revisions(clients: Any, cfg: ResolvedConfig, revs: list[Revision],
             continue
         tags = item.tags(now)
         try:
-            clients.ecs.tag_resource(resourceArn=arn, tags=rt.to_list(tags))
+            clients.ecs.tag_resource(resourceArn=arn, tags=rt.to_list(releases.record_for(item.revision, tags)))
         except (aws.ClientError, aws.BotoCoreError) as exc:
             log(f"release {item.revision.parsed.release}: {item.service} {outcome_text(item.outcome)} "
                 f"(ECS shows it) but the outcome could not be recorded on {item.revision.label}: "
@@ -123,10 +140,13 @@ def settle_revisions(clients: Any, cfg: ResolvedConfig, revs: list[Revision],
     return releases.apply_settlements(revs, settled)
 
 
-def _deploy_in_flight(clients: Any, cfg: ResolvedConfig, log: Callable[[str], None]) -> bool:
-    """True when a live deploy holds the environment's lock (or the lock cannot be read)."""
+def _deploy_in_flight(clients: Any, cfg: ResolvedConfig, log: Callable[[str], None],
+                      preview: str | None = None) -> bool:
+    """True when a live deploy holds the environment's lock (or the lock cannot be read); each
+    preview copy deploys under its own lock (deployctl.lock)."""
+    env = f"{cfg.env_name}/{preview}" if preview else cfg.env_name
     try:
-        holder = lock.LockTable(clients.client("dynamodb")).read(lock.lock_key(cfg.app, cfg.env_name))
+        holder = lock.LockTable(clients.client("dynamodb")).read(lock.lock_key(cfg.app, env))
     except DeployctlError as exc:
         log(f"not settling the latest release of {cfg.env_name}: could not read the deploy lock ({exc})")
         return True

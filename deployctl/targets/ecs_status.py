@@ -3,18 +3,18 @@ rollout, target health and recent events, as deployctl.status/v1 and as text."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from deployctl import releases, rollout
 from deployctl import releases_tags as rt
-from deployctl.adapters.ecs_gateway import Deployment, ServiceState
+from deployctl.adapters.ecs_gateway import Deployment, ServiceEvent, ServiceState
 from deployctl.render import ecs as render
 from deployctl.render.status_doc import status_current_doc, status_doc, status_service_doc
 from deployctl.render.text import outcome_text, short
 from deployctl.targets.base import StatusView
-from deployctl.targets.ecs_releases import read_revisions, read_services, settle_revisions
+from deployctl.targets.ecs_releases import read_revisions, read_services, running_arns, settle_revisions
 
 if TYPE_CHECKING:
     from deployctl.config.model import ResolvedConfig
@@ -77,6 +77,7 @@ class ServiceStatus:
 class EcsStatus:
     services: list[ServiceStatus]
     current: Release | None = None  # the newest release among the revisions the services run
+    preview: str | None = None  # the preview copy it is the status of
 
     @property
     def settled(self) -> bool:
@@ -87,30 +88,43 @@ class EcsStatus:
         return all(s.ok for s in self.services)
 
 
-def _iso(value: Any) -> str:
-    return value.isoformat() if hasattr(value, "isoformat") else str(value or "")
+def _deployment_doc(d: Deployment) -> dict[str, Any]:
+    """One `deployments` entry of deployctl.status/v1 (null where ECS says nothing)."""
+    return {"id": d.id or None, "status": d.status or None, "task_definition": d.task_definition.rsplit("/", 1)[-1],
+            "rollout_state": d.rollout_state or None, "running": d.running, "desired": d.desired,
+            "failed_tasks": d.failed_tasks}
 
 
-def read_status(clients: Any, cfg: ResolvedConfig) -> EcsStatus:
-    described = read_services(clients.ecs, cfg)
-    revs = settle_revisions(clients, cfg, read_revisions(clients.ecs, cfg, per_family=3), described)
+def _event_doc(e: ServiceEvent) -> dict[str, str]:
+    """One `events` entry: its time as ISO 8601 in the local time zone, as boto3 gives it."""
+    at = datetime.fromtimestamp(e.created_at).astimezone().isoformat() if e.created_at else ""
+    return {"at": at, "message": e.message}
+
+
+def read_status(clients: Any, cfg: ResolvedConfig, preview: str | None = None) -> EcsStatus:
+    """What the environment's services (or those of its preview copy `preview`) run now."""
+    described = read_services(clients.ecs, cfg, preview)
+    revs = settle_revisions(clients, cfg, read_revisions(clients.ecs, cfg, per_family=3, preview=preview,
+                                                         also=running_arns(described)),
+                            described, preview=preview)
     by_arn = {r.arn: r for r in revs}
     out = []
     running: dict[str, Revision] = {}
     for name, svc in described.items():
-        ecs_name = render.service_name(cfg, name)
+        ecs_name = render.service_name(cfg, name, preview)
         if svc is None:
             out.append(ServiceStatus(name, ecs_name, exists=False))
             continue
         view = releases.service_view(name, svc)
         arn = str(view.task_definition or "")
         rev = by_arn.get(arn)
-        if rev is None and arn:
-            rev = releases.revision_from(clients.ecs.describe_task_definition(taskDefinition=arn, include=["TAGS"]))
+        if rev is None and arn:  # not deployctl's family: read what it says about itself
+            rev = next(reversed(releases.revisions_from(
+                clients.ecs.describe_task_definition(taskDefinition=arn, include=["TAGS"]))), None)
         if rev is not None:
             running[name] = rev
-        deps = svc.get("deployments") or []
-        primary = ServiceState.from_api(svc).primary or _NO_DEPLOYMENT
+        state = ServiceState.from_api(svc)
+        primary = state.primary or _NO_DEPLOYMENT
         newest = max((r for r in revs if r.service == name), key=lambda r: r.number, default=None)
         rolled = ""
         if newest is not None and newest.arn != arn and newest.outcome in (rt.IN_PROGRESS, rt.ROLLED_BACK, rt.FAILED):
@@ -124,29 +138,24 @@ def read_status(clients: Any, cfg: ResolvedConfig) -> EcsStatus:
             task_definition=arn, revision=rev.number if rev else None,
             running=primary.running, desired=primary.desired, pending=primary.pending,
             rollout_state=primary.rollout_state, rollout_reason=primary.reason,
-            deployments=tuple({"id": d.get("id"), "status": d.get("status"),
-                               "task_definition": str(d.get("taskDefinition", "")).rsplit("/", 1)[-1],
-                               "rollout_state": d.get("rolloutState"), "running": d.get("runningCount"),
-                               "desired": d.get("desiredCount"), "failed_tasks": d.get("failedTasks")}
-                              for d in deps),
-            targets=_target_health(clients, cfg.environment.cluster, svc),
-            events=tuple({"at": _iso(e.get("createdAt")), "message": str(e.get("message", ""))}
-                         for e in (svc.get("events") or [])[:5]),
+            deployments=tuple(_deployment_doc(d) for d in state.deployments),
+            targets=_target_health(clients, cfg.environment.cluster, state),
+            events=tuple(_event_doc(e) for e in state.events[:5]),
             superseded_by_rollback=rolled,
         ))
     known = releases.build([*revs, *(r for r in running.values() if r.arn not in by_arn)], app=cfg.app,
                            env=cfg.env_name)
-    return EcsStatus(out, releases.current(known, {n: r.arn for n, r in running.items()}))
+    return EcsStatus(out, releases.current(known, {n: r.arn for n, r in running.items()}), preview)
 
 
-def _target_health(clients: Any, cluster: str | None, svc: Mapping[str, Any]) -> dict[str, int] | None:
+def _target_health(clients: Any, cluster: str | None, svc: ServiceState) -> dict[str, int] | None:
     """Target states of this service's own tasks (by their awsvpc IPs): a target group shared
     with another environment must not make one environment count the other's targets."""
-    groups = [lb["targetGroupArn"] for lb in svc.get("loadBalancers") or [] if lb.get("targetGroupArn")]
+    groups = svc.target_groups
     if not groups:
         return None
     arns: list[str] = []
-    pages = clients.ecs.get_paginator("list_tasks").paginate(cluster=cluster, serviceName=svc.get("serviceName"))
+    pages = clients.ecs.get_paginator("list_tasks").paginate(cluster=cluster, serviceName=svc.name)
     for page in pages:
         arns += page.get("taskArns", [])
     tasks: list[Any] = []
@@ -162,8 +171,9 @@ def _target_health(clients: Any, cluster: str | None, svc: Mapping[str, Any]) ->
     return counts
 
 
-def render_status(cfg: ResolvedConfig, rows: list[ServiceStatus]) -> list[str]:
-    lines = [f"{cfg.app}/{cfg.env_name} on cluster {cfg.environment.cluster}"]
+def render_status(cfg: ResolvedConfig, rows: list[ServiceStatus], preview: str | None = None) -> list[str]:
+    copy = f" preview {preview}" if preview else ""
+    lines = [f"{cfg.app}/{cfg.env_name}{copy} on cluster {cfg.environment.cluster}"]
     for s in rows:
         if not s.exists:
             lines.append(f"{s.service}: service {s.ecs_service} does not exist (never deployed)")
@@ -202,5 +212,5 @@ def view(cfg: ResolvedConfig, st: EcsStatus) -> StatusView:
         f"{s.service} " + (s.superseded_by_rollback or f"rollout {(s.rollout_state or 'unknown').lower()}"
                            + (f" ({s.rollout_reason})" if s.rollout_reason else ""))
         for s in st.services if not s.ok)
-    return StatusView(doc=doc, lines=tuple(render_status(cfg, st.services)), problems=problems,
+    return StatusView(doc=doc, lines=tuple(render_status(cfg, st.services, st.preview)), problems=problems,
                       unsettled="rollouts still not settled", done=f"{cfg.app}/{cfg.env_name}: every rollout completed")

@@ -16,12 +16,19 @@ from deployctl import lock as locks
 from deployctl import preview, releases, releases_tags
 from deployctl.adapters import aws
 from deployctl.adapters.git import GitFacts
-from deployctl.errors import DeployFailed
+from deployctl.errors import DeployFailed, UsageError
 from deployctl.plan import Plan, make_plan
 from deployctl.render.ecs import Facts
 from deployctl.rollout import td_label
 from deployctl.targets import ecs, ecs_preview, ecs_releases, ecs_status
-from deployctl.targets.base import DeployOptions, DeployRunner, History, RollbackChoice, StatusView
+from deployctl.targets.base import (
+    DeployOptions,
+    DeployRunner,
+    History,
+    LivePreview,
+    RollbackChoice,
+    StatusView,
+)
 
 if TYPE_CHECKING:
     from deployctl.config.model import ResolvedConfig
@@ -34,8 +41,9 @@ class EcsTarget:
     # Preflight (deployctl.preflight) checks the image exists: `run --image` leaves a missing one to it.
     preflight_checks_image: ClassVar[bool] = True
 
-    def __init__(self, cfg: ResolvedConfig) -> None:
+    def __init__(self, cfg: ResolvedConfig, preview: str | None = None) -> None:
         self.cfg = cfg
+        self.preview = preview  # a named copy of a `preview: true` environment (base.WithPreviews)
         self._clients: Any = None
         self._preflight: tuple[str, Any] | None = None  # (image ref, its preflight), run by lock()
 
@@ -72,61 +80,104 @@ class EcsTarget:
 
     def status(self) -> StatusView:
         with aws.aws_errors(f"reading the status of {self.cfg.env_name}"):
-            return ecs_status.view(self.cfg, ecs_status.read_status(self.clients, self.cfg))
+            return ecs_status.view(self.cfg, ecs_status.read_status(self.clients, self.cfg, self.preview))
 
     def history(self, limit: int | None = 20) -> History:
         cfg = self.cfg
         with aws.aws_errors(f"reading the releases of {cfg.env_name}"):
-            described = ecs_releases.read_services(self.clients.ecs, cfg)
-            found = ecs_releases.read_settled_releases(self.clients, cfg, described, per_family=limit)[:limit]
+            described = ecs_releases.read_services(self.clients.ecs, cfg, self.preview)
+            found = ecs_releases.read_settled_releases(self.clients, cfg, described, per_family=limit,
+                                                       preview=self.preview)[:limit]
         running = {n: str(releases.service_view(n, d).task_definition) for n, d in described.items() if d}
         cur = releases.current(found, running)
         return History(tuple(found), cur.id if cur else None)
 
     def _running(self) -> dict[str, str]:
         return {name: str(releases.service_view(name, d).task_definition)
-                for name, d in ecs_releases.read_services(self.clients.ecs, self.cfg).items() if d is not None}
+                for name, d in ecs_releases.read_services(self.clients.ecs, self.cfg, self.preview).items()
+                if d is not None}
 
     # --- rollback -------------------------------------------------------------------------------
 
     def choose_rollback(self, to: str | None = None, steps: int = 1) -> RollbackChoice:
         cfg, env = self.cfg, self.cfg.env_name
         with aws.aws_errors(f"reading the releases of {env}"):
-            described = ecs_releases.read_services(self.clients.ecs, cfg)
+            described = ecs_releases.read_services(self.clients.ecs, cfg, self.preview)
             running = {name: str(releases.service_view(name, d).task_definition)
                        for name, d in described.items() if d is not None}
             # Settled first, as for status/history/promote: once our release is the newest, a cut-off
             # one shows `interrupted` for good and is never a target again. While a deploy holds the
             # lock nothing is recorded and rollback goes on: the deploy stops at that lock (or waits,
             # --lock-wait) like any deploy.
-            found = ecs_releases.read_settled_releases(self.clients, cfg, described)
-        choice = releases.choose_rollback(env, found, running, to=to, steps=steps)
+            found = ecs_releases.read_settled_releases(self.clients, cfg, described, preview=self.preview)
+            choice = releases.choose_rollback(env, found, running, to=to, steps=steps)
+            active, same = self._inspect(choice)
+        if same:
+            # The deploy would find nothing to change for these (same definition, another number):
+            # leave them out, and say so when nothing is left.
+            choice = dataclasses.replace(choice, revisions={n: r for n, r in choice.revisions.items() if n not in same})
+            if not choice.revisions:
+                labels = ", ".join(f"{td_label(running[n])} = {r.label}" for n, r in sorted(same.items()))
+                raise UsageError(f"{env} already runs what release {choice.target.id} deployed: the same task "
+                                 f"definitions under other revision numbers ({labels}); nothing to roll back",
+                                 hint=f"`deployctl history --env {env}` shows its releases")
         target = choice.target
         now = f"release {choice.current.id}" if choice.current else "no deployctl release"
         summary = [f"rollback {cfg.app}/{env}: {now} → release {target.id} (git {target.git_sha[:12] or '?'}, "
                    f"{target.who or '?'}, {target.started_at or '?'})"]
-        summary += [f"  {name}: {before} → {after}" for name, before, after in choice.changes()]
+        for name, before, after in choice.changes():
+            rev = choice.revisions[name]
+            # Name exactly what goes live: the revision itself while ECS still has it ACTIVE, else a
+            # copy registered as a new revision (its number is ECS's to give).
+            summary.append(f"  {name}: {before} → {after}" if name in active else
+                           f"  {name}: {before} → a new revision of {rev.family}, a copy of {after} "
+                           f"({rev.label} is deregistered)")
         return RollbackChoice(current=choice.current, target=target, summary=tuple(summary),
                               question=f"Roll {env} back to release {target.id}?", detail=choice)
 
+    def _inspect(self, choice: releases.RollbackChoice) -> tuple[set[str], dict[str, releases.Revision]]:
+        """(services whose revision to run again is still ACTIVE, so it runs as it is; services
+        whose revision is the very task definition they run now, under another number)."""
+        active: set[str] = set()
+        same: dict[str, releases.Revision] = {}
+        for name, rev in choice.revisions.items():
+            then = self.clients.ecs.describe_task_definition(taskDefinition=rev.arn)["taskDefinition"]
+            if then.get("status") == "ACTIVE":
+                active.add(name)
+            now = choice.running.get(name)
+            if now and ecs.same_task_definition(
+                    then, self.clients.ecs.describe_task_definition(taskDefinition=now)["taskDefinition"]):
+                same[name] = rev
+        return active, same
+
     def rollback(self, choice: RollbackChoice, options: DeployOptions, *, run: DeployRunner,
                  log: Callable[[str], None], as_json: bool = False) -> int:
-        """The earlier release's task definitions registered again, unchanged, as a new release
-        (so history shows the rollback), deployed through `run` like any deploy."""
+        """The earlier release's task definitions run again as a new release (so history shows
+        the rollback), deployed through `run` like any deploy: each revision as it is while ECS has
+        it ACTIVE (the release is recorded on it, releases_tags.rerun_key), else registered again,
+        unchanged, as a new revision (a deregistered one cannot run)."""
         cfg, env = self.cfg, self.cfg.env_name
         chosen: releases.RollbackChoice = choice.detail
         target = chosen.target
         release_id = releases_tags.new_release_id(git_sha=target.git_sha or None)
         with aws.aws_errors("reading the task definitions to run again"):
-            pinned = {name: releases.register_request(
-                self.clients.ecs.describe_task_definition(taskDefinition=rev.arn, include=["TAGS"]),
-                release_id=release_id, restores=target.id) for name, rev in chosen.revisions.items()}
+            described = {name: self.clients.ecs.describe_task_definition(taskDefinition=rev.arn, include=["TAGS"])
+                         for name, rev in chosen.revisions.items()}
+        pinned = {name: releases.register_request(d, release_id=release_id, restores=target.id)
+                  for name, d in described.items()}
+        reuse = {name: chosen.revisions[name].arn for name, d in described.items()
+                 if d["taskDefinition"].get("status") == "ACTIVE"}
+        for name in sorted(set(described) - set(reuse)):
+            log(f"{name}: {chosen.revisions[name].label} is deregistered (INACTIVE): it runs again as a copy, "
+                "registered as a new revision")
         image = next(iter(chosen.revisions.values())).image
         digest = image.rsplit("@", 1)[-1] if "@" in image else None
         git = GitFacts(sha=target.git_sha or "unknown", branch=f"rollback-{env}")
         plan = make_plan(cfg, git, facts=Facts(git_sha=target.git_sha or None, image_digest=digest,
-                                               release_id=release_id), image_override=image)
-        pinned_options = dataclasses.replace(options, task_definitions=pinned)
+                                               release_id=release_id, preview_name=self.preview),
+                         image_override=image)
+        pinned_options = dataclasses.replace(options, task_definitions=pinned, reuse_revisions=reuse,
+                                             preview_name=self.preview or options.preview_name)
 
         def still_as_chosen(ctx: Any) -> None:
             # The target was chosen from what ran before the lock was ours; with --lock-wait another
@@ -160,13 +211,17 @@ class EcsTarget:
 
     # --- the rest of the lifecycle --------------------------------------------------------------
 
+    def previews(self) -> list[LivePreview]:
+        with aws.aws_errors(f"listing the previews of {self.cfg.env_name}"):
+            return ecs_preview.live_previews(self.clients.ecs, self.cfg)
+
     def teardown(self, name: str, *, dry_run: bool = False) -> ecs_preview.DestroyReport:
         with aws.aws_errors(f"destroying preview {name}"):
             return ecs_preview.destroy_preview(self.clients.ecs, self.cfg, name, dry_run=dry_run)
 
     def teardown_question(self, name: str) -> str:
-        return (f"Remove preview '{name}' ({', '.join(preview.service_names(self.cfg, name))} and their task "
-                f"definitions) from cluster {self.cfg.environment.cluster}?")
+        return (f"Remove preview '{name}' from cluster {self.cfg.environment.cluster}: delete "
+                f"{', '.join(preview.service_names(self.cfg, name))} and deregister their task definitions?")
 
     def secret_values(self, environ: Mapping[str, str]) -> list[str]:
         return []  # ECS secrets stay in Secrets Manager/SSM: the run never holds their values

@@ -79,13 +79,15 @@ class Result:
         return "\n".join(self.lines)
 
 
-def deploy(cfg: ResolvedConfig, image_ref: str, *, handle_signals: bool = False, **opts: Any) -> Result:
+def deploy(cfg: ResolvedConfig, image_ref: str, *, handle_signals: bool = False,
+           run_wave: ecs_target.WaveRunner | None = None, **opts: Any) -> Result:
     opts.setdefault("poll_interval", 0.05)
     opts.setdefault("timeout", 30.0)
     options = DeployOptions(**opts)
     plan = make_plan(cfg, GitFacts(sha=SHA, branch="main"), image_override=image_ref)
     reporter = Lines()
-    report = run_jobs([Job("deploy", (), lambda ctx: ecs_target.deploy(plan, image_ref, ctx, options))],
+    report = run_jobs([Job("deploy", (), lambda ctx: ecs_target.deploy(plan, image_ref, ctx, options,
+                                                                       run_wave=run_wave))],
                       reporter, handle_signals=handle_signals)
     record = report.stage("deploy")
     return Result(report.exit_code, report.status, record.message, reporter.lines, dict(report.outputs))

@@ -232,17 +232,15 @@ def test_an_unexpected_error_in_one_services_deploy_fails_the_run(world, sim, tm
     assert world.td_tags(world.revisions()[-1])["deployctl:outcome"] == "succeeded"  # api
 
 
-def test_a_service_without_an_outcome_fails_the_run(world, sim, tmp_path, monkeypatch):  # noqa: F811
+def test_a_service_without_an_outcome_fails_the_run(world, sim, tmp_path):  # noqa: F811
     cfg, _ = first_deploy(world, tmp_path, _two_services(world))
-    real = ecs_target._deploy_wave
 
     def lose_worker(*args: Any, **kwargs: Any) -> dict[str, Any]:
-        out = real(*args, **kwargs)
+        out = ecs_target.deploy_wave(*args, **kwargs)
         out.pop("worker", None)
         return out
 
-    monkeypatch.setattr(ecs_target, "_deploy_wave", lose_worker)
-    res = ecs_deploy(cfg, world.push("v2"))
+    res = ecs_deploy(cfg, world.push("v2"), run_wave=lose_worker)
 
     assert res.exit_code == 1
     assert "worker: its deploy ended without an outcome" in res.message

@@ -360,16 +360,19 @@ def test_staging_policy_covers_rollback(project: Project, sim: Any) -> None:  # 
     assert res.code == 0, res.text
     calls = sim.calls[start:]
     assert {"ecs:DescribeServices", "ecs:ListTaskDefinitions", "ecs:DescribeTaskDefinition",
-            "ecs:RegisterTaskDefinition", "ecs:UpdateService", "ecs:TagResource"} <= seen(calls), seen(calls)
+            "ecs:UpdateService", "ecs:TagResource"} <= seen(calls), seen(calls)
     assert denied(policy, calls, staging, secrets) == []
     assert any("ecs:UpdateService" in d for d in denied(without(policy, "EcsServicesWrite"), calls, staging,
                                                           secrets))
-    # the re-registered revision carries deployctl:app (the RegisterTaskDefinition condition)
+    # The old revision, still ACTIVE, runs again as it is (nothing registered); the rollback is
+    # recorded on it (TagResource on a revision that carries deployctl:app, the tag condition).
+    assert "ecs:RegisterTaskDefinition" not in seen(calls)
     arn = project.world.c("ecs").describe_services(cluster="ai-staging", services=["chat-api-staging-api"])[
         "services"][0]["taskDefinition"]
-    assert arn.endswith(":3")
+    assert arn.endswith(":1")
     tags = project.world.c("ecs").describe_task_definition(taskDefinition=arn, include=["TAGS"])["tags"]
     assert {"key": "deployctl:app", "value": "chat-api"} in tags
+    assert any(t["key"].startswith("deployctl:rerun:") for t in tags)
 
 
 # ------------------------------------------------------------------------------------ preview
@@ -383,6 +386,9 @@ def test_preview_policy_covers_a_preview_deploy_and_destroy(world: World, ecs_si
 
     start = len(ecs_sim.calls)
     deploy(proj, "preview", ref, preview="pr-9")
+    for reading in (("previews",), ("status",), ("status", "--name", "pr-9"), ("history", "--name", "pr-9")):
+        r = cli(world.aws, proj, *reading, "--env", "preview")
+        assert r.returncode == 0, (reading, r.stderr)
     r = cli(world.aws, proj, "destroy", "--env", "preview", "--name", "pr-9", "--yes")
     assert r.returncode == 0, r.stderr
     calls = ecs_sim.calls[start:]

@@ -91,6 +91,7 @@ CASES: dict[str, tuple[str, Callable[[Project], Any], list[str]]] = {
     "diff": ("deployctl.diff/v1", lambda p: _deployed(p, "v1"), ["--env", "staging"]),
     "scale": ("deployctl.scale/v1", lambda p: _deployed(p, "v1"), ["--env", "staging", "api=3", "--yes"]),
     "bootstrap": ("deployctl.bootstrap-plan/v1", lambda p: None, ["--env", "staging", "--plan"]),
+    "previews": ("deployctl.previews/v1", _preview, ["--env", "preview"]),
 }
 
 

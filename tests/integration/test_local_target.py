@@ -217,7 +217,7 @@ def test_rollback_brings_the_previous_release_back(app: App, images: dict[str, s
     with pytest.raises(UsageError, match="nothing is deployed"):
         target.rollback(app.cfg)
     assert app.deploy(images["1.0.0"], sha="1" * 40)[0].exit_code == 0
-    with pytest.raises(UsageError, match=r"has no earlier successful release to roll back to \(it runs r1\)"):
+    with pytest.raises(UsageError, match=r"has no earlier succeeded release to roll back to \(it runs r1\)"):
         target.plan_rollback(app.cfg)
     assert app.deploy(images["2.0.0"], sha="2" * 40)[0].exit_code == 0
     assert app.version() == "2.0.0"

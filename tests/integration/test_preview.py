@@ -157,6 +157,16 @@ def test_destroy_removes_only_the_named_preview(world: World, tmp_path: Path) ->
     assert again.returncode == 0, again.stderr
     assert "nothing to remove" in again.stdout
 
+    # Said as done (issue 16, item 6): services deleted, revisions deregistered and still there, INACTIVE.
+    pr2 = [f"chat-api-preview-pr-2-{s}:1" for s in ("api", "worker")]
+    gone = cli(world.aws, proj, "destroy", "--env", "preview", "--name", "pr-2", "--yes")
+    assert gone.returncode == 0, gone.stderr
+    assert "deleted service chat-api-preview-pr-2-api (scaled to 0 first)" in gone.stdout
+    for label in pr2:
+        assert f"deregistered task definition {label} (now INACTIVE)" in gone.stdout
+        assert ecs.describe_task_definition(taskDefinition=label)["taskDefinition"]["status"] == "INACTIVE"
+    assert "removed" not in gone.stdout
+
 
 def test_destroy_refusals(world: World, tmp_path: Path) -> None:
     proj = write_project(tmp_path, deploy_yaml(world))
@@ -205,3 +215,81 @@ def test_run_with_name_deploys_a_preview_copy_through_the_cli(world: World, tmp_
     assert "chat-api-staging-api" not in services, "a preview run must not touch staging's services"
     tags = world.c("ecs").describe_services(cluster=CLUSTER, services=["chat-api-preview-pr-9-api"], include=["TAGS"])
     assert {"key": "deployctl:preview", "value": "pr-9"} in tags["services"][0]["tags"]
+
+
+def test_previews_are_listed_and_each_has_its_status_and_history(world: World, tmp_path: Path) -> None:
+    """Issue 16, item 7: `status`/`history --name`, and a way to list the live previews."""
+    proj = write_project(tmp_path, deploy_yaml(world))
+    ref = world.push("v1")
+    deploy(proj, "preview", ref, preview="pr-1")
+    deploy(proj, "preview", ref, preview="pr-7")
+
+    listed = cli(world.aws, proj, "previews", "--env", "preview", "--json")
+    assert listed.returncode == 0, listed.stderr
+    doc = json.loads(listed.stdout)
+    assert (doc["schema"], doc["env"], [p["name"] for p in doc["previews"]]) == (
+        "deployctl.previews/v1", "preview", ["pr-1", "pr-7"])
+    pr7 = doc["previews"][1]
+    assert [s["service"] for s in pr7["services"]] == ["chat-api-preview-pr-7-api", "chat-api-preview-pr-7-worker"]
+    assert pr7["services"][0]["task_definition"] == "chat-api-preview-pr-7-api:1" and pr7["release"]
+    # `status` of a preview environment without --name lists them too, instead of "never deployed".
+    plain = cli(world.aws, proj, "status", "--env", "preview")
+    assert plain.returncode == 0, plain.stderr
+    assert "2 live previews" in plain.stdout and "pr-7: release " in plain.stdout
+    assert "does not exist" not in plain.stdout
+
+    one = cli(world.aws, proj, "status", "--env", "preview", "--name", "pr-7", "--json")
+    assert one.returncode == 0, one.stderr
+    st = json.loads(one.stdout)
+    assert st["schema"] == "deployctl.status/v1" and st["ok"] is True
+    assert [s["ecs_service"] for s in st["services"]] == ["chat-api-preview-pr-7-api", "chat-api-preview-pr-7-worker"]
+    assert st["current"]["id"] == pr7["release"]
+    text = cli(world.aws, proj, "status", "--env", "preview", "--name", "pr-7")
+    assert text.stdout.startswith("chat-api/preview preview pr-7 on cluster")
+
+    hist = cli(world.aws, proj, "history", "--env", "preview", "--name", "pr-7", "--json")
+    assert hist.returncode == 0, hist.stderr
+    (release,) = json.loads(hist.stdout)["releases"]
+    assert release["id"] == pr7["release"] and release["current"] is True
+    assert release["services"]["api"]["task_definition"].endswith("chat-api-preview-pr-7-api:1")
+
+    # Without --name, history says which names there are, and what it suggests works.
+    nameless = cli(world.aws, proj, "history", "--env", "preview")
+    assert nameless.returncode == 2
+    assert "history needs --name (live previews: pr-1, pr-7)" in nameless.stderr
+    assert "deployctl history --env preview --name pr-1" in nameless.stderr
+    empty = cli(world.aws, proj, "history", "--env", "preview", "--name", "pr-9")
+    assert empty.returncode == 0, empty.stderr
+    assert "(deploy with `deployctl run --env preview --name pr-9`)" in empty.stdout
+    # --name where there are no previews is refused, as for run.
+    wrong = cli(world.aws, proj, "status", "--env", "staging", "--name", "pr-7")
+    assert wrong.returncode == 2 and "--name is only for preview environments" in wrong.stderr
+
+    # A destroyed preview is no longer listed.
+    assert cli(world.aws, proj, "destroy", "--env", "preview", "--name", "pr-1", "--yes").returncode == 0
+    after = json.loads(cli(world.aws, proj, "previews", "--env", "preview", "--json").stdout)
+    assert [p["name"] for p in after["previews"]] == ["pr-7"]
+
+
+def test_a_preview_rolls_back_on_its_own(world: World, tmp_path: Path) -> None:
+    proj = write_project(tmp_path, deploy_yaml(world))
+    ref1, ref2 = world.push("v1"), world.push("v2")
+    deploy(proj, "preview", ref1, preview="pr-3")
+    deploy(proj, "preview", ref2, preview="pr-3")
+    deploy(proj, "preview", ref2, preview="pr-4")
+    nameless = cli(world.aws, proj, "rollback", "--env", "preview", "--yes")
+    assert nameless.returncode == 2 and "rollback needs --name (live previews: pr-3, pr-4)" in nameless.stderr
+
+    r = cli(world.aws, proj, "rollback", "--env", "preview", "--name", "pr-3", "--yes")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "api: chat-api-preview-pr-3-api:2 → chat-api-preview-pr-3-api:1" in r.stdout
+    running = world.services()
+    ecs = world.c("ecs")
+    svc = ecs.describe_services(cluster=CLUSTER, services=["chat-api-preview-pr-3-api"])["services"][0]
+    assert svc["taskDefinition"].endswith("chat-api-preview-pr-3-api:1")
+    other = ecs.describe_services(cluster=CLUSTER, services=["chat-api-preview-pr-4-api"])["services"][0]
+    assert other["taskDefinition"].endswith("chat-api-preview-pr-4-api:1")  # pr-4 untouched (its only one)
+    assert running["chat-api-preview-pr-4-api"] == "ACTIVE"
+    hist = json.loads(cli(world.aws, proj, "history", "--env", "preview", "--name", "pr-3", "--json").stdout)
+    assert [(r["kind"], r["current"]) for r in hist["releases"]] == [
+        ("rollback", True), ("deploy", False), ("deploy", False)]

@@ -14,10 +14,14 @@ import socket
 import subprocess
 import sys
 import time
+from datetime import datetime
 from typing import Any
 
 import pytest
 
+from deployctl.commands.common import engine_runner
+from deployctl.config import load_env, read
+from deployctl.targets import DeployOptions, for_config
 from tests.integration.conftest import REPO_ROOT, git
 from tests.integration.test_local_target import App, app, client, images  # noqa: F401 - fixtures
 from tests.support.aws_world import (  # noqa: F401 - re-exported for the modules built on these tests
@@ -29,6 +33,7 @@ from tests.support.aws_world import (  # noqa: F401 - re-exported for the module
     RELEASE_PHASES,
     World,
 )
+from tests.support.mid_rollout import wait_until
 from tests.support.release_project import Cli, Project, cli, committed_project  # noqa: F401 - re-exported
 
 SIM_PHASES = RELEASE_PHASES
@@ -151,38 +156,101 @@ def test_rollback_to_a_chosen_release(project: Project, sim: Any) -> None:
     project.deployed("staging", "v2")
     ref3, rel3 = project.deployed("staging", "v3")
     assert image_of(project.world, CLUSTER) == ref3
+    registered = len(sim.calls_of("RegisterTaskDefinition"))
 
     res = project.cli("rollback", "-f", project.file, "--env", "staging", "--to", rel1, "--yes")
 
     assert res.code == 0, res.text
     assert f"release {rel3} → release {rel1}" in res.out
     assert f"api: {FAMILY_STAGING}:3 → {FAMILY_STAGING}:1" in res.out
-    # Release 1's task definition runs again, registered anew as the rollback's own release.
+    # Release 1's revision is still ACTIVE: it runs again as it is, nothing is registered (issue
+    # 15, item 9), and what the preview named is what runs.
+    arn = service(project.world, CLUSTER)["taskDefinition"]
+    assert arn.endswith(f"{FAMILY_STAGING}:1") and image_of(project.world, CLUSTER) == ref1
+    assert len(sim.calls_of("RegisterTaskDefinition")) == registered
+    assert f"runs {FAMILY_STAGING}:1 again as it is" in res.text
+    # The rollback is a release of its own in history, recorded on that revision beside release 1.
+    _, tags = td(project.world, arn)
+    assert tags["deployctl:release"] == rel1 and tags["deployctl:outcome"] == "succeeded"
+    (rerun,) = [k for k in tags if k.startswith("deployctl:rerun:")]
+    releases = project.history("staging")
+    assert [r["kind"] for r in releases] == ["rollback", "deploy", "deploy", "deploy"]
+    top = releases[0]
+    assert top["id"] == rerun.removeprefix("deployctl:rerun:") and top["source"] == rel1
+    assert (top["outcome"], top["current"], top["image_digest"]) == ("succeeded", True, ref1.split("@")[1])
+    assert top["services"]["api"]["task_definition"] == arn and top["git_sha"] == releases[-1]["git_sha"]
+    assert top["duration_s"] is not None and top["who"] == releases[-1]["who"]
+    # The releases rolled back over are still there, unchanged; release 1 too.
+    assert releases[1]["id"] == rel3 and releases[1]["outcome"] == "succeeded"
+    assert (releases[-1]["id"], releases[-1]["outcome"], releases[-1]["current"]) == (rel1, "succeeded", False)
+    status = project.cli("status", "-f", project.file, "--env", "staging", "--json").json()
+    assert status["current"]["id"] == top["id"] and status["services"][0]["release"] == top["id"]
+
+
+def test_rollback_to_a_deregistered_revision_registers_a_copy(project: Project, sim: Any) -> None:
+    ref1, rel1 = project.deployed("staging", "v1")
+    project.deployed("staging", "v2")
+    target = for_config(load_env(read(project.path / "deploy.yaml"), "staging"))
+    choice = target.choose_rollback()
+    assert f"api: {FAMILY_STAGING}:2 → {FAMILY_STAGING}:1 (sha256:" in choice.summary[1]
+    # Deregistered after the choice (by hand, another tool): an INACTIVE revision cannot run, so
+    # the rollback registers a copy of it and says so.
+    project.world.c("ecs").deregister_task_definition(taskDefinition=f"{FAMILY_STAGING}:1")
+    lines: list[str] = []
+    code = target.rollback(choice, DeployOptions(yes=True), run=engine_runner(target, as_json=False),
+                           log=lines.append)
+    assert code == 0
+    assert f"api: {FAMILY_STAGING}:1 is deregistered (INACTIVE): it runs again as a copy" in "\n".join(lines)
     arn = service(project.world, CLUSTER)["taskDefinition"]
     definition, tags = td(project.world, arn)
-    assert arn.endswith(f"{FAMILY_STAGING}:4") and definition["containerDefinitions"][0]["image"] == ref1
+    assert arn.endswith(f"{FAMILY_STAGING}:3") and definition["containerDefinitions"][0]["image"] == ref1
     first, _ = td(project.world, f"{FAMILY_STAGING}:1")
     assert definition["containerDefinitions"] == first["containerDefinitions"]
     assert tags["deployctl:kind"] == "rollback" and tags["deployctl:source"] == rel1
-    releases = project.history("staging")
-    assert tags["deployctl:outcome"] == "succeeded" and tags["deployctl:git-sha"] == releases[-1]["git_sha"]
-    assert [r["kind"] for r in releases] == ["rollback", "deploy", "deploy", "deploy"]
-    assert releases[0]["current"] is True and releases[0]["image_digest"] == ref1.split("@")[1]
-    # The releases rolled back over are still there, unchanged.
-    assert releases[1]["id"] == rel3 and releases[1]["outcome"] == "succeeded"
+    assert tags["deployctl:outcome"] == "succeeded"
+    assert project.history("staging")[0]["kind"] == "rollback"
 
 
-def test_default_rollback_walks_back_through_history(project: Project, sim: Any) -> None:
+def test_default_rollback_goes_to_the_newest_release_of_other_images(project: Project, sim: Any) -> None:
     ref1, rel1 = project.deployed("staging", "v1")
-    project.deployed("staging", "v2")
+    ref2, rel2 = project.deployed("staging", "v2")
+    # The same digest deployed again (--force): a release, but no rollback target from v2.
+    assert project.run("staging", ref2, "--force").code == 0
     res = project.cli("rollback", "-f", project.file, "--env", "staging", "--yes")
     assert res.code == 0, res.text
+    assert f"→ release {rel1}" in res.out
     assert image_of(project.world, CLUSTER) == ref1
-    # Rolled back to the first release: there is nothing older to go back to (it does not
-    # bounce back to v2).
+    # History now lists: the rollback (v1), the re-run (v2), rel2 (v2), rel1 (v1). Counted down
+    # that list, v1's release runs the images that run now: one step back is v2, not two.
+    listed = project.history("staging")
+    assert [r["kind"] for r in listed] == ["rollback", "deploy", "deploy", "deploy"]
+    steps2 = project.cli("rollback", "-f", project.file, "--env", "staging", "--steps", "2", "--yes")
+    assert steps2.code == 2
+    assert ("staging has only 1 earlier succeeded release(s) with other images, not 2, to roll back to "
+            f"(it runs {listed[0]['id']})") in steps2.err
     again = project.cli("rollback", "-f", project.file, "--env", "staging", "--yes")
-    assert again.code == 2 and "no earlier succeeded release" in again.err
-    assert image_of(project.world, CLUSTER) == ref1
+    assert again.code == 0, again.text
+    assert f"→ release {listed[1]['id']}" in again.out
+    assert image_of(project.world, CLUSTER) == ref2
+    # --to the first v2 release: the very task definition that runs, under another number. Going
+    # "back" to it would change nothing, so it is refused (exit 2) rather than reported done.
+    updates = len(sim.calls_of("UpdateService"))
+    same = project.cli("rollback", "-f", project.file, "--env", "staging", "--to", rel2, "--yes")
+    assert same.code == 2
+    assert (f"staging already runs what release {rel2} deployed: the same task definitions under other "
+            f"revision numbers ({FAMILY_STAGING}:3 = {FAMILY_STAGING}:2)") in same.err
+    assert len(sim.calls_of("UpdateService")) == updates
+
+
+def test_a_rollback_that_would_change_no_image_is_refused(project: Project, sim: Any) -> None:
+    ref1, rel1 = project.deployed("staging", "v1")
+    assert project.run("staging", ref1, "--force").code == 0
+    updates = len(sim.calls_of("UpdateService"))
+    res = project.cli("rollback", "-f", project.file, "--env", "staging", "--yes")
+    assert res.code == 2
+    assert ("staging has no earlier succeeded release with other images to roll back to "
+            f"(it runs {project.history('staging')[0]['id']}; {rel1} ran the same images)") in res.err
+    assert len(sim.calls_of("UpdateService")) == updates  # nothing was touched
 
 
 def test_rollback_to_a_failed_or_unknown_release_is_refused(project: Project, sim: Any) -> None:
@@ -218,6 +286,9 @@ def test_history_after_three_deploys_one_failed(project: Project, sim: Any) -> N
         assert r["git_sha"] == git(project.path, "rev-parse", "HEAD") and r["who"] == f"tester@{socket.gethostname()}"
         assert r["duration_s"] is not None
         assert r["started_at"] <= r["finished_at"]
+        # The whole release (preflight, register, rollout), not one service's rollout (issue 16, item 2).
+        whole = (datetime.fromisoformat(r["finished_at"]) - datetime.fromisoformat(r["started_at"])).total_seconds()
+        assert r["duration_s"] == whole
     assert releases[1]["services"]["api"]["revision"] == 2
     assert "circuit breaker" in releases[1]["detail"]
 
@@ -266,6 +337,30 @@ def test_status_shows_each_service(project: Project, sim: Any) -> None:
     assert 1 <= len(api["events"]) <= 5 and any("steady state" in e["message"] for e in api["events"])
     text = project.cli("status", "-f", project.file, "--env", "staging")
     assert f"api: release {rel} (succeeded)" in text.out and "running 2/2" in text.out
+
+
+def test_status_json_deployments_and_events_are_what_ecs_shows(project: Project, sim: Any) -> None:
+    # deployments/events of deployctl.status/v1 as DescribeServices gives them (the schema's
+    # contract, written out from the raw answer here): mid-rollout, so two deployments show.
+    project.deployed("staging", "v1")
+    sim.script(API, sim.scenario("success", start_s=30.0, healthy_s=0.5), cluster=CLUSTER)
+    proc = start_run(project, sim, "staging", project.world.push("v2"))
+    try:
+        wait_until(lambda: len(service(project.world, CLUSTER)["deployments"]) == 2, "the second deployment")
+        res = project.cli("status", "-f", project.file, "--env", "staging", "--json")
+        raw = service(project.world, CLUSTER)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=60)
+    assert res.code == 0, res.text
+    (api,) = res.json()["services"]
+    assert api["deployments"] == [
+        {"id": d.get("id"), "status": d.get("status"), "task_definition": d["taskDefinition"].rsplit("/", 1)[-1],
+         "rollout_state": d.get("rolloutState"), "running": d.get("runningCount"), "desired": d.get("desiredCount"),
+         "failed_tasks": d.get("failedTasks")} for d in raw["deployments"]]
+    assert len(api["deployments"]) == 2
+    shown = [(e["at"], e["message"]) for e in api["events"]]
+    assert shown and set(shown) <= {(e["createdAt"].isoformat(), e["message"]) for e in raw["events"]}
 
 
 def test_status_watch_follows_a_rollout_to_its_end(project: Project, sim: Any) -> None:

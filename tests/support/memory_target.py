@@ -19,7 +19,7 @@ from deployctl.adapters.git import GitFacts
 from deployctl.config.model import ResolvedConfig
 from deployctl.errors import DeployFailed, UsageError
 from deployctl.plan import Plan, make_plan
-from deployctl.releases import DEPLOY, ROLLBACK, Release
+from deployctl.releases import DEPLOY, ROLLBACK, LiveState, Release, choose
 from deployctl.render.ecs import Facts
 from deployctl.render.status_doc import status_current_doc, status_doc, status_service_doc
 from deployctl.targets.base import (
@@ -129,13 +129,14 @@ class MemoryTarget:
     # --- rollback -------------------------------------------------------------------------------
 
     def choose_rollback(self, to: str | None = None, steps: int = 1) -> RollbackChoice:
+        # The one chooser of every target; what is particular to this one (a release is its
+        # image) is data.
+        found = list(reversed(STORE.of(self.cfg)))
         cur = self._current()
-        older = [r for r in reversed(STORE.of(self.cfg)) if r.succeeded and (cur is None or r.number < cur.number)]
-        if to is not None:
-            older = [r for r in older if r.id == to]
-        if len(older) < steps:
-            raise UsageError(f"{self.cfg.env_name} has no earlier succeeded release to roll back to")
-        target = older[steps - 1]
+        live = LiveState(where=self.cfg.env_name, env=self.cfg.env_name, current=cur,
+                         images={r.id: {"image": r.image} for r in found},
+                         running={"image": cur.image} if cur else {}, nothing="nothing is in memory")
+        target = choose(found, live, to=to, steps=steps)
         return RollbackChoice(current=cur, target=target,
                               summary=(f"rollback {self.cfg.env_name}: {cur.id if cur else '-'} → {target.id}",),
                               question=f"Roll back to {target.id}?")

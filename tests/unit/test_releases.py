@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
 from typing import Any
 
@@ -70,6 +71,23 @@ def test_build_orders_newest_first_and_reads_every_field() -> None:
     assert list(doc) == ["id", "outcome", "kind", "source", "git_sha", "image_digest", "image", "who",
                          "started_at", "finished_at", "duration_s", "detail", "current", "services"]
     assert doc["services"]["api"]["revision"] == 3 and doc["current"] is True
+
+
+def test_a_releases_duration_is_the_whole_release() -> None:
+    # Two waves: api took 9.7 s of rollout, worker (after it) 8.1 s; the release ran 20 s from its
+    # start to its last verdict (issue 16, item 2).
+    def finished(r: releases.Revision, at: str, took: str) -> releases.Revision:
+        return dataclasses.replace(r, tags={**r.tags, rt.FINISHED_AT: at, rt.DURATION: took})
+
+    api = finished(rev("api", 1, rid(1)), "2026-03-15T10:01:10Z", "9.7")
+    worker = finished(rev("worker", 1, rid(1)), "2026-03-15T10:01:20Z", "8.1")
+    (built,) = releases.build([api, worker])
+    assert (built.started_at, built.finished_at, built.duration_s) == (
+        "2026-03-15T10:01:00Z", "2026-03-15T10:01:20Z", 20.0)
+    assert built.to_json()["duration_s"] == 20.0
+    # Still going: not known yet, whatever the finished service took.
+    (going,) = releases.build([api, rev("worker", 1, rid(1), rt.IN_PROGRESS)])
+    assert going.duration_s is None
 
 
 def test_same_second_releases_are_ordered_by_revision() -> None:
@@ -223,13 +241,59 @@ def test_default_rollback_is_the_previous_succeeded_release() -> None:
         releases.choose_rollback("staging", built, running_of(built[0]), steps=3)
 
 
-def test_rollback_after_a_rollback_keeps_walking_back() -> None:
+def test_rollback_after_a_rollback_counts_back_in_history_as_listed() -> None:
     revs = [rev("api", 1, rid(1)), rev("api", 2, rid(2)), rev("api", 3, rid(3)),
             rev("api", 4, rid(4), image_n=2, **{releases.KIND: "rollback", releases.SOURCE: rid(2)})]
     built = releases.build(revs)
     assert built[0].kind == "rollback" and built[0].source == rid(2)
-    # Release 4 restored release 2, so "previous" is release 1, not release 3 again.
-    assert releases.choose_rollback("staging", built, running_of(built[0])).target.id == rid(1)
+    running = running_of(built[0])
+    # History lists 4 (runs v2), 3 (v3), 2 (v2), 1 (v1). Release 2 ran the images that run now,
+    # so it is no step back: the default goes to 3, --steps 2 to 1 (issue 16, item 9).
+    assert releases.choose_rollback("staging", built, running).target.id == rid(3)
+    assert releases.choose_rollback("staging", built, running, steps=2).target.id == rid(1)
+    with pytest.raises(UsageError) as err:
+        releases.choose_rollback("staging", built, running, steps=3)
+    assert err.value.message == ("staging has only 2 earlier succeeded release(s) with other images, not 3, "
+                                 f"to roll back to (it runs {rid(4)})")
+
+
+def test_default_rollback_skips_releases_of_the_images_that_run_now() -> None:
+    # Releases 2 and 3 deployed one digest (a re-run, a settings change): rolling back from 3 to 2
+    # would change nothing, so the default goes to 1 (issue 16, item 1).
+    revs = [rev("api", 1, rid(1)), rev("api", 2, rid(2)), rev("api", 3, rid(3), image_n=2)]
+    built = releases.build(revs)
+    choice = releases.choose_rollback("staging", built, running_of(built[0]))
+    assert choice.target.id == rid(1)
+    assert choice.changes() == [("api", "chat-api-staging-api:3", f"chat-api-staging-api:1 ({digest(1)[:19]})")]
+    # With no older release of other images: exit 2, saying why.
+    same = releases.build([rev("api", 1, rid(1)), rev("api", 2, rid(2), image_n=1)])
+    with pytest.raises(UsageError) as err:
+        releases.choose_rollback("staging", same, running_of(same[0]))
+    assert err.value.exit_code == 2
+    assert err.value.message == ("staging has no earlier succeeded release with other images to roll back to "
+                                 f"(it runs {rid(2)}; {rid(1)} ran the same images)")
+    # --to still goes to a release of the same images when asked by name.
+    assert releases.choose_rollback("staging", same, running_of(same[0]), to=rid(1)).target.id == rid(1)
+
+
+def test_one_chooser_for_every_target() -> None:
+    # A target that is its image (the local engine): two releases of one image count once, and
+    # counting starts below the release deployed last even when it is not serving (failing).
+    made = [releases.Release(id=f"r{n}", app="a", env="dev", outcome=o, git_sha="", image_digest="", image="",
+                             who="", started_at="", finished_at="", duration_s=None, number=n, image_id=i)
+            for n, o, i in ((5, "succeeded", "img-c"), (4, "succeeded", "img-b"), (3, "failed", "img-a"),
+                            (2, "succeeded", "img-b"), (1, "succeeded", "img-a"))]
+    live = releases.LiveState(where="a/dev", env="dev", current=None, anchor=made[0],
+                              images={r.id: {"image": r.image_id} for r in made}, running={"image": "img-c"},
+                              nothing="nothing is deployed")
+    assert releases.choose(made, live).id == "r4"
+    assert releases.choose(made, live, steps=2).id == "r1"  # r2 is img-b again
+    with pytest.raises(UsageError, match=r"it runs r5, which is failing"):
+        releases.choose(made, live, steps=3)
+    with pytest.raises(UsageError, match="r5 is what a/dev runs now, and it is failing"):
+        releases.choose(made, live, to="r5")
+    with pytest.raises(UsageError, match=r"^a/dev has no earlier succeeded release to roll back to \(nothing is"):
+        releases.choose([], dataclasses.replace(live, anchor=None))
 
 
 def test_rollback_errors_are_usage_errors_that_change_nothing() -> None:
@@ -276,3 +340,35 @@ def test_register_request_copies_the_definition_under_a_new_release() -> None:
     assert tags["deployctl:image-digest"] == digest(1) and tags["deployctl:git-sha"] == f"{1:040x}"
     for gone in (rt.OUTCOME, rt.FINISHED_AT, rt.DURATION, rt.DETAIL, rt.ACTOR, rt.STARTED_AT):
         assert gone not in tags
+
+
+def test_a_rollback_that_reran_a_revision_is_a_release_of_its_own() -> None:
+    # Release 1's revision ran again as it is (issue 15, item 9): a rerun tag on it records the
+    # rollback release; the revision's own tags still say release 1.
+    one, two = rev("api", 1, rid(1)), rev("api", 2, rid(2))
+    record = rt.record_value({rt.STARTED_AT: "2026-03-15T10:05:00Z", rt.ACTOR: "tester",
+                              releases.SOURCE: rid(1), rt.OUTCOME: rt.SUCCEEDED,
+                              rt.FINISHED_AT: "2026-03-15T10:05:40Z", rt.DURATION: "39.5",
+                              rt.DETAIL: "ECS deployment ecs-svc/9 completed, 2 running"})
+    rb = "20260315T100500Z-000000000001-beef"
+    described = {"taskDefinition": {"taskDefinitionArn": one.arn, "family": one.family, "revision": 1,
+                                    "containerDefinitions": [{"name": "api", "image": one.image}]},
+                 "tags": rt.to_list({**one.tags, rt.rerun_key(rb): record})}
+    base, rerun = releases.revisions_from(described)
+    assert base.parsed.release == rid(1) and base.outcome == "succeeded" and not base.record
+    assert (rerun.arn, rerun.record, rerun.parsed.release) == (one.arn, rt.rerun_key(rb), rb)
+    assert rerun.parsed.detail == "ECS deployment ecs-svc/9 completed- 2 running"  # a tag holds no commas
+    built = releases.build([base, two, rerun])
+    assert [(r.id, r.kind, r.source) for r in built] == [(rb, "rollback", rid(1)), (rid(2), "deploy", ""),
+                                                          (rid(1), "deploy", "")]
+    assert (built[0].started_at, built[0].duration_s, built[0].who) == ("2026-03-15T10:05:00Z", 40.0, "tester")
+    assert releases.current(built, {"api": one.arn}).id == rb
+    # Its outcome is recorded in its rerun tag, never in the revision's own outcome tags.
+    tags = releases.record_for(rerun, {rt.OUTCOME: rt.FAILED, rt.FINISHED_AT: "2026-03-15T10:06:00Z"})
+    assert list(tags) == [rt.rerun_key(rb)]
+    assert rt.record_tags(tags[rt.rerun_key(rb)])[rt.OUTCOME] == "failed"
+    assert rt.record_tags(tags[rt.rerun_key(rb)])[rt.STARTED_AT] == "2026-03-15T10:05:00Z"
+    assert releases.record_for(base, {rt.OUTCOME: rt.FAILED}) == {rt.OUTCOME: rt.FAILED}
+    # Registering it again (if it were deregistered) copies none of the release records.
+    request = releases.register_request(described, release_id="new", restores=rid(1))
+    assert not any(t["key"].startswith(rt.RERUN_PREFIX) for t in request["tags"])
