@@ -49,6 +49,7 @@ from deployctl.redact import Redactor
 from deployctl.render import ecs as render
 from deployctl.render import monitoring as render_monitoring
 from deployctl.render.ecs import Facts
+from deployctl.targets import ecs_app_logs
 from deployctl.targets.base import DeployOptions
 
 if TYPE_CHECKING:
@@ -851,7 +852,21 @@ class _ServiceDeploy:
         lines = diagnose.render(findings)
         for line in lines:
             self.log(line)
+        self._app_log(result)
         return lines
+
+    def _app_log(self, result: rollout.WatchResult) -> None:
+        """The failing container's last lines, under the stop reason (terminal) and in the
+        stage's `app_logs` detail (--json, step summary)."""
+        aws = self.aws.until(min(time.monotonic() + ecs_app_logs.READ_GRACE, self.s.deadline))
+        app_log = ecs_app_logs.read_app_log(aws, self.sp.task_definition, result.stopped_tasks)
+        if app_log is None:
+            return
+        for line in diagnose.render_app_log(app_log):
+            self.log(line)
+        add_detail = getattr(self.root_log.ctx, "add_detail", None)
+        if callable(add_detail):
+            add_detail("app_logs", {"service": self.sp.name, **app_log.to_json()})
 
     def _tag(self, td_arn: str, outcome: str, duration: float, detail: str = "",
              rolled_back_to: str | None = None) -> None:
