@@ -62,7 +62,8 @@ def logs(
         if not follow:
             lines = reader.read(start_ms)
             if as_json:
-                doc = {"schema": use.SCHEMA, "app": cfg.app, "env": cfg.env_name, "since": since or ("" if release else "10m"),
+                doc = {"schema": use.SCHEMA, "app": cfg.app, "env": cfg.env_name,
+                       "since": since or ("" if release else "10m"),
                        "release": release, "truncated": reader.truncated,
                        "events": [line.to_json() for line in lines]}
                 sys.stdout.write(json.dumps(doc, indent=2) + "\n")
