@@ -49,7 +49,7 @@ from deployctl.redact import Redactor
 from deployctl.render import ecs as render
 from deployctl.render import monitoring as render_monitoring
 from deployctl.render.ecs import Facts
-from deployctl.targets import ecs_app_logs
+from deployctl.targets import ecs_app_logs, ecs_before_deploy
 from deployctl.targets.base import DeployOptions
 
 if TYPE_CHECKING:
@@ -341,6 +341,8 @@ class Settings:
     # `rollout_deadline`, deployctl's own rollback by `deadline` (rollout.rollback_budget later).
     rollout_deadline: float = float("inf")
     deadline: float = float("inf")
+    # service → the revision before_deploy registered for this release: its deploy rolls that out.
+    preregistered: Mapping[str, str] = field(default_factory=dict)
 
 
 class _Log:
@@ -404,6 +406,8 @@ def deploy(plan: Plan, image_ref: str, ctx: Any, options: DeployOptions | None =
         f"({', '.join(s.name for s in real.services)})")
     log(f"time budget: {timeout:g}s for the rollout, then up to {rollout.rollback_budget(timeout):g}s for "
         "deployctl's own rollback if one is needed")
+    if cfg.before_deploy is not None and not pinned:  # a rollback runs no migrations
+        settings, aws = _before_deploy(real, aws, settings, log, cancelled, outputs)
 
     outcomes: dict[str, ServiceOutcome] = {}
     for wave in real.waves():
@@ -419,6 +423,23 @@ def deploy(plan: Plan, image_ref: str, ctx: Any, options: DeployOptions | None =
     if not any(o.registered for o in outcomes.values()):
         _no_new_release(outcomes, outputs, log, release_id)
     _finish(real, outcomes, log, outputs)
+
+
+def _before_deploy(plan: Plan, aws: awsa.Bounded, settings: Settings, log: _Log, cancelled: threading.Event,
+                   outputs: dict[str, str]) -> tuple[Settings, awsa.Bounded]:
+    """Run before_deploy (deployctl.targets.ecs_before_deploy); the rollout's time budget starts
+    after it. Raises (nothing rolled) when it fails."""
+    try:
+        took, registered = ecs_before_deploy.run(
+            plan, aws.base, force=settings.force, actor=settings.actor, started_at=settings.started_at,
+            release_id=settings.release_id, log=log, cancelled=cancelled,
+            add_detail=getattr(log.ctx, "add_detail", None))
+    except BaseException:
+        outputs.pop("release", None)  # no service carries it
+        raise
+    settings = dataclasses.replace(settings, rollout_deadline=settings.rollout_deadline + took,
+                                   deadline=settings.deadline + took, preregistered=registered)
+    return settings, aws.until(min(settings.rollout_deadline + rollout.LAST_LOOK, settings.deadline))
 
 
 def _no_new_release(outcomes: Mapping[str, ServiceOutcome], outputs: dict[str, str], log: _Log,
@@ -642,6 +663,10 @@ class _ServiceDeploy:
         return self._failed(verdict, result, td_arn, previous, started)
 
     def _register(self) -> str:
+        pre = self.s.preregistered.get(self.sp.name)
+        if pre:  # before_deploy registered it, tagged with this release, and ran it
+            self.registered = pre
+            return pre
         req = dict(self.sp.task_definition)
         req["tags"] = releases_tags.merge(req.get("tags") or [], releases_tags.start_tags(
             who=self.s.actor, started_at=self.s.started_at))

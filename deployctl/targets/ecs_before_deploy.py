@@ -44,7 +44,7 @@ def run(plan: Plan, clients: awsa.Clients, *, force: bool, actor: str, started_a
     bd = plan.config.before_deploy
     assert bd is not None  # the caller checks
     t0 = time.monotonic()
-    sp = next(s for s in plan.services if s.name == bd.service)
+    sp = next(s for s in plan.services if s.name == plan.config.before_deploy_service)
     cluster = plan.config.environment.cluster or "default"
     budget = awsa.Bounded(clients, time.monotonic() + bd.timeout + 120)  # + RunTask/stop/drain calls
     registered: dict[str, str] = {}

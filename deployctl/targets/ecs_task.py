@@ -14,6 +14,7 @@ a one-off task nobody waits for any more would go on changing things unseen.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -131,10 +132,9 @@ def _describe(ecs: Any, cluster: str, arn: str) -> Mapping[str, Any] | None:
 
 
 def _stop(ecs: Any, cluster: str, arn: str, reason: str) -> None:
-    try:
+    # Already stopped, or AWS does not answer: the caller says the task may still run.
+    with contextlib.suppress(aws.ClientError, aws.BotoCoreError):
         ecs.stop_task(cluster=cluster, task=arn, reason=reason[:255])
-    except (aws.ClientError, aws.BotoCoreError):
-        pass  # already stopped, or AWS does not answer: the caller says the task may still run
 
 
 def _wait_stopped(ecs: Any, cluster: str, arn: str, clock: Callable[[], float],
