@@ -85,6 +85,9 @@ ECR_WRITE_ACTIONS = frozenset({
 ALWAYS_ALLOWED = frozenset({"sts:GetCallerIdentity"})
 
 NOTES = (
+    "One-off tasks (task run, before_deploy): a task ARN holds a random id, so ecs:TagResource (on RunTask "
+    "only) and ecs:StopTask are granted on task/<cluster>/*, limited by conditions to tasks tagged "
+    "deployctl:app=<app> and deployctl:env=<env>, the tags RunTask gives them.",
     "ecs:RegisterTaskDefinition, DescribeTaskDefinition and ListTaskDefinitions support no resource-level "
     "permissions (AWS Service Authorization Reference; aws/containers-roadmap#929), so they are granted on "
     "\"*\"; RegisterTaskDefinition is limited by a Condition to requests tagging the revision "
@@ -287,6 +290,17 @@ def ci_policy(cfg: ResolvedConfig, account: str, *, source: ResolvedConfig | Non
                                        "aws:RequestTag/deployctl:env": cfg.env_name}}))
     out.append(_stmt("EcsClusterScopedRead", ["ecs:DescribeTasks", "ecs:ListServices", "ecs:ListTasks"], "*",
                      cluster_cond))
+    # One-off tasks (`deployctl task run`, before_deploy): this environment's task definitions, in its
+    # cluster. A task's id is random, so tagging it at RunTask and stopping it (time limit, Ctrl-C) are
+    # granted on the cluster's tasks, only with the tags RunTask gives it (NOTES).
+    out.append(_stmt("EcsOneOffTasks", ["ecs:RunTask"], a.families(), cluster_cond))
+    tasks = a._ecs(f"task/{cfg.environment.cluster}/*")
+    out.append(_stmt("EcsTagOneOffTasks", ["ecs:TagResource"], tasks,
+                     {"StringEquals": {"ecs:CreateAction": "RunTask", "aws:RequestTag/deployctl:app": app,
+                                       "aws:RequestTag/deployctl:env": cfg.env_name}}))
+    out.append(_stmt("EcsStopOneOffTasks", ["ecs:StopTask"], tasks,
+                     {"StringEquals": {"aws:ResourceTag/deployctl:app": app,
+                                       "aws:ResourceTag/deployctl:env": cfg.env_name}}))
     out.append(_stmt("EcsServicesRead", ["ecs:DescribeServices", "ecs:ListTagsForResource"],
                      [*a.services(), *a.families()]))
     if a.preview:

@@ -32,16 +32,19 @@ def main_container(task_definition: Mapping[str, Any], preferred: str = "") -> s
 
 
 def run_task_request(*, cluster: str, task_definition: str, container: str, command: Sequence[str],
-                     placement: Mapping[str, Any], started_by: str = STARTED_BY_TASK) -> dict[str, Any]:
+                     placement: Mapping[str, Any], app: str, env: str,
+                     started_by: str = STARTED_BY_TASK) -> dict[str, Any]:
     """RunTask for one task of `task_definition` (an ARN) running `command` in `container`.
     `placement` is the service's CreateService request or DescribeServices entry: its network,
-    launch type or capacity providers, and platform version are the task's too."""
+    launch type or capacity providers, and platform version are the task's too. The task is
+    tagged with the app and environment: the CI role may stop only tasks tagged so."""
     req: dict[str, Any] = {
         "cluster": cluster,
         "taskDefinition": task_definition,
         "count": 1,
         "startedBy": started_by[:128],
         "overrides": {"containerOverrides": [{"name": container, "command": list(command)}]},
+        "tags": [{"key": "deployctl:app", "value": app}, {"key": "deployctl:env", "value": env}],
     }
     for key in _PLACEMENT_KEYS:
         value = placement.get(key)

@@ -61,6 +61,7 @@ def run(plan: Plan, clients: awsa.Clients, *, force: bool, actor: str, started_a
     container = render_task.main_container(sp.task_definition, sp.name)
     request = render_task.run_task_request(cluster=cluster, task_definition=td_arn, container=container,
                                            command=bd.run, placement=sp.create_service,
+                                           app=plan.app, env=plan.config.env_name,
                                            started_by=render_task.STARTED_BY_BEFORE_DEPLOY)
     where = cwlogs.container_logs(sp.task_definition).get(container)
     shown = " ".join(bd.run)

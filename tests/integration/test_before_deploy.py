@@ -9,7 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from deployctl.render import iam
 from tests.integration.test_ecs_deploy import calls, deploy, first_deploy, load
+from tests.integration.test_iam_coverage import denied, secret_arns, seen
 from tests.simulation.one_off_tasks import Script
 from tests.support.aws_world import API, CLUSTER, FAMILY_API, base_config
 
@@ -113,3 +115,20 @@ def test_the_task_of_a_before_deploy_is_the_one_service(world: Any, sim: Any, on
     res = deploy(load(tmp_path, doc), world.push("v1"))
     assert res.exit_code == 0, res.text
     assert one_off_tasks.requests[-1]["cluster"] == CLUSTER and API in world.services()
+
+
+def test_the_ci_policy_allows_every_call_of_before_deploy(world: Any, sim: Any, one_off_tasks: Any,
+                                                         tmp_path: Path) -> None:
+    """Every API call of a deploy whose before_deploy fails once, over its time limit (StopTask),
+    is allowed by `deployctl iam-policy`'s policy; without the one-off task statements it is not."""
+    one_off_tasks.script(Script(exit_code=0, run_s=60))
+    cfg = load(tmp_path, _doc(world, timeout="1s"))
+    sim.calls.clear()
+    res = deploy(cfg, world.push("v1"))
+    assert res.exit_code == 1
+    assert {"ecs:RunTask", "ecs:StopTask", "ecs:DescribeTasks", "logs:GetLogEvents"} <= seen(sim.calls)
+    policy = iam.ci_policy(cfg, "123456789012")
+    assert denied(policy, sim.calls, cfg, secret_arns(world.c("secretsmanager"))) == []
+    without = {**policy, "Statement": [s for s in policy["Statement"]
+                                       if s["Sid"] not in ("EcsOneOffTasks", "EcsStopOneOffTasks")]}
+    assert any("ecs:RunTask" in d for d in denied(without, sim.calls, cfg, secret_arns(world.c("secretsmanager"))))

@@ -117,6 +117,11 @@ def requests_for(action: str, cfg: ResolvedConfig, secrets: list[str], preview: 
         return each([a.cluster()])
     if action in ("ecs:ListTasks", "ecs:DescribeTasks", "ecs:ListServices"):
         return each(["*"], cluster)
+    if action == "ecs:RunTask":  # one-off tasks: tagged on create (ecs:TagResource with ecs:CreateAction)
+        task = a._ecs(f"task/{cfg.environment.cluster}/0123456789abcdef")
+        return each(revisions, cluster) + each([task], {**tags, "ecs:CreateAction": "RunTask"}, "ecs:TagResource")
+    if action == "ecs:StopTask":
+        return each([a._ecs(f"task/{cfg.environment.cluster}/0123456789abcdef")], {**owned, **cluster})
     if action == "ecr:GetAuthorizationToken":
         return each(["*"])
     if action == "ecr:CreateRepository":  # sends tags: AWS also checks ecr:TagResource (tag on create)
