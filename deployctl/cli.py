@@ -40,6 +40,7 @@ COMMAND_MODULES = (
     "deployctl.commands.preview_cmds",  # destroy
     "deployctl.commands.monitor_cmds",  # monitor apply, metrics
     "deployctl.commands.logs_cmd",  # logs
+    "deployctl.commands.task_cmd",  # task run
 )
 
 app = typer.Typer(
