@@ -38,7 +38,7 @@ def test_task_run_streams_the_output_and_exits_with_the_containers_code(world: A
     assert r.returncode == 3, r.stderr
     assert r.stdout.splitlines()[0] == "checking 12 tables" and "2 problems found" in r.stdout
     assert "abcdef0123456789abcdef" not in r.stdout + r.stderr
-    assert f"one-off task of api (release " in r.stderr and f"{FAMILY_API}:1)" in r.stderr
+    assert "one-off task of api (release " in r.stderr and f"{FAMILY_API}:1)" in r.stderr
     assert "api exited with code 3" in r.stderr and "Traceback" not in r.stderr
     # The live revision as it is, the command overridden, the service's network and capacity.
     (req,) = one_off_tasks.requests
