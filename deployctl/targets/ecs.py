@@ -925,6 +925,8 @@ class _ServiceDeploy:
                 self.log(f"warning: could not read the newest {family} revision: {awsa.error_code(exc) or exc}")
             return
         newest = releases.revision_from(described)
+        if newest is not None and newest.arn == self.s.preregistered.get(self.sp.name):
+            return  # this release's own revision (before_deploy registered it): not an earlier deploy's
         found = releases.settle_revision(self.sp.name, newest, live) if newest else None
         if newest is None or found is None:
             return

@@ -69,6 +69,7 @@ def test_a_passing_before_deploy_lets_the_same_revision_roll(world: Any, sim: An
     assert world.service()["taskDefinition"] == req["taskDefinition"]
     assert world.td_tags(req["taskDefinition"])["deployctl:outcome"] == "succeeded"
     assert "before_deploy | Applying 0001_initial... OK" in res.text
+    assert "recorded release" not in res.text  # its own revision is not an earlier deploy's to settle
     text = res.text
     assert text.index("before_deploy: succeeded") < text.index("creating service")
 
@@ -132,3 +133,16 @@ def test_the_ci_policy_allows_every_call_of_before_deploy(world: Any, sim: Any, 
     without = {**policy, "Statement": [s for s in policy["Statement"]
                                        if s["Sid"] not in ("EcsOneOffTasks", "EcsStopOneOffTasks")]}
     assert any("ecs:RunTask" in d for d in denied(without, sim.calls, cfg, secret_arns(world.c("secretsmanager"))))
+
+
+def test_an_update_with_before_deploy_records_only_its_own_outcome(world: Any, sim: Any, one_off_tasks: Any,
+                                                                   tmp_path: Path) -> None:
+    """The revision before_deploy registered is this release's, still in progress while the
+    service rolls: it must not be settled as an earlier deploy's that ended unrecorded."""
+    one_off_tasks.script(Script(exit_code=0))
+    cfg, _ = first_deploy(world, tmp_path, _doc(world))
+    res = deploy(cfg, world.push("v2"))
+    assert res.exit_code == 0, res.text
+    assert "recorded release" not in res.text and "rolled-back" not in res.text
+    assert world.td_tags(f"{FAMILY_API}:2")["deployctl:outcome"] == "succeeded"
+    assert world.service()["taskDefinition"].endswith(f"{FAMILY_API}:2") and len(world.revisions()) == 2
