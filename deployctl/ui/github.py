@@ -181,8 +181,8 @@ def _fenced(body: str) -> tuple[str, str]:
 def _app_log_markdown(log: Mapping[str, Any]) -> list[str]:
     """The last lines a failed rollout's container wrote (deployctl.diagnose.AppLog.to_json)."""
     code = f", exit {log.get('exit_code')}" if log.get("exit_code") is not None else ""
-    head = (f"last lines of {log.get('service') or ''} container {log.get('container')} "
-            f"in task {log.get('task_id')}{code}").replace("  ", " ")
+    service = f"{log.get('service')}: " if log.get("service") else ""
+    head = f"{service}last lines of container {log.get('container')} in task {log.get('task_id')}{code}"
     lines = log.get("log_lines") or []
     if not lines:
         return ["", f"**{_cell(head)}**: {_cell(str(log.get('missing') or 'it wrote nothing'))}"]

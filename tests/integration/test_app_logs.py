@@ -104,7 +104,7 @@ def test_a_crash_shows_the_containers_last_lines_redacted(world: Any, sim: Any, 
     assert f"of task {task_id}" in app_log["log_lines"][0]
     # Step summary: the same lines in an open <details> block.
     summary = summary_markdown(report)
-    assert f"container api in task {task_id}, exit 3" in summary
+    assert f"api: last lines of container api in task {task_id}, exit 3" in summary
     assert "KeyError: 'MODEL_PATH'" in summary and SECRET not in summary
 
 
