@@ -44,6 +44,7 @@ ServicePatch = _patch(m.Service, "ServiceOverride")
 DeployPatch = _patch(m.Deploy, "DeployOverride")
 ImagePatch = _patch(m.ImageConfig, "ImageOverride")
 MonitoringPatch = _patch(m.Monitoring, "MonitoringOverride")
+BeforeDeployPatch = _patch(m.BeforeDeploy, "BeforeDeployOverride")
 
 
 class EnvironmentFile(m.Environment):
@@ -56,6 +57,8 @@ class EnvironmentFile(m.Environment):
     image: ImagePatch = Field(default_factory=ImagePatch)  # type: ignore[valid-type]
     monitoring: MonitoringPatch | None = Field(  # type: ignore[valid-type]
         None, description="Monitoring overrides; null turns monitoring off in this environment")
+    before_deploy: BeforeDeployPatch | None = Field(  # type: ignore[valid-type]
+        None, description="before_deploy overrides; null runs no before_deploy in this environment")
 
 
 class DeployFile(m.Strict):
@@ -67,6 +70,7 @@ class DeployFile(m.Strict):
     services: dict[str, m.Service]
     deploy: m.Deploy = m.Deploy()
     monitoring: m.Monitoring | None = None
+    before_deploy: m.BeforeDeploy | None = None
     environments: dict[str, EnvironmentFile]
 
 
