@@ -6,6 +6,8 @@ moto over HTTP; the task's output goes through moto's CloudWatch Logs.
 
 from __future__ import annotations
 
+import os
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +16,7 @@ from tests.integration.test_ecs_deploy import calls, deploy, first_deploy, load
 from tests.integration.test_iam_coverage import denied, secret_arns, seen
 from tests.simulation.one_off_tasks import Script
 from tests.support.aws_world import API, CLUSTER, FAMILY_API, base_config
+from tests.support.mid_rollout import when
 
 MIGRATE = ["python", "manage.py", "migrate"]
 
@@ -146,3 +149,20 @@ def test_an_update_with_before_deploy_records_only_its_own_outcome(world: Any, s
     assert "recorded release" not in res.text and "rolled-back" not in res.text
     assert world.td_tags(f"{FAMILY_API}:2")["deployctl:outcome"] == "succeeded"
     assert world.service()["taskDefinition"].endswith(f"{FAMILY_API}:2") and len(world.revisions()) == 2
+
+
+def test_ctrl_c_during_before_deploy_stops_the_task_and_rolls_nothing(world: Any, sim: Any, one_off_tasks: Any,
+                                                                     tmp_path: Path) -> None:
+    one_off_tasks.script(Script(exit_code=0, run_s=120, lines=("migrating...",)))
+    cfg = load(tmp_path, _doc(world, timeout="5m"))
+    # SIGINT once the task has been described as running (its output is in the log by then).
+    t = when(lambda: calls(sim, "GetLogEvents") >= 1, lambda: os.kill(os.getpid(), signal.SIGINT))
+    res = deploy(cfg, world.push("v1"), handle_signals=True)
+    t.join()
+
+    assert res.exit_code == 130 and res.status == "interrupted", res.text
+    assert "its task was stopped; no service was updated" in res.message
+    assert calls(sim, "StopTask") == 1 and calls(sim, "CreateService") == 0
+    (task,) = one_off_tasks.tasks.values()
+    assert task.stop_code == "UserInitiated"
+    assert world.td_tags(world.revisions()[-1])["deployctl:outcome"] == "failed"
