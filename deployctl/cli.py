@@ -42,6 +42,8 @@ COMMAND_MODULES = (
     "deployctl.commands.bootstrap_cmd",  # bootstrap
     "deployctl.commands.diff_cmd",  # diff
     "deployctl.commands.scale_cmd",  # scale
+    "deployctl.commands.logs_cmd",  # logs
+    "deployctl.commands.task_cmd",  # task run
 )
 
 app = typer.Typer(

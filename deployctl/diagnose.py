@@ -348,3 +348,71 @@ def render(findings: Sequence[Finding], *, limit: int = 3) -> list[str]:
         if f.evidence:
             lines.append(f"  seen: {f.evidence}")
     return lines
+
+
+# ------------------------------------------------------------------------------------------------
+# The app's own words: the last lines its failing container wrote (CloudWatch Logs, awslogs).
+# ------------------------------------------------------------------------------------------------
+
+LOG_LINES = 30  # how many of the failing container's last lines are shown
+
+
+@dataclass(frozen=True)
+class AppLog:
+    """The last lines one stopped task's failing container wrote, already redacted.
+
+    `log_lines` is empty with `missing` set when there was nothing to read: the stream does not
+    exist (the container never started), the container does not log with awslogs, or the read
+    failed (e.g. AccessDenied on logs:GetLogEvents)."""
+
+    task_id: str
+    container: str
+    log_group: str = ""
+    log_stream: str = ""
+    exit_code: int | None = None
+    stopped_reason: str = ""
+    log_lines: tuple[str, ...] = ()
+    missing: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"task_id": self.task_id, "container": self.container, "log_group": self.log_group,
+                "log_stream": self.log_stream, "exit_code": self.exit_code,
+                "stopped_reason": self.stopped_reason, "log_lines": list(self.log_lines),
+                "missing": self.missing}
+
+
+def failing_container(stopped_tasks: Sequence[Json]) -> tuple[Json, str, int | None] | None:
+    """The stopped task and container whose output best explains a failure: (task, container
+    name, its exit code). A container that exited non-zero on its own beats one that only has a
+    reason; tasks a deployment scaled in (ECS stopped them, see `diagnose`) are passed over.
+    Among equals the task that stopped last is taken (it shows the newest attempt)."""
+    best: tuple[int, float, Json, str, int | None] | None = None
+    for task in stopped_tasks:
+        if _scaled_in(task):
+            continue
+        stopped = _stopped_at(task)
+        for c in task.get("containers") or []:
+            code = c.get("exitCode")
+            rank = 2 if code not in (None, 0) else 1 if c.get("reason") else 0
+            if best is None or (rank, stopped) > best[:2]:
+                best = (rank, stopped, task, str(c.get("name") or ""),
+                        int(code) if code is not None else None)
+    if best is None or not best[3]:
+        return None
+    return best[2], best[3], best[4]
+
+
+def _stopped_at(task: Json) -> float:
+    from deployctl.adapters.ecs_gateway import timestamp
+
+    return timestamp(task.get("stoppedAt"))
+
+
+def render_app_log(log: AppLog) -> list[str]:
+    """Lines for the terminal under the stop reason: a heading, then the container's lines."""
+    code = f", exit {log.exit_code}" if log.exit_code is not None else ""
+    head = f"last lines of {log.container} in task {log.task_id}{code}"
+    if not log.log_lines:
+        return [f"{head}: {log.missing or 'it wrote nothing'}"]
+    where = f" ({log.log_group} {log.log_stream})" if log.log_group else ""
+    return [f"{head}{where}:", *(f"  | {line}" for line in log.log_lines)]

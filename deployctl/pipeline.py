@@ -108,6 +108,9 @@ class StageRecord:
     message: str = ""
     tail: tuple[str, ...] = ()
     note: str = ""
+    # Structured facts a stage adds for machines (StageContext.add_detail), e.g. `app_logs`:
+    # the last lines of a failed rollout's container. Redacted when added.
+    details: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)
     # Formatted traceback when a job raised something that is not a DeployctlError (a bug):
     # kept out of normal output and the JSON report, for `--verbose`.
     traceback: str = field(default="", repr=False)
@@ -146,7 +149,8 @@ class RunReport:
           `name`, `status` ("succeeded" | "failed" | "skipped" | "cancelled" | "not_run"),
           `started_at`, `ended_at`, `duration_s` (null when the stage never started),
           `message` (failure or skip reason, "" if none), `note` (last progress note, "" if none),
-          `tail` (list of the last output lines, redacted)
+          `tail` (list of the last output lines, redacted), `details` (object: structured facts
+          the stage added, each key a list; e.g. `app_logs`, see deployctl.diagnose.AppLog)
         - `outputs`: object of string → string (e.g. image, digest, release)
         """
         return {
@@ -167,6 +171,7 @@ class RunReport:
                     "message": r.message,
                     "note": r.note,
                     "tail": list(r.tail),
+                    "details": {k: list(v) for k, v in r.details.items()},
                 }
                 for r in self.stages
             ],
@@ -195,6 +200,8 @@ class StageContext:
         self._tail: deque[str] = deque(maxlen=TAIL_LINES)
         self.skip_reason: str | None = None
         self.last_note = ""
+        self._details: dict[str, list[Any]] = {}
+        self._details_lock = threading.Lock()
 
     @property
     def tail(self) -> tuple[str, ...]:
@@ -213,6 +220,17 @@ class StageContext:
         """A short status shown next to the stage (e.g. "size 4.2 MB")."""
         self.last_note = self._run.redactor.redact(str(text))
         self._run.emit("stage_note", self.name, self.last_note)
+
+    @property
+    def details(self) -> dict[str, tuple[Any, ...]]:
+        return {k: tuple(v) for k, v in self._details.items()}
+
+    def add_detail(self, key: str, item: Any) -> None:
+        """Add a structured fact (JSON data) to the stage's record under `key` (a list), redacted
+        like its output. Thread-safe: services deploy in threads."""
+        clean = self._run.redactor.redact_data(item)
+        with self._details_lock:
+            self._details.setdefault(key, []).append(clean)
 
     def skip(self, reason: str) -> None:
         """Mark the stage skipped; the job should return normally afterwards."""
@@ -561,6 +579,7 @@ def _run_job(
         message=message,
         tail=ctx.tail,
         note=ctx.last_note,
+        details=ctx.details,
         traceback=tb,
     )
     results.put(_Outcome(record, exit_code))

@@ -428,6 +428,15 @@ class Environment(Strict):
                           "cluster, network, roles and target groups where deploy.yaml leaves them out")
 
 
+# -- before_deploy: a one-off task with the new image before any service rolls (migrations) -
+class BeforeDeploy(Strict):
+    run: list[NonEmpty] = Field(min_length=1, description="Command (argv list) run in a one-off task with the "
+                                                          "new image, e.g. [python, manage.py, migrate]")
+    service: str | None = Field(None, description="Service whose task definition (image, secrets, roles, "
+                                                  "network) the task uses; may be left out with one service")
+    timeout: PositiveDuration = Field(600.0, description="Stop the task and fail the deploy after this long")
+
+
 # -- monitoring: alarms, dashboards and cost caps that matter for AI services ----------------
 class Latency(Strict):
     """ALB TargetResponseTime thresholds (seconds) per percentile; omit one to skip its alarm."""
@@ -649,3 +658,11 @@ class ResolvedConfig(Strict):
     notify: Notify | None = None
     bootstrap: Bootstrap | None = None
     frontend: Frontend | None = None
+    before_deploy: BeforeDeploy | None = None
+
+    @property
+    def before_deploy_service(self) -> str | None:
+        """The service before_deploy runs as (validation made sure it exists)."""
+        if self.before_deploy is None:
+            return None
+        return self.before_deploy.service or next(iter(self.services))

@@ -30,8 +30,8 @@ from deployctl.config.source import Document, Path, parse
 from deployctl.errors import ConfigError, ConfigProblem, UsageError
 
 TOP_KEYS = ("version", "app", "region", "image", "stages", "services", "deploy", "monitoring", "notify",
-            "bootstrap", "frontend", "environments")
-OVERLAY_KEYS = ("services", "deploy", "image", "monitoring", "notify", "bootstrap", "frontend")
+            "bootstrap", "frontend", "before_deploy", "environments")
+OVERLAY_KEYS = ("services", "deploy", "image", "monitoring", "notify", "bootstrap", "frontend", "before_deploy")
 REQUIRED_TOP = ("version", "app", "region", "image", "services", "environments")
 # Service and environment names end up in ECS service, family and container names and in log
 # group names: ECS allows letters, digits, hyphens and underscores there.
@@ -170,7 +170,7 @@ class Loaded:
                                            f"{_describe(env[section])}",
                                            f"`{section}` cannot be removed; leave it out to inherit it"
                                            if env[section] is None else None))
-            for section in ("monitoring", "notify", "frontend"):
+            for section in ("monitoring", "notify", "frontend", "before_deploy"):
                 if env.get(section) is not None and not isinstance(env[section], dict):
                     out.append(doc.problem((*base, section), f"expected a mapping of overrides, got "
                                            f"{_describe(env[section])}",
@@ -212,10 +212,11 @@ class Loaded:
         merged: dict[str, Any] = {k: data[k] for k in ("version", "app", "region") if k in data}
         merged["env_name"] = env_name
         merged["environment"] = env_raw
-        for section in ("image", "deploy", "monitoring", "notify", "bootstrap", "frontend"):
+        for section in ("image", "deploy", "monitoring", "notify", "bootstrap", "frontend", "before_deploy"):
             base_section = data.get(section)
-            if section in ("monitoring", "notify", "frontend") and section in overlay and overlay[section] is None:
-                continue  # `monitoring: null` / `notify: null` / `frontend: null`: none in this environment
+            if section in ("monitoring", "notify", "frontend", "before_deploy") and section in overlay \
+                    and overlay[section] is None:
+                continue  # `monitoring: null`, `notify: null`, …: none in this environment
             if overlay.get(section) and isinstance(base_section, dict | None):
                 merged[section] = deep_merge(base_section or {}, overlay[section])
             elif base_section is not None:
@@ -276,6 +277,7 @@ class Loaded:
                                             f"{'s' if len(absent) > 1 else ''} {_and(absent, quote=True)}",
                                             "see the staging environment in docs/deploy-yaml.md"))
         out.extend(self._monitoring_refs(merged, origin))
+        out.extend(self._before_deploy_refs(merged, origin))
         out.extend(self._dockerfile_inside_context(merged, origin))
         services = merged.get("services")
         if not isinstance(services, dict):
@@ -368,6 +370,28 @@ class Loaded:
                 out.append(self.doc.problem(origin.map(loc), f"the {what} '{value}' {gone}",
                                             "it is relative to the directory of deploy.yaml", key=False))
         return out
+
+    def _before_deploy_refs(self, merged: dict[str, Any], origin: _Origin) -> list[ConfigProblem]:
+        """before_deploy runs as a one-off ECS task of one named service."""
+        bd, services = merged.get("before_deploy"), merged.get("services")
+        if not isinstance(bd, dict) or not isinstance(services, dict):
+            return []
+        name = bd.get("service")
+        if (merged.get("environment") or {}).get("target") == "docker":
+            return [self.doc.problem(origin.map(("before_deploy",)),
+                                     "before_deploy runs as a one-off ECS task; this environment has target: docker",
+                                     f"add `before_deploy: null` under environments.{origin.env} to run none "
+                                     "here", key=False)]
+        if name is None and len(services) > 1:
+            return [self.doc.problem(origin.map(("before_deploy",)),
+                                     "before_deploy needs `service:` when there are several services",
+                                     f"name the service whose image and secrets the task uses: "
+                                     f"{_listing(services)}", key=False)]
+        if isinstance(name, str) and name not in services:
+            return [self.doc.problem(origin.map(("before_deploy", "service")), f"unknown service '{name}'",
+                                     _did_you_mean(name, services) or f"services are: {_listing(services)}",
+                                     key=False)]
+        return []
 
     def _monitoring_refs(self, merged: dict[str, Any], origin: _Origin) -> list[ConfigProblem]:
         """Names in `monitoring` that must match something, or alarms silently vanish."""

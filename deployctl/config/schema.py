@@ -47,6 +47,7 @@ MonitoringPatch = _patch(m.Monitoring, "MonitoringOverride")
 NotifyPatch = _patch(m.Notify, "NotifyOverride")
 BootstrapPatch = _patch(m.Bootstrap, "BootstrapOverride")
 FrontendPatch = _patch(m.Frontend, "FrontendOverride")
+BeforeDeployPatch = _patch(m.BeforeDeploy, "BeforeDeployOverride")
 
 
 class EnvironmentFile(m.Environment):
@@ -65,6 +66,8 @@ class EnvironmentFile(m.Environment):
         None, description="`deployctl bootstrap` overrides for this environment")
     frontend: FrontendPatch | None = Field(  # type: ignore[valid-type]
         None, description="Frontend overrides (Vercel); null deploys no frontend in this environment")
+    before_deploy: BeforeDeployPatch | None = Field(  # type: ignore[valid-type]
+        None, description="before_deploy overrides; null runs no before_deploy in this environment")
 
 
 class DeployFile(m.Strict):
@@ -79,6 +82,7 @@ class DeployFile(m.Strict):
     notify: m.Notify | None = None
     bootstrap: m.Bootstrap | None = None
     frontend: m.Frontend | None = None
+    before_deploy: m.BeforeDeploy | None = None
     environments: dict[str, EnvironmentFile]
 
 

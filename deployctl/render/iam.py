@@ -89,6 +89,9 @@ ECR_WRITE_ACTIONS = frozenset({
 ALWAYS_ALLOWED = frozenset({"sts:GetCallerIdentity"})
 
 NOTES = (
+    "One-off tasks (task run, before_deploy): a task ARN holds a random id, so ecs:TagResource (on RunTask "
+    "only) and ecs:StopTask are granted on task/<cluster>/*, limited by conditions to tasks tagged "
+    "deployctl:app=<app> and deployctl:env=<env>, the tags RunTask gives them.",
     "ecs:RegisterTaskDefinition, DescribeTaskDefinition and ListTaskDefinitions support no resource-level "
     "permissions (AWS Service Authorization Reference; aws/containers-roadmap#929), so they are granted on "
     "\"*\"; RegisterTaskDefinition is limited by a Condition to requests tagging the revision "
@@ -301,6 +304,17 @@ def ci_policy(cfg: ResolvedConfig, account: str, *, source: ResolvedConfig | Non
                                        "aws:RequestTag/deployctl:env": cfg.env_name}}))
     out.append(_stmt("EcsClusterScopedRead", ["ecs:DescribeTasks", "ecs:ListTasks",
                                               *(["ecs:ListServices"] if a.preview else [])], "*", cluster_cond))
+    # One-off tasks (`deployctl task run`, before_deploy): this environment's task definitions, in its
+    # cluster. A task's id is random, so tagging it at RunTask and stopping it (time limit, Ctrl-C) are
+    # granted on the cluster's tasks, only with the tags RunTask gives it (NOTES).
+    out.append(_stmt("EcsOneOffTasks", ["ecs:RunTask"], a.families(), cluster_cond))
+    tasks = a._ecs(f"task/{cfg.environment.cluster}/*")
+    out.append(_stmt("EcsTagOneOffTasks", ["ecs:TagResource"], tasks,
+                     {"StringEquals": {"ecs:CreateAction": "RunTask", "aws:RequestTag/deployctl:app": app,
+                                       "aws:RequestTag/deployctl:env": cfg.env_name}}))
+    out.append(_stmt("EcsStopOneOffTasks", ["ecs:StopTask"], tasks,
+                     {"StringEquals": {"aws:ResourceTag/deployctl:app": app,
+                                       "aws:ResourceTag/deployctl:env": cfg.env_name}}))
     out.append(_stmt("EcsServicesRead", ["ecs:DescribeServices", "ecs:ListTagsForResource"],
                      [*a.services(), *a.families()]))
     if a.preview:
@@ -459,9 +473,16 @@ def _monitoring_statements(cfg: ResolvedConfig, a: Arns) -> list[dict[str, Any]]
     return out
 
 
+def _logs_statements(cfg: ResolvedConfig, a: Arns) -> list[dict[str, Any]]:
+    """`deployctl logs` (FilterLogEvents) and the failure diagnosis and `task run` (GetLogEvents
+    on one container's stream): this environment's log group only."""
+    return [_stmt("ReadLogs", ["logs:FilterLogEvents", "logs:GetLogEvents"], [a.log_group(), a.log_group() + ":*"])]
+
+
 COMMAND_STATEMENTS: tuple[Callable[[ResolvedConfig, Arns], list[dict[str, Any]]], ...] = (
     _monitoring_statements,
     _notify_statements,  # run, promote, rollback with `notify:`
+    _logs_statements,  # logs, task run, a failed run's diagnosis
 )
 
 

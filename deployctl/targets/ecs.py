@@ -50,6 +50,7 @@ from deployctl.redact import Redactor
 from deployctl.render import ecs as render
 from deployctl.render import monitoring as render_monitoring
 from deployctl.render.ecs import Facts
+from deployctl.targets import ecs_app_logs, ecs_before_deploy
 from deployctl.targets.base import DeployOptions
 
 if TYPE_CHECKING:
@@ -309,6 +310,8 @@ class Settings:
     # `rollback`: service → an earlier revision, still ACTIVE, to run again as it is (nothing
     # registered; the release is recorded on it in a rerun tag, releases_tags.rerun_key).
     reuse: Mapping[str, str] = field(default_factory=dict)
+    # service → the revision before_deploy registered for this release: its deploy rolls that out.
+    preregistered: Mapping[str, str] = field(default_factory=dict)
 
 
 class _Log:
@@ -404,6 +407,8 @@ def deploy(plan: Plan, image_ref: str, ctx: Any, options: DeployOptions | None =
         f"({', '.join(s.name for s in real.services)})")
     log(f"time budget: {timeout:g}s for the rollout, then up to {rollout.rollback_budget(timeout):g}s for "
         "deployctl's own rollback if one is needed")
+    if cfg.before_deploy is not None and not pinned:  # a rollback runs no migrations
+        settings, aws = _before_deploy(real, aws, settings, log, cancelled, outputs)
 
     outcomes: dict[str, ServiceOutcome] = {}
     for wave in real.waves():
@@ -419,6 +424,23 @@ def deploy(plan: Plan, image_ref: str, ctx: Any, options: DeployOptions | None =
     if not any(o.registered for o in outcomes.values()):
         _no_new_release(outcomes, outputs, log, release_id)
     _finish(real, outcomes, log, outputs)
+
+
+def _before_deploy(plan: Plan, aws: awsa.Bounded, settings: Settings, log: _Log, cancelled: threading.Event,
+                   outputs: dict[str, str]) -> tuple[Settings, awsa.Bounded]:
+    """Run before_deploy (deployctl.targets.ecs_before_deploy); the rollout's time budget starts
+    after it. Raises (nothing rolled) when it fails."""
+    try:
+        took, registered = ecs_before_deploy.run(
+            plan, aws.base, force=settings.force, actor=settings.actor, started_at=settings.started_at,
+            release_id=settings.release_id, log=log, cancelled=cancelled,
+            add_detail=getattr(log.ctx, "add_detail", None))
+    except BaseException:
+        outputs.pop("release", None)  # no service carries it
+        raise
+    settings = dataclasses.replace(settings, rollout_deadline=settings.rollout_deadline + took,
+                                   deadline=settings.deadline + took, preregistered=registered)
+    return settings, aws.until(min(settings.rollout_deadline + rollout.LAST_LOOK, settings.deadline))
 
 
 def _no_new_release(outcomes: Mapping[str, ServiceOutcome], outputs: dict[str, str], log: _Log,
@@ -690,6 +712,10 @@ class _ServiceDeploy:
                      "find it")
 
     def _register(self) -> str:
+        pre = self.s.preregistered.get(self.sp.name)
+        if pre:  # before_deploy registered it, tagged with this release, and ran it
+            self.registered = pre
+            return pre
         req = dict(self.sp.task_definition)
         req["tags"] = releases_tags.merge(req.get("tags") or [], releases_tags.start_tags(
             who=self.s.actor, started_at=self.s.started_at))
@@ -915,7 +941,21 @@ class _ServiceDeploy:
         lines = diagnose.render(findings)
         for line in lines:
             self.log(line)
+        self._app_log(result)
         return lines
+
+    def _app_log(self, result: rollout.WatchResult) -> None:
+        """The failing container's last lines, under the stop reason (terminal) and in the
+        stage's `app_logs` detail (--json, step summary)."""
+        aws = self.aws.until(min(time.monotonic() + ecs_app_logs.READ_GRACE, self.s.deadline))
+        app_log = ecs_app_logs.read_app_log(aws, self.sp.task_definition, result.stopped_tasks)
+        if app_log is None:
+            return
+        for line in diagnose.render_app_log(app_log):
+            self.log(line)
+        add_detail = getattr(self.root_log.ctx, "add_detail", None)
+        if callable(add_detail):
+            add_detail("app_logs", {"service": self.sp.name, **app_log.to_json()})
 
     def _tag(self, td_arn: str, outcome: str, duration: float, detail: str = "",
              rolled_back_to: str | None = None) -> None:
@@ -952,6 +992,8 @@ class _ServiceDeploy:
                 self.log(f"warning: could not read the newest {family} revision: {awsa.error_code(exc) or exc}")
             return
         newest = releases.revision_from(described)
+        if newest is not None and newest.arn == self.s.preregistered.get(self.sp.name):
+            return  # this release's own revision (before_deploy registered it): not an earlier deploy's
         found = releases.settle_revision(self.sp.name, newest, live) if newest else None
         if newest is None or found is None:
             return

@@ -11,7 +11,7 @@ import uuid
 from collections import deque
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from deployctl.ui import BaseReporter
 from deployctl.ui.console import (
@@ -167,7 +167,28 @@ def summary_markdown(report: RunReport) -> str:
             "",
             "</details>",
         ]
+    for log in failed.details.get("app_logs", ()) if failed is not None else ():
+        lines += _app_log_markdown(log)
     return "\n".join(lines) + "\n"
+
+
+def _fenced(body: str) -> tuple[str, str]:
+    longest = max((len(m) for m in re.findall(r"`+", body)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return fence, body
+
+
+def _app_log_markdown(log: Mapping[str, Any]) -> list[str]:
+    """The last lines a failed rollout's container wrote (deployctl.diagnose.AppLog.to_json)."""
+    code = f", exit {log.get('exit_code')}" if log.get("exit_code") is not None else ""
+    service = f"{log.get('service')}: " if log.get("service") else ""
+    head = f"{service}last lines of container {log.get('container')} in task {log.get('task_id')}{code}"
+    lines = log.get("log_lines") or []
+    if not lines:
+        return ["", f"**{_cell(head)}**: {_cell(str(log.get('missing') or 'it wrote nothing'))}"]
+    fence, body = _fenced("\n".join(str(x) for x in lines))
+    return ["", f"<details open><summary>{_cell(head)}</summary>", "", f"{fence}text", body, fence, "",
+            "</details>"]
 
 
 def append_step_summary(path: str | Path, report: RunReport) -> None:

@@ -120,6 +120,11 @@ def requests_for(action: str, cfg: ResolvedConfig, secrets: list[str], preview: 
         return each([a.cluster()])
     if action in ("ecs:ListTasks", "ecs:DescribeTasks", "ecs:ListServices"):
         return each(["*"], cluster)
+    if action == "ecs:RunTask":  # one-off tasks: tagged on create (ecs:TagResource with ecs:CreateAction)
+        task = a._ecs(f"task/{cfg.environment.cluster}/0123456789abcdef")
+        return each(revisions, cluster) + each([task], {**tags, "ecs:CreateAction": "RunTask"}, "ecs:TagResource")
+    if action == "ecs:StopTask":
+        return each([a._ecs(f"task/{cfg.environment.cluster}/0123456789abcdef")], {**owned, **cluster})
     if action == "ecr:GetAuthorizationToken":
         return each(["*"])
     if action == "ecr:CreateRepository":  # sends tags: AWS also checks ecr:TagResource (tag on create)
@@ -422,11 +427,13 @@ def needed(calls: list[Any], cfg: ResolvedConfig, secrets: list[str], written: l
             for req in requests_for(iam.iam_action(call.service, call.action), cfg, secrets, written_alarms=written)}
 
 
-def test_staging_policy_grants_exactly_what_every_command_calls(world: World, ecs_sim: Any, tmp_path: Path,
-                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_staging_policy_grants_exactly_what_every_command_calls(world: World, ecs_sim: Any, one_off_tasks: Any,
+                                                               tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """run (create, update, a failed rollout), rollback, status, history, monitor apply, metrics,
-    unlock and the push stage's ECR calls, all recorded on moto: the policy allows every call, and
-    grants no action that none of them makes (NOT_RECORDABLE aside)."""
+    unlock, task run (one that ends, one stopped at its time limit), logs and the push stage's ECR
+    calls, all recorded on moto: the policy allows every call, and grants no action that none of
+    them makes (NOT_RECORDABLE aside)."""
+    from tests.simulation.one_off_tasks import Script
     from deployctl import lock
 
     # A short lease, so the deploys' lock heartbeats (UpdateItem) happen and are recorded too.
@@ -476,6 +483,10 @@ def test_staging_policy_grants_exactly_what_every_command_calls(world: World, ec
                                      pid=1, command="deployctl run", started_at=now, expires_at=now + 600, release=""))
     ok("unlock", "--env", "staging", "--yes")
     assert table.read(lock.lock_key("chat-api", "staging")) is None
+    one_off_tasks.script(Script(exit_code=0, lines=("ok",)), Script(exit_code=0, run_s=60))
+    ok("task", "run", "--env", "staging", "--service", "api", "--", "echo", "ok")
+    ok("task", "run", "--env", "staging", "--service", "api", "--timeout", "1s", "--", "sleep", "60", code=1)
+    ok("logs", "--env", "staging", "api", "--json")
     # The push stage's ECR API calls, as in test_policy_covers_the_ecr_calls_of_the_push_stage.
     world.c("ecr").delete_repository(repositoryName=cfg.image.repository, force=True)
     ecr = awsa.clients(cfg.region).ecr
@@ -494,7 +505,8 @@ def test_staging_policy_grants_exactly_what_every_command_calls(world: World, ec
     secrets = [world.secret_arn]
     made = seen(calls)
     assert {"cloudwatch:PutDashboard", "cloudwatch:GetMetricData", "sqs:GetQueueUrl", "dynamodb:DeleteItem",
-            "ecs:DescribeTasks", "cloudwatch:PutMetricAlarm"} <= made, sorted(made)
+            "ecs:DescribeTasks", "cloudwatch:PutMetricAlarm", "ecs:RunTask", "ecs:StopTask",
+            "logs:FilterLogEvents", "logs:GetLogEvents"} <= made, sorted(made)
     assert denied(policy, calls, cfg, secrets, written_alarms=written) == []
 
     need = needed(calls, cfg, secrets, written) - iam.ALWAYS_ALLOWED

@@ -75,6 +75,19 @@ def _preview(p: Project) -> None:
     assert res.code == 0, res.text
 
 
+def _logged(p: Project) -> None:
+    """A deploy, and one line its api container wrote (where the awslogs driver would)."""
+    import time
+
+    _deployed(p, "v1")
+    logs = p.world.c("logs")
+    logs.create_log_group(logGroupName="/deployctl/chat-api/staging")
+    stream = "chat-api-staging-api/api/0123456789abcdef"
+    logs.create_log_stream(logGroupName="/deployctl/chat-api/staging", logStreamName=stream)
+    logs.put_log_events(logGroupName="/deployctl/chat-api/staging", logStreamName=stream,
+                        logEvents=[{"timestamp": int(time.time() * 1000), "message": "ready"}])
+
+
 # command → (its schema, what to do first, its arguments after `-f FILE`)
 CASES: dict[str, tuple[str, Callable[[Project], Any], list[str]]] = {
     "config": ("deployctl.config/v1", lambda p: None, ["--env", "staging"]),
@@ -92,6 +105,10 @@ CASES: dict[str, tuple[str, Callable[[Project], Any], list[str]]] = {
     "scale": ("deployctl.scale/v1", lambda p: _deployed(p, "v1"), ["--env", "staging", "api=3", "--yes"]),
     "bootstrap": ("deployctl.bootstrap-plan/v1", lambda p: None, ["--env", "staging", "--plan"]),
     "previews": ("deployctl.previews/v1", _preview, ["--env", "preview"]),
+    "logs": ("deployctl.logs/v1", _logged, ["--env", "staging", "--since", "1h"]),
+    # the one-off task SIMULATION is installed for this case (tests/simulation/one_off_tasks.py)
+    "task run": ("deployctl.task/v1", lambda p: _deployed(p, "v1"), ["--env", "staging", "--service", "api", "--",
+                                                                    "echo", "ok"]),
 }
 
 
@@ -104,11 +121,15 @@ def test_every_json_command_has_a_case() -> None:
 
 
 @pytest.mark.parametrize("command", json_commands())
-def test_json_output_is_one_object_named_by_its_schema(command: str, json_project: Project, sim: Any) -> None:
+def test_json_output_is_one_object_named_by_its_schema(command: str, json_project: Project, sim: Any,
+                                                       request: pytest.FixtureRequest) -> None:
     schema, prepare, args = CASES[command]
+    if command == "task run":
+        request.getfixturevalue("one_off_tasks")
     prepare(json_project)
     args = [a.replace("{v1}", json_project.world.push("v1")) if a == "{v1}" else a for a in args]
-    res = json_project.cli(*command.split(), "-f", json_project.file, *args, "--json")
+    cut = args.index("--") if "--" in args else len(args)  # options before a `--` command
+    res = json_project.cli(*command.split(), "-f", json_project.file, *args[:cut], "--json", *args[cut:])
     assert res.code == 0, res.text
     data = json.loads(res.out)  # the whole of stdout is one JSON document
     assert isinstance(data, dict)

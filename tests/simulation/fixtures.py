@@ -82,3 +82,17 @@ def ecs_sim(aws: MotoServerHandle) -> Iterator[RolloutSimulation]:
         yield sim
     finally:
         sim.uninstall()
+
+
+@pytest.fixture
+def one_off_tasks(ecs_sim: RolloutSimulation) -> Iterator[Any]:
+    """The one-off task SIMULATION (RunTask; tests/simulation/one_off_tasks.py), installed on top
+    of the rollout simulation."""
+    from .one_off_tasks import OneOffTasks
+
+    tasks = OneOffTasks()
+    tasks.install()
+    try:
+        yield tasks
+    finally:
+        tasks.uninstall()

@@ -81,15 +81,25 @@ def actions(policy: dict) -> set[str]:
 def test_no_star_resource_on_any_ecs_or_ecr_write_action() -> None:
     for env in ("staging", "prod"):
         policy = policy_of(env)
-        # the one write AWS cannot scope by ARN, and it carries a condition instead
-        assert iam.wildcard_writes(policy) == [("ecs:RegisterTaskDefinition", "EcsRegisterTaskDefinition")]
+        # the writes AWS cannot scope by ARN (no resource type; a one-off task's random id), each
+        # carrying a condition instead
+        assert iam.wildcard_writes(policy) == [("ecs:RegisterTaskDefinition", "EcsRegisterTaskDefinition"),
+                                               ("ecs:TagResource", "EcsTagOneOffTasks"),
+                                               ("ecs:StopTask", "EcsStopOneOffTasks")]
+        one_off = {s["Sid"]: s["Condition"]["StringEquals"] for s in statements(policy)
+                   if s["Sid"] in ("EcsTagOneOffTasks", "EcsStopOneOffTasks")}
+        assert one_off["EcsTagOneOffTasks"] == {"ecs:CreateAction": "RunTask",
+                                                "aws:RequestTag/deployctl:app": "chat-api",
+                                                "aws:RequestTag/deployctl:env": env}
+        assert one_off["EcsStopOneOffTasks"] == {"aws:ResourceTag/deployctl:app": "chat-api",
+                                                 "aws:ResourceTag/deployctl:env": env}
         reg = next(s for s in statements(policy) if s["Sid"] == "EcsRegisterTaskDefinition")
         assert reg["Action"] == ["ecs:RegisterTaskDefinition"]
         assert reg["Condition"] == {"StringEquals": {"aws:RequestTag/deployctl:app": "chat-api",
                                                      "aws:RequestTag/deployctl:env": env}}
         for s in statements(policy):
             writes = [a for a in as_list(s["Action"]) if a in iam.ECS_WRITE_ACTIONS | iam.ECR_WRITE_ACTIONS]
-            if not writes or s["Sid"] == "EcsRegisterTaskDefinition":
+            if not writes or s["Sid"] in ("EcsRegisterTaskDefinition", "EcsTagOneOffTasks", "EcsStopOneOffTasks"):
                 continue
             for resource in as_list(s["Resource"]):
                 assert resource != "*" and not iam.broad_resource(resource), (s["Sid"], resource)
@@ -161,7 +171,11 @@ def test_only_what_the_config_uses() -> None:
     # No command calls Application Auto Scaling (autoscaling sets the service's desired count only),
     # so no policy grants it, autoscaling or not (issue: grant exactly what is called).
     assert not any(a.startswith("application-autoscaling:") for a in actions(staging) | actions(prod))
-    assert not any(a.startswith("logs:") for a in actions(staging) | actions(prod))  # no command reads logs
+    # `logs`, `task run` and a failed run's diagnosis read logs: reads, on the environment's group only.
+    logs = {a for a in actions(staging) if a.startswith("logs:")}
+    assert logs == {"logs:FilterLogEvents", "logs:GetLogEvents"}
+    read_logs = next(s for s in statements(staging) if s["Sid"] == "ReadLogs")["Resource"]
+    assert all("log-group:/deployctl/chat-api/staging" in r for r in read_logs)
     prod_services = next(s for s in statements(prod) if s["Sid"] == "EcsServicesWrite")["Resource"]
     assert all("/ai-prod/" in r for r in prod_services)
 
@@ -169,7 +183,8 @@ def test_only_what_the_config_uses() -> None:
 def test_preview_policy_limits_changes_to_tagged_previews(preview_cfg) -> None:
     policy = iam.ci_policy(preview_cfg, ACCOUNT)
     # RegisterTaskDefinition has no resource type: "*", but only for revisions tagged as this env's.
-    assert {a for a, _ in iam.wildcard_writes(policy)} == {"ecs:RegisterTaskDefinition"}
+    assert {a for a, _ in iam.wildcard_writes(policy)} == {"ecs:RegisterTaskDefinition", "ecs:TagResource",
+                                                           "ecs:StopTask"}  # the last two: one-off tasks' tags only
     svc = f"arn:aws:ecs:us-east-1:{ACCOUNT}:service/ai-staging/chat-api-preview-pr-7-api"
     staging_svc = f"arn:aws:ecs:us-east-1:{ACCOUNT}:service/ai-staging/chat-api-staging-api"
     tagged = {"aws:ResourceTag/deployctl:app": "chat-api", "aws:ResourceTag/deployctl:env": "preview",

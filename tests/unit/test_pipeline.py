@@ -425,8 +425,9 @@ def test_report_json_has_stable_keys_and_round_trips(tmp_path: Path) -> None:
     assert data["schema_version"] == 1 and data["status"] == "succeeded" and data["exit_code"] == 0
     build_data = data["stages"][0]
     assert list(build_data) == ["name", "status", "started_at", "ended_at", "duration_s", "message", "note",
-                                "tail"]
+                                "tail", "details"]
     assert (build_data["note"], build_data["tail"]) == ("size 4.2 MB", ["built"])
+    assert build_data["details"] == {}
     assert data["stages"][1]["message"] == "exists"
     assert data["outputs"] == {"digest": "sha256:abc"}
 

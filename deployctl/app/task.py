@@ -1,0 +1,106 @@
+"""The `task run` use case: a one-off Fargate task from an environment's current release (or a
+given one), with the same image digest, secrets, roles and network as the service.
+
+The service's task definition is used as it is (no new revision): the live service's, or the
+revision `--release` registered for that service; the command goes in as a container
+override. Network and capacity come from the live service (DescribeServices), so the task
+runs where the service's tasks run. No typer and no printing: the command renders.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from deployctl import releases, releases_tags
+from deployctl.adapters import logs as cwlogs
+from deployctl.errors import DeployFailed, UsageError
+from deployctl.render import task as render_task
+from deployctl.rollout import td_label
+from deployctl.targets import ecs_releases, ecs_task
+
+if TYPE_CHECKING:
+    import threading
+
+    from deployctl.config.model import ResolvedConfig
+
+SCHEMA = "deployctl.task/v1"
+
+
+@dataclass(frozen=True)
+class TaskPlan:
+    service: str
+    task_definition: str
+    release: str  # "" when the revision carries no deployctl release
+    container: str
+    command: tuple[str, ...]
+    request: dict[str, Any]
+    logs: cwlogs.AwsLogs | None
+
+    @property
+    def label(self) -> str:
+        return td_label(self.task_definition)
+
+
+def pick_service(cfg: ResolvedConfig, service: str | None) -> str:
+    if service is not None:
+        if service not in cfg.services:
+            raise UsageError(f"no service {service!r} in {cfg.env_name}", hint=f"services: {', '.join(cfg.services)}")
+        return service
+    if len(cfg.services) == 1:
+        return next(iter(cfg.services))
+    raise UsageError(f"{cfg.env_name} has several services: say whose image, secrets and network the task uses",
+                     hint=f"--service one of {', '.join(cfg.services)}")
+
+
+def plan_task(cfg: ResolvedConfig, clients: Any, *, service: str | None, release: str | None,
+              command: list[str]) -> TaskPlan:
+    """Everything RunTask needs, read from ECS; raises when the service is not deployed."""
+    if cfg.environment.target != "ecs":
+        raise UsageError(f"`deployctl task run` runs an ECS task; {cfg.env_name} runs on the local Docker engine",
+                         hint="run the command in a container of the image with `docker run`")
+    if not command:
+        raise UsageError("no command to run", hint="put it after `--`, e.g. `-- python manage.py migrate`")
+    name = pick_service(cfg, service)
+    ecs = clients.ecs
+    live = ecs_releases.read_services(ecs, cfg).get(name)
+    if live is None:
+        raise DeployFailed(f"service {name} is not deployed in {cfg.env_name}: there is no release to run a task from",
+                           hint=f"deploy it first: `deployctl run --env {cfg.env_name}`")
+    arn = str(live.get("taskDefinition") or "")
+    if release:
+        found = releases.build(ecs_releases.read_revisions(ecs, cfg), app=cfg.app, env=cfg.env_name)
+        rel = next((r for r in found if r.id == release), None)
+        if rel is None:
+            raise UsageError(f"no release {release} in {cfg.env_name}",
+                             hint=f"`deployctl history --env {cfg.env_name}` lists its releases")
+        if name not in rel.revisions:
+            raise UsageError(f"release {release} did not deploy {name}",
+                             hint=f"its services: {', '.join(sorted(rel.revisions)) or 'none'}")
+        arn = rel.revisions[name].arn
+    described = ecs.describe_task_definition(taskDefinition=arn, include=["TAGS"])
+    td = described["taskDefinition"]
+    container = render_task.main_container(td, name)
+    request = render_task.run_task_request(cluster=cfg.environment.cluster or "default", task_definition=arn,
+                                           container=container, command=command, placement=live,
+                                           app=cfg.app, env=cfg.env_name)
+    return TaskPlan(name, arn, releases_tags.parse(described.get("tags")).release or "", container,
+                    tuple(command), request, cwlogs.container_logs(td).get(container))
+
+
+def run(clients: Any, plan: TaskPlan, *, emit: Callable[[str], None], timeout: float,
+        on_started: Callable[[str], None] | None = None,
+        cancelled: threading.Event | None = None) -> ecs_task.TaskOutcome:
+    return ecs_task.run(clients, plan.request, container=plan.container, logs=plan.logs, emit=emit,
+                        timeout=timeout, on_started=on_started, cancelled=cancelled)
+
+
+def to_json(plan: TaskPlan, outcome: ecs_task.TaskOutcome, env: str) -> dict[str, Any]:
+    return {"schema": SCHEMA, "env": env, "service": plan.service, "release": plan.release or None,
+            "task_definition": plan.task_definition, "command": list(plan.command), "task_id": outcome.task_id,
+            "task_arn": outcome.task_arn, "container": outcome.container, "exit_code": outcome.exit_code,
+            "stop_code": outcome.stop_code or None, "stopped_reason": outcome.stopped_reason or None,
+            "timed_out": outcome.timed_out,
+            "log_group": plan.logs.group if plan.logs else None,
+            "log_stream": plan.logs.stream(outcome.task_arn) if plan.logs else None}
