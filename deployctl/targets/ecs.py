@@ -224,6 +224,7 @@ class EcsSource:
         self.target_groups: list[str] = []
         self.own_ips: set[str] = set()  # every task IP of this service seen in this watch
         self.foreign_ips: set[str] = set()  # target IPs that were not ours when we looked
+        self.alarm_info: dict[str, rollout.AlarmInfo] = {}
         self.calls = 0
 
     def _call(self, op: str, fn: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
@@ -299,7 +300,11 @@ class EcsSource:
                               AlarmNames=self.alarm_names[i:i + 100])
             for a in resp.get("MetricAlarms", []) + resp.get("CompositeAlarms", []):
                 out[str(a["AlarmName"])] = str(a.get("StateValue", ""))
+                self.alarm_info[str(a["AlarmName"])] = rollout.AlarmInfo.from_api(a)
         return out
+
+    def alarm_details(self) -> dict[str, rollout.AlarmInfo]:
+        return dict(self.alarm_info)
 
 
 # ------------------------------------------------------------------------------------------
@@ -676,29 +681,27 @@ class _ServiceDeploy:
 
     def _watch(self, our_id: str, before_ids: set[str], seen_events: set[str], timeout: float,
                started: float, alarms_at_start: Mapping[str, str],
-               first: ServiceState | None = None, aws: awsa.Bounded | None = None) -> rollout.WatchResult:
+               first: ServiceState | None = None, aws: awsa.Bounded | None = None,
+               announce: bool = True) -> rollout.WatchResult:
         svc = self.cfg.services[self.sp.name]
         limits = rollout.Limits(timeout=timeout, ecs_rollback_grace=self.s.poll.ecs_rollback_grace,
                                 health_gate=self.s.poll.health_gate, alarm_grace=self.s.poll.alarm_grace,
                                 load_balanced=svc.load_balancer is not None)
         source = EcsSource(aws or self.aws, self.cluster, self.sp.ecs_service, self._alarm_names(),
                            shared_target_group=bool(svc.load_balancer and svc.load_balancer.shared))
-        start_offset = time.monotonic() - started
-
-        def clock() -> float:
-            return time.monotonic() + start_offset
-
+        # The timeout counts from `started` (the deploy's start: preflight and earlier waves
+        # included), on the same clock as the watch.
         return rollout.watch(source, our_id, policy=self.s.poll, limits=limits, log=self.log,
                              before_ids=before_ids, seen_events=seen_events,
                              alarms_at_start=dict(alarms_at_start),
-                             cancelled=self.cancelled, clock=clock,
-                             first_service=first if first is not None and first.deployments else None)
+                             cancelled=self.cancelled, clock=time.monotonic, started=started,
+                             first_service=first if first is not None and first.deployments else None,
+                             on_verdict=(lambda v: self.log(f"FAILED: {v.message}")) if announce else None)
 
     def _failed(self, verdict: rollout.Verdict, result: rollout.WatchResult, td_arn: str,
                 previous: str | None, started: float) -> ServiceOutcome:
         sp = self.sp
         self.last_seen = result.last_service
-        self.log(f"FAILED: {verdict.message}")
         diag = self._diagnose(verdict, result)
         if verdict.cause == rollout.CAUSE_ECS_ROLLBACK:
             self._tag(td_arn, releases_tags.ROLLED_BACK, result.duration, verdict.message,
@@ -726,7 +729,6 @@ class _ServiceDeploy:
         registered it, so they stay as they are; undoing the update means restoring the
         service settings it changed (the task definition never changed)."""
         sp = self.sp
-        self.log(f"FAILED: {verdict.message}")
         diag = self._diagnose(verdict, result)
         message = verdict.message
         if verdict.cause == rollout.CAUSE_ECS_ROLLBACK:
@@ -783,7 +785,7 @@ class _ServiceDeploy:
         before_ids.discard(rb_id)
         timeout = min(rollout.rollback_budget(self.s.timeout), self.s.deadline - again)
         self.log(f"watching the rollback deployment {rb_id} (timeout {timeout:.0f}s)")
-        return self._watch(rb_id, before_ids, seen, timeout, again, alarms, first=svc, aws=aws)
+        return self._watch(rb_id, before_ids, seen, timeout, again, alarms, first=svc, aws=aws, announce=False)
 
     def _roll_back(self, message: str, td_arn: str, previous: str, diag: list[str],
                    first: rollout.WatchResult, started: float) -> ServiceOutcome:
