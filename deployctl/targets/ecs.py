@@ -49,6 +49,7 @@ from deployctl.redact import Redactor
 from deployctl.render import ecs as render
 from deployctl.render import monitoring as render_monitoring
 from deployctl.render.ecs import Facts
+from deployctl.rollout import report
 from deployctl.targets.base import DeployOptions
 
 if TYPE_CHECKING:
@@ -464,7 +465,10 @@ def _deploy_wave(plan: Plan, wave: list[ServicePlan], aws: awsa.Bounded, setting
             results[sp.name] = job.run()
         except rollout.WatchCancelled:
             # The ECS deployment goes on: its revision stays in-progress (`status --watch` resumes).
-            results[sp.name] = ServiceOutcome(sp.name, INTERRUPTED, "watch interrupted",
+            # Interrupted while deployctl's own rollback rolled out: that is what goes on.
+            back = job is not None and job.rollback_requested
+            results[sp.name] = ServiceOutcome(sp.name, INTERRUPTED, "rollback interrupted" if back else
+                                              "watch interrupted", job.previous if back and job else
                                               job.td_arn if job else None)
         except Exception as exc:  # noqa: BLE001 - any error fails this service, never the others' verdicts
             results[sp.name] = _crashed(sp, job, exc, log)
@@ -944,23 +948,36 @@ def _finish(plan: Plan, outcomes: dict[str, ServiceOutcome], log: _Log, outputs:
     log("summary: " + "; ".join(parts))
     log.note(", ".join(parts))
     interrupted = [o for o in outcomes.values() if o.status == INTERRUPTED]
+    env = plan.env
+    ended = [_ended(outcomes[n]) for n in order if n in outcomes]
     if interrupted:
-        env = plan.env
         log(f"stopped watching {', '.join(o.service for o in interrupted)}: the ECS deployment continues on "
             f"its own (ECS still rolls back on failure if the circuit breaker is on). Resume watching with "
             f"`deployctl status --env {env} --watch`.")
-        raise Cancelled(f"interrupted while watching; resume with `deployctl status --env {env} --watch`")
-    failed = [outcomes[n] for n in order if n in outcomes and not outcomes[n].ok]
-    if not failed:
+        raise Cancelled(f"interrupted while watching; resume with `deployctl status --env {env} --watch`",
+                        done=report.interrupted(env, ended))
+    if all(o.ok for o in outcomes.values()):
         return
-    bad = [o for o in failed if o.status != NOT_DEPLOYED]
-    text = "; ".join(f"{o.service}: {o.message}" if o.status != NOT_DEPLOYED else f"{o.service} not deployed "
-                     f"({o.message})" for o in failed)
-    which = ", ".join(o.service for o in bad) or ", ".join(o.service for o in failed)
-    hint = None
-    for o in bad:
-        if o.diagnosis:
-            hint = o.diagnosis[0] + (f" — {o.diagnosis[1].strip()}" if len(o.diagnosis) > 1 else "")
-            break
-    raise DeployFailed(f"deploy of {plan.app} to {plan.env} failed ({which}): {text}", hint=hint)
+    block, short = report.failure(plan.app, env, ended)
+    raise DeployFailed(block, short=short)
 
+
+def _ended(o: ServiceOutcome) -> report.Ended:
+    """A service's outcome as the end-of-deploy summary says it, with what serves now: the new
+    revision, the one a rollback returned to, or what the watch last saw PRIMARY."""
+    live = rollout.td_label(o.task_definition) if o.task_definition else ""
+    kind = report.OK if o.ok else {ROLLED_BACK: report.ROLLED_BACK, NOT_DEPLOYED: report.NOT_DEPLOYED,
+                                   INTERRUPTED: report.INTERRUPTED}.get(o.status, report.FAILED)
+    if kind == report.ROLLED_BACK:
+        to = o.watch.verdict.rolled_back_to if o.watch is not None else None
+        live = to or (rollout.td_label(o.previous) if o.previous else "")
+    elif kind == report.FAILED and "the rollback to" in o.message:
+        live = ""  # deployctl's rollback went wrong: what serves is unknown (`status` tells)
+    elif kind == report.FAILED:
+        seen = o.watch.last_service if o.watch is not None else None
+        primary = seen.primary if seen is not None else None
+        live = f"{rollout.td_label(primary.task_definition)} ({primary.rollout_state or '?'})" if primary else ""
+    elif kind == report.NOT_DEPLOYED:
+        live = ""
+    return report.Ended(o.service, kind, o.message, live, tuple(o.diagnosis),
+                        rolling_back=o.message == "rollback interrupted")
