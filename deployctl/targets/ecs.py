@@ -853,7 +853,8 @@ class _ServiceDeploy:
             execution_role=roles.execution if roles else None, image=self.plan.image_ref,
             region=self.cfg.region, alarms=tuple(self._alarm_names()))
         findings = diagnose.diagnose(stopped_tasks=result.stopped_tasks, events=result.events,
-                                     targets=result.targets, cause=verdict.cause, context=context)
+                                     targets=result.targets, cause=verdict.cause, context=context,
+                                     alarms_firing=result.alarms_firing)
         lines = diagnose.render(findings)
         for line in lines:
             self.log(line)

@@ -21,7 +21,7 @@ from botocore.loaders import Loader
 
 from deployctl import rollout
 from deployctl.adapters.ecs_gateway import ServiceState
-from deployctl.rollout import Limits, PollPolicy, Snapshot, Throttled, Timers, WatchCancelled, assess
+from deployctl.rollout import AlarmInfo, Limits, PollPolicy, Snapshot, Throttled, Timers, WatchCancelled, assess
 
 DATA = Path(__file__).parent / "data" / "rollouts"
 FILES = sorted(DATA.glob("*.json"))
