@@ -11,6 +11,7 @@ budget, what was already logged), and a fifth of it is the `_log_*` lines a pers
 
 from __future__ import annotations
 
+import contextlib
 import random
 import threading
 import time
@@ -218,6 +219,7 @@ class _Watcher:
         self.deferred: set[AuxKind] = set()
         self.announced: set[str] = set()
         self.last_failed_tasks = -1
+        self.failed_seen = 0  # the most failed tasks our deployment showed
         self.last_running = -1
         self.tasks_read_at: int | None = None  # our failedTasks when stopped tasks were last read
         self._trouble_since_tasks = False  # an event spoke of failures since that read
@@ -240,6 +242,11 @@ class _Watcher:
                 # The newest answer is judged first: a terminal state is reported at once,
                 # never behind reads that only add detail.
                 self.verdict = self._assess()
+                if self._imminent():
+                    # Polls are 2 s apart now, the whole call budget: an optional read would push
+                    # the next DescribeServices back. What the diagnosis needs is read after the
+                    # verdict instead; only the read that confirms success goes out.
+                    plan = AuxPlan(targets=plan.essential_targets, essential_targets=plan.essential_targets)
                 if not self.verdict.final and self._extra_reads(plan):
                     self.verdict = self._assess()  # e.g. the target-health read confirms success
             except Throttled as exc:
@@ -445,9 +452,18 @@ class _Watcher:
         r.decided = self.clock()
         if verdict.status == FAILED:
             verdict = self._name_alarms(verdict)
-            if self.on_verdict is not None:
-                self.on_verdict(verdict)  # said now; the reads below only add to the diagnosis
+        if self.on_verdict is not None:
+            self.on_verdict(verdict)  # said now; the reads below only add to what was seen
+        if verdict.status == FAILED:
             self._closing_reads(verdict)
+        elif verdict.ok and self.failed_seen > (self.tasks_read_at or 0):
+            # Some tasks failed on the way (not read while polls were fast): say why. Success is
+            # already said; this waits for the call cap a little over two fast polls at most.
+            wait = self.budget.cap_wait(2)
+            if wait <= 2.5 * self.policy.fast:
+                self._pause(wait)
+                with contextlib.suppress(Throttled):
+                    self._counted(self._read_stopped)
         r.verdict = verdict
         r.ended = self.clock()
         r.polls = self.polls
@@ -502,6 +518,7 @@ class _Watcher:
         targets = lb and (every or completed or running != self.last_running or "target" in text)
         alarms = bool(self.alarm_prev) and (every or "alarm" in text)
         self.last_failed_tasks = failed
+        self.failed_seen = max(self.failed_seen, failed)
         self.last_running = running
         return AuxPlan(targets=targets or (lb and "targets" in self.deferred),
                        alarms=alarms or "alarms" in self.deferred,
@@ -600,8 +617,9 @@ def watch(
     WatchCancelled when cancelled; never raises for throttling (it backs off and retries).
     first_service: a description already fetched right after the update (saves a call).
     started: clock() value the timeout counts from (default: now).
-    on_verdict(verdict): called the moment a failure is known, before the reads that only add
-    to its diagnosis (stopped tasks, the alarms that fired), so it is said without delay.
+    on_verdict(verdict): called the moment the final verdict is known, before the reads that
+    only add to what was seen (a failure's stopped tasks and the alarms that fired), so it is
+    said without delay.
     """
     if limits is None:
         limits = Limits(ecs_rollback_grace=policy.ecs_rollback_grace, health_gate=policy.health_gate,

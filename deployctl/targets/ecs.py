@@ -640,8 +640,7 @@ class _ServiceDeploy:
         result = self._watch(our_id, before_ids, seen_events, self.s.timeout, deploy_start, alarms,
                              first=started_state)
         verdict = result.verdict
-        if verdict.ok:
-            self.log(f"succeeded: {verdict.message} in {result.duration:.1f}s")
+        if verdict.ok:  # already said (_say_verdict)
             if not settings_only:
                 self._tag(td_arn, releases_tags.SUCCEEDED, result.duration)
             return ServiceOutcome(sp.name, SUCCEEDED, verdict.message, td_arn, previous, watch=result)
@@ -700,7 +699,11 @@ class _ServiceDeploy:
                              alarms_at_start=dict(alarms_at_start),
                              cancelled=self.cancelled, clock=time.monotonic, started=started,
                              first_service=first if first is not None and first.deployments else None,
-                             on_verdict=(lambda v: self.log(f"FAILED: {v.message}")) if announce else None)
+                             on_verdict=self._say_verdict if announce else None)
+
+    def _say_verdict(self, verdict: rollout.Verdict) -> None:
+        """The rollout's verdict, said the moment it is known (the diagnosis follows)."""
+        self.log(f"{'succeeded' if verdict.ok else 'FAILED'}: {verdict.message}")
 
     def _failed(self, verdict: rollout.Verdict, result: rollout.WatchResult, td_arn: str,
                 previous: str | None, started: float) -> ServiceOutcome:
