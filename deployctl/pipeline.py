@@ -587,7 +587,7 @@ def summary_of(exc: DeployctlError) -> str:
         return " ".join(exc.short.split())
     lines = [line for line in exc.message.splitlines() if line.strip()]
     if len(lines) >= BLOCK_LINES:
-        return " ".join(lines[0].split()).rstrip(":") + f" (+{len(lines) - 1} lines below)"
+        return " ".join(lines[0].split()).rstrip(":") + " (see below)"
     return ""
 
 

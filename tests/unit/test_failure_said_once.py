@@ -37,7 +37,7 @@ def test_a_preflight_error_with_many_problems_is_printed_one_per_line_once() -> 
     for problem in PROBLEMS[1:]:
         assert lines.count(problem) == 1, text  # on its own line, once
         assert sum(problem in line for line in lines) == 1, text
-    short = "preflight found 3 problems; nothing was changed (+3 lines below)"
+    short = "preflight found 3 problems; nothing was changed (see below)"
     assert f"==> deploy failed in {lines[-1].split(' in ')[1].split(' ')[0]}: {short}" in lines
     row = next(line for line in lines if line.startswith("deploy ") and " failed " in line)
     assert row.endswith(short)
@@ -101,3 +101,17 @@ def test_cancelled_carries_what_was_done_into_the_record() -> None:
 
     rep = run_jobs([Job("deploy", (), deploy)], PlainReporter(io.StringIO()), handle_signals=False)
     assert rep.stage("deploy").summary == "web: revision x:5 registered and rolling out"
+
+
+def test_the_terminal_view_prints_the_block_once_instead_of_the_log_tail() -> None:
+    from deployctl.ui.progress import RichReporter
+
+    out = io.StringIO()
+    reporter = RichReporter(out)
+    reporter.console.width = 200
+    _run(PreflightFailed("\n".join(PROBLEMS)), reporter)
+    text = out.getvalue()
+    for problem in PROBLEMS[1:]:
+        assert text.count(problem) == 1, text
+    assert "last lines of deploy" not in text and "preflight: checking" not in text
+    assert "run failed in " in text.splitlines()[-1]
