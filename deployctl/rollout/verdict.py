@@ -41,8 +41,9 @@ CAUSE_NO_ANSWER = "no_answer"  # AWS stopped answering DescribeServices: the rol
 # OUTCOME_GRACE for recording the outcome (docs/timeouts.md).
 ROLLBACK_SHARE = 0.5
 OUTCOME_GRACE = 5.0
-# The rollout's AWS calls may end this long after its timeout, so the watcher's last look at the
-# timeout still gets an answer (taken out of the rollback budget, not added to the bound).
+# The rollout's AWS calls may end this long after its timeout, so the poll right after the
+# deadline (and the reads for the diagnosis) still get an answer (taken out of the rollback
+# budget, not added to the bound).
 LAST_LOOK = 1.0
 
 

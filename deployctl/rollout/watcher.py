@@ -2,8 +2,9 @@
 
 The ECS target implements the Source with boto3; tests may use anything. It logs what a person
 needs while waiting, keeps API calls bounded (policy.CallBudget), backs off on throttling and
-returns the final verdict. `_Watcher` names each step of a poll (read, extra reads, report,
-assess, last look, back off, wait). No AWS imports: clock, sleep and randomness are injectable.
+returns the final verdict. `_Watcher` names each step of a poll (read, report, assess, extra
+reads, back off, wait) and of its end (say the verdict, then the reads for the diagnosis). No AWS
+imports: clock, sleep and randomness are injectable.
 
 Why over 500 lines: the steps are `_Watcher` methods sharing one wait's state (deadlines, call
 budget, what was already logged), and a fifth of it is the `_log_*` lines a person reads meanwhile.
