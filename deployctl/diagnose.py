@@ -12,11 +12,24 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from deployctl.adapters.ecs_gateway import ServiceEvent
 
 Json = Mapping[str, Any]
+
+
+class AlarmInfo(Protocol):
+    """A deployment alarm as DescribeAlarms showed it (rollout.AlarmInfo)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def state(self) -> str: ...
+    @property
+    def reason(self) -> str: ...
+    @property
+    def metric(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -242,8 +255,11 @@ def diagnose(
     targets: Sequence[Json] | None = None,
     cause: str = "",
     context: Context = Context(),
+    alarms_firing: Sequence[AlarmInfo] = (),
 ) -> list[Finding]:
-    """Findings, most specific first. Never empty: falls back to where to look next."""
+    """Findings, most specific first. Never empty: falls back to where to look next.
+    alarms_firing: the deployment alarms DescribeAlarms showed in ALARM when the failure was
+    known (name, state reason, metric); an alarm failure names them."""
     found: dict[str, Finding] = {}
 
     def add(f: Finding) -> None:
@@ -294,13 +310,24 @@ def diagnose(
             add(Finding("elb_health", *_elb_advice(context),
                         _trim(f"{h.get('Reason', '')}: {h.get('Description', '')}"), len(bad)))
 
-    if cause == "alarm" or any("alarm detected" in m for m in messages):
-        names = ", ".join(context.alarms) or "a deployment alarm"
+    firing = [a for a in alarms_firing if a.state == "ALARM"]
+    if firing or cause == "alarm" or any("alarm detected" in m for m in messages):
+        if firing:
+            names = ", ".join(a.name + (f" ({a.metric})" if a.metric else "") for a in firing)
+            what = f"The deployment alarm {names} went" if len(firing) == 1 else \
+                f"The deployment alarms {names} went"
+            evidence = _trim("; ".join(f"{a.name}: {a.reason}" for a in firing if a.reason))
+        else:  # the alarms could not be read: say which ones could have been
+            known = context.alarms
+            what = (f"{known[0]} went" if len(known) == 1 else
+                    f"One of the deployment alarms ({', '.join(known)}) went" if known else "A deployment alarm went")
+            evidence = ""
         add(Finding(
             "alarm",
-            f"{names} went into ALARM while the new release was rolling out.",
+            f"{what} into ALARM while the new release was rolling out.",
             "look at the alarm's metric around the deploy time (errors, latency); the new release "
             "likely misbehaves under real traffic even though its health checks pass",
+            evidence,
         ))
 
     if cause == "no_answer":

@@ -18,10 +18,13 @@ class DeployctlError(Exception):
 
     exit_code = EXIT_INTERNAL
 
-    def __init__(self, message: str, *, hint: str | None = None) -> None:
+    def __init__(self, message: str, *, hint: str | None = None, short: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.hint = hint
+        # One line for tables and the stage's finished line when `message` is a block (a
+        # deploy's outcome, every preflight problem): the block itself is shown once, at the end.
+        self.short = short
 
     def __str__(self) -> str:
         return self.message if not self.hint else f"{self.message}\nhint: {self.hint}"

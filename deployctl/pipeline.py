@@ -76,8 +76,14 @@ class Cancelled(Exception):
     """Raised inside a job when the run has been cancelled (by a failure elsewhere or a signal).
 
     `StageContext.sh` raises it after stopping the command; long pure-Python work can call
-    `ctx.raise_if_cancelled()`. The engine records the stage as `cancelled`.
+    `ctx.raise_if_cancelled()`. The engine records the stage as `cancelled`. `done`: what the
+    stage had done by then and what goes on without it (a deploy whose rollout ECS continues);
+    the interrupted run's last line says it instead of "cancelled".
     """
+
+    def __init__(self, message: str = "run cancelled", *, done: str = "") -> None:
+        super().__init__(message)
+        self.done = done
 
 
 @dataclass(frozen=True)
@@ -114,6 +120,11 @@ class StageRecord:
     # Formatted traceback when a job raised something that is not a DeployctlError (a bug):
     # kept out of normal output and the JSON report, for `--verbose`.
     traceback: str = field(default="", repr=False)
+    # Failed: one line standing for `message` in tables and the stage's finished line, when
+    # the message is a block that says the failure in full (shown once, at the end; no tail
+    # repeated under it); "" when the message is short enough to be its own cell.
+    # Cancelled: what the stage had done and what goes on (Cancelled.done), or "".
+    summary: str = ""
 
 
 @dataclass(frozen=True)
@@ -546,7 +557,7 @@ def _run_job(
     started_at: float,
     t0: float,
 ) -> None:
-    status, message, exit_code, tb = "succeeded", "", EXIT_OK, ""
+    status, message, exit_code, tb, summary = "succeeded", "", EXIT_OK, "", ""
     try:
         job.run(ctx)
         if ctx.skip_reason is not None:
@@ -554,9 +565,11 @@ def _run_job(
     except Cancelled as exc:
         # The message can quote the stopped command line, which may carry a credential.
         status, message = "cancelled", run.redactor.redact(str(exc))
+        summary = run.redactor.redact(" ".join(exc.done.split()))
     except BaseException as exc:  # noqa: BLE001 - every outcome must reach the main loop
         if isinstance(exc, DeployctlError):
             message, exit_code = exc.message, exc.exit_code
+            summary = run.redactor.redact(summary_of(exc))
         else:
             message, exit_code = f"internal error: {type(exc).__name__}: {exc}", EXIT_INTERNAL
             tb = run.redactor.redact(traceback.format_exc())
@@ -581,8 +594,25 @@ def _run_job(
         note=ctx.last_note,
         details=ctx.details,
         traceback=tb,
+        summary=summary if status in ("failed", "cancelled") else "",
     )
     results.put(_Outcome(record, exit_code))
+
+
+# A failure message of this many lines is a block (every preflight problem, a deploy's outcome
+# per service): its first line stands for it in tables.
+BLOCK_LINES = 3
+
+
+def summary_of(exc: DeployctlError) -> str:
+    """The one line a table shows for a failure: the error's own `short`, else the first line
+    of a message that is a block; "" when the message is its own cell."""
+    if exc.short:
+        return " ".join(exc.short.split())
+    lines = [line for line in exc.message.splitlines() if line.strip()]
+    if len(lines) >= BLOCK_LINES:
+        return " ".join(lines[0].split()).rstrip(":") + " (see below)"
+    return ""
 
 
 def _abandon(

@@ -27,7 +27,9 @@ def hinted(fn: Callable[[Any], None]) -> Callable[[Any], None]:
             if not exc.hint:
                 raise
             folded = copy.copy(exc)
-            folded.message, folded.hint = f"{exc.message} — hint: {exc.hint}", None
+            # A block gets the hint as its own line; a one-line message keeps it on that line.
+            joint = "\nhint: " if "\n" in exc.message else " — hint: "
+            folded.message, folded.hint = f"{exc.message}{joint}{exc.hint}", None
             folded.args = (folded.message,)
             raise folded.with_traceback(exc.__traceback__) from exc.__cause__
 

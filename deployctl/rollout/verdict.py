@@ -41,8 +41,9 @@ CAUSE_NO_ANSWER = "no_answer"  # AWS stopped answering DescribeServices: the rol
 # OUTCOME_GRACE for recording the outcome (docs/timeouts.md).
 ROLLBACK_SHARE = 0.5
 OUTCOME_GRACE = 5.0
-# The rollout's AWS calls may end this long after its timeout, so the watcher's last look at the
-# timeout still gets an answer (taken out of the rollback budget, not added to the bound).
+# The rollout's AWS calls may end this long after its timeout, so the poll right after the
+# deadline (and the reads for the diagnosis) still get an answer (taken out of the rollback
+# budget, not added to the bound).
 LAST_LOOK = 1.0
 
 
@@ -52,6 +53,56 @@ def rollback_budget(timeout: float) -> float:
 
 # DescribeTasks / DescribeTargetHealth entries (stopped tasks and targets are not typed yet).
 Json = Mapping[str, Any]
+
+_OPERATORS = {"GreaterThanOrEqualToThreshold": ">=", "GreaterThanThreshold": ">", "LessThanThreshold": "<",
+              "LessThanOrEqualToThreshold": "<=", "LessThanLowerOrGreaterThanUpperThreshold": "outside band",
+              "GreaterThanUpperThreshold": "> band", "LessThanLowerThreshold": "< band"}
+
+
+@dataclass(frozen=True)
+class AlarmInfo:
+    """One CloudWatch alarm as DescribeAlarms shows it: name, StateValue, StateReason and what
+    it watches ("AWS/ApplicationELB HTTPCode_Target_5XX_Count Sum > 5")."""
+
+    name: str
+    state: str
+    reason: str = ""
+    metric: str = ""
+
+    @classmethod
+    def from_api(cls, alarm: Json) -> AlarmInfo:
+        """From a `MetricAlarms[]` or `CompositeAlarms[]` entry of DescribeAlarms."""
+        if alarm.get("AlarmRule"):
+            metric = f"composite: {alarm['AlarmRule']}"
+        elif alarm.get("MetricName"):
+            metric = f"{alarm.get('Namespace', '')} {alarm['MetricName']}".strip()
+            stat = alarm.get("Statistic") or alarm.get("ExtendedStatistic")
+            op = _OPERATORS.get(str(alarm.get("ComparisonOperator", "")), "")
+            if stat:
+                metric += f" {stat}"
+            if op and alarm.get("Threshold") is not None:
+                metric += f" {op} {float(alarm['Threshold']):g}"
+        elif alarm.get("Metrics"):  # metric math: name the expression that is compared
+            exprs = [str(m.get("Expression")) for m in alarm["Metrics"] if m.get("ReturnData") and m.get("Expression")]
+            metric = f"metric math: {exprs[0]}" if exprs else "metric math"
+        else:
+            metric = ""
+        return cls(str(alarm.get("AlarmName", "?")), str(alarm.get("StateValue", "")),
+                   " ".join(str(alarm.get("StateReason") or "").split()), metric)
+
+    def text(self) -> str:
+        """`chat-api-5xx (AWS/ApplicationELB HTTPCode_Target_5XX_Count Sum > 5): Threshold Crossed: …`"""
+        out = self.name + (f" ({self.metric})" if self.metric else "")
+        return out + (f": {self.reason}" if self.reason else "")
+
+
+def alarms_text(alarms: Iterable[AlarmInfo]) -> str:
+    """What fired, for a failure reason: `deployment alarm X (metric) in ALARM: reason`."""
+    firing = [a for a in alarms if a.state == "ALARM"]
+    if not firing:
+        return ""
+    word = "alarm" if len(firing) == 1 else "alarms"
+    return f"deployment {word} in ALARM: " + "; ".join(a.text() for a in firing)
 
 
 # ------------------------------------------------------------------------------------------
@@ -67,12 +118,15 @@ class Snapshot:
     targets: `TargetHealthDescriptions` of the service's target group(s); None = not fetched.
     alarms:  deployment alarm name → StateValue (OK | ALARM | INSUFFICIENT_DATA).
     stopped_tasks: `DescribeTasks` entries of stopped tasks of our deployment (for logs/diagnosis).
+    firing: the alarms in ALARM with their reason and metric, when read for a failure: an
+            alarm failure then names them instead of ECS's bare "alarm detected".
     """
 
     service: ServiceState | None
     targets: tuple[Json, ...] | None = None
     alarms: Mapping[str, str] = field(default_factory=dict)
     stopped_tasks: tuple[Json, ...] = ()
+    firing: tuple[AlarmInfo, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -129,19 +183,29 @@ def _is_rollback_reason(text: str | None) -> bool:
     return "rolling back" in (text or "").lower()
 
 
-def failure_reason(svc: ServiceState, deployment_id: str, ours: Deployment | None = None) -> str:
-    """Why ECS failed our deployment: its rolloutStateReason, else the service event."""
+def failure_reason(svc: ServiceState, deployment_id: str, ours: Deployment | None = None,
+                   firing: Iterable[AlarmInfo] = ()) -> str:
+    """Why ECS failed our deployment: its rolloutStateReason, else the service event. An alarm
+    failure names the alarms in ALARM (with reason and metric) when they are known."""
+    reason = ""
     if ours is not None and ours.rollout_state == "FAILED" and ours.reason:
-        return ours.reason
-    marker = f"(deployment {deployment_id}) deployment failed:"
-    for event in svc.events:
-        msg = event.message
-        if marker in msg:
-            what = msg.split(marker, 1)[1].strip()
-            # Rolling deployments fail only through the circuit breaker or a deployment alarm.
-            who = "deployment alarm" if "alarm" in what.lower() else "circuit breaker"
-            return f"ECS deployment {who}: {what}"
-    return ""
+        reason = ours.reason
+    else:
+        marker = f"(deployment {deployment_id}) deployment failed:"
+        for event in svc.events:
+            msg = event.message
+            if marker in msg:
+                what = msg.split(marker, 1)[1].strip()
+                # Rolling deployments fail only through the circuit breaker or a deployment alarm;
+                # the event says which ("alarm detected." / "tasks failed to start.").
+                who = "alarm" if "alarm" in what.lower() else "circuit breaker"
+                reason = f"ECS deployment {who}: {what}"
+                break
+    if "alarm" in reason.lower():
+        named = alarms_text(firing)
+        if named:
+            return named
+    return reason
 
 
 def _cause_of(reason: str) -> str:
@@ -227,7 +291,7 @@ def assess(
         )
         to = td_label(primary.task_definition)
         if reverted:
-            why = failure_reason(svc, our_id, ours)
+            why = failure_reason(svc, our_id, ours, snapshot.firing)
             why_text = f" ({why.rstrip('.')})" if why else ""
             done = primary.rollout_state == COMPLETED and not svc.others(primary)
             if done:
@@ -256,7 +320,7 @@ def assess(
     state = ours.rollout_state
     others = svc.others(ours)
     if state == "FAILED":
-        reason = failure_reason(svc, our_id, ours) or "ECS marked the deployment FAILED"
+        reason = failure_reason(svc, our_id, ours, snapshot.firing) or "ECS marked the deployment FAILED"
         cause = _cause_of(reason)
         may_revert = svc.rollback_configured and bool(others or before)
         if may_revert and timers.failed_for < limits.ecs_rollback_grace:
@@ -294,8 +358,9 @@ def assess(
 
     # IN_PROGRESS (or a state this version does not know: treat as still going)
     if timers.alarm_for >= limits.alarm_grace and timers.alarm_for > 0:
-        return Verdict(FAILED, f"a deployment alarm has been in ALARM for {timers.alarm_for:.0f}s and ECS "
-                       "did not stop the deployment", CAUSE_ALARM, our_id, roll_back=True)
+        what = alarms_text(snapshot.firing) or "a deployment alarm in ALARM"
+        return Verdict(FAILED, f"{what} (for {timers.alarm_for:.0f}s) and ECS did not stop the deployment",
+                       CAUSE_ALARM, our_id, roll_back=True)
     if timers.elapsed > limits.timeout:
         return Verdict(FAILED, f"timed out after {limits.timeout:g}s: {ours.counts_text()}", CAUSE_TIMEOUT,
                        our_id, roll_back=True)

@@ -2,8 +2,9 @@
 
 The ECS target implements the Source with boto3; tests may use anything. It logs what a person
 needs while waiting, keeps API calls bounded (policy.CallBudget), backs off on throttling and
-returns the final verdict. `_Watcher` names each step of a poll (read, extra reads, report,
-assess, last look, back off, wait). No AWS imports: clock, sleep and randomness are injectable.
+returns the final verdict. `_Watcher` names each step of a poll (read, report, assess, extra
+reads, back off, wait) and of its end (say the verdict, then the reads for the diagnosis). No AWS
+imports: clock, sleep and randomness are injectable.
 
 Why over 500 lines: the steps are `_Watcher` methods sharing one wait's state (deadlines, call
 budget, what was already logged), and a fifth of it is the `_log_*` lines a person reads meanwhile.
@@ -11,6 +12,7 @@ budget, what was already logged), and a fifth of it is the `_log_*` lines a pers
 
 from __future__ import annotations
 
+import contextlib
 import random
 import threading
 import time
@@ -22,10 +24,16 @@ from typing import Literal, Protocol, TypeVar
 from deployctl.adapters.ecs_gateway import COMPLETED, ServiceEvent, ServiceState, timestamp
 from deployctl.rollout.policy import CallBudget, PollPolicy
 from deployctl.rollout.verdict import (
+    CAUSE_ALARM,
     CAUSE_NO_ANSWER,
+    CAUSE_REPLACED,
+    CAUSE_SERVICE_GONE,
+    CAUSE_TIMEOUT,
+    CAUSE_VANISHED,
     FAILED,
     IN_PROGRESS,
     ROLLING_BACK,
+    AlarmInfo,
     Json,
     Limits,
     Snapshot,
@@ -77,6 +85,11 @@ class Source(Protocol):
 
     def alarm_states(self) -> dict[str, str]: ...
 
+    def alarm_details(self) -> dict[str, AlarmInfo]:
+        """State, reason and metric of each alarm as the last alarm_states() call read them
+        (no API call)."""
+        ...
+
 
 @dataclass
 class WatchResult:
@@ -90,7 +103,10 @@ class WatchResult:
     events: list[ServiceEvent] = field(default_factory=list)  # new events seen, oldest first
     targets: list[Json] | None = None
     alarms: dict[str, str] = field(default_factory=dict)
+    # The alarms in ALARM when a failure involved one, as DescribeAlarms described them.
+    alarms_firing: list[AlarmInfo] = field(default_factory=list)
     last_service: ServiceState | None = None
+    decided: float = 0.0  # clock() when the verdict was known (before the reads for the diagnosis)
 
     @property
     def duration(self) -> float:
@@ -155,16 +171,18 @@ class AuxPlan:
 class _Watcher:
     """One watch() call. `run()` is the loop; each step of a poll is a method:
 
-    read the service → extra reads (targets, alarms, stopped tasks) → report what changed →
-    assess → (final: a last look on failure) or schedule the next poll. Throttling at any
-    read goes to `_back_off`, which also ends the watch once the timeout has passed.
+    read the service → report what changed → assess the newest answer → (final: tell the
+    caller at once, then the few reads the diagnosis needs) or the extra reads this poll plans
+    (targets, alarms, stopped tasks), assess again, and wait for the next poll. Throttling at
+    any read goes to `_back_off`, which also ends the watch once the timeout has passed.
     """
 
     def __init__(self, source: Source, our_id: str, *, policy: PollPolicy, limits: Limits,
                  log: Callable[[str], None], before_ids: Iterable[str], seen_events: Iterable[str],
                  alarms_at_start: Mapping[str, str] | None, cancelled: threading.Event | None,
                  clock: Callable[[], float], sleep: Callable[[float], bool], rng: Callable[[], float],
-                 first_service: ServiceState | None) -> None:
+                 first_service: ServiceState | None, started: float | None,
+                 on_verdict: Callable[[Verdict], None] | None) -> None:
         self.source, self.our_id, self.policy, self.limits = source, our_id, policy, limits
         self.log, self.cancelled, self.clock, self.sleep, self.rng = log, cancelled, clock, sleep, rng
         self.before_ids = frozenset(before_ids)
@@ -173,6 +191,10 @@ class _Watcher:
         self.alarms_at_start = {k for k, v in (alarms_at_start or {}).items() if v == "ALARM"}
         self.budget = CallBudget(source, policy, clock)
         self.start = clock()
+        # The timeout counts from `started` (a deploy's start, preflight and earlier waves
+        # included), not from when this watch began.
+        self.t0 = self.start if started is None else started
+        self.on_verdict = on_verdict
         if first_service is not None:
             # The caller's create/update call just answered with this description: count it.
             self.budget.call_times.append(self.start)
@@ -198,7 +220,10 @@ class _Watcher:
         self.deferred: set[AuxKind] = set()
         self.announced: set[str] = set()
         self.last_failed_tasks = -1
+        self.failed_seen = 0  # the most failed tasks our deployment showed
         self.last_running = -1
+        self.tasks_read_at: int | None = None  # our failedTasks when stopped tasks were last read
+        self._trouble_since_tasks = False  # an event spoke of failures since that read
         # Timers across polls (assess keeps no state).
         self.failed_since: float | None = None
         self.unhealthy_since: float | None = None
@@ -212,18 +237,26 @@ class _Watcher:
             try:
                 self._read_service()
                 self.throttle_streak = 0
-                self._extra_reads()
+                # Planned from what this answer shows new (events, counts), before it is logged.
+                plan = self._aux_plan()
+                self._report_changes()
+                # The newest answer is judged first: a terminal state is reported at once,
+                # never behind reads that only add detail.
+                self.verdict = self._assess()
+                if self._imminent():
+                    # Polls are 2 s apart now, the whole call budget: an optional read would push
+                    # the next DescribeServices back. What the diagnosis needs is read after the
+                    # verdict instead; only the read that confirms success goes out.
+                    plan = AuxPlan(targets=plan.essential_targets, essential_targets=plan.essential_targets)
+                if not self.verdict.final and self._extra_reads(plan):
+                    self.verdict = self._assess()  # e.g. the target-health read confirms success
             except Throttled as exc:
                 ended = self._back_off(exc)
                 if ended is not None:
                     return self._finish(ended)
                 continue
-            self._report_changes()
-            self.verdict = self._assess()
             self._announce()
             if self.verdict.final:
-                if self.verdict.status == FAILED:
-                    self._last_look()
                 return self._finish(self.verdict)
             self._wait_for_next_poll()
 
@@ -254,10 +287,11 @@ class _Watcher:
         self.last_answer = self.clock()
         self.unanswered = False
 
-    def _extra_reads(self) -> None:
+    def _extra_reads(self, plan: AuxPlan) -> bool:
         """Target health, alarm states and stopped tasks, when the plan asks for them and the
-        budget allows (an optional read that finds no budget is put off by one poll)."""
-        plan = self._aux_plan()
+        budget allows (an optional read that finds no budget is put off by one poll). Never
+        waits past the timeout. True when something was read."""
+        made = False
         for kind in AUX_KINDS:
             if not plan.wants(kind):
                 continue
@@ -270,10 +304,15 @@ class _Watcher:
                 if wait > 0 and kind not in self.deferred:
                     self.deferred.add(kind)  # optional: put off by one poll at most
                     continue
+            if wait > 0 and wait >= self._left():
+                self.deferred.add(kind)  # the timeout comes first: it decides, not this read
+                continue
             if wait > 0:
                 self._pause(wait)
             self.deferred.discard(kind)
             self._counted(partial(self._read_aux, kind))
+            made = True
+        return made
 
     def _read_aux(self, kind: AuxKind) -> None:
         if kind == "alarms":
@@ -284,7 +323,14 @@ class _Watcher:
             if self.targets is not None:
                 self._log_targets(self.targets)
         else:
-            self._log_stopped(self.source.stopped_tasks(self.our_id, self.known_tasks))
+            self._read_stopped()
+
+    def _read_stopped(self) -> None:
+        ours = self.svc.deployment(self.our_id) if self.svc is not None else None
+        failed = ours.failed_tasks if ours is not None else self.last_failed_tasks
+        self._log_stopped(self.source.stopped_tasks(self.our_id, self.known_tasks))
+        self.tasks_read_at = failed
+        self._trouble_since_tasks = False
 
     def _report_changes(self) -> None:
         if self.svc is not None:
@@ -292,7 +338,8 @@ class _Watcher:
             self._log_counts(self.svc)
 
     def _snapshot(self) -> Snapshot:
-        return Snapshot(self.svc, tuple(self.targets) if self.targets is not None else None, self.alarms)
+        return Snapshot(self.svc, tuple(self.targets) if self.targets is not None else None, self.alarms,
+                        firing=tuple(self.result.alarms_firing))
 
     def _assess(self) -> Verdict:
         return assess(self._snapshot(), self.our_id, before_ids=self.before_ids,
@@ -308,27 +355,47 @@ class _Watcher:
             self.announced.add("waiting")
             self.log(v.message)
 
-    def _last_look(self) -> None:
-        """One last look at what stopped, for the diagnosis (within the budget too)."""
-        # Count from before the wait: a Ctrl-C during it leaves nothing to count.
-        before = self.source.calls
-        try:
-            wait = self.budget.wait(4)
+    def _closing_reads(self, verdict: Verdict) -> None:
+        """After a failure is known (and reported): only the reads its diagnosis still lacks -
+        stopped tasks not read since our failed-task count last changed, the alarms when one
+        was involved (to name it with its reason and metric), target health never read. Each
+        goes out at once if the call cap allows; when deployctl must roll back itself nothing
+        waits for budget (the rollback comes first), else a read waits at most one fast poll."""
+        if verdict.cause in _NOTHING_TO_LEARN:
+            return  # AWS is silent, or the deployment is someone else's now
+        ours = self.svc.deployment(self.our_id) if self.svc is not None else None
+        failed = ours.failed_tasks if ours is not None else max(self.last_failed_tasks, 0)
+        reads: list[tuple[int, Callable[[], None]]] = []
+        if self.tasks_read_at is None or failed != self.tasks_read_at or self._trouble_since_tasks:
+            reads.append((2, self._read_stopped))
+        if self.alarm_prev and not self.result.alarms_firing and _alarm_involved(verdict, self.result.events):
+            reads.append((1, self._read_alarms_firing))
+        if self.limits.load_balanced and self.targets is None:
+            reads.append((1, self._read_targets))
+        patience = 0.0 if verdict.roll_back else self.policy.fast
+        for need, read in reads:
+            wait = self.budget.cap_wait(need)
+            if wait > patience:
+                continue
             if wait > 0:
                 self._pause(wait)
-            self._log_stopped(self.source.stopped_tasks(self.our_id, self.known_tasks))
-            if self.limits.load_balanced and self.targets is None:
-                self.targets = self.source.target_health()
-            if self.alarm_prev:
-                self.alarms = self.source.alarm_states()
-                self._log_alarms(self.alarms)
-        except Throttled:
-            pass
-        finally:
-            self.budget.count_calls(before)
+            try:
+                self._counted(read)
+            except Throttled:
+                continue  # the verdict stands; the diagnosis goes by what was seen
+
+    def _read_alarms_firing(self) -> None:
+        self.alarms = self.source.alarm_states()
+        self._log_alarms(self.alarms)
+        details = self.source.alarm_details()
+        self.result.alarms_firing = [details.get(name) or AlarmInfo(name, state)
+                                     for name, state in sorted(self.alarms.items()) if state == "ALARM"]
+
+    def _read_targets(self) -> None:
+        self.targets = self.source.target_health()
 
     def _wait_for_next_poll(self) -> None:
-        near = near_completion(self.svc)
+        near = near_completion(self.svc) or self._imminent()
         since = self.clock() - self.start
         base = self.policy.interval(since, self.slow_polls, near)
         if not near and since >= self.policy.warmup:
@@ -338,10 +405,23 @@ class _Watcher:
         delay = self.policy.jittered(base, self.rng())
         # Budget: the next poll costs one DescribeServices; near completion behind a load
         # balancer keep a slot for the target-health read that confirms success.
-        reserve = 1 if self.limits.load_balanced and near else 0
+        reserve = 1 if self.limits.load_balanced and near_completion(self.svc) else 0
         delay = max(delay, self.budget.wait(1 + reserve))
-        # Never sleep past the timeout: the last look and the verdict come when it runs out.
-        self._pause(min(delay, _left(self.clock() - self.start, self.limits)))
+        # Never sleep past the timeout: the poll right after it gives the verdict.
+        self._pause(min(delay, self._left()))
+
+    def _imminent(self) -> bool:
+        """A failure can end the rollout at any poll now: ECS is rolling back, our deployment
+        shows FAILED (ECS may start its rollback), or the circuit breaker is counting failed
+        tasks. Poll fast, so the end is seen within one fast interval."""
+        if self.verdict.status == ROLLING_BACK or self.verdict.waiting_for_ecs:
+            return True
+        ours = self.svc.deployment(self.our_id) if self.svc is not None else None
+        return ours is not None and ours.failed_tasks > 0
+
+    def _left(self) -> float:
+        """Seconds until just past the timeout (a poll then sees `elapsed > timeout`)."""
+        return _left(self.clock() - self.t0, self.limits)
 
     def _back_off(self, exc: Throttled) -> Verdict | None:
         """AWS throttled (or did not answer) a read: wait and retry. Past the timeout, the
@@ -357,7 +437,7 @@ class _Watcher:
         else:
             self.log(f"AWS is throttling {exc.operation or 'requests'}; retrying in {delay:.1f}s "
                      "(the deployment is not affected)")
-        elapsed = self.clock() - self.start
+        elapsed = self.clock() - self.t0
         if elapsed > self.limits.timeout:
             if exc.operation == "DescribeServices" and self.unanswered:
                 silent_for = self.clock() - (self.last_answer or self.start)
@@ -365,11 +445,26 @@ class _Watcher:
                                  self.limits.timeout)
             return assess(self._snapshot(), self.our_id, before_ids=self.before_ids,
                           timers=Timers(elapsed=elapsed), limits=self.limits)
-        self._pause(min(delay, _left(self.clock() - self.start, self.limits)))
+        self._pause(min(delay, self._left()))
         return None
 
     def _finish(self, verdict: Verdict) -> WatchResult:
         r = self.result
+        r.decided = self.clock()
+        if verdict.status == FAILED:
+            verdict = self._name_alarms(verdict)
+        if self.on_verdict is not None:
+            self.on_verdict(verdict)  # said now; the reads below only add to what was seen
+        if verdict.status == FAILED:
+            self._closing_reads(verdict)
+        elif verdict.ok and self.failed_seen > (self.tasks_read_at or 0):
+            # Some tasks failed on the way (not read while polls were fast): say why. Success is
+            # already said; this waits for the call cap a little over two fast polls at most.
+            wait = self.budget.cap_wait(2)
+            if wait <= 2.5 * self.policy.fast:
+                self._pause(wait)
+                with contextlib.suppress(Throttled):
+                    self._counted(self._read_stopped)
         r.verdict = verdict
         r.ended = self.clock()
         r.polls = self.polls
@@ -378,6 +473,23 @@ class _Watcher:
         r.alarms = dict(self.alarms)
         r.last_service = self.svc
         return r
+
+    def _name_alarms(self, verdict: Verdict) -> Verdict:
+        """An alarm failure names the alarms in ALARM (state reason, metric): one DescribeAlarms,
+        sent only if the call cap allows it right now (it never delays the verdict)."""
+        if verdict.cause in _NOTHING_TO_LEARN or not self.alarm_prev:
+            return verdict
+        if not _alarm_involved(verdict, self.result.events) or self.budget.cap_wait(1) > 0:
+            return verdict
+        try:
+            self._counted(self._read_alarms_firing)
+        except Throttled:
+            return verdict
+        again = self._assess() if verdict.cause != CAUSE_TIMEOUT else verdict
+        # Judged on the same answer, only the wording can change; keep the first verdict otherwise.
+        if again.status == verdict.status and again.cause == verdict.cause:
+            return again
+        return verdict
 
     # ---- deciding on extra reads, and the timers ----
     def _aux_plan(self) -> AuxPlan:
@@ -397,6 +509,8 @@ class _Watcher:
         new_events = [e for e in (svc.events if svc is not None else ()) if e.id not in self.seen_events]
         text = " ".join(e.message for e in new_events)
         trouble = any(word in text for word in ("unhealthy", "failed", "unable"))
+        if trouble:
+            self._trouble_since_tasks = True
         in_progress = ours is not None and ours.rollout_state == "IN_PROGRESS"
         tasks = ours is not None and ((failed != self.last_failed_tasks and failed > 0) or trouble
                                       or (every and in_progress and not near))
@@ -405,6 +519,7 @@ class _Watcher:
         targets = lb and (every or completed or running != self.last_running or "target" in text)
         alarms = bool(self.alarm_prev) and (every or "alarm" in text)
         self.last_failed_tasks = failed
+        self.failed_seen = max(self.failed_seen, failed)
         self.last_running = running
         return AuxPlan(targets=targets or (lb and "targets" in self.deferred),
                        alarms=alarms or "alarms" in self.deferred,
@@ -424,7 +539,7 @@ class _Watcher:
         firing = any(state == "ALARM" and name not in self.alarms_at_start for name, state in self.alarms.items())
         self.alarm_since = (self.alarm_since or now) if firing and not primary_failed else None
         return Timers(
-            elapsed=now - self.start,
+            elapsed=now - self.t0,
             failed_for=0.0 if self.failed_since is None else now - self.failed_since,
             unhealthy_for=0.0 if self.unhealthy_since is None else now - self.unhealthy_since,
             alarm_for=0.0 if self.alarm_since is None else now - self.alarm_since,
@@ -491,6 +606,8 @@ def watch(
     sleep: Callable[[float], bool] | None = None,
     rng: Callable[[], float] = random.random,
     first_service: ServiceState | None = None,
+    started: float | None = None,
+    on_verdict: Callable[[Verdict], None] | None = None,
 ) -> WatchResult:
     """Poll until our deployment's verdict is final; return it with what was seen.
 
@@ -500,6 +617,10 @@ def watch(
     sleep(seconds) returns True when cancelled (default: waits on `cancelled`). Raises
     WatchCancelled when cancelled; never raises for throttling (it backs off and retries).
     first_service: a description already fetched right after the update (saves a call).
+    started: clock() value the timeout counts from (default: now).
+    on_verdict(verdict): called the moment the final verdict is known, before the reads that
+    only add to what was seen (a failure's stopped tasks and the alarms that fired), so it is
+    said without delay.
     """
     if limits is None:
         limits = Limits(ecs_rollback_grace=policy.ecs_rollback_grace, health_gate=policy.health_gate,
@@ -509,12 +630,23 @@ def watch(
     return _Watcher(source, started_deployment_id, policy=policy, limits=limits, log=log,
                     before_ids=before_ids, seen_events=seen_events, alarms_at_start=alarms_at_start,
                     cancelled=cancelled, clock=clock, sleep=sleep, rng=rng,
-                    first_service=first_service).run()
+                    first_service=first_service, started=started, on_verdict=on_verdict).run()
 
 
 def _plain_sleep(seconds: float) -> bool:
     time.sleep(seconds)
     return False
+
+
+# Failures after which reading more from AWS explains nothing.
+_NOTHING_TO_LEARN = (CAUSE_NO_ANSWER, CAUSE_SERVICE_GONE, CAUSE_REPLACED, CAUSE_VANISHED)
+
+
+def _alarm_involved(verdict: Verdict, events: Iterable[ServiceEvent]) -> bool:
+    """The failure came from a deployment alarm (ECS's reason or event, or deployctl's gate)."""
+    if verdict.cause == CAUSE_ALARM or "alarm" in verdict.message.lower():
+        return True
+    return any("alarm detected" in e.message for e in events)
 
 
 def _left(elapsed: float, limits: Limits) -> float:

@@ -50,6 +50,7 @@ from deployctl.redact import Redactor
 from deployctl.render import ecs as render
 from deployctl.render import monitoring as render_monitoring
 from deployctl.render.ecs import Facts
+from deployctl.rollout import report
 from deployctl.targets import ecs_app_logs, ecs_before_deploy
 from deployctl.targets.base import DeployOptions
 
@@ -191,6 +192,7 @@ class EcsSource:
         self.target_groups: list[str] = []
         self.own_ips: set[str] = set()  # every task IP of this service seen in this watch
         self.foreign_ips: set[str] = set()  # target IPs that were not ours when we looked
+        self.alarm_info: dict[str, rollout.AlarmInfo] = {}
         self.calls = 0
 
     def _call(self, op: str, fn: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
@@ -266,7 +268,11 @@ class EcsSource:
                               AlarmNames=self.alarm_names[i:i + 100])
             for a in resp.get("MetricAlarms", []) + resp.get("CompositeAlarms", []):
                 out[str(a["AlarmName"])] = str(a.get("StateValue", ""))
+                self.alarm_info[str(a["AlarmName"])] = rollout.AlarmInfo.from_api(a)
         return out
+
+    def alarm_details(self) -> dict[str, rollout.AlarmInfo]:
+        return dict(self.alarm_info)
 
 
 # ------------------------------------------------------------------------------------------
@@ -481,7 +487,10 @@ def deploy_wave(plan: Plan, wave: list[ServicePlan], aws: awsa.Bounded, settings
             results[sp.name] = job.run()
         except rollout.WatchCancelled:
             # The ECS deployment goes on: its revision stays in-progress (`status --watch` resumes).
-            results[sp.name] = ServiceOutcome(sp.name, INTERRUPTED, "watch interrupted",
+            # Interrupted while deployctl's own rollback rolled out: that is what goes on.
+            back = job is not None and job.rollback_requested
+            results[sp.name] = ServiceOutcome(sp.name, INTERRUPTED, "rollback interrupted" if back else
+                                              "watch interrupted", job.previous if back and job else
                                               job.td_arn if job else None)
         except Exception as exc:  # noqa: BLE001 - any error fails this service, never the others' verdicts
             results[sp.name] = _crashed(sp, job, exc, log)
@@ -662,8 +671,7 @@ class _ServiceDeploy:
         result = self._watch(our_id, before_ids, seen_events, self.s.timeout, deploy_start, alarms,
                              first=started_state)
         verdict = result.verdict
-        if verdict.ok:
-            self.log(f"succeeded: {verdict.message} in {result.duration:.1f}s")
+        if verdict.ok:  # already said (_say_verdict)
             if not settings_only:
                 self._tag(td_arn, releases_tags.SUCCEEDED, result.duration)
             return ServiceOutcome(sp.name, SUCCEEDED, verdict.message, td_arn, previous, watch=result)
@@ -765,29 +773,31 @@ class _ServiceDeploy:
 
     def _watch(self, our_id: str, before_ids: set[str], seen_events: set[str], timeout: float,
                started: float, alarms_at_start: Mapping[str, str],
-               first: ServiceState | None = None, aws: awsa.Bounded | None = None) -> rollout.WatchResult:
+               first: ServiceState | None = None, aws: awsa.Bounded | None = None,
+               announce: bool = True) -> rollout.WatchResult:
         svc = self.cfg.services[self.sp.name]
         limits = rollout.Limits(timeout=timeout, ecs_rollback_grace=self.s.poll.ecs_rollback_grace,
                                 health_gate=self.s.poll.health_gate, alarm_grace=self.s.poll.alarm_grace,
                                 load_balanced=svc.load_balancer is not None)
         source = EcsSource(aws or self.aws, self.cluster, self.sp.ecs_service, self._alarm_names(),
                            shared_target_group=bool(svc.load_balancer and svc.load_balancer.shared))
-        start_offset = time.monotonic() - started
-
-        def clock() -> float:
-            return time.monotonic() + start_offset
-
+        # The timeout counts from `started` (the deploy's start: preflight and earlier waves
+        # included), on the same clock as the watch.
         return rollout.watch(source, our_id, policy=self.s.poll, limits=limits, log=self.log,
                              before_ids=before_ids, seen_events=seen_events,
                              alarms_at_start=dict(alarms_at_start),
-                             cancelled=self.cancelled, clock=clock,
-                             first_service=first if first is not None and first.deployments else None)
+                             cancelled=self.cancelled, clock=time.monotonic, started=started,
+                             first_service=first if first is not None and first.deployments else None,
+                             on_verdict=self._say_verdict if announce else None)
+
+    def _say_verdict(self, verdict: rollout.Verdict) -> None:
+        """The rollout's verdict, said the moment it is known (the diagnosis follows)."""
+        self.log(f"{'succeeded' if verdict.ok else 'FAILED'}: {verdict.message}")
 
     def _failed(self, verdict: rollout.Verdict, result: rollout.WatchResult, td_arn: str,
                 previous: str | None, started: float) -> ServiceOutcome:
         sp = self.sp
         self.last_seen = result.last_service
-        self.log(f"FAILED: {verdict.message}")
         diag = self._diagnose(verdict, result)
         if verdict.cause == rollout.CAUSE_ECS_ROLLBACK:
             self._tag(td_arn, releases_tags.ROLLED_BACK, result.duration, verdict.message,
@@ -815,7 +825,6 @@ class _ServiceDeploy:
         registered it, so they stay as they are; undoing the update means restoring the
         service settings it changed (the task definition never changed)."""
         sp = self.sp
-        self.log(f"FAILED: {verdict.message}")
         diag = self._diagnose(verdict, result)
         message = verdict.message
         if verdict.cause == rollout.CAUSE_ECS_ROLLBACK:
@@ -872,7 +881,7 @@ class _ServiceDeploy:
         before_ids.discard(rb_id)
         timeout = min(rollout.rollback_budget(self.s.timeout), self.s.deadline - again)
         self.log(f"watching the rollback deployment {rb_id} (timeout {timeout:.0f}s)")
-        return self._watch(rb_id, before_ids, seen, timeout, again, alarms, first=svc, aws=aws)
+        return self._watch(rb_id, before_ids, seen, timeout, again, alarms, first=svc, aws=aws, announce=False)
 
     def _roll_back(self, message: str, td_arn: str, previous: str, diag: list[str],
                    first: rollout.WatchResult, started: float) -> ServiceOutcome:
@@ -937,7 +946,8 @@ class _ServiceDeploy:
             execution_role=roles.execution if roles else None, image=self.plan.image_ref,
             region=self.cfg.region, alarms=tuple(self._alarm_names()))
         findings = diagnose.diagnose(stopped_tasks=result.stopped_tasks, events=result.events,
-                                     targets=result.targets, cause=verdict.cause, context=context)
+                                     targets=result.targets, cause=verdict.cause, context=context,
+                                     alarms_firing=result.alarms_firing)
         lines = diagnose.render(findings)
         for line in lines:
             self.log(line)
@@ -1051,23 +1061,36 @@ def _finish(plan: Plan, outcomes: dict[str, ServiceOutcome], log: _Log, outputs:
     log("summary: " + "; ".join(parts))
     log.note(", ".join(parts))
     interrupted = [o for o in outcomes.values() if o.status == INTERRUPTED]
+    env = plan.env
+    ended = [_ended(outcomes[n]) for n in order if n in outcomes]
     if interrupted:
-        env = plan.env
         log(f"stopped watching {', '.join(o.service for o in interrupted)}: the ECS deployment continues on "
             f"its own (ECS still rolls back on failure if the circuit breaker is on). Resume watching with "
             f"`deployctl status --env {env} --watch`.")
-        raise Cancelled(f"interrupted while watching; resume with `deployctl status --env {env} --watch`")
-    failed = [outcomes[n] for n in order if n in outcomes and not outcomes[n].ok]
-    if not failed:
+        raise Cancelled(f"interrupted while watching; resume with `deployctl status --env {env} --watch`",
+                        done=report.interrupted(env, ended))
+    if all(o.ok for o in outcomes.values()):
         return
-    bad = [o for o in failed if o.status != NOT_DEPLOYED]
-    text = "; ".join(f"{o.service}: {o.message}" if o.status != NOT_DEPLOYED else f"{o.service} not deployed "
-                     f"({o.message})" for o in failed)
-    which = ", ".join(o.service for o in bad) or ", ".join(o.service for o in failed)
-    hint = None
-    for o in bad:
-        if o.diagnosis:
-            hint = o.diagnosis[0] + (f" — {o.diagnosis[1].strip()}" if len(o.diagnosis) > 1 else "")
-            break
-    raise DeployFailed(f"deploy of {plan.app} to {plan.env} failed ({which}): {text}", hint=hint)
+    block, short = report.failure(plan.app, env, ended)
+    raise DeployFailed(block, short=short)
 
+
+def _ended(o: ServiceOutcome) -> report.Ended:
+    """A service's outcome as the end-of-deploy summary says it, with what serves now: the new
+    revision, the one a rollback returned to, or what the watch last saw PRIMARY."""
+    live = rollout.td_label(o.task_definition) if o.task_definition else ""
+    kind = report.OK if o.ok else {ROLLED_BACK: report.ROLLED_BACK, NOT_DEPLOYED: report.NOT_DEPLOYED,
+                                   INTERRUPTED: report.INTERRUPTED}.get(o.status, report.FAILED)
+    if kind == report.ROLLED_BACK:
+        to = o.watch.verdict.rolled_back_to if o.watch is not None else None
+        live = to or (rollout.td_label(o.previous) if o.previous else "")
+    elif kind == report.FAILED and "the rollback to" in o.message:
+        live = ""  # deployctl's rollback went wrong: what serves is unknown (`status` tells)
+    elif kind == report.FAILED:
+        seen = o.watch.last_service if o.watch is not None else None
+        primary = seen.primary if seen is not None else None
+        live = f"{rollout.td_label(primary.task_definition)} ({primary.rollout_state or '?'})" if primary else ""
+    elif kind == report.NOT_DEPLOYED:
+        live = ""
+    return report.Ended(o.service, kind, o.message, live, tuple(o.diagnosis),
+                        rolling_back=o.message == "rollback interrupted")

@@ -59,9 +59,19 @@ def format_duration(seconds: float | None) -> str:
 
 
 def record_note(record: StageRecord) -> str:
-    """The one-line note for a stage: why it failed or was skipped, else its last note."""
-    text = record.message or record.note
+    """The one-line note for a stage: why it failed or was skipped (its summary when the
+    reason is a block, said in full once at the end), else its last note."""
+    text = record.summary or record.message or record.note
     return " ".join(text.split())  # tables are one line per stage
+
+
+def failure_block(report: RunReport) -> list[str]:
+    """The failed stage's message, line by line, when it is a block (a deploy's outcome, every
+    preflight problem): the one place it is said in full. [] otherwise."""
+    failed = report.failed_stage
+    if failed is None or not failed.summary:
+        return []
+    return [line.rstrip() for line in failed.message.splitlines() if line.strip()]
 
 
 def timing_rows(report: RunReport) -> list[tuple[str, str, str, str]]:
@@ -105,6 +115,8 @@ def outcome_line(report: RunReport) -> str:
         return interrupt_line(report)
     failed = report.failed_stage
     cause = f": {failed.name}: {record_note(failed)}" if failed is not None else ""
+    if failed is not None and failed.summary:
+        cause = f": {failed.name} failed (above)"  # the block above says it; not again here
     return f"run failed in {dur} (exit {report.exit_code}){cause}"
 
 
@@ -112,10 +124,15 @@ def interrupt_line(report: RunReport) -> str:
     """One line saying what was and wasn't done, e.g.
     `interrupted: lint, build done; test cancelled; push, deploy not run`."""
     groups: dict[str, list[str]] = {"done": [], "failed": [], "cancelled": [], "not run": []}
+    said: list[str] = []  # cancelled stages that say what they had done and what goes on
     for r in report.stages:
+        if r.status == "cancelled" and r.summary:
+            said.append(r.summary)
+            continue
         key = {"succeeded": "done", "skipped": "done", "not_run": "not run"}.get(r.status, r.status)
         groups.setdefault(key, []).append(r.name)
     parts = [f"{', '.join(names)} {key}" for key, names in groups.items() if names]
-    if not groups["done"]:
+    if not groups["done"] and not said:
         parts.insert(0, "nothing done")
-    return "interrupted: " + "; ".join(parts)
+    # What goes on last: it is what the person needs to act on.
+    return "interrupted: " + "; ".join(parts + said)

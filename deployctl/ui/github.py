@@ -17,6 +17,7 @@ from deployctl.ui import BaseReporter
 from deployctl.ui.console import (
     STATUS_ICONS,
     STATUS_WORDS,
+    failure_block,
     format_duration,
     interrupt_line,
     outcome_line,
@@ -115,13 +116,17 @@ class GithubReporter(BaseReporter):
             self._write(f"::{token}::")
             self._write("::endgroup::")
         if record.status == "failed":
-            self._write(error_command(f"{record.name} failed", record_note(record) or "failed"))
+            # A block (a deploy's outcome, every preflight problem) goes whole into the annotation.
+            text = record.message if record.summary else record_note(record)
+            self._write(error_command(f"{record.name} failed", text or "failed"))
 
     def run_finished(self, report: RunReport) -> None:
         if report.status == "interrupted":
             self._write(interrupt_line(report))
         else:
             self._write(plain_table(timing_rows(report)))
+            for line in failure_block(report):
+                self._write(line)
             self._write(outcome_line(report))
         # Files last: if the runner is going away, the log lines above matter more.
         if self.summary_path is not None:
@@ -132,6 +137,11 @@ class GithubReporter(BaseReporter):
 
 def _cell(text: str) -> str:
     return " ".join(text.split()).replace("|", "\\|")
+
+
+def _md_text(text: str) -> str:
+    """Plain text in Markdown: nothing in it may open HTML or a table."""
+    return text.replace("<", "&lt;").replace("|", "\\|")
 
 
 def summary_markdown(report: RunReport) -> str:
@@ -152,7 +162,13 @@ def summary_markdown(report: RunReport) -> str:
         lines += ["", "| Output | Value |", "| --- | --- |"]
         lines += [f"| {_cell(k)} | `{_cell(v)}` |" for k, v in report.outputs.items()]
     failed = report.failed_stage
-    if failed is not None and failed.tail:
+    block = failure_block(report)
+    if report.status == "interrupted":
+        lines += ["", _md_text(interrupt_line(report))]
+    elif block:
+        # The failure said once: its first line, then the rest (cause, what is live, next) as a list.
+        lines += ["", f"**{_md_text(block[0])}**", ""] + [f"- {_md_text(line.strip())}" for line in block[1:]]
+    elif failed is not None and failed.tail:
         body = "\n".join(failed.tail)
         # A fence longer than any backtick run in the output, so the output cannot close it.
         longest = max((len(m) for m in re.findall(r"`+", body)), default=0)

@@ -14,6 +14,7 @@ from deployctl.ui.console import (
     STATUS_ICONS,
     STATUS_WORDS,
     TABLE_HEADERS,
+    failure_block,
     format_duration,
     interrupt_line,
     outcome_line,
@@ -27,7 +28,8 @@ from deployctl.ui.console import (
 if TYPE_CHECKING:
     from deployctl.pipeline import RunReport, StageRecord
 
-# How many of a failed stage's last lines to repeat at the end, where people look first.
+# How many of a failed stage's last lines to repeat at the end, where people look first (a
+# failure whose message is a block says it there instead).
 FAILURE_TAIL_LINES = 20
 
 
@@ -64,7 +66,12 @@ class PlainReporter(BaseReporter):
         self._write("")
         self._write(plain_table(timing_rows(report)))
         failed = report.failed_stage
-        if failed is not None and failed.tail:
+        block = failure_block(report)
+        if block:  # the failure, said once (its log lines are already above)
+            self._write("")
+            for line in block:
+                self._write(line)
+        elif failed is not None and failed.tail:
             self._write("")
             self._write(f"last lines of {failed.name}:")
             for line in failed.tail[-FAILURE_TAIL_LINES:]:
@@ -156,7 +163,13 @@ class RichReporter(BaseReporter):
         self.console.print()
         self.console.print(table)
         failed = report.failed_stage
-        if failed is not None and failed.tail:
+        block = failure_block(report)
+        if block:  # the failure, said once
+            self.console.print()
+            self.console.print(Text(scrub(block[0]), style="bold"))
+            for block_line in block[1:]:
+                self.console.print(Text(scrub(block_line)))
+        elif failed is not None and failed.tail:
             self.console.print(Text(f"\nlast lines of {failed.name}:", style="bold"))
             for tail_line in failed.tail[-FAILURE_TAIL_LINES:]:
                 self.console.print(Text.from_ansi(scrub(f"  {tail_line}")))

@@ -433,8 +433,8 @@ def test_staging_policy_grants_exactly_what_every_command_calls(world: World, ec
     unlock, task run (one that ends, one stopped at its time limit), logs and the push stage's ECR
     calls, all recorded on moto: the policy allows every call, and grants no action that none of
     them makes (NOT_RECORDABLE aside)."""
-    from tests.simulation.one_off_tasks import Script
     from deployctl import lock
+    from tests.simulation.one_off_tasks import Script
 
     # A short lease, so the deploys' lock heartbeats (UpdateItem) happen and are recorded too.
     monkeypatch.setenv(lock.LEASE_ENV, "1s")

@@ -208,3 +208,19 @@ def test_an_oom_kill_during_a_scale_in_is_still_an_oom() -> None:
     t = task("ServiceSchedulerInitiated", "Scaling activity initiated by (deployment ecs-svc/1)", exit_code=137,
              container_reason="OutOfMemoryError: Container killed due to memory usage")
     assert keys(diagnose(stopped_tasks=[t], cause="alarm", context=CTX)) == ["oom", "alarm"]
+
+
+def test_alarm_cause_names_the_alarms_that_fired_with_metric_and_reason() -> None:
+    from deployctl.rollout import AlarmInfo
+
+    fired = AlarmInfo.from_api({
+        "AlarmName": "chat-api-p99", "StateValue": "ALARM", "Namespace": "AWS/ApplicationELB",
+        "MetricName": "TargetResponseTime", "ExtendedStatistic": "p99", "Threshold": 2.0,
+        "ComparisonOperator": "GreaterThanThreshold",
+        "StateReason": "Threshold Crossed: 3 datapoints were greater than the threshold (2.0)."})
+    quiet = AlarmInfo("chat-api-5xx", "OK")
+    (f,) = diagnose(cause="alarm", context=CTX, alarms_firing=[fired, quiet])
+    assert f.cause.startswith("The deployment alarm chat-api-p99 (AWS/ApplicationELB TargetResponseTime p99 > 2) "
+                              "went into ALARM")
+    assert "chat-api-5xx" not in f.cause  # configured, but it did not fire
+    assert f.evidence == "chat-api-p99: Threshold Crossed: 3 datapoints were greater than the threshold (2.0)."

@@ -21,7 +21,7 @@ from botocore.loaders import Loader
 
 from deployctl import rollout
 from deployctl.adapters.ecs_gateway import ServiceState
-from deployctl.rollout import Limits, PollPolicy, Snapshot, Throttled, Timers, WatchCancelled, assess
+from deployctl.rollout import AlarmInfo, Limits, PollPolicy, Snapshot, Throttled, Timers, WatchCancelled, assess
 
 DATA = Path(__file__).parent / "data" / "rollouts"
 FILES = sorted(DATA.glob("*.json"))
@@ -209,6 +209,7 @@ class ScriptedSource:
         self.describe_calls = 0
         self.times: list[float] = []
         self.stopped: list[dict[str, Any]] = []
+        self.alarms: list[AlarmInfo] = []
 
     def service(self) -> ServiceState | None:
         self.calls += 1
@@ -231,7 +232,12 @@ class ScriptedSource:
         return None
 
     def alarm_states(self) -> dict[str, str]:
-        return {}
+        self.calls += 1
+        self.times.append(self.clock.t)
+        return {a.name: a.state for a in self.alarms}
+
+    def alarm_details(self) -> dict[str, AlarmInfo]:
+        return {a.name: a for a in self.alarms}
 
 
 def _ev(i: int, msg: str) -> dict[str, Any]:
@@ -325,16 +331,18 @@ def test_watch_logs_stopped_tasks_of_our_deployment_once() -> None:
     assert len(res.stopped_tasks) == 1
 
 
-def test_watch_cancelled_during_the_last_look_at_a_failed_first_snapshot_is_an_interruption() -> None:
-    # The update call's own answer already shows our deployment FAILED (no rollback configured):
-    # the verdict is final at once, and the watcher waits for its call budget before its last look
-    # at stopped tasks. Ctrl-C during that wait must surface as WatchCancelled with the failed
+def test_watch_cancelled_while_the_diagnosis_reads_wait_for_the_call_cap_is_an_interruption() -> None:
+    # The update call's own answer already shows ECS's rollback finished: the verdict is final at
+    # once and said at once; the reads for the diagnosis (stopped tasks) then wait for the hard
+    # call cap (full here). Ctrl-C during that wait must surface as WatchCancelled with the failed
     # verdict (the deploy is reported interrupted), not as an internal error.
     clock = FakeClock()
-    failed = _svc(_dep("n", "PRIMARY", 2, 0, state="FAILED", reason="tasks failed to start"), rollback=False)
-    src = ScriptedSource(clock, [(0.0, failed)])
+    done = _svc(_dep("o", "PRIMARY", 1, 2, state="COMPLETED"),
+                events=[_ev(4, "(service s) (deployment n) deployment failed: tasks failed to start.")])
+    src = ScriptedSource(clock, [(0.0, done)])
     cancel = threading.Event()
     waits: list[float] = []
+    said: list[str] = []
 
     def sleep(seconds: float) -> bool:
         waits.append(seconds)
@@ -342,8 +350,10 @@ def test_watch_cancelled_during_the_last_look_at_a_failed_first_snapshot_is_an_i
         return True
 
     with pytest.raises(WatchCancelled) as info:
-        rollout.watch(src, "n", cancelled=cancel, clock=clock, sleep=sleep, rng=lambda: 0.5,
-                      first_service=failed)
-    assert waits, "the last look should have waited for the call budget"
+        rollout.watch(src, "n", before_ids=["o"], policy=PollPolicy(budget=2, window=1.0), cancelled=cancel,
+                      clock=clock, sleep=sleep, rng=lambda: 0.5, first_service=done,
+                      on_verdict=lambda v: said.append(v.message))
+    assert waits, "the diagnosis reads should have waited for the call cap"
+    assert said and "rolled back to fam:1" in said[0]  # the verdict was said before that wait
     assert info.value.last is not None and info.value.last.status == rollout.FAILED
     assert src.calls == 0  # nothing was asked of AWS after Ctrl-C
