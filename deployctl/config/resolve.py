@@ -25,7 +25,7 @@ from pydantic import BaseModel, ValidationError
 
 from deployctl.config import fargate, isolation
 from deployctl.config.interpolate import interpolate
-from deployctl.config.model import REGION, Environment, EnvHealth, ResolvedConfig, Service
+from deployctl.config.model import REGION, EnvHealth, Environment, ResolvedConfig, Service
 from deployctl.config.source import Document, Path, parse
 from deployctl.errors import ConfigError, ConfigProblem, UsageError
 

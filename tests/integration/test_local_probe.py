@@ -1,0 +1,197 @@
+"""The local target's health probe on real dockerd, in images like the ones users deploy.
+
+`python:3.11-slim` here is the locally built base image (scripts/services builds it; see
+docs/testing.md): python3, neither wget nor curl. The app is a few lines of http.server whose
+/health answers HEALTH_STATUS (default 200). These tests need dockerd and that image: without
+them they fail, they are never skipped.
+"""
+
+from __future__ import annotations
+
+import io
+import shutil
+import tempfile
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import docker
+import pytest
+
+from deployctl import localproxy
+from deployctl.adapters.git import GitFacts
+from deployctl.config import load_env, read
+from deployctl.pipeline import Job, RunReport, run_jobs
+from deployctl.plan import make_plan
+from deployctl.targets import docker as target
+from deployctl.ui.progress import PlainReporter
+
+pytestmark = pytest.mark.docker
+
+BASE = "python:3.11-slim"
+APP_PY = """\
+import os
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+class H(BaseHTTPRequestHandler):
+    def do_GET(self):
+        code = int(os.environ.get("HEALTH_STATUS", "200")) if self.path == "/health" else 200
+        self.send_response(code)
+        self.end_headers()
+        self.wfile.write(b"ok" if code == 200 else b"no")
+
+    def log_message(self, *args):
+        pass
+
+HTTPServer(("0.0.0.0", 8000), H).serve_forever()
+"""
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def client() -> docker.DockerClient:
+    return docker.from_env()
+
+
+def _build(client: docker.DockerClient, root: Path, dockerfile: str, tag: str) -> str:
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "app.py").write_text(APP_PY)
+    (root / "Dockerfile").write_text(dockerfile)
+    client.images.build(path=str(root), tag=tag, rm=True)
+    return tag
+
+
+@pytest.fixture(scope="module")
+def images(client: docker.DockerClient, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    client.images.get(BASE)  # the local base image; fails (never skips) when it was not built
+    tag = f"dctl-probe-{uuid.uuid4().hex[:8]}"
+    root = tmp_path_factory.mktemp("probe")
+    plain = f"FROM {BASE}\nCOPY app.py /app.py\nCMD [\"python3\", \"/app.py\"]\n"
+    built = {
+        "plain": _build(client, root / "plain", plain, f"{tag}:plain"),
+        # The app's own check, in python (the image has no curl): deployctl must keep it.
+        "own-check": _build(client, root / "own", plain + (
+            "HEALTHCHECK --interval=30s --timeout=3s --start-period=1s --retries=2 "
+            "CMD [\"python3\", \"-c\", \"import urllib.request as u; "
+            "u.urlopen('http://127.0.0.1:8000/health', timeout=2)\"]\n"), f"{tag}:own-check"),
+    }
+    yield built
+    for ref in built.values():
+        client.images.remove(ref, force=True)
+
+
+class App:
+    def __init__(self, root: Path, name: str, port: int) -> None:
+        self.root, self.name, self.port = root, name, port
+
+    def configure(self, service: str, env: str = "") -> None:
+        (self.root / "deploy.yaml").write_text(
+            f"version: 1\napp: {self.name}\nregion: us-east-1\n"
+            f"image: {{repository: {self.name}, registry: '127.0.0.1:5000'}}\n"
+            f"deploy: {{settle: 1s}}\n"
+            f"services:\n  api:\n    port: 8000\n    local_port: {self.port}\n{service}"
+            f"environments:\n  dev:\n    target: docker\n{env}")
+        self.cfg = load_env(read(self.root / "deploy.yaml"), "dev")
+
+    def deploy(self, image: str) -> tuple[RunReport, str, float]:
+        plan = make_plan(self.cfg, GitFacts(sha="a" * 40, branch="main"))
+        out = io.StringIO()
+        job = Job("deploy", (), lambda ctx: target.deploy(plan, image, ctx, None))
+        t0 = time.monotonic()
+        report = run_jobs([job], PlainReporter(out), handle_signals=False)
+        return report, out.getvalue(), time.monotonic() - t0
+
+    def get(self, path: str) -> int:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=5) as r:
+            return int(r.status)
+
+
+@pytest.fixture
+def app(client: docker.DockerClient, monkeypatch: pytest.MonkeyPatch) -> Iterator[App]:
+    state = Path(tempfile.mkdtemp(prefix="dctl-"))
+    monkeypatch.setenv("DEPLOYCTL_STATE_DIR", str(state))
+    monkeypatch.setenv("DEPLOYCTL_DRAIN", "1")
+    root = state / "project"
+    root.mkdir()
+    the_app = App(root, f"pr-{uuid.uuid4().hex[:8]}", _free_port())
+    yield the_app
+    target.remove(the_app.cfg, client=client)
+    left = client.containers.list(all=True, filters={"label": f"deployctl.app={the_app.name}"})
+    shutil.rmtree(state, ignore_errors=True)
+    assert not left, [c.name for c in left]
+    assert localproxy.status(the_app.port) is None
+
+
+def _container(client: docker.DockerClient, app: App) -> docker.models.containers.Container:
+    (c,) = client.containers.list(filters={"label": [f"deployctl.app={app.name}", "deployctl.role=service"]})
+    return c
+
+
+def test_an_http_check_passes_in_a_slim_python_image_without_wget_or_curl(
+        app: App, images: dict[str, str], client: docker.DockerClient) -> None:
+    app.configure("    health: {path: /health, start_period: 5s, interval: 5s}\n")
+    report, out, _ = app.deploy(images["plain"])
+    assert report.exit_code == 0, out
+    assert app.get("/health") == 200
+    # The same probe ECS gets: it found python, since the image has no wget or curl.
+    check = _container(client, app).attrs["Config"]["Healthcheck"]["Test"]
+    assert check[0] == "CMD-SHELL" and "http://127.0.0.1:8000/health" in check[1] and "python" in check[1]
+
+
+def test_a_release_answering_500_fails_fast_in_dev_with_the_status_first(
+        app: App, images: dict[str, str]) -> None:
+    # deploy.yaml's timings would wait 60s + 3 × 30s; dev's override makes the start period 1s,
+    # and a 500 after it is an answer, not slowness.
+    app.configure("    health: {path: /health, start_period: 60s, interval: 30s, retries: 3}\n"
+                  "    env: {HEALTH_STATUS: '500'}\n",
+                  env="    health: {start_period: 1s}\n")
+    report, out, took = app.deploy(images["plain"])
+    assert report.exit_code == 1, out
+    message = report.stage("deploy").message
+    first = message.splitlines()[0]
+    assert first.startswith("api: health check: GET http://127.0.0.1:8000/health: HTTP Error 500"), message
+    assert "release r1 did not become healthy" in message
+    assert "Nothing was serving before it" in message and "(nothing) keeps serving" not in message
+    assert took < 30, f"took {took:.0f}s: the failure window was waited out"
+
+
+def test_a_health_command_whose_program_is_missing_fails_at_once_naming_it(
+        app: App, images: dict[str, str]) -> None:
+    app.configure("    health: {command: [wget, -q, -O-, 'http://127.0.0.1:8000/health'], start_period: 30s}\n")
+    report, out, took = app.deploy(images["plain"])
+    assert report.exit_code == 1, out
+    first = report.stage("deploy").message.splitlines()[0]
+    assert first.startswith("api: health check: ") and 'exec: "wget": executable file not found' in first, first
+    assert took < 20, f"took {took:.0f}s: a probe that cannot run was waited on"
+
+
+def test_the_images_own_healthcheck_is_kept_when_deploy_yaml_has_none(
+        app: App, images: dict[str, str], client: docker.DockerClient) -> None:
+    app.configure("")
+    report, out, took = app.deploy(images["own-check"])
+    assert report.exit_code == 0, out
+    assert "waiting for health (the image's HEALTHCHECK)" in out
+    check = _container(client, app).attrs["Config"]["Healthcheck"]
+    image_check = client.images.get(images["own-check"]).attrs["Config"]["Healthcheck"]
+    assert check["Test"] == image_check["Test"]  # the app's command, not deployctl's
+    assert _container(client, app).attrs["State"]["Health"]["Status"] == "healthy"
+    # Probed every second locally, so the first pass does not wait for the image's 30s interval.
+    assert took < 25, out
+
+
+def test_a_failing_image_healthcheck_fails_the_deploy_with_its_output_first(
+        app: App, images: dict[str, str]) -> None:
+    app.configure("    env: {HEALTH_STATUS: '503'}\n", env="    health: {start_period: 1s}\n")
+    report, out, _ = app.deploy(images["own-check"])
+    assert report.exit_code == 1, out
+    first = report.stage("deploy").message.splitlines()[0]
+    assert first.startswith("api: health check: ") and "503" in first, first
