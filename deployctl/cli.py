@@ -39,6 +39,7 @@ COMMAND_MODULES = (
     "deployctl.commands.iam_cmd",  # iam-policy
     "deployctl.commands.preview_cmds",  # destroy
     "deployctl.commands.monitor_cmds",  # monitor apply, metrics
+    "deployctl.commands.down_cmd",  # down
 )
 
 app = typer.Typer(

@@ -97,6 +97,7 @@ L_CREATED, L_KIND, L_WHO = f"{LABEL}.created", f"{LABEL}.kind", f"{LABEL}.who"
 L_OUTCOME, L_ENDED, L_DURATION = f"{LABEL}.outcome", f"{LABEL}.ended", f"{LABEL}.duration"
 L_MESSAGE, L_SERVICES, L_ROLLBACK_OF = f"{LABEL}.message", f"{LABEL}.services", f"{LABEL}.rollback-of"
 L_PID = f"{LABEL}.pid"  # on an in-progress record: the deploying process (alive ⇔ it holds the lock)
+L_CONFIG = f"{LABEL}.config"  # hash of the services' settings a release ran with (see config_hash)
 
 ROLE_SERVICE, ROLE_RECORD = "service", "release-record"
 RELEASE_REPO = "deployctl-releases"
@@ -193,6 +194,15 @@ def deploy(plan: Plan, image_ref: str, ctx: Any, options: DeployOptions | None =
     image = _local_image(client, image_ref, ctx.log)
     meta = _Meta(kind="deploy", git_sha=plan.git.sha, image_ref=image_ref,
                  digest=_digest_of(image_ref, image), image_id=image["Id"])
+    unchanged = None if options.force else unchanged_release(client, cfg, image["Id"])
+    if unchanged is not None:
+        ctx.outputs["release"] = unchanged.id
+        ctx.skip(f"{unchanged.id} already runs this image with these settings, healthy "
+                 "(nothing changed; --force deploys anyway)")
+        urls = service_urls(cfg)
+        if urls:
+            ctx.outputs["url"] = next(iter(urls.values()))
+        return
     release = _apply(client, cfg, meta, secrets, log=ctx.log, note=ctx.note,
                      cancelled=getattr(ctx, "cancelled", None), timeout=options.effective_timeout(cfg),
                      drain=options.drain, lock_wait=options.lock_wait)
@@ -202,6 +212,36 @@ def deploy(plan: Plan, image_ref: str, ctx: Any, options: DeployOptions | None =
         ctx.outputs["url"] = next(iter(urls.values()))
         for name, url in urls.items():
             ctx.log(f"{name}: {url}")
+
+
+def config_hash(cfg: ResolvedConfig) -> str:
+    """What a release's containers were made from besides the image: every service's settings
+    (env, command, ports, health, count…) as resolved for this environment. Secret values are not
+    hashed (a label is readable by anyone with Docker access): a changed secret needs --force."""
+    import hashlib  # only deploys need it
+    import json
+
+    doc = {name: svc.model_dump(mode="json") for name, svc in sorted(cfg.services.items())}
+    return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def unchanged_release(client: Client, cfg: ResolvedConfig, image_id: str) -> Release | None:
+    """The release that already runs `image_id` with today's settings on every service, all up,
+    healthy and never restarted; None when a deploy would change anything (or mend anything)."""
+    st = status(cfg, client=client)
+    cur = st.current
+    if cur is None or cur.image_id != image_id or st.deploying:
+        return None
+    want = config_hash(cfg)
+    for svc in st.services:
+        mine = [c for c in svc.containers if c.release == cur.id]
+        if svc.release != cur.id or len(mine) != svc.desired or svc.healthy < svc.desired \
+                or any(c.state != "running" or c.restarts for c in mine):
+            return None
+    labels = [c.labels for c in _service_containers(client, cfg, None) if c.labels.get(L_RELEASE) == cur.id]
+    if not labels or any(lab.get(L_CONFIG) != want for lab in labels):
+        return None
+    return cur
 
 
 def plan_rollback(cfg: ResolvedConfig, to: str | None = None, steps: int = 1,
@@ -367,6 +407,110 @@ def remove(cfg: ResolvedConfig, client: Client | None = None) -> int:
         with contextlib.suppress(Exception):
             client.images.remove(ref)
     return len(containers)
+
+
+@dataclass(frozen=True)
+class DownPlan:
+    """What `deployctl down` removes for one local environment (names, for the user to read)."""
+
+    app: str
+    env: str
+    containers: tuple[str, ...]  # services' containers and release records
+    proxies: tuple[int, ...]  # stable local ports whose proxy this environment owns
+    networks: tuple[str, ...]  # networks labelled with this app and environment
+    images: tuple[str, ...] = ()  # with --images: tags to remove (release tags, the app's build tags)
+
+    @property
+    def empty(self) -> bool:
+        return not (self.containers or self.proxies or self.networks or self.images)
+
+
+@dataclass(frozen=True)
+class DownReport:
+    plan: DownPlan
+    removed_images: tuple[str, ...] = ()  # images gone from the engine (ids), not only untagged
+    kept: tuple[str, ...] = ()  # what could not go, and why
+
+
+def plan_down(cfg: ResolvedConfig, *, images: bool = False, client: Client | None = None) -> DownPlan:
+    """Everything of cfg's app/env on this engine; its images only with `images`."""
+    if client is None:
+        from deployctl.adapters import engine  # lazy: the docker SDK stays off validate, plan and the skip path
+
+        client = engine.connect()
+    where = [f"{L_APP}={cfg.app}", f"{L_ENV}={cfg.env_name}"]
+    containers = client.containers.list(all=True, ignore_removed=True, filters={"label": where})
+    proxies = tuple(sorted({local_port(svc) for svc in cfg.services.values() if svc.port
+                            and _owned_proxy(cfg, local_port(svc))}))
+    networks = tuple(sorted(n.name for n in client.networks.list(filters={"label": where})))
+    tags: list[str] = []
+    if images:
+        ids = {container_view(c).image for c in containers}
+        release_tags = _release_tags(client, cfg)
+        tags.extend(release_tags)
+        for ref in release_tags:
+            with contextlib.suppress(Exception):
+                ids.add(client.images.get(ref).id)
+        for image_id in sorted(i for i in ids if i):
+            try:
+                found = client.images.get(image_id)
+            except Exception:  # noqa: BLE001 - already gone: nothing to remove
+                continue
+            # The app's own build tags (…/<repository>:<tag>) of images this environment ran;
+            # another repository's tag on the same image is not ours to take.
+            tags.extend(t for t in found.tags if t not in tags
+                        and t.rsplit(":", 1)[0].rsplit("/", 1)[-1] == cfg.image.repository.rsplit("/", 1)[-1])
+    return DownPlan(app=cfg.app, env=cfg.env_name, containers=tuple(sorted(c.name for c in containers)),
+                    proxies=proxies, networks=networks, images=tuple(tags))
+
+
+def _owned_proxy(cfg: ResolvedConfig, port: int) -> bool:
+    proxy = localproxy.status(port)
+    return proxy is not None and str(proxy.get("owner", "")).startswith(f"{cfg.app}/{cfg.env_name}/")
+
+
+def down(cfg: ResolvedConfig, plan: DownPlan, *, client: Client | None = None, log: Log | None = None) -> DownReport:
+    """Remove what `plan` names, under the environment's deploy lock (a deploy running now is
+    LockHeld, exit 1: nothing is removed under it). Containers go first, so that nothing holds
+    the images; an image another environment or container still uses stays, and is reported."""
+    if client is None:
+        from deployctl.adapters import engine  # lazy: the docker SDK stays off validate, plan and the skip path
+
+        client = engine.connect()
+    out = log or (lambda line: None)
+    kept: list[str] = []
+    removed_images: list[str] = []
+    with _env_lock(cfg):
+        for name in plan.containers:
+            try:
+                client.containers.get(name).remove(force=True)
+                out(f"removed container {name}")
+            except Exception as exc:  # noqa: BLE001 - removed meanwhile is fine; anything else is reported
+                if "No such container" not in str(exc) and "404" not in str(exc):
+                    kept.append(f"container {name}: {exc}")
+        for port in plan.proxies:
+            if _owned_proxy(cfg, port):
+                localproxy.stop(port)
+                out(f"stopped the proxy on 127.0.0.1:{port}")
+        for name in plan.networks:
+            try:
+                client.networks.get(name).remove()
+                out(f"removed network {name}")
+            except Exception as exc:  # noqa: BLE001 - reported, the rest still goes
+                kept.append(f"network {name}: {exc}")
+        for ref in plan.images:
+            try:
+                image_id = client.images.get(ref).id
+                client.images.remove(ref)
+            except Exception as exc:  # noqa: BLE001 - in use elsewhere: say so, remove the rest
+                kept.append(f"image {ref}: {getattr(exc, 'explanation', None) or exc}")
+                continue
+            out(f"removed image tag {ref}")
+            try:
+                client.images.get(image_id)
+            except Exception:  # noqa: BLE001 - gone: its last tag was ours
+                removed_images.append(image_id)
+    return DownReport(plan=plan, removed_images=tuple(removed_images), kept=tuple(kept))
 
 
 # --- helpers commands may use ---------------------------------------------------------------------
@@ -540,7 +684,7 @@ def _apply(client: Client, cfg: ResolvedConfig, meta: _Meta, secrets: dict[str, 
         base = {
             L_APP: cfg.app, L_ENV: cfg.env_name, L_RELEASE: rid, L_NUMBER: str(number),
             L_SHA: meta.git_sha, L_IMAGE: meta.image_ref, L_DIGEST: meta.digest,
-            L_CREATED: _iso(started), L_KIND: meta.kind, L_WHO: _who(),
+            L_CREATED: _iso(started), L_KIND: meta.kind, L_WHO: _who(), L_CONFIG: config_hash(cfg),
         }
         if meta.rollback_of:
             base[L_ROLLBACK_OF] = meta.rollback_of

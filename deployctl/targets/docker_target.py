@@ -68,9 +68,16 @@ class DockerTarget:
         log(f"{cfg.app}/{cfg.env_name} now runs {release.id} (rollback to {choice.target.id})")
         return 0
 
+    def plan_down(self, images: bool) -> docker.DownPlan:
+        return docker.plan_down(self.cfg, images=images)
+
+    def down(self, plan: docker.DownPlan, log: Callable[[str], None]) -> docker.DownReport:
+        return docker.down(self.cfg, plan, log=log)
+
     def teardown(self, name: str, *, dry_run: bool = False) -> DestroyReport:
         raise UsageError(f"environment '{self.cfg.env_name}' deploys to the local Docker engine, which has no "
-                         "previews to destroy", hint="previews need target: ecs")
+                         "previews to destroy", hint="previews need target: ecs; `deployctl down --env "
+                         f"{self.cfg.env_name}` takes this local environment down")
 
     def teardown_question(self, name: str) -> str:
         return f"Remove preview '{name}'?"

@@ -1,4 +1,5 @@
-"""The local target's health probe on real dockerd, in images like the ones users deploy.
+"""The local target in dev on real dockerd, with images like the ones users deploy: the health
+probe, unchanged deploys (--force) and `deployctl down`.
 
 `python:3.11-slim` here is the locally built base image (scripts/services builds it; see
 docs/testing.md): python3, neither wget nor curl. The app is a few lines of http.server whose
@@ -9,9 +10,13 @@ them they fail, they are never skipped.
 from __future__ import annotations
 
 import io
+import os
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -25,6 +30,7 @@ from deployctl.adapters.git import GitFacts
 from deployctl.config import load_env, read
 from deployctl.pipeline import Job, RunReport, run_jobs
 from deployctl.plan import make_plan
+from deployctl.targets import DeployOptions
 from deployctl.targets import docker as target
 from deployctl.ui.progress import PlainReporter
 
@@ -102,10 +108,10 @@ class App:
             f"environments:\n  dev:\n    target: docker\n{env}")
         self.cfg = load_env(read(self.root / "deploy.yaml"), "dev")
 
-    def deploy(self, image: str) -> tuple[RunReport, str, float]:
+    def deploy(self, image: str, options: DeployOptions | None = None) -> tuple[RunReport, str, float]:
         plan = make_plan(self.cfg, GitFacts(sha="a" * 40, branch="main"))
         out = io.StringIO()
-        job = Job("deploy", (), lambda ctx: target.deploy(plan, image, ctx, None))
+        job = Job("deploy", (), lambda ctx: target.deploy(plan, image, ctx, options))
         t0 = time.monotonic()
         report = run_jobs([job], PlainReporter(out), handle_signals=False)
         return report, out.getvalue(), time.monotonic() - t0
@@ -195,3 +201,74 @@ def test_a_failing_image_healthcheck_fails_the_deploy_with_its_output_first(
     assert report.exit_code == 1, out
     first = report.stage("deploy").message.splitlines()[0]
     assert first.startswith("api: health check: ") and "503" in first, first
+
+
+def test_an_unchanged_deploy_makes_no_new_release_unless_forced(app: App, images: dict[str, str]) -> None:
+    app.configure("    health: {path: /health, start_period: 5s, interval: 5s}\n")
+    report, out, _ = app.deploy(images["plain"])
+    assert report.exit_code == 0 and report.outputs["release"] == "r1", out
+
+    report, out, took = app.deploy(images["plain"])
+    assert report.exit_code == 0, out
+    assert report.stage("deploy").status == "skipped"
+    assert "r1 already runs this image with these settings" in out and "--force" in out
+    assert report.outputs["release"] == "r1" and report.outputs["url"] == f"http://127.0.0.1:{app.port}"
+    assert [r.id for r in target.history(app.cfg)] == ["r1"]
+
+    report, out, _ = app.deploy(images["plain"], DeployOptions(force=True))
+    assert report.exit_code == 0 and report.outputs["release"] == "r2", out
+    # A changed setting is a change, with the same image.
+    app.configure("    health: {path: /health, start_period: 5s, interval: 5s}\n    env: {MODE: b}\n")
+    report, out, _ = app.deploy(images["plain"])
+    assert report.exit_code == 0 and report.outputs["release"] == "r3", out
+    assert [r.id for r in target.history(app.cfg)] == ["r3", "r2", "r1"]
+
+
+def _cli(app: App, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "deployctl", *args, "-f", str(app.root / "deploy.yaml")],
+                          capture_output=True, text=True, timeout=120, env=dict(os.environ), check=False)
+
+
+def test_down_removes_containers_proxies_and_networks_and_images_only_with_images(
+        app: App, images: dict[str, str], client: docker.DockerClient) -> None:
+    app.configure("    health: {path: /health, start_period: 5s, interval: 5s}\n")
+    build_tag = f"{app.name}:v1"  # the app's own repository, as the build stage tags it
+    client.images.get(images["plain"]).tag(app.name, "v1")
+    report, out, _ = app.deploy(build_tag)
+    assert report.exit_code == 0, out
+    where = {"label": [f"deployctl.app={app.name}", "deployctl.env=dev"]}
+    net = client.networks.create(f"{app.name}-dev", labels={"deployctl.app": app.name, "deployctl.env": "dev"})
+    assert client.containers.list(all=True, filters=where) and localproxy.status(app.port) is not None
+
+    proc = _cli(app, "down", "--env", "dev", "--dry-run")
+    assert proc.returncode == 0, proc.stderr
+    assert f"would remove proxies on 127.0.0.1:{app.port}" in proc.stdout
+    assert client.containers.list(all=True, filters=where)  # a dry run changes nothing
+
+    proc = _cli(app, "down", "--env", "dev")  # no terminal, no --yes: refused
+    assert proc.returncode == 2 and "pass --yes" in proc.stderr
+
+    proc = _cli(app, "down", "--env", "dev", "--yes")
+    assert proc.returncode == 0, proc.stderr
+    assert f"{app.name}/dev is down; its images stay" in proc.stdout
+    assert client.containers.list(all=True, filters=where) == []
+    assert localproxy.status(app.port) is None
+    assert net.id not in [n.id for n in client.networks.list()]
+    assert client.images.get(build_tag) and client.images.get(f"deployctl-releases/{app.name}:dev-r1")
+    with pytest.raises(urllib.error.URLError):
+        app.get("/health")
+
+    report, out, _ = app.deploy(build_tag)
+    assert report.exit_code == 0, out
+    proc = _cli(app, "down", "--env", "dev", "--images", "--yes", "--json")
+    assert proc.returncode == 0, proc.stderr
+    doc = __import__("json").loads(proc.stdout)
+    assert doc["schema"] == "deployctl.down/v1" and doc["kept"] == []
+    assert sorted(doc["images"]) == sorted([build_tag, f"deployctl-releases/{app.name}:dev-r1"])
+    for ref in (build_tag, f"deployctl-releases/{app.name}:dev-r1"):
+        with pytest.raises(docker.errors.ImageNotFound):
+            client.images.get(ref)
+    client.images.get(images["plain"])  # another repository's tag on the same image is not the app's
+
+    proc = _cli(app, "down", "--env", "dev", "--yes")
+    assert proc.returncode == 0 and "nothing to remove" in proc.stdout
