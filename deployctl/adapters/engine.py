@@ -282,6 +282,20 @@ def image_info(client: docker.DockerClient, ref: str) -> dict[str, Any] | None:
         raise ExternalError(f"could not inspect image {ref}: {exc.explanation or exc}") from None
 
 
+def resolvable(client: docker.DockerClient, ref: str) -> str:
+    """"" when `ref` is in the local engine or its registry answers for it (asked through the
+    daemon, which holds the pull credentials; nothing is pulled), else why not, in one line."""
+    if image_info(client, ref) is not None:
+        return ""
+    try:
+        client.images.get_registry_data(ref)
+        return ""
+    except docker.errors.APIError as exc:
+        return f"not in the local engine, and its registry says: {_short(exc)}"
+    except Exception as exc:  # noqa: BLE001 - requests/urllib3 errors escape the SDK's wrapping
+        return f"not in the local engine, and its registry could not be asked: {_short(exc)}"
+
+
 def image_history(client: docker.DockerClient, ref: str) -> list[str]:
     """The `created_by` line of every history entry of an image (oldest first): the commands that
     made it, including the `|N NAME=value` build args a RUN step saw."""

@@ -7,11 +7,13 @@ deployctl.targets.docker_status. This class puts them behind deployctl.targets.b
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from deployctl.errors import UsageError
-from deployctl.targets import docker, docker_status
+from deployctl.targets import docker, docker_preflight, docker_status
 from deployctl.targets.base import DeployOptions, DeployRunner, DestroyReport, History, RollbackChoice, StatusView
 
 if TYPE_CHECKING:
@@ -67,6 +69,15 @@ class DockerTarget:
                                   drain=options.drain, lock_wait=options.lock_wait)
         log(f"{cfg.app}/{cfg.env_name} now runs {release.id} (rollback to {choice.target.id})")
         return 0
+
+    def preflight(self, selected: tuple[str, ...], root: Path, log: Callable[[str], None]) -> None:
+        """Before any stage of `run` (docker_preflight): every problem at once, nothing changed."""
+        from deployctl.adapters import engine  # lazy: the docker SDK stays off validate and plan
+
+        cfg = self.cfg
+        docker_preflight.check(cfg, builds="build" in selected, deploys="deploy" in selected,
+                               context_dir=root / cfg.image.context, environ=os.environ,
+                               connect=lambda: engine.connect(timeout=10), log=log)
 
     def plan_down(self, images: bool) -> docker.DownPlan:
         return docker.plan_down(self.cfg, images=images)

@@ -272,3 +272,43 @@ def test_down_removes_containers_proxies_and_networks_and_images_only_with_image
 
     proc = _cli(app, "down", "--env", "dev", "--yes")
     assert proc.returncode == 0 and "nothing to remove" in proc.stdout
+
+
+def _git_project(root: Path, dockerfile: str) -> None:
+    (root / "Dockerfile").write_text(dockerfile)
+    (root / "app.py").write_text(APP_PY)
+    (root / ".dockerignore").write_text("deploy.yaml\nran-*\n")
+    for args in (["init", "-q"], ["add", "-A"], ["-c", "user.email=t@example.com", "-c", "user.name=t",
+                                                  "commit", "-qm", "app"]):
+        subprocess.run(["git", *args], cwd=root, check=True, capture_output=True)
+
+
+def test_preflight_names_every_problem_before_any_stage_runs(app: App, monkeypatch: pytest.MonkeyPatch) -> None:
+    app.configure("    secrets: {MODEL_API_KEY: model-api-key}\n"
+                  "    health: {path: /health}\n")
+    (app.root / "deploy.yaml").write_text((app.root / "deploy.yaml").read_text().replace(
+        "deploy: {settle: 1s}\n", "deploy: {settle: 1s}\nstages:\n  lint: {run: ['touch ran-lint']}\n"))
+    _git_project(app.root, "FROM nonexistent.invalid/base:1 AS base\nFROM base\nCOPY app.py /app.py\n")
+    monkeypatch.delenv("MODEL_API_KEY", raising=False)
+    import socket
+
+    with socket.socket() as taken:  # another program on the stable port
+        taken.bind(("127.0.0.1", app.port))
+        taken.listen()
+        proc = _cli(app, "run", "--env", "dev")
+    assert proc.returncode == 1, (proc.stdout, proc.stderr)
+    out = proc.stdout + proc.stderr
+    assert "preflight found 3 problems" in out, out
+    lines = [ln.strip() for ln in out.splitlines() if ln.strip().startswith("- ")]
+    assert any(f"127.0.0.1:{app.port} is taken by another program" in ln for ln in lines), out
+    assert any("MODEL_API_KEY (services.api.secrets)" in ln for ln in lines), out
+    assert any(ln.startswith("- base image nonexistent.invalid/base:1 (FROM in Dockerfile)") for ln in lines), out
+    assert not (app.root / "ran-lint").exists()  # no stage ran
+
+    # The engine itself unreachable: said with the other problems, not instead of them.
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+    proc = _cli(app, "run", "--env", "dev")
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1 and "preflight found 2 problems" in out, out
+    assert "Cannot reach the Docker daemon at unix:///nonexistent/docker.sock" in out
+    assert "MODEL_API_KEY (services.api.secrets)" in out
