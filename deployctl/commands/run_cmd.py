@@ -7,6 +7,7 @@ deployctl.targets.
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -51,6 +52,9 @@ def run(
     lock_wait: str | None = LOCK_WAIT_OPTION,
     name: str | None = typer.Option(None, "--name",
                                     help="Preview copy name, for environments with preview: true (e.g. pr-42)."),
+    build_arg: list[str] = typer.Option([], "--build-arg", metavar="NAME=VALUE",
+                                        help="Build arg over image.build_args (repeatable); never a secret: "
+                                             "see docs/build-secrets.md."),
 ) -> None:
     """Run the pipeline for one environment: lint, test and build at once, then push, then deploy.
 
@@ -71,6 +75,10 @@ def run(
     from deployctl.targets import DeployOptions, for_config
 
     cfg = load(file, env)
+    if build_arg:
+        from deployctl.stages.build import with_build_args  # lazy: --help loads only what it needs
+
+        cfg = with_build_args(cfg, build_arg, os.environ)
     if report is not None:
         _check_report(report)
     preview_name = check_name(cfg, name)

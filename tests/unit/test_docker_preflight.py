@@ -34,3 +34,4 @@ def test_build_args_win_over_arg_defaults() -> None:
 def test_a_stage_named_like_an_image_later_is_still_that_stage() -> None:
     text = "FROM python:3.11-slim AS python\nFROM python\nFROM Python:3.11-slim\n"
     assert base_images(text, {}) == ["python:3.11-slim", "Python:3.11-slim"]
+
