@@ -186,7 +186,11 @@ def stages(cfg: ResolvedConfig, image_ref: str) -> tuple[Stage, ...]:
     for name in ("lint", "test"):
         stage = getattr(cfg.stages, name)
         if stage:
-            out.append(Stage(name, (), "; ".join(stage.run)))
+            # In the built image (in: image without a Dockerfile target of its own): after build.
+            in_built = stage.where == "image" and not stage.target
+            where = "" if stage.where == "host" else \
+                f" (in the {'built image' if in_built else f'image target {stage.target}'})"
+            out.append(Stage(name, ("build",) if in_built else (), "; ".join(stage.run) + where))
             checks.append(name)
     out.append(Stage("build", (), f"docker build {cfg.image.context}"
                      + (f" --target {cfg.image.target}" if cfg.image.target else "")))

@@ -9,6 +9,7 @@ them they fail, they are never skipped.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import shutil
@@ -339,3 +340,54 @@ def test_build_arg_reaches_the_build_and_a_secret_one_is_refused_before_it(
     finally:
         for ref in refs:
             client.images.remove(ref, force=True)
+
+
+def test_stages_run_inside_the_image_a_test_target_or_the_built_one(
+        app: App, client: docker.DockerClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    app.configure("    health: {path: /health}\n")
+    text = (app.root / "deploy.yaml").read_text().replace(
+        "registry: '127.0.0.1:5000'}", "registry: '127.0.0.1:5000', target: runtime, allow_secret_files: "
+        "[/usr/share/keyrings, /usr/share/man, /usr/bin/apt-key]}")  # see the build-arg test
+    text = text.replace("deploy: {settle: 1s}\n", "deploy: {settle: 1s}\nstages:\n"
+                        "  test: {run: ['python3 -m unittest -v test_app'], in: image, target: test,"
+                        " env: {EXPECTED: '3.11'}}\n"
+                        "  lint: {run: ['test -f /app/app.py && echo runtime-image-ok'], in: image}\n")
+    (app.root / "deploy.yaml").write_text(text)
+    (app.root / "test_app.py").write_text(
+        "import os, sys, unittest\n\n"
+        "class T(unittest.TestCase):\n"
+        "    def test_the_images_python(self):\n"
+        "        self.assertEqual('%d.%d' % sys.version_info[:2], os.environ['EXPECTED'])\n\n"
+        "    def test_nothing_of_the_host_environment(self):\n"
+        "        self.assertNotIn('HOST_ONLY', os.environ)\n")
+    _git_project(app.root, f"FROM {BASE} AS runtime\nWORKDIR /app\nCOPY app.py /app/app.py\n"
+                           "CMD [\"python3\", \"app.py\"]\n\n"
+                           "FROM runtime AS test\nCOPY test_app.py /app/test_app.py\n")
+    monkeypatch.setenv("HOST_ONLY", "1")
+    made: list[str] = []
+    try:
+        proc = _cli(app, "run", "--env", "dev", "--only", "build,lint,test")
+        made = [t for image in client.images.list(name=f"127.0.0.1:5000/{app.name}") for t in image.tags]
+        assert proc.returncode == 0, (proc.stdout, proc.stderr)
+        out = proc.stdout
+        assert "(test_app.T.test_the_images_python) ... ok" in out, out
+        assert "(test_app.T.test_nothing_of_the_host_environment) ... ok" in out
+        assert "-test)" in out and "runtime-image-ok" in out
+        # The test target was built for the stage; the runtime image (what ships) has no tests in it.
+        assert any(t.endswith("-test") for t in made), made
+        runtime = next(t for t in made if not t.endswith("-test"))
+        ls = client.containers.run(runtime, ["ls", "/app"], entrypoint=[], remove=True).decode().split()
+        assert ls == ["app.py"]
+
+        # A failing test in the image fails the stage, naming the image.
+        (app.root / "test_app.py").write_text("import sys\nsys.exit(3)\n")
+        subprocess.run(["git", "-c", "user.email=t@example.com", "-c", "user.name=t", "commit", "-qam", "x"],
+                       cwd=app.root, check=True)
+        proc = _cli(app, "run", "--env", "dev", "--only", "test")
+        made += [t for image in client.images.list(name=f"127.0.0.1:5000/{app.name}") for t in image.tags]
+        assert proc.returncode == 1, (proc.stdout, proc.stderr)
+        assert "`python3 -m unittest -v test_app` exited with code 3 in 127.0.0.1:5000/" in proc.stdout
+    finally:
+        for ref in set(made):
+            with contextlib.suppress(docker.errors.ImageNotFound):
+                client.images.remove(ref, force=True)
