@@ -44,7 +44,7 @@ def down(
         return
     if dry_run or not as_json:
         for line in _describe(plan):
-            typer.echo(("would remove " if dry_run else "") + line, err=as_json)
+            typer.echo(("would remove " if dry_run else "to remove: ") + line, err=as_json)
     if dry_run:
         if as_json:
             print_json({"schema": "deployctl.down/v1", "dry_run": True, **asdict(plan), "kept": []})

@@ -458,10 +458,20 @@ def plan_down(cfg: ResolvedConfig, *, images: bool = False, client: Client | Non
                 continue
             # The app's own build tags (…/<repository>:<tag>) of images this environment ran;
             # another repository's tag on the same image is not ours to take.
-            tags.extend(t for t in found.tags if t not in tags
-                        and t.rsplit(":", 1)[0].rsplit("/", 1)[-1] == cfg.image.repository.rsplit("/", 1)[-1])
+            tags.extend(t for t in found.tags if t not in tags and _app_repo(cfg, t))
+        # The images `in: image` stages built for their Dockerfile target (<repo>:<tag>-<target>).
+        targets = {f"-{st.target}" for st in (cfg.stages.lint, cfg.stages.test) if st is not None and st.target}
+        if targets:
+            for found in client.images.list(filters={"label": f"{L_APP}={cfg.app}"}):
+                tags.extend(t for t in found.tags if t not in tags and _app_repo(cfg, t)
+                            and any(t.endswith(suffix) for suffix in targets))
     return DownPlan(app=cfg.app, env=cfg.env_name, containers=tuple(sorted(c.name for c in containers)),
                     proxies=proxies, networks=networks, images=tuple(tags))
+
+
+def _app_repo(cfg: ResolvedConfig, ref: str) -> bool:
+    """`ref` is a tag of the app's image repository (any registry host)."""
+    return ref.rsplit(":", 1)[0].rsplit("/", 1)[-1] == cfg.image.repository.rsplit("/", 1)[-1]
 
 
 def _owned_proxy(cfg: ResolvedConfig, port: int) -> bool:
@@ -861,7 +871,7 @@ def _wait_healthy(client: Client, containers: list[Container], probe: Probe | No
                                      f"after {elapsed:.1f}s", cause=probe_cause(view))
             decisive = _decisive(view, probe)
             if decisive:
-                raise _NotHealthy(c, f"{decisive}, after {elapsed:.1f}s", cause=probe_cause(view))
+                raise _NotHealthy(c, f"{decisive}; {elapsed:.1f}s after it started", cause=probe_cause(view))
         if pending and elapsed > limit:
             raise _NotHealthy(pending[0], f"still not healthy after {limit:.0f}s",
                               cause=probe_cause(container_view(pending[0])))
@@ -988,7 +998,8 @@ def _show_failure(container: Container, service: str, log: Log) -> None:
         container.reload()
         raw = container.logs(tail=LOG_TAIL, stdout=True, stderr=True).decode("utf-8", "replace")
         lines = raw.splitlines()
-        log(f"{service}: last {len(lines)} log lines of {container.name}:")
+        log(f"{service}: last {len(lines)} log lines of {container.name}:" if lines else
+            f"{service}: {container.name} wrote nothing to its log")
         # Redacted as one stream before the prefix goes on: behind "  | " no line could open a
         # multi-line secret (a PEM key, `password:` then `- value`) for the per-line redaction.
         mask = Redactor().stream()
