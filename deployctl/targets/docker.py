@@ -3,10 +3,12 @@
 A deploy of one environment is one release, numbered r1, r2, … per app and environment. For each
 service, in `after` order:
   1. start `count` new containers of the release's image, ports published on 127.0.0.1 at a
-     free host port, with a Docker HEALTHCHECK built from the service's health config and the
-     restart policy `unless-stopped` (RESTART_POLICY says why);
+     free host port, with a Docker HEALTHCHECK (the probe deployctl.render.probe builds from the
+     service's health config, or else the image's own HEALTHCHECK, kept) and the restart policy
+     `unless-stopped` (RESTART_POLICY says why);
   2. wait until Docker calls every new container healthy (honouring start_period). A container
-     that exits, is restarted, turns unhealthy or is still not healthy in time fails the
+     that exits, is restarted, turns unhealthy, fails decisively (_decisive) or is still not
+     healthy in time fails the
      release: its last log lines and health-check output are shown, it is removed, and every
      service already switched in this release is switched back. The old containers were never
      touched, so the old release keeps serving throughout;
