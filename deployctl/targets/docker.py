@@ -8,10 +8,9 @@ service, in `after` order:
      `unless-stopped` (RESTART_POLICY says why);
   2. wait until Docker calls every new container healthy (honouring start_period). A container
      that exits, is restarted, turns unhealthy, fails decisively (_decisive) or is still not
-     healthy in time fails the
-     release: its last log lines and health-check output are shown, it is removed, and every
-     service already switched in this release is switched back. The old containers were never
-     touched, so the old release keeps serving throughout;
+     healthy in time fails the release: its last log lines and health-check output are shown,
+     it is removed, and every service already switched in this release is switched back. The
+     old containers were never touched, so the old release keeps serving throughout;
   3. switch the service's stable port (a small proxy, see deployctl/localproxy.py) to the new
      containers: new connections go to them, open ones finish on the old containers, and the old
      ones stay the proxy's standby.
