@@ -134,9 +134,9 @@ def run(
         typer.echo(for_config(cfg).cost_line(plan))
     # A target that can check this machine first (the local engine: ports, secrets, base images)
     # does so before any stage runs, and names every problem at once.
-    preflight = getattr(for_config(cfg), "preflight", None)
+    preflight = getattr(for_config(cfg), "preflight_before_stages", None)
     if preflight is not None:
-        preflight(selected, root, log=lambda line: None if as_json else typer.echo(line))
+        preflight(plan, selected, root, log=lambda line: None if as_json else typer.echo(line))
     result = run_jobs(jobs, make_reporter(json_mode=as_json), redactor=redactor)
     use.publish_run_metrics(cfg, plan, result)
     if report is not None:

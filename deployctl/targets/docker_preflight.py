@@ -7,8 +7,8 @@ one per line (PreflightFailed, exit 1):
 - each service's stable port is free, or already this environment's proxy (or one whose
   environment has nothing running, which the deploy takes over);
 - every secret the services read is set in the deployer's environment;
-- when this run builds, each base image of the Dockerfile is in the local engine or its
-  registry answers for it (nothing is pulled).
+- when this run builds and the commit's image is not in the local engine yet, each base image
+  of the Dockerfile is in the local engine or its registry answers for it (nothing is pulled).
 """
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ def base_images(dockerfile: str, build_args: Mapping[str, str]) -> list[str]:
 
 
 def problems(cfg: ResolvedConfig, *, builds: bool, deploys: bool, context_dir: Path,
-             environ: Mapping[str, str], connect: Callable[[], Any]) -> list[str]:
+             environ: Mapping[str, str], connect: Callable[[], Any], image_ref: str = "") -> list[str]:
     """Every problem found, one line each; [] when the run can go ahead. Ports and secrets
     matter to a run that deploys, base images to one that builds; the engine to both."""
     found: list[str] = []
@@ -87,18 +87,18 @@ def problems(cfg: ResolvedConfig, *, builds: bool, deploys: bool, context_dir: P
             docker.local_secrets(cfg, environ)
         except PreflightFailed as exc:
             found.append(exc.message)
-    if builds and client is not None:
+    if builds and client is not None and not _built(client, image_ref):
         found.extend(_bases(cfg, client, context_dir))
     return found
 
 
 def check(cfg: ResolvedConfig, *, builds: bool, deploys: bool, context_dir: Path, environ: Mapping[str, str],
-          connect: Callable[[], Any], log: Callable[[str], None] | None = None) -> None:
+          connect: Callable[[], Any], image_ref: str = "", log: Callable[[str], None] | None = None) -> None:
     """PreflightFailed listing every problem; else one `preflight: ok` line to `log`."""
     if not (builds or deploys):
         return
     found = problems(cfg, builds=builds, deploys=deploys, context_dir=context_dir, environ=environ,
-                     connect=connect)
+                     connect=connect, image_ref=image_ref)
     if found:
         n = len(found)
         raise PreflightFailed(
@@ -145,6 +145,13 @@ def _free(port: int) -> bool:
         except OSError:
             return False
     return True
+
+
+def _built(client: Any, image_ref: str) -> bool:
+    """The commit's image is already in the local engine: the build will not need its bases."""
+    from deployctl.adapters import engine  # lazy: the docker SDK stays off validate and plan
+
+    return bool(image_ref) and engine.image_info(client, image_ref) is not None
 
 
 def _bases(cfg: ResolvedConfig, client: Any, context_dir: Path) -> list[str]:

@@ -70,12 +70,17 @@ class DockerTarget:
         log(f"{cfg.app}/{cfg.env_name} now runs {release.id} (rollback to {choice.target.id})")
         return 0
 
-    def preflight(self, selected: tuple[str, ...], root: Path, log: Callable[[str], None]) -> None:
-        """Before any stage of `run` (docker_preflight): every problem at once, nothing changed."""
-        from deployctl.adapters import engine  # lazy: the docker SDK stays off validate and plan
+    def preflight_before_stages(self, plan: Plan, selected: tuple[str, ...], root: Path,
+                                log: Callable[[str], None]) -> None:
+        """Before any stage of a `run` that deploys here (docker_preflight): every problem at once,
+        nothing changed. A run that does not deploy keeps its lean path (no engine needed when
+        the registry already has the image)."""
+        if "deploy" not in selected:
+            return
+        from deployctl.adapters import engine  # lazy: the docker SDK stays off validate, plan and lean runs
 
         cfg = self.cfg
-        docker_preflight.check(cfg, builds="build" in selected, deploys="deploy" in selected,
+        docker_preflight.check(cfg, builds="build" in selected, deploys=True, image_ref=plan.image_ref,
                                context_dir=root / cfg.image.context, environ=os.environ,
                                connect=lambda: engine.connect(timeout=10), log=log)
 
