@@ -44,6 +44,7 @@ COMMAND_MODULES = (
     "deployctl.commands.scale_cmd",  # scale
     "deployctl.commands.logs_cmd",  # logs
     "deployctl.commands.task_cmd",  # task run
+    "deployctl.commands.down_cmd",  # down
 )
 
 app = typer.Typer(

@@ -416,7 +416,8 @@ def _spawn(argv: list[str], log: Path) -> None:
     script = 'log=$1; shift; "$@" </dev/null >>"$log" 2>&1 &'
     # A bare environment: the deploy's may hold secrets and registry passwords, which a
     # long-lived process has no business keeping in its /proc/<pid>/environ.
-    # PYTHONPATH: the proxy imports the very deployctl that started it, installed or not.
+    # PYTHONPATH: the proxy runs this file as a script, which imports the deployctl that holds it
+    # (the same copy as the deploy's, installed or not).
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C.UTF-8",
            "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     code, _out, err = shell.run_capture(["/bin/sh", "-c", script, "sh", str(log), *argv], timeout=10,

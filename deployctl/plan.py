@@ -220,7 +220,11 @@ def stages(cfg: ResolvedConfig, image_ref: str, *, image_given: bool = False) ->
         for name in ("lint", "test"):
             stage = getattr(cfg.stages, name)
             if stage:
-                out.append(Stage(name, (), "; ".join(stage.run)))
+                # In the built image (in: image without a Dockerfile target of its own): after build.
+                in_built = stage.where == "image" and not stage.target
+                where = "" if stage.where == "host" else \
+                    f" (in the {'built image' if in_built else f'image target {stage.target}'})"
+                out.append(Stage(name, ("build",) if in_built else (), "; ".join(stage.run) + where))
                 checks.append(name)
     if not source and not image_given:
         out.append(Stage("build", (), f"docker build {cfg.image.context}"

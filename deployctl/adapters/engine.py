@@ -17,6 +17,7 @@ import re
 import socket
 import tarfile
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import IO, Any, cast
 
@@ -280,6 +281,74 @@ def image_info(client: docker.DockerClient, ref: str) -> dict[str, Any] | None:
         return None
     except docker.errors.APIError as exc:
         raise ExternalError(f"could not inspect image {ref}: {exc.explanation or exc}") from None
+
+
+def resolvable(client: docker.DockerClient, ref: str) -> str:
+    """"" when `ref` is in the local engine or its registry answers for it (asked through the
+    daemon, which holds the pull credentials; nothing is pulled), else why not, in one line."""
+    if image_info(client, ref) is not None:
+        return ""
+    try:
+        client.images.get_registry_data(ref)
+        return ""
+    except docker.errors.APIError as exc:
+        return f"not in the local engine, and its registry says: {_short(exc)}"
+    except Exception as exc:  # noqa: BLE001 - requests/urllib3 errors escape the SDK's wrapping
+        return f"not in the local engine, and its registry could not be asked: {_short(exc)}"
+
+
+def run_in_image(client: docker.DockerClient, image: str, command: str, *, env: Mapping[str, str],
+                 workdir: str | None, timeout: float, on_line: LineSink,
+                 cancelled: threading.Event | None = None, labels: Mapping[str, str] | None = None) -> int | None:
+    """Run `/bin/sh -c command` in a fresh container of `image` (its ENTRYPOINT bypassed), streaming
+    its output to on_line; returns the exit code, or None when `timeout` ran out (the container is
+    killed). Only `env` is passed in: nothing of the deployer's environment. The container is
+    removed whatever happens; a cancelled run kills it and raises ExternalError."""
+    try:
+        container = client.containers.create(
+            image, entrypoint=["/bin/sh", "-c"], command=[command], environment=dict(env),
+            working_dir=workdir or "", labels=dict(labels or {}), detach=True)
+    except docker.errors.ImageNotFound:
+        raise ExternalError(f"image {image} is not in the local engine") from None
+    except docker.errors.APIError as exc:
+        raise ExternalError(f"could not create a container of {image}: {exc.explanation or exc}") from None
+
+    def pump() -> None:
+        with contextlib.suppress(Exception):  # the container is removed under a stopped stream
+            buffer = b""
+            for chunk in container.logs(stream=True, follow=True, stdout=True, stderr=True):
+                buffer += chunk
+                *lines, buffer = buffer.split(b"\n")
+                for line in lines:
+                    on_line(line.decode("utf-8", "replace").rstrip())
+            if buffer:
+                on_line(buffer.decode("utf-8", "replace").rstrip())
+
+    reader = threading.Thread(target=pump, daemon=True)
+    deadline = time.monotonic() + timeout
+    try:
+        container.start()
+        reader.start()
+        while True:
+            if cancelled is not None and cancelled.is_set():
+                with contextlib.suppress(Exception):
+                    container.kill()
+                raise ExternalError("stopped: run cancelled")
+            if time.monotonic() > deadline:
+                with contextlib.suppress(Exception):
+                    container.kill()
+                return None
+            try:
+                result = container.wait(timeout=_CANCEL_POLL_S * 5)
+            except _CONNECTION_ERRORS:
+                continue  # still running: look at cancel and the deadline again
+            reader.join(5)
+            return int(result.get("StatusCode", -1))
+    except docker.errors.APIError as exc:
+        raise ExternalError(f"running `{command}` in {image} failed: {exc.explanation or exc}") from None
+    finally:
+        with contextlib.suppress(Exception):
+            container.remove(force=True)
 
 
 def image_history(client: docker.DockerClient, ref: str) -> list[str]:

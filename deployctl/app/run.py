@@ -20,7 +20,7 @@ from deployctl.pipeline import Job
 from deployctl.plan import make_plan
 from deployctl.redact import Redactor
 from deployctl.run_metrics import metric_data
-from deployctl.stages import EngineHandle, ImageSpec, ImageState, commands
+from deployctl.stages import EngineHandle, ImageSpec, ImageState, commands, in_image
 from deployctl.stages import build as build_stage
 from deployctl.stages import push as push_stage
 from deployctl.stages.access import (
@@ -117,7 +117,8 @@ def build_jobs(
     for name in ("lint", "test"):
         stage_cfg = getattr(cfg.stages, name)
         if stage_cfg is not None:
-            fns[name] = commands.job_fn(stage_cfg, project)
+            fns[name] = in_image.job_fn(stage_cfg, spec, engine) if stage_cfg.where == "image" else \
+                commands.job_fn(stage_cfg, project)
     fns["build"] = build_stage.job_fn(spec, state, engine, access, check_registry="push" in selected)
     fns["push"] = push_stage.job_fn(spec, state, engine, access, ecr=ecr)
     fns["deploy"] = _deploy_fn(cfg, plan, facts, spec, access, clients, image_override, options)

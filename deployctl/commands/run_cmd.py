@@ -7,6 +7,7 @@ deployctl.targets.
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -52,6 +53,9 @@ def run(
     lock_wait: str | None = LOCK_WAIT_OPTION,
     name: str | None = typer.Option(None, "--name",
                                     help="Preview copy name, for environments with preview: true (e.g. pr-42)."),
+    build_arg: list[str] = typer.Option([], "--build-arg", metavar="NAME=VALUE",
+                                        help="Build arg over image.build_args (repeatable); never a secret: "
+                                             "see docs/build-secrets.md."),
 ) -> None:
     """Run the pipeline for one environment: lint, test and build at once, then push, then deploy.
 
@@ -72,6 +76,10 @@ def run(
     from deployctl.targets import DeployOptions, for_config
 
     cfg = load(file, env)
+    if build_arg:
+        from deployctl.stages.build import with_build_args  # lazy: --help loads only what it needs
+
+        cfg = with_build_args(cfg, build_arg, os.environ)
     if report is not None:
         _check_report(report)
     preview_name = check_name(cfg, name)
@@ -128,6 +136,11 @@ def run(
     if "deploy" in selected and not as_json:
         # Every run that deploys says what it will cost: AI services are big and mistakes costly.
         typer.echo(for_config(cfg).cost_line(plan))
+    # A target that can check this machine first (the local engine: ports, secrets, base images)
+    # does so before any stage runs, and names every problem at once.
+    preflight = getattr(for_config(cfg), "preflight_before_stages", None)
+    if preflight is not None:
+        preflight(plan, selected, root, log=lambda line: None if as_json else typer.echo(line))
     result = run_jobs(jobs, make_reporter(json_mode=as_json), redactor=redactor)
     use.publish_run_metrics(cfg, plan, result)
     if "deploy" in selected:  # a lint-and-test run is not a deploy: nothing to tell the team

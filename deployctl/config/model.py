@@ -184,6 +184,19 @@ class CommandStage(Strict):
     timeout: PositiveDuration = 600.0
     workdir: str = "."
     env: dict[EnvVarName, EnvValue] = Field(default_factory=dict)
+    # `in` is a Python keyword: the field is `where`, the key in deploy.yaml is `in`.
+    where: Literal["host", "image"] = Field(
+        "host", alias="in", description="Where the commands run: `host` (this machine's shell, in workdir) or "
+                                        "`image` (a container of the image, built from the same context)")
+    target: str | None = Field(
+        None, description="With in: image, the Dockerfile stage to build and run in (e.g. test); "
+                          "default: the image the build stage makes")
+
+    @model_validator(mode="after")
+    def _target_needs_image(self) -> CommandStage:
+        if self.target and self.where != "image":
+            raise ValueError("target names the Dockerfile stage to run in; it needs `in: image`")
+        return self
 
 
 class Stages(Strict):
@@ -227,6 +240,34 @@ class Health(Strict):
         if not self.path and not self.command:
             raise ValueError("give a path (HTTP check) or a command")
         return self
+
+
+class EnvHealth(Strict):
+    """environments.<name>.health: timings that replace every service's own in one environment
+    (e.g. a short start_period in dev, so a broken release fails in seconds, not minutes)."""
+
+    start_period: Duration | None = None
+    interval: Duration | None = None
+    timeout: Duration | None = None
+    retries: Int | None = Field(None, ge=1, le=10)
+
+    @field_validator("interval")
+    @classmethod
+    def _interval(cls, value: float | None) -> float | None:
+        return None if value is None else _in_range(value, 5, 300, "interval")
+
+    @field_validator("timeout")
+    @classmethod
+    def _timeout(cls, value: float | None) -> float | None:
+        return None if value is None else _in_range(value, 2, 60, "timeout")
+
+    @field_validator("start_period")
+    @classmethod
+    def _start_period(cls, value: float | None) -> float | None:
+        return None if value is None else _in_range(value, 0, 300, "start_period")
+
+    def given(self) -> dict[str, float | int]:
+        return {k: v for k, v in self.model_dump().items() if v is not None}
 
 
 class LoadBalancer(Strict):
@@ -426,6 +467,9 @@ class Environment(Strict):
     from_stack: Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9-]{0,127}$")] | None = Field(
         None, description="CloudFormation stack (from `deployctl bootstrap`) whose outputs give this environment's "
                           "cluster, network, roles and target groups where deploy.yaml leaves them out")
+    health: EnvHealth | None = Field(
+        None, description="Health-check timings for every service in this environment (e.g. start_period: 5s "
+                          "in dev); the local target applies them to an image's own HEALTHCHECK too")
 
 
 # -- before_deploy: a one-off task with the new image before any service rolls (migrations) -

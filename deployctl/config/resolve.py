@@ -25,7 +25,7 @@ from pydantic import BaseModel, ValidationError
 
 from deployctl.config import fargate, isolation
 from deployctl.config.interpolate import interpolate
-from deployctl.config.model import REGION, Environment, ResolvedConfig, Service
+from deployctl.config.model import REGION, EnvHealth, Environment, ResolvedConfig, Service
 from deployctl.config.source import Document, Path, parse
 from deployctl.errors import ConfigError, ConfigProblem, UsageError
 
@@ -203,8 +203,10 @@ class Loaded:
         # `services: {worker: null}` in an environment removes the service there (null removes).
         removed = {n for n, v in service_overlays.items() if v is None} if isinstance(service_overlays, dict) \
             else set()
+        health = _health_override(env_raw.get("health"))
         merged_services = {
-            name: deep_merge(svc, service_overlays[name]) if service_overlays.get(name) else svc
+            name: deep_merge(_with_health(svc, health), service_overlays[name]) if service_overlays.get(name)
+            else _with_health(svc, health)
             for name, svc in services.items() if name not in removed
         } if isinstance(services, dict) else services
         # Only keys the file has: a missing top-level key is reported once, by structure_problems,
@@ -469,6 +471,25 @@ class _Origin:
             if depth and (depth == len(rest) or not isinstance(node, dict)):
                 return ("environments", self.env, head, *rest)
         return tuple(loc)
+
+
+def _health_override(raw: Any) -> dict[str, Any]:
+    """environments.<env>.health as values to lay over each service's health ({} when absent or
+    wrong: a wrong one is reported once, at the environment, not again at every service)."""
+    if not isinstance(raw, dict):
+        return {}
+    try:
+        return EnvHealth.model_validate(raw).given()
+    except ValidationError:
+        return {}
+
+
+def _with_health(svc: Any, override: dict[str, Any]) -> Any:
+    """A service with the environment's health timings; its own overlay in that environment
+    (environments.<env>.services.<name>.health) is merged after, so the more specific one wins."""
+    if not override or not isinstance(svc, dict) or not isinstance(svc.get("health"), dict):
+        return svc
+    return {**svc, "health": {**svc["health"], **override}}
 
 
 def _in_scope(path: Path, only_env: str | None) -> bool:

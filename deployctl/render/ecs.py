@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from deployctl.config.model import ResolvedConfig, Service
+from deployctl.render import probe
 from deployctl.render.monitoring import deployment_alarm_names
 
 TAG_PREFIX = "deployctl:"
@@ -137,14 +138,9 @@ def health_check(svc: Service) -> dict[str, object] | None:
     if svc.health is None:
         return None
     h = svc.health
-    if h.path:
-        url = f"http://127.0.0.1:{svc.port}{h.path}"
-        # Slim Python images often ship neither curl nor wget; try both before failing.
-        command = ["CMD-SHELL", f"wget -q -O /dev/null {url} || curl -fsS -o /dev/null {url} || exit 1"]
-    elif isinstance(h.command, str):
-        command = ["CMD-SHELL", h.command]
-    else:
-        command = ["CMD", *(h.command or [])]
+    # The same probe as the local target's (wget, curl or the image's python): see render/probe.py.
+    command = probe.http_probe(int(svc.port or 0), h.path, h.timeout) if h.path else \
+        probe.command_probe(h.command or [])
     return {
         "command": command,
         "interval": int(h.interval),

@@ -8,17 +8,53 @@ has it (build skipped, push still runs), and only then build.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import IO, Any, cast
+from collections.abc import Callable, Mapping
+from typing import IO, TYPE_CHECKING, Any, cast
 
-from deployctl.errors import DeployctlError, ExternalError, StageFailed
+from deployctl.config.model import ENV_VAR
+from deployctl.errors import DeployctlError, ExternalError, StageFailed, UsageError
 from deployctl.stages import EngineHandle, ImageSpec, ImageState, human_size
 from deployctl.stages import context as build_context
 from deployctl.stages.access import RegistryAccess
 from deployctl.stages.cancel import cancellable
 from deployctl.stages.context import INPUTS_LABEL, HashCache
-from deployctl.stages.context_check import refuse_secrets
+from deployctl.stages.context_check import DOCS, SecretsRefused, refuse_secrets
 from deployctl.stages.image_check import check_image
+from deployctl.stages.secret_rules import secret_args
+
+if TYPE_CHECKING:
+    from deployctl.config.model import ResolvedConfig
+
+
+def with_build_args(cfg: ResolvedConfig, pairs: list[str], environ: Mapping[str, str]) -> ResolvedConfig:
+    """cfg with `--build-arg NAME=VALUE` (or `NAME`: its value from the environment, as docker
+    build does) laid over image.build_args. Refused (exit 2) before anything runs: a malformed
+    pair, and any arg whose name or value looks secret. A build arg is stored in plain text in the
+    image history; a package index with a token or a CA key is a build secret (docs/build-secrets.md).
+    Values never appear in an error."""
+    given: dict[str, str] = {}
+    for i, raw in enumerate(pairs, 1):
+        name, sep, value = raw.partition("=")
+        if not ENV_VAR.match(name):
+            raise UsageError(f"--build-arg #{i}: expected NAME=VALUE with NAME made of letters, digits and _",
+                             hint="e.g. --build-arg PIP_INDEX_URL=https://pypi.internal.example/simple")
+        if not sep:
+            if name not in environ:
+                raise UsageError(f"--build-arg {name}: no value given and ${name} is not set",
+                                 hint=f"give it as --build-arg {name}=VALUE, or export {name}")
+            value = environ[name]
+        given[name] = value
+    found = secret_args(given)
+    if found:
+        names = ", ".join(f"{name} ({why})" for name, why in found)
+        raise SecretsRefused(
+            f"refusing --build-arg: a build arg is stored in plain text in the image history and the "
+            f"build log, so it never carries a secret; refused: {names}",
+            hint=f"give the build a private package index's credentials or a CA key as a build secret "
+                 f"instead, see {DOCS} (\"Package indexes and CA bundles\"); runtime secrets go in "
+                 "services.*.secrets")
+    merged = {**cfg.image.build_args, **given}
+    return cfg.model_copy(update={"image": cfg.image.model_copy(update={"build_args": merged})})
 
 
 def compute_inputs(spec: ImageSpec) -> tuple[build_context.BuildContext, str]:

@@ -3,13 +3,14 @@
 A deploy of one environment is one release, numbered r1, r2, … per app and environment. For each
 service, in `after` order:
   1. start `count` new containers of the release's image, ports published on 127.0.0.1 at a
-     free host port, with a Docker HEALTHCHECK built from the service's health config and the
-     restart policy `unless-stopped` (RESTART_POLICY says why);
+     free host port, with a Docker HEALTHCHECK (the probe deployctl.render.probe builds from the
+     service's health config, or else the image's own HEALTHCHECK, kept) and the restart policy
+     `unless-stopped` (RESTART_POLICY says why);
   2. wait until Docker calls every new container healthy (honouring start_period). A container
-     that exits, is restarted, turns unhealthy or is still not healthy in time fails the
-     release: its last log lines and health-check output are shown, it is removed, and every
-     service already switched in this release is switched back. The old containers were never
-     touched, so the old release keeps serving throughout;
+     that exits, is restarted, turns unhealthy, fails decisively (_decisive) or is still not
+     healthy in time fails the release: its last log lines and health-check output are shown,
+     it is removed, and every service already switched in this release is switched back. The
+     old containers were never touched, so the old release keeps serving throughout;
   3. switch the service's stable port (a small proxy, see deployctl/localproxy.py) to the new
      containers: new connections go to them, open ones finish on the old containers, and the old
      ones stay the proxy's standby.
@@ -63,6 +64,7 @@ import dataclasses
 import datetime as dt
 import math
 import os
+import re
 import socket
 import threading
 import time
@@ -72,13 +74,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from deployctl import localproxy
-from deployctl.adapters.engine_view import container_view
+from deployctl.adapters.engine_view import ContainerView, container_view
 from deployctl.errors import DeployFailed, ExternalError, LockHeld, PreflightFailed, UsageError
 from deployctl.pipeline import Cancelled
 from deployctl.plan import waves
 from deployctl.redact import Redactor
 from deployctl.releases import LiveState, Release, choose
 from deployctl.releases_tags import actor
+from deployctl.render.probe import NO_TOOL, command_probe, http_probe
 from deployctl.targets.base import DeployOptions
 
 if TYPE_CHECKING:
@@ -95,6 +98,7 @@ L_CREATED, L_KIND, L_WHO = f"{LABEL}.created", f"{LABEL}.kind", f"{LABEL}.who"
 L_OUTCOME, L_ENDED, L_DURATION = f"{LABEL}.outcome", f"{LABEL}.ended", f"{LABEL}.duration"
 L_MESSAGE, L_SERVICES, L_ROLLBACK_OF = f"{LABEL}.message", f"{LABEL}.services", f"{LABEL}.rollback-of"
 L_PID = f"{LABEL}.pid"  # on an in-progress record: the deploying process (alive ⇔ it holds the lock)
+L_CONFIG = f"{LABEL}.config"  # hash of the services' settings a release ran with (see config_hash)
 
 ROLE_SERVICE, ROLE_RECORD = "service", "release-record"
 RELEASE_REPO = "deployctl-releases"
@@ -191,6 +195,15 @@ def deploy(plan: Plan, image_ref: str, ctx: Any, options: DeployOptions | None =
     image = _local_image(client, image_ref, ctx.log)
     meta = _Meta(kind="deploy", git_sha=plan.git.sha, image_ref=image_ref,
                  digest=_digest_of(image_ref, image), image_id=image["Id"])
+    unchanged = None if options.force else unchanged_release(client, cfg, image["Id"])
+    if unchanged is not None:
+        ctx.outputs["release"] = unchanged.id
+        ctx.skip(f"{unchanged.id} already runs this image with these settings, healthy "
+                 "(nothing changed; --force deploys anyway)")
+        urls = service_urls(cfg)
+        if urls:
+            ctx.outputs["url"] = next(iter(urls.values()))
+        return
     release = _apply(client, cfg, meta, secrets, log=ctx.log, note=ctx.note,
                      cancelled=getattr(ctx, "cancelled", None), timeout=options.effective_timeout(cfg),
                      drain=options.drain, lock_wait=options.lock_wait)
@@ -200,6 +213,36 @@ def deploy(plan: Plan, image_ref: str, ctx: Any, options: DeployOptions | None =
         ctx.outputs["url"] = next(iter(urls.values()))
         for name, url in urls.items():
             ctx.log(f"{name}: {url}")
+
+
+def config_hash(cfg: ResolvedConfig) -> str:
+    """What a release's containers were made from besides the image: every service's settings
+    (env, command, ports, health, count…) as resolved for this environment. Secret values are not
+    hashed (a label is readable by anyone with Docker access): a changed secret needs --force."""
+    import hashlib  # only deploys need it
+    import json
+
+    doc = {name: svc.model_dump(mode="json") for name, svc in sorted(cfg.services.items())}
+    return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def unchanged_release(client: Client, cfg: ResolvedConfig, image_id: str) -> Release | None:
+    """The release that already runs `image_id` with today's settings on every service, all up,
+    healthy and never restarted; None when a deploy would change anything (or mend anything)."""
+    st = status(cfg, client=client)
+    cur = st.current
+    if cur is None or cur.image_id != image_id or st.deploying:
+        return None
+    want = config_hash(cfg)
+    for svc in st.services:
+        mine = [c for c in svc.containers if c.release == cur.id]
+        if svc.release != cur.id or len(mine) != svc.desired or svc.healthy < svc.desired \
+                or any(c.state != "running" or c.restarts for c in mine):
+            return None
+    labels = [c.labels for c in _service_containers(client, cfg, None) if c.labels.get(L_RELEASE) == cur.id]
+    if not labels or any(lab.get(L_CONFIG) != want for lab in labels):
+        return None
+    return cur
 
 
 def plan_rollback(cfg: ResolvedConfig, to: str | None = None, steps: int = 1,
@@ -336,6 +379,120 @@ def remove(cfg: ResolvedConfig, client: Client | None = None) -> int:
     return len(containers)
 
 
+@dataclass(frozen=True)
+class DownPlan:
+    """What `deployctl down` removes for one local environment (names, for the user to read)."""
+
+    app: str
+    env: str
+    containers: tuple[str, ...]  # services' containers and release records
+    proxies: tuple[int, ...]  # stable local ports whose proxy this environment owns
+    networks: tuple[str, ...]  # networks labelled with this app and environment
+    images: tuple[str, ...] = ()  # with --images: tags to remove (release tags, the app's build tags)
+
+    @property
+    def empty(self) -> bool:
+        return not (self.containers or self.proxies or self.networks or self.images)
+
+
+@dataclass(frozen=True)
+class DownReport:
+    plan: DownPlan
+    removed_images: tuple[str, ...] = ()  # images gone from the engine (ids), not only untagged
+    kept: tuple[str, ...] = ()  # what could not go, and why
+
+
+def plan_down(cfg: ResolvedConfig, *, images: bool = False, client: Client | None = None) -> DownPlan:
+    """Everything of cfg's app/env on this engine; its images only with `images`."""
+    if client is None:
+        from deployctl.adapters import engine  # lazy: the docker SDK stays off validate, plan and the skip path
+
+        client = engine.connect()
+    where = [f"{L_APP}={cfg.app}", f"{L_ENV}={cfg.env_name}"]
+    containers = client.containers.list(all=True, ignore_removed=True, filters={"label": where})
+    proxies = tuple(sorted({local_port(svc) for svc in cfg.services.values() if svc.port
+                            and _owned_proxy(cfg, local_port(svc))}))
+    networks = tuple(sorted(n.name for n in client.networks.list(filters={"label": where})))
+    tags: list[str] = []
+    if images:
+        ids = {container_view(c).image for c in containers}
+        release_tags = _release_tags(client, cfg)
+        tags.extend(release_tags)
+        for ref in release_tags:
+            with contextlib.suppress(Exception):
+                ids.add(client.images.get(ref).id)
+        for image_id in sorted(i for i in ids if i):
+            try:
+                found = client.images.get(image_id)
+            except Exception:  # noqa: BLE001 - already gone: nothing to remove
+                continue
+            # The app's own build tags (…/<repository>:<tag>) of images this environment ran;
+            # another repository's tag on the same image is not ours to take.
+            tags.extend(t for t in found.tags if t not in tags and _app_repo(cfg, t))
+        # The images `in: image` stages built for their Dockerfile target (<repo>:<tag>-<target>).
+        targets = {f"-{st.target}" for st in (cfg.stages.lint, cfg.stages.test) if st is not None and st.target}
+        if targets:
+            for found in client.images.list(filters={"label": f"{L_APP}={cfg.app}"}):
+                tags.extend(t for t in found.tags if t not in tags and _app_repo(cfg, t)
+                            and any(t.endswith(suffix) for suffix in targets))
+    return DownPlan(app=cfg.app, env=cfg.env_name, containers=tuple(sorted(c.name for c in containers)),
+                    proxies=proxies, networks=networks, images=tuple(tags))
+
+
+def _app_repo(cfg: ResolvedConfig, ref: str) -> bool:
+    """`ref` is a tag of the app's image repository (any registry host)."""
+    return ref.rsplit(":", 1)[0].rsplit("/", 1)[-1] == cfg.image.repository.rsplit("/", 1)[-1]
+
+
+def _owned_proxy(cfg: ResolvedConfig, port: int) -> bool:
+    proxy = localproxy.status(port)
+    return proxy is not None and str(proxy.get("owner", "")).startswith(f"{cfg.app}/{cfg.env_name}/")
+
+
+def down(cfg: ResolvedConfig, plan: DownPlan, *, client: Client | None = None, log: Log | None = None) -> DownReport:
+    """Remove what `plan` names, under the environment's deploy lock (a deploy running now is
+    LockHeld, exit 1: nothing is removed under it). Containers go first, so that nothing holds
+    the images; an image another environment or container still uses stays, and is reported."""
+    if client is None:
+        from deployctl.adapters import engine  # lazy: the docker SDK stays off validate, plan and the skip path
+
+        client = engine.connect()
+    out = log or (lambda line: None)
+    kept: list[str] = []
+    removed_images: list[str] = []
+    with _env_lock(cfg):
+        for name in plan.containers:
+            try:
+                client.containers.get(name).remove(force=True)
+                out(f"removed container {name}")
+            except Exception as exc:  # noqa: BLE001 - removed meanwhile is fine; anything else is reported
+                if "No such container" not in str(exc) and "404" not in str(exc):
+                    kept.append(f"container {name}: {exc}")
+        for port in plan.proxies:
+            if _owned_proxy(cfg, port):
+                localproxy.stop(port)
+                out(f"stopped the proxy on 127.0.0.1:{port}")
+        for name in plan.networks:
+            try:
+                client.networks.get(name).remove()
+                out(f"removed network {name}")
+            except Exception as exc:  # noqa: BLE001 - reported, the rest still goes
+                kept.append(f"network {name}: {exc}")
+        for ref in plan.images:
+            try:
+                image_id = client.images.get(ref).id
+                client.images.remove(ref)
+            except Exception as exc:  # noqa: BLE001 - in use elsewhere: say so, remove the rest
+                kept.append(f"image {ref}: {getattr(exc, 'explanation', None) or exc}")
+                continue
+            out(f"removed image tag {ref}")
+            try:
+                client.images.get(image_id)
+            except Exception:  # noqa: BLE001 - gone: its last tag was ours
+                removed_images.append(image_id)
+    return DownReport(plan=plan, removed_images=tuple(removed_images), kept=tuple(kept))
+
+
 # --- helpers commands may use ---------------------------------------------------------------------
 
 
@@ -379,34 +536,67 @@ def local_secret_values(cfg: ResolvedConfig, environ: Mapping[str, str] | None =
     return [environ[var] for svc in cfg.services.values() for var in svc.secrets if environ.get(var)]
 
 
-def healthcheck(svc: Service) -> dict[str, Any] | None:
-    """The Docker HEALTHCHECK for a service (the SDK's `healthcheck` parameter), None without one."""
+@dataclass(frozen=True)
+class Probe:
+    """The health check a service's containers run: deploy.yaml's, or else the image's own
+    HEALTHCHECK (its command kept; timings as environments.<env>.health says, if it does)."""
+
+    test: tuple[str, ...]
+    interval: float
+    timeout: float
+    start_period: float
+    retries: int
+    origin: str  # "deploy.yaml" or "the image's HEALTHCHECK"
+
+
+def probe_for(cfg: ResolvedConfig, svc: Service, image_check: Mapping[str, Any] | None = None) -> Probe | None:
+    """The probe for `svc`; `image_check` is the image's Config.Healthcheck (inspect shape)."""
     health = svc.health
-    if health is None:
+    if health is not None:
+        test = http_probe(int(svc.port or 0), health.path, health.timeout) if health.path else \
+            command_probe(health.command or [])
+        return Probe(tuple(test), health.interval, health.timeout, health.start_period, health.retries,
+                     "deploy.yaml")
+    test = list((image_check or {}).get("Test") or [])
+    if not test or test[0] == "NONE":
         return None
-    if health.path:
-        test = ["CMD", "wget", "-q", "-O", "/dev/null", f"http://127.0.0.1:{svc.port}{health.path}"]
-    elif isinstance(health.command, list):
-        test = ["CMD", *health.command]
-    else:
-        test = ["CMD-SHELL", str(health.command)]
-    interval = min(health.interval, LOCAL_INTERVAL)
+    ns = 1_000_000_000
+
+    def seconds(key: str, default: float) -> float:
+        raw = (image_check or {}).get(key) or 0
+        return raw / ns if raw else default
+
+    # Docker's defaults for a HEALTHCHECK that leaves a timing out.
+    # https://docs.docker.com/reference/dockerfile/#healthcheck
+    timings = {"interval": seconds("Interval", 30.0), "timeout": seconds("Timeout", 30.0),
+               "start_period": seconds("StartPeriod", 0.0), "retries": int((image_check or {}).get("Retries") or 3)}
+    override = cfg.environment.health
+    if override is not None:
+        timings.update(override.given())
+    return Probe(tuple(test), float(timings["interval"]), float(timings["timeout"]),
+                 float(timings["start_period"]), int(timings["retries"]), "the image's HEALTHCHECK")
+
+
+def healthcheck(probe: Probe | None) -> dict[str, Any] | None:
+    """The Docker HEALTHCHECK for a probe (the SDK's `healthcheck` parameter), None without one."""
+    if probe is None:
+        return None
+    interval = min(probe.interval, LOCAL_INTERVAL)
     ns = 1_000_000_000
     return {
-        "test": test,
+        "test": list(probe.test),
         "interval": int(interval * ns),
-        "timeout": int(health.timeout * ns),
-        "retries": max(health.retries, math.ceil(health.retries * health.interval / interval)),
-        "start_period": int(health.start_period * ns),
+        "timeout": int(probe.timeout * ns),
+        "retries": max(probe.retries, math.ceil(probe.retries * probe.interval / interval)),
+        "start_period": int(probe.start_period * ns),
     }
 
 
-def health_budget(svc: Service) -> float:
-    """Seconds after which a container that is not healthy never will be (by its health config)."""
-    health = svc.health
-    if health is None:
+def health_budget(probe: Probe | None) -> float:
+    """Seconds after which a container that is not healthy never will be (by its probe)."""
+    if probe is None:
         return NO_HEALTHCHECK_SETTLE + HEALTH_MARGIN
-    return health.start_period + health.retries * health.interval + health.timeout + HEALTH_MARGIN
+    return probe.start_period + probe.retries * probe.interval + probe.timeout + HEALTH_MARGIN
 
 
 # --- the apply step ------------------------------------------------------------------------------
@@ -448,10 +638,11 @@ class _Died(Exception):
 
 
 class _NotHealthy(Exception):
-    def __init__(self, container: Container, reason: str) -> None:
+    def __init__(self, container: Container, reason: str, cause: str = "") -> None:
         super().__init__(reason)
         self.container = container
         self.reason = reason
+        self.cause = cause  # what the probe or the container said, first: "health check: wget: …"
 
 
 def _apply(client: Client, cfg: ResolvedConfig, meta: _Meta, secrets: dict[str, dict[str, str]], *,
@@ -473,7 +664,7 @@ def _apply(client: Client, cfg: ResolvedConfig, meta: _Meta, secrets: dict[str, 
         base = {
             L_APP: cfg.app, L_ENV: cfg.env_name, L_RELEASE: rid, L_NUMBER: str(number),
             L_SHA: meta.git_sha, L_IMAGE: meta.image_ref, L_DIGEST: meta.digest,
-            L_CREATED: _iso(started), L_KIND: meta.kind, L_WHO: _who(),
+            L_CREATED: _iso(started), L_KIND: meta.kind, L_WHO: _who(), L_CONFIG: config_hash(cfg),
         }
         if meta.rollback_of:
             base[L_ROLLBACK_OF] = meta.rollback_of
@@ -481,13 +672,15 @@ def _apply(client: Client, cfg: ResolvedConfig, meta: _Meta, secrets: dict[str, 
         log(f"release {rid} of {cfg.app}/{cfg.env_name}: {meta.image_ref}")
         rolls: list[_Roll] = []
         window = settle_seconds(cfg)
+        image_check = _image_healthcheck(client, meta.image_id)
+        probes = {name: probe_for(cfg, svc, image_check) for name, svc in cfg.services.items()}
         try:
             for name in _service_order(cfg):
                 _raise_if_cancelled(cancelled)
                 roll = _start_service(client, cfg, name, release_ref, base, secrets.get(name, {}), log=log,
-                                      note=note, cancelled=cancelled, cap=timeout)
+                                      note=note, cancelled=cancelled, cap=timeout, probe=probes[name])
                 rolls.append(roll)
-            _settle(client, cfg, rolls, window, rid=rid, log=log, note=note, cancelled=cancelled)
+            _settle(client, cfg, rolls, window, rid=rid, log=log, note=note, cancelled=cancelled, probes=probes)
         except _Died as died:
             _show_failure(died.container, died.service, log)
             before = ", ".join(sorted({c.labels.get(L_RELEASE, "?") for roll in rolls for c in roll.old}))
@@ -515,7 +708,7 @@ def _apply(client: Client, cfg: ResolvedConfig, meta: _Meta, secrets: dict[str, 
 
 def _start_service(client: Client, cfg: ResolvedConfig, name: str, image_ref: str, base: dict[str, str],
                    secret_env: dict[str, str], *, log: Log, note: Log, cancelled: threading.Event | None,
-                   cap: float | None) -> _Roll:
+                   cap: float | None, probe: Probe | None) -> _Roll:
     svc = cfg.services[name]
     rid = base[L_RELEASE]
     port = local_port(svc) if svc.port else 0
@@ -531,22 +724,26 @@ def _start_service(client: Client, cfg: ResolvedConfig, name: str, image_ref: st
     env = {"GIT_SHA": base[L_SHA], "DEPLOYCTL_RELEASE": rid, **svc.env, **secret_env}
     for i in range(svc.count):
         cname = f"{cfg.app}-{cfg.env_name}-{name}-{rid}" + (f"-{i + 1}" if svc.count > 1 else "")
-        roll.new.append(_run_container(client, cname, image_ref, svc, labels, env))
-    budget = health_budget(svc)
+        roll.new.append(_run_container(client, cname, image_ref, svc, labels, env, healthcheck(probe)))
+    budget = health_budget(probe)
     limit = min(budget, cap) if cap else budget
     if roll.new:
         desc = ", ".join(f"{c.name} on {_backend(c, svc) or 'no port'}" for c in roll.new)
-        log(f"{name}: started {desc}; waiting for health (up to {limit:.0f}s)")
+        how = f" ({probe.origin})" if probe is not None and probe.origin != "deploy.yaml" else ""
+        log(f"{name}: started {desc}; waiting for health{how} (up to {limit:.0f}s)")
     try:
-        _wait_healthy(client, roll.new, svc, limit, log=log, note=note, cancelled=cancelled, service=name)
+        _wait_healthy(client, roll.new, probe, limit, log=log, note=note, cancelled=cancelled, service=name)
     except _NotHealthy as exc:
         _show_failure(exc.container, name, log)
         _remove(roll.new)
-        serving = ", ".join(sorted({c.labels.get(L_RELEASE, "?") for c in old})) or "nothing"
+        serving = ", ".join(sorted({c.labels.get(L_RELEASE, "?") for c in old}))
         where = f" on 127.0.0.1:{port}" if port else ""
+        # The cause leads (what the probe or the container said); what it means for the release follows.
+        lead = f"{exc.cause}: " if exc.cause else ""
         raise DeployFailed(
-            f"{name}: release {rid} did not become healthy: {exc.reason}. "
-            f"The previous release ({serving}) keeps serving{where}.",
+            f"{name}: {lead}release {rid} did not become healthy ({exc.reason}). "
+            + (f"The previous release ({serving}) keeps serving{where}." if serving else
+               "Nothing was serving before it, so nothing serves now."),
             hint="its last log lines and health-check output are above",
         ) from None
     except BaseException:
@@ -565,7 +762,7 @@ def _start_service(client: Client, cfg: ResolvedConfig, name: str, image_ref: st
 
 
 def _run_container(client: Client, name: str, image_ref: str, svc: Service, labels: dict[str, str],
-                   env: dict[str, str]) -> Container:
+                   env: dict[str, str], check: dict[str, Any] | None) -> Container:
     from deployctl.adapters import engine  # lazy: the docker SDK stays off validate, plan and the skip path
 
     for attempt in range(1, PORT_ATTEMPTS + 1):
@@ -579,7 +776,7 @@ def _run_container(client: Client, name: str, image_ref: str, svc: Service, labe
         try:
             container = client.containers.create(
                 image_ref, name=name, labels=labels, environment=env, command=svc.command,
-                detach=True, healthcheck=healthcheck(svc), restart_policy=RESTART_POLICY,
+                detach=True, healthcheck=check, restart_policy=RESTART_POLICY,
                 ports={f"{svc.port}/tcp": ("127.0.0.1", host_port)} if svc.port else None,
                 # The Fargate memory is a hard limit there; the same limit here surfaces an
                 # out-of-memory model load on the laptop instead of in production. CPU is not
@@ -608,8 +805,10 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _wait_healthy(client: Client, containers: list[Container], svc: Service, limit: float, *, log: Log, note: Log,
-                  cancelled: threading.Event | None, service: str) -> None:
+def _wait_healthy(client: Client, containers: list[Container], probe: Probe | None, limit: float, *, log: Log,
+                  note: Log, cancelled: threading.Event | None, service: str) -> None:
+    """Until every container is healthy; _NotHealthy as soon as one never will be: it exited, its
+    probe cannot run, or it failed decisively (see _decisive), else when `limit` runs out."""
     t0 = time.monotonic()
     pending = list(containers)
     seen: dict[str, str] = {}
@@ -618,31 +817,76 @@ def _wait_healthy(client: Client, containers: list[Container], svc: Service, lim
         elapsed = time.monotonic() - t0
         for c in list(pending):
             c.reload()
-            health = container_view(c).health
+            view = container_view(c)
+            health = view.health
             died = _died(client, c)
             if died:
-                raise _NotHealthy(c, f"{died} after {elapsed:.1f}s")
+                raise _NotHealthy(c, f"after {elapsed:.1f}s", cause=died)
             if health is None:
                 if elapsed >= NO_HEALTHCHECK_SETTLE:
                     log(f"{service}: {c.name} running (no health check) after {elapsed:.1f}s")
                     pending.remove(c)
                 continue
-            now = health
-            if seen.get(c.name) != now:
-                seen[c.name] = now
-                if now == "starting":
+            if seen.get(c.name) != health:
+                seen[c.name] = health
+                if health == "starting":
                     note(f"{service}: waiting for health")
-            if now == "healthy":
+            if health == "healthy":
                 log(f"{service}: {c.name} healthy after {elapsed:.1f}s")
                 pending.remove(c)
-            elif now == "unhealthy":
-                streak = container_view(c).failing_streak
+                continue
+            streak = view.failing_streak
+            if health == "unhealthy":
                 raise _NotHealthy(c, f"its health check failed {'?' if streak is None else streak} times in a row "
-                                     f"(after {elapsed:.1f}s)")
+                                     f"after {elapsed:.1f}s", cause=probe_cause(view))
+            decisive = _decisive(view, probe)
+            if decisive:
+                raise _NotHealthy(c, f"{decisive}; {elapsed:.1f}s after it started", cause=probe_cause(view))
         if pending and elapsed > limit:
-            raise _NotHealthy(pending[0], f"still not healthy after {limit:.0f}s")
+            raise _NotHealthy(pending[0], f"still not healthy after {limit:.0f}s",
+                              cause=probe_cause(container_view(pending[0])))
         if pending:
             time.sleep(0.25)
+
+
+# A probe that cannot run at all will never pass: a missing program (the shell's 127/126, or the
+# engine's exec error), a missing shell, or our probe finding no HTTP client in the image.
+_CANNOT_RUN = re.compile(r"executable file not found|stat /bin/sh: no such file|" + re.escape(NO_TOOL))
+# The app answered with an error status, or nothing listens on the port: a verdict, not slowness.
+_ANSWERED = re.compile(r"HTTP/\d(\.\d)? [45]\d\d|returned error: [45]\d\d|HTTP Error [45]\d\d|"
+                       r"connection refused", re.IGNORECASE)
+
+
+def probe_cause(view: ContainerView) -> str:
+    """The first line of the newest failed health check's output, "" when none failed."""
+    for check in reversed(view.health_log):
+        if check.exit_code == 0:
+            return ""
+        lines = [ln.strip() for ln in check.output.splitlines() if ln.strip()]
+        # A python check's traceback says why on its last line.
+        line = (lines[-1] if lines[0].startswith("Traceback") else lines[0]) if lines else ""
+        return f"health check: {line[:300]}" if line else f"health check: exit code {check.exit_code}, no output"
+    return ""
+
+
+def _decisive(view: ContainerView, probe: Probe | None) -> str:
+    """Why waiting out the rest of the failure window cannot help, or "".
+
+    Docker counts failures only after start_period (FailingStreak), and locally retries are
+    scaled up to keep the configured window (retries × interval). That window is for an app that
+    is slow; one whose probe cannot run, or that answers an error status or refuses connections
+    for the configured `retries` checks in a row after its start period, has given its answer."""
+    if probe is None or not view.health_log:
+        return ""
+    last = view.health_log[-1]
+    if last.exit_code == 0:
+        return ""
+    if last.exit_code in (126, 127) or _CANNOT_RUN.search(last.output):
+        return "its health check cannot run in this image"
+    streak = view.failing_streak or 0
+    if streak >= probe.retries and _ANSWERED.search(last.output):
+        return f"its health check failed {streak} times in a row after the {probe.start_period:g}s start period"
+    return ""
 
 
 def _died(client: Client, c: Container) -> str:
@@ -683,7 +927,7 @@ def settle_seconds(cfg: ResolvedConfig) -> float:
 
 
 def _settle(client: Client, cfg: ResolvedConfig, rolls: list[_Roll], window: float, *, rid: str, log: Log,
-            note: Log, cancelled: threading.Event | None) -> None:
+            note: Log, cancelled: threading.Event | None, probes: Mapping[str, Probe | None]) -> None:
     """Watch the new containers for `window` seconds after the switch; _Died if one exits, is
     restarted or fails its health check `retries` times in a row. The previous release keeps
     running meanwhile (the proxy's standby), so taking traffic back costs nothing."""
@@ -707,11 +951,12 @@ def _settle(client: Client, cfg: ResolvedConfig, rolls: list[_Roll], window: flo
             if died:
                 raise _Died(roll.service, c, died, elapsed)
             view = container_view(c)
-            svc = cfg.services[roll.service]
+            probe = probes.get(roll.service)
             streak = view.failing_streak or 0
-            if view.health == "unhealthy" or (svc.health and streak >= svc.health.retries):
-                raise _Died(roll.service, c, f"{c.name} failed its health check {streak} times in a row",
-                            elapsed)
+            if view.health == "unhealthy" or (probe and streak >= probe.retries):
+                cause = probe_cause(view)
+                raise _Died(roll.service, c, f"{c.name} failed its health check {streak} times in a row"
+                            + (f" ({cause})" if cause else ""), elapsed)
         if elapsed >= window:
             log(f"release {rid}: stayed healthy for {window:g}s")
             return
@@ -723,7 +968,8 @@ def _show_failure(container: Container, service: str, log: Log) -> None:
         container.reload()
         raw = container.logs(tail=LOG_TAIL, stdout=True, stderr=True).decode("utf-8", "replace")
         lines = raw.splitlines()
-        log(f"{service}: last {len(lines)} log lines of {container.name}:")
+        log(f"{service}: last {len(lines)} log lines of {container.name}:" if lines else
+            f"{service}: {container.name} wrote nothing to its log")
         # Redacted as one stream before the prefix goes on: behind "  | " no line could open a
         # multi-line secret (a PEM key, `password:` then `- value`) for the per-line redaction.
         mask = Redactor().stream()
@@ -1016,6 +1262,15 @@ def _local_image(client: Client, ref: str, log: Log) -> dict[str, Any]:
     if info is None:
         raise ExternalError(f"image {ref} is still missing after a pull")
     return info
+
+
+def _image_healthcheck(client: Client, image_id: str) -> Mapping[str, Any] | None:
+    """The image's own HEALTHCHECK (Config.Healthcheck), None when it has none."""
+    from deployctl.adapters import engine  # lazy: the docker SDK stays off validate, plan and the skip path
+
+    info = engine.image_info(client, image_id) or {}
+    check = (info.get("Config") or {}).get("Healthcheck")
+    return check if isinstance(check, Mapping) else None
 
 
 def _digest_of(ref: str, info: Mapping[str, Any]) -> str:

@@ -46,8 +46,18 @@ def _container_words(c: Mapping[str, Any]) -> str:
 
 
 def render_docker_status(st: LocalStatus, doc: Mapping[str, Any]) -> list[str]:
-    """`status` text for the local target: what serves, and what went wrong with the newest release."""
+    """`status` text for the local target. The first line is the verdict deployctl.status/v1
+    gives (`ok`), so a reader never sees "release r6 (succeeded)" above a JSON `ok: false`; then
+    what serves, and what went wrong with the newest release."""
     cur, latest = st.current, st.latest
+    problems = [p for p in (docker_problem(svc) for svc in doc["services"]) if p]
+    if doc["ok"]:
+        verdict = "ok: every service runs its newest release, healthy"
+    elif problems:
+        verdict = "not ok: " + "; ".join(problems)
+    else:
+        verdict = "not ok: not settled yet" + (" (a deploy is running)" if getattr(st, "deploying", "") else
+                                                " (containers are starting or being restarted)")
     head = f"{st.app}/{st.env} on the local Docker engine"
     if cur is not None:
         head += f": release {cur.id} ({cur.outcome})"
@@ -55,7 +65,7 @@ def render_docker_status(st: LocalStatus, doc: Mapping[str, Any]) -> list[str]:
         head += f": no release is serving; the newest, {latest.id}, {outcome_text(latest.outcome)}"
     else:
         head += ": nothing deployed"
-    lines = [head]
+    lines = [verdict, head]
     if getattr(st, "deploying", ""):
         lines.append(f"  a deploy is running: {st.deploying}")
     if latest is not None and (cur is None or latest.number > cur.number) and latest.detail:
@@ -67,9 +77,6 @@ def render_docker_status(st: LocalStatus, doc: Mapping[str, Any]) -> list[str]:
         for c in svc["containers"]:
             if c["state"] != "running" or c["restarts"] or c["health"] not in ("healthy", "none"):
                 lines.append(f"  {_container_words(c)}")
-    problems = [p for p in (docker_problem(svc) for svc in doc["services"]) if p]
-    if problems:
-        lines.append("not ok: " + "; ".join(problems))
     return lines
 
 

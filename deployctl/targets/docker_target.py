@@ -7,11 +7,13 @@ deployctl.targets.docker_status. This class puts them behind deployctl.targets.b
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from deployctl.errors import UsageError
-from deployctl.targets import docker, docker_status
+from deployctl.targets import docker, docker_preflight, docker_status
 from deployctl.targets.base import DeployOptions, DeployRunner, DestroyReport, History, RollbackChoice, StatusView
 
 if TYPE_CHECKING:
@@ -68,9 +70,30 @@ class DockerTarget:
         log(f"{cfg.app}/{cfg.env_name} now runs {release.id} (rollback to {choice.target.id})")
         return 0
 
+    def preflight_before_stages(self, plan: Plan, selected: tuple[str, ...], root: Path,
+                                log: Callable[[str], None]) -> None:
+        """Before any stage of a `run` that deploys here (docker_preflight): every problem at once,
+        nothing changed. A run that does not deploy keeps its lean path (no engine needed when
+        the registry already has the image)."""
+        if "deploy" not in selected:
+            return
+        from deployctl.adapters import engine  # lazy: the docker SDK stays off validate, plan and lean runs
+
+        cfg = self.cfg
+        docker_preflight.check(cfg, builds="build" in selected, deploys=True, image_ref=plan.image_ref,
+                               context_dir=root / cfg.image.context, environ=os.environ,
+                               connect=lambda: engine.connect(timeout=10), log=log)
+
+    def plan_down(self, images: bool) -> docker.DownPlan:
+        return docker.plan_down(self.cfg, images=images)
+
+    def down(self, plan: docker.DownPlan, log: Callable[[str], None]) -> docker.DownReport:
+        return docker.down(self.cfg, plan, log=log)
+
     def teardown(self, name: str, *, dry_run: bool = False) -> DestroyReport:
         raise UsageError(f"environment '{self.cfg.env_name}' deploys to the local Docker engine, which has no "
-                         "previews to destroy", hint="previews need target: ecs")
+                         "previews to destroy", hint="previews need target: ecs; `deployctl down --env "
+                         f"{self.cfg.env_name}` takes this local environment down")
 
     def teardown_question(self, name: str) -> str:
         return f"Remove preview '{name}'?"

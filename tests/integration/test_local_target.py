@@ -157,7 +157,8 @@ def test_deploy_switches_the_stable_port_to_the_new_release(app: App, images: di
     assert labels["deployctl.service"] == "api" and labels["deployctl.release"] == "r2"
     assert labels["deployctl.git-sha"] == "2" * 40 and labels["deployctl.created"].endswith("Z")
     health = running[0].attrs["Config"]["Healthcheck"]
-    assert health["Test"][-1] == "http://127.0.0.1:8000/health/ready"
+    # One probe for both targets (render/probe.py): a shell script that GETs the path.
+    assert health["Test"][0] == "CMD-SHELL" and "http://127.0.0.1:8000/health/ready" in health["Test"][1]
     assert health["StartPeriod"] == 10 * 10**9
     # The release's image is pinned under a release tag, whatever happens to the build tag.
     pinned = client.images.get(f"deployctl-releases/{app.name}:dev-r1")

@@ -35,7 +35,8 @@ def test_a_release_whose_containers_exited_is_reported_not_nothing_deployed() ->
     assert "nothing deployed" not in text
     assert "no release is serving; the newest, r2, succeeded" in text
     assert "app-dev-api-r2 exited (exit code 3)" in text
-    assert text.splitlines()[-1].startswith("not ok: api: no release serves")
+    # The verdict leads, as `ok` does in the JSON (issue 14 item 7).
+    assert text.splitlines()[0].startswith("not ok: api: no release serves")
 
 
 def test_a_rolled_back_newest_release_is_named_in_status() -> None:
@@ -46,8 +47,18 @@ def test_a_rolled_back_newest_release_is_named_in_status() -> None:
     assert (doc["settled"], doc["ok"]) == (True, False)
     assert doc["services"][0]["rolled_back"].startswith("release r2 (rolled-back) is not what runs")
     text = rc.render_docker_status(st, doc)
-    assert text[0].endswith("release r1 (succeeded)")
-    assert text[1] == "  r2: api: release r2 went live, then it died"
+    # JSON says ok: false, so the text says so first, not "release r1 (succeeded)" (issue 14 item 7).
+    assert text[0] == "not ok: api: release r2 (rolled-back) is not what runs: the service went back to r1"
+    assert text[1].endswith("release r1 (succeeded)")
+    assert text[2] == "  r2: api: release r2 went live, then it died"
+
+
+def test_an_ok_environment_says_ok_first() -> None:
+    r1 = release("r1", current=True)
+    st = local("r1", (container("r1"),), r1, r1)
+    doc = rc.docker_status_doc(st)
+    assert doc["ok"] is True
+    assert rc.render_docker_status(st, doc)[0] == "ok: every service runs its newest release, healthy"
 
 
 def test_default_settle_window_is_three_health_intervals() -> None:
