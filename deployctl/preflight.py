@@ -177,6 +177,14 @@ def _check_ownership(cfg: ResolvedConfig, aws: awsa.AwsClients, rep: _Report, pr
              "cluster; see docs/environments.md")
 
 
+def bootstrap_hint(cfg: ResolvedConfig) -> str:
+    """What to say after a problem `deployctl bootstrap` can fix: it creates the cluster (with its
+    capacity providers), the network, target groups, roles and queues (docs/bootstrap.md)."""
+    if cfg.environment.preview:
+        return " (or bootstrap the environment this preview runs in: `deployctl bootstrap --env ENV`)"
+    return f" (or let `deployctl bootstrap --env {cfg.env_name}` create it: docs/bootstrap.md)"
+
+
 def _check_cluster(cfg: ResolvedConfig, aws: awsa.AwsClients, rep: _Report) -> None:
     name = cfg.environment.cluster or "default"
 
@@ -185,7 +193,7 @@ def _check_cluster(cfg: ResolvedConfig, aws: awsa.AwsClients, rep: _Report) -> N
         clusters = [c for c in resp.get("clusters", []) if c.get("status") != "INACTIVE"]
         if not clusters:
             rep.problems.append(f"ECS cluster {name} does not exist in {cfg.region}: create it, or fix "
-                                "environment.cluster")
+                                "environment.cluster" + bootstrap_hint(cfg))
             return
         cluster = clusters[0]
         if cluster.get("status") not in ("ACTIVE", None):
@@ -205,7 +213,7 @@ def _check_cluster(cfg: ResolvedConfig, aws: awsa.AwsClients, rep: _Report) -> N
                 f"{', '.join(need[p])} need{'' if len(need[p]) > 1 else 's'} ({has}): add it with `aws ecs "
                 f"put-cluster-capacity-providers --cluster {name} --capacity-providers "
                 f"{' '.join(sorted(providers | {p}))} --default-capacity-provider-strategy "
-                f"capacityProvider=FARGATE,weight=1`{fix}")
+                f"capacityProvider=FARGATE,weight=1`{fix}" + bootstrap_hint(cfg))
 
     _guard(rep, f"ECS cluster {name}", check)
 
@@ -225,7 +233,7 @@ def _check_network(cfg: ResolvedConfig, aws: awsa.AwsClients, rep: _Report) -> N
                 except awsa.ClientError as exc:
                     if (awsa.error_code(exc) or "").endswith(".NotFound") or awsa.is_not_found(exc):
                         rep.problems.append(f"{kind} {ident} does not exist in {cfg.region}: create it, or fix "
-                                            "environment.network")
+                                            "environment.network" + bootstrap_hint(cfg))
                         return
                     raise
 
@@ -374,7 +382,8 @@ def _check_target_groups(cfg: ResolvedConfig, aws: awsa.AwsClients, rep: _Report
                     raise
             if not groups:
                 rep.problems.append(f"target group {tg} does not exist (service {svc_name}): create it (target "
-                                    f"type ip), or fix services.{svc_name}.load_balancer.target_group")
+                                    f"type ip), or fix services.{svc_name}.load_balancer.target_group"
+                                    + bootstrap_hint(cfg))
                 return
             group = groups[0]
             result.target_group_arns[tg] = str(group["TargetGroupArn"])
@@ -383,7 +392,8 @@ def _check_target_groups(cfg: ResolvedConfig, aws: awsa.AwsClients, rep: _Report
                                     "Fargate tasks (awsvpc) need target type ip")
             if not group.get("LoadBalancerArns"):
                 rep.problems.append(f"target group {tg} is not attached to a load balancer (add a "
-                                    "listener rule); ECS refuses services on a detached target group")
+                                    "listener rule); ECS refuses services on a detached target group"
+                                    + bootstrap_hint(cfg))
 
         _guard(rep, f"target group {tg}", check)
 
@@ -404,7 +414,7 @@ def _check_roles(cfg: ResolvedConfig, aws: awsa.AwsClients, rep: _Report) -> Non
                 if awsa.is_not_found(exc):
                     rep.problems.append(f"IAM {kind} role {name} does not exist ({arn}): create it (`deployctl "
                                         f"iam-policy` shows the CI role; see docs/security.md), or fix "
-                                        f"environment.roles.{kind}")
+                                        f"environment.roles.{kind}" + bootstrap_hint(cfg))
                     return
                 raise
 
@@ -449,7 +459,8 @@ def _check_queue(cfg: ResolvedConfig, aws: awsa.AwsClients, rep: _Report) -> Non
             code = awsa.error_code(exc) or ""
             if awsa.is_not_found(exc) or code.endswith(("NonExistentQueue", "QueueDoesNotExist")):
                 rep.problems.append(f"SQS queue {name} does not exist in {cfg.region} (monitoring.queue): create "
-                                    f"it (`aws sqs create-queue --queue-name {name}`), or fix monitoring.queue.name")
+                                    f"it (`aws sqs create-queue --queue-name {name}`), or fix monitoring.queue.name"
+                                    + bootstrap_hint(cfg))
                 return
             raise
 

@@ -84,6 +84,11 @@ def test_preflight_error_carries_each_problem_as_a_list(broken: World, sim: Any,
     problems = info.value.problems
     assert len(problems) == len(EXPECTED)
     assert all("\n" not in p for p in problems)  # one problem, one line
+    # What `deployctl bootstrap` creates points there; what it never creates (secrets, images, an
+    # alarm someone else owns) does not.
+    points = {kind for kind, (name, _) in EXPECTED.items()
+              if any(name in p and "deployctl bootstrap --env staging" in p for p in problems)}
+    assert points == {"target group", "role", "queue", "spot"}, problems
     assert problem_lines(info.value.message) == problems
 
 
