@@ -171,7 +171,7 @@ def init(
     if start is not None and not start.strip():
         raise UsageError("--start is empty")
     ref = action_ref or workflows.own_commit()
-    if ref is not None and not workflows.SHA.match(ref):
+    if ref is not None and not workflows.SHA.match(ref.rsplit("@", 1)[-1]):
         raise UsageError(f"--action-ref '{ref}' is not a 40-character commit SHA",
                          hint="the workflows pin deployctl's action by commit: a tag or branch can move")
 
