@@ -148,7 +148,7 @@ def dockerfile(project: Project, choices: Choices) -> str:
         "CMD": _json(choices.start),
         "TEST_NOTE": "#   test:    the runtime image plus the lint and test tools (deploy.yaml's stages)\n"
         if choices.lint or choices.test else "",
-        "TEST_STAGE": f"\nFROM runtime AS test\nUSER root\n{_test_install(project)}\nUSER 10001:10001\n"
+        "TEST_STAGE": f"\nFROM runtime AS test\nUSER 0:0\n{_test_install(project)}\nUSER 10001:10001\n"
                       f"CMD {_json(test_cmd)}\n" if choices.lint or choices.test else "",
     })
 

@@ -38,6 +38,7 @@ LAYOUTS = sorted(p.name for p in CORPUS.iterdir() if p.is_dir() and not p.name.s
 EXPECT = {
     "django-app": ("/healthz/", "/version/"),
     "flask-gunicorn": ("/healthz", "/version"),
+    "flask-tested": ("/ready", "/version"),
     "flat-fastapi": ("/health", "/version"),
     "no-health": (None, "/version"),
     "own-dockerfile": ("/health", "/version"),

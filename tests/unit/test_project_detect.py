@@ -6,6 +6,7 @@ command, a lint stage without ruff, port 8000 and /health/ready by default, a Do
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -140,3 +141,13 @@ def choices(p: project.Project) -> init_files.Choices:
     return init_files.Choices(app="demo", region="us-east-1", registry="ecr", port=p.port, health_path=p.health_path,
                               start=p.entry.start or ("python", "app.py"), local_port=18000, lint=p.tools.lint,
                               test=p.tools.test, env=dict(p.env.env), secrets=p.env.secrets)
+
+
+def test_stages_run_in_the_image_only_where_the_config_has_the_key() -> None:
+    p = detect("flask-tested")
+    assert p.tools.lint == ("python -m ruff check .",) and p.tools.test == ("python -m pytest -q tests",)
+    in_image = init_files.deploy_yaml(replace(choices(p), stages_in_image=True))
+    assert 'test: {run: ["python -m pytest -q tests"], in: image, target: test' in in_image
+    on_host = init_files.deploy_yaml(choices(p))
+    assert "in: image" not in on_host and "run on this machine" in on_host
+    assert "\nFROM runtime AS test\n" in init_files.dockerfile(p, choices(p))
