@@ -80,3 +80,14 @@ def test_action_ref_flag(tmp_path: Path) -> None:
     assert f"uses: me/deployctl-fork@{sha}" in (d / ".github/workflows/promote.yml").read_text()
     bad = deployctl(d, "init", "--yes", "--force", "--action-ref", "v1")
     assert bad.returncode == 2 and "not a 40-character commit SHA" in bad.stderr
+
+
+def test_own_commit_reads_git_files_and_none_without(tmp_path: Path) -> None:
+    pkg = tmp_path / "site" / "deployctl" / "render" / "workflows.py"
+    pkg.parent.mkdir(parents=True)
+    assert workflows.own_commit(start=pkg) is None  # a wheel install: init then writes the placeholder
+    gitdir = tmp_path / "site" / ".git"
+    gitdir.mkdir()
+    (gitdir / "HEAD").write_text("ref: refs/heads/main\n")
+    (gitdir / "packed-refs").write_text(f"# pack-refs\n{'c' * 40} refs/heads/main\n")
+    assert workflows.own_commit(start=pkg) == "c" * 40
