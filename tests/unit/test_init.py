@@ -219,3 +219,28 @@ def test_dockerignore_keeps_secrets_out(repo: Path) -> None:
         assert ignored(patterns, secret), secret
     for kept in ("app/main.py", "requirements.txt", "environment.py", "Dockerfile"):
         assert not ignored(patterns, kept), kept
+
+
+def test_the_build_context_leaves_out_deploy_yaml_tests_docs_infra_and_env(repo: Path) -> None:
+    from deployctl.stages import context
+
+    (repo / "docs").mkdir()
+    (repo / "docs" / "index.md").write_text("# docs\n")
+    (repo / "infra").mkdir()
+    (repo / "infra" / "main.tf").write_text("# terraform\n")
+    assert deployctl(repo, "init", "--yes").returncode == 0
+    (repo / ".env").write_text("OPENAI_API_KEY=sk-local\n")
+    files = context.load(repo, "Dockerfile").files
+    assert "main.py" in files and "requirements.txt" in files
+    for left_out in ("deploy.yaml", "tests/test_main.py", "docs/index.md", "infra/main.tf", ".env",
+                     ".github/workflows/promote.yml"):
+        assert left_out not in files, left_out
+    assert ".env" in (repo / ".gitignore").read_text().split()
+
+
+def test_build_essential_only_when_a_dependency_compiles(repo: Path) -> None:
+    assert deployctl(repo, "init", "--yes").returncode == 0
+    builder = (repo / "Dockerfile").read_text().split(" AS runtime")[0]
+    first_install = builder.split("RUN pip install")[1].split("||")[0]
+    assert "--only-binary=:all:" in first_install  # wheels only: no compilers unless that fails
+    assert "RUN apt-get" not in builder
