@@ -84,15 +84,12 @@ def confirm(question: str, yes: bool) -> None:
 
 
 def load(file: str, env: str) -> ResolvedConfig:
-    from deployctl.config import load_env, read  # lazy: pydantic and the config stay off --help
+    from deployctl.config import dotenv, load_env, read  # lazy: pydantic and the config stay off --help
 
-    cfg = load_env(read(file), env)
-    # The local target reads its services' secrets from the shell, then from the project's .env
-    # (config/dotenv.py); remote targets never read it.
-    from deployctl.config import dotenv
-
-    dotenv.project_file = project_dir(file) / ".env" if cfg.environment.target == "docker" else None
-    return cfg
+    # The project's .env (config/dotenv.py): only the local target reads it, for its services'
+    # secrets under the shell's values; remote targets never call it.
+    dotenv.project_file = project_dir(file) / ".env"
+    return load_env(read(file), env)
 
 
 def project_dir(file: str) -> Path:

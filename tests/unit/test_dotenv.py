@@ -9,7 +9,7 @@ import pytest
 from deployctl.commands.common import load
 from deployctl.config import dotenv
 from deployctl.errors import PreflightFailed
-from deployctl.targets import docker
+from deployctl.targets import docker, for_config
 
 DEPLOY_YAML = """version: 1
 app: envapp
@@ -62,5 +62,5 @@ def test_missing_secret_names_the_dotenv(project: Path) -> None:
 
 def test_remote_targets_never_read_it(project: Path) -> None:
     (project / ".env").write_text("OPENAI_API_KEY=from-file\n")
-    load(str(project / "deploy.yaml"), "staging")
-    assert dotenv.project_file is None
+    cfg = load(str(project / "deploy.yaml"), "staging")
+    assert "from-file" not in for_config(cfg).secret_values({})
