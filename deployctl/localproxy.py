@@ -43,7 +43,12 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from deployctl.adapters import shell
+if __name__ == "__main__" and not __package__:
+    # Run by file path with a bare environment: import the deployctl this file belongs to, not
+    # whatever copy (or none) the interpreter's site-packages hold.
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from deployctl.adapters import shell  # noqa: E402
 
 CONNECT_TIMEOUT = 5.0
 REPLAY_LIMIT = 64 * 1024  # bytes of a connection's start kept to send again to another backend

@@ -101,8 +101,11 @@ def confirm(question: str, yes: bool) -> None:
 def load(file: str, env: str, *, from_stack: bool = True) -> ResolvedConfig:
     """One environment's config; with `from_stack` (the default) what deploy.yaml leaves out is
     filled from the outputs of the environment's `from_stack` stack (an AWS call)."""
-    from deployctl.config import load_env, read  # lazy: pydantic and the config stay off --help
+    from deployctl.config import dotenv, load_env, read  # lazy: pydantic and the config stay off --help
 
+    # The project's .env (config/dotenv.py): only the local target reads it, for its services'
+    # secrets under the shell's values; remote targets never call it.
+    dotenv.project_file = project_dir(file) / ".env"
     cfg = load_env(read(file), env)
     if from_stack and cfg.environment.from_stack:
         from deployctl.app.stack import resolve  # lazy: boto3 only for environments that need it

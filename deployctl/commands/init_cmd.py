@@ -1,30 +1,33 @@
-"""init: write deploy.yaml, a multi-stage Dockerfile, a .dockerignore and the GitHub workflows."""
+"""init: read the project, then write deploy.yaml, a multi-stage Dockerfile (unless the project
+has one, which is adopted), a .dockerignore and the GitHub workflows.
+
+Detection lives in deployctl.project (pure); the files are rendered by
+deployctl.render.init_files and deployctl.render.workflows. This module asks and writes.
+"""
 
 from __future__ import annotations
 
 import re
+import shlex
+import socket
 import sys
-from dataclasses import dataclass
-from importlib import resources
+import zlib
+from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
-from deployctl import __version__
 from deployctl.errors import UsageError
+
+if TYPE_CHECKING:
+    from deployctl.project import Project
+    from deployctl.render.init_files import Choices
 
 APP = re.compile(r"^[a-z][a-z0-9-]{0,39}$")
 REGION = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
 REGISTRY = re.compile(r"^(ecr|[A-Za-z0-9.-]+(:\d{1,5})?)$")
-
-
-@dataclass(frozen=True)
-class Answers:
-    app: str
-    region: str = "us-east-1"
-    port: int = 8000
-    health_path: str = "/health/ready"
-    registry: str = "ecr"
+HEALTH = re.compile(r"^/\S*$")
 
 
 def default_app(directory: Path) -> str:
@@ -34,35 +37,46 @@ def default_app(directory: Path) -> str:
     return name[:40].rstrip("-") or "app"
 
 
-def check(answers: Answers) -> list[str]:
-    """Problems with the answers, as sentences for people (empty when all are fine)."""
+def free_local_port(app: str) -> int:
+    """A port on 127.0.0.1 nothing listens on now, stable for an app name: 18000–18999, away from
+    the 8000/8080 that quickstarts and other dev servers take."""
+    start = zlib.crc32(app.encode()) % 1000
+    for i in range(1000):
+        port = 18000 + (start + i) % 1000
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    return 18000 + start
+
+
+def check(choices: Choices) -> list[str]:
+    """Problems with the choices, as sentences for people (empty when all are fine)."""
     out = []
-    if not APP.match(answers.app):
-        out.append(f"app name '{answers.app}': lowercase letters, digits and hyphens, starting with a "
+    if not APP.match(choices.app):
+        out.append(f"app name '{choices.app}': lowercase letters, digits and hyphens, starting with a "
                    "letter, at most 40 characters")
-    if not REGION.match(answers.region):
-        out.append(f"region '{answers.region}' is not an AWS region name such as us-east-1")
-    if not 1 <= answers.port <= 65535:
-        out.append(f"port {answers.port} is not between 1 and 65535")
-    if not answers.health_path.startswith("/") or any(c.isspace() for c in answers.health_path):
-        out.append(f"health path '{answers.health_path}' must start with / and contain no spaces")
-    if not REGISTRY.match(answers.registry):
-        out.append(f"registry '{answers.registry}': use `ecr` or a registry host such as localhost:5000")
+    if not REGION.match(choices.region):
+        out.append(f"region '{choices.region}' is not an AWS region name such as us-east-1")
+    for what, port in (("port", choices.port), ("local port", choices.local_port)):
+        if not 1 <= port <= 65535:
+            out.append(f"{what} {port} is not between 1 and 65535")
+    if choices.health_path is not None and not HEALTH.match(choices.health_path):
+        out.append(f"health path '{choices.health_path}' must start with / and contain no spaces")
+    if not REGISTRY.match(choices.registry):
+        out.append(f"registry '{choices.registry}': use `ecr` or a registry host such as localhost:5000")
+    if not choices.start and not choices.adopted_dockerfile:
+        out.append("no start command: none was found in the project (no app object, Procfile or Dockerfile "
+                   "CMD); give one with --start, e.g. --start 'uvicorn app.main:app --host 0.0.0.0 --port 8000'")
     return out
 
 
-FRONTEND_DIRS = ("frontend", "web", "client", "apps/web")
-
-
-def find_frontend(root: Path) -> tuple[str, str | None] | None:
-    """(directory, Vercel framework or None) of a JavaScript frontend next to the backend."""
-    for rel in FRONTEND_DIRS:
-        d = root / rel
-        if (d / "package.json").is_file():
-            names = {p.name for p in d.iterdir()}
-            framework = "nextjs" if any(n.startswith("next.config.") for n in names) else None
-            return rel, framework
-    return None
+def frontend_framework(directory: Path) -> str | None:
+    """The Vercel framework preset of a JavaScript frontend directory, when it is plain to see."""
+    names = {p.name for p in directory.iterdir()} if directory.is_dir() else set()
+    return "nextjs" if any(n.startswith("next.config.") for n in names) else None
 
 
 def frontend_yaml(path: str, framework: str | None) -> str:
@@ -91,30 +105,6 @@ def _with_frontend(text: str, path: str, framework: str | None) -> str:
     return text.rstrip("\n") + "\n" + frontend_yaml(path, framework)
 
 
-def _template(name: str) -> str:
-    return (resources.files("deployctl") / "templates" / name).read_text("utf-8")
-
-
-def render_files(answers: Answers, install: str, frontend: tuple[str, str | None] | None = None) -> dict[str, str]:
-    """Relative path → content of every file init writes. Pure."""
-    from deployctl.render import workflows  # lazy: --help loads only what it needs
-
-    values = {"APP": answers.app, "REGION": answers.region, "PORT": str(answers.port),
-              "HEALTH": answers.health_path, "REGISTRY": answers.registry}
-    files = {
-        "deploy.yaml": workflows.fill(_template("deploy.yaml.txt"), values),
-        "Dockerfile": workflows.fill(_template("Dockerfile.txt"), values),
-        ".dockerignore": _template("dockerignore.txt"),
-    }
-    if frontend is not None:
-        files["deploy.yaml"] = _with_frontend(files["deploy.yaml"], *frontend)
-    params = workflows.WorkflowParams(app=answers.app, region=answers.region, install=install,
-                                      rollback_envs=("staging", "prod"))
-    for name, text in workflows.render(params).items():
-        files[f".github/workflows/{name}"] = text
-    return files
-
-
 def git_root(start: Path) -> Path | None:
     for d in (start, *start.parents):
         if (d / ".git").exists():
@@ -122,55 +112,141 @@ def git_root(start: Path) -> Path | None:
     return None
 
 
+def _config_features() -> tuple[bool, bool]:
+    """(stages can run `in: image`, environments can override health timings) in this deployctl."""
+    from deployctl.config import model
+
+    stage_fields = model.CommandStage.model_fields
+    return "where" in stage_fields, "health" in model.Environment.model_fields
+
+
+def _findings(p: Project) -> list[tuple[str, str]]:
+    rows = [("app directory", p.app_dir)]
+    deps = p.deps.manager if p.deps.manager != "none" else "none found"
+    rows.append(("dependencies", f"{deps}: {', '.join([*p.deps.files, *([p.deps.lock] if p.deps.lock else [])])}"
+                 if p.deps.files else deps))
+    if p.entry.framework:
+        rows.append(("framework", f"{p.entry.framework} ({p.entry.app})"))
+    if p.entry.server:
+        rows.append(("server", p.entry.server + (f" with {p.entry.server_config}" if p.entry.server_config else "")))
+    if p.dockerfile:
+        rows.append(("Dockerfile", f"{p.dockerfile.path}: kept as is (stages: "
+                                   f"{', '.join(s or '-' for s in p.dockerfile.stages)})"))
+        if p.dockerfile.healthcheck:
+            rows.append(("HEALTHCHECK", p.dockerfile.healthcheck[:80]))
+    rows.append(("port", f"{p.port} ({p.port_source})"))
+    rows.append(("routes", ", ".join(p.routes[:8]) or "none found"))
+    rows.append(("lint", ", ".join(p.tools.lint) or "no tool found: no lint stage"))
+    rows.append(("test", ", ".join(p.tools.test) or "no tests found: no test stage"))
+    if p.env.env:
+        rows.append(("env", ", ".join(p.env.env)))
+    if p.env.secrets:
+        rows.append(("secrets", ", ".join(p.env.secrets)))
+    if p.env.no_sample:
+        rows.append(("env without a value", ", ".join(p.env.no_sample) + " (not written; add them if needed)"))
+    if p.frontend:
+        rows.append(("frontend", f"{p.frontend}/ (a Vercel frontend section is offered)"))
+    return rows
+
+
+def _show(rows: list[tuple[str, str]], warnings: list[str]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(stderr=True)
+    table = Table(title="What init found", show_header=False, box=None, padding=(0, 2))
+    for key, value in rows:
+        table.add_row(f"[bold]{key}[/]", value)
+    console.print(table)
+    for w in warnings:
+        console.print(f"[yellow]warning:[/] {w}")
+
+
 def init(
     app_name: str | None = typer.Option(None, "--app", help="App name (default: the directory's name)."),
     region: str | None = typer.Option(None, "--region", help="AWS region (default us-east-1)."),
-    port: int | None = typer.Option(None, "--port", help="Port the service listens on (default 8000)."),
+    port: int | None = typer.Option(None, "--port", help="Port the app listens on in the container "
+                                                         "(default: detected, else 8000)."),
     health_path: str | None = typer.Option(None, "--health-path",
-                                           help="HTTP readiness path (default /health/ready)."),
+                                           help="HTTP readiness path (default: the app's health route)."),
+    start: str | None = typer.Option(None, "--start", help="Command that starts the app in the image "
+                                                           "(default: detected)."),
+    local_port: int | None = typer.Option(None, "--local-port", help="Port on 127.0.0.1 for the dev "
+                                                                     "environment (default: a free one)."),
     registry: str | None = typer.Option(None, "--registry", help="`ecr` (default) or a registry host."),
-    yes: bool = typer.Option(False, "--yes", "-y", help="Take the defaults for everything not given."),
-    force: bool = typer.Option(False, "--force", help="Overwrite files that already exist."),
+    action_ref: str | None = typer.Option(None, "--action-ref",
+                                          help="Commit SHA of deployctl the workflows use (default: this "
+                                               "installation's git commit)."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Take what was detected for everything not given."),
+    force: bool = typer.Option(False, "--force", help="Overwrite files that already exist (an existing "
+                                                      "Dockerfile is otherwise kept and used)."),
     directory: str = typer.Option(".", "--dir", help="Project directory (inside a git repository)."),
 ) -> None:
-    """Set a project up for deployctl: deploy.yaml, Dockerfile, .dockerignore, GitHub workflows.
+    """Set a project up for deployctl: reads the project, then writes deploy.yaml, a Dockerfile
+    (unless one exists: it is kept and used), .dockerignore and the GitHub workflows.
 
-    Asks a few questions on a terminal; flags answer them, `--yes` takes the defaults. Never
-    overwrites an existing file unless `--force`.
+    On a terminal it shows what it found and asks to confirm or change each choice; `--yes`
+    and the flags make it non-interactive. Never overwrites a file unless `--force`.
 
     Examples:  deployctl init
-               deployctl init --app chat-api --region eu-west-1 --port 8000 --yes
+               deployctl init --yes --port 3100 --health-path /health
     """
+    from deployctl import project as detection
+    from deployctl.render import init_files, workflows
+
     root = Path(directory)
     if not root.is_dir():
         raise UsageError(f"{directory}: no such directory")
     if git_root(root.resolve()) is None:
         raise UsageError(f"{root.resolve()} is not inside a git repository",
                          hint="run `git init` first: deployctl tags images with the commit")
-    defaults = Answers(app=default_app(root))
-    given = {"app": app_name, "region": region, "port": port, "health_path": health_path,
-             "registry": registry}
-    ask = not yes and sys.stdin.isatty()
-    prompts = {"app": "App name", "region": "AWS region", "port": "Service port",
-               "health_path": "Health check path", "registry": "Image registry (ecr or host:port)"}
-    values: dict[str, object] = {}
-    for key, value in given.items():
-        if value is None:
-            value = getattr(defaults, key)
-            if ask:
-                value = typer.prompt(prompts[key], default=value, type=type(value))
-        values[key] = value
-    answers = Answers(**values)  # type: ignore[arg-type]
-    problems = check(answers)
+    if start is not None and not start.strip():
+        raise UsageError("--start is empty")
+    ref = action_ref or workflows.own_commit()
+    if ref is not None and not workflows.SHA.match(ref.rsplit("@", 1)[-1]):
+        raise UsageError(f"--action-ref '{ref}' is not a 40-character commit SHA",
+                         hint="the workflows pin deployctl's action by commit: a tag or branch can move")
+
+    p = detection.detect(root, port=port)
+    adopted = p.dockerfile is not None and not force
+    in_image, env_health = _config_features()
+    app = app_name or default_app(root)
+    detected_start = tuple(shlex.split(start)) if start else (p.entry.start or ())
+    health = health_path if health_path is not None else p.health_path
+    choices = init_files.Choices(
+        app=app, region=region or "us-east-1", registry=registry or "ecr", port=p.port, health_path=health,
+        start=detected_start, local_port=local_port or free_local_port(app),
+        lint=p.tools.lint, test=p.tools.test, stages_in_image=in_image and not adopted, env_health=env_health,
+        env=dict(p.env.env), secrets=p.env.secrets, frontend=p.frontend, adopted_dockerfile=adopted,
+        context=p.app_dir if adopted else ".",
+        dockerfile="Dockerfile",
+        target=(p.dockerfile.final_stage if adopted and p.dockerfile else "runtime"),
+        healthcheck_in_image=bool(adopted and p.dockerfile and p.dockerfile.healthcheck),
+    )
+    warnings = p.warnings
+    interactive = not yes and sys.stdin.isatty()
+    _show(_findings(p), warnings)
+    if interactive:
+        choices = _ask(choices)
+    problems = check(choices)
     if problems:
         raise UsageError("; ".join(problems))
 
-    frontend = find_frontend(root)
-    if frontend is not None and ask and not typer.confirm(
-            f"Deploy the frontend in {frontend[0]}/ to Vercel with each release?", default=True):
-        frontend = None
-    files = render_files(answers, install=f'"deployctl=={__version__}"', frontend=frontend)
-    existing = sorted(p for p in files if (root / p).exists())
+    files = {"deploy.yaml": init_files.deploy_yaml(choices)}
+    ignore_at = ".dockerignore" if choices.context == "." else f"{choices.context}/.dockerignore"
+    if not adopted:
+        files["Dockerfile"] = init_files.dockerfile(p, choices)
+    if not adopted or not (root / ignore_at).exists():
+        files[ignore_at] = init_files.template("dockerignore.txt")
+    params = workflows.WorkflowParams(app=choices.app, region=choices.region, action_ref=ref or workflows.PLACEHOLDER,
+                                      rollback_envs=("staging", "prod"),
+                                      prepare=workflows.prepare_commands(p, in_image and not adopted))
+    for name, text in workflows.render(params).items():
+        files[f".github/workflows/{name}"] = text
+    existing = sorted(rel for rel in files if (root / rel).exists())
+    if p.frontend is not None and (not interactive or typer.confirm(
+            f"Deploy the frontend in {p.frontend}/ to Vercel with each release?", default=True)):
+        files["deploy.yaml"] = _with_frontend(files["deploy.yaml"], p.frontend, frontend_framework(root / p.frontend))
     if existing and not force:
         raise UsageError("not overwriting existing files: " + ", ".join(existing),
                          hint="move them aside, or run again with --force")
@@ -178,18 +254,63 @@ def init(
         path = root / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
-        verb = "overwrote" if rel in existing else "wrote"
-        typer.echo(f"{verb} {rel}")
+        typer.echo(f"{'overwrote' if rel in existing else 'wrote'} {rel}")
+    if adopted and p.dockerfile:
+        typer.echo(f"kept {p.dockerfile.path} (build target: {choices.target or 'its last stage'})")
+    if _ensure_gitignored(root, ".env"):
+        typer.echo("added .env to .gitignore")
+    _next_steps(choices, ref is None)
+
+
+def _ask(c: Choices) -> Choices:
+    c = replace(c, app=typer.prompt("App name", default=c.app))
+    c = replace(c, region=typer.prompt("AWS region", default=c.region))
+    c = replace(c, port=typer.prompt("Port the app listens on", default=c.port, type=int))
+    h = typer.prompt("Health check path (- for a TCP check)", default=c.health_path or "-")
+    c = replace(c, health_path=None if h == "-" else h)
+    if not c.adopted_dockerfile:
+        s = typer.prompt("Start command", default=shlex.join(c.start) if c.start else "")
+        c = replace(c, start=tuple(shlex.split(s)))
+    c = replace(c, local_port=typer.prompt("Local port for dev (127.0.0.1)", default=c.local_port, type=int))
+    c = replace(c, registry=typer.prompt("Image registry (ecr or host:port)", default=c.registry))
+    if c.lint and not typer.confirm(f"Lint stage: {'; '.join(c.lint)}?", default=True):
+        c = replace(c, lint=())
+    if c.test and not typer.confirm(f"Test stage: {'; '.join(c.test)}?", default=True):
+        c = replace(c, test=())
+    return c
+
+
+def _ensure_gitignored(root: Path, name: str) -> bool:
+    """Adds `name` to the project's .gitignore unless a line already ignores it; True when added."""
+    gi = root / ".gitignore"
+    text = gi.read_text("utf-8") if gi.is_file() else ""
+    if any(line.strip().rstrip("/") in (name, f"/{name}", f"**/{name}") for line in text.splitlines()):
+        return False
+    gi.write_text(text + ("" if not text or text.endswith("\n") else "\n") + f"{name}\n", encoding="utf-8")
+    return True
+
+
+def _next_steps(c: Choices, placeholder_ref: bool) -> None:
+    url = f"http://127.0.0.1:{c.local_port}{c.health_path or '/'}"
     typer.echo("")
     typer.echo("Next:")
-    typer.echo("  1. fill in the TODO lines of deploy.yaml (cluster, subnets, security groups, roles"
-               + (", the Vercel project)" if frontend else ")"))
-    typer.echo("  2. deployctl validate && deployctl plan --env staging")
-    typer.echo("  3. deployctl iam-policy --env staging --repo OWNER/NAME")
+    typer.echo(f"  1. deployctl run --env dev        builds the image and serves it on {url}")
+    if c.secrets:
+        names = ", ".join(c.secrets)
+        typer.echo(f"     dev needs its secrets ({names}): export them in your shell, or put NAME=value lines")
+        typer.echo("     in .env next to deploy.yaml (git-ignored; deployctl passes it to the dev containers")
+        typer.echo("     only, and .dockerignore keeps it out of every image)")
+    typer.echo("  2. create the AWS side: deployctl bootstrap --env staging (docs/bootstrap.md), or fill in the")
+    typer.echo("     TODO lines of deploy.yaml (cluster, subnets, security groups, roles)"
+               + (" and the Vercel project" if c.frontend else ""))
+    typer.echo("  3. deployctl validate && deployctl plan --env staging")
+    typer.echo("  4. deployctl iam-policy --env staging --repo OWNER/NAME")
     typer.echo("     (the CI role, one per environment; its ARN goes in variable AWS_ROLE_ARN of the GitHub")
     typer.echo("     environment of the same name)")
-    typer.echo("  4. GitHub → Settings → Environments → production: add required reviewers")
-    typer.echo("     (the promote and rollback workflows wait for them)")
+    typer.echo("  5. GitHub → Settings → Environments → production: add required reviewers")
+    if placeholder_ref:
+        typer.echo("  ! the workflows use deployctl's action at a placeholder commit: run init again with")
+        typer.echo("    --action-ref <deployctl commit SHA> (this deployctl was not installed from a git checkout)")
 
 
 def register(app: typer.Typer) -> None:

@@ -81,6 +81,13 @@ def _allowed(path: str, allowed: Iterable[str]) -> bool:
     return False
 
 
+# What every Debian/Ubuntu image carries and is public by design: the package manager's signing
+# keyrings (public keys, *.gpg), manual pages (env.1.gz) and the programs themselves (apt-key).
+# Found by name only, so content checks (a private key block) still apply to these paths.
+OS_PUBLIC_PATHS = re.compile(r"^(?:usr/share/keyrings/|etc/apt/trusted\.gpg\.d/|usr/share/man/|usr/share/doc/|"
+                             r"usr/(?:local/)?s?bin/[^/]+$|s?bin/[^/]+$)")
+
+
 def layer_findings(files: Iterable[tuple[int, str, bytes]], allowed: Iterable[str]) -> list[str]:
     """Secret-looking files among (layer, path, head) of an image's layers."""
     allowed = list(allowed)
@@ -89,7 +96,7 @@ def layer_findings(files: Iterable[tuple[int, str, bytes]], allowed: Iterable[st
         name = path.rsplit("/", 1)[-1]
         if name.startswith(".wh."):
             continue  # a whiteout marks a deletion; the file it deletes was listed with its layer
-        reason = rules.name_reason(path)
+        reason = None if OS_PUBLIC_PATHS.match(path) else rules.name_reason(path)
         if reason is None and head:
             reason = rules.content_reason(head, path)
         if reason and not _allowed(path, allowed):

@@ -75,6 +75,7 @@ from typing import TYPE_CHECKING, Any
 
 from deployctl import localproxy
 from deployctl.adapters.engine_view import ContainerView, container_view
+from deployctl.config import dotenv
 from deployctl.errors import DeployFailed, ExternalError, LockHeld, PreflightFailed, UsageError
 from deployctl.pipeline import Cancelled
 from deployctl.plan import waves
@@ -505,8 +506,9 @@ def service_urls(cfg: ResolvedConfig) -> dict[str, str]:
 
 
 def local_secrets(cfg: ResolvedConfig, environ: Mapping[str, str] | None = None) -> dict[str, dict[str, str]]:
-    """service → {ENV_NAME: value} from the deployer's environment; PreflightFailed names all missing."""
-    environ = os.environ if environ is None else environ
+    """service → {ENV_NAME: value} from the deployer's environment, then the project's .env;
+    PreflightFailed names all missing."""
+    environ = dotenv.overlay(os.environ if environ is None else environ)
     out: dict[str, dict[str, str]] = {}
     missing: list[str] = []
     for name, svc in cfg.services.items():
@@ -520,7 +522,8 @@ def local_secrets(cfg: ResolvedConfig, environ: Mapping[str, str] | None = None)
         raise PreflightFailed(
             "the local target reads secrets from your environment, and these are not set: "
             + ", ".join(missing),
-            hint="export them before deploying (values are passed to the containers and never printed)",
+            hint="export them before deploying, or put NAME=value lines in the project's .env (git-ignored; "
+                 "values are passed to the containers and never printed)",
         )
     return out
 
@@ -532,7 +535,7 @@ def local_secret_values(cfg: ResolvedConfig, environ: Mapping[str, str] | None =
     environment, so a command that prints $MODEL_API_KEY must already see it masked. Missing
     secrets are the deploy's preflight to report (local_secrets), not this function's.
     """
-    environ = os.environ if environ is None else environ
+    environ = dotenv.overlay(os.environ if environ is None else environ)
     return [environ[var] for svc in cfg.services.values() for var in svc.secrets if environ.get(var)]
 
 

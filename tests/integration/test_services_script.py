@@ -63,7 +63,18 @@ def http_get(url: str, timeout: float = 3) -> tuple[int, str]:
 def test_status_lists_every_service_up(services: dict[str, str]) -> None:
     lines = run(SERVICES, "status").stdout.splitlines()
     states = {line.split()[0]: line.split()[1] for line in lines}
-    assert states == {"dockerd": "up", "registry": "up", "registry-auth": "up", "moto": "up"}
+    assert states == {"dockerd": "up", "registry": "up", "registry-auth": "up", "base-image": "up", "moto": "up"}
+
+
+def test_the_local_python_base_image_is_like_the_official_slim_one(services: dict[str, str]) -> None:
+    # `up` builds python:3.11-slim with debootstrap (no Docker Hub here): python, pip and venv
+    # as in the official image, and neither wget nor curl, which slim images do not have.
+    script = ("python --version && pip --version && python -m venv /tmp/v && /tmp/v/bin/pip --version"
+              " && for t in wget curl; do if command -v $t; then echo has-$t; exit 1; fi; done; echo ok")
+    r = subprocess.run(["docker", "run", "--rm", "python:3.11-slim", "sh", "-c", script], capture_output=True,
+                       text=True, timeout=120, env={**os.environ, "DOCKER_HOST": services["DOCKER_HOST"]})
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.startswith("Python 3.11.") and r.stdout.strip().endswith("ok")
 
 
 def test_env_names_the_registries_and_credentials(services: dict[str, str]) -> None:

@@ -38,10 +38,26 @@ def git(cwd: Path, *args: str) -> None:
                    capture_output=True)
 
 
+APP_PY = """from fastapi import FastAPI
+
+app = FastAPI()
+
+
+@app.get("/health/ready")
+def ready() -> dict:
+    return {"ready": True}
+"""
+
+
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
+    """A small FastAPI project with ruff and pytest, in a fresh git repository."""
     d = tmp_path / "my-ai-app"
-    d.mkdir()
+    (d / "tests").mkdir(parents=True)
+    (d / "main.py").write_text(APP_PY)
+    (d / "requirements.txt").write_text("fastapi==0.115.6\nuvicorn==0.32.1\n")
+    (d / "requirements-dev.txt").write_text("-r requirements.txt\nruff\npytest\nhttpx\n")
+    (d / "tests" / "test_main.py").write_text("def test_nothing():\n    assert True\n")
     git(d, "init", "-q", "-b", "main")
     return d
 
@@ -90,7 +106,8 @@ def test_questions_on_a_terminal(repo: Path) -> None:
     proc = subprocess.Popen([sys.executable, "-m", "deployctl", "init"], cwd=repo, env=env(), stdin=sub,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     os.close(sub)
-    os.write(main, b"talk\nap-south-1\n8080\n/healthz\necr\n")
+    # app, region, port, health path, start command, local port, registry, lint?, test?
+    os.write(main, b"talk\nap-south-1\n8080\n/healthz\n\n\n\n\n\n")
     out, err = proc.communicate(timeout=60)
     os.close(main)
     assert proc.returncode == 0, err
@@ -115,12 +132,14 @@ def test_refuses_outside_a_git_repository(tmp_path: Path) -> None:
 
 
 def test_never_overwrites_without_force(repo: Path) -> None:
+    # An existing Dockerfile is adopted (kept, and deploy.yaml builds it), not an obstacle;
+    # any other file init would write is refused as before.
     (repo / "Dockerfile").write_text("FROM scratch\n")
     (repo / ".github/workflows").mkdir(parents=True)
     (repo / ".github/workflows/preview.yml").write_text("mine\n")
     r = deployctl(repo, "init", "--yes")
     assert r.returncode == 2
-    assert "not overwriting existing files: .github/workflows/preview.yml, Dockerfile" in r.stderr
+    assert "not overwriting existing files: .github/workflows/preview.yml\n" in r.stderr
     assert (repo / "Dockerfile").read_text() == "FROM scratch\n"
     assert not (repo / "deploy.yaml").exists(), "nothing is written when anything exists"
 
@@ -156,8 +175,10 @@ def test_dockerfile_is_multi_stage_with_a_non_root_runtime(repo: Path) -> None:
     assert deployctl(repo, "init", "--yes").returncode == 0
     parsed = stages((repo / "Dockerfile").read_text())
     assert len(parsed) >= 2
-    builder, runtime = parsed[0], parsed[-1]
-    assert runtime["name"] == yaml.safe_load((repo / "deploy.yaml").read_text())["image"]["target"]
+    # builder, runtime (deploy.yaml's target), then the test stage built on the runtime
+    target = yaml.safe_load((repo / "deploy.yaml").read_text())["image"]["target"]
+    builder, runtime = parsed[0], next(st for st in parsed if st["name"] == target)
+    assert parsed[-1]["name"] == "test" and parsed[-1]["base"] == "runtime"
     users = [arg for op, arg in runtime["ops"] if op == "USER"]  # type: ignore[union-attr]
     assert users, "the final stage sets a USER"
     user = users[-1].split(":")[0]
@@ -221,3 +242,28 @@ def test_init_offers_the_frontend_section_when_it_finds_a_frontend(repo: Path) -
 def test_init_without_a_frontend_directory_writes_no_frontend_section(repo: Path) -> None:
     assert deployctl(repo, "init", "--yes").returncode == 0
     assert "frontend" not in yaml.safe_load((repo / "deploy.yaml").read_text())
+
+
+def test_the_build_context_leaves_out_deploy_yaml_tests_docs_infra_and_env(repo: Path) -> None:
+    from deployctl.stages import context
+
+    (repo / "docs").mkdir()
+    (repo / "docs" / "index.md").write_text("# docs\n")
+    (repo / "infra").mkdir()
+    (repo / "infra" / "main.tf").write_text("# terraform\n")
+    assert deployctl(repo, "init", "--yes").returncode == 0
+    (repo / ".env").write_text("OPENAI_API_KEY=sk-local\n")
+    files = context.load(repo, "Dockerfile").files
+    assert "main.py" in files and "requirements.txt" in files
+    for left_out in ("deploy.yaml", "tests/test_main.py", "docs/index.md", "infra/main.tf", ".env",
+                     ".github/workflows/promote.yml"):
+        assert left_out not in files, left_out
+    assert ".env" in (repo / ".gitignore").read_text().split()
+
+
+def test_build_essential_only_when_a_dependency_compiles(repo: Path) -> None:
+    assert deployctl(repo, "init", "--yes").returncode == 0
+    builder = (repo / "Dockerfile").read_text().split(" AS runtime")[0]
+    first_install = builder.split("RUN pip install")[1].split("||")[0]
+    assert "--only-binary=:all:" in first_install  # wheels only: no compilers unless that fails
+    assert "RUN apt-get" not in builder

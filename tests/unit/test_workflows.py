@@ -54,7 +54,8 @@ def lint(tmp_path_factory: pytest.TempPathFactory) -> tuple[int, dict[str, list[
     d = tmp_path_factory.mktemp("workflows")
     for path in SHIPPED:
         (d / f"shipped-{path.name}").write_text(path.read_text())
-    params = workflows.WorkflowParams(app="demo", region="eu-west-1", install='"deployctl==0.1.0"')
+    params = workflows.WorkflowParams(app="demo", region="eu-west-1", action_ref="a" * 40,
+                                      prepare=("python -m pip install -r requirements.txt ruff",))
     for name, text in workflows.render(params).items():
         (d / f"generated-{name}").write_text(text)
     broken = SHIPPED[0].read_text().replace("steps.run.outputs.image", "steps.nope.outputs.image")
@@ -106,7 +107,8 @@ def test_actions_are_pinned_to_commit_shas(path: Path) -> None:
     uses = [s["uses"] for job in data["jobs"].values() for s in job.get("steps", []) if "uses" in s]
     assert uses
     for ref in uses:
-        assert SHA_PIN.match(ref), f"{ref} is not pinned to a full commit SHA"
+        # `./` is this repository's own action.yml, at the commit the workflow runs
+        assert ref == "./" or SHA_PIN.match(ref), f"{ref} is not pinned to a full commit SHA"
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
@@ -175,7 +177,11 @@ def test_what_each_workflow_runs() -> None:
 
 def test_deployctl_is_installed_from_the_repository() -> None:
     for path in SHIPPED:
-        assert "python -m pip install .\n" in path.read_text()
+        data = load(path.read_text())
+        for job in data["jobs"].values():
+            steps = job.get("steps", [])
+            if any(s.get("run", "").startswith("deployctl ") for s in steps):
+                assert {"name": "Install deployctl", "uses": "./"} in steps, path.name
 
 
 def test_a_template_placeholder_left_unfilled_is_an_error() -> None:

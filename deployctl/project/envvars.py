@@ -1,0 +1,88 @@
+"""The environment variables the app reads: from .env.example/.env.sample and from
+os.getenv/os.environ in the code. Secret-looking names are secrets; the others are plain
+env with their sample values."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from deployctl.project.files import is_test_path, read, rel, walk
+
+SAMPLES = (".env.example", ".env.sample", ".env.template", ".env.dist", "env.example", "example.env")
+SECRET_NAME = re.compile(r"(KEY|SECRET|TOKEN|PASSWORD|PASSWD|PASS|PRIVATE|CREDENTIAL|AUTH|DSN|"
+                         r"DATABASE_URL|REDIS_URL|MONGO(DB)?_URI|CONNECTION_STRING|WEBHOOK)", re.I)
+_CODE = re.compile(r"""os\.(?:getenv|environ\.get|environ\.setdefault)\(\s*["']([A-Z_][A-Z0-9_]*)["']"""
+                   r"""(?:\s*,\s*(?:["']([^"'\n]*)["']|(\d[\d.]*)))?"""
+                   r"""|os\.environ\[\s*["']([A-Z_][A-Z0-9_]*)["']\s*\]""")
+# Set by the platform or the image, not by deploy.yaml.
+IGNORED = frozenset({"PATH", "HOME", "HOSTNAME", "PYTHONPATH", "PWD", "USER", "TERM", "LANG",
+                     "DJANGO_SETTINGS_MODULE", "VIRTUAL_ENV", "CI", "GITHUB_ACTIONS"})
+_PLACEHOLDER = re.compile(r"^(|changeme|change-me|your[-_].*|xxx+|<.*>|\.\.\.|todo|replace.*)$", re.I)
+
+
+@dataclass(frozen=True)
+class EnvVars:
+    env: dict[str, str]          # NAME → sample value
+    secrets: tuple[str, ...]     # NAMEs whose values must stay out of deploy.yaml
+    sample_file: str | None      # the .env.example-like file read, relative to the root
+    no_sample: tuple[str, ...]   # plain names read in code with no default or sample value
+
+
+def is_secret(name: str) -> bool:
+    return bool(SECRET_NAME.search(name))
+
+
+def _sample(root: Path, app_dir: str) -> tuple[str | None, dict[str, str]]:
+    for d in dict.fromkeys((app_dir, ".")):
+        for name in SAMPLES:
+            p = root / d / name
+            if p.is_file():
+                values: dict[str, str] = {}
+                for line in read(p).splitlines():
+                    line = line.strip()
+                    if not line or line.startswith("#") or "=" not in line:
+                        continue
+                    key, _, value = line.removeprefix("export ").partition("=")
+                    key = key.strip()
+                    value = value.split(" #")[0].strip().strip("\"'")
+                    if re.fullmatch(r"[A-Z_][A-Z0-9_]*", key):
+                        values[key] = value
+                return rel(root, p), values
+    return None, {}
+
+
+def detect(root: Path, app_dir: str, port: int | None = None) -> EnvVars:
+    sample_file, sample = _sample(root, app_dir)
+    defaults: dict[str, str] = {}
+    names: list[str] = list(sample)
+    for path in walk(root / app_dir):
+        if is_test_path(rel(root, path)):
+            continue
+        for m in _CODE.finditer(read(path)):
+            name = m.group(1) or m.group(4)
+            names.append(name)
+            default = m.group(2) if m.group(2) is not None else m.group(3)
+            if default is not None and name not in defaults:
+                defaults[name] = default
+    env: dict[str, str] = {}
+    secrets: list[str] = []
+    no_sample: list[str] = []
+    for name in dict.fromkeys(names):
+        if name in IGNORED:
+            continue
+        if is_secret(name):
+            secrets.append(name)
+            continue
+        if name == "PORT" and port:
+            env[name] = str(port)
+            continue
+        value = sample.get(name)
+        if value is None or _PLACEHOLDER.match(value):
+            value = defaults.get(name, value)
+        if value:
+            env[name] = value
+        else:
+            no_sample.append(name)
+    return EnvVars(env=env, secrets=tuple(secrets), sample_file=sample_file, no_sample=tuple(no_sample))

@@ -1,0 +1,153 @@
+"""deployctl.project: what `init` reads from a project, on the corpus layouts and small cases.
+
+Each assertion is a choice the issue found wrong before: requirements under src/, the start
+command, a lint stage without ruff, port 8000 and /health/ready by default, a Dockerfile refused.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from deployctl import project
+from deployctl.project import dockerfile, envvars, routes
+from deployctl.render import init_files
+
+CORPUS = Path(__file__).resolve().parents[1] / "corpus"
+
+
+def detect(layout: str) -> project.Project:
+    return project.detect(CORPUS / layout)
+
+
+def test_src_layout_with_gunicorn_config_on_3100() -> None:
+    p = detect("src-gunicorn")
+    assert p.deps.files == ("src/requirements.txt",)
+    assert (p.port, p.port_source) == (3100, "src/gunicorn.conf.py")
+    assert p.entry.start == ("gunicorn", "-c", "src/gunicorn.conf.py", "app.main:app")
+    assert p.entry.import_root == "src" and p.health_path == "/health"
+    text = init_files.dockerfile(p, choices(p))
+    assert "COPY src/requirements*.txt ./" in text and "PYTHONPATH=/app/src" in text
+    assert 'CMD ["gunicorn", "-c", "src/gunicorn.conf.py", "app.main:app"]' in text
+
+
+def test_lock_files_choose_the_manager() -> None:
+    poetry, uv = detect("poetry-app"), detect("uv-app")
+    assert (poetry.deps.manager, poetry.deps.lock) == ("poetry", "poetry.lock")
+    assert (uv.deps.manager, uv.deps.lock) == ("uv", "uv.lock")
+    assert "poetry install --only main --no-root" in init_files.dockerfile(poetry, choices(poetry))
+    assert "uv sync --frozen --no-dev" in init_files.dockerfile(uv, choices(uv))
+    assert uv.entry.framework == "starlette" and uv.health_path == "/healthz"
+
+
+@pytest.mark.parametrize(("layout", "framework", "start"), [
+    ("flat-fastapi", "fastapi", ("uvicorn", "main:app", "--host", "0.0.0.0", "--port", "8000")),
+    ("flask-gunicorn", "flask", ("gunicorn", "--bind", "0.0.0.0:8000", "app:app")),
+    ("django-app", "django", ("gunicorn", "--bind", "0.0.0.0:8000", "mysite.wsgi:application")),
+])
+def test_framework_and_start_command(layout: str, framework: str, start: tuple[str, ...]) -> None:
+    p = detect(layout)
+    assert (p.entry.framework, p.entry.start) == (framework, start)
+
+
+def test_an_existing_dockerfile_is_adopted_with_its_port_and_healthcheck() -> None:
+    p = detect("own-dockerfile")
+    assert p.dockerfile is not None
+    assert (p.dockerfile.final_stage, p.dockerfile.expose, p.port) == ("final", (8080,), 8080)
+    assert p.health_path == "/health" and p.dockerfile.cmd and p.dockerfile.cmd[0] == "/venv/bin/uvicorn"
+
+
+def test_subdirectory_app_with_env_sample_and_a_frontend() -> None:
+    p = detect("subdir-backend")
+    assert p.app_dir == "backend" and p.dockerfile and p.dockerfile.path == "backend/Dockerfile"
+    assert p.env.secrets == ("OPENAI_API_KEY",)  # never its sample value
+    assert p.env.env == {"MODEL_NAME": "gpt-4o-mini", "LOG_LEVEL": "info"}
+    assert p.env.sample_file == "backend/.env.sample" and p.frontend == "frontend"
+    assert p.health_path == "/api/health"
+
+
+def test_no_health_route_means_no_invented_path() -> None:
+    p = detect("no-health")
+    assert p.health_path is None
+    yaml_text = init_files.deploy_yaml(choices(p))
+    assert "socket.create_connection" in yaml_text and "/health/ready" not in yaml_text
+
+
+def test_no_lint_or_test_tool_means_no_stage() -> None:
+    p = detect("flat-fastapi")
+    assert p.tools.lint == () and p.tools.test == ()
+    assert "\nstages:" not in init_files.deploy_yaml(choices(p))
+
+
+def test_tools_the_project_uses(tmp_path: Path) -> None:
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "test_a.py").write_text("def test_a():\n    pass\n")
+    (tmp_path / "requirements.txt").write_text("flask\n")
+    (tmp_path / "requirements-dev.txt").write_text("-r requirements.txt\npytest\n")
+    (tmp_path / ".flake8").write_text("[flake8]\nmax-line-length = 100\n")
+    t = project.detect(tmp_path).tools
+    assert (t.lint, t.test) == (("python -m flake8",), ("python -m pytest -q tests",))
+
+
+def test_build_essential_only_for_dependencies_that_compile(tmp_path: Path) -> None:
+    (tmp_path / "app.py").write_text("from flask import Flask\napp = Flask(__name__)\n")
+    (tmp_path / "requirements.txt").write_text("flask==3.1.0\n")
+    wheels = project.detect(tmp_path)
+    assert wheels.deps.needs_compiler == ()
+    text = init_files.dockerfile(wheels, choices(wheels))
+    assert "--only-binary=:all:" in text  # compilers only as the fallback of a failed install
+    (tmp_path / "requirements.txt").write_text("flask==3.1.0\npsycopg2==2.9.10\n")
+    compiled = project.detect(tmp_path)
+    assert compiled.deps.needs_compiler == ("psycopg2",)
+    builder = init_files.dockerfile(compiled, choices(compiled)).split("AS runtime")[0]
+    assert "apt-get install -y --no-install-recommends build-essential" in builder
+
+
+def test_procfile_and_deploying_workflow(tmp_path: Path) -> None:
+    (tmp_path / "api.py").write_text("from fastapi import FastAPI\napp = FastAPI()\n")
+    (tmp_path / "requirements.txt").write_text("fastapi\nuvicorn\n")
+    (tmp_path / "Procfile").write_text("web: uvicorn api:app --host 0.0.0.0 --port $PORT\n")
+    (tmp_path / ".github" / "workflows").mkdir(parents=True)
+    (tmp_path / ".github" / "workflows" / "ship.yml").write_text("steps:\n  - run: docker push x/y\n")
+    p = project.detect(tmp_path)
+    assert p.entry.start_source == "Procfile" and p.entry.start[-1] == "8000"
+    assert p.deploying_workflows == (".github/workflows/ship.yml",)
+    assert any("already deploys" in w for w in p.warnings)
+
+
+def test_env_vars_from_code() -> None:
+    src = 'import os\nA = os.getenv("MODEL_NAME", "small")\nB = os.environ["HF_TOKEN"]\nC = os.environ.get("X")\n'
+    assert [m.group(1) or m.group(4) for m in envvars._CODE.finditer(src)] == ["MODEL_NAME", "HF_TOKEN", "X"]
+    assert envvars.is_secret("HF_TOKEN") and envvars.is_secret("DATABASE_URL") and not envvars.is_secret("MODEL")
+
+
+def test_health_route_preference() -> None:
+    assert routes.health_route(["/", "/health", "/health/ready", "/v1/chat"]) == "/health/ready"
+    assert routes.health_route(["/", "/items"]) is None
+
+
+def test_dockerfile_parse_shell_form_and_healthcheck() -> None:
+    d = dockerfile.parse("Dockerfile", "FROM a AS b\nFROM b\nEXPOSE 3000/tcp\n"
+                                       "HEALTHCHECK CMD curl -f http://localhost:3000/healthz || exit 1\n"
+                                       "CMD gunicorn -b :3000 app:app\n")
+    assert d.stages == ("b", "") and d.final_stage is None and d.expose == (3000,)
+    assert (d.health_path, d.health_port) == ("/healthz", 3000)
+    assert d.cmd == ("gunicorn", "-b", ":3000", "app:app")
+
+
+def choices(p: project.Project) -> init_files.Choices:
+    return init_files.Choices(app="demo", region="us-east-1", registry="ecr", port=p.port, health_path=p.health_path,
+                              start=p.entry.start or ("python", "app.py"), local_port=18000, lint=p.tools.lint,
+                              test=p.tools.test, env=dict(p.env.env), secrets=p.env.secrets)
+
+
+def test_stages_run_in_the_image_only_where_the_config_has_the_key() -> None:
+    p = detect("flask-tested")
+    assert p.tools.lint == ("python -m ruff check .",) and p.tools.test == ("python -m pytest -q tests",)
+    in_image = init_files.deploy_yaml(replace(choices(p), stages_in_image=True))
+    assert 'test: {run: ["python -m pytest -q tests"], in: image, target: test' in in_image
+    on_host = init_files.deploy_yaml(choices(p))
+    assert "in: image" not in on_host and "run on this machine" in on_host
+    assert "\nFROM runtime AS test\n" in init_files.dockerfile(p, choices(p))
