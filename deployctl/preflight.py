@@ -106,7 +106,7 @@ def run(cfg: ResolvedConfig, aws: awsa.AwsClients, image_ref: str, *, log: Calla
     if rep.problems:
         raise failed(cfg, rep.problems)
     log(f"preflight: ok (cluster {cfg.environment.cluster}, image {result.image_ref}, "
-        f"{len(result.secret_arns)} secrets, {len(result.target_group_arns)} target groups, "
+        f"{_count(len(result.secret_arns), 'secret')}, {_count(len(result.target_group_arns), 'target group')}, "
         f"{len(result.alarm_states)} alarms)")
     return result
 
@@ -175,6 +175,10 @@ def _check_ownership(cfg: ResolvedConfig, aws: awsa.AwsClients, rep: _Report, pr
         "Nothing was registered or changed.",
         hint="give this environment its own ECS service names (keep {env} in deploy.service_name) or its own "
              "cluster; see docs/environments.md")
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def bootstrap_hint(cfg: ResolvedConfig) -> str:
@@ -350,7 +354,11 @@ def _check_secret_version(secret: str, fields: list[str], resp: dict[str, Any], 
     """A version stage or id in the reference must name a version of the secret. The JSON key is not
     checked: that needs the secret's value, which deployctl never reads."""
     versions = resp.get("VersionIdsToStages")
-    if not isinstance(versions, dict):
+    if not versions or not any("AWSCURRENT" in stages for stages in versions.values()):
+        # A placeholder (`bootstrap --create-secrets`) or a secret whose value was never set: ECS
+        # could not start a task from it (ResourceInitializationError). Read from metadata only.
+        rep.problems.append(f"Secrets Manager secret {secret} has no value yet{used}: set it (`aws secretsmanager "
+                            f"put-secret-value --secret-id {secret} --secret-string …`)")
         return
     stage = fields[1] if len(fields) > 1 else ""
     version_id = fields[2] if len(fields) > 2 else ""

@@ -63,7 +63,9 @@ class StackEvent:
         return self.status.endswith("_FAILED")
 
 
-def describe(c: AwsClients, name: str) -> StackView | None:
+def describe(c: AwsClients, name: str, *, resources: bool = True) -> StackView | None:
+    """The stack, or None. `resources=False` reads DescribeStacks only (all `from_stack` needs,
+    and all the CI role may do)."""
     cf = c.client("cloudformation")
     try:
         resp = cf.describe_stacks(StackName=name)
@@ -75,17 +77,20 @@ def describe(c: AwsClients, name: str) -> StackView | None:
     if not stacks or stacks[0].get("StackStatus") == "DELETE_COMPLETE":
         return None
     raw = stacks[0]
-    logical: frozenset[str] = frozenset()
-    try:
-        listed = cf.describe_stack_resources(StackName=name).get("StackResources", [])
-        logical = frozenset(r["LogicalResourceId"] for r in listed if r.get("LogicalResourceId"))
-    except ClientError:
-        pass  # a stack in a state with no resources
+    logical = _logical_ids(cf, name) if resources else frozenset()
     return StackView(
         name=name, status=raw["StackStatus"],
         outputs={o["OutputKey"]: str(o.get("OutputValue", "")) for o in raw.get("Outputs", [])},
         parameters={p["ParameterKey"]: str(p.get("ParameterValue", "")) for p in raw.get("Parameters", [])},
         protected=bool(raw.get("EnableTerminationProtection")), resources=logical)
+
+
+def _logical_ids(cf: Any, name: str) -> frozenset[str]:
+    try:
+        listed = cf.describe_stack_resources(StackName=name).get("StackResources", [])
+    except ClientError:
+        return frozenset()  # a stack in a state with no resources
+    return frozenset(r["LogicalResourceId"] for r in listed if r.get("LogicalResourceId"))
 
 
 def create_change_set(c: AwsClients, name: str, template: Mapping[str, Any], parameters: Mapping[str, str],

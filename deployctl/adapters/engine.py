@@ -63,12 +63,12 @@ def connect(timeout: float = 60.0) -> docker.DockerClient:
     except docker.errors.DockerException as exc:
         raise ExternalError(
             f"Cannot reach the Docker daemon at {where}: {_short(exc)}. Is dockerd running?",
-            hint="start it with `scripts/services up` (or your usual dockerd), or point DOCKER_HOST at it",
+            hint="start the Docker daemon (e.g. `sudo systemctl start docker`), or point DOCKER_HOST at yours",
         ) from None
     except Exception as exc:  # noqa: BLE001 - requests/urllib3 errors escape the SDK's wrapping
         raise ExternalError(
             f"Cannot reach the Docker daemon at {where}: {_short(exc)}. Is dockerd running?",
-            hint="start it with `scripts/services up` (or your usual dockerd), or point DOCKER_HOST at it",
+            hint="start the Docker daemon (e.g. `sudo systemctl start docker`), or point DOCKER_HOST at yours",
         ) from None
     return client
 
@@ -244,7 +244,7 @@ def _connection_broke(what: str, exc: BaseException) -> ExternalError:
     else:
         why = _short(exc)
     return ExternalError(f"the Docker daemon connection broke during the {what}: {why}",
-                         hint="check that dockerd is still running (`scripts/services up`), then run again")
+                         hint="check that the Docker daemon is still running, then run again")
 
 
 def _stream_error(chunk: dict[str, Any], default: str) -> str:
@@ -525,8 +525,7 @@ def _push_error(repository: str, tag: str, message: str) -> tuple[str, str | Non
                 f"`docker login {registry}`")
     if "connection refused" in low or "no such host" in low or "i/o timeout" in low or "dial tcp" in low:
         return (f"cannot reach the registry {registry} to push {repository}:{tag}: {text}",
-                "is the registry running, and is image.registry in deploy.yaml right? "
-                "The local test registries start with `scripts/services up`")
+                "is the registry running and reachable from here, and is image.registry in deploy.yaml right?")
     if "immutable" in low or "already exists" in low:
         return (f"the registry {registry} refused to overwrite the tag {tag}: {text}",
                 "tags are immutable there; commit your change (a new commit gets a new tag)")

@@ -233,8 +233,7 @@ class RegistryClient:
             why = str(reason)
         return ExternalError(
             f"cannot reach the registry at {self.base}: {why}",
-            hint="is the registry running, and is image.registry in deploy.yaml right? "
-                 "The local test registries start with `scripts/services up`",
+            hint="is the registry running and reachable from here, and is image.registry in deploy.yaml right?",
         )
 
     # -- authentication -----------------------------------------------------------------------

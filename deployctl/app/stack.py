@@ -19,7 +19,7 @@ def resolve(cfg: ResolvedConfig, clients: Any = None) -> tuple[ResolvedConfig, l
         return cfg, []
     clients = clients or aws.clients(cfg.region)
     with aws.aws_errors(f"reading the outputs of stack {name} (environments.{cfg.env_name}.from_stack)"):
-        view = cfn_api.describe(clients, name)
+        view = cfn_api.describe(clients, name, resources=False)
     if view is None:
         raise UsageError(f"stack {name} (environments.{cfg.env_name}.from_stack) does not exist in {cfg.region}",
                          hint=f"create it with `deployctl bootstrap --env {cfg.env_name}`")

@@ -32,6 +32,7 @@ def bootstrap(
     to change), 1 a stack failed (CloudFormation rolled it back), 2 usage or refused, 130
     interrupted.
 
+    \b
     Examples:  deployctl bootstrap --env staging --plan
                deployctl bootstrap --env staging --yes
                deployctl bootstrap --env staging --destroy

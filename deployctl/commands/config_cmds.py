@@ -16,6 +16,7 @@ from deployctl.errors import UsageError
 def validate(file: str = FILE_OPTION) -> None:
     """Check deploy.yaml: syntax, keys, types, Fargate sizes, references. Exit 2 on any problem.
 
+    \b
     Example:  deployctl validate -f deploy.yaml
     """
     from deployctl.config import read, validate_all  # lazy: pydantic and the config stay off --help
@@ -27,6 +28,7 @@ def validate(file: str = FILE_OPTION) -> None:
 def config(file: str = FILE_OPTION, env: str = ENV_OPTION, as_json: bool = JSON_OPTION) -> None:
     """Show the merged, interpolated config of one environment (secrets by reference only).
 
+    \b
     Example:  deployctl config --env prod --json
     """
     cfg = load(file, env, from_stack=False)
@@ -39,8 +41,9 @@ def config(file: str = FILE_OPTION, env: str = ENV_OPTION, as_json: bool = JSON_
     # database URL with its password): masked by key name and value shape, as in every output.
     redactor = output_redactor(cfg)
     data = cfg.model_dump(mode="json")
-    if origins:  # where each value deploy.yaml leaves out came from
-        data["from_stack_outputs"] = {o.setting: o.output for o in origins}
+    # Where each value deploy.yaml leaves out came from (null without from_stack: every key is
+    # always present in --json).
+    data["from_stack_outputs"] = {o.setting: o.output for o in origins} if cfg.environment.from_stack else None
     if as_json:
         print_json({"schema": "deployctl.config/v1", **data}, redactor)
         return
@@ -69,6 +72,7 @@ def plan(
     Stages in order, the image reference, the ECS task definition and service request of each
     service, every alarm that can roll a service back and the estimated monthly Fargate cost.
 
+    \b
     Examples:  deployctl plan --env staging
                deployctl plan --env preview --name pr-42
                deployctl plan --env prod --json | jq .services.api.task_definition
@@ -106,6 +110,7 @@ def plan(
 def schema() -> None:
     """Print the JSON Schema of deploy.yaml, for editors (yaml-language-server) and tools.
 
+    \b
     Example:  deployctl schema > deploy.schema.json
     """
     from deployctl.config.schema import json_schema  # lazy: pydantic and the config stay off --help

@@ -26,6 +26,7 @@ def diff(
     JSON (schema deployctl.diff/v1): {schema, app, env, changed, services: {name: {ecs_service,
     exists, changes: [{setting, key, live, planned, warning}]}}}.
 
+    \b
     Examples:  deployctl diff --env prod
                deployctl diff --env prod --json --exit-code
     """

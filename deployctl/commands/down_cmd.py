@@ -28,6 +28,7 @@ def down(
     environment runs (exit 1), and for environments that do not run on this machine (exit 2).
     Asks first; without a terminal it needs --yes.
 
+    \b
     Examples:  deployctl down --env dev
                deployctl down --env dev --images --yes
     """

@@ -23,6 +23,7 @@ def history(
     services: {name: {task_definition, revision, family, outcome}}, frontend: {provider, id, url, state,
     target, release, image_digest, healthy} (with a `frontend:` section)}]}.
 
+    \b
     Examples:  deployctl history --env staging
                deployctl history --env prod --limit 5 --json
                deployctl history --env preview --name pr-42

@@ -31,6 +31,7 @@ def iam_policy(
     the named secrets; the notes say where AWS forces "*". An environment with promote_from
     also gets read-only access to its source environment's services (promote reads them).
 
+    \b
     Examples:  deployctl iam-policy --env staging --repo acme/chat-api
                deployctl iam-policy --env prod --json | jq .policy > policy.json
     """

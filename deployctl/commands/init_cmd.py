@@ -188,6 +188,7 @@ def init(
     On a terminal it shows what it found and asks to confirm or change each choice; `--yes`
     and the flags make it non-interactive. Never overwrites a file unless `--force`.
 
+    \b
     Examples:  deployctl init
                deployctl init --yes --port 3100 --health-path /health
     """

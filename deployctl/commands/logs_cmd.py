@@ -39,6 +39,7 @@ def logs(
     (schema deployctl.logs/v1: {schema, app, env, since, release, truncated, events: [...]});
     with --follow, one JSON object per line (schema deployctl.logs.event/v1).
 
+    \b
     Examples:  deployctl logs --env staging
                deployctl logs --env prod api --since 1h
                deployctl logs --env prod --follow

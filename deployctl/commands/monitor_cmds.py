@@ -22,6 +22,7 @@ def monitor_apply(
     P50/P95/P99 latency, 5xx error rate, tokens per request, an hourly token cap and queue depth,
     with thresholds from deploy.yaml's `monitoring:` section.
 
+    \b
     Example:  deployctl monitor apply --env prod --grafana grafana-prod.json
     """
     from deployctl.adapters import aws  # lazy: boto3 stays off --help
@@ -59,6 +60,7 @@ def metrics(
 ) -> None:
     """Current P50/P95/P99 latency, error rate, tokens per request and queue depth.
 
+    \b
     Example:  deployctl metrics --env prod --minutes 30
     """
     # lazy: boto3 and the config stay off --help

@@ -28,6 +28,7 @@ def destroy(
     deployctl:preview=<name> are touched. Refused for environments without `preview: true`.
     Asks first; without a terminal it needs --yes.
 
+    \b
     Example:  deployctl destroy --env preview --name pr-42 --yes
     """
     from deployctl.app import destroy as use  # lazy: pydantic and the config stay off --help
@@ -68,6 +69,7 @@ def previews(
     JSON (schema deployctl.previews/v1): {schema, app, env, cluster, previews: [{name, release,
     services: [{service, task_definition, rollout_state, running, desired}]}]}.
 
+    \b
     Example:  deployctl previews --env preview
     """
     from deployctl.app import previews as use  # lazy: pydantic and the config stay off --help

@@ -34,6 +34,7 @@ def promote(
     and be settled. The deploy is watched like `deployctl run`. Exit codes: 0 ok, 1 refused
     or failed, 2 usage, 130 interrupted.
 
+    \b
     Example:  deployctl promote staging prod --yes
     """
     # lazy: pydantic and the config stay off --help

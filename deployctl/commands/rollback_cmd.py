@@ -41,6 +41,7 @@ def rollback(
     live. Service settings (count, deployment configuration) come from today's deploy.yaml.
     Nothing to roll back to, or an unknown/failed --to release, is exit 2 and changes nothing.
 
+    \b
     Examples:  deployctl rollback --env staging
                deployctl rollback --env prod --to 20260315T101500Z-1a2b3c4d5e6f-9f3c --yes
     """

@@ -62,6 +62,7 @@ def run(
     A second run on an unchanged commit finds the image in the registry and skips build and
     push. Exit codes: 0 ok, 1 a stage failed, 2 usage/config, 130 interrupted.
 
+    \b
     Examples:  deployctl run --env dev
                deployctl run --env staging --only lint,test --json
                deployctl run --env staging --image 127.0.0.1:5000/app:3f2a9c1d0b7e

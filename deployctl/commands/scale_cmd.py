@@ -38,6 +38,7 @@ def scale(
     JSON (schema deployctl.scale/v1): {schema, app, env, done, services: {name: {ecs_service,
     before, after}}, unchanged, monthly_usd, monthly_usd_after}.
 
+    \b
     Examples:  deployctl scale --env prod api=4
                deployctl scale --env prod api=6 worker=2 --yes
     """

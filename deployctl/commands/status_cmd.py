@@ -32,6 +32,7 @@ def status(
 
     A preview environment without --name: its live previews (JSON schema deployctl.previews/v1).
 
+    \b
     Examples:  deployctl status --env staging
                deployctl status --env prod --watch --interval 2
                deployctl status --env preview --name pr-42

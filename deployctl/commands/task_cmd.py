@@ -36,6 +36,7 @@ def run(
     overridden; nothing is registered. Ctrl-C stops the task (exit 130). With --json the
     output goes to stderr and stdout gets one document (schema deployctl.task/v1).
 
+    \b
     Examples:  deployctl task run --env staging -- python manage.py migrate
                deployctl task run --env prod --service worker -- python -m jobs.reindex
                deployctl task run --env prod --release 20261207T120015Z-0123456789ab-f9c3 -- ./check.sh

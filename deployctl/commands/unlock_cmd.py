@@ -17,6 +17,7 @@ def unlock(
     Only for a stale lock: a live holder keeps deploying, and another deploy may now start
     alongside it. A dead holder's lock also expires by itself one lease (60 s) after it died.
 
+    \b
     Example:  deployctl unlock --env prod
     """
     from deployctl.app import unlock as use  # lazy: pydantic and the config stay off --help

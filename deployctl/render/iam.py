@@ -473,6 +473,15 @@ def _monitoring_statements(cfg: ResolvedConfig, a: Arns) -> list[dict[str, Any]]
     return out
 
 
+def _stack_statements(cfg: ResolvedConfig, a: Arns) -> list[dict[str, Any]]:
+    """`from_stack`: every command reads the stack's outputs (DescribeStacks on that one stack)."""
+    stack = cfg.environment.from_stack
+    if not stack:
+        return []
+    return [_stmt("StackOutputs", ["cloudformation:DescribeStacks"],
+                  f"arn:{a.p}:cloudformation:{cfg.region}:{a.account}:stack/{stack}/*")]
+
+
 def _logs_statements(cfg: ResolvedConfig, a: Arns) -> list[dict[str, Any]]:
     """`deployctl logs` (FilterLogEvents) and the failure diagnosis and `task run` (GetLogEvents
     on one container's stream): this environment's log group only."""
@@ -483,6 +492,7 @@ COMMAND_STATEMENTS: tuple[Callable[[ResolvedConfig, Arns], list[dict[str, Any]]]
     _monitoring_statements,
     _notify_statements,  # run, promote, rollback with `notify:`
     _logs_statements,  # logs, task run, a failed run's diagnosis
+    _stack_statements,  # every command of an environment with from_stack
 )
 
 

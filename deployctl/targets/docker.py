@@ -780,6 +780,10 @@ def _run_container(client: Client, name: str, image_ref: str, svc: Service, labe
             container = client.containers.create(
                 image_ref, name=name, labels=labels, environment=env, command=svc.command,
                 detach=True, healthcheck=check, restart_policy=RESTART_POLICY,
+                # An app running as PID 1 gets no default signal handling from the kernel: a plain
+                # server ignores SIGTERM and every stop waited out the timeout. Docker's init
+                # (tini) forwards signals and reaps zombies.
+                init=True,
                 ports={f"{svc.port}/tcp": ("127.0.0.1", host_port)} if svc.port else None,
                 # The Fargate memory is a hard limit there; the same limit here surfaces an
                 # out-of-memory model load on the laptop instead of in production. CPU is not

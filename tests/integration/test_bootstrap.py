@@ -96,9 +96,12 @@ def test_an_empty_account_to_a_healthy_staging_deploy(project: Any, sim: Any) ->
     assert data["from_stack_outputs"]["environment.cluster"] == "Cluster"
     assert data["services"]["api"]["load_balancer"]["target_group"] == outputs["TargetGroupApi"]
 
+    # Before the value is set, preflight refuses: tasks could not start from an empty secret.
+    image = ecr_push(project.c("ecr"), "v1")
+    early = project.cli("run", "-f", project.file, "--env", "staging", "--image", image)
+    assert early.code == 1 and "secret chat-api/openai-key has no value yet" in early.text
     # A real value is set the way bootstrap said, then the first deploy uses only stack outputs.
     project.c("secretsmanager").put_secret_value(SecretId="chat-api/openai-key", SecretString="sk-test-value")
-    image = ecr_push(project.c("ecr"), "v1")
     run = project.cli("run", "-f", project.file, "--env", "staging", "--image", image)
     assert run.code == 0, run.text
     svc = project.c("ecs").describe_services(cluster="chat-api-staging",

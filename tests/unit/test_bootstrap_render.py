@@ -178,3 +178,19 @@ def test_a_value_written_in_deploy_yaml_wins_over_the_stack(tmp_path: Path) -> N
     cfg, origins = apply(cfgs["staging"], "x", outputs)
     assert cfg.environment.cluster == "mine" and "environment.cluster" not in {o.setting for o in origins}
     assert cfn.names(cfgs["staging"]).cluster == "mine"
+
+
+def test_the_ci_role_may_read_its_stacks_outputs_and_nothing_else_of_cloudformation(tmp_path: Path) -> None:
+    from deployctl.render.iam import Request, allows, ci_policy
+
+    cfgs = config(tmp_path, minimal(github_repository="acme/notes"))
+    policy = ci_policy(cfn.effective_config(cfgs["staging"], "123456789012"), "123456789012")
+    stack = "arn:aws:cloudformation:eu-west-1:123456789012:stack/deployctl-notes-staging/1a2b"
+    assert allows(policy, Request("cloudformation:DescribeStacks", stack))
+    assert not allows(policy, Request("cloudformation:DescribeStacks", stack.replace("staging", "prod")))
+    actions = {a for st in policy["Statement"] for a in ([st["Action"]] if isinstance(st["Action"], str)
+                                                       else st["Action"])}
+    assert {a for a in actions if a.startswith("cloudformation:")} == {"cloudformation:DescribeStacks"}
+    # …and the CI role bootstrap creates carries it.
+    role = use.plan(cfgs["staging"], cfgs).stacks[1].template["Resources"]["CiRole"]
+    assert "cloudformation:DescribeStacks" in json.dumps(role)
