@@ -299,15 +299,18 @@ def resolvable(client: docker.DockerClient, ref: str) -> str:
 
 def run_in_image(client: docker.DockerClient, image: str, command: str, *, env: Mapping[str, str],
                  workdir: str | None, timeout: float, on_line: LineSink,
-                 cancelled: threading.Event | None = None, labels: Mapping[str, str] | None = None) -> int | None:
+                 cancelled: threading.Event | None = None, labels: Mapping[str, str] | None = None,
+                 read_only_mounts: Mapping[str, str] | None = None) -> int | None:
     """Run `/bin/sh -c command` in a fresh container of `image` (its ENTRYPOINT bypassed), streaming
     its output to on_line; returns the exit code, or None when `timeout` ran out (the container is
-    killed). Only `env` is passed in: nothing of the deployer's environment. The container is
-    removed whatever happens; a cancelled run kills it and raises ExternalError."""
+    killed). Only `env` is passed in: nothing of the deployer's environment. `read_only_mounts`
+    (host path → container path) are bind-mounted read-only. The container is removed whatever
+    happens; a cancelled run kills it and raises ExternalError."""
+    volumes = {host: {"bind": inside, "mode": "ro"} for host, inside in (read_only_mounts or {}).items()}
     try:
         container = client.containers.create(
             image, entrypoint=["/bin/sh", "-c"], command=[command], environment=dict(env),
-            working_dir=workdir or "", labels=dict(labels or {}), detach=True)
+            working_dir=workdir or "", labels=dict(labels or {}), detach=True, volumes=volumes or None)
     except docker.errors.ImageNotFound:
         raise ExternalError(f"image {image} is not in the local engine") from None
     except docker.errors.APIError as exc:

@@ -8,6 +8,11 @@ crash at start. Here each command runs with `/bin/sh -c` in a fresh container:
 - without, of the image the build stage made (the stage then runs after build).
 Only the stage's `env` goes in, nothing of the deployer's environment. A command's `workdir`
 applies when absolute (a path in the image); `.` means the image's own WORKDIR.
+
+The checkout's `workdir` (relative: the project's code *and its tests*, which .dockerignore keeps
+out of every image) is bind-mounted read-only over the image's WORKDIR: the code and tests of this
+commit, with the Python, packages and system libraries of the image. Tools' caches go to /tmp,
+since the checkout is read-only in there.
 """
 
 from __future__ import annotations
@@ -23,6 +28,10 @@ from deployctl.stages import context as build_context
 from deployctl.stages.build import compute_inputs, labels
 
 STAGE_LABEL = "deployctl.stage"
+# Where tools that write next to the code keep their caches instead (the checkout is mounted
+# read-only); the stage's own env wins.
+CACHE_ENV = {"PYTHONDONTWRITEBYTECODE": "1", "RUFF_CACHE_DIR": "/tmp/.ruff_cache",
+             "MYPY_CACHE_DIR": "/tmp/.mypy_cache", "PYTEST_ADDOPTS": "-p no:cacheprovider", "HOME": "/tmp"}
 
 
 def stage_ref(spec: ImageSpec, target: str) -> str:
@@ -44,6 +53,14 @@ def job_fn(stage: CommandStage, spec: ImageSpec, engine: EngineHandle) -> Callab
                                   hint=f"run the build stage too (e.g. --only build,{ctx.name}), or give "
                                        f"stages.{ctx.name}.target a Dockerfile stage to build for it")
         workdir = stage.workdir if stage.workdir.startswith("/") else None
+        mounts: dict[str, str] = {}
+        if workdir is None:
+            inside = str(((docker_engine.image_info(client, image) or {}).get("Config") or {}).get("WorkingDir") or "")
+            host = (spec.project_dir / stage.workdir).resolve()
+            if inside and inside != "/" and host.is_dir():
+                mounts[str(host)] = inside
+                workdir = inside
+        env = {**CACHE_ENV, **stage.env}
         for command in stage.run:
             left = deadline - time.monotonic()
             if left <= 0:
@@ -52,9 +69,9 @@ def job_fn(stage: CommandStage, spec: ImageSpec, engine: EngineHandle) -> Callab
             ctx.log(f"$ {command}   (in {image})")
             try:
                 code = docker_engine.run_in_image(
-                    client, image, command, env=dict(stage.env), workdir=workdir, timeout=left, on_line=ctx.log,
+                    client, image, command, env=env, workdir=workdir, timeout=left, on_line=ctx.log,
                     cancelled=getattr(ctx, "cancelled", None),
-                    labels={STAGE_LABEL: ctx.name, "deployctl.app": spec.app})
+                    labels={STAGE_LABEL: ctx.name, "deployctl.app": spec.app}, read_only_mounts=mounts)
             except ExternalError:
                 ctx.raise_if_cancelled()
                 raise
