@@ -56,6 +56,7 @@ def json_project(world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str
     staging = doc["environments"]["staging"]
     doc["environments"]["preview"] = {**json.loads(json.dumps(staging)), "preview": True,
                                       "services": {"api": {"load_balancer": None, "count": 1}}}
+    doc["environments"]["dev"] = {"target": "docker", "monitoring": None}  # for `down`
     path = tmp_path / "app"
     path.mkdir()
     (path / "deploy.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
@@ -106,6 +107,7 @@ CASES: dict[str, tuple[str, Callable[[Project], Any], list[str]]] = {
     "bootstrap": ("deployctl.bootstrap-plan/v1", lambda p: None, ["--env", "staging", "--plan"]),
     "previews": ("deployctl.previews/v1", _preview, ["--env", "preview"]),
     "logs": ("deployctl.logs/v1", _logged, ["--env", "staging", "--since", "1h"]),
+    "down": ("deployctl.down/v1", lambda p: None, ["--env", "dev", "--dry-run"]),
     # the one-off task SIMULATION is installed for this case (tests/simulation/one_off_tasks.py)
     "task run": ("deployctl.task/v1", lambda p: _deployed(p, "v1"), ["--env", "staging", "--service", "api", "--",
                                                                     "echo", "ok"]),
