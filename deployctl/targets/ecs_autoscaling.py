@@ -103,8 +103,9 @@ def apply(client: Any, cfg: ResolvedConfig, svc: str, facts: render.Facts,
         for name in sorted(ours):
             client.delete_scaling_policy(PolicyName=name, **_key(rid))
             changes.deleted.append(name)
-        # Only a target deployctl scaled (its policies were on it): someone else's is left alone.
-        if live.target is not None and ours:
+        # Only a target deployctl scaled (its policies were on it) and nobody else scales: a
+        # target with someone else's policies is left to them.
+        if live.target is not None and ours and not set(live.policies) - ours:
             client.deregister_scalable_target(**_key(rid))
             changes.registered = "deregistered"
         return changes
