@@ -132,7 +132,8 @@ def test_plan_carries_the_requests_and_places_a_readable_label_before_deploy() -
     assert plan.to_json_dict()["services"]["worker"]["autoscaling"] is None
     lines = autoscaling.describe(api.autoscaling)
     assert lines[0] == "auto scaling 3..10 tasks (service/ai-prod/chat-api-prod-api)"
-    assert "deployctl-cpu: ECSServiceAverageCPUUtilization → 60 (scale-in cooldown 300s, scale-out cooldown 60s)" in lines[1]
+    assert lines[1] == ("  deployctl-cpu: ECSServiceAverageCPUUtilization → 60 "
+                        "(scale-in cooldown 300s, scale-out cooldown 60s)")
 
 
 def test_guardrails_refuse_a_max_over_max_tasks(tmp_path: Path) -> None:
