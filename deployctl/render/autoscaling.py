@@ -169,9 +169,20 @@ def describe(scaling: ServiceScaling) -> list[str]:
     t = scaling.target
     lines = [f"auto scaling {t['MinCapacity']}..{t['MaxCapacity']} tasks ({scaling.resource_id})"]
     for name, p in scaling.policies.items():
-        conf = p["TargetTrackingScalingPolicyConfiguration"]
-        lines.append(f"  {name}: {_metric_text(conf)} → {conf['TargetValue']:g}{_cooldowns(conf)}")
+        lines.append(f"  {name}: {policy_text(p)}")
     return lines
+
+
+def policy_text(policy: dict[str, Any]) -> str:
+    """One policy (a PutScalingPolicy request or a DescribeScalingPolicies entry) in one line."""
+    conf = policy.get("TargetTrackingScalingPolicyConfiguration")
+    if not conf:
+        return str(policy.get("PolicyType"))
+    return f"{_metric_text(conf)} → {conf['TargetValue']:g}{_cooldowns(conf)}"
+
+
+def range_text(target: dict[str, Any] | None) -> str | None:
+    return f"{target['MinCapacity']}..{target['MaxCapacity']}" if target else None
 
 
 def _metric_text(conf: dict[str, Any]) -> str:

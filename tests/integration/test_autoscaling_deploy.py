@@ -179,3 +179,34 @@ def test_scale_in_is_resumed_after_ctrl_c(world: World, sim: Any, tmp_path: Path
     assert seen == [True]
     assert not scale_in_suspended(world)  # resumed although the run was interrupted
     assert world.service()["deployments"][0]["taskDefinition"].endswith(":2")  # the deployment goes on
+
+
+def test_diff_shows_what_the_next_deploy_changes_in_auto_scaling(world: World, sim: Any, tmp_path: Path) -> None:
+    from deployctl import service_diff
+    from deployctl.app import diff as use
+
+    assert deploy(load(tmp_path, scaled_doc(world)), world.push("v1")).exit_code == 0
+    changed = load(tmp_path, scaled_doc(world, max=8, target_memory=None, target_cpu=40))
+    # A deploy interrupted before its resume left scale-in suspended.
+    world.c("application-autoscaling").register_scalable_target(
+        ServiceNamespace="ecs", ResourceId=RID, ScalableDimension=render.DIMENSION,
+        SuspendedState={"DynamicScalingInSuspended": True})
+    puts = calls(sim, "PutScalingPolicy") + calls(sim, "RegisterScalableTarget")
+
+    (api,) = use.diff(changed)
+    text = "\n".join(service_diff.lines(api))
+    assert "auto scaling range: 2..6 → 2..8" in text
+    assert "auto scaling scale-in suspended: true → false" in text
+    assert ("auto scaling policy deployctl-cpu: ECSServiceAverageCPUUtilization → 50 (scale-in cooldown 120s, "
+            "scale-out cooldown 30s) → ECSServiceAverageCPUUtilization → 40") in text
+    assert "auto scaling policy deployctl-memory: ECSServiceAverageMemoryUtilization → 70" in text
+    assert "deployctl-requests" not in text  # unchanged (its label resolved as the deploy resolves it)
+    assert calls(sim, "PutScalingPolicy") + calls(sim, "RegisterScalableTarget") == puts  # read-only
+
+    assert deploy(changed, world.push("v2")).exit_code == 0
+    (api,) = use.diff(changed)
+    assert service_diff.lines(api) == [f"{API}: no service setting changes"]
+    (api,) = use.diff(load(tmp_path, base_config(world)))
+    assert [c.key for c in api.changes] == ["autoscaling.range", "autoscaling.policies.deployctl-cpu",
+                                            "autoscaling.policies.deployctl-requests"]
+    assert "warning: the service will no longer scale on its own" in "\n".join(service_diff.lines(api))
