@@ -167,7 +167,7 @@ def clamp(auto: Autoscaling, desired: int) -> int:
 def describe(scaling: ServiceScaling) -> list[str]:
     """Plain lines for `plan`: the range and one line per policy."""
     t = scaling.target
-    lines = [f"auto scaling {t['MinCapacity']}..{t['MaxCapacity']} tasks ({scaling.resource_id})"]
+    lines = [f"{t['MinCapacity']}..{t['MaxCapacity']} tasks ({scaling.resource_id})"]
     for name, p in scaling.policies.items():
         lines.append(f"  {name}: {policy_text(p)}")
     return lines

@@ -131,7 +131,7 @@ def test_plan_carries_the_requests_and_places_a_readable_label_before_deploy() -
     assert "<app/lb/id/targetgroup/tg/id of target group chat-api-prod-tg>" in labels
     assert plan.to_json_dict()["services"]["worker"]["autoscaling"] is None
     lines = autoscaling.describe(api.autoscaling)
-    assert lines[0] == "auto scaling 3..10 tasks (service/ai-prod/chat-api-prod-api)"
+    assert lines[0] == "3..10 tasks (service/ai-prod/chat-api-prod-api)"
     assert lines[1] == ("  deployctl-cpu: ECSServiceAverageCPUUtilization → 60 "
                         "(scale-in cooldown 300s, scale-out cooldown 60s)")
 
