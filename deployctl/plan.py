@@ -11,7 +11,8 @@ from deployctl.config import fargate
 from deployctl.config.model import ResolvedConfig
 from deployctl.config.units import format_duration
 from deployctl.errors import UsageError
-from deployctl.render import ecs
+from deployctl.render import autoscaling, ecs
+from deployctl.render.autoscaling import ServiceScaling
 from deployctl.render.ecs import Facts
 from deployctl.rollout import rollback_budget
 
@@ -63,6 +64,8 @@ class ServicePlan:
     task_definition: dict[str, Any]
     create_service: dict[str, Any]
     update_service: dict[str, Any]
+    # Application Auto Scaling requests (deployctl.render.autoscaling); None without `autoscaling`.
+    autoscaling: ServiceScaling | None = None
 
     @property
     def deployment_alarms(self) -> tuple[str, ...]:
@@ -149,6 +152,7 @@ class Plan:
             "create_service": s.create_service,
             "update_service": s.update_service,
             "deployment_alarms": list(s.deployment_alarms),
+            "autoscaling": s.autoscaling.to_json() if s.autoscaling else None,
         }
 
 
@@ -292,6 +296,8 @@ def make_plan(cfg: ResolvedConfig, git: GitFacts, *, facts: Facts | None = None,
             task_definition=td,
             create_service=ecs.create_service(cfg, name, fam, facts),
             update_service=ecs.update_service(cfg, name, fam, facts),
+            autoscaling=autoscaling.service_scaling(cfg, name, preview=facts.preview_name)
+            if cfg.environment.target == "ecs" else None,
         ))
     return Plan(
         app=cfg.app, env=cfg.env_name, target=cfg.environment.target, region=cfg.region, git=git,

@@ -172,6 +172,24 @@ def service_diff(service: str, ecs_service: str, request: Mapping[str, Any],
     return ServiceDiff(service, ecs_service, exists=True, changes=compare(request, live))
 
 
+def scaling_changes(live_range: str | None, planned_range: str | None, live_policies: Mapping[str, str],
+                    planned_policies: Mapping[str, str], *, scale_in_suspended: bool = False) -> tuple[Change, ...]:
+    """What applying `autoscaling:` changes (deployctl.targets.ecs_autoscaling): the scalable
+    target's range ("2..6", None: no target) and deployctl's policies, each as one line of text
+    (None: not there). Policies that are not deployctl's are never passed in: they stay."""
+    out: list[Change] = []
+    warning = "the service will no longer scale on its own; it keeps its current desired count" \
+        if live_range and not planned_range else ""
+    _add(out, "auto scaling range", "autoscaling.range", live_range, planned_range, warning)
+    if scale_in_suspended and planned_range:
+        _add(out, "auto scaling scale-in suspended", "autoscaling.suspended.scale_in", True, False,
+             "left suspended by a deploy that did not finish; the next deploy resumes it")
+    for name in sorted(set(live_policies) | set(planned_policies)):
+        _add(out, f"auto scaling policy {name}", f"autoscaling.policies.{name}", live_policies.get(name),
+             planned_policies.get(name))
+    return tuple(out)
+
+
 def lines(diff: ServiceDiff) -> list[str]:
     """The diff for people: one line per change, warnings after the change they belong to."""
     if not diff.exists:

@@ -7,15 +7,17 @@ part of it: `plan` shows that, and `run` says which of its keys changed.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from deployctl import service_diff
 from deployctl.adapters import aws
 from deployctl.config.model import ResolvedConfig
 from deployctl.errors import UsageError
+from deployctl.render import autoscaling as render_autoscaling
 from deployctl.render import ecs as render
 from deployctl.render.ecs import Facts
-from deployctl.targets import ecs_releases
+from deployctl.targets import ecs_autoscaling, ecs_releases
 
 
 def diff(cfg: ResolvedConfig, clients: Any = None) -> list[service_diff.ServiceDiff]:
@@ -33,8 +35,29 @@ def diff(cfg: ResolvedConfig, clients: Any = None) -> list[service_diff.ServiceD
     out = []
     for name in cfg.services:
         request = render.update_service(cfg, name, render.family(cfg, name), facts)
-        out.append(service_diff.service_diff(name, render.service_name(cfg, name), request, live.get(name)))
+        found = service_diff.service_diff(name, render.service_name(cfg, name), request, live.get(name))
+        if found.exists:
+            with aws.aws_errors(f"reading the auto scaling of {name}"):
+                found = dataclasses.replace(found, changes=found.changes + _scaling(cfg, name, clients, facts))
+        out.append(found)
     return out
+
+
+def _scaling(cfg: ResolvedConfig, name: str, clients: Any, facts: Facts) -> tuple[service_diff.Change, ...]:
+    """What the next deploy's auto scaling step changes (deployctl.targets.ecs_autoscaling.apply)."""
+    live = ecs_autoscaling.read(clients.client(ecs_autoscaling.CLIENT),
+                                render_autoscaling.resource_id(cfg.environment.cluster or "default",
+                                                               render.service_name(cfg, name)))
+    wanted = render_autoscaling.service_scaling(
+        cfg, name, ecs_autoscaling.resolve_facts(cfg, name, clients.elbv2, facts.target_group_arns))
+    ours = {n: render_autoscaling.policy_text(p) for n, p in live.policies.items() if render_autoscaling.owned(n)}
+    # With no deployctl policy on it, a target is someone else's: the deploy leaves it.
+    live_range = render_autoscaling.range_text(live.target) if wanted or ours else None
+    suspended = bool(live.target and (live.target.get("SuspendedState") or {}).get("DynamicScalingInSuspended"))
+    return service_diff.scaling_changes(
+        live_range, render_autoscaling.range_text(wanted.target if wanted else None), ours,
+        {n: render_autoscaling.policy_text(p) for n, p in (wanted.policies if wanted else {}).items()},
+        scale_in_suspended=suspended)
 
 
 def _target_groups(cfg: ResolvedConfig, elbv2: Any) -> dict[str, str]:

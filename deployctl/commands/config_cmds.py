@@ -208,6 +208,14 @@ def _render_ecs_services(plan: Any, out: Any, redact: Any) -> None:
         for s in plan.services:
             names = ", ".join(s.deployment_alarms) or "none"
             out.print(redact(f"  {s.name}: {names}"), soft_wrap=True)
+    scaled = [s for s in plan.services if s.autoscaling]
+    if scaled:
+        from deployctl.render.autoscaling import describe  # lazy: --help loads only what it needs
+
+        out.print("auto scaling (applied on every deploy; deployctl-* policies are deployctl's):")
+        for s in scaled:
+            for i, line in enumerate(describe(s.autoscaling)):
+                out.print(redact(f"  {s.name}: {line}" if i == 0 else f"  {line}"), soft_wrap=True)
     total = f"${plan.cost.monthly_usd:,.2f}/month"
     if plan.cost.monthly_usd_max != plan.cost.monthly_usd:
         total += f" (up to ${plan.cost.monthly_usd_max:,.2f}/month at autoscaling max)"

@@ -277,10 +277,29 @@ class LoadBalancer(Strict):
                                             "this target group too; each still counts only its own targets")
 
 
+# SQS queue names: up to 80 letters, digits, '-' and '_' (a FIFO queue's ends in .fifo).
+_SQS_QUEUE_NAME = re.compile(r"^[A-Za-z0-9_-]{1,75}(\.fifo|[A-Za-z0-9_-]{0,5})$")
+
+
 class Autoscaling(Strict):
+    """Application Auto Scaling of one ECS service (deployctl.render.autoscaling, docs/autoscaling.md).
+    Every target below is one target-tracking policy; the service scales out on whichever needs most."""
+
     min: Int = Field(ge=0)
     max: Int = Field(ge=1)
-    target_cpu: Int = Field(60, ge=10, le=95, description="Target average CPU utilisation, percent")
+    target_cpu: Int | None = Field(60, ge=10, le=95, description="Target average CPU utilisation, percent "
+                                                                 "(null: no CPU policy)")
+    target_memory: Int | None = Field(None, ge=10, le=95, description="Target average memory utilisation, percent")
+    requests_per_target: Int | None = Field(None, ge=1, le=1_000_000,
+                                            description="Target ALB requests per task per minute "
+                                                        "(needs the service's load_balancer)")
+    queue: str | None = Field(None, description="SQS queue name whose backlog the service works off")
+    queue_backlog_per_task: Int | None = Field(None, ge=1, le=1_000_000,
+                                               description="Target visible messages in `queue` per running task")
+    scale_in_cooldown: Duration | None = Field(None, description="Wait after a scale-in before the next "
+                                                                 "(AWS default 300s)")
+    scale_out_cooldown: Duration | None = Field(None, description="Wait after a scale-out before the next "
+                                                                  "(AWS default 300s)")
 
     @field_validator("max")
     @classmethod
@@ -289,6 +308,34 @@ class Autoscaling(Strict):
         if low is not None and low > value:
             raise ValueError(f"max ({value}) is below min ({low})")
         return value
+
+    @field_validator("queue")
+    @classmethod
+    def _queue_name(cls, value: str | None) -> str | None:
+        if value is not None and not _SQS_QUEUE_NAME.match(value):
+            raise ValueError(f"'{value}' is not an SQS queue name (up to 80 letters, digits, '-' and '_'; "
+                             "give the name, not the URL or ARN)")
+        return value
+
+    @field_validator("scale_in_cooldown", "scale_out_cooldown")
+    @classmethod
+    def _cooldown(cls, value: float | None) -> float | None:
+        if value is not None and not 0 <= value <= 3600:
+            raise ValueError("must be between 0s and 1h")
+        return value
+
+    @model_validator(mode="after")
+    def _queue_pair(self) -> Autoscaling:
+        if (self.queue is None) != (self.queue_backlog_per_task is None):
+            raise ValueError("queue and queue_backlog_per_task go together: the queue to watch and the "
+                             "visible messages per running task to keep")
+        if self.queue_backlog_per_task is not None and self.min < 1:
+            raise ValueError("queue_backlog_per_task needs min ≥ 1: the backlog per task is divided by the "
+                             "running tasks, so with none running it is undefined and never scales out")
+        if not any((self.target_cpu, self.target_memory, self.requests_per_target, self.queue_backlog_per_task)):
+            raise ValueError("no scaling metric: set target_cpu, target_memory, requests_per_target or "
+                             "queue_backlog_per_task")
+        return self
 
 
 # ECS service names: up to 255 letters, digits, hyphens and underscores.
@@ -350,6 +397,15 @@ class Service(Strict):
     def _lb_port(cls, value: LoadBalancer | None, info: ValidationInfo) -> LoadBalancer | None:
         if value and not (info.data.get("port") or value.container_port) and "port" in info.data:
             raise ValueError("a load_balancer needs the service's port")
+        return value
+
+    @field_validator("autoscaling")
+    @classmethod
+    def _requests_need_lb(cls, value: Autoscaling | None, info: ValidationInfo) -> Autoscaling | None:
+        # ALBRequestCountPerTarget is measured on the service's target group.
+        if value and value.requests_per_target and "load_balancer" in info.data and not info.data["load_balancer"]:
+            raise ValueError("requests_per_target needs the service's load_balancer (ALB requests are counted "
+                             "per target of its target group)")
         return value
 
 

@@ -232,6 +232,10 @@ class Arns:
     def queue(self, name: str) -> str:
         return f"arn:{self.p}:sqs:{self.cfg.region}:{self.account}:{name}"
 
+    def scalable_targets(self) -> str:
+        # scalable-target/<random id>: no part of it names the ECS service.
+        return f"arn:{self.p}:application-autoscaling:{self.cfg.region}:{self.account}:scalable-target/*"
+
     def lock_table(self, table: str) -> str:
         return f"arn:{self.p}:dynamodb:{self.cfg.region}:{self.account}:table/{table}"
 
@@ -488,8 +492,41 @@ def _logs_statements(cfg: ResolvedConfig, a: Arns) -> list[dict[str, Any]]:
     return [_stmt("ReadLogs", ["logs:FilterLogEvents", "logs:GetLogEvents"], [a.log_group(), a.log_group() + ":*"])]
 
 
+# The role Application Auto Scaling creates on the first RegisterScalableTarget of an ECS service
+# in the account ("Service-linked roles for Application Auto Scaling").
+AUTOSCALING_PRINCIPAL = "ecs.application-autoscaling.amazonaws.com"
+AUTOSCALING_ROLE = "AWSServiceRoleForApplicationAutoScaling_ECSService"
+
+
+def _autoscaling_statements(cfg: ResolvedConfig, a: Arns) -> list[dict[str, Any]]:
+    """Every ECS deploy applies `autoscaling:` (deployctl.targets.ecs_autoscaling): it reads the
+    service's scalable target and policies, and registers/puts, or deletes/deregisters what
+    deploy.yaml dropped, so an environment without autoscaling still needs the removal. A
+    scalable target's ARN carries a random id, not the service, so the writes are limited by the
+    scalable targets of the account and region and the `application-autoscaling:service-namespace`
+    condition (ecs); Describe* take neither."""
+    if cfg.environment.target != "ecs":
+        return []
+    out = [
+        _stmt("AutoScalingRead", ["application-autoscaling:DescribeScalableTargets",
+                                  "application-autoscaling:DescribeScalingPolicies"], "*"),
+        _stmt("AutoScalingWrite", ["application-autoscaling:RegisterScalableTarget",
+                                   "application-autoscaling:PutScalingPolicy",
+                                   "application-autoscaling:DeleteScalingPolicy",
+                                   "application-autoscaling:DeregisterScalableTarget"], a.scalable_targets(),
+              {"StringEquals": {"application-autoscaling:service-namespace": "ecs"}}),
+    ]
+    if any(s.autoscaling for s in cfg.services.values()):
+        out.append(_stmt("AutoScalingServiceLinkedRole", ["iam:CreateServiceLinkedRole"],
+                         f"arn:{a.p}:iam::{a.account}:role/aws-service-role/{AUTOSCALING_PRINCIPAL}/"
+                         f"{AUTOSCALING_ROLE}",
+                         {"StringEquals": {"iam:AWSServiceName": AUTOSCALING_PRINCIPAL}}))
+    return out
+
+
 COMMAND_STATEMENTS: tuple[Callable[[ResolvedConfig, Arns], list[dict[str, Any]]], ...] = (
     _monitoring_statements,
+    _autoscaling_statements,  # run, promote, rollback: every ECS deploy
     _notify_statements,  # run, promote, rollback with `notify:`
     _logs_statements,  # logs, task run, a failed run's diagnosis
     _stack_statements,  # every command of an environment with from_stack

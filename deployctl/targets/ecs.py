@@ -47,11 +47,12 @@ from deployctl.errors import DeployctlError, DeployFailed, ExternalError
 from deployctl.pipeline import Cancelled
 from deployctl.plan import Plan, ServicePlan, make_plan
 from deployctl.redact import Redactor
+from deployctl.render import autoscaling as render_autoscaling
 from deployctl.render import ecs as render
 from deployctl.render import monitoring as render_monitoring
 from deployctl.render.ecs import Facts
 from deployctl.rollout import report
-from deployctl.targets import ecs_app_logs, ecs_before_deploy
+from deployctl.targets import ecs_app_logs, ecs_autoscaling, ecs_before_deploy
 from deployctl.targets.base import DeployOptions
 
 if TYPE_CHECKING:
@@ -318,6 +319,8 @@ class Settings:
     reuse: Mapping[str, str] = field(default_factory=dict)
     # service → the revision before_deploy registered for this release: its deploy rolls that out.
     preregistered: Mapping[str, str] = field(default_factory=dict)
+    # target group name → ARN (preflight's): auto scaling's requests_per_target label is read from it.
+    target_group_arns: Mapping[str, str] = field(default_factory=dict)
 
 
 class _Log:
@@ -408,7 +411,7 @@ def deploy(plan: Plan, image_ref: str, ctx: Any, options: DeployOptions | None =
                         force=options.force, no_rollback=options.no_rollback,
                         release_id=release_id, actor=releases_tags.actor(), started_at=datetime.now(UTC),
                         rollout_deadline=rollout_deadline, deadline=deadline,
-                        reuse=dict(options.reuse_revisions or {}))
+                        reuse=dict(options.reuse_revisions or {}), target_group_arns=dict(pre.target_group_arns))
     log(f"release {release_id}: {pre.image_ref} → cluster {cfg.environment.cluster} "
         f"({', '.join(s.name for s in real.services)})")
     log(f"time budget: {timeout:g}s for the rollout, then up to {rollout.rollback_budget(timeout):g}s for "
@@ -484,7 +487,10 @@ def deploy_wave(plan: Plan, wave: list[ServicePlan], aws: awsa.Bounded, settings
         job: _ServiceDeploy | None = None
         try:
             job = _ServiceDeploy(plan, sp, aws, settings, log, cancelled, alarm_states)
-            results[sp.name] = job.run()
+            # Scale-in suspended for the rollout, auto scaling applied after it, however it ends.
+            with ecs_autoscaling.during_rollout(aws, plan.config, sp.name, settings.target_group_arns,
+                                                log.for_service(sp.name), plan.preview_name):
+                results[sp.name] = job.run()
         except rollout.WatchCancelled:
             # The ECS deployment goes on: its revision stays in-progress (`status --watch` resumes).
             # Interrupted while deployctl's own rollback rolled out: that is what goes on.
@@ -655,7 +661,7 @@ class _ServiceDeploy:
                      f"{rollout.td_label(td_arn)})")
             svc = ecs.create_service(**req)["service"]
         else:
-            req = {**sp.update_service, "taskDefinition": td_arn}
+            req = {**sp.update_service, "taskDefinition": td_arn, **self._clamped_count(state)}
             self._show_changes(changes, listed=bool(drift))
             self.log(f"updating service {sp.ecs_service}: {rollout.td_label(state.task_definition)} → "
                      f"{rollout.td_label(td_arn)}")
@@ -678,6 +684,18 @@ class _ServiceDeploy:
         if settings_only:
             return self._settings_failed(verdict, result, td_arn, live or {}, previous)
         return self._failed(verdict, result, td_arn, previous, started)
+
+    def _clamped_count(self, state: ServiceState) -> dict[str, int]:
+        """With auto scaling the update keeps the running desired count (the scaler's), brought
+        within min..max when deploy.yaml's range no longer holds it."""
+        auto = self.cfg.services[self.sp.name].autoscaling
+        if auto is None or "desiredCount" in self.sp.update_service:
+            return {}
+        kept = render_autoscaling.clamp(auto, state.desired)
+        if kept == state.desired:
+            return {}
+        self.log(f"desired count {state.desired} is outside auto scaling's {auto.min}..{auto.max}: setting {kept}")
+        return {"desiredCount": kept}
 
     def _show_changes(self, diff: service_diff.ServiceDiff, *, listed: bool = False) -> None:
         """Every setting the update changes, once (`listed`: the settings-only line named them

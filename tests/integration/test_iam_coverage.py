@@ -32,11 +32,13 @@ AWS evaluates the policy the same way (no AWS account here).
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from deployctl.config import load_env, read
 from deployctl.config.model import ResolvedConfig
@@ -147,6 +149,8 @@ def requests_for(action: str, cfg: ResolvedConfig, secrets: list[str], preview: 
         return each(["*"], {"cloudwatch:namespace": mon.run_metrics_namespace if mon else ""})
     if action == "iam:GetRole":
         return each(a.roles())
+    if service == "application-autoscaling" and not op.startswith("Describe"):  # ECS targets only
+        return each([a.scalable_targets()], {"application-autoscaling:service-namespace": "ecs"})
     if service == "dynamodb":
         return each([a.lock_table(iam.LOCK_TABLE)])
     if service == "logs":
@@ -414,6 +418,9 @@ NOT_RECORDABLE = {
     # deployctl reads tags with DescribeServices/DescribeTaskDefinition include=["TAGS"]; IAM may
     # authorize those tag reads as ecs:ListTagsForResource, so it is granted on the same ARNs.
     "ecs:ListTagsForResource": "tag reads of include=TAGS",
+    # Application Auto Scaling creates its ECS service-linked role on an account's first
+    # RegisterScalableTarget, as the caller; moto does not.
+    "iam:CreateServiceLinkedRole": "Application Auto Scaling's service-linked role, made on first use",
 }
 
 
@@ -446,6 +453,8 @@ def test_staging_policy_grants_exactly_what_every_command_calls(world: World, ec
     world.c("sqs").create_queue(QueueName="chat-jobs")
     doc = deploy_yaml(world)
     doc["services"]["worker"]["spot"] = True
+    doc["services"]["worker"]["autoscaling"] = {"min": 1, "max": 2, "target_cpu": 60, "queue": "chat-jobs",
+                                                "queue_backlog_per_task": 10}
     doc["monitoring"] = {
         "load_balancer": "chat-api", "error_rate": 5, "latency": {"p99": "10s"},
         "tokens": {"namespace": "ChatApi/LLM", "metric": "TokensPerRequest", "dimensions": {"Service": "{service}"},
@@ -468,6 +477,13 @@ def test_staging_policy_grants_exactly_what_every_command_calls(world: World, ec
         calls.extend(ecs_sim.calls[start:])
 
     ok("run", "--env", "staging", "--image", images[0], "--only", "deploy")
+    ok("run", "--env", "staging", "--image", images[1], "--only", "deploy")
+    # deploy.yaml drops the worker's autoscaling: the next deploy deletes its policies and target.
+    dropped = json.loads(json.dumps(doc))
+    del dropped["services"]["worker"]["autoscaling"]
+    (proj / "deploy.yaml").write_text(yaml.safe_dump(dropped, sort_keys=False))
+    subprocess.run(["git", "-c", "user.email=t@example.com", "-c", "user.name=t", "commit", "-qam", "no scaling"],
+                   cwd=proj, check=True)
     ok("run", "--env", "staging", "--image", images[1], "--only", "deploy")
     ecs_sim.script(API, "tasks_fail_to_start", cluster=CLUSTER)
     ok("run", "--env", "staging", "--image", images[2], "--only", "deploy", code=1)
@@ -504,6 +520,10 @@ def test_staging_policy_grants_exactly_what_every_command_calls(world: World, ec
     assert len(written) == 4, written
     secrets = [world.secret_arn]
     made = seen(calls)
+    assert {"application-autoscaling:RegisterScalableTarget", "application-autoscaling:PutScalingPolicy",
+            "application-autoscaling:DeleteScalingPolicy", "application-autoscaling:DeregisterScalableTarget",
+            "application-autoscaling:DescribeScalableTargets", "application-autoscaling:DescribeScalingPolicies"
+            } <= made, sorted(made)
     assert {"cloudwatch:PutDashboard", "cloudwatch:GetMetricData", "sqs:GetQueueUrl", "dynamodb:DeleteItem",
             "ecs:DescribeTasks", "cloudwatch:PutMetricAlarm", "ecs:RunTask", "ecs:StopTask",
             "logs:FilterLogEvents", "logs:GetLogEvents"} <= made, sorted(made)
@@ -515,7 +535,8 @@ def test_staging_policy_grants_exactly_what_every_command_calls(world: World, ec
     assert have - need == set(NOT_RECORDABLE), sorted(have - need)
     # monitor apply and metrics really need their new statements
     for sid, action in (("MonitoringDashboard", "cloudwatch:PutDashboard"), ("MetricsRead", "cloudwatch:GetMetricData"),
-                        ("QueueExists", "sqs:GetQueueUrl")):
+                        ("QueueExists", "sqs:GetQueueUrl"),
+                        ("AutoScalingWrite", "application-autoscaling:PutScalingPolicy")):
         assert any(action in d for d in denied(without(policy, sid), calls, cfg, secrets, written_alarms=written)), sid
 
 

@@ -309,7 +309,9 @@ def test_config_json_shows_secrets_by_reference_only() -> None:
     assert data["env_name"] == "prod"
     api = data["services"]["api"]
     assert api["secrets"] == {"OPENAI_API_KEY": "chat-api/openai-key", "DATABASE_URL": "ssm:/chat-api/database-url"}
-    assert (api["count"], api["memory"], api["autoscaling"]) == (3, 8192, {"min": 3, "max": 10, "target_cpu": 60})
+    assert (api["count"], api["memory"], api["autoscaling"]) == (3, 8192, {
+        "min": 3, "max": 10, "target_cpu": 60, "target_memory": None, "requests_per_target": 200, "queue": None,
+        "queue_backlog_per_task": None, "scale_in_cooldown": 300.0, "scale_out_cooldown": 60.0})
     assert data["environment"]["promote_from"] == "staging"
     dev = json.loads(cli("config", "--env", "dev", "--json").stdout)
     assert dev["services"]["api"]["secrets"] == {} and dev["image"]["registry"] == "localhost:5000"

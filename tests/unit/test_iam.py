@@ -168,9 +168,21 @@ def test_only_what_the_config_uses() -> None:
     staging, prod = policy_of("staging"), policy_of("prod")
     assert "cloudwatch:DescribeAlarms" in actions(staging)  # deploy.alarms
     assert "elasticloadbalancing:DescribeTargetHealth" in actions(staging)  # api has a target group
-    # No command calls Application Auto Scaling (autoscaling sets the service's desired count only),
-    # so no policy grants it, autoscaling or not (issue: grant exactly what is called).
-    assert not any(a.startswith("application-autoscaling:") for a in actions(staging) | actions(prod))
+    # Every ECS deploy applies auto scaling (and removes what deploy.yaml dropped), so both environments
+    # read and write it, ECS targets only; only prod (api has autoscaling) may create its service-linked role.
+    writes = {"application-autoscaling:RegisterScalableTarget", "application-autoscaling:PutScalingPolicy",
+              "application-autoscaling:DeleteScalingPolicy", "application-autoscaling:DeregisterScalableTarget"}
+    for p in (staging, prod):
+        (w,) = [s for s in statements(p) if s["Sid"] == "AutoScalingWrite"]
+        assert set(w["Action"]) == writes
+        assert w["Condition"] == {"StringEquals": {"application-autoscaling:service-namespace": "ecs"}}
+        assert w["Resource"] == f"arn:aws:application-autoscaling:us-east-1:{ACCOUNT}:scalable-target/*"
+    target = f"arn:aws:application-autoscaling:us-east-1:{ACCOUNT}:scalable-target/0123abcd"
+    assert allows(prod, Request("application-autoscaling:PutScalingPolicy", target,
+                                {"application-autoscaling:service-namespace": "ecs"}))
+    assert not allows(prod, Request("application-autoscaling:PutScalingPolicy", target,
+                                    {"application-autoscaling:service-namespace": "dynamodb"}))
+    assert "iam:CreateServiceLinkedRole" in actions(prod) and "iam:CreateServiceLinkedRole" not in actions(staging)
     # `logs`, `task run` and a failed run's diagnosis read logs: reads, on the environment's group only.
     logs = {a for a in actions(staging) if a.startswith("logs:")}
     assert logs == {"logs:FilterLogEvents", "logs:GetLogEvents"}

@@ -1,0 +1,172 @@
+"""Application Auto Scaling on each ECS deploy: suspend scale-in for the rollout, then apply.
+
+`during_rollout` wraps one service's deploy. Before it, when the service already runs with a
+scalable target, the target is registered with DynamicScalingInSuspended, so the scaler does not
+remove tasks while old and new tasks run side by side. Afterwards — also when the rollout failed,
+raised or was interrupted (a finally, with a fresh short time budget, since the deploy's may be
+spent) — `apply` makes Application Auto Scaling match deploy.yaml: the target registered with
+min/max and nothing suspended, deployctl's policies (`deployctl-*`) put, the ones deploy.yaml no
+longer has deleted, and, when deploy.yaml drops `autoscaling`, the target deregistered if
+deployctl's policies were on it. Requests come from deployctl.render.autoscaling (pure).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from deployctl.adapters import aws as awsa
+from deployctl.errors import DeployFailed
+from deployctl.render import autoscaling as render
+from deployctl.render import ecs
+
+if TYPE_CHECKING:
+    from deployctl.config.model import ResolvedConfig
+
+CLIENT = "application-autoscaling"
+# Resuming scale-in must not depend on what is left of the deploy's time budget.
+RESUME_BUDGET = 60.0
+
+
+@dataclass
+class Changes:
+    registered: str = ""  # "created" | "updated" | "unchanged" | "deregistered" | ""
+    put: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        parts = [f"target {self.registered}"] if self.registered else []
+        parts += [f"put {', '.join(self.put)}"] if self.put else []
+        parts += [f"deleted {', '.join(self.deleted)}"] if self.deleted else []
+        parts += [f"{len(self.unchanged)} policies unchanged"] if self.unchanged else []
+        return "; ".join(parts) or "nothing to do"
+
+
+@dataclass(frozen=True)
+class Live:
+    target: dict[str, Any] | None
+    policies: dict[str, dict[str, Any]]  # every policy on the target, by name
+
+
+def read(client: Any, resource_id: str) -> Live:
+    targets = client.describe_scalable_targets(ServiceNamespace=render.NAMESPACE, ResourceIds=[resource_id],
+                                               ScalableDimension=render.DIMENSION).get("ScalableTargets") or []
+    found: dict[str, dict[str, Any]] = {}
+    token: str | None = None
+    while True:
+        page = client.describe_scaling_policies(ServiceNamespace=render.NAMESPACE, ResourceId=resource_id,
+                                                ScalableDimension=render.DIMENSION,
+                                                **({"NextToken": token} if token else {}))
+        found.update({p["PolicyName"]: p for p in page.get("ScalingPolicies") or []})
+        token = page.get("NextToken")
+        if not token:
+            break
+    return Live(targets[0] if targets else None, found)
+
+
+def resolve_facts(cfg: ResolvedConfig, svc: str, elbv2: Any, target_group_arns: Mapping[str, str]) -> render.Facts:
+    """The resource label of the service's target group, for requests_per_target: the target
+    group's ARN (preflight's) and the load balancer it is attached to."""
+    service = cfg.services[svc]
+    auto = service.autoscaling
+    if auto is None or auto.requests_per_target is None or service.load_balancer is None:
+        return render.Facts()
+    tg = service.load_balancer.target_group
+    arn = tg if tg.startswith("arn:") else target_group_arns.get(tg)
+    groups = elbv2.describe_target_groups(**({"TargetGroupArns": [arn]} if arn else {"Names": [tg]}))
+    group = (groups.get("TargetGroups") or [{}])[0]
+    lbs = group.get("LoadBalancerArns") or []
+    if not lbs:
+        raise DeployFailed(f"target group {tg} is attached to no load balancer: requests_per_target scales on "
+                           "ALBRequestCountPerTarget, which is measured per load balancer and target group",
+                           hint=f"attach {tg} to a listener of its ALB, or drop autoscaling.requests_per_target")
+    return render.Facts({tg: render.resource_label(str(group["TargetGroupArn"]), str(lbs[0]))})
+
+
+def _same_policy(want: dict[str, Any], live: dict[str, Any]) -> bool:
+    conf = "TargetTrackingScalingPolicyConfiguration"
+    return live.get("PolicyType") == want["PolicyType"] and live.get(conf) == want[conf]
+
+
+def apply(client: Any, cfg: ResolvedConfig, svc: str, facts: render.Facts,
+          preview: str | None = None) -> Changes:
+    """Make the service's scaling match deploy.yaml (idempotent)."""
+    rid = render.resource_id(cfg.environment.cluster or "default", ecs.service_name(cfg, svc, preview))
+    live = read(client, rid)
+    changes = Changes()
+    ours = {n for n in live.policies if render.owned(n)}
+    if cfg.services[svc].autoscaling is None:
+        for name in sorted(ours):
+            client.delete_scaling_policy(PolicyName=name, **_key(rid))
+            changes.deleted.append(name)
+        # Only a target deployctl scaled (its policies were on it) and nobody else scales: a
+        # target with someone else's policies is left to them.
+        if live.target is not None and ours and not set(live.policies) - ours:
+            client.deregister_scalable_target(**_key(rid))
+            changes.registered = "deregistered"
+        return changes
+    target = render.scalable_target(cfg, svc, preview=preview)
+    same = live.target is not None and all(live.target.get(k) == target[k] for k in
+                                           ("MinCapacity", "MaxCapacity", "SuspendedState"))
+    if not same:
+        client.register_scalable_target(**target)
+    changes.registered = "unchanged" if same else "updated" if live.target else "created"
+    wanted = render.policies(cfg, svc, facts, preview)
+    for name, request in wanted.items():
+        if name in live.policies and _same_policy(request, live.policies[name]):
+            changes.unchanged.append(name)
+            continue
+        client.put_scaling_policy(**request)
+        changes.put.append(name)
+    for name in sorted(ours - set(wanted)):
+        client.delete_scaling_policy(PolicyName=name, **_key(rid))
+        changes.deleted.append(name)
+    return changes
+
+
+def _key(rid: str) -> dict[str, str]:
+    return {"ServiceNamespace": render.NAMESPACE, "ResourceId": rid, "ScalableDimension": render.DIMENSION}
+
+
+def suspend_scale_in(client: Any, cfg: ResolvedConfig, svc: str, preview: str | None = None) -> bool:
+    """Suspend scale-in for a rollout when the service already has a scalable target; True if so."""
+    rid = render.resource_id(cfg.environment.cluster or "default", ecs.service_name(cfg, svc, preview))
+    if cfg.services[svc].autoscaling is None or read(client, rid).target is None:
+        return False
+    client.register_scalable_target(**render.scalable_target(cfg, svc, suspend_scale_in=True, preview=preview))
+    return True
+
+
+@contextlib.contextmanager
+def during_rollout(aws: awsa.Bounded, cfg: ResolvedConfig, svc: str, target_group_arns: Mapping[str, str],
+                   log: Callable[[str], None], preview: str | None = None) -> Iterator[None]:
+    """Scale-in suspended while the body (one service's deploy) runs; scaling applied after it,
+    whatever the body did. A failure to apply fails the service's deploy (DeployFailed) unless
+    the body already raised (its error is the one to report; this one is logged)."""
+    service = cfg.services[svc]
+    if service.autoscaling is not None:
+        with awsa.aws_errors(f"suspending scale-in of {svc} for the rollout"):
+            if suspend_scale_in(aws.client(CLIENT), cfg, svc, preview):
+                log("auto scaling: scale-in suspended for the rollout")
+    failed = True
+    try:
+        yield
+        failed = False
+    finally:
+        after = awsa.Bounded(aws.base, time.monotonic() + RESUME_BUDGET)
+        try:
+            with awsa.aws_errors(f"applying auto scaling of {svc}"):
+                facts = resolve_facts(cfg, svc, after.elbv2, target_group_arns)
+                changes = apply(after.client(CLIENT), cfg, svc, facts, preview)
+            if changes.registered or changes.deleted:
+                resumed = ", scale-in resumed" if service.autoscaling is not None else ""
+                log(f"auto scaling: {changes.summary()}{resumed}")
+        except Exception as exc:
+            if not failed:
+                raise
+            log(f"warning: auto scaling not applied ({getattr(exc, 'message', exc)}); scale-in may stay "
+                "suspended until the next deploy")
