@@ -79,9 +79,10 @@ def metrics(
         facts = resolve_facts(cfg, mon, clients.elbv2)
         rows = current(cfg, mon, facts, cloudwatch_stats(clients.cloudwatch, minutes=minutes))
     if as_json:
+        # `route` only on monitoring.endpoints rows (an added key; existing rows keep their shape).
         print_json({"schema": "deployctl.metrics/v1", "env": cfg.env_name, "minutes": minutes, "metrics": [
-            {"service": r.service, "route": r.route, "metric": r.name, "value": r.value, "unit": r.unit, "threshold": r.threshold,
-             "breaching": r.breaching} for r in rows]})
+            {"service": r.service, **({"route": r.route} if r.route else {}), "metric": r.name, "value": r.value,
+             "unit": r.unit, "threshold": r.threshold, "breaching": r.breaching} for r in rows]})
         return
     from rich.table import Table  # lazy: rich stays off --help
 
