@@ -44,9 +44,7 @@ def monitor_apply(
                         "unchanged": list(filters.unchanged), "removed": list(filters.removed)}})
         return
     out = console()
-    for changes in (result.filters, result.changes):
-        if changes is None:
-            continue
+    for changes in (c for c in (result.filters, result.changes) if c is not None):
         out.print(f"[green]✓[/] {changes.summary()}")
         for word, names in (("created", changes.created), ("updated", changes.updated),
                             ("unchanged", changes.unchanged), ("removed", changes.removed)):

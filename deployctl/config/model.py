@@ -559,10 +559,14 @@ class RouteSettings(Strict):
     error_rate: Float = Field(gt=0, le=100, description="Alarm when this route's 5xx ÷ requests exceeds this percent")
 
 
+def _default_log_fields() -> LogFields:
+    return LogFields.model_validate({})
+
+
 class Endpoints(Strict):
     """Per-route requests, 5xx, latency (and tokens) from JSON access logs: CloudWatch Logs metric filters."""
 
-    fields: LogFields = Field(default_factory=LogFields)
+    fields: LogFields = Field(default_factory=_default_log_fields)
     routes: list[Route] = Field(min_length=1, description="Path templates to measure (raw paths are never metrics)")
     error_rate: Float | None = Field(None, gt=0, le=100,
                                      description="Default 5xx-percent alarm threshold for every route")
@@ -584,9 +588,7 @@ class Endpoints(Strict):
                 raise ValueError(f"routes {seen[slug]} and {route} would share the alarm name "
                                  f"…-endpoint-error-rate-{slug}")
             seen[slug] = route
-        unknown = [r for r in self.per_route if r not in self.routes]
-        if unknown:
-            raise ValueError(f"per_route names {unknown[0]}, which is not in routes")
+        # per_route names that are not in routes: reported with their line by resolve.py.
         # The longest filter pattern rendered (render.monitoring.metric_filters) must fit.
         fields = [f for f in (self.fields.status, self.fields.latency_ms, self.fields.tokens) if f]
         longest = max(len(f"{{ {routes_clause(self.fields.route, self.routes)} && $.{f} >= 500 }}") for f in fields)

@@ -349,11 +349,12 @@ def grafana_dashboard(cfg: ResolvedConfig, mon: Monitoring, facts: MonitoringFac
                 "label": f"{metric} {stat}",
             })
         for label, sql in panel.get("queries", ()):
-            # Metrics Insights (metricQueryType 1) in code mode (metricEditorMode 1).
+            # Metrics Insights (metricQueryType 1) in code mode (metricEditorMode 1); the namespace is
+            # in the SQL, and Grafana's query type wants the key (empty).
             targets.append({
                 "refId": chr(ord("A") + len(targets)), "datasource": ds, "queryMode": "Metrics",
-                "region": cfg.region, "metricQueryType": 1, "metricEditorMode": 1, "sqlExpression": sql,
-                "id": "", "label": label,
+                "region": cfg.region, "namespace": "", "metricQueryType": 1, "metricEditorMode": 1,
+                "sqlExpression": sql, "id": "", "label": label,
             })
         panels.append({
             "id": i + 1, "type": "timeseries", "title": panel["title"], "datasource": ds,

@@ -267,3 +267,18 @@ def test_rendered_transformations_publish_value_and_route(cfg: Any) -> None:
     assert filter_pattern.metric_datum(errors, LINES["chat_503"]) == (1.0, {"Route": "/v1/chat"})
     tokens = filters["tokens"]["metricTransformations"][0]
     assert filter_pattern.metric_datum(tokens, LINES["chat_ok"]) == (950.0, {"Route": "/v1/chat"})
+
+
+def test_grafana_top_route_queries_round_trip_through_the_grafana_foundation_sdk_types(cfg: Any) -> None:
+    """The Metrics Insights targets are CloudWatch queries Grafana knows: QUERY type, code editor."""
+    from grafana_foundation_sdk.cog.encoder import JSONEncoder
+    from grafana_foundation_sdk.models.cloudwatch import CloudWatchMetricsQuery, MetricEditorMode, MetricQueryType
+
+    panels = render.grafana_dashboard(cfg, cfg.monitoring)["panels"]
+    targets = [t for p in panels for t in p["targets"] if "sqlExpression" in t]
+    assert len(targets) == 5
+    for target in targets:
+        typed = CloudWatchMetricsQuery.from_json(target)
+        assert typed.metric_query_type == MetricQueryType.QUERY
+        assert typed.metric_editor_mode == MetricEditorMode.CODE
+        assert json.loads(json.dumps(typed, cls=JSONEncoder)) == target

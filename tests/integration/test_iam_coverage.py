@@ -478,7 +478,8 @@ def test_staging_policy_grants_exactly_what_every_command_calls(world: World, ec
     ok("history", "--env", "staging", "--json")
     # A metric filter of an earlier config (a route filter deployctl no longer renders): apply deletes it.
     world.c("logs").put_metric_filter(
-        logGroupName="/deployctl/chat-api/staging", filterName="chat-api-staging-endpoint-old", filterPattern="{ $.x = 1 }",
+        logGroupName="/deployctl/chat-api/staging", filterName="chat-api-staging-endpoint-old",
+        filterPattern="{ $.x = 1 }",
         metricTransformations=[{"metricName": "Old", "metricNamespace": "Old", "metricValue": "1"}])
     ok("monitor", "apply", "--env", "staging", "--json")
     ok("metrics", "--env", "staging", "--json")
