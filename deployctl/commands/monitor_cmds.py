@@ -85,7 +85,8 @@ def metrics(
     from rich.table import Table  # lazy: rich stays off --help
 
     table = Table(title=f"{cfg.app} {cfg.env_name}: last {minutes} min", title_justify="left")
-    for col in ("service", "metric", "value", "threshold", ""):
+    first = "service / route" if any(r.route for r in rows) else "service"
+    for col in (first, "metric", "value", "threshold", ""):
         table.add_column(col, justify="right" if col in ("value", "threshold") else "left")
     for r in rows:
         value = "no data" if r.value is None else f"{plain_number(r.value)} {r.unit}"
