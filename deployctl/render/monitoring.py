@@ -4,6 +4,8 @@ AI services fail in ways CPU graphs miss: tail latency (a model swapping to disk
 first), 5xx from overloaded workers, runaway token usage (a looping agent burns API credit),
 and queues that back up behind slow inference. Each gets an alarm with thresholds from
 deploy.yaml; ALB dimensions (ARN suffixes) come in through `MonitoringFacts`, resolved at apply.
+Per-route errors, latency and tokens (`monitoring.endpoints`) come from the service's JSON access
+logs through CloudWatch Logs metric filters (`metric_filters`), alarmed per route.
 """
 
 from __future__ import annotations
