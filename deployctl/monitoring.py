@@ -16,6 +16,7 @@ from deployctl.config.model import ResolvedConfig
 from deployctl.config.monitoring import Monitoring
 from deployctl.errors import PreflightFailed, UsageError
 from deployctl.render import monitoring as render
+from deployctl.render.ecs import log_group
 
 
 def require(cfg: ResolvedConfig) -> Monitoring:
@@ -70,6 +71,8 @@ class AlarmChanges:
     created: tuple[str, ...] = ()
     updated: tuple[str, ...] = ()
     unchanged: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()  # not in this count: no longer rendered, deleted
+    noun: str = "alarm"
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -78,9 +81,10 @@ class AlarmChanges:
     def summary(self) -> str:
         """`7 alarms: 7 created`, `7 alarms: 1 updated, 6 unchanged`: what happened, not "up to date"."""
         parts = [f"{len(names)} {word}" for word, names in
-                 (("created", self.created), ("updated", self.updated), ("unchanged", self.unchanged)) if names]
+                 (("created", self.created), ("updated", self.updated), ("unchanged", self.unchanged),
+                  ("removed", self.removed)) if names]
         n = len(self.names)
-        return f"{n} alarm{'s' if n != 1 else ''}: {', '.join(parts) or 'none'}"
+        return f"{n} {self.noun}{'s' if n != 1 else ''}: {', '.join(parts) or 'none'}"
 
 
 def _same(sent: Any, stored: Any) -> bool:
@@ -120,18 +124,69 @@ def put_alarms(cloudwatch: Any, specs: list[render.AlarmSpec]) -> AlarmChanges:
     return AlarmChanges(tuple(created), tuple(updated), tuple(unchanged))
 
 
+def _error_code(exc: BaseException) -> str:
+    return str(getattr(exc, "response", {}).get("Error", {}).get("Code", ""))
+
+
+def put_metric_filters(logs: Any, cfg: ResolvedConfig, specs: list[render.MetricFilterSpec]) -> AlarmChanges:
+    """Create, update or leave alone the endpoint metric filters, and delete deployctl's own filters
+    (by name prefix) that are no longer rendered: removing `tokens` removes its filter.
+
+    PutMetricFilter creates or replaces a filter by name, so it is sent only when the stored filter
+    differs. The log group must exist: the tasks create it on their first start (awslogs-create-group)."""
+    group, prefix = log_group(cfg), render.endpoint_filter_prefix(cfg)
+    stored: dict[str, dict[str, Any]] = {}
+    kwargs: dict[str, Any] = {"logGroupName": group, "filterNamePrefix": prefix}
+    try:
+        while True:
+            resp = logs.describe_metric_filters(**kwargs)
+            stored.update({str(f["filterName"]): f for f in resp.get("metricFilters", [])})
+            if not resp.get("nextToken"):
+                break
+            kwargs["nextToken"] = resp["nextToken"]
+        created: list[str] = []
+        updated: list[str] = []
+        unchanged: list[str] = []
+        for spec in specs:
+            have = stored.get(spec.name)
+            if have is not None and _same(spec.request, have):
+                unchanged.append(spec.name)
+                continue
+            logs.put_metric_filter(**spec.request)
+            (created if have is None else updated).append(spec.name)
+        wanted = {spec.name for spec in specs}
+        removed = [name for name in stored if name not in wanted]
+        for name in removed:
+            logs.delete_metric_filter(logGroupName=group, filterName=name)
+    except Exception as exc:
+        if _error_code(exc) == "ResourceNotFoundException":
+            raise PreflightFailed(f"log group {group} does not exist yet, so the endpoint metric filters have "
+                                  "nothing to attach to; deploy the environment once (its tasks create the "
+                                  "group) and run `deployctl monitor apply` again") from exc
+        raise
+    return AlarmChanges(tuple(created), tuple(updated), tuple(unchanged), tuple(removed), noun="metric filter")
+
+
 @dataclass(frozen=True)
 class Applied:
     alarms: tuple[str, ...]
     dashboard: str | None
     grafana_file: str | None
     changes: AlarmChanges = AlarmChanges()
+    filters: AlarmChanges | None = None  # monitoring.endpoints: the metric filters
 
 
 def apply(cfg: ResolvedConfig, cloudwatch: Any, elbv2: Any, *, account_id: str,
-          grafana_path: str | None = None) -> Applied:
+          grafana_path: str | None = None, logs: Any = None) -> Applied:
+    """Metric filters first (the endpoint alarms read their metrics), then alarms and dashboards.
+    `logs` (a CloudWatch Logs client) is needed only with monitoring.endpoints."""
     mon = require(cfg)
     facts = resolve_facts(cfg, mon, elbv2)
+    filters = None
+    if mon.endpoints:
+        if logs is None:
+            raise ValueError("monitoring.endpoints needs a CloudWatch Logs client")
+        filters = put_metric_filters(logs, cfg, render.metric_filters(cfg, mon.endpoints))
     specs = render.alarms(cfg, mon, facts)
     changes = put_alarms(cloudwatch, specs)
     dashboard = None
@@ -145,7 +200,7 @@ def apply(cfg: ResolvedConfig, cloudwatch: Any, elbv2: Any, *, account_id: str,
             json.dump(render.grafana_dashboard(cfg, mon, facts), fh, indent=2)
             fh.write("\n")
         grafana_file = grafana_path
-    return Applied(tuple(s.name for s in specs), dashboard, grafana_file, changes)
+    return Applied(tuple(s.name for s in specs), dashboard, grafana_file, changes, filters)
 
 
 # -- reading metrics ----------------------------------------------------------------------------
@@ -170,6 +225,7 @@ class MetricRow:
     value: float | None
     unit: str
     threshold: float | None
+    route: str | None = None  # monitoring.endpoints: the path template measured
 
     @property
     def breaching(self) -> bool:
@@ -203,12 +259,14 @@ def current(cfg: ResolvedConfig, mon: Monitoring, facts: render.MonitoringFacts,
     latency = mon.latency
     for spec in render.alarms(cfg, mon, facts):
         req = spec.request
-        if spec.kind == "error_rate":
+        if spec.kind in ("error_rate", "endpoint_error_rate"):
             metrics = {m["Id"]: m["MetricStat"]["Metric"] for m in req["Metrics"] if "MetricStat" in m}
-            errors = stats(ALB, "HTTPCode_Target_5XX_Count", metrics["errors"]["Dimensions"], "Sum", period)
-            requests = stats(ALB, "RequestCount", metrics["requests"]["Dimensions"], "Sum", period)
+            errors = stats(metrics["errors"]["Namespace"], metrics["errors"]["MetricName"],
+                           metrics["errors"]["Dimensions"], "Sum", period)
+            requests = stats(metrics["requests"]["Namespace"], metrics["requests"]["MetricName"],
+                             metrics["requests"]["Dimensions"], "Sum", period)
             value = None if not requests else 100.0 * (errors or 0.0) / requests
-            rows.append(MetricRow(spec.service, "error_rate", value, "%", req["Threshold"]))
+            rows.append(MetricRow(spec.service, "error_rate", value, "%", req["Threshold"], route=spec.route))
             continue
         stat = req.get("ExtendedStatistic") or req.get("Statistic", "Average")
         value = stats(req["Namespace"], req["MetricName"], req["Dimensions"], stat, int(req["Period"]))

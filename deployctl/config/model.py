@@ -563,6 +563,111 @@ class Queue(Strict):
     service: str | None = Field(None, description="Worker service consuming the queue (for the dashboard)")
 
 
+# -- monitoring.endpoints: per-route metrics from the service's JSON access logs ----------------
+# A JSON field reference as CloudWatch Logs filter patterns write it after `$.`: `status`, `http.route`.
+LOG_FIELD = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+# A path segment that is a raw value rather than a template: a number, a UUID, a long hex id.
+RAW_SEGMENT = re.compile(r"^([0-9]+|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+                         r"|[0-9a-fA-F]{16,})$")
+# Each route becomes a dimension value of every endpoint metric (a custom metric each) and one alarm;
+# CloudWatch Logs disables a filter at 1,000 dimension values an hour. 50 keeps the filter patterns
+# under their 1,024-character limit with ordinary route names.
+MAX_ROUTES_LIMIT = 50
+
+
+def _log_field(name: str) -> str:
+    if not LOG_FIELD.match(name):
+        raise ValueError(f"'{name}' is not a JSON log field name (letters, digits and _, dots for nesting, "
+                         "e.g. duration_ms or http.route)")
+    return name
+
+
+LogField = Annotated[str, AfterValidator(_log_field)]
+
+
+def _route(route: str) -> str:
+    """A path template (`/v1/items/{id}`): it becomes a metric dimension value and sits inside a
+    quoted filter-pattern string, so no quotes, backslashes, spaces or raw ids."""
+    if not route.startswith("/") or len(route) > 200:
+        raise ValueError(f"'{route}' is not a path template (starts with /, at most 200 characters)")
+    if any(c in route for c in '"\\*') or any(c.isspace() for c in route):
+        raise ValueError(f"'{route}' may not contain quotes, backslashes, * or spaces")
+    raw = [seg for seg in route.split("/") if RAW_SEGMENT.match(seg)]
+    if raw:
+        raise ValueError(f"'{route}' looks like a raw path ({raw[0]!r} is an id): use the route template the "
+                         "app logs, e.g. /v1/items/{id}, so each route is one metric")
+    return route
+
+
+Route = Annotated[str, AfterValidator(_route)]
+
+
+class LogFields(Strict):
+    """Names of the JSON access-log fields (docs/endpoint-metrics.md)."""
+
+    route: LogField = Field("route", description="Route template of the request, e.g. /v1/items/{id}")
+    status: LogField = Field("status", description="HTTP status code (a JSON number)")
+    latency_ms: LogField = Field("duration_ms", description="Request duration in milliseconds (a JSON number)")
+    tokens: LogField | None = Field(None, description="Tokens used by the request (optional; a JSON number)")
+
+
+class RouteSettings(Strict):
+    error_rate: Float = Field(gt=0, le=100, description="Alarm when this route's 5xx ÷ requests exceeds this percent")
+
+
+def _default_log_fields() -> LogFields:
+    return LogFields.model_validate({})
+
+
+class Endpoints(Strict):
+    """Per-route requests, 5xx, latency (and tokens) from JSON access logs: CloudWatch Logs metric filters."""
+
+    fields: LogFields = Field(default_factory=_default_log_fields)
+    routes: list[Route] = Field(min_length=1, description="Path templates to measure (raw paths are never metrics)")
+    error_rate: Float | None = Field(None, gt=0, le=100,
+                                     description="Default 5xx-percent alarm threshold for every route")
+    per_route: dict[str, RouteSettings] = Field(default_factory=dict, description="Per-route thresholds")
+    min_requests: Int = Field(10, ge=1, description="A period with fewer requests than this never alarms")
+    max_routes: Int = Field(20, ge=1, le=MAX_ROUTES_LIMIT,
+                            description="Cardinality cap: at most this many routes (each is a custom metric)")
+
+    @model_validator(mode="after")
+    def _routes(self) -> Endpoints:
+        if len(self.routes) > self.max_routes:
+            raise ValueError(f"{len(self.routes)} routes exceed max_routes ({self.max_routes}); each route is a "
+                             "custom metric and an alarm: measure the routes that matter, or raise max_routes "
+                             f"(at most {MAX_ROUTES_LIMIT})")
+        seen: dict[str, str] = {}
+        for route in self.routes:
+            slug = route_slug(route)
+            if slug in seen:
+                raise ValueError(f"routes {seen[slug]} and {route} would share the alarm name "
+                                 f"…-endpoint-error-rate-{slug}")
+            seen[slug] = route
+        # per_route names that are not in routes: reported with their line by resolve.py.
+        # The longest filter pattern rendered (render.monitoring.metric_filters) must fit.
+        fields = [f for f in (self.fields.status, self.fields.latency_ms, self.fields.tokens) if f]
+        longest = max(len(f"{{ {routes_clause(self.fields.route, self.routes)} && $.{f} >= 500 }}") for f in fields)
+        if longest > FILTER_PATTERN_LIMIT:
+            raise ValueError(f"the routes make a {longest}-character filter pattern, over CloudWatch Logs' limit "
+                             f"of {FILTER_PATTERN_LIMIT}: list fewer or shorter routes")
+        return self
+
+
+FILTER_PATTERN_LIMIT = 1024  # PutMetricFilter filterPattern maximum length
+
+
+def routes_clause(field: str, routes: list[str]) -> str:
+    """`($.route = "/v1/chat" || $.route = "/v1/embed")`: only listed routes ever become metrics, so
+    a raw path or a scanner's junk URL never adds a dimension value (cost, and the 1,000-values cap)."""
+    return "(" + " || ".join(f'$.{field} = "{r}"' for r in routes) + ")"
+
+
+def route_slug(route: str) -> str:
+    """`/v1/items/{id}` → `v1-items-id`: the route as it appears in an alarm name."""
+    return re.sub(r"[^a-z0-9]+", "-", route.lower()).strip("-") or "root"
+
+
 RollBackMetric = Literal["latency_p50", "latency_p95", "latency_p99", "error_rate", "tokens_per_request",
                          "queue_depth"]
 
@@ -578,6 +683,7 @@ class Monitoring(Strict):
     error_rate: Float | None = Field(None, gt=0, le=100, description="Alarm when 5xx ÷ requests exceeds this percent")
     tokens: Tokens | None = None
     queue: Queue | None = None
+    endpoints: Endpoints | None = Field(None, description="Per-route metrics and alarms from JSON access logs")
     period: Duration = Field(60.0, description="Alarm period (multiple of 60s)")
     evaluation_periods: Int = Field(5, ge=1, le=100)
     datapoints_to_alarm: Int | None = Field(None, ge=1)

@@ -410,6 +410,17 @@ class Loaded:
                                             f"unknown service '{svc}'",
                                             _did_you_mean(svc, names) or f"services are: {_listing(names)}",
                                             key=False))
+        endpoints = mon.get("endpoints")
+        if isinstance(endpoints, dict) and isinstance(endpoints.get("per_route"), dict):
+            routes = [str(r) for r in endpoints.get("routes") or [] if isinstance(r, str)] \
+                if isinstance(endpoints.get("routes"), list) else []
+            for route in endpoints["per_route"]:
+                if isinstance(route, str) and route not in routes:
+                    out.append(self.doc.problem(origin.map(("monitoring", "endpoints", "per_route", route)),
+                                                f"per_route names '{route}', which is not in routes",
+                                                _did_you_mean(route, routes) or
+                                                f"routes are: {_listing(routes) if routes else 'none'}",
+                                                key=True))
         # The default [error_rate] quietly does nothing without error_rate; a list written out
         # must name alarms this monitoring section actually creates.
         wanted = mon.get("roll_back_on")

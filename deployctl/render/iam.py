@@ -35,6 +35,8 @@ Where AWS leaves no choice, the policy says so (`NOTES`):
   service names them) creates/updates the generated monitoring alarms by name: DescribeAlarms,
   PutMetricAlarm (and TagResource, which AWS requires for the tags sent on create) on exactly
   those alarm ARNs; PutDashboard on its dashboard. `metrics` reads with GetMetricData ("*").
+  With monitoring.endpoints, `monitor apply` also reads, puts and deletes its metric filters
+  (logs:DescribeMetricFilters/PutMetricFilter/DeleteMetricFilter) on the environment's log group.
 - Nothing is granted that no command calls: COMMAND_STATEMENTS is the one list of the per-command
   statements, and tests/integration/test_iam_coverage.py checks the policy against every call.
 
@@ -123,6 +125,11 @@ ALARMS_NOTE = (
     "cloudwatch:DescribeAlarms, PutMetricAlarm and TagResource (tags on create) on exactly those alarm ARNs; "
     "deploy.alarms are only read. cloudwatch:PutDashboard on the one dashboard ARN (dashboards have no region). "
     "`deployctl metrics` reads with cloudwatch:GetMetricData, which has no resource type (\"*\")."
+)
+ENDPOINTS_NOTE = (
+    "Endpoint metrics (monitoring.endpoints): `deployctl monitor apply` reads, creates/updates and deletes its own "
+    "metric filters (logs:DescribeMetricFilters, PutMetricFilter, DeleteMetricFilter) on this environment's log "
+    "group only."
 )
 PREVIEW_NOTES = (
     "Preview: services and task-definition families are named <app>-<env>-<name>-<service>, so they are "
@@ -524,9 +531,19 @@ def _autoscaling_statements(cfg: ResolvedConfig, a: Arns) -> list[dict[str, Any]
     return out
 
 
+def _endpoint_metrics_statements(cfg: ResolvedConfig, a: Arns) -> list[dict[str, Any]]:
+    """`monitor apply` with monitoring.endpoints (deployctl.monitoring.put_metric_filters): the
+    per-route metric filters on this environment's log group, and no other."""
+    if cfg.monitoring is None or cfg.monitoring.endpoints is None:
+        return []
+    return [_stmt("EndpointMetricFilters", ["logs:DescribeMetricFilters", "logs:PutMetricFilter",
+                                            "logs:DeleteMetricFilter"], [a.log_group(), a.log_group() + ":*"])]
+
+
 COMMAND_STATEMENTS: tuple[Callable[[ResolvedConfig, Arns], list[dict[str, Any]]], ...] = (
     _monitoring_statements,
     _autoscaling_statements,  # run, promote, rollback: every ECS deploy
+    _endpoint_metrics_statements,  # monitor apply with monitoring.endpoints
     _notify_statements,  # run, promote, rollback with `notify:`
     _logs_statements,  # logs, task run, a failed run's diagnosis
     _stack_statements,  # every command of an environment with from_stack
@@ -540,6 +557,8 @@ def notes(cfg: ResolvedConfig) -> list[str]:
     cloudwatch = [ALARMS_NOTE] if monitoring_alarms(cfg) else []
     if mon is not None and mon.publish_run_metrics:
         cloudwatch.append(RUN_METRICS_NOTE.format(namespace=mon.run_metrics_namespace))
+    if mon is not None and mon.endpoints is not None:
+        cloudwatch.append(ENDPOINTS_NOTE)
     return [*NOTES, *promote, *cloudwatch, *(PREVIEW_NOTES if cfg.environment.preview else ())]
 
 

@@ -4,6 +4,8 @@ AI services fail in ways CPU graphs miss: tail latency (a model swapping to disk
 first), 5xx from overloaded workers, runaway token usage (a looping agent burns API credit),
 and queues that back up behind slow inference. Each gets an alarm with thresholds from
 deploy.yaml; ALB dimensions (ARN suffixes) come in through `MonitoringFacts`, resolved at apply.
+Per-route errors, latency and tokens (`monitoring.endpoints`) come from the service's JSON access
+logs through CloudWatch Logs metric filters (`metric_filters`), alarmed per route.
 """
 
 from __future__ import annotations
@@ -12,11 +14,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from deployctl.config.model import ResolvedConfig
-from deployctl.config.monitoring import Monitoring
+from deployctl.config.monitoring import Endpoints, Monitoring, route_slug, routes_clause
 
 ALB = "AWS/ApplicationELB"
 KINDS = ("latency_p50", "latency_p95", "latency_p99", "error_rate", "tokens_per_request", "tokens_hourly",
-         "queue_depth")
+         "queue_depth", "endpoint_error_rate")
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,7 @@ class AlarmSpec:
     kind: str
     service: str | None
     request: dict[str, Any]  # PutMetricAlarm request
+    route: str | None = None  # endpoint_error_rate: the path template it measures
 
     @property
     def name(self) -> str:
@@ -152,6 +155,8 @@ def alarms(cfg: ResolvedConfig, mon: Monitoring, facts: MonitoringFacts | None =
                     "Statistic": "Maximum", "Dimensions": [{"Name": "QueueName", "Value": mon.queue.name}],
                     "Period": period, "Threshold": float(mon.queue.max_visible)})
         out.append(AlarmSpec("queue_depth", mon.queue.service, req))
+    if mon.endpoints:
+        out.extend(endpoint_alarms(cfg, mon, mon.endpoints))
     return out
 
 
@@ -165,6 +170,109 @@ def deployment_alarm_names(cfg: ResolvedConfig, mon: Monitoring | None, service:
         if spec.kind in mon.roll_back_on and spec.service in (service, None) and spec.name not in names:
             names.append(spec.name)
     return names
+
+
+# -- endpoints: per-route metrics from the JSON access logs (CloudWatch Logs metric filters) ---------
+
+ENDPOINT_METRICS = {"requests": "Requests", "errors": "Errors5xx", "latency": "LatencyMs", "tokens": "Tokens"}
+# Metrics Insights answers "top N by" for the dashboards; percentiles are not among its functions.
+TOP_ROUTES = 10
+
+
+@dataclass(frozen=True)
+class MetricFilterSpec:
+    kind: str  # requests, errors, latency, tokens
+    request: dict[str, Any]  # PutMetricFilter request
+
+    @property
+    def name(self) -> str:
+        return str(self.request["filterName"])
+
+
+def endpoint_namespace(cfg: ResolvedConfig) -> str:
+    return f"deployctl/endpoints/{cfg.app}-{cfg.env_name}"
+
+
+def endpoint_filter_prefix(cfg: ResolvedConfig) -> str:
+    """Every metric filter deployctl owns on the log group starts with this (stale ones are removed)."""
+    return f"{cfg.app}-{cfg.env_name}-endpoint-"
+
+
+def metric_filters(cfg: ResolvedConfig, ep: Endpoints) -> list[MetricFilterSpec]:
+    """PutMetricFilter requests on the environment's log group: one metric per kind, with the
+    Route dimension taken from the log line's route field (JSON log events only)."""
+    from deployctl.render.ecs import log_group  # here: render.ecs imports this module
+
+    f, routes = ep.fields, routes_clause(ep.fields.route, ep.routes)
+    kinds: list[tuple[str, str, str, str]] = [
+        ("requests", f"{{ {routes} }}", "1", "Count"),
+        ("errors", f"{{ {routes} && $.{f.status} >= 500 }}", "1", "Count"),
+        # A numeric comparison also skips lines where the field is missing or not a number.
+        ("latency", f"{{ {routes} && $.{f.latency_ms} >= 0 }}", f"$.{f.latency_ms}", "Milliseconds"),
+    ]
+    if f.tokens:
+        kinds.append(("tokens", f"{{ {routes} && $.{f.tokens} >= 0 }}", f"$.{f.tokens}", "Count"))
+    out = []
+    for kind, pattern, value, unit in kinds:  # lengths: checked against the limit by the config model
+        out.append(MetricFilterSpec(kind, {
+            "logGroupName": log_group(cfg),
+            "filterName": endpoint_filter_prefix(cfg) + ("5xx" if kind == "errors" else kind),
+            "filterPattern": pattern,
+            "metricTransformations": [{
+                "metricName": ENDPOINT_METRICS[kind], "metricNamespace": endpoint_namespace(cfg),
+                "metricValue": value, "unit": unit, "dimensions": {"Route": f"$.{f.route}"}}],
+        }))
+    return out
+
+
+def endpoint_alarms(cfg: ResolvedConfig, mon: Monitoring, ep: Endpoints) -> list[AlarmSpec]:
+    """One metric-math alarm per route with a threshold: 5xx ÷ requests of that route."""
+    out = []
+    period, ns = int(mon.period), endpoint_namespace(cfg)
+    for route in ep.routes:
+        threshold = ep.per_route[route].error_rate if route in ep.per_route else ep.error_rate
+        if threshold is None:
+            continue
+        dims = [{"Name": "Route", "Value": route}]
+        req = _base(cfg, mon, None, "endpoint_error_rate", f"{route} 5xx rate above {threshold:g}%")
+        req["AlarmName"] = f"{req['AlarmName']}-{route_slug(route)}"
+        req.update({
+            "Threshold": float(threshold),
+            "Metrics": [
+                {"Id": "errors", "ReturnData": False, "MetricStat": {
+                    "Metric": {"Namespace": ns, "MetricName": ENDPOINT_METRICS["errors"], "Dimensions": dims},
+                    "Period": period, "Stat": "Sum"}},
+                {"Id": "requests", "ReturnData": False, "MetricStat": {
+                    "Metric": {"Namespace": ns, "MetricName": ENDPOINT_METRICS["requests"], "Dimensions": dims},
+                    "Period": period, "Stat": "Sum"}},
+                # A route with 1 request and 1 error is not 100 % broken: below min_requests it is 0.
+                {"Id": "error_rate", "Label": f"{route} 5xx % of requests", "ReturnData": True,
+                 "Expression": f"IF(requests >= {ep.min_requests}, 100 * FILL(errors, 0) / requests, 0)"},
+            ],
+        })
+        out.append(AlarmSpec("endpoint_error_rate", None, req, route=route))
+    return out
+
+
+def _endpoint_panels(cfg: ResolvedConfig, ep: Endpoints) -> list[dict[str, Any]]:
+    ns = endpoint_namespace(cfg)
+
+    def top(fn: str, kind: str) -> str:
+        return (f'SELECT {fn}({ENDPOINT_METRICS[kind]}) FROM SCHEMA("{ns}", Route) GROUP BY Route '
+                f"ORDER BY {fn}() DESC LIMIT {TOP_ROUTES}")
+
+    panels = [
+        {"title": f"top {TOP_ROUTES} routes: requests", "unit": "short", "metrics": [],
+         "queries": [("requests", top("SUM", "requests"))]},
+        {"title": f"top {TOP_ROUTES} routes: 5xx", "unit": "short", "metrics": [],
+         "queries": [("5xx", top("SUM", "errors"))]},
+        {"title": f"slowest {TOP_ROUTES} routes: average / max latency (ms)", "unit": "ms", "metrics": [],
+         "queries": [("avg", top("AVG", "latency")), ("max", top("MAX", "latency"))]},
+    ]
+    if ep.fields.tokens:
+        panels.append({"title": f"top {TOP_ROUTES} routes: tokens per request", "unit": "short", "metrics": [],
+                       "queries": [("avg", top("AVG", "tokens"))]})
+    return panels
 
 
 # -- dashboards -------------------------------------------------------------------------------
@@ -189,6 +297,8 @@ def _panels(cfg: ResolvedConfig, mon: Monitoring, facts: MonitoringFacts) -> lis
         panels.append({"title": f"queue {mon.queue.name}: visible messages", "unit": "short", "metrics": [
             ("AWS/SQS", "ApproximateNumberOfMessagesVisible", [{"Name": "QueueName", "Value": mon.queue.name}],
              "Maximum")]})
+    if mon.endpoints:
+        panels.extend(_endpoint_panels(cfg, mon.endpoints))
     return panels
 
 
@@ -205,6 +315,8 @@ def cloudwatch_dashboard(cfg: ResolvedConfig, mon: Monitoring, facts: Monitoring
                 row += [d["Name"], d["Value"]]
             row.append({"stat": stat, "label": f"{metric} {stat}"})
             rows.append(row)
+        for j, (label, sql) in enumerate(panel.get("queries", ())):
+            rows.append([{"expression": sql, "label": label, "id": f"q{j + 1}"}])
         widgets.append({
             "type": "metric", "x": (i % 2) * 12, "y": (i // 2) * 6, "width": 12, "height": 6,
             "properties": {"title": panel["title"], "region": cfg.region, "view": "timeSeries",
@@ -237,6 +349,14 @@ def grafana_dashboard(cfg: ResolvedConfig, mon: Monitoring, facts: MonitoringFac
                 "dimensions": {d["Name"]: d["Value"] for d in dims}, "period": str(int(mon.period)),
                 "metricQueryType": 0, "metricEditorMode": 0, "matchExact": True, "id": "", "expression": "",
                 "label": f"{metric} {stat}",
+            })
+        for label, sql in panel.get("queries", ()):
+            # Metrics Insights (metricQueryType 1) in code mode (metricEditorMode 1); the namespace is
+            # in the SQL, and Grafana's query type wants the key (empty).
+            targets.append({
+                "refId": chr(ord("A") + len(targets)), "datasource": ds, "queryMode": "Metrics",
+                "region": cfg.region, "namespace": "", "metricQueryType": 1, "metricEditorMode": 1,
+                "sqlExpression": sql, "id": "", "label": label,
             })
         panels.append({
             "id": i + 1, "type": "timeseries", "title": panel["title"], "datasource": ds,

@@ -461,7 +461,8 @@ def test_staging_policy_grants_exactly_what_every_command_calls(world: World, ec
                    "max_per_request": 6000, "service": "api"},
         "queue": {"name": "chat-jobs", "max_visible": 1000, "service": "worker"},
         "roll_back_on": ["error_rate"], "dashboard": True, "publish_run_metrics": True,
-        "run_metrics_namespace": "ChatApi/Deploys"}
+        "run_metrics_namespace": "ChatApi/Deploys",
+        "endpoints": {"routes": ["/v1/chat", "/v1/embed"], "error_rate": 5, "fields": {"tokens": "tokens"}}}
     proj = write_project(tmp_path, doc)
     cfg = load_env(read(proj / "deploy.yaml", environ={}), "staging")
     out = cli(world.aws, proj, "iam-policy", "--env", "staging", "--json")
@@ -491,6 +492,11 @@ def test_staging_policy_grants_exactly_what_every_command_calls(world: World, ec
     ok("rollback", "--env", "staging", "--yes")
     ok("status", "--env", "staging", "--json")
     ok("history", "--env", "staging", "--json")
+    # A metric filter of an earlier config (a route filter deployctl no longer renders): apply deletes it.
+    world.c("logs").put_metric_filter(
+        logGroupName="/deployctl/chat-api/staging", filterName="chat-api-staging-endpoint-old",
+        filterPattern="{ $.x = 1 }",
+        metricTransformations=[{"metricName": "Old", "metricNamespace": "Old", "metricValue": "1"}])
     ok("monitor", "apply", "--env", "staging", "--json")
     ok("metrics", "--env", "staging", "--json")
     table = lock.LockTable(world.c("dynamodb"))
@@ -517,7 +523,7 @@ def test_staging_policy_grants_exactly_what_every_command_calls(world: World, ec
 
     written = sorted(a["AlarmName"] for a in world.c("cloudwatch").describe_alarms()["MetricAlarms"]
                      if str(a.get("AlarmDescription", "")).startswith("deployctl:"))
-    assert len(written) == 4, written
+    assert len(written) == 6, written  # 4 + the error-rate alarms of the two endpoints
     secrets = [world.secret_arn]
     made = seen(calls)
     assert {"application-autoscaling:RegisterScalableTarget", "application-autoscaling:PutScalingPolicy",
@@ -526,7 +532,8 @@ def test_staging_policy_grants_exactly_what_every_command_calls(world: World, ec
             } <= made, sorted(made)
     assert {"cloudwatch:PutDashboard", "cloudwatch:GetMetricData", "sqs:GetQueueUrl", "dynamodb:DeleteItem",
             "ecs:DescribeTasks", "cloudwatch:PutMetricAlarm", "ecs:RunTask", "ecs:StopTask",
-            "logs:FilterLogEvents", "logs:GetLogEvents"} <= made, sorted(made)
+            "logs:FilterLogEvents", "logs:GetLogEvents", "logs:DescribeMetricFilters", "logs:PutMetricFilter",
+            "logs:DeleteMetricFilter"} <= made, sorted(made)
     assert denied(policy, calls, cfg, secrets, written_alarms=written) == []
 
     need = needed(calls, cfg, secrets, written) - iam.ALWAYS_ALLOWED
@@ -535,7 +542,7 @@ def test_staging_policy_grants_exactly_what_every_command_calls(world: World, ec
     assert have - need == set(NOT_RECORDABLE), sorted(have - need)
     # monitor apply and metrics really need their new statements
     for sid, action in (("MonitoringDashboard", "cloudwatch:PutDashboard"), ("MetricsRead", "cloudwatch:GetMetricData"),
-                        ("QueueExists", "sqs:GetQueueUrl"),
+                        ("QueueExists", "sqs:GetQueueUrl"), ("EndpointMetricFilters", "logs:PutMetricFilter"),
                         ("AutoScalingWrite", "application-autoscaling:PutScalingPolicy")):
         assert any(action in d for d in denied(without(policy, sid), calls, cfg, secrets, written_alarms=written)), sid
 
