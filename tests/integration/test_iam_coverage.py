@@ -140,8 +140,25 @@ def requests_for(action: str, cfg: ResolvedConfig, secrets: list[str], preview: 
         return each(put) + each(put, act="cloudwatch:TagResource")
     if action == "cloudwatch:PutDashboard":
         return each([a.dashboard(dashboard_name(cfg))])
+    dlq = [a.queue(f"{cfg.app}-{cfg.env_name}-jobs-dlq")] if cfg.jobs else []
     if action == "sqs:GetQueueUrl":
-        return each([a.queue(cfg.monitoring.queue.name)] if cfg.monitoring and cfg.monitoring.queue else [])
+        return each([a.queue(cfg.monitoring.queue.name)] if cfg.monitoring and cfg.monitoring.queue else []) + \
+            each(dlq)
+    if action in ("sqs:CreateQueue", "sqs:GetQueueAttributes"):  # the jobs' dead-letter queue
+        return each(dlq)
+    sched = f"arn:aws:scheduler:{cfg.region}:{ACCOUNT}"
+    group = f"deployctl-{cfg.app}-{cfg.env_name}"
+    if action in ("scheduler:CreateSchedule", "scheduler:UpdateSchedule"):  # pass jobs_role to the scheduler
+        passed = {"iam:PassedToService": "scheduler.amazonaws.com"}
+        return each([f"{sched}:schedule/{group}/{j}" for j in cfg.jobs]) + \
+            [Request("iam:PassRole", str(cfg.environment.jobs_role), passed)]
+    if action in ("scheduler:DeleteSchedule", "scheduler:GetSchedule"):
+        return each([f"{sched}:schedule/{group}/removed-job"])
+    if action == "scheduler:GetScheduleGroup":
+        return each([f"{sched}:schedule-group/{group}"])
+    if action == "scheduler:CreateScheduleGroup":  # sends Tags: scheduler:TagResource is checked too
+        return each([f"{sched}:schedule-group/{group}"]) + each([f"{sched}:schedule-group/{group}"],
+                                                                 act="scheduler:TagResource")
     if action == "cloudwatch:PutMetricData":
         mon = cfg.monitoring
         return each(["*"], {"cloudwatch:namespace": mon.run_metrics_namespace if mon else ""})
