@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from deployctl.render import iam
-from tests.integration.test_ecs_deploy import deploy, load
+from tests.integration.test_ecs_deploy import cli, cli_project, deploy, load
 from tests.integration.test_iam_coverage import denied, secret_arns, seen
+from tests.simulation.one_off_tasks import Script
 from tests.support.aws_world import ACCOUNT, CLUSTER, FAMILY_API, REGION, base_config
 
 GROUP = "deployctl-chat-api-staging"
@@ -122,3 +123,36 @@ def test_the_ci_policy_allows_every_call_of_the_jobs(world: Any, sim: Any, tmp_p
     jobs_sids = {"JobSchedules", "JobScheduleGroup", "JobSchedulesList", "JobsDeadLetterQueue"}
     without = {**policy, "Statement": [s for s in policy["Statement"] if s["Sid"] not in jobs_sids]}
     assert any("scheduler:CreateSchedule" in d for d in denied(without, sim.calls, cfg, secrets))
+
+
+def test_task_run_job_runs_it_now_with_its_command_and_capacity(world: Any, sim: Any, one_off_tasks: Any,
+                                                                tmp_path: Path) -> None:
+    project = cli_project(tmp_path, _doc(world))
+    r = cli(world.aws, project, "run", "--env", "staging", "--image", world.push("v1"), "--only", "deploy")
+    assert r.returncode == 0, r.stdout + r.stderr
+    one_off_tasks.script(Script(exit_code=0, lines=("embedded 120 documents",)),
+                         Script(exit_code=4, lines=("report failed",)))
+
+    r = cli(world.aws, project, "task", "run", "--env", "staging", "--job", "embed", "--json")
+    assert r.returncode == 0, r.stderr
+    req = one_off_tasks.requests[-1]
+    assert req["taskDefinition"] == world.service()["taskDefinition"]
+    assert req["overrides"] == {"containerOverrides": [{"name": "api", "command": EMBED}]}
+    assert req["capacityProviderStrategy"] == [{"capacityProvider": "FARGATE_SPOT", "weight": 1}]
+    assert req.get("launchType") is None and req["startedBy"] == "deployctl-job:embed"
+    doc = json.loads(r.stdout)
+    assert doc["schema"] == "deployctl.task/v1" and doc["job"] == "embed" and doc["command"] == EMBED
+    assert "job embed: running `python -m jobs.embed`" in r.stderr and "on FARGATE_SPOT" in r.stderr
+
+    # A job with its own size runs the revision its schedule runs, on-demand; its exit code is ours.
+    r = cli(world.aws, project, "task", "run", "--env", "staging", "--job", "report")
+    assert r.returncode == 4, r.stderr
+    req = one_off_tasks.requests[-1]
+    sched = world.c("scheduler").get_schedule(Name="report", GroupName=GROUP)
+    assert req["taskDefinition"] == sched["Target"]["EcsParameters"]["TaskDefinitionArn"]
+    assert req["launchType"] == "FARGATE" and not req.get("capacityProviderStrategy")
+
+    bad = cli(world.aws, project, "task", "run", "--env", "staging", "--job", "embedd")
+    assert bad.returncode == 2 and "no job 'embedd' in staging" in bad.stderr and "embed, report" in bad.stderr
+    both = cli(world.aws, project, "task", "run", "--env", "staging", "--job", "embed", "--", "true")
+    assert both.returncode == 2 and "--job runs the job's own command" in both.stderr
