@@ -43,7 +43,15 @@ def apply(plan: Plan, aws: awsa.AwsClients, *, account_id: str, revisions: Mappi
     scheduler = aws.client("scheduler")
     group = render_jobs.group_name(cfg.app, cfg.env_name)
     change = JobsChange()
-    existing = _schedules(scheduler, group)
+    try:
+        existing = _schedules(scheduler, group)
+    except awsa.ClientError as exc:
+        if cfg.jobs or not awsa.is_access_denied(exc):
+            raise
+        # No jobs, and a CI role from before jobs existed: it cannot have scheduled any either.
+        log("jobs: none configured; could not look for schedules of removed jobs (access denied to "
+            "EventBridge Scheduler: regenerate the role's policy with `deployctl iam-policy`)")
+        return change
     if not cfg.jobs and existing is None:
         return change  # never had jobs: create nothing
     if cfg.jobs:
