@@ -483,15 +483,16 @@ def _jobs_statements(cfg: ResolvedConfig, a: Arns) -> list[dict[str, Any]]:
     """`jobs:` (deployctl.targets.ecs_jobs, after every ECS deploy): the environment's schedule
     group and its schedules, the jobs' dead-letter queue, PassRole of jobs_role to the scheduler
     only; `task run --job` runs the jobs' own families. ListSchedules has no resource type.
-    Also granted with no jobs: a deploy deletes the schedules of jobs removed from deploy.yaml."""
-    group = jobs.group_name(cfg.app, cfg.env_name)
-    where = f"arn:{a.p}:scheduler:{cfg.region}:{a.account}"
+    With no jobs a deploy still looks for the group, and deletes the schedules of removed jobs."""
     if cfg.environment.target != "ecs":
         return []
-    out = [_stmt("JobSchedules", ["scheduler:CreateSchedule", "scheduler:UpdateSchedule", "scheduler:DeleteSchedule",
-                                  "scheduler:GetSchedule"], f"{where}:schedule/{group}/*"),
-           _stmt("JobScheduleGroup", ["scheduler:GetScheduleGroup", "scheduler:CreateScheduleGroup",
-                                      "scheduler:TagResource"], f"{where}:schedule-group/{group}"),
+    group = jobs.group_name(cfg.app, cfg.env_name)
+    where = f"arn:{a.p}:scheduler:{cfg.region}:{a.account}"
+    writes = ["scheduler:CreateSchedule", "scheduler:UpdateSchedule"] if cfg.jobs else []
+    out = [_stmt("JobSchedules", [*writes, "scheduler:DeleteSchedule"], f"{where}:schedule/{group}/*"),
+           _stmt("JobScheduleGroup", ["scheduler:GetScheduleGroup",
+                                      *(["scheduler:CreateScheduleGroup", "scheduler:TagResource"] if cfg.jobs else [])],
+                 f"{where}:schedule-group/{group}"),
            _stmt("JobSchedulesList", ["scheduler:ListSchedules"], "*")]
     if not cfg.jobs:
         return out
@@ -503,8 +504,7 @@ def _jobs_statements(cfg: ResolvedConfig, a: Arns) -> list[dict[str, Any]]:
     own = [a._ecs(f"task-definition/{jobs.family(cfg.app, cfg.env_name, j)}:*") for j in cfg.jobs
            if jobs.own_size(cfg, j) is not None]
     if own:
-        out.append(_stmt("JobsOneOffTasks", ["ecs:RunTask"], own,
-                         {"ArnEquals": {"ecs:cluster": a.cluster()}}))
+        out.append(_stmt("JobsOneOffTasks", ["ecs:RunTask"], own, {"ArnEquals": {"ecs:cluster": a.cluster()}}))
     return out
 
 

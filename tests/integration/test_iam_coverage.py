@@ -470,12 +470,19 @@ def test_staging_policy_grants_exactly_what_every_command_calls(world: World, ec
         "queue": {"name": "chat-jobs", "max_visible": 1000, "service": "worker"},
         "roll_back_on": ["error_rate"], "dashboard": True, "publish_run_metrics": True,
         "run_metrics_namespace": "ChatApi/Deploys"}
+    # jobs: schedules created by the first run; the second updates one and deletes the removed one.
+    doc["jobs"] = {"embed": {"command": ["python", "-m", "embed"], "service": "api", "schedule": "rate(6 hours)"},
+                   "old": {"command": ["true"], "service": "api", "schedule": "rate(1 day)"}}
+    doc["environments"]["staging"]["jobs_role"] = f"arn:aws:iam::{ACCOUNT}:role/chat-api-jobs"
     proj = write_project(tmp_path, doc)
     cfg = load_env(read(proj / "deploy.yaml", environ={}), "staging")
     out = cli(world.aws, proj, "iam-policy", "--env", "staging", "--json")
     assert out.returncode == 0, out.stderr
     policy = json.loads(out.stdout)["policy"]
     images = [world.push(tag) for tag in ("v1", "v2", "v3")]
+    with_old = (proj / "deploy.yaml").read_text()
+    del doc["jobs"]["old"]
+    without_old = json.dumps(doc)  # JSON is YAML
     calls: list[Any] = []  # deployctl's calls only: what the test itself does to moto is left out
 
     def ok(*args: str, code: int = 0) -> None:
@@ -485,7 +492,9 @@ def test_staging_policy_grants_exactly_what_every_command_calls(world: World, ec
         calls.extend(ecs_sim.calls[start:])
 
     ok("run", "--env", "staging", "--image", images[0], "--only", "deploy")
+    (proj / "deploy.yaml").write_text(without_old)
     ok("run", "--env", "staging", "--image", images[1], "--only", "deploy")
+    (proj / "deploy.yaml").write_text(with_old)
     ecs_sim.script(API, "tasks_fail_to_start", cluster=CLUSTER)
     ok("run", "--env", "staging", "--image", images[2], "--only", "deploy", code=1)
     ecs_sim.script(API, "success", cluster=CLUSTER)
