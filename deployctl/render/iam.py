@@ -489,10 +489,9 @@ def _jobs_statements(cfg: ResolvedConfig, a: Arns) -> list[dict[str, Any]]:
     group = jobs.group_name(cfg.app, cfg.env_name)
     where = f"arn:{a.p}:scheduler:{cfg.region}:{a.account}"
     writes = ["scheduler:CreateSchedule", "scheduler:UpdateSchedule"] if cfg.jobs else []
+    create_group = ["scheduler:CreateScheduleGroup", "scheduler:TagResource"] if cfg.jobs else []
     out = [_stmt("JobSchedules", [*writes, "scheduler:DeleteSchedule"], f"{where}:schedule/{group}/*"),
-           _stmt("JobScheduleGroup", ["scheduler:GetScheduleGroup",
-                                      *(["scheduler:CreateScheduleGroup", "scheduler:TagResource"] if cfg.jobs else [])],
-                 f"{where}:schedule-group/{group}"),
+           _stmt("JobScheduleGroup", ["scheduler:GetScheduleGroup", *create_group], f"{where}:schedule-group/{group}"),
            _stmt("JobSchedulesList", ["scheduler:ListSchedules"], "*")]
     if not cfg.jobs:
         return out

@@ -87,7 +87,8 @@ def test_the_schedule_request(tmp_path: Path) -> None:
     assert target["EcsParameters"]["CapacityProviderStrategy"] == [{"capacityProvider": "FARGATE_SPOT", "weight": 1}]
     assert target["EcsParameters"]["NetworkConfiguration"] == {"awsvpcConfiguration": {
         "Subnets": ["subnet-1"], "SecurityGroups": ["sg-1"], "AssignPublicIp": "DISABLED"}}
-    assert json.loads(target["Input"]) == {"containerOverrides": [{"name": "api", "command": ["python", "-m", "embed"]}]}
+    overrides = {"containerOverrides": [{"name": "api", "command": ["python", "-m", "embed"]}]}
+    assert json.loads(target["Input"]) == overrides
     assert target["RetryPolicy"]["MaximumRetryAttempts"] == 5 and target["DeadLetterConfig"] == {"Arn": "arn:dlq"}
 
 
