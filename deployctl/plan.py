@@ -12,6 +12,7 @@ from deployctl.config.model import ResolvedConfig
 from deployctl.config.units import format_duration
 from deployctl.errors import UsageError
 from deployctl.render import autoscaling, ecs
+from deployctl.render import jobs as render_jobs
 from deployctl.render.autoscaling import ServiceScaling
 from deployctl.render.ecs import Facts
 from deployctl.rollout import rollback_budget
@@ -37,18 +38,39 @@ class ServiceCost:
 
 
 @dataclass(frozen=True)
+class JobCost:
+    """A `jobs:` entry at its schedule: runs per month × expected duration × Fargate (Spot) price."""
+
+    job: str
+    schedule: str
+    runs_per_month: float
+    duration_s: float
+    vcpu: float
+    memory_gb: float
+    spot: bool
+    monthly_usd: float
+
+
+@dataclass(frozen=True)
 class CostEstimate:
     services: tuple[ServiceCost, ...]
     price_date: str = fargate.PRICE_DATE
     price_region: str = fargate.PRICE_REGION
+    jobs: tuple[JobCost, ...] = ()
+    # Cost advice (Compute Savings Plans for always-on services, cold starts), one line each.
+    advice: tuple[str, ...] = ()
 
     @property
     def monthly_usd(self) -> float:
-        return round(sum(s.monthly_usd for s in self.services), 2)
+        return round(sum(s.monthly_usd for s in self.services) + self.jobs_usd, 2)
 
     @property
     def monthly_usd_max(self) -> float:
-        return round(sum(s.monthly_usd_max for s in self.services), 2)
+        return round(sum(s.monthly_usd_max for s in self.services) + self.jobs_usd, 2)
+
+    @property
+    def jobs_usd(self) -> float:
+        return sum(j.monthly_usd for j in self.jobs)
 
     @property
     def tasks(self) -> int:
@@ -136,6 +158,12 @@ class Plan:
                     "memory_gb": c.memory_gb, "spot": c.spot, "monthly_usd": round(c.monthly_usd, 2),
                     "monthly_usd_max": round(c.monthly_usd_max, 2),
                 } for c in self.cost.services],
+                "jobs": [{
+                    "job": j.job, "schedule": j.schedule, "runs_per_month": round(j.runs_per_month, 1),
+                    "duration_s": j.duration_s, "vcpu": j.vcpu, "memory_gb": j.memory_gb, "spot": j.spot,
+                    "monthly_usd": round(j.monthly_usd, 2),
+                } for j in self.cost.jobs],
+                "advice": list(self.cost.advice),
             },
         }
 
@@ -185,7 +213,38 @@ def estimate_cost(cfg: ResolvedConfig) -> CostEstimate:
         one = fargate.monthly_cost(svc.cpu, svc.memory, 1, arch=cfg.image.arch, spot=svc.spot)
         rows.append(ServiceCost(name, tasks, max_tasks, svc.cpu / 1024, svc.memory / 1024, svc.spot,
                                 one * tasks, one * max_tasks))
-    return CostEstimate(tuple(rows))
+    jobs = []
+    for name, job in cfg.jobs.items():
+        runs, usd = render_jobs.monthly_cost(cfg, name)
+        cpu, memory = render_jobs.size(cfg, name)
+        jobs.append(JobCost(name, job.schedule, runs, job.duration, cpu / 1024, memory / 1024, job.spot, usd))
+    return CostEstimate(tuple(rows), jobs=tuple(jobs), advice=tuple(cost_advice(cfg, rows)))
+
+
+# A health start_period this long on a service that scales to zero means every first request after
+# idle waits for it (model loading): worth a line in the plan.
+COLD_START_PERIOD = 60.0
+
+
+def cost_advice(cfg: ResolvedConfig, rows: list[ServiceCost]) -> list[str]:
+    """Compute Savings Plans for the always-on (on-demand) part of each service; cold starts of
+    services that may run zero tasks while their start_period is long."""
+    out = []
+    lo, hi = fargate.SAVINGS_PLAN_RANGE
+    for c in rows:
+        if c.tasks > 0 and not c.spot:
+            out.append(f"{c.service}: {c.tasks} always-on task{'s' if c.tasks != 1 else ''} "
+                       f"(${c.monthly_usd:,.2f}/month on demand); a Compute Savings Plan would save about "
+                       f"${c.monthly_usd * lo:,.2f}–${c.monthly_usd * hi:,.2f}/month ({lo:.0%}–{hi:.0%}, "
+                       f"1-year no upfront to 3-year all upfront, published rates of {fargate.SAVINGS_PLAN_DATE})")
+    for name, svc in cfg.services.items():
+        low = svc.autoscaling.min if svc.autoscaling else svc.count
+        start = svc.health.start_period if svc.health else 0.0
+        if low == 0 and start >= COLD_START_PERIOD:
+            out.append(f"{name}: may run 0 tasks and its health start_period is {format_duration(start)}: "
+                       f"the first request after idle waits for a cold start of about that long; "
+                       f"keep a minimum of 1 task if that matters")
+    return out
 
 
 def waves(cfg: ResolvedConfig) -> dict[str, int]:

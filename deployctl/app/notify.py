@@ -26,7 +26,9 @@ def notification(cfg: ResolvedConfig, command: str, report: RunReport, *, git_sh
     environ = os.environ if environ is None else environ
     out = report.outputs
     failed = report.failed_stage
-    cause = short_cause(failed.message) if failed is not None else ""
+    # The stage's one-line summary when its message is a whole block (e.g. "api rolled back to
+    # x:1"), else the message's first line.
+    cause = short_cause(failed.summary or failed.message) if failed is not None else ""
     if report.status == "interrupted" and not cause:
         cause = "interrupted (Ctrl-C or a signal)"
     digest = out.get("digest", "")

@@ -10,12 +10,14 @@ runs where the service's tasks run. No typer and no printing: the command render
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from deployctl import releases, releases_tags
+from deployctl.adapters import aws
 from deployctl.adapters import logs as cwlogs
 from deployctl.errors import DeployFailed, UsageError
+from deployctl.render import jobs as render_jobs
 from deployctl.render import task as render_task
 from deployctl.rollout import td_label
 from deployctl.targets import ecs_releases, ecs_task
@@ -37,6 +39,7 @@ class TaskPlan:
     command: tuple[str, ...]
     request: dict[str, Any]
     logs: cwlogs.AwsLogs | None
+    job: str | None = None  # `task run --job`: the jobs: entry this task runs
 
     @property
     def label(self) -> str:
@@ -89,6 +92,37 @@ def plan_task(cfg: ResolvedConfig, clients: Any, *, service: str | None, release
                     tuple(command), request, cwlogs.container_logs(td).get(container))
 
 
+def plan_job(cfg: ResolvedConfig, clients: Any, *, job: str) -> TaskPlan:
+    """A task for `jobs.<job>` now, as its schedule would start it: the job's command, its
+    capacity (Fargate Spot unless spot: false) and, with its own cpu/memory, the latest revision of
+    its own family (the one its schedule runs); else the service's live revision."""
+    if job not in cfg.jobs:
+        raise UsageError(f"no job {job!r} in {cfg.env_name}",
+                         hint=f"jobs: {', '.join(cfg.jobs)}" if cfg.jobs else "deploy.yaml has no `jobs:` here")
+    spec = cfg.jobs[job]
+    plan = plan_task(cfg, clients, service=cfg.job_service(job), release=None, command=list(spec.command))
+    arn = plan.task_definition
+    if render_jobs.own_size(cfg, job) is not None:
+        family = render_jobs.family(cfg.app, cfg.env_name, job)
+        try:
+            arn = str(clients.ecs.describe_task_definition(taskDefinition=family)["taskDefinition"]
+                      ["taskDefinitionArn"])
+        except aws.ClientError as exc:
+            if aws.error_code(exc) not in ("ClientException", "ResourceNotFoundException"):
+                raise
+            raise DeployFailed(f"job {job} has no task definition yet ({family})",
+                               hint=f"deploy first: `deployctl run --env {cfg.env_name}` creates it") from None
+    request = dict(plan.request, taskDefinition=arn)
+    request.pop("launchType", None)
+    request.pop("capacityProviderStrategy", None)
+    if spec.spot:
+        request["capacityProviderStrategy"] = [{"capacityProvider": "FARGATE_SPOT", "weight": 1}]
+    else:
+        request["launchType"] = "FARGATE"
+    request["startedBy"] = f"deployctl-job:{job}"[:128]
+    return replace(plan, task_definition=arn, request=request, job=job)
+
+
 def run(clients: Any, plan: TaskPlan, *, emit: Callable[[str], None], timeout: float,
         on_started: Callable[[str], None] | None = None,
         cancelled: threading.Event | None = None) -> ecs_task.TaskOutcome:
@@ -97,7 +131,7 @@ def run(clients: Any, plan: TaskPlan, *, emit: Callable[[str], None], timeout: f
 
 
 def to_json(plan: TaskPlan, outcome: ecs_task.TaskOutcome, env: str) -> dict[str, Any]:
-    return {"schema": SCHEMA, "env": env, "service": plan.service, "release": plan.release or None,
+    return {"schema": SCHEMA, "env": env, "service": plan.service, "job": plan.job, "release": plan.release or None,
             "task_definition": plan.task_definition, "command": list(plan.command), "task_id": outcome.task_id,
             "task_arn": outcome.task_arn, "container": outcome.container, "exit_code": outcome.exit_code,
             "stop_code": outcome.stop_code or None, "stopped_reason": outcome.stopped_reason or None,

@@ -216,11 +216,35 @@ def _render_ecs_services(plan: Any, out: Any, redact: Any) -> None:
         for s in scaled:
             for i, line in enumerate(describe(s.autoscaling)):
                 out.print(redact(f"  {s.name}: {line}" if i == 0 else f"  {line}"), soft_wrap=True)
+    _render_jobs(plan, out)
     total = f"${plan.cost.monthly_usd:,.2f}/month"
     if plan.cost.monthly_usd_max != plan.cost.monthly_usd:
         total += f" (up to ${plan.cost.monthly_usd_max:,.2f}/month at autoscaling max)"
     out.print(f"estimated Fargate cost: {total} "
               f"[dim](on-demand {plan.cost.price_region} prices of {plan.cost.price_date}; Spot assumed 70% off)[/]")
+    if plan.cost.advice:
+        out.print("cost advice:")
+        for line in plan.cost.advice:
+            out.print(f"  {line}", soft_wrap=True)
+
+
+def _render_jobs(plan: Any, out: Any) -> None:
+    """`jobs:`: schedule, size, capacity and monthly cost at the schedule (docs/jobs.md)."""
+    from rich.table import Table  # lazy: rich stays off --help
+
+    from deployctl.config.units import format_duration
+
+    if not plan.cost.jobs:
+        return
+    table = Table(title="Jobs (EventBridge Scheduler, UTC)", title_justify="left")
+    for col in ("job", "service", "schedule", "runs/month", "each", "vCPU", "memory", "spot", "$/month"):
+        numeric = col in ("runs/month", "each", "vCPU", "memory", "$/month")
+        table.add_column(col, justify="right" if numeric else "left", overflow="fold", no_wrap=numeric)
+    for j in plan.cost.jobs:
+        table.add_row(j.job, plan.config.job_service(j.job), j.schedule, f"{j.runs_per_month:,.0f}",
+                      format_duration(j.duration_s), f"{j.vcpu:g}", f"{j.memory_gb * 1024:g} MiB",
+                      "yes" if j.spot else "no", f"{j.monthly_usd:,.2f}")
+    out.print(table)
 
 
 def _render_local_services(plan: Any, out: Any) -> None:

@@ -10,7 +10,7 @@ import typer
 
 from deployctl.app.session import SESSION
 from deployctl.commands.common import ENV_OPTION, FILE_OPTION, JSON_OPTION, load, parse_lock_wait
-from deployctl.errors import EXIT_FAILED, EXIT_INTERRUPTED
+from deployctl.errors import EXIT_FAILED, EXIT_INTERRUPTED, UsageError
 
 task_app = typer.Typer(help="One-off tasks from an environment's release (migrations, scripts).",
                        no_args_is_help=True)
@@ -18,15 +18,18 @@ task_app = typer.Typer(help="One-off tasks from an environment's release (migrat
 
 @task_app.command("run")
 def run(
-    command: list[str] = typer.Argument(..., metavar="CMD", help="The command and its arguments, after `--`."),
+    command: list[str] | None = typer.Argument(None, metavar="CMD",
+                                               help="The command and its arguments, after `--`."),
     file: str = FILE_OPTION,
     env: str = ENV_OPTION,
     service: str | None = typer.Option(None, "--service", "-s",
                                        help="Whose task definition to use (may be left out with one service)."),
     release: str | None = typer.Option(None, "--release", metavar="ID",
                                        help="Run this release's revision instead of the live one."),
-    timeout: str = typer.Option("1h", "--timeout", metavar="DURATION",
-                                help="Stop the task after this long (exit 1)."),
+    job: str | None = typer.Option(None, "--job", metavar="NAME",
+                                   help="Run this `jobs:` entry now: its command, size and capacity."),
+    timeout: str | None = typer.Option(None, "--timeout", metavar="DURATION",
+                                       help="Stop the task after this long (exit 1); default 1h, or the job's."),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Run CMD in a one-off Fargate task with the service's image digest, secrets, roles and
@@ -40,21 +43,30 @@ def run(
     Examples:  deployctl task run --env staging -- python manage.py migrate
                deployctl task run --env prod --service worker -- python -m jobs.reindex
                deployctl task run --env prod --release 20261207T120015Z-0123456789ab-f9c3 -- ./check.sh
+               deployctl task run --env prod --job embed
     """
     # lazy: pydantic, boto3 and the config stay off --help
     from deployctl.adapters import aws
     from deployctl.app import task as use
     from deployctl.app.run import run_redactor
 
-    limit = parse_lock_wait(timeout, "--timeout")
+    if job is not None and (command or service or release):
+        raise UsageError("--job runs the job's own command, service and the live release",
+                         hint="leave out CMD, --service and --release, or leave out --job")
     cfg = load(file, env)
+    default = cfg.jobs[job].timeout if job is not None and job in cfg.jobs else 3600.0
+    limit = parse_lock_wait(timeout, "--timeout") if timeout is not None else default
     clients = aws.clients(cfg.region)
     out = sys.stderr if as_json else sys.stdout
     redact = run_redactor(cfg).stream()
     with aws.aws_errors(f"reading {cfg.env_name}'s service"):
-        plan = use.plan_task(cfg, clients, service=service, release=release, command=command)
+        plan = use.plan_job(cfg, clients, job=job) if job is not None else \
+            use.plan_task(cfg, clients, service=service, release=release, command=command or [])
     release_text = f"release {plan.release}, " if plan.release else ""
-    _note(f"running `{' '.join(plan.command)}` in a one-off task of {plan.service} ({release_text}{plan.label})")
+    what = f"job {plan.job}: " if plan.job else ""
+    capacity = " on FARGATE_SPOT" if plan.job and "capacityProviderStrategy" in plan.request else ""
+    _note(f"{what}running `{' '.join(plan.command)}` in a one-off task of {plan.service} "
+          f"({release_text}{plan.label}){capacity}")
     if plan.logs is None:
         _note(f"(container {plan.container} does not log with awslogs: its output cannot be shown)")
     started: list[str] = []

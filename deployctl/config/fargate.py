@@ -15,6 +15,11 @@ PRICES = {  # USD per vCPU-hour, per GB-hour
     "ARM64": (0.03238, 0.00356),
 }
 SPOT_DISCOUNT = 0.70
+# Compute Savings Plans on Fargate (on-demand usage only; Spot is not covered): about 20% off for a
+# 1-year no-upfront term up to about 50% for 3 years paid upfront. AWS's headline "up to 66%" is for
+# EC2; see docs/jobs.md (Cost advice) for the sources and their dates.
+SAVINGS_PLAN_RANGE = (0.20, 0.50)
+SAVINGS_PLAN_DATE = "2026-01"
 
 
 def allowed_memory(cpu: int) -> list[int]:

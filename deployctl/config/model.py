@@ -526,6 +526,9 @@ class Environment(Strict):
     health: EnvHealth | None = Field(
         None, description="Health-check timings for every service in this environment (e.g. start_period: 5s "
                           "in dev); the local target applies them to an image's own HEALTHCHECK too")
+    jobs_role: Annotated[str, Field(pattern=r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]+$")] | None = \
+        Field(None, description="IAM role ARN EventBridge Scheduler assumes to run the `jobs:` tasks "
+                                "(ecs:RunTask, iam:PassRole; see docs/jobs.md)")
 
 
 # -- before_deploy: a one-off task with the new image before any service rolls (migrations) -
@@ -535,6 +538,64 @@ class BeforeDeploy(Strict):
     service: str | None = Field(None, description="Service whose task definition (image, secrets, roles, "
                                                   "network) the task uses; may be left out with one service")
     timeout: PositiveDuration = Field(600.0, description="Stop the task and fail the deploy after this long")
+
+
+# -- jobs: scheduled one-off tasks (EventBridge Scheduler → Fargate (Spot)), docs/jobs.md ----
+_RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$")
+_CRON = re.compile(r"^cron\(([^()]*)\)$")
+_CRON_FIELD = re.compile(r"^[0-9A-Za-z*?,/#LW-]+$")
+
+
+def _schedule(value: str) -> str:
+    """EventBridge Scheduler's recurring forms: rate(N unit) and cron(6 fields), checked here so a
+    typo fails in `validate`, not halfway through a deploy (after the services rolled)."""
+    rate = _RATE.match(value)
+    if rate:
+        n, unit = int(rate.group(1)), rate.group(2)
+        if n < 1:
+            raise ValueError("a rate must be at least 1, e.g. rate(1 hour)")
+        if (n == 1) != (not unit.endswith("s")):
+            raise ValueError(f"write rate({n} {unit.rstrip('s') + ('' if n == 1 else 's')}): "
+                             "EventBridge wants the singular for 1 and the plural otherwise")
+        return value
+    cron = _CRON.match(value)
+    if cron:
+        fields = cron.group(1).split()
+        if len(fields) != 6 or not all(_CRON_FIELD.match(f) for f in fields):
+            raise ValueError("cron(...) takes 6 fields: minutes hours day-of-month month day-of-week year, "
+                             "e.g. cron(0 3 * * ? *)")
+        if (fields[2] == "?") == (fields[4] == "?"):
+            raise ValueError("in cron(...) exactly one of day-of-month (3rd field) and day-of-week (5th) "
+                             "must be ?, e.g. cron(0 3 * * ? *) or cron(0 3 ? * MON-FRI *)")
+        return value
+    raise ValueError(f"expected cron(...) or rate(...) as EventBridge Scheduler writes them, e.g. "
+                     f"rate(1 hour) or cron(0 3 * * ? *), got {value!r}")
+
+
+JobName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,39}$")]
+
+
+class Job(Strict):
+    """A command run on a schedule in a one-off Fargate task of one service's release."""
+
+    command: list[NonEmpty] = Field(min_length=1, description="Command (argv list), e.g. [python, -m, jobs.embed]")
+    service: str | None = Field(None, description="Service whose task definition (image, secrets, roles, network) "
+                                                  "the job uses; may be left out with one service")
+    schedule: Annotated[str, AfterValidator(_schedule)] = Field(
+        description="EventBridge Scheduler expression: rate(6 hours) or cron(0 3 * * ? *) (UTC)")
+    cpu: Int | None = Field(None, description="Fargate CPU units for the job's own task definition "
+                                              "(default: the service's)")
+    memory: Int | None = Field(None, description="MiB for the job's own task definition (default: the service's)")
+    spot: bool = Field(True, description="Run on Fargate Spot (interruptible; retried)")
+    retries: Int = Field(2, ge=0, le=185, description="EventBridge Scheduler retry attempts when RunTask fails")
+    timeout: PositiveDuration = Field(3600.0, description="Time limit of `task run --job`; also the default "
+                                                          "expected_duration")
+    expected_duration: PositiveDuration | None = Field(
+        None, description="How long one run takes, for the cost estimate (default: timeout)")
+
+    @property
+    def duration(self) -> float:
+        return self.expected_duration if self.expected_duration is not None else self.timeout
 
 
 # -- monitoring: alarms, dashboards and cost caps that matter for AI services ----------------
@@ -865,6 +926,11 @@ class ResolvedConfig(Strict):
     bootstrap: Bootstrap | None = None
     frontend: Frontend | None = None
     before_deploy: BeforeDeploy | None = None
+    jobs: dict[JobName, Job] = Field(default_factory=dict)
+
+    def job_service(self, name: str) -> str:
+        """The service a job runs as (validation made sure it exists)."""
+        return self.jobs[name].service or next(iter(self.services))
 
     @property
     def before_deploy_service(self) -> str | None:

@@ -30,8 +30,9 @@ from deployctl.config.source import Document, Path, parse
 from deployctl.errors import ConfigError, ConfigProblem, UsageError
 
 TOP_KEYS = ("version", "app", "region", "image", "stages", "services", "deploy", "monitoring", "notify",
-            "bootstrap", "frontend", "before_deploy", "environments")
-OVERLAY_KEYS = ("services", "deploy", "image", "monitoring", "notify", "bootstrap", "frontend", "before_deploy")
+            "bootstrap", "frontend", "before_deploy", "jobs", "environments")
+OVERLAY_KEYS = ("services", "deploy", "image", "monitoring", "notify", "bootstrap", "frontend", "before_deploy",
+                "jobs")
 REQUIRED_TOP = ("version", "app", "region", "image", "services", "environments")
 # Service and environment names end up in ECS service, family and container names and in log
 # group names: ECS allows letters, digits, hyphens and underscores there.
@@ -170,7 +171,7 @@ class Loaded:
                                            f"{_describe(env[section])}",
                                            f"`{section}` cannot be removed; leave it out to inherit it"
                                            if env[section] is None else None))
-            for section in ("monitoring", "notify", "frontend", "before_deploy"):
+            for section in ("monitoring", "notify", "frontend", "before_deploy", "jobs"):
                 if env.get(section) is not None and not isinstance(env[section], dict):
                     out.append(doc.problem((*base, section), f"expected a mapping of overrides, got "
                                            f"{_describe(env[section])}",
@@ -214,9 +215,9 @@ class Loaded:
         merged: dict[str, Any] = {k: data[k] for k in ("version", "app", "region") if k in data}
         merged["env_name"] = env_name
         merged["environment"] = env_raw
-        for section in ("image", "deploy", "monitoring", "notify", "bootstrap", "frontend", "before_deploy"):
+        for section in ("image", "deploy", "monitoring", "notify", "bootstrap", "frontend", "before_deploy", "jobs"):
             base_section = data.get(section)
-            if section in ("monitoring", "notify", "frontend", "before_deploy") and section in overlay \
+            if section in ("monitoring", "notify", "frontend", "before_deploy", "jobs") and section in overlay \
                     and overlay[section] is None:
                 continue  # `monitoring: null`, `notify: null`, …: none in this environment
             if overlay.get(section) and isinstance(base_section, dict | None):
@@ -280,6 +281,7 @@ class Loaded:
                                             "see the staging environment in docs/deploy-yaml.md"))
         out.extend(self._monitoring_refs(merged, origin))
         out.extend(self._before_deploy_refs(merged, origin))
+        out.extend(self._job_refs(merged, origin))
         out.extend(self._dockerfile_inside_context(merged, origin))
         services = merged.get("services")
         if not isinstance(services, dict):
@@ -394,6 +396,51 @@ class Loaded:
                                      _did_you_mean(name, services) or f"services are: {_listing(services)}",
                                      key=False)]
         return []
+
+    def _job_refs(self, merged: dict[str, Any], origin: _Origin) -> list[ConfigProblem]:
+        """Each job runs as a one-off ECS task of one named service, by a role the scheduler assumes."""
+        jobs, services = merged.get("jobs"), merged.get("services")
+        if not isinstance(jobs, dict) or not jobs or not isinstance(services, dict):
+            return []
+        env = merged.get("environment") or {}
+        if env.get("target") == "docker":
+            return [self.doc.problem(origin.map(("jobs",)),
+                                     "jobs run as scheduled ECS tasks; this environment has target: docker",
+                                     f"add `jobs: null` under environments.{origin.env} to schedule none here",
+                                     key=False)]
+        out: list[ConfigProblem] = []
+        if env.get("jobs_role") is None:
+            out.append(self.doc.problem(origin.map(("environment",)),
+                                        "jobs need `jobs_role`: the IAM role EventBridge Scheduler assumes to "
+                                        "start their tasks",
+                                        "see docs/jobs.md for the role's trust and permissions"))
+        for name, job in jobs.items():
+            if not isinstance(job, dict):
+                continue
+            svc = job.get("service")
+            if svc is None and len(services) > 1:
+                out.append(self.doc.problem(origin.map(("jobs", name)),
+                                            f"job {name} needs `service:` when there are several services",
+                                            f"name the service whose image and secrets it uses: {_listing(services)}",
+                                            key=False))
+                continue
+            if isinstance(svc, str) and svc not in services:
+                out.append(self.doc.problem(origin.map(("jobs", name, "service")), f"unknown service '{svc}'",
+                                            _did_you_mean(svc, services) or f"services are: {_listing(services)}",
+                                            key=False))
+                continue
+            base = services.get(svc if isinstance(svc, str) else next(iter(services)))
+            if not isinstance(base, dict) or ("cpu" not in job and "memory" not in job):
+                continue
+            fields = Service.model_fields
+            cpu = _as_int(job.get("cpu", base.get("cpu", fields["cpu"].default)))
+            memory = _as_int(job.get("memory", base.get("memory", fields["memory"].default)))
+            bad = fargate.check_pair(cpu, memory) if cpu is not None and memory is not None else None
+            if bad:
+                field = "cpu" if "cpu" in job else "memory"
+                out.append(self.doc.problem(origin.map(("jobs", name, field)), bad,
+                                            "see the Fargate size table in docs/deploy-yaml.md", key=False))
+        return out
 
     def _monitoring_refs(self, merged: dict[str, Any], origin: _Origin) -> list[ConfigProblem]:
         """Names in `monitoring` that must match something, or alarms silently vanish."""

@@ -48,6 +48,7 @@ NotifyPatch = _patch(m.Notify, "NotifyOverride")
 BootstrapPatch = _patch(m.Bootstrap, "BootstrapOverride")
 FrontendPatch = _patch(m.Frontend, "FrontendOverride")
 BeforeDeployPatch = _patch(m.BeforeDeploy, "BeforeDeployOverride")
+JobPatch = _patch(m.Job, "JobOverride")
 
 
 class EnvironmentFile(m.Environment):
@@ -68,6 +69,8 @@ class EnvironmentFile(m.Environment):
         None, description="Frontend overrides (Vercel); null deploys no frontend in this environment")
     before_deploy: BeforeDeployPatch | None = Field(  # type: ignore[valid-type]
         None, description="before_deploy overrides; null runs no before_deploy in this environment")
+    jobs: dict[str, JobPatch | None] | None = Field(  # type: ignore[valid-type]
+        None, description="Job overrides (`name: null` drops a job); null schedules no jobs in this environment")
 
 
 class DeployFile(m.Strict):
@@ -83,6 +86,7 @@ class DeployFile(m.Strict):
     bootstrap: m.Bootstrap | None = None
     frontend: m.Frontend | None = None
     before_deploy: m.BeforeDeploy | None = None
+    jobs: dict[m.JobName, m.Job] = Field(default_factory=dict)
     environments: dict[str, EnvironmentFile]
 
 

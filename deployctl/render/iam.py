@@ -57,7 +57,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from deployctl.config.model import ResolvedConfig
-from deployctl.render import ecs, monitoring
+from deployctl.render import ecs, jobs, monitoring
 
 VERSION = "2012-10-17"
 LOCK_TABLE = "deployctl-locks"
@@ -540,6 +540,34 @@ def _endpoint_metrics_statements(cfg: ResolvedConfig, a: Arns) -> list[dict[str,
                                             "logs:DeleteMetricFilter"], [a.log_group(), a.log_group() + ":*"])]
 
 
+def _jobs_statements(cfg: ResolvedConfig, a: Arns) -> list[dict[str, Any]]:
+    """`jobs:` (deployctl.targets.ecs_jobs, after every ECS deploy): the environment's schedule
+    group and its schedules, the jobs' dead-letter queue, PassRole of jobs_role to the scheduler
+    only; `task run --job` runs the jobs' own families. ListSchedules has no resource type.
+    With no jobs a deploy still looks for the group, and deletes the schedules of removed jobs."""
+    if cfg.environment.target != "ecs":
+        return []
+    group = jobs.group_name(cfg.app, cfg.env_name)
+    where = f"arn:{a.p}:scheduler:{cfg.region}:{a.account}"
+    writes = ["scheduler:CreateSchedule", "scheduler:UpdateSchedule"] if cfg.jobs else []
+    create_group = ["scheduler:CreateScheduleGroup", "scheduler:TagResource"] if cfg.jobs else []
+    out = [_stmt("JobSchedules", [*writes, "scheduler:DeleteSchedule"], f"{where}:schedule/{group}/*"),
+           _stmt("JobScheduleGroup", ["scheduler:GetScheduleGroup", *create_group], f"{where}:schedule-group/{group}"),
+           _stmt("JobSchedulesList", ["scheduler:ListSchedules"], "*")]
+    if not cfg.jobs:
+        return out
+    out.append(_stmt("JobsDeadLetterQueue", ["sqs:GetQueueUrl", "sqs:CreateQueue", "sqs:GetQueueAttributes"],
+                     a.queue(jobs.dlq_name(cfg.app, cfg.env_name))))
+    if cfg.environment.jobs_role:
+        out.append(_stmt("JobsRolePass", ["iam:PassRole"], cfg.environment.jobs_role,
+                         {"StringEquals": {"iam:PassedToService": "scheduler.amazonaws.com"}}))
+    own = [a._ecs(f"task-definition/{jobs.family(cfg.app, cfg.env_name, j)}:*") for j in cfg.jobs
+           if jobs.own_size(cfg, j) is not None]
+    if own:
+        out.append(_stmt("JobsOneOffTasks", ["ecs:RunTask"], own, {"ArnEquals": {"ecs:cluster": a.cluster()}}))
+    return out
+
+
 COMMAND_STATEMENTS: tuple[Callable[[ResolvedConfig, Arns], list[dict[str, Any]]], ...] = (
     _monitoring_statements,
     _autoscaling_statements,  # run, promote, rollback: every ECS deploy
@@ -547,6 +575,7 @@ COMMAND_STATEMENTS: tuple[Callable[[ResolvedConfig, Arns], list[dict[str, Any]]]
     _notify_statements,  # run, promote, rollback with `notify:`
     _logs_statements,  # logs, task run, a failed run's diagnosis
     _stack_statements,  # every command of an environment with from_stack
+    _jobs_statements,  # jobs: schedules after each ECS deploy, task run --job
 )
 
 

@@ -52,7 +52,7 @@ from deployctl.render import ecs as render
 from deployctl.render import monitoring as render_monitoring
 from deployctl.render.ecs import Facts
 from deployctl.rollout import report
-from deployctl.targets import ecs_app_logs, ecs_autoscaling, ecs_before_deploy
+from deployctl.targets import ecs_app_logs, ecs_autoscaling, ecs_before_deploy, ecs_jobs
 from deployctl.targets.base import DeployOptions
 
 if TYPE_CHECKING:
@@ -432,7 +432,23 @@ def deploy(plan: Plan, image_ref: str, ctx: Any, options: DeployOptions | None =
 
     if not any(o.registered for o in outcomes.values()):
         _no_new_release(outcomes, outputs, log, release_id)
+    if preview is None and outcomes and all(o.ok for o in outcomes.values()) and not cancelled.is_set():
+        _apply_jobs(real, aws, pre.account_id, outcomes, log)
     _finish(real, outcomes, log, outputs)
+
+
+def _apply_jobs(plan: Plan, aws: awsa.Bounded, account_id: str, outcomes: Mapping[str, ServiceOutcome],
+                log: _Log) -> None:
+    """`jobs:` follow the release the services now run (deployctl.targets.ecs_jobs)."""
+    revisions = {n: o.task_definition for n, o in outcomes.items() if o.task_definition}
+    missing = sorted({plan.config.job_service(j) for j in plan.config.jobs} - set(revisions))
+    if missing:  # a rollback of some services only: the others' jobs keep what they run
+        log(f"jobs: unchanged (this deploy did not touch {', '.join(missing)})")
+        return
+    with awsa.aws_errors("updating the job schedules (the services are deployed)"):
+        change = ecs_jobs.apply(plan, aws, account_id=account_id, revisions=revisions, log=log)
+    if change.created or change.updated or change.deleted:
+        log(f"jobs: {change.summary()}")
 
 
 def _before_deploy(plan: Plan, aws: awsa.Bounded, settings: Settings, log: _Log, cancelled: threading.Event,

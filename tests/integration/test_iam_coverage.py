@@ -142,8 +142,25 @@ def requests_for(action: str, cfg: ResolvedConfig, secrets: list[str], preview: 
         return each(put) + each(put, act="cloudwatch:TagResource")
     if action == "cloudwatch:PutDashboard":
         return each([a.dashboard(dashboard_name(cfg))])
+    dlq = [a.queue(f"{cfg.app}-{cfg.env_name}-jobs-dlq")] if cfg.jobs else []
     if action == "sqs:GetQueueUrl":
-        return each([a.queue(cfg.monitoring.queue.name)] if cfg.monitoring and cfg.monitoring.queue else [])
+        return each([a.queue(cfg.monitoring.queue.name)] if cfg.monitoring and cfg.monitoring.queue else []) + \
+            each(dlq)
+    if action in ("sqs:CreateQueue", "sqs:GetQueueAttributes"):  # the jobs' dead-letter queue
+        return each(dlq)
+    sched = f"arn:aws:scheduler:{cfg.region}:{ACCOUNT}"
+    group = f"deployctl-{cfg.app}-{cfg.env_name}"
+    if action in ("scheduler:CreateSchedule", "scheduler:UpdateSchedule"):  # pass jobs_role to the scheduler
+        passed = {"iam:PassedToService": "scheduler.amazonaws.com"}
+        return each([f"{sched}:schedule/{group}/{j}" for j in cfg.jobs]) + \
+            [Request("iam:PassRole", str(cfg.environment.jobs_role), passed)]
+    if action in ("scheduler:DeleteSchedule", "scheduler:GetSchedule"):
+        return each([f"{sched}:schedule/{group}/removed-job"])
+    if action == "scheduler:GetScheduleGroup":
+        return each([f"{sched}:schedule-group/{group}"])
+    if action == "scheduler:CreateScheduleGroup":  # sends Tags: scheduler:TagResource is checked too
+        return each([f"{sched}:schedule-group/{group}"]) + each([f"{sched}:schedule-group/{group}"],
+                                                                 act="scheduler:TagResource")
     if action == "cloudwatch:PutMetricData":
         mon = cfg.monitoring
         return each(["*"], {"cloudwatch:namespace": mon.run_metrics_namespace if mon else ""})
@@ -463,12 +480,19 @@ def test_staging_policy_grants_exactly_what_every_command_calls(world: World, ec
         "roll_back_on": ["error_rate"], "dashboard": True, "publish_run_metrics": True,
         "run_metrics_namespace": "ChatApi/Deploys",
         "endpoints": {"routes": ["/v1/chat", "/v1/embed"], "error_rate": 5, "fields": {"tokens": "tokens"}}}
+    # jobs: schedules created by the first run; the second updates one and deletes the removed one.
+    doc["jobs"] = {"embed": {"command": ["python", "-m", "embed"], "service": "api", "schedule": "rate(6 hours)"},
+                   "old": {"command": ["true"], "service": "api", "schedule": "rate(1 day)"}}
+    doc["environments"]["staging"]["jobs_role"] = f"arn:aws:iam::{ACCOUNT}:role/chat-api-jobs"
     proj = write_project(tmp_path, doc)
     cfg = load_env(read(proj / "deploy.yaml", environ={}), "staging")
     out = cli(world.aws, proj, "iam-policy", "--env", "staging", "--json")
     assert out.returncode == 0, out.stderr
     policy = json.loads(out.stdout)["policy"]
     images = [world.push(tag) for tag in ("v1", "v2", "v3")]
+    with_old = (proj / "deploy.yaml").read_text()
+    del doc["jobs"]["old"]
+    without_old = json.dumps(doc)  # JSON is YAML
     calls: list[Any] = []  # deployctl's calls only: what the test itself does to moto is left out
 
     def ok(*args: str, code: int = 0) -> None:
@@ -478,6 +502,7 @@ def test_staging_policy_grants_exactly_what_every_command_calls(world: World, ec
         calls.extend(ecs_sim.calls[start:])
 
     ok("run", "--env", "staging", "--image", images[0], "--only", "deploy")
+    (proj / "deploy.yaml").write_text(without_old)
     ok("run", "--env", "staging", "--image", images[1], "--only", "deploy")
     # deploy.yaml drops the worker's autoscaling: the next deploy deletes its policies and target.
     dropped = json.loads(json.dumps(doc))
@@ -486,6 +511,7 @@ def test_staging_policy_grants_exactly_what_every_command_calls(world: World, ec
     subprocess.run(["git", "-c", "user.email=t@example.com", "-c", "user.name=t", "commit", "-qam", "no scaling"],
                    cwd=proj, check=True)
     ok("run", "--env", "staging", "--image", images[1], "--only", "deploy")
+    (proj / "deploy.yaml").write_text(with_old)
     ecs_sim.script(API, "tasks_fail_to_start", cluster=CLUSTER)
     ok("run", "--env", "staging", "--image", images[2], "--only", "deploy", code=1)
     ecs_sim.script(API, "success", cluster=CLUSTER)
