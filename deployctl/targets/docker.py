@@ -1134,6 +1134,10 @@ def _prune(client: Client, cfg: ResolvedConfig, log: Log) -> None:
 
 
 def _releases(client: Client, cfg: ResolvedConfig) -> list[Release]:
+    # The lock holder first: a deploy writes its verdict before it lets the lock go, so records
+    # read after a free lock are final. Read the other way round, a deploy that ended in between
+    # looked cut off ("interrupted") to a `status --watch` polling at that moment.
+    holder = _lock_holder(cfg)
     services = _service_containers(client, cfg, None)
     running = {c.labels.get(L_RELEASE) for c in services if c.status == "running"}
     present = {c.labels.get(L_RELEASE) for c in services}
@@ -1154,7 +1158,7 @@ def _releases(client: Client, cfg: ResolvedConfig) -> list[Release]:
             out.append(_release_from_labels({**c.labels, L_OUTCOME: "in progress"}, container_view(c).image,
                                             current=False, available=rid in images))
     out.sort(key=lambda r: r.number, reverse=True)
-    out = [_cut_off(r, records.get(r.id), newest=i == 0, holder=_lock_holder(cfg) if i == 0 else "")
+    out = [_cut_off(r, records.get(r.id), newest=i == 0, holder=holder if i == 0 else "")
            if r.outcome == IN_PROGRESS else r for i, r in enumerate(out)]
     # Current: the newest succeeded release that still has running containers.
     current = next((r for r in out if r.id in running and r.outcome == "succeeded"), None)
