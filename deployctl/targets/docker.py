@@ -331,7 +331,8 @@ def status(cfg: ResolvedConfig, client: Client | None = None) -> LocalStatus:
         from deployctl.adapters import engine  # lazy: the docker SDK stays off validate, plan and the skip path
 
         client = engine.connect()
-    releases = _releases(client, cfg)
+    holder = _lock_holder(cfg)  # one read for the records and `deploying`: they must agree
+    releases = _releases(client, cfg, holder)
     by_id = {r.id: r for r in releases}
     out = []
     for name, svc in cfg.services.items():
@@ -354,7 +355,7 @@ def status(cfg: ResolvedConfig, client: Client | None = None) -> LocalStatus:
         ))
     return LocalStatus(app=cfg.app, env=cfg.env_name, current=next((r for r in releases if r.current), None),
                        services=tuple(out), latest=releases[0] if releases else None,
-                       deploying=_lock_holder(cfg))
+                       deploying=holder)
 
 
 def remove(cfg: ResolvedConfig, client: Client | None = None) -> int:
@@ -1133,11 +1134,11 @@ def _prune(client: Client, cfg: ResolvedConfig, log: Log) -> None:
         log(f"pruned release {rid} (image.keep = {cfg.image.keep})")
 
 
-def _releases(client: Client, cfg: ResolvedConfig) -> list[Release]:
+def _releases(client: Client, cfg: ResolvedConfig, holder: str | None = None) -> list[Release]:
     # The lock holder first: a deploy writes its verdict before it lets the lock go, so records
     # read after a free lock are final. Read the other way round, a deploy that ended in between
     # looked cut off ("interrupted") to a `status --watch` polling at that moment.
-    holder = _lock_holder(cfg)
+    holder = _lock_holder(cfg) if holder is None else holder
     services = _service_containers(client, cfg, None)
     running = {c.labels.get(L_RELEASE) for c in services if c.status == "running"}
     present = {c.labels.get(L_RELEASE) for c in services}
