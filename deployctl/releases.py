@@ -254,15 +254,22 @@ def _duration(tags: Sequence[rt.ReleaseTags], started: str, finished: str) -> fl
     return max(durations) if durations and len(durations) == len(tags) else None
 
 
-def _order_key(r: Release) -> tuple[str, int, str]:
-    """Registration time when ECS gives it, else the start tag (both second resolution at
-    worst); ties go to the higher revision number, which ECS hands out in order per family."""
-    registered = min((rev.registered_at for rev in r.revisions.values() if rev.registered_at), default="")
-    when = registered or r.started_at
-    if not when and rt.is_release_id(r.id):  # 20260315T101500Z-… → 2026-03-15T10:15:00Z
-        t = r.id[:16]
-        when = f"{t[0:4]}-{t[4:6]}-{t[6:8]}T{t[9:11]}:{t[11:13]}:{t[13:15]}Z"
-    return (when, max(rev.number for rev in r.revisions.values()), r.id)
+def _order_key(r: Release) -> tuple[datetime, int, str]:
+    """Registration time when ECS gives it, else the start tag (second resolution at worst);
+    ties go to the higher revision number, which ECS hands out in order per family.
+
+    Compared as times, not strings: a rerun's time has a fraction ("…:40.5+00:00") and a start
+    tag has none ("…:40Z"), and as text '.' sorts before 'Z', so a rollback in the same second
+    as the deploy before it came out older."""
+    registered = [t for rev in r.revisions.values() if (t := _parse_iso(rev.registered_at))]
+    when = min(registered) if registered else _parse_iso(r.started_at)
+    if when is None and rt.is_release_id(r.id):  # 20260315T101500Z-… → 2026-03-15T10:15:00Z
+        i = r.id[:16]
+        when = _parse_iso(f"{i[0:4]}-{i[4:6]}-{i[6:8]}T{i[9:11]}:{i[11:13]}:{i[13:15]}Z")
+    return (when or _EPOCH, max(rev.number for rev in r.revisions.values()), r.id)
+
+
+_EPOCH = datetime.fromtimestamp(0, UTC)
 
 
 def _with_outcome(r: Release, outcome: str) -> Release:

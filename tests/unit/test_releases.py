@@ -96,6 +96,21 @@ def test_same_second_releases_are_ordered_by_revision() -> None:
     assert [r.revisions["api"].number for r in built] == [3, 2, 1]
 
 
+def test_a_rollback_in_the_same_second_as_the_deploy_before_it_is_newer() -> None:
+    """Without registeredAt (moto omits it), a deploy is ordered by its start tag, which has no
+    fraction of a second; the rollback that reran revision 1 half a second later must still be newest."""
+    first = rev("api", 1, rid(1))
+    rerun_at = datetime(2026, 3, 15, 10, 2, 0, 500000, tzinfo=UTC).timestamp()
+    tags = {**first.tags, rt.RERUN_PREFIX + rid(3): rt.record_value({rt.RERUN_AT: f"{rerun_at:.3f}",
+                                                                     rt.OUTCOME: rt.SUCCEEDED})}
+    described = {"taskDefinition": {"taskDefinitionArn": first.arn, "family": first.family, "revision": 1,
+                                    "containerDefinitions": [{"name": "api", "image": first.image}]},
+                 "tags": [{"key": k, "value": v} for k, v in tags.items()]}
+    second = rev("api", 2, rid(2))  # started 10:02:00Z
+    built = releases.build([*releases.revisions_from(described), second])
+    assert [(r.id, r.kind) for r in built][:2] == [(rid(3), releases.ROLLBACK), (rid(2), releases.DEPLOY)]
+
+
 def test_a_multi_service_release_combines_outcomes() -> None:
     built = releases.build([rev("api", 1, rid(1)), rev("worker", 1, rid(1), rt.ROLLED_BACK, image_n=1)])
     (r,) = built
