@@ -845,6 +845,12 @@ def _secret_name(name: str) -> bool:
     return _WHOLE_KEY.fullmatch(name) is not None or _LAST_WORD_KEY.fullmatch(name) is not None
 
 
+def looks_like_secret(value: str) -> bool:
+    """Whether `value` alone has a credential shape (a provider token, a URL with a password,
+    a private key): what the redactor would mask without knowing the value."""
+    return bool(value) and _mask_shapes(_mask_pem(value)) != value
+
+
 class Redactor:
     """Replaces registered secret values and credential-looking text with `***`. Thread-safe."""
 

@@ -23,7 +23,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from deployctl.config import fargate, isolation
+from deployctl.config import fargate, isolation, plain_secrets
 from deployctl.config.interpolate import interpolate
 from deployctl.config.model import REGION, EnvHealth, Environment, ResolvedConfig, Service
 from deployctl.config.source import Document, Path, parse
@@ -293,6 +293,10 @@ class Loaded:
                 continue
             out.extend(self._fargate_size(name, svc, origin))
             out.extend(self._adopted_names(name, svc, env, origin))
+            if env.get("target") == "ecs" and isinstance(svc.get("env"), dict):
+                out.extend(self.doc.problem(origin.map(("services", name, "env", var)),
+                                            f"{var} is a plain env value and {why}", plain_secrets.HINT)
+                           for var, why in plain_secrets.found(svc["env"]))
             port = _as_int(svc.get("local_port"))
             if port is not None and port in local_ports:
                 out.append(self.doc.problem(origin.map(("services", name, "local_port")),
