@@ -209,6 +209,7 @@ def execute(prep: Prepared, clients: Any, log: Log) -> list[StackResult]:
         if change_set is None:
             view = cfn_api.describe(clients, stack.name)
             results.append(StackResult(stack.name, "unchanged", [], view.outputs if view else {}))
+            _check_outputs(stack, results[-1], prep.plan.cfg.env_name)
             continue
         seen = {e.event_id for e in cfn_api.events(clients, stack.name)} if stack.name not in prep.creating else set()
         cfn_api.execute_change_set(clients, change_set)
@@ -221,10 +222,24 @@ def execute(prep: Prepared, clients: Any, log: Log) -> list[StackResult]:
                      else "no resource reported a reason")
             raise DeployFailed(f"stack {stack.name} ended {status}: {where}",
                                hint="CloudFormation rolled the stack back; fix the cause and run bootstrap again")
+        _check_outputs(stack, result, prep.plan.cfg.env_name)
         if stack.protect and view is not None and not view.protected:
             cfn_api.set_protection(clients, stack.name, True)
             log(f"{stack.name}: termination protection on ({prep.plan.cfg.env_name} is only reached by promotion)")
     return results
+
+
+def _check_outputs(stack: StackPlan, result: StackResult, env: str) -> None:
+    """A stack is ready only with every output its template declares: `from_stack` and `run`
+    read them, and a stack changed by hand (or an older template) can lack one."""
+    missing = sorted(set(stack.template.get("Outputs") or {}) - set(result.outputs))
+    if missing:
+        raise DeployFailed(f"stack {stack.name} is {result.status} but has no output {', '.join(missing)}, "
+                           "which deploys of this environment read",
+                           hint="the stack was changed outside deployctl, and its resources match the template, "
+                                "so bootstrap has nothing to apply: update the stack with the template that "
+                                f"`deployctl bootstrap --env {env} --plan --json` prints (console or "
+                                "`aws cloudformation update-stack`)")
 
 
 def _follow(clients: Any, name: str, seen: set[str], log: Log, stack_id: str | None = None) -> tuple[

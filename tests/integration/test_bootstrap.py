@@ -194,3 +194,23 @@ def test_a_failing_stack_names_the_resource_and_its_reason(project: Any) -> None
 
     assert res.code == 1, res.text
     assert f"stack {STACK} ended" in res.err and "ExecutionRole (AWS::IAM::Role)" in res.err
+
+
+def test_a_stack_that_lost_an_output_is_not_called_ready(project: Any) -> None:
+    assert project.cli("bootstrap", "-f", project.file, "--env", "staging", "--yes").code == 0
+    # Someone edits the stack by hand and drops an output `run` reads (from_stack).
+    cfn = project.c("cloudformation")
+    template = cfn.get_template(StackName=STACK)["TemplateBody"]
+    template = json.loads(template) if isinstance(template, str) else template
+    dropped = next(k for k in template["Outputs"] if "Cluster" in k)
+    del template["Outputs"][dropped]
+    cfn.update_stack(StackName=STACK, TemplateBody=json.dumps(template), Capabilities=["CAPABILITY_NAMED_IAM"],
+                     Parameters=[{"ParameterKey": p["ParameterKey"], "UsePreviousValue": True}
+                                 for p in cfn.describe_stacks(StackName=STACK)["Stacks"][0].get("Parameters", [])])
+
+    res = project.cli("bootstrap", "-f", project.file, "--env", "staging", "--yes")
+
+    # Its resources still match the template, so there is no change set to apply: not "ready".
+    assert res.code == 1 and "ready" not in res.out, res.text
+    assert f"stack {STACK} is unchanged but has no output {dropped}" in res.err
+    assert "deployctl bootstrap --env staging --plan --json" in res.err
