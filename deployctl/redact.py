@@ -851,6 +851,19 @@ def looks_like_secret(value: str) -> bool:
     return bool(value) and _mask_shapes(_mask_pem(value)) != value
 
 
+# A variable named as a secret: its last word says so (OPENAI_API_KEY, JWT_SECRET, HF_TOKEN,
+# DB_PASSWORD). Narrower than what output masks by name (MAX_TOKENS, AUTH_TOKEN_TTL too): masking
+# a number in a log costs nothing, refusing a deploy or asking for a secret over one does.
+# Public keys are public.
+_SECRET_LAST_WORD = re.compile(r"(?:.*_)?(?:API)?(?:KEY|SECRET|TOKEN|PASSWORD|PASSWD|PASS)", re.I)
+_PUBLIC_WORD = re.compile(r"(?:^|_)PUBLIC(?:_|$)", re.I)
+
+
+def secret_variable(name: str) -> bool:
+    """Whether an environment variable of this name is meant to hold a secret."""
+    return _SECRET_LAST_WORD.fullmatch(name) is not None and _PUBLIC_WORD.search(name) is None
+
+
 class Redactor:
     """Replaces registered secret values and credential-looking text with `***`. Thread-safe."""
 

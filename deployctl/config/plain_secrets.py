@@ -12,19 +12,14 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from deployctl.redact import looks_like_secret
+from deployctl.redact import looks_like_secret, secret_variable
 
-# Named as a secret: the last word says so (OPENAI_API_KEY, JWT_SECRET, HF_TOKEN, DB_PASSWORD).
-# Narrower than the redactor's rule, which masks MAX_TOKENS or AUTH_TOKEN_TTL too: masking a
-# number in a log costs nothing, refusing a deploy over one would. Public keys are public.
-_LAST_WORD = re.compile(r"(?:.*_)?(?:API)?(?:KEY|SECRET|TOKEN|PASSWORD|PASSWD|PASS)", re.I)
-_PUBLIC = re.compile(r"(?:^|_)PUBLIC(?:_|$)", re.I)
+# Numbers and switches are settings, whatever the name (CACHE_KEY: 2, USE_API_KEY: true).
 _PLAIN_VALUE = re.compile(r"-?\d+(?:\.\d+)?|true|false|yes|no|on|off", re.I)
 
 
 def _named_secret(name: str, value: str) -> bool:
-    return (_LAST_WORD.fullmatch(name) is not None and _PUBLIC.search(name) is None
-            and _PLAIN_VALUE.fullmatch(value) is None)
+    return secret_variable(name) and _PLAIN_VALUE.fullmatch(value) is None
 
 
 def found(env: Mapping[str, Any]) -> list[tuple[str, str]]:

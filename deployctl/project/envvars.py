@@ -9,10 +9,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from deployctl.project.files import is_test_path, read, rel, walk
+from deployctl.redact import looks_like_secret, secret_variable
 
 SAMPLES = (".env.example", ".env.sample", ".env.template", ".env.dist", "env.example", "example.env")
-SECRET_NAME = re.compile(r"(KEY|SECRET|TOKEN|PASSWORD|PASSWD|PASS|PRIVATE|CREDENTIAL|AUTH|DSN|"
-                         r"DATABASE_URL|REDIS_URL|MONGO(DB)?_URI|CONNECTION_STRING|WEBHOOK)", re.I)
+# Connection strings and DSNs carry credentials whatever the last word of their name says.
+_CONNECTION = re.compile(r"DATABASE_URL|REDIS_URL|MONGO(DB)?_URI|CONNECTION_STRING|DSN|WEBHOOK|CREDENTIAL|"
+                         r"PRIVATE", re.I)
 _CODE = re.compile(r"""os\.(?:getenv|environ\.get|environ\.setdefault)\(\s*["']([A-Z_][A-Z0-9_]*)["']"""
                    r"""(?:\s*,\s*(?:["']([^"'\n]*)["']|(\d[\d.]*)))?"""
                    r"""|os\.environ\[\s*["']([A-Z_][A-Z0-9_]*)["']\s*\]""")
@@ -30,8 +32,11 @@ class EnvVars:
     no_sample: tuple[str, ...]   # plain names read in code with no default or sample value
 
 
-def is_secret(name: str) -> bool:
-    return bool(SECRET_NAME.search(name))
+def is_secret(name: str, sample: str = "") -> bool:
+    """A variable init lists under `secrets:` (and never writes a value for): named as a secret
+    (the rule validate refuses in plain env), a connection string, or a sample value with a
+    credential shape."""
+    return secret_variable(name) or bool(_CONNECTION.search(name)) or looks_like_secret(sample)
 
 
 def _sample(root: Path, app_dir: str) -> tuple[str | None, dict[str, str]]:
@@ -72,7 +77,7 @@ def detect(root: Path, app_dir: str, port: int | None = None) -> EnvVars:
     for name in dict.fromkeys(names):
         if name in IGNORED:
             continue
-        if is_secret(name):
+        if is_secret(name, sample.get(name, "")):
             secrets.append(name)
             continue
         if name == "PORT" and port:

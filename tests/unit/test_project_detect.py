@@ -123,6 +123,19 @@ def test_env_vars_from_code() -> None:
     assert envvars.is_secret("HF_TOKEN") and envvars.is_secret("DATABASE_URL") and not envvars.is_secret("MODEL")
 
 
+def test_token_limits_are_settings_and_connection_strings_are_secrets(tmp_path: Path) -> None:
+    """What init puts under env (with the sample's value) and what under secrets: an AI app's
+    MAX_TOKENS is a setting; its API key, database URL and anything shaped like a credential are not."""
+    (tmp_path / "main.py").write_text('import os\nMAX = os.getenv("MAX_TOKENS", "1024")\n'
+                                      'TTL = os.getenv("AUTH_TOKEN_TTL")\nK = os.environ["OPENAI_API_KEY"]\n')
+    (tmp_path / ".env.example").write_text("MAX_TOKENS=2048\nAUTH_TOKEN_TTL=3600\nOPENAI_API_KEY=sk-...\n"
+                                           "DATABASE_URL=postgres://app@db/app\nSENTRY_DSN=\n"
+                                           "CALLBACK=https://bot:s3cr3tpassw0rd@hooks.example.com/in\n")
+    found = envvars.detect(tmp_path, ".")
+    assert found.env == {"MAX_TOKENS": "2048", "AUTH_TOKEN_TTL": "3600"}
+    assert set(found.secrets) == {"OPENAI_API_KEY", "DATABASE_URL", "SENTRY_DSN", "CALLBACK"}
+
+
 def test_health_route_preference() -> None:
     assert routes.health_route(["/", "/health", "/health/ready", "/v1/chat"]) == "/health/ready"
     assert routes.health_route(["/", "/items"]) is None
