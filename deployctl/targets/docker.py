@@ -942,8 +942,11 @@ def _settle(client: Client, cfg: ResolvedConfig, rolls: list[_Roll], window: flo
     watched = [(roll, c) for roll in rolls for c in roll.new]
     if window <= 0 or not watched:
         return
-    log(f"release {rid}: serving; the previous release stays ready until {rid} has stayed healthy "
-        f"for {window:g}s (deploy.settle)")
+    if any(roll.old for roll in rolls):
+        log(f"release {rid}: serving; the previous release stays ready until {rid} has stayed healthy "
+            f"for {window:g}s (deploy.settle)")
+    else:  # a first release: nothing to fall back to, but a crash inside the window still fails it
+        log(f"release {rid}: serving; it must stay healthy for {window:g}s (deploy.settle)")
     note(f"settling ({window:.0f}s)")
     t0 = time.monotonic()
     while True:

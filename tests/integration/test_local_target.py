@@ -143,11 +143,14 @@ def test_deploy_switches_the_stable_port_to_the_new_release(app: App, images: di
     assert report.exit_code == 0, out
     assert report.outputs["url"] == f"http://127.0.0.1:{app.port}"
     assert report.outputs["release"] == "r1"
+    # A first release has no previous one to promise as a fallback.
+    assert "r1: serving; it must stay healthy for 1s" in out and "previous release" not in out
     status, body = app.get("/version")
     assert status == 200 and json.loads(body) == {"version": "1.0.0", "git_sha": "1" * 40}
 
     report, out = app.deploy(images["2.0.0"], sha="2" * 40)
     assert report.exit_code == 0, out
+    assert "the previous release stays ready until r2 has stayed healthy for 1s" in out
     assert app.version() == "2.0.0"
     # Only the new release runs; the old container was drained, stopped and removed.
     running = _containers(client, app)
