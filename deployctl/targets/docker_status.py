@@ -72,7 +72,7 @@ def render_docker_status(st: LocalStatus, doc: Mapping[str, Any]) -> list[str]:
         lines.append(f"  {latest.id}: {latest.detail}")
     for s, svc in zip(st.services, doc["services"], strict=True):
         lines.append(f"{s.service}: release {s.release or '-'}, {s.running}/{s.desired} running, "
-                     f"{s.healthy} healthy" + (f", {s.url}" if s.url else "")
+                     f"{s.healthy} healthy" + (f", {s.url}" if s.url and s.running else "")
                      + (f", {short(s.digest)}" if s.digest else ""))
         for c in svc["containers"]:
             if c["state"] != "running" or c["restarts"] or c["health"] not in ("healthy", "none"):
