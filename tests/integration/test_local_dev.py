@@ -258,6 +258,8 @@ def test_down_removes_containers_proxies_and_networks_and_images_only_with_image
     assert client.images.get(build_tag) and client.images.get(f"deployctl-releases/{app.name}:dev-r1")
     with pytest.raises(urllib.error.URLError):
         app.get("/health")
+    proc = _cli(app, "status", "--env", "dev")  # nothing answers there now: no URL is offered
+    assert "0/1 running" in proc.stdout and f"127.0.0.1:{app.port}" not in proc.stdout, proc.stdout
 
     report, out, _ = app.deploy(build_tag)
     assert report.exit_code == 0, out
