@@ -117,6 +117,22 @@ def rerun_key(release_id: str) -> str:
     return RERUN_PREFIX + release_id
 
 
+# ECS takes at most 50 tags per resource (user-defined; aws:-prefixed ones do not count):
+# https://docs.aws.amazon.com/AmazonECS/latest/developerguide/ecs-using-tags.html#tag-restrictions
+MAX_TAGS = 50
+
+
+def reruns_to_drop(tags: Mapping[str, str], adding: int = 1) -> list[str]:
+    """The oldest rerun tags to remove so that `adding` new tags fit under MAX_TAGS. A revision
+    rolled back to many times would otherwise refuse the next rollback's tag; history keeps the
+    newest rollbacks to it. Release ids sort by time, so the keys do too."""
+    counted = [k for k in tags if not k.startswith("aws:")]
+    over = len(counted) + adding - MAX_TAGS
+    if over <= 0:
+        return []
+    return sorted(k for k in counted if k.startswith(RERUN_PREFIX))[:over]
+
+
 def record_value(tags: Mapping[str, str]) -> str:
     """One rerun tag's value from release tags (start, outcome, source…): `outcome=… started=…
     … detail=…`, the detail last (it may hold spaces), cut to the 256 characters a tag holds."""

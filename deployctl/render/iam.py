@@ -336,7 +336,8 @@ def ci_policy(cfg: ResolvedConfig, account: str, *, source: ResolvedConfig | Non
         out.append(_stmt("EcsPreviewCreate", ["ecs:CreateService"], a.services(),
                          {"StringEquals": {"aws:RequestTag/deployctl:env": cfg.env_name},
                           "StringLike": {"aws:RequestTag/deployctl:preview": "?*"}}))
-        out.append(_stmt("EcsPreviewChange", ["ecs:DeleteService", "ecs:TagResource", "ecs:UpdateService"],
+        out.append(_stmt("EcsPreviewChange", ["ecs:DeleteService", "ecs:TagResource", "ecs:UntagResource",
+                                              "ecs:UpdateService"],
                          [*a.services(), *a.families()],
                          {"StringEquals": mine, "StringLike": {"aws:ResourceTag/deployctl:preview": "?*"}}))
         out.append(_stmt("EcsPreviewTagOnCreate", ["ecs:TagResource"], [*a.services(), *a.families()],
@@ -350,6 +351,8 @@ def ci_policy(cfg: ResolvedConfig, account: str, *, source: ResolvedConfig | Non
     else:
         out.append(_stmt("EcsServicesWrite", ["ecs:CreateService", "ecs:UpdateService"], a.services()))
         out.append(_stmt("EcsTagging", ["ecs:TagResource"], [*a.services(), *a.families()]))
+        # A rollback that reruns a revision drops that revision's oldest rerun tags past ECS's 50.
+        out.append(_stmt("EcsUntagRevisions", ["ecs:UntagResource"], a.families()))
 
     if origin and source is not None and source.environment.target == "ecs":
         out.extend(_promote_source_reads(cfg, source, account))

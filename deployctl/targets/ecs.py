@@ -774,6 +774,12 @@ class _ServiceDeploy:
         source = releases_tags.to_dict(self.sp.task_definition.get("tags")).get(releases.SOURCE, "")
         self.rerun_start = {**releases_tags.start_tags(who=self.s.actor, started_at=self.s.started_at),
                             releases.SOURCE: source, releases_tags.RERUN_AT: f"{time.time():.3f}"}
+        held = releases_tags.to_dict(self.aws.ecs.list_tags_for_resource(resourceArn=arn).get("tags"))
+        drop = releases_tags.reruns_to_drop(held)
+        if drop:  # room under ECS's 50 tags: the oldest rollbacks to this revision leave history
+            self.aws.ecs.untag_resource(resourceArn=arn, tagKeys=drop)
+            self.log(f"{rollout.td_label(arn)} holds {len(held)} tags (ECS allows {releases_tags.MAX_TAGS}): "
+                     f"dropped the record of {len(drop)} oldest rollback(s) to it")
         self.aws.ecs.tag_resource(resourceArn=arn, tags=releases_tags.to_list(
             {releases_tags.rerun_key(self.s.release_id): releases_tags.record_value(self.rerun_start)}))
         self.registered = arn

@@ -115,6 +115,8 @@ def requests_for(action: str, cfg: ResolvedConfig, secrets: list[str], preview: 
         return each(revisions, owned)
     if action == "ecs:TagResource":
         return each(services + revisions, {**owned, **tags})
+    if action == "ecs:UntagResource":  # a rollback's rerun: the oldest rerun tags past ECS's 50
+        return each(revisions, owned)
     if action == "ecs:RegisterTaskDefinition":
         passed = {"iam:PassedToService": "ecs-tasks.amazonaws.com"}
         return [Request(action, "*", tags), *(Request("iam:PassRole", r, passed) for r in a.roles())]
@@ -432,9 +434,6 @@ def test_preview_policy_covers_a_preview_deploy_and_destroy(world: World, ecs_si
 NOT_RECORDABLE = {
     # `docker push`/pull of the layers (module docstring): checked statically above.
     **dict.fromkeys(REGISTRY_PROTOCOL_ACTIONS, "registry protocol of docker push/pull"),
-    # deployctl reads tags with DescribeServices/DescribeTaskDefinition include=["TAGS"]; IAM may
-    # authorize those tag reads as ecs:ListTagsForResource, so it is granted on the same ARNs.
-    "ecs:ListTagsForResource": "tag reads of include=TAGS",
     # Application Auto Scaling creates its ECS service-linked role on an account's first
     # RegisterScalableTarget, as the caller; moto does not.
     "iam:CreateServiceLinkedRole": "Application Auto Scaling's service-linked role, made on first use",
@@ -515,6 +514,13 @@ def test_staging_policy_grants_exactly_what_every_command_calls(world: World, ec
     ecs_sim.script(API, "tasks_fail_to_start", cluster=CLUSTER)
     ok("run", "--env", "staging", "--image", images[2], "--only", "deploy", code=1)
     ecs_sim.script(API, "success", cluster=CLUSTER)
+    # The revisions the rollback may run again already hold 45 rollbacks' records: the rollback
+    # drops the oldest past ECS's 50 tags per resource (ecs:UntagResource).
+    for family in world.c("ecs").list_task_definition_families(familyPrefix="chat-api-staging")["families"]:
+        for arn in world.c("ecs").list_task_definitions(familyPrefix=family)["taskDefinitionArns"]:
+            world.c("ecs").tag_resource(resourceArn=arn, tags=[
+                {"key": f"deployctl:rerun:20200101T0000{i:02d}Z-000000000000-0000", "value": "outcome=succeeded"}
+                for i in range(45)])
     ok("rollback", "--env", "staging", "--yes")
     ok("status", "--env", "staging", "--json")
     ok("history", "--env", "staging", "--json")

@@ -190,6 +190,32 @@ def test_rollback_to_a_chosen_release(project: Project, sim: Any) -> None:
     assert status["current"]["id"] == top["id"] and status["services"][0]["release"] == top["id"]
 
 
+def test_a_revision_rolled_back_to_many_times_stays_under_the_tag_limit(project: Project, sim: Any) -> None:
+    """ECS allows 50 tags per resource; each rollback that reruns a revision adds one. The next
+    rollback drops the oldest rollback records instead of failing on the limit."""
+    ref1, rel1 = project.deployed("staging", "v1")
+    project.deployed("staging", "v2")
+    arn1 = f"{service(project.world, CLUSTER)['taskDefinition'].rsplit(':', 1)[0]}:1"
+    _, tags = td(project.world, arn1)
+    old = [f"deployctl:rerun:2020010{d}T000000Z-000000000000-0000" for d in range(1, 10)]
+    filler = 50 - len(tags) - len(old)  # other tags a team added to the revision
+    project.world.c("ecs").tag_resource(resourceArn=arn1, tags=[
+        *({"key": k, "value": "outcome=succeeded by=ci"} for k in old),
+        *({"key": f"team:note-{i}", "value": "x"} for i in range(filler))])
+    assert len(td(project.world, arn1)[1]) == 50
+
+    res = project.cli("rollback", "-f", project.file, "--env", "staging", "--to", rel1, "--yes")
+
+    assert res.code == 0, res.text
+    assert "dropped the record of 1 oldest rollback(s) to it" in res.text
+    _, tags = td(project.world, arn1)
+    assert len(tags) == 50 and old[0] not in tags and all(k in tags for k in old[1:])
+    assert all(f"team:note-{i}" in tags for i in range(filler))  # only rollback records go
+    top = project.history("staging")[0]
+    assert top["kind"] == "rollback" and top["source"] == rel1 and top["outcome"] == "succeeded"
+    assert image_of(project.world, CLUSTER) == ref1
+
+
 def test_rollback_to_a_deregistered_revision_registers_a_copy(project: Project, sim: Any) -> None:
     ref1, rel1 = project.deployed("staging", "v1")
     project.deployed("staging", "v2")
