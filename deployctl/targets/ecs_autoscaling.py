@@ -132,6 +132,20 @@ def _key(rid: str) -> dict[str, str]:
     return {"ServiceNamespace": render.NAMESPACE, "ResourceId": rid, "ScalableDimension": render.DIMENSION}
 
 
+def remove(client: Any, cfg: ResolvedConfig, svc: str, preview: str | None = None) -> str | None:
+    """Deregister the scalable target of a service being deleted; the resource id when there was
+    one. AWS deletes a target's policies with it; they are deleted first all the same, so that
+    nothing is left where that does not happen (moto keeps them)."""
+    rid = render.resource_id(cfg.environment.cluster or "default", ecs.service_name(cfg, svc, preview))
+    live = read(client, rid)
+    if live.target is None:
+        return None
+    for name in sorted(live.policies):
+        client.delete_scaling_policy(PolicyName=name, **_key(rid))
+    client.deregister_scalable_target(**_key(rid))
+    return rid
+
+
 def suspend_scale_in(client: Any, cfg: ResolvedConfig, svc: str, preview: str | None = None) -> bool:
     """Suspend scale-in for a rollout when the service already has a scalable target; True if so."""
     rid = render.resource_id(cfg.environment.cluster or "default", ecs.service_name(cfg, svc, preview))

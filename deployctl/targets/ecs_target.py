@@ -20,7 +20,7 @@ from deployctl.errors import DeployFailed, UsageError
 from deployctl.plan import Plan, make_plan
 from deployctl.render.ecs import Facts
 from deployctl.rollout import td_label
-from deployctl.targets import ecs, ecs_preview, ecs_releases, ecs_status
+from deployctl.targets import ecs, ecs_autoscaling, ecs_preview, ecs_releases, ecs_status
 from deployctl.targets.base import (
     DeployOptions,
     DeployRunner,
@@ -217,7 +217,8 @@ class EcsTarget:
 
     def teardown(self, name: str, *, dry_run: bool = False) -> ecs_preview.DestroyReport:
         with aws.aws_errors(f"destroying preview {name}"):
-            return ecs_preview.destroy_preview(self.clients.ecs, self.cfg, name, dry_run=dry_run)
+            return ecs_preview.destroy_preview(self.clients.ecs, self.cfg, name, dry_run=dry_run,
+                                               scaling=self.clients.client(ecs_autoscaling.CLIENT))
 
     def teardown_question(self, name: str) -> str:
         return (f"Remove preview '{name}' from cluster {self.cfg.environment.cluster}: delete "

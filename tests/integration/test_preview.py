@@ -293,3 +293,31 @@ def test_a_preview_rolls_back_on_its_own(world: World, tmp_path: Path) -> None:
     hist = json.loads(cli(world.aws, proj, "history", "--env", "preview", "--name", "pr-3", "--json").stdout)
     assert [(r["kind"], r["current"]) for r in hist["releases"]] == [
         ("rollback", True), ("deploy", False), ("deploy", False)]
+
+
+def test_destroy_removes_the_previews_scalable_targets_and_only_them(world: World, tmp_path: Path) -> None:
+    doc = deploy_yaml(world)
+    doc["services"]["api"]["autoscaling"] = {"min": 1, "max": 3, "target_cpu": 60}
+    proj = write_project(tmp_path, doc)
+    ref = world.push("v1")
+    deploy(proj, "staging", ref)
+    deploy(proj, "preview", ref, preview="pr-7")
+    aas = world.c("application-autoscaling")
+
+    def targets() -> set[str]:
+        found = aas.describe_scalable_targets(ServiceNamespace="ecs")["ScalableTargets"]
+        return {t["ResourceId"] for t in found}
+
+    def policies(rid: str) -> list[str]:
+        return [p["PolicyName"] for p in aas.describe_scaling_policies(
+            ServiceNamespace="ecs", ResourceId=rid)["ScalingPolicies"]]
+
+    preview_rid, staging_rid = (f"service/{CLUSTER}/chat-api-preview-pr-7-api", f"service/{CLUSTER}/chat-api-staging-api")
+    assert {preview_rid, staging_rid} <= targets() and policies(preview_rid)
+
+    r = cli(world.aws, proj, "destroy", "--env", "preview", "--name", "pr-7", "--yes")
+
+    assert r.returncode == 0, r.stderr
+    assert f"scalable target {preview_rid} and its scaling policies" in r.stdout
+    assert preview_rid not in targets() and policies(preview_rid) == []
+    assert staging_rid in targets() and policies(staging_rid)  # staging keeps its scaling
