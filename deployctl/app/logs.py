@@ -86,9 +86,6 @@ def sources(cfg: ResolvedConfig, clients: Any, req: Request) -> list[Source]:
     """Where the chosen services log, from the task definitions they run (or `req.release`'s)."""
     names = pick_services(cfg, req.service)
     ecs = clients.ecs
-    if cfg.environment.target != "ecs":
-        raise UsageError(f"`deployctl logs` reads CloudWatch Logs; {cfg.env_name} runs on the local Docker engine",
-                         hint="read its containers' output with `docker logs`")
     if req.release:
         arns = _release_revisions(ecs, cfg, req.release, names)
     else:

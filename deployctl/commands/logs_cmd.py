@@ -1,6 +1,7 @@
-"""`deployctl logs`: an environment's container logs (CloudWatch Logs), redacted.
+"""`deployctl logs`: an environment's container logs (CloudWatch Logs on ECS, the engine's
+container output locally), redacted.
 
-Parsing and rendering only; the reads are deployctl.app.logs.
+Parsing and rendering only; the reads are deployctl.app.logs and deployctl.app.local_logs.
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ def logs(
                                        help="Only the tasks of this release (see `deployctl history`)."),
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Print the services' container logs from CloudWatch Logs, oldest first, redacted.
+    """Print the services' container logs, oldest first, redacted: from CloudWatch Logs on ECS,
+    from the Docker engine for a local environment (the containers it still has).
 
     Each line: time (UTC), service, task id, message. --json prints one document
     (schema deployctl.logs/v1: {schema, app, env, since, release, truncated, events: [...]});
@@ -47,19 +49,18 @@ def logs(
     """
     # lazy: pydantic, boto3 and the config stay off --help
     from deployctl.adapters import aws
+    from deployctl.app import log_readers
     from deployctl.app import logs as use
     from deployctl.app.run import run_redactor
 
     since_s = parse_lock_wait(since, "--since") if since else (0.0 if release else 600.0)
     cfg = load(file, env)
     req = use.Request(service=service, since_s=since_s, release=release)
-    clients = aws.clients(cfg.region)
     # A release without --since: all its tasks' lines (its streams bound them, not the clock).
     start_ms = 0 if release and not since else int((time.time() - since_s) * 1000)
     with aws.aws_errors(f"reading the logs of {cfg.env_name}"):
-        found = use.sources(cfg, clients, req)
-        reader = use.Reader(clients.logs, found, run_redactor(cfg))
-        colours = {s.service: _COLOURS[i % len(_COLOURS)] for i, s in enumerate(found)}
+        reader, services = log_readers.open_reader(cfg, req, run_redactor(cfg))
+        colours = {name: _COLOURS[i % len(_COLOURS)] for i, name in enumerate(services)}
         if not follow:
             lines = reader.read(start_ms)
             if as_json:
