@@ -185,7 +185,8 @@ def clamp(auto: Autoscaling, desired: int) -> int:
 def describe(scaling: ServiceScaling) -> list[str]:
     """Plain lines for `plan`: the range and one line per policy."""
     t = scaling.target
-    lines = [f"{t['MinCapacity']}..{t['MaxCapacity']} tasks ({scaling.resource_id})"]
+    why = ", min 0 so the cost cap can stop it" if costcap.STOP_POLICY in scaling.policies else ""
+    lines = [f"{t['MinCapacity']}..{t['MaxCapacity']} tasks ({scaling.resource_id}{why})"]
     for name, p in scaling.policies.items():
         lines.append(f"  {name}: {policy_text(p)}")
     return lines
