@@ -42,9 +42,8 @@ import yaml
 
 from deployctl.config import load_env, read
 from deployctl.config.model import ResolvedConfig
-from deployctl.render import iam
+from deployctl.render import costcap, iam
 from deployctl.render.iam import Request
-from deployctl.render import costcap
 from deployctl.render.monitoring import alarm_name, dashboard_name, deployment_alarm_names
 from tests.integration.test_preview import (
     ACCOUNT,
