@@ -453,7 +453,7 @@ def _apply_cost_cap(cfg: ResolvedConfig, aws: awsa.Bounded, account_id: str, log
     after = awsa.Bounded(aws.base, time.monotonic() + ecs_autoscaling.RESUME_BUDGET)
     with awsa.aws_errors("applying the cost cap (monitoring.cost_cap)"):
         change = ecs_costcap.apply(cfg, after, account_id=account_id, log=log)
-    if change.topic or change.alarms_deleted:
+    if change.topic or change.alarms_deleted or change.actions_removed:
         log(f"cost cap: {change.summary()}")
     for name in change.in_alarm:
         log(f"warning: cost cap alarm {name} is in ALARM: its stop policy sets the capped services to 0 "

@@ -36,6 +36,7 @@ class CapChanges:
     unsubscribed: list[str] = field(default_factory=list)
     alarms: monitoring.AlarmChanges | None = None
     alarms_deleted: list[str] = field(default_factory=list)
+    actions_removed: list[str] = field(default_factory=list)  # cap alarms kept, cost_cap dropped
     in_alarm: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
@@ -44,6 +45,7 @@ class CapChanges:
         parts += [f"unsubscribed {', '.join(self.unsubscribed)}"] if self.unsubscribed else []
         parts += [self.alarms.summary()] if self.alarms else []
         parts += [f"alarms deleted: {', '.join(self.alarms_deleted)}"] if self.alarms_deleted else []
+        parts += [f"actions removed from {', '.join(self.actions_removed)}"] if self.actions_removed else []
         return "; ".join(parts) or "nothing to do"
 
 
@@ -119,6 +121,20 @@ def _delete_stale_alarms(cloudwatch: Any, cfg: ResolvedConfig, keep: set[str], c
         changes.alarms_deleted += stale
 
 
+def _drop_actions(cloudwatch: Any, kept: list[render_monitoring.AlarmSpec], changes: CapChanges) -> None:
+    """An hourly cap kept without cost_cap is an alarm without actions again: PutMetricAlarm
+    replaces the whole alarm, so putting the rendered request (no actions) clears them. Needed
+    because the monitoring step compares only the keys it sends, and it sends no actions."""
+    if not kept:
+        return
+    resp = cloudwatch.describe_alarms(AlarmNames=[s.name for s in kept], AlarmTypes=["MetricAlarm"])
+    acting = {str(a["AlarmName"]) for a in resp.get("MetricAlarms", []) if a.get("AlarmActions") or a.get("OKActions")}
+    for spec in kept:
+        if spec.name in acting:
+            cloudwatch.put_metric_alarm(**spec.request)
+            changes.actions_removed.append(spec.name)
+
+
 def apply(cfg: ResolvedConfig, aws: awsa.Bounded, *, account_id: str, partition: str = "aws",
           log: Callable[[str], None] = lambda s: None) -> CapChanges:
     """Make the cost cap match deploy.yaml (idempotent); DeployFailed when a service the cap must
@@ -128,10 +144,9 @@ def apply(cfg: ResolvedConfig, aws: awsa.Bounded, *, account_id: str, partition:
     arn = render.topic_arn(cfg, account_id, partition)
     sns, cloudwatch = aws.client("sns"), aws.cloudwatch
     if mon is None or mon.cost_cap is None:
-        keep: set[str] = set()
-        if mon is not None:  # an hourly cap without cost_cap stays as `monitor apply` writes it
-            keep = {s.name for s in render_monitoring.alarms(cfg, mon) if s.kind in render.CAP_KINDS}
-        _delete_stale_alarms(cloudwatch, cfg, keep, changes)
+        kept = [s for s in render_monitoring.alarms(cfg, mon) if s.kind in render.CAP_KINDS] if mon else []
+        _delete_stale_alarms(cloudwatch, cfg, {s.name for s in kept}, changes)
+        _drop_actions(cloudwatch, kept, changes)
         if _topic_exists(sns, arn):
             sns.delete_topic(TopicArn=arn)  # its subscriptions go with it
             changes.topic = "deleted"

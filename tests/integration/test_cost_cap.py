@@ -126,13 +126,24 @@ def test_subscriptions_follow_the_config_and_removal_removes_everything(world: W
     assert subscriptions(world) == {("email", EMAIL)}
     assert f"unsubscribed {HOOK}" in res.text
 
-    res = deploy(load(tmp_path, base_config(world)), world.push("v3"))
+    # cost_cap dropped, the hourly caps kept: alarms without actions again, nothing stops.
+    kept = capped_doc(world)
+    del kept["monitoring"]["cost_cap"]
+    res = deploy(load(tmp_path, kept), world.push("v3"))
+    assert res.exit_code == 0, res.text
+    found = alarms(world)
+    assert set(found) == {TOKENS_ALARM, CALLS_ALARM}
+    assert all(a["AlarmActions"] == [] and a["OKActions"] == [] for a in found.values()), found
+    assert stop_policy(world) is None and topic_arn(world) is None
+    assert f"actions removed from {TOKENS_ALARM}, {CALLS_ALARM}" in res.text and "topic deleted" in res.text
+
+    res = deploy(load(tmp_path, base_config(world)), world.push("v4"))
     assert res.exit_code == 0, res.text
     assert alarms(world) == {}
     assert stop_policy(world) is None and target(world) is None  # the api has no autoscaling of its own
     assert topic_arn(world) is None
     assert world.c("sns").list_subscriptions()["Subscriptions"] == []
-    assert f"alarms deleted: {TOKENS_ALARM}, {CALLS_ALARM}" in res.text and "topic deleted" in res.text
+    assert f"alarms deleted: {TOKENS_ALARM}, {CALLS_ALARM}" in res.text
     assert world.service()["desiredCount"] == 2
 
 
