@@ -435,7 +435,9 @@ def deploy(plan: Plan, image_ref: str, ctx: Any, options: DeployOptions | None =
     if preview is None and outcomes and all(o.ok for o in outcomes.values()) and not cancelled.is_set():
         _apply_jobs(real, aws, pre.account_id, outcomes, log)
     cap_error: DeployctlError | None = None
-    if preview is None:
+    if preview is None and cancelled.is_set():
+        log("cost cap: not applied (interrupted); the next deploy applies it")
+    elif preview is None:
         try:
             _apply_cost_cap(cfg, aws, pre.account_id, log)
         except DeployctlError as exc:  # the services' verdicts come first; then this fails the run
