@@ -45,6 +45,7 @@ COMMAND_MODULES = (
     "deployctl.commands.logs_cmd",  # logs
     "deployctl.commands.task_cmd",  # task run
     "deployctl.commands.down_cmd",  # down
+    "deployctl.commands.resume_cmd",  # resume
 )
 
 app = typer.Typer(

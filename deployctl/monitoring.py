@@ -15,6 +15,7 @@ from typing import Any
 from deployctl.config.model import ResolvedConfig
 from deployctl.config.monitoring import Monitoring
 from deployctl.errors import PreflightFailed, UsageError
+from deployctl.render import costcap
 from deployctl.render import monitoring as render
 from deployctl.render.ecs import log_group
 
@@ -97,6 +98,15 @@ def _same(sent: Any, stored: Any) -> bool:
     if isinstance(sent, int | float) and isinstance(stored, int | float):
         return float(sent) == float(stored)
     return bool(sent == stored)
+
+
+def without_cap_alarms(mon: Monitoring, specs: list[render.AlarmSpec]) -> list[render.AlarmSpec]:
+    """With monitoring.cost_cap the hourly cap alarms name ARNs (the stop policies) that exist only
+    once the services are deployed: the ECS deploy puts them after its services
+    (deployctl.targets.ecs_costcap), never with placeholder actions."""
+    if mon.cost_cap is None:
+        return specs
+    return [s for s in specs if s.kind not in costcap.CAP_KINDS]
 
 
 def put_alarms(cloudwatch: Any, specs: list[render.AlarmSpec]) -> AlarmChanges:
@@ -187,7 +197,7 @@ def apply(cfg: ResolvedConfig, cloudwatch: Any, elbv2: Any, *, account_id: str,
         if logs is None:
             raise ValueError("monitoring.endpoints needs a CloudWatch Logs client")
         filters = put_metric_filters(logs, cfg, render.metric_filters(cfg, mon.endpoints))
-    specs = render.alarms(cfg, mon, facts)
+    specs = without_cap_alarms(mon, render.alarms(cfg, mon, facts))
     changes = put_alarms(cloudwatch, specs)
     dashboard = None
     if mon.dashboard:
@@ -270,7 +280,8 @@ def current(cfg: ResolvedConfig, mon: Monitoring, facts: render.MonitoringFacts,
             continue
         stat = req.get("ExtendedStatistic") or req.get("Statistic", "Average")
         value = stats(req["Namespace"], req["MetricName"], req["Dimensions"], stat, int(req["Period"]))
-        unit = "s" if spec.kind.startswith("latency") else ("msgs" if spec.kind == "queue_depth" else "tokens")
+        unit = "s" if spec.kind.startswith("latency") else {"queue_depth": "msgs", "api_calls_hourly": "calls"}.get(
+            spec.kind, "tokens")
         name = spec.kind.replace("latency_", "")
         rows.append(MetricRow(spec.service, name, value, unit, req["Threshold"]))
     # Latency percentiles without a threshold still deserve a row.

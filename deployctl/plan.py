@@ -11,7 +11,7 @@ from deployctl.config import fargate
 from deployctl.config.model import ResolvedConfig
 from deployctl.config.units import format_duration
 from deployctl.errors import UsageError
-from deployctl.render import autoscaling, ecs
+from deployctl.render import autoscaling, costcap, ecs
 from deployctl.render import jobs as render_jobs
 from deployctl.render.autoscaling import ServiceScaling
 from deployctl.render.ecs import Facts
@@ -146,6 +146,7 @@ class Plan:
             "services": {s.name: self._service_json(s) for s in self.services},
             # Every alarm that can roll back any service; per service under services.*.deployment_alarms.
             "alarms": list(self.alarms),
+            "cost_cap": self._cost_cap_json() if self.on_ecs else None,
             "cost": None if not self.on_ecs else {
                 "monthly_usd": self.cost.monthly_usd,
                 "monthly_usd_max": self.cost.monthly_usd_max,
@@ -166,6 +167,26 @@ class Plan:
                 "advice": list(self.cost.advice),
             },
         }
+
+    def cost_cap_alarms(self) -> list[dict[str, Any]]:
+        """The hourly cap alarms with monitoring.cost_cap: PutMetricAlarm requests with their actions
+        (placeholders for the ARNs a deploy reads; docs/cost-cap.md)."""
+        mon = self.config.monitoring
+        if mon is None or mon.cost_cap is None or self.preview_name:
+            return []
+        from deployctl.render import monitoring  # here: the alarm renderer is needed by this one view
+
+        return [a.request for a in monitoring.alarms(self.config, mon) if a.kind in costcap.CAP_KINDS]
+
+    def _cost_cap_json(self) -> dict[str, Any] | None:
+        alarms = self.cost_cap_alarms()
+        if not alarms:
+            return None
+        cfg = self.config
+        return {"topic": costcap.topic_name(cfg),
+                "subscriptions": [{"protocol": p, "endpoint": e} for p, e in costcap.subscriptions(cfg)],
+                "stops": costcap.stopped_services(cfg), "stop_policy": costcap.STOP_POLICY,
+                "alarms": alarms}
 
     def _service_json(self, s: ServicePlan) -> dict[str, Any]:
         if not self.on_ecs:

@@ -216,6 +216,13 @@ def _render_ecs_services(plan: Any, out: Any, redact: Any) -> None:
         for s in scaled:
             for i, line in enumerate(describe(s.autoscaling)):
                 out.print(redact(f"  {s.name}: {line}" if i == 0 else f"  {line}"), soft_wrap=True)
+    cap = plan.cost_cap_alarms()
+    if cap:
+        from deployctl.render.costcap import describe as describe_cap  # lazy: --help loads only what it needs
+
+        out.print("cost cap (applied on every deploy, acts without deployctl running):")
+        for line in describe_cap(plan.config, [str(a["AlarmName"]) for a in cap]):
+            out.print(redact(f"  {line}"), soft_wrap=True)
     _render_jobs(plan, out)
     total = f"${plan.cost.monthly_usd:,.2f}/month"
     if plan.cost.monthly_usd_max != plan.cost.monthly_usd:

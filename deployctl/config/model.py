@@ -618,6 +618,59 @@ class Tokens(Strict):
     service: str | None = Field(None, description="Service that publishes the metric (default: all with a port)")
 
 
+class ApiCalls(Strict):
+    """A custom metric the app publishes: one data point per call to a paid API (value = calls)."""
+
+    namespace: str = Field(description="CloudWatch namespace the app publishes to")
+    metric: str = Field("ApiCalls", description="Metric counting the calls (summed per hour)")
+    dimensions: dict[str, str] = Field(default_factory=dict, description="Extra dimensions; {service} and {env} expand")
+    cap: Float = Field(gt=0, description="Alarm when the calls summed over an hour exceed this")
+    service: str | None = Field(None, description="Service that publishes the metric (default: all with a port)")
+
+
+# -- monitoring.cost_cap: what the hourly caps do (docs/cost-cap.md) ----------------------------
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$")
+_HTTPS = re.compile(r"^https://[^\s/]+(/\S*)?$")
+
+
+def _cap_subscriber(value: str) -> str:
+    if _EMAIL.match(value) or _HTTPS.match(value):
+        return value
+    if value.startswith("http://"):
+        raise ValueError(f"{value!r}: use an https:// URL (SNS would send the alarm in clear text over http)")
+    raise ValueError(f"{value!r} is neither an email address nor an https:// URL")
+
+
+CapSubscriber = Annotated[str, AfterValidator(_cap_subscriber)]
+
+
+class CostCap(Strict):
+    """What happens when monitoring.tokens.hourly_cap or monitoring.api_calls_per_hour is exceeded:
+    an SNS topic notifies, and with `on_cap: stop` a step scaling policy sets services to 0 tasks."""
+
+    notify: list[CapSubscriber] = Field(
+        default_factory=list, description="Email addresses and https:// URLs subscribed to the cap's SNS topic")
+    on_cap: Literal["notify", "stop"] = Field("notify", description="stop: also set `services` to 0 tasks")
+    services: list[str] = Field(default_factory=list,
+                                description="ECS services the cap stops (with on_cap: stop); `deployctl resume` "
+                                            "starts them again")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> CostCap:
+        if self.on_cap == "stop" and not self.services:
+            raise ValueError("on_cap: stop needs `services`: the services to stop when the cap is exceeded")
+        if self.on_cap == "notify" and self.services:
+            raise ValueError("`services` are stopped only with on_cap: stop (on_cap is notify)")
+        for seen in (self.notify, self.services):
+            twice = sorted({x for x in seen if seen.count(x) > 1})
+            if twice:
+                raise ValueError(f"{twice[0]} is listed twice")
+        if not self.notify and self.on_cap == "notify":
+            raise ValueError("a cost cap that notifies nobody and stops nothing does nothing: add `notify` "
+                             "addresses or on_cap: stop")
+        return self
+
+
 class Queue(Strict):
     name: str = Field(description="SQS queue name")
     max_visible: Int = Field(gt=0, description="Alarm above this many visible messages")
@@ -743,6 +796,10 @@ class Monitoring(Strict):
     latency: Latency | None = None
     error_rate: Float | None = Field(None, gt=0, le=100, description="Alarm when 5xx ÷ requests exceeds this percent")
     tokens: Tokens | None = None
+    api_calls_per_hour: ApiCalls | None = Field(None, description="Hourly cap on calls to a paid API "
+                                                                  "(a metric the app publishes)")
+    cost_cap: CostCap | None = Field(None, description="Notify and stop services when an hourly cap is "
+                                                       "exceeded (docs/cost-cap.md)")
     queue: Queue | None = None
     endpoints: Endpoints | None = Field(None, description="Per-route metrics and alarms from JSON access logs")
     period: Duration = Field(60.0, description="Alarm period (multiple of 60s)")
@@ -765,6 +822,8 @@ class Monitoring(Strict):
             raise ValueError("latency alarms need monitoring.load_balancer (the ALB whose metrics to watch)")
         if self.error_rate and not self.load_balancer:
             raise ValueError("error_rate needs monitoring.load_balancer")
+        if self.cost_cap and not (self.tokens and self.tokens.hourly_cap) and not self.api_calls_per_hour:
+            raise ValueError("cost_cap acts on an hourly cap: set tokens.hourly_cap or api_calls_per_hour")
         return self
 
 

@@ -454,11 +454,19 @@ class Loaded:
         out: list[ConfigProblem] = []
         shared = self.data.get("services")
         names = [str(n) for n in shared] if isinstance(shared, dict) else []
-        for section in ("tokens", "queue"):
+        for section in ("tokens", "api_calls_per_hour", "queue"):
             svc = mon[section].get("service") if isinstance(mon.get(section), dict) else None
             if isinstance(svc, str) and names and svc not in names:
                 out.append(self.doc.problem(origin.map(("monitoring", section, "service")),
                                             f"unknown service '{svc}'",
+                                            _did_you_mean(svc, names) or f"services are: {_listing(names)}",
+                                            key=False))
+        cap = mon.get("cost_cap")
+        stopped = cap.get("services") if isinstance(cap, dict) else None
+        for i, svc in enumerate(stopped if isinstance(stopped, list) else []):
+            if isinstance(svc, str) and names and svc not in names:
+                out.append(self.doc.problem(origin.map(("monitoring", "cost_cap", "services", i)),
+                                            f"unknown service '{svc}': the cost cap cannot stop it",
                                             _did_you_mean(svc, names) or f"services are: {_listing(names)}",
                                             key=False))
         endpoints = mon.get("endpoints")

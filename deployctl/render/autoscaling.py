@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from deployctl.config.model import Autoscaling, ResolvedConfig
-from deployctl.render import ecs
+from deployctl.render import costcap, ecs
 
 NAMESPACE = "ecs"
 DIMENSION = "ecs:service:DesiredCount"
@@ -75,14 +75,31 @@ def _key(cfg: ResolvedConfig, svc: str, preview: str | None) -> dict[str, str]:
             "ScalableDimension": DIMENSION}
 
 
+def capped(cfg: ResolvedConfig, svc: str, preview: str | None = None) -> bool:
+    """monitoring.cost_cap stops this service (deployctl.render.costcap)."""
+    return svc in costcap.stopped_services(cfg, preview)
+
+
+def scaled(cfg: ResolvedConfig, svc: str, preview: str | None = None) -> bool:
+    """The service has a scalable target deployctl registers: auto scaling, or a cost cap's stop."""
+    return cfg.services[svc].autoscaling is not None or capped(cfg, svc, preview)
+
+
 def scalable_target(cfg: ResolvedConfig, svc: str, *, suspend_scale_in: bool = False,
                     preview: str | None = None) -> dict[str, Any]:
     """RegisterScalableTarget (create or update). `suspend_scale_in` during a rollout, so the
     scaler does not remove tasks while old and new run side by side; every other deploy sends
-    all three suspensions off, which also resumes what an interrupted run left suspended."""
-    auto = cfg.services[svc].autoscaling
-    assert auto is not None
-    return {**_key(cfg, svc, preview), "MinCapacity": auto.min, "MaxCapacity": auto.max,
+    all three suspensions off, which also resumes what an interrupted run left suspended.
+
+    A service the cost cap stops gets MinCapacity 0: its stop policy sets ExactCapacity 0, and
+    Application Auto Scaling never scales below MinCapacity. Without `autoscaling`, the target
+    is 0..count and carries the stop policy alone."""
+    service = cfg.services[svc]
+    auto = service.autoscaling
+    stop = capped(cfg, svc, preview)
+    assert auto is not None or stop
+    low, high = (auto.min, auto.max) if auto is not None else (service.count, service.count)
+    return {**_key(cfg, svc, preview), "MinCapacity": 0 if stop else low, "MaxCapacity": high,
             "SuspendedState": {"DynamicScalingInSuspended": suspend_scale_in,
                                "DynamicScalingOutSuspended": False, "ScheduledScalingSuspended": False}}
 
@@ -131,9 +148,10 @@ def policies(cfg: ResolvedConfig, svc: str, facts: Facts | None = None,
     facts = facts or Facts()
     service = cfg.services[svc]
     auto = service.autoscaling
-    if auto is None:
-        return {}
     key = _key(cfg, svc, preview)
+    stop = {costcap.STOP_POLICY: costcap.stop_policy(key)} if capped(cfg, svc, preview) else {}
+    if auto is None:
+        return stop
     wanted: list[tuple[str, float, dict[str, Any]]] = []
     if auto.target_cpu is not None:
         wanted.append((CPU, auto.target_cpu, _predefined("ECSServiceAverageCPUUtilization")))
@@ -146,14 +164,14 @@ def policies(cfg: ResolvedConfig, svc: str, facts: Facts | None = None,
     if auto.queue is not None and auto.queue_backlog_per_task is not None:
         wanted.append((QUEUE, auto.queue_backlog_per_task,
                        queue_backlog_metric(_cluster(cfg), ecs.service_name(cfg, svc, preview), auto.queue)))
-    return {policy_name(kind): {"PolicyName": policy_name(kind), **key, "PolicyType": "TargetTrackingScaling",
-                                "TargetTrackingScalingPolicyConfiguration": _tracking(auto, target, metric)}
-            for kind, target, metric in wanted}
+    return {**{policy_name(kind): {"PolicyName": policy_name(kind), **key, "PolicyType": "TargetTrackingScaling",
+                                   "TargetTrackingScalingPolicyConfiguration": _tracking(auto, target, metric)}
+               for kind, target, metric in wanted}, **stop}
 
 
 def service_scaling(cfg: ResolvedConfig, svc: str, facts: Facts | None = None,
                     preview: str | None = None) -> ServiceScaling | None:
-    if cfg.services[svc].autoscaling is None:
+    if not scaled(cfg, svc, preview):
         return None
     return ServiceScaling(svc, _key(cfg, svc, preview)["ResourceId"], scalable_target(cfg, svc, preview=preview),
                           policies(cfg, svc, facts, preview))
@@ -167,7 +185,8 @@ def clamp(auto: Autoscaling, desired: int) -> int:
 def describe(scaling: ServiceScaling) -> list[str]:
     """Plain lines for `plan`: the range and one line per policy."""
     t = scaling.target
-    lines = [f"{t['MinCapacity']}..{t['MaxCapacity']} tasks ({scaling.resource_id})"]
+    why = ", min 0 so the cost cap can stop it" if costcap.STOP_POLICY in scaling.policies else ""
+    lines = [f"{t['MinCapacity']}..{t['MaxCapacity']} tasks ({scaling.resource_id}{why})"]
     for name, p in scaling.policies.items():
         lines.append(f"  {name}: {policy_text(p)}")
     return lines
@@ -176,6 +195,9 @@ def describe(scaling: ServiceScaling) -> list[str]:
 def policy_text(policy: dict[str, Any]) -> str:
     """One policy (a PutScalingPolicy request or a DescribeScalingPolicies entry) in one line."""
     conf = policy.get("TargetTrackingScalingPolicyConfiguration")
+    step = policy.get("StepScalingPolicyConfiguration")
+    if step and step.get("AdjustmentType") == "ExactCapacity" and policy.get("PolicyName") == costcap.STOP_POLICY:
+        return "cost cap: 0 tasks when an hourly cap alarm fires (docs/cost-cap.md)"
     if not conf:
         return str(policy.get("PolicyType"))
     return f"{_metric_text(conf)} → {conf['TargetValue']:g}{_cooldowns(conf)}"

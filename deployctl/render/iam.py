@@ -57,7 +57,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from deployctl.config.model import ResolvedConfig
-from deployctl.render import ecs, jobs, monitoring
+from deployctl.render import costcap, ecs, jobs, monitoring
 
 VERSION = "2012-10-17"
 LOCK_TABLE = "deployctl-locks"
@@ -526,7 +526,9 @@ def _autoscaling_statements(cfg: ResolvedConfig, a: Arns) -> list[dict[str, Any]
                                    "application-autoscaling:DeregisterScalableTarget"], a.scalable_targets(),
               {"StringEquals": {"application-autoscaling:service-namespace": "ecs"}}),
     ]
-    if any(s.autoscaling for s in cfg.services.values()):
+    if costcap.stopped_services(cfg):  # `status`: was a stopped service stopped by the cost cap?
+        out[0]["Action"] = sorted([*out[0]["Action"], "application-autoscaling:DescribeScalingActivities"])
+    if any(s.autoscaling for s in cfg.services.values()) or costcap.stopped_services(cfg):
         out.append(_stmt("AutoScalingServiceLinkedRole", ["iam:CreateServiceLinkedRole"],
                          f"arn:{a.p}:iam::{a.account}:role/aws-service-role/{AUTOSCALING_PRINCIPAL}/"
                          f"{AUTOSCALING_ROLE}",
@@ -571,6 +573,28 @@ def _jobs_statements(cfg: ResolvedConfig, a: Arns) -> list[dict[str, Any]]:
     return out
 
 
+def _cost_cap_statements(cfg: ResolvedConfig, a: Arns) -> list[dict[str, Any]]:
+    """monitoring.cost_cap after every ECS deploy (deployctl.targets.ecs_costcap), `status` and
+    `resume`: the environment's own topic `<app>-<env>-cost-cap`, and the cap alarms by exact name
+    (every service × both caps, so a cap removed from deploy.yaml can be deleted). Without a cost
+    cap a deploy still looks for the topic and the alarms, to remove them. sns:Unsubscribe has no
+    resource type in the Service Authorization Reference ("*"); the stop policies are
+    Application Auto Scaling writes (AutoScalingWrite)."""
+    if cfg.environment.target != "ecs" or cfg.environment.preview:
+        return []
+    topic = costcap.topic_arn(cfg, a.account, a.p)
+    cap = cfg.monitoring.cost_cap if cfg.monitoring is not None else None
+    names = [monitoring.alarm_name(cfg, svc, kind) for svc in cfg.services for kind in costcap.CAP_KINDS]
+    out = [_stmt("CostCapAlarms", ["cloudwatch:DescribeAlarms", "cloudwatch:DeleteAlarms"],
+                 [a.alarm(n) for n in names]),
+           _stmt("CostCapTopic", ["sns:GetTopicAttributes", "sns:DeleteTopic",
+                                  *(["sns:CreateTopic", "sns:TagResource", "sns:Subscribe",
+                                     "sns:ListSubscriptionsByTopic"] if cap else [])], topic)]
+    if cap:
+        out.append(_stmt("CostCapUnsubscribe", ["sns:Unsubscribe"], "*"))
+    return out
+
+
 COMMAND_STATEMENTS: tuple[Callable[[ResolvedConfig, Arns], list[dict[str, Any]]], ...] = (
     _monitoring_statements,
     _autoscaling_statements,  # run, promote, rollback: every ECS deploy
@@ -579,6 +603,7 @@ COMMAND_STATEMENTS: tuple[Callable[[ResolvedConfig, Arns], list[dict[str, Any]]]
     _logs_statements,  # logs, task run, a failed run's diagnosis
     _stack_statements,  # every command of an environment with from_stack
     _jobs_statements,  # jobs: schedules after each ECS deploy, task run --job
+    _cost_cap_statements,  # monitoring.cost_cap: after each ECS deploy, status, resume
 )
 
 

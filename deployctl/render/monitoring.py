@@ -15,10 +15,11 @@ from typing import Any
 
 from deployctl.config.model import ResolvedConfig
 from deployctl.config.monitoring import Endpoints, Monitoring, route_slug, routes_clause
+from deployctl.render import costcap
 
 ALB = "AWS/ApplicationELB"
 KINDS = ("latency_p50", "latency_p95", "latency_p99", "error_rate", "tokens_per_request", "tokens_hourly",
-         "queue_depth", "endpoint_error_rate")
+         "api_calls_hourly", "queue_depth", "endpoint_error_rate")
 
 
 @dataclass(frozen=True)
@@ -96,8 +97,16 @@ def _base(cfg: ResolvedConfig, mon: Monitoring, svc: str | None, kind: str, desc
     return req
 
 
-def alarms(cfg: ResolvedConfig, mon: Monitoring, facts: MonitoringFacts | None = None) -> list[AlarmSpec]:
+def _publishers(cfg: ResolvedConfig, service: str | None) -> list[str]:
+    return [service] if service else [n for n, s in cfg.services.items() if s.port]
+
+
+def alarms(cfg: ResolvedConfig, mon: Monitoring, facts: MonitoringFacts | None = None,
+           cap: costcap.CapActions | None = None) -> list[AlarmSpec]:
+    """Every alarm of the monitoring section. With monitoring.cost_cap the hourly caps carry its
+    actions: `cap` (ARNs read at deploy), or readable placeholders for `plan`."""
     facts = facts or MonitoringFacts()
+    actions = costcap.alarm_actions(cfg, cap or costcap.placeholders(cfg)) if mon.cost_cap else {}
     out: list[AlarmSpec] = []
     period = int(mon.period)
     for svc in _lb_services(cfg) if mon.load_balancer else []:
@@ -146,8 +155,18 @@ def alarms(cfg: ResolvedConfig, mon: Monitoring, facts: MonitoringFacts | None =
                 req = _base(cfg, mon, svc, "tokens_hourly", f"{svc} tokens in one hour above {_num(tok.hourly_cap)}")
                 req.update({"Namespace": tok.namespace, "MetricName": tok.metric, "Statistic": "Sum",
                             "Dimensions": dims, "Period": 3600, "EvaluationPeriods": 1, "DatapointsToAlarm": 1,
-                            "Threshold": float(tok.hourly_cap)})
+                            "Threshold": float(tok.hourly_cap), **actions})
                 out.append(AlarmSpec("tokens_hourly", svc, req))
+    if mon.api_calls_per_hour:
+        calls = mon.api_calls_per_hour
+        for svc in _publishers(cfg, calls.service):
+            req = _base(cfg, mon, svc, "api_calls_hourly", f"{svc} API calls in one hour above {_num(calls.cap)}")
+            dims = [{"Name": k, "Value": v.format(service=svc, env=cfg.env_name, app=cfg.app)}
+                    for k, v in sorted(calls.dimensions.items())]
+            req.update({"Namespace": calls.namespace, "MetricName": calls.metric, "Statistic": "Sum",
+                        "Dimensions": dims, "Period": 3600, "EvaluationPeriods": 1, "DatapointsToAlarm": 1,
+                        "Threshold": float(calls.cap), **actions})
+            out.append(AlarmSpec("api_calls_hourly", svc, req))
     if mon.queue:
         req = _base(cfg, mon, mon.queue.service, "queue_depth",
                     f"queue {mon.queue.name} above {mon.queue.max_visible} visible messages")

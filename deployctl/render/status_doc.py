@@ -19,7 +19,7 @@ STATUS_SERVICE_KEYS = (
     "healthy", "rolled_back",
     # ECS only (null for the local Docker target)
     "ecs_service", "task_definition", "revision", "pending", "rollout_state", "rollout_reason", "deployments",
-    "targets", "events",
+    "targets", "events", "stopped_by_cost_cap",
     # local Docker target only (null for ECS)
     "url", "containers",
 )

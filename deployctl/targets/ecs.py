@@ -52,7 +52,7 @@ from deployctl.render import ecs as render
 from deployctl.render import monitoring as render_monitoring
 from deployctl.render.ecs import Facts
 from deployctl.rollout import report
-from deployctl.targets import ecs_app_logs, ecs_autoscaling, ecs_before_deploy, ecs_jobs
+from deployctl.targets import ecs_app_logs, ecs_autoscaling, ecs_before_deploy, ecs_costcap, ecs_jobs
 from deployctl.targets.base import DeployOptions
 
 if TYPE_CHECKING:
@@ -434,7 +434,32 @@ def deploy(plan: Plan, image_ref: str, ctx: Any, options: DeployOptions | None =
         _no_new_release(outcomes, outputs, log, release_id)
     if preview is None and outcomes and all(o.ok for o in outcomes.values()) and not cancelled.is_set():
         _apply_jobs(real, aws, pre.account_id, outcomes, log)
+    cap_error: DeployctlError | None = None
+    if preview is None and cancelled.is_set():
+        log("cost cap: not applied (interrupted); the next deploy applies it")
+    elif preview is None:
+        try:
+            _apply_cost_cap(cfg, aws, pre.account_id, log)
+        except DeployctlError as exc:  # the services' verdicts come first; then this fails the run
+            cap_error = exc
+            log(f"cost cap not applied: {exc.message}")
     _finish(real, outcomes, log, outputs)
+    if cap_error is not None:
+        raise cap_error
+
+
+def _apply_cost_cap(cfg: ResolvedConfig, aws: awsa.Bounded, account_id: str, log: _Log) -> None:
+    """monitoring.cost_cap after the services, whatever their outcome: a cap is a safety net, and
+    its stop policies were put with each service's auto scaling (deployctl.targets.ecs_costcap).
+    A fresh short time budget: the deploy's may be spent."""
+    after = awsa.Bounded(aws.base, time.monotonic() + ecs_autoscaling.RESUME_BUDGET)
+    with awsa.aws_errors("applying the cost cap (monitoring.cost_cap)"):
+        change = ecs_costcap.apply(cfg, after, account_id=account_id, log=log)
+    if change.topic or change.alarms_deleted or change.actions_removed:
+        log(f"cost cap: {change.summary()}")
+    for name in change.in_alarm:
+        log(f"warning: cost cap alarm {name} is in ALARM: its stop policy sets the capped services to 0 "
+            "again while it stays there (docs/cost-cap.md)")
 
 
 def _apply_jobs(plan: Plan, aws: awsa.Bounded, account_id: str, outcomes: Mapping[str, ServiceOutcome],
@@ -490,7 +515,8 @@ def _ensure_monitoring_alarms(cfg: ResolvedConfig, aws: awsa.Bounded, log: _Log)
 
     with awsa.aws_errors("creating the monitoring alarms this deploy rolls back on"):
         facts = monitoring.resolve_facts(cfg, mon, aws.elbv2)
-        changes = monitoring.put_alarms(aws.cloudwatch, render_monitoring.alarms(cfg, mon, facts))
+        changes = monitoring.put_alarms(aws.cloudwatch, monitoring.without_cap_alarms(
+            mon, render_monitoring.alarms(cfg, mon, facts)))
     log(f"monitoring: {changes.summary()} (roll back on: {', '.join(mon.roll_back_on)})")
 
 

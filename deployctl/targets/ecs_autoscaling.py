@@ -88,7 +88,8 @@ def resolve_facts(cfg: ResolvedConfig, svc: str, elbv2: Any, target_group_arns: 
 
 
 def _same_policy(want: dict[str, Any], live: dict[str, Any]) -> bool:
-    conf = "TargetTrackingScalingPolicyConfiguration"
+    conf = ("TargetTrackingScalingPolicyConfiguration" if want["PolicyType"] == "TargetTrackingScaling"
+            else "StepScalingPolicyConfiguration")
     return live.get("PolicyType") == want["PolicyType"] and live.get(conf) == want[conf]
 
 
@@ -99,7 +100,7 @@ def apply(client: Any, cfg: ResolvedConfig, svc: str, facts: render.Facts,
     live = read(client, rid)
     changes = Changes()
     ours = {n for n in live.policies if render.owned(n)}
-    if cfg.services[svc].autoscaling is None:
+    if not render.scaled(cfg, svc, preview):
         for name in sorted(ours):
             client.delete_scaling_policy(PolicyName=name, **_key(rid))
             changes.deleted.append(name)
@@ -149,7 +150,7 @@ def remove(client: Any, cfg: ResolvedConfig, svc: str, preview: str | None = Non
 def suspend_scale_in(client: Any, cfg: ResolvedConfig, svc: str, preview: str | None = None) -> bool:
     """Suspend scale-in for a rollout when the service already has a scalable target; True if so."""
     rid = render.resource_id(cfg.environment.cluster or "default", ecs.service_name(cfg, svc, preview))
-    if cfg.services[svc].autoscaling is None or read(client, rid).target is None:
+    if not render.scaled(cfg, svc, preview) or read(client, rid).target is None:
         return False
     client.register_scalable_target(**render.scalable_target(cfg, svc, suspend_scale_in=True, preview=preview))
     return True
@@ -161,8 +162,8 @@ def during_rollout(aws: awsa.Bounded, cfg: ResolvedConfig, svc: str, target_grou
     """Scale-in suspended while the body (one service's deploy) runs; scaling applied after it,
     whatever the body did. A failure to apply fails the service's deploy (DeployFailed) unless
     the body already raised (its error is the one to report; this one is logged)."""
-    service = cfg.services[svc]
-    if service.autoscaling is not None:
+    scaled = render.scaled(cfg, svc, preview)
+    if scaled:
         with awsa.aws_errors(f"suspending scale-in of {svc} for the rollout"):
             if suspend_scale_in(aws.client(CLIENT), cfg, svc, preview):
                 log("auto scaling: scale-in suspended for the rollout")
@@ -177,7 +178,7 @@ def during_rollout(aws: awsa.Bounded, cfg: ResolvedConfig, svc: str, target_grou
                 facts = resolve_facts(cfg, svc, after.elbv2, target_group_arns)
                 changes = apply(after.client(CLIENT), cfg, svc, facts, preview)
             if changes.registered or changes.deleted:
-                resumed = ", scale-in resumed" if service.autoscaling is not None else ""
+                resumed = ", scale-in resumed" if scaled else ""
                 log(f"auto scaling: {changes.summary()}{resumed}")
         except Exception as exc:
             if not failed:

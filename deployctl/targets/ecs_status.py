@@ -3,6 +3,7 @@ rollout, target health and recent events, as deployctl.status/v1 and as text."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -13,6 +14,7 @@ from deployctl.adapters.ecs_gateway import Deployment, ServiceEvent, ServiceStat
 from deployctl.render import ecs as render
 from deployctl.render.status_doc import status_current_doc, status_doc, status_service_doc
 from deployctl.render.text import outcome_text, short
+from deployctl.targets import ecs_costcap
 from deployctl.targets.base import StatusView
 from deployctl.targets.ecs_releases import read_revisions, read_services, running_arns, settle_revisions
 
@@ -47,6 +49,8 @@ class ServiceStatus:
     events: tuple[dict[str, str], ...] = ()
     # Set when the newest release of this service is not what runs (ECS or deployctl rolled it back).
     superseded_by_rollback: str = ""
+    # monitoring.cost_cap stopped it (deployctl.targets.ecs_costcap.stopped_by_cap): why we think so.
+    stopped_by_cost_cap: str = ""
 
     @property
     def settled(self) -> bool:
@@ -70,7 +74,7 @@ class ServiceStatus:
             ecs_service=self.ecs_service, task_definition=self.task_definition or None, revision=self.revision,
             pending=self.pending, rollout_state=self.rollout_state or None,
             rollout_reason=self.rollout_reason or None, deployments=list(self.deployments), targets=self.targets,
-            events=list(self.events))
+            events=list(self.events), stopped_by_cost_cap=bool(self.stopped_by_cost_cap))
 
 
 @dataclass(frozen=True)
@@ -143,6 +147,10 @@ def read_status(clients: Any, cfg: ResolvedConfig, preview: str | None = None) -
             events=tuple(_event_doc(e) for e in state.events[:5]),
             superseded_by_rollback=rolled,
         ))
+    if preview is None:
+        desired = {s.service: s.desired for s in out if s.exists}
+        why = ecs_costcap.stopped_by_cap(clients.cloudwatch, clients.client(ecs_costcap.AUTOSCALING), cfg, desired)
+        out = [dataclasses.replace(s, stopped_by_cost_cap=why[s.service]) if s.service in why else s for s in out]
     known = releases.build([*revs, *(r for r in running.values() if r.arn not in by_arn)], app=cfg.app,
                            env=cfg.env_name)
     return EcsStatus(out, releases.current(known, {n: r.arn for n, r in running.items()}), preview)
@@ -192,6 +200,9 @@ def render_status(cfg: ResolvedConfig, rows: list[ServiceStatus], preview: str |
                              f"{str(d['rollout_state']).lower()} {d['running']}/{d['desired']}")
         if s.superseded_by_rollback:
             lines.append(f"  {s.superseded_by_rollback}")
+        if s.stopped_by_cost_cap:
+            lines.append(f"  stopped by cost cap ({s.stopped_by_cost_cap}): `deployctl resume --env {cfg.env_name}` "
+                         "brings it back")
         for e in s.events:
             lines.append(f"  {e['at'][:19]}  {e['message']}")
     return lines

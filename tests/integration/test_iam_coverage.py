@@ -42,9 +42,9 @@ import yaml
 
 from deployctl.config import load_env, read
 from deployctl.config.model import ResolvedConfig
-from deployctl.render import iam
+from deployctl.render import costcap, iam
 from deployctl.render.iam import Request
-from deployctl.render.monitoring import dashboard_name, deployment_alarm_names
+from deployctl.render.monitoring import alarm_name, dashboard_name, deployment_alarm_names
 from tests.integration.test_preview import (
     ACCOUNT,
     REGION,
@@ -138,8 +138,18 @@ def requests_for(action: str, cfg: ResolvedConfig, secrets: list[str], preview: 
     if action == "secretsmanager:DescribeSecret":
         return each(secrets)
     put = [a.alarm(n) for n in (generated if written_alarms is None else written_alarms)]
+    # The cost cap's alarms: looked for by exact name on every deploy, deleted when dropped.
+    caps = [] if preview or cfg.environment.preview else \
+        [a.alarm(alarm_name(cfg, svc, kind)) for svc in cfg.services for kind in costcap.CAP_KINDS]
     if action == "cloudwatch:DescribeAlarms":  # the deployment alarms; before a put, the alarms put
-        return each([a.alarm(n) for n in every_alarm] + put)
+        return each([a.alarm(n) for n in every_alarm] + put + caps)
+    if action == "cloudwatch:DeleteAlarms":
+        return each(caps)
+    topic = costcap.topic_arn(cfg, ACCOUNT)
+    if action == "sns:CreateTopic":  # sends Tags: sns:TagResource is checked too
+        return each([topic]) + each([topic], act="sns:TagResource")
+    if service == "sns" and action != "sns:Unsubscribe":  # Unsubscribe has no resource type
+        return each([topic])
     if action == "cloudwatch:PutMetricAlarm":  # sends Tags: cloudwatch:TagResource is checked too
         return each(put) + each(put, act="cloudwatch:TagResource")
     if action == "cloudwatch:PutDashboard":
@@ -437,6 +447,9 @@ NOT_RECORDABLE = {
     # Application Auto Scaling creates its ECS service-linked role on an account's first
     # RegisterScalableTarget, as the caller; moto does not.
     "iam:CreateServiceLinkedRole": "Application Auto Scaling's service-linked role, made on first use",
+    # `status` reads it only for a capped service at 0 tasks whose cap alarm is back to OK; moto
+    # does not implement DescribeScalingActivities (the status test here runs with the alarm in ALARM).
+    "application-autoscaling:DescribeScalingActivities": "not implemented by moto",
 }
 
 
@@ -452,10 +465,11 @@ def needed(calls: list[Any], cfg: ResolvedConfig, secrets: list[str], written: l
 
 def test_staging_policy_grants_exactly_what_every_command_calls(world: World, ecs_sim: Any, one_off_tasks: Any,
                                                                tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """run (create, update, a failed rollout), rollback, status, history, monitor apply, metrics,
-    unlock, task run (one that ends, one stopped at its time limit), logs and the push stage's ECR
-    calls, all recorded on moto: the policy allows every call, and grants no action that none of
-    them makes (NOT_RECORDABLE aside)."""
+    """run (create, update, a failed rollout), rollback, status, resume, history, monitor apply,
+    metrics, unlock, task run (one that ends, one stopped at its time limit), logs and the push
+    stage's ECR calls, all recorded on moto: the policy allows every call, and grants no action
+    that none of them makes (NOT_RECORDABLE aside). The cost cap is created, loses a subscriber,
+    is removed and comes back; its stop is simulated (moto runs no alarm actions)."""
     from deployctl import lock
     from tests.simulation.one_off_tasks import Script
 
@@ -474,7 +488,9 @@ def test_staging_policy_grants_exactly_what_every_command_calls(world: World, ec
     doc["monitoring"] = {
         "load_balancer": "chat-api", "error_rate": 5, "latency": {"p99": "10s"},
         "tokens": {"namespace": "ChatApi/LLM", "metric": "TokensPerRequest", "dimensions": {"Service": "{service}"},
-                   "max_per_request": 6000, "service": "api"},
+                   "max_per_request": 6000, "hourly_cap": 2000000, "service": "api"},
+        "cost_cap": {"notify": ["oncall@example.com", "https://hooks.example.com/cap"], "on_cap": "stop",
+                     "services": ["api"]},
         "queue": {"name": "chat-jobs", "max_visible": 1000, "service": "worker"},
         "roll_back_on": ["error_rate"], "dashboard": True, "publish_run_metrics": True,
         "run_metrics_namespace": "ChatApi/Deploys",
@@ -491,6 +507,7 @@ def test_staging_policy_grants_exactly_what_every_command_calls(world: World, ec
     images = [world.push(tag) for tag in ("v1", "v2", "v3")]
     with_old = (proj / "deploy.yaml").read_text()
     del doc["jobs"]["old"]
+    doc["monitoring"]["cost_cap"]["notify"] = ["oncall@example.com"]  # the webhook is unsubscribed
     without_old = json.dumps(doc)  # JSON is YAML
     calls: list[Any] = []  # deployctl's calls only: what the test itself does to moto is left out
 
@@ -506,6 +523,9 @@ def test_staging_policy_grants_exactly_what_every_command_calls(world: World, ec
     # deploy.yaml drops the worker's autoscaling: the next deploy deletes its policies and target.
     dropped = json.loads(json.dumps(doc))
     del dropped["services"]["worker"]["autoscaling"]
+    # ... and the cost cap: its alarm, the api's stop policy and target, the topic are deleted.
+    del dropped["monitoring"]["cost_cap"]
+    del dropped["monitoring"]["tokens"]["hourly_cap"]
     (proj / "deploy.yaml").write_text(yaml.safe_dump(dropped, sort_keys=False))
     subprocess.run(["git", "-c", "user.email=t@example.com", "-c", "user.name=t", "commit", "-qam", "no scaling"],
                    cwd=proj, check=True)
@@ -522,7 +542,13 @@ def test_staging_policy_grants_exactly_what_every_command_calls(world: World, ec
                 {"key": f"deployctl:rerun:20200101T0000{i:02d}Z-000000000000-0000", "value": "outcome=succeeded"}
                 for i in range(45)])
     ok("rollback", "--env", "staging", "--yes")
+    # The cap fires (simulated: moto runs no alarm actions): status, then resume once it is OK.
+    cap_alarm = alarm_name(cfg, "api", "tokens_hourly")
+    world.c("cloudwatch").set_alarm_state(AlarmName=cap_alarm, StateValue="ALARM", StateReason="simulated")
+    world.c("ecs").update_service(cluster=CLUSTER, service=API, desiredCount=0)
     ok("status", "--env", "staging", "--json")
+    world.c("cloudwatch").set_alarm_state(AlarmName=cap_alarm, StateValue="OK", StateReason="simulated")
+    ok("resume", "--env", "staging", "--yes")
     ok("history", "--env", "staging", "--json")
     # A metric filter of an earlier config (a route filter deployctl no longer renders): apply deletes it.
     world.c("logs").put_metric_filter(
@@ -555,7 +581,7 @@ def test_staging_policy_grants_exactly_what_every_command_calls(world: World, ec
 
     written = sorted(a["AlarmName"] for a in world.c("cloudwatch").describe_alarms()["MetricAlarms"]
                      if str(a.get("AlarmDescription", "")).startswith("deployctl:"))
-    assert len(written) == 6, written  # 4 + the error-rate alarms of the two endpoints
+    assert len(written) == 7, written  # 4 + the error-rate alarms of the two endpoints + the hourly cap
     secrets = [world.secret_arn]
     made = seen(calls)
     assert {"application-autoscaling:RegisterScalableTarget", "application-autoscaling:PutScalingPolicy",
@@ -566,6 +592,8 @@ def test_staging_policy_grants_exactly_what_every_command_calls(world: World, ec
             "ecs:DescribeTasks", "cloudwatch:PutMetricAlarm", "ecs:RunTask", "ecs:StopTask",
             "logs:FilterLogEvents", "logs:GetLogEvents", "logs:DescribeMetricFilters", "logs:PutMetricFilter",
             "logs:DeleteMetricFilter"} <= made, sorted(made)
+    assert {"sns:CreateTopic", "sns:Subscribe", "sns:Unsubscribe", "sns:ListSubscriptionsByTopic",
+            "sns:DeleteTopic", "sns:GetTopicAttributes", "cloudwatch:DeleteAlarms"} <= made, sorted(made)
     assert denied(policy, calls, cfg, secrets, written_alarms=written) == []
 
     need = needed(calls, cfg, secrets, written) - iam.ALWAYS_ALLOWED
@@ -575,7 +603,9 @@ def test_staging_policy_grants_exactly_what_every_command_calls(world: World, ec
     # monitor apply and metrics really need their new statements
     for sid, action in (("MonitoringDashboard", "cloudwatch:PutDashboard"), ("MetricsRead", "cloudwatch:GetMetricData"),
                         ("QueueExists", "sqs:GetQueueUrl"), ("EndpointMetricFilters", "logs:PutMetricFilter"),
-                        ("AutoScalingWrite", "application-autoscaling:PutScalingPolicy")):
+                        ("AutoScalingWrite", "application-autoscaling:PutScalingPolicy"),
+                        ("CostCapTopic", "sns:Subscribe"), ("CostCapAlarms", "cloudwatch:DeleteAlarms"),
+                        ("CostCapUnsubscribe", "sns:Unsubscribe")):
         assert any(action in d for d in denied(without(policy, sid), calls, cfg, secrets, written_alarms=written)), sid
 
 

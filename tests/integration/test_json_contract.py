@@ -89,6 +89,20 @@ def _logged(p: Project) -> None:
                         logEvents=[{"timestamp": int(time.time() * 1000), "message": "ready"}])
 
 
+def _stopped_by_cap(p: Project) -> None:
+    """A cost cap that stops the api, deployed; then the stop (simulated: moto runs no alarm actions,
+    so the test sets the desired count to 0 as Application Auto Scaling would)."""
+    from tests.support.aws_world import API, CLUSTER
+
+    doc = yaml.safe_load(Path(p.file).read_text())
+    doc["monitoring"]["tokens"] = {"namespace": "ChatApi/LLM", "hourly_cap": 2000000, "service": "api"}
+    doc["monitoring"]["cost_cap"] = {"notify": ["oncall@example.com"], "on_cap": "stop", "services": ["api"]}
+    Path(p.file).write_text(yaml.safe_dump(doc, sort_keys=False))
+    git(Path(p.file).parent, "commit", "-qam", "cost cap")
+    _deployed(p, "v1")
+    p.world.c("ecs").update_service(cluster=CLUSTER, service=API, desiredCount=0)
+
+
 # command → (its schema, what to do first, its arguments after `-f FILE`)
 CASES: dict[str, tuple[str, Callable[[Project], Any], list[str]]] = {
     "config": ("deployctl.config/v1", lambda p: None, ["--env", "staging"]),
@@ -108,6 +122,7 @@ CASES: dict[str, tuple[str, Callable[[Project], Any], list[str]]] = {
     "previews": ("deployctl.previews/v1", _preview, ["--env", "preview"]),
     "logs": ("deployctl.logs/v1", _logged, ["--env", "staging", "--since", "1h"]),
     "down": ("deployctl.down/v1", lambda p: None, ["--env", "dev", "--dry-run"]),
+    "resume": ("deployctl.resume/v1", _stopped_by_cap, ["--env", "staging", "--yes"]),
     # the one-off task SIMULATION is installed for this case (tests/simulation/one_off_tasks.py)
     "task run": ("deployctl.task/v1", lambda p: _deployed(p, "v1"), ["--env", "staging", "--service", "api", "--",
                                                                     "echo", "ok"]),

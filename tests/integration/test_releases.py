@@ -335,9 +335,10 @@ STATUS_V1 = ["schema", "app", "env", "target", "cluster", "settled", "ok", "curr
 STATUS_V1_CURRENT = ["id", "outcome", "kind", "git_sha", "image_digest", "started_at", "finished_at"]
 STATUS_V1_SERVICE = ["service", "exists", "release", "outcome", "image_digest", "image", "git_sha", "running",
                      "desired", "healthy", "rolled_back", "ecs_service", "task_definition", "revision", "pending",
-                     "rollout_state", "rollout_reason", "deployments", "targets", "events", "url", "containers"]
-STATUS_V1_ECS_ONLY = STATUS_V1_SERVICE[11:20]
-STATUS_V1_DOCKER_ONLY = STATUS_V1_SERVICE[20:]
+                     "rollout_state", "rollout_reason", "deployments", "targets", "events", "stopped_by_cost_cap",
+                     "url", "containers"]
+STATUS_V1_ECS_ONLY = STATUS_V1_SERVICE[11:21]
+STATUS_V1_DOCKER_ONLY = STATUS_V1_SERVICE[21:]
 
 
 def assert_status_v1(doc: dict[str, Any], target: str) -> None:

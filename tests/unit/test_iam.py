@@ -308,6 +308,7 @@ def test_run_metrics_only_in_their_namespace() -> None:
 def test_monitoring_alarms_are_written_by_name() -> None:
     """With roll_back_on the deploy writes the environment's generated alarms before the service
     update names its deployment alarms (targets/ecs.py); the watcher reads the deployment alarms."""
+    from deployctl.render.costcap import CAP_KINDS
     from deployctl.render.monitoring import alarms, deployment_alarm_names
 
     cfg = cfg_of("staging")
@@ -315,13 +316,15 @@ def test_monitoring_alarms_are_written_by_name() -> None:
     alarm = iam.Arns(cfg, ACCOUNT).alarm
     wired = {n for svc in (None, *cfg.services) for n in deployment_alarm_names(cfg, cfg.monitoring, svc)}
     rendered = {spec.name for spec in alarms(cfg, cfg.monitoring)}
+    # The hourly caps are deleted when deploy.yaml drops them (deployctl.targets.ecs_costcap).
+    caps = {spec.name for spec in alarms(cfg, cfg.monitoring) if spec.kind in CAP_KINDS}
     assert set(cfg.deploy.alarms) < wired and wired - set(cfg.deploy.alarms) < rendered
     for name in sorted(wired):
         assert allows(policy, Request("cloudwatch:DescribeAlarms", alarm(name))), name
     for name in sorted(rendered):
         assert allows(policy, Request("cloudwatch:PutMetricAlarm", alarm(name))), name
         assert allows(policy, Request("cloudwatch:TagResource", alarm(name))), name  # tags sent on create
-        assert not allows(policy, Request("cloudwatch:DeleteAlarms", alarm(name))), name
+        assert allows(policy, Request("cloudwatch:DeleteAlarms", alarm(name))) == (name in caps), name
     # never the user's own deploy.alarms, an alarm monitoring does not render, another environment's
     for name in [*cfg.deploy.alarms, "chat-api-staging-api-latency", *(n.replace("-staging-", "-prod-")
                                                                        for n in rendered)]:
