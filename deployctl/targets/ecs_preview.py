@@ -10,6 +10,7 @@ from deployctl import preview, releases
 from deployctl import releases_tags as rt
 from deployctl.adapters import aws
 from deployctl.adapters.ecs_gateway import ServiceState
+from deployctl.render import autoscaling as render_autoscaling
 from deployctl.render import ecs as render_ecs
 from deployctl.targets import ecs_autoscaling
 from deployctl.targets.base import DestroyReport, LivePreview, PreviewService
@@ -50,7 +51,7 @@ def find_preview(ecs: Any, cfg: Any, name: str) -> tuple[list[str], list[str], l
 
 def destroy_preview(ecs: Any, cfg: Any, name: str, *, dry_run: bool = False, scaling: Any = None) -> DestroyReport:
     """Scale each selected service to 0, delete it (force), deregister its scalable target (with
-    `scaling`, for services deploy.yaml auto-scales), then deregister the selected revisions."""
+    `scaling`, for services deploy.yaml auto-scales or the cost cap stops), then deregister the selected revisions."""
     cluster = cfg.environment.cluster
     services, tds, skipped = find_preview(ecs, cfg, name)
     report = DestroyReport(env=cfg.env_name, name=name, cluster=cluster, skipped=skipped, dry_run=dry_run)
@@ -63,8 +64,8 @@ def destroy_preview(ecs: Any, cfg: Any, name: str, *, dry_run: bool = False, sca
         ecs.delete_service(cluster=cluster, service=svc, force=True)
         report.services_deleted.append(svc)
     # Application Auto Scaling keeps a deleted service's scalable target and policies.
-    for svc_name, svc_cfg in cfg.services.items():
-        if scaling is None or svc_cfg.autoscaling is None or \
+    for svc_name in cfg.services:
+        if scaling is None or not render_autoscaling.scaled(cfg, svc_name, name) or \
                 render_ecs.service_name(cfg, svc_name, name) not in report.services_deleted:
             continue
         rid = ecs_autoscaling.remove(scaling, cfg, svc_name, name)

@@ -312,7 +312,8 @@ def test_destroy_removes_the_previews_scalable_targets_and_only_them(world: Worl
         return [p["PolicyName"] for p in aas.describe_scaling_policies(
             ServiceNamespace="ecs", ResourceId=rid)["ScalingPolicies"]]
 
-    preview_rid, staging_rid = (f"service/{CLUSTER}/chat-api-preview-pr-7-api", f"service/{CLUSTER}/chat-api-staging-api")
+    preview_rid = f"service/{CLUSTER}/chat-api-preview-pr-7-api"
+    staging_rid = f"service/{CLUSTER}/chat-api-staging-api"
     assert {preview_rid, staging_rid} <= targets() and policies(preview_rid)
 
     r = cli(world.aws, proj, "destroy", "--env", "preview", "--name", "pr-7", "--yes")
