@@ -34,6 +34,7 @@ from deployctl.plan import make_plan
 from deployctl.targets import DeployOptions
 from deployctl.targets import docker as target
 from deployctl.ui.progress import PlainReporter
+from tests.support.ports import free_port
 
 pytestmark = pytest.mark.docker
 
@@ -54,14 +55,6 @@ class H(BaseHTTPRequestHandler):
 
 HTTPServer(("0.0.0.0", 8000), H).serve_forever()
 """
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -129,7 +122,7 @@ def app(client: docker.DockerClient, monkeypatch: pytest.MonkeyPatch) -> Iterato
     monkeypatch.setenv("DEPLOYCTL_DRAIN", "1")
     root = state / "project"
     root.mkdir()
-    the_app = App(root, f"pr-{uuid.uuid4().hex[:8]}", _free_port())
+    the_app = App(root, f"pr-{uuid.uuid4().hex[:8]}", free_port())
     yield the_app
     target.remove(the_app.cfg, client=client)
     left = client.containers.list(all=True, filters={"label": f"deployctl.app={the_app.name}"})

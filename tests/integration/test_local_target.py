@@ -34,6 +34,7 @@ from deployctl.pipeline import Job, RunReport, run_jobs
 from deployctl.plan import make_plan
 from deployctl.targets import docker as target
 from deployctl.ui.progress import PlainReporter
+from tests.support.ports import free_port
 
 pytestmark = pytest.mark.docker
 
@@ -111,7 +112,7 @@ def app(client: docker.DockerClient, monkeypatch: pytest.MonkeyPatch) -> App:
     monkeypatch.setenv("DEPLOYCTL_STATE_DIR", str(state))
     monkeypatch.setenv("DEPLOYCTL_DRAIN", "3")
     name = f"qt-{uuid.uuid4().hex[:8]}"
-    port = bench.free_port()
+    port = free_port()
     root = state / "project"
     root.mkdir()
     text = (REPO / "examples" / "quickstart" / "deploy.yaml").read_text()
