@@ -36,7 +36,8 @@ from deployctl.targets import docker as target
 from deployctl.ui.progress import PlainReporter
 from tests.support.ports import free_port
 
-pytestmark = pytest.mark.docker
+# One xdist worker runs this module: its module-scoped images is built once, not once per worker.
+pytestmark = [pytest.mark.docker, pytest.mark.xdist_group("test_local_target")]
 
 REPO = Path(__file__).resolve().parents[2]
 _spec = importlib.util.spec_from_file_location("local_deploy_load",
@@ -131,8 +132,9 @@ def app(client: docker.DockerClient, monkeypatch: pytest.MonkeyPatch) -> App:
 
 
 def _containers(client: docker.DockerClient, app: App, role: str = "service") -> list:
-    return client.containers.list(all=True, filters={"label": [f"deployctl.app={app.name}",
-                                                               f"deployctl.role={role}"]})
+    # ignore_removed: a deploy in progress removes containers between the list and its inspects.
+    return client.containers.list(all=True, ignore_removed=True,
+                                  filters={"label": [f"deployctl.app={app.name}", f"deployctl.role={role}"]})
 
 
 # --- tests --------------------------------------------------------------------------------------
