@@ -36,7 +36,7 @@ from deployctl.targets import docker as target
 from deployctl.ui.progress import PlainReporter
 from tests.support.ports import free_port
 
-# One xdist worker runs this module: its module-scoped images is built once, not once per worker.
+# One xdist worker runs this module: its module-scoped images are built once, not once per worker.
 pytestmark = [pytest.mark.docker, pytest.mark.xdist_group("test_local_dev")]
 
 BASE = "python:3.11-slim"

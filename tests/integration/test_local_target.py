@@ -21,6 +21,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import docker
@@ -36,7 +37,7 @@ from deployctl.targets import docker as target
 from deployctl.ui.progress import PlainReporter
 from tests.support.ports import free_port
 
-# One xdist worker runs this module: its module-scoped images is built once, not once per worker.
+# One xdist worker runs this module: its module-scoped images are built once, not once per worker.
 pytestmark = [pytest.mark.docker, pytest.mark.xdist_group("test_local_target")]
 
 REPO = Path(__file__).resolve().parents[2]
@@ -107,12 +108,12 @@ class App:
 
 
 @pytest.fixture
-def app(client: docker.DockerClient, monkeypatch: pytest.MonkeyPatch) -> App:
+def app(client: docker.DockerClient, monkeypatch: pytest.MonkeyPatch, unique_name: Callable[[str], str]) -> App:
     # A short path: the proxy's control socket lives under it (unix socket paths are short).
     state = Path(tempfile.mkdtemp(prefix="dctl-"))
     monkeypatch.setenv("DEPLOYCTL_STATE_DIR", str(state))
     monkeypatch.setenv("DEPLOYCTL_DRAIN", "3")
-    name = f"qt-{uuid.uuid4().hex[:8]}"
+    name = unique_name("qt")
     port = free_port()
     root = state / "project"
     root.mkdir()
