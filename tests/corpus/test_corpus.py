@@ -13,7 +13,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -28,6 +27,7 @@ import pytest
 import yaml
 
 from tests.e2e.test_quickstart import _delete_from_registry
+from tests.support.ports import free_port
 
 pytestmark = pytest.mark.docker
 
@@ -50,12 +50,6 @@ EXPECT = {
 RUN_TIMEOUT = 420
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class App:
     def __init__(self, layout: str) -> None:
         self.layout = layout
@@ -63,7 +57,7 @@ class App:
         self.name = f"c-{layout[:12].strip('-')}-{uuid.uuid4().hex[:6]}"
         self.root = self.state / self.name
         shutil.copytree(CORPUS / layout, self.root, ignore=shutil.ignore_patterns("__pycache__"))
-        self.port = _free_port()
+        self.port = free_port()
         self.env = {
             **os.environ,
             "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),

@@ -14,7 +14,6 @@ import contextlib
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -23,6 +22,8 @@ import uuid
 from pathlib import Path
 
 import pytest
+
+from tests.support.ports import free_port
 
 pytestmark = pytest.mark.docker
 
@@ -54,12 +55,6 @@ class Project:
             return dict(json.loads(r.read()))
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def project() -> Project:
     if not (QUICKSTART / "busybox").exists():
@@ -68,7 +63,7 @@ def project() -> Project:
     root = state / "quickstart"
     shutil.copytree(QUICKSTART, root, ignore=shutil.ignore_patterns(".deployctl", "__pycache__"))
     name = f"qs-e2e-{uuid.uuid4().hex[:8]}"
-    port = _free_port()
+    port = free_port()
     config = (root / "deploy.yaml").read_text()
     for old, new in (("app: quickstart", f"app: {name}"), ("repository: quickstart", f"repository: {name}"),
                      ("local_port: 8080", f"local_port: {port}"),

@@ -236,11 +236,13 @@ def fixture_app(tmp_path: Path, request: pytest.FixtureRequest, docker_engine: A
         with contextlib.suppress(urllib.error.URLError, OSError):
             reg.delete_repository_images(repository)
     # By label, so images a later build un-tagged (dangling, still named in RepoDigests) go too.
-    for image in docker_engine.images.list(filters={"label": "deployctl.app=fixture"}):
-        names = list(image.tags) + list(image.attrs.get("RepoDigests") or [])
+    # The raw list (no inspect per image): tests on other workers delete their fixture images
+    # at the same time, and `images.list` fails on an image gone between its list and inspect.
+    for image in docker_engine.api.images(filters={"label": "deployctl.app=fixture"}):
+        names = list(image.get("RepoTags") or []) + list(image.get("RepoDigests") or [])
         if any(f"/{repository}:" in n or f"/{repository}@" in n for n in names):
             with contextlib.suppress(Exception):  # best-effort cleanup
-                docker_engine.images.remove(image.id, force=True)
+                docker_engine.images.remove(image["Id"], force=True)
 
 
 # --- the AWS world (moto server + ECS rollout simulation) ---------------------------------

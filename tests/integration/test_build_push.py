@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from tests.integration.conftest import AUTH_PASSWORD, AUTH_USER, FixtureApp, Registry
+from tests.support.ports import free_port
 
 pytestmark = pytest.mark.docker
 
@@ -244,9 +245,7 @@ def test_docker_login_credentials_serve_push_and_the_lean_skip_path(fixture_app:
 
 
 def test_registry_that_is_down_is_a_clear_error(fixture_app: FixtureApp) -> None:
-    with socket.socket() as s:  # a port nothing listens on
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()  # a port nothing listens on
     fixture_app.set_registry(f"127.0.0.1:{port}")
     fixture_app.commit("registry down")
     result = fixture_app.run("--only", "build,push")

@@ -283,7 +283,10 @@ def test_unhealthy_targets_roll_back(world: World, sim: Any, tmp_path: Path) -> 
 def test_timeout_makes_deployctl_roll_back(world: World, sim: Any, tmp_path: Path) -> None:
     doc = base_config(world)
     doc["deploy"]["circuit_breaker"] = False
-    sim.script(API, "success", sim.scenario("stall", stuck="health"), "success", cluster=CLUSTER)
+    # The rollback's deployment completes at once in simulated time: deployctl's own rollback has
+    # 1.5 s of real time, which a loaded machine (the suite runs in parallel) can use up in polls.
+    instant = sim.scenario("success", start_s=0, healthy_s=0, drain_s=0)
+    sim.script(API, "success", sim.scenario("stall", stuck="health"), instant, cluster=CLUSTER)
     cfg, _ = first_deploy(world, tmp_path, doc)
     t0 = time.monotonic()
     # deployctl's own rollback gets half the timeout more (docs/timeouts.md): 1.5 s here.

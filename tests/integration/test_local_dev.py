@@ -34,8 +34,10 @@ from deployctl.plan import make_plan
 from deployctl.targets import DeployOptions
 from deployctl.targets import docker as target
 from deployctl.ui.progress import PlainReporter
+from tests.support.ports import free_port
 
-pytestmark = pytest.mark.docker
+# One xdist worker runs this module: its module-scoped images are built once, not once per worker.
+pytestmark = [pytest.mark.docker, pytest.mark.xdist_group("test_local_dev")]
 
 BASE = "python:3.11-slim"
 APP_PY = """\
@@ -54,14 +56,6 @@ class H(BaseHTTPRequestHandler):
 
 HTTPServer(("0.0.0.0", 8000), H).serve_forever()
 """
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -129,7 +123,7 @@ def app(client: docker.DockerClient, monkeypatch: pytest.MonkeyPatch) -> Iterato
     monkeypatch.setenv("DEPLOYCTL_DRAIN", "1")
     root = state / "project"
     root.mkdir()
-    the_app = App(root, f"pr-{uuid.uuid4().hex[:8]}", _free_port())
+    the_app = App(root, f"pr-{uuid.uuid4().hex[:8]}", free_port())
     yield the_app
     target.remove(the_app.cfg, client=client)
     left = client.containers.list(all=True, filters={"label": f"deployctl.app={the_app.name}"})

@@ -21,6 +21,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import docker
@@ -34,8 +35,10 @@ from deployctl.pipeline import Job, RunReport, run_jobs
 from deployctl.plan import make_plan
 from deployctl.targets import docker as target
 from deployctl.ui.progress import PlainReporter
+from tests.support.ports import free_port
 
-pytestmark = pytest.mark.docker
+# One xdist worker runs this module: its module-scoped images are built once, not once per worker.
+pytestmark = [pytest.mark.docker, pytest.mark.xdist_group("test_local_target")]
 
 REPO = Path(__file__).resolve().parents[2]
 _spec = importlib.util.spec_from_file_location("local_deploy_load",
@@ -105,13 +108,13 @@ class App:
 
 
 @pytest.fixture
-def app(client: docker.DockerClient, monkeypatch: pytest.MonkeyPatch) -> App:
+def app(client: docker.DockerClient, monkeypatch: pytest.MonkeyPatch, unique_name: Callable[[str], str]) -> App:
     # A short path: the proxy's control socket lives under it (unix socket paths are short).
     state = Path(tempfile.mkdtemp(prefix="dctl-"))
     monkeypatch.setenv("DEPLOYCTL_STATE_DIR", str(state))
     monkeypatch.setenv("DEPLOYCTL_DRAIN", "3")
-    name = f"qt-{uuid.uuid4().hex[:8]}"
-    port = bench.free_port()
+    name = unique_name("qt")
+    port = free_port()
     root = state / "project"
     root.mkdir()
     text = (REPO / "examples" / "quickstart" / "deploy.yaml").read_text()
@@ -130,8 +133,9 @@ def app(client: docker.DockerClient, monkeypatch: pytest.MonkeyPatch) -> App:
 
 
 def _containers(client: docker.DockerClient, app: App, role: str = "service") -> list:
-    return client.containers.list(all=True, filters={"label": [f"deployctl.app={app.name}",
-                                                               f"deployctl.role={role}"]})
+    # ignore_removed: a deploy in progress removes containers between the list and its inspects.
+    return client.containers.list(all=True, ignore_removed=True,
+                                  filters={"label": [f"deployctl.app={app.name}", f"deployctl.role={role}"]})
 
 
 # --- tests --------------------------------------------------------------------------------------

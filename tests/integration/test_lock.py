@@ -35,12 +35,38 @@ def slow(sim: Any, seconds: float = 3.0) -> None:
 
 
 def start(project: Project, image: str, *extra: str, lease: str | None = None) -> subprocess.Popen[str]:
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    # Unbuffered: a test reads the output while the run goes on (Output below).
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "PYTHONUNBUFFERED": "1"}
     if lease:
         env[lock.LEASE_ENV] = lease
     return subprocess.Popen([sys.executable, "-m", "deployctl", "run", "-f", project.file, "--env", "staging",
                              "--image", image, *extra], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
+
+
+class Output:
+    """A run's output, drained by a thread as it comes, so that a test can wait for a line."""
+
+    def __init__(self, proc: subprocess.Popen[str]) -> None:
+        self.proc = proc
+        self._chunks: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self._chunks.append(line)
+
+    @property
+    def text(self) -> str:
+        return "".join(self._chunks)
+
+    def finish(self, timeout: float) -> int:
+        """Waits for the exit and the last line; returns the exit code."""
+        code = self.proc.wait(timeout=timeout)
+        self._reader.join(timeout=10)
+        return code
 
 
 def item(project: Project) -> dict[str, Any] | None:
@@ -68,9 +94,15 @@ def table(project: Project) -> lock.LockTable:
 
 def test_two_concurrent_runs_exactly_one_deploys(project: Project, ecs_sim: Any) -> None:
     slow(ecs_sim)
+    # The winner's rollout stands still until one run has exited: on a loaded machine the second
+    # process can take longer to start than a whole simulated rollout lasts.
+    ecs_sim.freeze_on("CreateService")
     ref = project.world.push("v1")
     procs = [start(project, ref), start(project, ref)]
-    results = [(p.wait(timeout=90), p.communicate()[0]) for p in procs]
+    outputs = [Output(p) for p in procs]
+    wait_until(lambda: any(p.poll() is not None for p in procs), "one of the two runs to exit", timeout=90)
+    ecs_sim.thaw()
+    results = [(o.finish(timeout=90), o.text) for o in outputs]
 
     codes = sorted(code for code, _ in results)
     assert codes == [0, 1], results
@@ -89,13 +121,21 @@ def test_two_concurrent_runs_exactly_one_deploys(project: Project, ecs_sim: Any)
 
 def test_lock_wait_waits_for_the_holder(project: Project, ecs_sim: Any) -> None:
     slow(ecs_sim, 2.0)
-    first = start(project, project.world.push("v1"))
-    wait_for_lock(project, first)
-    second = start(project, project.world.push("v2"), "--lock-wait", "60s")
-    out1, out2 = first.communicate(timeout=90)[0], second.communicate(timeout=90)[0]
+    # The holder's rollout stands still until the second run reports that it waits: on a loaded
+    # machine the second process can take longer to start than the holder's whole deploy.
+    ecs_sim.freeze_on("CreateService")
+    first = Output(start(project, project.world.push("v1")))
+    wait_for_lock(project, first.proc)
+    second = Output(start(project, project.world.push("v2"), "--lock-wait", "60s"))
+    wait_until(lambda: "waiting for the deploy lock" in second.text or second.proc.poll() is not None,
+               "the second run to wait for the lock", timeout=60)
+    ecs_sim.thaw()
+    first.finish(timeout=90)
+    second.finish(timeout=90)
+    out1, out2 = first.text, second.text
 
-    assert first.returncode == 0, out1
-    assert second.returncode == 0, out2
+    assert first.proc.returncode == 0, out1
+    assert second.proc.returncode == 0, out2
     assert "waiting for the deploy lock of chat-api/staging: tester@" in out2
     # One after the other: the second update started only after the first rollout completed.
     (created,) = ecs_sim.calls_of("CreateService")

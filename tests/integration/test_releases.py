@@ -439,7 +439,11 @@ def test_status_watch_json_timeout_still_prints_the_document(project: Project, s
 
 
 def interrupted_run(project: Project, sim: Any, image: str) -> str:
-    """`deployctl run` stopped with Ctrl-C while it watches; returns the release it left in progress."""
+    """`deployctl run` stopped with Ctrl-C while it watches; returns the release it left in progress.
+
+    The rollout stands still from its UpdateService until the check below: on a loaded machine a
+    sub-second simulated rollout could otherwise end before the Ctrl-C lands. It runs on after."""
+    sim.freeze_on("UpdateService")
     proc = start_run(project, sim, "staging", image)
     proc.send_signal(signal.SIGINT)
     out, _ = proc.communicate(timeout=60)
@@ -447,6 +451,7 @@ def interrupted_run(project: Project, sim: Any, image: str) -> str:
     assert "Resume watching with `deployctl status --env staging --watch`" in out
     newest = project.history("staging")[0]
     assert newest["outcome"] == "in-progress"
+    sim.thaw()
     return str(newest["id"])
 
 

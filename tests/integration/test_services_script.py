@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = [pytest.mark.docker, pytest.mark.slow]
+# One xdist worker runs this module: its module-scoped quickstart image is built once, not once per worker.
+pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.xdist_group("test_services_script")]
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ROOT / "scripts" / "services"
@@ -109,7 +110,11 @@ def test_check_builds_runs_and_pushes_to_both_registries(services: dict[str, str
 def quickstart_image(services: dict[str, str]) -> Iterator[str]:
     busybox = QUICKSTART / "busybox"
     if not busybox.exists():
-        shutil.copy2("/bin/busybox", busybox)
+        # Into a private name, then renamed: another worker may be building the quickstart from
+        # this directory right now and must never see a half-written file.
+        partial = busybox.with_name(f".busybox-{uuid.uuid4().hex[:8]}")
+        shutil.copy2("/bin/busybox", partial)
+        os.replace(partial, busybox)
     tag = f"deployctl-quickstart-test:{uuid.uuid4().hex[:8]}"
     run("docker", "build", "-q", "--target", "runtime", "-t", tag, QUICKSTART)
     yield tag

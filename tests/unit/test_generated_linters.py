@@ -20,6 +20,8 @@ from tests.unit.test_init import deployctl, git
 from tests.unit.test_workflows import actionlint, problems_by_file
 
 ROOT = Path(__file__).resolve().parents[2]
+# One xdist worker runs this module: its module-scoped `init` of every layout happens once, not once per worker.
+pytestmark = pytest.mark.xdist_group("test_generated_linters")
 CORPUS = ROOT / "tests" / "corpus"
 LAYOUTS = sorted(p.name for p in CORPUS.iterdir() if p.is_dir() and not p.name.startswith(("_", ".")))
 SHIPPED = [*sorted((ROOT / "pipelines" / "github").glob("*.yml")), ROOT / "action.yml"]

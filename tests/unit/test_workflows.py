@@ -18,6 +18,8 @@ import yaml
 from deployctl.render import workflows
 
 ROOT = Path(__file__).resolve().parents[2]
+# One xdist worker runs this module: its module-scoped actionlint run happens once, not once per worker.
+pytestmark = pytest.mark.xdist_group("test_workflows")
 SHIPPED = sorted((ROOT / "pipelines" / "github").glob("*.yml"))
 SHA_PIN = re.compile(r"^[\w.-]+/[\w.-]+(/[\w./-]+)?@[0-9a-f]{40}$")
 
