@@ -85,7 +85,9 @@ class AlarmChanges:
                  (("created", self.created), ("updated", self.updated), ("unchanged", self.unchanged),
                   ("removed", self.removed)) if names]
         n = len(self.names)
-        return f"{n} {self.noun}{'s' if n != 1 else ''}: {', '.join(parts) or 'none'}"
+        if not parts:  # nothing rendered and nothing to remove (e.g. roll_back_on names no alarm kind set)
+            return f"no {self.noun}s"
+        return f"{n} {self.noun}{'s' if n != 1 else ''}: {', '.join(parts)}"
 
 
 def _same(sent: Any, stored: Any) -> bool:

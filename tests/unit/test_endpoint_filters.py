@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
+from deployctl import monitoring
 from deployctl.config import load_env, read
 from deployctl.errors import PreflightFailed
 from deployctl.monitoring import put_metric_filters
@@ -54,3 +55,12 @@ def test_a_missing_log_group_is_a_preflight_failure_that_says_what_to_do(tmp_pat
     assert "deploy the environment once" in message
     assert info.value.exit_code != 3  # an expected condition, not an internal bug
     assert logs.puts == []
+
+
+def test_change_summaries_say_what_happened() -> None:
+    assert monitoring.AlarmChanges(created=("a", "b")).summary() == "2 alarms: 2 created"
+    assert monitoring.AlarmChanges(updated=("a",), unchanged=("b",), removed=("c",)).summary() == \
+        "2 alarms: 1 updated, 1 unchanged, 1 removed"
+    assert monitoring.AlarmChanges(removed=("old",), noun="metric filter").summary() == \
+        "0 metric filters: 1 removed"
+    assert monitoring.AlarmChanges().summary() == "no alarms"  # not "0 alarms: none"
