@@ -32,11 +32,30 @@ class EnvVars:
     no_sample: tuple[str, ...]   # plain names read in code with no default or sample value
 
 
+# A word of the name that says "secret" (AWS_ACCESS_KEY_ID, OPENAI_API_KEY_2, JWT_SECRET) —
+# unless another word says it is a setting about one (MAX_TOKENS is plural anyway;
+# AUTH_TOKEN_TTL, PASSWORD_MIN_LENGTH, API_KEY_HEADER, NEXT_PUBLIC_API_KEY are settings).
+_SECRET_WORDS = frozenset({"KEY", "KEYS", "APIKEY", "SECRET", "SECRETS", "TOKEN", "PASSWORD", "PASSWD", "PASS",
+                           "PWD", "PASSPHRASE"})
+_SETTING_WORDS = frozenset({"MAX", "MIN", "LIMIT", "LIMITS", "TTL", "COUNT", "SIZE", "LENGTH", "LEN", "TIMEOUT",
+                            "EXPIRY", "EXPIRES", "EXPIRATION", "SECONDS", "MINUTES", "HOURS", "DAYS", "HEADER",
+                            "PREFIX", "PUBLIC", "ENABLED", "DISABLED", "USE", "REQUIRED"})
+_NUMBER_OR_SWITCH = re.compile(r"-?\d+(?:\.\d+)?|true|false|yes|no|on|off", re.I)
+
+
 def is_secret(name: str, sample: str = "") -> bool:
-    """A variable init lists under `secrets:` (and never writes a value for): named as a secret
-    (the rule validate refuses in plain env), a connection string, or a sample value with a
-    credential shape."""
-    return secret_variable(name) or bool(_CONNECTION.search(name)) or looks_like_secret(sample)
+    """A variable init lists under `secrets:` (and never writes a value for). Errs toward secret
+    (a secret in Secrets Manager costs a little; one in plain env leaks): a secret word in the
+    name and no setting word, a name validate refuses in plain env (deployctl.redact.
+    secret_variable), `…_AUTH`, a connection string, or a sample value with a credential shape.
+    A numeric or on/off sample is a setting."""
+    if looks_like_secret(sample) or _CONNECTION.search(name):
+        return True
+    if sample and _NUMBER_OR_SWITCH.fullmatch(sample):
+        return False
+    words = [w for w in re.split(r"[_\-.]+", name.upper()) if w]
+    by_words = bool(_SECRET_WORDS & set(words)) and not (_SETTING_WORDS & set(words))
+    return by_words or secret_variable(name) or (bool(words) and words[-1] == "AUTH")
 
 
 def _sample(root: Path, app_dir: str) -> tuple[str | None, dict[str, str]]:
@@ -77,7 +96,7 @@ def detect(root: Path, app_dir: str, port: int | None = None) -> EnvVars:
     for name in dict.fromkeys(names):
         if name in IGNORED:
             continue
-        if is_secret(name, sample.get(name, "")):
+        if is_secret(name, sample.get(name) or defaults.get(name, "")):
             secrets.append(name)
             continue
         if name == "PORT" and port:

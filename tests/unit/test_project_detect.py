@@ -131,9 +131,15 @@ def test_token_limits_are_settings_and_connection_strings_are_secrets(tmp_path: 
     (tmp_path / ".env.example").write_text("MAX_TOKENS=2048\nAUTH_TOKEN_TTL=3600\nOPENAI_API_KEY=sk-...\n"
                                            "DATABASE_URL=postgres://app@db/app\nSENTRY_DSN=\n"
                                            "CALLBACK=https://bot:s3cr3tpassw0rd@hooks.example.com/in\n")
+    (tmp_path / "keys.py").write_text("\n".join([
+        "import os", 'A = os.getenv("AWS_ACCESS_KEY_ID")', 'B = os.getenv("OPENAI_API_KEY_2")',
+        'C = os.getenv("API_KEY_HEADER", "X-Api-Key")', 'D = os.getenv("NUM_TOKENS", "8")',
+        'E = os.getenv("BROKER", "amqp://guest:s3cretpassw0rd@mq:5672//")', ""]))
     found = envvars.detect(tmp_path, ".")
-    assert found.env == {"MAX_TOKENS": "2048", "AUTH_TOKEN_TTL": "3600"}
-    assert set(found.secrets) == {"OPENAI_API_KEY", "DATABASE_URL", "SENTRY_DSN", "CALLBACK"}
+    assert found.env == {"MAX_TOKENS": "2048", "AUTH_TOKEN_TTL": "3600", "API_KEY_HEADER": "X-Api-Key",
+                         "NUM_TOKENS": "8"}
+    assert set(found.secrets) == {"OPENAI_API_KEY", "DATABASE_URL", "SENTRY_DSN", "CALLBACK", "AWS_ACCESS_KEY_ID",
+                                  "OPENAI_API_KEY_2", "BROKER"}
 
 
 def test_health_route_preference() -> None:
