@@ -221,7 +221,9 @@ def cli_sends(context: Path) -> list[str]:
     docker = shutil.which("docker")
     assert docker, "the docker CLI is needed to compare with the engine's own .dockerignore handling"
     env = {**os.environ, "DOCKER_BUILDKIT": "0"}
-    subprocess.run([docker, "build", "-q", "-t", tag, str(context)], check=True, env=env,
+    # --no-cache: another case (on another worker) can build the same COPY layer and remove its
+    # image (rmi -f below) while this build is using it from the cache.
+    subprocess.run([docker, "build", "--no-cache", "-q", "-t", tag, str(context)], check=True, env=env,
                    capture_output=True, timeout=120)
     try:
         cid = subprocess.run([docker, "create", tag, "x"], check=True, capture_output=True,

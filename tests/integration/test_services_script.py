@@ -116,7 +116,8 @@ def quickstart_image(services: dict[str, str]) -> Iterator[str]:
         shutil.copy2("/bin/busybox", partial)
         os.replace(partial, busybox)
     tag = f"deployctl-quickstart-test:{uuid.uuid4().hex[:8]}"
-    run("docker", "build", "-q", "--target", "runtime", "-t", tag, QUICKSTART)
+    # --no-cache: a cached step's image can be removed by another worker's cleanup mid-build.
+    run("docker", "build", "--no-cache", "-q", "--target", "runtime", "-t", tag, QUICKSTART)
     yield tag
     run("docker", "rmi", "-f", tag, check=False)
 
