@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
-from deployctl.app.logs import MAX_EVENTS, Line
+from deployctl.app.logs import Line, oldest_first
 from deployctl.errors import DeployFailed
 from deployctl.redact import LineRedactor, Redactor
 from deployctl.targets.docker import L_APP, L_ENV, L_RELEASE, L_ROLE, L_SERVICE, ROLE_SERVICE
@@ -77,10 +77,8 @@ class LocalReader:
     def read(self, start_ms: int) -> list[Line]:
         """Every line from `start_ms`, oldest first, at most MAX_EVENTS."""
         out = [line for c in self.containers() for line in self._lines(c, start_ms)]
-        out.sort(key=lambda x: (x.timestamp_ms, x.stream))
-        if len(out) > MAX_EVENTS:
-            self.truncated = True
-            out = out[:MAX_EVENTS]
+        out, cut = oldest_first(out)
+        self.truncated = self.truncated or cut
         return out
 
     def follow(self, start_ms: int, *, interval: float = FOLLOW_INTERVAL,

@@ -149,6 +149,12 @@ def _tasks_of(ecs: Any, cfg: ResolvedConfig, service: str, task_definition: str)
     return out
 
 
+def oldest_first(lines: Sequence[Line]) -> tuple[list[Line], bool]:
+    """Lines by time (ties by stream), cut to MAX_EVENTS; and whether any were cut."""
+    ordered = sorted(lines, key=lambda x: (x.timestamp_ms, x.stream))
+    return ordered[:MAX_EVENTS], len(ordered) > MAX_EVENTS
+
+
 class Reader:
     """Reads (and follows) the sources' events as redacted Lines, each stream through its own
     LineRedactor (a secret block can span lines of one stream, never of two)."""
@@ -184,10 +190,8 @@ class Reader:
                 out += [self._line(src, e) for e in events]
                 if not token or len(out) >= MAX_EVENTS:
                     break
-        out.sort(key=lambda x: (x.timestamp_ms, x.stream))
-        if len(out) > MAX_EVENTS:
-            self.truncated = True
-            out = out[:MAX_EVENTS]
+        out, cut = oldest_first(out)
+        self.truncated = self.truncated or cut
         return out
 
     def follow(self, start_ms: int, *, interval: float = FOLLOW_INTERVAL,
