@@ -9,6 +9,7 @@ longer than the cached second one. Needs `scripts/services up`: fails, never ski
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -107,8 +108,12 @@ class App:
         import docker
 
         client = docker.from_env()
-        for image in client.images.list(name=f"localhost:5000/{self.name}"):
-            client.images.remove(image.id, force=True)
+        # By this app's own tags, never by id, and without pruning parents that another
+        # worker's build of a similar layout may be using from the cache right now.
+        for image in client.api.images(name=f"localhost:5000/{self.name}"):
+            for tag in image.get("RepoTags") or []:
+                with contextlib.suppress(docker.errors.APIError):
+                    client.api.remove_image(tag, force=True, noprune=True)
         _delete_from_registry(self.name)
         shutil.rmtree(self.state, ignore_errors=True)
 

@@ -107,8 +107,11 @@ def _cleanup(proj: Project, state: Path) -> None:
     import docker
 
     client = docker.from_env()
-    for image in client.images.list(name=f"localhost:5000/{proj.name}"):
-        client.images.remove(image.id, force=True)
+    # By its own tags, never by id, without pruning parents another worker's build may be using.
+    for image in client.api.images(name=f"localhost:5000/{proj.name}"):
+        for tag in image.get("RepoTags") or []:
+            with contextlib.suppress(docker.errors.APIError):
+                client.api.remove_image(tag, force=True, noprune=True)
     _delete_from_registry(proj.name)
     shutil.rmtree(state, ignore_errors=True)
 

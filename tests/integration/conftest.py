@@ -238,11 +238,14 @@ def fixture_app(tmp_path: Path, request: pytest.FixtureRequest, docker_engine: A
     # By label, so images a later build un-tagged (dangling, still named in RepoDigests) go too.
     # The raw list (no inspect per image): tests on other workers delete their fixture images
     # at the same time, and `images.list` fails on an image gone between its list and inspect.
+    # By this test's own names, never by image id with force, and without pruning parents: the
+    # same fixture built by a test on another worker shares cached layers (and even the image),
+    # and deleting them under its build fails it with "unable to find image".
     for image in docker_engine.api.images(filters={"label": "deployctl.app=fixture"}):
         names = list(image.get("RepoTags") or []) + list(image.get("RepoDigests") or [])
-        if any(f"/{repository}:" in n or f"/{repository}@" in n for n in names):
+        for name in (n for n in names if f"/{repository}:" in n or f"/{repository}@" in n):
             with contextlib.suppress(Exception):  # best-effort cleanup
-                docker_engine.images.remove(image["Id"], force=True)
+                docker_engine.api.remove_image(name, noprune=True)
 
 
 # --- the AWS world (moto server + ECS rollout simulation) ---------------------------------

@@ -89,7 +89,7 @@ def test_second_run_on_the_same_commit_skips_build_and_push(fixture_app: Fixture
     digest = first.report()["outputs"]["digest"]
     created = registry.image_config(fixture_app.repository, fixture_app.sha12)["created"]
     # Remove the local image: a rebuild would bring it back, a push would need it.
-    docker_engine.images.remove(fixture_app.image, force=True)
+    docker_engine.images.remove(fixture_app.image, force=True, noprune=True)
 
     # With DOCKER_HOST pointing nowhere, neither a build nor a push is even possible.
     second = fixture_app.run("--skip", "deploy", "--json", env={"DOCKER_HOST": "unix:///nonexistent.sock"})
@@ -600,7 +600,7 @@ def test_cancel_while_the_registry_does_not_answer_is_prompt(fixture_app: Fixtur
     finally:
         registry.close()
         with contextlib.suppress(Exception):
-            docker_engine.images.remove(fixture_app.image, force=True)
+            docker_engine.images.remove(fixture_app.image, force=True, noprune=True)
 
 
 def test_missing_credential_helper_is_a_clear_error_for_build_and_push(fixture_app: FixtureApp) -> None:

@@ -135,13 +135,13 @@ def test_secret_context_is_refused_and_the_fixed_image_holds_no_secret(
     digest = built.report()["outputs"]["digest"]
 
     # The image as anyone would get it: pulled back from the registry by digest.
-    docker_engine.images.remove(app.image, force=True)
+    docker_engine.images.remove(app.image, force=True, noprune=True)
     pulled = f"{registry.host}/{app.repository}@{digest}"
     docker_engine.images.pull(pulled)
     try:
         files, history = saved_image(docker_engine, pulled)
     finally:
-        docker_engine.images.remove(pulled, force=True)
+        docker_engine.images.remove(pulled, force=True, noprune=True)
     assert "ctx/VERSION" in files and "ctx/Dockerfile" in files  # the COPY did copy the context
     names = {name.lower() for name in files}
     for path in [*SECRET_FILES, ".git/config", ".git/HEAD"]:

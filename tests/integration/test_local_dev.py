@@ -87,7 +87,7 @@ def images(client: docker.DockerClient, tmp_path_factory: pytest.TempPathFactory
     }
     yield built
     for ref in built.values():
-        client.images.remove(ref, force=True)
+        client.images.remove(ref, force=True, noprune=True)
 
 
 class App:
@@ -335,7 +335,7 @@ def test_build_arg_reaches_the_build_and_a_secret_one_is_refused_before_it(
         assert "hunter2" not in proc.stdout + proc.stderr
     finally:
         for ref in refs:
-            client.images.remove(ref, force=True)
+            client.images.remove(ref, force=True, noprune=True)
 
 
 def test_stages_run_inside_the_image_a_test_target_or_the_built_one(
@@ -386,4 +386,4 @@ def test_stages_run_inside_the_image_a_test_target_or_the_built_one(
     finally:
         for ref in set(made):
             with contextlib.suppress(docker.errors.ImageNotFound):
-                client.images.remove(ref, force=True)
+                client.images.remove(ref, force=True, noprune=True)

@@ -82,4 +82,4 @@ def test_a_deploy_killed_with_sigkill_stays_in_history(app: App, images: dict[st
     # One record per release: r2's start record, the final records of r1 and r3.
     records = _containers(client, app, "release-record")
     assert sorted(c.labels["deployctl.release"] for c in records) == ["r1", "r2", "r3"]
-    client.images.remove(ref)
+    client.images.remove(ref, noprune=True)

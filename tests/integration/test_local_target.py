@@ -66,7 +66,7 @@ def images(client: docker.DockerClient, tmp_path_factory: pytest.TempPathFactory
     built = {v: bench.build_version(client, context, v, f"{tag}:{v}") for v in ("1.0.0", "2.0.0")}
     yield built
     for ref in built.values():
-        client.images.remove(ref, force=True)
+        client.images.remove(ref, force=True, noprune=True)
 
 
 class App:
