@@ -271,6 +271,17 @@ def test_down_removes_containers_proxies_and_networks_and_images_only_with_image
     assert proc.returncode == 0 and "nothing to remove" in proc.stdout
 
 
+def _output_of(client: docker.DockerClient, image: str, argv: list[str], **kwargs: object) -> str:
+    """What a one-shot container prints. Not `containers.run(..., remove=True)`: it streams the
+    logs while the container runs, and under load that stream can end before any line arrives."""
+    container = client.containers.run(image, argv, detach=True, **kwargs)
+    try:
+        assert container.wait(timeout=60)["StatusCode"] == 0
+        return container.logs().decode()
+    finally:
+        container.remove(force=True)
+
+
 def _git_project(root: Path, dockerfile: str) -> None:
     (root / "Dockerfile").write_text(dockerfile)
     (root / "app.py").write_text(APP_PY)
@@ -326,8 +337,7 @@ def test_build_arg_reaches_the_build_and_a_secret_one_is_refused_before_it(
     refs = [t for image in client.images.list(name=f"127.0.0.1:5000/{app.name}") for t in image.tags]
     assert refs, proc.stdout
     try:
-        out = client.containers.run(refs[0], ["cat", "/greeting"], remove=True)
-        assert out.decode().strip() == "bonjour"
+        assert _output_of(client, refs[0], ["cat", "/greeting"]).strip() == "bonjour"
         proc = _cli(app, "run", "--env", "dev", "--only", "build",
                     "--build-arg", "PIP_INDEX_URL=https://ci:hunter2-Secret99@pypi.internal.example/simple")
         assert proc.returncode == 2, (proc.stdout, proc.stderr)
@@ -372,8 +382,7 @@ def test_stages_run_inside_the_image_a_test_target_or_the_built_one(
         # The test target was built for the stage; the runtime image (what ships) has no tests in it.
         assert any(t.endswith("-test") for t in made), made
         runtime = next(t for t in made if not t.endswith("-test"))
-        ls = client.containers.run(runtime, ["ls", "/app"], entrypoint=[], remove=True).decode().split()
-        assert ls == ["app.py"]
+        assert _output_of(client, runtime, ["ls", "/app"], entrypoint=[]).split() == ["app.py"]
 
         # A failing test in the image fails the stage, naming the image.
         (app.root / "test_app.py").write_text("import sys\nsys.exit(3)\n")
