@@ -9,7 +9,6 @@ longer than the cached second one. Needs `scripts/services up`: fails, never ski
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
@@ -27,7 +26,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.e2e.test_quickstart import _delete_from_registry
+from tests.e2e.test_quickstart import remove_local_app
 from tests.support.ports import free_port
 
 pytestmark = pytest.mark.docker
@@ -92,30 +91,7 @@ class App:
             return exc.code, b""
 
     def cleanup(self) -> None:
-        old = os.environ.get("DEPLOYCTL_STATE_DIR")
-        os.environ["DEPLOYCTL_STATE_DIR"] = str(self.state)
-        try:
-            from deployctl.config import load_env, read
-            from deployctl.targets import docker as target
-
-            if (self.root / "deploy.yaml").exists():
-                target.remove(load_env(read(self.root / "deploy.yaml"), "dev"))
-        finally:
-            if old is None:
-                os.environ.pop("DEPLOYCTL_STATE_DIR", None)
-            else:
-                os.environ["DEPLOYCTL_STATE_DIR"] = old
-        import docker
-
-        client = docker.from_env()
-        # By this app's own tags, never by id, and without pruning parents that another
-        # worker's build of a similar layout may be using from the cache right now.
-        for image in client.api.images(name=f"localhost:5000/{self.name}"):
-            for tag in image.get("RepoTags") or []:
-                with contextlib.suppress(docker.errors.APIError):
-                    client.api.remove_image(tag, force=True, noprune=True)
-        _delete_from_registry(self.name)
-        shutil.rmtree(self.state, ignore_errors=True)
+        remove_local_app(self.root / "deploy.yaml", self.name, self.state)
 
 
 @pytest.fixture

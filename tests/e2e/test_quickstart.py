@@ -92,13 +92,20 @@ def project() -> Project:
 
 
 def _cleanup(proj: Project, state: Path) -> None:
+    remove_local_app(proj.root / "deploy.yaml", proj.name, state)
+
+
+def remove_local_app(deploy_yaml: Path, name: str, state: Path) -> None:
+    """Everything a local deploy of `name` left (containers, proxy, its image tags, its registry
+    repository) and its state dir. Shared with the init corpus."""
     old = os.environ.get("DEPLOYCTL_STATE_DIR")
     os.environ["DEPLOYCTL_STATE_DIR"] = str(state)
     try:
         from deployctl.config import load_env, read
         from deployctl.targets import docker as target
 
-        target.remove(load_env(read(proj.root / "deploy.yaml"), "dev"))
+        if deploy_yaml.exists():
+            target.remove(load_env(read(deploy_yaml), "dev"))
     finally:
         if old is None:
             os.environ.pop("DEPLOYCTL_STATE_DIR", None)
@@ -107,12 +114,13 @@ def _cleanup(proj: Project, state: Path) -> None:
     import docker
 
     client = docker.from_env()
-    # By its own tags, never by id, without pruning parents another worker's build may be using.
-    for image in client.api.images(name=f"localhost:5000/{proj.name}"):
+    # By its own tags, never by id, without pruning parents another worker's build of the same
+    # steps may be using from the cache right now.
+    for image in client.api.images(name=f"localhost:5000/{name}"):
         for tag in image.get("RepoTags") or []:
             with contextlib.suppress(docker.errors.APIError):
                 client.api.remove_image(tag, force=True, noprune=True)
-    _delete_from_registry(proj.name)
+    _delete_from_registry(name)
     shutil.rmtree(state, ignore_errors=True)
 
 
