@@ -131,15 +131,20 @@ def test_tabs_before_comments_between_keys_are_still_accepted(tmp_path: Path) ->
     assert validate_all(read(path, {}))["dev"].services["api"].port == 8000
 
 
-def _seconds_to_report(text: str, tmp_path: Path) -> float:
-    path = tmp_path / "deploy.yaml"
-    path.write_text(text, encoding="utf-8")
-    best = float("inf")
-    for _ in range(2):  # the better of two: other work on the machine only ever adds time
-        started = time.perf_counter()
-        with pytest.raises(ConfigError):
-            validate_all(read(path, {}))
-        best = min(best, time.perf_counter() - started)
+def _seconds_to_report(texts: list[str], tmp_path: Path) -> list[float]:
+    """The best of three validations of each text, measured in turns so that other work on
+    the machine (parallel test workers) weighs on every size alike."""
+    paths = []
+    for i, text in enumerate(texts):
+        paths.append(tmp_path / f"deploy-{i}.yaml")
+        paths[-1].write_text(text, encoding="utf-8")
+    best = [float("inf")] * len(texts)
+    for _ in range(3):
+        for i, path in enumerate(paths):
+            started = time.perf_counter()
+            with pytest.raises(ConfigError):
+                validate_all(read(path, {}))
+            best[i] = min(best[i], time.perf_counter() - started)
     return best
 
 
@@ -159,13 +164,15 @@ def _unknown_overrides(n: int) -> str:
             + "".join(f"      u{i}: {{count: 1}}\n" for i in range(n)))
 
 
-@pytest.mark.parametrize(("make", "n", "limit"), [(_unreadable_values, 4_000, 5.0),
-                                                  (_unknown_overrides, 3_000, 6.0)],
+@pytest.mark.parametrize(("make", "n"), [(_unreadable_values, 4_000), (_unknown_overrides, 3_000)],
                          ids=["unreadable-values", "unknown-service-overrides"])
-def test_many_problems_are_reported_in_linear_time(tmp_path: Path, make: Any, n: int, limit: float) -> None:
+def test_many_problems_are_reported_in_linear_time(tmp_path: Path, make: Any, n: int) -> None:
     # Every problem was checked against every unreadable value (16 s here for 4,000 of each), and
     # every unknown service compared with every known one for a "did you mean" (about 30 s).
-    assert _seconds_to_report(make(n), tmp_path) < limit
+    # Four times the problems must take about four times as long (quadratic: sixteen; the bound
+    # is ten), a ratio that holds on a loaded machine where a fixed limit in seconds does not.
+    small, big = _seconds_to_report([make(n // 4), make(n)], tmp_path)
+    assert big / small < 10, (small, big)
 
 
 def test_a_hint_lists_a_few_names_not_thousands(tmp_path: Path) -> None:
