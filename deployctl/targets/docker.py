@@ -377,7 +377,7 @@ def remove(cfg: ResolvedConfig, client: Client | None = None) -> int:
                 localproxy.stop(local_port(svc))
     for ref in _release_tags(client, cfg):
         with contextlib.suppress(Exception):
-            client.images.remove(ref)
+            client.images.remove(ref, noprune=True)
     return len(containers)
 
 
@@ -483,7 +483,7 @@ def down(cfg: ResolvedConfig, plan: DownPlan, *, client: Client | None = None, l
         for ref in plan.images:
             try:
                 image_id = client.images.get(ref).id
-                client.images.remove(ref)
+                client.images.remove(ref, noprune=True)
             except Exception as exc:  # noqa: BLE001 - in use elsewhere: say so, remove the rest
                 kept.append(f"image {ref}: {getattr(exc, 'explanation', None) or exc}")
                 continue
@@ -1121,7 +1121,9 @@ def _record(client: Client, cfg: ResolvedConfig, base: dict[str, str], image_id:
 
 
 def _prune(client: Client, cfg: ResolvedConfig, log: Log) -> None:
-    """Keep the newest image.keep releases (record + release tag); drop older ones."""
+    """Keep the newest image.keep releases (record + release tag); drop older ones. Images are
+    removed by deployctl's own tags without pruning their untagged parents: on a shared engine
+    another build may be using those cached layers right now (`docker image prune` reclaims them)."""
     records = sorted(_records(client, cfg), key=lambda c: _number(c.labels), reverse=True)
     services = _service_containers(client, cfg, None)
     running = {c.labels.get(L_RELEASE) for c in services if c.status == "running"}
@@ -1133,7 +1135,7 @@ def _prune(client: Client, cfg: ResolvedConfig, log: Log) -> None:
             c.remove(force=True)
         ref = f"{RELEASE_REPO}/{cfg.app}:{cfg.env_name}-{rid}"
         with contextlib.suppress(Exception):
-            client.images.remove(ref)  # an untag when other tags or containers still hold it
+            client.images.remove(ref, noprune=True)  # an untag when other tags or containers still hold it
         log(f"pruned release {rid} (image.keep = {cfg.image.keep})")
 
 
