@@ -441,15 +441,6 @@ def tag(client: docker.DockerClient, image: str, repository: str, tag: str) -> N
     client.api.tag(image, repository, tag, force=True)
 
 
-def remove_image(client: docker.DockerClient, ref: str, *, force: bool = False) -> bool:
-    """Remove an image or one of its tags; False when it was not there."""
-    try:
-        client.api.remove_image(ref, force=force, noprune=False)
-        return True
-    except docker.errors.ImageNotFound:
-        return False
-
-
 # --- registries -----------------------------------------------------------------------------
 
 

@@ -222,7 +222,7 @@ def cli_sends(context: Path) -> list[str]:
     assert docker, "the docker CLI is needed to compare with the engine's own .dockerignore handling"
     env = {**os.environ, "DOCKER_BUILDKIT": "0"}
     # --no-cache: another case (on another worker) can build the same COPY layer and remove its
-    # image (rmi -f below) while this build is using it from the cache.
+    # image while this build is using it from the cache; the removal below keeps parents.
     subprocess.run([docker, "build", "--no-cache", "-q", "-t", tag, str(context)], check=True, env=env,
                    capture_output=True, timeout=120)
     try:
@@ -231,7 +231,7 @@ def cli_sends(context: Path) -> list[str]:
         exported = subprocess.run([docker, "export", cid], check=True, capture_output=True).stdout
         subprocess.run([docker, "rm", cid], check=True, capture_output=True)
     finally:
-        subprocess.run([docker, "rmi", "-f", tag], capture_output=True)
+        subprocess.run([docker, "rmi", "-f", "--no-prune", tag], capture_output=True)
     with tarfile.open(fileobj=io.BytesIO(exported)) as tar:
         return sorted(m.name[len("ctx/"):] for m in tar.getmembers()
                       if m.name.startswith("ctx/") and not m.isdir())

@@ -119,7 +119,7 @@ def quickstart_image(services: dict[str, str]) -> Iterator[str]:
     # --no-cache: a cached step's image can be removed by another worker's cleanup mid-build.
     run("docker", "build", "--no-cache", "-q", "--target", "runtime", "-t", tag, QUICKSTART)
     yield tag
-    run("docker", "rmi", "-f", tag, check=False)
+    run("docker", "rmi", "-f", "--no-prune", tag, check=False)
 
 
 @pytest.fixture
