@@ -39,7 +39,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from deployctl import releases_tags
 from deployctl.adapters import aws as awsa
@@ -344,8 +344,19 @@ def break_lock(table: LockTable, holder: Holder) -> None:
                        hint="run `deployctl unlock` again if this one is stale too")
 
 
+class LockOptions(Protocol):
+    """What the lock reads of a deploy's options (deployctl.targets.base.DeployOptions, which
+    sits above this module)."""
+
+    @property
+    def preview_name(self) -> str | None: ...
+
+    @property
+    def lock_wait(self) -> float: ...
+
+
 @contextlib.contextmanager
-def deploy_lock(plan: Any, options: Any, ctx: Any = None) -> Iterator[Holder]:
+def deploy_lock(plan: Any, options: LockOptions, ctx: Any = None) -> Iterator[Holder]:
     """The lock around one deploy of `plan` (the seam each target's lock() calls).
 
     With a stage `ctx`: the release id is made now and published in ctx.outputs["release"]
@@ -357,8 +368,8 @@ def deploy_lock(plan: Any, options: Any, ctx: Any = None) -> Iterator[Holder]:
         outputs["release"] = release
     log = getattr(ctx, "log", None) or (lambda s: None)
     table = LockTable(awsa.clients(plan.region).client("dynamodb"))
-    preview = getattr(options, "preview_name", None)  # each preview copy deploys on its own
+    preview = options.preview_name  # each preview copy deploys on its own
     env = f"{plan.env}/{preview}" if preview else plan.env
-    with hold(table, plan.app, env, wait=float(getattr(options, "lock_wait", 0.0) or 0.0),
+    with hold(table, plan.app, env, wait=float(options.lock_wait or 0.0),
               release=release, cancelled=getattr(ctx, "cancelled", None), log=log) as holder:
         yield holder

@@ -11,7 +11,7 @@ from deployctl.config import fargate
 from deployctl.config.model import ResolvedConfig
 from deployctl.config.units import format_duration
 from deployctl.errors import UsageError
-from deployctl.render import autoscaling, costcap, ecs
+from deployctl.render import autoscaling, costcap, ecs, monitoring
 from deployctl.render import jobs as render_jobs
 from deployctl.render.autoscaling import ServiceScaling
 from deployctl.render.ecs import Facts
@@ -174,8 +174,6 @@ class Plan:
         mon = self.config.monitoring
         if mon is None or mon.cost_cap is None or self.preview_name:
             return []
-        from deployctl.render import monitoring  # here: the alarm renderer is needed by this one view
-
         return [a.request for a in monitoring.alarms(self.config, mon) if a.kind in costcap.CAP_KINDS]
 
     def _cost_cap_json(self) -> dict[str, Any] | None:

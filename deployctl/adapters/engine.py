@@ -6,6 +6,10 @@ Functions take a client from `connect()` and return plain data; output lines go 
 
 `errors` re-exports `docker.errors` so other modules (the local Docker target) can catch
 `engine.errors.NotFound` / `engine.errors.APIError` without importing docker themselves.
+
+One module although it is long: the design rule is one door per outside system
+(tests/unit/test_design_rules.py checks that only this module imports docker), and builds,
+containers and registry pushes all go through the same client and error mapping.
 """
 
 from __future__ import annotations

@@ -12,11 +12,13 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from deployctl import targets
 from deployctl.adapters import cfn_gateway as cfn_api
 from deployctl.adapters.cfn_gateway import Change, StackEvent
 from deployctl.config.model import ResolvedConfig
 from deployctl.errors import DeployFailed, UsageError
 from deployctl.render import cfn, ecs
+from deployctl.targets.base import FEATURE_STACK
 
 Log = Callable[[str], None]
 
@@ -77,7 +79,7 @@ class StackResult:
 
 
 def check_bootstrappable(cfg: ResolvedConfig) -> None:
-    if cfg.environment.target != "ecs":
+    if not targets.supports(cfg, FEATURE_STACK):
         raise UsageError(f"`bootstrap` creates AWS resources for ECS environments; {cfg.env_name} has target "
                          f"{cfg.environment.target}", hint="bootstrap an ECS environment, e.g. --env staging")
     if cfg.environment.preview:
@@ -94,7 +96,7 @@ def elsewhere(cfg: ResolvedConfig, all_cfgs: Mapping[str, ResolvedConfig]) -> fr
     for name, other in all_cfgs.items():
         if name == cfg.env_name:
             break
-        if other.environment.target != "ecs" or other.environment.preview or other.region != cfg.region:
+        if not targets.supports(other, FEATURE_STACK) or other.environment.preview or other.region != cfg.region:
             continue
         theirs = cfn.names(other)
         if theirs.cluster == mine.cluster:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from deployctl import service_diff
+from deployctl import service_diff, targets
 from deployctl.adapters import aws
 from deployctl.config.model import ResolvedConfig
 from deployctl.errors import UsageError
@@ -18,11 +18,12 @@ from deployctl.render import autoscaling as render_autoscaling
 from deployctl.render import ecs as render
 from deployctl.render.ecs import Facts
 from deployctl.targets import ecs_autoscaling, ecs_releases
+from deployctl.targets.base import FEATURE_DIFF
 
 
 def diff(cfg: ResolvedConfig, clients: Any = None) -> list[service_diff.ServiceDiff]:
     """One ServiceDiff per service of deploy.yaml, in its order."""
-    if cfg.environment.target != "ecs":
+    if not targets.supports(cfg, FEATURE_DIFF):
         raise UsageError(f"environment '{cfg.env_name}' deploys to {cfg.environment.target}: `diff` compares ECS "
                          "service settings", hint=f"use `deployctl plan --env {cfg.env_name}` to see what it deploys")
     if cfg.environment.preview:

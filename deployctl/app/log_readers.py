@@ -1,26 +1,25 @@
-"""The reader `deployctl logs` uses for an environment: CloudWatch Logs for ECS
-(deployctl.app.logs), the engine's container output for a local one (deployctl.app.local_logs).
-Both give the same redacted Lines through `read(start_ms)` and `follow(start_ms)`."""
+"""The reader `deployctl logs` uses for an environment: its target's (base.WithLogs), e.g.
+CloudWatch Logs for ECS, the engine's container output for the local engine. Every reader gives
+the same redacted Lines (deployctl.targets.log_lines) through `read(start_ms)` and
+`follow(start_ms)`."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from deployctl.adapters import aws, engine
-from deployctl.app import local_logs
-from deployctl.app import logs as ecs_logs
+from deployctl import targets
 from deployctl.config.model import ResolvedConfig
+from deployctl.errors import UsageError
 from deployctl.redact import Redactor
+from deployctl.targets.base import WithLogs
+from deployctl.targets.log_lines import Request
 
 
-def open_reader(cfg: ResolvedConfig, req: ecs_logs.Request, redactor: Redactor) -> tuple[Any, list[str]]:
+def open_reader(cfg: ResolvedConfig, req: Request, redactor: Redactor) -> tuple[Any, list[str]]:
     """(reader, the services it reads, in deploy.yaml order)."""
-    names = ecs_logs.pick_services(cfg, req.service)
-    if cfg.environment.target == "docker":
-        reader = local_logs.LocalReader(engine.connect(), cfg.app, cfg.env_name, names, release=req.release,
-                                        redactor=redactor)
-        reader.check()
-        return reader, names
-    clients = aws.clients(cfg.region)
-    found = ecs_logs.sources(cfg, clients, req)
-    return ecs_logs.Reader(clients.logs, found, redactor), [s.service for s in found]
+    # The environment's own target: a companion (the frontend) has no container logs here.
+    target: object = targets.target_class(cfg.environment.target)(cfg)  # type: ignore[call-arg]
+    if not isinstance(target, WithLogs):
+        raise UsageError(f"environment '{cfg.env_name}' deploys to {cfg.environment.target}, which has no "
+                         "logs deployctl can read", hint="read them where that platform shows them")
+    return target.open_logs(req, redactor)

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from deployctl import lock
+from deployctl import lock, targets
 from deployctl.adapters import aws
 from deployctl.config.model import ResolvedConfig
 from deployctl.errors import DeployFailed, UsageError
@@ -23,6 +23,7 @@ from deployctl.render import costcap
 from deployctl.render import ecs as render_ecs
 from deployctl.render import monitoring as render_monitoring
 from deployctl.targets import ecs_costcap, ecs_scale
+from deployctl.targets.base import FEATURE_COST_CAP
 
 
 @dataclass(frozen=True)
@@ -75,7 +76,7 @@ def cap_alarm_names(cfg: ResolvedConfig) -> list[str]:
 
 def plan(cfg: ResolvedConfig, clients: Any = None) -> ResumePlan:
     """What `resume` would do; UsageError (exit 2, nothing changed) when it must not."""
-    if cfg.environment.target != "ecs":
+    if not targets.supports(cfg, FEATURE_COST_CAP):
         raise UsageError(f"environment '{cfg.env_name}' deploys to {cfg.environment.target}: the cost cap (and "
                          "so `resume`) is an ECS feature (CloudWatch alarms and Application Auto Scaling)",
                          hint="on the local engine, `deployctl run` starts the services again")

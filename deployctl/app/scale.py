@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from deployctl import lock, scale_record
+from deployctl import lock, scale_record, targets
 from deployctl import releases_tags as rt
 from deployctl.adapters import aws
 from deployctl.adapters.git import GitFacts
@@ -25,6 +25,7 @@ from deployctl.plan import guardrail_violations, make_plan
 from deployctl.releases import Release
 from deployctl.render import ecs as render
 from deployctl.targets import ecs_scale
+from deployctl.targets.base import FEATURE_SCALE
 
 MAX_COUNT = 1000  # the limit of services.<name>.count
 _PAIR = re.compile(r"^([A-Za-z0-9][A-Za-z0-9_-]*)=(\S+)$")
@@ -98,7 +99,7 @@ def _desired(live: dict[str, Any] | None) -> int | None:
 
 def plan(cfg: ResolvedConfig, pairs: Sequence[str], clients: Any = None) -> ScalePlan:
     """What `scale` would do; UsageError (exit 2, nothing changed) when it must not."""
-    if cfg.environment.target != "ecs":
+    if not targets.supports(cfg, FEATURE_SCALE):
         raise UsageError(f"environment '{cfg.env_name}' deploys to {cfg.environment.target}: `scale` sets the "
                          "desired count of ECS services",
                          hint="change `count` in deploy.yaml and run `deployctl run` for this environment")
@@ -168,7 +169,7 @@ def execute(cfg: ResolvedConfig, p: ScalePlan, *, lock_wait: float = 0.0, client
 def history_entries(cfg: ResolvedConfig, clients: Any = None) -> list[Release]:
     """The scale records of an ECS environment as history entries of kind `scale`, one per
     `deployctl scale` (its services together), newest first."""
-    if cfg.environment.target != "ecs":
+    if not targets.supports(cfg, FEATURE_SCALE):
         return []
     clients = clients or aws.clients(cfg.region)
     with aws.aws_errors(f"reading the scale records of {cfg.env_name}"):

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from deployctl import releases, releases_tags
+from deployctl import releases, releases_tags, targets
 from deployctl.adapters import aws
 from deployctl.adapters import logs as cwlogs
 from deployctl.errors import DeployFailed, UsageError
@@ -21,6 +21,7 @@ from deployctl.render import jobs as render_jobs
 from deployctl.render import task as render_task
 from deployctl.rollout import td_label
 from deployctl.targets import ecs_releases, ecs_task
+from deployctl.targets.base import FEATURE_TASK
 
 if TYPE_CHECKING:
     import threading
@@ -60,7 +61,7 @@ def pick_service(cfg: ResolvedConfig, service: str | None) -> str:
 def plan_task(cfg: ResolvedConfig, clients: Any, *, service: str | None, release: str | None,
               command: list[str]) -> TaskPlan:
     """Everything RunTask needs, read from ECS; raises when the service is not deployed."""
-    if cfg.environment.target != "ecs":
+    if not targets.supports(cfg, FEATURE_TASK):
         raise UsageError(f"`deployctl task run` runs an ECS task; {cfg.env_name} runs on the local Docker engine",
                          hint="run the command in a container of the image with `docker run`")
     if not command:

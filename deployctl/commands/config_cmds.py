@@ -239,7 +239,7 @@ def _render_jobs(plan: Any, out: Any) -> None:
     """`jobs:`: schedule, size, capacity and monthly cost at the schedule (docs/jobs.md)."""
     from rich.table import Table  # lazy: rich stays off --help
 
-    from deployctl.config.units import format_duration
+    from deployctl.config.units import format_duration  # lazy: with the rest of this command's rendering
 
     if not plan.cost.jobs:
         return

@@ -1,7 +1,7 @@
 """`deployctl logs`: an environment's container logs (CloudWatch Logs on ECS, the engine's
 container output locally), redacted.
 
-Parsing and rendering only; the reads are deployctl.app.logs and deployctl.app.local_logs.
+Parsing and rendering only; the reads are the target's (deployctl.app.log_readers).
 """
 
 from __future__ import annotations
@@ -50,8 +50,8 @@ def logs(
     # lazy: pydantic, boto3 and the config stay off --help
     from deployctl.adapters import aws
     from deployctl.app import log_readers
-    from deployctl.app import logs as use
     from deployctl.app.run import run_redactor
+    from deployctl.targets import log_lines as use
 
     since_s = parse_lock_wait(since, "--since") if since else (0.0 if release else 600.0)
     cfg = load(file, env)

@@ -3,6 +3,10 @@
 Every section forbids unknown keys so a typo is an error, not a silently ignored setting.
 Environment overlays are applied before these models are built (see resolve.py), so each
 model here always describes one complete, merged environment.
+
+One module although it is long: the models are deploy.yaml's reference, read top to bottom in
+the file's own order (docs/deploy-yaml.md follows it), and pydantic resolves the forward
+references between sections within one module.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from deployctl.config.model import ResolvedConfig, Service
 from deployctl.render import probe
-from deployctl.render.monitoring import deployment_alarm_names
+from deployctl.render.monitoring import deployment_alarm_names, log_group
 
 TAG_PREFIX = "deployctl:"
 ACCOUNT_PLACEHOLDER = "<account-id>"
@@ -64,10 +64,6 @@ def container_name(cfg: ResolvedConfig, svc: str) -> str:
     """The service's container in its task definition: the service's name unless deploy.yaml
     keeps an adopted service's own (`services.<name>.container`)."""
     return cfg.services[svc].container or svc
-
-
-def log_group(cfg: ResolvedConfig) -> str:
-    return f"/deployctl/{cfg.app}/{cfg.env_name}"
 
 
 def is_ssm_ref(ref: str) -> bool:

@@ -217,11 +217,15 @@ def endpoint_filter_prefix(cfg: ResolvedConfig) -> str:
     return f"{cfg.app}-{cfg.env_name}-endpoint-"
 
 
+def log_group(cfg: ResolvedConfig) -> str:
+    """The environment's CloudWatch Logs group: every service's awslogs (render.ecs) and the
+    metric filters below. Here because render.ecs imports this module, not the other way."""
+    return f"/deployctl/{cfg.app}/{cfg.env_name}"
+
+
 def metric_filters(cfg: ResolvedConfig, ep: Endpoints) -> list[MetricFilterSpec]:
     """PutMetricFilter requests on the environment's log group: one metric per kind, with the
     Route dimension taken from the log line's route field (JSON log events only)."""
-    from deployctl.render.ecs import log_group  # here: render.ecs imports this module
-
     f, routes = ep.fields, routes_clause(ep.fields.route, ep.routes)
     kinds: list[tuple[str, str, str, str]] = [
         ("requests", f"{{ {routes} }}", "1", "Count"),

@@ -17,7 +17,7 @@ from deployctl.targets.base import DeployOptions, Target
 if TYPE_CHECKING:
     from deployctl.config.model import ResolvedConfig
 
-__all__ = ["TARGETS", "DeployOptions", "Target", "for_config", "target_class"]
+__all__ = ["TARGETS", "DeployOptions", "Target", "for_config", "supports", "target_class"]
 
 
 def target_class(name: str) -> type[Target]:
@@ -53,3 +53,9 @@ def for_config(cfg: ResolvedConfig, preview: str | None = None) -> Target:
     from deployctl.targets.composite import compose  # lazy: environments without companions never load it
 
     return compose(primary, cfg)
+
+
+def supports(cfg: ResolvedConfig, feature: str) -> bool:
+    """Whether cfg's target does `feature` (one of deployctl.targets.base.FEATURE_*). Loads the
+    target's class only, makes nothing: a use case asks this instead of which target it is."""
+    return feature in getattr(target_class(cfg.environment.target), "features", frozenset())

@@ -160,6 +160,7 @@ class Target(Protocol):
     needs_ci_role: ClassVar[bool]  # `deployctl iam-policy` has a policy to write for it
     # Said by `unlock` when the target's lock cannot go stale (it has nothing to break), else "".
     unlock_note: ClassVar[str]
+    features: ClassVar[frozenset[str]]  # the FEATURE_* it supports
 
     def deploy(self, plan: Plan, image_ref: str, ctx: Any, options: DeployOptions) -> None: ...
 
@@ -195,6 +196,26 @@ class WithPreviews(Protocol):
 
     def previews(self) -> list[LivePreview]:
         """The environment's preview copies that have live services, by name."""
+
+
+@runtime_checkable
+class WithLogs(Protocol):
+    """A target whose services' output `deployctl logs` can read."""
+
+    def open_logs(self, req: Any, redactor: Any) -> tuple[Any, list[str]]:
+        """(a reader of deployctl.targets.log_lines.Line for `req`, a log_lines.Request, and the
+        services it reads, in deploy.yaml order); the reader has `read(start_ms)`,
+        `follow(start_ms)` and `truncated`."""
+
+
+# What a target can do beyond the lifecycle, each a use case of its own (deployctl.app): a
+# target lists the ones it supports in its `features` and the use case asks
+# deployctl.targets.supports(cfg, feature) rather than which target it is.
+FEATURE_DIFF = "diff"  # `deployctl diff`: live service settings against the plan
+FEATURE_SCALE = "scale"  # `deployctl scale`: set a running service's count without a deploy
+FEATURE_TASK = "task"  # `deployctl task run`: a one-off task from a release
+FEATURE_COST_CAP = "cost-cap"  # `monitoring.cost_cap` stops services; `deployctl resume`
+FEATURE_STACK = "stack"  # `deployctl bootstrap`: the environment's CloudFormation stack
 
 
 @runtime_checkable

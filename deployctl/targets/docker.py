@@ -62,6 +62,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
+import hashlib
+import json
 import math
 import os
 import re
@@ -220,9 +222,6 @@ def config_hash(cfg: ResolvedConfig) -> str:
     """What a release's containers were made from besides the image: every service's settings
     (env, command, ports, health, count…) as resolved for this environment. Secret values are not
     hashed (a label is readable by anyone with Docker access): a changed secret needs --force."""
-    import hashlib  # only deploys need it
-    import json
-
     doc = {name: svc.model_dump(mode="json") for name, svc in sorted(cfg.services.items())}
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -434,9 +433,9 @@ def plan_down(cfg: ResolvedConfig, *, images: bool = False, client: Client | Non
         # The images `in: image` stages built for their Dockerfile target (<repo>:<tag>-<target>).
         targets = {f"-{st.target}" for st in (cfg.stages.lint, cfg.stages.test) if st is not None and st.target}
         if targets:
-            for found in client.images.list(filters={"label": f"{L_APP}={cfg.app}"}):
-                tags.extend(t for t in found.tags if t not in tags and _app_repo(cfg, t)
-                            and any(t.endswith(suffix) for suffix in targets))
+            for tag in _listed_tags(client, filters={"label": f"{L_APP}={cfg.app}"}):
+                if tag not in tags and _app_repo(cfg, tag) and any(tag.endswith(s) for s in targets):
+                    tags.append(tag)
     return DownPlan(app=cfg.app, env=cfg.env_name, containers=tuple(sorted(c.name for c in containers)),
                     proxies=proxies, networks=networks, images=tuple(tags))
 
@@ -1064,7 +1063,7 @@ def _owner_alive(client: Client, owner: str) -> bool:
     app, _, rest = owner.partition("/")
     env, _, service = rest.partition("/")
     labels = [f"{L_APP}={app}", f"{L_ENV}={env}", f"{L_SERVICE}={service}", f"{L_ROLE}={ROLE_SERVICE}"]
-    return bool(client.containers.list(filters={"label": labels, "status": "running"}))
+    return bool(client.containers.list(ignore_removed=True, filters={"label": labels, "status": "running"}))
 
 
 def _switch(port: int, backends: list[str], standby: list[str] | None = None) -> None:
@@ -1208,8 +1207,16 @@ def _release_from_labels(labels: Mapping[str, str], image_id: str, *, current: b
 def _release_tags(client: Client, cfg: ResolvedConfig) -> list[str]:
     """`deployctl-releases/<app>:<env>-rN` tags (an image listed may carry other tags too)."""
     prefix = f"{RELEASE_REPO}/{cfg.app}:{cfg.env_name}-r"
-    return [ref for image in client.images.list(name=f"{RELEASE_REPO}/{cfg.app}") for ref in image.tags
+    return [ref for ref in _listed_tags(client, name=f"{RELEASE_REPO}/{cfg.app}")
             if ref.startswith(prefix) and ref[len(prefix):].isdigit()]
+
+
+def _listed_tags(client: Client, **query: Any) -> list[str]:
+    """The tags of the images a list query finds, from the list answer alone. `images.list`
+    inspects each image after listing, and fails when another build or cleanup on the same
+    engine (a CI runner's shared engine) removes one in between."""
+    return [ref for image in client.api.images(**query) for ref in (image.get("RepoTags") or [])
+            if ref != "<none>:<none>"]
 
 
 def _records(client: Client, cfg: ResolvedConfig) -> list[Container]:

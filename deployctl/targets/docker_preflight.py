@@ -135,7 +135,7 @@ def _alive(client: Any, owner: str) -> bool:
     env, _, service = rest.partition("/")
     labels = [f"{docker.L_APP}={app}", f"{docker.L_ENV}={env}", f"{docker.L_SERVICE}={service}",
               f"{docker.L_ROLE}={docker.ROLE_SERVICE}"]
-    return bool(client.containers.list(filters={"label": labels, "status": "running"}))
+    return bool(client.containers.list(ignore_removed=True, filters={"label": labels, "status": "running"}))
 
 
 def _free(port: int) -> bool:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from deployctl.errors import UsageError
-from deployctl.targets import docker, docker_preflight, docker_status
+from deployctl.targets import docker, docker_logs, docker_preflight, docker_status, log_lines
 from deployctl.targets.base import DeployOptions, DeployRunner, DestroyReport, History, RollbackChoice, StatusView
 
 if TYPE_CHECKING:
@@ -26,12 +26,23 @@ class DockerTarget:
     needs_ci_role: ClassVar[bool] = False
     unlock_note: ClassVar[str] = ("deploys to the local engine, whose lock is a flock the kernel releases "
                                   "when its holder dies: nothing to unlock")
+    features: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, cfg: ResolvedConfig) -> None:
         self.cfg = cfg
 
     def deploy(self, plan: Plan, image_ref: str, ctx: Any, options: DeployOptions) -> None:
         docker.deploy(plan, image_ref, ctx, options)
+
+    def open_logs(self, req: Any, redactor: Any) -> tuple[Any, list[str]]:
+        """base.WithLogs: the output of the environment's service containers."""
+        from deployctl.adapters import engine  # lazy: the docker SDK stays off validate and plan
+
+        names = log_lines.pick_services(self.cfg, req.service)
+        reader = docker_logs.LocalReader(engine.connect(), self.cfg.app, self.cfg.env_name, names,
+                                         release=req.release, redactor=redactor)
+        reader.check()
+        return reader, names
 
     @contextlib.contextmanager
     def lock(self, plan: Plan, options: DeployOptions, ctx: Any = None) -> Iterator[None]:

@@ -27,7 +27,7 @@ from deployctl.errors import DeployFailed
 from deployctl.pipeline import Cancelled
 from deployctl.render import task as render_task
 from deployctl.rollout import td_label
-from deployctl.targets import ecs_task
+from deployctl.targets import ecs_task, ecs_taskdef
 
 if TYPE_CHECKING:
     import threading
@@ -39,8 +39,6 @@ def run(plan: Plan, clients: awsa.Clients, *, force: bool, actor: str, started_a
         log: Callable[[str], None], cancelled: threading.Event,
         add_detail: Callable[[str, Any], None] | None = None) -> tuple[float, dict[str, str]]:
     """Run before_deploy. Returns (seconds it took, {service: revision ARN registered here})."""
-    from deployctl.targets import ecs  # the deploy module imports this one
-
     bd = plan.config.before_deploy
     assert bd is not None  # the caller checks
     t0 = time.monotonic()
@@ -49,7 +47,7 @@ def run(plan: Plan, clients: awsa.Clients, *, force: bool, actor: str, started_a
     budget = awsa.Bounded(clients, time.monotonic() + bd.timeout + 120)  # + RunTask/stop/drain calls
     registered: dict[str, str] = {}
     with awsa.aws_errors("starting before_deploy"):
-        td_arn = None if force else _live_same(budget, cluster, sp, ecs.same_task_definition)
+        td_arn = None if force else _live_same(budget, cluster, sp, ecs_taskdef.same_task_definition)
         if td_arn is None:
             req = dict(sp.task_definition)
             req["tags"] = releases_tags.merge(req.get("tags") or [], releases_tags.start_tags(
@@ -108,9 +106,7 @@ def _live_same(aws: awsa.Bounded, cluster: str, sp: Any, same: Callable[[Any, An
 
 def _fail(aws: awsa.Bounded, registered: dict[str, str], detail: str, duration: float) -> None:
     """The revision registered for this release goes `failed` (never left in-progress)."""
-    from deployctl.targets import ecs
-
     tags = releases_tags.outcome_tags(releases_tags.FAILED, finished_at=datetime.now(UTC), duration_s=duration,
                                       detail=detail)
     for arn in registered.values():
-        ecs.record_outcome(aws.until(time.monotonic() + 10), arn, tags)
+        ecs_taskdef.record_outcome(aws.until(time.monotonic() + 10), arn, tags)

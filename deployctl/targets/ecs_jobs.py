@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from deployctl.adapters import aws as awsa
 from deployctl.render import jobs as render_jobs
 from deployctl.render import task as render_task
+from deployctl.targets.ecs_taskdef import same_task_definition
 
 if TYPE_CHECKING:
     from deployctl.plan import Plan
@@ -120,7 +121,6 @@ def _dead_letter_queue(sqs: Any, name: str) -> str:
 
 def _own_revision(ecs: Any, request: dict[str, Any], change: JobsChange) -> str:
     """The family's latest revision when it equals `request`, else a new one."""
-    from deployctl.targets.ecs import same_task_definition  # the deploy module imports this one
 
     try:
         live = ecs.describe_task_definition(taskDefinition=request["family"])["taskDefinition"]

@@ -20,8 +20,13 @@ from deployctl.errors import DeployFailed, UsageError
 from deployctl.plan import Plan, make_plan
 from deployctl.render.ecs import Facts
 from deployctl.rollout import td_label
-from deployctl.targets import ecs, ecs_autoscaling, ecs_preview, ecs_releases, ecs_status
+from deployctl.targets import ecs, ecs_autoscaling, ecs_logs, ecs_preview, ecs_releases, ecs_status
 from deployctl.targets.base import (
+    FEATURE_COST_CAP,
+    FEATURE_DIFF,
+    FEATURE_SCALE,
+    FEATURE_STACK,
+    FEATURE_TASK,
     DeployOptions,
     DeployRunner,
     History,
@@ -38,6 +43,8 @@ class EcsTarget:
     name: ClassVar[str] = "ecs"
     needs_ci_role: ClassVar[bool] = True
     unlock_note: ClassVar[str] = ""
+    features: ClassVar[frozenset[str]] = frozenset({FEATURE_DIFF, FEATURE_SCALE, FEATURE_TASK, FEATURE_COST_CAP,
+                                                    FEATURE_STACK})
     # Preflight (deployctl.preflight) checks the image exists: `run --image` leaves a missing one to it.
     preflight_checks_image: ClassVar[bool] = True
 
@@ -52,6 +59,12 @@ class EcsTarget:
         if self._clients is None:
             self._clients = aws.clients(self.cfg.region)
         return self._clients
+
+    # --- logs (base.WithLogs) -------------------------------------------------------------------
+
+    def open_logs(self, req: Any, redactor: Any) -> tuple[Any, list[str]]:
+        found = ecs_logs.sources(self.cfg, self.clients, req)
+        return ecs_logs.Reader(self.clients.logs, found, redactor), [s.service for s in found]
 
     # --- deploy and its lock ------------------------------------------------------------------
 

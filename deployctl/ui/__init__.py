@@ -14,37 +14,17 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, TextIO
 
+from deployctl.ui.base import BaseReporter, NullReporter
+from deployctl.ui.github import GithubReporter
+from deployctl.ui.progress import PlainReporter, RichReporter
+
 if TYPE_CHECKING:
-    from deployctl.pipeline import Reporter, RunReport, StageRecord
+    from deployctl.pipeline import Reporter
 
-
-class BaseReporter:
-    """Every event ignored; subclass and override what you need."""
-
-    def run_started(self, names: Sequence[str]) -> None:
-        pass
-
-    def stage_started(self, name: str) -> None:
-        pass
-
-    def stage_line(self, name: str, line: str) -> None:
-        pass
-
-    def stage_note(self, name: str, text: str) -> None:
-        pass
-
-    def stage_finished(self, record: StageRecord) -> None:
-        pass
-
-    def run_finished(self, report: RunReport) -> None:
-        pass
-
-
-class NullReporter(BaseReporter):
-    """Shows nothing."""
+__all__ = ["BaseReporter", "GithubReporter", "NullReporter", "PlainReporter", "RichReporter", "make_reporter"]
 
 
 def make_reporter(
@@ -66,19 +46,13 @@ def make_reporter(
     if stream is None:
         stream = sys.stderr if json_mode else sys.stdout
     if env.get("GITHUB_ACTIONS") == "true":
-        from deployctl.ui.github import GithubReporter  # lazy: a cycle: the reporters import BaseReporter from here
-
         return GithubReporter(
             stream,
             summary_path=env.get("GITHUB_STEP_SUMMARY") or None,
             output_path=env.get("GITHUB_OUTPUT") or None,
         )
     if _is_tty(stream) and env.get("TERM") != "dumb":
-        from deployctl.ui.progress import RichReporter  # lazy: a cycle: the reporters import BaseReporter from here
-
         return RichReporter(stream)
-    from deployctl.ui.progress import PlainReporter  # lazy: a cycle: the reporters import BaseReporter from here
-
     return PlainReporter(stream)
 
 

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from deployctl.ui import BaseReporter
+from deployctl.ui.base import BaseReporter
 from deployctl.ui.console import (
     STATUS_ICONS,
     STATUS_WORDS,

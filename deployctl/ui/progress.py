@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TextIO
 
-from deployctl.ui import BaseReporter
+from deployctl.ui.base import BaseReporter
 from deployctl.ui.console import (
     STATUS_ICONS,
     STATUS_WORDS,

@@ -46,7 +46,7 @@ def _legacy_service(world: World, *, family: str = LEGACY, name: str = LEGACY, c
                                                       "securityGroups": [world.security_group],
                                                       "assignPublicIp": "DISABLED"}},
         loadBalancers=[{"targetGroupArn": world.target_group_arn, "containerName": container, "containerPort": 8000}])
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         deps = world.service(name)["deployments"]
         if len(deps) == 1 and deps[0].get("rolloutState") == "COMPLETED":

@@ -79,7 +79,7 @@ def test_logs_of_a_local_environment(app: App, images: dict[str, str],  # noqa: 
         assert first["schema"] == "deployctl.logs.event/v1" and first["service"] == "api"
         container = client.containers.get(f"{app.name}-dev-api-r2")
         container.exec_run(["sh", "-c", "echo marker-line-$MODEL_TOKEN > /proc/1/fd/2"])
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             line = json.loads(follow.stdout.readline())
             if line["message"].startswith("marker-line-"):

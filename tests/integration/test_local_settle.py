@@ -85,7 +85,7 @@ def test_a_release_that_dies_in_the_settle_window_is_rolled_back_without_a_faile
         app: App, images: dict[str, str], client: docker.DockerClient) -> None:
     assert app.deploy(images["1.0.0"], sha="1" * 40)[0].exit_code == 0
     assert app.deploy(images["2.0.0"], sha="2" * 40)[0].exit_code == 0
-    app.edit("settle: 1s", "settle: 15s")
+    app.edit("settle: 1s", "settle: 60s")
     app.edit("    local_port:", crash_after(5))
 
     traffic = Traffic(app.port)
@@ -102,8 +102,8 @@ def test_a_release_that_dies_in_the_settle_window_is_rolled_back_without_a_faile
     assert "api: release r3 went live, then" in message, message
     assert "exited with code 3" in message
     assert "rolled back: the previous release (r2) serves again" in message
-    # Found when it died, not at the end of the window, and the cause is on screen (redacted tail).
-    assert took < 15, out
+    # Found when it died, not at the end of the (60 s) window, and the cause is on screen.
+    assert took < 45, out
     assert "CUDA error: an illegal memory access" in out
     # Every request during the episode was answered: by r3 while it lived, by r2 before and after.
     assert traffic.failures == [], traffic.failures
@@ -127,12 +127,12 @@ def test_a_release_that_dies_in_the_settle_window_is_rolled_back_without_a_faile
     assert "r3: api: release r3 went live, then" in proc.stdout
     # The verdict leads, the same as the JSON's ok: false (issue 14 item 7).
     assert proc.stdout.splitlines()[0].startswith("not ok: api: release r3 (rolled-back) is not what runs")
-    proc, took = cli(app, "status", "--watch", "--timeout", "10s", "--json", "--interval", "0.5")
+    proc, took = cli(app, "status", "--watch", "--timeout", "60s", "--json", "--interval", "0.5")
     assert proc.returncode == 1, (proc.stdout, proc.stderr)
     doc = json.loads(proc.stdout)
     assert (doc["settled"], doc["ok"], doc["current"]["id"]) == (True, False, "r2")
     assert doc["services"][0]["rolled_back"].startswith("release r3 (rolled-back)")
-    assert took < 10
+    assert took < 30  # judged at once, not at the end of its 60 s timeout
 
 
 def test_containers_restart_and_a_release_failing_after_the_window_is_never_chosen(
@@ -146,7 +146,7 @@ def test_containers_restart_and_a_release_failing_after_the_window_is_never_chos
     report, out = app.deploy(images["2.0.0"], sha="2" * 40)
     assert report.exit_code == 0, out
     (crashing,) = _containers(client, app)
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         crashing.reload()
         if crashing.attrs["RestartCount"] >= 1 and crashing.status == "running":
@@ -162,7 +162,7 @@ def test_containers_restart_and_a_release_failing_after_the_window_is_never_chos
         except (ConnectionError, OSError):
             return False
 
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 60
     while not ready() and time.monotonic() < deadline:
         time.sleep(0.2)
     assert app.version() == "2.0.0"
@@ -201,7 +201,7 @@ def test_status_watch_exit_codes(app: App, images: dict[str, str]) -> None:
     deploying = threading.Thread(target=lambda: result.setdefault("r", app.deploy(images["2.0.0"])))
     deploying.start()
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60
         while len(_containers(docker.from_env(), app)) < 2 and time.monotonic() < deadline:
             time.sleep(0.2)
         proc, took = cli(app, "status", "--watch", "--timeout", "3s", "--json", "--interval", "0.5")

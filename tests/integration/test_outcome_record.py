@@ -121,7 +121,7 @@ def test_a_deploy_killed_mid_watch_stays_in_history(
 
     # Once its lock has run out and ECS has finished, it is settled from what ECS shows…
     rollout_over(project, f"{FAMILY_STAGING}:2")
-    deadline = time.monotonic() + 15
+    deadline = time.monotonic() + 60
     while outcomes(project)[0] != (rel2, "succeeded"):
         assert time.monotonic() < deadline, outcomes(project)
         time.sleep(0.3)

@@ -101,7 +101,7 @@ def start_run(project: Project, sim: Any, env: str, image: str) -> subprocess.Po
     proc = subprocess.Popen([sys.executable, "-m", "deployctl", "run", "-f", project.file, "--env", env,
                              "--image", image], env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 120  # a wait for an event: generous, it costs nothing when all is well
     while len(sim.calls_of("UpdateService")) == before:
         assert proc.poll() is None, proc.communicate()[0]
         assert time.monotonic() < deadline, "the deploy never updated the service"

@@ -57,6 +57,7 @@ class MemoryTarget:
     name: ClassVar[str] = "memory"
     needs_ci_role: ClassVar[bool] = False
     unlock_note: ClassVar[str] = ""
+    features: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, cfg: ResolvedConfig) -> None:
         self.cfg = cfg

@@ -1,8 +1,8 @@
-"""deployctl.app.logs.oldest_first: what both log readers (CloudWatch, local engine) print."""
+"""deployctl.targets.log_lines.oldest_first: what both log readers (CloudWatch, local engine) print."""
 
 from __future__ import annotations
 
-from deployctl.app import logs
+from deployctl.targets import log_lines as logs
 
 
 def line(ms: int, stream: str) -> logs.Line:

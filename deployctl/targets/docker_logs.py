@@ -14,10 +14,10 @@ from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
-from deployctl.app.logs import Line, oldest_first
 from deployctl.errors import DeployFailed
 from deployctl.redact import LineRedactor, Redactor
 from deployctl.targets.docker import L_APP, L_ENV, L_RELEASE, L_ROLE, L_SERVICE, ROLE_SERVICE
+from deployctl.targets.log_lines import Line, oldest_first
 
 FOLLOW_INTERVAL = 1.0  # seconds between polls with --follow: the engine is local, polls are cheap
 

@@ -1,4 +1,4 @@
-"""The `logs` use case: an environment's container logs from CloudWatch Logs, redacted.
+"""`deployctl logs` for an ECS environment: its container logs from CloudWatch Logs, redacted.
 
 Where each service logs is read from the task definition its service runs now (or the one of
 `--release`): its awslogs options name the log group and the stream prefix, and every task's
@@ -7,8 +7,8 @@ those of its tasks that ECS still lists (running ones, and stopped ones: ECS kee
 at least an hour, https://docs.aws.amazon.com/AmazonECS/latest/developerguide/stopped-task-errors.html).
 
 Reading is FilterLogEvents per service, oldest first; following polls it from the newest event
-seen (events of the same millisecond are told apart by eventId). No typer, no printing: the
-command renders what this returns.
+seen (events of the same millisecond are told apart by eventId). No printing: the command
+renders what this returns (deployctl.targets.log_lines).
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from deployctl import releases
@@ -26,13 +25,11 @@ from deployctl.errors import DeployFailed, UsageError
 from deployctl.redact import LineRedactor, Redactor
 from deployctl.render import ecs as render
 from deployctl.targets import ecs_releases
+from deployctl.targets.log_lines import MAX_EVENTS, Line, Request, oldest_first, pick_services
 
 if TYPE_CHECKING:
     from deployctl.config.model import ResolvedConfig
 
-SCHEMA = "deployctl.logs/v1"
-EVENT_SCHEMA = "deployctl.logs.event/v1"
-MAX_EVENTS = 10_000  # one read shows at most this many events (CloudWatch's page limit)
 FOLLOW_INTERVAL = 2.0  # seconds between polls with --follow (FilterLogEvents allows 5 a second)
 
 
@@ -46,40 +43,6 @@ class Source:
     stream_prefix: str
     streams: tuple[str, ...] = ()
     task_definition: str = ""
-
-
-@dataclass(frozen=True)
-class Line:
-    service: str
-    task_id: str
-    stream: str
-    timestamp_ms: int
-    message: str
-    event_id: str = ""
-
-    @property
-    def time(self) -> str:
-        return datetime.fromtimestamp(self.timestamp_ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-
-    def to_json(self) -> dict[str, Any]:
-        return {"timestamp": self.time, "service": self.service, "task_id": self.task_id,
-                "stream": self.stream, "message": self.message}
-
-
-@dataclass(frozen=True)
-class Request:
-    service: str | None = None
-    since_s: float = 600.0
-    release: str | None = None
-
-
-def pick_services(cfg: ResolvedConfig, service: str | None) -> list[str]:
-    if service is None:
-        return list(cfg.services)
-    if service not in cfg.services:
-        raise UsageError(f"no service {service!r} in {cfg.env_name}",
-                         hint=f"services: {', '.join(cfg.services)}")
-    return [service]
 
 
 def sources(cfg: ResolvedConfig, clients: Any, req: Request) -> list[Source]:
@@ -147,12 +110,6 @@ def _tasks_of(ecs: Any, cfg: ResolvedConfig, service: str, task_definition: str)
             if t.get("taskDefinitionArn") == task_definition:
                 out.append(str(t["taskArn"]))
     return out
-
-
-def oldest_first(lines: Sequence[Line]) -> tuple[list[Line], bool]:
-    """Lines by time (ties by stream), cut to MAX_EVENTS; and whether any were cut."""
-    ordered = sorted(lines, key=lambda x: (x.timestamp_ms, x.stream))
-    return ordered[:MAX_EVENTS], len(ordered) > MAX_EVENTS
 
 
 class Reader:
