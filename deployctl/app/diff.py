@@ -21,7 +21,7 @@ from deployctl.targets import ecs_autoscaling, ecs_releases
 from deployctl.targets.base import FEATURE_DIFF
 
 
-def diff(cfg: ResolvedConfig, clients: Any = None) -> list[service_diff.ServiceDiff]:
+def diff(cfg: ResolvedConfig, clients: aws.AwsClients | None = None) -> list[service_diff.ServiceDiff]:
     """One ServiceDiff per service of deploy.yaml, in its order."""
     if not targets.supports(cfg, FEATURE_DIFF):
         raise UsageError(f"environment '{cfg.env_name}' deploys to {cfg.environment.target}: `diff` compares ECS "
@@ -44,7 +44,7 @@ def diff(cfg: ResolvedConfig, clients: Any = None) -> list[service_diff.ServiceD
     return out
 
 
-def _scaling(cfg: ResolvedConfig, name: str, clients: Any, facts: Facts) -> tuple[service_diff.Change, ...]:
+def _scaling(cfg: ResolvedConfig, name: str, clients: aws.AwsClients, facts: Facts) -> tuple[service_diff.Change, ...]:
     """What the next deploy's auto scaling step changes (deployctl.targets.ecs_autoscaling.apply)."""
     live = ecs_autoscaling.read(clients.client(ecs_autoscaling.CLIENT),
                                 render_autoscaling.resource_id(cfg.environment.cluster or "default",

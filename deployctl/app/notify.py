@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from deployctl.adapters import webhook
 from deployctl.config.model import Notify, ResolvedConfig
 from deployctl.notify import Notification, ci_run_url, redacted, short_cause, sns_message, webhook_payload
 from deployctl.pipeline import RunReport
 from deployctl.releases_tags import actor
+
+if TYPE_CHECKING:
+    from deployctl.adapters.aws import AwsClients
 
 Post = Callable[[str, Any], int]  # (url, json body) → HTTP status
 
@@ -42,7 +45,7 @@ def wanted(cfg: ResolvedConfig, note: Notification) -> bool:
     return cfg.notify is not None and note.verdict in cfg.notify.on
 
 
-def send(cfg: ResolvedConfig, note: Notification, redactor: Any, *, clients: Any = None,
+def send(cfg: ResolvedConfig, note: Notification, redactor: Any, *, clients: AwsClients | None = None,
          environ: Mapping[str, str] | None = None, post: Post | None = None) -> list[str]:
     """Post `note` everywhere cfg.notify names; one line per destination saying what happened.
     The webhook URL is registered with `redactor` before anything can print it."""
@@ -59,7 +62,7 @@ def send(cfg: ResolvedConfig, note: Notification, redactor: Any, *, clients: Any
     return [redactor.redact(line) for line in lines]
 
 
-def _post_webhook(cfg: ResolvedConfig, settings: Notify, note: Notification, redactor: Any, clients: Any,
+def _post_webhook(cfg: ResolvedConfig, settings: Notify, note: Notification, redactor: Any, clients: AwsClients | None,
                   environ: Mapping[str, str], post: Post) -> str:
     hook = settings.webhook
     assert hook is not None
@@ -84,7 +87,7 @@ def _post_webhook(cfg: ResolvedConfig, settings: Notify, note: Notification, red
     return f"notified: webhook ({source}, host {webhook.host_of(url)})"
 
 
-def _publish(cfg: ResolvedConfig, topic: str, note: Notification, redactor: Any, clients: Any) -> str:
+def _publish(cfg: ResolvedConfig, topic: str, note: Notification, redactor: Any, clients: AwsClients | None) -> str:
     subject, message = sns_message(note)
     try:
         _sns_publish(cfg, clients, topic, subject, redactor.redact(message))
@@ -93,7 +96,7 @@ def _publish(cfg: ResolvedConfig, topic: str, note: Notification, redactor: Any,
     return f"notified: SNS topic {topic}"
 
 
-def _clients(cfg: ResolvedConfig, clients: Any) -> Any:
+def _clients(cfg: ResolvedConfig, clients: AwsClients | None) -> Any:
     if clients is not None:
         return clients
     from deployctl.adapters import aws  # lazy: boto3 stays off the local path unless notify needs it
@@ -101,13 +104,13 @@ def _clients(cfg: ResolvedConfig, clients: Any) -> Any:
     return aws.clients(cfg.region)
 
 
-def _secret_value(cfg: ResolvedConfig, ref: str, clients: Any) -> str:
+def _secret_value(cfg: ResolvedConfig, ref: str, clients: AwsClients | None) -> str:
     from deployctl.adapters import aws  # lazy: boto3 stays off the local path unless notify needs it
 
     return aws.secret_string(_clients(cfg, clients), ref)
 
 
-def _sns_publish(cfg: ResolvedConfig, clients: Any, topic: str, subject: str, message: str) -> None:
+def _sns_publish(cfg: ResolvedConfig, clients: AwsClients | None, topic: str, subject: str, message: str) -> None:
     from deployctl.adapters import aws  # lazy: boto3 stays off the local path unless notify needs it
 
     aws.sns_publish(_clients(cfg, clients), topic, subject, message)

@@ -74,7 +74,7 @@ def cap_alarm_names(cfg: ResolvedConfig) -> list[str]:
     return [s.name for s in render_monitoring.alarms(cfg, mon) if s.kind in costcap.CAP_KINDS]
 
 
-def plan(cfg: ResolvedConfig, clients: Any = None) -> ResumePlan:
+def plan(cfg: ResolvedConfig, clients: aws.AwsClients | None = None) -> ResumePlan:
     """What `resume` would do; UsageError (exit 2, nothing changed) when it must not."""
     if not targets.supports(cfg, FEATURE_COST_CAP):
         raise UsageError(f"environment '{cfg.env_name}' deploys to {cfg.environment.target}: the cost cap (and "
@@ -115,7 +115,7 @@ def plan(cfg: ResolvedConfig, clients: Any = None) -> ResumePlan:
                       tuple(s for s in stoppable if s not in stopped and live.get(s) is not None))
 
 
-def execute(cfg: ResolvedConfig, p: ResumePlan, *, lock_wait: float = 0.0, clients: Any = None,
+def execute(cfg: ResolvedConfig, p: ResumePlan, *, lock_wait: float = 0.0, clients: aws.AwsClients | None = None,
             log: Callable[[str], None] = lambda s: None) -> None:
     """Under the deploy lock: check they are still stopped, register the targets, set the counts."""
     clients = clients or aws.clients(cfg.region)

@@ -36,6 +36,7 @@ from deployctl.stages.cancel import cancellable
 from deployctl.targets import for_config
 
 if TYPE_CHECKING:
+    from deployctl.adapters.aws import AwsClients
     from deployctl.config.model import ResolvedConfig
     from deployctl.plan import Plan
 
@@ -95,7 +96,7 @@ def build_jobs(
     selected: tuple[str, ...],
     *,
     root: str,
-    clients: Any = None,
+    clients: AwsClients | None = None,
     redactor: Any = None,
     image_override: str | None = None,
     options: Any = None,
@@ -149,7 +150,7 @@ def effective_needs(stages: Any, selected: tuple[str, ...]) -> dict[str, tuple[s
     return {name: tuple(resolve(name, frozenset({name}))) for name in declared if name in selected}
 
 
-def _deploy_fn(cfg: ResolvedConfig, plan: Plan, facts: Any, spec: Any, access: Any, clients: Any,
+def _deploy_fn(cfg: ResolvedConfig, plan: Plan, facts: Any, spec: Any, access: Any, clients: AwsClients | None,
                image_override: str | None, options: Any) -> Any:
     def run(ctx: Any) -> None:
         target = for_config(cfg)
@@ -186,7 +187,7 @@ def _docker_config_credentials(host: str) -> Any:
     return docker_config.credentials(host)
 
 
-def registry_access(cfg: ResolvedConfig, host: str, clients: Any, redactor: Any) -> Any:
+def registry_access(cfg: ResolvedConfig, host: str, clients: AwsClients | None, redactor: Any) -> Any:
     ecr = clients.ecr if clients is not None and cfg.image.registry == "ecr" else None
     if redactor is None:
         return RegistryAccess(host, ecr=ecr, docker_config=_docker_config_credentials)
@@ -204,7 +205,7 @@ def aws_clients(cfg: ResolvedConfig) -> Any:
     return aws.clients(cfg.region)
 
 
-def resolve_image(image: str, clients: Any, redactor: Any, *, defer_missing: bool = False) -> str:
+def resolve_image(image: str, clients: AwsClients | None, redactor: Any, *, defer_missing: bool = False) -> str:
     """`image` by digest. An image the registry does not have is refused here (ImageMissing),
     unless `defer_missing`: the target's preflight checks the image, so it is handed on as given."""
     ref = ImageRef.parse(image)
@@ -252,7 +253,7 @@ def publish_run_metrics(cfg: ResolvedConfig, plan: Plan, result: Any) -> None:
 
 
 
-def with_account_id(cfg: ResolvedConfig, facts: Any, clients: Any) -> Any:
+def with_account_id(cfg: ResolvedConfig, facts: Any, clients: AwsClients) -> Any:
     """`facts` with the AWS account id, which names the ECR registry host."""
     from deployctl.adapters import aws  # lazy: boto3 stays off the local and --help paths
 

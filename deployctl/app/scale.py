@@ -97,7 +97,7 @@ def _desired(live: dict[str, Any] | None) -> int | None:
     return int(live.get("desiredCount") or 0) if live is not None else None
 
 
-def plan(cfg: ResolvedConfig, pairs: Sequence[str], clients: Any = None) -> ScalePlan:
+def plan(cfg: ResolvedConfig, pairs: Sequence[str], clients: aws.AwsClients | None = None) -> ScalePlan:
     """What `scale` would do; UsageError (exit 2, nothing changed) when it must not."""
     if not targets.supports(cfg, FEATURE_SCALE):
         raise UsageError(f"environment '{cfg.env_name}' deploys to {cfg.environment.target}: `scale` sets the "
@@ -140,7 +140,7 @@ def _plan_with(cfg: ResolvedConfig, counts: dict[str, int]) -> Any:
     return make_plan(cfg.model_copy(update={"services": services}), GitFacts(sha="scale", branch="scale"))
 
 
-def execute(cfg: ResolvedConfig, p: ScalePlan, *, lock_wait: float = 0.0, clients: Any = None,
+def execute(cfg: ResolvedConfig, p: ScalePlan, *, lock_wait: float = 0.0, clients: aws.AwsClients | None = None,
             log: Callable[[str], None] = lambda s: None, who: str | None = None) -> None:
     """Under the deploy lock: check the counts are still those shown, set them, record them."""
     if not p.changes:
@@ -166,7 +166,7 @@ def execute(cfg: ResolvedConfig, p: ScalePlan, *, lock_wait: float = 0.0, client
             ecs_scale.record(clients.ecs, cfg, c.service, service, at=at, before=c.before, after=c.after, who=who)
 
 
-def history_entries(cfg: ResolvedConfig, clients: Any = None) -> list[Release]:
+def history_entries(cfg: ResolvedConfig, clients: aws.AwsClients | None = None) -> list[Release]:
     """The scale records of an ECS environment as history entries of kind `scale`, one per
     `deployctl scale` (its services together), newest first."""
     if not targets.supports(cfg, FEATURE_SCALE):

@@ -58,7 +58,7 @@ def pick_service(cfg: ResolvedConfig, service: str | None) -> str:
                      hint=f"--service one of {', '.join(cfg.services)}")
 
 
-def plan_task(cfg: ResolvedConfig, clients: Any, *, service: str | None, release: str | None,
+def plan_task(cfg: ResolvedConfig, clients: aws.AwsClients, *, service: str | None, release: str | None,
               command: list[str]) -> TaskPlan:
     """Everything RunTask needs, read from ECS; raises when the service is not deployed."""
     if not targets.supports(cfg, FEATURE_TASK):
@@ -93,7 +93,7 @@ def plan_task(cfg: ResolvedConfig, clients: Any, *, service: str | None, release
                     tuple(command), request, cwlogs.container_logs(td).get(container))
 
 
-def plan_job(cfg: ResolvedConfig, clients: Any, *, job: str) -> TaskPlan:
+def plan_job(cfg: ResolvedConfig, clients: aws.AwsClients, *, job: str) -> TaskPlan:
     """A task for `jobs.<job>` now, as its schedule would start it: the job's command, its
     capacity (Fargate Spot unless spot: false) and, with its own cpu/memory, the latest revision of
     its own family (the one its schedule runs); else the service's live revision."""
@@ -124,7 +124,7 @@ def plan_job(cfg: ResolvedConfig, clients: Any, *, job: str) -> TaskPlan:
     return replace(plan, task_definition=arn, request=request, job=job)
 
 
-def run(clients: Any, plan: TaskPlan, *, emit: Callable[[str], None], timeout: float,
+def run(clients: aws.AwsClients, plan: TaskPlan, *, emit: Callable[[str], None], timeout: float,
         on_started: Callable[[str], None] | None = None,
         cancelled: threading.Event | None = None) -> ecs_task.TaskOutcome:
     return ecs_task.run(clients, plan.request, container=plan.container, logs=plan.logs, emit=emit,

@@ -45,7 +45,7 @@ class Source:
     task_definition: str = ""
 
 
-def sources(cfg: ResolvedConfig, clients: Any, req: Request) -> list[Source]:
+def sources(cfg: ResolvedConfig, clients: aws.AwsClients, req: Request) -> list[Source]:
     """Where the chosen services log, from the task definitions they run (or `req.release`'s)."""
     names = pick_services(cfg, req.service)
     ecs = clients.ecs

@@ -71,8 +71,9 @@ def running_arns(described: Mapping[str, Mapping[str, Any] | None]) -> list[str]
     return [str(releases.service_view(n, d).task_definition) for n, d in described.items() if d]
 
 
-def read_settled_releases(clients: Any, cfg: ResolvedConfig, described: Mapping[str, Mapping[str, Any] | None],
-                          per_family: int | None = None, preview: str | None = None) -> list[Release]:
+def read_settled_releases(clients: aws.AwsClients, cfg: ResolvedConfig,
+                          described: Mapping[str, Mapping[str, Any] | None], per_family: int | None = None,
+                          preview: str | None = None) -> list[Release]:
     """The releases of cfg's environment (ECS task-definition tags), the newest one settled from
     what ECS shows when its deploy stopped watching before the verdict (settle_revisions)."""
     revs = settle_revisions(clients, cfg, read_revisions(clients.ecs, cfg, per_family, preview,
@@ -98,7 +99,7 @@ def _warn(text: str) -> None:
     print(f"warning: {text}", file=sys.stderr)
 
 
-def settle_revisions(clients: Any, cfg: ResolvedConfig, revs: list[Revision],
+def settle_revisions(clients: aws.AwsClients, cfg: ResolvedConfig, revs: list[Revision],
                      described: Mapping[str, Mapping[str, Any] | None],
                      log: Callable[[str], None] = _warn, preview: str | None = None) -> list[Revision]:
     """`revs` with a verdict for the newest release when its deploy's watch ended without one
@@ -140,7 +141,7 @@ def settle_revisions(clients: Any, cfg: ResolvedConfig, revs: list[Revision],
     return releases.apply_settlements(revs, settled)
 
 
-def _deploy_in_flight(clients: Any, cfg: ResolvedConfig, log: Callable[[str], None],
+def _deploy_in_flight(clients: aws.AwsClients, cfg: ResolvedConfig, log: Callable[[str], None],
                       preview: str | None = None) -> bool:
     """True when a live deploy holds the environment's lock (or the lock cannot be read); each
     preview copy deploys under its own lock (deployctl.lock)."""

@@ -19,6 +19,7 @@ from deployctl.targets.base import StatusView
 from deployctl.targets.ecs_releases import read_revisions, read_services, running_arns, settle_revisions
 
 if TYPE_CHECKING:
+    from deployctl.adapters.aws import AwsClients
     from deployctl.config.model import ResolvedConfig
     from deployctl.releases import Release, Revision
 
@@ -105,7 +106,7 @@ def _event_doc(e: ServiceEvent) -> dict[str, str]:
     return {"at": at, "message": e.message}
 
 
-def read_status(clients: Any, cfg: ResolvedConfig, preview: str | None = None) -> EcsStatus:
+def read_status(clients: AwsClients, cfg: ResolvedConfig, preview: str | None = None) -> EcsStatus:
     """What the environment's services (or those of its preview copy `preview`) run now."""
     described = read_services(clients.ecs, cfg, preview)
     revs = settle_revisions(clients, cfg, read_revisions(clients.ecs, cfg, per_family=3, preview=preview,
@@ -156,7 +157,7 @@ def read_status(clients: Any, cfg: ResolvedConfig, preview: str | None = None) -
     return EcsStatus(out, releases.current(known, {n: r.arn for n, r in running.items()}), preview)
 
 
-def _target_health(clients: Any, cluster: str | None, svc: ServiceState) -> dict[str, int] | None:
+def _target_health(clients: AwsClients, cluster: str | None, svc: ServiceState) -> dict[str, int] | None:
     """Target states of this service's own tasks (by their awsvpc IPs): a target group shared
     with another environment must not make one environment count the other's targets."""
     groups = svc.target_groups
