@@ -114,6 +114,6 @@ def detect(root: Path, *, port: int | None = None, app_dir: str | None = None) -
         health = "/"
     return Project(
         root=root, app_dir=app_dir, deps=deps, entry=entry, dockerfile=df, port=chosen, port_source=port_source,
-        health_path=health, routes=tuple(dict.fromkeys(all_routes)), tools=_tools.detect(root, app_dir, deps),
+        health_path=health, routes=tuple(dict.fromkeys(all_routes)), tools=_tools.detect(root, app_dir, deps, df),
         env=env, deploying_workflows=tuple(_repo.deploying_workflows(root)), frontend=_repo.frontend_dir(root),
     )

@@ -51,6 +51,11 @@ class Choices:
     frontend: str | None = None
     adopted_dockerfile: bool = False
     healthcheck_in_image: bool = False   # the adopted Dockerfile has its own HEALTHCHECK
+    # Per stage, where it runs when that differs from stages_in_image (an adopted Dockerfile's
+    # test stage runs the tests; its lint tool may be on the host only), and the stage to build.
+    lint_in_image: bool | None = None
+    test_in_image: bool | None = None
+    stage_target: str = "test"
 
 
 def template(name: str) -> str:
@@ -64,6 +69,62 @@ def fill(text: str, values: dict[str, str]) -> str:
     if left:
         raise ValueError(f"unfilled placeholder {left.group(0)}")
     return text
+
+
+def excludes(pattern: str, path: str) -> bool:
+    """A .dockerignore pattern excludes `path` or one of its parent directories (Docker's rule:
+    Go filepath.Match per segment, `**` for any number of directories)."""
+    pat = pattern.strip().lstrip("/").rstrip("/")
+    regex = ""
+    i = 0
+    while i < len(pat):
+        if pat.startswith("**/", i):
+            regex, i = regex + "(?:.*/)?", i + 3
+        elif pat.startswith("**", i):
+            regex, i = regex + ".*", i + 2
+        elif pat[i] == "*":
+            regex, i = regex + "[^/]*", i + 1
+        elif pat[i] == "?":
+            regex, i = regex + "[^/]", i + 1
+        else:
+            regex, i = regex + re.escape(pat[i]), i + 1
+    parts = path.strip("/").split("/")
+    return any(re.fullmatch(regex, "/".join(parts[:n])) for n in range(1, len(parts) + 1))
+
+
+# The sections of dockerignore.txt kept next to an adopted Dockerfile: the project chose what its
+# image holds; deployctl only keeps secrets and VCS data out of the daemon's hands.
+ADOPTED_SECTIONS = ("# Secrets", "# VCS")
+
+
+def dockerignore(copied: tuple[str, ...] | None = None) -> tuple[str, list[str]]:
+    """(the .dockerignore init writes, warnings). `copied`: the context paths an adopted
+    Dockerfile's COPY/ADD lines name; None for the Dockerfile init writes. Next to an adopted
+    Dockerfile only secret and VCS exclusions are written, and none that excludes a path a COPY
+    names (the build would fail on it) — except secrets, which stay out and are warned about."""
+    text = template("dockerignore.txt")
+    if copied is None:
+        return text, []
+    out = ["# Keeps secrets and VCS data out of the build context (written by `deployctl init` next to your",
+           "# own Dockerfile: nothing else is excluded, and nothing its COPY or ADD lines name but secrets)."]
+    warnings: list[str] = []
+    section = ""
+    for line in text.splitlines()[1:]:
+        if line.startswith("#"):
+            section = line
+            if section.startswith(ADOPTED_SECTIONS):
+                out.append(line)
+            continue
+        if not section.startswith(ADOPTED_SECTIONS) or not line.strip():
+            continue
+        named = [src for src in copied if src != "." and excludes(line, src)]
+        if named and section.startswith("# Secrets"):
+            warnings += [] if warnings else [f"the Dockerfile copies {named[0]}, which looks like a secret: .dockerignore keeps "
+                            "it out of the image (that COPY fails); give the value at run time instead"]
+        elif named:
+            continue
+        out.append(line)
+    return "\n".join(out) + "\n", warnings
 
 
 def _json(argv: list[str] | tuple[str, ...]) -> str:
@@ -163,15 +224,26 @@ def _flow(mapping: dict[str, str]) -> str:
 
 def stages_block(choices: Choices) -> str:
     lines = []
-    where = ", in: image, target: test" if choices.stages_in_image else ""
-    if choices.lint:
-        lines.append(f"  lint: {{run: {json.dumps(list(choices.lint))}{where}, timeout: 5m}}")
-    if choices.test:
-        lines.append(f"  test: {{run: {json.dumps(list(choices.test))}{where}, timeout: 15m}}")
+    placed: dict[str, bool] = {}
+    for name, run, flag, timeout in (("lint", choices.lint, choices.lint_in_image, "5m"),
+                                     ("test", choices.test, choices.test_in_image, "15m")):
+        if not run:
+            continue
+        in_image = choices.stages_in_image if flag is None else flag
+        placed[name] = in_image
+        where = f", in: image, target: {choices.stage_target}" if in_image else ""
+        lines.append(f"  {name}: {{run: {json.dumps(list(run))}{where}, timeout: {timeout}}}")
     if not lines:
         return "# stages: no lint or test tool was found in the project (add e.g. lint: {run: [...]})\n"
-    head = ("# lint and test run inside the image's `test` target: the image's own dependencies\n"
-            if choices.stages_in_image else "# lint and test run on this machine (and on the CI runner)\n")
+    inside = [n for n, v in placed.items() if v]
+    host = [n for n, v in placed.items() if not v]
+    if inside == ["lint", "test"]:
+        head = f"# lint and test run inside the image's `{choices.stage_target}` target: the image's own dependencies\n"
+    elif not inside:
+        head = "# lint and test run on this machine (and on the CI runner)\n"
+    else:
+        head = (f"# {inside[0]} runs inside the Dockerfile's `{choices.stage_target}` stage (the image's own "
+                "dependencies)" + (f"; {host[0]} runs on this machine (and on the CI runner)" if host else "") + "\n")
     return head + "stages:\n" + "\n".join(lines) + "\n"
 
 
