@@ -95,7 +95,7 @@ def detect(root: Path, *, port: int | None = None, app_dir: str | None = None) -
         chosen, port_source = df.expose[0], f"EXPOSE in {df.path}"
     entry = _entry.detect(root, app_dir, deps, chosen)
     if not chosen and entry.port:
-        chosen, port_source = entry.port, entry.start_source
+        chosen, port_source = entry.port, entry.port_source or entry.start_source
     env = _envvars.detect(root, app_dir)
     if not chosen and env.env.get("PORT", "").isdigit():
         chosen, port_source = int(env.env["PORT"]), env.sample_file or "PORT in the code"

@@ -40,6 +40,7 @@ EXPECT = {
     "flask-gunicorn": ("/healthz", "/version"),
     "flask-tested": ("/ready", "/version"),
     "flat-fastapi": ("/health", "/version"),
+    "multistage-test": ("/health", "/version"),
     "no-health": (None, "/version"),
     "own-dockerfile": ("/health", "/version"),
     "poetry-app": ("/health/ready", "/version"),
@@ -131,6 +132,8 @@ def test_init_then_run_dev_then_a_change_with_no_failed_requests(app: App) -> No
     started = time.monotonic()
     first = app.deployctl("run", "--env", "dev")
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    # dev runs on the local engine: its output shows no ECS/Fargate cost
+    assert "cost: local Docker engine" in first.stdout and "Fargate" not in first.stdout + first.stderr
     if health:
         assert app.get(health)[0] == 200
     status, body = app.get(version_path)

@@ -6,6 +6,7 @@ import fnmatch
 import os
 import pty
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -267,3 +268,32 @@ def test_build_essential_only_when_a_dependency_compiles(repo: Path) -> None:
     first_install = builder.split("RUN pip install")[1].split("||")[0]
     assert "--only-binary=:all:" in first_install  # wheels only: no compilers unless that fails
     assert "RUN apt-get" not in builder
+
+
+def test_an_adopted_multi_stage_dockerfile_builds_its_service_and_tests_in_its_test_stage(tmp_path: Path) -> None:
+    """Its last stage is `FROM production AS test`: deploy.yaml builds `production`, runs the tests in
+    `test`, and the .dockerignore written next to it leaves what its COPY lines name in the context."""
+    from deployctl.stages import context
+
+    d = tmp_path / "own-multistage"
+    shutil.copytree(ROOT / "tests" / "corpus" / "multistage-test", d)
+    git(d, "init", "-q", "-b", "main")
+    r = deployctl(d, "init", "--yes")
+    assert r.returncode == 0, r.stderr
+    assert "kept Dockerfile (build target: production; tests run in its `test` stage)" in r.stdout
+    assert re.search(r"build target\s+production: the last stage whose command starts the server", r.stderr)
+    assert (d / "Dockerfile").read_text() == (ROOT / "tests/corpus/multistage-test/Dockerfile").read_text()
+    data = yaml.safe_load((d / "deploy.yaml").read_text())
+    assert data["image"]["target"] == "production"
+    assert data["stages"] == {"test": {"run": ["python -m pytest -q"], "in": "image", "target": "test",
+                                       "timeout": "15m"}}
+    patterns = [ln.strip() for ln in (d / ".dockerignore").read_text().splitlines()
+                if ln.strip() and not ln.startswith("#")]
+    for kept in ("tests", "tests/test_main.py", "main.py", "requirements.txt"):
+        assert not ignored(patterns, kept), kept
+    for secret in (".env", "config/.env", ".git/HEAD", "key.pem"):
+        assert ignored(patterns, secret), secret
+    (d / ".env").write_text("OPENAI_API_KEY=sk-local\n")
+    files = context.load(d, "Dockerfile").files
+    assert "tests/test_main.py" in files and ".env" not in files
+    assert deployctl(d, "validate").returncode == 0
