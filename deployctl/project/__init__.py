@@ -103,10 +103,9 @@ def detect(root: Path, *, port: int | None = None, app_dir: str | None = None) -
         chosen, port_source = 8000, "default"
     if "PORT" in env.env:
         env.env["PORT"] = str(chosen)
-    all_routes: list[str] = []
-    for path in walk(base):
-        if not is_test_path(rel(root, path)):
-            all_routes += _routes.routes(read(path))
+    modules = {rel(root, path)[:-3].replace("/", "."): read(path) for path in walk(base)
+               if not is_test_path(rel(root, path))}
+    all_routes = _routes.project_routes(modules)
     health = _routes.health_route(all_routes)
     if df and df.health_path:
         health = df.health_path

@@ -242,3 +242,47 @@ def test_procfile_ports(tmp_path: Path, web: str, config: dict[str, str], port: 
     p = _procfile_app(tmp_path, web, config)
     assert p.port == port and p.entry.start is not None
     assert p.entry.start[-len(tail):] == tail
+
+
+def _write(root: Path, files: dict[str, str]) -> None:
+    for name, text in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+
+
+def test_router_prefixes_make_the_health_path_the_app_serves(tmp_path: Path) -> None:
+    """APIRouter(prefix="/api") with @router.get("/healthcheck"), included from another module:
+    the app serves /api/healthcheck, and /healthcheck is a 404."""
+    _write(tmp_path, {
+        "src/requirements.txt": "fastapi\nuvicorn\n",
+        "src/chat/__init__.py": "", "src/chat/routers/__init__.py": "",
+        "src/chat/main.py": "from fastapi import FastAPI\nfrom chat.routers import health\n\n"
+                            "application = FastAPI()\napplication.include_router(health.router)\n\n\n"
+                            "@application.get('/version')\ndef version():\n    return {}\n",
+        "src/chat/routers/health.py": "from fastapi import APIRouter\n\n"
+                                      "router = APIRouter(prefix=\"/api\", tags=[\"health\"])\n\n\n"
+                                      "@router.get(\"/healthcheck\")\nasync def healthcheck():\n    return {}\n",
+    })
+    p = project.detect(tmp_path)
+    assert p.health_path == "/api/healthcheck"
+    assert set(p.routes) == {"/api/healthcheck", "/version"}
+
+
+def test_include_prefixes_nest_through_relative_imports_and_blueprints(tmp_path: Path) -> None:
+    _write(tmp_path, {
+        "requirements.txt": "fastapi\nuvicorn\n",
+        "app/__init__.py": "",
+        "app/main.py": "from fastapi import FastAPI\nfrom .api import api as api_router\n\n"
+                       "app = FastAPI()\napp.include_router(api_router, prefix=\"/v1\")\n",
+        "app/api.py": "from fastapi import APIRouter\nfrom .status import router as status_router\n\n"
+                      "api = APIRouter(prefix=\"/internal\")\napi.include_router(status_router, prefix=\"/status\")\n",
+        "app/status.py": "from fastapi import APIRouter\nrouter = APIRouter()\n\n\n"
+                         "@router.get(\"/ready\")\ndef ready():\n    return {}\n\n\n"
+                         "@router.get(\"/items/{item_id}\")\ndef item(item_id: int):\n    return {}\n",
+    })
+    assert project.detect(tmp_path).routes == ("/v1/internal/status/ready",)
+    flask = ("from flask import Blueprint, Flask\nbp = Blueprint('ops', __name__, url_prefix='/ops')\n"
+             "app = Flask(__name__)\n\n\n@bp.route('/healthz')\ndef hz():\n    return ''\n\n\n")
+    assert routes.project_routes({"web": flask + "app.register_blueprint(bp)\n"}) == ["/ops/healthz"]
+    # Flask: a url_prefix given at registration replaces the blueprint's own
+    assert routes.project_routes({"web": flask + "app.register_blueprint(bp, url_prefix='/x')\n"}) == ["/x/healthz"]
