@@ -10,12 +10,14 @@ so an unknown sdist-only package costs a slower build, not a broken one.
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import re
 from dataclasses import dataclass, field
 from importlib import resources
 
 from deployctl.project import Project
+from deployctl.project.deps import requirement_files
 
 # Tools the builder needs for a lock file, pinned (bump together with the docs).
 POETRY = "poetry==1.8.5"
@@ -119,8 +121,9 @@ def dockerignore(copied: tuple[str, ...] | None = None) -> tuple[str, list[str]]
             continue
         named = [src for src in copied if src != "." and excludes(line, src)]
         if named and section.startswith("# Secrets"):
-            warnings += [] if warnings else [f"the Dockerfile copies {named[0]}, which looks like a secret: .dockerignore keeps "
-                            "it out of the image (that COPY fails); give the value at run time instead"]
+            warning = (f"the Dockerfile copies {named[0]}, which looks like a secret: .dockerignore keeps it out "
+                       "of the image (that COPY fails); give the value at run time instead")
+            warnings += [] if warning in warnings else [warning]
         elif named:
             continue
         out.append(line)
@@ -138,8 +141,16 @@ def _install(project: Project) -> tuple[str, str]:
         req = deps.files[0]
         directory = req.rsplit("/", 1)[0] if "/" in req else "."
         name = req.rsplit("/", 1)[-1]
-        # every requirements file of that directory, so `-r base.txt` includes resolve
+        # every requirements file of that directory, so `-r base.txt` includes resolve; an include
+        # from another directory: the files at their project paths under /src
         src = f"{directory}/requirements*.txt" if directory != "." else "requirements*.txt"
+        included = requirement_files(project.root, req)
+        if any((f.rsplit("/", 1)[0] if "/" in f else ".") != directory for f in included):
+            copy, name = "\n".join(copy_requirements(included, "/src")), req
+        elif all(fnmatch.fnmatchcase(f.rsplit("/", 1)[-1], "requirements*.txt") for f in included):
+            copy = f"COPY {src} ./"
+        else:  # e.g. `-c constraints.txt` next to it
+            copy = f"COPY {' '.join(included)} ./"
         if deps.needs_compiler:
             run = f"RUN pip install -r {name}"
         else:
@@ -148,7 +159,7 @@ def _install(project: Project) -> tuple[str, str]:
                    f"RUN pip install --only-binary=:all: -r {name} \\\n"
                    " || { apt-get update && apt-get install -y --no-install-recommends build-essential \\\n"
                    f"      && rm -rf /var/lib/apt/lists/* && pip install -r {name}; }}")
-        return f"COPY {src} ./\n{run}", f"pip, {req}"
+        return f"{copy}\n{run}", f"pip, {req}"
     if deps.manager == "uv" and deps.lock:
         return ("COPY " + " ".join([*deps.files, deps.lock]) + " ./\n"
                 f"RUN python -m venv /opt/tools && /opt/tools/bin/pip install {UV} \\\n"
@@ -169,16 +180,23 @@ def _install(project: Project) -> tuple[str, str]:
     return "# no requirements.txt or pyproject.toml was found: nothing to install", "no dependency files"
 
 
+def copy_requirements(files: tuple[str, ...], dest: str) -> list[str]:
+    """COPY lines that put requirements files under `dest` at their paths relative to the
+    project (one COPY per directory), so `-r src/requirements.txt` inside one of them resolves."""
+    by_dir: dict[str, list[str]] = {}
+    for f in files:
+        by_dir.setdefault(f.rsplit("/", 1)[0] if "/" in f else "", []).append(f)
+    return [f"COPY {' '.join(names)} {dest}/{d + '/' if d else ''}" for d, names in by_dir.items()]
+
+
 def _test_install(project: Project) -> str:
     tools = project.tools
     deps = project.deps
     dev = [f for f in deps.dev_files if f.endswith(".txt")]
     lines = []
     if dev:
-        directory = dev[0].rsplit("/", 1)[0] if "/" in dev[0] else "."
-        src = f"{directory}/requirements*.txt" if directory != "." else "requirements*.txt"
-        lines.append(f"COPY {src} /tmp/requirements/")
-        lines.append(f"RUN pip install --no-cache-dir -r /tmp/requirements/{dev[0].rsplit('/', 1)[-1]}")
+        lines += copy_requirements(requirement_files(project.root, dev[0]), "/tmp/requirements")
+        lines.append(f"RUN pip install --no-cache-dir -r /tmp/requirements/{dev[0]}")
     wanted = [p for p in (*tools.lint_packages, *tools.test_packages)
               if not dev or p not in deps.dev_packages]
     if wanted:

@@ -45,9 +45,12 @@ EXPECT = {
     "own-dockerfile": ("/health", "/version"),
     "poetry-app": ("/health/ready", "/version"),
     "src-gunicorn": ("/health", "/version"),
+    "src-router-gunicorn": ("/api/healthcheck", "/version"),
     "subdir-backend": ("/api/health", "/version"),
     "uv-app": ("/healthz", "/version"),
 }
+# Layouts whose port is not 8000: init finds it in a gunicorn config file or the Dockerfile's EXPOSE.
+PORTS = {"src-gunicorn": 3100, "src-router-gunicorn": 3100, "own-dockerfile": 8080}
 RUN_TIMEOUT = 420
 
 
@@ -123,6 +126,7 @@ def test_init_then_run_dev_then_a_change_with_no_failed_requests(app: App) -> No
     assert "deployctl run --env dev" in r.stdout.split("Next:")[1].splitlines()[1]
     svc = yaml.safe_load((app.root / "deploy.yaml").read_text())["services"]["api"]
     assert (svc.get("health") or {}).get("path") == health, svc.get("health")
+    assert svc["port"] == PORTS.get(app.layout, 8000)
     if svc.get("secrets"):
         # dev's secrets from the git-ignored .env that init told the user about
         assert ".env" in (app.root / ".gitignore").read_text().split()

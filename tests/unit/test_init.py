@@ -297,3 +297,59 @@ def test_an_adopted_multi_stage_dockerfile_builds_its_service_and_tests_in_its_t
     files = context.load(d, "Dockerfile").files
     assert "tests/test_main.py" in files and ".env" not in files
     assert deployctl(d, "validate").returncode == 0
+
+
+def _unresolved_includes(root: Path, stage: dict[str, object]) -> tuple[str, list[str]]:
+    """(the file the stage's `pip install -r` reads, the includes it cannot find in the image):
+    what the stage's COPY lines put where, followed the way pip follows `-r`/`-c`."""
+    import posixpath
+
+    workdir, placed, target = "/", {}, ""
+    for op, arg in stage["ops"]:  # type: ignore[attr-defined]
+        if op == "WORKDIR":
+            workdir = posixpath.join(workdir, arg)
+        elif op == "COPY" and not arg.startswith("--from"):
+            *sources, dest = [w for w in arg.split() if not w.startswith("--")]
+            into = posixpath.join(workdir, dest)
+            for src in sources:
+                for host in sorted(root.glob(src)):
+                    placed[posixpath.normpath(posixpath.join(into, host.name) if dest.endswith("/") or
+                                              len(sources) > 1 else into)] = host
+        elif op == "RUN" and "-r " in arg:
+            target = posixpath.normpath(posixpath.join(workdir, arg.split("-r ", 1)[1].split()[0]))
+    assert target in placed, (target, placed)
+    missing, todo, seen = [], [target], set()
+    while todo:
+        path = todo.pop()
+        seen.add(path)
+        for line in placed[path].read_text().splitlines():
+            if line.startswith(("-r ", "-c ")):
+                inc = posixpath.normpath(posixpath.join(posixpath.dirname(path), line.split()[1]))
+                if inc not in placed:
+                    missing.append(inc)
+                elif inc not in seen:
+                    todo.append(inc)
+    return target, missing
+
+
+def test_requirement_includes_resolve_in_the_image_in_a_src_layout(tmp_path: Path) -> None:
+    """requirements-dev.txt at the root starts with `-r src/requirements.txt`: the test stage must
+    copy both so pip finds the include (flat copies into one directory broke it)."""
+    d = tmp_path / "srcapp"
+    (d / "src" / "chat").mkdir(parents=True)
+    (d / "tests").mkdir()
+    (d / "src" / "chat" / "__init__.py").write_text("")
+    (d / "src" / "chat" / "main.py").write_text(APP_PY)
+    (d / "src" / "requirements.txt").write_text("-c constraints.txt\nfastapi==0.115.6\nuvicorn==0.32.1\n")
+    (d / "src" / "constraints.txt").write_text("starlette<0.42\n")
+    (d / "requirements-dev.txt").write_text("-r src/requirements.txt\npytest==8.3.4\nhttpx==0.28.1\n")
+    (d / "tests" / "test_main.py").write_text("def test_nothing():\n    assert True\n")
+    git(d, "init", "-q", "-b", "main")
+    r = deployctl(d, "init", "--yes")
+    assert r.returncode == 0, r.stderr
+    parsed = {st["name"]: st for st in stages((d / "Dockerfile").read_text())}
+    assert yaml.safe_load((d / "deploy.yaml").read_text())["stages"]["test"]["target"] == "test"
+    target, missing = _unresolved_includes(d, parsed["test"])
+    assert target == "/tmp/requirements/requirements-dev.txt" and missing == []
+    target, missing = _unresolved_includes(d, parsed["builder"])
+    assert target == "/src/requirements.txt" and missing == []

@@ -186,9 +186,10 @@ def test_an_adopted_dockerfile_builds_the_stage_that_serves_not_its_last_test_st
 @pytest.mark.parametrize(("text", "serving", "test"), [
     ("FROM python:3.11-slim AS base\nCMD [\"gunicorn\", \"app:app\"]\n"
      "FROM base AS dev\nCMD [\"uvicorn\", \"app:app\", \"--reload\"]\n", "base", None),
-    ("FROM python:3.11-slim AS builder\nRUN pip install x\nFROM python:3.11-slim AS runtime\nCMD [\"python\", \"-m\", \"x\"]\n",
-     "runtime", None),
-    ("FROM python:3.11-slim AS app\nCMD uvicorn m:app\nFROM app AS tests\nRUN pip install pytest ruff\n", "app", "tests"),
+    ("FROM python:3.11-slim AS builder\nRUN pip install x\n"
+     "FROM python:3.11-slim AS runtime\nCMD [\"python\", \"-m\", \"x\"]\n", "runtime", None),
+    ("FROM python:3.11-slim AS app\nCMD uvicorn m:app\nFROM app AS tests\nRUN pip install pytest ruff\n",
+     "app", "tests"),
     ("FROM python:3.11-slim\nCMD [\"python\", \"app.py\"]\n", None, None),
 ])
 def test_serving_and_test_stages(text: str, serving: str | None, test: str | None) -> None:
