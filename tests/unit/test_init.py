@@ -353,3 +353,22 @@ def test_requirement_includes_resolve_in_the_image_in_a_src_layout(tmp_path: Pat
     assert target == "/tmp/requirements/requirements-dev.txt" and missing == []
     target, missing = _unresolved_includes(d, parsed["builder"])
     assert target == "/src/requirements.txt" and missing == []
+
+
+def test_a_dev_run_quotes_no_fargate_cost(repo: Path) -> None:
+    """`run --env dev` says what a deploy costs; dev runs on the local engine, not on ECS, so
+    that line has no Fargate price (while staging's, on ECS, has one)."""
+    from deployctl.adapters.git import GitFacts
+    from deployctl.config import load_env, read
+    from deployctl.plan import make_plan
+    from deployctl.targets import for_config
+
+    assert deployctl(repo, "init", "--yes").returncode == 0
+    git_facts = GitFacts(sha="3f2a9c41d0b7e6f5a4c3b2a1908f7e6d5c4b3a29", branch="main")
+    lines = {}
+    for env_name in ("dev", "staging"):
+        cfg = load_env(read(repo / "deploy.yaml", environ={}), env_name)
+        lines[env_name] = for_config(cfg).cost_line(make_plan(cfg, git_facts))
+    assert lines["dev"] == "cost: local Docker engine, no cloud charges"
+    assert "Fargate" not in lines["dev"] and "$" not in lines["dev"]
+    assert "$" in lines["staging"]
