@@ -237,7 +237,8 @@ def init(
             p.dockerfile.installs(own_test, t) for t in p.tools.lint_packages)) if adopted else None,
         stage_target=own_test or "test",
     )
-    ignore_text, ignore_warnings = init_files.dockerignore(p.dockerfile.sources if adopted and p.dockerfile else None)
+    ignore_text, ignore_warnings = init_files.dockerignore(p.dockerfile.sources if adopted and p.dockerfile else None,
+                                                           excludes=_excludes)
     warnings = p.warnings + ignore_warnings
     interactive = not yes and sys.stdin.isatty()
     _show(_findings(p), warnings)
@@ -277,6 +278,13 @@ def init(
     if _ensure_gitignored(root, ".env"):
         typer.echo("added .env to .gitignore")
     _next_steps(choices, ref is None)
+
+
+def _excludes(pattern: str, path: str) -> bool:
+    """One .dockerignore line excludes `path` (or a directory above it), as the docker CLI applies it."""
+    from deployctl.stages import dockerignore
+
+    return dockerignore.Matcher(dockerignore.parse(pattern)).ignored(path)
 
 
 def _host_stages(p: Project, c: Choices) -> Project:

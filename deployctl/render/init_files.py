@@ -13,6 +13,7 @@ from __future__ import annotations
 import fnmatch
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
 
@@ -73,35 +74,16 @@ def fill(text: str, values: dict[str, str]) -> str:
     return text
 
 
-def excludes(pattern: str, path: str) -> bool:
-    """A .dockerignore pattern excludes `path` or one of its parent directories (Docker's rule:
-    Go filepath.Match per segment, `**` for any number of directories)."""
-    pat = pattern.strip().lstrip("/").rstrip("/")
-    regex = ""
-    i = 0
-    while i < len(pat):
-        if pat.startswith("**/", i):
-            regex, i = regex + "(?:.*/)?", i + 3
-        elif pat.startswith("**", i):
-            regex, i = regex + ".*", i + 2
-        elif pat[i] == "*":
-            regex, i = regex + "[^/]*", i + 1
-        elif pat[i] == "?":
-            regex, i = regex + "[^/]", i + 1
-        else:
-            regex, i = regex + re.escape(pat[i]), i + 1
-    parts = path.strip("/").split("/")
-    return any(re.fullmatch(regex, "/".join(parts[:n])) for n in range(1, len(parts) + 1))
-
-
 # The sections of dockerignore.txt kept next to an adopted Dockerfile: the project chose what its
 # image holds; deployctl only keeps secrets and VCS data out of the daemon's hands.
 ADOPTED_SECTIONS = ("# Secrets", "# VCS")
 
 
-def dockerignore(copied: tuple[str, ...] | None = None) -> tuple[str, list[str]]:
+def dockerignore(copied: tuple[str, ...] | None = None,
+                 excludes: Callable[[str, str], bool] | None = None) -> tuple[str, list[str]]:
     """(the .dockerignore init writes, warnings). `copied`: the context paths an adopted
-    Dockerfile's COPY/ADD lines name; None for the Dockerfile init writes. Next to an adopted
+    Dockerfile's COPY/ADD lines name; None for the Dockerfile init writes. `excludes(pattern,
+    path)`: Docker's rule for one .dockerignore line (deployctl.stages.dockerignore). Next to an adopted
     Dockerfile only secret and VCS exclusions are written, and none that excludes a path a COPY
     names (the build would fail on it) — except secrets, which stay out and are warned about."""
     text = template("dockerignore.txt")
@@ -119,7 +101,7 @@ def dockerignore(copied: tuple[str, ...] | None = None) -> tuple[str, list[str]]
             continue
         if not section.startswith(ADOPTED_SECTIONS) or not line.strip():
             continue
-        named = [src for src in copied if src != "." and excludes(line, src)]
+        named = [src for src in copied if src != "." and excludes is not None and excludes(line, src)]
         if named and section.startswith("# Secrets"):
             warning = (f"the Dockerfile copies {named[0]}, which looks like a secret: .dockerignore keeps it out "
                        "of the image (that COPY fails); give the value at run time instead")
