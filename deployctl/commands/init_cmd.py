@@ -21,7 +21,7 @@ import typer
 from deployctl.errors import UsageError
 
 if TYPE_CHECKING:
-    from deployctl.project import Project
+    from deployctl.project import Dockerfile, Project
     from deployctl.render.init_files import Choices
 
 APP = re.compile(r"^[a-z][a-z0-9-]{0,39}$")
@@ -240,6 +240,8 @@ def init(
     ignore_text, ignore_warnings = init_files.dockerignore(p.dockerfile.sources if adopted and p.dockerfile else None,
                                                            excludes=_excludes)
     warnings = p.warnings + ignore_warnings
+    if adopted and p.dockerfile:
+        warnings += _copies_excluded(root, p.app_dir, p.dockerfile)
     interactive = not yes and sys.stdin.isatty()
     _show(_findings(p), warnings)
     if interactive:
@@ -285,6 +287,23 @@ def _excludes(pattern: str, path: str) -> bool:
     from deployctl.stages import dockerignore
 
     return dockerignore.Matcher(dockerignore.parse(pattern)).ignored(path)
+
+
+def _copies_excluded(root: Path, context: str, df: Dockerfile) -> list[str]:
+    """Warnings for paths the adopted Dockerfile COPYs that the project's own .dockerignore
+    (kept as is) excludes: that build step fails with "file not found in build context"."""
+    from deployctl.stages import dockerignore
+
+    rel = ".dockerignore" if context == "." else f"{context}/.dockerignore"
+    path = root / rel
+    if not path.is_file():
+        return []
+    try:
+        matcher = dockerignore.Matcher(dockerignore.parse(path.read_text("utf-8", errors="replace")))
+    except UsageError:
+        return []  # a broken .dockerignore is the build's to report, with its line
+    return [f"{rel} excludes {src}, which {df.path} copies (COPY/ADD): that build step fails; remove the line "
+            "that excludes it" for src in df.sources if src != "." and matcher.ignored(src)]
 
 
 def _host_stages(p: Project, c: Choices) -> Project:

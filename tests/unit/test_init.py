@@ -372,3 +372,18 @@ def test_a_dev_run_quotes_no_fargate_cost(repo: Path) -> None:
     assert lines["dev"] == "cost: local Docker engine, no cloud charges"
     assert "Fargate" not in lines["dev"] and "$" not in lines["dev"]
     assert "$" in lines["staging"]
+
+
+def test_a_kept_dockerignore_that_excludes_what_the_dockerfile_copies_is_named(tmp_path: Path) -> None:
+    """Re-running init after a failed build: the project's own .dockerignore is kept, and init says
+    which of its lines breaks the adopted Dockerfile's `COPY tests/ tests/`."""
+    d = tmp_path / "own-multistage"
+    shutil.copytree(ROOT / "tests" / "corpus" / "multistage-test", d)
+    (d / ".dockerignore").write_text(".env\ntests/\n")
+    git(d, "init", "-q", "-b", "main")
+    r = deployctl(d, "init", "--yes")
+    assert r.returncode == 0, r.stderr
+    assert (d / ".dockerignore").read_text() == ".env\ntests/\n"
+    warning = " ".join(r.stderr.split())
+    assert "warning: .dockerignore excludes tests, which Dockerfile copies (COPY/ADD): that build step fails" \
+        in warning
