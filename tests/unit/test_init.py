@@ -387,3 +387,19 @@ def test_a_kept_dockerignore_that_excludes_what_the_dockerfile_copies_is_named(t
     warning = " ".join(r.stderr.split())
     assert "warning: .dockerignore excludes tests, which Dockerfile copies (COPY/ADD): that build step fails" \
         in warning
+
+
+def test_lint_without_a_tool_in_the_test_stage_runs_on_the_host_and_ci_installs_only_it(tmp_path: Path) -> None:
+    """The project configures ruff but its Dockerfile's test stage installs only pytest: the test
+    stage runs in the image, lint on the machine; CI prepares ruff for lint and nothing for test."""
+    d = tmp_path / "own-multistage"
+    shutil.copytree(ROOT / "tests" / "corpus" / "multistage-test", d)
+    (d / "pyproject.toml").write_text("[tool.ruff]\nline-length = 100\n")
+    git(d, "init", "-q", "-b", "main")
+    r = deployctl(d, "init", "--yes")
+    assert r.returncode == 0, r.stderr
+    data = yaml.safe_load((d / "deploy.yaml").read_text())
+    assert data["stages"]["lint"] == {"run": ["python -m ruff check ."], "timeout": "5m"}
+    assert data["stages"]["test"]["in"] == "image" and data["stages"]["test"]["target"] == "test"
+    workflow = (d / ".github/workflows/deploy-staging.yml").read_text()
+    assert "ruff" in workflow and "pytest" not in workflow
