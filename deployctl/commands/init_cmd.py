@@ -21,7 +21,7 @@ import typer
 from deployctl.errors import UsageError
 
 if TYPE_CHECKING:
-    from deployctl.project import Project
+    from deployctl.project import Dockerfile, Project
     from deployctl.render.init_files import Choices
 
 APP = re.compile(r"^[a-z][a-z0-9-]{0,39}$")
@@ -132,12 +132,18 @@ def _findings(p: Project) -> list[tuple[str, str]]:
     if p.dockerfile:
         rows.append(("Dockerfile", f"{p.dockerfile.path}: kept as is (stages: "
                                    f"{', '.join(s or '-' for s in p.dockerfile.stages)})"))
+        if len(p.dockerfile.stages) > 1:
+            rows.append(("build target", f"{p.dockerfile.serving or 'the last stage'}: "
+                                         f"{p.dockerfile.serving_reason}"))
+        if p.dockerfile.test_stage:
+            rows.append(("test stage", f"{p.dockerfile.test_stage}: deploy.yaml's test stage runs in it"))
         if p.dockerfile.healthcheck:
             rows.append(("HEALTHCHECK", p.dockerfile.healthcheck[:80]))
     rows.append(("port", f"{p.port} ({p.port_source})"))
     rows.append(("routes", ", ".join(p.routes[:8]) or "none found"))
     rows.append(("lint", ", ".join(p.tools.lint) or "no tool found: no lint stage"))
-    rows.append(("test", ", ".join(p.tools.test) or "no tests found: no test stage"))
+    rows.append(("test", ", ".join(p.tools.test) + (f" (from {p.tools.source})" if p.tools.source else "")
+                 or "no tests found: no test stage"))
     if p.env.env:
         rows.append(("env", ", ".join(p.env.env)))
     if p.env.secrets:
@@ -214,6 +220,9 @@ def init(
     app = app_name or default_app(root)
     detected_start = tuple(shlex.split(start)) if start else (p.entry.start or ())
     health = health_path if health_path is not None else p.health_path
+    # An adopted Dockerfile's own test stage runs the tests (its packages, not the host's); the lint
+    # tool runs there too when that stage installs it, else on the host.
+    own_test = p.dockerfile.test_stage if adopted and p.dockerfile and in_image else None
     choices = init_files.Choices(
         app=app, region=region or "us-east-1", registry=registry or "ecr", port=p.port, health_path=health,
         start=detected_start, local_port=local_port or free_local_port(app),
@@ -221,10 +230,18 @@ def init(
         env=dict(p.env.env), secrets=p.env.secrets, frontend=p.frontend, adopted_dockerfile=adopted,
         context=p.app_dir if adopted else ".",
         dockerfile="Dockerfile",
-        target=(p.dockerfile.final_stage if adopted and p.dockerfile else "runtime"),
+        target=(p.dockerfile.serving if adopted and p.dockerfile else "runtime"),
         healthcheck_in_image=bool(adopted and p.dockerfile and p.dockerfile.healthcheck),
+        test_in_image=bool(own_test) if adopted else None,
+        lint_in_image=bool(own_test and p.dockerfile and all(
+            p.dockerfile.installs(own_test, t) for t in p.tools.lint_packages)) if adopted else None,
+        stage_target=own_test or "test",
     )
-    warnings = p.warnings
+    ignore_text, ignore_warnings = init_files.dockerignore(p.dockerfile.sources if adopted and p.dockerfile else None,
+                                                           excludes=_excludes)
+    warnings = p.warnings + ignore_warnings
+    if adopted and p.dockerfile:
+        warnings += _copies_excluded(root, p.app_dir, p.dockerfile)
     interactive = not yes and sys.stdin.isatty()
     _show(_findings(p), warnings)
     if interactive:
@@ -238,10 +255,11 @@ def init(
     if not adopted:
         files["Dockerfile"] = init_files.dockerfile(p, choices)
     if not adopted or not (root / ignore_at).exists():
-        files[ignore_at] = init_files.template("dockerignore.txt")
+        files[ignore_at] = ignore_text
     params = workflows.WorkflowParams(app=choices.app, region=choices.region, action_ref=ref or workflows.PLACEHOLDER,
                                       rollback_envs=("staging", "prod"),
-                                      prepare=workflows.prepare_commands(p, in_image and not adopted))
+                                      prepare=workflows.prepare_commands(_host_stages(p, choices),
+                                                                         in_image and not adopted))
     for name, text in workflows.render(params).items():
         files[f".github/workflows/{name}"] = text
     existing = sorted(rel for rel in files if (root / rel).exists())
@@ -257,10 +275,45 @@ def init(
         path.write_text(text, encoding="utf-8")
         typer.echo(f"{'overwrote' if rel in existing else 'wrote'} {rel}")
     if adopted and p.dockerfile:
-        typer.echo(f"kept {p.dockerfile.path} (build target: {choices.target or 'its last stage'})")
+        typer.echo(f"kept {p.dockerfile.path} (build target: {choices.target or 'its last stage'}"
+                   + (f"; tests run in its `{choices.stage_target}` stage" if choices.test_in_image else "") + ")")
     if _ensure_gitignored(root, ".env"):
         typer.echo("added .env to .gitignore")
     _next_steps(choices, ref is None)
+
+
+def _excludes(pattern: str, path: str) -> bool:
+    """One .dockerignore line excludes `path` (or a directory above it), as the docker CLI applies it."""
+    from deployctl.stages import dockerignore
+
+    return dockerignore.Matcher(dockerignore.parse(pattern)).ignored(path)
+
+
+def _copies_excluded(root: Path, context: str, df: Dockerfile) -> list[str]:
+    """Warnings for paths the adopted Dockerfile COPYs that the project's own .dockerignore
+    (kept as is) excludes: that build step fails with "file not found in build context"."""
+    from deployctl.stages import dockerignore
+
+    rel = ".dockerignore" if context == "." else f"{context}/.dockerignore"
+    path = root / rel
+    if not path.is_file():
+        return []
+    try:
+        matcher = dockerignore.Matcher(dockerignore.parse(path.read_text("utf-8", errors="replace")))
+    except UsageError:
+        return []  # a broken .dockerignore is the build's to report, with its line
+    return [f"{rel} excludes {src}, which {df.path} copies (COPY/ADD): that build step fails; remove the line "
+            "that excludes it" for src in df.sources if src != "." and matcher.ignored(src)]
+
+
+def _host_stages(p: Project, c: Choices) -> Project:
+    """The project with only the tools of stages that run on the host (what CI must install)."""
+    tools = p.tools
+    if c.test_in_image:
+        tools = replace(tools, test=(), test_packages=())
+    if c.lint_in_image:
+        tools = replace(tools, lint=(), lint_packages=())
+    return replace(p, tools=tools)
 
 
 def _ask(c: Choices) -> Choices:

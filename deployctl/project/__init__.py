@@ -95,7 +95,7 @@ def detect(root: Path, *, port: int | None = None, app_dir: str | None = None) -
         chosen, port_source = df.expose[0], f"EXPOSE in {df.path}"
     entry = _entry.detect(root, app_dir, deps, chosen)
     if not chosen and entry.port:
-        chosen, port_source = entry.port, entry.start_source
+        chosen, port_source = entry.port, entry.port_source or entry.start_source
     env = _envvars.detect(root, app_dir)
     if not chosen and env.env.get("PORT", "").isdigit():
         chosen, port_source = int(env.env["PORT"]), env.sample_file or "PORT in the code"
@@ -103,10 +103,9 @@ def detect(root: Path, *, port: int | None = None, app_dir: str | None = None) -
         chosen, port_source = 8000, "default"
     if "PORT" in env.env:
         env.env["PORT"] = str(chosen)
-    all_routes: list[str] = []
-    for path in walk(base):
-        if not is_test_path(rel(root, path)):
-            all_routes += _routes.routes(read(path))
+    modules = {rel(root, path)[:-3].replace("/", "."): read(path) for path in walk(base)
+               if not is_test_path(rel(root, path))}
+    all_routes = _routes.project_routes(modules)
     health = _routes.health_route(all_routes)
     if df and df.health_path:
         health = df.health_path
@@ -114,6 +113,6 @@ def detect(root: Path, *, port: int | None = None, app_dir: str | None = None) -
         health = "/"
     return Project(
         root=root, app_dir=app_dir, deps=deps, entry=entry, dockerfile=df, port=chosen, port_source=port_source,
-        health_path=health, routes=tuple(dict.fromkeys(all_routes)), tools=_tools.detect(root, app_dir, deps),
+        health_path=health, routes=tuple(dict.fromkeys(all_routes)), tools=_tools.detect(root, app_dir, deps, df),
         env=env, deploying_workflows=tuple(_repo.deploying_workflows(root)), frontend=_repo.frontend_dir(root),
     )

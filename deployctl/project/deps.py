@@ -78,6 +78,30 @@ def requirement_names(text: str, base: Path | None = None, seen: set[Path] | Non
     return out
 
 
+def requirement_files(root: Path, relfile: str) -> tuple[str, ...]:
+    """`relfile` and every requirements/constraints file it includes (`-r`, `-c`), transitively,
+    relative to the root; pip reads an include relative to the including file. Includes outside
+    the root or missing are left out (the install then names them)."""
+    out: list[str] = []
+    todo = [(root / relfile).resolve()]
+    root = root.resolve()
+    while todo:
+        path = todo.pop(0)
+        if not path.is_relative_to(root) or not path.is_file():
+            continue
+        relp = path.relative_to(root).as_posix()
+        if relp in out:
+            continue
+        out.append(relp)
+        for raw in read(path).splitlines():
+            words = raw.split(" #")[0].split()
+            if len(words) >= 2 and words[0] in ("-r", "--requirement", "-c", "--constraint"):
+                todo.append((path.parent / words[1]).resolve())
+            elif words and words[0].startswith(("--requirement=", "--constraint=")):
+                todo.append((path.parent / words[0].split("=", 1)[1]).resolve())
+    return tuple(out)
+
+
 def _pep508_names(items: object) -> list[str]:
     if not isinstance(items, list):
         return []

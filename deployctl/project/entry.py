@@ -24,7 +24,10 @@ ASGI = ("fastapi", "starlette", "django-asgi")
 GUNICORN_CONFIGS = ("gunicorn.conf.py", "gunicorn_config.py", "gunicorn.config.py", "gunicorn_conf.py",
                     "config/gunicorn.py", "gunicorn.py")
 HYPERCORN_CONFIGS = ("hypercorn.toml",)
-_BIND = re.compile(r"^bind\s*=\s*\[?\s*[\"']([^\"']+)[\"']", re.M)
+_BIND = re.compile(r"^bind\s*=\s*(.+)$", re.M)
+# A PORT read from the environment with a default: os.getenv("PORT", "3100"), os.environ.get('PORT', 3100)
+_PORT_ENV_DEFAULT = re.compile(r"(?:getenv|environ\.get)\(\s*[\"']PORT[\"']\s*,\s*[\"']?(\d{2,5})")
+_SHELL_PORT = re.compile(r"\$\{PORT:?-(\d{2,5})\}|\$\{PORT\}|\$PORT\b")
 _WSGI_APP = re.compile(r"^wsgi_app\s*=\s*[\"']([^\"']+)[\"']", re.M)
 _PORT_CALL = re.compile(r"\b(?:uvicorn\.run|\.run)\([^)]*\bport\s*=\s*(\d{2,5})")
 _PORT_FLAG = re.compile(r"(?:--port[ =]|-p\s)(\d{2,5})|(?:--bind[ =]|-b\s)\S*:(\d{2,5})")
@@ -41,6 +44,7 @@ class Entry:
     start_source: str              # where the command came from, for people
     port: int | None               # the port the command listens on, when known
     config_binds_port: bool = False
+    port_source: str = ""          # where the port came from, when not start_source
 
 
 def _module(relpath: str, import_root: str) -> str:
@@ -98,6 +102,47 @@ def procfile_web(root: Path, app_dir: str) -> str | None:
     return None
 
 
+def config_bind(text: str) -> tuple[int | None, bool]:
+    """(port, binds every interface) of a gunicorn config file's `bind`: a literal address, an
+    f-string or concatenation around os.getenv("PORT", "3100") (its default counts)."""
+    m = _BIND.search(text)
+    if not m:
+        return None, False
+    value = m.group(1)
+    literal = re.search(r":(\d{2,5})\b", value)
+    env_default = _PORT_ENV_DEFAULT.search(value) or _PORT_ENV_DEFAULT.search(text)
+    port = int(literal.group(1)) if literal else int(env_default.group(1)) if env_default else None
+    return port, "0.0.0.0" in value or "[::]" in value
+
+
+def flag_value(words: list[str] | tuple[str, ...], *names: str) -> str | None:
+    """The value of a command-line flag given as `-c x`, `--config x` or `--config=x`."""
+    for i, w in enumerate(words):
+        for name in names:
+            if w == name and i + 1 < len(words):
+                return words[i + 1]
+            if name.startswith("--") and w.startswith(name + "="):
+                return w.split("=", 1)[1]
+    return None
+
+
+def gunicorn_config(root: Path, base: Path, words: list[str] | tuple[str, ...]) -> str | None:
+    """The config file a gunicorn command reads, relative to the root: `-c/--config` as given
+    (relative to where it starts; then to its --chdir), else ./gunicorn.conf.py, gunicorn's default."""
+    given = flag_value(words, "-c", "--config")
+    chdir = flag_value(words, "--chdir")
+    if given and given.startswith("python:"):
+        return None
+    candidates = [given] if given else ["gunicorn.conf.py"]
+    if chdir and given:
+        candidates.append(f"{chdir}/{given}")
+    for c in candidates:
+        path = (base / c).resolve()
+        if path.is_file() and path.is_relative_to(root):
+            return rel(root, path)
+    return None
+
+
 def port_in(text: str) -> int | None:
     m = _PORT_FLAG.search(text) or _PORT_CALL.search(text)
     if not m:
@@ -112,25 +157,36 @@ def detect(root: Path, app_dir: str, deps: Deps, port: int | None = None) -> Ent
 
     web = procfile_web(root, app_dir)
     if web:
-        expanded = re.sub(r"\$\{?PORT\}?", str(port or 8000), web)
+        # $PORT as a platform sets it: the user's port, else the command's own default (${PORT:-5000})
+        default = next((int(m.group(1)) for m in _SHELL_PORT.finditer(web) if m.group(1)), None)
+        expanded = _SHELL_PORT.sub(str(port or default or 8000), web)
         words = shlex.split(expanded)
         server = next((s for s in ("gunicorn", "uvicorn", "hypercorn") if s in words[:3]), None)
-        return Entry(framework, app, iroot, server, None, tuple(words), "Procfile", port or port_in(expanded) or 8000)
+        flag_port = port_in(expanded)
+        conf = gunicorn_config(root, base, words) if server == "gunicorn" else None
+        conf_port, conf_all = config_bind(read(root / conf)) if conf else (None, False)
+        use = port or flag_port or conf_port or default or 8000
+        source = ("Procfile" if flag_port or default or not conf_port
+                  else f"Procfile: bind in {conf}")
+        if server == "gunicorn" and not flag_port and not (conf_all and conf_port == use):
+            # the container must listen on every interface; a CLI --bind overrides the file's
+            words.extend(["--bind", f"0.0.0.0:{use}"])
+        return Entry(framework, app, iroot, server, conf, tuple(words), "Procfile", use,
+                     config_binds_port=conf_port is not None, port_source=source)
 
     gconf = next((f"{d}/{name}".lstrip("./") for d in (".", "src", "config", "deploy") for name in GUNICORN_CONFIGS
                   if (base / d / name).is_file()), None)
     if gconf and deps.has("gunicorn"):
         gpath = f"{app_dir}/{gconf}" if app_dir != "." else gconf
         text = read(root / gpath)
-        bind = _BIND.search(text)
-        conf_port = int(bind.group(1).rsplit(":", 1)[1]) if bind and ":" in bind.group(1) else None
+        conf_port, conf_all = config_bind(text)
         wsgi = _WSGI_APP.search(text)
         use = port or conf_port or 8000
         argv = ["gunicorn", "-c", gconf]
         if framework in ASGI and "worker_class" not in text:
             argv += ["-k", "uvicorn.workers.UvicornWorker"]
         # The container must listen on every interface; a CLI --bind overrides the file's.
-        if not (bind and bind.group(1).startswith("0.0.0.0") and conf_port == use):
+        if not (conf_all and conf_port == use):
             argv += ["--bind", f"0.0.0.0:{use}"]
         if not wsgi and app:
             argv.append(app)

@@ -10,12 +10,15 @@ so an unknown sdist-only package costs a slower build, not a broken one.
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
 
 from deployctl.project import Project
+from deployctl.project.deps import requirement_files
 
 # Tools the builder needs for a lock file, pinned (bump together with the docs).
 POETRY = "poetry==1.8.5"
@@ -51,6 +54,11 @@ class Choices:
     frontend: str | None = None
     adopted_dockerfile: bool = False
     healthcheck_in_image: bool = False   # the adopted Dockerfile has its own HEALTHCHECK
+    # Per stage, where it runs when that differs from stages_in_image (an adopted Dockerfile's
+    # test stage runs the tests; its lint tool may be on the host only), and the stage to build.
+    lint_in_image: bool | None = None
+    test_in_image: bool | None = None
+    stage_target: str = "test"
 
 
 def template(name: str) -> str:
@@ -66,6 +74,44 @@ def fill(text: str, values: dict[str, str]) -> str:
     return text
 
 
+# The sections of dockerignore.txt kept next to an adopted Dockerfile: the project chose what its
+# image holds; deployctl only keeps secrets and VCS data out of the daemon's hands.
+ADOPTED_SECTIONS = ("# Secrets", "# VCS")
+
+
+def dockerignore(copied: tuple[str, ...] | None = None,
+                 excludes: Callable[[str, str], bool] | None = None) -> tuple[str, list[str]]:
+    """(the .dockerignore init writes, warnings). `copied`: the context paths an adopted
+    Dockerfile's COPY/ADD lines name; None for the Dockerfile init writes. `excludes(pattern,
+    path)`: Docker's rule for one .dockerignore line (deployctl.stages.dockerignore). Next to an adopted
+    Dockerfile only secret and VCS exclusions are written, and none that excludes a path a COPY
+    names (the build would fail on it) — except secrets, which stay out and are warned about."""
+    text = template("dockerignore.txt")
+    if copied is None:
+        return text, []
+    out = ["# Keeps secrets and VCS data out of the build context (written by `deployctl init` next to your",
+           "# own Dockerfile: nothing else is excluded, and nothing its COPY or ADD lines name but secrets)."]
+    warnings: list[str] = []
+    section = ""
+    for line in text.splitlines()[1:]:
+        if line.startswith("#"):
+            section = line
+            if section.startswith(ADOPTED_SECTIONS):
+                out.append(line)
+            continue
+        if not section.startswith(ADOPTED_SECTIONS) or not line.strip():
+            continue
+        named = [src for src in copied if src != "." and excludes is not None and excludes(line, src)]
+        if named and section.startswith("# Secrets"):
+            warning = (f"the Dockerfile copies {named[0]}, which looks like a secret: .dockerignore keeps it out "
+                       "of the image (that COPY fails); give the value at run time instead")
+            warnings += [] if warning in warnings else [warning]
+        elif named:
+            continue
+        out.append(line)
+    return "\n".join(out) + "\n", warnings
+
+
 def _json(argv: list[str] | tuple[str, ...]) -> str:
     return json.dumps(list(argv))
 
@@ -77,8 +123,16 @@ def _install(project: Project) -> tuple[str, str]:
         req = deps.files[0]
         directory = req.rsplit("/", 1)[0] if "/" in req else "."
         name = req.rsplit("/", 1)[-1]
-        # every requirements file of that directory, so `-r base.txt` includes resolve
+        # every requirements file of that directory, so `-r base.txt` includes resolve; an include
+        # from another directory: the files at their project paths under /src
         src = f"{directory}/requirements*.txt" if directory != "." else "requirements*.txt"
+        included = requirement_files(project.root, req)
+        if any((f.rsplit("/", 1)[0] if "/" in f else ".") != directory for f in included):
+            copy, name = "\n".join(copy_requirements(included, "/src")), req
+        elif all(fnmatch.fnmatchcase(f.rsplit("/", 1)[-1], "requirements*.txt") for f in included):
+            copy = f"COPY {src} ./"
+        else:  # e.g. `-c constraints.txt` next to it
+            copy = f"COPY {' '.join(included)} ./"
         if deps.needs_compiler:
             run = f"RUN pip install -r {name}"
         else:
@@ -87,7 +141,7 @@ def _install(project: Project) -> tuple[str, str]:
                    f"RUN pip install --only-binary=:all: -r {name} \\\n"
                    " || { apt-get update && apt-get install -y --no-install-recommends build-essential \\\n"
                    f"      && rm -rf /var/lib/apt/lists/* && pip install -r {name}; }}")
-        return f"COPY {src} ./\n{run}", f"pip, {req}"
+        return f"{copy}\n{run}", f"pip, {req}"
     if deps.manager == "uv" and deps.lock:
         return ("COPY " + " ".join([*deps.files, deps.lock]) + " ./\n"
                 f"RUN python -m venv /opt/tools && /opt/tools/bin/pip install {UV} \\\n"
@@ -108,16 +162,23 @@ def _install(project: Project) -> tuple[str, str]:
     return "# no requirements.txt or pyproject.toml was found: nothing to install", "no dependency files"
 
 
+def copy_requirements(files: tuple[str, ...], dest: str) -> list[str]:
+    """COPY lines that put requirements files under `dest` at their paths relative to the
+    project (one COPY per directory), so `-r src/requirements.txt` inside one of them resolves."""
+    by_dir: dict[str, list[str]] = {}
+    for f in files:
+        by_dir.setdefault(f.rsplit("/", 1)[0] if "/" in f else "", []).append(f)
+    return [f"COPY {' '.join(names)} {dest}/{d + '/' if d else ''}" for d, names in by_dir.items()]
+
+
 def _test_install(project: Project) -> str:
     tools = project.tools
     deps = project.deps
     dev = [f for f in deps.dev_files if f.endswith(".txt")]
     lines = []
     if dev:
-        directory = dev[0].rsplit("/", 1)[0] if "/" in dev[0] else "."
-        src = f"{directory}/requirements*.txt" if directory != "." else "requirements*.txt"
-        lines.append(f"COPY {src} /tmp/requirements/")
-        lines.append(f"RUN pip install --no-cache-dir -r /tmp/requirements/{dev[0].rsplit('/', 1)[-1]}")
+        lines += copy_requirements(requirement_files(project.root, dev[0]), "/tmp/requirements")
+        lines.append(f"RUN pip install --no-cache-dir -r /tmp/requirements/{dev[0]}")
     wanted = [p for p in (*tools.lint_packages, *tools.test_packages)
               if not dev or p not in deps.dev_packages]
     if wanted:
@@ -163,15 +224,26 @@ def _flow(mapping: dict[str, str]) -> str:
 
 def stages_block(choices: Choices) -> str:
     lines = []
-    where = ", in: image, target: test" if choices.stages_in_image else ""
-    if choices.lint:
-        lines.append(f"  lint: {{run: {json.dumps(list(choices.lint))}{where}, timeout: 5m}}")
-    if choices.test:
-        lines.append(f"  test: {{run: {json.dumps(list(choices.test))}{where}, timeout: 15m}}")
+    placed: dict[str, bool] = {}
+    for name, run, flag, timeout in (("lint", choices.lint, choices.lint_in_image, "5m"),
+                                     ("test", choices.test, choices.test_in_image, "15m")):
+        if not run:
+            continue
+        in_image = choices.stages_in_image if flag is None else flag
+        placed[name] = in_image
+        where = f", in: image, target: {choices.stage_target}" if in_image else ""
+        lines.append(f"  {name}: {{run: {json.dumps(list(run))}{where}, timeout: {timeout}}}")
     if not lines:
         return "# stages: no lint or test tool was found in the project (add e.g. lint: {run: [...]})\n"
-    head = ("# lint and test run inside the image's `test` target: the image's own dependencies\n"
-            if choices.stages_in_image else "# lint and test run on this machine (and on the CI runner)\n")
+    inside = [n for n, v in placed.items() if v]
+    host = [n for n, v in placed.items() if not v]
+    if inside == ["lint", "test"]:
+        head = f"# lint and test run inside the image's `{choices.stage_target}` target: the image's own dependencies\n"
+    elif not inside:
+        head = "# lint and test run on this machine (and on the CI runner)\n"
+    else:
+        head = (f"# {inside[0]} runs inside the Dockerfile's `{choices.stage_target}` stage (the image's own "
+                "dependencies)" + (f"; {host[0]} runs on this machine (and on the CI runner)" if host else "") + "\n")
     return head + "stages:\n" + "\n".join(lines) + "\n"
 
 

@@ -115,4 +115,5 @@ class DockerTarget:
         return docker.local_secret_values(self.cfg, environ)
 
     def cost_line(self, plan: Plan) -> str:
-        return f"cost: local Docker engine (the same services on Fargate: ~${plan.cost.monthly_usd:,.2f}/month)"
+        # A dev plan is not an ECS plan: no Fargate figure for services that never run there.
+        return "cost: local Docker engine, no cloud charges"

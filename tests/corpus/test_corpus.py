@@ -40,13 +40,17 @@ EXPECT = {
     "flask-gunicorn": ("/healthz", "/version"),
     "flask-tested": ("/ready", "/version"),
     "flat-fastapi": ("/health", "/version"),
+    "multistage-test": ("/health", "/version"),
     "no-health": (None, "/version"),
     "own-dockerfile": ("/health", "/version"),
     "poetry-app": ("/health/ready", "/version"),
     "src-gunicorn": ("/health", "/version"),
+    "src-router-gunicorn": ("/api/healthcheck", "/version"),
     "subdir-backend": ("/api/health", "/version"),
     "uv-app": ("/healthz", "/version"),
 }
+# Layouts whose port is not 8000: init finds it in a gunicorn config file or the Dockerfile's EXPOSE.
+PORTS = {"src-gunicorn": 3100, "src-router-gunicorn": 3100, "own-dockerfile": 8080}
 RUN_TIMEOUT = 420
 
 
@@ -122,6 +126,7 @@ def test_init_then_run_dev_then_a_change_with_no_failed_requests(app: App) -> No
     assert "deployctl run --env dev" in r.stdout.split("Next:")[1].splitlines()[1]
     svc = yaml.safe_load((app.root / "deploy.yaml").read_text())["services"]["api"]
     assert (svc.get("health") or {}).get("path") == health, svc.get("health")
+    assert svc["port"] == PORTS.get(app.layout, 8000)
     if svc.get("secrets"):
         # dev's secrets from the git-ignored .env that init told the user about
         assert ".env" in (app.root / ".gitignore").read_text().split()
@@ -131,6 +136,8 @@ def test_init_then_run_dev_then_a_change_with_no_failed_requests(app: App) -> No
     started = time.monotonic()
     first = app.deployctl("run", "--env", "dev")
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    # dev runs on the local engine: its output shows no ECS/Fargate cost
+    assert "cost: local Docker engine" in first.stdout and "Fargate" not in first.stdout + first.stderr
     if health:
         assert app.get(health)[0] == 200
     status, body = app.get(version_path)

@@ -6,6 +6,7 @@ import fnmatch
 import os
 import pty
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -267,3 +268,138 @@ def test_build_essential_only_when_a_dependency_compiles(repo: Path) -> None:
     first_install = builder.split("RUN pip install")[1].split("||")[0]
     assert "--only-binary=:all:" in first_install  # wheels only: no compilers unless that fails
     assert "RUN apt-get" not in builder
+
+
+def test_an_adopted_multi_stage_dockerfile_builds_its_service_and_tests_in_its_test_stage(tmp_path: Path) -> None:
+    """Its last stage is `FROM production AS test`: deploy.yaml builds `production`, runs the tests in
+    `test`, and the .dockerignore written next to it leaves what its COPY lines name in the context."""
+    from deployctl.stages import context
+
+    d = tmp_path / "own-multistage"
+    shutil.copytree(ROOT / "tests" / "corpus" / "multistage-test", d)
+    git(d, "init", "-q", "-b", "main")
+    r = deployctl(d, "init", "--yes")
+    assert r.returncode == 0, r.stderr
+    assert "kept Dockerfile (build target: production; tests run in its `test` stage)" in r.stdout
+    assert re.search(r"build target\s+production: the last stage whose command starts the server", r.stderr)
+    assert (d / "Dockerfile").read_text() == (ROOT / "tests/corpus/multistage-test/Dockerfile").read_text()
+    data = yaml.safe_load((d / "deploy.yaml").read_text())
+    assert data["image"]["target"] == "production"
+    assert data["stages"] == {"test": {"run": ["python -m pytest -q"], "in": "image", "target": "test",
+                                       "timeout": "15m"}}
+    patterns = [ln.strip() for ln in (d / ".dockerignore").read_text().splitlines()
+                if ln.strip() and not ln.startswith("#")]
+    for kept in ("tests", "tests/test_main.py", "main.py", "requirements.txt"):
+        assert not ignored(patterns, kept), kept
+    for secret in (".env", "config/.env", ".git/HEAD", "key.pem"):
+        assert ignored(patterns, secret), secret
+    (d / ".env").write_text("OPENAI_API_KEY=sk-local\n")
+    files = context.load(d, "Dockerfile").files
+    assert "tests/test_main.py" in files and ".env" not in files
+    assert deployctl(d, "validate").returncode == 0
+
+
+def _unresolved_includes(root: Path, stage: dict[str, object]) -> tuple[str, list[str]]:
+    """(the file the stage's `pip install -r` reads, the includes it cannot find in the image):
+    what the stage's COPY lines put where, followed the way pip follows `-r`/`-c`."""
+    import posixpath
+
+    workdir, placed, target = "/", {}, ""
+    for op, arg in stage["ops"]:  # type: ignore[attr-defined]
+        if op == "WORKDIR":
+            workdir = posixpath.join(workdir, arg)
+        elif op == "COPY" and not arg.startswith("--from"):
+            *sources, dest = [w for w in arg.split() if not w.startswith("--")]
+            into = posixpath.join(workdir, dest)
+            for src in sources:
+                for host in sorted(root.glob(src)):
+                    placed[posixpath.normpath(posixpath.join(into, host.name) if dest.endswith("/") or
+                                              len(sources) > 1 else into)] = host
+        elif op == "RUN" and "-r " in arg:
+            target = posixpath.normpath(posixpath.join(workdir, arg.split("-r ", 1)[1].split()[0]))
+    assert target in placed, (target, placed)
+    missing, todo, seen = [], [target], set()
+    while todo:
+        path = todo.pop()
+        seen.add(path)
+        for line in placed[path].read_text().splitlines():
+            if line.startswith(("-r ", "-c ")):
+                inc = posixpath.normpath(posixpath.join(posixpath.dirname(path), line.split()[1]))
+                if inc not in placed:
+                    missing.append(inc)
+                elif inc not in seen:
+                    todo.append(inc)
+    return target, missing
+
+
+def test_requirement_includes_resolve_in_the_image_in_a_src_layout(tmp_path: Path) -> None:
+    """requirements-dev.txt at the root starts with `-r src/requirements.txt`: the test stage must
+    copy both so pip finds the include (flat copies into one directory broke it)."""
+    d = tmp_path / "srcapp"
+    (d / "src" / "chat").mkdir(parents=True)
+    (d / "tests").mkdir()
+    (d / "src" / "chat" / "__init__.py").write_text("")
+    (d / "src" / "chat" / "main.py").write_text(APP_PY)
+    (d / "src" / "requirements.txt").write_text("-c constraints.txt\nfastapi==0.115.6\nuvicorn==0.32.1\n")
+    (d / "src" / "constraints.txt").write_text("starlette<0.42\n")
+    (d / "requirements-dev.txt").write_text("-r src/requirements.txt\npytest==8.3.4\nhttpx==0.28.1\n")
+    (d / "tests" / "test_main.py").write_text("def test_nothing():\n    assert True\n")
+    git(d, "init", "-q", "-b", "main")
+    r = deployctl(d, "init", "--yes")
+    assert r.returncode == 0, r.stderr
+    parsed = {st["name"]: st for st in stages((d / "Dockerfile").read_text())}
+    assert yaml.safe_load((d / "deploy.yaml").read_text())["stages"]["test"]["target"] == "test"
+    target, missing = _unresolved_includes(d, parsed["test"])
+    assert target == "/tmp/requirements/requirements-dev.txt" and missing == []
+    target, missing = _unresolved_includes(d, parsed["builder"])
+    assert target == "/src/requirements.txt" and missing == []
+
+
+def test_a_dev_run_quotes_no_fargate_cost(repo: Path) -> None:
+    """`run --env dev` says what a deploy costs; dev runs on the local engine, not on ECS, so
+    that line has no Fargate price (while staging's, on ECS, has one)."""
+    from deployctl.adapters.git import GitFacts
+    from deployctl.config import load_env, read
+    from deployctl.plan import make_plan
+    from deployctl.targets import for_config
+
+    assert deployctl(repo, "init", "--yes").returncode == 0
+    git_facts = GitFacts(sha="3f2a9c41d0b7e6f5a4c3b2a1908f7e6d5c4b3a29", branch="main")
+    lines = {}
+    for env_name in ("dev", "staging"):
+        cfg = load_env(read(repo / "deploy.yaml", environ={}), env_name)
+        lines[env_name] = for_config(cfg).cost_line(make_plan(cfg, git_facts))
+    assert lines["dev"] == "cost: local Docker engine, no cloud charges"
+    assert "Fargate" not in lines["dev"] and "$" not in lines["dev"]
+    assert "$" in lines["staging"]
+
+
+def test_a_kept_dockerignore_that_excludes_what_the_dockerfile_copies_is_named(tmp_path: Path) -> None:
+    """Re-running init after a failed build: the project's own .dockerignore is kept, and init says
+    which of its lines breaks the adopted Dockerfile's `COPY tests/ tests/`."""
+    d = tmp_path / "own-multistage"
+    shutil.copytree(ROOT / "tests" / "corpus" / "multistage-test", d)
+    (d / ".dockerignore").write_text(".env\ntests/\n")
+    git(d, "init", "-q", "-b", "main")
+    r = deployctl(d, "init", "--yes")
+    assert r.returncode == 0, r.stderr
+    assert (d / ".dockerignore").read_text() == ".env\ntests/\n"
+    warning = " ".join(r.stderr.split())
+    assert "warning: .dockerignore excludes tests, which Dockerfile copies (COPY/ADD): that build step fails" \
+        in warning
+
+
+def test_lint_without_a_tool_in_the_test_stage_runs_on_the_host_and_ci_installs_only_it(tmp_path: Path) -> None:
+    """The project configures ruff but its Dockerfile's test stage installs only pytest: the test
+    stage runs in the image, lint on the machine; CI prepares ruff for lint and nothing for test."""
+    d = tmp_path / "own-multistage"
+    shutil.copytree(ROOT / "tests" / "corpus" / "multistage-test", d)
+    (d / "pyproject.toml").write_text("[tool.ruff]\nline-length = 100\n")
+    git(d, "init", "-q", "-b", "main")
+    r = deployctl(d, "init", "--yes")
+    assert r.returncode == 0, r.stderr
+    data = yaml.safe_load((d / "deploy.yaml").read_text())
+    assert data["stages"]["lint"] == {"run": ["python -m ruff check ."], "timeout": "5m"}
+    assert data["stages"]["test"]["in"] == "image" and data["stages"]["test"]["target"] == "test"
+    workflow = (d / ".github/workflows/deploy-staging.yml").read_text()
+    assert "ruff" in workflow and "pytest" not in workflow

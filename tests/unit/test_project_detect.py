@@ -170,3 +170,120 @@ def test_stages_run_in_the_image_only_where_the_config_has_the_key() -> None:
     on_host = init_files.deploy_yaml(choices(p))
     assert "in: image" not in on_host and "run on this machine" in on_host
     assert "\nFROM runtime AS test\n" in init_files.dockerfile(p, choices(p))
+
+
+def test_an_adopted_dockerfile_builds_the_stage_that_serves_not_its_last_test_stage() -> None:
+    p = detect("multistage-test")  # builder, production, then `FROM production AS test` with CMD pytest
+    assert p.dockerfile is not None and p.dockerfile.stages == ("builder", "production", "test")
+    assert (p.dockerfile.serving, p.dockerfile.test_stage) == ("production", "test")
+    assert "starts the server" in p.dockerfile.serving_reason
+    assert p.dockerfile.cmd == ("uvicorn", "main:app", "--host", "0.0.0.0", "--port", "${PORT}")
+    assert p.port == 8000 and p.health_path == "/health"
+    # pytest is installed only in the Dockerfile's test stage: the tests are still found, and run there
+    assert p.tools.test == ("python -m pytest -q",) and "test" in p.tools.source
+
+
+@pytest.mark.parametrize(("text", "serving", "test"), [
+    ("FROM python:3.11-slim AS base\nCMD [\"gunicorn\", \"app:app\"]\n"
+     "FROM base AS dev\nCMD [\"uvicorn\", \"app:app\", \"--reload\"]\n", "base", None),
+    ("FROM python:3.11-slim AS builder\nRUN pip install x\n"
+     "FROM python:3.11-slim AS runtime\nCMD [\"python\", \"-m\", \"x\"]\n", "runtime", None),
+    ("FROM python:3.11-slim AS app\nCMD uvicorn m:app\nFROM app AS tests\nRUN pip install pytest ruff\n",
+     "app", "tests"),
+    ("FROM python:3.11-slim\nCMD [\"python\", \"app.py\"]\n", None, None),
+])
+def test_serving_and_test_stages(text: str, serving: str | None, test: str | None) -> None:
+    d = dockerfile.parse("Dockerfile", text)
+    assert (d.serving, d.test_stage) == (serving, test)
+
+
+def test_a_test_stage_inherits_and_names_what_it_copies() -> None:
+    d = dockerfile.parse("Dockerfile", (CORPUS / "multistage-test" / "Dockerfile").read_text())
+    assert d.installs("test", "pytest") and not d.installs("production", "pytest")
+    assert d.sources == ("requirements.txt", "main.py", "tests")  # never the --from=builder copy
+    assert d.stage("test") is not None and d.stage("test").expose == (8000,)  # type: ignore[union-attr]
+
+
+def _procfile_app(root: Path, web: str, config: dict[str, str]) -> project.Project:
+    (root / "src" / "chat").mkdir(parents=True)
+    (root / "src" / "chat" / "__init__.py").write_text("")
+    (root / "src" / "chat" / "main.py").write_text("from fastapi import FastAPI\napplication = FastAPI()\n")
+    (root / "src" / "requirements.txt").write_text("fastapi\nuvicorn\ngunicorn\n")
+    (root / "Procfile").write_text(f"web: {web}\n")
+    for name, text in config.items():
+        (root / name).write_text(text)
+    return project.detect(root)
+
+
+GUNICORN_ENV_BIND = 'import os\nbind = f"0.0.0.0:{os.getenv(\'PORT\', \'3100\')}"\nworkers = 2\n'
+
+
+def test_a_procfile_gunicorn_reads_the_port_from_its_config_file(tmp_path: Path) -> None:
+    """`-c src/gunicorn_config.py` binding 0.0.0.0:$PORT with default 3100: the app listens on 3100."""
+    p = _procfile_app(tmp_path, "gunicorn --chdir src -c src/gunicorn_config.py chat.main:application",
+                      {"src/gunicorn_config.py": GUNICORN_ENV_BIND})
+    assert (p.port, p.port_source) == (3100, "Procfile: bind in src/gunicorn_config.py")
+    assert p.entry.server_config == "src/gunicorn_config.py"
+    assert p.entry.start == ("gunicorn", "--chdir", "src", "-c", "src/gunicorn_config.py", "chat.main:application")
+
+
+@pytest.mark.parametrize(("web", "config", "port", "tail"), [
+    # the config path relative to --chdir, a literal bind on localhost: rebound to every interface
+    ("gunicorn --chdir src --config=gunicorn.py chat.main:application",
+     {"src/gunicorn.py": 'bind = "127.0.0.1:3200"\n'}, 3200, ("--bind", "0.0.0.0:3200")),
+    # gunicorn's default ./gunicorn.conf.py, bind built by concatenation
+    ("gunicorn chat.main:application", {"gunicorn.conf.py": 'import os\nbind = "0.0.0.0:" + '
+                                        'os.environ.get("PORT", 3300)\n'}, 3300, ("chat.main:application",)),
+    # a flag wins over the file; $PORT with a shell default is that default
+    ("gunicorn -b 0.0.0.0:${PORT:-5000} -c src/g.py chat.main:application",
+     {"src/g.py": 'bind = "0.0.0.0:3100"\n'}, 5000, ("chat.main:application",)),
+    ("uvicorn chat.main:application --host 0.0.0.0 --port ${PORT:-7000}", {}, 7000, ("7000",)),
+])
+def test_procfile_ports(tmp_path: Path, web: str, config: dict[str, str], port: int, tail: tuple[str, ...]) -> None:
+    p = _procfile_app(tmp_path, web, config)
+    assert p.port == port and p.entry.start is not None
+    assert p.entry.start[-len(tail):] == tail
+
+
+def _write(root: Path, files: dict[str, str]) -> None:
+    for name, text in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+
+
+def test_router_prefixes_make_the_health_path_the_app_serves(tmp_path: Path) -> None:
+    """APIRouter(prefix="/api") with @router.get("/healthcheck"), included from another module:
+    the app serves /api/healthcheck, and /healthcheck is a 404."""
+    _write(tmp_path, {
+        "src/requirements.txt": "fastapi\nuvicorn\n",
+        "src/chat/__init__.py": "", "src/chat/routers/__init__.py": "",
+        "src/chat/main.py": "from fastapi import FastAPI\nfrom chat.routers import health\n\n"
+                            "application = FastAPI()\napplication.include_router(health.router)\n\n\n"
+                            "@application.get('/version')\ndef version():\n    return {}\n",
+        "src/chat/routers/health.py": "from fastapi import APIRouter\n\n"
+                                      "router = APIRouter(prefix=\"/api\", tags=[\"health\"])\n\n\n"
+                                      "@router.get(\"/healthcheck\")\nasync def healthcheck():\n    return {}\n",
+    })
+    p = project.detect(tmp_path)
+    assert p.health_path == "/api/healthcheck"
+    assert set(p.routes) == {"/api/healthcheck", "/version"}
+
+
+def test_include_prefixes_nest_through_relative_imports_and_blueprints(tmp_path: Path) -> None:
+    _write(tmp_path, {
+        "requirements.txt": "fastapi\nuvicorn\n",
+        "app/__init__.py": "",
+        "app/main.py": "from fastapi import FastAPI\nfrom .api import api as api_router\n\n"
+                       "app = FastAPI()\napp.include_router(api_router, prefix=\"/v1\")\n",
+        "app/api.py": "from fastapi import APIRouter\nfrom .status import router as status_router\n\n"
+                      "api = APIRouter(prefix=\"/internal\")\napi.include_router(status_router, prefix=\"/status\")\n",
+        "app/status.py": "from fastapi import APIRouter\nrouter = APIRouter()\n\n\n"
+                         "@router.get(\"/ready\")\ndef ready():\n    return {}\n\n\n"
+                         "@router.get(\"/items/{item_id}\")\ndef item(item_id: int):\n    return {}\n",
+    })
+    assert project.detect(tmp_path).routes == ("/v1/internal/status/ready",)
+    flask = ("from flask import Blueprint, Flask\nbp = Blueprint('ops', __name__, url_prefix='/ops')\n"
+             "app = Flask(__name__)\n\n\n@bp.route('/healthz')\ndef hz():\n    return ''\n\n\n")
+    assert routes.project_routes({"web": flask + "app.register_blueprint(bp)\n"}) == ["/ops/healthz"]
+    # Flask: a url_prefix given at registration replaces the blueprint's own
+    assert routes.project_routes({"web": flask + "app.register_blueprint(bp, url_prefix='/x')\n"}) == ["/x/healthz"]

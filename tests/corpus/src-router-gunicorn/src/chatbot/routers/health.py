@@ -1,0 +1,8 @@
+from fastapi import APIRouter
+
+router = APIRouter(prefix="/api", tags=["health"])
+
+
+@router.get("/healthcheck")
+async def healthcheck() -> dict:
+    return {"status": "ok"}
