@@ -8,6 +8,7 @@ protected. Templates: deployctl.render.cfn. CloudFormation rolls a failed stack 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -86,6 +87,47 @@ def check_bootstrappable(cfg: ResolvedConfig) -> None:
                          hint="bootstrap that environment, then give this one the same `from_stack:`")
 
 
+# Ids that only stand in for the user's own: a TODO, and the sequential hex ids of examples
+# (subnet-0123456789abcdef0, sg-…), as older `init` wrote them. Not the documentation account
+# 123456789012: it is also moto's, where such ARNs are real.
+PLACEHOLDER = re.compile(r"\bTODO\b|-0123456789abcdef")
+
+
+def placeholders(cfg: ResolvedConfig) -> list[tuple[str, str]]:
+    """(deploy.yaml key, value) of each id in cfg that is a placeholder, not a real one."""
+    env, where = cfg.environment, f"environments.{cfg.env_name}"
+    found: list[tuple[str, str]] = []
+    if env.cluster:
+        found.append((f"{where}.cluster", env.cluster))
+    if env.network:
+        found += [(f"{where}.network.subnets", s) for s in env.network.subnets]
+        found += [(f"{where}.network.security_groups", g) for g in env.network.security_groups]
+    if env.roles:
+        found.append((f"{where}.roles.execution", env.roles.execution))
+        if env.roles.task:
+            found.append((f"{where}.roles.task", env.roles.task))
+    for name, svc in cfg.services.items():
+        if svc.load_balancer is not None:
+            found.append((f"services.{name}.load_balancer.target_group", svc.load_balancer.target_group))
+    if cfg.bootstrap and cfg.bootstrap.certificate_arn:
+        found.append(("bootstrap.certificate_arn", cfg.bootstrap.certificate_arn))
+    return [(key, value) for key, value in found if PLACEHOLDER.search(value)]
+
+
+def check_no_placeholders(cfg: ResolvedConfig) -> None:
+    """The stack would be built on ids that do not exist (roles named after a TODO ARN, subnets
+    that fail at create time): refuse before rendering, naming the key."""
+    found = placeholders(cfg)
+    if not found:
+        return
+    listed = "; ".join(f"{key}: {value}" for key, value in found)
+    raise UsageError(
+        f"deploy.yaml still has placeholder ids for {cfg.env_name} ({listed}); bootstrap would build the "
+        "stack on ids that do not exist. Nothing was created",
+        hint=f"delete those keys and set `from_stack: {cfn.env_stack_name(cfg)}` under environments."
+             f"{cfg.env_name} so that bootstrap creates them, or write your real ids (docs/bootstrap.md)")
+
+
 def elsewhere(cfg: ResolvedConfig, all_cfgs: Mapping[str, ResolvedConfig]) -> frozenset[str]:
     """Names this environment shares with an earlier ECS environment of the same region (file
     order): that environment's stack creates them, so this one must not (a name exists once)."""
@@ -111,6 +153,7 @@ def plan(cfg: ResolvedConfig, all_cfgs: Mapping[str, ResolvedConfig],
          facts: cfn.BootstrapFacts | None = None, parameters: Mapping[str, str] | None = None) -> BootstrapPlan:
     """The stacks for `cfg`'s environment. Pure: without facts it assumes an empty account."""
     check_bootstrappable(cfg)
+    check_no_placeholders(cfg)
     facts = facts or cfn.BootstrapFacts(elsewhere=elsewhere(cfg, all_cfgs))
     origin = cfg.environment.promote_from
     env_template = cfn.env_template(cfg, facts, source=all_cfgs.get(origin) if origin else None)
@@ -131,6 +174,8 @@ def read_facts(cfg: ResolvedConfig, all_cfgs: Mapping[str, ResolvedConfig],
                clients: Any) -> tuple[cfn.BootstrapFacts, dict[str, str]]:
     """What the account has (pieces made outside our account stack are left alone), and the
     values of the environment stack's parameters (the VPC, the default VPC's subnets)."""
+    check_bootstrappable(cfg)
+    check_no_placeholders(cfg)  # before looking the subnets up
     account = cfn_api.describe(clients, cfn.account_stack_name(cfg))
     ours = account.resources if account else frozenset()
     boot = cfn.settings(cfg)
