@@ -8,13 +8,14 @@ protected. Templates: deployctl.render.cfn. CloudFormation rolls a failed stack 
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from deployctl.adapters import cfn_gateway as cfn_api
-from deployctl.adapters.cfn_gateway import Change, StackEvent
+from deployctl.adapters.cfn_gateway import Change, PropertyChange, StackEvent
 from deployctl.config.model import ResolvedConfig
 from deployctl.errors import DeployFailed, UsageError
 from deployctl.render import cfn, ecs
@@ -208,37 +209,77 @@ def read_facts(cfg: ResolvedConfig, all_cfgs: Mapping[str, ResolvedConfig],
     return facts, params
 
 
-def prepare(bp: BootstrapPlan, clients: Any) -> Prepared:
-    """A change set per stack, described; stacks with nothing to change get none."""
+def prepare(bp: BootstrapPlan, clients: Any, log: Log | None = None) -> Prepared:
+    """A change set per stack, described; stacks with nothing to change get none. On any failure
+    (a refused change set, an AWS error, Ctrl-C) the change sets made so far are deleted again,
+    with the empty stacks their CREATE made: nothing is left half-done."""
     out = Prepared(bp)
-    for stack in bp.stacks:
-        view = cfn_api.describe(clients, stack.name)
-        if view is not None and not view.usable:
-            hint = (f"`deployctl bootstrap --destroy --env {bp.cfg.env_name}` deletes it; then bootstrap again"
-                    if view.status == "ROLLBACK_COMPLETE" else "wait for it to finish, then run bootstrap again")
-            raise UsageError(f"stack {stack.name} is {view.status} and cannot be changed now", hint=hint)
-        tags = {"deployctl:app": bp.cfg.app} | ({"deployctl:env": bp.cfg.env_name}
-                                                if stack.kind == "environment" else {})
-        change_set = cfn_api.create_change_set(clients, stack.name, stack.template, stack.parameters, tags,
-                                               create=view is None)
-        changes, reason = cfn_api.wait_change_set(clients, change_set)
-        if changes is None:
-            raise DeployFailed(f"CloudFormation refused the change set for {stack.name}: {reason}",
-                               hint="nothing was changed; `deployctl bootstrap --plan` shows the template")
-        if view is None:
-            out.creating.add(stack.name)
-        if not changes and view is not None:
-            cfn_api.delete_change_set(clients, change_set)
-        else:
+    change_set: str | None = None
+    try:
+        for stack in bp.stacks:
+            change_set = None
+            view = _leftovers(bp, stack, cfn_api.describe(clients, stack.name), clients, log or (lambda _: None))
+            if view is not None and not view.usable:
+                hint = (f"`deployctl bootstrap --destroy --env {bp.cfg.env_name}` deletes it; then bootstrap again"
+                        if view.status == "ROLLBACK_COMPLETE" else
+                        f"`aws cloudformation delete-stack --stack-name {stack.name}` deletes it (it has no "
+                        "resources); then bootstrap again" if view.status == "REVIEW_IN_PROGRESS" else
+                        "wait for it to finish, then run bootstrap again")
+                raise UsageError(f"stack {stack.name} is {view.status} and cannot be changed now", hint=hint)
+            tags = {"deployctl:app": bp.cfg.app} | ({"deployctl:env": bp.cfg.env_name}
+                                                    if stack.kind == "environment" else {})
+            if view is None:
+                out.creating.add(stack.name)
+            change_set = cfn_api.create_change_set(clients, stack.name, stack.template, stack.parameters, tags,
+                                                   create=view is None)
+            changes, reason = cfn_api.wait_change_set(clients, change_set)
+            if changes is None:
+                raise DeployFailed(f"CloudFormation refused the change set for {stack.name}: {reason}",
+                                   hint="nothing was changed; `deployctl bootstrap --plan` shows the template")
+            if not changes and view is not None:
+                cfn_api.delete_change_set(clients, change_set)
+            else:
+                out.change_sets[stack.name] = change_set
+            change_set = None
+            if view is not None and any(ch.action == "Modify" for ch in changes):
+                changes = with_properties(changes, cfn_api.template(clients, stack.name), stack.template)
+            out.changes[stack.name] = changes
+    except BaseException:
+        if change_set is not None:
             out.change_sets[stack.name] = change_set
-        out.changes[stack.name] = changes
+        discard(out, clients)
+        raise
     return out
 
 
-def discard(prep: Prepared, clients: Any) -> None:
-    """Delete the change sets (a refused confirmation): nothing is left half-done. A stack that a
-    CREATE change set made stays REVIEW_IN_PROGRESS with no resources; delete it too."""
-    for stack, change_set in prep.change_sets.items():
+def _leftovers(bp: BootstrapPlan, stack: StackPlan, view: cfn_api.StackView | None, clients: Any,
+               log: Log) -> cfn_api.StackView | None:
+    """Remove what an earlier bootstrap left (killed before it could clean up): its change sets,
+    and a stack that a CREATE change set made, still REVIEW_IN_PROGRESS with no resources (it
+    would block every later bootstrap). Returns the stack as it is now (None: gone)."""
+    if view is None:
+        return None
+    ours = view.tags.get("deployctl:app") == bp.cfg.app
+    for ident, name, execution in cfn_api.change_sets(clients, stack.name):
+        if ours and name.startswith("deployctl-") and execution not in ("EXECUTE_IN_PROGRESS",):
+            cfn_api.delete_change_set(clients, ident)
+            log(f"stack {stack.name}: removed change set {name}, left by an earlier bootstrap")
+    if view.status == "REVIEW_IN_PROGRESS" and ours and not view.resources:
+        cfn_api.delete_stack(clients, view.stack_id or stack.name)
+        _follow(clients, stack.name, set(), lambda _: None, stack_id=view.stack_id or None)
+        log(f"stack {stack.name}: removed, left REVIEW_IN_PROGRESS (no resources) by an earlier bootstrap")
+        return None
+    return view
+
+
+def discard(prep: Prepared, clients: Any, stacks: Iterable[str] | None = None) -> None:
+    """Delete the change sets of `stacks` (default: all) that have not run (a refused
+    confirmation, a failure before they ran): nothing is left half-done. A stack that a CREATE
+    change set made stays REVIEW_IN_PROGRESS with no resources; delete it too."""
+    for stack in list(prep.change_sets if stacks is None else stacks):
+        change_set = prep.change_sets.pop(stack, None)
+        if change_set is None:
+            continue
         cfn_api.delete_change_set(clients, change_set)
         if stack in prep.creating:
             cfn_api.delete_stack(clients, stack)
@@ -246,45 +287,72 @@ def discard(prep: Prepared, clients: Any) -> None:
 
 def execute(prep: Prepared, clients: Any, log: Log) -> list[StackResult]:
     """Apply the change sets, account stack first; follow each to its verdict. DeployFailed names
-    the first resource that failed and why (CloudFormation has rolled the stack back)."""
-    results = []
-    for stack in prep.plan.stacks:
-        changes = prep.changes.get(stack.name, [])
-        change_set = prep.change_sets.get(stack.name)
-        if change_set is None:
-            view = cfn_api.describe(clients, stack.name)
-            results.append(StackResult(stack.name, "unchanged", [], view.outputs if view else {}))
-            _check_outputs(stack, results[-1], prep.plan.cfg.env_name)
-            continue
-        seen = {e.event_id for e in cfn_api.events(clients, stack.name)} if stack.name not in prep.creating else set()
-        cfn_api.execute_change_set(clients, change_set)
-        status, failed = _follow(clients, stack.name, seen, log)
-        view = cfn_api.describe(clients, stack.name)
-        result = StackResult(stack.name, status, changes, view.outputs if view else {}, failed)
-        results.append(result)
-        if status not in cfn_api.GOOD:
-            where = (f"{failed.logical_id} ({failed.resource_type}): {failed.reason}" if failed
-                     else "no resource reported a reason")
-            raise DeployFailed(f"stack {stack.name} ended {status}: {where}",
-                               hint="CloudFormation rolled the stack back; fix the cause and run bootstrap again")
-        _check_outputs(stack, result, prep.plan.cfg.env_name)
-        if stack.protect and view is not None and not view.protected:
-            cfn_api.set_protection(clients, stack.name, True)
-            log(f"{stack.name}: termination protection on ({prep.plan.cfg.env_name} is only reached by promotion)")
+    the first resource that failed and why (CloudFormation has rolled the stack back). A stack
+    whose change set never ran (an earlier one failed, an AWS error, Ctrl-C before it started)
+    has its change set deleted."""
+    results: list[StackResult] = []
+    waiting = [s.name for s in prep.plan.stacks]
+    try:
+        for stack in prep.plan.stacks:
+            results.append(_apply(prep, stack, clients, log, waiting))
+    except BaseException:
+        discard(prep, clients, waiting)
+        raise
     return results
 
 
-def _check_outputs(stack: StackPlan, result: StackResult, env: str) -> None:
+def _apply(prep: Prepared, stack: StackPlan, clients: Any, log: Log, waiting: list[str]) -> StackResult:
+    changes = prep.changes.get(stack.name, [])
+    change_set = prep.change_sets.get(stack.name)
+    if change_set is None:
+        waiting.remove(stack.name)
+        view = cfn_api.describe(clients, stack.name)
+        result = StackResult(stack.name, "unchanged", [], view.outputs if view else {})
+        _check_outputs(stack, result, prep.plan.cfg.env_name, clients)
+        return result
+    seen = {e.event_id for e in cfn_api.events(clients, stack.name)} if stack.name not in prep.creating else set()
+    cfn_api.execute_change_set(clients, change_set)
+    waiting.remove(stack.name)  # running: CloudFormation owns it now
+    prep.change_sets.pop(stack.name)
+    status, failed = _follow(clients, stack.name, seen, log)
+    view = cfn_api.describe(clients, stack.name)
+    result = StackResult(stack.name, status, changes, view.outputs if view else {}, failed)
+    if status not in cfn_api.GOOD:
+        where = (f"{failed.logical_id} ({failed.resource_type}): {failed.reason}" if failed
+                 else "no resource reported a reason")
+        raise DeployFailed(f"stack {stack.name} ended {status}: {where}",
+                           hint="CloudFormation rolled the stack back; fix the cause and run bootstrap again")
+    _check_outputs(stack, result, prep.plan.cfg.env_name, clients)
+    if stack.protect and view is not None and not view.protected:
+        cfn_api.set_protection(clients, stack.name, True)
+        log(f"{stack.name}: termination protection on ({prep.plan.cfg.env_name} is only reached by promotion)")
+    return result
+
+
+def _check_outputs(stack: StackPlan, result: StackResult, env: str, clients: Any) -> None:
     """A stack is ready only with every output its template declares: `from_stack` and `run`
     read them, and a stack changed by hand (or an older template) can lack one."""
     missing = sorted(set(stack.template.get("Outputs") or {}) - set(result.outputs))
-    if missing:
-        raise DeployFailed(f"stack {stack.name} is {result.status} but has no output {', '.join(missing)}, "
-                           "which deploys of this environment read",
-                           hint="the stack was changed outside deployctl, and its resources match the template, "
-                                "so bootstrap has nothing to apply: update the stack with the template that "
-                                f"`deployctl bootstrap --env {env} --plan --json` prints (console or "
-                                "`aws cloudformation update-stack`)")
+    if not missing:
+        return
+    live = cfn_api.template(clients, stack.name) or {}
+    if not set(missing) - set(live.get("Outputs") or {}):
+        # Its own template declares them, and CloudFormation does not report them: AWS always
+        # does for a completed stack. moto server (5.x) computes outputs when a stack is created
+        # or updated directly, never after a change set ran.
+        raise DeployFailed(
+            f"stack {stack.name} is {result.status} and its template declares output {', '.join(missing)}, but "
+            f"the CloudFormation at {cfn_api.endpoint(clients)} does not report it: that is not AWS's own "
+            "CloudFormation. An emulator such as moto server computes no outputs for a stack made or changed "
+            "through a change set, which is how bootstrap works, and deploys read those outputs",
+            hint="run bootstrap against a real (sandbox) AWS account; `deployctl bootstrap --plan` needs no account "
+                 "(docs/bootstrap.md, \"Trying it locally\")")
+    raise DeployFailed(f"stack {stack.name} is {result.status} but has no output {', '.join(missing)}, "
+                       "which deploys of this environment read",
+                       hint="the stack was changed outside deployctl, and its resources match the template, "
+                            "so bootstrap has nothing to apply: update the stack with the template that "
+                            f"`deployctl bootstrap --env {env} --plan --json` prints (console or "
+                            "`aws cloudformation update-stack`)")
 
 
 def _follow(clients: Any, name: str, seen: set[str], log: Log, stack_id: str | None = None) -> tuple[
@@ -306,17 +374,67 @@ def event_line(event: StackEvent) -> str:
     return f"  {event.at:%H:%M:%S} {event.status:<28} {event.resource_type:<42} {event.logical_id}{reason}"
 
 
+def with_properties(changes: list[Change], live: Mapping[str, Any] | None,
+                    planned: Mapping[str, Any]) -> list[Change]:
+    """Each Modify with what changes in it, property by property: from CloudFormation's
+    Before/AfterContext where it gave them, else from the live template against the new one."""
+    live_res = (live or {}).get("Resources") or {}
+    new_res = planned.get("Resources") or {}
+    out = []
+    for ch in changes:
+        if ch.action == "Modify" and not ch.properties:
+            before = ch.before if ch.before is not None else (live_res.get(ch.logical_id) or {}).get("Properties")
+            after = ch.after if ch.after is not None else (new_res.get(ch.logical_id) or {}).get("Properties")
+            if before is not None and after is not None:
+                ch = replace(ch, properties=tuple(property_changes(before, after)))
+        out.append(ch)
+    return out
+
+
+def property_changes(live: Mapping[str, Any], planned: Mapping[str, Any], prefix: str = "") -> list[PropertyChange]:
+    """The properties that differ; nested objects by their path (`VpcConfig.SubnetIds`), lists whole."""
+    out = []
+    for key in [*planned, *(k for k in live if k not in planned)]:
+        old, new = live.get(key), planned.get(key)
+        path = f"{prefix}{key}"
+        if old == new or _scalar_text(old) == _scalar_text(new):
+            continue
+        if isinstance(old, Mapping) and isinstance(new, Mapping):
+            out += property_changes(old, new, f"{path}.")
+        else:
+            out.append(PropertyChange(path, old, new))
+    return out
+
+
+def _scalar_text(value: Any) -> Any:
+    """CloudFormation reports every scalar as a string ("30" for 30, "true" for True)."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, (int, float)):
+        return str(value)
+    return value
+
+
+def show(value: Any, limit: int = 100) -> str:
+    if value is None:
+        return "(none)"
+    text = value if isinstance(value, str) else json.dumps(value, separators=(",", ":"), default=str)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def change_lines(changes: Iterable[Change], names: Mapping[str, str] | None = None) -> list[str]:
-    """The change set in `diff` style: + add, ~ modify, - remove; `names` (logical id → the
-    name the template gives) names what an Add creates, which has no physical id yet."""
+    """The change set in `diff` style: + add, ~ modify (with `property: live → planned` under
+    it), - remove; `names` (logical id → the name the template gives) names what an Add creates,
+    which has no physical id yet."""
     sign = {"Add": "+", "Modify": "~", "Remove": "-", "Import": "+", "Dynamic": "~"}
     out = []
     for ch in changes:
-        replace = " (replaced: a new physical resource)" if ch.replacement == "True" else (
+        replace_ = " (replaced: a new physical resource)" if ch.replacement == "True" else (
             " (may be replaced)" if ch.replacement == "Conditional" else "")
         given = ch.physical_id or (names or {}).get(ch.logical_id, "")
         name = f" {given}" if given else ""
-        out.append(f"  {sign.get(ch.action, '?')} {ch.resource_type:<42} {ch.logical_id}{name}{replace}")
+        out.append(f"  {sign.get(ch.action, '?')} {ch.resource_type:<42} {ch.logical_id}{name}{replace_}")
+        out += [f"      {pc.path}: {show(pc.live)} → {show(pc.planned)}" for pc in ch.properties]
     return out
 
 

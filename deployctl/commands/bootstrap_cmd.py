@@ -62,7 +62,7 @@ def bootstrap(
     with aws.aws_errors(f"bootstrapping {env}"):
         facts, params = use.read_facts(cfg, all_cfgs, clients)
         bp = use.plan(cfg, all_cfgs, facts, params)
-        prep = use.prepare(bp, clients)
+        prep = use.prepare(bp, clients, log)
     for stack in bp.stacks:
         changes = prep.changes[stack.name]
         verb = "create" if stack.name in prep.creating else "update"
@@ -93,7 +93,9 @@ def bootstrap(
         print_json({"schema": SCHEMA, "env": env, "stacks": [
             {"name": r.name, "status": r.status, "outputs": r.outputs,
              "changes": [{"action": c.action, "logical_id": c.logical_id, "type": c.resource_type,
-                          "replacement": c.replacement} for c in r.changes]} for r in results],
+                          "replacement": c.replacement,
+                          "properties": [{"property": pc.path, "live": pc.live, "planned": pc.planned}
+                                         for pc in c.properties]} for c in r.changes]} for r in results],
             "secret_steps": steps})
         return
     typer.echo(f"{env}: ready ({', '.join(f'{r.name} {r.status}' for r in results)})")
