@@ -343,15 +343,25 @@ def create_placeholder_secret(c: AwsClients, name: str, tags: Mapping[str, str])
                                    Tags=[{"Key": k, "Value": v} for k, v in tags.items()])
 
 
-def running_services(c: AwsClients, cluster: str, services: list[str]) -> list[str]:
-    """Those of `services` in `cluster` that are ACTIVE with tasks wanted or running."""
-    if not services:
-        return []
+def running_services(c: AwsClients, cluster: str, services: list[str] | None = None) -> list[str]:
+    """Those of `services` (default: every service of the cluster) in `cluster` that are ACTIVE
+    with tasks wanted or running. DescribeServices takes at most 10 names a call."""
     try:
-        resp = c.ecs.describe_services(cluster=cluster, services=services)
+        names = list(services) if services is not None else _service_names(c, cluster)
+        found = []
+        for i in range(0, len(names), 10):
+            resp = c.ecs.describe_services(cluster=cluster, services=names[i:i + 10])
+            found += [s["serviceName"] for s in resp.get("services", [])
+                      if s.get("status") == "ACTIVE" and (s.get("desiredCount", 0) or s.get("runningCount", 0))]
     except ClientError as exc:
         if error_code(exc) == "ClusterNotFoundException":
             return []
         raise
-    return sorted(s["serviceName"] for s in resp.get("services", [])
-                  if s.get("status") == "ACTIVE" and (s.get("desiredCount", 0) or s.get("runningCount", 0)))
+    return sorted(found)
+
+
+def _service_names(c: AwsClients, cluster: str) -> list[str]:
+    names: list[str] = []
+    for page in c.ecs.get_paginator("list_services").paginate(cluster=cluster):
+        names += [arn.rsplit("/", 1)[-1] for arn in page.get("serviceArns", [])]
+    return names

@@ -459,12 +459,28 @@ def secret_steps(bp: BootstrapPlan, clients: Any, *, create: bool, log: Log) -> 
         elif create and not secret.ref.startswith("arn:"):
             cfn_api.create_placeholder_secret(clients, secret.ref, {"deployctl:app": bp.cfg.app})
             log(f"created secret {secret.ref} as an empty placeholder (no value)")
+        elif secret.ref.startswith("arn:"):
+            # CreateSecret takes a name, and AWS adds a new random suffix to the ARN: deploy.yaml
+            # must then name the ARN the command prints (or the secret by its name).
+            region, name = _arn_parts(secret.ref, bp.cfg.region)
+            steps.append(f"aws secretsmanager create-secret --region {region} --name {name}   "
+                         f"# then put the ARN it prints in deploy.yaml, in place of {secret.ref}")
+            continue
         else:
             steps.append(f"aws secretsmanager create-secret --region {bp.cfg.region} --name {secret.ref}")
             continue
         steps.append(f"aws secretsmanager put-secret-value --region {bp.cfg.region} --secret-id {secret.ref} "
-                     f"--secret-string \"$(cat {_file_for(secret.ref)})\"")
+                     f"--secret-string \"$(cat {_file_for(_arn_parts(secret.ref, '')[1])})\"")
     return steps
+
+
+def _arn_parts(arn: str, default_region: str) -> tuple[str, str]:
+    """(region, secret name) of a Secrets Manager ARN, without the 6-character suffix that AWS
+    appends (arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME-AbCdEf)."""
+    parts = arn.split(":", 6)
+    region = parts[3] if len(parts) > 3 and parts[3] else default_region
+    name = parts[6] if len(parts) > 6 else arn
+    return region, re.sub(r"-[A-Za-z0-9]{6}$", "", name)
 
 
 def _file_for(name: str) -> str:
@@ -486,7 +502,8 @@ def _has_value(clients: Any, ref: str) -> bool:
 # --- destroy ------------------------------------------------------------------------------------
 
 
-def check_destroy(cfg: ResolvedConfig, clients: Any) -> cfn_api.StackView:
+def check_destroy(cfg: ResolvedConfig, clients: Any,
+                  all_cfgs: Mapping[str, ResolvedConfig] | None = None) -> cfn_api.StackView:
     """The environment's stack, if it may be deleted now; UsageError (exit 2) says why not."""
     check_bootstrappable(cfg)
     name = cfn.env_stack_name(cfg)
@@ -499,13 +516,44 @@ def check_destroy(cfg: ResolvedConfig, clients: Any) -> cfn_api.StackView:
             "nothing was deleted",
             hint=f"if you really mean it: `aws cloudformation update-termination-protection --region {cfg.region} "
                  f"--no-enable-termination-protection --stack-name {name}`, then run this again")
-    cluster = cfg.environment.cluster or view.outputs.get(cfn.OUT_CLUSTER, "")
-    running = cfn_api.running_services(clients, cluster, [ecs.service_name(cfg, s) for s in cfg.services])
-    if running:
-        raise UsageError(f"{cfg.env_name} still runs {', '.join(running)} in cluster {cluster}; deleting the stack "
-                         "would pull the network and roles from under them. Nothing was deleted",
-                         hint="stop them first (scale to 0 and delete the services), then destroy the stack")
+    users = stack_users(cfg, all_cfgs or {cfg.env_name: cfg}, view, clients)
+    if users:
+        listed = "; ".join(f"cluster {cluster} still runs {', '.join(names)}" for cluster, names in users.items())
+        raise UsageError(f"stack {name} is still in use ({listed}); deleting it would pull the cluster, network "
+                         "and roles from under them. Nothing was deleted",
+                         hint="stop them first (`deployctl destroy --env ENV --name NAME` for a preview copy; scale "
+                              "to 0 and delete the services of an environment), then destroy the stack")
     return view
+
+
+def stack_users(cfg: ResolvedConfig, all_cfgs: Mapping[str, ResolvedConfig], view: cfn_api.StackView,
+                clients: Any) -> dict[str, list[str]]:
+    """cluster → the running services that use what the environment's stack holds: every service
+    in its cluster (the environment's, its preview copies, anything else placed there, all in
+    the stack's network), and the services of other environments that use a cluster, role or
+    target group this stack created (deploy.yaml names the same one)."""
+    mine = cfn.names(cfg)
+    cluster = view.outputs.get(cfn.OUT_CLUSTER) or cfg.environment.cluster or mine.cluster
+    found: dict[str, list[str]] = {}
+    running = cfn_api.running_services(clients, cluster)
+    if running:
+        found[cluster] = running
+    owned = view.resources
+    for env_name, other in all_cfgs.items():
+        if env_name == cfg.env_name or other.environment.target != "ecs" or other.region != cfg.region:
+            continue
+        theirs = cfn.names(other)
+        shares = (("Cluster" in owned and theirs.cluster == mine.cluster)
+                  or ("ExecutionRole" in owned and theirs.execution_role == mine.execution_role)
+                  or ("TaskRole" in owned and theirs.task_role == mine.task_role)
+                  or any(cfn.target_group_output(s) in owned and tg in theirs.target_groups.values()
+                         for s, tg in mine.target_groups.items()))  # the resource has the output's id
+        if not shares or theirs.cluster == cluster:
+            continue  # its cluster is ours: listed above
+        names = cfn_api.running_services(clients, theirs.cluster, [ecs.service_name(other, s) for s in other.services])
+        if names:
+            found.setdefault(theirs.cluster, []).extend(names)
+    return found
 
 
 def destroy(cfg: ResolvedConfig, clients: Any, log: Log) -> str:

@@ -43,7 +43,7 @@ def bootstrap(
     all_cfgs = _all(file)
     log = _log(as_json)
     if destroy:
-        _destroy(use, cfg, yes, as_json, log)
+        _destroy(use, cfg, all_cfgs, yes, as_json, log)
         return
     if plan_only:
         bp = use.plan(cfg, all_cfgs)
@@ -116,12 +116,12 @@ def cfn_secret_placeholders(cfg: Any) -> bool:
     return bool(cfg.bootstrap and cfg.bootstrap.secret_placeholders)
 
 
-def _destroy(use: Any, cfg: Any, yes: bool, as_json: bool, log: Any) -> None:
+def _destroy(use: Any, cfg: Any, all_cfgs: Any, yes: bool, as_json: bool, log: Any) -> None:
     from deployctl.adapters import aws  # lazy: boto3 stays off --help
 
     clients = aws.clients(cfg.region)
     with aws.aws_errors(f"checking the stack of {cfg.env_name}"):
-        view = use.check_destroy(cfg, clients)
+        view = use.check_destroy(cfg, clients, all_cfgs)
     log(f"stack {view.name} ({view.status}) and every resource in it will be deleted; the ECR repository, "
         "lock table and OIDC provider (stack deployctl-" + cfg.app + ") and the secrets stay")
     confirm(f"Delete stack {view.name}?", yes)

@@ -322,3 +322,51 @@ def test_a_modification_shows_what_changes(project: Any) -> None:
     template = project.c("cloudformation").get_template(StackName=STACK)["TemplateBody"]
     template = json.loads(template) if isinstance(template, str) else template
     assert template["Resources"]["LogGroup"]["Properties"]["RetentionInDays"] == 14
+
+
+def test_destroy_refuses_while_preview_copies_or_other_environments_use_the_stack(project: Any, sim: Any) -> None:
+    use_default_vpc(project)
+    doc = yaml.safe_load(Path(project.file).read_text())
+    # prod uses the roles staging's stack creates (deploy.yaml names them), in its own cluster.
+    doc["environments"]["prod"]["roles"] = {"execution": f"arn:aws:iam::{ACCOUNT}:role/chat-api-staging-execution",
+                                            "task": f"arn:aws:iam::{ACCOUNT}:role/chat-api-staging-task"}
+    Path(project.file).write_text(yaml.safe_dump(doc, sort_keys=False))
+    assert project.cli("bootstrap", "-f", project.file, "--env", "staging", "--yes").code == 0
+    ecs = project.c("ecs")
+    family = ecs.register_task_definition(family="chat-api-staging-api", requiresCompatibilities=["FARGATE"],
+                                          networkMode="awsvpc", cpu="256", memory="512", containerDefinitions=[
+                                              {"name": "api", "image": "x/y:1"}])["taskDefinition"]["family"]
+    # Eleven preview copies in staging's cluster: more than one DescribeServices call takes (10).
+    copies = [f"chat-api-staging-pr-{i}-api" for i in range(1, 12)]
+    for name in copies:
+        ecs.create_service(cluster="chat-api-staging", serviceName=name, taskDefinition=family, desiredCount=1)
+    ecs.create_cluster(clusterName="chat-api-prod")
+    ecs.create_service(cluster="chat-api-prod", serviceName="chat-api-prod-api", taskDefinition=family,
+                       desiredCount=3)
+    before = len(sim.calls_of("DescribeServices"))
+
+    refused = project.cli("bootstrap", "-f", project.file, "--env", "staging", "--destroy", "--yes")
+
+    assert refused.code == 2, refused.text
+    assert "cluster chat-api-staging still runs " + ", ".join(sorted(copies)) in refused.err
+    assert "cluster chat-api-prod still runs chat-api-prod-api" in refused.err
+    assert len(sim.calls_of("DescribeServices")) - before >= 3  # 11 copies in two calls, prod in one
+    assert project.live_stacks()[STACK] == "CREATE_COMPLETE"
+
+    for name in copies:
+        ecs.delete_service(cluster="chat-api-staging", service=name, force=True)
+    still = project.cli("bootstrap", "-f", project.file, "--env", "staging", "--destroy", "--yes")
+    assert still.code == 2 and "chat-api-prod-api" in still.err and "pr-1" not in still.err
+
+
+def test_a_missing_secret_given_as_an_arn_is_created_by_its_name(project: Any) -> None:
+    arn = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:chat-api/db-password-AbCdEf"
+    doc = yaml.safe_load(Path(project.file).read_text())
+    doc["services"]["api"]["secrets"]["DATABASE_PASSWORD"] = arn
+    Path(project.file).write_text(yaml.safe_dump(doc, sort_keys=False))
+
+    res = project.cli("bootstrap", "-f", project.file, "--env", "staging", "--yes", "--create-secrets")
+
+    assert res.code == 0, res.text
+    assert f"aws secretsmanager create-secret --region {REGION} --name chat-api/db-password " in res.out
+    assert "--name arn:" not in res.out and f"in place of {arn}" in res.out
