@@ -67,10 +67,10 @@ def test_init_then_bootstrap_then_the_first_staging_deploy(fresh: Any) -> None:
     git(fresh.root, "commit", "-qm", "deployctl init")
 
     # Before bootstrap, plan still works: it shows the stack's outputs as placeholders and says so.
-    early = fresh.cli("plan", "--env", "staging")
+    early = fresh.cli("plan", "--env", "staging", "--json")
     assert early.code == 0, early.text
     assert f"stack {STACK} (environments.staging.from_stack) does not exist yet" in early.err
-    assert f"<Cluster of {STACK}>" in early.out
+    assert early.json()["services"]["api"]["create_service"]["cluster"] == f"<Cluster of {STACK}>"
 
     boot = fresh.cli("bootstrap", "--env", "staging", "--yes")
     assert boot.code == 0, boot.text
