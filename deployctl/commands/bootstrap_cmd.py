@@ -80,8 +80,9 @@ def bootstrap(
             with aws.aws_errors(f"applying the stacks of {env}"):
                 results = use.execute(prep, clients, log)
         except KeyboardInterrupt:
-            raise Interrupted("stopped following the stacks; CloudFormation goes on with the change (and rolls it "
-                              "back by itself if it fails)",
+            raise Interrupted("stopped following the stacks: a stack whose change set had started goes on in "
+                              "CloudFormation (which rolls it back by itself if it fails); change sets that had not "
+                              "started were deleted",
                               hint=f"`aws cloudformation describe-stacks --stack-name {bp.stacks[-1].name}`") from None
     else:
         with aws.aws_errors("reading the stacks"):
