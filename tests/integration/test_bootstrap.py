@@ -370,3 +370,21 @@ def test_a_missing_secret_given_as_an_arn_is_created_by_its_name(project: Any) -
     assert res.code == 0, res.text
     assert f"aws secretsmanager create-secret --region {REGION} --name chat-api/db-password " in res.out
     assert "--name arn:" not in res.out and f"in place of {arn}" in res.out
+
+
+def test_a_refusal_in_prepare_deletes_the_change_sets_made_before_it(project: Any) -> None:
+    # staging's stack ends ROLLBACK_COMPLETE (a role that exists already, made by hand).
+    project.c("iam").create_role(RoleName="chat-api-staging-execution", AssumeRolePolicyDocument=json.dumps(
+        {"Version": "2012-10-17", "Statement": []}))
+    assert project.cli("bootstrap", "-f", project.file, "--env", "staging", "--yes").code == 1
+    # An edit to the account stack: its change set is made first, then staging's stack refuses.
+    doc = yaml.safe_load(Path(project.file).read_text())
+    doc["bootstrap"]["keep_images"] = 60
+    Path(project.file).write_text(yaml.safe_dump(doc, sort_keys=False))
+
+    res = project.cli("bootstrap", "-f", project.file, "--env", "staging", "--yes")
+
+    assert res.code == 2 and f"stack {STACK} is ROLLBACK_COMPLETE" in res.err, res.text
+    pending = [s["ChangeSetName"] for s in project.c("cloudformation").list_change_sets(
+        StackName="deployctl-chat-api")["Summaries"] if s["ExecutionStatus"] == "AVAILABLE"]
+    assert pending == []
