@@ -261,7 +261,7 @@ def _leftovers(bp: BootstrapPlan, stack: StackPlan, view: cfn_api.StackView | No
         return None
     ours = view.tags.get("deployctl:app") == bp.cfg.app
     for ident, name, execution in cfn_api.change_sets(clients, stack.name):
-        if ours and name.startswith("deployctl-") and execution not in ("EXECUTE_IN_PROGRESS",):
+        if ours and name.startswith("deployctl-") and execution in ("AVAILABLE", "UNAVAILABLE"):  # never ran
             cfn_api.delete_change_set(clients, ident)
             log(f"stack {stack.name}: removed change set {name}, left by an earlier bootstrap")
     if view.status == "REVIEW_IN_PROGRESS" and ours and not view.resources:
