@@ -32,6 +32,8 @@ class StackView:
     parameters: dict[str, str] = field(default_factory=dict)
     protected: bool = False
     resources: frozenset[str] = frozenset()  # logical ids
+    tags: dict[str, str] = field(default_factory=dict)
+    stack_id: str = ""
 
     @property
     def usable(self) -> bool:
@@ -41,12 +43,26 @@ class StackView:
 
 
 @dataclass(frozen=True)
+class PropertyChange:
+    """One property of a modified resource: `live` is what the stack has, `planned` the new."""
+
+    path: str  # "RetentionInDays", "Tags", "VpcConfig.SubnetIds"
+    live: Any
+    planned: Any
+
+
+@dataclass(frozen=True)
 class Change:
     action: str  # Add | Modify | Remove | Import | Dynamic
     logical_id: str
     resource_type: str
     physical_id: str = ""
     replacement: str = ""  # True | False | Conditional (Modify only)
+    # The resource's properties before and after (DescribeChangeSet IncludePropertyValues), when
+    # CloudFormation gives them; else None and the caller compares the templates.
+    before: Mapping[str, Any] | None = field(default=None, compare=False, repr=False)
+    after: Mapping[str, Any] | None = field(default=None, compare=False, repr=False)
+    properties: tuple[PropertyChange, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -82,7 +98,8 @@ def describe(c: AwsClients, name: str, *, resources: bool = True) -> StackView |
         name=name, status=raw["StackStatus"],
         outputs={o["OutputKey"]: str(o.get("OutputValue", "")) for o in raw.get("Outputs", [])},
         parameters={p["ParameterKey"]: str(p.get("ParameterValue", "")) for p in raw.get("Parameters", [])},
-        protected=bool(raw.get("EnableTerminationProtection")), resources=logical)
+        protected=bool(raw.get("EnableTerminationProtection")), resources=logical,
+        tags={t["Key"]: str(t.get("Value", "")) for t in raw.get("Tags", [])}, stack_id=str(raw.get("StackId", "")))
 
 
 def _logical_ids(cf: Any, name: str) -> frozenset[str]:
@@ -113,10 +130,15 @@ def wait_change_set(c: AwsClients, change_set: str, *, timeout: float = 300,
     cf = c.client("cloudformation")
     deadline = time.monotonic() + timeout
     while True:
-        resp = cf.describe_change_set(ChangeSetName=change_set)
+        resp = cf.describe_change_set(ChangeSetName=change_set, IncludePropertyValues=True)
         status, reason = resp.get("Status", ""), resp.get("StatusReason", "")
         if status == "CREATE_COMPLETE":
-            return [_change(ch) for ch in resp.get("Changes", [])], ""
+            raw = list(resp.get("Changes", []))
+            while resp.get("NextToken"):
+                resp = cf.describe_change_set(ChangeSetName=change_set, IncludePropertyValues=True,
+                                              NextToken=resp["NextToken"])
+                raw += resp.get("Changes", [])
+            return [_change(ch) for ch in raw], ""
         if status == "FAILED":
             if any(text in reason for text in NO_CHANGES):
                 return [], reason
@@ -130,7 +152,56 @@ def _change(raw: Mapping[str, Any]) -> Change:
     rc = raw.get("ResourceChange", {})
     return Change(action=rc.get("Action", "?"), logical_id=rc.get("LogicalResourceId", "?"),
                   resource_type=rc.get("ResourceType", "?"), physical_id=rc.get("PhysicalResourceId", "") or "",
-                  replacement=rc.get("Replacement", "") or "")
+                  replacement=rc.get("Replacement", "") or "",
+                  before=_context(rc.get("BeforeContext")), after=_context(rc.get("AfterContext")))
+
+
+def _context(raw: Any) -> dict[str, Any] | None:
+    """A resource's properties from a Before/AfterContext (a JSON document; None when absent)."""
+    if not raw:
+        return None
+    try:
+        doc = json.loads(raw) if isinstance(raw, str) else raw
+    except ValueError:
+        return None
+    if not isinstance(doc, dict):
+        return None
+    props = doc.get("Properties", doc)
+    return dict(props) if isinstance(props, dict) else None
+
+
+def template(c: AwsClients, name: str) -> dict[str, Any] | None:
+    """The stack's current template (GetTemplate), or None when it cannot be read as JSON."""
+    body = c.client("cloudformation").get_template(StackName=name).get("TemplateBody")
+    if isinstance(body, str):
+        try:
+            body = json.loads(body)
+        except ValueError:
+            return None  # a YAML template made outside deployctl
+    return dict(body) if isinstance(body, dict) else None
+
+
+def change_sets(c: AwsClients, name: str) -> list[tuple[str, str, str]]:
+    """(id, name, execution status) of the stack's change sets."""
+    cf = c.client("cloudformation")
+    out: list[tuple[str, str, str]] = []
+    token: str | None = None
+    while True:
+        kwargs: dict[str, Any] = {"StackName": name}
+        if token:
+            kwargs["NextToken"] = token
+        resp = cf.list_change_sets(**kwargs)
+        out += [(str(s["ChangeSetId"]), str(s.get("ChangeSetName", "")), str(s.get("ExecutionStatus", "")))
+                for s in resp.get("Summaries", [])
+                if s.get("StackName", name) == name]  # moto 5 lists every stack's change sets
+        token = resp.get("NextToken")
+        if not token:
+            return out
+
+
+def endpoint(c: AwsClients) -> str:
+    """Where CloudFormation calls go (an emulator's URL when AWS_ENDPOINT_URL points at one)."""
+    return str(c.client("cloudformation").meta.endpoint_url)
 
 
 def delete_change_set(c: AwsClients, change_set: str) -> None:
@@ -272,15 +343,25 @@ def create_placeholder_secret(c: AwsClients, name: str, tags: Mapping[str, str])
                                    Tags=[{"Key": k, "Value": v} for k, v in tags.items()])
 
 
-def running_services(c: AwsClients, cluster: str, services: list[str]) -> list[str]:
-    """Those of `services` in `cluster` that are ACTIVE with tasks wanted or running."""
-    if not services:
-        return []
+def running_services(c: AwsClients, cluster: str, services: list[str] | None = None) -> list[str]:
+    """Those of `services` (default: every service of the cluster) in `cluster` that are ACTIVE
+    with tasks wanted or running. DescribeServices takes at most 10 names a call."""
     try:
-        resp = c.ecs.describe_services(cluster=cluster, services=services)
+        names = list(services) if services is not None else _service_names(c, cluster)
+        found = []
+        for i in range(0, len(names), 10):
+            resp = c.ecs.describe_services(cluster=cluster, services=names[i:i + 10])
+            found += [s["serviceName"] for s in resp.get("services", [])
+                      if s.get("status") == "ACTIVE" and (s.get("desiredCount", 0) or s.get("runningCount", 0))]
     except ClientError as exc:
         if error_code(exc) == "ClusterNotFoundException":
             return []
         raise
-    return sorted(s["serviceName"] for s in resp.get("services", [])
-                  if s.get("status") == "ACTIVE" and (s.get("desiredCount", 0) or s.get("runningCount", 0)))
+    return sorted(found)
+
+
+def _service_names(c: AwsClients, cluster: str) -> list[str]:
+    names: list[str] = []
+    for page in c.ecs.get_paginator("list_services").paginate(cluster=cluster):
+        names += [arn.rsplit("/", 1)[-1] for arn in page.get("serviceArns", [])]
+    return names

@@ -8,13 +8,15 @@ protected. Templates: deployctl.render.cfn. CloudFormation rolls a failed stack 
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from deployctl import targets
 from deployctl.adapters import cfn_gateway as cfn_api
-from deployctl.adapters.cfn_gateway import Change, StackEvent
+from deployctl.adapters.cfn_gateway import Change, PropertyChange, StackEvent
 from deployctl.config.model import ResolvedConfig
 from deployctl.errors import DeployFailed, UsageError
 from deployctl.render import cfn, ecs
@@ -88,6 +90,47 @@ def check_bootstrappable(cfg: ResolvedConfig) -> None:
                          hint="bootstrap that environment, then give this one the same `from_stack:`")
 
 
+# Ids that only stand in for the user's own: a TODO, and the sequential hex ids of examples
+# (subnet-0123456789abcdef0, sg-…), as older `init` wrote them. Not the documentation account
+# 123456789012: it is also moto's, where such ARNs are real.
+PLACEHOLDER = re.compile(r"\bTODO\b|-0123456789abcdef")
+
+
+def placeholders(cfg: ResolvedConfig) -> list[tuple[str, str]]:
+    """(deploy.yaml key, value) of each id in cfg that is a placeholder, not a real one."""
+    env, where = cfg.environment, f"environments.{cfg.env_name}"
+    found: list[tuple[str, str]] = []
+    if env.cluster:
+        found.append((f"{where}.cluster", env.cluster))
+    if env.network:
+        found += [(f"{where}.network.subnets", s) for s in env.network.subnets]
+        found += [(f"{where}.network.security_groups", g) for g in env.network.security_groups]
+    if env.roles:
+        found.append((f"{where}.roles.execution", env.roles.execution))
+        if env.roles.task:
+            found.append((f"{where}.roles.task", env.roles.task))
+    for name, svc in cfg.services.items():
+        if svc.load_balancer is not None:
+            found.append((f"services.{name}.load_balancer.target_group", svc.load_balancer.target_group))
+    if cfg.bootstrap and cfg.bootstrap.certificate_arn:
+        found.append(("bootstrap.certificate_arn", cfg.bootstrap.certificate_arn))
+    return [(key, value) for key, value in found if PLACEHOLDER.search(value)]
+
+
+def check_no_placeholders(cfg: ResolvedConfig) -> None:
+    """The stack would be built on ids that do not exist (roles named after a TODO ARN, subnets
+    that fail at create time): refuse before rendering, naming the key."""
+    found = placeholders(cfg)
+    if not found:
+        return
+    listed = "; ".join(f"{key}: {value}" for key, value in found)
+    raise UsageError(
+        f"deploy.yaml still has placeholder ids for {cfg.env_name} ({listed}); bootstrap would build the "
+        "stack on ids that do not exist. Nothing was created",
+        hint=f"delete those keys and set `from_stack: {cfn.env_stack_name(cfg)}` under environments."
+             f"{cfg.env_name} so that bootstrap creates them, or write your real ids (docs/bootstrap.md)")
+
+
 def elsewhere(cfg: ResolvedConfig, all_cfgs: Mapping[str, ResolvedConfig]) -> frozenset[str]:
     """Names this environment shares with an earlier ECS environment of the same region (file
     order): that environment's stack creates them, so this one must not (a name exists once)."""
@@ -113,6 +156,7 @@ def plan(cfg: ResolvedConfig, all_cfgs: Mapping[str, ResolvedConfig],
          facts: cfn.BootstrapFacts | None = None, parameters: Mapping[str, str] | None = None) -> BootstrapPlan:
     """The stacks for `cfg`'s environment. Pure: without facts it assumes an empty account."""
     check_bootstrappable(cfg)
+    check_no_placeholders(cfg)
     facts = facts or cfn.BootstrapFacts(elsewhere=elsewhere(cfg, all_cfgs))
     origin = cfg.environment.promote_from
     env_template = cfn.env_template(cfg, facts, source=all_cfgs.get(origin) if origin else None)
@@ -133,6 +177,8 @@ def read_facts(cfg: ResolvedConfig, all_cfgs: Mapping[str, ResolvedConfig],
                clients: Any) -> tuple[cfn.BootstrapFacts, dict[str, str]]:
     """What the account has (pieces made outside our account stack are left alone), and the
     values of the environment stack's parameters (the VPC, the default VPC's subnets)."""
+    check_bootstrappable(cfg)
+    check_no_placeholders(cfg)  # before looking the subnets up
     account = cfn_api.describe(clients, cfn.account_stack_name(cfg))
     ours = account.resources if account else frozenset()
     boot = cfn.settings(cfg)
@@ -165,37 +211,77 @@ def read_facts(cfg: ResolvedConfig, all_cfgs: Mapping[str, ResolvedConfig],
     return facts, params
 
 
-def prepare(bp: BootstrapPlan, clients: Any) -> Prepared:
-    """A change set per stack, described; stacks with nothing to change get none."""
+def prepare(bp: BootstrapPlan, clients: Any, log: Log | None = None) -> Prepared:
+    """A change set per stack, described; stacks with nothing to change get none. On any failure
+    (a refused change set, an AWS error, Ctrl-C) the change sets made so far are deleted again,
+    with the empty stacks their CREATE made: nothing is left half-done."""
     out = Prepared(bp)
-    for stack in bp.stacks:
-        view = cfn_api.describe(clients, stack.name)
-        if view is not None and not view.usable:
-            hint = (f"`deployctl bootstrap --destroy --env {bp.cfg.env_name}` deletes it; then bootstrap again"
-                    if view.status == "ROLLBACK_COMPLETE" else "wait for it to finish, then run bootstrap again")
-            raise UsageError(f"stack {stack.name} is {view.status} and cannot be changed now", hint=hint)
-        tags = {"deployctl:app": bp.cfg.app} | ({"deployctl:env": bp.cfg.env_name}
-                                                if stack.kind == "environment" else {})
-        change_set = cfn_api.create_change_set(clients, stack.name, stack.template, stack.parameters, tags,
-                                               create=view is None)
-        changes, reason = cfn_api.wait_change_set(clients, change_set)
-        if changes is None:
-            raise DeployFailed(f"CloudFormation refused the change set for {stack.name}: {reason}",
-                               hint="nothing was changed; `deployctl bootstrap --plan` shows the template")
-        if view is None:
-            out.creating.add(stack.name)
-        if not changes and view is not None:
-            cfn_api.delete_change_set(clients, change_set)
-        else:
+    change_set: str | None = None
+    try:
+        for stack in bp.stacks:
+            change_set = None
+            view = _leftovers(bp, stack, cfn_api.describe(clients, stack.name), clients, log or (lambda _: None))
+            if view is not None and not view.usable:
+                hint = (f"`deployctl bootstrap --destroy --env {bp.cfg.env_name}` deletes it; then bootstrap again"
+                        if view.status == "ROLLBACK_COMPLETE" else
+                        f"`aws cloudformation delete-stack --stack-name {stack.name}` deletes it (it has no "
+                        "resources); then bootstrap again" if view.status == "REVIEW_IN_PROGRESS" else
+                        "wait for it to finish, then run bootstrap again")
+                raise UsageError(f"stack {stack.name} is {view.status} and cannot be changed now", hint=hint)
+            tags = {"deployctl:app": bp.cfg.app} | ({"deployctl:env": bp.cfg.env_name}
+                                                    if stack.kind == "environment" else {})
+            if view is None:
+                out.creating.add(stack.name)
+            change_set = cfn_api.create_change_set(clients, stack.name, stack.template, stack.parameters, tags,
+                                                   create=view is None)
+            changes, reason = cfn_api.wait_change_set(clients, change_set)
+            if changes is None:
+                raise DeployFailed(f"CloudFormation refused the change set for {stack.name}: {reason}",
+                                   hint="nothing was changed; `deployctl bootstrap --plan` shows the template")
+            if not changes and view is not None:
+                cfn_api.delete_change_set(clients, change_set)
+            else:
+                out.change_sets[stack.name] = change_set
+            change_set = None
+            if view is not None and any(ch.action == "Modify" for ch in changes):
+                changes = with_properties(changes, cfn_api.template(clients, stack.name), stack.template)
+            out.changes[stack.name] = changes
+    except BaseException:
+        if change_set is not None:
             out.change_sets[stack.name] = change_set
-        out.changes[stack.name] = changes
+        discard(out, clients)
+        raise
     return out
 
 
-def discard(prep: Prepared, clients: Any) -> None:
-    """Delete the change sets (a refused confirmation): nothing is left half-done. A stack that a
-    CREATE change set made stays REVIEW_IN_PROGRESS with no resources; delete it too."""
-    for stack, change_set in prep.change_sets.items():
+def _leftovers(bp: BootstrapPlan, stack: StackPlan, view: cfn_api.StackView | None, clients: Any,
+               log: Log) -> cfn_api.StackView | None:
+    """Remove what an earlier bootstrap left (killed before it could clean up): its change sets,
+    and a stack that a CREATE change set made, still REVIEW_IN_PROGRESS with no resources (it
+    would block every later bootstrap). Returns the stack as it is now (None: gone)."""
+    if view is None:
+        return None
+    ours = view.tags.get("deployctl:app") == bp.cfg.app
+    for ident, name, execution in cfn_api.change_sets(clients, stack.name):
+        if ours and name.startswith("deployctl-") and execution in ("AVAILABLE", "UNAVAILABLE"):  # never ran
+            cfn_api.delete_change_set(clients, ident)
+            log(f"stack {stack.name}: removed change set {name}, left by an earlier bootstrap")
+    if view.status == "REVIEW_IN_PROGRESS" and ours and not view.resources:
+        cfn_api.delete_stack(clients, view.stack_id or stack.name)
+        _follow(clients, stack.name, set(), lambda _: None, stack_id=view.stack_id or None)
+        log(f"stack {stack.name}: removed, left REVIEW_IN_PROGRESS (no resources) by an earlier bootstrap")
+        return None
+    return view
+
+
+def discard(prep: Prepared, clients: Any, stacks: Iterable[str] | None = None) -> None:
+    """Delete the change sets of `stacks` (default: all) that have not run (a refused
+    confirmation, a failure before they ran): nothing is left half-done. A stack that a CREATE
+    change set made stays REVIEW_IN_PROGRESS with no resources; delete it too."""
+    for stack in list(prep.change_sets if stacks is None else stacks):
+        change_set = prep.change_sets.pop(stack, None)
+        if change_set is None:
+            continue
         cfn_api.delete_change_set(clients, change_set)
         if stack in prep.creating:
             cfn_api.delete_stack(clients, stack)
@@ -203,45 +289,72 @@ def discard(prep: Prepared, clients: Any) -> None:
 
 def execute(prep: Prepared, clients: Any, log: Log) -> list[StackResult]:
     """Apply the change sets, account stack first; follow each to its verdict. DeployFailed names
-    the first resource that failed and why (CloudFormation has rolled the stack back)."""
-    results = []
-    for stack in prep.plan.stacks:
-        changes = prep.changes.get(stack.name, [])
-        change_set = prep.change_sets.get(stack.name)
-        if change_set is None:
-            view = cfn_api.describe(clients, stack.name)
-            results.append(StackResult(stack.name, "unchanged", [], view.outputs if view else {}))
-            _check_outputs(stack, results[-1], prep.plan.cfg.env_name)
-            continue
-        seen = {e.event_id for e in cfn_api.events(clients, stack.name)} if stack.name not in prep.creating else set()
-        cfn_api.execute_change_set(clients, change_set)
-        status, failed = _follow(clients, stack.name, seen, log)
-        view = cfn_api.describe(clients, stack.name)
-        result = StackResult(stack.name, status, changes, view.outputs if view else {}, failed)
-        results.append(result)
-        if status not in cfn_api.GOOD:
-            where = (f"{failed.logical_id} ({failed.resource_type}): {failed.reason}" if failed
-                     else "no resource reported a reason")
-            raise DeployFailed(f"stack {stack.name} ended {status}: {where}",
-                               hint="CloudFormation rolled the stack back; fix the cause and run bootstrap again")
-        _check_outputs(stack, result, prep.plan.cfg.env_name)
-        if stack.protect and view is not None and not view.protected:
-            cfn_api.set_protection(clients, stack.name, True)
-            log(f"{stack.name}: termination protection on ({prep.plan.cfg.env_name} is only reached by promotion)")
+    the first resource that failed and why (CloudFormation has rolled the stack back). A stack
+    whose change set never ran (an earlier one failed, an AWS error, Ctrl-C before it started)
+    has its change set deleted."""
+    results: list[StackResult] = []
+    waiting = [s.name for s in prep.plan.stacks]
+    try:
+        for stack in prep.plan.stacks:
+            results.append(_apply(prep, stack, clients, log, waiting))
+    except BaseException:
+        discard(prep, clients, waiting)
+        raise
     return results
 
 
-def _check_outputs(stack: StackPlan, result: StackResult, env: str) -> None:
+def _apply(prep: Prepared, stack: StackPlan, clients: Any, log: Log, waiting: list[str]) -> StackResult:
+    changes = prep.changes.get(stack.name, [])
+    change_set = prep.change_sets.get(stack.name)
+    if change_set is None:
+        waiting.remove(stack.name)
+        view = cfn_api.describe(clients, stack.name)
+        result = StackResult(stack.name, "unchanged", [], view.outputs if view else {})
+        _check_outputs(stack, result, prep.plan.cfg.env_name, clients)
+        return result
+    seen = {e.event_id for e in cfn_api.events(clients, stack.name)} if stack.name not in prep.creating else set()
+    cfn_api.execute_change_set(clients, change_set)
+    waiting.remove(stack.name)  # running: CloudFormation owns it now
+    prep.change_sets.pop(stack.name)
+    status, failed = _follow(clients, stack.name, seen, log)
+    view = cfn_api.describe(clients, stack.name)
+    result = StackResult(stack.name, status, changes, view.outputs if view else {}, failed)
+    if status not in cfn_api.GOOD:
+        where = (f"{failed.logical_id} ({failed.resource_type}): {failed.reason}" if failed
+                 else "no resource reported a reason")
+        raise DeployFailed(f"stack {stack.name} ended {status}: {where}",
+                           hint="CloudFormation rolled the stack back; fix the cause and run bootstrap again")
+    _check_outputs(stack, result, prep.plan.cfg.env_name, clients)
+    if stack.protect and view is not None and not view.protected:
+        cfn_api.set_protection(clients, stack.name, True)
+        log(f"{stack.name}: termination protection on ({prep.plan.cfg.env_name} is only reached by promotion)")
+    return result
+
+
+def _check_outputs(stack: StackPlan, result: StackResult, env: str, clients: Any) -> None:
     """A stack is ready only with every output its template declares: `from_stack` and `run`
     read them, and a stack changed by hand (or an older template) can lack one."""
     missing = sorted(set(stack.template.get("Outputs") or {}) - set(result.outputs))
-    if missing:
-        raise DeployFailed(f"stack {stack.name} is {result.status} but has no output {', '.join(missing)}, "
-                           "which deploys of this environment read",
-                           hint="the stack was changed outside deployctl, and its resources match the template, "
-                                "so bootstrap has nothing to apply: update the stack with the template that "
-                                f"`deployctl bootstrap --env {env} --plan --json` prints (console or "
-                                "`aws cloudformation update-stack`)")
+    if not missing:
+        return
+    live = cfn_api.template(clients, stack.name) or {}
+    if not set(missing) - set(live.get("Outputs") or {}):
+        # Its own template declares them, and CloudFormation does not report them: AWS always
+        # does for a completed stack. moto server (5.x) computes outputs when a stack is created
+        # or updated directly, never after a change set ran.
+        raise DeployFailed(
+            f"stack {stack.name} is {result.status} and its template declares output {', '.join(missing)}, but "
+            f"the CloudFormation at {cfn_api.endpoint(clients)} does not report it: that is not AWS's own "
+            "CloudFormation. An emulator such as moto server computes no outputs for a stack made or changed "
+            "through a change set, which is how bootstrap works, and deploys read those outputs",
+            hint="run bootstrap against a real (sandbox) AWS account; `deployctl bootstrap --plan` needs no account "
+                 "(docs/bootstrap.md, \"Trying it locally\")")
+    raise DeployFailed(f"stack {stack.name} is {result.status} but has no output {', '.join(missing)}, "
+                       "which deploys of this environment read",
+                       hint="the stack was changed outside deployctl, and its resources match the template, "
+                            "so bootstrap has nothing to apply: update the stack with the template that "
+                            f"`deployctl bootstrap --env {env} --plan --json` prints (console or "
+                            "`aws cloudformation update-stack`)")
 
 
 def _follow(clients: Any, name: str, seen: set[str], log: Log, stack_id: str | None = None) -> tuple[
@@ -263,17 +376,67 @@ def event_line(event: StackEvent) -> str:
     return f"  {event.at:%H:%M:%S} {event.status:<28} {event.resource_type:<42} {event.logical_id}{reason}"
 
 
+def with_properties(changes: list[Change], live: Mapping[str, Any] | None,
+                    planned: Mapping[str, Any]) -> list[Change]:
+    """Each Modify with what changes in it, property by property: from CloudFormation's
+    Before/AfterContext where it gave them, else from the live template against the new one."""
+    live_res = (live or {}).get("Resources") or {}
+    new_res = planned.get("Resources") or {}
+    out = []
+    for ch in changes:
+        if ch.action == "Modify" and not ch.properties:
+            before = ch.before if ch.before is not None else (live_res.get(ch.logical_id) or {}).get("Properties")
+            after = ch.after if ch.after is not None else (new_res.get(ch.logical_id) or {}).get("Properties")
+            if before is not None and after is not None:
+                ch = replace(ch, properties=tuple(property_changes(before, after)))
+        out.append(ch)
+    return out
+
+
+def property_changes(live: Mapping[str, Any], planned: Mapping[str, Any], prefix: str = "") -> list[PropertyChange]:
+    """The properties that differ; nested objects by their path (`VpcConfig.SubnetIds`), lists whole."""
+    out = []
+    for key in [*planned, *(k for k in live if k not in planned)]:
+        old, new = live.get(key), planned.get(key)
+        path = f"{prefix}{key}"
+        if old == new or _scalar_text(old) == _scalar_text(new):
+            continue
+        if isinstance(old, Mapping) and isinstance(new, Mapping):
+            out += property_changes(old, new, f"{path}.")
+        else:
+            out.append(PropertyChange(path, old, new))
+    return out
+
+
+def _scalar_text(value: Any) -> Any:
+    """CloudFormation reports every scalar as a string ("30" for 30, "true" for True)."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, (int, float)):
+        return str(value)
+    return value
+
+
+def show(value: Any, limit: int = 100) -> str:
+    if value is None:
+        return "(none)"
+    text = value if isinstance(value, str) else json.dumps(value, separators=(",", ":"), default=str)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def change_lines(changes: Iterable[Change], names: Mapping[str, str] | None = None) -> list[str]:
-    """The change set in `diff` style: + add, ~ modify, - remove; `names` (logical id → the
-    name the template gives) names what an Add creates, which has no physical id yet."""
+    """The change set in `diff` style: + add, ~ modify (with `property: live → planned` under
+    it), - remove; `names` (logical id → the name the template gives) names what an Add creates,
+    which has no physical id yet."""
     sign = {"Add": "+", "Modify": "~", "Remove": "-", "Import": "+", "Dynamic": "~"}
     out = []
     for ch in changes:
-        replace = " (replaced: a new physical resource)" if ch.replacement == "True" else (
+        replace_ = " (replaced: a new physical resource)" if ch.replacement == "True" else (
             " (may be replaced)" if ch.replacement == "Conditional" else "")
         given = ch.physical_id or (names or {}).get(ch.logical_id, "")
         name = f" {given}" if given else ""
-        out.append(f"  {sign.get(ch.action, '?')} {ch.resource_type:<42} {ch.logical_id}{name}{replace}")
+        out.append(f"  {sign.get(ch.action, '?')} {ch.resource_type:<42} {ch.logical_id}{name}{replace_}")
+        out += [f"      {pc.path}: {show(pc.live)} → {show(pc.planned)}" for pc in ch.properties]
     return out
 
 
@@ -298,12 +461,28 @@ def secret_steps(bp: BootstrapPlan, clients: Any, *, create: bool, log: Log) -> 
         elif create and not secret.ref.startswith("arn:"):
             cfn_api.create_placeholder_secret(clients, secret.ref, {"deployctl:app": bp.cfg.app})
             log(f"created secret {secret.ref} as an empty placeholder (no value)")
+        elif secret.ref.startswith("arn:"):
+            # CreateSecret takes a name, and AWS adds a new random suffix to the ARN: deploy.yaml
+            # must then name the ARN the command prints (or the secret by its name).
+            region, name = _arn_parts(secret.ref, bp.cfg.region)
+            steps.append(f"aws secretsmanager create-secret --region {region} --name {name}   "
+                         f"# then put the ARN it prints in deploy.yaml, in place of {secret.ref}")
+            continue
         else:
             steps.append(f"aws secretsmanager create-secret --region {bp.cfg.region} --name {secret.ref}")
             continue
         steps.append(f"aws secretsmanager put-secret-value --region {bp.cfg.region} --secret-id {secret.ref} "
-                     f"--secret-string \"$(cat {_file_for(secret.ref)})\"")
+                     f"--secret-string \"$(cat {_file_for(_arn_parts(secret.ref, '')[1])})\"")
     return steps
+
+
+def _arn_parts(arn: str, default_region: str) -> tuple[str, str]:
+    """(region, secret name) of a Secrets Manager ARN, without the 6-character suffix that AWS
+    appends (arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME-AbCdEf)."""
+    parts = arn.split(":", 6)
+    region = parts[3] if len(parts) > 3 and parts[3] else default_region
+    name = parts[6] if len(parts) > 6 else arn
+    return region, re.sub(r"-[A-Za-z0-9]{6}$", "", name)
 
 
 def _file_for(name: str) -> str:
@@ -325,7 +504,8 @@ def _has_value(clients: Any, ref: str) -> bool:
 # --- destroy ------------------------------------------------------------------------------------
 
 
-def check_destroy(cfg: ResolvedConfig, clients: Any) -> cfn_api.StackView:
+def check_destroy(cfg: ResolvedConfig, clients: Any,
+                  all_cfgs: Mapping[str, ResolvedConfig] | None = None) -> cfn_api.StackView:
     """The environment's stack, if it may be deleted now; UsageError (exit 2) says why not."""
     check_bootstrappable(cfg)
     name = cfn.env_stack_name(cfg)
@@ -338,13 +518,44 @@ def check_destroy(cfg: ResolvedConfig, clients: Any) -> cfn_api.StackView:
             "nothing was deleted",
             hint=f"if you really mean it: `aws cloudformation update-termination-protection --region {cfg.region} "
                  f"--no-enable-termination-protection --stack-name {name}`, then run this again")
-    cluster = cfg.environment.cluster or view.outputs.get(cfn.OUT_CLUSTER, "")
-    running = cfn_api.running_services(clients, cluster, [ecs.service_name(cfg, s) for s in cfg.services])
-    if running:
-        raise UsageError(f"{cfg.env_name} still runs {', '.join(running)} in cluster {cluster}; deleting the stack "
-                         "would pull the network and roles from under them. Nothing was deleted",
-                         hint="stop them first (scale to 0 and delete the services), then destroy the stack")
+    users = stack_users(cfg, all_cfgs or {cfg.env_name: cfg}, view, clients)
+    if users:
+        listed = "; ".join(f"cluster {cluster} still runs {', '.join(names)}" for cluster, names in users.items())
+        raise UsageError(f"stack {name} is still in use ({listed}); deleting it would pull the cluster, network "
+                         "and roles from under them. Nothing was deleted",
+                         hint="stop them first (`deployctl destroy --env ENV --name NAME` for a preview copy; scale "
+                              "to 0 and delete the services of an environment), then destroy the stack")
     return view
+
+
+def stack_users(cfg: ResolvedConfig, all_cfgs: Mapping[str, ResolvedConfig], view: cfn_api.StackView,
+                clients: Any) -> dict[str, list[str]]:
+    """cluster → the running services that use what the environment's stack holds: every service
+    in its cluster (the environment's, its preview copies, anything else placed there, all in
+    the stack's network), and the services of other environments that use a cluster, role or
+    target group this stack created (deploy.yaml names the same one)."""
+    mine = cfn.names(cfg)
+    cluster = view.outputs.get(cfn.OUT_CLUSTER) or cfg.environment.cluster or mine.cluster
+    found: dict[str, list[str]] = {}
+    running = cfn_api.running_services(clients, cluster)
+    if running:
+        found[cluster] = running
+    owned = view.resources
+    for env_name, other in all_cfgs.items():
+        if env_name == cfg.env_name or other.environment.target != "ecs" or other.region != cfg.region:
+            continue
+        theirs = cfn.names(other)
+        shares = (("Cluster" in owned and theirs.cluster == mine.cluster)
+                  or ("ExecutionRole" in owned and theirs.execution_role == mine.execution_role)
+                  or ("TaskRole" in owned and theirs.task_role == mine.task_role)
+                  or any(cfn.target_group_output(s) in owned and tg in theirs.target_groups.values()
+                         for s, tg in mine.target_groups.items()))  # the resource has the output's id
+        if not shares or theirs.cluster == cluster:
+            continue  # its cluster is ours: listed above
+        names = cfn_api.running_services(clients, theirs.cluster, [ecs.service_name(other, s) for s in other.services])
+        if names:
+            found.setdefault(theirs.cluster, []).extend(names)
+    return found
 
 
 def destroy(cfg: ResolvedConfig, clients: Any, log: Log) -> str:

@@ -43,7 +43,7 @@ def bootstrap(
     all_cfgs = _all(file)
     log = _log(as_json)
     if destroy:
-        _destroy(use, cfg, yes, as_json, log)
+        _destroy(use, cfg, all_cfgs, yes, as_json, log)
         return
     if plan_only:
         bp = use.plan(cfg, all_cfgs)
@@ -62,7 +62,7 @@ def bootstrap(
     with aws.aws_errors(f"bootstrapping {env}"):
         facts, params = use.read_facts(cfg, all_cfgs, clients)
         bp = use.plan(cfg, all_cfgs, facts, params)
-        prep = use.prepare(bp, clients)
+        prep = use.prepare(bp, clients, log)
     for stack in bp.stacks:
         changes = prep.changes[stack.name]
         verb = "create" if stack.name in prep.creating else "update"
@@ -80,8 +80,9 @@ def bootstrap(
             with aws.aws_errors(f"applying the stacks of {env}"):
                 results = use.execute(prep, clients, log)
         except KeyboardInterrupt:
-            raise Interrupted("stopped following the stacks; CloudFormation goes on with the change (and rolls it "
-                              "back by itself if it fails)",
+            raise Interrupted("stopped following the stacks: a stack whose change set had started goes on in "
+                              "CloudFormation (which rolls it back by itself if it fails); change sets that had not "
+                              "started were deleted",
                               hint=f"`aws cloudformation describe-stacks --stack-name {bp.stacks[-1].name}`") from None
     else:
         with aws.aws_errors("reading the stacks"):
@@ -93,7 +94,9 @@ def bootstrap(
         print_json({"schema": SCHEMA, "env": env, "stacks": [
             {"name": r.name, "status": r.status, "outputs": r.outputs,
              "changes": [{"action": c.action, "logical_id": c.logical_id, "type": c.resource_type,
-                          "replacement": c.replacement} for c in r.changes]} for r in results],
+                          "replacement": c.replacement,
+                          "properties": [{"property": pc.path, "live": pc.live, "planned": pc.planned}
+                                         for pc in c.properties]} for c in r.changes]} for r in results],
             "secret_steps": steps})
         return
     typer.echo(f"{env}: ready ({', '.join(f'{r.name} {r.status}' for r in results)})")
@@ -114,12 +117,12 @@ def cfn_secret_placeholders(cfg: Any) -> bool:
     return bool(cfg.bootstrap and cfg.bootstrap.secret_placeholders)
 
 
-def _destroy(use: Any, cfg: Any, yes: bool, as_json: bool, log: Any) -> None:
+def _destroy(use: Any, cfg: Any, all_cfgs: Any, yes: bool, as_json: bool, log: Any) -> None:
     from deployctl.adapters import aws  # lazy: boto3 stays off --help
 
     clients = aws.clients(cfg.region)
     with aws.aws_errors(f"checking the stack of {cfg.env_name}"):
-        view = use.check_destroy(cfg, clients)
+        view = use.check_destroy(cfg, clients, all_cfgs)
     log(f"stack {view.name} ({view.status}) and every resource in it will be deleted; the ECR repository, "
         "lock table and OIDC provider (stack deployctl-" + cfg.app + ") and the secrets stay")
     confirm(f"Delete stack {view.name}?", yes)

@@ -31,12 +31,11 @@ def config(file: str = FILE_OPTION, env: str = ENV_OPTION, as_json: bool = JSON_
     \b
     Example:  deployctl config --env prod --json
     """
-    cfg = load(file, env, from_stack=False)
-    origins: list[Any] = []
-    if cfg.environment.from_stack:
-        from deployctl.app.stack import resolve  # lazy: boto3 only for environments that need it
+    from deployctl.app.stack import resolve_for_display  # lazy: boto3 only for environments that need it
 
-        cfg, origins = resolve(cfg)
+    cfg, origins, note = resolve_for_display(load(file, env, from_stack=False))
+    if note:
+        typer.echo(f"note: {note}", err=True)
     # Interpolated env values and build args can hold credentials (`API_KEY: ${OPENAI_KEY}`, a
     # database URL with its password): masked by key name and value shape, as in every output.
     redactor = output_redactor(cfg)
@@ -78,12 +77,15 @@ def plan(
                deployctl plan --env prod --json | jq .services.api.task_definition
     """
     # lazy: pydantic and the config stay off --help
+    from deployctl.app.stack import resolve_for_display
     from deployctl.plan import check_image_override, guardrail_violations, make_plan
     from deployctl.preview import validate_name
     from deployctl.render.ecs import Facts
 
     image = check_image_override(image)
-    cfg = load(file, env)
+    cfg, _, note = resolve_for_display(load(file, env, from_stack=False))
+    if note:
+        typer.echo(f"note: {note}", err=True)
     if name is not None and not cfg.environment.preview:
         raise UsageError(f"--name is only for preview environments, and '{env}' is not one",
                          hint="mark an environment `preview: true` in deploy.yaml to use named previews")

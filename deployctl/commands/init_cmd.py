@@ -354,10 +354,10 @@ def _next_steps(c: Choices, placeholder_ref: bool) -> None:
         typer.echo(f"     dev needs its secrets ({names}): export them in your shell, or put NAME=value lines")
         typer.echo("     in .env next to deploy.yaml (git-ignored; deployctl passes it to the dev containers")
         typer.echo("     only, and .dockerignore keeps it out of every image)")
-    typer.echo("  2. create the AWS side: deployctl bootstrap --env staging (docs/bootstrap.md), or fill in the")
-    typer.echo("     TODO lines of deploy.yaml (cluster, subnets, security groups, roles)"
-               + (" and the Vercel project" if c.frontend else ""))
-    typer.echo("  3. deployctl validate && deployctl plan --env staging")
+    typer.echo("  2. deployctl bootstrap --env staging   creates staging's AWS side, the stack deploy.yaml's")
+    typer.echo("     from_stack names (network, load balancer, cluster, roles; docs/bootstrap.md)"
+               + (";\n     fill in the Vercel project" if c.frontend else ""))
+    typer.echo("  3. deployctl plan --env staging && deployctl run --env staging")
     typer.echo("  4. deployctl iam-policy --env staging --repo OWNER/NAME")
     typer.echo("     (the CI role, one per environment; its ARN goes in variable AWS_ROLE_ARN of the GitHub")
     typer.echo("     environment of the same name)")

@@ -62,7 +62,9 @@ def apply(cfg: ResolvedConfig, stack: str, outputs: Mapping[str, str]) -> tuple[
     services: dict[str, Service] = {}
     for name, svc in cfg.services.items():
         key = target_group_output(name)
-        if svc.port is not None and svc.load_balancer is None and key in outputs:
+        # A preview takes its environment's stack for the cluster and network only: its copies
+        # registering in that environment's target group would serve its traffic.
+        if svc.port is not None and svc.load_balancer is None and key in outputs and not env.preview:
             lb = LoadBalancer.model_validate({"target_group": take(f"services.{name}.load_balancer.target_group", key)})
             svc = svc.model_copy(update={"load_balancer": lb})
         services[name] = svc

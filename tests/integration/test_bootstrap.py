@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.integration.conftest import REPO_ROOT as ROOT
 from tests.integration.conftest import git
 from tests.simulation import cfn_changesets
 from tests.support.aws_world import ACCOUNT, QUICK_PHASES, REGION, ecr_push
@@ -48,6 +49,17 @@ def deploy_yaml(**staging: Any) -> dict[str, Any]:
 
 @pytest.fixture
 def project(env: Any, sim: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Any:
+    with cfn_changesets.installed():
+        yield make_project(env, tmp_path, capsys)
+
+
+@pytest.fixture
+def plain_project(env: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Any:
+    """On moto server as it is (`scripts/services` runs one on :5055): no change-set SIMULATION."""
+    return make_project(env, tmp_path, capsys)
+
+
+def make_project(env: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Any:
     path = tmp_path / "app"
     path.mkdir()
     (path / "deploy.yaml").write_text(yaml.safe_dump(deploy_yaml(), sort_keys=False))
@@ -65,8 +77,11 @@ def project(env: Any, sim: Any, tmp_path: Path, capsys: pytest.CaptureFixture[st
         def c(self, name: str) -> Any:
             return env.client(name)
 
-    with cfn_changesets.installed():
-        yield P()
+        def live_stacks(self) -> dict[str, str]:
+            return {s["StackName"]: s["StackStatus"] for s in self.c("cloudformation").list_stacks()["StackSummaries"]
+                    if s["StackStatus"] != "DELETE_COMPLETE"}
+
+    return P()
 
 
 def test_an_empty_account_to_a_healthy_staging_deploy(project: Any, sim: Any) -> None:
@@ -214,3 +229,162 @@ def test_a_stack_that_lost_an_output_is_not_called_ready(project: Any) -> None:
     assert res.code == 1 and "ready" not in res.out, res.text
     assert f"stack {STACK} is unchanged but has no output {dropped}" in res.err
     assert "deployctl bootstrap --env staging --plan --json" in res.err
+
+
+def test_plain_moto_server_gets_a_clear_message_and_nothing_left_in_review(plain_project: Any) -> None:
+    res = plain_project.cli("bootstrap", "-f", plain_project.file, "--env", "staging", "--yes")
+
+    # moto computes no outputs for a stack a change set made: said as what it is, not as a
+    # stack "changed outside deployctl".
+    assert res.code == 1, res.text
+    assert "its template declares output Repository" in res.err and "not AWS's own CloudFormation" in res.err
+    assert "Trying it locally" in res.err and "changed outside deployctl" not in res.err
+    # The environment's change set never ran: it is deleted, with the empty stack it made.
+    assert plain_project.live_stacks() == {"deployctl-chat-api": "CREATE_COMPLETE"}
+    assert plain_project.cli("bootstrap", "-f", plain_project.file, "--env", "staging", "--plan").code == 0
+
+
+def test_a_stack_left_in_review_by_a_killed_bootstrap_is_removed(project: Any) -> None:
+    # What a bootstrap killed between CreateChangeSet and its cleanup leaves: a CREATE change set
+    # and its stack, REVIEW_IN_PROGRESS with no resources, tagged with the app.
+    cfn = project.c("cloudformation")
+    cfn.create_change_set(StackName=STACK, ChangeSetName="deployctl-0123abcd", ChangeSetType="CREATE",
+                          TemplateBody=json.dumps({"Resources": {"Q": {"Type": "AWS::SQS::Queue"}}}),
+                          Tags=[{"Key": "deployctl:app", "Value": APP}])
+    assert project.live_stacks()[STACK] == "REVIEW_IN_PROGRESS"
+
+    res = project.cli("bootstrap", "-f", project.file, "--env", "staging", "--yes")
+
+    assert res.code == 0, res.text
+    assert f"stack {STACK}: removed, left REVIEW_IN_PROGRESS" in res.out
+    assert project.live_stacks()[STACK] == "CREATE_COMPLETE"
+    assert [s["ChangeSetName"] for s in cfn.list_change_sets(StackName=STACK)["Summaries"]
+            if s["ChangeSetName"] == "deployctl-0123abcd"] == []
+
+
+def test_a_stack_in_review_that_is_not_ours_is_left_with_a_way_out(project: Any) -> None:
+    cfn = project.c("cloudformation")
+    cfn.create_change_set(StackName=STACK, ChangeSetName="someone-else", ChangeSetType="CREATE",
+                          TemplateBody=json.dumps({"Resources": {"Q": {"Type": "AWS::SQS::Queue"}}}))
+
+    res = project.cli("bootstrap", "-f", project.file, "--env", "staging", "--yes")
+
+    assert res.code == 2 and f"stack {STACK} is REVIEW_IN_PROGRESS" in res.err
+    assert f"aws cloudformation delete-stack --stack-name {STACK}" in res.err and "wait" not in res.err
+    # The account stack's change set was made before the refusal: deleted again with its stack.
+    assert project.live_stacks() == {STACK: "REVIEW_IN_PROGRESS"}
+
+
+def test_ctrl_c_at_the_review_leaves_nothing_behind(project: Any) -> None:
+    """A real process on a terminal, interrupted (SIGINT, as Ctrl-C sends) at the question."""
+    import os
+    import pty
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    main, child = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "deployctl", "bootstrap", "-f", project.file, "--env", "staging"],
+                            stdin=child, stdout=child, stderr=child, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                            cwd=str(Path(project.file).parent))
+    os.close(child)
+    seen = b""
+    deadline = time.monotonic() + 120
+    while b"Apply these changes" not in seen and time.monotonic() < deadline:
+        try:
+            seen += os.read(main, 4096)
+        except OSError:
+            break
+    assert b"Apply these changes" in seen, seen.decode(errors="replace")
+    assert project.live_stacks()  # the change sets exist while the question is asked
+    proc.send_signal(signal.SIGINT)
+    code = proc.wait(timeout=60)
+    os.close(main)
+
+    assert code == 130
+    assert project.live_stacks() == {}
+
+
+def test_a_modification_shows_what_changes(project: Any) -> None:
+    assert project.cli("bootstrap", "-f", project.file, "--env", "staging", "--yes").code == 0
+    doc = yaml.safe_load(Path(project.file).read_text())
+    doc["bootstrap"]["log_retention_days"] = 14
+    Path(project.file).write_text(yaml.safe_dump(doc, sort_keys=False))
+
+    res = project.cli("bootstrap", "-f", project.file, "--env", "staging", "--yes", "--json")
+
+    assert res.code == 0, res.text
+    assert "~ AWS::Logs::LogGroup" in res.err and "      RetentionInDays: 30 → 14" in res.err
+    env_stack = next(s for s in res.json()["stacks"] if s["name"] == STACK)
+    change = next(c for c in env_stack["changes"] if c["logical_id"] == "LogGroup")
+    assert change["properties"] == [{"property": "RetentionInDays", "live": 30, "planned": 14}]
+    template = project.c("cloudformation").get_template(StackName=STACK)["TemplateBody"]
+    template = json.loads(template) if isinstance(template, str) else template
+    assert template["Resources"]["LogGroup"]["Properties"]["RetentionInDays"] == 14
+
+
+def test_destroy_refuses_while_preview_copies_or_other_environments_use_the_stack(project: Any, sim: Any) -> None:
+    use_default_vpc(project)
+    doc = yaml.safe_load(Path(project.file).read_text())
+    # prod uses the roles staging's stack creates (deploy.yaml names them), in its own cluster.
+    doc["environments"]["prod"]["roles"] = {"execution": f"arn:aws:iam::{ACCOUNT}:role/chat-api-staging-execution",
+                                            "task": f"arn:aws:iam::{ACCOUNT}:role/chat-api-staging-task"}
+    Path(project.file).write_text(yaml.safe_dump(doc, sort_keys=False))
+    assert project.cli("bootstrap", "-f", project.file, "--env", "staging", "--yes").code == 0
+    ecs = project.c("ecs")
+    family = ecs.register_task_definition(family="chat-api-staging-api", requiresCompatibilities=["FARGATE"],
+                                          networkMode="awsvpc", cpu="256", memory="512", containerDefinitions=[
+                                              {"name": "api", "image": "x/y:1"}])["taskDefinition"]["family"]
+    # Eleven preview copies in staging's cluster: more than one DescribeServices call takes (10).
+    copies = [f"chat-api-staging-pr-{i}-api" for i in range(1, 12)]
+    for name in copies:
+        ecs.create_service(cluster="chat-api-staging", serviceName=name, taskDefinition=family, desiredCount=1)
+    ecs.create_cluster(clusterName="chat-api-prod")
+    ecs.create_service(cluster="chat-api-prod", serviceName="chat-api-prod-api", taskDefinition=family,
+                       desiredCount=3)
+    before = len(sim.calls_of("DescribeServices"))
+
+    refused = project.cli("bootstrap", "-f", project.file, "--env", "staging", "--destroy", "--yes")
+
+    assert refused.code == 2, refused.text
+    assert "cluster chat-api-staging still runs " + ", ".join(sorted(copies)) in refused.err
+    assert "cluster chat-api-prod still runs chat-api-prod-api" in refused.err
+    assert len(sim.calls_of("DescribeServices")) - before >= 3  # 11 copies in two calls, prod in one
+    assert project.live_stacks()[STACK] == "CREATE_COMPLETE"
+
+    for name in copies:
+        ecs.delete_service(cluster="chat-api-staging", service=name, force=True)
+    still = project.cli("bootstrap", "-f", project.file, "--env", "staging", "--destroy", "--yes")
+    assert still.code == 2 and "chat-api-prod-api" in still.err and "pr-1" not in still.err
+
+
+def test_a_missing_secret_given_as_an_arn_is_created_by_its_name(project: Any) -> None:
+    arn = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:chat-api/db-password-AbCdEf"
+    doc = yaml.safe_load(Path(project.file).read_text())
+    doc["services"]["api"]["secrets"]["DATABASE_PASSWORD"] = arn
+    Path(project.file).write_text(yaml.safe_dump(doc, sort_keys=False))
+
+    res = project.cli("bootstrap", "-f", project.file, "--env", "staging", "--yes", "--create-secrets")
+
+    assert res.code == 0, res.text
+    assert f"aws secretsmanager create-secret --region {REGION} --name chat-api/db-password " in res.out
+    assert "--name arn:" not in res.out and f"in place of {arn}" in res.out
+
+
+def test_a_refusal_in_prepare_deletes_the_change_sets_made_before_it(project: Any) -> None:
+    # staging's stack ends ROLLBACK_COMPLETE (a role that exists already, made by hand).
+    project.c("iam").create_role(RoleName="chat-api-staging-execution", AssumeRolePolicyDocument=json.dumps(
+        {"Version": "2012-10-17", "Statement": []}))
+    assert project.cli("bootstrap", "-f", project.file, "--env", "staging", "--yes").code == 1
+    # An edit to the account stack: its change set is made first, then staging's stack refuses.
+    doc = yaml.safe_load(Path(project.file).read_text())
+    doc["bootstrap"]["keep_images"] = 60
+    Path(project.file).write_text(yaml.safe_dump(doc, sort_keys=False))
+
+    res = project.cli("bootstrap", "-f", project.file, "--env", "staging", "--yes")
+
+    assert res.code == 2 and f"stack {STACK} is ROLLBACK_COMPLETE" in res.err, res.text
+    pending = [s["ChangeSetName"] for s in project.c("cloudformation").list_change_sets(
+        StackName="deployctl-chat-api")["Summaries"] if s["ExecutionStatus"] == "AVAILABLE"]
+    assert pending == []
