@@ -12,7 +12,7 @@ on any call (it was not processed). Errors become one-paragraph messages with a 
 token never appears in one.
 
 The base URL comes from DEPLOYCTL_VERCEL_API (default https://api.vercel.com): tests point it
-at the contract simulation in tests/support/vercel_sim.py.
+at the contract simulation in tests/simulation/vercel_api.py.
 """
 
 from __future__ import annotations
@@ -68,6 +68,7 @@ class Deployment:
     created_at: int  # ms since the epoch
     meta: Mapping[str, str] = field(default_factory=dict)
     error: str = ""  # errorMessage of an ERROR deployment
+    custom_environment: str = ""  # slug (else id) of its customEnvironment, if it was deployed to one
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Deployment:
@@ -75,11 +76,16 @@ class Deployment:
                    state=str(data.get("readyState") or data.get("state") or "UNKNOWN"),
                    target=data.get("target"), created_at=int(data.get("createdAt") or data.get("created") or 0),
                    meta={str(k): str(v) for k, v in (data.get("meta") or {}).items()},
-                   error=str(data.get("errorMessage") or ""))
+                   error=str(data.get("errorMessage") or ""), custom_environment=_custom_env(data))
 
     def https_url(self) -> str:
         scheme = os.environ.get(ENV_URL_SCHEME, "https")
         return self.url if "://" in self.url else f"{scheme}://{self.url}"
+
+
+def _custom_env(data: Mapping[str, Any]) -> str:
+    custom = data.get("customEnvironment")
+    return str(custom.get("slug") or custom.get("id") or "") if isinstance(custom, Mapping) else ""
 
 
 def _now() -> float:

@@ -1,5 +1,5 @@
 """The frontend on Vercel beside the ECS backend, through the real CLI: contract tests against the
-Vercel SIMULATION (tests/support/vercel_sim.py, over real HTTP) with the backend on moto and the
+Vercel SIMULATION (tests/simulation/vercel_api.py, over real HTTP) with the backend on moto and the
 ECS rollout simulation (the release tests' `project`: staging, and prod promoted from staging).
 
 What only real Vercel proves is listed in docs/frontend-vercel.md ("What the tests do not prove").
@@ -16,9 +16,9 @@ import pytest
 import yaml
 
 from tests.integration.conftest import git
-from tests.support import vercel_sim
+from tests.simulation import vercel_api as vercel_sim
+from tests.simulation.vercel_api import PROJECT, TEAM, Script, VercelSim
 from tests.support.release_project import Project
-from tests.support.vercel_sim import PROJECT, TEAM, Script, VercelSim
 
 SIM_PHASES = {"start_s": 0.1, "healthy_s": 0.1, "fail_s": 0.1, "drain_s": 0.05, "bake_s": 0.1}
 
@@ -66,6 +66,12 @@ def app(project: Project, vercel: VercelSim) -> Project:
     return with_frontend(project)
 
 
+@pytest.fixture
+def one_api(project: Project, vercel: VercelSim) -> Project:
+    """Staging and prod frontends call the same public API URL: what they build in is the same."""
+    return with_frontend(project, api_url="https://api.example.com")
+
+
 def status(p: Project, env: str) -> dict[str, Any]:
     res = p.cli("status", "-f", p.file, "--env", env, "--json")
     assert res.code in (0, 1), res.text
@@ -84,7 +90,10 @@ def test_run_staging_deploys_backend_then_frontend_with_the_backend_url(app: Pro
     body = created[-1].body
     assert body["project"] == PROJECT and body["name"] == "chat-api"
     assert body["projectSettings"] == {"framework": "nextjs"}
-    assert "target" not in body and "customEnvironmentSlugOrId" not in body  # a preview deployment
+    # A staged production build (what `vercel --prod --skip-domain` makes): promotable as it is,
+    # and production's domains stay where they were.
+    assert body["target"] == "production" and body["autoAssignCustomDomains"] is False
+    assert "customEnvironmentSlugOrId" not in body and vercel.production_of() is None
     assert body["build"]["env"] == {"NEXT_PUBLIC_SITE": "chat", "NEXT_PUBLIC_API_URL": "https://api-staging.example.com"}
     # .gitignore, .vercelignore and Vercel's defaults keep these out; the secret never goes up.
     assert sorted(f["file"] for f in body["files"]) == [".vercelignore", "app/page.tsx", "package.json"]
@@ -200,7 +209,8 @@ def test_a_secret_file_is_refused_before_anything_changes(app: Project, vercel: 
 # --- promote, rollback ----------------------------------------------------------------------
 
 
-def test_promote_then_rollback_moves_both_halves(app: Project, vercel: VercelSim) -> None:
+def test_promote_then_rollback_moves_both_halves(one_api: Project, vercel: VercelSim) -> None:
+    app = one_api
     assert app.run("staging", app.world.push("v1")).code == 0
     staging_v1 = app.history("staging")[0]["frontend"]["id"]
     res = app.cli("promote", "staging", "prod", "-f", app.file, "--yes")
@@ -234,7 +244,8 @@ def test_promote_then_rollback_moves_both_halves(app: Project, vercel: VercelSim
     assert app.history("prod")[0]["frontend"]["id"] == staging_v1
 
 
-def test_promote_is_refused_when_staging_has_no_frontend_for_its_image(app: Project, vercel: VercelSim) -> None:
+def test_promote_is_refused_when_staging_has_no_frontend_for_its_image(one_api: Project, vercel: VercelSim) -> None:
+    app = one_api
     vercel.script_next(Script(states=("QUEUED", "ERROR")))
     assert app.run("staging", app.world.push("v1")).code == 1  # backend went out, the frontend did not
     before = len(app.history("prod"))
@@ -242,6 +253,39 @@ def test_promote_is_refused_when_staging_has_no_frontend_for_its_image(app: Proj
     assert res.code == 1, res.text
     assert "no READY frontend deployment" in res.text
     assert len(app.history("prod")) == before and vercel.production_of() is None
+
+
+def test_a_custom_environment_build_is_not_promoted_because_vercel_would_rebuild_it(
+        project: Project, vercel: VercelSim) -> None:
+    app = with_frontend(project, api_url="https://api.example.com")
+    doc = yaml.safe_load((app.path / "deploy.yaml").read_text())
+    doc["environments"]["staging"]["frontend"] = {"custom_environment": True}
+    (app.path / "deploy.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+    git(app.path, "commit", "-qam", "staging in a custom environment")
+    assert app.run("staging", app.world.push("v1")).code == 0
+    res = app.cli("promote", "staging", "prod", "-f", app.file, "--yes")
+    assert res.code == 1, res.text
+    assert "a deployment of the custom environment staging" in res.text
+    assert "Vercel promotes only production deployments as they are" in res.text and "nothing was changed" in res.text
+    # Refused before anything moved: neither half of prod changed.
+    assert app.history("prod") == [] and vercel.production_of() is None
+    assert not vercel.calls("POST", "/v10/projects")
+
+
+def test_promote_refuses_a_frontend_built_with_stagings_backend_url(app: Project, vercel: VercelSim) -> None:
+    assert app.run("staging", app.world.push("v1")).code == 0
+    staging = app.history("staging")[0]["frontend"]["id"]
+    res = app.cli("promote", "staging", "prod", "-f", app.file, "--yes")
+    assert res.code == 2, res.text
+    assert "NEXT_PUBLIC_API_URL is built into the frontend" in res.text
+    assert "https://api-staging.example.com, but prod's backend is at https://api-prod.example.com" in res.text
+    assert "--allow-frontend-api-url-mismatch" in res.text
+    assert app.history("prod") == [] and vercel.production_of() is None
+    assert not vercel.calls("POST", "/v10/projects")
+
+    res = app.cli("promote", "staging", "prod", "-f", app.file, "--yes", "--allow-frontend-api-url-mismatch")
+    assert res.code == 0, res.text
+    assert vercel.production_of() == staging and app.history("prod")[0]["frontend"]["id"] == staging
 
 
 # --- previews -------------------------------------------------------------------------------

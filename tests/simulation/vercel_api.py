@@ -7,15 +7,24 @@ contract, not that Vercel behaves exactly so. It serves:
 - POST /v2/files                     body = the file, x-vercel-digest = its SHA1 (checked)
 - POST /v13/deployments              files [{file, sha, size}]; 400 `missing_files` with `missing`
                                      SHA1s until every file was uploaded; project, target,
-                                     customEnvironmentSlugOrId, meta, build.env recorded
+                                     customEnvironmentSlugOrId, autoAssignCustomDomains, meta,
+                                     build.env recorded. A production build that gets READY
+                                     takes production unless it is *staged*: created with
+                                     autoAssignCustomDomains false, or the project's setting is
+                                     off, or production was instantly rolled back (Vercel then
+                                     stops assigning the domains until a promote)
 - GET  /v13/deployments/{id}         readyState advances one step per read along the deployment's
                                      script (default QUEUED → BUILDING → READY; or ERROR/CANCELED)
 - GET  /v6/deployments               {deployments: [...], pagination}, newest first
 - GET  /v3/deployments/{id}/events   build log events [{type, created, payload: {text}}]
 - GET  /v9/projects/{idOrName}       the project, with targets.production once there is one
-- POST /v10/projects/{p}/promote/{id}  production → that READY deployment (no rebuild), applied
-                                     after the next project read (promotion is asynchronous)
-- POST /v1/projects/{p}/rollback/{id}  instant rollback to an earlier production deployment
+- POST /v10/projects/{p}/promote/{id}  production → that READY *production* deployment (no
+                                     rebuild), applied after the next project read (promotion is
+                                     asynchronous); a preview or custom-environment deployment is
+                                     refused 400 `not_production_deployment` (Vercel rebuilds
+                                     those through a new create; the endpoint does not rebuild)
+- POST /v1/projects/{p}/rollback/{id}  instant rollback to a deployment that served production;
+                                     afterwards new production builds do not take the domains
 - PATCH /v12/deployments/{id}/cancel a QUEUED/BUILDING deployment becomes CANCELED
 - DELETE /v13/deployments/{id}       {uid, state: DELETED}
 - GET  /_site/{id}/{path}            the deployment's site (its `url` is 127.0.0.1:PORT/_site/ID),
@@ -78,7 +87,9 @@ class VercelSim:
     def __init__(self) -> None:
         self.lock = threading.RLock()
         self.token, self.team = TOKEN, TEAM
-        self.projects: dict[str, dict[str, Any]] = {PROJECT: {"id": PROJECT, "name": "chat-web", "accountId": TEAM}}
+        self.projects: dict[str, dict[str, Any]] = {PROJECT: {"id": PROJECT, "name": "chat-web", "accountId": TEAM,
+                                                              "autoAssignCustomDomains": True}}
+        self.rolled_back: set[str] = set()  # projects whose production was instantly rolled back
         self.files: dict[str, bytes] = {}
         self.deployments: dict[str, dict[str, Any]] = {}
         self.scripts: dict[str, Script] = {}
@@ -149,9 +160,14 @@ class VercelSim:
             d["readyState"] = script.states[step + 1]
             if d["readyState"] == "ERROR":
                 d["errorMessage"] = script.error or "Command \"npm run build\" exited with 1"
-            if d["readyState"] == "READY" and d["target"] == "production":
+            if d["readyState"] == "READY" and d["target"] == "production" and self._auto_assigns(d):
                 self.was_production.add(dep_id)  # a production build serves production once READY
                 self.production[d["projectId"]] = dep_id
+
+    def _auto_assigns(self, d: dict[str, Any]) -> bool:
+        project = self.projects[d["projectId"]]
+        return bool(d.get("autoAssignCustomDomains", True) and project.get("autoAssignCustomDomains", True)
+                    and d["projectId"] not in self.rolled_back)
 
     def handle(self, method: str, path: str, query: dict[str, str], headers: dict[str, str],
                raw: bytes) -> tuple[int, dict[str, str], Any]:
@@ -268,7 +284,8 @@ class VercelSim:
              "readyState": "QUEUED", "target": target, "createdAt": int(time.time() * 1000) + next(self._clock),
              "meta": {str(k): str(v) for k, v in (body.get("meta") or {}).items()},
              "env": dict(body.get("env") or {}), "buildEnv": dict((body.get("build") or {}).get("env") or {}),
-             "files": {f["file"]: f["sha"] for f in files}}
+             "files": {f["file"]: f["sha"] for f in files},
+             "autoAssignCustomDomains": body.get("autoAssignCustomDomains") is not False}
         if custom:
             d["customEnvironment"] = {"slug": custom}
         self.deployments[dep_id] = d
@@ -287,9 +304,17 @@ class VercelSim:
             return 404, {}, {"error": {"code": "not_found", "message": f"no {version} {action} endpoint"}}
         if d["readyState"] != "READY":
             return 400, {}, {"error": {"code": "deployment_not_ready", "message": "The deployment is not READY"}}
+        if action == "promote" and d["target"] != "production":
+            return 400, {}, {"error": {"code": "not_production_deployment",
+                                       "message": "This deployment is not a production deployment and cannot be "
+                                                  "directly promoted"}}
         if action == "rollback" and dep_id not in self.was_production:
             return 400, {}, {"error": {"code": "invalid_rollback_target",
                                        "message": "Only a previous production deployment can be rolled back to"}}
+        if action == "rollback":
+            self.rolled_back.add(project["id"])
+        else:
+            self.rolled_back.discard(project["id"])  # a promote undoes the rollback
         self.was_production.add(dep_id)
         self.pending_production[project["id"]] = dep_id
         return 201, {}, {}
