@@ -1,10 +1,11 @@
-"""The one door to Vercel's REST API (https://vercel.com/docs/rest-api), over HTTPS with urllib.
+"""The one door to Vercel's REST API (https://vercel.com/docs/rest-api), over HTTPS with httpx.
 
-Why urllib and not httpx or the official SDK: the calls are a handful of small JSON requests
-and raw file uploads; the standard library does them with per-call timeouts, and deployctl
-keeps its dependency list short (the official SDK is TypeScript; there is no maintained
-Python one). Everything the target needs is here: file upload by SHA1, create/get/list/delete
-deployments, build events, promote and instant rollback, and the project.
+Why httpx and not an SDK: Vercel's official SDK (@vercel/sdk) is TypeScript, and the Python
+package `vercel` on PyPI covers only creating deployments and uploading files: not promote,
+instant rollback, build events, aliases or cancelling, which deployctl needs. httpx is a
+well-kept HTTP client with per-call timeouts and one connection pool for the many uploads.
+Everything the target needs is here: file upload by SHA1, create/get/list/delete/cancel
+deployments, build events, promote and instant rollback, aliases and the project.
 
 Retries: 429 (honouring Retry-After, else X-RateLimit-Reset) on every call; 5xx and network
 errors on calls that are safe to repeat (reads, deletes, content-addressed uploads), and 503
@@ -21,12 +22,12 @@ import email.utils
 import json
 import os
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+import httpx
 
 from deployctl.errors import ExternalError
 
@@ -101,6 +102,7 @@ class VercelClient:
         self.base_url = (base_url or os.environ.get(ENV_API) or API).rstrip("/")
         self.timeout, self.retries, self.backoff, self.max_wait = timeout, retries, backoff, max_wait
         self._sleep = sleep
+        self._http = httpx.Client(timeout=timeout, follow_redirects=False)
 
     # --- the endpoints ------------------------------------------------------------------------
 
@@ -183,7 +185,6 @@ class VercelClient:
         params = dict(query or {})
         if self.team_id:
             params["teamId"] = self.team_id
-        url = self.base_url + path + ("?" + urllib.parse.urlencode(params) if params else "")
         data = json.dumps(json_body).encode() if json_body is not None else body
         sent = {"Authorization": f"Bearer {self._token}", "Accept": "application/json", **(headers or {})}
         if json_body is not None:
@@ -191,27 +192,24 @@ class VercelClient:
         attempt = 0
         while True:
             attempt += 1
-            request = urllib.request.Request(url, data=data, method=method, headers=sent)
             try:
-                with urllib.request.urlopen(request, timeout=self.timeout) as resp:  # noqa: S310 - https or the test server
-                    raw = resp.read()
-                return json.loads(raw) if raw.strip() else {}
-            except urllib.error.HTTPError as exc:
-                raw = exc.read()
-                wait = self._retry_wait(exc.code, exc.headers, attempt, idempotent)
-                if wait is None:
-                    raise self._error(exc.code, raw, exc.headers, what, method, path) from None
-            except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
-                reason = getattr(exc, "reason", exc)
+                resp = self._http.request(method, self.base_url + path, params=params, content=data, headers=sent)
+            except httpx.TransportError as exc:
                 if not idempotent or attempt > self.retries:
-                    timed_out = isinstance(reason, TimeoutError)
-                    said = (f"did not answer within {self.timeout:g}s" if timed_out
-                            else f"could not be reached: {reason}")
+                    said = (f"did not answer within {self.timeout:g}s" if isinstance(exc, httpx.TimeoutException)
+                            else f"could not be reached: {exc}")
                     raise VercelError(
                         f"{what}: the Vercel API ({self.base_url}) {said}",
                         hint="check the network (or Vercel's status page, https://www.vercel-status.com) and run "
                              "the command again") from None
-                wait = self.backoff * 2 ** (attempt - 1)
+                self._sleep(self.backoff * 2 ** (attempt - 1))
+                continue
+            if resp.is_success:
+                raw = resp.content
+                return json.loads(raw) if raw.strip() else {}
+            wait = self._retry_wait(resp.status_code, resp.headers, attempt, idempotent)
+            if wait is None:
+                raise self._error(resp.status_code, resp.content, resp.headers, what, method, path)
             self._sleep(wait)
 
     def _retry_wait(self, status: int, headers: Any, attempt: int, idempotent: bool) -> float | None:
@@ -291,10 +289,7 @@ def _q(part: str) -> str:
 def probe(url: str, timeout: float = 10.0, headers: Mapping[str, str] | None = None) -> tuple[int | None, str]:
     """GET `url` once: (HTTP status or None, a few words on what happened). Redirects are followed."""
     try:
-        request = urllib.request.Request(url, method="GET", headers=dict(headers or {}))
-        with urllib.request.urlopen(request, timeout=timeout) as resp:  # noqa: S310
-            return resp.status, f"answered {resp.status}"
-    except urllib.error.HTTPError as exc:
-        return exc.code, f"answered {exc.code}"
-    except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
-        return None, f"did not answer ({getattr(exc, 'reason', exc)})"
+        resp = httpx.get(url, timeout=timeout, headers=dict(headers or {}), follow_redirects=True)
+    except httpx.TransportError as exc:
+        return None, f"did not answer ({exc or type(exc).__name__})"
+    return resp.status_code, f"answered {resp.status_code}"
