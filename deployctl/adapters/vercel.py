@@ -39,6 +39,7 @@ ENV_URL_SCHEME = "DEPLOYCTL_VERCEL_URL_SCHEME"
 TOKENS_PAGE = "https://vercel.com/account/tokens"
 
 READY, ERROR, CANCELED = "READY", "ERROR", "CANCELED"
+MAX_PAGES = 50  # of 100 items: listings stop there (a bound on calls, far beyond what deployctl reads)
 FINAL_STATES = frozenset({READY, ERROR, CANCELED, "DELETED"})
 
 
@@ -127,15 +128,50 @@ class VercelClient:
         return Deployment.from_json(self._call("GET", f"/v13/deployments/{_q(deployment_id)}", idempotent=True,
                                                what=f"reading deployment {deployment_id}"))
 
-    def list_deployments(self, project_id: str, *, target: str | None = None, limit: int = 100) -> list[Deployment]:
-        """GET /v6/deployments of one project, newest first."""
+    def list_deployments(self, project_id: str, *, target: str | None = None, limit: int = 100,
+                         max_pages: int = MAX_PAGES) -> list[Deployment]:
+        """GET /v6/deployments of one project, newest first: every page (`pagination.next` is the
+        `until` of the next one), at most `max_pages` pages of `limit`."""
         query = {"projectId": project_id, "limit": str(limit)}
         if target:
             query["target"] = target
-        answer = self._call("GET", "/v6/deployments", query=query, idempotent=True,
-                            what=f"listing the deployments of project {project_id}")
-        found = [Deployment.from_json(d) for d in answer.get("deployments") or []]
+        found: list[Deployment] = []
+        for _ in range(max_pages):
+            answer = self._call("GET", "/v6/deployments", query=query, idempotent=True,
+                                what=f"listing the deployments of project {project_id}")
+            found += [Deployment.from_json(d) for d in answer.get("deployments") or []]
+            after = (answer.get("pagination") or {}).get("next")
+            if not after:
+                break
+            query = {**query, "until": str(after)}
         return sorted(found, key=lambda d: d.created_at, reverse=True)
+
+    def project_domains(self, project: str) -> list[dict[str, Any]]:
+        """GET /v9/projects/{idOrName}/domains (every page)."""
+        return self._paged(f"/v9/projects/{_q(project)}/domains", "domains", {}, f"listing the domains of {project}")
+
+    def aliases(self, project_id: str) -> list[dict[str, Any]]:
+        """GET /v4/aliases?projectId=: the project's aliases, each with the deploymentId it points at."""
+        return self._paged("/v4/aliases", "aliases", {"projectId": project_id},
+                           f"listing the aliases of project {project_id}")
+
+    def deployment_aliases(self, deployment_id: str) -> list[str]:
+        """GET /v2/deployments/{id}/aliases: the host names that point at this deployment."""
+        answer = self._call("GET", f"/v2/deployments/{_q(deployment_id)}/aliases", idempotent=True,
+                            what=f"listing the aliases of {deployment_id}")
+        return sorted(str(a.get("alias")) for a in answer.get("aliases") or [] if isinstance(a, dict))
+
+    def _paged(self, path: str, key: str, query: Mapping[str, str], what: str) -> list[dict[str, Any]]:
+        params = {**query, "limit": "100"}
+        out: list[dict[str, Any]] = []
+        for _ in range(MAX_PAGES):
+            answer = self._call("GET", path, query=params, idempotent=True, what=what)
+            out += [dict(x) for x in answer.get(key) or [] if isinstance(x, dict)]
+            after = (answer.get("pagination") or {}).get("next")
+            if not after:
+                break
+            params = {**params, "until": str(after)}
+        return out
 
     def build_log(self, deployment_id: str, last: int = 30) -> list[str]:
         """The last lines of the build output: GET /v3/deployments/{id}/events."""

@@ -173,6 +173,16 @@ class VercelFrontend:
         self._publish(ctx, ready)
         if kind == KIND_STAGED:
             self._check_staged(ready, serving)
+        elif kind == KIND_PRODUCTION and self._production_id() != ready.id:
+            # After an instant rollback Vercel stops assigning the production domains to new
+            # production deployments until a promote undoes the rollback (so does a project with
+            # auto-assignment off): a production deploy is meant to serve, so promote it.
+            ctx.log(f"frontend: production does not serve {ready.id} by itself (it was instantly rolled back, or "
+                    "the project does not auto-assign its domains); promoting it")
+            self.client.promote(self.fe.project_id, ready.id)
+            ready = self._await_production(ctx, ready.id)
+        elif kind == KIND_PRODUCTION:
+            self._verify_domains(ctx, ready.id)
         self._check_health(ctx, ready)
         return ready
 
@@ -367,6 +377,10 @@ class VercelFrontend:
                                      headers=self._probe_headers())
             healthy = status is not None and 200 <= status < 400
         doc = frontend_doc(d, healthy=healthy) or {}
+        try:
+            doc["aliases"] = self.client.deployment_aliases(d.id)
+        except vercel.VercelError as exc:
+            doc["aliases"], doc["aliases_error"] = None, exc.message
         problems = []
         if d.state != vercel.READY:
             problems.append(f"frontend: deployment {d.id} is {d.state}")
@@ -375,7 +389,8 @@ class VercelFrontend:
         line = (f"frontend (vercel): {d.id} {d.state} {d.https_url()}"
                 + (f" ({'healthy' if healthy else 'NOT answering ' + self.fe.health_path})" if healthy is not None
                    else "") + (f", built for release {d.meta[META_RELEASE]}" if d.meta.get(META_RELEASE) else ""))
-        return FrontendStatus(doc=doc, lines=(line,), problems=tuple(problems),
+        lines = (line, f"  aliases: {', '.join(doc['aliases'])}") if doc.get("aliases") else (line,)
+        return FrontendStatus(doc=doc, lines=lines, problems=tuple(problems),
                               settled=d.state not in BUILDING_STATES, ok=not problems)
 
     def attach(self, found: Sequence[Release]) -> dict[str, dict[str, Any]]:
@@ -463,17 +478,48 @@ class VercelFrontend:
         return served
 
     def _await_production(self, ctx: Any, deployment_id: str) -> Deployment:
-        """Promote and rollback are asynchronous on Vercel: wait until production is that deployment."""
+        """Promote and rollback are asynchronous on Vercel: wait until production is that
+        deployment, and its production domains point at it."""
         deadline = time.monotonic() + min(self.fe.timeout, 300.0)
         while True:
             prod = self._production()
             if prod is not None and prod.id == deployment_id:
                 ctx.log(f"frontend: production now serves {prod.id}")
+                self._verify_domains(ctx, deployment_id, deadline)
                 return prod
             if time.monotonic() > deadline:
                 raise DeployFailed(f"Vercel accepted the change but production does not serve {deployment_id} "
                                    f"(it serves {prod.id if prod else 'nothing'})",
                                    hint="check the project's production deployment on Vercel, then run again")
+            ctx.raise_if_cancelled()
+            self._sleep(2.0)
+
+    def production_domains(self) -> list[str]:
+        """The project's own production domains: not a redirect, not a git branch's or a custom
+        environment's."""
+        return [str(d.get("name")) for d in self.client.project_domains(self.fe.project_id)
+                if d.get("name") and not (d.get("redirect") or d.get("gitBranch") or d.get("customEnvironmentId"))]
+
+    def _verify_domains(self, ctx: Any, deployment_id: str, deadline: float | None = None) -> None:
+        """Every production domain's alias points at `deployment_id` (read back from Vercel's
+        aliases, not assumed from the promote's answer)."""
+        domains = self.production_domains()
+        if not domains:
+            ctx.log("frontend: the project has no production domains of its own to check (only its vercel.app URL)")
+            return
+        project_id = str(self.client.get_project(self.fe.project_id).get("id") or self.fe.project_id)
+        deadline = deadline if deadline is not None else time.monotonic() + min(self.fe.timeout, 300.0)
+        while True:
+            pointing = {str(a.get("alias")): str(a.get("deploymentId") or "") for a in self.client.aliases(project_id)}
+            wrong = [f"{d} → {pointing.get(d) or 'nothing'}" for d in domains if pointing.get(d) != deployment_id]
+            if not wrong:
+                ctx.log(f"frontend: {', '.join(domains)} point at {deployment_id}")
+                return
+            if time.monotonic() > deadline:
+                raise DeployFailed(f"production serves {deployment_id} but not every production domain points at it: "
+                                   f"{'; '.join(wrong)}",
+                                   hint="a domain aliased by hand stays where it was: check Project → Settings → "
+                                        f"Domains on Vercel, or `vercel alias set {deployment_id} <domain>`")
             ctx.raise_if_cancelled()
             self._sleep(2.0)
 

@@ -140,3 +140,17 @@ def test_the_promote_endpoint_refuses_a_preview_and_serves_a_staged_production_b
     assert err.value.status == 400 and err.value.code == "not_production_deployment"
     c.promote(PROJECT, staged.id)
     assert c.get_project(PROJECT)["targets"]["production"]["id"] == staged.id
+
+
+def test_listing_deployments_follows_every_page(sim: VercelSim) -> None:
+    import hashlib
+
+    c = client(sim)
+    c.upload(hashlib.sha1(b"x").hexdigest(), b"x")
+    files = [{"file": "a", "sha": hashlib.sha1(b"x").hexdigest(), "size": 1}]
+    made = [c.create_deployment({"name": "w", "project": PROJECT, "files": files}).id for _ in range(7)]
+    found = c.list_deployments(PROJECT, limit=3)
+    assert [d.id for d in found] == list(reversed(made))  # newest first, none lost
+    pages = sim.calls("GET", "/v6/deployments")
+    assert len(pages) == 3 and "until" not in pages[0].query
+    assert pages[1].query["until"] == str(sim.deployments[made[4]]["createdAt"])

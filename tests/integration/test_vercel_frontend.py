@@ -218,6 +218,9 @@ def test_promote_then_rollback_moves_both_halves(one_api: Project, vercel: Verce
     # The exact deployment staging runs is production now: promoted, not rebuilt.
     assert vercel.production_of() == staging_v1
     assert vercel.calls("POST", f"/v10/projects/{PROJECT}/promote/{staging_v1}")
+    # The production domain was read back from Vercel's aliases; the git-branch domain is not production's.
+    assert f"chat.example.com point at {staging_v1}" in res.out
+    assert vercel.alias_of("chat.example.com") == staging_v1 and vercel.alias_of("develop.chat.example.com") is None
     assert len(vercel.calls("POST", "/v13/deployments")) == 2  # staging's only (create + after uploads)
     prod = app.history("prod")
     assert prod[0]["frontend"]["id"] == staging_v1
@@ -237,11 +240,69 @@ def test_promote_then_rollback_moves_both_halves(one_api: Project, vercel: Verce
     # Both halves are back: the backend's previous image and Vercel's previous production deployment.
     assert vercel.calls("POST", f"/v1/projects/{PROJECT}/rollback/{staging_v1}")
     assert vercel.production_of() == staging_v1
+    assert f"chat.example.com point at {staging_v1}" in res.out
     st = status(app, "prod")
     assert st["current"]["image_digest"] == prod[0]["image_digest"]
     assert st["frontend"]["id"] == staging_v1 and st["ok"] is True
+    assert st["frontend"]["aliases"] == ["chat.example.com"]
+    assert "aliases: chat.example.com" in app.cli("status", "-f", app.file, "--env", "prod").out
     assert app.history("prod")[0]["kind"] == "rollback"
     assert app.history("prod")[0]["frontend"]["id"] == staging_v1
+
+    # After an instant rollback Vercel assigns no domains to new production builds by itself:
+    # the next promote serves the new build and moves the domain with it.
+    (app.path / "web" / "package.json").write_text('{"name": "chat-web", "version": "3"}\n')
+    git(app.path, "commit", "-qam", "v3")
+    assert app.run("staging", app.world.push("v3")).code == 0
+    staging_v3 = app.history("staging")[0]["frontend"]["id"]
+    assert vercel.production_of() == staging_v1  # staging's build did not take production
+    assert app.cli("promote", "staging", "prod", "-f", app.file, "--yes").code == 0
+    assert vercel.production_of() == staging_v3 and vercel.alias_of("chat.example.com") == staging_v3
+
+
+def test_a_production_domain_that_does_not_follow_the_promote_fails_it(project: Project, vercel: VercelSim) -> None:
+    app = with_frontend(project, api_url="https://api.example.com", timeout="3s")
+    assert app.run("staging", app.world.push("v1")).code == 0
+    assert app.cli("promote", "staging", "prod", "-f", app.file, "--yes").code == 0
+    first = vercel.production_of()
+    vercel.pin_alias("chat.example.com")  # e.g. aliased by hand: it stays where it is
+    (app.path / "web" / "package.json").write_text('{"name": "chat-web", "version": "2"}\n')
+    git(app.path, "commit", "-qam", "v2")
+    assert app.run("staging", app.world.push("v2")).code == 0
+    res = app.cli("promote", "staging", "prod", "-f", app.file, "--yes")
+    assert res.code == 1, res.text
+    second = app.history("staging")[0]["frontend"]["id"]
+    assert (f"production serves {second} but not every production domain points at it: "
+            f"chat.example.com → {first}") in res.text
+    assert "Settings → Domains" in res.text
+
+
+def test_a_production_deploy_after_an_instant_rollback_is_promoted_to_serve(project: Project,
+                                                                            vercel: VercelSim) -> None:
+    app = with_frontend(project)
+    doc = yaml.safe_load((app.path / "deploy.yaml").read_text())
+    doc["environments"]["staging"]["frontend"] = {"production": True}  # staging is the project's production
+    doc["environments"]["prod"]["frontend"] = None
+    (app.path / "deploy.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+    git(app.path, "commit", "-qam", "staging is production")
+    ids = []
+    for n in (1, 2):
+        (app.path / "web" / "package.json").write_text(f'{{"name": "chat-web", "version": "{n}"}}\n')
+        git(app.path, "commit", "-qam", f"v{n}")
+        assert app.run("staging", app.world.push(f"v{n}")).code == 0
+        ids.append(vercel.production_of())
+    assert ids[0] != ids[1]
+    res = app.cli("rollback", "-f", app.file, "--env", "staging", "--yes")
+    assert res.code == 0 and vercel.production_of() == ids[0], res.text
+
+    (app.path / "web" / "package.json").write_text('{"name": "chat-web", "version": "3"}\n')
+    git(app.path, "commit", "-qam", "v3")
+    res = app.run("staging", app.world.push("v3"))
+    assert res.code == 0, res.text
+    third = app.history("staging")[0]["frontend"]["id"]
+    assert "production does not serve" in res.text and "promoting it" in res.text
+    assert vercel.production_of() == third and vercel.alias_of("chat.example.com") == third
+    assert status(app, "staging")["frontend"]["id"] == third
 
 
 def test_promote_is_refused_when_staging_has_no_frontend_for_its_image(one_api: Project, vercel: VercelSim) -> None:
