@@ -45,6 +45,13 @@ def with_frontend(project: Project, **frontend: Any) -> Project:
     (web / "node_modules").mkdir()
     (web / "node_modules" / "huge.js").write_text("// vendored\n")
     (web / ".env").write_text("SESSION_SECRET=do-not-upload\n")
+    # git's rules from the repository root down: a root .gitignore line and a nested one.
+    root_ignore = project.path / ".gitignore"
+    root_ignore.write_text((root_ignore.read_text() if root_ignore.exists() else "") + "web/private/\n")
+    (web / "private").mkdir()
+    (web / "private" / "notes.md").write_text("internal\n")
+    (web / "app" / ".gitignore").write_text("*.log\n")
+    (web / "app" / "debug.log").write_text("noise\n")
     doc = yaml.safe_load((project.path / "deploy.yaml").read_text())
     doc["frontend"] = {"path": "web", "project_id": PROJECT, "team_id": TEAM, "framework": "nextjs",
                        "build_env": {"NEXT_PUBLIC_SITE": "chat"}, "api_url_env": "NEXT_PUBLIC_API_URL",
@@ -97,6 +104,7 @@ def test_run_staging_deploys_backend_then_frontend_with_the_backend_url(app: Pro
     assert body["build"]["env"] == {"NEXT_PUBLIC_SITE": "chat", "NEXT_PUBLIC_API_URL": "https://api-staging.example.com"}
     # .gitignore, .vercelignore and Vercel's defaults keep these out; the secret never goes up.
     assert sorted(f["file"] for f in body["files"]) == [".vercelignore", "app/page.tsx", "package.json"]
+    assert "private/notes.md" not in res.text
     assert all(c.query.get("teamId") == TEAM for c in vercel.requests if not c.path.startswith("/_site"))
     # Uploads by content hash: the first create says which are missing; only those go up.
     uploads = vercel.calls("POST", "/v2/files")
