@@ -29,11 +29,12 @@ from typing import Any
 
 import httpx
 
-from deployctl.errors import ExternalError
+from deployctl.errors import ExternalError, UsageError
 
 API = "https://api.vercel.com"
 ENV_API = "DEPLOYCTL_VERCEL_API"
 ENV_TOKEN = "VERCEL_TOKEN"
+ENV_TIMEOUT = "DEPLOYCTL_VERCEL_TIMEOUT"  # seconds per API call (default 30)
 # A contract server without TLS serves deployment URLs over plain http (tests only).
 ENV_URL_SCHEME = "DEPLOYCTL_VERCEL_URL_SCHEME"
 TOKENS_PAGE = "https://vercel.com/account/tokens"
@@ -90,17 +91,31 @@ def _custom_env(data: Mapping[str, Any]) -> str:
     return str(custom.get("slug") or custom.get("id") or "") if isinstance(custom, Mapping) else ""
 
 
+def _env_seconds(name: str, default: float) -> float:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if value <= 0:
+        raise UsageError(f"{name} must be a positive number of seconds, not {raw!r}")
+    return value
+
+
 def _now() -> float:
     return time.time()
 
 
 class VercelClient:
     def __init__(self, token: str, team_id: str | None = None, *, base_url: str | None = None,
-                 timeout: float = 30.0, retries: int = 4, backoff: float = 1.0, max_wait: float = 60.0,
+                 timeout: float | None = None, retries: int = 4, backoff: float = 1.0, max_wait: float = 60.0,
                  sleep: Callable[[float], None] = time.sleep) -> None:
         self._token = token
         self.team_id = team_id
         self.base_url = (base_url or os.environ.get(ENV_API) or API).rstrip("/")
+        timeout = timeout if timeout is not None else _env_seconds(ENV_TIMEOUT, 30.0)
         self.timeout, self.retries, self.backoff, self.max_wait = timeout, retries, backoff, max_wait
         self._sleep = sleep
         self._http = httpx.Client(timeout=timeout, follow_redirects=False)

@@ -173,6 +173,27 @@ def test_429_is_retried_after_retry_after(app: Project, vercel: VercelSim) -> No
     assert app.history("staging")[0]["frontend"]["state"] == "READY"
 
 
+def test_a_429_that_never_clears_exits_1_saying_so(app: Project, vercel: VercelSim) -> None:
+    vercel.fail("POST", "/v13/deployments", 429, times=100, headers=vercel_sim.rate_limited(1),
+                body={"error": {"code": "rate_limited", "message": "Rate limit exceeded"}})
+    res = app.run("staging", app.world.push("v1"))
+    assert res.code == 1, res.text
+    assert "creating the deployment: Vercel's rate limit was hit and stayed hit (429)" in res.text
+    assert "https://vercel.com/docs/limits" in res.text
+    assert len(vercel.calls("POST", "/v13/deployments")) == 5  # the first try and 4 retries, then it gives up
+    assert vercel.token not in res.text and not vercel.deployments
+
+
+def test_an_api_call_that_times_out_exits_1(app: Project, vercel: VercelSim, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DEPLOYCTL_VERCEL_TIMEOUT", "1")
+    vercel.fail("POST", "/v13/deployments", 0, times=1)  # the API never answers
+    res = app.run("staging", app.world.push("v1"))
+    assert res.code == 1, res.text
+    assert f"creating the deployment: the Vercel API (http://{vercel.host}) did not answer within 1s" in res.text
+    assert len(vercel.calls("POST", "/v13/deployments")) == 1  # a create is never repeated blindly
+    assert app.history("staging")[0]["frontend"] is None  # the backend release stays; no frontend went up
+
+
 def test_a_bad_token_exits_1_before_the_backend_moves(app: Project, vercel: VercelSim,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("VERCEL_TOKEN", "revoked-token-value-123")
