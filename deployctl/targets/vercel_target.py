@@ -513,7 +513,8 @@ class VercelFrontend:
             pointing = {str(a.get("alias")): str(a.get("deploymentId") or "") for a in self.client.aliases(project_id)}
             wrong = [f"{d} → {pointing.get(d) or 'nothing'}" for d in domains if pointing.get(d) != deployment_id]
             if not wrong:
-                ctx.log(f"frontend: {', '.join(domains)} point at {deployment_id}")
+                verb = "points" if len(domains) == 1 else "point"
+                ctx.log(f"frontend: {', '.join(domains)} {verb} at {deployment_id}")
                 return
             if time.monotonic() > deadline:
                 raise DeployFailed(f"production serves {deployment_id} but not every production domain points at it: "

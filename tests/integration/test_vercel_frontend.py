@@ -248,7 +248,7 @@ def test_promote_then_rollback_moves_both_halves(one_api: Project, vercel: Verce
     assert vercel.production_of() == staging_v1
     assert vercel.calls("POST", f"/v10/projects/{PROJECT}/promote/{staging_v1}")
     # The production domain was read back from Vercel's aliases; the git-branch domain is not production's.
-    assert f"chat.example.com point at {staging_v1}" in res.out
+    assert f"chat.example.com points at {staging_v1}" in res.out
     assert vercel.alias_of("chat.example.com") == staging_v1 and vercel.alias_of("develop.chat.example.com") is None
     assert len(vercel.calls("POST", "/v13/deployments")) == 2  # staging's only (create + after uploads)
     prod = app.history("prod")
@@ -269,7 +269,7 @@ def test_promote_then_rollback_moves_both_halves(one_api: Project, vercel: Verce
     # Both halves are back: the backend's previous image and Vercel's previous production deployment.
     assert vercel.calls("POST", f"/v1/projects/{PROJECT}/rollback/{staging_v1}")
     assert vercel.production_of() == staging_v1
-    assert f"chat.example.com point at {staging_v1}" in res.out
+    assert f"chat.example.com points at {staging_v1}" in res.out
     st = status(app, "prod")
     assert st["current"]["image_digest"] == prod[0]["image_digest"]
     assert st["frontend"]["id"] == staging_v1 and st["ok"] is True
