@@ -44,7 +44,7 @@ META_APP, META_ENV, META_PREVIEW = "deployctlApp", "deployctlEnv", "deployctlPre
 META_RELEASE, META_DIGEST, META_GIT, META_SOURCE = "deployctlRelease", "deployctlDigest", "deployctlGitSha", \
     "deployctlSource"
 META_API_URL = "deployctlApiUrl"  # the backend URL built into api_url_env (compared at promote)
-# What a deploy creates (docs/frontend-vercel.md, "Which deployment each environment gets").
+# What a deploy creates (docs/frontend-vercel.md, "Promotion").
 KIND_PREVIEW, KIND_CUSTOM, KIND_PRODUCTION, KIND_STAGED = "preview", "custom environment", "production", \
     "staged production"
 BUILDING_STATES = frozenset({"QUEUED", "INITIALIZING", "BUILDING"})

@@ -194,6 +194,15 @@ def test_an_api_call_that_times_out_exits_1(app: Project, vercel: VercelSim, mon
     assert app.history("staging")[0]["frontend"] is None  # the backend release stays; no frontend went up
 
 
+def test_a_staged_build_that_takes_production_anyway_fails_the_run(app: Project, vercel: VercelSim) -> None:
+    vercel.honour_skip_domain = False
+    res = app.run("staging", app.world.push("v1"))
+    assert res.code == 1, res.text
+    staged = next(iter(vercel.deployments))
+    assert f"Vercel made the staged frontend deployment {staged} of staging production" in res.text
+    assert "Auto-assign Custom Production Domains" in res.text
+
+
 def test_a_bad_token_exits_1_before_the_backend_moves(app: Project, vercel: VercelSim,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("VERCEL_TOKEN", "revoked-token-value-123")

@@ -105,6 +105,9 @@ class VercelSim:
              "gitBranch": "develop", "customEnvironmentId": None, "verified": True}]}
         self.aliases: dict[str, dict[str, Any]] = {}  # alias (domain) → {uid, alias, deploymentId, projectId}
         self.pinned: set[str] = set()
+        # False: the create's autoAssignCustomDomains is ignored (what deployctl must notice if
+        # real Vercel ever did so; the REST reference does not list the field).
+        self.honour_skip_domain = True
         self.files: dict[str, bytes] = {}
         self.deployments: dict[str, dict[str, Any]] = {}
         self.scripts: dict[str, Script] = {}
@@ -200,7 +203,8 @@ class VercelSim:
 
     def _auto_assigns(self, d: dict[str, Any]) -> bool:
         project = self.projects[d["projectId"]]
-        return bool(d.get("autoAssignCustomDomains", True) and project.get("autoAssignCustomDomains", True)
+        return bool((d.get("autoAssignCustomDomains", True) or not self.honour_skip_domain)
+                    and project.get("autoAssignCustomDomains", True)
                     and d["projectId"] not in self.rolled_back)
 
     def handle(self, method: str, path: str, query: dict[str, str], headers: dict[str, str],
