@@ -1,10 +1,11 @@
-"""The one door to Vercel's REST API (https://vercel.com/docs/rest-api), over HTTPS with urllib.
+"""The one door to Vercel's REST API (https://vercel.com/docs/rest-api), over HTTPS with httpx.
 
-Why urllib and not httpx or the official SDK: the calls are a handful of small JSON requests
-and raw file uploads; the standard library does them with per-call timeouts, and deployctl
-keeps its dependency list short (the official SDK is TypeScript; there is no maintained
-Python one). Everything the target needs is here: file upload by SHA1, create/get/list/delete
-deployments, build events, promote and instant rollback, and the project.
+Why httpx and not an SDK: Vercel's official SDK (@vercel/sdk) is TypeScript, and the Python
+package `vercel` on PyPI covers only creating deployments and uploading files: not promote,
+instant rollback, build events, aliases or cancelling, which deployctl needs. httpx is a
+well-kept HTTP client with per-call timeouts and one connection pool for the many uploads.
+Everything the target needs is here: file upload by SHA1, create/get/list/delete/cancel
+deployments, build events, promote and instant rollback, aliases and the project.
 
 Retries: 429 (honouring Retry-After, else X-RateLimit-Reset) on every call; 5xx and network
 errors on calls that are safe to repeat (reads, deletes, content-addressed uploads), and 503
@@ -12,7 +13,7 @@ on any call (it was not processed). Errors become one-paragraph messages with a 
 token never appears in one.
 
 The base URL comes from DEPLOYCTL_VERCEL_API (default https://api.vercel.com): tests point it
-at the contract simulation in tests/support/vercel_sim.py.
+at the contract simulation in tests/simulation/vercel_api.py.
 """
 
 from __future__ import annotations
@@ -21,23 +22,25 @@ import email.utils
 import json
 import os
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from deployctl.errors import ExternalError
+import httpx
+
+from deployctl.errors import ExternalError, UsageError
 
 API = "https://api.vercel.com"
 ENV_API = "DEPLOYCTL_VERCEL_API"
 ENV_TOKEN = "VERCEL_TOKEN"
+ENV_TIMEOUT = "DEPLOYCTL_VERCEL_TIMEOUT"  # seconds per API call (default 30)
 # A contract server without TLS serves deployment URLs over plain http (tests only).
 ENV_URL_SCHEME = "DEPLOYCTL_VERCEL_URL_SCHEME"
 TOKENS_PAGE = "https://vercel.com/account/tokens"
 
 READY, ERROR, CANCELED = "READY", "ERROR", "CANCELED"
+MAX_PAGES = 50  # of 100 items: listings stop there (a bound on calls, far beyond what deployctl reads)
 FINAL_STATES = frozenset({READY, ERROR, CANCELED, "DELETED"})
 
 
@@ -68,6 +71,7 @@ class Deployment:
     created_at: int  # ms since the epoch
     meta: Mapping[str, str] = field(default_factory=dict)
     error: str = ""  # errorMessage of an ERROR deployment
+    custom_environment: str = ""  # slug (else id) of its customEnvironment, if it was deployed to one
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Deployment:
@@ -75,11 +79,29 @@ class Deployment:
                    state=str(data.get("readyState") or data.get("state") or "UNKNOWN"),
                    target=data.get("target"), created_at=int(data.get("createdAt") or data.get("created") or 0),
                    meta={str(k): str(v) for k, v in (data.get("meta") or {}).items()},
-                   error=str(data.get("errorMessage") or ""))
+                   error=str(data.get("errorMessage") or ""), custom_environment=_custom_env(data))
 
     def https_url(self) -> str:
         scheme = os.environ.get(ENV_URL_SCHEME, "https")
         return self.url if "://" in self.url else f"{scheme}://{self.url}"
+
+
+def _custom_env(data: Mapping[str, Any]) -> str:
+    custom = data.get("customEnvironment")
+    return str(custom.get("slug") or custom.get("id") or "") if isinstance(custom, Mapping) else ""
+
+
+def _env_seconds(name: str, default: float) -> float:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if value <= 0:
+        raise UsageError(f"{name} must be a positive number of seconds, not {raw!r}")
+    return value
 
 
 def _now() -> float:
@@ -88,13 +110,15 @@ def _now() -> float:
 
 class VercelClient:
     def __init__(self, token: str, team_id: str | None = None, *, base_url: str | None = None,
-                 timeout: float = 30.0, retries: int = 4, backoff: float = 1.0, max_wait: float = 60.0,
+                 timeout: float | None = None, retries: int = 4, backoff: float = 1.0, max_wait: float = 60.0,
                  sleep: Callable[[float], None] = time.sleep) -> None:
         self._token = token
         self.team_id = team_id
         self.base_url = (base_url or os.environ.get(ENV_API) or API).rstrip("/")
+        timeout = timeout if timeout is not None else _env_seconds(ENV_TIMEOUT, 30.0)
         self.timeout, self.retries, self.backoff, self.max_wait = timeout, retries, backoff, max_wait
         self._sleep = sleep
+        self._http = httpx.Client(timeout=timeout, follow_redirects=False)
 
     # --- the endpoints ------------------------------------------------------------------------
 
@@ -119,15 +143,50 @@ class VercelClient:
         return Deployment.from_json(self._call("GET", f"/v13/deployments/{_q(deployment_id)}", idempotent=True,
                                                what=f"reading deployment {deployment_id}"))
 
-    def list_deployments(self, project_id: str, *, target: str | None = None, limit: int = 100) -> list[Deployment]:
-        """GET /v6/deployments of one project, newest first."""
+    def list_deployments(self, project_id: str, *, target: str | None = None, limit: int = 100,
+                         max_pages: int = MAX_PAGES) -> list[Deployment]:
+        """GET /v6/deployments of one project, newest first: every page (`pagination.next` is the
+        `until` of the next one), at most `max_pages` pages of `limit`."""
         query = {"projectId": project_id, "limit": str(limit)}
         if target:
             query["target"] = target
-        answer = self._call("GET", "/v6/deployments", query=query, idempotent=True,
-                            what=f"listing the deployments of project {project_id}")
-        found = [Deployment.from_json(d) for d in answer.get("deployments") or []]
+        found: list[Deployment] = []
+        for _ in range(max_pages):
+            answer = self._call("GET", "/v6/deployments", query=query, idempotent=True,
+                                what=f"listing the deployments of project {project_id}")
+            found += [Deployment.from_json(d) for d in answer.get("deployments") or []]
+            after = (answer.get("pagination") or {}).get("next")
+            if not after:
+                break
+            query = {**query, "until": str(after)}
         return sorted(found, key=lambda d: d.created_at, reverse=True)
+
+    def project_domains(self, project: str) -> list[dict[str, Any]]:
+        """GET /v9/projects/{idOrName}/domains (every page)."""
+        return self._paged(f"/v9/projects/{_q(project)}/domains", "domains", {}, f"listing the domains of {project}")
+
+    def aliases(self, project_id: str) -> list[dict[str, Any]]:
+        """GET /v4/aliases?projectId=: the project's aliases, each with the deploymentId it points at."""
+        return self._paged("/v4/aliases", "aliases", {"projectId": project_id},
+                           f"listing the aliases of project {project_id}")
+
+    def deployment_aliases(self, deployment_id: str) -> list[str]:
+        """GET /v2/deployments/{id}/aliases: the host names that point at this deployment."""
+        answer = self._call("GET", f"/v2/deployments/{_q(deployment_id)}/aliases", idempotent=True,
+                            what=f"listing the aliases of {deployment_id}")
+        return sorted(str(a.get("alias")) for a in answer.get("aliases") or [] if isinstance(a, dict))
+
+    def _paged(self, path: str, key: str, query: Mapping[str, str], what: str) -> list[dict[str, Any]]:
+        params = {**query, "limit": "100"}
+        out: list[dict[str, Any]] = []
+        for _ in range(MAX_PAGES):
+            answer = self._call("GET", path, query=params, idempotent=True, what=what)
+            out += [dict(x) for x in answer.get(key) or [] if isinstance(x, dict)]
+            after = (answer.get("pagination") or {}).get("next")
+            if not after:
+                break
+            params = {**params, "until": str(after)}
+        return out
 
     def build_log(self, deployment_id: str, last: int = 30) -> list[str]:
         """The last lines of the build output: GET /v3/deployments/{id}/events."""
@@ -177,7 +236,6 @@ class VercelClient:
         params = dict(query or {})
         if self.team_id:
             params["teamId"] = self.team_id
-        url = self.base_url + path + ("?" + urllib.parse.urlencode(params) if params else "")
         data = json.dumps(json_body).encode() if json_body is not None else body
         sent = {"Authorization": f"Bearer {self._token}", "Accept": "application/json", **(headers or {})}
         if json_body is not None:
@@ -185,27 +243,24 @@ class VercelClient:
         attempt = 0
         while True:
             attempt += 1
-            request = urllib.request.Request(url, data=data, method=method, headers=sent)
             try:
-                with urllib.request.urlopen(request, timeout=self.timeout) as resp:  # noqa: S310 - https or the test server
-                    raw = resp.read()
-                return json.loads(raw) if raw.strip() else {}
-            except urllib.error.HTTPError as exc:
-                raw = exc.read()
-                wait = self._retry_wait(exc.code, exc.headers, attempt, idempotent)
-                if wait is None:
-                    raise self._error(exc.code, raw, exc.headers, what, method, path) from None
-            except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
-                reason = getattr(exc, "reason", exc)
+                resp = self._http.request(method, self.base_url + path, params=params, content=data, headers=sent)
+            except httpx.TransportError as exc:
                 if not idempotent or attempt > self.retries:
-                    timed_out = isinstance(reason, TimeoutError)
-                    said = (f"did not answer within {self.timeout:g}s" if timed_out
-                            else f"could not be reached: {reason}")
+                    said = (f"did not answer within {self.timeout:g}s" if isinstance(exc, httpx.TimeoutException)
+                            else f"could not be reached: {exc}")
                     raise VercelError(
                         f"{what}: the Vercel API ({self.base_url}) {said}",
                         hint="check the network (or Vercel's status page, https://www.vercel-status.com) and run "
                              "the command again") from None
-                wait = self.backoff * 2 ** (attempt - 1)
+                self._sleep(self.backoff * 2 ** (attempt - 1))
+                continue
+            if resp.is_success:
+                raw = resp.content
+                return json.loads(raw) if raw.strip() else {}
+            wait = self._retry_wait(resp.status_code, resp.headers, attempt, idempotent)
+            if wait is None:
+                raise self._error(resp.status_code, resp.content, resp.headers, what, method, path)
             self._sleep(wait)
 
     def _retry_wait(self, status: int, headers: Any, attempt: int, idempotent: bool) -> float | None:
@@ -285,10 +340,7 @@ def _q(part: str) -> str:
 def probe(url: str, timeout: float = 10.0, headers: Mapping[str, str] | None = None) -> tuple[int | None, str]:
     """GET `url` once: (HTTP status or None, a few words on what happened). Redirects are followed."""
     try:
-        request = urllib.request.Request(url, method="GET", headers=dict(headers or {}))
-        with urllib.request.urlopen(request, timeout=timeout) as resp:  # noqa: S310
-            return resp.status, f"answered {resp.status}"
-    except urllib.error.HTTPError as exc:
-        return exc.code, f"answered {exc.code}"
-    except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
-        return None, f"did not answer ({getattr(exc, 'reason', exc)})"
+        resp = httpx.get(url, timeout=timeout, headers=dict(headers or {}), follow_redirects=True)
+    except httpx.TransportError as exc:
+        return None, f"did not answer ({exc or type(exc).__name__})"
+    return resp.status_code, f"answered {resp.status_code}"

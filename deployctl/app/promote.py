@@ -39,7 +39,7 @@ class Promotion:
         return lines
 
 
-def prepare(load: Load, source: str, dest: str) -> Promotion:
+def prepare(load: Load, source: str, dest: str, *, allow_frontend_api_url_mismatch: bool = False) -> Promotion:
     """Everything checked and read; nothing changed. UsageError/DeployFailed say why not."""
     dst_cfg, src_cfg = load(dest), load(source)
     origin = dst_cfg.environment.promote_from
@@ -58,6 +58,9 @@ def prepare(load: Load, source: str, dest: str) -> Promotion:
     releases.same_services(source, src_cfg.services, dest, dst_cfg.services)
     assert isinstance(src, Promotable)
     chosen = src.promote_source()
+    check = getattr(dst, "check_promotion", None)  # a destination with companions (the frontend)
+    if check is not None:
+        check(source, chosen.digest, allow_frontend_api_url_mismatch=allow_frontend_api_url_mismatch)
     rel = chosen.release
     git = GitFacts(sha=rel.git_sha or "unknown", branch=f"promote-{source}")
     plan = make_plan(dst_cfg, git, facts=Facts(git_sha=rel.git_sha or None, image_digest=chosen.digest),

@@ -27,6 +27,9 @@ def promote(
     as_json: bool = JSON_OPTION,
     lock_wait: str | None = LOCK_WAIT_OPTION,
     no_rollback: bool = typer.Option(False, "--no-rollback", help="Leave a failed deploy in place."),
+    allow_frontend_api_url_mismatch: bool = typer.Option(
+        False, "--allow-frontend-api-url-mismatch",
+        help="Promote the frontend although it was built with SOURCE's backend URL (frontend.api_url_env)."),
 ) -> None:
     """Deploy to DEST exactly the image (by digest) that SOURCE runs, with DEST's settings.
 
@@ -41,7 +44,8 @@ def promote(
     from deployctl.app import promote as use
     from deployctl.targets import DeployOptions
 
-    promotion = use.prepare(lambda env: load(file, env), source, dest)
+    promotion = use.prepare(lambda env: load(file, env), source, dest,
+                            allow_frontend_api_url_mismatch=allow_frontend_api_url_mismatch)
     out = sys.stderr if as_json else sys.stdout
     for line in promotion.summary():
         print(line, file=out)

@@ -148,6 +148,12 @@ class Composite:
 class PromotableComposite(Composite):
     """A composite whose own target promotes (Promotable): the companions follow the promotion."""
 
+    def check_promotion(self, source_env: str, digest: str, *, allow_frontend_api_url_mismatch: bool = False) -> None:
+        """As the destination of a promotion, before anything moves: each companion can take
+        what `source_env` built against `digest` (raises why not)."""
+        for c in self.companions:
+            c.promote_check(digest, source_env, allow_api_url_mismatch=allow_frontend_api_url_mismatch)
+
     def promote_source(self) -> Any:
         chosen = self.primary.promote_source()  # type: ignore[attr-defined]
         for c in self.companions:

@@ -1,8 +1,15 @@
 """The files of a frontend upload: what goes up, by SHA1, and the refusal of secret files.
 
-Which files: everything under frontend.path except Vercel CLI's default ignores (the list of
-`getVercelIgnore` in vercel/vercel packages/client), the lines of `.gitignore` and
-`.vercelignore` in that directory (gitignore syntax), and `.vercel/`. Then the same secret
+Which files: everything under frontend.path except
+- what Vercel CLI leaves out: its default ignores and the `.vercelignore` at the root of the
+  deployed directory (`getVercelIgnore` in vercel/vercel packages/client reads only that one);
+- what git leaves out: the `.gitignore` files as git reads them, from the repository's root
+  down to each file's directory (the root's and those of the directories between it and
+  frontend.path, then every nested one below), each with patterns relative to its own
+  directory and a deeper file overriding a shallower one. The repository is the nearest
+  directory above frontend.path holding `.git`; without one, the `.gitignore` files from
+  frontend.path down are read.
+Then the same secret
 checks as for a Docker build context (deployctl.stages.context_check): a file that is a secret
 by name or content is refused, naming each file and the ignore line that keeps it out, unless
 frontend.allow_secret_files lists it. An upload is public to anyone who can open the
@@ -28,7 +35,6 @@ DEFAULT_IGNORES = (".hg", ".git", ".gitmodules", ".svn", ".cache", ".next", ".no
                    ".dockerignore", ".gitignore", ".*.swp", ".DS_Store", ".wafpicke-*", ".lock-wscript",
                    ".env.local", ".env.*.local", ".venv", "npm-debug.log", "config.gypi", "node_modules",
                    "__pycache__", "venv", "CVS", ".vercel_build_output")
-IGNORE_FILES = (".gitignore", ".vercelignore")
 DOCS = "docs/frontend-vercel.md"
 
 
@@ -115,37 +121,87 @@ def parse_ignore(text: str, source: str) -> list[_Rule]:
     return rules
 
 
+def _verdict(rules: list[_Rule], path: str, is_dir: bool) -> bool | None:
+    """The last matching rule's verdict (True: ignored), or None when none matches."""
+    verdict = None
+    for rule in rules:
+        if rule.dir_only and not is_dir:
+            continue
+        if rule.regex.fullmatch(path):
+            verdict = not rule.negated
+    return verdict
+
+
+@dataclass
 class Ignore:
-    def __init__(self, rules: list[_Rule]) -> None:
-        self.rules = rules
+    """Vercel's rules (relative to the upload root) and git's layers: one per `.gitignore`,
+    its patterns relative to its directory `base` ("/"-separated, relative to the repository)."""
+
+    vercel: list[_Rule]
+    git: list[tuple[str, list[_Rule]]]
+    prefix: str = ""  # the upload root relative to the repository, "" or ending in "/"
 
     def ignored(self, path: str, is_dir: bool) -> bool:
+        if _verdict(self.vercel, path, is_dir):
+            return True
+        return self.git_ignored(self.prefix + path, is_dir)
+
+    def git_ignored(self, repo_path: str, is_dir: bool) -> bool:
         verdict = False
-        for rule in self.rules:
-            if rule.dir_only and not is_dir:
+        for base, rules in self.git:  # shallow to deep: a deeper .gitignore has the last word
+            if base and not repo_path.startswith(base + "/"):
                 continue
-            if rule.regex.fullmatch(path):
-                verdict = not rule.negated
+            found = _verdict(rules, repo_path[len(base) + 1:] if base else repo_path, is_dir)
+            if found is not None:
+                verdict = found
         return verdict
+
+    def add_gitignore(self, directory: Path, base: str) -> None:
+        file = directory / ".gitignore"
+        if file.is_file():
+            label = f"{base}/.gitignore" if base else ".gitignore"
+            self.git.append((base, parse_ignore(file.read_text(encoding="utf-8", errors="replace"), label)))
+
+
+def repo_root(root: Path) -> Path | None:
+    """The nearest directory at or above `root` that holds `.git` (a directory, or a worktree's file)."""
+    for directory in (root, *root.parents):
+        if (directory / ".git").exists():
+            return directory
+    return None
 
 
 def ignore_for(root: Path) -> Ignore:
+    """The rules for the upload root (nested .gitignore files are added while walking)."""
     rules = parse_ignore("\n".join(DEFAULT_IGNORES), "vercel default")
-    for name in IGNORE_FILES:
-        file = root / name
-        if file.is_file():
-            rules += parse_ignore(file.read_text(encoding="utf-8", errors="replace"), name)
-    return Ignore(rules)
+    vercelignore = root / ".vercelignore"
+    if vercelignore.is_file():
+        rules += parse_ignore(vercelignore.read_text(encoding="utf-8", errors="replace"), ".vercelignore")
+    repo = repo_root(root)
+    ignore = Ignore(rules, [])
+    if repo is None or repo == root:
+        return ignore
+    rel = root.relative_to(repo).as_posix()
+    ignore.prefix = rel + "/"
+    parts = rel.split("/")
+    for depth in range(len(parts)):  # the repository's root and the directories down to `root`
+        base = "/".join(parts[:depth])
+        ignore.add_gitignore(repo / base if base else repo, base)
+    return ignore
 
 
 def list_files(root: Path) -> list[tuple[str, int, int]]:
     """(path, size, mode) of every regular file that would go up, sorted. An ignored directory is
     skipped whole (as git does: a file below it cannot be re-included)."""
     ignore = ignore_for(root)
+    parts = ignore.prefix.rstrip("/").split("/") if ignore.prefix else []
+    if any(ignore.git_ignored("/".join(parts[:n]), True) for n in range(1, len(parts) + 1)):
+        return []  # the frontend directory itself is git-ignored
     found: list[tuple[str, int, int]] = []
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
         rel_dir = Path(dirpath).relative_to(root).as_posix()
         rel_dir = "" if rel_dir == "." else rel_dir
+        ignore.add_gitignore(Path(dirpath), (ignore.prefix + rel_dir).rstrip("/"))
         keep = []
         for name in sorted(dirnames):
             rel = f"{rel_dir}/{name}" if rel_dir else name

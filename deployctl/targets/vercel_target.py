@@ -1,12 +1,16 @@
 """The frontend half of an environment on Vercel: a companion of the environment's own target.
 
 deployctl.targets.composite calls it after the backend at every step of the lifecycle:
-- deploy: upload the frontend's files by SHA1 (only those Vercel says are missing), create a
-  preview deployment (or one in the custom environment named after the deploy environment, or
-  a production one) with the backend's URL in `api_url_env`, wait until READY, then check the
-  deployment answers on frontend.health_path. ERROR/CANCELED: exit 1 with the build log's tail.
-- promote (the destination has promote_from and is Vercel production): promote the exact
-  deployment the source environment built against the promoted image digest; no rebuild.
+- deploy: upload the frontend's files by SHA1 (only those Vercel says are missing), create the
+  deployment (KIND_*: a preview for previews, a custom environment's, production's own, or for
+  every other environment a *staged production* build: target production with the production
+  domains not assigned) with the backend's URL in `api_url_env`, wait until READY, then check
+  the deployment answers on frontend.health_path. ERROR/CANCELED: exit 1 with the build log's tail.
+- promote (the destination has promote_from and is Vercel production): promote the exact staged
+  production deployment the source environment built against the promoted image digest; no
+  rebuild. Vercel promotes only production deployments as they are (a preview is rebuilt), so
+  a source deployment of any other kind is refused before anything moves; so is one built
+  against another backend URL than the destination's (`api_url_env` is baked in at build time).
 - rollback: the frontend deployment that went with the release rolled back to (production:
   Vercel's instant rollback to it).
 - status/history: the frontend deployment beside each backend release.
@@ -39,6 +43,10 @@ from deployctl.targets import vercel_files
 META_APP, META_ENV, META_PREVIEW = "deployctlApp", "deployctlEnv", "deployctlPreview"
 META_RELEASE, META_DIGEST, META_GIT, META_SOURCE = "deployctlRelease", "deployctlDigest", "deployctlGitSha", \
     "deployctlSource"
+META_API_URL = "deployctlApiUrl"  # the backend URL built into api_url_env (compared at promote)
+# What a deploy creates (docs/frontend-vercel.md, "Promotion").
+KIND_PREVIEW, KIND_CUSTOM, KIND_PRODUCTION, KIND_STAGED = "preview", "custom environment", "production", \
+    "staged production"
 BUILDING_STATES = frozenset({"QUEUED", "INITIALIZING", "BUILDING"})
 ENV_BYPASS = "VERCEL_AUTOMATION_BYPASS_SECRET"  # Vercel's Protection Bypass for Automation
 LOG_LINES = 20
@@ -134,7 +142,7 @@ class VercelFrontend:
         source = _source_hash(files, env_vars, fe)
         meta = {META_APP: cfg.app, META_ENV: cfg.env_name, META_PREVIEW: preview_name or "",
                 META_RELEASE: str(ctx.outputs.get("release") or ""), META_DIGEST: digest,
-                META_GIT: git_sha, META_SOURCE: source}
+                META_GIT: git_sha, META_SOURCE: source, META_API_URL: env_vars.get(fe.api_url_env or "", "")}
         if not force:
             same = self._unchanged(preview_name, source, digest)
             if same is not None:
@@ -146,18 +154,62 @@ class VercelFrontend:
                                 "meta": meta, "build": {"env": env_vars}, "env": env_vars}
         if fe.framework:
             body["projectSettings"] = {"framework": fe.framework}
-        if fe.production:
+        kind = self.kind(preview_name)
+        if kind in (KIND_PRODUCTION, KIND_STAGED):
             body["target"] = "production"
-        elif fe.custom_environment and not preview_name:
+        if kind == KIND_STAGED:
+            # What `vercel --prod --skip-domain` sends: a production build the domains are not
+            # assigned to, which `promote` later serves as it is.
+            body["autoAssignCustomDomains"] = False
+        elif kind == KIND_CUSTOM:
             body["customEnvironmentSlugOrId"] = cfg.env_name
-        ctx.log(f"frontend: {len(files)} files, {sum(f.size for f in files)} bytes, project {fe.project_id}"
+        serving = self._production_id() if kind == KIND_STAGED else None
+        ctx.log(f"frontend: {len(files)} files, {sum(f.size for f in files)} bytes, project {fe.project_id}, "
+                f"a {kind} deployment"
                 + (f", {fe.api_url_env} = {env_vars[fe.api_url_env]}" if fe.api_url_env else ""))
         created = self._create(ctx, body, files)
         ctx.log(f"frontend: deployment {created.id} created ({created.https_url()}); waiting for READY")
         ready = self._wait_ready(ctx, created)
         self._publish(ctx, ready)
+        if kind == KIND_STAGED:
+            self._check_staged(ready, serving)
+        elif kind == KIND_PRODUCTION and self._production_id() != ready.id:
+            # After an instant rollback Vercel stops assigning the production domains to new
+            # production deployments until a promote undoes the rollback (so does a project with
+            # auto-assignment off): a production deploy is meant to serve, so promote it.
+            ctx.log(f"frontend: production does not serve {ready.id} by itself (it was instantly rolled back, or "
+                    "the project does not auto-assign its domains); promoting it")
+            self.client.promote(self.fe.project_id, ready.id)
+            ready = self._await_production(ctx, ready.id)
+        elif kind == KIND_PRODUCTION:
+            self._verify_domains(ctx, ready.id)
         self._check_health(ctx, ready)
         return ready
+
+    def kind(self, preview_name: str | None) -> str:
+        """Which deployment a deploy of this environment creates (KIND_*)."""
+        if preview_name or self.cfg.environment.preview:
+            return KIND_PREVIEW
+        if self.fe.production:
+            return KIND_PRODUCTION
+        if self.fe.custom_environment:
+            return KIND_CUSTOM
+        return KIND_STAGED
+
+    def _production_id(self) -> str | None:
+        project = self.client.get_project(self.fe.project_id)
+        prod = (project.get("targets") or {}).get("production") if isinstance(project, dict) else None
+        return str(prod["id"]) if isinstance(prod, dict) and prod.get("id") else None
+
+    def _check_staged(self, d: Deployment, serving_before: str | None) -> None:
+        """A staged build must not have taken production: verify, do not trust the flag."""
+        now = self._production_id()
+        if now == d.id and now != serving_before:
+            raise DeployFailed(f"Vercel made the staged frontend deployment {d.id} of {self.cfg.env_name} production "
+                               "(it assigned the production domains although deployctl asked it not to)",
+                               hint="turn off Settings → Environments → Production → \"Auto-assign Custom "
+                                    "Production Domains\" for the Vercel project, then run `deployctl rollback "
+                                    "--env <prod>` or promote what production should serve")
 
     def _backend_url(self, ctx: Any, preview_name: str | None) -> str:
         fe, cfg = self.fe, self.cfg
@@ -293,11 +345,8 @@ class VercelFrontend:
         return self._mine(None, envs)
 
     def _production(self) -> Deployment | None:
-        project = self.client.get_project(self.fe.project_id)
-        prod = (project.get("targets") or {}).get("production") if isinstance(project, dict) else None
-        if not isinstance(prod, dict) or not prod.get("id"):
-            return None
-        return self.client.get_deployment(str(prod["id"]))
+        prod = self._production_id()
+        return self.client.get_deployment(prod) if prod else None
 
     def current(self, digest: str | None) -> Deployment | None:
         """What serves: production's deployment; else the one built against the backend's current
@@ -328,6 +377,10 @@ class VercelFrontend:
                                      headers=self._probe_headers())
             healthy = status is not None and 200 <= status < 400
         doc = frontend_doc(d, healthy=healthy) or {}
+        try:
+            doc["aliases"] = self.client.deployment_aliases(d.id)
+        except vercel.VercelError as exc:
+            doc["aliases"], doc["aliases_error"] = None, exc.message
         problems = []
         if d.state != vercel.READY:
             problems.append(f"frontend: deployment {d.id} is {d.state}")
@@ -336,7 +389,8 @@ class VercelFrontend:
         line = (f"frontend (vercel): {d.id} {d.state} {d.https_url()}"
                 + (f" ({'healthy' if healthy else 'NOT answering ' + self.fe.health_path})" if healthy is not None
                    else "") + (f", built for release {d.meta[META_RELEASE]}" if d.meta.get(META_RELEASE) else ""))
-        return FrontendStatus(doc=doc, lines=(line,), problems=tuple(problems),
+        lines = (line, f"  aliases: {', '.join(doc['aliases'])}") if doc.get("aliases") else (line,)
+        return FrontendStatus(doc=doc, lines=lines, problems=tuple(problems),
                               settled=d.state not in BUILDING_STATES, ok=not problems)
 
     def attach(self, found: Sequence[Release]) -> dict[str, dict[str, Any]]:
@@ -366,8 +420,10 @@ class VercelFrontend:
                            f"({digest[:19]}…): nothing to promote for the frontend",
                            hint=f"run `deployctl run --env {self.cfg.env_name}` to deploy both halves, then promote")
 
-    def promote_check(self, digest: str, source_env: str) -> Deployment:
-        """Before anything moves: this is Vercel production, and the source built this image's frontend."""
+    def promote_check(self, digest: str, source_env: str, *, allow_api_url_mismatch: bool = True) -> Deployment:
+        """Before anything moves: this is Vercel production, the source built this image's frontend
+        as a staged production deployment (the only kind Vercel promotes without a rebuild), and
+        (unless allowed) with the backend URL this environment's frontend must call."""
         if not self.fe.production:
             raise DeployFailed(f"{self.cfg.env_name} is not the Vercel project's production (frontend.production); "
                                "a frontend reaches an environment by promotion only as production; nothing was "
@@ -379,7 +435,38 @@ class VercelFrontend:
         if source is None:
             raise DeployFailed(f"{source_env} has no READY frontend deployment built against {digest[:19]}…; "
                                "nothing was changed", hint=f"run `deployctl run --env {source_env}` first")
+        if source.target != "production":
+            custom = source.custom_environment or source.target
+            what = f"a deployment of the custom environment {custom}" if custom else "a preview"
+            raise DeployFailed(
+                f"{source_env}'s frontend deployment {source.id} is {what}: Vercel promotes only production "
+                "deployments as they are (a preview is rebuilt with production's settings, so production would not "
+                "get what was tested); nothing was changed",
+                hint=f"deploy {source_env} as a staged production build: leave frontend.custom_environment off for "
+                     f"{source_env} and run `deployctl run --env {source_env}` again, then promote "
+                     "(docs/frontend-vercel.md, \"Promotion\")")
+        if not allow_api_url_mismatch:
+            self._check_api_url(source, source_env)
         return source
+
+    def _check_api_url(self, source: Deployment, source_env: str) -> None:
+        fe = self.fe
+        if not fe.api_url_env:
+            return  # nothing of the backend is built into the frontend
+        built = source.meta.get(META_API_URL) or ""
+        wanted = fe.api_url.format(app=self.cfg.app, env=self.cfg.env_name, name="") if fe.api_url else ""
+        if built and built == wanted:
+            return
+        said = (f"{built or 'a URL deployctl did not record'}, but {self.cfg.env_name}'s backend is at "
+                f"{wanted or 'a URL known only after it is deployed (frontend.api_url is not set)'}")
+        raise UsageError(
+            f"refusing to promote the frontend: {fe.api_url_env} is built into the frontend when it is built, so "
+            f"{source_env}'s deployment {source.id} would make production's pages call {source_env}'s backend. "
+            f"It was built with {fe.api_url_env} = {said}. Nothing was changed.",
+            hint=f"read the backend URL at run time instead of {fe.api_url_env} (a server-side fetch or a rewrite in "
+                 f"vercel.json) and drop api_url_env; or give {source_env} and {self.cfg.env_name} the same public "
+                 "API URL (frontend.api_url); or, knowing production's frontend will call that backend, run "
+                 "`deployctl promote` with --allow-frontend-api-url-mismatch")
 
     def promote(self, ctx: Any, digest: str, source_env: str) -> Deployment:
         source = self.promote_check(digest, source_env)
@@ -391,17 +478,49 @@ class VercelFrontend:
         return served
 
     def _await_production(self, ctx: Any, deployment_id: str) -> Deployment:
-        """Promote and rollback are asynchronous on Vercel: wait until production is that deployment."""
+        """Promote and rollback are asynchronous on Vercel: wait until production is that
+        deployment, and its production domains point at it."""
         deadline = time.monotonic() + min(self.fe.timeout, 300.0)
         while True:
             prod = self._production()
             if prod is not None and prod.id == deployment_id:
                 ctx.log(f"frontend: production now serves {prod.id}")
+                self._verify_domains(ctx, deployment_id, deadline)
                 return prod
             if time.monotonic() > deadline:
                 raise DeployFailed(f"Vercel accepted the change but production does not serve {deployment_id} "
                                    f"(it serves {prod.id if prod else 'nothing'})",
                                    hint="check the project's production deployment on Vercel, then run again")
+            ctx.raise_if_cancelled()
+            self._sleep(2.0)
+
+    def production_domains(self) -> list[str]:
+        """The project's own production domains: not a redirect, not a git branch's or a custom
+        environment's."""
+        return [str(d.get("name")) for d in self.client.project_domains(self.fe.project_id)
+                if d.get("name") and not (d.get("redirect") or d.get("gitBranch") or d.get("customEnvironmentId"))]
+
+    def _verify_domains(self, ctx: Any, deployment_id: str, deadline: float | None = None) -> None:
+        """Every production domain's alias points at `deployment_id` (read back from Vercel's
+        aliases, not assumed from the promote's answer)."""
+        domains = self.production_domains()
+        if not domains:
+            ctx.log("frontend: the project has no production domains of its own to check (only its vercel.app URL)")
+            return
+        project_id = str(self.client.get_project(self.fe.project_id).get("id") or self.fe.project_id)
+        deadline = deadline if deadline is not None else time.monotonic() + min(self.fe.timeout, 300.0)
+        while True:
+            pointing = {str(a.get("alias")): str(a.get("deploymentId") or "") for a in self.client.aliases(project_id)}
+            wrong = [f"{d} → {pointing.get(d) or 'nothing'}" for d in domains if pointing.get(d) != deployment_id]
+            if not wrong:
+                verb = "points" if len(domains) == 1 else "point"
+                ctx.log(f"frontend: {', '.join(domains)} {verb} at {deployment_id}")
+                return
+            if time.monotonic() > deadline:
+                raise DeployFailed(f"production serves {deployment_id} but not every production domain points at it: "
+                                   f"{'; '.join(wrong)}",
+                                   hint="a domain aliased by hand stays where it was: check Project → Settings → "
+                                        f"Domains on Vercel, or `vercel alias set {deployment_id} <domain>`")
             ctx.raise_if_cancelled()
             self._sleep(2.0)
 
@@ -412,8 +531,11 @@ class VercelFrontend:
         match = next((d for d in self._candidates() if target.image_digest
                       and d.meta.get(META_DIGEST) == target.image_digest and d.state == vercel.READY), None)
         if match is None and self.fe.production:
+            # Staged builds of the source environment are production deployments too, but only
+            # the ones promoted ever served (and those are found by digest above).
             previous = [d for d in self.client.list_deployments(self.fe.project_id, target="production")
-                        if d.state == vercel.READY and (now is None or d.id != now.id)]
+                        if d.state == vercel.READY and (now is None or d.id != now.id)
+                        and d.meta.get(META_ENV, self.cfg.env_name) == self.cfg.env_name]
             match = previous[0] if previous else None
             if match is None:
                 raise UsageError(f"{self.cfg.env_name}'s frontend has no earlier production deployment to roll back to",

@@ -9,8 +9,8 @@ import pytest
 
 from deployctl.adapters.vercel import MissingFiles, VercelClient, VercelError
 from deployctl.errors import EXIT_FAILED
-from tests.support import vercel_sim
-from tests.support.vercel_sim import PROJECT, TEAM, VercelSim
+from tests.simulation import vercel_api as vercel_sim
+from tests.simulation.vercel_api import PROJECT, TEAM, VercelSim
 
 
 @pytest.fixture
@@ -111,7 +111,7 @@ def test_upload_by_sha_then_create_and_read(sim: VercelSim) -> None:
 def test_the_build_log_tail_is_the_last_lines_in_order(sim: VercelSim) -> None:
     import hashlib
 
-    from tests.support.vercel_sim import Script
+    from tests.simulation.vercel_api import Script
 
     sim.script_next(Script(states=("QUEUED", "ERROR"), log=tuple(f"line {i}" for i in range(50))))
     c = client(sim)
@@ -120,3 +120,37 @@ def test_the_build_log_tail_is_the_last_lines_in_order(sim: VercelSim) -> None:
                                    "files": [{"file": "a", "sha": hashlib.sha1(b"x").hexdigest(), "size": 1}]})
     assert c.get_deployment(created.id).state == "ERROR"
     assert c.build_log(created.id, last=5) == [f"line {i}" for i in range(45, 50)]
+
+
+def test_the_promote_endpoint_refuses_a_preview_and_serves_a_staged_production_build(sim: VercelSim) -> None:
+    import hashlib
+
+    c = client(sim)
+    c.upload(hashlib.sha1(b"x").hexdigest(), b"x")
+    files = [{"file": "a", "sha": hashlib.sha1(b"x").hexdigest(), "size": 1}]
+    preview = c.create_deployment({"name": "w", "project": PROJECT, "files": files})
+    staged = c.create_deployment({"name": "w", "project": PROJECT, "files": files, "target": "production",
+                                  "autoAssignCustomDomains": False})
+    for d in (preview, staged):
+        while c.get_deployment(d.id).state != "READY":
+            pass
+    assert "targets" not in c.get_project(PROJECT)  # the staged build did not take production
+    with pytest.raises(VercelError) as err:
+        c.promote(PROJECT, preview.id)
+    assert err.value.status == 400 and err.value.code == "not_production_deployment"
+    c.promote(PROJECT, staged.id)
+    assert c.get_project(PROJECT)["targets"]["production"]["id"] == staged.id
+
+
+def test_listing_deployments_follows_every_page(sim: VercelSim) -> None:
+    import hashlib
+
+    c = client(sim)
+    c.upload(hashlib.sha1(b"x").hexdigest(), b"x")
+    files = [{"file": "a", "sha": hashlib.sha1(b"x").hexdigest(), "size": 1}]
+    made = [c.create_deployment({"name": "w", "project": PROJECT, "files": files}).id for _ in range(7)]
+    found = c.list_deployments(PROJECT, limit=3)
+    assert [d.id for d in found] == list(reversed(made))  # newest first, none lost
+    pages = sim.calls("GET", "/v6/deployments")
+    assert len(pages) == 3 and "until" not in pages[0].query
+    assert pages[1].query["until"] == str(sim.deployments[made[4]]["createdAt"])

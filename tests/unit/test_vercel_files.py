@@ -35,6 +35,29 @@ def test_defaults_gitignore_and_vercelignore(tmp_path: Path) -> None:
                                "src/build/ok.js"]
 
 
+def test_gitignore_files_count_as_git_reads_them_from_the_repository_root(tmp_path: Path) -> None:
+    tree(tmp_path, {
+        ".git/HEAD": "ref: refs/heads/main",
+        ".gitignore": "web/private/\n*.bak\n/top-only.txt\n",  # paths relative to the repository root
+        "web/.gitignore": "local/\n",
+        "web/package.json": "{}", "web/private/notes.txt": "x", "web/app/old.bak": "x", "web/top-only.txt": "x",
+        "web/local/x.js": "x",
+        "web/sub/.gitignore": "*.tmp\n!keep.tmp\n/only-here.js\n", "web/sub/a.tmp": "x", "web/sub/keep.tmp": "x",
+        "web/sub/only-here.js": "x", "web/sub/deeper/only-here.js": "x", "web/sub/page.tsx": "x",
+        "web/other/a.tmp": "x",
+        # Vercel reads the .vercelignore at the root of the deployed directory only.
+        "web/.vercelignore": "drafts/\n", "web/drafts/a.md": "x", "web/sub/.vercelignore": "page.tsx\n",
+    })
+    assert paths(tmp_path / "web") == [".vercelignore", "other/a.tmp", "package.json", "sub/.vercelignore",
+                                       "sub/deeper/only-here.js", "sub/keep.tmp", "sub/page.tsx", "top-only.txt"]
+
+
+def test_a_git_ignored_frontend_directory_uploads_nothing(tmp_path: Path) -> None:
+    tree(tmp_path, {".git/HEAD": "ref", ".gitignore": "web/\n", "web/package.json": "{}"})
+    with pytest.raises(vercel_files.UsageError, match="no files to upload"):
+        vercel_files.collect(tmp_path / "web")
+
+
 def test_a_secret_file_is_refused_naming_the_ignore_line(tmp_path: Path) -> None:
     tree(tmp_path, {"package.json": "{}", ".env": "SECRET=1", "certs/server.key": "x"})
     with pytest.raises(FrontendSecretsRefused) as err:

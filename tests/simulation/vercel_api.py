@@ -7,15 +7,31 @@ contract, not that Vercel behaves exactly so. It serves:
 - POST /v2/files                     body = the file, x-vercel-digest = its SHA1 (checked)
 - POST /v13/deployments              files [{file, sha, size}]; 400 `missing_files` with `missing`
                                      SHA1s until every file was uploaded; project, target,
-                                     customEnvironmentSlugOrId, meta, build.env recorded
+                                     customEnvironmentSlugOrId, autoAssignCustomDomains, meta,
+                                     build.env recorded. A production build that gets READY
+                                     takes production unless it is *staged*: created with
+                                     autoAssignCustomDomains false, or the project's setting is
+                                     off, or production was instantly rolled back (Vercel then
+                                     stops assigning the domains until a promote)
 - GET  /v13/deployments/{id}         readyState advances one step per read along the deployment's
                                      script (default QUEUED → BUILDING → READY; or ERROR/CANCELED)
-- GET  /v6/deployments               {deployments: [...], pagination}, newest first
+- GET  /v6/deployments               {deployments: [...], pagination: {count, next, prev}}, newest
+                                     first, `limit` a page (at most 100); `until` (ms) pages on:
+                                     `pagination.next` is the createdAt to pass as `until`
 - GET  /v3/deployments/{id}/events   build log events [{type, created, payload: {text}}]
 - GET  /v9/projects/{idOrName}       the project, with targets.production once there is one
-- POST /v10/projects/{p}/promote/{id}  production → that READY deployment (no rebuild), applied
-                                     after the next project read (promotion is asynchronous)
-- POST /v1/projects/{p}/rollback/{id}  instant rollback to an earlier production deployment
+- GET  /v9/projects/{p}/domains      the project's domains: a production one (chat.example.com)
+                                     and a git-branch one (its gitBranch set), paged
+- GET  /v4/aliases?projectId=        {aliases: [{uid, alias, deploymentId, projectId}], pagination}:
+                                     every production domain points at what serves production
+- GET  /v2/deployments/{id}/aliases  {aliases: [{uid, alias, created, redirect}]} of one deployment
+- POST /v10/projects/{p}/promote/{id}  production → that READY *production* deployment (no
+                                     rebuild), applied after the next project read (promotion is
+                                     asynchronous); a preview or custom-environment deployment is
+                                     refused 400 `not_production_deployment` (Vercel rebuilds
+                                     those through a new create; the endpoint does not rebuild)
+- POST /v1/projects/{p}/rollback/{id}  instant rollback to a deployment that served production;
+                                     afterwards new production builds do not take the domains
 - PATCH /v12/deployments/{id}/cancel a QUEUED/BUILDING deployment becomes CANCELED
 - DELETE /v13/deployments/{id}       {uid, state: DELETED}
 - GET  /_site/{id}/{path}            the deployment's site (its `url` is 127.0.0.1:PORT/_site/ID),
@@ -24,7 +40,8 @@ contract, not that Vercel behaves exactly so. It serves:
 Every API call needs `Authorization: Bearer <token>` (401 otherwise) and, when the project
 belongs to a team, `teamId` (403 otherwise). `fail(...)` injects 429 (with Retry-After and the
 X-RateLimit-* headers), 5xx answers or a hang (for client timeouts). `requests` records every
-call for shape assertions.
+call for shape assertions. `pin_alias(domain)` keeps a production domain where it is when
+production moves (as a domain someone aliased by hand would be).
 """
 
 from __future__ import annotations
@@ -78,7 +95,19 @@ class VercelSim:
     def __init__(self) -> None:
         self.lock = threading.RLock()
         self.token, self.team = TOKEN, TEAM
-        self.projects: dict[str, dict[str, Any]] = {PROJECT: {"id": PROJECT, "name": "chat-web", "accountId": TEAM}}
+        self.projects: dict[str, dict[str, Any]] = {PROJECT: {"id": PROJECT, "name": "chat-web", "accountId": TEAM,
+                                                              "autoAssignCustomDomains": True}}
+        self.rolled_back: set[str] = set()  # projects whose production was instantly rolled back
+        self.domains: dict[str, list[dict[str, Any]]] = {PROJECT: [
+            {"name": "chat.example.com", "apexName": "example.com", "projectId": PROJECT, "redirect": None,
+             "gitBranch": None, "customEnvironmentId": None, "verified": True},
+            {"name": "develop.chat.example.com", "apexName": "example.com", "projectId": PROJECT, "redirect": None,
+             "gitBranch": "develop", "customEnvironmentId": None, "verified": True}]}
+        self.aliases: dict[str, dict[str, Any]] = {}  # alias (domain) → {uid, alias, deploymentId, projectId}
+        self.pinned: set[str] = set()
+        # False: the create's autoAssignCustomDomains is ignored (what deployctl must notice if
+        # real Vercel ever did so; the REST reference does not list the field).
+        self.honour_skip_domain = True
         self.files: dict[str, bytes] = {}
         self.deployments: dict[str, dict[str, Any]] = {}
         self.scripts: dict[str, Script] = {}
@@ -125,6 +154,25 @@ class VercelSim:
     def production_of(self, project: str = PROJECT) -> str | None:
         return self.production.get(project)
 
+    def pin_alias(self, domain: str) -> None:
+        self.pinned.add(domain)
+
+    def alias_of(self, domain: str) -> str | None:
+        found = self.aliases.get(domain)
+        return found["deploymentId"] if found else None
+
+    def _serve_production(self, project_id: str, dep_id: str) -> None:
+        """Production moves: so do its domains (the aliases of the production domains)."""
+        self.production[project_id] = dep_id
+        for domain in self.domains.get(project_id, []):
+            if domain["gitBranch"] or domain["customEnvironmentId"] or domain["redirect"]:
+                continue
+            if domain["name"] in self.pinned and domain["name"] in self.aliases:
+                continue
+            self.aliases[domain["name"]] = {"uid": f"als_{next(self._ids):04d}", "alias": domain["name"],
+                                            "deploymentId": dep_id, "projectId": project_id,
+                                            "createdAt": int(time.time() * 1000)}
+
     # --- the API ------------------------------------------------------------------------------
 
     def _project(self, key: str) -> dict[str, Any] | None:
@@ -149,9 +197,15 @@ class VercelSim:
             d["readyState"] = script.states[step + 1]
             if d["readyState"] == "ERROR":
                 d["errorMessage"] = script.error or "Command \"npm run build\" exited with 1"
-            if d["readyState"] == "READY" and d["target"] == "production":
+            if d["readyState"] == "READY" and d["target"] == "production" and self._auto_assigns(d):
                 self.was_production.add(dep_id)  # a production build serves production once READY
-                self.production[d["projectId"]] = dep_id
+                self._serve_production(d["projectId"], dep_id)
+
+    def _auto_assigns(self, d: dict[str, Any]) -> bool:
+        project = self.projects[d["projectId"]]
+        return bool((d.get("autoAssignCustomDomains", True) or not self.honour_skip_domain)
+                    and project.get("autoAssignCustomDomains", True)
+                    and d["projectId"] not in self.rolled_back)
 
     def handle(self, method: str, path: str, query: dict[str, str], headers: dict[str, str],
                raw: bytes) -> tuple[int, dict[str, str], Any]:
@@ -214,9 +268,29 @@ class VercelSim:
                 found = [d for d in found if d["target"] == query["target"] or
                          (query["target"] == "production" and d["id"] in self.was_production)]
             found.sort(key=lambda d: d["createdAt"], reverse=True)
-            found = found[: int(query.get("limit", "20"))]
-            return 200, {}, {"deployments": [self._public(d, listing=True) for d in found],
-                             "pagination": {"count": len(found), "next": None, "prev": None}}
+            if query.get("until"):
+                found = [d for d in found if d["createdAt"] < int(query["until"])]
+            page = found[: min(int(query.get("limit", "20")), 100)]
+            more = len(found) > len(page)
+            return 200, {}, {"deployments": [self._public(d, listing=True) for d in page],
+                             "pagination": {"count": len(page), "next": page[-1]["createdAt"] if more else None,
+                                            "prev": page[0]["createdAt"] if page else None}}
+        if method == "GET" and parts[:2] == ["v2", "deployments"] and parts[3:] == ["aliases"]:
+            if parts[2] not in self.deployments:
+                return not_found
+            return 200, {}, {"aliases": [{"uid": a["uid"], "alias": a["alias"], "created": a["createdAt"],
+                                          "redirect": None}
+                                         for a in self.aliases.values() if a["deploymentId"] == parts[2]]}
+        if method == "GET" and path == "/v4/aliases":
+            found = [a for a in self.aliases.values()
+                     if not query.get("projectId") or a["projectId"] == query["projectId"]]
+            return 200, {}, {"aliases": found, "pagination": {"count": len(found), "next": None, "prev": None}}
+        if method == "GET" and parts[:2] == ["v9", "projects"] and parts[3:] == ["domains"]:
+            project = self._project(urllib.parse.unquote(parts[2]))
+            if project is None:
+                return 404, {}, {"error": {"code": "not_found", "message": "Project not found"}}
+            found = self.domains.get(project["id"], [])
+            return 200, {}, {"domains": found, "pagination": {"count": len(found), "next": None, "prev": None}}
         if method == "GET" and parts[:2] == ["v3", "deployments"] and parts[3:] == ["events"]:
             d = self.deployments.get(parts[2])
             if d is None:
@@ -235,7 +309,7 @@ class VercelSim:
                 return 404, {}, {"error": {"code": "not_found", "message": "Project not found"}}
             pid = project["id"]
             if pid in self.pending_production:  # the asynchronous promote/rollback lands
-                self.production[pid] = self.pending_production.pop(pid)
+                self._serve_production(pid, self.pending_production.pop(pid))
             out = dict(project)
             serving = self.production.get(pid)
             if serving and serving in self.deployments:
@@ -268,7 +342,8 @@ class VercelSim:
              "readyState": "QUEUED", "target": target, "createdAt": int(time.time() * 1000) + next(self._clock),
              "meta": {str(k): str(v) for k, v in (body.get("meta") or {}).items()},
              "env": dict(body.get("env") or {}), "buildEnv": dict((body.get("build") or {}).get("env") or {}),
-             "files": {f["file"]: f["sha"] for f in files}}
+             "files": {f["file"]: f["sha"] for f in files},
+             "autoAssignCustomDomains": body.get("autoAssignCustomDomains") is not False}
         if custom:
             d["customEnvironment"] = {"slug": custom}
         self.deployments[dep_id] = d
@@ -287,9 +362,17 @@ class VercelSim:
             return 404, {}, {"error": {"code": "not_found", "message": f"no {version} {action} endpoint"}}
         if d["readyState"] != "READY":
             return 400, {}, {"error": {"code": "deployment_not_ready", "message": "The deployment is not READY"}}
+        if action == "promote" and d["target"] != "production":
+            return 400, {}, {"error": {"code": "not_production_deployment",
+                                       "message": "This deployment is not a production deployment and cannot be "
+                                                  "directly promoted"}}
         if action == "rollback" and dep_id not in self.was_production:
             return 400, {}, {"error": {"code": "invalid_rollback_target",
                                        "message": "Only a previous production deployment can be rolled back to"}}
+        if action == "rollback":
+            self.rolled_back.add(project["id"])
+        else:
+            self.rolled_back.discard(project["id"])  # a promote undoes the rollback
         self.was_production.add(dep_id)
         self.pending_production[project["id"]] = dep_id
         return 201, {}, {}
