@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from deployctl.adapters.ecs_gateway import ServiceEvent
+from deployctl.adapters.ecs_gateway import ServiceEvent, timestamp
 
 Json = Mapping[str, Any]
 
@@ -430,8 +430,6 @@ def failing_container(stopped_tasks: Sequence[Json]) -> tuple[Json, str, int | N
 
 
 def _stopped_at(task: Json) -> float:
-    from deployctl.adapters.ecs_gateway import timestamp
-
     return timestamp(task.get("stoppedAt"))
 
 

@@ -542,7 +542,7 @@ def stack_users(cfg: ResolvedConfig, all_cfgs: Mapping[str, ResolvedConfig], vie
         found[cluster] = running
     owned = view.resources
     for env_name, other in all_cfgs.items():
-        if env_name == cfg.env_name or other.environment.target != "ecs" or other.region != cfg.region:
+        if env_name == cfg.env_name or not targets.supports(other, FEATURE_STACK) or other.region != cfg.region:
             continue
         theirs = cfn.names(other)
         shares = (("Cluster" in owned and theirs.cluster == mine.cluster)

@@ -114,7 +114,7 @@ def git_root(start: Path) -> Path | None:
 
 def _config_features() -> tuple[bool, bool]:
     """(stages can run `in: image`, environments can override health timings) in this deployctl."""
-    from deployctl.config import model
+    from deployctl.config import model  # lazy: pydantic stays off --help
 
     stage_fields = model.CommandStage.model_fields
     return "where" in stage_fields, "health" in model.Environment.model_fields
@@ -156,8 +156,8 @@ def _findings(p: Project) -> list[tuple[str, str]]:
 
 
 def _show(rows: list[tuple[str, str]], warnings: list[str]) -> None:
-    from rich.console import Console
-    from rich.table import Table
+    from rich.console import Console  # lazy: rich stays off --help
+    from rich.table import Table  # lazy: rich stays off --help
 
     console = Console(stderr=True)
     table = Table(title="What init found", show_header=False, box=None, padding=(0, 2))
@@ -198,8 +198,8 @@ def init(
     Examples:  deployctl init
                deployctl init --yes --port 3100 --health-path /health
     """
-    from deployctl import project as detection
-    from deployctl.render import init_files, workflows
+    from deployctl import project as detection  # lazy: the detection modules stay off --help
+    from deployctl.render import init_files, workflows  # lazy: the renderers stay off --help
 
     root = Path(directory)
     if not root.is_dir():
@@ -284,7 +284,7 @@ def init(
 
 def _excludes(pattern: str, path: str) -> bool:
     """One .dockerignore line excludes `path` (or a directory above it), as the docker CLI applies it."""
-    from deployctl.stages import dockerignore
+    from deployctl.stages import dockerignore  # lazy: only for an adopted Dockerfile
 
     return dockerignore.Matcher(dockerignore.parse(pattern)).ignored(path)
 
@@ -292,7 +292,7 @@ def _excludes(pattern: str, path: str) -> bool:
 def _copies_excluded(root: Path, context: str, df: Dockerfile) -> list[str]:
     """Warnings for paths the adopted Dockerfile COPYs that the project's own .dockerignore
     (kept as is) excludes: that build step fails with "file not found in build context"."""
-    from deployctl.stages import dockerignore
+    from deployctl.stages import dockerignore  # lazy: only for an adopted Dockerfile
 
     rel = ".dockerignore" if context == "." else f"{context}/.dockerignore"
     path = root / rel

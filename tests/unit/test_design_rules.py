@@ -74,3 +74,42 @@ def test_use_cases_import_no_typer() -> None:
     importers = sorted(str(p.relative_to(PACKAGE)) for p in (PACKAGE / "app").rglob("*.py")
                        if "typer" in imported_roots(p) or "click" in imported_roots(p))
     assert importers == []
+
+
+# --- dependencies in sight: an import inside a function says why it is there ---------------------
+
+
+def unexplained_function_imports(source: str) -> list[int]:
+    """Lines of imports inside a function with no `# lazy: why` comment on that line or on the
+    import/comment lines just above it (one comment may cover a group of imports)."""
+    lines = source.splitlines()
+    found = []
+    for fn in ast.walk(ast.parse(source)):
+        if not isinstance(fn, ast.FunctionDef | ast.AsyncFunctionDef):
+            continue
+        for node in ast.walk(fn):
+            if not isinstance(node, ast.Import | ast.ImportFrom):
+                continue
+            k = node.lineno - 1
+            explained = "# lazy" in lines[k]
+            k -= 1
+            while not explained and k >= 0 and lines[k].strip().startswith(("from ", "import ", "#")):
+                explained = "# lazy" in lines[k]
+                k -= 1
+            if not explained:
+                found.append(node.lineno)
+    return found
+
+
+def test_the_rule_finds_an_unexplained_function_import() -> None:
+    assert unexplained_function_imports("def f():\n    import json\n    return json\n") == [2]
+    assert unexplained_function_imports("def f():\n    import json  # lazy: rarely needed\n") == []
+    assert unexplained_function_imports(
+        "def f():\n    # lazy: rich stays off --help\n    import rich\n    import rich.table\n") == []
+    assert unexplained_function_imports("import json\n") == []
+
+
+def test_every_function_level_import_says_why_it_is_lazy() -> None:
+    offenders = {str(p.relative_to(PACKAGE)): lines for p in sorted(PACKAGE.rglob("*.py"))
+                 if (lines := unexplained_function_imports(p.read_text(encoding="utf-8")))}
+    assert offenders == {}, "move the import to the top, or say `# lazy: why` beside it"
