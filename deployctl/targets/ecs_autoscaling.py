@@ -147,6 +147,19 @@ def remove(client: Any, cfg: ResolvedConfig, svc: str, preview: str | None = Non
     return rid
 
 
+def removal_count(client: Any, cfg: ResolvedConfig, svc: str, desired: int,
+                  preview: str | None = None) -> int | None:
+    """When this deploy drops deployctl's auto scaling from a running service (its target still
+    carries deployctl's policies), the desired count the update sends instead of `count`
+    (render.kept_on_removal); None otherwise."""
+    if render.scaled(cfg, svc, preview):
+        return None
+    live = read(client, render.resource_id(cfg.environment.cluster or "default", ecs.service_name(cfg, svc, preview)))
+    if live.target is None or not any(render.owned(n) for n in live.policies):
+        return None
+    return render.kept_on_removal(cfg.services[svc].count, desired, live.target)
+
+
 def suspend_scale_in(client: Any, cfg: ResolvedConfig, svc: str, preview: str | None = None) -> bool:
     """Suspend scale-in for a rollout when the service already has a scalable target; True if so."""
     rid = render.resource_id(cfg.environment.cluster or "default", ecs.service_name(cfg, svc, preview))

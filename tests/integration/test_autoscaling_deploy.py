@@ -210,3 +210,42 @@ def test_diff_shows_what_the_next_deploy_changes_in_auto_scaling(world: World, s
     assert [c.key for c in api.changes] == ["autoscaling.range", "autoscaling.policies.deployctl-cpu",
                                             "autoscaling.policies.deployctl-requests"]
     assert "warning: the service will no longer scale on its own" in "\n".join(service_diff.lines(api))
+
+
+def test_dropping_autoscaling_keeps_the_scalers_count_then_count_applies(world: World, sim: Any,
+                                                                         tmp_path: Path) -> None:
+    from deployctl import service_diff
+    from deployctl.app import diff as use
+
+    assert deploy(load(tmp_path, scaled_doc(world)), world.push("v1")).exit_code == 0
+    world.c("ecs").update_service(cluster=CLUSTER, service=API, desiredCount=5)  # as the scaler would
+    plain = load(tmp_path, base_config(world))  # count 2, no autoscaling
+
+    # diff says what the deploy that drops auto scaling does with the count.
+    (api,) = use.diff(plain)
+    text = "\n".join(service_diff.lines(api))
+    assert "desired count" not in [c.setting for c in api.changes]  # 5 stays 5
+    assert ("warning: the service will no longer scale on its own; auto scaling removed: desired count 5 → 5 "
+            "(kept within count 2..the old max; later deploys set count 2)") in text
+
+    res = deploy(plain, world.push("v2"))
+    assert res.exit_code == 0, res.text
+    assert world.service()["desiredCount"] == 5  # not reset to count 2 under load
+    assert "auto scaling removed: desired count 5 → 5" in res.text
+    assert target(world) is None
+
+    # With auto scaling gone, deploy.yaml's count is the service's count again.
+    (api,) = use.diff(plain)
+    assert "desired count: 5 → 2" in "\n".join(service_diff.lines(api))
+    res = deploy(plain, world.push("v3"))
+    assert res.exit_code == 0, res.text
+    assert world.service()["desiredCount"] == 2
+
+
+def test_dropping_autoscaling_never_goes_below_count(world: World, sim: Any, tmp_path: Path) -> None:
+    assert deploy(load(tmp_path, scaled_doc(world, min=1)), world.push("v1")).exit_code == 0
+    world.c("ecs").update_service(cluster=CLUSTER, service=API, desiredCount=1)
+    res = deploy(load(tmp_path, base_config(world)), world.push("v2"))
+    assert res.exit_code == 0, res.text
+    assert world.service()["desiredCount"] == 2
+    assert "auto scaling removed: desired count 1 → 2" in res.text
