@@ -34,12 +34,14 @@ RESUME_BUDGET = 60.0
 @dataclass
 class Changes:
     registered: str = ""  # "created" | "updated" | "unchanged" | "deregistered" | ""
+    resumed: bool = False  # the live target had scale-in suspended; registered again without it
     put: list[str] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         parts = [f"target {self.registered}"] if self.registered else []
+        parts += ["scale-in resumed"] if self.resumed else []
         parts += [f"put {', '.join(self.put)}"] if self.put else []
         parts += [f"deleted {', '.join(self.deleted)}"] if self.deleted else []
         parts += [f"{len(self.unchanged)} policies unchanged"] if self.unchanged else []
@@ -111,9 +113,13 @@ def apply(client: Any, cfg: ResolvedConfig, svc: str, facts: render.Facts,
             changes.registered = "deregistered"
         return changes
     target = render.scalable_target(cfg, svc, preview=preview)
-    same = live.target is not None and all(live.target.get(k) == target[k] for k in
-                                           ("MinCapacity", "MaxCapacity", "SuspendedState"))
-    if not same:
+    suspended = dict((live.target or {}).get("SuspendedState") or {})
+    changes.resumed = bool(suspended.get("DynamicScalingInSuspended"))
+    # Scale-in suspended by this deploy (or an interrupted one) is a resume, not a change of the target.
+    suspended["DynamicScalingInSuspended"] = False
+    same = live.target is not None and all(live.target.get(k) == target[k] for k in ("MinCapacity", "MaxCapacity")) \
+        and suspended == target["SuspendedState"]
+    if not same or changes.resumed:
         client.register_scalable_target(**target)
     changes.registered = "unchanged" if same else "updated" if live.target else "created"
     wanted = render.policies(cfg, svc, facts, preview)
@@ -191,8 +197,7 @@ def during_rollout(aws: awsa.Bounded, cfg: ResolvedConfig, svc: str, target_grou
                 facts = resolve_facts(cfg, svc, after.elbv2, target_group_arns)
                 changes = apply(after.client(CLIENT), cfg, svc, facts, preview)
             if changes.registered or changes.deleted:
-                resumed = ", scale-in resumed" if scaled else ""
-                log(f"auto scaling: {changes.summary()}{resumed}")
+                log(f"auto scaling: {changes.summary()}")
         except Exception as exc:
             if not failed:
                 raise

@@ -81,11 +81,14 @@ def test_deploy_registers_the_target_and_policies_exactly_as_rendered(world: Wor
     spec = live["deployctl-requests"]["TargetTrackingScalingPolicyConfiguration"]["PredefinedMetricSpecification"]
     assert spec["ResourceLabel"].startswith("app/chat-api/") and "/targetgroup/chat-api-tg/" in spec["ResourceLabel"]
     assert "auto scaling: target created; put deployctl-cpu, deployctl-memory, deployctl-requests" in res.text
+    assert "scale-in" not in res.text  # nothing was suspended on the first deploy: nothing to resume
 
     # Applied again on the next deploy, with nothing to change: no policy is put again.
     puts = calls(sim, "PutScalingPolicy")
     res = deploy(cfg, world.push("v2"))
     assert res.exit_code == 0, res.text
+    assert "auto scaling: scale-in suspended for the rollout" in res.text
+    assert "auto scaling: target unchanged; scale-in resumed; 3 policies unchanged" in res.text
     assert calls(sim, "PutScalingPolicy") == puts
     assert set(policies(world)) == set(wanted) and not scale_in_suspended(world)
 
