@@ -36,17 +36,17 @@ def diff(cfg: ResolvedConfig, clients: Any = None) -> list[service_diff.ServiceD
     for name in cfg.services:
         request = render.update_service(cfg, name, render.family(cfg, name), facts)
         kept = None
+        running = int((live.get(name) or {}).get("desiredCount") or 0)
         if live.get(name):
             with aws.aws_errors(f"reading the auto scaling of {name}"):
                 # The deploy that drops `autoscaling` keeps the scaler's count, as `run` does.
-                kept = ecs_autoscaling.removal_count(clients.client(ecs_autoscaling.CLIENT), cfg, name,
-                                                     int(live[name].get("desiredCount") or 0))
+                kept = ecs_autoscaling.removal_count(clients.client(ecs_autoscaling.CLIENT), cfg, name, running)
             if kept is not None:
                 request = {**request, "desiredCount": kept}
         found = service_diff.service_diff(name, render.service_name(cfg, name), request, live.get(name))
         if found.exists:
-            removal = render_autoscaling.removal_text(int(live[name].get("desiredCount") or 0), kept,
-                                                      cfg.services[name].count) if kept is not None else ""
+            removal = render_autoscaling.removal_text(running, kept, cfg.services[name].count) \
+                if kept is not None else ""
             with aws.aws_errors(f"reading the auto scaling of {name}"):
                 found = dataclasses.replace(found, changes=found.changes + _scaling(cfg, name, clients, facts,
                                                                                     removal))

@@ -99,7 +99,8 @@ def test_prod_requests_match_golden_file(tmp_path: Path) -> None:
     # What the golden file holds: both services, every policy kind, the rollout's suspension.
     assert [p["PolicyName"] for p in actual["api"]["PutScalingPolicy"]] == \
         ["deployctl-cpu", "deployctl-memory", "deployctl-requests"]
-    assert [p["PolicyName"] for p in actual["worker"]["PutScalingPolicy"]] == ["deployctl-cpu", "deployctl-queue-backlog"]
+    assert [p["PolicyName"] for p in actual["worker"]["PutScalingPolicy"]] == \
+        ["deployctl-cpu", "deployctl-queue-backlog"]
     assert actual["api"]["RegisterScalableTarget (rollout)"]["SuspendedState"]["DynamicScalingInSuspended"] is True
     if os.environ.get("DEPLOYCTL_UPDATE_GOLDEN") == "1":
         GOLDEN.write_text(json.dumps(actual, indent=2) + "\n", encoding="utf-8")

@@ -432,7 +432,8 @@ def test_preflight_may_look_up_the_backlog_queue_autoscaling_names(tmp_path: Pat
     p = tmp_path / "deploy.yaml"
     p.write_text(PREVIEW_YAML.replace("  worker: {command: [python, -m, worker]}",
                                       "  worker:\n    command: [python, -m, worker]\n"
-                                      "    autoscaling: {min: 1, max: 4, queue: chat-jobs, queue_backlog_per_task: 10}"))
+                                      "    autoscaling: {min: 1, max: 4, queue: chat-jobs, "
+                                      "queue_backlog_per_task: 10}"))
     policy = iam.ci_policy(cfg_of("staging", p), ACCOUNT)
     queue = f"arn:aws:sqs:us-east-1:{ACCOUNT}:chat-jobs"
     assert allows(policy, Request("sqs:GetQueueUrl", queue))
