@@ -20,8 +20,10 @@ from typing import TYPE_CHECKING, Any
 
 from deployctl.adapters import aws as awsa
 from deployctl.errors import DeployFailed
+from deployctl.pipeline import Cancelled
 from deployctl.render import autoscaling as render
 from deployctl.render import ecs
+from deployctl.rollout import WatchCancelled
 
 if TYPE_CHECKING:
     from deployctl.config.model import ResolvedConfig
@@ -29,6 +31,11 @@ if TYPE_CHECKING:
 CLIENT = "application-autoscaling"
 # Resuming scale-in must not depend on what is left of the deploy's time budget.
 RESUME_BUDGET = 60.0
+# After Ctrl-C, deployctl's stage engine (deployctl.pipeline.run_jobs) waits kill_grace 2 s +
+# stop_timeout 10 s for a stage to end before it abandons it; the watch may take a few seconds
+# to notice the cancel. The resume gets what is surely left (a handful of calls, well under 1 s
+# on a healthy endpoint); past it, the warning says what is left suspended.
+INTERRUPTED_RESUME_BUDGET = 5.0
 
 
 @dataclass
@@ -175,23 +182,41 @@ def suspend_scale_in(client: Any, cfg: ResolvedConfig, svc: str, preview: str | 
     return True
 
 
+def left_suspended(cfg: ResolvedConfig, svc: str, reason: str, preview: str | None = None) -> str:
+    """What to say when scale-in could not be resumed: what is left, and how to fix it now."""
+    rid = render.resource_id(cfg.environment.cluster or "default", ecs.service_name(cfg, svc, preview))
+    return (f"warning: scale-in of {svc} is left suspended ({reason}): the scaler adds tasks but removes none "
+            f"until it is resumed. The next deploy resumes it; to resume it now: aws application-autoscaling "
+            f"register-scalable-target --region {cfg.region} --service-namespace {render.NAMESPACE} "
+            f"--scalable-dimension {render.DIMENSION} --resource-id {rid} "
+            "--suspended-state DynamicScalingInSuspended=false")
+
+
 @contextlib.contextmanager
 def during_rollout(aws: awsa.Bounded, cfg: ResolvedConfig, svc: str, target_group_arns: Mapping[str, str],
                    log: Callable[[str], None], preview: str | None = None) -> Iterator[None]:
     """Scale-in suspended while the body (one service's deploy) runs; scaling applied after it,
     whatever the body did. A failure to apply fails the service's deploy (DeployFailed) unless
-    the body already raised (its error is the one to report; this one is logged)."""
-    scaled = render.scaled(cfg, svc, preview)
-    if scaled:
+    the body already raised (its error is the one to report; this one is logged). Scale-in left
+    suspended is always said, with the command that resumes it."""
+    suspended = False
+    if render.scaled(cfg, svc, preview):
         with awsa.aws_errors(f"suspending scale-in of {svc} for the rollout"):
-            if suspend_scale_in(aws.client(CLIENT), cfg, svc, preview):
-                log("auto scaling: scale-in suspended for the rollout")
-    failed = True
+            suspended = suspend_scale_in(aws.client(CLIENT), cfg, svc, preview)
+        if suspended:
+            log("auto scaling: scale-in suspended for the rollout")
+    failed, interrupted = True, False
     try:
         yield
         failed = False
+    except (Cancelled, WatchCancelled):
+        interrupted = True
+        raise
     finally:
-        after = awsa.Bounded(aws.base, time.monotonic() + RESUME_BUDGET)
+        # After Ctrl-C the stage engine waits only so long before it abandons the stage (and the
+        # process exits): the resume must fit in that, or say why it did not.
+        budget = INTERRUPTED_RESUME_BUDGET if interrupted else RESUME_BUDGET
+        after = awsa.Bounded(aws.base, time.monotonic() + budget)
         try:
             with awsa.aws_errors(f"applying auto scaling of {svc}"):
                 facts = resolve_facts(cfg, svc, after.elbv2, target_group_arns)
@@ -199,7 +224,10 @@ def during_rollout(aws: awsa.Bounded, cfg: ResolvedConfig, svc: str, target_grou
             if changes.registered or changes.deleted:
                 log(f"auto scaling: {changes.summary()}")
         except Exception as exc:
+            reason = str(getattr(exc, "message", exc)).splitlines()[0]
+            if suspended:
+                log(left_suspended(cfg, svc, reason, preview))
             if not failed:
                 raise
-            log(f"warning: auto scaling not applied ({getattr(exc, 'message', exc)}); scale-in may stay "
-                "suspended until the next deploy")
+            if not suspended:
+                log(f"warning: auto scaling not applied ({reason}); the next deploy applies it")
