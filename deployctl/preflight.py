@@ -255,7 +255,8 @@ def _check_container_insights(cfg: ResolvedConfig, cluster: Mapping[str, Any], r
             f"{'s' if len(users) > 1 else ''} {', '.join(users)} divides by RunningTaskCount (ECS/ContainerInsights), "
             f"which has no data without it, so it would never scale: turn it on with `aws ecs "
             f"update-cluster-settings --cluster {name} --settings name=containerInsights,value=enabled`, or drop "
-            "autoscaling.queue" + bootstrap_hint(cfg))
+            f"{', '.join(f'services.{u}.autoscaling.queue' for u in users)} (clusters `deployctl bootstrap` "
+            "creates have it on)")
 
 
 def _check_network(cfg: ResolvedConfig, aws: awsa.AwsClients, rep: _Report) -> None:
