@@ -193,7 +193,7 @@ def _check_cluster(cfg: ResolvedConfig, aws: awsa.AwsClients, rep: _Report) -> N
     name = cfg.environment.cluster or "default"
 
     def check() -> None:
-        resp = aws.ecs.describe_clusters(clusters=[name])
+        resp = aws.ecs.describe_clusters(clusters=[name], include=["SETTINGS"])
         clusters = [c for c in resp.get("clusters", []) if c.get("status") != "INACTIVE"]
         if not clusters:
             rep.problems.append(f"ECS cluster {name} does not exist in {cfg.region}: create it, or fix "
@@ -205,21 +205,58 @@ def _check_cluster(cfg: ResolvedConfig, aws: awsa.AwsClients, rep: _Report) -> N
                                 "or fix environment.cluster")
         # Every service asks for a capacity provider (FARGATE, or FARGATE_SPOT with spot: true), and ECS
         # takes only providers associated with the cluster, so a cluster without any fails them all.
+        # A Spot job's schedule asks for FARGATE_SPOT too (a job without Spot uses the FARGATE launch
+        # type, which needs no provider): its runs would fail at RunTask, long after the deploy.
         providers = set(cluster.get("capacityProviders") or [])
         need: dict[str, list[str]] = {}
         for svc_name, svc in cfg.services.items():
-            need.setdefault("FARGATE_SPOT" if svc.spot else "FARGATE", []).append(svc_name)
+            need.setdefault("FARGATE_SPOT" if svc.spot else "FARGATE", []).append(f"service {svc_name}")
+        for job_name, job in (getattr(cfg, "jobs", None) or {}).items():
+            if job.spot:
+                need.setdefault("FARGATE_SPOT", []).append(f"job {job_name}")
         for p in sorted(set(need) - providers):
             has = f"it has {', '.join(sorted(providers))}" if providers else "it has none"
-            fix = f" or set spot: false on {', '.join(need[p])}" if p == "FARGATE_SPOT" else ""
+            keys = [f"{'services' if n.startswith('service ') else 'jobs'}.{n.split(' ', 1)[1]}" for n in need[p]]
+            fix = f" or set spot: false on {', '.join(keys)}" if p == "FARGATE_SPOT" else ""
             rep.problems.append(
-                f"ECS cluster {name} lacks the {p} capacity provider that service{'s' if len(need[p]) > 1 else ''} "
+                f"ECS cluster {name} lacks the {p} capacity provider that "
                 f"{', '.join(need[p])} need{'' if len(need[p]) > 1 else 's'} ({has}): add it with `aws ecs "
                 f"put-cluster-capacity-providers --cluster {name} --capacity-providers "
                 f"{' '.join(sorted(providers | {p}))} --default-capacity-provider-strategy "
                 f"capacityProvider=FARGATE,weight=1`{fix}" + bootstrap_hint(cfg))
+        _check_container_insights(cfg, cluster, rep)
 
     _guard(rep, f"ECS cluster {name}", check)
+
+
+def _backlog_queues(cfg: ResolvedConfig) -> dict[str, str]:
+    """Service → the SQS queue its queue-backlog policy scales on (autoscaling.queue)."""
+    return {name: svc.autoscaling.queue for name, svc in cfg.services.items()
+            if svc.autoscaling is not None and svc.autoscaling.queue is not None
+            and svc.autoscaling.queue_backlog_per_task is not None}
+
+
+def _check_container_insights(cfg: ResolvedConfig, cluster: Mapping[str, Any], rep: _Report) -> None:
+    """The queue-backlog policy divides by RunningTaskCount, a Container Insights metric: with
+    Container Insights off it has no data and the policy never scales (docs/autoscaling.md)."""
+    users = sorted(_backlog_queues(cfg))
+    if not users:
+        return
+    name = cluster.get("clusterName") or cfg.environment.cluster or "default"
+    settings = {s.get("name"): s.get("value") for s in cluster.get("settings") or []}
+    value = settings.get("containerInsights")
+    if value is None:
+        rep.notes.append(f"could not read Container Insights of ECS cluster {name}: the queue-backlog policy of "
+                         f"{', '.join(users)} scales only if it is on (docs/autoscaling.md)")
+        return
+    if value not in ("enabled", "enhanced"):
+        rep.problems.append(
+            f"ECS cluster {name} has Container Insights {value}: the queue-backlog policy of service"
+            f"{'s' if len(users) > 1 else ''} {', '.join(users)} divides by RunningTaskCount (ECS/ContainerInsights), "
+            f"which has no data without it, so it would never scale: turn it on with `aws ecs "
+            f"update-cluster-settings --cluster {name} --settings name=containerInsights,value=enabled`, or drop "
+            f"{', '.join(f'services.{u}.autoscaling.queue' for u in users)} (clusters `deployctl bootstrap` "
+            "creates have it on)")
 
 
 def _check_network(cfg: ResolvedConfig, aws: awsa.AwsClients, rep: _Report) -> None:
@@ -453,26 +490,34 @@ def _check_alarms(cfg: ResolvedConfig, aws: awsa.AwsClients, rep: _Report, resul
 
 
 def _check_queue(cfg: ResolvedConfig, aws: awsa.AwsClients, rep: _Report) -> None:
-    """monitoring.queue names an SQS queue whose depth is alarmed on: an alarm on a queue that does
-    not exist never fires (no data is `notBreaching`), so a typo would silently guard nothing."""
+    """The SQS queues deploy.yaml names must exist. monitoring.queue: an alarm on a queue that does
+    not exist never fires (no data is `notBreaching`), so a typo would silently guard nothing.
+    services.<name>.autoscaling.queue: a backlog policy on a missing queue has no data and never
+    scales. Each queue is asked once; its line names every key that uses it."""
+    users: dict[str, list[str]] = {}
     mon = getattr(cfg, "monitoring", None)
-    if mon is None or mon.queue is None:
-        return
-    name = mon.queue.name
+    if mon is not None and mon.queue is not None:
+        users.setdefault(mon.queue.name, []).append("monitoring.queue.name")
+    for svc, queue in _backlog_queues(cfg).items():
+        users.setdefault(queue, []).append(f"services.{svc}.autoscaling.queue")
+    for name, keys in users.items():
+        # bootstrap creates monitoring.queue's queue and bootstrap.queues; autoscaling.queue alone, not.
+        hint = bootstrap_hint(cfg) if "monitoring.queue.name" in keys else \
+            f" (or list it in bootstrap.queues and run `deployctl bootstrap --env {cfg.env_name}`)"
 
-    def check() -> None:
-        try:
-            aws.client("sqs").get_queue_url(QueueName=name)
-        except awsa.ClientError as exc:
-            code = awsa.error_code(exc) or ""
-            if awsa.is_not_found(exc) or code.endswith(("NonExistentQueue", "QueueDoesNotExist")):
-                rep.problems.append(f"SQS queue {name} does not exist in {cfg.region} (monitoring.queue): create "
-                                    f"it (`aws sqs create-queue --queue-name {name}`), or fix monitoring.queue.name"
-                                    + bootstrap_hint(cfg))
-                return
-            raise
+        def check(name: str = name, keys: list[str] = keys, hint: str = hint) -> None:
+            try:
+                aws.client("sqs").get_queue_url(QueueName=name)
+            except awsa.ClientError as exc:
+                code = awsa.error_code(exc) or ""
+                if awsa.is_not_found(exc) or code.endswith(("NonExistentQueue", "QueueDoesNotExist")):
+                    rep.problems.append(f"SQS queue {name} does not exist in {cfg.region} ({', '.join(keys)}): "
+                                        f"create it (`aws sqs create-queue --queue-name {name}`), or fix "
+                                        f"{' / '.join(keys)}" + hint)
+                    return
+                raise
 
-    _guard(rep, f"SQS queue {name}", check)
+        _guard(rep, f"SQS queue {name}", check)
 
 
 def failed(cfg: ResolvedConfig, problems: list[str]) -> PreflightFailed:

@@ -173,12 +173,14 @@ def service_diff(service: str, ecs_service: str, request: Mapping[str, Any],
 
 
 def scaling_changes(live_range: str | None, planned_range: str | None, live_policies: Mapping[str, str],
-                    planned_policies: Mapping[str, str], *, scale_in_suspended: bool = False) -> tuple[Change, ...]:
+                    planned_policies: Mapping[str, str], *, scale_in_suspended: bool = False,
+                    removal: str = "") -> tuple[Change, ...]:
     """What applying `autoscaling:` changes (deployctl.targets.ecs_autoscaling): the scalable
     target's range ("2..6", None: no target) and deployctl's policies, each as one line of text
-    (None: not there). Policies that are not deployctl's are never passed in: they stay."""
+    (None: not there). Policies that are not deployctl's are never passed in: they stay.
+    `removal`: the desired count decision of the deploy that drops auto scaling."""
     out: list[Change] = []
-    warning = "the service will no longer scale on its own; it keeps its current desired count" \
+    warning = f"the service will no longer scale on its own; {removal or 'it keeps its current desired count'}" \
         if live_range and not planned_range else ""
     _add(out, "auto scaling range", "autoscaling.range", live_range, planned_range, warning)
     if scale_in_suspended and planned_range:

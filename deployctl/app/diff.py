@@ -36,15 +36,27 @@ def diff(cfg: ResolvedConfig, clients: aws.AwsClients | None = None) -> list[ser
     out = []
     for name in cfg.services:
         request = render.update_service(cfg, name, render.family(cfg, name), facts)
+        kept = None
+        running = int((live.get(name) or {}).get("desiredCount") or 0)
+        if live.get(name):
+            with aws.aws_errors(f"reading the auto scaling of {name}"):
+                # The deploy that drops `autoscaling` keeps the scaler's count, as `run` does.
+                kept = ecs_autoscaling.removal_count(clients.client(ecs_autoscaling.CLIENT), cfg, name, running)
+            if kept is not None:
+                request = {**request, "desiredCount": kept}
         found = service_diff.service_diff(name, render.service_name(cfg, name), request, live.get(name))
         if found.exists:
+            removal = render_autoscaling.removal_text(running, kept, cfg.services[name].count) \
+                if kept is not None else ""
             with aws.aws_errors(f"reading the auto scaling of {name}"):
-                found = dataclasses.replace(found, changes=found.changes + _scaling(cfg, name, clients, facts))
+                found = dataclasses.replace(found, changes=found.changes + _scaling(cfg, name, clients, facts,
+                                                                                    removal))
         out.append(found)
     return out
 
 
-def _scaling(cfg: ResolvedConfig, name: str, clients: aws.AwsClients, facts: Facts) -> tuple[service_diff.Change, ...]:
+def _scaling(cfg: ResolvedConfig, name: str, clients: aws.AwsClients, facts: Facts,
+             removal: str = "") -> tuple[service_diff.Change, ...]:
     """What the next deploy's auto scaling step changes (deployctl.targets.ecs_autoscaling.apply)."""
     live = ecs_autoscaling.read(clients.client(ecs_autoscaling.CLIENT),
                                 render_autoscaling.resource_id(cfg.environment.cluster or "default",
@@ -58,7 +70,7 @@ def _scaling(cfg: ResolvedConfig, name: str, clients: aws.AwsClients, facts: Fac
     return service_diff.scaling_changes(
         live_range, render_autoscaling.range_text(wanted.target if wanted else None), ours,
         {n: render_autoscaling.policy_text(p) for n, p in (wanted.policies if wanted else {}).items()},
-        scale_in_suspended=suspended)
+        scale_in_suspended=suspended, removal=removal)
 
 
 def _target_groups(cfg: ResolvedConfig, elbv2: Any) -> dict[str, str]:

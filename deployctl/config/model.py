@@ -612,14 +612,30 @@ class Latency(Strict):
 
 
 class Tokens(Strict):
-    """A custom metric the app publishes: tokens used per request (and, summed, per hour)."""
+    """Tokens used per request (and, summed, per hour): a custom metric the app publishes, or
+    (`source: logs`) the `tokens` field of the JSON access logs (docs/endpoint-metrics.md)."""
 
-    namespace: str = Field(description="CloudWatch namespace the app publishes to")
-    metric: str = Field("TokensPerRequest", description="Per-request token count metric")
-    dimensions: dict[str, str] = Field(default_factory=dict, description="Extra dimensions; {service} and {env} expand")
+    source: Literal["metric", "logs"] = Field(
+        "metric", description="metric: the app publishes namespace/metric; logs: the access logs' tokens field "
+                              "(monitoring.endpoints.fields.tokens), through a metric filter")
+    namespace: str | None = Field(None, description="CloudWatch namespace the app publishes to (source: metric)")
+    metric: str = Field("TokensPerRequest", description="Per-request token count metric (source: metric)")
+    dimensions: dict[str, str] = Field(default_factory=dict, description="Extra dimensions; {service} and {env} "
+                                                                         "expand (source: metric)")
     max_per_request: Float | None = Field(None, gt=0, description="Alarm when the average per request exceeds this")
     hourly_cap: Float | None = Field(None, gt=0, description="Alarm when tokens summed over an hour exceed this")
-    service: str | None = Field(None, description="Service that publishes the metric (default: all with a port)")
+    service: str | None = Field(None, description="Service that publishes the metric (default: all with a port); "
+                                                  "source: logs: the one service the alarms are named after")
+
+    @model_validator(mode="after")
+    def _source(self) -> Tokens:
+        if self.source == "metric" and not self.namespace:
+            raise ValueError("tokens needs the namespace the app publishes its metric to, or `source: logs` to "
+                             "count the tokens field of the JSON access logs")
+        if self.source == "logs" and (self.namespace or self.dimensions or "metric" in self.model_fields_set):
+            raise ValueError("with source: logs the metric is the access logs' Tokens (a metric filter): drop "
+                             "namespace, metric and dimensions, or use source: metric")
+        return self
 
 
 class ApiCalls(Strict):
@@ -828,6 +844,9 @@ class Monitoring(Strict):
             raise ValueError("error_rate needs monitoring.load_balancer")
         if self.cost_cap and not (self.tokens and self.tokens.hourly_cap) and not self.api_calls_per_hour:
             raise ValueError("cost_cap acts on an hourly cap: set tokens.hourly_cap or api_calls_per_hour")
+        if self.tokens and self.tokens.source == "logs" and not (self.endpoints and self.endpoints.fields.tokens):
+            raise ValueError("`source: logs` under monitoring.tokens counts the tokens field of the JSON access "
+                             "logs: name it in monitoring.endpoints.fields (docs/endpoint-metrics.md)")
         return self
 
 

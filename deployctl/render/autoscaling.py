@@ -182,6 +182,20 @@ def clamp(auto: Autoscaling, desired: int) -> int:
     return max(auto.min, min(auto.max, desired))
 
 
+def kept_on_removal(count: int, desired: int, live_target: dict[str, Any]) -> int:
+    """The desired count of the deploy that drops `autoscaling`: the count the scaler left, so
+    removing auto scaling never scales a loaded service in mid-deploy, within count..the target's
+    old MaxCapacity (never below what deploy.yaml asks, never above what the scaler was allowed).
+    Later deploys set `count`."""
+    return max(count, min(desired, int(live_target.get("MaxCapacity", desired))))
+
+
+def removal_text(before: int, kept: int, count: int) -> str:
+    """The count decision, said by `run` and `diff`."""
+    later = "later deploys keep it" if kept == count else f"later deploys set count {count}"
+    return f"auto scaling removed: desired count {before} → {kept} (kept within count {count}..the old max; {later})"
+
+
 def describe(scaling: ServiceScaling) -> list[str]:
     """Plain lines for `plan`: the range and one line per policy."""
     t = scaling.target

@@ -461,6 +461,11 @@ def _monitoring_statements(cfg: ResolvedConfig, a: Arns) -> list[dict[str, Any]]
     if names:
         out.append(_stmt("DeploymentAlarms", ["cloudwatch:DescribeAlarms"], [a.alarm(n) for n in names]))
     mon = cfg.monitoring
+    # Preflight asks for each queue deploy.yaml names (monitoring.queue, autoscaling.queue).
+    queues = sorted({q for q in [mon.queue.name if mon and mon.queue else None,
+                                 *(s.autoscaling.queue for s in cfg.services.values() if s.autoscaling)] if q})
+    if queues:
+        out.append(_stmt("QueueExists", ["sqs:GetQueueUrl"], [a.queue(q) for q in queues]))
     if mon is None:
         return out
     written = monitoring_alarms(cfg)
@@ -479,8 +484,6 @@ def _monitoring_statements(cfg: ResolvedConfig, a: Arns) -> list[dict[str, Any]]
         # The ALB dimension (its ARN suffix) is looked up by name; ELB Describe* accept no resource
         # ARN. Target groups: DescribeTargetGroups in TargetHealth.
         out.append(_stmt("AlarmLoadBalancer", ["elasticloadbalancing:DescribeLoadBalancers"], "*"))
-    if mon.queue:
-        out.append(_stmt("QueueExists", ["sqs:GetQueueUrl"], a.queue(mon.queue.name)))
     if mon.publish_run_metrics:
         out.append(_stmt("RunMetrics", ["cloudwatch:PutMetricData"], "*",
                          {"StringEquals": {"cloudwatch:namespace": mon.run_metrics_namespace}}))

@@ -18,6 +18,7 @@ from typing import Any
 
 from deployctl.config import fargate
 from deployctl.config.model import Job, ResolvedConfig
+from deployctl.render import task as render_task
 
 HOURS_PER_MONTH = fargate.HOURS_PER_MONTH
 DAYS_PER_MONTH = HOURS_PER_MONTH / 24  # 30.42: the same month the service prices use
@@ -113,6 +114,19 @@ def schedule_request(cfg: ResolvedConfig, name: str, *, task_definition: str, co
             "DeadLetterConfig": {"Arn": dlq_arn},
         },
     }
+
+
+def deploy_request(cfg: ResolvedConfig, name: str, *, service_task_definition: Mapping[str, Any],
+                   create_service: Mapping[str, Any], task_definition: str, account_id: str,
+                   dlq_arn: str) -> dict[str, Any]:
+    """The CreateSchedule/UpdateSchedule request a deploy sends for job `name`, from its service's
+    plan (task definition and CreateService request) and the revision the job runs."""
+    service = cfg.job_service(name)
+    return schedule_request(cfg, name, task_definition=task_definition,
+                            container=render_task.main_container(service_task_definition, service),
+                            placement=create_service,
+                            cluster=cluster_arn(cfg.environment.cluster or "default", cfg.region, account_id),
+                            dlq_arn=dlq_arn)
 
 
 # -- runs per month, for the cost estimate ---------------------------------------------------

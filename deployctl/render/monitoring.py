@@ -83,6 +83,27 @@ def _token_dimensions(cfg: ResolvedConfig, mon: Monitoring, svc: str) -> list[di
             for k, v in sorted(mon.tokens.dimensions.items())]
 
 
+def _token_metric(cfg: ResolvedConfig, mon: Monitoring, svc: str) -> tuple[str, str, list[dict[str, str]]]:
+    """(namespace, metric, dimensions) the token alarms and panels read: the app's metric, or with
+    `source: logs` the dimensionless total the access-log filter publishes (metric_filters)."""
+    tok = mon.tokens
+    assert tok is not None
+    if tok.source == "logs":
+        return endpoint_namespace(cfg), ENDPOINT_METRICS["tokens"], []
+    assert tok.namespace is not None  # validation: source metric needs it
+    return tok.namespace, tok.metric, _token_dimensions(cfg, mon, svc)
+
+
+def _token_services(cfg: ResolvedConfig, mon: Monitoring) -> list[str]:
+    """Services the token alarms are per. The access logs' total covers the whole environment (one
+    log group), so `source: logs` has one alarm of each kind, named after tokens.service or the
+    first service with a port."""
+    tok = mon.tokens
+    assert tok is not None
+    services = _publishers(cfg, tok.service)
+    return (services or list(cfg.services))[:1] if tok.source == "logs" else services
+
+
 def _base(cfg: ResolvedConfig, mon: Monitoring, svc: str | None, kind: str, description: str) -> dict[str, Any]:
     req: dict[str, Any] = {
         "AlarmName": alarm_name(cfg, svc, kind),
@@ -141,19 +162,20 @@ def alarms(cfg: ResolvedConfig, mon: Monitoring, facts: MonitoringFacts | None =
             out.append(AlarmSpec("error_rate", svc, req))
     if mon.tokens:
         tok = mon.tokens
-        services = [tok.service] if tok.service else [n for n, s in cfg.services.items() if s.port]
-        for svc in services:
-            dims = _token_dimensions(cfg, mon, svc)
+        whose = " (access logs of the environment)" if tok.source == "logs" else ""
+        for svc in _token_services(cfg, mon):
+            namespace, metric, dims = _token_metric(cfg, mon, svc)
             if tok.max_per_request is not None:
                 req = _base(cfg, mon, svc, "tokens_per_request",
-                            f"{svc} average tokens per request above {_num(tok.max_per_request)}")
-                req.update({"Namespace": tok.namespace, "MetricName": tok.metric, "Statistic": "Average",
+                            f"{svc} average tokens per request above {_num(tok.max_per_request)}{whose}")
+                req.update({"Namespace": namespace, "MetricName": metric, "Statistic": "Average",
                             "Dimensions": dims, "Period": period, "Threshold": float(tok.max_per_request)})
                 out.append(AlarmSpec("tokens_per_request", svc, req))
             if tok.hourly_cap is not None:
                 # One runaway agent can burn hundreds of dollars in an hour: cap the hourly sum.
-                req = _base(cfg, mon, svc, "tokens_hourly", f"{svc} tokens in one hour above {_num(tok.hourly_cap)}")
-                req.update({"Namespace": tok.namespace, "MetricName": tok.metric, "Statistic": "Sum",
+                req = _base(cfg, mon, svc, "tokens_hourly",
+                            f"{svc} tokens in one hour above {_num(tok.hourly_cap)}{whose}")
+                req.update({"Namespace": namespace, "MetricName": metric, "Statistic": "Sum",
                             "Dimensions": dims, "Period": 3600, "EvaluationPeriods": 1, "DatapointsToAlarm": 1,
                             "Threshold": float(tok.hourly_cap), **actions})
                 out.append(AlarmSpec("tokens_hourly", svc, req))
@@ -245,6 +267,19 @@ def metric_filters(cfg: ResolvedConfig, ep: Endpoints) -> list[MetricFilterSpec]
                 "metricName": ENDPOINT_METRICS[kind], "metricNamespace": endpoint_namespace(cfg),
                 "metricValue": value, "unit": unit, "dimensions": {"Route": f"$.{f.route}"}}],
         }))
+    mon = cfg.monitoring
+    if f.tokens and mon is not None and mon.tokens is not None and mon.tokens.source == "logs":
+        # monitoring.tokens from the logs: the same metric without the Route dimension (a filter has
+        # one transformation, so a second filter), over EVERY line with tokens, listed route or not:
+        # a cap must count all spending. CloudWatch alarms read one metric's exact dimensions.
+        out.append(MetricFilterSpec("tokens_total", {
+            "logGroupName": log_group(cfg),
+            "filterName": endpoint_filter_prefix(cfg) + "tokens-total",
+            "filterPattern": f"{{ $.{f.tokens} >= 0 }}",
+            "metricTransformations": [{
+                "metricName": ENDPOINT_METRICS["tokens"], "metricNamespace": endpoint_namespace(cfg),
+                "metricValue": f"$.{f.tokens}", "unit": "Count"}],
+        }))
     return out
 
 
@@ -310,12 +345,11 @@ def _panels(cfg: ResolvedConfig, mon: Monitoring, facts: MonitoringFacts) -> lis
         panels.append({"title": f"{svc}: requests and 5xx", "unit": "short", "metrics": [
             (ALB, "RequestCount", dims, "Sum"), (ALB, "HTTPCode_Target_5XX_Count", dims, "Sum")]})
     if mon.tokens:
-        tok = mon.tokens
-        services = [tok.service] if tok.service else [n for n, s in cfg.services.items() if s.port]
-        for svc in services:
-            dims = _token_dimensions(cfg, mon, svc)
-            panels.append({"title": f"{svc}: tokens per request", "unit": "short", "metrics": [
-                (tok.namespace, tok.metric, dims, "Average"), (tok.namespace, tok.metric, dims, "p95")]})
+        for svc in _token_services(cfg, mon):
+            namespace, metric, dims = _token_metric(cfg, mon, svc)
+            title = "all routes: tokens per request" if mon.tokens.source == "logs" else f"{svc}: tokens per request"
+            panels.append({"title": title, "unit": "short", "metrics": [
+                (namespace, metric, dims, "Average"), (namespace, metric, dims, "p95")]})
     if mon.queue:
         panels.append({"title": f"queue {mon.queue.name}: visible messages", "unit": "short", "metrics": [
             ("AWS/SQS", "ApproximateNumberOfMessagesVisible", [{"Name": "QueueName", "Value": mon.queue.name}],

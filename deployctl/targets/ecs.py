@@ -659,12 +659,24 @@ class _ServiceDeploy:
         """With auto scaling the update keeps the running desired count (the scaler's), brought
         within min..max when deploy.yaml's range no longer holds it."""
         auto = self.cfg.services[self.sp.name].autoscaling
-        if auto is None or "desiredCount" in self.sp.update_service:
+        if auto is None:
+            return self._count_on_removal(state)
+        if "desiredCount" in self.sp.update_service:
             return {}
         kept = render_autoscaling.clamp(auto, state.desired)
         if kept == state.desired:
             return {}
         self.log(f"desired count {state.desired} is outside auto scaling's {auto.min}..{auto.max}: setting {kept}")
+        return {"desiredCount": kept}
+
+    def _count_on_removal(self, state: ServiceState) -> dict[str, int]:
+        """The deploy that drops `autoscaling` keeps the scaler's count (docs/autoscaling.md)."""
+        with awsa.aws_errors(f"reading the auto scaling of {self.sp.name}"):
+            kept = ecs_autoscaling.removal_count(self.aws.client(ecs_autoscaling.CLIENT), self.cfg, self.sp.name,
+                                                 state.desired, self.plan.preview_name)
+        if kept is None:
+            return {}
+        self.log(render_autoscaling.removal_text(state.desired, kept, self.cfg.services[self.sp.name].count))
         return {"desiredCount": kept}
 
     def _show_changes(self, diff: service_diff.ServiceDiff, *, listed: bool = False) -> None:

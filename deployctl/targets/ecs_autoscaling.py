@@ -20,8 +20,10 @@ from typing import TYPE_CHECKING, Any
 
 from deployctl.adapters import aws as awsa
 from deployctl.errors import DeployFailed
+from deployctl.pipeline import Cancelled
 from deployctl.render import autoscaling as render
 from deployctl.render import ecs
+from deployctl.rollout import WatchCancelled
 
 if TYPE_CHECKING:
     from deployctl.config.model import ResolvedConfig
@@ -29,17 +31,24 @@ if TYPE_CHECKING:
 CLIENT = "application-autoscaling"
 # Resuming scale-in must not depend on what is left of the deploy's time budget.
 RESUME_BUDGET = 60.0
+# After Ctrl-C, deployctl's stage engine (deployctl.pipeline.run_jobs) waits kill_grace 2 s +
+# stop_timeout 10 s for a stage to end before it abandons it; the watch may take a few seconds
+# to notice the cancel. The resume gets what is surely left (a handful of calls, well under 1 s
+# on a healthy endpoint); past it, the warning says what is left suspended.
+INTERRUPTED_RESUME_BUDGET = 5.0
 
 
 @dataclass
 class Changes:
     registered: str = ""  # "created" | "updated" | "unchanged" | "deregistered" | ""
+    resumed: bool = False  # the live target had scale-in suspended; registered again without it
     put: list[str] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         parts = [f"target {self.registered}"] if self.registered else []
+        parts += ["scale-in resumed"] if self.resumed else []
         parts += [f"put {', '.join(self.put)}"] if self.put else []
         parts += [f"deleted {', '.join(self.deleted)}"] if self.deleted else []
         parts += [f"{len(self.unchanged)} policies unchanged"] if self.unchanged else []
@@ -111,9 +120,13 @@ def apply(client: Any, cfg: ResolvedConfig, svc: str, facts: render.Facts,
             changes.registered = "deregistered"
         return changes
     target = render.scalable_target(cfg, svc, preview=preview)
-    same = live.target is not None and all(live.target.get(k) == target[k] for k in
-                                           ("MinCapacity", "MaxCapacity", "SuspendedState"))
-    if not same:
+    suspended = dict((live.target or {}).get("SuspendedState") or {})
+    changes.resumed = bool(suspended.get("DynamicScalingInSuspended"))
+    # Scale-in suspended by this deploy (or an interrupted one) is a resume, not a change of the target.
+    suspended["DynamicScalingInSuspended"] = False
+    same = live.target is not None and all(live.target.get(k) == target[k] for k in ("MinCapacity", "MaxCapacity")) \
+        and suspended == target["SuspendedState"]
+    if not same or changes.resumed:
         client.register_scalable_target(**target)
     changes.registered = "unchanged" if same else "updated" if live.target else "created"
     wanted = render.policies(cfg, svc, facts, preview)
@@ -147,6 +160,19 @@ def remove(client: Any, cfg: ResolvedConfig, svc: str, preview: str | None = Non
     return rid
 
 
+def removal_count(client: Any, cfg: ResolvedConfig, svc: str, desired: int,
+                  preview: str | None = None) -> int | None:
+    """When this deploy drops deployctl's auto scaling from a running service (its target still
+    carries deployctl's policies), the desired count the update sends instead of `count`
+    (render.kept_on_removal); None otherwise."""
+    if render.scaled(cfg, svc, preview):
+        return None
+    live = read(client, render.resource_id(cfg.environment.cluster or "default", ecs.service_name(cfg, svc, preview)))
+    if live.target is None or not any(render.owned(n) for n in live.policies):
+        return None
+    return render.kept_on_removal(cfg.services[svc].count, desired, live.target)
+
+
 def suspend_scale_in(client: Any, cfg: ResolvedConfig, svc: str, preview: str | None = None) -> bool:
     """Suspend scale-in for a rollout when the service already has a scalable target; True if so."""
     rid = render.resource_id(cfg.environment.cluster or "default", ecs.service_name(cfg, svc, preview))
@@ -156,32 +182,52 @@ def suspend_scale_in(client: Any, cfg: ResolvedConfig, svc: str, preview: str | 
     return True
 
 
+def left_suspended(cfg: ResolvedConfig, svc: str, reason: str, preview: str | None = None) -> str:
+    """What to say when scale-in could not be resumed: what is left, and how to fix it now."""
+    rid = render.resource_id(cfg.environment.cluster or "default", ecs.service_name(cfg, svc, preview))
+    return (f"warning: scale-in of {svc} is left suspended ({reason}): the scaler adds tasks but removes none "
+            f"until it is resumed. The next deploy resumes it; to resume it now: aws application-autoscaling "
+            f"register-scalable-target --region {cfg.region} --service-namespace {render.NAMESPACE} "
+            f"--scalable-dimension {render.DIMENSION} --resource-id {rid} "
+            "--suspended-state DynamicScalingInSuspended=false")
+
+
 @contextlib.contextmanager
 def during_rollout(aws: awsa.Bounded, cfg: ResolvedConfig, svc: str, target_group_arns: Mapping[str, str],
                    log: Callable[[str], None], preview: str | None = None) -> Iterator[None]:
     """Scale-in suspended while the body (one service's deploy) runs; scaling applied after it,
     whatever the body did. A failure to apply fails the service's deploy (DeployFailed) unless
-    the body already raised (its error is the one to report; this one is logged)."""
-    scaled = render.scaled(cfg, svc, preview)
-    if scaled:
+    the body already raised (its error is the one to report; this one is logged). Scale-in left
+    suspended is always said, with the command that resumes it."""
+    suspended = False
+    if render.scaled(cfg, svc, preview):
         with awsa.aws_errors(f"suspending scale-in of {svc} for the rollout"):
-            if suspend_scale_in(aws.client(CLIENT), cfg, svc, preview):
-                log("auto scaling: scale-in suspended for the rollout")
-    failed = True
+            suspended = suspend_scale_in(aws.client(CLIENT), cfg, svc, preview)
+        if suspended:
+            log("auto scaling: scale-in suspended for the rollout")
+    failed, interrupted = True, False
     try:
         yield
         failed = False
+    except (Cancelled, WatchCancelled):
+        interrupted = True
+        raise
     finally:
-        after = awsa.Bounded(aws.base, time.monotonic() + RESUME_BUDGET)
+        # After Ctrl-C the stage engine waits only so long before it abandons the stage (and the
+        # process exits): the resume must fit in that, or say why it did not.
+        budget = INTERRUPTED_RESUME_BUDGET if interrupted else RESUME_BUDGET
+        after = awsa.Bounded(aws.base, time.monotonic() + budget)
         try:
             with awsa.aws_errors(f"applying auto scaling of {svc}"):
                 facts = resolve_facts(cfg, svc, after.elbv2, target_group_arns)
                 changes = apply(after.client(CLIENT), cfg, svc, facts, preview)
             if changes.registered or changes.deleted:
-                resumed = ", scale-in resumed" if scaled else ""
-                log(f"auto scaling: {changes.summary()}{resumed}")
+                log(f"auto scaling: {changes.summary()}")
         except Exception as exc:
+            reason = str(getattr(exc, "message", exc)).splitlines()[0]
+            if suspended:
+                log(left_suspended(cfg, svc, reason, preview))
             if not failed:
                 raise
-            log(f"warning: auto scaling not applied ({getattr(exc, 'message', exc)}); scale-in may stay "
-                "suspended until the next deploy")
+            if not suspended:
+                log(f"warning: auto scaling not applied ({reason}); the next deploy applies it")

@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 
 from deployctl.adapters import aws as awsa
 from deployctl.render import jobs as render_jobs
-from deployctl.render import task as render_task
 from deployctl.targets.ecs_taskdef import same_task_definition
 
 if TYPE_CHECKING:
@@ -61,7 +60,6 @@ def apply(plan: Plan, aws: awsa.AwsClients, *, account_id: str, revisions: Mappi
                                                               {"Key": "deployctl:env", "Value": cfg.env_name}])
             existing = set()
         dlq = _dead_letter_queue(aws.client("sqs"), render_jobs.dlq_name(cfg.app, cfg.env_name))
-        cluster = render_jobs.cluster_arn(cfg.environment.cluster or "default", cfg.region, account_id)
         by_service = {sp.name: sp for sp in plan.services}
         for name in cfg.jobs:
             sp = by_service[cfg.job_service(name)]
@@ -70,9 +68,9 @@ def apply(plan: Plan, aws: awsa.AwsClients, *, account_id: str, revisions: Mappi
             if size is not None:
                 td_arn = _own_revision(aws.ecs, render_jobs.job_task_definition(
                     sp.task_definition, render_jobs.family(cfg.app, cfg.env_name, name), *size), change)
-            container = render_task.main_container(sp.task_definition, sp.name)
-            req = render_jobs.schedule_request(cfg, name, task_definition=td_arn, container=container,
-                                               placement=sp.create_service, cluster=cluster, dlq_arn=dlq)
+            req = render_jobs.deploy_request(cfg, name, service_task_definition=sp.task_definition,
+                                             create_service=sp.create_service, task_definition=td_arn,
+                                             account_id=account_id, dlq_arn=dlq)
             if name in existing:
                 scheduler.update_schedule(**req)
                 change.updated.append(name)

@@ -6,6 +6,7 @@ also after a failed rollout and a Ctrl-C.
 
 from __future__ import annotations
 
+import inspect
 import os
 import signal
 from pathlib import Path
@@ -81,11 +82,14 @@ def test_deploy_registers_the_target_and_policies_exactly_as_rendered(world: Wor
     spec = live["deployctl-requests"]["TargetTrackingScalingPolicyConfiguration"]["PredefinedMetricSpecification"]
     assert spec["ResourceLabel"].startswith("app/chat-api/") and "/targetgroup/chat-api-tg/" in spec["ResourceLabel"]
     assert "auto scaling: target created; put deployctl-cpu, deployctl-memory, deployctl-requests" in res.text
+    assert "scale-in" not in res.text  # nothing was suspended on the first deploy: nothing to resume
 
     # Applied again on the next deploy, with nothing to change: no policy is put again.
     puts = calls(sim, "PutScalingPolicy")
     res = deploy(cfg, world.push("v2"))
     assert res.exit_code == 0, res.text
+    assert "auto scaling: scale-in suspended for the rollout" in res.text
+    assert "auto scaling: target unchanged; scale-in resumed; 3 policies unchanged" in res.text
     assert calls(sim, "PutScalingPolicy") == puts
     assert set(policies(world)) == set(wanted) and not scale_in_suspended(world)
 
@@ -210,3 +214,95 @@ def test_diff_shows_what_the_next_deploy_changes_in_auto_scaling(world: World, s
     assert [c.key for c in api.changes] == ["autoscaling.range", "autoscaling.policies.deployctl-cpu",
                                             "autoscaling.policies.deployctl-requests"]
     assert "warning: the service will no longer scale on its own" in "\n".join(service_diff.lines(api))
+
+
+def test_dropping_autoscaling_keeps_the_scalers_count_then_count_applies(world: World, sim: Any,
+                                                                         tmp_path: Path) -> None:
+    from deployctl import service_diff
+    from deployctl.app import diff as use
+
+    assert deploy(load(tmp_path, scaled_doc(world)), world.push("v1")).exit_code == 0
+    world.c("ecs").update_service(cluster=CLUSTER, service=API, desiredCount=5)  # as the scaler would
+    plain = load(tmp_path, base_config(world))  # count 2, no autoscaling
+
+    # diff says what the deploy that drops auto scaling does with the count.
+    (api,) = use.diff(plain)
+    text = "\n".join(service_diff.lines(api))
+    assert "desired count" not in [c.setting for c in api.changes]  # 5 stays 5
+    assert ("warning: the service will no longer scale on its own; auto scaling removed: desired count 5 → 5 "
+            "(kept within count 2..the old max; later deploys set count 2)") in text
+
+    res = deploy(plain, world.push("v2"))
+    assert res.exit_code == 0, res.text
+    assert world.service()["desiredCount"] == 5  # not reset to count 2 under load
+    assert "auto scaling removed: desired count 5 → 5" in res.text
+    assert target(world) is None
+
+    # With auto scaling gone, deploy.yaml's count is the service's count again.
+    (api,) = use.diff(plain)
+    assert "desired count: 5 → 2" in "\n".join(service_diff.lines(api))
+    res = deploy(plain, world.push("v3"))
+    assert res.exit_code == 0, res.text
+    assert world.service()["desiredCount"] == 2
+
+
+def test_dropping_autoscaling_never_goes_below_count(world: World, sim: Any, tmp_path: Path) -> None:
+    assert deploy(load(tmp_path, scaled_doc(world, min=1)), world.push("v1")).exit_code == 0
+    world.c("ecs").update_service(cluster=CLUSTER, service=API, desiredCount=1)
+    res = deploy(load(tmp_path, base_config(world)), world.push("v2"))
+    assert res.exit_code == 0, res.text
+    assert world.service()["desiredCount"] == 2
+    assert "auto scaling removed: desired count 1 → 2" in res.text
+
+
+def test_ctrl_c_twice_while_aws_hangs_the_resume_says_what_is_left(world: World, sim: Any, tmp_path: Path,
+                                                                    monkeypatch: Any) -> None:
+    """After Ctrl-C the stage engine waits kill_grace + stop_timeout (12 s) before it abandons the
+    stage: the resume must end within that, and when Application Auto Scaling does not answer,
+    say that scale-in is left suspended and how to resume it; a second Ctrl-C changes none of it."""
+    import time
+
+    from deployctl import pipeline
+    from deployctl.targets import ecs_autoscaling
+    from tests.integration.test_cancel_ecr_calls import StallingECR
+
+    cfg = load(tmp_path, scaled_doc(world))
+    assert deploy(cfg, world.push("v1")).exit_code == 0
+    stall: set[str] = set()
+    proxy = StallingECR(world.aws.endpoint, stall)  # forwards JSON-protocol calls, holds those in `stall`
+    monkeypatch.setenv("AWS_ENDPOINT_URL_APPLICATION_AUTO_SCALING", proxy.url)
+    sim.script(API, sim.scenario("success", start_s=3.0, healthy_s=3.0), cluster=CLUSTER)
+    polled = sim.freeze_on("UpdateService")
+    interrupted_at: list[float] = []
+
+    def interrupt() -> None:
+        assert "RegisterScalableTarget" in proxy.seen  # the suspension went through
+        stall.add("RegisterScalableTarget")  # from now on Application Auto Scaling does not answer it
+        interrupted_at.append(time.monotonic())
+        os.kill(os.getpid(), signal.SIGINT)
+
+    def again() -> None:
+        os.kill(os.getpid(), signal.SIGINT)  # the user is done waiting
+
+    t = when(lambda: polled.is_set() and calls_after(sim, "DescribeServices", "UpdateService") >= 2, interrupt)
+    t2 = when(lambda: proxy.seen.count("RegisterScalableTarget") >= 2, again)
+    try:
+        res = deploy(cfg, world.push("v2"), handle_signals=True)
+        t.join()
+        t2.join()
+        took = time.monotonic() - interrupted_at[0]
+        suspended = scale_in_suspended(world)  # before the held calls are let through
+    finally:
+        proxy.close()
+
+    assert res.exit_code == 130 and res.status == "interrupted"
+    assert "abandoned" not in res.message + res.text  # the stage ended on its own, in time, and said why
+    engine_wait = (inspect.signature(pipeline.run_jobs).parameters["kill_grace"].default
+                   + inspect.signature(pipeline.run_jobs).parameters["stop_timeout"].default)
+    assert engine_wait / 2 > ecs_autoscaling.INTERRUPTED_RESUME_BUDGET
+    assert took < engine_wait, took
+    assert suspended  # what the message says is true
+    assert "warning: scale-in of api is left suspended" in res.text
+    assert ("aws application-autoscaling register-scalable-target --region us-east-1 --service-namespace ecs "
+            f"--scalable-dimension ecs:service:DesiredCount --resource-id {RID} "
+            "--suspended-state DynamicScalingInSuspended=false") in res.text

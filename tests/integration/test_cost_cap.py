@@ -232,3 +232,30 @@ def test_a_cap_naming_an_unknown_service_is_a_config_error(world: World, tmp_pat
     assert res.returncode == 2
     assert "monitoring.cost_cap.services[0]: unknown service 'apii': the cost cap cannot stop it " \
            "(did you mean 'api'?)" in res.stderr
+
+
+def test_the_cap_can_count_tokens_from_the_access_logs(world: World, sim: Any, tmp_path: Path) -> None:
+    """monitoring.tokens.source: logs: the hourly cap alarm reads the dimensionless Tokens total the
+    access-log metric filter publishes, and acts on the stop policy and the topic all the same."""
+    doc = capped_doc(world)
+    doc["monitoring"]["tokens"] = {"source": "logs", "hourly_cap": 2_000_000}
+    del doc["monitoring"]["api_calls_per_hour"]
+    doc["monitoring"]["endpoints"] = {"fields": {"tokens": "tokens"}, "routes": ["/v1/chat"]}
+    world.c("logs").create_log_group(logGroupName="/deployctl/chat-api/staging")  # the tasks' awslogs would
+    cfg = load(tmp_path, doc)
+    res = deploy(cfg, world.push("v1"))
+    assert res.exit_code == 0, res.text
+    applied = cli(tmp_path, "monitor", "apply", "--env", "staging")  # the metric filters
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+
+    namespace = "deployctl/endpoints/chat-api-staging"
+    filters = {f["filterName"]: f for f in world.c("logs").describe_metric_filters(
+        logGroupName="/deployctl/chat-api/staging")["metricFilters"]}
+    total = filters["chat-api-staging-endpoint-tokens-total"]["metricTransformations"][0]
+    assert (total["metricNamespace"], total["metricName"], total.get("dimensions") or {}) == (namespace, "Tokens", {})
+    alarm = alarms(world)[TOKENS_ALARM]
+    assert (alarm["Namespace"], alarm["MetricName"], alarm["Dimensions"]) == (namespace, "Tokens", [])
+    assert (alarm["Period"], alarm["Statistic"], alarm["Threshold"]) == (3600, "Sum", 2_000_000)
+    policy = stop_policy(world)
+    assert policy is not None
+    assert alarm["AlarmActions"] == [policy["PolicyARN"], topic_arn(world)]

@@ -282,3 +282,61 @@ def test_grafana_top_route_queries_round_trip_through_the_grafana_foundation_sdk
         assert typed.metric_query_type == MetricQueryType.QUERY
         assert typed.metric_editor_mode == MetricEditorMode.CODE
         assert json.loads(json.dumps(typed, cls=JSONEncoder)) == target
+
+
+# -- monitoring.tokens from the access logs (source: logs) ---------------------------------------
+
+LOGS_TOKENS = "  tokens: {source: logs, max_per_request: 4000, hourly_cap: 2000000}\n  period: 60s"
+# An agent loop on a route nobody listed: its tokens cost the same.
+UNLISTED_TOKENS = '{"route": "/internal/agent", "method": "POST", "status": 200, "duration_ms": 40, "tokens": 7000}'
+
+
+@pytest.fixture
+def logs_tokens(project: Path) -> Path:
+    (project / "deploy.yaml").write_text(DEPLOY_YAML.replace("\n  period: 60s", "\n" + LOGS_TOKENS, 1))
+    return project
+
+
+def test_tokens_from_logs_publish_a_total_over_every_line_and_the_alarms_read_it(logs_tokens: Path) -> None:
+    cfg = load_env(read(logs_tokens / "deploy.yaml", environ={}), "staging")
+    filters = {f.kind: f.request for f in render.metric_filters(cfg, cfg.monitoring.endpoints)}
+    total = filters["tokens_total"]
+    assert total["filterName"] == "chat-staging-endpoint-tokens-total"
+    (transformation,) = total["metricTransformations"]
+    assert "dimensions" not in transformation  # the total: no Route
+    lines = {**LINES, "unlisted_tokens": UNLISTED_TOKENS}
+    counted = {n for n, line in lines.items() if filter_pattern.matches(total["filterPattern"], line)}
+    assert counted == {"chat_ok", "chat_500", "unlisted_tokens"}  # every line with tokens, listed route or not
+    assert filter_pattern.metric_datum(transformation, UNLISTED_TOKENS) == (7000.0, {})
+
+    alarms = {a.kind: a.request for a in render.alarms(cfg, cfg.monitoring)}
+    for kind, stat in (("tokens_per_request", "Average"), ("tokens_hourly", "Sum")):
+        assert (alarms[kind]["Namespace"], alarms[kind]["MetricName"], alarms[kind]["Dimensions"],
+                alarms[kind]["Statistic"]) == (NAMESPACE, "Tokens", [], stat)
+    assert alarms["tokens_hourly"]["AlarmName"] == "chat-staging-api-tokens-hourly"
+    assert alarms["tokens_hourly"]["Threshold"] == 2_000_000
+
+
+def test_tokens_from_logs_on_moto_alarm_on_what_the_filter_publishes(aws: Any, logs_tokens: Path) -> None:
+    out = cli(aws, logs_tokens, "monitor", "apply", "--env", "staging", "--json")
+    assert out.returncode == 0, out.stderr
+    stored = {f["filterName"]: f for f in
+              aws.client("logs").describe_metric_filters(logGroupName=LOG_GROUP)["metricFilters"]}
+    total = stored["chat-staging-endpoint-tokens-total"]["metricTransformations"][0]
+    assert (total["metricName"], total["metricNamespace"], total.get("dimensions") or {}) == ("Tokens", NAMESPACE, {})
+    alarm = aws.client("cloudwatch").describe_alarms(
+        AlarmNames=["chat-staging-api-tokens-per-request"])["MetricAlarms"][0]
+    assert (alarm["Namespace"], alarm["MetricName"], alarm["Dimensions"]) == (NAMESPACE, "Tokens", [])
+
+    # moto runs no metric filters: publish what the stored filter would for two log lines.
+    cw = aws.client("cloudwatch")
+    for line in (LINES["chat_ok"], UNLISTED_TOKENS):
+        datum = filter_pattern.metric_datum(total, line)
+        assert datum is not None
+        cw.put_metric_data(Namespace=NAMESPACE, MetricData=[{
+            "MetricName": "Tokens", "Value": datum[0], "Timestamp": datetime.now(UTC),
+            "Dimensions": [{"Name": k, "Value": v} for k, v in datum[1].items()]}])
+    out = cli(aws, logs_tokens, "metrics", "--env", "staging", "--json")
+    assert out.returncode == 0, out.stderr
+    row = next(r for r in json.loads(out.stdout)["metrics"] if r["metric"] == "tokens_per_request")
+    assert (row["value"], row["threshold"], row["breaching"]) == (3975.0, 4000.0, False)

@@ -156,8 +156,9 @@ def requests_for(action: str, cfg: ResolvedConfig, secrets: list[str], preview: 
         return each([a.dashboard(dashboard_name(cfg))])
     dlq = [a.queue(f"{cfg.app}-{cfg.env_name}-jobs-dlq")] if cfg.jobs else []
     if action == "sqs:GetQueueUrl":
-        return each([a.queue(cfg.monitoring.queue.name)] if cfg.monitoring and cfg.monitoring.queue else []) + \
-            each(dlq)
+        named = {cfg.monitoring.queue.name} if cfg.monitoring and cfg.monitoring.queue else set()
+        named |= {s.autoscaling.queue for s in cfg.services.values() if s.autoscaling and s.autoscaling.queue}
+        return each([a.queue(q) for q in sorted(named)]) + each(dlq)
     if action in ("sqs:CreateQueue", "sqs:GetQueueAttributes"):  # the jobs' dead-letter queue
         return each(dlq)
     sched = f"arn:aws:scheduler:{cfg.region}:{ACCOUNT}"

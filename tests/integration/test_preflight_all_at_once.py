@@ -113,3 +113,47 @@ def test_a_spot_service_needs_fargate_spot_even_on_a_cluster_without_providers(e
                                                   defaultCapacityProviderStrategy=[])
     result = preflight.run(cfg, awsa.clients(cfg.region), image)
     assert result.image_digest == image.split("@", 1)[1]
+
+
+def scaled_worker_with_spot_job(world: World, tmp_path: Path, queue: str) -> Path:
+    """The worker scales on a queue's backlog; a nightly job runs on Spot (jobs' default)."""
+    doc = deploy_yaml(world)
+    doc["services"]["worker"]["autoscaling"] = {"min": 1, "max": 3, "target_cpu": None, "queue": queue,
+                                                "queue_backlog_per_task": 10}
+    doc["jobs"] = {"embed": {"command": ["python", "-m", "embed"], "service": "api", "schedule": "rate(1 day)"}}
+    doc["environments"]["staging"]["jobs_role"] = f"arn:aws:iam::{ACCOUNT}:role/chat-api-jobs"
+    return write_project(tmp_path, doc)
+
+
+def test_backlog_queue_container_insights_and_spot_jobs_are_checked_at_once(env: Any, sim: Any,
+                                                                           tmp_path: Path) -> None:
+    world = make_world(env, skip=("cluster",))
+    # No FARGATE_SPOT and Container Insights off (the default of CreateCluster).
+    world.c("ecs").create_cluster(clusterName=CLUSTER, capacityProviders=["FARGATE"])
+    world.c("sqs").create_queue(QueueName="chat-jobs")
+    proj = scaled_worker_with_spot_job(world, tmp_path, queue="chat-jbos")  # misspelled
+    image = world.push("v1")
+    res = cli(world.aws, proj, "run", "--env", "staging", "--image", image, "--only", "deploy", "--json")
+    assert res.returncode == 1, res.stdout + res.stderr
+    lines = problem_lines(json.loads(res.stdout)["stages"][0]["message"])
+    assert len(lines) == 3, lines
+    assert any("SQS queue chat-jbos does not exist" in line and "services.worker.autoscaling.queue" in line
+               and "aws sqs create-queue --queue-name chat-jbos" in line for line in lines), lines
+    assert any("Container Insights disabled" in line and "worker" in line and
+               f"update-cluster-settings --cluster {CLUSTER} --settings name=containerInsights,value=enabled" in line
+               for line in lines), lines
+    assert any("lacks the FARGATE_SPOT capacity provider" in line and "job embed" in line
+               and "spot: false on jobs.embed" in line for line in lines), lines
+    assert world.c("ecs").list_task_definitions()["taskDefinitionArns"] == []  # nothing registered
+
+    # Fixed as the lines say, the same deploy goes through.
+    world.c("ecs").put_cluster_capacity_providers(cluster=CLUSTER, capacityProviders=["FARGATE", "FARGATE_SPOT"],
+                                                  defaultCapacityProviderStrategy=[])
+    world.c("ecs").delete_cluster(cluster=CLUSTER)  # moto has no UpdateClusterSettings: made again, with it on
+    world.c("ecs").create_cluster(clusterName=CLUSTER, capacityProviders=["FARGATE", "FARGATE_SPOT"],
+                                  settings=[{"name": "containerInsights", "value": "enabled"}])
+    (tmp_path / "fixed").mkdir()
+    proj = scaled_worker_with_spot_job(world, tmp_path / "fixed", queue="chat-jobs")
+    cfg = load_env(read(proj / "deploy.yaml", environ={}), "staging")
+    result = preflight.run(cfg, awsa.clients(cfg.region), image)
+    assert result.image_digest

@@ -135,7 +135,9 @@ class World:
 def make_world(aws: Any, *, skip: tuple[str, ...] = ()) -> World:
     w = World(aws)
     if "cluster" not in skip:
-        w.c("ecs").create_cluster(clusterName=CLUSTER, capacityProviders=["FARGATE", "FARGATE_SPOT"])
+        # Container Insights on, as `deployctl bootstrap` makes clusters (queue-backlog scaling needs it).
+        w.c("ecs").create_cluster(clusterName=CLUSTER, capacityProviders=["FARGATE", "FARGATE_SPOT"],
+                                  settings=[{"name": "containerInsights", "value": "enabled"}])
     w.c("ecr").create_repository(repositoryName=REPO)
     if "secret" not in skip:
         w.secret_arn = w.c("secretsmanager").create_secret(

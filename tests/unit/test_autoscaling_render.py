@@ -1,4 +1,5 @@
-"""Application Auto Scaling requests: the golden file for the reference deploy.yaml's prod api,
+"""Application Auto Scaling requests: the golden file for the reference deploy.yaml's prod (with
+every policy kind: CPU, memory, ALB requests, queue backlog; and the rollout's suspension),
 botocore's own validation of every request, the worker's queue-backlog metric math, and `plan`.
 
 Regenerate the golden file after an intended change, then review the diff by hand:
@@ -14,6 +15,7 @@ from typing import Any
 
 import botocore.session
 import pytest
+import yaml
 from botocore.exceptions import ParamValidationError
 from botocore.validate import validate_parameters
 
@@ -67,8 +69,39 @@ environments:
     return load_env(read(path, environ={}), "staging")
 
 
-def test_prod_api_requests_match_golden_file() -> None:
-    actual = prod_api_requests()
+def every_policy_config(tmp_path: Path) -> ResolvedConfig:
+    """The reference deploy.yaml's prod with every kind of policy: the api also tracks memory,
+    the worker scales on its queue's backlog."""
+    doc = yaml.safe_load((ROOT / "deploy.yaml").read_text(encoding="utf-8"))
+    prod = doc["environments"]["prod"]["services"]
+    prod["api"]["autoscaling"]["target_memory"] = 75
+    prod["worker"]["autoscaling"] = {"min": 1, "max": 8, "queue": "chat-jobs",
+                                     "queue_backlog_per_task": 20, "scale_in_cooldown": "10m"}
+    path = tmp_path / "deploy.yaml"
+    path.write_text(yaml.safe_dump(doc), encoding="utf-8")
+    return load_env(read(path, environ={}), "prod")
+
+
+def golden_requests(cfg: ResolvedConfig) -> dict[str, Any]:
+    """Every Application Auto Scaling request a prod deploy sends, by service, as rendered: the
+    target suspended for the rollout, then the target and the policies applied after it."""
+    out: dict[str, Any] = {}
+    for svc in cfg.services:
+        scaling = autoscaling.service_scaling(cfg, svc, real_facts())
+        assert scaling is not None, svc
+        out[svc] = {"RegisterScalableTarget (rollout)": autoscaling.scalable_target(cfg, svc, suspend_scale_in=True),
+                    "RegisterScalableTarget": scaling.target, "PutScalingPolicy": list(scaling.policies.values())}
+    return out
+
+
+def test_prod_requests_match_golden_file(tmp_path: Path) -> None:
+    actual = golden_requests(every_policy_config(tmp_path))
+    # What the golden file holds: both services, every policy kind, the rollout's suspension.
+    assert [p["PolicyName"] for p in actual["api"]["PutScalingPolicy"]] == \
+        ["deployctl-cpu", "deployctl-memory", "deployctl-requests"]
+    assert [p["PolicyName"] for p in actual["worker"]["PutScalingPolicy"]] == \
+        ["deployctl-cpu", "deployctl-queue-backlog"]
+    assert actual["api"]["RegisterScalableTarget (rollout)"]["SuspendedState"]["DynamicScalingInSuspended"] is True
     if os.environ.get("DEPLOYCTL_UPDATE_GOLDEN") == "1":
         GOLDEN.write_text(json.dumps(actual, indent=2) + "\n", encoding="utf-8")
     expected = json.loads(GOLDEN.read_text(encoding="utf-8"))

@@ -425,3 +425,19 @@ def test_cli_refusals() -> None:
     assert r.returncode == 2 and "local Docker engine" in r.stderr
     r = deployctl("iam-policy", "--env", "staging", "--repo", "nope")
     assert r.returncode == 2 and "owner/name" in r.stderr
+
+
+def test_preflight_may_look_up_the_backlog_queue_autoscaling_names(tmp_path: Path) -> None:
+    # Preflight asks GetQueueUrl for autoscaling.queue too: the policy allows exactly that queue.
+    p = tmp_path / "deploy.yaml"
+    p.write_text(PREVIEW_YAML.replace("  worker: {command: [python, -m, worker]}",
+                                      "  worker:\n    command: [python, -m, worker]\n"
+                                      "    autoscaling: {min: 1, max: 4, queue: chat-jobs, "
+                                      "queue_backlog_per_task: 10}"))
+    policy = iam.ci_policy(cfg_of("staging", p), ACCOUNT)
+    queue = f"arn:aws:sqs:us-east-1:{ACCOUNT}:chat-jobs"
+    assert allows(policy, Request("sqs:GetQueueUrl", queue))
+    assert not allows(policy, Request("sqs:GetQueueUrl", f"arn:aws:sqs:us-east-1:{ACCOUNT}:other"))
+    plain = tmp_path / "plain.yaml"
+    plain.write_text(PREVIEW_YAML)
+    assert not allows(iam.ci_policy(cfg_of("staging", plain), ACCOUNT), Request("sqs:GetQueueUrl", queue))

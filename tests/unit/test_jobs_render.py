@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -116,3 +117,65 @@ def test_cost_advice_savings_plans_and_cold_starts(tmp_path: Path) -> None:
     assert advice.startswith("api: may run 0 tasks and its health start_period is 2m")
     cfg = _cfg(tmp_path, {}, count=0, health={"path": "/health", "start_period": "20s"})
     assert make_plan(cfg, GitFacts(sha="0" * 40, branch="main")).cost.advice == ()
+
+
+GOLDEN = Path(__file__).resolve().parents[2] / "tests" / "golden" / "jobs-staging.json"
+ACCOUNT = "123456789012"
+
+
+def golden_config(tmp_path: Path) -> ResolvedConfig:
+    """The reference deploy.yaml's staging with two jobs: a Spot job on the worker's release, and an
+    on-demand one with its own size (its own family) on the api's."""
+    root = Path(__file__).resolve().parents[2]
+    doc = yaml.safe_load((root / "deploy.yaml").read_text(encoding="utf-8"))
+    doc["jobs"] = {
+        "embed": {"command": ["python", "-m", "jobs.embed"], "service": "worker", "schedule": "rate(6 hours)",
+                  "retries": 3},
+        "report": {"command": ["python", "-m", "jobs.report"], "service": "api", "schedule": "cron(0 3 * * ? *)",
+                   "spot": False, "cpu": 2048, "memory": 8192},
+    }
+    doc["environments"]["staging"]["jobs_role"] = f"arn:aws:iam::{ACCOUNT}:role/chat-api-jobs"
+    path = tmp_path / "deploy.yaml"
+    path.write_text(yaml.safe_dump(doc), encoding="utf-8")
+    return load_env(read(path, environ={}), "staging")
+
+
+def golden_requests(cfg: ResolvedConfig) -> dict[str, Any]:
+    """What a first deploy creates (CreateSchedule, revisions :1) and the next release's deploy
+    updates (UpdateSchedule, revisions :2), as deployctl.targets.ecs_jobs renders them."""
+    plan = make_plan(cfg, GitFacts(sha="3f2a9c41d0b7e6f5a4c3b2a1908f7e6d5c4b3a29", branch="main"),
+                     image_override=f"{ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com/chat-api@sha256:{'ab' * 32}")
+    by_service = {sp.name: sp for sp in plan.services}
+    dlq = f"arn:aws:sqs:us-east-1:{ACCOUNT}:{jobs.dlq_name(cfg.app, cfg.env_name)}"
+    out: dict[str, Any] = {}
+    for call, revision in (("CreateSchedule", 1), ("UpdateSchedule", 2)):
+        out[call] = {}
+        for name in cfg.jobs:
+            sp = by_service[cfg.job_service(name)]
+            family = jobs.family(cfg.app, cfg.env_name, name) if jobs.own_size(cfg, name) else sp.family
+            out[call][name] = jobs.deploy_request(
+                cfg, name, service_task_definition=sp.task_definition, create_service=sp.create_service,
+                task_definition=f"arn:aws:ecs:us-east-1:{ACCOUNT}:task-definition/{family}:{revision}",
+                account_id=ACCOUNT, dlq_arn=dlq)
+    return out
+
+
+def test_schedule_requests_match_golden_file(tmp_path: Path) -> None:
+    import botocore.session
+    from botocore.validate import validate_parameters
+
+    actual = golden_requests(golden_config(tmp_path))
+    model = botocore.session.get_session().get_service_model("scheduler")
+    for call, requests in actual.items():
+        for request in requests.values():
+            validate_parameters(request, model.operation_model(call).input_shape)
+    embed, report = actual["CreateSchedule"]["embed"], actual["CreateSchedule"]["report"]
+    assert embed["Target"]["EcsParameters"]["CapacityProviderStrategy"] == [{"capacityProvider": "FARGATE_SPOT",
+                                                                            "weight": 1}]
+    assert report["Target"]["EcsParameters"]["LaunchType"] == "FARGATE"
+    assert actual["UpdateSchedule"]["report"]["Target"]["EcsParameters"]["TaskDefinitionArn"].endswith(
+        "task-definition/chat-api-staging-job-report:2")
+    if os.environ.get("DEPLOYCTL_UPDATE_GOLDEN") == "1":
+        GOLDEN.write_text(json.dumps(actual, indent=2) + "\n", encoding="utf-8")
+    expected = json.loads(GOLDEN.read_text(encoding="utf-8"))
+    assert actual == expected, f"{GOLDEN.name} differs; if intended, regenerate it and review the diff"
