@@ -4,9 +4,10 @@ Two stacks per app:
 
 - the account stack `deployctl-<app>` (once per account and region): the ECR repository with a
   lifecycle policy, the deploy-lock table and the GitHub OIDC provider — each only when it
-  does not exist yet (`BootstrapFacts` says what the account already has);
+  does not exist yet (`BootstrapFacts` says what the account already has) — and the CI role of
+  every environment, each with exactly `deployctl iam-policy --env ENV`'s policy;
 - the environment stack `deployctl-<app>-<env>`: network, security groups, ALB, listeners and
-  target groups, the ECS cluster, the execution/task/CI roles, the log group and SQS queues.
+  target groups, the ECS cluster, the execution and task roles, the log group and SQS queues.
 
 Names come from deploy.yaml where it gives them (cluster, role ARNs, target group names, the
 ALB name in monitoring.load_balancer), else from deployctl's conventions (`names`). Resources
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -150,9 +152,8 @@ def names(cfg: ResolvedConfig) -> Names:
 
 
 def env_template(cfg: ResolvedConfig, facts: BootstrapFacts | None = None, *,
-                 source: ResolvedConfig | None = None) -> dict[str, Any]:
-    """The environment's stack. `source` is the environment it is promoted from (its CI role
-    reads what the source runs)."""
+                 others: Mapping[str, ResolvedConfig] | None = None) -> dict[str, Any]:
+    """The environment's stack. `others`: every environment of deploy.yaml."""
     facts = facts or BootstrapFacts()
     n, boot = names(cfg), settings(cfg)
     existing = set(boot.existing)
@@ -203,10 +204,9 @@ def env_template(cfg: ResolvedConfig, facts: BootstrapFacts | None = None, *,
     for svc_name, tg in n.target_groups.items():
         out[target_group_output(svc_name)] = _output(
             {"Ref": _tg_id(svc_name)} if _tg_id(svc_name) in res else tg, f"Target group of {svc_name}")
-    if boot.github_repository:
-        res["CiRole"] = _ci_role(cfg, n, boot.github_repository, ACCOUNT, source)
-        out[OUT_CI_ROLE] = _output({"Fn::GetAtt": ["CiRole", "Arn"]},
-                                   "Role GitHub Actions assumes for this environment")
+    if boot.github_repository:  # the role is the account stack's; its ARN is known before it exists
+        out[OUT_CI_ROLE] = _output(f"arn:{part}:iam::{ACCOUNT}:role/{n.ci_role}",
+                                   f"Role GitHub Actions assumes for {cfg.env_name} (stack {account_stack_name(cfg)})")
     return _template(f"deployctl bootstrap: {cfg.app} {cfg.env_name} ({network_mode(cfg)} network)", res, out,
                      params)
 
@@ -410,37 +410,76 @@ def _role(name: str, description: str, trust: dict[str, Any], policy: dict[str, 
     return _resource("AWS::IAM::Role", props)
 
 
-def _ci_role(cfg: ResolvedConfig, n: Names, repo: str, account: str,
-             source: ResolvedConfig | None) -> dict[str, Any]:
-    """The role GitHub Actions assumes: `deployctl iam-policy`'s policy for this environment,
-    computed for the names this stack creates."""
+def _ci_role(cfg: ResolvedConfig, repo: str, account: str, source: ResolvedConfig | None,
+             depends_on: str | None) -> dict[str, Any]:
+    """The role GitHub Actions assumes for one environment: exactly the policy and trust policy
+    `deployctl iam-policy --env ENV --repo REPO` prints once the environment's stack exists."""
     effective = effective_config(cfg, account)
     trust = iam.trust_policy(account, iam.subjects(effective, repo), partition=iam._partition(cfg.region))
-    role = _role(n.ci_role, f"GitHub Actions ({repo}) deploying {cfg.app} {cfg.env_name} with deployctl",
+    role = _role(names(cfg).ci_role, f"GitHub Actions ({repo}) deploying {cfg.app} {cfg.env_name} with deployctl",
                  trust, iam.ci_policy(effective, account,
                                       source=effective_config(source, account) if source else None), cfg)
     role["Properties"]["MaxSessionDuration"] = 3600
+    if depends_on:
+        role["DependsOn"] = depends_on
     return role
 
 
 def effective_config(cfg: ResolvedConfig, account: str) -> ResolvedConfig:
-    """cfg with the names the stacks create filled in where deploy.yaml leaves them out (the
-    network's ids are not known before the stack exists; the CI policy does not need them)."""
+    """cfg as `deployctl iam-policy` and `run` see it once the environment's stack exists: what
+    deploy.yaml leaves out taken from the outputs the stack will have (stack_refs.apply, the
+    code `run` uses). Ids AWS chooses (subnets, security groups) are placeholders: the CI policy
+    names none of them, only that the environment has a network."""
+    if not cfg.environment.from_stack:
+        return cfg
+    return stack_refs.apply(cfg, cfg.environment.from_stack, expected_outputs(cfg, account))[0]
+
+
+def expected_outputs(cfg: ResolvedConfig, account: str) -> dict[str, str]:
+    """The outputs of the environment's stack, with placeholders for the ids AWS chooses."""
     n = names(cfg)
     part = iam._partition(cfg.region)
-    env = cfg.environment.model_copy(update={
-        "cluster": n.cluster,
-        "roles": Roles(execution=f"arn:{part}:iam::{account}:role/{n.execution_role}",
-                       task=f"arn:{part}:iam::{account}:role/{n.task_role}"),
-    })
-    return cfg.model_copy(update={"environment": env})
+    out = {OUT_CLUSTER: n.cluster, OUT_SUBNETS: "subnet-chosen-by-the-stack",
+           OUT_SECURITY_GROUPS: "sg-chosen-by-the-stack", OUT_PUBLIC_IP: "ENABLED" if _public_ip(cfg) else "DISABLED",
+           OUT_EXECUTION_ROLE: f"arn:{part}:iam::{account}:role/{n.execution_role}",
+           OUT_TASK_ROLE: f"arn:{part}:iam::{account}:role/{n.task_role}"}
+    out.update({target_group_output(svc): tg for svc, tg in n.target_groups.items()})
+    return out
+
+
+def _public_ip(cfg: ResolvedConfig) -> bool:
+    mode = network_mode(cfg)
+    if mode == "existing":
+        return cfg.environment.network is not None and cfg.environment.network.public_ip
+    return mode != "new"
+
+
+def ci_environments(cfg: ResolvedConfig, all_cfgs: Mapping[str, ResolvedConfig]) -> list[ResolvedConfig]:
+    """The environments whose CI role the account stack of cfg's region holds: every ECS
+    environment bootstrap creates a stack for, in that region, with a github_repository."""
+    return [other for other in all_cfgs.values()
+            if bootstrappable(other) and other.region == cfg.region and settings(other).github_repository]
+
+
+def bootstrappable(cfg: ResolvedConfig) -> bool:
+    """bootstrap makes a stack for ECS environments; previews run in the stack of the one they copy."""
+    return cfg.environment.target == "ecs" and not cfg.environment.preview
+
+
+def ci_role_output(env_name: str) -> str:
+    return OUT_CI_ROLE + "".join(p.capitalize() for p in env_name.replace("_", "-").split("-"))
 
 
 # --- the account stack --------------------------------------------------------------------------
 
 
-def account_template(cfg: ResolvedConfig, facts: BootstrapFacts | None = None) -> dict[str, Any]:
+def account_template(cfg: ResolvedConfig, facts: BootstrapFacts | None = None, *,
+                     all_cfgs: Mapping[str, ResolvedConfig] | None = None) -> dict[str, Any]:
+    """The stack every environment of the app in this region shares. It holds the GitHub OIDC
+    provider and the CI roles — once per account, one role per environment (a staging job must
+    not be able to deploy prod) — so destroying one environment never takes another's role."""
     facts = facts or BootstrapFacts()
+    all_cfgs = all_cfgs or {cfg.env_name: cfg}
     boot = settings(cfg)
     existing = set(boot.existing)
     res: dict[str, Any] = {}
@@ -458,9 +497,19 @@ def account_template(cfg: ResolvedConfig, facts: BootstrapFacts | None = None) -
             "TableName": iam.LOCK_TABLE, "BillingMode": "PAY_PER_REQUEST",
             "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
             "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}]}, retain=True)
-    if boot.github_repository and not facts.oidc_provider_exists:
+    ci = ci_environments(cfg, all_cfgs)
+    if ci and not facts.oidc_provider_exists:
         res["GitHubOidc"] = _resource("AWS::IAM::OIDCProvider", {
             "Url": f"https://{iam.GITHUB_OIDC}", "ClientIdList": ["sts.amazonaws.com"]}, retain=True)
+    for env_cfg in ci:
+        repo = settings(env_cfg).github_repository
+        assert repo is not None, "ci_environments has only environments with a github_repository"
+        origin = env_cfg.environment.promote_from
+        logical = "CiRole" + ci_role_output(env_cfg.env_name)[len(OUT_CI_ROLE):]
+        res[logical] = _ci_role(env_cfg, repo, ACCOUNT, all_cfgs.get(origin) if origin else None,
+                                "GitHubOidc" if "GitHubOidc" in res else None)
+        out[ci_role_output(env_cfg.env_name)] = _output(
+            {"Fn::GetAtt": [logical, "Arn"]}, f"Role GitHub Actions assumes for {env_cfg.env_name} (AWS_ROLE_ARN)")
     if not res:  # CloudFormation refuses a template without resources; this one says "all exists"
         res["Nothing"] = {"Type": "AWS::CloudFormation::WaitConditionHandle"}
     return _template(f"deployctl bootstrap: {cfg.app}, shared by its environments in {cfg.region}", res, out)

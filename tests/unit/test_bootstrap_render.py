@@ -76,9 +76,9 @@ def test_every_template_passes_cfn_lint(tmp_path: Path) -> None:
         mine = config(tmp_path, minimal(network=mode, github_repository="acme/notes", queues=["jobs"],
                                         certificate_arn="arn:aws:acm:eu-west-1:123456789012:certificate/x"))
         for env in ("staging", "prod"):
-            stack = use.plan(mine[env], mine).stacks[1]
-            files.append(tmp_path / f"{mode}-{stack.name}.json")
-            files[-1].write_text(json.dumps(stack.template))
+            for stack in use.plan(mine[env], mine).stacks:  # the account stack: OIDC provider, CI roles
+                files.append(tmp_path / f"{mode}-{env}-{stack.name}.json")
+                files[-1].write_text(json.dumps(stack.template))
     cfn_lint = Path(sys.executable).with_name("cfn-lint")  # the console script of the dev extra
     res = subprocess.run([str(cfn_lint), *map(str, files)], capture_output=True, text=True)
     assert res.returncode == 0, res.stdout + res.stderr
@@ -142,7 +142,8 @@ def test_prod_gets_termination_protection_and_a_ci_role_that_reads_staging(tmp_p
     cfgs = config(tmp_path, minimal(github_repository="acme/notes"))
     prod = use.plan(cfgs["prod"], cfgs).stacks[1]
     assert prod.protect and not use.plan(cfgs["staging"], cfgs).stacks[1].protect
-    policy = json.dumps(prod.template["Resources"]["CiRole"]["Properties"]["Policies"])
+    account = use.plan(cfgs["prod"], cfgs).stacks[0]  # the CI roles are the account's (once per account)
+    policy = json.dumps(account.template["Resources"]["CiRoleProd"]["Properties"]["Policies"])
     assert "service/notes-staging/notes-staging-api" in policy  # promote reads what staging runs
 
 
@@ -192,5 +193,31 @@ def test_the_ci_role_may_read_its_stacks_outputs_and_nothing_else_of_cloudformat
                                                        else st["Action"])}
     assert {a for a in actions if a.startswith("cloudformation:")} == {"cloudformation:DescribeStacks"}
     # …and the CI role bootstrap creates carries it.
-    role = use.plan(cfgs["staging"], cfgs).stacks[1].template["Resources"]["CiRole"]
+    role = use.plan(cfgs["staging"], cfgs).stacks[0].template["Resources"]["CiRoleStaging"]
     assert "cloudformation:DescribeStacks" in json.dumps(role)
+
+
+def test_the_ci_roles_are_the_accounts_with_exactly_the_iam_policy_of_each_environment(tmp_path: Path) -> None:
+    """Once per account: whichever environment is bootstrapped, the account stack holds the OIDC
+    provider and one role per environment (a staging job cannot assume prod's), each with the
+    policy `iam-policy` computes from the config the stack's outputs complete (stack_refs.apply)."""
+    from deployctl.render.iam import ci_policy
+
+    cfgs = config(tmp_path, minimal(github_repository="acme/notes"))
+    staging_account, staging_env = (s.template for s in use.plan(cfgs["staging"], cfgs).stacks)
+    prod_account = use.plan(cfgs["prod"], cfgs).stacks[0].template
+    assert staging_account == prod_account
+    assert "AWS::IAM::Role" not in {r["Type"] for r in staging_env["Resources"].values()
+                                    if r["Properties"].get("RoleName", "").endswith("-ci")}
+    outputs = {"Cluster": "notes-staging", "Subnets": "subnet-1", "SecurityGroups": "sg-1",
+               "AssignPublicIp": "DISABLED", "ExecutionRoleArn": "arn:aws:iam::${AWS::AccountId}:role/"
+               "notes-staging-execution", "TaskRoleArn": "arn:aws:iam::${AWS::AccountId}:role/notes-staging-task",
+               "TargetGroupApi": "notes-staging-api", "TargetGroupAdmin": "notes-staging-admin"}
+    resolved, _ = apply(cfgs["staging"], "deployctl-notes-staging", outputs)
+    want = cfn._substituted(ci_policy(resolved, "${AWS::AccountId}"))
+    role = staging_account["Resources"]["CiRoleStaging"]["Properties"]
+    assert role["Policies"][0]["PolicyDocument"] == want
+    sids = {s["Sid"] for s in want["Statement"]}
+    assert {"NetworkRead", "TargetHealth"} <= sids  # preflight and the rollout watcher call them
+    assert staging_env["Outputs"]["CiRoleArn"]["Value"] == {
+        "Fn::Sub": "arn:aws:iam::${AWS::AccountId}:role/notes-staging-deployctl-ci"}
