@@ -27,6 +27,7 @@ from typing import Any
 
 from deployctl.config import stack_refs
 from deployctl.config.model import Bootstrap, ResolvedConfig, Roles
+from deployctl.errors import UsageError
 from deployctl.render import ecs, iam
 
 FORMAT_VERSION = "2010-09-09"
@@ -131,9 +132,11 @@ def names(cfg: ResolvedConfig) -> Names:
         tgs[svc_name] = (lb.target_group.rsplit("/", 2)[-2] if lb and lb.target_group.startswith("arn:")
                          else lb.target_group if lb else _short(f"{app}-{env}-{svc_name}", TG_NAME_MAX))
     mon = cfg.monitoring
-    queues = list(settings(cfg).queues)
-    if mon and mon.queue and mon.queue.name not in queues:
-        queues.append(mon.queue.name)
+    # The queues deploy.yaml names for this environment: bootstrap.queues, the one monitoring
+    # watches and those the services scale on (their task role is granted them).
+    wanted = [*settings(cfg).queues, *([mon.queue.name] if mon and mon.queue else []),
+              *(svc.autoscaling.queue for svc in cfg.services.values() if svc.autoscaling and svc.autoscaling.queue)]
+    queues = list(dict.fromkeys(wanted))
     return Names(
         cluster=cfg.environment.cluster or f"{app}-{env}",
         execution_role=_role_name(roles.execution),
@@ -153,8 +156,10 @@ def names(cfg: ResolvedConfig) -> Names:
 
 def env_template(cfg: ResolvedConfig, facts: BootstrapFacts | None = None, *,
                  others: Mapping[str, ResolvedConfig] | None = None) -> dict[str, Any]:
-    """The environment's stack. `others`: every environment of deploy.yaml."""
+    """The environment's stack. `others`: every environment of deploy.yaml (a name another
+    environment uses too is refused: check_owned)."""
     facts = facts or BootstrapFacts()
+    check_owned(cfg, others or {})
     n, boot = names(cfg), settings(cfg)
     existing = set(boot.existing)
     res: dict[str, Any] = {}
@@ -209,6 +214,56 @@ def env_template(cfg: ResolvedConfig, facts: BootstrapFacts | None = None, *,
                                    f"Role GitHub Actions assumes for {cfg.env_name} (stack {account_stack_name(cfg)})")
     return _template(f"deployctl bootstrap: {cfg.app} {cfg.env_name} ({network_mode(cfg)} network)", res, out,
                      params)
+
+
+def created(cfg: ResolvedConfig) -> dict[str, set[str]]:
+    """What the environment's stack creates by a name deploy.yaml may also give another
+    environment: kind → names (kinds as an error names them)."""
+    n, existing = names(cfg), set(settings(cfg).existing)
+    out: dict[str, set[str]] = {}
+    if "cluster" not in existing:
+        out["ECS cluster"] = {n.cluster}
+    if "roles" not in existing:
+        out["IAM role"] = {n.execution_role, n.task_role}
+    if "target_groups" not in existing and "load_balancer" not in existing:
+        out["target group"] = set(n.target_groups.values())
+    if "queues" not in existing:
+        out["SQS queue"] = set(n.queues)
+    return out
+
+
+def used(cfg: ResolvedConfig) -> dict[str, set[str]]:
+    """What the environment uses under those names, whoever creates it."""
+    n = names(cfg)
+    return {"ECS cluster": {n.cluster}, "IAM role": {n.execution_role, n.task_role},
+            "target group": set(n.target_groups.values()), "SQS queue": set(n.queues)}
+
+
+def check_owned(cfg: ResolvedConfig, others: Mapping[str, ResolvedConfig]) -> None:
+    """Each environment's stack owns what it creates. A name another bootstrapped environment
+    uses too would be created by both stacks (the second fails), or by one only, which then
+    holds the other's roles or queue (scoped to the wrong secrets and log group) and deletes
+    them when it is destroyed: refused before any AWS call."""
+    mine = created(cfg)
+    clashes: dict[str, list[str]] = {}
+    for other in others.values():
+        if other.env_name == cfg.env_name or not bootstrappable(other):
+            continue
+        for kind, theirs in used(other).items():
+            if kind != "IAM role" and other.region != cfg.region:  # IAM names are global, the rest regional
+                continue
+            clashes.setdefault(other.env_name, []).extend(
+                f"{kind} {name}" for name in sorted(mine.get(kind, set()) & theirs))
+    said = "; ".join(f"{', '.join(found)} (which {env} uses too)" for env, found in clashes.items() if found)
+    if said:
+        raise UsageError(
+            f"{cfg.env_name}'s stack would create {said}. Each environment's stack owns its roles, queues, "
+            "cluster and target groups: scoped to that environment's secrets and log group, and deleted with it "
+            "by `bootstrap --destroy`",
+            hint=f"give {cfg.env_name} its own names (leave environments.{cfg.env_name}.roles out with from_stack: "
+                 f"the stack names them {cfg.app}-{cfg.env_name}-execution/-task; queues per environment in "
+                 f"environments.{cfg.env_name}.bootstrap.queues or monitoring.queue), or create the shared one "
+                 "outside bootstrap and list it in bootstrap.existing")
 
 
 def _network(cfg: ResolvedConfig, res: dict[str, Any], params: dict[str, Any]) -> tuple[Any, bool, Any]:

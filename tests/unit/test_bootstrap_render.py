@@ -73,8 +73,11 @@ def test_every_template_passes_cfn_lint(tmp_path: Path) -> None:
             files.append(tmp_path / f"{stack.name}.json")
             files[-1].write_text(json.dumps(stack.template))
     for mode in ("new", "public", "default"):
-        mine = config(tmp_path, minimal(network=mode, github_repository="acme/notes", queues=["jobs"],
-                                        certificate_arn="arn:aws:acm:eu-west-1:123456789012:certificate/x"))
+        doc = minimal(network=mode, github_repository="acme/notes",
+                      certificate_arn="arn:aws:acm:eu-west-1:123456789012:certificate/x")
+        for env in ("staging", "prod"):
+            doc["environments"][env]["bootstrap"] = {"queues": [f"jobs-{env}"]}
+        mine = config(tmp_path, doc)
         for env in ("staging", "prod"):
             for stack in use.plan(mine[env], mine).stacks:  # the account stack: OIDC provider, CI roles
                 files.append(tmp_path / f"{mode}-{env}-{stack.name}.json")
@@ -119,15 +122,57 @@ def test_network_modes(tmp_path: Path) -> None:
         assert ("NatGateway" in tpl["Resources"]) == (mode == "new"), mode
 
 
-def test_a_name_two_environments_share_is_created_once(tmp_path: Path) -> None:
-    """The reference file's staging and prod share roles: staging's stack makes them."""
+def test_each_environments_stack_owns_its_roles_and_a_shared_name_is_refused(tmp_path: Path) -> None:
+    """Each stack makes its own roles, scoped to its own secrets and log group. (This test used to
+    check that a role name staging and prod share is created by staging's stack only: then prod's
+    tasks ran with a role that could not write prod's log group or read prod-only secrets, and
+    destroying staging deleted prod's roles.)"""
     cfgs = reference()
-    staging = use.plan(cfgs["staging"], cfgs).stacks[1].template["Resources"]
-    prod = use.plan(cfgs["prod"], cfgs).stacks[1].template["Resources"]
-    assert "ExecutionRole" in staging and "ExecutionRole" not in prod
-    assert staging["Cluster"]["Properties"]["ClusterName"] == "ai-staging"
-    assert prod["Cluster"]["Properties"]["ClusterName"] == "ai-prod"
-    assert prod["TargetGroupApi"]["Properties"]["Name"] == "chat-api-prod-tg"
+    for env in ("staging", "prod"):
+        res = use.plan(cfgs[env], cfgs).stacks[1].template["Resources"]
+        assert res["ExecutionRole"]["Properties"]["RoleName"] == f"chat-api-{env}-execution"
+        assert res["TaskRole"]["Properties"]["RoleName"] == f"chat-api-{env}-task"
+        policy = json.dumps(res["ExecutionRole"]["Properties"]["Policies"])
+        assert f"log-group:/deployctl/chat-api/{env}" in policy
+        other = "prod" if env == "staging" else "staging"
+        assert f"/deployctl/chat-api/{other}" not in policy
+        assert res["Cluster"]["Properties"]["ClusterName"] == f"ai-{env}"
+    doc = minimal(queues=["jobs"])  # one queue for both environments
+    for env in ("staging", "prod"):
+        doc["environments"][env]["roles"] = {"execution": "arn:aws:iam::123456789012:role/notes-execution",
+                                             "task": "arn:aws:iam::123456789012:role/notes-task"}
+    shared = config(tmp_path, doc)
+    with pytest.raises(UsageError) as refused:
+        use.plan(shared["staging"], shared)
+    assert ("staging's stack would create IAM role notes-execution, IAM role notes-task, SQS queue jobs "
+            "(which prod uses too)") in str(refused.value)
+    # Created outside bootstrap (bootstrap.existing in both): shared, and in neither stack.
+    doc["bootstrap"]["existing"] = ["roles", "queues"]
+    shared = config(tmp_path, doc)
+    for env in ("staging", "prod"):
+        res = use.plan(shared[env], shared).stacks[1].template["Resources"]
+        assert "ExecutionRole" not in res and "Queue0" not in res
+    # A queue per environment is each stack's own.
+    doc = minimal()
+    doc["environments"]["staging"]["bootstrap"] = {"queues": ["jobs-staging"]}
+    doc["environments"]["prod"]["bootstrap"] = {"queues": ["jobs-prod"]}
+    mine = config(tmp_path, doc)
+    assert use.plan(mine["prod"], mine).stacks[1].template["Resources"]["Queue0"]["Properties"]["QueueName"] \
+        == "jobs-prod"
+
+
+def test_queues_the_services_scale_on_are_created_and_granted_to_the_task_role(tmp_path: Path) -> None:
+    doc = minimal()
+    doc["services"]["worker"]["autoscaling"] = {"min": 1, "max": 4, "queue": "notes-jobs",
+                                                "queue_backlog_per_task": 20}
+    doc["environments"]["prod"]["services"] = {"worker": {"autoscaling": {"queue": "notes-jobs-prod"}}}
+    cfgs = config(tmp_path, doc)
+    for env, queue in (("staging", "notes-jobs"), ("prod", "notes-jobs-prod")):
+        res = use.plan(cfgs[env], cfgs).stacks[1].template["Resources"]
+        assert res["Queue0"]["Properties"]["QueueName"] == queue
+        (stmt,) = res["TaskRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+        assert stmt["Resource"] == [{"Fn::Sub": f"arn:aws:sqs:eu-west-1:${{AWS::AccountId}}:{queue}"}]
+        assert "sqs:ReceiveMessage" in stmt["Action"]
 
 
 def test_existing_pieces_are_not_created(tmp_path: Path) -> None:
