@@ -364,6 +364,10 @@ class Service(Strict):
         description="ENV_NAME → Secrets Manager name/ARN, or ssm:/parameter/name, or an SSM ARN",
     )
     load_balancer: LoadBalancer | None = None
+    security_groups: list[NonEmpty] = Field(
+        default_factory=list, description="Security groups this service's tasks get in addition to "
+                                          "environment.network.security_groups (from_stack: the group the stack's "
+                                          "load balancer reaches on this service's port)")
     spot: bool = Field(False, description="Run on Fargate Spot")
     count: Int = Field(1, ge=0, le=1000)
     autoscaling: Autoscaling | None = None

@@ -42,6 +42,7 @@ OUT_PUBLIC_IP = stack_refs.PUBLIC_IP
 OUT_EXECUTION_ROLE = stack_refs.EXECUTION_ROLE
 OUT_TASK_ROLE = stack_refs.TASK_ROLE
 target_group_output = stack_refs.target_group_output
+security_group_output = stack_refs.security_group_output
 OUT_CI_ROLE = "CiRoleArn"
 OUT_URL = "Url"
 OUT_LOAD_BALANCER = "LoadBalancer"
@@ -169,12 +170,15 @@ def env_template(cfg: ResolvedConfig, facts: BootstrapFacts | None = None, *,
     out[OUT_SUBNETS] = _output(_join(subnets), "Subnets the services run in")
     out[OUT_PUBLIC_IP] = _output("ENABLED" if public_ip else "DISABLED", "Whether tasks get public IPs")
 
+    # Every task's group: no ingress at all (workers get only this one). Each HTTP service behind
+    # the stack's load balancer also gets its own group, reachable on its own port (_load_balancer).
     res["ServiceSecurityGroup"] = _resource("AWS::EC2::SecurityGroup", {
-        "GroupDescription": f"{cfg.app} {cfg.env_name} tasks: reachable from the load balancer only",
+        "GroupDescription": f"{cfg.app} {cfg.env_name} tasks: no inbound traffic",
         "VpcId": vpc,
         "Tags": _tags(cfg, f"{cfg.app}-{cfg.env_name}-tasks"),
     })
-    out[OUT_SECURITY_GROUPS] = _output({"Ref": "ServiceSecurityGroup"}, "Security group of the services' tasks")
+    out[OUT_SECURITY_GROUPS] = _output({"Ref": "ServiceSecurityGroup"},
+                                       "Security group of every task (no inbound traffic)")
     mine = {s: tg for s, tg in n.target_groups.items()
             if "target_groups" not in existing and f"tg:{s}" not in facts.elsewhere}
     if mine and "load_balancer" not in existing:
@@ -340,15 +344,28 @@ def _load_balancer(cfg: ResolvedConfig, n: Names, mine: dict[str, str], boot: Bo
     https = boot.certificate_arn is not None
     ingress = [{"IpProtocol": "tcp", "FromPort": port, "ToPort": port, "CidrIp": "0.0.0.0/0"}
                for port in ((80, 443) if https else (80,))]
-    res["LoadBalancerSecurityGroup"] = _resource("AWS::EC2::SecurityGroup", {
-        "GroupDescription": f"{cfg.app} {cfg.env_name} load balancer: HTTP(S) from anywhere",
-        "VpcId": vpc, "SecurityGroupIngress": ingress, "Tags": _tags(cfg, f"{cfg.app}-{cfg.env_name}-alb")})
-    ports = sorted({_container_port(cfg, s) for s in mine})
-    for port in ports:  # the ALB reaches the tasks on the services' ports, nothing else
-        res[f"ServiceIngress{port}"] = _resource("AWS::EC2::SecurityGroupIngress", {
-            "GroupId": {"Ref": "ServiceSecurityGroup"}, "IpProtocol": "tcp", "FromPort": port, "ToPort": port,
+    # One group per service: the load balancer reaches each service's tasks on that service's port
+    # only, and (its egress) nothing else. Ingress rules are separate resources: the load
+    # balancer's group names the services' groups in its egress, the rules name it back.
+    egress = []
+    for svc_name in mine:
+        port, group = _container_port(cfg, svc_name), security_group_output(svc_name)
+        res[group] = _resource("AWS::EC2::SecurityGroup", {
+            "GroupDescription": f"{cfg.app} {cfg.env_name} {svc_name}: from the load balancer on port {port} only",
+            "VpcId": vpc, "Tags": _tags(cfg, f"{cfg.app}-{cfg.env_name}-{svc_name}")})
+        res[f"{group}Ingress"] = _resource("AWS::EC2::SecurityGroupIngress", {
+            "GroupId": {"Ref": group}, "IpProtocol": "tcp", "FromPort": port, "ToPort": port,
             "SourceSecurityGroupId": {"Ref": "LoadBalancerSecurityGroup"},
             "Description": "from the load balancer"})
+        egress.append({"IpProtocol": "tcp", "FromPort": port, "ToPort": port,
+                       "DestinationSecurityGroupId": {"Ref": group}, "Description": f"to {svc_name}"})
+        out[group] = _output({"Ref": group}, f"Security group of {svc_name}'s tasks (the load balancer reaches "
+                                             f"them on port {port})")
+    res["LoadBalancerSecurityGroup"] = _resource("AWS::EC2::SecurityGroup", {
+        "GroupDescription": f"{cfg.app} {cfg.env_name} load balancer: HTTP(S) from anywhere, to the service "
+                            "ports only",
+        "VpcId": vpc, "SecurityGroupIngress": ingress, "SecurityGroupEgress": egress,
+        "Tags": _tags(cfg, f"{cfg.app}-{cfg.env_name}-alb")})
     res["LoadBalancer"] = _resource("AWS::ElasticLoadBalancingV2::LoadBalancer", {
         "Name": n.load_balancer, "Scheme": "internet-facing", "Type": "application",
         "Subnets": subnets_public, "SecurityGroups": [{"Ref": "LoadBalancerSecurityGroup"}],
@@ -499,6 +516,7 @@ def expected_outputs(cfg: ResolvedConfig, account: str) -> dict[str, str]:
            OUT_EXECUTION_ROLE: f"arn:{part}:iam::{account}:role/{n.execution_role}",
            OUT_TASK_ROLE: f"arn:{part}:iam::{account}:role/{n.task_role}"}
     out.update({target_group_output(svc): tg for svc, tg in n.target_groups.items()})
+    out.update({security_group_output(svc): f"sg-{svc}-chosen-by-the-stack" for svc in n.target_groups})
     return out
 
 

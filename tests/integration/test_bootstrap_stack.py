@@ -16,7 +16,7 @@ import yaml
 
 from tests.integration import test_bootstrap
 from tests.integration.test_bootstrap import APP, STACK
-from tests.support.aws_world import ACCOUNT
+from tests.support.aws_world import ACCOUNT, ecr_push
 
 project = test_bootstrap.project  # the fixture: a git project with from_stack environments
 
@@ -77,3 +77,37 @@ def test_destroying_staging_keeps_the_ci_roles(project: Any) -> None:
     assert project.c("iam").get_role(RoleName=f"{APP}-staging-deployctl-ci")["Role"]
     assert STACK not in {s["StackName"] for s in project.c("cloudformation").list_stacks()["StackSummaries"]
                          if s["StackStatus"] != "DELETE_COMPLETE"}
+
+
+def test_tasks_on_named_subnets_get_their_services_group_which_only_the_alb_reaches(project: Any,
+                                                                                   sim: Any) -> None:
+    """`existing` network: deploy.yaml names the subnets and a group of the team's; the api's
+    tasks also get the stack's api group — reachable from the load balancer on 8000 only — and
+    the worker's tasks get no group the load balancer may reach."""
+    ec2 = project.c("ec2")
+    vpc = ec2.describe_vpcs(Filters=[{"Name": "isDefault", "Values": ["true"]}])["Vpcs"][0]["VpcId"]
+    subnets = [s["SubnetId"] for s in ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc]}])["Subnets"]]
+    team = ec2.create_security_group(GroupName="team", Description="the team's", VpcId=vpc)["GroupId"]
+    doc = yaml.safe_load(Path(project.file).read_text())
+    doc["bootstrap"]["network"] = "existing"
+    doc["environments"]["staging"]["network"] = {"subnets": subnets[:2], "security_groups": [team],
+                                                 "public_ip": True}
+    Path(project.file).write_text(yaml.safe_dump(doc, sort_keys=False))
+    res = project.cli("bootstrap", "-f", project.file, "--env", "staging", "--yes", "--create-secrets")
+    assert res.code == 0, res.text
+    out = _outputs(project, STACK)
+    project.c("secretsmanager").put_secret_value(SecretId="chat-api/openai-key", SecretString="sk-test-value")
+    run = project.cli("run", "-f", project.file, "--env", "staging", "--image", ecr_push(project.c("ecr"), "v1"))
+    assert run.code == 0, run.text
+
+    services = project.c("ecs").describe_services(
+        cluster="chat-api-staging", services=["chat-api-staging-api", "chat-api-staging-worker"])["services"]
+    groups = {s["serviceName"]: s["networkConfiguration"]["awsvpcConfiguration"]["securityGroups"] for s in services}
+    assert groups["chat-api-staging-api"] == [team, out["SecurityGroupApi"]]
+    assert groups["chat-api-staging-worker"] == [team]
+    api_group = ec2.describe_security_groups(GroupIds=[out["SecurityGroupApi"]])["SecurityGroups"][0]
+    alb_group = next(g["GroupId"] for g in ec2.describe_security_groups(
+        Filters=[{"Name": "vpc-id", "Values": [vpc]}])["SecurityGroups"] if g["GroupName"].startswith(
+        f"{STACK}-LoadBalancerSecurityGroup") or any(t.get("Value") == f"{APP}-staging-alb" for t in g.get("Tags", [])))
+    assert [(p["FromPort"], p["ToPort"], [u["GroupId"] for u in p["UserIdGroupPairs"]], p["IpRanges"])
+            for p in api_group["IpPermissions"]] == [(8000, 8000, [alb_group], [])]

@@ -112,6 +112,31 @@ def test_the_alb_reaches_the_tasks_on_the_service_ports_only(tmp_path: Path) -> 
     assert rule["Conditions"][0]["PathPatternConfig"]["Values"] == ["/admin/*"]
 
 
+def test_each_service_has_its_own_group_and_workers_get_no_ingress(tmp_path: Path) -> None:
+    """The load balancer reaches api's tasks on 8000 only and admin's on 9000 only (not api on
+    9000), nothing else; the worker's tasks accept nothing."""
+    from deployctl.render.ecs import Facts, create_service
+
+    cfgs = config(tmp_path, minimal())
+    tpl = use.plan(cfgs["staging"], cfgs).stacks[1].template
+    res = tpl["Resources"]
+    reach = {(r["Properties"]["GroupId"]["Ref"], r["Properties"]["FromPort"], r["Properties"]["ToPort"])
+             for r in res.values() if r["Type"] == "AWS::EC2::SecurityGroupIngress"}
+    assert reach == {("SecurityGroupApi", 8000, 8000), ("SecurityGroupAdmin", 9000, 9000)}
+    egress = res["LoadBalancerSecurityGroup"]["Properties"]["SecurityGroupEgress"]
+    assert sorted((e["DestinationSecurityGroupId"]["Ref"], e["FromPort"], e["ToPort"]) for e in egress) == [
+        ("SecurityGroupAdmin", 9000, 9000), ("SecurityGroupApi", 8000, 8000)]
+    assert all("CidrIp" not in e for e in egress)  # not the default "anywhere" egress
+    outputs = {k: f"value-of-{k}" for k in tpl["Outputs"]}
+    cfg, _ = apply(cfgs["staging"], "deployctl-notes-staging", outputs)
+    groups = {svc: create_service(cfg, svc, "td:1", Facts())["networkConfiguration"]["awsvpcConfiguration"][
+        "securityGroups"] for svc in ("api", "admin", "worker")}
+    assert groups == {"api": ["value-of-SecurityGroups", "value-of-SecurityGroupApi"],
+                      "admin": ["value-of-SecurityGroups", "value-of-SecurityGroupAdmin"],
+                      "worker": ["value-of-SecurityGroups"]}
+    assert "SecurityGroupIngress" not in res["ServiceSecurityGroup"]["Properties"]
+
+
 def test_network_modes(tmp_path: Path) -> None:
     for mode, params, public in (("new", set(), "DISABLED"), ("public", set(), "ENABLED"),
                                  ("default", {"VpcId", "DefaultSubnets"}, "ENABLED")):
@@ -266,3 +291,25 @@ def test_the_ci_roles_are_the_accounts_with_exactly_the_iam_policy_of_each_envir
     assert {"NetworkRead", "TargetHealth"} <= sids  # preflight and the rollout watcher call them
     assert staging_env["Outputs"]["CiRoleArn"]["Value"] == {
         "Fn::Sub": "arn:aws:iam::${AWS::AccountId}:role/notes-staging-deployctl-ci"}
+
+
+def test_tasks_on_named_subnets_get_the_stacks_group_so_the_load_balancer_reaches_them(tmp_path: Path) -> None:
+    """`existing` network (subnets named in deploy.yaml): the named groups stay, and each HTTP
+    service's tasks also get the group the stack's load balancer may reach."""
+    from deployctl.render.ecs import Facts, create_service
+
+    doc = minimal()
+    doc["environments"]["staging"]["network"] = {"subnets": ["subnet-1", "subnet-2"],
+                                                 "security_groups": ["sg-team"]}
+    cfgs = config(tmp_path, doc)
+    tpl = use.plan(cfgs["staging"], cfgs).stacks[1].template
+    assert cfn.network_mode(cfgs["staging"]) == "existing" and "LoadBalancer" in tpl["Resources"]
+    outputs = {k: f"value-of-{k}" for k in tpl["Outputs"]}  # every output the stack declares
+    cfg, _ = apply(cfgs["staging"], "deployctl-notes-staging", outputs)
+    net = create_service(cfg, "api", "td:1", Facts())["networkConfiguration"]["awsvpcConfiguration"]
+    assert net["subnets"] == ["subnet-1", "subnet-2"]
+    ingress = [r["Properties"] for r in tpl["Resources"].values() if r["Type"] == "AWS::EC2::SecurityGroupIngress"
+               and r["Properties"]["FromPort"] == 8000]
+    (group,) = [g for g in net["securityGroups"] if g != "sg-team"]
+    assert "sg-team" in net["securityGroups"]
+    assert {"Ref": group.removeprefix("value-of-")} == ingress[0]["GroupId"]
