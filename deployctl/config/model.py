@@ -903,7 +903,8 @@ class Bootstrap(Strict):
     log_retention_days: Annotated[int, AfterValidator(_retention)] = 30
     deregistration_delay: Duration = Field(30.0, description="Target groups' connection draining time")
     keep_images: Int = Field(50, ge=5, le=1000,
-                             description="ECR lifecycle: newest tagged images kept (rollback needs old releases)")
+                             description="ECR lifecycle: newest preview images kept, when the previews' image.tag "
+                                         "starts with {env}; images staging and prod may run never expire")
     queues: list[NonEmpty] = Field(default_factory=list,
                                    description="SQS queues to create (monitoring.queue.name is added)")
     secret_placeholders: bool = Field(False, description="Create missing Secrets Manager secrets as empty "

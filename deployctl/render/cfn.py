@@ -19,6 +19,7 @@ Nothing here calls AWS; deployctl.app.bootstrap reads the facts and applies the 
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import json
 from collections.abc import Mapping
@@ -561,8 +562,10 @@ def account_template(cfg: ResolvedConfig, facts: BootstrapFacts | None = None, *
         res["Repository"] = _resource("AWS::ECR::Repository", {
             "RepositoryName": cfg.image.repository,
             "ImageScanningConfiguration": {"ScanOnPush": True},
-            "LifecyclePolicy": {"LifecyclePolicyText": json.dumps(lifecycle_policy(boot.keep_images),
-                                                                  separators=(",", ":"))},
+            # As the push stage creates it (stages/access.py): a tag, once pushed, names those bytes.
+            "ImageTagMutability": "IMMUTABLE",
+            "LifecyclePolicy": {"LifecyclePolicyText": json.dumps(
+                lifecycle_policy(boot.keep_images, disposable_tags(cfg, all_cfgs)), separators=(",", ":"))},
             "Tags": _tags(cfg, cfg.image.repository, env=False)}, retain=True)
         out["Repository"] = _output({"Fn::GetAtt": ["Repository", "RepositoryUri"]}, "ECR repository")
     if "lock_table" not in existing and not facts.lock_table_exists:
@@ -588,18 +591,48 @@ def account_template(cfg: ResolvedConfig, facts: BootstrapFacts | None = None, *
     return _template(f"deployctl bootstrap: {cfg.app}, shared by its environments in {cfg.region}", res, out)
 
 
-def lifecycle_policy(keep: int) -> dict[str, Any]:
-    """Untagged layers of old builds go after 14 days; tagged images (releases) are kept up to
-    `keep`, so rollback and promote always find the images history points at."""
-    return {"rules": [
+def lifecycle_policy(keep: int, disposable: list[str] | None = None) -> dict[str, Any]:
+    """What the repository may forget. Every release runs an image deployctl pushed under its
+    image.tag (tags are immutable, so never moved off it); staging, previews and prod share the
+    repository, and rollback may go back to any revision ECS keeps: no tagged image is expired
+    by count, whatever pushed after it. Untagged images (never what a release runs) go after 14
+    days; tags only previews push (`disposable`, see disposable_tags) beyond the newest `keep`."""
+    rules: list[dict[str, Any]] = [
         {"rulePriority": 1, "description": "untagged images older than 14 days",
          "selection": {"tagStatus": "untagged", "countType": "sinceImagePushed", "countUnit": "days",
                        "countNumber": 14},
-         "action": {"type": "expire"}},
-        {"rulePriority": 2, "description": f"keep the newest {keep} images",
-         "selection": {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": keep},
-         "action": {"type": "expire"}},
-    ]}
+         "action": {"type": "expire"}}]
+    if disposable:
+        rules.append({"rulePriority": 2, "description": f"preview images beyond the newest {keep}",
+                      "selection": {"tagStatus": "tagged", "tagPatternList": disposable,
+                                    "countType": "imageCountMoreThan", "countNumber": keep},
+                      "action": {"type": "expire"}})
+    return {"rules": rules}
+
+
+_SAMPLE = {"git_sha": "0123456789ab", "branch": "main"}
+
+
+def disposable_tags(cfg: ResolvedConfig, all_cfgs: Mapping[str, ResolvedConfig]) -> list[str]:
+    """ECR tag patterns (wildcards) that only preview environments push to cfg's repository:
+    their image.tag starts with {env}, and no other environment's tags can match. Without
+    {env} a preview's tag looks like staging's (a git sha) and nothing is disposable."""
+    same = [c for c in all_cfgs.values() if c.image.registry == "ecr" and c.region == cfg.region
+            and c.image.repository == cfg.image.repository and c.environment.target == "ecs"]
+    releases = [c for c in same if not c.environment.preview]
+    out: list[str] = []
+    for c in same:
+        tpl = c.image.tag
+        if not c.environment.preview or not tpl.startswith("{env}"):
+            continue
+        pattern = tpl.replace("{env}", c.env_name).replace("{git_sha}", "*").replace("{branch}", "*")
+        while "**" in pattern:
+            pattern = pattern.replace("**", "*")
+        sample = [r.image.tag.format(env=r.env_name, **_SAMPLE) for r in releases]
+        if pattern.count("*") <= 4 and all(r.image.tag.startswith("{env}") for r in releases) \
+                and not any(fnmatch.fnmatchcase(t, pattern) for t in sample):
+            out.append(pattern)
+    return sorted(set(out))
 
 
 # --- helpers -------------------------------------------------------------------------------------

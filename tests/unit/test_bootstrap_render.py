@@ -313,3 +313,46 @@ def test_tasks_on_named_subnets_get_the_stacks_group_so_the_load_balancer_reache
     (group,) = [g for g in net["securityGroups"] if g != "sg-team"]
     assert "sg-team" in net["securityGroups"]
     assert {"Ref": group.removeprefix("value-of-")} == ingress[0]["GroupId"]
+
+
+def _expires(policy: dict[str, Any], tag: str | None, newer: int, age_days: int) -> bool:
+    """Whether ECR's lifecycle rules would expire an image with `tag` (None: untagged), `newer`
+    images of its kind pushed after it and pushed `age_days` ago (the documented rule semantics:
+    tagStatus, tagPatternList wildcards, imageCountMoreThan, sinceImagePushed)."""
+    import fnmatch
+
+    for rule in sorted(policy["rules"], key=lambda r: r["rulePriority"]):
+        sel = rule["selection"]
+        if sel["tagStatus"] == "untagged" and tag is not None:
+            continue
+        if sel["tagStatus"] == "tagged" and (tag is None or not any(
+                fnmatch.fnmatchcase(tag, p) for p in sel.get("tagPatternList", ["*"]))):
+            continue
+        if sel["countType"] == "imageCountMoreThan" and newer >= sel["countNumber"]:
+            return True
+        if sel["countType"] == "sinceImagePushed" and age_days > sel["countNumber"]:
+            return True
+    return False
+
+
+def test_the_repository_never_expires_an_image_a_release_may_run(tmp_path: Path) -> None:
+    """deployctl tags each pushed image with image.tag ({git_sha}); staging, previews and prod
+    share the repository and rollback may go back to any revision ECS keeps, so no tagged image
+    expires by count — only previews' own tags ({env}-… templates) beyond keep_images, and
+    untagged images (never what a release runs: tags are immutable) after 14 days."""
+    cfgs = reference()
+    account = use.plan(cfgs["staging"], cfgs).stacks[0].template["Resources"]["Repository"]["Properties"]
+    assert account["ImageTagMutability"] == "IMMUTABLE"  # what the push stage creates (stages/access.py)
+    policy = json.loads(account["LifecyclePolicy"]["LifecyclePolicyText"])
+    assert not _expires(policy, "0123456789ab", newer=500, age_days=400)  # prod's image, 500 pushes ago
+    assert _expires(policy, None, newer=0, age_days=15)
+    doc = minimal(keep_images=10)
+    doc["image"]["tag"] = "{env}-{git_sha}"
+    doc["environments"]["preview"] = {"target": "ecs", "preview": True, "from_stack": "deployctl-notes-staging"}
+    cfgs = config(tmp_path, doc)
+    repo = use.plan(cfgs["staging"], cfgs).stacks[0].template["Resources"]["Repository"]["Properties"]
+    policy = json.loads(repo["LifecyclePolicy"]["LifecyclePolicyText"])
+    assert _expires(policy, "preview-0123456789ab", newer=10, age_days=1)
+    assert not _expires(policy, "preview-0123456789ab", newer=9, age_days=100)
+    assert not _expires(policy, "staging-0123456789ab", newer=500, age_days=400)
+    assert not _expires(policy, "prod-0123456789ab", newer=500, age_days=400)
