@@ -69,15 +69,18 @@ def apply(cfg: ResolvedConfig, stack: str, outputs: Mapping[str, str]) -> tuple[
         update["roles"] = Roles(execution=take("environment.roles.execution", EXECUTION_ROLE),
                                 task=take("environment.roles.task", TASK_ROLE))
     services: dict[str, Service] = {}
+    # A preview's copies run in the stack of the environment they copy but never join its load
+    # balancer: in its target group they would answer that environment's traffic.
+    behind_alb = not env.preview
     for name, svc in cfg.services.items():
         key = target_group_output(name)
-        if svc.port is not None and svc.load_balancer is None and key in outputs:
+        if behind_alb and svc.port is not None and svc.load_balancer is None and key in outputs:
             lb = LoadBalancer.model_validate({"target_group": take(f"services.{name}.load_balancer.target_group", key)})
             svc = svc.model_copy(update={"load_balancer": lb})
         key = security_group_output(name)
         # Added to the environment's groups, named in deploy.yaml or not: without it the stack's
         # load balancer cannot reach the service's tasks.
-        if not svc.security_groups and key in outputs:
+        if behind_alb and not svc.security_groups and key in outputs:
             svc = svc.model_copy(update={"security_groups": [take(f"services.{name}.security_groups", key)]})
         services[name] = svc
     new_env = env.model_copy(update=update)

@@ -356,3 +356,16 @@ def test_the_repository_never_expires_an_image_a_release_may_run(tmp_path: Path)
     assert not _expires(policy, "preview-0123456789ab", newer=9, age_days=100)
     assert not _expires(policy, "staging-0123456789ab", newer=500, age_days=400)
     assert not _expires(policy, "prod-0123456789ab", newer=500, age_days=400)
+
+
+def test_a_preview_in_the_stack_of_staging_never_joins_its_target_group(tmp_path: Path) -> None:
+    doc = minimal()
+    doc["environments"]["preview"] = {"target": "ecs", "preview": True, "from_stack": "deployctl-notes-staging"}
+    cfgs = config(tmp_path, doc)
+    tpl = use.plan(cfgs["staging"], cfgs).stacks[1].template
+    outputs = {k: f"value-of-{k}" for k in tpl["Outputs"]}
+    staging, _ = apply(cfgs["staging"], "deployctl-notes-staging", outputs)
+    preview, _ = apply(cfgs["preview"], "deployctl-notes-staging", outputs)
+    assert staging.services["api"].load_balancer is not None
+    assert preview.services["api"].load_balancer is None and preview.services["api"].security_groups == []
+    assert preview.environment.cluster == "value-of-Cluster"
