@@ -195,19 +195,23 @@ def env_template(cfg: ResolvedConfig, facts: BootstrapFacts | None = None, *,
         })
     out[OUT_CLUSTER] = _output(n.cluster, "ECS cluster")
 
+    previews = previews_of(cfg, others or {})
     if "log_group" not in existing:
         res["LogGroup"] = _resource("AWS::Logs::LogGroup", {
             "LogGroupName": n.log_group, "RetentionInDays": boot.log_retention_days})
+        for p in previews:  # the copies' logs, kept as long as the environment's
+            res["LogGroup" + _camel(p.env_name)] = _resource("AWS::Logs::LogGroup", {
+                "LogGroupName": ecs.log_group(p), "RetentionInDays": boot.log_retention_days})
     if "queues" not in existing:
         for i, queue in enumerate(n.queues):
             _queue(cfg, queue, i, res)
     if "roles" not in existing and "execution_role" not in facts.elsewhere:
         res["ExecutionRole"] = _role(n.execution_role, f"{cfg.app} {cfg.env_name}: pulls the image, writes logs, "
                                                        "reads exactly the secrets deploy.yaml names",
-                                     _trust_ecs_tasks(), _execution_policy(cfg, ACCOUNT), cfg)
+                                     _trust_ecs_tasks(), _execution_policy([cfg, *previews], ACCOUNT), cfg)
     if "roles" not in existing and "task_role" not in facts.elsewhere:
         res["TaskRole"] = _role(n.task_role, f"{cfg.app} {cfg.env_name}: what the application code may do",
-                                _trust_ecs_tasks(), _task_policy(cfg, n, ACCOUNT), cfg)
+                                _trust_ecs_tasks(), _task_policy([cfg, *previews], ACCOUNT), cfg)
     part = iam._partition(cfg.region)
     out[OUT_EXECUTION_ROLE] = _output(f"arn:{part}:iam::{ACCOUNT}:role/{n.execution_role}", "Execution role")
     out[OUT_TASK_ROLE] = _output(f"arn:{part}:iam::{ACCOUNT}:role/{n.task_role}", "Task role")
@@ -440,20 +444,23 @@ def _trust_ecs_tasks() -> dict[str, Any]:
         "Effect": "Allow", "Principal": {"Service": ECS_TASKS}, "Action": "sts:AssumeRole"}]}
 
 
-def _execution_policy(cfg: ResolvedConfig, account: str) -> dict[str, Any]:
-    """Exactly what ECS needs to start the tasks: pull this repository, write this log group,
-    read the secrets and parameters deploy.yaml names (and nothing else)."""
-    a = iam.Arns(cfg, account)
-    refs = sorted({ref for svc in cfg.services.values() for ref in svc.secrets.values()})
+def _execution_policy(served: list[ResolvedConfig], account: str) -> dict[str, Any]:
+    """Exactly what ECS needs to start the tasks of `served` (the environment and its previews):
+    pull their repository, write their log groups, read the secrets and parameters deploy.yaml
+    names for them (and nothing else)."""
+    arns = [iam.Arns(c, account) for c in served]
+    refs = sorted({(i, ref) for i, c in enumerate(served) for svc in c.services.values()
+                   for ref in svc.secrets.values()})
+    logs = [arn for a in arns for arn in (a.log_group(), a.log_group() + ":*")]
     stmts = [
         {"Sid": "RegistryLogin", "Effect": "Allow", "Action": "ecr:GetAuthorizationToken", "Resource": "*"},
-        {"Sid": "PullImage", "Effect": "Allow", "Resource": a.repository(),
+        {"Sid": "PullImage", "Effect": "Allow", "Resource": _one_or_list(sorted({a.repository() for a in arns})),
          "Action": ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"]},
-        {"Sid": "WriteLogs", "Effect": "Allow", "Resource": [a.log_group(), a.log_group() + ":*"],
+        {"Sid": "WriteLogs", "Effect": "Allow", "Resource": list(dict.fromkeys(logs)),
          "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"]},
     ]
-    secrets = sorted({a.secret(r) for r in refs if not ecs.is_ssm_ref(r)})
-    params = sorted({a.parameter(r) for r in refs if ecs.is_ssm_ref(r)})
+    secrets = sorted({arns[i].secret(r) for i, r in refs if not ecs.is_ssm_ref(r)})
+    params = sorted({arns[i].parameter(r) for i, r in refs if ecs.is_ssm_ref(r)})
     if secrets:
         stmts.append({"Sid": "ReadSecrets", "Effect": "Allow", "Action": "secretsmanager:GetSecretValue",
                       "Resource": secrets})
@@ -462,16 +469,34 @@ def _execution_policy(cfg: ResolvedConfig, account: str) -> dict[str, Any]:
     return {"Version": iam.VERSION, "Statement": stmts}
 
 
-def _task_policy(cfg: ResolvedConfig, n: Names, account: str) -> dict[str, Any] | None:
-    """The app's own permissions that bootstrap knows of: its queues. Anything else (S3 buckets,
-    Bedrock models) is the team's to add: deployctl cannot guess what the code calls."""
-    if not n.queues:
+def _one_or_list(values: list[str]) -> str | list[str]:
+    return values[0] if len(values) == 1 else values
+
+
+def _task_policy(served: list[ResolvedConfig], account: str) -> dict[str, Any] | None:
+    """The app's own permissions that bootstrap knows of: its queues (the environment's and its
+    previews'). Anything else (S3 buckets, Bedrock models) is the team's to add: deployctl cannot
+    guess what the code calls."""
+    cfg = served[0]
+    queues = list(dict.fromkeys(q for c in served for q in names(c).queues))
+    if not queues:
         return None
-    arns = [f"arn:{iam._partition(cfg.region)}:sqs:{cfg.region}:{account}:{q}" for q in n.queues]
+    arns = [f"arn:{iam._partition(cfg.region)}:sqs:{cfg.region}:{account}:{q}" for q in queues]
     return {"Version": iam.VERSION, "Statement": [{
         "Sid": "UseQueues", "Effect": "Allow", "Resource": arns,
         "Action": ["sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:GetQueueAttributes",
                    "sqs:GetQueueUrl", "sqs:ReceiveMessage", "sqs:SendMessage"]}]}
+
+
+def previews_of(cfg: ResolvedConfig, others: Mapping[str, ResolvedConfig]) -> list[ResolvedConfig]:
+    """Preview environments whose copies run with this environment's roles: their from_stack is
+    this stack, or they name its roles. Its roles must write their log groups and read their
+    secrets too."""
+    n = names(cfg)
+    return [p for p in others.values()
+            if p.environment.preview and p.environment.target == "ecs" and p.region == cfg.region
+            and (p.environment.from_stack == env_stack_name(cfg)
+                 or (p.environment.roles is not None and names(p).execution_role == n.execution_role))]
 
 
 def _role(name: str, description: str, trust: dict[str, Any], policy: dict[str, Any] | None,
@@ -483,29 +508,43 @@ def _role(name: str, description: str, trust: dict[str, Any], policy: dict[str, 
     return _resource("AWS::IAM::Role", props)
 
 
-def _ci_role(cfg: ResolvedConfig, repo: str, account: str, source: ResolvedConfig | None,
+def _ci_role(cfg: ResolvedConfig, repo: str, account: str, all_cfgs: Mapping[str, ResolvedConfig],
              depends_on: str | None) -> dict[str, Any]:
     """The role GitHub Actions assumes for one environment: exactly the policy and trust policy
     `deployctl iam-policy --env ENV --repo REPO` prints once the environment's stack exists."""
-    effective = effective_config(cfg, account)
+    origin = cfg.environment.promote_from
+    source = all_cfgs.get(origin) if origin else None
+    effective = effective_config(cfg, account, all_cfgs)
     trust = iam.trust_policy(account, iam.subjects(effective, repo), partition=iam._partition(cfg.region))
     role = _role(names(cfg).ci_role, f"GitHub Actions ({repo}) deploying {cfg.app} {cfg.env_name} with deployctl",
                  trust, iam.ci_policy(effective, account,
-                                      source=effective_config(source, account) if source else None), cfg)
+                                      source=effective_config(source, account, all_cfgs) if source else None),
+                 cfg)
     role["Properties"]["MaxSessionDuration"] = 3600
     if depends_on:
         role["DependsOn"] = depends_on
     return role
 
 
-def effective_config(cfg: ResolvedConfig, account: str) -> ResolvedConfig:
-    """cfg as `deployctl iam-policy` and `run` see it once the environment's stack exists: what
-    deploy.yaml leaves out taken from the outputs the stack will have (stack_refs.apply, the
-    code `run` uses). Ids AWS chooses (subnets, security groups) are placeholders: the CI policy
-    names none of them, only that the environment has a network."""
-    if not cfg.environment.from_stack:
+def effective_config(cfg: ResolvedConfig, account: str,
+                     all_cfgs: Mapping[str, ResolvedConfig] | None = None) -> ResolvedConfig:
+    """cfg as `deployctl iam-policy` and `run` see it once its from_stack exists: what deploy.yaml
+    leaves out taken from the outputs that stack will have (stack_refs.apply, the code `run`
+    uses) — a preview's stack is the environment's it copies (owner). Ids AWS chooses (subnets,
+    security groups) are placeholders: the CI policy names none of them."""
+    stack = cfg.environment.from_stack
+    if not stack:
         return cfg
-    return stack_refs.apply(cfg, cfg.environment.from_stack, expected_outputs(cfg, account))[0]
+    return stack_refs.apply(cfg, stack, expected_outputs(owner(cfg, all_cfgs or {}) or cfg, account))[0]
+
+
+def owner(cfg: ResolvedConfig, all_cfgs: Mapping[str, ResolvedConfig]) -> ResolvedConfig | None:
+    """The bootstrapped environment whose stack cfg's from_stack names (itself, or for a preview
+    the environment it copies)."""
+    if bootstrappable(cfg):
+        return cfg
+    return next((c for c in all_cfgs.values() if bootstrappable(c) and c.region == cfg.region
+                 and env_stack_name(c) == cfg.environment.from_stack), None)
 
 
 def expected_outputs(cfg: ResolvedConfig, account: str) -> dict[str, str]:
@@ -530,9 +569,12 @@ def _public_ip(cfg: ResolvedConfig) -> bool:
 
 def ci_environments(cfg: ResolvedConfig, all_cfgs: Mapping[str, ResolvedConfig]) -> list[ResolvedConfig]:
     """The environments whose CI role the account stack of cfg's region holds: every ECS
-    environment bootstrap creates a stack for, in that region, with a github_repository."""
+    environment of that region with a github_repository — bootstrapped ones, and previews whose
+    from_stack is a bootstrapped environment's (or that name everything themselves)."""
     return [other for other in all_cfgs.values()
-            if bootstrappable(other) and other.region == cfg.region and settings(other).github_repository]
+            if other.environment.target == "ecs" and other.region == cfg.region
+            and settings(other).github_repository
+            and (not other.environment.from_stack or owner(other, all_cfgs) is not None)]
 
 
 def bootstrappable(cfg: ResolvedConfig) -> bool:
@@ -541,7 +583,11 @@ def bootstrappable(cfg: ResolvedConfig) -> bool:
 
 
 def ci_role_output(env_name: str) -> str:
-    return OUT_CI_ROLE + "".join(p.capitalize() for p in env_name.replace("_", "-").split("-"))
+    return OUT_CI_ROLE + _camel(env_name)
+
+
+def _camel(name: str) -> str:
+    return "".join(p.capitalize() for p in name.replace("_", "-").split("-"))
 
 
 # --- the account stack --------------------------------------------------------------------------
@@ -580,10 +626,8 @@ def account_template(cfg: ResolvedConfig, facts: BootstrapFacts | None = None, *
     for env_cfg in ci:
         repo = settings(env_cfg).github_repository
         assert repo is not None, "ci_environments has only environments with a github_repository"
-        origin = env_cfg.environment.promote_from
-        logical = "CiRole" + ci_role_output(env_cfg.env_name)[len(OUT_CI_ROLE):]
-        res[logical] = _ci_role(env_cfg, repo, ACCOUNT, all_cfgs.get(origin) if origin else None,
-                                "GitHubOidc" if "GitHubOidc" in res else None)
+        logical = "CiRole" + _camel(env_cfg.env_name)
+        res[logical] = _ci_role(env_cfg, repo, ACCOUNT, all_cfgs, "GitHubOidc" if "GitHubOidc" in res else None)
         out[ci_role_output(env_cfg.env_name)] = _output(
             {"Fn::GetAtt": [logical, "Arn"]}, f"Role GitHub Actions assumes for {env_cfg.env_name} (AWS_ROLE_ARN)")
     if not res:  # CloudFormation refuses a template without resources; this one says "all exists"

@@ -38,28 +38,34 @@ def _outputs(project: Any, stack: str) -> dict[str, str]:
 
 
 def test_each_ci_role_holds_exactly_what_iam_policy_prints(project: Any) -> None:
+    doc = yaml.safe_load(Path(project.file).read_text())  # previews run in staging's stack
+    doc["environments"]["preview"] = {"target": "ecs", "preview": True, "from_stack": STACK,
+                                      "services": {"api": {"count": 1}}}
+    Path(project.file).write_text(yaml.safe_dump(doc, sort_keys=False))
     for env in ("staging", "prod"):
         res = project.cli("bootstrap", "-f", project.file, "--env", env, "--yes")
         assert res.code == 0, res.text
     iam = project.c("iam")
-    for env in ("staging", "prod"):
+    for env in ("staging", "prod", "preview"):
         printed = project.cli("iam-policy", "-f", project.file, "--env", env, "--json", "--account", ACCOUNT,
                               "--repo", "acme/chat-api")
         assert printed.code == 0, printed.text
         want = printed.json()
         # The role is the account's (the account stack holds it), its ARN also an output of the env stack.
         arn = _outputs(project, ACCOUNT_STACK)["CiRoleArn" + env.capitalize()]
-        assert _outputs(project, f"deployctl-{APP}-{env}")["CiRoleArn"] == arn
+        if env != "preview":
+            assert _outputs(project, f"deployctl-{APP}-{env}")["CiRoleArn"] == arn
         name = arn.rsplit("/", 1)[-1]
         got = _document(iam.get_role_policy(RoleName=name, PolicyName="deployctl")["PolicyDocument"])
         assert got == want["policy"], env
         # NetworkRead and TargetHealth: preflight and the rollout watcher call them on every deploy.
         sids = {s["Sid"] for s in got["Statement"]}
-        assert {"NetworkRead", "TargetHealth", "StackOutputs"} <= sids, env
+        assert {"NetworkRead", "StackOutputs"} <= sids, env
+        assert ("TargetHealth" in sids) == (env != "preview"), env  # a preview joins no target group
         assert _document(iam.get_role(RoleName=name)["Role"]["AssumeRolePolicyDocument"]) == want["trust_policy"]
     # Once per account: the account stack holds both roles; the environments' stacks hold none.
     roles = [r["RoleName"] for r in iam.list_roles()["Roles"] if r["RoleName"].endswith("-deployctl-ci")]
-    assert sorted(roles) == [f"{APP}-prod-deployctl-ci", f"{APP}-staging-deployctl-ci"]
+    assert sorted(roles) == [f"{APP}-preview-deployctl-ci", f"{APP}-prod-deployctl-ci", f"{APP}-staging-deployctl-ci"]
     cfn = project.c("cloudformation")
     held = {r.get("PhysicalResourceId")
             for r in cfn.describe_stack_resources(StackName=ACCOUNT_STACK)["StackResources"]}

@@ -369,3 +369,31 @@ def test_a_preview_in_the_stack_of_staging_never_joins_its_target_group(tmp_path
     assert staging.services["api"].load_balancer is not None
     assert preview.services["api"].load_balancer is None and preview.services["api"].security_groups == []
     assert preview.environment.cluster == "value-of-Cluster"
+
+
+def test_the_stack_a_preview_runs_in_lets_its_roles_serve_the_preview(tmp_path: Path) -> None:
+    """Previews run with staging's roles: those write the preview's log group (created with the
+    same retention) and read its secrets; its CI role's policy is iam-policy's for the preview."""
+    from deployctl.render.iam import ci_policy
+
+    doc = minimal(github_repository="acme/notes")
+    doc["environments"]["preview"] = {"target": "ecs", "preview": True, "from_stack": "deployctl-notes-staging",
+                                      "services": {"api": {"secrets": {"PREVIEW_KEY": "notes/preview-key"}}}}
+    cfgs = config(tmp_path, doc)
+    account, env = (s.template for s in use.plan(cfgs["staging"], cfgs).stacks)
+    assert env["Resources"]["LogGroupPreview"]["Properties"]["LogGroupName"] == "/deployctl/notes/preview"
+    stmts = {s["Sid"]: s for s in env["Resources"]["ExecutionRole"]["Properties"]["Policies"][0]["PolicyDocument"][
+        "Statement"]}
+    assert {"Fn::Sub": "arn:aws:logs:eu-west-1:${AWS::AccountId}:log-group:/deployctl/notes/preview"} \
+        in stmts["WriteLogs"]["Resource"]
+    assert {"Fn::Sub": "arn:aws:secretsmanager:eu-west-1:${AWS::AccountId}:secret:notes/preview-key-??????"} \
+        in stmts["ReadSecrets"]["Resource"]
+    prod_env = use.plan(cfgs["prod"], cfgs).stacks[1].template["Resources"]
+    assert "LogGroupPreview" not in prod_env and "/deployctl/notes/preview" not in json.dumps(prod_env)
+    outputs = {k: f"value-of-{k}" for k in env["Outputs"]}
+    outputs.update(Cluster="notes-staging", ExecutionRoleArn="arn:aws:iam::${AWS::AccountId}:role/"
+                   "notes-staging-execution", TaskRoleArn="arn:aws:iam::${AWS::AccountId}:role/notes-staging-task")
+    resolved, _ = apply(cfgs["preview"], "deployctl-notes-staging", outputs)
+    role = account["Resources"]["CiRolePreview"]["Properties"]
+    assert role["RoleName"] == "notes-preview-deployctl-ci"
+    assert role["Policies"][0]["PolicyDocument"] == cfn._substituted(ci_policy(resolved, "${AWS::AccountId}"))
