@@ -158,12 +158,11 @@ def plan(cfg: ResolvedConfig, all_cfgs: Mapping[str, ResolvedConfig],
     check_bootstrappable(cfg)
     check_no_placeholders(cfg)
     facts = facts or cfn.BootstrapFacts(elsewhere=elsewhere(cfg, all_cfgs))
-    origin = cfg.environment.promote_from
-    env_template = cfn.env_template(cfg, facts, source=all_cfgs.get(origin) if origin else None)
+    env_template = cfn.env_template(cfg, facts, others=all_cfgs)
     wanted = set(env_template.get("Parameters", {}))
     params = {k: v for k, v in (parameters or {}).items() if k in wanted}
     stacks = (
-        StackPlan(cfn.account_stack_name(cfg), "account", cfn.account_template(cfg, facts)),
+        StackPlan(cfn.account_stack_name(cfg), "account", cfn.account_template(cfg, facts, all_cfgs=all_cfgs)),
         StackPlan(cfn.env_stack_name(cfg), "environment", env_template, params,
                   protect=cfg.environment.promote_from is not None),
     )

@@ -368,6 +368,10 @@ class Service(Strict):
         description="ENV_NAME → Secrets Manager name/ARN, or ssm:/parameter/name, or an SSM ARN",
     )
     load_balancer: LoadBalancer | None = None
+    security_groups: list[NonEmpty] = Field(
+        default_factory=list, description="Security groups this service's tasks get in addition to "
+                                          "environment.network.security_groups (from_stack: the group the stack's "
+                                          "load balancer reaches on this service's port)")
     spot: bool = Field(False, description="Run on Fargate Spot")
     count: Int = Field(1, ge=0, le=1000)
     autoscaling: Autoscaling | None = None
@@ -922,7 +926,8 @@ class Bootstrap(Strict):
     log_retention_days: Annotated[int, AfterValidator(_retention)] = 30
     deregistration_delay: Duration = Field(30.0, description="Target groups' connection draining time")
     keep_images: Int = Field(50, ge=5, le=1000,
-                             description="ECR lifecycle: newest tagged images kept (rollback needs old releases)")
+                             description="ECR lifecycle: newest preview images kept, when the previews' image.tag "
+                                         "starts with {env}; images staging and prod may run never expire")
     queues: list[NonEmpty] = Field(default_factory=list,
                                    description="SQS queues to create (monitoring.queue.name is added)")
     secret_placeholders: bool = Field(False, description="Create missing Secrets Manager secrets as empty "

@@ -23,8 +23,17 @@ EXECUTION_ROLE = "ExecutionRoleArn"
 TASK_ROLE = "TaskRoleArn"
 
 
+def _camel(service: str) -> str:
+    return "".join(p.capitalize() for p in service.replace("_", "-").split("-"))
+
+
 def target_group_output(service: str) -> str:
-    return "TargetGroup" + "".join(p.capitalize() for p in service.replace("_", "-").split("-"))
+    return "TargetGroup" + _camel(service)
+
+
+def security_group_output(service: str) -> str:
+    """The group of one service's tasks that the stack's load balancer may reach (on its port)."""
+    return "SecurityGroup" + _camel(service)
 
 
 @dataclass(frozen=True)
@@ -60,13 +69,19 @@ def apply(cfg: ResolvedConfig, stack: str, outputs: Mapping[str, str]) -> tuple[
         update["roles"] = Roles(execution=take("environment.roles.execution", EXECUTION_ROLE),
                                 task=take("environment.roles.task", TASK_ROLE))
     services: dict[str, Service] = {}
+    # A preview's copies run in the stack of the environment they copy but never join its load
+    # balancer: in its target group they would answer that environment's traffic.
+    behind_alb = not env.preview
     for name, svc in cfg.services.items():
         key = target_group_output(name)
-        # A preview takes its environment's stack for the cluster and network only: its copies
-        # registering in that environment's target group would serve its traffic.
-        if svc.port is not None and svc.load_balancer is None and key in outputs and not env.preview:
+        if behind_alb and svc.port is not None and svc.load_balancer is None and key in outputs:
             lb = LoadBalancer.model_validate({"target_group": take(f"services.{name}.load_balancer.target_group", key)})
             svc = svc.model_copy(update={"load_balancer": lb})
+        key = security_group_output(name)
+        # Added to the environment's groups, named in deploy.yaml or not: without it the stack's
+        # load balancer cannot reach the service's tasks.
+        if behind_alb and not svc.security_groups and key in outputs:
+            svc = svc.model_copy(update={"security_groups": [take(f"services.{name}.security_groups", key)]})
         services[name] = svc
     new_env = env.model_copy(update=update)
     return cfg.model_copy(update={"environment": new_env, "services": services}), origins

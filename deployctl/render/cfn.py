@@ -4,9 +4,10 @@ Two stacks per app:
 
 - the account stack `deployctl-<app>` (once per account and region): the ECR repository with a
   lifecycle policy, the deploy-lock table and the GitHub OIDC provider — each only when it
-  does not exist yet (`BootstrapFacts` says what the account already has);
+  does not exist yet (`BootstrapFacts` says what the account already has) — and the CI role of
+  every environment, each with exactly `deployctl iam-policy --env ENV`'s policy;
 - the environment stack `deployctl-<app>-<env>`: network, security groups, ALB, listeners and
-  target groups, the ECS cluster, the execution/task/CI roles, the log group and SQS queues.
+  target groups, the ECS cluster, the execution and task roles, the log group and SQS queues.
 
 Names come from deploy.yaml where it gives them (cluster, role ARNs, target group names, the
 ALB name in monitoring.load_balancer), else from deployctl's conventions (`names`). Resources
@@ -18,13 +19,16 @@ Nothing here calls AWS; deployctl.app.bootstrap reads the facts and applies the 
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from deployctl.config import stack_refs
 from deployctl.config.model import Bootstrap, ResolvedConfig, Roles
+from deployctl.errors import UsageError
 from deployctl.render import ecs, iam
 
 FORMAT_VERSION = "2010-09-09"
@@ -39,6 +43,7 @@ OUT_PUBLIC_IP = stack_refs.PUBLIC_IP
 OUT_EXECUTION_ROLE = stack_refs.EXECUTION_ROLE
 OUT_TASK_ROLE = stack_refs.TASK_ROLE
 target_group_output = stack_refs.target_group_output
+security_group_output = stack_refs.security_group_output
 OUT_CI_ROLE = "CiRoleArn"
 OUT_URL = "Url"
 OUT_LOAD_BALANCER = "LoadBalancer"
@@ -129,9 +134,11 @@ def names(cfg: ResolvedConfig) -> Names:
         tgs[svc_name] = (lb.target_group.rsplit("/", 2)[-2] if lb and lb.target_group.startswith("arn:")
                          else lb.target_group if lb else _short(f"{app}-{env}-{svc_name}", TG_NAME_MAX))
     mon = cfg.monitoring
-    queues = list(settings(cfg).queues)
-    if mon and mon.queue and mon.queue.name not in queues:
-        queues.append(mon.queue.name)
+    # The queues deploy.yaml names for this environment: bootstrap.queues, the one monitoring
+    # watches and those the services scale on (their task role is granted them).
+    wanted = [*settings(cfg).queues, *([mon.queue.name] if mon and mon.queue else []),
+              *(svc.autoscaling.queue for svc in cfg.services.values() if svc.autoscaling and svc.autoscaling.queue)]
+    queues = list(dict.fromkeys(wanted))
     return Names(
         cluster=cfg.environment.cluster or f"{app}-{env}",
         execution_role=_role_name(roles.execution),
@@ -150,10 +157,11 @@ def names(cfg: ResolvedConfig) -> Names:
 
 
 def env_template(cfg: ResolvedConfig, facts: BootstrapFacts | None = None, *,
-                 source: ResolvedConfig | None = None) -> dict[str, Any]:
-    """The environment's stack. `source` is the environment it is promoted from (its CI role
-    reads what the source runs)."""
+                 others: Mapping[str, ResolvedConfig] | None = None) -> dict[str, Any]:
+    """The environment's stack. `others`: every environment of deploy.yaml (a name another
+    environment uses too is refused: check_owned)."""
     facts = facts or BootstrapFacts()
+    check_owned(cfg, others or {})
     n, boot = names(cfg), settings(cfg)
     existing = set(boot.existing)
     res: dict[str, Any] = {}
@@ -163,12 +171,15 @@ def env_template(cfg: ResolvedConfig, facts: BootstrapFacts | None = None, *,
     out[OUT_SUBNETS] = _output(_join(subnets), "Subnets the services run in")
     out[OUT_PUBLIC_IP] = _output("ENABLED" if public_ip else "DISABLED", "Whether tasks get public IPs")
 
+    # Every task's group: no ingress at all (workers get only this one). Each HTTP service behind
+    # the stack's load balancer also gets its own group, reachable on its own port (_load_balancer).
     res["ServiceSecurityGroup"] = _resource("AWS::EC2::SecurityGroup", {
-        "GroupDescription": f"{cfg.app} {cfg.env_name} tasks: reachable from the load balancer only",
+        "GroupDescription": f"{cfg.app} {cfg.env_name} tasks: no inbound traffic",
         "VpcId": vpc,
         "Tags": _tags(cfg, f"{cfg.app}-{cfg.env_name}-tasks"),
     })
-    out[OUT_SECURITY_GROUPS] = _output({"Ref": "ServiceSecurityGroup"}, "Security group of the services' tasks")
+    out[OUT_SECURITY_GROUPS] = _output({"Ref": "ServiceSecurityGroup"},
+                                       "Security group of every task (no inbound traffic)")
     mine = {s: tg for s, tg in n.target_groups.items()
             if "target_groups" not in existing and f"tg:{s}" not in facts.elsewhere}
     if mine and "load_balancer" not in existing:
@@ -184,31 +195,84 @@ def env_template(cfg: ResolvedConfig, facts: BootstrapFacts | None = None, *,
         })
     out[OUT_CLUSTER] = _output(n.cluster, "ECS cluster")
 
+    previews = previews_of(cfg, others or {})
     if "log_group" not in existing:
         res["LogGroup"] = _resource("AWS::Logs::LogGroup", {
             "LogGroupName": n.log_group, "RetentionInDays": boot.log_retention_days})
+        for p in previews:  # the copies' logs, kept as long as the environment's
+            res["LogGroup" + _camel(p.env_name)] = _resource("AWS::Logs::LogGroup", {
+                "LogGroupName": ecs.log_group(p), "RetentionInDays": boot.log_retention_days})
     if "queues" not in existing:
         for i, queue in enumerate(n.queues):
             _queue(cfg, queue, i, res)
     if "roles" not in existing and "execution_role" not in facts.elsewhere:
         res["ExecutionRole"] = _role(n.execution_role, f"{cfg.app} {cfg.env_name}: pulls the image, writes logs, "
                                                        "reads exactly the secrets deploy.yaml names",
-                                     _trust_ecs_tasks(), _execution_policy(cfg, ACCOUNT), cfg)
+                                     _trust_ecs_tasks(), _execution_policy([cfg, *previews], ACCOUNT), cfg)
     if "roles" not in existing and "task_role" not in facts.elsewhere:
         res["TaskRole"] = _role(n.task_role, f"{cfg.app} {cfg.env_name}: what the application code may do",
-                                _trust_ecs_tasks(), _task_policy(cfg, n, ACCOUNT), cfg)
+                                _trust_ecs_tasks(), _task_policy([cfg, *previews], ACCOUNT), cfg)
     part = iam._partition(cfg.region)
     out[OUT_EXECUTION_ROLE] = _output(f"arn:{part}:iam::{ACCOUNT}:role/{n.execution_role}", "Execution role")
     out[OUT_TASK_ROLE] = _output(f"arn:{part}:iam::{ACCOUNT}:role/{n.task_role}", "Task role")
     for svc_name, tg in n.target_groups.items():
         out[target_group_output(svc_name)] = _output(
             {"Ref": _tg_id(svc_name)} if _tg_id(svc_name) in res else tg, f"Target group of {svc_name}")
-    if boot.github_repository:
-        res["CiRole"] = _ci_role(cfg, n, boot.github_repository, ACCOUNT, source)
-        out[OUT_CI_ROLE] = _output({"Fn::GetAtt": ["CiRole", "Arn"]},
-                                   "Role GitHub Actions assumes for this environment")
+    if boot.github_repository:  # the role is the account stack's; its ARN is known before it exists
+        out[OUT_CI_ROLE] = _output(f"arn:{part}:iam::{ACCOUNT}:role/{n.ci_role}",
+                                   f"Role GitHub Actions assumes for {cfg.env_name} (stack {account_stack_name(cfg)})")
     return _template(f"deployctl bootstrap: {cfg.app} {cfg.env_name} ({network_mode(cfg)} network)", res, out,
                      params)
+
+
+def created(cfg: ResolvedConfig) -> dict[str, set[str]]:
+    """What the environment's stack creates by a name deploy.yaml may also give another
+    environment: kind → names (kinds as an error names them)."""
+    n, existing = names(cfg), set(settings(cfg).existing)
+    out: dict[str, set[str]] = {}
+    if "cluster" not in existing:
+        out["ECS cluster"] = {n.cluster}
+    if "roles" not in existing:
+        out["IAM role"] = {n.execution_role, n.task_role}
+    if "target_groups" not in existing and "load_balancer" not in existing:
+        out["target group"] = set(n.target_groups.values())
+    if "queues" not in existing:
+        out["SQS queue"] = set(n.queues)
+    return out
+
+
+def used(cfg: ResolvedConfig) -> dict[str, set[str]]:
+    """What the environment uses under those names, whoever creates it."""
+    n = names(cfg)
+    return {"ECS cluster": {n.cluster}, "IAM role": {n.execution_role, n.task_role},
+            "target group": set(n.target_groups.values()), "SQS queue": set(n.queues)}
+
+
+def check_owned(cfg: ResolvedConfig, others: Mapping[str, ResolvedConfig]) -> None:
+    """Each environment's stack owns what it creates. A name another bootstrapped environment
+    uses too would be created by both stacks (the second fails), or by one only, which then
+    holds the other's roles or queue (scoped to the wrong secrets and log group) and deletes
+    them when it is destroyed: refused before any AWS call."""
+    mine = created(cfg)
+    clashes: dict[str, list[str]] = {}
+    for other in others.values():
+        if other.env_name == cfg.env_name or not bootstrappable(other):
+            continue
+        for kind, theirs in used(other).items():
+            if kind != "IAM role" and other.region != cfg.region:  # IAM names are global, the rest regional
+                continue
+            clashes.setdefault(other.env_name, []).extend(
+                f"{kind} {name}" for name in sorted(mine.get(kind, set()) & theirs))
+    said = "; ".join(f"{', '.join(found)} (which {env} uses too)" for env, found in clashes.items() if found)
+    if said:
+        raise UsageError(
+            f"{cfg.env_name}'s stack would create {said}. Each environment's stack owns its roles, queues, "
+            "cluster and target groups: scoped to that environment's secrets and log group, and deleted with it "
+            "by `bootstrap --destroy`",
+            hint=f"give {cfg.env_name} its own names (leave environments.{cfg.env_name}.roles out with from_stack: "
+                 f"the stack names them {cfg.app}-{cfg.env_name}-execution/-task; queues per environment in "
+                 f"environments.{cfg.env_name}.bootstrap.queues or monitoring.queue), or create the shared one "
+                 "outside bootstrap and list it in bootstrap.existing")
 
 
 def _network(cfg: ResolvedConfig, res: dict[str, Any], params: dict[str, Any]) -> tuple[Any, bool, Any]:
@@ -285,15 +349,28 @@ def _load_balancer(cfg: ResolvedConfig, n: Names, mine: dict[str, str], boot: Bo
     https = boot.certificate_arn is not None
     ingress = [{"IpProtocol": "tcp", "FromPort": port, "ToPort": port, "CidrIp": "0.0.0.0/0"}
                for port in ((80, 443) if https else (80,))]
-    res["LoadBalancerSecurityGroup"] = _resource("AWS::EC2::SecurityGroup", {
-        "GroupDescription": f"{cfg.app} {cfg.env_name} load balancer: HTTP(S) from anywhere",
-        "VpcId": vpc, "SecurityGroupIngress": ingress, "Tags": _tags(cfg, f"{cfg.app}-{cfg.env_name}-alb")})
-    ports = sorted({_container_port(cfg, s) for s in mine})
-    for port in ports:  # the ALB reaches the tasks on the services' ports, nothing else
-        res[f"ServiceIngress{port}"] = _resource("AWS::EC2::SecurityGroupIngress", {
-            "GroupId": {"Ref": "ServiceSecurityGroup"}, "IpProtocol": "tcp", "FromPort": port, "ToPort": port,
+    # One group per service: the load balancer reaches each service's tasks on that service's port
+    # only, and (its egress) nothing else. Ingress rules are separate resources: the load
+    # balancer's group names the services' groups in its egress, the rules name it back.
+    egress = []
+    for svc_name in mine:
+        port, group = _container_port(cfg, svc_name), security_group_output(svc_name)
+        res[group] = _resource("AWS::EC2::SecurityGroup", {
+            "GroupDescription": f"{cfg.app} {cfg.env_name} {svc_name}: from the load balancer on port {port} only",
+            "VpcId": vpc, "Tags": _tags(cfg, f"{cfg.app}-{cfg.env_name}-{svc_name}")})
+        res[f"{group}Ingress"] = _resource("AWS::EC2::SecurityGroupIngress", {
+            "GroupId": {"Ref": group}, "IpProtocol": "tcp", "FromPort": port, "ToPort": port,
             "SourceSecurityGroupId": {"Ref": "LoadBalancerSecurityGroup"},
             "Description": "from the load balancer"})
+        egress.append({"IpProtocol": "tcp", "FromPort": port, "ToPort": port,
+                       "DestinationSecurityGroupId": {"Ref": group}, "Description": f"to {svc_name}"})
+        out[group] = _output({"Ref": group}, f"Security group of {svc_name}'s tasks (the load balancer reaches "
+                                             f"them on port {port})")
+    res["LoadBalancerSecurityGroup"] = _resource("AWS::EC2::SecurityGroup", {
+        "GroupDescription": f"{cfg.app} {cfg.env_name} load balancer: HTTP(S) from anywhere, to the service "
+                            "ports only",
+        "VpcId": vpc, "SecurityGroupIngress": ingress, "SecurityGroupEgress": egress,
+        "Tags": _tags(cfg, f"{cfg.app}-{cfg.env_name}-alb")})
     res["LoadBalancer"] = _resource("AWS::ElasticLoadBalancingV2::LoadBalancer", {
         "Name": n.load_balancer, "Scheme": "internet-facing", "Type": "application",
         "Subnets": subnets_public, "SecurityGroups": [{"Ref": "LoadBalancerSecurityGroup"}],
@@ -367,20 +444,23 @@ def _trust_ecs_tasks() -> dict[str, Any]:
         "Effect": "Allow", "Principal": {"Service": ECS_TASKS}, "Action": "sts:AssumeRole"}]}
 
 
-def _execution_policy(cfg: ResolvedConfig, account: str) -> dict[str, Any]:
-    """Exactly what ECS needs to start the tasks: pull this repository, write this log group,
-    read the secrets and parameters deploy.yaml names (and nothing else)."""
-    a = iam.Arns(cfg, account)
-    refs = sorted({ref for svc in cfg.services.values() for ref in svc.secrets.values()})
+def _execution_policy(served: list[ResolvedConfig], account: str) -> dict[str, Any]:
+    """Exactly what ECS needs to start the tasks of `served` (the environment and its previews):
+    pull their repository, write their log groups, read the secrets and parameters deploy.yaml
+    names for them (and nothing else)."""
+    arns = [iam.Arns(c, account) for c in served]
+    refs = sorted({(i, ref) for i, c in enumerate(served) for svc in c.services.values()
+                   for ref in svc.secrets.values()})
+    logs = [arn for a in arns for arn in (a.log_group(), a.log_group() + ":*")]
     stmts = [
         {"Sid": "RegistryLogin", "Effect": "Allow", "Action": "ecr:GetAuthorizationToken", "Resource": "*"},
-        {"Sid": "PullImage", "Effect": "Allow", "Resource": a.repository(),
+        {"Sid": "PullImage", "Effect": "Allow", "Resource": _one_or_list(sorted({a.repository() for a in arns})),
          "Action": ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"]},
-        {"Sid": "WriteLogs", "Effect": "Allow", "Resource": [a.log_group(), a.log_group() + ":*"],
+        {"Sid": "WriteLogs", "Effect": "Allow", "Resource": list(dict.fromkeys(logs)),
          "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"]},
     ]
-    secrets = sorted({a.secret(r) for r in refs if not ecs.is_ssm_ref(r)})
-    params = sorted({a.parameter(r) for r in refs if ecs.is_ssm_ref(r)})
+    secrets = sorted({arns[i].secret(r) for i, r in refs if not ecs.is_ssm_ref(r)})
+    params = sorted({arns[i].parameter(r) for i, r in refs if ecs.is_ssm_ref(r)})
     if secrets:
         stmts.append({"Sid": "ReadSecrets", "Effect": "Allow", "Action": "secretsmanager:GetSecretValue",
                       "Resource": secrets})
@@ -389,16 +469,34 @@ def _execution_policy(cfg: ResolvedConfig, account: str) -> dict[str, Any]:
     return {"Version": iam.VERSION, "Statement": stmts}
 
 
-def _task_policy(cfg: ResolvedConfig, n: Names, account: str) -> dict[str, Any] | None:
-    """The app's own permissions that bootstrap knows of: its queues. Anything else (S3 buckets,
-    Bedrock models) is the team's to add: deployctl cannot guess what the code calls."""
-    if not n.queues:
+def _one_or_list(values: list[str]) -> str | list[str]:
+    return values[0] if len(values) == 1 else values
+
+
+def _task_policy(served: list[ResolvedConfig], account: str) -> dict[str, Any] | None:
+    """The app's own permissions that bootstrap knows of: its queues (the environment's and its
+    previews'). Anything else (S3 buckets, Bedrock models) is the team's to add: deployctl cannot
+    guess what the code calls."""
+    cfg = served[0]
+    queues = list(dict.fromkeys(q for c in served for q in names(c).queues))
+    if not queues:
         return None
-    arns = [f"arn:{iam._partition(cfg.region)}:sqs:{cfg.region}:{account}:{q}" for q in n.queues]
+    arns = [f"arn:{iam._partition(cfg.region)}:sqs:{cfg.region}:{account}:{q}" for q in queues]
     return {"Version": iam.VERSION, "Statement": [{
         "Sid": "UseQueues", "Effect": "Allow", "Resource": arns,
         "Action": ["sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:GetQueueAttributes",
                    "sqs:GetQueueUrl", "sqs:ReceiveMessage", "sqs:SendMessage"]}]}
+
+
+def previews_of(cfg: ResolvedConfig, others: Mapping[str, ResolvedConfig]) -> list[ResolvedConfig]:
+    """Preview environments whose copies run with this environment's roles: their from_stack is
+    this stack, or they name its roles. Its roles must write their log groups and read their
+    secrets too."""
+    n = names(cfg)
+    return [p for p in others.values()
+            if p.environment.preview and p.environment.target == "ecs" and p.region == cfg.region
+            and (p.environment.from_stack == env_stack_name(cfg)
+                 or (p.environment.roles is not None and names(p).execution_role == n.execution_role))]
 
 
 def _role(name: str, description: str, trust: dict[str, Any], policy: dict[str, Any] | None,
@@ -410,37 +508,98 @@ def _role(name: str, description: str, trust: dict[str, Any], policy: dict[str, 
     return _resource("AWS::IAM::Role", props)
 
 
-def _ci_role(cfg: ResolvedConfig, n: Names, repo: str, account: str,
-             source: ResolvedConfig | None) -> dict[str, Any]:
-    """The role GitHub Actions assumes: `deployctl iam-policy`'s policy for this environment,
-    computed for the names this stack creates."""
-    effective = effective_config(cfg, account)
+def _ci_role(cfg: ResolvedConfig, repo: str, account: str, all_cfgs: Mapping[str, ResolvedConfig],
+             depends_on: str | None) -> dict[str, Any]:
+    """The role GitHub Actions assumes for one environment: exactly the policy and trust policy
+    `deployctl iam-policy --env ENV --repo REPO` prints once the environment's stack exists."""
+    origin = cfg.environment.promote_from
+    source = all_cfgs.get(origin) if origin else None
+    effective = effective_config(cfg, account, all_cfgs)
     trust = iam.trust_policy(account, iam.subjects(effective, repo), partition=iam._partition(cfg.region))
-    role = _role(n.ci_role, f"GitHub Actions ({repo}) deploying {cfg.app} {cfg.env_name} with deployctl",
+    role = _role(names(cfg).ci_role, f"GitHub Actions ({repo}) deploying {cfg.app} {cfg.env_name} with deployctl",
                  trust, iam.ci_policy(effective, account,
-                                      source=effective_config(source, account) if source else None), cfg)
+                                      source=effective_config(source, account, all_cfgs) if source else None),
+                 cfg)
     role["Properties"]["MaxSessionDuration"] = 3600
+    if depends_on:
+        role["DependsOn"] = depends_on
     return role
 
 
-def effective_config(cfg: ResolvedConfig, account: str) -> ResolvedConfig:
-    """cfg with the names the stacks create filled in where deploy.yaml leaves them out (the
-    network's ids are not known before the stack exists; the CI policy does not need them)."""
+def effective_config(cfg: ResolvedConfig, account: str,
+                     all_cfgs: Mapping[str, ResolvedConfig] | None = None) -> ResolvedConfig:
+    """cfg as `deployctl iam-policy` and `run` see it once its from_stack exists: what deploy.yaml
+    leaves out taken from the outputs that stack will have (stack_refs.apply, the code `run`
+    uses) — a preview's stack is the environment's it copies (owner). Ids AWS chooses (subnets,
+    security groups) are placeholders: the CI policy names none of them."""
+    stack = cfg.environment.from_stack
+    if not stack:
+        return cfg
+    return stack_refs.apply(cfg, stack, expected_outputs(owner(cfg, all_cfgs or {}) or cfg, account))[0]
+
+
+def owner(cfg: ResolvedConfig, all_cfgs: Mapping[str, ResolvedConfig]) -> ResolvedConfig | None:
+    """The bootstrapped environment whose stack cfg's from_stack names (itself, or for a preview
+    the environment it copies)."""
+    if bootstrappable(cfg):
+        return cfg
+    return next((c for c in all_cfgs.values() if bootstrappable(c) and c.region == cfg.region
+                 and env_stack_name(c) == cfg.environment.from_stack), None)
+
+
+def expected_outputs(cfg: ResolvedConfig, account: str) -> dict[str, str]:
+    """The outputs of the environment's stack, with placeholders for the ids AWS chooses."""
     n = names(cfg)
     part = iam._partition(cfg.region)
-    env = cfg.environment.model_copy(update={
-        "cluster": n.cluster,
-        "roles": Roles(execution=f"arn:{part}:iam::{account}:role/{n.execution_role}",
-                       task=f"arn:{part}:iam::{account}:role/{n.task_role}"),
-    })
-    return cfg.model_copy(update={"environment": env})
+    out = {OUT_CLUSTER: n.cluster, OUT_SUBNETS: "subnet-chosen-by-the-stack",
+           OUT_SECURITY_GROUPS: "sg-chosen-by-the-stack", OUT_PUBLIC_IP: "ENABLED" if _public_ip(cfg) else "DISABLED",
+           OUT_EXECUTION_ROLE: f"arn:{part}:iam::{account}:role/{n.execution_role}",
+           OUT_TASK_ROLE: f"arn:{part}:iam::{account}:role/{n.task_role}"}
+    out.update({target_group_output(svc): tg for svc, tg in n.target_groups.items()})
+    out.update({security_group_output(svc): f"sg-{svc}-chosen-by-the-stack" for svc in n.target_groups})
+    return out
+
+
+def _public_ip(cfg: ResolvedConfig) -> bool:
+    mode = network_mode(cfg)
+    if mode == "existing":
+        return cfg.environment.network is not None and cfg.environment.network.public_ip
+    return mode != "new"
+
+
+def ci_environments(cfg: ResolvedConfig, all_cfgs: Mapping[str, ResolvedConfig]) -> list[ResolvedConfig]:
+    """The environments whose CI role the account stack of cfg's region holds: every ECS
+    environment of that region with a github_repository — bootstrapped ones, and previews whose
+    from_stack is a bootstrapped environment's (or that name everything themselves)."""
+    return [other for other in all_cfgs.values()
+            if other.environment.target == "ecs" and other.region == cfg.region
+            and settings(other).github_repository
+            and (not other.environment.from_stack or owner(other, all_cfgs) is not None)]
+
+
+def bootstrappable(cfg: ResolvedConfig) -> bool:
+    """bootstrap makes a stack for ECS environments; previews run in the stack of the one they copy."""
+    return cfg.environment.target == "ecs" and not cfg.environment.preview
+
+
+def ci_role_output(env_name: str) -> str:
+    return OUT_CI_ROLE + _camel(env_name)
+
+
+def _camel(name: str) -> str:
+    return "".join(p.capitalize() for p in name.replace("_", "-").split("-"))
 
 
 # --- the account stack --------------------------------------------------------------------------
 
 
-def account_template(cfg: ResolvedConfig, facts: BootstrapFacts | None = None) -> dict[str, Any]:
+def account_template(cfg: ResolvedConfig, facts: BootstrapFacts | None = None, *,
+                     all_cfgs: Mapping[str, ResolvedConfig] | None = None) -> dict[str, Any]:
+    """The stack every environment of the app in this region shares. It holds the GitHub OIDC
+    provider and the CI roles — once per account, one role per environment (a staging job must
+    not be able to deploy prod) — so destroying one environment never takes another's role."""
     facts = facts or BootstrapFacts()
+    all_cfgs = all_cfgs or {cfg.env_name: cfg}
     boot = settings(cfg)
     existing = set(boot.existing)
     res: dict[str, Any] = {}
@@ -449,8 +608,10 @@ def account_template(cfg: ResolvedConfig, facts: BootstrapFacts | None = None) -
         res["Repository"] = _resource("AWS::ECR::Repository", {
             "RepositoryName": cfg.image.repository,
             "ImageScanningConfiguration": {"ScanOnPush": True},
-            "LifecyclePolicy": {"LifecyclePolicyText": json.dumps(lifecycle_policy(boot.keep_images),
-                                                                  separators=(",", ":"))},
+            # As the push stage creates it (stages/access.py): a tag, once pushed, names those bytes.
+            "ImageTagMutability": "IMMUTABLE",
+            "LifecyclePolicy": {"LifecyclePolicyText": json.dumps(
+                lifecycle_policy(boot.keep_images, disposable_tags(cfg, all_cfgs)), separators=(",", ":"))},
             "Tags": _tags(cfg, cfg.image.repository, env=False)}, retain=True)
         out["Repository"] = _output({"Fn::GetAtt": ["Repository", "RepositoryUri"]}, "ECR repository")
     if "lock_table" not in existing and not facts.lock_table_exists:
@@ -458,26 +619,64 @@ def account_template(cfg: ResolvedConfig, facts: BootstrapFacts | None = None) -
             "TableName": iam.LOCK_TABLE, "BillingMode": "PAY_PER_REQUEST",
             "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
             "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}]}, retain=True)
-    if boot.github_repository and not facts.oidc_provider_exists:
+    ci = ci_environments(cfg, all_cfgs)
+    if ci and not facts.oidc_provider_exists:
         res["GitHubOidc"] = _resource("AWS::IAM::OIDCProvider", {
             "Url": f"https://{iam.GITHUB_OIDC}", "ClientIdList": ["sts.amazonaws.com"]}, retain=True)
+    for env_cfg in ci:
+        repo = settings(env_cfg).github_repository
+        assert repo is not None, "ci_environments has only environments with a github_repository"
+        logical = "CiRole" + _camel(env_cfg.env_name)
+        res[logical] = _ci_role(env_cfg, repo, ACCOUNT, all_cfgs, "GitHubOidc" if "GitHubOidc" in res else None)
+        out[ci_role_output(env_cfg.env_name)] = _output(
+            {"Fn::GetAtt": [logical, "Arn"]}, f"Role GitHub Actions assumes for {env_cfg.env_name} (AWS_ROLE_ARN)")
     if not res:  # CloudFormation refuses a template without resources; this one says "all exists"
         res["Nothing"] = {"Type": "AWS::CloudFormation::WaitConditionHandle"}
     return _template(f"deployctl bootstrap: {cfg.app}, shared by its environments in {cfg.region}", res, out)
 
 
-def lifecycle_policy(keep: int) -> dict[str, Any]:
-    """Untagged layers of old builds go after 14 days; tagged images (releases) are kept up to
-    `keep`, so rollback and promote always find the images history points at."""
-    return {"rules": [
+def lifecycle_policy(keep: int, disposable: list[str] | None = None) -> dict[str, Any]:
+    """What the repository may forget. Every release runs an image deployctl pushed under its
+    image.tag (tags are immutable, so never moved off it); staging, previews and prod share the
+    repository, and rollback may go back to any revision ECS keeps: no tagged image is expired
+    by count, whatever pushed after it. Untagged images (never what a release runs) go after 14
+    days; tags only previews push (`disposable`, see disposable_tags) beyond the newest `keep`."""
+    rules: list[dict[str, Any]] = [
         {"rulePriority": 1, "description": "untagged images older than 14 days",
          "selection": {"tagStatus": "untagged", "countType": "sinceImagePushed", "countUnit": "days",
                        "countNumber": 14},
-         "action": {"type": "expire"}},
-        {"rulePriority": 2, "description": f"keep the newest {keep} images",
-         "selection": {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": keep},
-         "action": {"type": "expire"}},
-    ]}
+         "action": {"type": "expire"}}]
+    if disposable:
+        rules.append({"rulePriority": 2, "description": f"preview images beyond the newest {keep}",
+                      "selection": {"tagStatus": "tagged", "tagPatternList": disposable,
+                                    "countType": "imageCountMoreThan", "countNumber": keep},
+                      "action": {"type": "expire"}})
+    return {"rules": rules}
+
+
+_SAMPLE = {"git_sha": "0123456789ab", "branch": "main"}
+
+
+def disposable_tags(cfg: ResolvedConfig, all_cfgs: Mapping[str, ResolvedConfig]) -> list[str]:
+    """ECR tag patterns (wildcards) that only preview environments push to cfg's repository:
+    their image.tag starts with {env}, and no other environment's tags can match. Without
+    {env} a preview's tag looks like staging's (a git sha) and nothing is disposable."""
+    same = [c for c in all_cfgs.values() if c.image.registry == "ecr" and c.region == cfg.region
+            and c.image.repository == cfg.image.repository and c.environment.target == "ecs"]
+    releases = [c for c in same if not c.environment.preview]
+    out: list[str] = []
+    for c in same:
+        tpl = c.image.tag
+        if not c.environment.preview or not tpl.startswith("{env}"):
+            continue
+        pattern = tpl.replace("{env}", c.env_name).replace("{git_sha}", "*").replace("{branch}", "*")
+        while "**" in pattern:
+            pattern = pattern.replace("**", "*")
+        sample = [r.image.tag.format(env=r.env_name, **_SAMPLE) for r in releases]
+        if pattern.count("*") <= 4 and all(r.image.tag.startswith("{env}") for r in releases) \
+                and not any(fnmatch.fnmatchcase(t, pattern) for t in sample):
+            out.append(pattern)
+    return sorted(set(out))
 
 
 # --- helpers -------------------------------------------------------------------------------------

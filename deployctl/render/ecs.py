@@ -230,13 +230,13 @@ def capacity_provider_strategy(svc: Service) -> list[dict[str, object]]:
     return [{"capacityProvider": "FARGATE_SPOT" if svc.spot else "FARGATE", "weight": 1, "base": 0}]
 
 
-def _network(cfg: ResolvedConfig) -> dict[str, object]:
+def _network(cfg: ResolvedConfig, svc_name: str) -> dict[str, object]:
     net = cfg.environment.network
     if net is None:
         return {}
     return {"awsvpcConfiguration": {
         "subnets": list(net.subnets),
-        "securityGroups": list(net.security_groups),
+        "securityGroups": list(dict.fromkeys([*net.security_groups, *cfg.services[svc_name].security_groups])),
         "assignPublicIp": "ENABLED" if net.public_ip else "DISABLED",
     }}
 
@@ -283,7 +283,7 @@ def _optional_blocks(cfg: ResolvedConfig, svc_name: str, facts: Facts) -> dict[s
     """Blocks create and update share, sent only when they say something (an empty network or
     load-balancer block would be rejected)."""
     out: dict[str, object] = {}
-    network = _network(cfg)
+    network = _network(cfg, svc_name)
     if network:
         out["networkConfiguration"] = network
     lbs = _load_balancers(cfg, svc_name, facts)

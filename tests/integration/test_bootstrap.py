@@ -39,9 +39,9 @@ def deploy_yaml(**staging: Any) -> dict[str, Any]:
                        "env": {"QUEUE_NAME": "chat-jobs"}},
         },
         "deploy": {"timeout": "30s", "poll_interval": "50ms"},
-        "bootstrap": {"network": "public", "queues": ["chat-jobs"], "github_repository": "acme/chat-api"},
-        "environments": {
-            "staging": {"target": "ecs", "from_stack": STACK, **staging},
+        "bootstrap": {"network": "public", "github_repository": "acme/chat-api"},
+        "environments": {  # a queue is one environment's: its stack creates it (render.cfn.check_owned)
+            "staging": {"target": "ecs", "from_stack": STACK, "bootstrap": {"queues": ["chat-jobs"]}, **staging},
             "prod": {"target": "ecs", "from_stack": f"deployctl-{APP}-prod", "promote_from": "staging"},
         },
     }
@@ -136,7 +136,7 @@ def test_a_second_bootstrap_changes_nothing_and_an_edit_is_an_update(project: An
     assert f"stack {STACK}: no changes" in again.out and "stack deployctl-chat-api: no changes" in again.out
 
     doc = yaml.safe_load(Path(project.file).read_text())
-    doc["bootstrap"]["queues"].append("chat-batch")
+    doc["environments"]["staging"]["bootstrap"]["queues"].append("chat-batch")
     Path(project.file).write_text(yaml.safe_dump(doc, sort_keys=False))
     update = project.cli("bootstrap", "-f", project.file, "--env", "staging", "--yes")
     assert update.code == 0, update.text

@@ -123,10 +123,10 @@ def test_pass_role_only_the_task_roles_only_to_ecs_tasks() -> None:
     policy = iam.ci_policy(cfg_of("staging"), ACCOUNT)
     (stmt,) = [s for s in statements(policy) if "iam:PassRole" in as_list(s["Action"])]
     assert stmt["Action"] == ["iam:PassRole"]
-    assert stmt["Resource"] == [f"arn:aws:iam::{ACCOUNT}:role/chat-api-execution",
-                                f"arn:aws:iam::{ACCOUNT}:role/chat-api-task"]
+    assert stmt["Resource"] == [f"arn:aws:iam::{ACCOUNT}:role/chat-api-staging-execution",
+                                f"arn:aws:iam::{ACCOUNT}:role/chat-api-staging-task"]
     assert stmt["Condition"] == {"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}}
-    ok = Request("iam:PassRole", f"arn:aws:iam::{ACCOUNT}:role/chat-api-task",
+    ok = Request("iam:PassRole", f"arn:aws:iam::{ACCOUNT}:role/chat-api-staging-task",
                  {"iam:PassedToService": "ecs-tasks.amazonaws.com"})
     assert allows(policy, ok)
     assert not allows(policy, Request(ok.action, ok.resource, {"iam:PassedToService": "lambda.amazonaws.com"}))
