@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
 
 
 @dataclass(frozen=True)
@@ -62,25 +61,23 @@ class PollPolicy:
         return cap * (0.5 + 0.5 * rnd)
 
 
-class _Counted(Protocol):
-    calls: int  # API calls made so far
-
-
 class CallBudget:
-    """The API-call budget of one watch: a hard cap of `budget` calls in any sliding `window`,
-    and calls paced window/budget apart."""
+    """The API-call budget of one deploy of a service: a hard cap of `budget` calls in any sliding
+    `window`, and calls paced window/budget apart. One budget spans the whole deploy - the watch,
+    the reads for the diagnosis, deployctl's own rollback and its watch - so a rollback does not
+    start a fresh minute of calls."""
 
-    def __init__(self, source: _Counted, policy: PollPolicy, clock: Callable[[], float]) -> None:
-        self.source, self.policy, self.clock = source, policy, clock
+    def __init__(self, policy: PollPolicy, clock: Callable[[], float]) -> None:
+        self.policy, self.clock = policy, clock
         self.call_times: deque[float] = deque()
         # Pacing: each call pushes the earliest next one window/budget seconds later; idle time
         # is not saved up, so bursts cannot fill a window and then stall the watch.
         self.next_free = clock()
 
-    def count_calls(self, before: int) -> None:
-        """Book the calls the source made since its counter read `before`."""
+    def book(self, calls: int = 1) -> None:
+        """Book `calls` API calls made just now."""
         now = self.clock()
-        for _ in range(max(0, self.source.calls - before)):
+        for _ in range(max(0, calls)):
             self.call_times.append(now)
             self.next_free = max(self.next_free, now) + self.policy.window / self.policy.budget
 
