@@ -211,8 +211,9 @@ class _Watcher:
         # included), not from when this watch began.
         self.t0 = self.start if started is None else started
         self.on_verdict = on_verdict
-        if first_service is not None:
-            # The caller's create/update call just answered with this description: count it.
+        if first_service is not None and budget is None:
+            # The caller's create/update call just answered with this description: count it (a
+            # caller that shares its budget books its own calls).
             self.budget.book(1)
         self.result = WatchResult(verdict=Verdict(IN_PROGRESS, "starting", deployment_id=our_id),
                                   started=self.start)
@@ -289,11 +290,11 @@ class _Watcher:
 
     def _counted(self, read: Callable[[], _T]) -> _T:
         """Make one source read, booking the API calls it made (also when it raised)."""
-        before = self.source.calls
+        before, sent = self.source.calls, self.clock()
         try:
             return read()
         finally:
-            self.budget.book(self.source.calls - before)
+            self.budget.book(self.source.calls - before, at=sent)
 
     # ---- steps of a poll ----
     def _read_service(self) -> None:
@@ -394,8 +395,9 @@ class _Watcher:
         # The verdict is said already; deployctl's own rollback comes before any of these (the
         # caller reads what is left after its rollback went out: WatchResult.tasks_unread).
         patience = 0.0 if verdict.roll_back else 2.5 * self.policy.fast
+        keep = 1 if verdict.roll_back else 0  # room for the rollback's UpdateService
         for need, read in reads:
-            wait = self.budget.cap_wait(need)
+            wait = self.budget.cap_wait(need + keep)
             if wait > patience:
                 if read == self._read_stopped:
                     self.result.tasks_unread = True
@@ -679,8 +681,9 @@ def watch(
     on_verdict(verdict): called the moment the final verdict is known, before the reads that
     only add to what was seen (a failure's stopped tasks and the alarms that fired), so it is
     said without delay.
-    budget: the deploy's call budget, shared with what else it reads (the diagnosis, its own
-    rollback and that rollback's watch); default: a budget of this watch's own.
+    budget: the deploy's call budget, shared with what else it calls (the update, the diagnosis,
+    its own rollback and that rollback's watch), which the caller books; default: a budget of
+    this watch's own (the update that answered with first_service counted in it).
     """
     if limits is None:
         limits = Limits(ecs_rollback_grace=policy.ecs_rollback_grace, health_gate=policy.health_gate,

@@ -627,9 +627,9 @@ class _ServiceDeploy:
             if attempt and getattr(aws, "remaining", lambda: 1.0)() <= 0:
                 break  # the time budget is spent: go by the last known states
             if budgeted and self.budget.cap_wait(calls) > 0:
-                # deployctl's rollback is out already; the deploy's call budget is spent for now.
-                problem = "the deploy's API-call budget has no room right now"
-                break
+                # deployctl's rollback is out already and the deploy's call budget is spent for
+                # now: the watch's own readings are seconds old (not worth a warning).
+                return {n: fallback[n] for n in names if n in fallback}
             try:
                 states = source.alarm_states()
                 break
@@ -715,12 +715,14 @@ class _ServiceDeploy:
             self.log(f"creating service {sp.ecs_service} ({req['desiredCount']} tasks, "
                      f"{rollout.td_label(td_arn)})")
             svc = ecs.create_service(**req)["service"]
+            self.budget.book(1)
         else:
             req = {**sp.update_service, "taskDefinition": td_arn, **self._clamped_count(state)}
             self._show_changes(changes, listed=bool(drift))
             self.log(f"updating service {sp.ecs_service}: {rollout.td_label(state.task_definition)} → "
                      f"{rollout.td_label(td_arn)}")
             svc = ecs.update_service(**req)["service"]
+            self.budget.book(1)
         our_id, started_state = self._started_id(ServiceState.from_api(svc), td_arn, before_ids,
                                                  allow_existing=settings_only)
         if our_id in before_ids:
@@ -970,7 +972,7 @@ class _ServiceDeploy:
         aws = self.aws.until(self.s.deadline)
         live = self.last_seen  # what the watch saw last
         # Not when DescribeServices just went unanswered: it would eat the time budget.
-        if describe and self.budget.cap_wait(1) == 0:
+        if describe and self.budget.cap_wait(2) == 0:  # it and the update
             with contextlib.suppress(awsa.ClientError, awsa.BotoCoreError):
                 self.budget.book(1)
                 found = awsa.describe_service(aws.client("ecs", attempts=1), self.cluster, self.sp.ecs_service)
@@ -980,6 +982,7 @@ class _ServiceDeploy:
         seen = live.event_ids if live is not None else set()
         again = time.monotonic()
         svc = ServiceState.from_api(aws.ecs.update_service(**request)["service"])
+        self.budget.book(1)
         self.rollback_requested = True
         # ECS ignores an alarm already in ALARM as a deployment starts: read right after the
         # update (one poll of the budget), else the last known states.
@@ -1121,6 +1124,12 @@ class _ServiceDeploy:
             if self.rerun_start:  # a revision run again: the outcome goes to this release's rerun tag
                 tags = {releases_tags.rerun_key(self.s.release_id):
                         releases_tags.record_value({**self.rerun_start, **tags})}
+        # In the deploy's call budget: it waits for room at most two fast polls (the verdict is
+        # said already).
+        wait = self.budget.cap_wait(1)
+        if 0 < wait <= 2 * self.s.poll.fast:
+            self.cancelled.wait(wait)
+        self.budget.book(1)
         # Recording the outcome gets rollout.OUTCOME_GRACE from now, never more past the deadline.
         started = time.monotonic()
         budget = self.aws.until(min(started, self.s.deadline) + rollout.OUTCOME_GRACE)
