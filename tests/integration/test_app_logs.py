@@ -110,6 +110,9 @@ def test_a_crash_shows_the_containers_last_lines_redacted(world: Any, sim: Any, 
     # The lines come after the stop reason (the diagnosis), never before it, and each is said once.
     assert text.index("likely cause") < text.index("last lines of api")
     assert text.count("KeyError: 'MODEL_PATH'") == 1 and text.count("likely cause") == 1
+    # The tasks that crashed the same way are one line, counted, not one line each.
+    stopped = [line for line in lines if "stopped (EssentialContainerExited)" in line]
+    assert len(stopped) == 1 and re.search(r"\] \d+ tasks stopped \(EssentialContainerExited\)", stopped[0]), stopped
     assert any(line.startswith("deploy of chat-api to staging failed") for line in lines[:head])
 
     # --json: the stage's details carry the same lines, redacted, with the stream they came from.
