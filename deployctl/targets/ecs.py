@@ -847,6 +847,7 @@ class _ServiceDeploy:
                 if primary is not None and primary.task_definition == td_arn:
                     return primary.id, svc
             time.sleep(0.2 * (attempt + 1))
+            self.budget.book(1)
             svc = ServiceState.from_api(awsa.describe_service(self.aws.ecs, self.cluster, self.sp.ecs_service) or {})
         raise DeployFailed(f"ECS accepted the update of {self.sp.ecs_service} but started no deployment of "
                            f"{rollout.td_label(td_arn)}",
