@@ -265,8 +265,11 @@ class _Watcher:
                     # the next DescribeServices back. What the diagnosis needs is read after the
                     # verdict instead; only the read that confirms success goes out, and, once,
                     # the alarms when a failure involves one (they may be OK again by the end).
+                    # Also the periodic alarm reads while deployctl's own alarm gate is the only
+                    # one (ECS checks no alarm for a deployment that started with one in ALARM).
+                    gate = bool(self.alarms_at_start) and plan.alarms
                     plan = AuxPlan(targets=plan.essential_targets, essential_targets=plan.essential_targets,
-                                   alarms=self._alarms_for_failure() or "alarms" in self.deferred)
+                                   alarms=gate or self._alarms_for_failure() or "alarms" in self.deferred)
                 if not self.verdict.final and self._extra_reads(plan):
                     self.verdict = self._assess()  # e.g. the target-health read confirms success
             except Throttled as exc:

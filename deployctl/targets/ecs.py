@@ -1125,10 +1125,10 @@ class _ServiceDeploy:
             if self.rerun_start:  # a revision run again: the outcome goes to this release's rerun tag
                 tags = {releases_tags.rerun_key(self.s.release_id):
                         releases_tags.record_value({**self.rerun_start, **tags})}
-        # In the deploy's call budget: it waits for room at most two fast polls (the verdict is
-        # said already).
+        # In the deploy's call budget: the verdict is said already, so the record waits for room
+        # (at most a few fast polls: after a burst of reads for the diagnosis).
         wait = self.budget.cap_wait(1)
-        if 0 < wait <= 2 * self.s.poll.fast:
+        if 0 < wait <= 5 * self.s.poll.fast:
             self.cancelled.wait(wait)
         self.budget.book(1)
         # Recording the outcome gets rollout.OUTCOME_GRACE from now, never more past the deadline.
