@@ -407,6 +407,17 @@ class AppLog:
                 "stopped_reason": self.stopped_reason, "log_lines": list(self.log_lines),
                 "missing": self.missing}
 
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> AppLog:
+        """The inverse of to_json (a stage's `app_logs` detail; other keys, e.g. service, ignored)."""
+        code = data.get("exit_code")
+        return cls(task_id=str(data.get("task_id") or ""), container=str(data.get("container") or ""),
+                   log_group=str(data.get("log_group") or ""), log_stream=str(data.get("log_stream") or ""),
+                   exit_code=int(code) if code is not None else None,
+                   stopped_reason=str(data.get("stopped_reason") or ""),
+                   log_lines=tuple(str(x) for x in data.get("log_lines") or ()),
+                   missing=str(data.get("missing") or ""))
+
 
 def failing_container(stopped_tasks: Sequence[Json]) -> tuple[Json, str, int | None] | None:
     """The stopped task and container whose output best explains a failure: (task, container

@@ -51,6 +51,7 @@ from deployctl.rollout.watcher import (
     WatchCancelled,
     WatchResult,
     describe_stopped_task,
+    describe_stopped_tasks,
     no_answer,
     watch,
 )
@@ -61,6 +62,6 @@ __all__ = [
     "IN_PROGRESS", "LAST_LOOK", "OUTCOME_GRACE", "ROLLBACK_SHARE", "ROLLING_BACK", "SUCCEEDED", "AlarmInfo",
     "CallBudget", "Json", "Limits", "PollPolicy", "Snapshot", "Source", "Throttled", "Timers", "Verdict",
     "WatchCancelled", "WatchResult", "alarms_text", "assess", "counts_text", "describe_stopped_task",
-    "failure_reason", "near_completion", "no_answer", "own_targets", "rollback_budget", "target_counts",
-    "task_ips", "td_label", "watch", "with_timeout",
+    "describe_stopped_tasks", "failure_reason", "near_completion", "no_answer", "own_targets", "rollback_budget",
+    "target_counts", "task_ips", "td_label", "watch", "with_timeout",
 ]

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
 
 
 @dataclass(frozen=True)
@@ -62,25 +61,24 @@ class PollPolicy:
         return cap * (0.5 + 0.5 * rnd)
 
 
-class _Counted(Protocol):
-    calls: int  # API calls made so far
-
-
 class CallBudget:
-    """The API-call budget of one watch: a hard cap of `budget` calls in any sliding `window`,
-    and calls paced window/budget apart."""
+    """The API-call budget of one deploy of a service: a hard cap of `budget` calls in any sliding
+    `window`, and calls paced window/budget apart. One budget spans the whole deploy - the watch,
+    the reads for the diagnosis, deployctl's own rollback and its watch - so a rollback does not
+    start a fresh minute of calls."""
 
-    def __init__(self, source: _Counted, policy: PollPolicy, clock: Callable[[], float]) -> None:
-        self.source, self.policy, self.clock = source, policy, clock
+    def __init__(self, policy: PollPolicy, clock: Callable[[], float]) -> None:
+        self.policy, self.clock = policy, clock
         self.call_times: deque[float] = deque()
         # Pacing: each call pushes the earliest next one window/budget seconds later; idle time
         # is not saved up, so bursts cannot fill a window and then stall the watch.
         self.next_free = clock()
 
-    def count_calls(self, before: int) -> None:
-        """Book the calls the source made since its counter read `before`."""
-        now = self.clock()
-        for _ in range(max(0, self.source.calls - before)):
+    def book(self, calls: int = 1, at: float | None = None) -> None:
+        """Book `calls` API calls sent at `at` (default: now). Pacing counts from when a call was
+        sent, not answered: a poll's round trip does not push the next poll later."""
+        now = self.clock() if at is None else at
+        for _ in range(max(0, calls)):
             self.call_times.append(now)
             self.next_free = max(self.next_free, now) + self.policy.window / self.policy.budget
 
@@ -101,5 +99,7 @@ class CallBudget:
         if over <= 0:
             return 0.0
         idx = min(len(self.call_times), over) - 1
-        # A hair past the instant the old call leaves the window (the window is half-open).
-        return max(0.0, self.call_times[idx] + self.policy.window - self.clock() + 1e-3)
+        # A little past the instant the old call leaves the window: calls are booked when sent,
+        # and AWS sees them a varying network delay later (0.05 % of the window: 30 ms a minute).
+        margin = self.policy.window * 0.0005
+        return max(0.0, self.call_times[idx] + self.policy.window - self.clock() + margin)

@@ -8,8 +8,11 @@ end of the run (deployctl.ui). An interrupted watch says what was done and what 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
+
+from deployctl import diagnose
 
 # How a service's deploy ended, as far as the summary cares.
 OK = "ok"
@@ -42,7 +45,8 @@ def failure(app: str, env: str, ended: Sequence[Ended]) -> tuple[str, str]:
             lines.append(f"  {e.service} not deployed ({e.message})")
             continue
         lines.append(f"  {e.service}: {e.message}")
-        lines += [f"    {line.strip()}" for line in e.diagnosis[:2] if line.strip()]
+        # The whole diagnosis, here only (the deploy's log does not say it as well).
+        lines += [f"    {line.rstrip()}" for line in e.diagnosis if line.strip()]
     live = [f"{e.service} {e.live}" if e.live else f"{e.service} unknown" for e in ended
             if e.outcome != NOT_DEPLOYED]
     live += [f"{e.service} unchanged" for e in ended if e.outcome == NOT_DEPLOYED]
@@ -51,6 +55,24 @@ def failure(app: str, env: str, ended: Sequence[Ended]) -> tuple[str, str]:
     shown = [e for e in bad if e.outcome != NOT_DEPLOYED] or bad
     short = "; ".join(_short(e) for e in shown)
     return "\n".join(lines), short
+
+
+def with_app_logs(block: Sequence[str], app_logs: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The failure block with each failing container's last lines (a stage's `app_logs` detail)
+    under its service's stop reason and diagnosis: what a terminal prints at the end of the run.
+    (The step summary shows them from the detail itself, in a fenced block.)"""
+    out = list(block)
+    for log in app_logs:
+        rendered = [f"    {line}" for line in diagnose.render_app_log(diagnose.AppLog.from_json(log))]
+        head = f"  {log.get('service')}: "
+        at = next((i for i, line in enumerate(out) if line.startswith(head)), None)
+        if at is None:  # no section of its own: before "live now"
+            at = next((i - 1 for i, line in enumerate(out) if line.startswith("  live now:")), len(out) - 1)
+        else:
+            while at + 1 < len(out) and out[at + 1].startswith("    "):
+                at += 1  # past its diagnosis
+        out[at + 1:at + 1] = rendered
+    return out
 
 
 def _short(e: Ended) -> str:

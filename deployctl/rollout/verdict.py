@@ -151,6 +151,9 @@ class Limits:
     # or ECS disabled the checks because the alarm was firing at start): our own gate.
     alarm_grace: float = 30.0
     load_balanced: bool = False
+    # ECS can end the deployment itself at any poll (circuit breaker or deployment alarms on):
+    # the watcher then polls fast throughout, so that end is seen within one fast interval.
+    can_fail: bool = True
 
 
 @dataclass(frozen=True)
@@ -352,7 +355,7 @@ def assess(
             return Verdict(SUCCEEDED, f"{td_label(ours.task_definition)} is live: deployment "
                            f"completed, {running}/{desired} running{lb}", CAUSE_COMPLETED, our_id)
         if timers.elapsed > limits.timeout:
-            return Verdict(FAILED, f"timed out after {limits.timeout:g}s ({waiting})", CAUSE_TIMEOUT, our_id,
+            return Verdict(FAILED, f"timed out after {_secs(limits.timeout)} ({waiting})", CAUSE_TIMEOUT, our_id,
                            roll_back=True)
         return Verdict(IN_PROGRESS, f"completed; {waiting}", "", our_id)
 
@@ -362,9 +365,14 @@ def assess(
         return Verdict(FAILED, f"{what} (for {timers.alarm_for:.0f}s) and ECS did not stop the deployment",
                        CAUSE_ALARM, our_id, roll_back=True)
     if timers.elapsed > limits.timeout:
-        return Verdict(FAILED, f"timed out after {limits.timeout:g}s: {ours.counts_text()}", CAUSE_TIMEOUT,
+        return Verdict(FAILED, f"timed out after {_secs(limits.timeout)}: {ours.counts_text()}", CAUSE_TIMEOUT,
                        our_id, roll_back=True)
     return Verdict(IN_PROGRESS, ours.counts_text(), "", our_id)
+
+
+def _secs(seconds: float) -> str:
+    """A duration as people say it: whole seconds from 10 s up, else one decimal ("1.5s", "3s")."""
+    return f"{round(seconds)}s" if seconds >= 10 else f"{round(seconds, 1):g}s"
 
 
 def near_completion(svc: ServiceState | None) -> bool:

@@ -107,6 +107,9 @@ class WatchResult:
     alarms_firing: list[AlarmInfo] = field(default_factory=list)
     last_service: ServiceState | None = None
     decided: float = 0.0  # clock() when the verdict was known (before the reads for the diagnosis)
+    # The stopped tasks were not read after the last failures (no call budget left before
+    # deployctl's own rollback): the caller reads them once the rollback is out.
+    tasks_unread: bool = False
 
     @property
     def duration(self) -> float:
@@ -116,9 +119,22 @@ class WatchResult:
 def describe_stopped_task(task: Json) -> str:
     """One line per stopped task: id, stopCode, stoppedReason, container exit codes/reasons/health."""
     tid = str(task.get("taskArn", "?")).rsplit("/", 1)[-1][:12]
-    parts = [f"task {tid} stopped"]
-    if task.get("stopCode"):
-        parts[0] += f" ({task['stopCode']})"
+    return f"task {tid} stopped{_stop_text(task)}"
+
+
+def describe_stopped_tasks(tasks: Iterable[Json]) -> list[str]:
+    """One line per distinct stop: tasks that stopped the same way (stopCode, reason, exit codes)
+    are said once, counted ("4 tasks stopped (EssentialContainerExited); …"), in order of first stop."""
+    groups: dict[str, list[Json]] = {}
+    for task in tasks:
+        groups.setdefault(_stop_text(task), []).append(task)
+    return [describe_stopped_task(same[0]) if len(same) == 1 else f"{len(same)} tasks stopped{text}"
+            for text, same in groups.items()]
+
+
+def _stop_text(task: Json) -> str:
+    """How a task stopped, without its id: " (stopCode); reason; container …"."""
+    parts = [f" ({task['stopCode']})" if task.get("stopCode") else ""]
     if task.get("stoppedReason"):
         parts.append(str(task["stoppedReason"]))
     for c in task.get("containers") or []:
@@ -182,23 +198,23 @@ class _Watcher:
                  alarms_at_start: Mapping[str, str] | None, cancelled: threading.Event | None,
                  clock: Callable[[], float], sleep: Callable[[float], bool], rng: Callable[[], float],
                  first_service: ServiceState | None, started: float | None,
-                 on_verdict: Callable[[Verdict], None] | None) -> None:
+                 on_verdict: Callable[[Verdict], None] | None, budget: CallBudget | None) -> None:
         self.source, self.our_id, self.policy, self.limits = source, our_id, policy, limits
         self.log, self.cancelled, self.clock, self.sleep, self.rng = log, cancelled, clock, sleep, rng
         self.before_ids = frozenset(before_ids)
         self.seen_events = set(seen_events)
         self.alarm_prev: dict[str, str] = dict(alarms_at_start or {})
         self.alarms_at_start = {k for k, v in (alarms_at_start or {}).items() if v == "ALARM"}
-        self.budget = CallBudget(source, policy, clock)
+        self.budget = budget if budget is not None else CallBudget(policy, clock)
         self.start = clock()
         # The timeout counts from `started` (a deploy's start, preflight and earlier waves
         # included), not from when this watch began.
         self.t0 = self.start if started is None else started
         self.on_verdict = on_verdict
-        if first_service is not None:
-            # The caller's create/update call just answered with this description: count it.
-            self.budget.call_times.append(self.start)
-            self.budget.next_free = self.start + policy.window / policy.budget
+        if first_service is not None and budget is None:
+            # The caller's create/update call just answered with this description: count it (a
+            # caller that shares its budget books its own calls).
+            self.budget.book(1)
         self.result = WatchResult(verdict=Verdict(IN_PROGRESS, "starting", deployment_id=our_id),
                                   started=self.start)
         self.verdict = self.result.verdict
@@ -228,6 +244,7 @@ class _Watcher:
         self.failed_since: float | None = None
         self.unhealthy_since: float | None = None
         self.alarm_since: float | None = None
+        self.firing_seen: dict[str, AlarmInfo] = {}  # alarms seen in ALARM during the watch
 
     # ---- the loop ----
     def run(self) -> WatchResult:
@@ -243,11 +260,16 @@ class _Watcher:
                 # The newest answer is judged first: a terminal state is reported at once,
                 # never behind reads that only add detail.
                 self.verdict = self._assess()
-                if self._imminent():
+                if self._fast():
                     # Polls are 2 s apart now, the whole call budget: an optional read would push
                     # the next DescribeServices back. What the diagnosis needs is read after the
-                    # verdict instead; only the read that confirms success goes out.
-                    plan = AuxPlan(targets=plan.essential_targets, essential_targets=plan.essential_targets)
+                    # verdict instead; only the read that confirms success goes out, and, once,
+                    # the alarms when a failure involves one (they may be OK again by the end).
+                    # Also the periodic alarm reads while deployctl's own alarm gate is the only
+                    # one (ECS checks no alarm for a deployment that started with one in ALARM).
+                    gate = bool(self.alarms_at_start) and plan.alarms
+                    plan = AuxPlan(targets=plan.essential_targets, essential_targets=plan.essential_targets,
+                                   alarms=gate or self._alarms_for_failure() or "alarms" in self.deferred)
                 if not self.verdict.final and self._extra_reads(plan):
                     self.verdict = self._assess()  # e.g. the target-health read confirms success
             except Throttled as exc:
@@ -271,11 +293,11 @@ class _Watcher:
 
     def _counted(self, read: Callable[[], _T]) -> _T:
         """Make one source read, booking the API calls it made (also when it raised)."""
-        before = self.source.calls
+        before, sent = self.source.calls, self.clock()
         try:
             return read()
         finally:
-            self.budget.count_calls(before)
+            self.budget.book(self.source.calls - before, at=sent)
 
     # ---- steps of a poll ----
     def _read_service(self) -> None:
@@ -318,6 +340,7 @@ class _Watcher:
         if kind == "alarms":
             self.alarms = self.source.alarm_states()
             self._log_alarms(self.alarms)
+            self._remember_firing()
         elif kind == "targets":
             self.targets = self.source.target_health()
             if self.targets is not None:
@@ -372,10 +395,15 @@ class _Watcher:
             reads.append((1, self._read_alarms_firing))
         if self.limits.load_balanced and self.targets is None:
             reads.append((1, self._read_targets))
-        patience = 0.0 if verdict.roll_back else self.policy.fast
+        # The verdict is said already; deployctl's own rollback comes before any of these (the
+        # caller reads what is left after its rollback went out: WatchResult.tasks_unread).
+        patience = 0.0 if verdict.roll_back else 2.5 * self.policy.fast
+        keep = 1 if verdict.roll_back else 0  # room for the rollback's UpdateService
         for need, read in reads:
-            wait = self.budget.cap_wait(need)
+            wait = self.budget.cap_wait(need + keep)
             if wait > patience:
+                if read == self._read_stopped:
+                    self.result.tasks_unread = True
                 continue
             if wait > 0:
                 self._pause(wait)
@@ -387,15 +415,36 @@ class _Watcher:
     def _read_alarms_firing(self) -> None:
         self.alarms = self.source.alarm_states()
         self._log_alarms(self.alarms)
+        self._remember_firing()
+        self.result.alarms_firing = [self.firing_seen[name] for name in sorted(self.firing_seen)]
+
+    def _remember_firing(self) -> None:
+        """Keep every alarm seen in ALARM during the watch as DescribeAlarms described it then: an
+        alarm that fired, made ECS roll back and went back to OK before the rollback ended is
+        still the cause, named with its metric and reason."""
         details = self.source.alarm_details()
-        self.result.alarms_firing = [details.get(name) or AlarmInfo(name, state)
-                                     for name, state in sorted(self.alarms.items()) if state == "ALARM"]
+        for name, state in self.alarms.items():
+            if state == "ALARM" and name not in self.alarms_at_start:
+                self.firing_seen[name] = details.get(name) or AlarmInfo(name, state)
+
+    def _alarms_for_failure(self) -> bool:
+        """Read the alarms now (once): ECS is failing or rolling back our deployment because of
+        an alarm, which is in ALARM now but may be OK again when the rollback ends."""
+        v = self.verdict
+        if not self.alarm_prev or self.firing_seen or "failure-alarms" in self.announced:
+            return False
+        if v.status != ROLLING_BACK and not v.waiting_for_ecs:
+            return False
+        if not _alarm_involved(v, self.result.events):
+            return False
+        self.announced.add("failure-alarms")
+        return True
 
     def _read_targets(self) -> None:
         self.targets = self.source.target_health()
 
     def _wait_for_next_poll(self) -> None:
-        near = near_completion(self.svc) or self._imminent()
+        near = self._fast()
         since = self.clock() - self.start
         base = self.policy.interval(since, self.slow_polls, near)
         if not near and since >= self.policy.warmup:
@@ -409,6 +458,11 @@ class _Watcher:
         delay = max(delay, self.budget.wait(1 + reserve))
         # Never sleep past the timeout: the poll right after it gives the verdict.
         self._pause(min(delay, self._left()))
+
+    def _fast(self) -> bool:
+        """Poll every fast interval, DescribeServices only: the rollout can end at any poll (ECS
+        can fail it - breaker or alarms on -, it is failing, or completion is near)."""
+        return self.limits.can_fail or near_completion(self.svc) or self._imminent()
 
     def _imminent(self) -> bool:
         """A failure can end the rollout at any poll now: ECS is rolling back, our deployment
@@ -479,12 +533,17 @@ class _Watcher:
         sent only if the call cap allows it right now (it never delays the verdict)."""
         if verdict.cause in _NOTHING_TO_LEARN or not self.alarm_prev:
             return verdict
-        if not _alarm_involved(verdict, self.result.events) or self.budget.cap_wait(1) > 0:
+        if not _alarm_involved(verdict, self.result.events):
             return verdict
-        try:
-            self._counted(self._read_alarms_firing)
-        except Throttled:
+        if self.firing_seen:  # read while ECS rolled back: no call needed (it may be OK by now)
+            self.result.alarms_firing = [self.firing_seen[name] for name in sorted(self.firing_seen)]
+        elif self.budget.cap_wait(1) > 0:
             return verdict
+        else:
+            try:
+                self._counted(self._read_alarms_firing)
+            except Throttled:
+                return verdict
         again = self._assess() if verdict.cause != CAUSE_TIMEOUT else verdict
         # Judged on the same answer, only the wording can change; keep the first verdict otherwise.
         if again.status == verdict.status and again.cause == verdict.cause:
@@ -582,13 +641,16 @@ class _Watcher:
         self.alarm_prev = dict(states)
 
     def _log_stopped(self, tasks: list[Json]) -> None:
+        new = []
         for task in sorted(tasks, key=lambda t: timestamp(t.get("stoppedAt"))):
             arn = str(task.get("taskArn"))
             if arn in self.known_tasks:
                 continue
             self.known_tasks.add(arn)
             self.result.stopped_tasks.append(task)
-            self.log(describe_stopped_task(task))
+            new.append(task)
+        for line in describe_stopped_tasks(new):  # the same stop reason once, counted
+            self.log(line)
 
 
 def watch(
@@ -608,6 +670,7 @@ def watch(
     first_service: ServiceState | None = None,
     started: float | None = None,
     on_verdict: Callable[[Verdict], None] | None = None,
+    budget: CallBudget | None = None,
 ) -> WatchResult:
     """Poll until our deployment's verdict is final; return it with what was seen.
 
@@ -621,6 +684,9 @@ def watch(
     on_verdict(verdict): called the moment the final verdict is known, before the reads that
     only add to what was seen (a failure's stopped tasks and the alarms that fired), so it is
     said without delay.
+    budget: the deploy's call budget, shared with what else it calls (the update, the diagnosis,
+    its own rollback and that rollback's watch), which the caller books; default: a budget of
+    this watch's own (the update that answered with first_service counted in it).
     """
     if limits is None:
         limits = Limits(ecs_rollback_grace=policy.ecs_rollback_grace, health_gate=policy.health_gate,
@@ -630,7 +696,8 @@ def watch(
     return _Watcher(source, started_deployment_id, policy=policy, limits=limits, log=log,
                     before_ids=before_ids, seen_events=seen_events, alarms_at_start=alarms_at_start,
                     cancelled=cancelled, clock=clock, sleep=sleep, rng=rng,
-                    first_service=first_service, started=started, on_verdict=on_verdict).run()
+                    first_service=first_service, started=started, on_verdict=on_verdict,
+                    budget=budget).run()
 
 
 def _plain_sleep(seconds: float) -> bool:

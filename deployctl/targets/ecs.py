@@ -525,6 +525,9 @@ class _ServiceDeploy:
         self.last_seen: ServiceState | None = None  # the rollout watch's last DescribeServices answer
         self.rollback_requested = False  # ECS accepted deployctl's rollback UpdateService
         self.started = time.monotonic()
+        # One API-call budget for the whole deploy of this service: the watch, the reads for the
+        # diagnosis, deployctl's own rollback and its watch (≤ poll.budget calls in any window).
+        self.budget = rollout.CallBudget(settings.poll, time.monotonic)
 
     # -- steps --------------------------------------------------------------------------------
     def _alarm_names(self) -> list[str]:
@@ -533,7 +536,8 @@ class _ServiceDeploy:
         conf = self.sp.update_service.get("deploymentConfiguration", {})
         return list((conf.get("alarms") or {}).get("alarmNames") or [])
 
-    def _alarms_at_start(self, fallback: Mapping[str, str], aws: awsa.Bounded | None = None) -> dict[str, str]:
+    def _alarms_at_start(self, fallback: Mapping[str, str], aws: awsa.Bounded | None = None, *,
+                         budgeted: bool = False) -> dict[str, str]:
         """States of every deployment alarm of this service, read right before a deployment
         starts (ours, or deployctl's rollback). ECS turns its alarm checks off for a deployment
         that starts with one of its alarms in ALARM (docs/ecs-rollouts.md, "Deployment alarms"),
@@ -546,9 +550,14 @@ class _ServiceDeploy:
         source = EcsSource(aws, self.cluster, self.sp.ecs_service, names)
         states: dict[str, str] | None = None
         problem = ""
+        calls = (len(names) + 99) // 100
         for attempt in range(3):
             if attempt and getattr(aws, "remaining", lambda: 1.0)() <= 0:
                 break  # the time budget is spent: go by the last known states
+            if budgeted and self.budget.cap_wait(calls) > 0:
+                # deployctl's rollback is out already and the deploy's call budget is spent for
+                # now: the watch's own readings are seconds old (not worth a warning).
+                return {n: fallback[n] for n in names if n in fallback}
             try:
                 states = source.alarm_states()
                 break
@@ -559,6 +568,10 @@ class _ServiceDeploy:
             except (DeployctlError, awsa.ClientError, awsa.BotoCoreError) as exc:
                 problem = getattr(exc, "message", None) or str(exc)
                 break
+            finally:
+                if budgeted:
+                    self.budget.book(source.calls)
+                    source.calls = 0
         if states is None:
             known = {n: fallback[n] for n in names if n in fallback}
             self.log(f"warning: could not read the deployment alarms' states ({problem}); going by the "
@@ -630,12 +643,14 @@ class _ServiceDeploy:
             self.log(f"creating service {sp.ecs_service} ({req['desiredCount']} tasks, "
                      f"{rollout.td_label(td_arn)})")
             svc = ecs.create_service(**req)["service"]
+            self.budget.book(1)
         else:
             req = {**sp.update_service, "taskDefinition": td_arn, **self._clamped_count(state)}
             self._show_changes(changes, listed=bool(drift))
             self.log(f"updating service {sp.ecs_service}: {rollout.td_label(state.task_definition)} → "
                      f"{rollout.td_label(td_arn)}")
             svc = ecs.update_service(**req)["service"]
+            self.budget.book(1)
         our_id, started_state = self._started_id(ServiceState.from_api(svc), td_arn, before_ids,
                                                  allow_existing=settings_only)
         if our_id in before_ids:
@@ -772,6 +787,7 @@ class _ServiceDeploy:
                 if primary is not None and primary.task_definition == td_arn:
                     return primary.id, svc
             time.sleep(0.2 * (attempt + 1))
+            self.budget.book(1)
             svc = ServiceState.from_api(awsa.describe_service(self.aws.ecs, self.cluster, self.sp.ecs_service) or {})
         raise DeployFailed(f"ECS accepted the update of {self.sp.ecs_service} but started no deployment of "
                            f"{rollout.td_label(td_arn)}",
@@ -782,9 +798,14 @@ class _ServiceDeploy:
                first: ServiceState | None = None, aws: awsa.Bounded | None = None,
                announce: bool = True) -> rollout.WatchResult:
         svc = self.cfg.services[self.sp.name]
+        conf = self.sp.update_service.get("deploymentConfiguration") or {}
+        breaker = conf.get("deploymentCircuitBreaker") or {}
+        alarms = conf.get("alarms") or {}
         limits = rollout.Limits(timeout=timeout, ecs_rollback_grace=self.s.poll.ecs_rollback_grace,
                                 health_gate=self.s.poll.health_gate, alarm_grace=self.s.poll.alarm_grace,
-                                load_balanced=svc.load_balancer is not None)
+                                load_balanced=svc.load_balancer is not None,
+                                can_fail=bool(breaker.get("enable") or (alarms.get("enable")
+                                                                        and alarms.get("alarmNames"))))
         source = EcsSource(aws or self.aws, self.cluster, self.sp.ecs_service, self._alarm_names(),
                            shared_target_group=bool(svc.load_balancer and svc.load_balancer.shared))
         # The timeout counts from `started` (the deploy's start: preflight and earlier waves
@@ -794,7 +815,7 @@ class _ServiceDeploy:
                              alarms_at_start=dict(alarms_at_start),
                              cancelled=self.cancelled, clock=time.monotonic, started=started,
                              first_service=first if first is not None and first.deployments else None,
-                             on_verdict=self._say_verdict if announce else None)
+                             on_verdict=self._say_verdict if announce else None, budget=self.budget)
 
     def _say_verdict(self, verdict: rollout.Verdict) -> None:
         """The rollout's verdict, said the moment it is known (the diagnosis follows)."""
@@ -804,12 +825,17 @@ class _ServiceDeploy:
                 previous: str | None, started: float) -> ServiceOutcome:
         sp = self.sp
         self.last_seen = result.last_service
+        message = verdict.message
+        if (verdict.cause != rollout.CAUSE_ECS_ROLLBACK and verdict.roll_back and not self.s.no_rollback
+                and previous and previous != td_arn):
+            # deployctl rolls back itself: the rollback goes out first, the diagnosis (the app's
+            # log read included) is read while ECS rolls back.
+            return self._roll_back(message, td_arn, previous, verdict, result, started)
         diag = self._diagnose(verdict, result)
         if verdict.cause == rollout.CAUSE_ECS_ROLLBACK:
             self._tag(td_arn, releases_tags.ROLLED_BACK, result.duration, verdict.message,
                       verdict.rolled_back_to)
             return ServiceOutcome(sp.name, ROLLED_BACK, verdict.message, td_arn, previous, diag, result)
-        message = verdict.message
         if not verdict.roll_back:
             self._tag(td_arn, releases_tags.FAILED, result.duration, message)
             return ServiceOutcome(sp.name, FAILED, message, td_arn, previous, diag, result)
@@ -818,12 +844,10 @@ class _ServiceDeploy:
             self.log(message)
             self._tag(td_arn, releases_tags.FAILED, result.duration, message)
             return ServiceOutcome(sp.name, FAILED, message, td_arn, previous, diag, result)
-        if not previous or previous == td_arn:
-            message += "; nothing to roll back to (no earlier revision ran this service)"
-            self.log(message)
-            self._tag(td_arn, releases_tags.FAILED, result.duration, message)
-            return ServiceOutcome(sp.name, FAILED, message, td_arn, previous, diag, result)
-        return self._roll_back(message, td_arn, previous, diag, result, started)
+        message += "; nothing to roll back to (no earlier revision ran this service)"
+        self.log(message)
+        self._tag(td_arn, releases_tags.FAILED, result.duration, message)
+        return ServiceOutcome(sp.name, FAILED, message, td_arn, previous, diag, result)
 
     def _settings_failed(self, verdict: rollout.Verdict, result: rollout.WatchResult, td_arn: str,
                          live: Mapping[str, Any], previous: str | None) -> ServiceOutcome:
@@ -831,12 +855,19 @@ class _ServiceDeploy:
         registered it, so they stay as they are; undoing the update means restoring the
         service settings it changed (the task definition never changed)."""
         sp = self.sp
-        diag = self._diagnose(verdict, result)
         message = verdict.message
-        if verdict.cause == rollout.CAUSE_ECS_ROLLBACK:
-            return ServiceOutcome(sp.name, ROLLED_BACK, message, td_arn, previous, diag, result)
         restore = self._previous_settings(live, td_arn)
+        diag: list[str] = []
+
+        def diagnose_once() -> None:
+            if not diag:
+                diag.extend(self._diagnose(verdict, result))
+
+        if verdict.cause == rollout.CAUSE_ECS_ROLLBACK:
+            diagnose_once()
+            return ServiceOutcome(sp.name, ROLLED_BACK, message, td_arn, previous, diag, result)
         if not verdict.roll_back or self.s.no_rollback or restore is None:
+            diagnose_once()
             if verdict.roll_back:
                 message += ("; not rolled back (--no-rollback): the service keeps the new settings"
                             if self.s.no_rollback else "; the previous service settings are unknown")
@@ -844,7 +875,11 @@ class _ServiceDeploy:
             return ServiceOutcome(sp.name, FAILED, message, td_arn, previous, diag, result)
         self.log(f"restoring the previous service settings of {sp.ecs_service} ({rollout.td_label(td_arn)} "
                  "keeps running)")
-        again = self._revert(restore, td_arn, allow_existing=True, fallback=result.alarms)
+        try:
+            again = self._revert(restore, td_arn, allow_existing=True, fallback=result.alarms,
+                                 after_update=diagnose_once)
+        finally:
+            diagnose_once()
         if again.verdict.ok:
             text = f"{message}; deployctl restored the previous service settings"
             self.log(f"restored the previous service settings: {again.verdict.message}")
@@ -865,41 +900,61 @@ class _ServiceDeploy:
         return req
 
     def _revert(self, request: Mapping[str, Any], td_arn: str, *, allow_existing: bool,
-                fallback: Mapping[str, str], describe: bool = True) -> rollout.WatchResult:
+                fallback: Mapping[str, str], describe: bool = True,
+                after_update: Callable[[], None] | None = None) -> rollout.WatchResult:
         """deployctl's own undo: one UpdateService, watched like any deployment (with alarm
         states read again as it starts: the alarm that failed the deploy may still be firing),
         all within the rollback budget. Raises (UpdateService refused or not answered) when
-        nothing was changed; `self.rollback_requested` says whether ECS accepted the update."""
+        nothing was changed; `self.rollback_requested` says whether ECS accepted the update.
+        The update goes out first, within the deploy's call budget and without waiting for it:
+        a fresh description only when the budget has room (else what the watch saw last, at most
+        one poll old), the alarm states right after the update. `after_update` (the diagnosis)
+        runs once ECS accepted the update, while it rolls back."""
         aws = self.aws.until(self.s.deadline)
         live = self.last_seen  # what the watch saw last
-        if describe:  # not when DescribeServices just went unanswered: it would eat the budget
+        # Not when DescribeServices just went unanswered: it would eat the time budget.
+        if describe and self.budget.cap_wait(2) == 0:  # it and the update
             with contextlib.suppress(awsa.ClientError, awsa.BotoCoreError):
+                self.budget.book(1)
                 found = awsa.describe_service(aws.client("ecs", attempts=1), self.cluster, self.sp.ecs_service)
                 if found is not None:
                     live = ServiceState.from_api(found)
         before_ids = live.deployment_ids if live is not None else set()
         seen = live.event_ids if live is not None else set()
-        alarms = self._alarms_at_start({**self.preflight_alarms, **fallback}, aws)
         again = time.monotonic()
         svc = ServiceState.from_api(aws.ecs.update_service(**request)["service"])
+        self.budget.book(1)
         self.rollback_requested = True
+        # ECS ignores an alarm already in ALARM as a deployment starts: read right after the
+        # update (one poll of the budget), else the last known states.
+        alarms = self._alarms_at_start({**self.preflight_alarms, **fallback}, aws, budgeted=True)
+        if after_update is not None:
+            after_update()
         rb_id, svc = self._started_id(svc, td_arn, before_ids, allow_existing=allow_existing)
         before_ids.discard(rb_id)
         timeout = min(rollout.rollback_budget(self.s.timeout), self.s.deadline - again)
         self.log(f"watching the rollback deployment {rb_id} (timeout {timeout:.0f}s)")
         return self._watch(rb_id, before_ids, seen, timeout, again, alarms, first=svc, aws=aws, announce=False)
 
-    def _roll_back(self, message: str, td_arn: str, previous: str, diag: list[str],
+    def _roll_back(self, message: str, td_arn: str, previous: str, verdict: rollout.Verdict,
                    first: rollout.WatchResult, started: float) -> ServiceOutcome:
         sp = self.sp
         label = rollout.td_label(previous)
         self.log(f"rolling back to {label} (the revision that ran before this deploy)")
         env = self.cfg.env_name
+        diag: list[str] = []
+
+        def diagnose_once() -> None:  # after the rollback's UpdateService (or its failure)
+            if not diag:
+                diag.extend(self._diagnose(verdict, first))
+
         try:
             result = self._revert({"cluster": self.cluster, "service": sp.ecs_service, "taskDefinition": previous},
                                   previous, allow_existing=False, fallback=first.alarms,
-                                  describe=first.verdict.cause != rollout.CAUSE_NO_ANSWER)
+                                  describe=first.verdict.cause != rollout.CAUSE_NO_ANSWER,
+                                  after_update=diagnose_once)
         except (awsa.ClientError, awsa.BotoCoreError, DeployctlError) as exc:
+            diagnose_once()
             why = exc.message if isinstance(exc, DeployctlError) else \
                 (awsa.translate(exc, f"rolling {sp.ecs_service} back") or ExternalError(str(exc))).message
             if self.rollback_requested:
@@ -913,6 +968,7 @@ class _ServiceDeploy:
             self.log(text)
             self._tag(td_arn, releases_tags.FAILED, time.monotonic() - started, text)
             return ServiceOutcome(sp.name, FAILED, text, td_arn, previous, diag, first)
+        diagnose_once()
         duration = time.monotonic() - started
         if result.verdict.cause == rollout.CAUSE_NO_ANSWER:
             text = (f"{message}; the rollback to {label} was requested (ECS accepted the update), but "
@@ -954,21 +1010,48 @@ class _ServiceDeploy:
         findings = diagnose.diagnose(stopped_tasks=result.stopped_tasks, events=result.events,
                                      targets=result.targets, cause=verdict.cause, context=context,
                                      alarms_firing=result.alarms_firing)
-        lines = diagnose.render(findings)
-        for line in lines:
-            self.log(line)
+        # Said once, in the deploy's failure block at the end of the run (not in the log too).
+        self._late_stopped_tasks(result)
         self._app_log(result)
-        return lines
+        return diagnose.render(findings)
+
+    def _late_stopped_tasks(self, result: rollout.WatchResult) -> None:
+        """The stopped tasks the watch left unread to get deployctl's rollback out first: read now
+        (ListTasks + DescribeTasks), within the deploy's call budget, waiting at most READ_GRACE."""
+        our_id = result.verdict.deployment_id
+        if not result.tasks_unread or not our_id:
+            return
+        wait = self.budget.cap_wait(2)
+        if wait > ecs_app_logs.READ_GRACE or (wait > 0 and self.cancelled.wait(wait)):
+            return
+        aws = self.aws.until(min(time.monotonic() + ecs_app_logs.READ_GRACE, self.s.deadline))
+        source = EcsSource(aws, self.cluster, self.sp.ecs_service, [])
+        known = {str(t.get("taskArn")) for t in result.stopped_tasks}
+        try:
+            found = source.stopped_tasks(our_id, known)
+        except (rollout.Throttled, DeployctlError, awsa.ClientError, awsa.BotoCoreError):
+            return  # the diagnosis goes by what the watch saw
+        finally:
+            self.budget.book(source.calls)
+        result.stopped_tasks.extend(found)
+        result.tasks_unread = False
+        for line in rollout.describe_stopped_tasks(found):
+            self.log(line)
 
     def _app_log(self, result: rollout.WatchResult) -> None:
-        """The failing container's last lines, under the stop reason (terminal) and in the
-        stage's `app_logs` detail (--json, step summary)."""
-        aws = self.aws.until(min(time.monotonic() + ecs_app_logs.READ_GRACE, self.s.deadline))
-        app_log = ecs_app_logs.read_app_log(aws, self.sp.task_definition, result.stopped_tasks)
+        """The failing container's last lines, in the stage's `app_logs` detail: --json, the step
+        summary, and the failure block a terminal prints under the stop reason. One GetLogEvents,
+        within the deploy's call budget (it waits for room at most until READ_GRACE is spent)."""
+        if diagnose.failing_container(result.stopped_tasks) is None:
+            return
+        until = min(time.monotonic() + ecs_app_logs.READ_GRACE, self.s.deadline)
+        wait = self.budget.cap_wait(1)
+        if wait > 0 and (time.monotonic() + wait >= until or self.cancelled.wait(wait)):
+            return
+        self.budget.book(1)
+        app_log = ecs_app_logs.read_app_log(self.aws.until(until), self.sp.task_definition, result.stopped_tasks)
         if app_log is None:
             return
-        for line in diagnose.render_app_log(app_log):
-            self.log(line)
         add_detail = getattr(self.root_log.ctx, "add_detail", None)
         if callable(add_detail):
             add_detail("app_logs", {"service": self.sp.name, **app_log.to_json()})
@@ -982,6 +1065,12 @@ class _ServiceDeploy:
             if self.rerun_start:  # a revision run again: the outcome goes to this release's rerun tag
                 tags = {releases_tags.rerun_key(self.s.release_id):
                         releases_tags.record_value({**self.rerun_start, **tags})}
+        # In the deploy's call budget: the verdict is said already, so the record waits for room
+        # (at most a few fast polls: after a burst of reads for the diagnosis).
+        wait = self.budget.cap_wait(1)
+        if 0 < wait <= 5 * self.s.poll.fast:
+            self.cancelled.wait(wait)
+        self.budget.book(1)
         # Recording the outcome gets rollout.OUTCOME_GRACE from now, never more past the deadline.
         started = time.monotonic()
         budget = self.aws.until(min(started, self.s.deadline) + rollout.OUTCOME_GRACE)

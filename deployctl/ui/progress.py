@@ -33,6 +33,17 @@ if TYPE_CHECKING:
 FAILURE_TAIL_LINES = 20
 
 
+def _final_block(report: RunReport) -> list[str]:
+    """The failure block as a terminal prints it: with the failing containers' last lines (a
+    rollout's `app_logs` detail) under each service's stop reason. Redacted where read."""
+    from deployctl.rollout import report as rollout_report  # lazy: only a failed run needs it
+
+    block = failure_block(report)
+    failed = report.failed_stage
+    logs = failed.details.get("app_logs", ()) if failed is not None else ()
+    return rollout_report.with_app_logs(block, logs) if block and logs else block
+
+
 class PlainReporter(BaseReporter):
     """Line-oriented output for logs, pipes and CI.
 
@@ -66,7 +77,7 @@ class PlainReporter(BaseReporter):
         self._write("")
         self._write(plain_table(timing_rows(report)))
         failed = report.failed_stage
-        block = failure_block(report)
+        block = _final_block(report)
         if block:  # the failure, said once (its log lines are already above)
             self._write("")
             for line in block:
@@ -94,10 +105,12 @@ class RichReporter(BaseReporter):
     and note, the running stages' last few output lines under them, and a timing table at the
     end. rich is imported here, lazily, so nothing else pays for it."""
 
-    def __init__(self, stream: TextIO, *, tail_lines: int = 3, refresh_per_second: float = 8) -> None:
+    def __init__(self, stream: TextIO, *, tail_lines: int = 3, refresh_per_second: float = 8,
+                 force_terminal: bool | None = None) -> None:
         from rich.console import Console  # lazy: rich loads only when a terminal is drawn on
 
-        self.console = Console(file=stream, highlight=False)
+        # force_terminal: draw as on a terminal although `stream` is not one (tests; rich's own flag).
+        self.console = Console(file=stream, highlight=False, force_terminal=force_terminal)
         self._tail_lines = tail_lines
         self._refresh = refresh_per_second
         self._rows: dict[str, _Row] = {}
@@ -163,8 +176,8 @@ class RichReporter(BaseReporter):
         self.console.print()
         self.console.print(table)
         failed = report.failed_stage
-        block = failure_block(report)
-        if block:  # the failure, said once
+        block = _final_block(report)
+        if block:  # the failure, said once, with the app's own last lines (the live tail is gone)
             self.console.print()
             self.console.print(Text(scrub(block[0]), style="bold"))
             for block_line in block[1:]:

@@ -76,7 +76,9 @@ class Result:
 
     @property
     def text(self) -> str:
-        return "\n".join(self.lines)
+        """What a person reads: the deploy's log, then its failure block (the diagnosis and the
+        app's last lines are said there, once)."""
+        return "\n".join([*self.lines, self.message])
 
 
 def deploy(cfg: ResolvedConfig, image_ref: str, *, handle_signals: bool = False,

@@ -115,3 +115,41 @@ def test_the_terminal_view_prints_the_block_once_instead_of_the_log_tail() -> No
         assert text.count(problem) == 1, text
     assert "last lines of deploy" not in text and "preflight: checking" not in text
     assert "run failed in " in text.splitlines()[-1]
+
+
+def test_the_final_block_has_the_whole_diagnosis_and_the_apps_lines_under_the_stop_reason() -> None:
+    diagnosis = ("likely cause (4 tasks): The container exited with code 3 shortly after starting.",
+                 "  what to try: read the logs",
+                 "  seen: Essential container in task exited")
+    block, _ = report.failure("chat-api", "staging", [
+        report.Ended("api", report.ROLLED_BACK, "rolled back to chat-api-staging-api:1 (ECS deployment circuit "
+                     "breaker: tasks failed to start)", "chat-api-staging-api:1", diagnosis),
+        report.Ended("worker", report.OK, "succeeded", "chat-api-staging-worker:3")])
+    lines = block.splitlines()
+    assert [line.strip() for line in lines[2:5]] == [d.strip() for d in diagnosis]  # all of it, once
+    app_log = {"service": "api", "task_id": "abc", "container": "api", "exit_code": 3, "log_group": "/g",
+               "log_stream": "api/api/abc", "log_lines": ["Traceback (most recent call last):",
+                                                         "KeyError: 'MODEL_PATH'"], "missing": ""}
+    shown = report.with_app_logs(lines, [app_log])
+    at = shown.index("    last lines of api in task abc, exit 3 (/g api/api/abc):")
+    assert at == 5  # under the api's stop reason and diagnosis
+    assert shown[at + 1:at + 3] == ["      | Traceback (most recent call last):", "      | KeyError: 'MODEL_PATH'"]
+    assert shown[at + 3].startswith("  live now:")
+
+
+def test_the_plain_output_says_the_apps_lines_once_at_the_end() -> None:
+    block, short = report.failure("chat-api", "staging", [
+        report.Ended("api", report.ROLLED_BACK, "rolled back to x:1 (ECS deployment circuit breaker: tasks failed "
+                     "to start)", "x:1", ("likely cause: a crash",))])
+
+    def job(ctx: StageContext) -> None:
+        ctx.add_detail("app_logs", {"service": "api", "task_id": "abc", "container": "api", "exit_code": 1,
+                                    "log_group": "/g", "log_stream": "api/api/abc",
+                                    "log_lines": ["KeyError: 'MODEL_PATH'"], "missing": ""})
+        raise DeployFailed(block, short=short)
+
+    out = io.StringIO()
+    run_jobs([Job("deploy", (), job)], PlainReporter(out), handle_signals=False)
+    text = out.getvalue()
+    assert text.count("KeyError: 'MODEL_PATH'") == 1
+    assert text.index("likely cause: a crash") < text.index("| KeyError: 'MODEL_PATH'") < text.index("live now:")
