@@ -89,6 +89,14 @@ def _short(exc: BaseException) -> str:
 # --- build ----------------------------------------------------------------------------------
 
 
+# The classic builder's cache probe for a step on `FROM scratch` reads every image without a
+# parent (pulled images, first steps of other builds); when another client on the same engine
+# removes one of them between that list and the read, the step fails with this, although
+# nothing of this build is missing. Building again probes again.
+_LOST_CACHE_CANDIDATE = re.compile(r'unable to find image "sha256:[0-9a-f]{64}"')
+LOST_CACHE_RETRIES = 2
+
+
 def build(
     client: docker.DockerClient,
     context_tar: IO[bytes],
@@ -103,6 +111,38 @@ def build(
     cancelled: threading.Event | None = None,
 ) -> str:
     """Build from a context tar (see stages.context.make_tar) and tag it; returns the image id.
+    A step that failed only because another client removed an unrelated image during the
+    builder's cache probe (_LOST_CACHE_CANDIDATE) is built again, at most LOST_CACHE_RETRIES
+    times, saying so; the steps done before it are cache hits then."""
+    for attempt in range(LOST_CACHE_RETRIES + 1):
+        try:
+            return _build_once(client, context_tar, dockerfile=dockerfile, tag=tag, target=target,
+                               build_args=build_args, platform=platform, labels=labels, on_line=on_line,
+                               cancelled=cancelled)
+        except StageFailed as exc:
+            if (attempt == LOST_CACHE_RETRIES or not _LOST_CACHE_CANDIDATE.search(exc.message)
+                    or not context_tar.seekable() or (cancelled is not None and cancelled.is_set())):
+                raise
+            on_line(f"the engine lost an image it was probing for cache (another build or cleanup on this "
+                    f"engine removed it): building again ({attempt + 1} of {LOST_CACHE_RETRIES})")
+            context_tar.seek(0)
+    raise AssertionError("unreachable")  # the loop returns or raises
+
+
+def _build_once(
+    client: docker.DockerClient,
+    context_tar: IO[bytes],
+    *,
+    dockerfile: str,
+    tag: str,
+    target: str | None,
+    build_args: Mapping[str, str] | None,
+    platform: str | None,
+    labels: Mapping[str, str] | None,
+    on_line: LineSink,
+    cancelled: threading.Event | None,
+) -> str:
+    """One build request (see build).
 
     Uses the classic builder (the SDK cannot drive BuildKit): multi-stage and `target` work,
     `RUN --mount` does not. A failure raises StageFailed naming the Dockerfile step that failed.
