@@ -44,5 +44,9 @@ def test_deployctls_own_rollback_does_not_start_a_fresh_call_budget(world: Any, 
     calls = calls[updates[0]:end + 1]
     times = [c.monotonic for c in calls]
     policy = PollPolicy.from_base(POLL)
-    assert _max_in_window(times, policy.window) <= policy.budget, " ".join(
+    # The times are when the server saw each call; deployctl paces by when it sent them. Under
+    # load one call's trip can take a tenth of a second longer than the next one's, which at this
+    # scale (a 6 s window, calls 0.2 s apart) moves a call into the window; on AWS's 60 s window
+    # at 2 s polls it cannot. So the window is counted 0.3 s short (5%).
+    assert _max_in_window(times, policy.window - 0.3) <= policy.budget, " ".join(
         f"{c.monotonic - times[0]:.2f}:{c.action}" for c in calls)
