@@ -105,12 +105,9 @@ def test_breaker_without_rollback_is_reported_within_a_fast_poll() -> None:
     assert _max_in_60s(src.times) <= 30
 
 
-def test_alarm_rollback_names_the_alarm_and_reads_it_after_the_newest_answer() -> None:
-    alarm = AlarmInfo("chat-api-5xx", "ALARM", "Threshold Crossed: 1 datapoint [12.0] was greater than the "
-                      "threshold (5.0).", "AWS/ApplicationELB HTTPCode_Target_5XX_Count Sum > 5")
-    old = _dep("o", "ACTIVE", 1, 2, state="COMPLETED")
-    done_at = 88.43
-    timeline = [
+def _alarm_rollback(old: Any, done_at: float) -> list[tuple[float, Any]]:
+    """New tasks healthy at 40.2 s, ECS rolls back for a deployment alarm at 61.5 s, done at `done_at`."""
+    return [
         (0.0, _svc(_dep("n", "PRIMARY", 2, 0, pending=2), old)),
         (40.2, _svc(_dep("n", "PRIMARY", 2, 2), old)),
         (61.5, _svc(_dep("o", "PRIMARY", 1, 2, reason="ECS deployment circuit breaker: rolling back to "
@@ -119,6 +116,14 @@ def test_alarm_rollback_names_the_alarm_and_reads_it_after_the_newest_answer() -
         (done_at, _svc(_dep("o", "PRIMARY", 1, 2, state="COMPLETED"),
                        events=[_ev(4, "(service s) (deployment n) deployment failed: alarm detected.")])),
     ]
+
+
+def test_alarm_rollback_names_the_alarm_and_reads_it_after_the_newest_answer() -> None:
+    alarm = AlarmInfo("chat-api-5xx", "ALARM", "Threshold Crossed: 1 datapoint [12.0] was greater than the "
+                      "threshold (5.0).", "AWS/ApplicationELB HTTPCode_Target_5XX_Count Sum > 5")
+    old = _dep("o", "ACTIVE", 1, 2, state="COMPLETED")
+    done_at = 88.43
+    timeline = _alarm_rollback(old, done_at)
     res, rec, src = _watch(timeline, alarms=[alarm], alarms_at_start={"chat-api-5xx": "OK"}, firing_from=61.0)
 
     assert rec.at is not None and done_at <= rec.at <= done_at + FAST
@@ -215,15 +220,7 @@ def test_an_alarm_that_went_back_to_ok_before_the_rollback_ended_is_still_named(
     # the failure names it (metric, reason) from what was read while ECS rolled back.
     old = _dep("o", "ACTIVE", 1, 2, state="COMPLETED")
     done_at = 131.2
-    timeline = [
-        (0.0, _svc(_dep("n", "PRIMARY", 2, 0, pending=2), old)),
-        (40.2, _svc(_dep("n", "PRIMARY", 2, 2), old)),
-        (61.5, _svc(_dep("o", "PRIMARY", 1, 2, reason="ECS deployment circuit breaker: rolling back to "
-                         "deploymentId o."), _dep("n", "ACTIVE", 2, 2, state="FAILED",
-                                                  reason="ECS deployment alarm: alarm detected."))),
-        (done_at, _svc(_dep("o", "PRIMARY", 1, 2, state="COMPLETED"),
-                       events=[_ev(4, "(service s) (deployment n) deployment failed: alarm detected.")])),
-    ]
+    timeline = _alarm_rollback(old, done_at)
     res, rec, src = _watch(timeline, alarms=[ALARM_5XX], alarms_at_start={"chat-api-5xx": "OK"},
                            firing_from=61.0, firing_until=75.0)
 
