@@ -220,9 +220,9 @@ def test_status_watch_exit_codes(app: App, images: dict[str, str]) -> None:
 
 
 def test_lock_wait_waits_for_the_holder_and_then_deploys(app: App, images: dict[str, str]) -> None:
-    def deploy(options: DeployOptions) -> tuple[int, str, float]:
+    def deploy(options: DeployOptions, out: io.StringIO | None = None) -> tuple[int, str, float]:
         plan = make_plan(app.cfg, GitFacts(sha="a" * 40, branch="main"))
-        out = io.StringIO()
+        out = out or io.StringIO()
         t0 = time.monotonic()
         report = run_jobs([Job("deploy", (), lambda ctx: target.deploy(plan, images["1.0.0"], ctx, options))],
                           PlainReporter(out), handle_signals=False)
@@ -250,16 +250,26 @@ def test_lock_wait_waits_for_the_holder_and_then_deploys(app: App, images: dict[
         # A wait that runs out says so.
         code, out, took = deploy(DeployOptions(lock_wait=1.0))
         assert code == 1 and "(waited 1s)" in out and took >= 1, out
-        # A long enough wait proceeds once the holder is done.
-        threading.Timer(3.0, release.set).start()
-        code, out, took = deploy(DeployOptions(lock_wait=60.0))
+        # A long enough wait proceeds once the holder is done: the holder lets go 1 s after the
+        # deploy says it waits (a timer from here could fire before a loaded machine gets there).
+        live = io.StringIO()
+
+        def release_once_waiting() -> None:
+            deadline = time.monotonic() + 60
+            while "waiting up to" not in live.getvalue() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            time.sleep(1.0)
+            release.set()
+
+        threading.Thread(target=release_once_waiting, daemon=True).start()
+        code, out, took = deploy(DeployOptions(lock_wait=60.0), live)
     finally:
         release.set()
         thread.join()
     assert code == 0, out
     assert f"waiting up to 60s for the deploy lock of {app.name}/dev: held by pid" in out
     assert f"deploy lock of {app.name}/dev taken" in out
-    assert took >= 2.5
+    assert took >= 1.0
     assert app.version() == "1.0.0"
     assert [r.id for r in target.history(app.cfg)] == ["r1"]  # the refused tries spent no release
 

@@ -49,10 +49,14 @@ def make_wsgi_hook(get_active: Callable[[], RolloutSimulation | None]) -> Callab
                 return app(environ, start_response)
             service, action, protocol = identify(environ, backend)
             rule = sim.take_throttle(service, action)
-            sim.record_call(service, action, throttled=rule is not None)
+            reached = sim.record_call(service, action, throttled=rule is not None)
             if rule is not None:
                 return throttle_response(start_response, service, protocol, environ, rule)
-            return app(environ, start_response)
+            try:
+                return app(environ, start_response)
+            finally:
+                for event in reached:
+                    event.set()
 
         return __call__
 

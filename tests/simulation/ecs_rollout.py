@@ -944,8 +944,9 @@ class RolloutSimulation:
 
     def freeze_on(self, action: str, service: str | None = None) -> threading.Event:
         """Freeze the clock when the next ``action`` call reaches the server, before it is handled;
-        the returned event is set then. A test acting "mid-rollout" waits on it, acts, and thaws:
-        the rollout cannot have moved on in between, however loaded the machine is."""
+        the returned event is set once the call has been handled. A test acting "mid-rollout"
+        waits on it, acts, and thaws: the rollout cannot have moved on in between, however
+        loaded the machine is."""
         reached = threading.Event()
         with self.lock:
             self._freeze_rules.append((action, service, reached))
@@ -1067,17 +1068,23 @@ class RolloutSimulation:
                     return rule
         return None
 
-    def record_call(self, service: str, action: str, throttled: bool = False) -> None:
+    def record_call(self, service: str, action: str, throttled: bool = False) -> list[threading.Event]:
+        """Count the call; freeze the clock for a matching ``freeze_on`` rule. Returns the rules'
+        events: the caller sets them once the call has been handled, so a test acting "after
+        UpdateService" acts on the new deployment, never before it exists (an alarm set before
+        the deployment starts would disable its alarm checks, as on ECS)."""
         call = ApiCall(service, action, time.monotonic(), time.time())
+        reached: list[threading.Event] = []
         with self.lock:
             for rule in list(self._freeze_rules):
                 if not throttled and rule[0] == action and rule[1] in (None, service):
                     self._freeze_rules.remove(rule)
                     self.freeze()
-                    rule[2].set()
+                    reached.append(rule[2])
             self.calls.append(call)
             if throttled:
                 self.throttled_calls.append(call)
+        return reached
 
     def calls_of(self, action: str, service: str | None = None) -> list[ApiCall]:
         return [c for c in self.calls if c.action == action and service in (None, c.service)]
