@@ -15,6 +15,10 @@ whose ids AWS chooses (VPC, subnets, security groups) reach deploy.yaml through 
 outputs: `environments.<env>.from_stack` (deployctl.config.stack_refs).
 
 Nothing here calls AWS; deployctl.app.bootstrap reads the facts and applies the template.
+
+Why over 500 lines: both templates are built from the same naming (`names`), tagging and
+ownership rules (`created`/`used`/`check_owned`), and one stack's resources refer to each other
+by logical id; split apart, each half would import the other's private helpers.
 """
 
 from __future__ import annotations

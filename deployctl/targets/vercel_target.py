@@ -19,6 +19,10 @@ deployctl.targets.composite calls it after the backend at every step of the life
 The platform is the source of truth: every deployment carries `meta` keys naming the app, the
 environment, the preview and the backend release and image digest it was built against
 (META_*), and everything is read back from Vercel. docs/frontend-vercel.md has the API facts.
+
+Why over 500 lines: every lifecycle step reads and writes the same `meta` keys and chooses
+deployments by the same rules (kind, environment, preview, backend digest); the wire calls
+themselves live in deployctl.adapters.vercel.
 """
 
 from __future__ import annotations
