@@ -909,9 +909,38 @@ def _died(client: Client, c: Container) -> str:
     text = f"{c.name} exited" + (f" with code {code}" if code is not None else "")
     if view.oom_killed or code == 137:
         text += " (killed: out of memory, or SIGKILL)"
+    elif code:
+        said = _last_words(c)
+        if said:
+            text += f" ({said})"
     if restarts:
         text += f" and was restarted by Docker {restarts} time{'s' if restarts != 1 else ''}"
     return text
+
+
+_ERROR_WORDS = re.compile(r"error|exception|fatal|panic|traceback|killed", re.IGNORECASE)
+
+
+def _last_words(c: Container) -> str:
+    """The line of `c`'s log that most likely says why it died, redacted, for the first line of
+    the failure message: the last line that names an error (a Python traceback ends with the
+    exception), else the last line. The full tail is shown with the failure as well."""
+    try:
+        raw = c.logs(tail=LOG_TAIL, stdout=True, stderr=True).decode("utf-8", "replace")
+    except Exception:  # noqa: BLE001 - only a detail of the message; the failure stands without it
+        return ""
+    return last_words(raw)
+
+
+def last_words(raw: str) -> str:
+    """`_last_words` on a log tail already read."""
+    mask = Redactor().stream()  # as one stream: a multi-line secret above is masked too
+    lines = [" ".join(mask(line).split()) for line in raw.splitlines()]
+    lines = [line for line in lines if line]
+    if not lines:
+        return ""
+    said = next((line for line in reversed(lines) if _ERROR_WORDS.search(line)), lines[-1])
+    return said if len(said) <= 200 else said[:199] + "…"
 
 
 def _exit_codes(client: Client, c: Container) -> list[int]:

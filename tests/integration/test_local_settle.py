@@ -101,6 +101,8 @@ def test_a_release_that_dies_in_the_settle_window_is_rolled_back_without_a_faile
     message = report.stage("deploy").message
     assert "api: release r3 went live, then" in message, message
     assert "exited with code 3" in message
+    # The app's own last words are in the message's first line, not only in the log tail.
+    assert "exited with code 3 (worker: CUDA error: an illegal memory access was encountered)" in message
     assert "rolled back: the previous release (r2) serves again" in message
     # Found when it died, not at the end of the (60 s) window, and the cause is on screen.
     assert took < 45, out
