@@ -477,6 +477,10 @@ class Deploy(Strict):
     settle: Duration | None = Field(
         default=None, description="Local (docker) target: how long a new release must stay up and healthy before "
                           "the previous one is stopped; 0s turns it off. Default: 3 health intervals")
+    drain: Duration | None = Field(
+        default=None, description="Local (docker) target: how long connections still open to the previous release "
+                          "may finish before it is stopped ($DEPLOYCTL_DRAIN overrides). Default 10s. On ECS the "
+                          "load balancer drains: bootstrap.deregistration_delay")
     service_name: str | None = Field(
         default=None, description="ECS service name template: {app}, {env}, {service}, and {name} (preview copies). "
                           "Default {app}-{env}-{service}; previews {app}-{env}-{name}-{service}")

@@ -20,7 +20,7 @@ its health check in that window is rolled back at once: every stable port goes b
 containers (still running), the new ones are removed, the release is recorded rolled-back and
 the deploy fails (exit 1) naming the container, its exit code and its last log lines.
 After the window, the old containers are drained (until the proxy reports no open
-connection to them, at most the drain period: 10 s, or $DEPLOYCTL_DRAIN seconds) and stopped.
+connection to them, at most the drain period: deploy.drain, 10 s by default, or $DEPLOYCTL_DRAIN seconds) and stopped.
 All-or-nothing per release: a failure in the third service leaves the first two on the old
 release as well.
 
@@ -701,7 +701,7 @@ def _apply(client: Client, cfg: ResolvedConfig, meta: _Meta, secrets: dict[str, 
             message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
             _record(client, cfg, base, meta.image_id, outcome, started, message, log)
             raise
-        _finish(client, rolls, drain, log)
+        _finish(client, rolls, drain if drain is not None else cfg.deploy.drain, log)
         release = _record(client, cfg, base, meta.image_id, "succeeded", started, "", log)
         _prune(client, cfg, log)
         log(f"release {rid} is live ({time.time() - started:.1f}s)")
@@ -1054,14 +1054,15 @@ def _finish(client: Client, rolls: list[_Roll], drain: float | None, log: Log) -
         log(f"{roll.service}: stopped {', '.join(c.name for c in roll.old)}")
 
 
-def _drain_seconds(drain: float | None) -> float:
-    if drain is not None:
-        return float(drain)
+def _drain_seconds(configured: float | None) -> float:
+    """$DEPLOYCTL_DRAIN (an operator's one-off), else deploy.drain, else DEFAULT_DRAIN."""
     raw = os.environ.get("DEPLOYCTL_DRAIN")
-    try:
-        return float(raw) if raw else DEFAULT_DRAIN
-    except ValueError:
-        raise UsageError(f"DEPLOYCTL_DRAIN must be a number of seconds, not {raw!r}") from None
+    if raw:
+        try:
+            return float(raw)
+        except ValueError:
+            raise UsageError(f"DEPLOYCTL_DRAIN must be a number of seconds, not {raw!r}") from None
+    return DEFAULT_DRAIN if configured is None else float(configured)
 
 
 def _remove(containers: list[Container]) -> None:

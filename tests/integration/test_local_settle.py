@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -289,3 +290,23 @@ def test_a_rollback_chosen_before_another_deploy_changes_nothing(app: App, image
                                            r"\(was r2\); nothing was changed"):
         target.rollback(app.cfg, choice=choice, log=lambda line: None, lock_wait=5)
     assert [r.id for r in target.history(app.cfg)] == ["r3", "r2", "r1"]
+
+
+def test_deploy_drain_bounds_how_long_an_open_connection_keeps_the_old_release(
+        app: App, images: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DEPLOYCTL_DRAIN")  # the fixture's override; deploy.yaml decides here
+    assert app.deploy(images["1.0.0"], sha="1" * 40)[0].exit_code == 0
+    app.edit("settle: 1s", "settle: 1s\n  drain: 2s")
+    # A client in the middle of a request to r1: its connection stays open through the switch.
+    slow = socket.create_connection(("127.0.0.1", app.port), timeout=30)
+    try:
+        slow.sendall(b"GET /version HTTP/1.1\r\nHost: x\r\n")  # headers not finished
+        t0 = time.monotonic()
+        report, out = app.deploy(images["2.0.0"], sha="2" * 40)
+        took = time.monotonic() - t0
+    finally:
+        slow.close()
+    assert report.exit_code == 0, out
+    assert "1 connection(s) still open to the previous release after 2s of draining; stopping it anyway" in out
+    assert took >= 2
+    assert app.version() == "2.0.0"
