@@ -68,6 +68,13 @@ elif kind == "unknown-services":  # n services and n overrides of services that 
             + "".join(f"  s{i}: {{command: [x], health: {{command: x}}}}\n" for i in range(n))
             + "environments:\n  dev:\n    target: docker\n    services:\n"
             + "".join(f"      u{i}: {{count: 1}}\n" for i in range(n)))
+elif kind == "ecs-envs":  # n services in three ECS environments, one a preview: the isolation check
+    ecs = ("{target: ecs, cluster: shared, network: {subnets: [subnet-1]}, "
+           "roles: {execution: 'arn:aws:iam::123456789012:role/exec'}")
+    text = ("version: 1\napp: big\nregion: us-east-1\nimage: {repository: big}\nservices:\n"
+            + "".join(f"  svc{i}: {{command: [w]}}\n" for i in range(n))
+            + "environments:\n"
+            + f"  p: {ecs}, preview: true}}\n  staging: {ecs}}}\n  prod: {ecs}}}\n")
 else:
     raise SystemExit(f"unknown case {kind}")
 from deployctl.config.source import parse
@@ -139,6 +146,8 @@ LOAD_CASES = [  # (label, kind, size, runs)
     ("4,000 unreadable values + 4,000 unknown keys", "unreadable", 4_000, 1),
     ("1,000 overrides of unknown services", "unknown-services", 1_000, 1),
     ("3,000 overrides of unknown services", "unknown-services", 3_000, 1),
+    ("300 services × 3 ECS environments (isolation check)", "ecs-envs", 300, 3),
+    ("1,500 services × 3 ECS environments (isolation check)", "ecs-envs", 1_500, 1),
 ]
 
 

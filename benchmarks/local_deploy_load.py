@@ -138,8 +138,24 @@ def quickstart_copy(dest: Path, *, app: str, port: int, load_seconds: int = 1) -
 
 def build_version(client: object, context: Path, version: str, tag: str) -> str:
     (context / "VERSION").write_text(version + "\n")
-    client.images.build(path=str(context), target="runtime", tag=tag, rm=True)  # type: ignore[attr-defined]
-    return tag
+    return build_image(client, context, tag, target="runtime")
+
+
+def build_image(client: object, context: Path, tag: str, *, target: str | None = None) -> str:
+    """`docker build` through the SDK, built again (as deployctl's own builds are) when the
+    classic builder lost a cache candidate that another client on the engine removed."""
+    import docker.errors
+
+    from deployctl.adapters.engine import LOST_CACHE_RETRIES, is_lost_cache_race
+
+    for attempt in range(LOST_CACHE_RETRIES + 1):
+        try:
+            client.images.build(path=str(context), target=target, tag=tag, rm=True)  # type: ignore[attr-defined]
+            return tag
+        except docker.errors.BuildError as exc:
+            if attempt == LOST_CACHE_RETRIES or not is_lost_cache_race(str(exc.msg)):
+                raise
+    raise AssertionError("unreachable")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -97,6 +97,12 @@ _LOST_CACHE_CANDIDATE = re.compile(r'unable to find image "sha256:[0-9a-f]{64}"'
 LOST_CACHE_RETRIES = 2
 
 
+def is_lost_cache_race(message: str) -> bool:
+    """Whether a build failed only in that race (other code building on a shared engine, such
+    as the test suite's fixtures, builds again on it as `build` does)."""
+    return bool(_LOST_CACHE_CANDIDATE.search(message))
+
+
 def build(
     client: docker.DockerClient,
     context_tar: IO[bytes],

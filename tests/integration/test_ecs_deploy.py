@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -286,19 +287,19 @@ def test_timeout_makes_deployctl_roll_back(world: World, sim: Any, tmp_path: Pat
     doc = base_config(world)
     doc["deploy"]["circuit_breaker"] = False
     # The rollback's deployment completes at once in simulated time: deployctl's own rollback has
-    # 1.5 s of real time, which a loaded machine (the suite runs in parallel) can use up in polls.
+    # 3 s of real time, which a loaded machine (the suite runs in parallel) can use up in polls.
     instant = sim.scenario("success", start_s=0, healthy_s=0, drain_s=0)
     sim.script(API, "success", sim.scenario("stall", stuck="health"), instant, cluster=CLUSTER)
     cfg, _ = first_deploy(world, tmp_path, doc)
     t0 = time.monotonic()
-    # deployctl's own rollback gets half the timeout more (docs/timeouts.md): 1.5 s here.
-    res = deploy(cfg, world.push("v2"), timeout=3)
+    # deployctl's own rollback gets half the timeout more (docs/timeouts.md): 3 s here.
+    res = deploy(cfg, world.push("v2"), timeout=6)
 
     assert res.exit_code == 1, res.text
-    assert "timed out after 3s" in res.message
+    assert "timed out after 6s" in res.message
     assert f"deployctl rolled back to {FAMILY_API}:1" in res.message
     assert world.service()["taskDefinition"].endswith(":1")
-    assert time.monotonic() - t0 < 15
+    assert time.monotonic() - t0 < 30  # ended by its timeout, not by a hang (generous: a loaded machine)
     assert "likely cause" in res.text
 
 
@@ -324,7 +325,22 @@ def test_two_services_in_parallel_one_fails(world: World, sim: Any, tmp_path: Pa
     sim.script(WORKER, "success", "tasks_fail_to_start", cluster=CLUSTER)
     cfg, _ = first_deploy(world, tmp_path, doc)
     seen = len(sim.outcomes)
-    res = deploy(cfg, world.push("v2"))
+    # The clock stands still from the first UpdateService until the second arrives (30 s at most):
+    # deploying in parallel, both go out at once; one by one, the second would wait for a rollout
+    # that cannot end, and come only after the thaw, when the first rollout has ended.
+    first = sim.freeze_on("UpdateService")
+
+    def thaw_on_the_second() -> None:
+        first.wait(60)
+        deadline = time.monotonic() + 30
+        while len(sim.calls_of("UpdateService")) < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        sim.thaw()
+
+    thawing = threading.Thread(target=thaw_on_the_second, daemon=True)
+    thawing.start()
+    res = deploy(cfg, world.push("v2"), timeout=90)
+    thawing.join()
 
     assert res.exit_code == 1, res.text
     assert "(worker)" in res.message and "worker: rolled back to chat-api-staging-worker:1" in res.message

@@ -106,7 +106,7 @@ def _scale_up_that_cannot_place_tasks(world, sim, tmp_path):  # type: ignore[no-
     before = world.td_tags(arn1)
     (running,) = [d for d in sim.deployments(API, cluster=CLUSTER) if d.status == "PRIMARY"]
     # The stuck task stops at once when the count goes back down: restoring the settings gets
-    # half the timeout (1.5 s), and on a loaded runner every moment of it is needed for the polls.
+    # half the timeout (3 s), and on a loaded runner every moment of it is needed for the polls.
     running.scenario = dataclasses.replace(running.scenario, kind="stall", stuck="pending", drain_s=0.0)
     doc["services"]["api"]["count"] = 3
     return doc, ref, arn1, before
@@ -115,10 +115,10 @@ def _scale_up_that_cannot_place_tasks(world, sim, tmp_path):  # type: ignore[no-
 def test_a_failed_settings_only_deploy_leaves_the_release_record_and_restores_the_settings(
         world, sim, tmp_path):  # noqa: F811
     doc, ref, arn1, before = _scale_up_that_cannot_place_tasks(world, sim, tmp_path)
-    res = ecs_deploy(load(tmp_path, doc), ref, timeout=3)  # restoring the settings gets 1.5 s more
+    res = ecs_deploy(load(tmp_path, doc), ref, timeout=6)  # restoring the settings gets 3 s more
 
     assert res.exit_code == 1, res.text
-    assert "timed out after 3s (running 2/3)" in res.message
+    assert "timed out after 6s (running 2/3)" in res.message
     assert "deployctl restored the previous service settings" in res.message
     assert "nothing to roll back to" not in res.message
     assert world.revisions() == [arn1]  # nothing registered
@@ -174,7 +174,7 @@ def test_a_run_that_registers_nothing_hands_on_no_release_id(world, sim, tmp_pat
 
 def test_a_failed_settings_only_deploy_with_no_rollback_keeps_the_new_settings(world, sim, tmp_path):  # noqa: F811
     doc, ref, arn1, before = _scale_up_that_cannot_place_tasks(world, sim, tmp_path)
-    res = ecs_deploy(load(tmp_path, doc), ref, timeout=1.0, no_rollback=True)
+    res = ecs_deploy(load(tmp_path, doc), ref, timeout=3.0, no_rollback=True)
 
     assert res.exit_code == 1
     assert "--no-rollback" in res.message and "keeps the new settings" in res.message

@@ -44,7 +44,10 @@ def test_a_deploy_killed_with_sigkill_stays_in_history(app: App, images: dict[st
                                                        client: docker.DockerClient) -> None:
     assert app.deploy(images["1.0.0"], sha="1" * 40)[0].exit_code == 0
     # r2's app needs 60 s before it is ready: its deploy is still waiting when it is killed.
+    # Its 503s must not count yet either (a 120 s start period): on a loaded machine the test may
+    # see r2's container only seconds after it started, and the deploy has to still be waiting.
     app.edit('MODEL_LOAD_SECONDS: "1"', 'MODEL_LOAD_SECONDS: "60"')
+    app.edit("start_period: 10s", "start_period: 120s")
     # `run --image` deploys an image already pushed (to the local registry of the test services).
     ref = f"127.0.0.1:5000/{app.name}:2.0.0"
     client.images.get(images["2.0.0"]).tag(ref)

@@ -184,6 +184,9 @@ def test_containers_restart_and_a_release_failing_after_the_window_is_never_chos
     assert json.loads(proc.stdout)["ok"] is False
     assert "restarted" in proc.stderr
 
+    # A rollback runs today's deploy.yaml with the old image: take the crash out first, or r3
+    # would crash 4 s after it started too (and a loaded machine can take that long to ask).
+    app.edit(crash_after(4), "    local_port:")
     release = target.rollback(app.cfg, choice=choice, log=lambda line: None, drain=1)
     assert (release.id, release.source) == ("r3", "r1")
     assert app.version() == "1.0.0"
@@ -211,7 +214,7 @@ def test_status_watch_exit_codes(app: App, images: dict[str, str]) -> None:
         assert proc.returncode == 1, (proc.stdout, proc.stderr)
         assert json.loads(proc.stdout)["settled"] is False
         assert "still not settled after 3s" in proc.stderr
-        assert 3 <= took < 20
+        assert took >= 3  # it waited its --timeout; exit 1 and settled: false show it did not wait for the 12 s window
         # Watching without a timeout follows the deploy to its end.
         proc, _ = cli(app, "status", "--watch", "--json", "--interval", "0.5")
         assert proc.returncode == 0, (proc.stdout, proc.stderr)
@@ -245,7 +248,7 @@ def test_lock_wait_waits_for_the_holder_and_then_deploys(app: App, images: dict[
         held.wait(10)
         # Without --lock-wait: refused at once, naming the holder (exit 1, as on ECS).
         code, out, took = deploy(DeployOptions())
-        assert code == 1 and took < 5, out
+        assert code == 1 and "waiting up to" not in out, out  # refused while held: it did not wait
         assert f"{app.name}/dev is being deployed right now by pid {os.getpid()}" in out
         with pytest.raises(LockHeld) as refused, target._env_lock(app.cfg):
             pass
