@@ -9,13 +9,15 @@ import typer
 
 from deployctl.commands.common import ENV_OPTION, FILE_OPTION, JSON_OPTION, YES_OPTION, confirm, load, print_json
 
-NAME_OPTION = typer.Option(..., "--name", "-n", help="Preview name, e.g. pr-42.")
+# Checked by the use case, not typer: a missing name gets deployctl's own message (and a local
+# environment the pointer to `down`) instead of click's "Missing option".
+NAME_OPTION = typer.Option(None, "--name", "-n", help="Preview name, e.g. pr-42 (required).")
 
 
 def destroy(
     file: str = FILE_OPTION,
     env: str = ENV_OPTION,
-    name: str = NAME_OPTION,
+    name: str | None = NAME_OPTION,
     as_json: bool = JSON_OPTION,
     yes: bool = YES_OPTION,
     dry_run: bool = typer.Option(False, "--dry-run", help="Show what would be removed; change nothing."),
