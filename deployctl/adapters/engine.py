@@ -35,6 +35,7 @@ import urllib3.exceptions
 from deployctl.adapters import docker_config
 from deployctl.adapters.engine_view import ContainerView as ContainerView  # re-exported: typed views of
 from deployctl.adapters.engine_view import HealthCheck as HealthCheck  # inspect answers, in a module that
+from deployctl.adapters.engine_view import ImageView as ImageView
 from deployctl.adapters.engine_view import container_view as container_view  # needs no docker SDK import
 from deployctl.errors import ExternalError, StageFailed
 
@@ -323,14 +324,34 @@ def _build_hint(message: str) -> str | None:
 # --- images ---------------------------------------------------------------------------------
 
 
-def image_info(client: docker.DockerClient, ref: str) -> dict[str, Any] | None:
-    """`docker image inspect` as a dict, or None when there is no such image."""
+def image_info(client: docker.DockerClient, ref: str) -> ImageView | None:
+    """`docker image inspect`, typed, or None when there is no such image."""
     try:
-        return dict(client.api.inspect_image(ref))
+        return ImageView.from_inspect(client.api.inspect_image(ref))
     except docker.errors.ImageNotFound:
         return None
     except docker.errors.APIError as exc:
         raise ExternalError(f"could not inspect image {ref}: {exc.explanation or exc}") from None
+
+
+def image_tags(client: docker.DockerClient, **query: Any) -> list[str]:
+    """The tags of the images a list query (e.g. name=REPO, filters=…) finds, from the list answer
+    alone: `images.list` inspects each image after listing, and fails when another build or
+    cleanup on the same engine (a CI runner's shared engine) removes one in between."""
+    return [str(ref) for image in client.api.images(**query) for ref in (image.get("RepoTags") or [])
+            if ref != "<none>:<none>"]
+
+
+def exit_codes(client: docker.DockerClient, container_id: str) -> list[int]:
+    """Exit codes of a container's runs so far, oldest first, from the engine's `die` events
+    (a container Docker restarted shows only its current state). [] when they cannot be read."""
+    try:
+        events = client.events(until=f"{time.time():.3f}", decode=True,
+                               filters={"container": container_id, "event": "die"})
+        codes = [str(((e.get("Actor") or {}).get("Attributes") or {}).get("exitCode", "")) for e in events]
+    except Exception:  # noqa: BLE001 - only a detail of a failure message; the failure stands without it
+        return []
+    return [int(code) for code in codes if code.lstrip("-").isdigit()]
 
 
 def resolvable(client: docker.DockerClient, ref: str) -> str:
@@ -484,7 +505,7 @@ def image_size(client: docker.DockerClient, ref: str) -> int:
     info = image_info(client, ref)
     if info is None:
         raise StageFailed(f"image {ref} is not in the local Docker engine")
-    return int(info.get("Size") or 0)
+    return info.size
 
 
 def tag(client: docker.DockerClient, image: str, repository: str, tag: str) -> None:

@@ -69,6 +69,70 @@ class ContainerView:
         return ""
 
 
+_NS = 1_000_000_000
+
+
+@dataclass(frozen=True)
+class ImageHealthcheck:
+    """An image's own HEALTHCHECK (Config.Healthcheck), with Docker's defaults for the timings it
+    leaves out: https://docs.docker.com/reference/dockerfile/#healthcheck"""
+
+    test: tuple[str, ...]  # ("CMD", …) or ("CMD-SHELL", "…")
+    interval: float = 30.0
+    timeout: float = 30.0
+    start_period: float = 0.0
+    retries: int = 3
+
+    @classmethod
+    def from_config(cls, check: Mapping[str, Any] | None) -> ImageHealthcheck | None:
+        """None for no HEALTHCHECK, or `HEALTHCHECK NONE` (a test of ["NONE"])."""
+        test = tuple(str(x) for x in (check or {}).get("Test") or ())
+        if check is None or not test or test[0] == "NONE":
+            return None
+
+        def seconds(key: str, default: float) -> float:
+            raw = check.get(key) or 0  # nanoseconds; 0 or absent: the default
+            return raw / _NS if raw else default
+
+        return cls(test, seconds("Interval", 30.0), seconds("Timeout", 30.0), seconds("StartPeriod", 0.0),
+                   int(check.get("Retries") or 3))
+
+
+@dataclass(frozen=True)
+class ImageView:
+    """What the engine says about one local image (`docker image inspect`).
+    Shape: https://docs.docker.com/reference/api/engine/version/v1.41/#tag/Image/operation/ImageInspect
+    """
+
+    id: str
+    size: int = 0
+    labels: Mapping[str, str] = field(default_factory=dict)
+    working_dir: str = ""
+    repo_digests: tuple[str, ...] = ()  # "repo@sha256:…", one per registry it was pushed to or pulled from
+    healthcheck: ImageHealthcheck | None = None
+
+    @classmethod
+    def from_inspect(cls, info: Mapping[str, Any]) -> ImageView:
+        config = info.get("Config") or {}
+        check = config.get("Healthcheck")
+        return cls(
+            id=str(info.get("Id") or ""),
+            size=int(info.get("Size") or 0),
+            labels={str(k): str(v) for k, v in (config.get("Labels") or {}).items()},
+            working_dir=str(config.get("WorkingDir") or ""),
+            repo_digests=tuple(str(d) for d in info.get("RepoDigests") or ()),
+            healthcheck=ImageHealthcheck.from_config(check if isinstance(check, Mapping) else None),
+        )
+
+    def digest_in(self, repository: str) -> str:
+        """The digest `repository` knows this image by, or ""."""
+        for repo_digest in self.repo_digests:
+            repo, _, digest = repo_digest.partition("@")
+            if repo == repository and digest:
+                return digest
+        return ""
+
+
 class _Inspected(Protocol):
     attrs: Mapping[str, Any]
 

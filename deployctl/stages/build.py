@@ -170,8 +170,8 @@ def job_fn(
         client = engine.get()
         ctx.raise_if_cancelled()
         local = docker_engine.image_info(client, spec.ref)
-        if local and ((local.get("Config") or {}).get("Labels") or {}).get(INPUTS_LABEL) == inputs:
-            _check_size(spec, ctx, int(local.get("Size") or 0))
+        if local and local.labels.get(INPUTS_LABEL) == inputs:
+            _check_size(spec, ctx, local.size)
             check_image(client, spec.ref, spec.image.allow_secret_files, ctx.log)
             with state.lock:
                 state.built = True

@@ -109,8 +109,8 @@ def check_image(client: Any, ref: str, allowed: Iterable[str], log: Any = None) 
     # lazy: the docker SDK stays off validate, plan and the skip path
     from deployctl.adapters import engine as docker_engine
 
-    info = docker_engine.image_info(client, ref) or {}
-    image_id = str(info.get("Id") or ref)
+    info = docker_engine.image_info(client, ref)
+    image_id = info.id if info is not None and info.id else ref
     with _LOCK:
         if image_id in _CHECKED:
             return

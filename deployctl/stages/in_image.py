@@ -55,7 +55,8 @@ def job_fn(stage: CommandStage, spec: ImageSpec, engine: EngineHandle) -> Callab
         workdir = stage.workdir if stage.workdir.startswith("/") else None
         mounts: dict[str, str] = {}
         if workdir is None:
-            inside = str(((docker_engine.image_info(client, image) or {}).get("Config") or {}).get("WorkingDir") or "")
+            found = docker_engine.image_info(client, image)
+            inside = found.working_dir if found is not None else ""
             host = (spec.project_dir / stage.workdir).resolve()
             if inside and inside != "/" and host.is_dir():
                 mounts[str(host)] = inside
@@ -95,7 +96,7 @@ def _build_target(ctx: Any, client: Any, spec: ImageSpec, target: str) -> str:
     ref = stage_ref(spec, target)
     context, inputs = compute_inputs(stage_spec)  # the same secret checks as the image's build
     local = docker_engine.image_info(client, ref)
-    if local and ((local.get("Config") or {}).get("Labels") or {}).get(build_context.INPUTS_LABEL) == inputs:
+    if local and local.labels.get(build_context.INPUTS_LABEL) == inputs:
         ctx.log(f"{ref} already built from the same inputs")
         return ref
     ctx.log(f"building the Dockerfile's `{target}` stage as {ref}")

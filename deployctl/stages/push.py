@@ -54,7 +54,7 @@ def job_fn(
             if local is None:
                 raise StageFailed(f"there is no local image {spec.ref} to push",
                                   hint="run the build stage (drop --skip build / --from push)")
-            if ((local.get("Config") or {}).get("Labels") or {}).get(INPUTS_LABEL) != inputs:
+            if local.labels.get(INPUTS_LABEL) != inputs:
                 raise StageFailed(f"the local image {spec.ref} was built from other inputs than the "
                                   "working tree has now", hint="run the build stage again")
         ctx.raise_if_cancelled()

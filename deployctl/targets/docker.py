@@ -76,7 +76,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from deployctl import localproxy
-from deployctl.adapters.engine_view import ContainerView, container_view
+from deployctl.adapters.engine_view import ContainerView, ImageHealthcheck, ImageView, container_view
 from deployctl.config import dotenv
 from deployctl.errors import DeployFailed, ExternalError, LockHeld, PreflightFailed, UsageError
 from deployctl.pipeline import Cancelled
@@ -197,8 +197,8 @@ def deploy(plan: Plan, image_ref: str, ctx: Any, options: DeployOptions | None =
     client = engine.connect()
     image = _local_image(client, image_ref, ctx.log)
     meta = _Meta(kind="deploy", git_sha=plan.git.sha, image_ref=image_ref,
-                 digest=_digest_of(image_ref, image), image_id=image["Id"])
-    unchanged = None if options.force else unchanged_release(client, cfg, image["Id"])
+                 digest=_digest_of(image_ref, image), image_id=image.id)
+    unchanged = None if options.force else unchanged_release(client, cfg, image.id)
     if unchanged is not None:
         ctx.outputs["release"] = unchanged.id
         ctx.skip(f"{unchanged.id} already runs this image with these settings, healthy "
@@ -433,7 +433,7 @@ def plan_down(cfg: ResolvedConfig, *, images: bool = False, client: Client | Non
         # The images `in: image` stages built for their Dockerfile target (<repo>:<tag>-<target>).
         targets = {f"-{st.target}" for st in (cfg.stages.lint, cfg.stages.test) if st is not None and st.target}
         if targets:
-            for tag in _listed_tags(client, filters={"label": f"{L_APP}={cfg.app}"}):
+            for tag in engine.image_tags(client, filters={"label": f"{L_APP}={cfg.app}"}):
                 if tag not in tags and _app_repo(cfg, tag) and any(tag.endswith(s) for s in targets):
                     tags.append(tag)
     return DownPlan(app=cfg.app, env=cfg.env_name, containers=tuple(sorted(c.name for c in containers)),
@@ -552,31 +552,23 @@ class Probe:
     origin: str  # "deploy.yaml" or "the image's HEALTHCHECK"
 
 
-def probe_for(cfg: ResolvedConfig, svc: Service, image_check: Mapping[str, Any] | None = None) -> Probe | None:
-    """The probe for `svc`; `image_check` is the image's Config.Healthcheck (inspect shape)."""
+def probe_for(cfg: ResolvedConfig, svc: Service, image_check: ImageHealthcheck | None = None) -> Probe | None:
+    """The probe for `svc`: deploy.yaml's health check, else the image's own HEALTHCHECK (with
+    the environment's health timings over the image's), else None."""
     health = svc.health
     if health is not None:
         test = http_probe(int(svc.port or 0), health.path, health.timeout) if health.path else \
             command_probe(health.command or [])
         return Probe(tuple(test), health.interval, health.timeout, health.start_period, health.retries,
                      "deploy.yaml")
-    test = list((image_check or {}).get("Test") or [])
-    if not test or test[0] == "NONE":
+    if image_check is None:
         return None
-    ns = 1_000_000_000
-
-    def seconds(key: str, default: float) -> float:
-        raw = (image_check or {}).get(key) or 0
-        return raw / ns if raw else default
-
-    # Docker's defaults for a HEALTHCHECK that leaves a timing out.
-    # https://docs.docker.com/reference/dockerfile/#healthcheck
-    timings = {"interval": seconds("Interval", 30.0), "timeout": seconds("Timeout", 30.0),
-               "start_period": seconds("StartPeriod", 0.0), "retries": int((image_check or {}).get("Retries") or 3)}
+    timings: dict[str, float] = {"interval": image_check.interval, "timeout": image_check.timeout,
+                                 "start_period": image_check.start_period, "retries": image_check.retries}
     override = cfg.environment.health
     if override is not None:
         timings.update(override.given())
-    return Probe(tuple(test), float(timings["interval"]), float(timings["timeout"]),
+    return Probe(image_check.test, float(timings["interval"]), float(timings["timeout"]),
                  float(timings["start_period"]), int(timings["retries"]), "the image's HEALTHCHECK")
 
 
@@ -904,7 +896,9 @@ def _died(client: Client, c: Container) -> str:
         return ""
     code = view.exit_code if status != "running" else None
     if code is None:  # running again after a restart: Docker's die events keep the exit code
-        codes = _exit_codes(client, c)
+        from deployctl.adapters import engine  # lazy: the docker SDK stays off validate, plan and the skip path
+
+        codes = engine.exit_codes(client, c.id)
         code = codes[-1] if codes else None
     text = f"{c.name} exited" + (f" with code {code}" if code is not None else "")
     if view.oom_killed or code == 137:
@@ -941,17 +935,6 @@ def last_words(raw: str) -> str:
         return ""
     said = next((line for line in reversed(lines) if _ERROR_WORDS.search(line)), lines[-1])
     return said if len(said) <= 200 else said[:199] + "…"
-
-
-def _exit_codes(client: Client, c: Container) -> list[int]:
-    """Exit codes of `c`'s earlier runs, oldest first, from the engine's event log."""
-    try:
-        events = client.events(until=f"{time.time():.3f}", decode=True,
-                               filters={"container": c.id, "event": "die"})
-        return [int(e["Actor"]["Attributes"]["exitCode"]) for e in events
-                if str((e.get("Actor") or {}).get("Attributes", {}).get("exitCode", "")).lstrip("-").isdigit()]
-    except Exception:  # noqa: BLE001 - only a detail of the message; the failure stands without it
-        return []
 
 
 def settle_seconds(cfg: ResolvedConfig) -> float:
@@ -1237,16 +1220,10 @@ def _release_from_labels(labels: Mapping[str, str], image_id: str, *, current: b
 def _release_tags(client: Client, cfg: ResolvedConfig) -> list[str]:
     """`deployctl-releases/<app>:<env>-rN` tags (an image listed may carry other tags too)."""
     prefix = f"{RELEASE_REPO}/{cfg.app}:{cfg.env_name}-r"
-    return [ref for ref in _listed_tags(client, name=f"{RELEASE_REPO}/{cfg.app}")
+    from deployctl.adapters import engine  # lazy: the docker SDK stays off validate, plan and the skip path
+
+    return [ref for ref in engine.image_tags(client, name=f"{RELEASE_REPO}/{cfg.app}")
             if ref.startswith(prefix) and ref[len(prefix):].isdigit()]
-
-
-def _listed_tags(client: Client, **query: Any) -> list[str]:
-    """The tags of the images a list query finds, from the list answer alone. `images.list`
-    inspects each image after listing, and fails when another build or cleanup on the same
-    engine (a CI runner's shared engine) removes one in between."""
-    return [ref for image in client.api.images(**query) for ref in (image.get("RepoTags") or [])
-            if ref != "<none>:<none>"]
 
 
 def _records(client: Client, cfg: ResolvedConfig) -> list[Container]:
@@ -1300,7 +1277,7 @@ def _backend(container: Container, svc: Service) -> str:
 # --- small things ---------------------------------------------------------------------------------
 
 
-def _local_image(client: Client, ref: str, log: Log) -> dict[str, Any]:
+def _local_image(client: Client, ref: str, log: Log) -> ImageView:
     from deployctl.adapters import engine  # lazy: the docker SDK stays off validate, plan and the skip path
 
     info = engine.image_info(client, ref)
@@ -1318,23 +1295,18 @@ def _local_image(client: Client, ref: str, log: Log) -> dict[str, Any]:
     return info
 
 
-def _image_healthcheck(client: Client, image_id: str) -> Mapping[str, Any] | None:
-    """The image's own HEALTHCHECK (Config.Healthcheck), None when it has none."""
+def _image_healthcheck(client: Client, image_id: str) -> ImageHealthcheck | None:
+    """The image's own HEALTHCHECK, None when it has none."""
     from deployctl.adapters import engine  # lazy: the docker SDK stays off validate, plan and the skip path
 
-    info = engine.image_info(client, image_id) or {}
-    check = (info.get("Config") or {}).get("Healthcheck")
-    return check if isinstance(check, Mapping) else None
+    info = engine.image_info(client, image_id)
+    return info.healthcheck if info is not None else None
 
 
-def _digest_of(ref: str, info: Mapping[str, Any]) -> str:
+def _digest_of(ref: str, info: ImageView) -> str:
     if "@" in ref:
         return ref.split("@", 1)[1]
-    repo = ref.rsplit(":", 1)[0] if ":" in ref.rsplit("/", 1)[-1] else ref
-    for repo_digest in info.get("RepoDigests") or []:
-        if repo_digest.split("@", 1)[0] == repo:
-            return str(repo_digest.split("@", 1)[1])
-    return ""
+    return info.digest_in(ref.rsplit(":", 1)[0] if ":" in ref.rsplit("/", 1)[-1] else ref)
 
 
 def _tag(client: Client, image_id: str, ref: str) -> None:
