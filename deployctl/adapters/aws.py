@@ -253,6 +253,13 @@ def error_message(exc: BaseException) -> str:
     return str(exc)
 
 
+def http_status(exc: BaseException) -> int:
+    """The HTTP status AWS answered a ClientError with (0 when unknown)."""
+    if isinstance(exc, ClientError):
+        return int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+    return 0
+
+
 def is_throttle(exc: BaseException) -> bool:
     code = error_code(exc)
     if code in _THROTTLE_CODES:

@@ -39,9 +39,10 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from deployctl import adoption, diagnose, monitoring, preflight, releases, releases_tags, rollout, service_diff
+from deployctl.adapters import alarm_gateway, ecs_gateway, elb_gateway
 from deployctl.adapters import aws as awsa
-from deployctl.adapters import ecs_gateway
-from deployctl.adapters.ecs_gateway import ServiceState
+from deployctl.adapters.ecs_gateway import ServiceState, Task
+from deployctl.adapters.elb_gateway import TargetHealth
 from deployctl.errors import DeployctlError, DeployFailed, ExternalError
 from deployctl.pipeline import Cancelled
 from deployctl.plan import Plan, ServicePlan, make_plan
@@ -129,7 +130,7 @@ class EcsSource:
         try:
             return fn(*args, **kwargs)
         except awsa.ClientError as exc:
-            status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+            status = awsa.http_status(exc)
             if awsa.is_throttle(exc):
                 raise rollout.Throttled(op, awsa.error_message(exc)) from None
             if status >= 500:
@@ -151,30 +152,29 @@ class EcsSource:
             return svc
         return None
 
-    def stopped_tasks(self, deployment_id: str, known: set[str]) -> list[Mapping[str, Any]]:
-        resp = self._call("ListTasks", self.ecs.list_tasks, cluster=self.cluster, startedBy=deployment_id,
-                          desiredStatus="STOPPED", maxResults=100)
-        arns = [a for a in resp.get("taskArns", []) if a not in known]
+    def stopped_tasks(self, deployment_id: str, known: set[str]) -> list[Task]:
+        arns = self._call("ListTasks", ecs_gateway.task_arns, self.ecs, self.cluster, started_by=deployment_id,
+                          desired_status="STOPPED", first_page=True)
+        arns = [a for a in arns if a not in known]
         if not arns:
             return []
-        resp = self._call("DescribeTasks", self.ecs.describe_tasks, cluster=self.cluster, tasks=arns[:100])
-        return [dict(t) for t in resp.get("tasks", []) if t.get("lastStatus") == "STOPPED"]
+        tasks = self._call("DescribeTasks", ecs_gateway.describe_tasks, self.ecs, self.cluster, arns[:100])
+        return [t for t in tasks if t.stopped]
 
-    def target_health(self) -> list[Mapping[str, Any]] | None:
+    def target_health(self) -> list[TargetHealth] | None:
         """Health of this service's own tasks' targets only (their awsvpc IPs): another
         environment's tasks in a shared target group are not this rollout's."""
         if not self.target_groups:
             return None
-        found: list[Mapping[str, Any]] = []
+        found: list[TargetHealth] = []
         for arn in self.target_groups:
-            resp = self._call("DescribeTargetHealth", self.elbv2.describe_target_health, TargetGroupArn=arn)
-            found += resp.get("TargetHealthDescriptions", [])
+            found += self._call("DescribeTargetHealth", elb_gateway.target_health, self.elbv2, arn)
         if not self.shared_target_group:
             return found
         # The watcher's call budget is counted per read: the tasks are listed again only when a
         # target shows up that we have not placed yet (a new task of ours, or another
         # environment's). Kept across polls: a stopped task's target still drains, and is ours.
-        seen = {str((d.get("Target") or {}).get("Id")) for d in found}
+        seen = {t.id for t in found}
         unknown = seen - self.own_ips - self.foreign_ips
         if unknown:
             self.own_ips |= self._task_ips()
@@ -182,22 +182,20 @@ class EcsSource:
         return rollout.own_targets(found, self.own_ips)
 
     def _task_ips(self) -> set[str]:
-        resp = self._call("ListTasks", self.ecs.list_tasks, cluster=self.cluster, serviceName=self.name,
-                          maxResults=100)
-        arns = list(resp.get("taskArns", []))
+        arns = self._call("ListTasks", ecs_gateway.task_arns, self.ecs, self.cluster, service=self.name,
+                          first_page=True)
         if not arns:
             return set()
-        resp = self._call("DescribeTasks", self.ecs.describe_tasks, cluster=self.cluster, tasks=arns[:100])
-        return rollout.task_ips(resp.get("tasks", []))
+        return rollout.task_ips(self._call("DescribeTasks", ecs_gateway.describe_tasks, self.ecs, self.cluster,
+                                           arns[:100]))
 
     def alarm_states(self) -> dict[str, str]:
         out: dict[str, str] = {}
-        for i in range(0, len(self.alarm_names), 100):  # DescribeAlarms takes at most 100 names
-            resp = self._call("DescribeAlarms", self.cloudwatch.describe_alarms,
-                              AlarmNames=self.alarm_names[i:i + 100])
-            for a in resp.get("MetricAlarms", []) + resp.get("CompositeAlarms", []):
-                out[str(a["AlarmName"])] = str(a.get("StateValue", ""))
-                self.alarm_info[str(a["AlarmName"])] = rollout.AlarmInfo.from_api(a)
+        for i in range(0, len(self.alarm_names), alarm_gateway.MAX_NAMES):  # one call per 100 names
+            for a in self._call("DescribeAlarms", alarm_gateway.describe_alarms, self.cloudwatch,
+                                self.alarm_names[i:i + alarm_gateway.MAX_NAMES]):
+                out[a.name] = a.state
+                self.alarm_info[a.name] = a
         return out
 
     def alarm_details(self) -> dict[str, rollout.AlarmInfo]:
@@ -1026,7 +1024,7 @@ class _ServiceDeploy:
             return
         aws = self.aws.until(min(time.monotonic() + ecs_app_logs.READ_GRACE, self.s.deadline))
         source = EcsSource(aws, self.cluster, self.sp.ecs_service, [])
-        known = {str(t.get("taskArn")) for t in result.stopped_tasks}
+        known = {t.arn for t in result.stopped_tasks}
         try:
             found = source.stopped_tasks(our_id, known)
         except (rollout.Throttled, DeployctlError, awsa.ClientError, awsa.BotoCoreError):

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from deployctl import releases, rollout
 from deployctl import releases_tags as rt
+from deployctl.adapters import ecs_gateway, elb_gateway
 from deployctl.adapters.ecs_gateway import Deployment, ServiceEvent, ServiceState
 from deployctl.render import ecs as render
 from deployctl.render.status_doc import status_current_doc, status_doc, status_service_doc
@@ -163,19 +164,12 @@ def _target_health(clients: AwsClients, cluster: str | None, svc: ServiceState) 
     groups = svc.target_groups
     if not groups:
         return None
-    arns: list[str] = []
-    pages = clients.ecs.get_paginator("list_tasks").paginate(cluster=cluster, serviceName=svc.name)
-    for page in pages:
-        arns += page.get("taskArns", [])
-    tasks: list[Any] = []
-    for i in range(0, len(arns), 100):  # DescribeTasks takes at most 100
-        tasks += clients.ecs.describe_tasks(cluster=cluster, tasks=arns[i:i + 100]).get("tasks", [])
-    ips = rollout.task_ips(tasks)
+    arns = ecs_gateway.task_arns(clients.ecs, cluster or "default", service=svc.name)
+    ips = rollout.task_ips(ecs_gateway.describe_tasks(clients.ecs, cluster or "default", arns))
     counts: dict[str, int] = {}
     for arn in groups:
-        found = clients.elbv2.describe_target_health(TargetGroupArn=arn).get("TargetHealthDescriptions", [])
-        for t in rollout.own_targets(found, ips):
-            state = str((t.get("TargetHealth") or {}).get("State", "unknown"))
+        for t in rollout.own_targets(elb_gateway.target_health(clients.elbv2, arn), ips):
+            state = t.state or "unknown"
             counts[state] = counts.get(state, 0) + 1
     return counts
 
