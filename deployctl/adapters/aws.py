@@ -332,15 +332,6 @@ def account_id(c: AwsClients) -> str:
     return str(c.sts.get_caller_identity()["Account"])
 
 
-def describe_service(ecs: BotoClient, cluster: str, service: str) -> dict[str, Any] | None:
-    """One service description, or None when it does not exist (MISSING or INACTIVE)."""
-    resp = ecs.describe_services(cluster=cluster, services=[service], include=["TAGS"])
-    for svc in resp.get("services", []):
-        if svc.get("status") != "INACTIVE":
-            return dict(svc)
-    return None
-
-
 def ecr_image_digest(ecr: BotoClient, repository: str, *, tag: str | None = None,
                      digest: str | None = None, registry_id: str | None = None) -> str | None:
     """Digest of an image in ECR by tag or digest; None when the repository or image is missing."""

@@ -114,6 +114,9 @@ class LoadBalancer:
     container_port: int = 0
 
 
+_PLACEMENT = ("networkConfiguration", "launchType", "capacityProviderStrategy", "platformVersion")
+
+
 @dataclass(frozen=True)
 class ServiceState:
     """What one DescribeServices entry says about a service."""
@@ -130,6 +133,13 @@ class ServiceState:
     load_balancers: tuple[LoadBalancer, ...] = ()
     # The circuit breaker or the deployment alarms are set to roll a failed deployment back.
     rollback_configured: bool = False
+    arn: str = ""
+    # Where its tasks run (networkConfiguration, launchType, capacityProviderStrategy,
+    # platformVersion) in the API's own shape: a one-off task copies them into RunTask as they are.
+    placement: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    # The whole entry: what an UpdateService request is compared with setting by setting
+    # (deployctl.service_diff), and the settings a failed update restores.
+    settings: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def from_api(cls, svc: ApiDict) -> ServiceState:
@@ -142,12 +152,15 @@ class ServiceState:
             pending=_count(svc, "pendingCount"), task_definition=_text(svc, "taskDefinition"),
             deployments=tuple(Deployment.from_api(d) for d in svc.get("deployments") or []),
             events=tuple(ServiceEvent.from_api(e) for e in svc.get("events") or []),
-            tags={str(t["key"]): str(t.get("value", "")) for t in svc.get("tags") or [] if t.get("key")},
+            tags=tags_of(svc.get("tags")),
             load_balancers=tuple(
                 LoadBalancer(str(lb["targetGroupArn"]), _text(lb, "containerName"), _count(lb, "containerPort"))
                 for lb in svc.get("loadBalancers") or [] if lb.get("targetGroupArn")),
             rollback_configured=bool((breaker.get("enable") and breaker.get("rollback"))
                                      or (alarms.get("enable") and alarms.get("rollback"))),
+            arn=_text(svc, "serviceArn"),
+            placement={k: svc[k] for k in _PLACEMENT if svc.get(k) not in (None, "", [], {})},
+            settings=dict(svc),
         )
 
     @property
@@ -277,6 +290,8 @@ class TaskDefinition:
     revision: int = 0
     status: str = ""  # ACTIVE | INACTIVE | DELETE_IN_PROGRESS
     registered_at: str = ""  # ISO 8601 as boto3 gives it (local time zone); "" when absent
+    registered: datetime | None = None  # the same time, when the answer came from boto3 (not a recording)
+    registered_by: str = ""
     containers: tuple[ContainerDefinition, ...] = ()
     tags: Mapping[str, str] = field(default_factory=dict)
     logs: Mapping[str, AwsLogs] = field(default_factory=dict)  # container → where it logs (awslogs)
@@ -291,6 +306,8 @@ class TaskDefinition:
             arn=_text(td, "taskDefinitionArn"), family=_text(td, "family"), revision=_count(td, "revision"),
             status=_text(td, "status"),
             registered_at=registered.isoformat() if isinstance(registered, datetime) else str(registered or ""),
+            registered=registered if isinstance(registered, datetime) else None,
+            registered_by=_text(td, "registeredBy"),
             containers=tuple(ContainerDefinition(_text(c, "name"), _text(c, "image"), bool(c.get("essential", True)))
                              for c in td.get("containerDefinitions") or []),
             tags=tags_of(described.get("tags")), logs=container_logs(td), definition=dict(td))
@@ -314,38 +331,64 @@ class _EcsClient(Protocol):
 
     def list_tags_for_resource(self, **kwargs: Any) -> ApiDict: ...
 
+    def create_service(self, **kwargs: Any) -> ApiDict: ...
+
+    def update_service(self, **kwargs: Any) -> ApiDict: ...
+
+    def register_task_definition(self, **kwargs: Any) -> ApiDict: ...
+
     def get_paginator(self, name: str) -> Any: ...
 
 
-def describe_services(ecs: _EcsClient, cluster: str, names: Sequence[str], *,
+def _in(cluster: str | None) -> dict[str, Any]:
+    """The `cluster` parameter: left out when None, which ECS reads as the `default` cluster."""
+    return {"cluster": cluster} if cluster else {}
+
+
+def describe_services(ecs: _EcsClient, cluster: str | None, names: Sequence[str], *,
                       tags: bool = False) -> list[ServiceState]:
     """DescribeServices for up to 10 names (the API's limit); services ECS reports MISSING are
     left out."""
-    kwargs: dict[str, Any] = {"cluster": cluster, "services": list(names)}
+    kwargs: dict[str, Any] = {**_in(cluster), "services": list(names)}
     if tags:
         kwargs["include"] = ["TAGS"]
     resp = ecs.describe_services(**kwargs)
     return [ServiceState.from_api(s) for s in resp.get("services", [])]
 
 
-def describe_service(ecs: _EcsClient, cluster: str, service: str) -> ServiceState | None:
+def describe_service(ecs: _EcsClient, cluster: str | None, service: str) -> ServiceState | None:
     """One service with its tags, or None when it does not exist (MISSING or INACTIVE)."""
     return next((s for s in describe_services(ecs, cluster, [service], tags=True) if s.status != "INACTIVE"), None)
 
 
-def service_names(ecs: _EcsClient, cluster: str) -> list[str]:
+def create_service(ecs: _EcsClient, request: Mapping[str, Any]) -> ServiceState:
+    """CreateService (a rendered request); the service as ECS answered."""
+    return ServiceState.from_api(ecs.create_service(**request)["service"])
+
+
+def update_service(ecs: _EcsClient, request: Mapping[str, Any]) -> ServiceState:
+    """UpdateService (a rendered request); the service as ECS answered, its new deployment included."""
+    return ServiceState.from_api(ecs.update_service(**request)["service"])
+
+
+def register_task_definition(ecs: _EcsClient, request: Mapping[str, Any]) -> str:
+    """RegisterTaskDefinition (a rendered request); the new revision's ARN."""
+    return str(ecs.register_task_definition(**request)["taskDefinition"]["taskDefinitionArn"])
+
+
+def service_names(ecs: _EcsClient, cluster: str | None) -> list[str]:
     """The names of every service of the cluster (ListServices, all pages)."""
     names: list[str] = []
-    for page in ecs.get_paginator("list_services").paginate(cluster=cluster):
+    for page in ecs.get_paginator("list_services").paginate(**_in(cluster)):
         names += [arn.rsplit("/", 1)[-1] for arn in page.get("serviceArns", [])]
     return names
 
 
-def task_arns(ecs: _EcsClient, cluster: str, *, service: str | None = None, started_by: str | None = None,
+def task_arns(ecs: _EcsClient, cluster: str | None, *, service: str | None = None, started_by: str | None = None,
               desired_status: str | None = None, first_page: bool = False) -> list[str]:
     """ListTasks: every page, or (`first_page`, one call, as the rollout watcher counts its calls)
     the first 100 ARNs."""
-    kwargs: dict[str, Any] = {"cluster": cluster}
+    kwargs: dict[str, Any] = _in(cluster)
     if service:
         kwargs["serviceName"] = service
     if started_by:
@@ -360,15 +403,15 @@ def task_arns(ecs: _EcsClient, cluster: str, *, service: str | None = None, star
     return arns
 
 
-def describe_tasks(ecs: _EcsClient, cluster: str, arns: Sequence[str]) -> list[Task]:
+def describe_tasks(ecs: _EcsClient, cluster: str | None, arns: Sequence[str]) -> list[Task]:
     """DescribeTasks, 100 ARNs a call (the API's limit)."""
     out: list[Task] = []
     for chunk in _chunks(arns, 100):
-        out += [Task.from_api(t) for t in ecs.describe_tasks(cluster=cluster, tasks=chunk).get("tasks") or []]
+        out += [Task.from_api(t) for t in ecs.describe_tasks(**_in(cluster), tasks=chunk).get("tasks") or []]
     return out
 
 
-def describe_task(ecs: _EcsClient, cluster: str, arn: str) -> Task | None:
+def describe_task(ecs: _EcsClient, cluster: str | None, arn: str) -> Task | None:
     found = describe_tasks(ecs, cluster, [arn])
     return found[0] if found else None
 

@@ -585,24 +585,24 @@ class _ServiceDeploy:
     def run(self) -> ServiceOutcome:
         ecs = self.aws.ecs
         sp = self.sp
-        # The raw answer stays for what compares it with request dicts (drift, settings to
-        # restore, settling the previous release); everything else reads the typed state.
-        live = awsa.describe_service(ecs, self.cluster, sp.ecs_service)
-        state = ServiceState.from_api(live) if live is not None else None
+        # Drift and the settings to restore compare the service's whole entry (state.settings)
+        # with request dicts; everything else reads the typed state.
+        state = ecs_gateway.describe_service(ecs, self.cluster, sp.ecs_service)
         if state is not None and state.status == "DRAINING":
             raise DeployFailed(f"service {sp.ecs_service} is being deleted (DRAINING); wait and deploy again")
-        if live is not None:
-            self.settle_previous(live)
+        live = state.settings if state is not None else None
+        if state is not None:
+            self.settle_previous(state)
         previous = previous_revision(state)
         self.previous = previous
         td_arn: str | None = None
         drift: list[str] = []
         # Every service setting the update changes, said before it is sent (never silently).
         changes = service_diff.service_diff(sp.name, sp.ecs_service, sp.update_service, live)
-        if live is not None and state is not None:
-            live_td = ecs.describe_task_definition(taskDefinition=state.task_definition, include=["TAGS"])
-            if same_task_definition(sp.task_definition, live_td["taskDefinition"]):
-                live_release = releases_tags.parse(live_td.get("tags")).release
+        if state is not None:
+            live_td = ecs_gateway.describe_task_definition(ecs, state.task_definition)
+            if same_task_definition(sp.task_definition, live_td.definition):
+                live_release = releases_tags.parse(live_td.tags).release
                 drift = [c.short() for c in changes.changes]
                 if not self.s.force:
                     self.kept_release = live_release or ""
@@ -620,7 +620,7 @@ class _ServiceDeploy:
                              f"({rollout.td_label(td_arn)} keeps its release"
                              f"{f' {live_release}' if live_release else ''}; no new release is recorded)")
             else:
-                diffs = td_differences(sp.task_definition, live_td["taskDefinition"])
+                diffs = td_differences(sp.task_definition, live_td.definition)
                 self.log(f"task definition changed ({', '.join(diffs[:6])}{'…' if len(diffs) > 6 else ''})")
         if td_arn is None:
             if sp.name in self.s.reuse:
@@ -640,16 +640,16 @@ class _ServiceDeploy:
             req = {**sp.create_service, "taskDefinition": td_arn}
             self.log(f"creating service {sp.ecs_service} ({req['desiredCount']} tasks, "
                      f"{rollout.td_label(td_arn)})")
-            svc = ecs.create_service(**req)["service"]
+            svc = ecs_gateway.create_service(ecs, req)
             self.budget.book(1)
         else:
             req = {**sp.update_service, "taskDefinition": td_arn, **self._clamped_count(state)}
             self._show_changes(changes, listed=bool(drift))
             self.log(f"updating service {sp.ecs_service}: {rollout.td_label(state.task_definition)} → "
                      f"{rollout.td_label(td_arn)}")
-            svc = ecs.update_service(**req)["service"]
+            svc = ecs_gateway.update_service(ecs, req)
             self.budget.book(1)
-        our_id, started_state = self._started_id(ServiceState.from_api(svc), td_arn, before_ids,
+        our_id, started_state = self._started_id(svc, td_arn, before_ids,
                                                  allow_existing=settings_only)
         if our_id in before_ids:
             before_ids.discard(our_id)
@@ -710,21 +710,21 @@ class _ServiceDeploy:
         without the record the deploy itself is as good, only that rollback target is missing."""
         ecs = self.aws.ecs
         try:
-            described = ecs.describe_task_definition(taskDefinition=previous, include=["TAGS"])
+            described = ecs_gateway.describe_task_definition(ecs, previous)
             if not adoption.needs_record(described):
                 return
             release = adoption.release_id(self.s.release_id, self.s.started_at)
             tags = adoption.release_tags(described, release=release, app=self.cfg.app, env=self.cfg.env_name,
                                          service=self.sp.name, now=self.s.started_at)
             label = rollout.td_label(previous)
-            if described["taskDefinition"].get("family") == self.sp.family:
+            if described.family == self.sp.family:
                 ecs.tag_resource(resourceArn=previous, tags=releases_tags.to_list(tags))
                 self.log(f"adopted {label}: recorded as release {release} (succeeded), what `rollback` "
                          "returns to after this deploy")
                 return
             req = adoption.copy_request(described, family=self.sp.family, tags=tags)
-            arn = str(ecs.register_task_definition(**req)["taskDefinition"]["taskDefinitionArn"])
-            self.log(f"adopted {label} (family {described['taskDefinition'].get('family')}): registered as "
+            arn = ecs_gateway.register_task_definition(ecs, req)
+            self.log(f"adopted {label} (family {described.family}): registered as "
                      f"{rollout.td_label(arn)} in {self.sp.family} and recorded as release {release} (succeeded), "
                      "what `rollback` returns to after this deploy")
         except (awsa.ClientError, awsa.BotoCoreError) as exc:
@@ -740,8 +740,7 @@ class _ServiceDeploy:
         req = dict(self.sp.task_definition)
         req["tags"] = releases_tags.merge(req.get("tags") or [], releases_tags.start_tags(
             who=self.s.actor, started_at=self.s.started_at))
-        resp = self.aws.ecs.register_task_definition(**req)
-        arn = str(resp["taskDefinition"]["taskDefinitionArn"])
+        arn = ecs_gateway.register_task_definition(self.aws.ecs, req)
         self.registered = arn
         self.log(f"registered {rollout.td_label(arn)} (release {self.s.release_id})")
         return arn
@@ -753,7 +752,7 @@ class _ServiceDeploy:
         source = releases_tags.to_dict(self.sp.task_definition.get("tags")).get(releases.SOURCE, "")
         self.rerun_start = {**releases_tags.start_tags(who=self.s.actor, started_at=self.s.started_at),
                             releases.SOURCE: source, releases_tags.RERUN_AT: f"{time.time():.3f}"}
-        held = releases_tags.to_dict(self.aws.ecs.list_tags_for_resource(resourceArn=arn).get("tags"))
+        held = ecs_gateway.resource_tags(self.aws.ecs, arn)
         drop = releases_tags.reruns_to_drop(held)
         if drop:  # room under ECS's 50 tags: the oldest rollbacks to this revision leave history
             self.aws.ecs.untag_resource(resourceArn=arn, tagKeys=drop)
@@ -786,7 +785,8 @@ class _ServiceDeploy:
                     return primary.id, svc
             time.sleep(0.2 * (attempt + 1))
             self.budget.book(1)
-            svc = ServiceState.from_api(awsa.describe_service(self.aws.ecs, self.cluster, self.sp.ecs_service) or {})
+            svc = (ecs_gateway.describe_service(self.aws.ecs, self.cluster, self.sp.ecs_service)
+                   or ServiceState(name="", status=""))
         raise DeployFailed(f"ECS accepted the update of {self.sp.ecs_service} but started no deployment of "
                            f"{rollout.td_label(td_arn)}",
                            hint="run `deployctl status` and check the service events")
@@ -914,13 +914,13 @@ class _ServiceDeploy:
         if describe and self.budget.cap_wait(2) == 0:  # it and the update
             with contextlib.suppress(awsa.ClientError, awsa.BotoCoreError):
                 self.budget.book(1)
-                found = awsa.describe_service(aws.client("ecs", attempts=1), self.cluster, self.sp.ecs_service)
+                found = ecs_gateway.describe_service(aws.client("ecs", attempts=1), self.cluster, self.sp.ecs_service)
                 if found is not None:
-                    live = ServiceState.from_api(found)
+                    live = found
         before_ids = live.deployment_ids if live is not None else set()
         seen = live.event_ids if live is not None else set()
         again = time.monotonic()
-        svc = ServiceState.from_api(aws.ecs.update_service(**request)["service"])
+        svc = ecs_gateway.update_service(aws.ecs, request)
         self.budget.book(1)
         self.rollback_requested = True
         # ECS ignores an alarm already in ALARM as a deployment starts: read right after the
@@ -1082,14 +1082,14 @@ class _ServiceDeploy:
                      f"history` shows it in-progress until `status`, `history` or the next deploy records "
                      f"it from what ECS shows")
 
-    def settle_previous(self, live: Mapping[str, Any]) -> None:
+    def settle_previous(self, live: ServiceState) -> None:
         """Record the verdict ECS shows for the family's newest revision when its release is still
         `in-progress` (its deploy was killed, or could not write its outcome tag). This deploy
         holds the lock and is about to supersede that release, which would then show as
         `interrupted` for good. Best effort: a failure here only leaves history as it was."""
         family = str(self.sp.task_definition.get("family") or "")
         try:
-            described = self.aws.ecs.describe_task_definition(taskDefinition=family, include=["TAGS"])
+            described = ecs_gateway.describe_task_definition(self.aws.ecs, family)
         except (awsa.ClientError, awsa.BotoCoreError) as exc:
             if awsa.error_code(exc) != "ClientException":  # that one: no revision of the family yet
                 self.log(f"warning: could not read the newest {family} revision: {awsa.error_code(exc) or exc}")

@@ -125,11 +125,10 @@ def read_status(clients: AwsClients, cfg: ResolvedConfig, preview: str | None = 
         arn = str(view.task_definition or "")
         rev = by_arn.get(arn)
         if rev is None and arn:  # not deployctl's family: read what it says about itself
-            rev = next(reversed(releases.revisions_from(
-                clients.ecs.describe_task_definition(taskDefinition=arn, include=["TAGS"]))), None)
+            rev = next(reversed(releases.revisions_from(ecs_gateway.describe_task_definition(clients.ecs, arn))), None)
         if rev is not None:
             running[name] = rev
-        state = ServiceState.from_api(svc)
+        state = svc
         primary = state.primary or _NO_DEPLOYMENT
         newest = max((r for r in revs if r.service == name), key=lambda r: r.number, default=None)
         rolled = ""
@@ -164,8 +163,8 @@ def _target_health(clients: AwsClients, cluster: str | None, svc: ServiceState) 
     groups = svc.target_groups
     if not groups:
         return None
-    arns = ecs_gateway.task_arns(clients.ecs, cluster or "default", service=svc.name)
-    ips = rollout.task_ips(ecs_gateway.describe_tasks(clients.ecs, cluster or "default", arns))
+    arns = ecs_gateway.task_arns(clients.ecs, cluster, service=svc.name)
+    ips = rollout.task_ips(ecs_gateway.describe_tasks(clients.ecs, cluster, arns))
     counts: dict[str, int] = {}
     for arn in groups:
         for t in rollout.own_targets(elb_gateway.target_health(clients.elbv2, arn), ips):
