@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
+
+from deployctl.adapters.aws import BotoClient
 
 # DescribeAlarms takes at most 100 names a call.
 MAX_NAMES = 100
@@ -56,11 +58,7 @@ class AlarmInfo:
         return out + (f": {self.reason}" if self.reason else "")
 
 
-class _CloudWatchClient(Protocol):
-    def describe_alarms(self, **kwargs: Any) -> Mapping[str, Any]: ...
-
-
-def describe_alarms(cloudwatch: _CloudWatchClient, names: Sequence[str]) -> list[AlarmInfo]:
+def describe_alarms(cloudwatch: BotoClient, names: Sequence[str]) -> list[AlarmInfo]:
     """The metric and composite alarms among `names` (at most MAX_NAMES: one call) that exist."""
     resp = cloudwatch.describe_alarms(AlarmNames=list(names[:MAX_NAMES]))
     return [AlarmInfo.from_api(a) for a in [*resp.get("MetricAlarms", []), *resp.get("CompositeAlarms", [])]]

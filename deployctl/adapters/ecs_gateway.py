@@ -3,8 +3,9 @@
 Everything above the adapters (the rollout watcher, diagnosis, preflight, the ECS target)
 asks a `ServiceState` for its PRIMARY deployment, counts and events instead of walking
 response dicts. The types live here, in the bottom layer, because the adapters build them
-and every layer above may import downwards; the module itself is pure (no boto3), so tests
-build states from recorded or hand-written answers with `ServiceState.from_api`.
+and every layer above may import downwards. The reads take a client (boto3's, a `Bounded` one
+or a test's); the types are pure, so tests build them from recorded or hand-written answers
+with `ServiceState.from_api`, `Task.from_api` and `TaskDefinition.from_api`.
 
 Tasks (`Task`, DescribeTasks) and task-definition revisions (`TaskDefinition`,
 DescribeTaskDefinition) are typed here too, with the reads that return them: callers above the
@@ -20,8 +21,9 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
+from deployctl.adapters.aws import BotoClient
 from deployctl.adapters.logs import AwsLogs, container_logs
 
 # A DescribeServices entry as boto3 returns it (only ever read in this module).
@@ -320,32 +322,12 @@ class TaskDefinition:
         return [c.name for c in self.containers if c.essential]
 
 
-class _EcsClient(Protocol):
-    def describe_services(self, **kwargs: Any) -> ApiDict: ...
-
-    def describe_tasks(self, **kwargs: Any) -> ApiDict: ...
-
-    def list_tasks(self, **kwargs: Any) -> ApiDict: ...
-
-    def describe_task_definition(self, **kwargs: Any) -> ApiDict: ...
-
-    def list_tags_for_resource(self, **kwargs: Any) -> ApiDict: ...
-
-    def create_service(self, **kwargs: Any) -> ApiDict: ...
-
-    def update_service(self, **kwargs: Any) -> ApiDict: ...
-
-    def register_task_definition(self, **kwargs: Any) -> ApiDict: ...
-
-    def get_paginator(self, name: str) -> Any: ...
-
-
 def _in(cluster: str | None) -> dict[str, Any]:
     """The `cluster` parameter: left out when None, which ECS reads as the `default` cluster."""
     return {"cluster": cluster} if cluster else {}
 
 
-def describe_services(ecs: _EcsClient, cluster: str | None, names: Sequence[str], *,
+def describe_services(ecs: BotoClient, cluster: str | None, names: Sequence[str], *,
                       tags: bool = False) -> list[ServiceState]:
     """DescribeServices for up to 10 names (the API's limit); services ECS reports MISSING are
     left out."""
@@ -356,27 +338,27 @@ def describe_services(ecs: _EcsClient, cluster: str | None, names: Sequence[str]
     return [ServiceState.from_api(s) for s in resp.get("services", [])]
 
 
-def describe_service(ecs: _EcsClient, cluster: str | None, service: str) -> ServiceState | None:
+def describe_service(ecs: BotoClient, cluster: str | None, service: str) -> ServiceState | None:
     """One service with its tags, or None when it does not exist (MISSING or INACTIVE)."""
     return next((s for s in describe_services(ecs, cluster, [service], tags=True) if s.status != "INACTIVE"), None)
 
 
-def create_service(ecs: _EcsClient, request: Mapping[str, Any]) -> ServiceState:
+def create_service(ecs: BotoClient, request: Mapping[str, Any]) -> ServiceState:
     """CreateService (a rendered request); the service as ECS answered."""
     return ServiceState.from_api(ecs.create_service(**request)["service"])
 
 
-def update_service(ecs: _EcsClient, request: Mapping[str, Any]) -> ServiceState:
+def update_service(ecs: BotoClient, request: Mapping[str, Any]) -> ServiceState:
     """UpdateService (a rendered request); the service as ECS answered, its new deployment included."""
     return ServiceState.from_api(ecs.update_service(**request)["service"])
 
 
-def register_task_definition(ecs: _EcsClient, request: Mapping[str, Any]) -> str:
+def register_task_definition(ecs: BotoClient, request: Mapping[str, Any]) -> str:
     """RegisterTaskDefinition (a rendered request); the new revision's ARN."""
     return str(ecs.register_task_definition(**request)["taskDefinition"]["taskDefinitionArn"])
 
 
-def service_names(ecs: _EcsClient, cluster: str | None) -> list[str]:
+def service_names(ecs: BotoClient, cluster: str | None) -> list[str]:
     """The names of every service of the cluster (ListServices, all pages)."""
     names: list[str] = []
     for page in ecs.get_paginator("list_services").paginate(**_in(cluster)):
@@ -384,7 +366,7 @@ def service_names(ecs: _EcsClient, cluster: str | None) -> list[str]:
     return names
 
 
-def task_arns(ecs: _EcsClient, cluster: str | None, *, service: str | None = None, started_by: str | None = None,
+def task_arns(ecs: BotoClient, cluster: str | None, *, service: str | None = None, started_by: str | None = None,
               desired_status: str | None = None, first_page: bool = False) -> list[str]:
     """ListTasks: every page, or (`first_page`, one call, as the rollout watcher counts its calls)
     the first 100 ARNs."""
@@ -403,7 +385,7 @@ def task_arns(ecs: _EcsClient, cluster: str | None, *, service: str | None = Non
     return arns
 
 
-def describe_tasks(ecs: _EcsClient, cluster: str | None, arns: Sequence[str]) -> list[Task]:
+def describe_tasks(ecs: BotoClient, cluster: str | None, arns: Sequence[str]) -> list[Task]:
     """DescribeTasks, 100 ARNs a call (the API's limit)."""
     out: list[Task] = []
     for chunk in _chunks(arns, 100):
@@ -411,12 +393,24 @@ def describe_tasks(ecs: _EcsClient, cluster: str | None, arns: Sequence[str]) ->
     return out
 
 
-def describe_task(ecs: _EcsClient, cluster: str | None, arn: str) -> Task | None:
+def run_task(ecs: BotoClient, request: Mapping[str, Any]) -> tuple[str | None, str]:
+    """RunTask (a rendered request, one task): (its ARN, "") or, when ECS started none, (None,
+    why: each `failures[]` entry's reason and detail)."""
+    resp = ecs.run_task(**request)
+    tasks = resp.get("tasks") or []
+    if tasks:
+        return str(tasks[0]["taskArn"]), ""
+    why = "; ".join(f"{f.get('reason', '?')}{': ' + f['detail'] if f.get('detail') else ''}"
+                    for f in resp.get("failures") or [])
+    return None, why
+
+
+def describe_task(ecs: BotoClient, cluster: str | None, arn: str) -> Task | None:
     found = describe_tasks(ecs, cluster, [arn])
     return found[0] if found else None
 
 
-def describe_task_definition(ecs: _EcsClient, ref: str, *, tags: bool = True) -> TaskDefinition:
+def describe_task_definition(ecs: BotoClient, ref: str, *, tags: bool = True) -> TaskDefinition:
     """A revision by ARN or `family[:revision]` (a family alone: its newest ACTIVE revision)."""
     kwargs: dict[str, Any] = {"taskDefinition": ref}
     if tags:
@@ -424,7 +418,7 @@ def describe_task_definition(ecs: _EcsClient, ref: str, *, tags: bool = True) ->
     return TaskDefinition.from_api(ecs.describe_task_definition(**kwargs))
 
 
-def task_definition_arns(ecs: _EcsClient, family: str, *, newest_first: bool = False) -> Iterator[str]:
+def task_definition_arns(ecs: BotoClient, family: str, *, newest_first: bool = False) -> Iterator[str]:
     """The ACTIVE revisions of `family` (ListTaskDefinitions familyPrefix: a prefix match, so a
     caller checks the family of what it describes), page by page."""
     kwargs: dict[str, Any] = {"familyPrefix": family, "status": "ACTIVE"}
@@ -434,7 +428,7 @@ def task_definition_arns(ecs: _EcsClient, family: str, *, newest_first: bool = F
         yield from (str(a) for a in page.get("taskDefinitionArns", []))
 
 
-def task_definition_families(ecs: _EcsClient, prefix: str) -> list[str]:
+def task_definition_families(ecs: BotoClient, prefix: str) -> list[str]:
     """The families with an ACTIVE revision whose names start with `prefix`."""
     out: list[str] = []
     for page in ecs.get_paginator("list_task_definition_families").paginate(familyPrefix=prefix, status="ACTIVE"):
@@ -442,7 +436,7 @@ def task_definition_families(ecs: _EcsClient, prefix: str) -> list[str]:
     return out
 
 
-def resource_tags(ecs: _EcsClient, arn: str) -> dict[str, str]:
+def resource_tags(ecs: BotoClient, arn: str) -> dict[str, str]:
     """The tags ECS holds on a resource now (ListTagsForResource)."""
     return tags_of(ecs.list_tags_for_resource(resourceArn=arn).get("tags"))
 

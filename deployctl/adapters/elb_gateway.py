@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
+
+from deployctl.adapters.aws import BotoClient
 
 # States a target leaves the count of a rollout in (it is going away or not in use).
 GONE_STATES = frozenset({"draining", "unused", "unhealthy.draining"})
@@ -46,11 +48,7 @@ class TargetHealth:
         return out
 
 
-class _ElbClient(Protocol):
-    def describe_target_health(self, **kwargs: Any) -> Mapping[str, Any]: ...
-
-
-def target_health(elbv2: _ElbClient, target_group_arn: str) -> list[TargetHealth]:
+def target_health(elbv2: BotoClient, target_group_arn: str) -> list[TargetHealth]:
     """Every target registered in one target group (DescribeTargetHealth: one call, no paging)."""
     resp = elbv2.describe_target_health(TargetGroupArn=target_group_arn)
     return [TargetHealth.from_api(d) for d in resp.get("TargetHealthDescriptions") or []]

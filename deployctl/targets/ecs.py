@@ -36,7 +36,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from deployctl import adoption, diagnose, monitoring, preflight, releases, releases_tags, rollout, service_diff
 from deployctl.adapters import alarm_gateway, ecs_gateway, elb_gateway
@@ -249,10 +249,17 @@ class Settings:
     target_group_arns: Mapping[str, str] = field(default_factory=dict)
 
 
+class StageLog(Protocol):
+    """What a deploy needs of its stage context (pipeline.StageContext): somewhere to log. Its
+    `note`, `outputs`, `cancelled` and `add_detail` are used when it has them."""
+
+    def log(self, line: str) -> None: ...
+
+
 class _Log:
     """Thread-safe, service-prefixed logging into the stage context."""
 
-    def __init__(self, ctx: Any) -> None:
+    def __init__(self, ctx: StageLog) -> None:
         self.ctx = ctx
         self.lock = threading.Lock()
 
@@ -281,7 +288,7 @@ class _Log:
             outputs["service_changes"] = json.dumps(found, sort_keys=True, separators=(",", ":"))
 
 
-def run_preflight(plan: Plan, image_ref: str, ctx: Any, options: DeployOptions | None = None
+def run_preflight(plan: Plan, image_ref: str, ctx: StageLog, options: DeployOptions | None = None
                   ) -> preflight.PreflightResult:
     """deployctl.preflight for this deploy, on its own (EcsTarget.lock runs it before the lock is taken)."""
     options = options or DeployOptions()
@@ -294,7 +301,7 @@ def run_preflight(plan: Plan, image_ref: str, ctx: Any, options: DeployOptions |
 WaveRunner = Callable[..., dict[str, ServiceOutcome]]
 
 
-def deploy(plan: Plan, image_ref: str, ctx: Any, options: DeployOptions | None = None,
+def deploy(plan: Plan, image_ref: str, ctx: StageLog, options: DeployOptions | None = None,
            pre: preflight.PreflightResult | None = None, *, run_wave: WaveRunner | None = None) -> None:
     """Deploy `plan` to ECS with `image_ref`. Returns when every service is healthy on the new
     release (or unchanged); raises DeployFailed otherwise (a rollback is a failure too),

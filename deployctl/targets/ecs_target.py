@@ -36,7 +36,10 @@ from deployctl.targets.base import (
 )
 
 if TYPE_CHECKING:
+    from deployctl import preflight as preflight_checks
     from deployctl.config.model import ResolvedConfig
+    from deployctl.redact import Redactor
+    from deployctl.targets.log_lines import Request
 
 
 class EcsTarget:
@@ -51,18 +54,19 @@ class EcsTarget:
     def __init__(self, cfg: ResolvedConfig, preview: str | None = None) -> None:
         self.cfg = cfg
         self.preview = preview  # a named copy of a `preview: true` environment (base.WithPreviews)
-        self._clients: Any = None
-        self._preflight: tuple[str, Any] | None = None  # (image ref, its preflight), run by lock()
+        self._clients: aws.AwsClients | None = None
+        # (image ref, its preflight), run by lock()
+        self._preflight: tuple[str, preflight_checks.PreflightResult] | None = None
 
     @property
-    def clients(self) -> Any:
+    def clients(self) -> aws.AwsClients:
         if self._clients is None:
             self._clients = aws.clients(self.cfg.region)
         return self._clients
 
     # --- logs (base.WithLogs) -------------------------------------------------------------------
 
-    def open_logs(self, req: Any, redactor: Any) -> tuple[Any, list[str]]:
+    def open_logs(self, req: Request, redactor: Redactor) -> tuple[ecs_logs.Reader, list[str]]:
         found = ecs_logs.sources(self.cfg, self.clients, req)
         return ecs_logs.Reader(self.clients.logs, found, redactor), [s.service for s in found]
 
