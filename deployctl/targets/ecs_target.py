@@ -72,7 +72,7 @@ class EcsTarget:
 
     # --- deploy and its lock ------------------------------------------------------------------
 
-    def deploy(self, plan: Plan, image_ref: str, ctx: Any, options: DeployOptions) -> None:
+    def deploy(self, plan: Plan, image_ref: str, ctx: ecs.StageLog, options: DeployOptions) -> None:
         pre, self._preflight = self._preflight, None
         ecs.deploy(plan, image_ref, ctx, options, pre=pre[1] if pre and pre[0] == image_ref else None)
 
