@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from deployctl import releases_tags as rt
+from deployctl.adapters.ecs_gateway import TaskDefinition
 from deployctl.render.ecs import TAG_PREFIX
 
 DETAIL = "live before deployctl's first deploy of this service (adopted)"
@@ -24,16 +25,16 @@ _READ_ONLY = frozenset({"taskDefinitionArn", "revision", "status", "registeredAt
                         "deregisteredAt", "requiresAttributes", "compatibilities", "tags"})
 
 
-def needs_record(description: Mapping[str, Any]) -> bool:
+def needs_record(td: TaskDefinition) -> bool:
     """True for a revision no deployctl release owns (no release tag)."""
-    return not rt.parse(description.get("tags")).release
+    return not rt.parse(td.tags).release
 
 
-def _registered(td: Mapping[str, Any]) -> datetime | None:
-    when = td.get("registeredAt")
-    if isinstance(when, datetime):
-        return when.astimezone(UTC) if when.tzinfo else when.replace(tzinfo=UTC)
-    return None
+def _registered(td: TaskDefinition) -> datetime | None:
+    when = td.registered
+    if when is None:
+        return None
+    return when.astimezone(UTC) if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 def release_id(deploy_release: str, started_at: datetime) -> str:
@@ -42,21 +43,19 @@ def release_id(deploy_release: str, started_at: datetime) -> str:
     return rt.new_release_id(now=started_at, git_sha=None, nonce=deploy_release.rsplit("-", 1)[-1])
 
 
-def release_tags(description: Mapping[str, Any], *, release: str, app: str, env: str, service: str,
+def release_tags(td: TaskDefinition, *, release: str, app: str, env: str, service: str,
                  now: datetime) -> dict[str, str]:
     """The tags that make a described revision a succeeded release of app/env/service. It
     started when it was registered; when ECS does not say, at `now` (the deploy's start: the
     adopted release must sort before the deploy's own)."""
-    td = description.get("taskDefinition") or {}
     when = _registered(td) or now
-    containers = td.get("containerDefinitions") or []
-    image = str(containers[0].get("image", "")) if containers else ""
+    image = td.containers[0].image if td.containers else ""
     tags = {
         rt.RELEASE: release,
         TAG_PREFIX + "app": app,
         TAG_PREFIX + "env": env,
         TAG_PREFIX + "service": service,
-        rt.ACTOR: rt.tag_value(str(td.get("registeredBy") or "unknown")),
+        rt.ACTOR: rt.tag_value(td.registered_by or "unknown"),
         rt.STARTED_AT: rt.iso(when),
         rt.FINISHED_AT: rt.iso(when),
         rt.OUTCOME: rt.SUCCEEDED,
@@ -67,10 +66,10 @@ def release_tags(description: Mapping[str, Any], *, release: str, app: str, env:
     return tags
 
 
-def copy_request(description: Mapping[str, Any], *, family: str, tags: Mapping[str, str]) -> dict[str, Any]:
+def copy_request(described: TaskDefinition, *, family: str, tags: Mapping[str, str]) -> dict[str, Any]:
     """RegisterTaskDefinition request for the described revision, as it is, in `family`."""
-    td = {k: v for k, v in (description.get("taskDefinition") or {}).items() if k not in _READ_ONLY}
+    td = {k: v for k, v in described.definition.items() if k not in _READ_ONLY}
     td["family"] = family
-    own = {k: v for k, v in rt.to_dict(description.get("tags")).items() if not k.startswith("aws:")}
+    own = {k: v for k, v in described.tags.items() if not k.startswith("aws:")}
     td["tags"] = rt.to_list({**own, **tags})
     return td

@@ -1,6 +1,6 @@
 """After a failed rollout: the likely cause and what to try, from what ECS showed. Pure.
 
-Input is what the watcher collected: stopped tasks of our deployment (`DescribeTasks`
+Input is what the watcher collected: stopped tasks of our deployment (typed DescribeTasks
 entries), the service events seen while watching, target health, and the verdict cause.
 Output is a short list of findings, most specific first. Strings matched here are the ones
 AWS documents for stopped tasks and service events (docs/ecs-rollouts.md, "Service events and
@@ -12,24 +12,11 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
-from deployctl.adapters.ecs_gateway import ServiceEvent, timestamp
-
-Json = Mapping[str, Any]
-
-
-class AlarmInfo(Protocol):
-    """A deployment alarm as DescribeAlarms showed it (rollout.AlarmInfo)."""
-
-    @property
-    def name(self) -> str: ...
-    @property
-    def state(self) -> str: ...
-    @property
-    def reason(self) -> str: ...
-    @property
-    def metric(self) -> str: ...
+from deployctl.adapters.alarm_gateway import AlarmInfo
+from deployctl.adapters.ecs_gateway import Container, ServiceEvent, Task
+from deployctl.adapters.elb_gateway import TargetHealth
 
 
 @dataclass(frozen=True)
@@ -66,33 +53,28 @@ def _trim(text: str, limit: int = 220) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _task_texts(task: Json) -> list[str]:
-    out = [str(task.get("stoppedReason") or "")]
-    out += [str(c.get("reason") or "") for c in task.get("containers") or []]
+def _task_texts(task: Task) -> list[str]:
+    out = [task.stopped_reason, *(c.reason for c in task.containers)]
     return [t for t in out if t]
 
 
-def _exit_codes(task: Json) -> list[int]:
-    codes = []
-    for c in task.get("containers") or []:
-        if c.get("exitCode") is not None:
-            codes.append(int(c["exitCode"]))
-    return codes
+def _exit_codes(task: Task) -> list[int]:
+    return [c.exit_code for c in task.containers if c.exit_code is not None]
 
 
-def _scaled_in(task: Json) -> bool:
-    if not str(task.get("stoppedReason") or "").startswith("Scaling activity initiated by"):
+def _scaled_in(task: Task) -> bool:
+    if not task.stopped_reason.startswith("Scaling activity initiated by"):
         return False
     # An OOM kill racing the scale-in is still an OOM: keep it when the container says so.
     low = " ".join(_task_texts(task)).lower()
     return "outofmemory" not in low and "memory usage" not in low
 
 
-def _classify_task(task: Json, ctx: Context) -> Finding | None:
+def _classify_task(task: Task, ctx: Context) -> Finding | None:
     texts = _task_texts(task)
     joined = " | ".join(texts)
     low = joined.lower()
-    code = task.get("stopCode") or ""
+    code = task.stop_code
     role = f"the execution role {ctx.execution_role.rsplit('/', 1)[-1]}" if ctx.execution_role else \
         "the task execution role"
     if "cannotpullcontainererror" in low or "pull image manifest" in low:
@@ -131,7 +113,7 @@ def _classify_task(task: Json, ctx: Context) -> Finding | None:
             _trim(joined),
         )
     if "failed container health checks" in low or (
-        task.get("healthStatus") == "UNHEALTHY" and code != "EssentialContainerExited"
+        task.health_status == "UNHEALTHY" and code != "EssentialContainerExited"
     ):
         evidence = _trim(joined or "health UNHEALTHY")
         return Finding("container_health", *_container_health_advice(ctx), evidence)
@@ -250,9 +232,9 @@ _PLACEMENT = re.compile(r"was unable to place a task", re.I)
 
 def diagnose(
     *,
-    stopped_tasks: Sequence[Json] = (),
+    stopped_tasks: Sequence[Task] = (),
     events: Iterable[ServiceEvent] = (),
-    targets: Sequence[Json] | None = None,
+    targets: Sequence[TargetHealth] | None = None,
     cause: str = "",
     context: Context = Context(),
     alarms_firing: Sequence[AlarmInfo] = (),
@@ -304,11 +286,10 @@ def diagnose(
             ))
 
     if targets and "elb_health" not in found:
-        bad = [t for t in targets if (t.get("TargetHealth") or {}).get("State") == "unhealthy"]
+        bad = [t for t in targets if t.state == "unhealthy"]
         if bad:
-            h = bad[0].get("TargetHealth") or {}
             add(Finding("elb_health", *_elb_advice(context),
-                        _trim(f"{h.get('Reason', '')}: {h.get('Description', '')}"), len(bad)))
+                        _trim(f"{bad[0].reason}: {bad[0].description}"), len(bad)))
 
     firing = [a for a in alarms_firing if a.state == "ALARM"]
     if firing or cause == "alarm" or any("alarm detected" in m for m in messages):
@@ -419,29 +400,22 @@ class AppLog:
                    missing=str(data.get("missing") or ""))
 
 
-def failing_container(stopped_tasks: Sequence[Json]) -> tuple[Json, str, int | None] | None:
+def failing_container(stopped_tasks: Sequence[Task]) -> tuple[Task, str, int | None] | None:
     """The stopped task and container whose output best explains a failure: (task, container
     name, its exit code). A container that exited non-zero on its own beats one that only has a
     reason; tasks a deployment scaled in (ECS stopped them, see `diagnose`) are passed over.
     Among equals the task that stopped last is taken (it shows the newest attempt)."""
-    best: tuple[int, float, Json, str, int | None] | None = None
+    best: tuple[int, float, Task, Container] | None = None
     for task in stopped_tasks:
         if _scaled_in(task):
             continue
-        stopped = _stopped_at(task)
-        for c in task.get("containers") or []:
-            code = c.get("exitCode")
-            rank = 2 if code not in (None, 0) else 1 if c.get("reason") else 0
-            if best is None or (rank, stopped) > best[:2]:
-                best = (rank, stopped, task, str(c.get("name") or ""),
-                        int(code) if code is not None else None)
-    if best is None or not best[3]:
+        for c in task.containers:
+            rank = 2 if c.exit_code not in (None, 0) else 1 if c.reason else 0
+            if best is None or (rank, task.stopped_at) > best[:2]:
+                best = (rank, task.stopped_at, task, c)
+    if best is None or not best[3].name:
         return None
-    return best[2], best[3], best[4]
-
-
-def _stopped_at(task: Json) -> float:
-    return timestamp(task.get("stoppedAt"))
+    return best[2], best[3].name, best[3].exit_code
 
 
 def render_app_log(log: AppLog) -> list[str]:

@@ -14,9 +14,10 @@ environment (`{app}-{name}-{svc}`) are found by the same tags.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from deployctl.adapters.ecs_gateway import ServiceState
 from deployctl.config.model import ResolvedConfig
 from deployctl.errors import UsageError
 from deployctl.render import ecs
@@ -92,11 +93,6 @@ def is_candidate_service(cfg: ResolvedConfig, name: str, service: str) -> bool:
     return service in service_names(cfg, name) or service.startswith(service_prefixes(cfg, name))
 
 
-def tags_dict(tags: Iterable[Mapping[str, str]] | None) -> dict[str, str]:
-    """ECS tag lists ({'key','value'}) as a dict."""
-    return {str(t.get("key")): str(t.get("value")) for t in tags or () if t.get("key")}
-
-
 def _owned(cfg: ResolvedConfig, name: str, tags: Mapping[str, str]) -> bool:
     return (tags.get(PREVIEW_TAG) == name
             and tags.get(APP_TAG, cfg.app) == cfg.app
@@ -128,14 +124,14 @@ class Selected:
 
 
 def select_services(cfg: ResolvedConfig, name: str,
-                    described: Sequence[Mapping[str, object]]) -> tuple[list[str], list[str]]:
+                    described: Sequence[ServiceState]) -> tuple[list[str], list[str]]:
     """(services to remove, skipped look-alikes) among DescribeServices results (with TAGS)."""
     keep, skipped = [], []
     for svc in described:
-        sname = str(svc.get("serviceName") or service_name_of(str(svc.get("serviceArn", ""))))
-        if svc.get("status") == "INACTIVE" or not is_candidate_service(cfg, name, sname):
+        sname = svc.name or service_name_of(svc.arn)
+        if svc.status == "INACTIVE" or not is_candidate_service(cfg, name, sname):
             continue
-        tags = tags_dict(svc.get("tags"))  # type: ignore[arg-type]
+        tags = svc.tags
         if _owned(cfg, name, tags):
             keep.append(sname)
         else:
@@ -143,18 +139,14 @@ def select_services(cfg: ResolvedConfig, name: str,
     return sorted(keep), skipped
 
 
-TagLists = Mapping[str, Sequence[Mapping[str, str]]]
-
-
 def select_task_definitions(cfg: ResolvedConfig, name: str,
-                            described: TagLists) -> tuple[list[str], list[str]]:
+                            described: Mapping[str, Mapping[str, str]]) -> tuple[list[str], list[str]]:
     """(task-definition ARNs to deregister, skipped look-alikes) given ARN → its tags."""
     keep, skipped = [], []
-    for arn, tags in described.items():
+    for arn, found in described.items():
         fam = family_of(arn)
         if not fam.startswith(family_prefixes(cfg, name)):
             continue
-        found = tags_dict(tags)
         if _owned(cfg, name, found):
             keep.append(arn)
         else:

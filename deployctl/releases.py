@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from deployctl import releases_tags as rt
-from deployctl.adapters.ecs_gateway import COMPLETED, FAILED, ServiceState
+from deployctl.adapters.ecs_gateway import COMPLETED, FAILED, ServiceState, TaskDefinition
 from deployctl.errors import DeployFailed, UsageError
 
 # Extra tags written by promote/rollback (the ECS target writes the rest).
@@ -130,30 +130,25 @@ class Release:
         }
 
 
-def revision_from(description: Mapping[str, Any]) -> Revision | None:
-    """A Revision from a DescribeTaskDefinition answer (with include=["TAGS"]); None for a
-    revision deployctl did not register (no release tag)."""
-    td = description.get("taskDefinition") or {}
-    tags = rt.to_dict(description.get("tags"))
+def revision_from(td: TaskDefinition) -> Revision | None:
+    """A Revision from a described task definition (read with its tags); None for a revision
+    deployctl did not register (no release tag)."""
+    tags = dict(td.tags)
     parsed = rt.parse(tags)
     if not parsed.release:
         return None
-    containers = td.get("containerDefinitions") or []
-    service = parsed.service or (containers[0].get("name") if containers else "") or ""
-    image = next((str(c.get("image", "")) for c in containers if c.get("name") == service), "")
-    if not image and containers:
-        image = str(containers[0].get("image", ""))
-    registered: Any = td.get("registeredAt")
-    return Revision(arn=str(td.get("taskDefinitionArn", "")), family=str(td.get("family", "")),
-                    number=int(td.get("revision") or 0), service=service, image=image, tags=tags,
-                    registered_at=registered.isoformat() if hasattr(registered, "isoformat")
-                    else str(registered or ""))
+    service = parsed.service or (td.containers[0].name if td.containers else "")
+    image = next((c.image for c in td.containers if c.name == service), "")
+    if not image and td.containers:
+        image = td.containers[0].image
+    return Revision(arn=td.arn, family=td.family, number=td.revision, service=service, image=image, tags=tags,
+                    registered_at=td.registered_at)
 
 
-def revisions_from(description: Mapping[str, Any]) -> list[Revision]:
+def revisions_from(td: TaskDefinition) -> list[Revision]:
     """The releases one described revision belongs to: the one that registered it
     (`revision_from`), then each rollback that ran it again as it is (its rerun tags), oldest first."""
-    base = revision_from(description)
+    base = revision_from(td)
     if base is None:
         return []
     out = [base]
@@ -327,10 +322,9 @@ class ServiceView:
     desired: int = 0
 
 
-def service_view(name: str, described: Mapping[str, Any] | None) -> ServiceView:
-    if not described:
+def service_view(name: str, state: ServiceState | None) -> ServiceView:
+    if state is None:
         return ServiceView(name, None, None, 0)
-    state = ServiceState.from_api(described)
     primary = state.primary
     if primary is None:
         return ServiceView(name, state.task_definition or None, None, len(state.deployments), 0, state.desired)
@@ -443,7 +437,7 @@ class Settlement:
 SETTLED_LATER = "recorded from what ECS shows after the deploy watch ended"
 
 
-def settle(latest: Release | None, described: Mapping[str, Mapping[str, Any] | None]) -> list[Settlement]:
+def settle(latest: Release | None, described: Mapping[str, ServiceState | None]) -> list[Settlement]:
     """Verdicts for the `in-progress` revisions of the newest release that ECS has finished
     rolling out (`described`: service → DescribeServices entry). Honest like the watcher
     (honest verdicts, docs/ecs-rollouts.md):
@@ -468,7 +462,7 @@ def settle(latest: Release | None, described: Mapping[str, Mapping[str, Any] | N
     return out
 
 
-def settle_revision(name: str, rev: Revision, svc: Mapping[str, Any] | None) -> Settlement | None:
+def settle_revision(name: str, rev: Revision, svc: ServiceState | None) -> Settlement | None:
     """The verdict ECS shows for one `in-progress` revision of service `name` (same rules as
     `settle`), or None. Used by a deploy, holding the lock, on the revision it is about to
     supersede: once superseded an `in-progress` release shows as `interrupted` for good, although
@@ -478,10 +472,9 @@ def settle_revision(name: str, rev: Revision, svc: Mapping[str, Any] | None) -> 
     return _settled(name, rev, svc)
 
 
-def _settled(name: str, rev: Revision, svc: Mapping[str, Any] | None) -> Settlement | None:
-    if not svc:
+def _settled(name: str, rev: Revision, service: ServiceState | None) -> Settlement | None:
+    if service is None:
         return None
-    service = ServiceState.from_api(svc)
     primary = service.primary
     if primary is None:
         return None
@@ -665,11 +658,11 @@ def choose_rollback(env: str, releases: Sequence[Release], running: Mapping[str,
     return RollbackChoice(current=cur, target=target, revisions=changed, running=dict(running))
 
 
-def register_request(description: Mapping[str, Any], *, release_id: str, restores: str) -> dict[str, Any]:
+def register_request(described: TaskDefinition, *, release_id: str, restores: str) -> dict[str, Any]:
     """RegisterTaskDefinition request re-creating a described revision as part of a new
     (rollback) release: same definition, the release tags of the new release."""
-    td = {k: v for k, v in (description.get("taskDefinition") or {}).items() if k not in _READ_ONLY}
-    tags = {k: v for k, v in rt.to_dict(description.get("tags")).items()
+    td = {k: v for k, v in described.definition.items() if k not in _READ_ONLY}
+    tags = {k: v for k, v in described.tags.items()
             if k not in _OUTCOME_KEYS and not k.startswith(rt.RERUN_PREFIX)}
     tags[rt.RELEASE] = release_id
     tags[KIND] = ROLLBACK

@@ -18,6 +18,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from deployctl.adapters.ecs_gateway import tags_of
 from deployctl.render.ecs import TAG_PREFIX
 
 RELEASE = TAG_PREFIX + "release"
@@ -164,13 +165,8 @@ def to_list(tags: Mapping[str, str]) -> list[dict[str, str]]:
 
 
 def to_dict(tags: Iterable[Mapping[str, str]] | None) -> dict[str, str]:
-    """From ECS (`key`/`value`) or tagging-API (`Key`/`Value`) lists."""
-    out: dict[str, str] = {}
-    for t in tags or []:
-        key = t.get("key", t.get("Key"))
-        if key is not None:
-            out[str(key)] = str(t.get("value", t.get("Value", "")))
-    return out
+    """From ECS (`key`/`value`) or tagging-API (`Key`/`Value`) lists (read by the ECS gateway)."""
+    return tags_of(list(tags or []))
 
 
 def merge(rendered: Iterable[Mapping[str, str]], extra: Mapping[str, str]) -> list[dict[str, str]]:

@@ -253,6 +253,13 @@ def error_message(exc: BaseException) -> str:
     return str(exc)
 
 
+def http_status(exc: BaseException) -> int:
+    """The HTTP status AWS answered a ClientError with (0 when unknown)."""
+    if isinstance(exc, ClientError):
+        return int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+    return 0
+
+
 def is_throttle(exc: BaseException) -> bool:
     code = error_code(exc)
     if code in _THROTTLE_CODES:
@@ -323,15 +330,6 @@ def aws_errors(doing: str = "calling AWS") -> Iterator[None]:
 
 def account_id(c: AwsClients) -> str:
     return str(c.sts.get_caller_identity()["Account"])
-
-
-def describe_service(ecs: BotoClient, cluster: str, service: str) -> dict[str, Any] | None:
-    """One service description, or None when it does not exist (MISSING or INACTIVE)."""
-    resp = ecs.describe_services(cluster=cluster, services=[service], include=["TAGS"])
-    for svc in resp.get("services", []):
-        if svc.get("status") != "INACTIVE":
-            return dict(svc)
-    return None
 
 
 def ecr_image_digest(ecr: BotoClient, repository: str, *, tag: str | None = None,

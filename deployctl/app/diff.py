@@ -37,14 +37,16 @@ def diff(cfg: ResolvedConfig, clients: aws.AwsClients | None = None) -> list[ser
     for name in cfg.services:
         request = render.update_service(cfg, name, render.family(cfg, name), facts)
         kept = None
-        running = int((live.get(name) or {}).get("desiredCount") or 0)
-        if live.get(name):
+        state = live.get(name)
+        running = state.desired if state is not None else 0
+        if state is not None:
             with aws.aws_errors(f"reading the auto scaling of {name}"):
                 # The deploy that drops `autoscaling` keeps the scaler's count, as `run` does.
                 kept = ecs_autoscaling.removal_count(clients.client(ecs_autoscaling.CLIENT), cfg, name, running)
             if kept is not None:
                 request = {**request, "desiredCount": kept}
-        found = service_diff.service_diff(name, render.service_name(cfg, name), request, live.get(name))
+        found = service_diff.service_diff(name, render.service_name(cfg, name), request,
+                                          state.settings if state is not None else None)
         if found.exists:
             removal = render_autoscaling.removal_text(running, kept, cfg.services[name].count) \
                 if kept is not None else ""

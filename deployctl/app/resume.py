@@ -16,6 +16,7 @@ from typing import Any
 
 from deployctl import lock, targets
 from deployctl.adapters import aws
+from deployctl.adapters.ecs_gateway import ServiceState
 from deployctl.config.model import ResolvedConfig
 from deployctl.errors import DeployFailed, UsageError
 from deployctl.render import autoscaling as render_autoscaling
@@ -63,8 +64,8 @@ class ResumePlan:
                 "running": list(self.running)}
 
 
-def _desired(live: dict[str, Any] | None) -> int | None:
-    return int(live.get("desiredCount") or 0) if live is not None else None
+def _desired(live: ServiceState | None) -> int | None:
+    return live.desired if live is not None else None
 
 
 def cap_alarm_names(cfg: ResolvedConfig) -> list[str]:

@@ -18,6 +18,7 @@ from typing import Any
 from deployctl import lock, scale_record, targets
 from deployctl import releases_tags as rt
 from deployctl.adapters import aws
+from deployctl.adapters.ecs_gateway import ServiceState
 from deployctl.adapters.git import GitFacts
 from deployctl.config.model import ResolvedConfig
 from deployctl.errors import DeployFailed, UsageError
@@ -93,8 +94,8 @@ def parse_counts(cfg: ResolvedConfig, pairs: Sequence[str]) -> dict[str, int]:
     return out
 
 
-def _desired(live: dict[str, Any] | None) -> int | None:
-    return int(live.get("desiredCount") or 0) if live is not None else None
+def _desired(live: ServiceState | None) -> int | None:
+    return live.desired if live is not None else None
 
 
 def plan(cfg: ResolvedConfig, pairs: Sequence[str], clients: aws.AwsClients | None = None) -> ScalePlan:

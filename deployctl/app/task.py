@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from deployctl import releases, releases_tags, targets
-from deployctl.adapters import aws
+from deployctl.adapters import aws, ecs_gateway
 from deployctl.adapters import logs as cwlogs
 from deployctl.errors import DeployFailed, UsageError
 from deployctl.render import jobs as render_jobs
@@ -72,7 +72,7 @@ def plan_task(cfg: ResolvedConfig, clients: aws.AwsClients, *, service: str | No
     if live is None:
         raise DeployFailed(f"service {name} is not deployed in {cfg.env_name}: there is no release to run a task from",
                            hint=f"deploy it first: `deployctl run --env {cfg.env_name}`")
-    arn = str(live.get("taskDefinition") or "")
+    arn = live.task_definition
     if release:
         found = releases.build(ecs_releases.read_revisions(ecs, cfg), app=cfg.app, env=cfg.env_name)
         rel = next((r for r in found if r.id == release), None)
@@ -83,14 +83,13 @@ def plan_task(cfg: ResolvedConfig, clients: aws.AwsClients, *, service: str | No
             raise UsageError(f"release {release} did not deploy {name}",
                              hint=f"its services: {', '.join(sorted(rel.revisions)) or 'none'}")
         arn = rel.revisions[name].arn
-    described = ecs.describe_task_definition(taskDefinition=arn, include=["TAGS"])
-    td = described["taskDefinition"]
-    container = render_task.main_container(td, name)
+    described = ecs_gateway.describe_task_definition(ecs, arn)
+    container = render_task.main_container(described.definition, name)
     request = render_task.run_task_request(cluster=cfg.environment.cluster or "default", task_definition=arn,
-                                           container=container, command=command, placement=live,
+                                           container=container, command=command, placement=live.placement,
                                            app=cfg.app, env=cfg.env_name)
-    return TaskPlan(name, arn, releases_tags.parse(described.get("tags")).release or "", container,
-                    tuple(command), request, cwlogs.container_logs(td).get(container))
+    return TaskPlan(name, arn, releases_tags.parse(described.tags).release or "", container,
+                    tuple(command), request, described.logs.get(container))
 
 
 def plan_job(cfg: ResolvedConfig, clients: aws.AwsClients, *, job: str) -> TaskPlan:
@@ -106,8 +105,7 @@ def plan_job(cfg: ResolvedConfig, clients: aws.AwsClients, *, job: str) -> TaskP
     if render_jobs.own_size(cfg, job) is not None:
         family = render_jobs.family(cfg.app, cfg.env_name, job)
         try:
-            arn = str(clients.ecs.describe_task_definition(taskDefinition=family)["taskDefinition"]
-                      ["taskDefinitionArn"])
+            arn = ecs_gateway.describe_task_definition(clients.ecs, family, tags=False).arn
         except aws.ClientError as exc:
             if aws.error_code(exc) not in ("ClientException", "ResourceNotFoundException"):
                 raise

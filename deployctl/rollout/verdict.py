@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
 
-from deployctl.adapters.ecs_gateway import COMPLETED, Deployment, ServiceState
+from deployctl.adapters.alarm_gateway import AlarmInfo
+from deployctl.adapters.ecs_gateway import COMPLETED, Deployment, ServiceState, Task
+from deployctl.adapters.elb_gateway import GONE_STATES, TargetHealth
 
 IN_PROGRESS = "in_progress"
 SUCCEEDED = "succeeded"
@@ -51,51 +52,6 @@ def rollback_budget(timeout: float) -> float:
     """Seconds deployctl's own rollback may take after the rollout's `timeout`."""
     return timeout * ROLLBACK_SHARE
 
-# DescribeTasks / DescribeTargetHealth entries (stopped tasks and targets are not typed yet).
-Json = Mapping[str, Any]
-
-_OPERATORS = {"GreaterThanOrEqualToThreshold": ">=", "GreaterThanThreshold": ">", "LessThanThreshold": "<",
-              "LessThanOrEqualToThreshold": "<=", "LessThanLowerOrGreaterThanUpperThreshold": "outside band",
-              "GreaterThanUpperThreshold": "> band", "LessThanLowerThreshold": "< band"}
-
-
-@dataclass(frozen=True)
-class AlarmInfo:
-    """One CloudWatch alarm as DescribeAlarms shows it: name, StateValue, StateReason and what
-    it watches ("AWS/ApplicationELB HTTPCode_Target_5XX_Count Sum > 5")."""
-
-    name: str
-    state: str
-    reason: str = ""
-    metric: str = ""
-
-    @classmethod
-    def from_api(cls, alarm: Json) -> AlarmInfo:
-        """From a `MetricAlarms[]` or `CompositeAlarms[]` entry of DescribeAlarms."""
-        if alarm.get("AlarmRule"):
-            metric = f"composite: {alarm['AlarmRule']}"
-        elif alarm.get("MetricName"):
-            metric = f"{alarm.get('Namespace', '')} {alarm['MetricName']}".strip()
-            stat = alarm.get("Statistic") or alarm.get("ExtendedStatistic")
-            op = _OPERATORS.get(str(alarm.get("ComparisonOperator", "")), "")
-            if stat:
-                metric += f" {stat}"
-            if op and alarm.get("Threshold") is not None:
-                metric += f" {op} {float(alarm['Threshold']):g}"
-        elif alarm.get("Metrics"):  # metric math: name the expression that is compared
-            exprs = [str(m.get("Expression")) for m in alarm["Metrics"] if m.get("ReturnData") and m.get("Expression")]
-            metric = f"metric math: {exprs[0]}" if exprs else "metric math"
-        else:
-            metric = ""
-        return cls(str(alarm.get("AlarmName", "?")), str(alarm.get("StateValue", "")),
-                   " ".join(str(alarm.get("StateReason") or "").split()), metric)
-
-    def text(self) -> str:
-        """`chat-api-5xx (AWS/ApplicationELB HTTPCode_Target_5XX_Count Sum > 5): Threshold Crossed: …`"""
-        out = self.name + (f" ({self.metric})" if self.metric else "")
-        return out + (f": {self.reason}" if self.reason else "")
-
-
 def alarms_text(alarms: Iterable[AlarmInfo]) -> str:
     """What fired, for a failure reason: `deployment alarm X (metric) in ALARM: reason`."""
     firing = [a for a in alarms if a.state == "ALARM"]
@@ -115,17 +71,17 @@ class Snapshot:
     """What was seen at one poll.
 
     service: what one `DescribeServices` entry showed, or None when the service is MISSING.
-    targets: `TargetHealthDescriptions` of the service's target group(s); None = not fetched.
+    targets: target health of the service's target group(s); None = not fetched.
     alarms:  deployment alarm name → StateValue (OK | ALARM | INSUFFICIENT_DATA).
-    stopped_tasks: `DescribeTasks` entries of stopped tasks of our deployment (for logs/diagnosis).
+    stopped_tasks: stopped tasks of our deployment (for logs/diagnosis).
     firing: the alarms in ALARM with their reason and metric, when read for a failure: an
             alarm failure then names them instead of ECS's bare "alarm detected".
     """
 
     service: ServiceState | None
-    targets: tuple[Json, ...] | None = None
+    targets: tuple[TargetHealth, ...] | None = None
     alarms: Mapping[str, str] = field(default_factory=dict)
-    stopped_tasks: tuple[Json, ...] = ()
+    stopped_tasks: tuple[Task, ...] = ()
     firing: tuple[AlarmInfo, ...] = ()
 
 
@@ -220,37 +176,27 @@ def _cause_of(reason: str) -> str:
     return CAUSE_FAILED
 
 
-def task_ips(tasks: Iterable[Json]) -> set[str]:
-    """Private IPv4 addresses of awsvpc tasks (DescribeTasks): the target ids of an `ip` target group."""
-    out: set[str] = set()
-    for task in tasks:
-        for att in task.get("attachments") or []:
-            if att.get("type") == "ElasticNetworkInterface":
-                out.update(str(d["value"]) for d in att.get("details") or []
-                           if d.get("name") == "privateIPv4Address" and d.get("value"))
-        for c in task.get("containers") or []:
-            out.update(str(n["privateIpv4Address"]) for n in c.get("networkInterfaces") or []
-                       if n.get("privateIpv4Address"))
-    return out
+def task_ips(tasks: Iterable[Task]) -> set[str]:
+    """Private IPv4 addresses of awsvpc tasks: the target ids of an `ip` target group."""
+    return {ip for task in tasks for ip in task.ips}
 
 
-def own_targets(targets: Iterable[Json], ips: set[str]) -> list[Json]:
+def own_targets(targets: Iterable[TargetHealth], ips: set[str]) -> list[TargetHealth]:
     """The targets of a service's own tasks: a target group may be shared with another
     environment (`shared: true`) or hold other registrations, and those must not count."""
-    return [t for t in targets if str((t.get("Target") or {}).get("Id", "")) in ips]
+    return [t for t in targets if t.id in ips]
 
 
-def target_counts(targets: Iterable[Json]) -> tuple[int, int, list[Json]]:
+def target_counts(targets: Iterable[TargetHealth]) -> tuple[int, int, list[TargetHealth]]:
     """(healthy, settling, bad) among targets that are not draining/unused."""
     healthy = settling = 0
-    bad: list[Json] = []
+    bad: list[TargetHealth] = []
     for t in targets:
-        state = str((t.get("TargetHealth") or {}).get("State", ""))
-        if state == "healthy":
+        if t.state == "healthy":
             healthy += 1
-        elif state == "initial":
+        elif t.state == "initial":
             settling += 1
-        elif state in ("draining", "unused", "unhealthy.draining"):
+        elif t.state in GONE_STATES:
             continue
         else:
             bad.append(t)

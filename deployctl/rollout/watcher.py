@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Literal, Protocol, TypeVar
 
-from deployctl.adapters.ecs_gateway import COMPLETED, ServiceEvent, ServiceState, timestamp
+from deployctl.adapters.ecs_gateway import COMPLETED, ServiceEvent, ServiceState, Task
+from deployctl.adapters.elb_gateway import TargetHealth
 from deployctl.rollout.policy import CallBudget, PollPolicy
 from deployctl.rollout.verdict import (
     CAUSE_ALARM,
@@ -34,7 +35,6 @@ from deployctl.rollout.verdict import (
     IN_PROGRESS,
     ROLLING_BACK,
     AlarmInfo,
-    Json,
     Limits,
     Snapshot,
     Timers,
@@ -75,11 +75,11 @@ class Source(Protocol):
 
     def service(self) -> ServiceState | None: ...
 
-    def stopped_tasks(self, deployment_id: str, known: set[str]) -> list[Json]:
+    def stopped_tasks(self, deployment_id: str, known: set[str]) -> list[Task]:
         """Stopped tasks of the deployment that are not in `known` (task ARNs)."""
         ...
 
-    def target_health(self) -> list[Json] | None:
+    def target_health(self) -> list[TargetHealth] | None:
         """Target health of the service's target groups; None when it has none."""
         ...
 
@@ -99,9 +99,9 @@ class WatchResult:
     throttled: int = 0
     started: float = 0.0  # clock() at start
     ended: float = 0.0
-    stopped_tasks: list[Json] = field(default_factory=list)
+    stopped_tasks: list[Task] = field(default_factory=list)
     events: list[ServiceEvent] = field(default_factory=list)  # new events seen, oldest first
-    targets: list[Json] | None = None
+    targets: list[TargetHealth] | None = None
     alarms: dict[str, str] = field(default_factory=dict)
     # The alarms in ALARM when a failure involved one, as DescribeAlarms described them.
     alarms_firing: list[AlarmInfo] = field(default_factory=list)
@@ -116,53 +116,40 @@ class WatchResult:
         return self.ended - self.started
 
 
-def describe_stopped_task(task: Json) -> str:
+def describe_stopped_task(task: Task) -> str:
     """One line per stopped task: id, stopCode, stoppedReason, container exit codes/reasons/health."""
-    tid = str(task.get("taskArn", "?")).rsplit("/", 1)[-1][:12]
+    tid = (task.arn or "?").rsplit("/", 1)[-1][:12]
     return f"task {tid} stopped{_stop_text(task)}"
 
 
-def describe_stopped_tasks(tasks: Iterable[Json]) -> list[str]:
+def describe_stopped_tasks(tasks: Iterable[Task]) -> list[str]:
     """One line per distinct stop: tasks that stopped the same way (stopCode, reason, exit codes)
     are said once, counted ("4 tasks stopped (EssentialContainerExited); …"), in order of first stop."""
-    groups: dict[str, list[Json]] = {}
+    groups: dict[str, list[Task]] = {}
     for task in tasks:
         groups.setdefault(_stop_text(task), []).append(task)
     return [describe_stopped_task(same[0]) if len(same) == 1 else f"{len(same)} tasks stopped{text}"
             for text, same in groups.items()]
 
 
-def _stop_text(task: Json) -> str:
+def _stop_text(task: Task) -> str:
     """How a task stopped, without its id: " (stopCode); reason; container …"."""
-    parts = [f" ({task['stopCode']})" if task.get("stopCode") else ""]
-    if task.get("stoppedReason"):
-        parts.append(str(task["stoppedReason"]))
-    for c in task.get("containers") or []:
+    parts = [f" ({task.stop_code})" if task.stop_code else ""]
+    if task.stopped_reason:
+        parts.append(task.stopped_reason)
+    for c in task.containers:
         bits = []
-        if c.get("exitCode") is not None:
-            bits.append(f"exit {c['exitCode']}")
-        if c.get("reason") and c.get("reason") != task.get("stoppedReason"):
-            bits.append(str(c["reason"]))
-        if c.get("healthStatus") and c.get("healthStatus") != "UNKNOWN":
-            bits.append(f"health {c['healthStatus']}")
+        if c.exit_code is not None:
+            bits.append(f"exit {c.exit_code}")
+        if c.reason and c.reason != task.stopped_reason:
+            bits.append(c.reason)
+        if c.health_status and c.health_status != "UNKNOWN":
+            bits.append(f"health {c.health_status}")
         if bits:
-            parts.append(f"container {c.get('name', '?')}: " + ", ".join(bits))
-    if task.get("healthStatus") == "UNHEALTHY":
+            parts.append(f"container {c.name or '?'}: " + ", ".join(bits))
+    if task.health_status == "UNHEALTHY":
         parts.append("task health UNHEALTHY")
     return "; ".join(parts)
-
-
-def _target_key(t: Json) -> str:
-    target = t.get("Target") or {}
-    return f"{target.get('Id', '?')}:{target.get('Port', '')}"
-
-
-def _target_text(t: Json) -> str:
-    h = t.get("TargetHealth") or {}
-    text = str(h.get("State", "?"))
-    if h.get("Reason"):
-        text += f" ({h['Reason']}" + (f": {h['Description']}" if h.get("Description") else "") + ")"
-    return text
 
 
 # What one poll may read besides DescribeServices.
@@ -228,7 +215,7 @@ class _Watcher:
         self.last_answer: float | None = self.start if first_service is not None else None
         self.unanswered = False  # a DescribeServices went out since the last answer and got none
         self.alarms: dict[str, str] = dict(alarms_at_start or {})
-        self.targets: list[Json] | None = None
+        self.targets: list[TargetHealth] | None = None
         self.known_tasks: set[str] = set()
         # Change tracking for the log and for deciding on extra reads.
         self.target_prev: dict[str, str] = {}
@@ -624,8 +611,8 @@ class _Watcher:
             parts.append(f"{td_label(d.task_definition)} [{mark}, {d.rollout_state or '?'}] " + d.counts_text())
         self.log("deployments: " + " | ".join(parts))
 
-    def _log_targets(self, targets: list[Json]) -> None:
-        now = {_target_key(t): _target_text(t) for t in targets}
+    def _log_targets(self, targets: list[TargetHealth]) -> None:
+        now = {t.key: t.text() for t in targets}
         for key, text in now.items():
             if self.target_prev.get(key) != text:
                 self.log(f"target {key}: {text}")
@@ -640,10 +627,10 @@ class _Watcher:
                 self.log(f"alarm {name}: {prev or '?'} → {state}")
         self.alarm_prev = dict(states)
 
-    def _log_stopped(self, tasks: list[Json]) -> None:
+    def _log_stopped(self, tasks: list[Task]) -> None:
         new = []
-        for task in sorted(tasks, key=lambda t: timestamp(t.get("stoppedAt"))):
-            arn = str(task.get("taskArn"))
+        for task in sorted(tasks, key=lambda t: t.stopped_at):
+            arn = task.arn
             if arn in self.known_tasks:
                 continue
             self.known_tasks.add(arn)

@@ -36,12 +36,13 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from deployctl import adoption, diagnose, monitoring, preflight, releases, releases_tags, rollout, service_diff
+from deployctl.adapters import alarm_gateway, ecs_gateway, elb_gateway
 from deployctl.adapters import aws as awsa
-from deployctl.adapters import ecs_gateway
-from deployctl.adapters.ecs_gateway import ServiceState
+from deployctl.adapters.ecs_gateway import ServiceState, Task
+from deployctl.adapters.elb_gateway import TargetHealth
 from deployctl.errors import DeployctlError, DeployFailed, ExternalError
 from deployctl.pipeline import Cancelled
 from deployctl.plan import Plan, ServicePlan, make_plan
@@ -129,7 +130,7 @@ class EcsSource:
         try:
             return fn(*args, **kwargs)
         except awsa.ClientError as exc:
-            status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+            status = awsa.http_status(exc)
             if awsa.is_throttle(exc):
                 raise rollout.Throttled(op, awsa.error_message(exc)) from None
             if status >= 500:
@@ -151,30 +152,29 @@ class EcsSource:
             return svc
         return None
 
-    def stopped_tasks(self, deployment_id: str, known: set[str]) -> list[Mapping[str, Any]]:
-        resp = self._call("ListTasks", self.ecs.list_tasks, cluster=self.cluster, startedBy=deployment_id,
-                          desiredStatus="STOPPED", maxResults=100)
-        arns = [a for a in resp.get("taskArns", []) if a not in known]
+    def stopped_tasks(self, deployment_id: str, known: set[str]) -> list[Task]:
+        arns = self._call("ListTasks", ecs_gateway.task_arns, self.ecs, self.cluster, started_by=deployment_id,
+                          desired_status="STOPPED", first_page=True)
+        arns = [a for a in arns if a not in known]
         if not arns:
             return []
-        resp = self._call("DescribeTasks", self.ecs.describe_tasks, cluster=self.cluster, tasks=arns[:100])
-        return [dict(t) for t in resp.get("tasks", []) if t.get("lastStatus") == "STOPPED"]
+        tasks = self._call("DescribeTasks", ecs_gateway.describe_tasks, self.ecs, self.cluster, arns[:100])
+        return [t for t in tasks if t.stopped]
 
-    def target_health(self) -> list[Mapping[str, Any]] | None:
+    def target_health(self) -> list[TargetHealth] | None:
         """Health of this service's own tasks' targets only (their awsvpc IPs): another
         environment's tasks in a shared target group are not this rollout's."""
         if not self.target_groups:
             return None
-        found: list[Mapping[str, Any]] = []
+        found: list[TargetHealth] = []
         for arn in self.target_groups:
-            resp = self._call("DescribeTargetHealth", self.elbv2.describe_target_health, TargetGroupArn=arn)
-            found += resp.get("TargetHealthDescriptions", [])
+            found += self._call("DescribeTargetHealth", elb_gateway.target_health, self.elbv2, arn)
         if not self.shared_target_group:
             return found
         # The watcher's call budget is counted per read: the tasks are listed again only when a
         # target shows up that we have not placed yet (a new task of ours, or another
         # environment's). Kept across polls: a stopped task's target still drains, and is ours.
-        seen = {str((d.get("Target") or {}).get("Id")) for d in found}
+        seen = {t.id for t in found}
         unknown = seen - self.own_ips - self.foreign_ips
         if unknown:
             self.own_ips |= self._task_ips()
@@ -182,22 +182,20 @@ class EcsSource:
         return rollout.own_targets(found, self.own_ips)
 
     def _task_ips(self) -> set[str]:
-        resp = self._call("ListTasks", self.ecs.list_tasks, cluster=self.cluster, serviceName=self.name,
-                          maxResults=100)
-        arns = list(resp.get("taskArns", []))
+        arns = self._call("ListTasks", ecs_gateway.task_arns, self.ecs, self.cluster, service=self.name,
+                          first_page=True)
         if not arns:
             return set()
-        resp = self._call("DescribeTasks", self.ecs.describe_tasks, cluster=self.cluster, tasks=arns[:100])
-        return rollout.task_ips(resp.get("tasks", []))
+        return rollout.task_ips(self._call("DescribeTasks", ecs_gateway.describe_tasks, self.ecs, self.cluster,
+                                           arns[:100]))
 
     def alarm_states(self) -> dict[str, str]:
         out: dict[str, str] = {}
-        for i in range(0, len(self.alarm_names), 100):  # DescribeAlarms takes at most 100 names
-            resp = self._call("DescribeAlarms", self.cloudwatch.describe_alarms,
-                              AlarmNames=self.alarm_names[i:i + 100])
-            for a in resp.get("MetricAlarms", []) + resp.get("CompositeAlarms", []):
-                out[str(a["AlarmName"])] = str(a.get("StateValue", ""))
-                self.alarm_info[str(a["AlarmName"])] = rollout.AlarmInfo.from_api(a)
+        for i in range(0, len(self.alarm_names), alarm_gateway.MAX_NAMES):  # one call per 100 names
+            for a in self._call("DescribeAlarms", alarm_gateway.describe_alarms, self.cloudwatch,
+                                self.alarm_names[i:i + alarm_gateway.MAX_NAMES]):
+                out[a.name] = a.state
+                self.alarm_info[a.name] = a
         return out
 
     def alarm_details(self) -> dict[str, rollout.AlarmInfo]:
@@ -251,10 +249,17 @@ class Settings:
     target_group_arns: Mapping[str, str] = field(default_factory=dict)
 
 
+class StageLog(Protocol):
+    """What a deploy needs of its stage context (pipeline.StageContext): somewhere to log. Its
+    `note`, `outputs`, `cancelled` and `add_detail` are used when it has them."""
+
+    def log(self, line: str) -> None: ...
+
+
 class _Log:
     """Thread-safe, service-prefixed logging into the stage context."""
 
-    def __init__(self, ctx: Any) -> None:
+    def __init__(self, ctx: StageLog) -> None:
         self.ctx = ctx
         self.lock = threading.Lock()
 
@@ -283,7 +288,7 @@ class _Log:
             outputs["service_changes"] = json.dumps(found, sort_keys=True, separators=(",", ":"))
 
 
-def run_preflight(plan: Plan, image_ref: str, ctx: Any, options: DeployOptions | None = None
+def run_preflight(plan: Plan, image_ref: str, ctx: StageLog, options: DeployOptions | None = None
                   ) -> preflight.PreflightResult:
     """deployctl.preflight for this deploy, on its own (EcsTarget.lock runs it before the lock is taken)."""
     options = options or DeployOptions()
@@ -296,7 +301,7 @@ def run_preflight(plan: Plan, image_ref: str, ctx: Any, options: DeployOptions |
 WaveRunner = Callable[..., dict[str, ServiceOutcome]]
 
 
-def deploy(plan: Plan, image_ref: str, ctx: Any, options: DeployOptions | None = None,
+def deploy(plan: Plan, image_ref: str, ctx: StageLog, options: DeployOptions | None = None,
            pre: preflight.PreflightResult | None = None, *, run_wave: WaveRunner | None = None) -> None:
     """Deploy `plan` to ECS with `image_ref`. Returns when every service is healthy on the new
     release (or unchanged); raises DeployFailed otherwise (a rollback is a failure too),
@@ -587,24 +592,24 @@ class _ServiceDeploy:
     def run(self) -> ServiceOutcome:
         ecs = self.aws.ecs
         sp = self.sp
-        # The raw answer stays for what compares it with request dicts (drift, settings to
-        # restore, settling the previous release); everything else reads the typed state.
-        live = awsa.describe_service(ecs, self.cluster, sp.ecs_service)
-        state = ServiceState.from_api(live) if live is not None else None
+        # Drift and the settings to restore compare the service's whole entry (state.settings)
+        # with request dicts; everything else reads the typed state.
+        state = ecs_gateway.describe_service(ecs, self.cluster, sp.ecs_service)
         if state is not None and state.status == "DRAINING":
             raise DeployFailed(f"service {sp.ecs_service} is being deleted (DRAINING); wait and deploy again")
-        if live is not None:
-            self.settle_previous(live)
+        live = state.settings if state is not None else None
+        if state is not None:
+            self.settle_previous(state)
         previous = previous_revision(state)
         self.previous = previous
         td_arn: str | None = None
         drift: list[str] = []
         # Every service setting the update changes, said before it is sent (never silently).
         changes = service_diff.service_diff(sp.name, sp.ecs_service, sp.update_service, live)
-        if live is not None and state is not None:
-            live_td = ecs.describe_task_definition(taskDefinition=state.task_definition, include=["TAGS"])
-            if same_task_definition(sp.task_definition, live_td["taskDefinition"]):
-                live_release = releases_tags.parse(live_td.get("tags")).release
+        if state is not None:
+            live_td = ecs_gateway.describe_task_definition(ecs, state.task_definition)
+            if same_task_definition(sp.task_definition, live_td.definition):
+                live_release = releases_tags.parse(live_td.tags).release
                 drift = [c.short() for c in changes.changes]
                 if not self.s.force:
                     self.kept_release = live_release or ""
@@ -622,7 +627,7 @@ class _ServiceDeploy:
                              f"({rollout.td_label(td_arn)} keeps its release"
                              f"{f' {live_release}' if live_release else ''}; no new release is recorded)")
             else:
-                diffs = td_differences(sp.task_definition, live_td["taskDefinition"])
+                diffs = td_differences(sp.task_definition, live_td.definition)
                 self.log(f"task definition changed ({', '.join(diffs[:6])}{'…' if len(diffs) > 6 else ''})")
         if td_arn is None:
             if sp.name in self.s.reuse:
@@ -642,16 +647,16 @@ class _ServiceDeploy:
             req = {**sp.create_service, "taskDefinition": td_arn}
             self.log(f"creating service {sp.ecs_service} ({req['desiredCount']} tasks, "
                      f"{rollout.td_label(td_arn)})")
-            svc = ecs.create_service(**req)["service"]
+            svc = ecs_gateway.create_service(ecs, req)
             self.budget.book(1)
         else:
             req = {**sp.update_service, "taskDefinition": td_arn, **self._clamped_count(state)}
             self._show_changes(changes, listed=bool(drift))
             self.log(f"updating service {sp.ecs_service}: {rollout.td_label(state.task_definition)} → "
                      f"{rollout.td_label(td_arn)}")
-            svc = ecs.update_service(**req)["service"]
+            svc = ecs_gateway.update_service(ecs, req)
             self.budget.book(1)
-        our_id, started_state = self._started_id(ServiceState.from_api(svc), td_arn, before_ids,
+        our_id, started_state = self._started_id(svc, td_arn, before_ids,
                                                  allow_existing=settings_only)
         if our_id in before_ids:
             before_ids.discard(our_id)
@@ -712,21 +717,21 @@ class _ServiceDeploy:
         without the record the deploy itself is as good, only that rollback target is missing."""
         ecs = self.aws.ecs
         try:
-            described = ecs.describe_task_definition(taskDefinition=previous, include=["TAGS"])
+            described = ecs_gateway.describe_task_definition(ecs, previous)
             if not adoption.needs_record(described):
                 return
             release = adoption.release_id(self.s.release_id, self.s.started_at)
             tags = adoption.release_tags(described, release=release, app=self.cfg.app, env=self.cfg.env_name,
                                          service=self.sp.name, now=self.s.started_at)
             label = rollout.td_label(previous)
-            if described["taskDefinition"].get("family") == self.sp.family:
+            if described.family == self.sp.family:
                 ecs.tag_resource(resourceArn=previous, tags=releases_tags.to_list(tags))
                 self.log(f"adopted {label}: recorded as release {release} (succeeded), what `rollback` "
                          "returns to after this deploy")
                 return
             req = adoption.copy_request(described, family=self.sp.family, tags=tags)
-            arn = str(ecs.register_task_definition(**req)["taskDefinition"]["taskDefinitionArn"])
-            self.log(f"adopted {label} (family {described['taskDefinition'].get('family')}): registered as "
+            arn = ecs_gateway.register_task_definition(ecs, req)
+            self.log(f"adopted {label} (family {described.family}): registered as "
                      f"{rollout.td_label(arn)} in {self.sp.family} and recorded as release {release} (succeeded), "
                      "what `rollback` returns to after this deploy")
         except (awsa.ClientError, awsa.BotoCoreError) as exc:
@@ -742,8 +747,7 @@ class _ServiceDeploy:
         req = dict(self.sp.task_definition)
         req["tags"] = releases_tags.merge(req.get("tags") or [], releases_tags.start_tags(
             who=self.s.actor, started_at=self.s.started_at))
-        resp = self.aws.ecs.register_task_definition(**req)
-        arn = str(resp["taskDefinition"]["taskDefinitionArn"])
+        arn = ecs_gateway.register_task_definition(self.aws.ecs, req)
         self.registered = arn
         self.log(f"registered {rollout.td_label(arn)} (release {self.s.release_id})")
         return arn
@@ -755,7 +759,7 @@ class _ServiceDeploy:
         source = releases_tags.to_dict(self.sp.task_definition.get("tags")).get(releases.SOURCE, "")
         self.rerun_start = {**releases_tags.start_tags(who=self.s.actor, started_at=self.s.started_at),
                             releases.SOURCE: source, releases_tags.RERUN_AT: f"{time.time():.3f}"}
-        held = releases_tags.to_dict(self.aws.ecs.list_tags_for_resource(resourceArn=arn).get("tags"))
+        held = ecs_gateway.resource_tags(self.aws.ecs, arn)
         drop = releases_tags.reruns_to_drop(held)
         if drop:  # room under ECS's 50 tags: the oldest rollbacks to this revision leave history
             self.aws.ecs.untag_resource(resourceArn=arn, tagKeys=drop)
@@ -788,7 +792,8 @@ class _ServiceDeploy:
                     return primary.id, svc
             time.sleep(0.2 * (attempt + 1))
             self.budget.book(1)
-            svc = ServiceState.from_api(awsa.describe_service(self.aws.ecs, self.cluster, self.sp.ecs_service) or {})
+            svc = (ecs_gateway.describe_service(self.aws.ecs, self.cluster, self.sp.ecs_service)
+                   or ServiceState(name="", status=""))
         raise DeployFailed(f"ECS accepted the update of {self.sp.ecs_service} but started no deployment of "
                            f"{rollout.td_label(td_arn)}",
                            hint="run `deployctl status` and check the service events")
@@ -916,13 +921,13 @@ class _ServiceDeploy:
         if describe and self.budget.cap_wait(2) == 0:  # it and the update
             with contextlib.suppress(awsa.ClientError, awsa.BotoCoreError):
                 self.budget.book(1)
-                found = awsa.describe_service(aws.client("ecs", attempts=1), self.cluster, self.sp.ecs_service)
+                found = ecs_gateway.describe_service(aws.client("ecs", attempts=1), self.cluster, self.sp.ecs_service)
                 if found is not None:
-                    live = ServiceState.from_api(found)
+                    live = found
         before_ids = live.deployment_ids if live is not None else set()
         seen = live.event_ids if live is not None else set()
         again = time.monotonic()
-        svc = ServiceState.from_api(aws.ecs.update_service(**request)["service"])
+        svc = ecs_gateway.update_service(aws.ecs, request)
         self.budget.book(1)
         self.rollback_requested = True
         # ECS ignores an alarm already in ALARM as a deployment starts: read right after the
@@ -1026,7 +1031,7 @@ class _ServiceDeploy:
             return
         aws = self.aws.until(min(time.monotonic() + ecs_app_logs.READ_GRACE, self.s.deadline))
         source = EcsSource(aws, self.cluster, self.sp.ecs_service, [])
-        known = {str(t.get("taskArn")) for t in result.stopped_tasks}
+        known = {t.arn for t in result.stopped_tasks}
         try:
             found = source.stopped_tasks(our_id, known)
         except (rollout.Throttled, DeployctlError, awsa.ClientError, awsa.BotoCoreError):
@@ -1084,14 +1089,14 @@ class _ServiceDeploy:
                      f"history` shows it in-progress until `status`, `history` or the next deploy records "
                      f"it from what ECS shows")
 
-    def settle_previous(self, live: Mapping[str, Any]) -> None:
+    def settle_previous(self, live: ServiceState) -> None:
         """Record the verdict ECS shows for the family's newest revision when its release is still
         `in-progress` (its deploy was killed, or could not write its outcome tag). This deploy
         holds the lock and is about to supersede that release, which would then show as
         `interrupted` for good. Best effort: a failure here only leaves history as it was."""
         family = str(self.sp.task_definition.get("family") or "")
         try:
-            described = self.aws.ecs.describe_task_definition(taskDefinition=family, include=["TAGS"])
+            described = ecs_gateway.describe_task_definition(self.aws.ecs, family)
         except (awsa.ClientError, awsa.BotoCoreError) as exc:
             if awsa.error_code(exc) != "ClientException":  # that one: no revision of the family yet
                 self.log(f"warning: could not read the newest {family} revision: {awsa.error_code(exc) or exc}")

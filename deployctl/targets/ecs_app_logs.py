@@ -16,6 +16,7 @@ from typing import Any
 from deployctl import diagnose
 from deployctl.adapters import aws as awsa
 from deployctl.adapters import logs as logs_adapter
+from deployctl.adapters.ecs_gateway import Task
 from deployctl.redact import Redactor
 
 # Seconds the read may take after a failed rollout (one GetLogEvents call, one attempt): the
@@ -24,7 +25,7 @@ READ_GRACE = 3.0
 
 
 def read_app_log(aws: awsa.AwsClients, task_definition: Mapping[str, Any],
-                 stopped_tasks: Sequence[Mapping[str, Any]], *, redactor: Redactor | None = None,
+                 stopped_tasks: Sequence[Task], *, redactor: Redactor | None = None,
                  limit: int = diagnose.LOG_LINES) -> diagnose.AppLog | None:
     """The failing container's last `limit` lines, or None when no stopped task of the rollout
     has a container that failed (e.g. an alarm rollback with healthy tasks)."""
@@ -32,9 +33,9 @@ def read_app_log(aws: awsa.AwsClients, task_definition: Mapping[str, Any],
     if found is None:
         return None
     task, container, code = found
-    arn = str(task.get("taskArn") or "")
+    arn = task.arn
     base = diagnose.AppLog(task_id=logs_adapter.task_id(arn), container=container, exit_code=code,
-                           stopped_reason=" ".join(str(task.get("stoppedReason") or "").split()))
+                           stopped_reason=" ".join(task.stopped_reason.split()))
     where = logs_adapter.container_logs(task_definition).get(container)
     if where is None:
         return _with(base, missing=f"container {container} does not log with the awslogs driver")

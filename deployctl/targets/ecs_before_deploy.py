@@ -16,12 +16,13 @@ Its time limit (before_deploy.timeout) is its own: the rollout's deploy.timeout 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from deployctl import releases_tags
 from deployctl.adapters import aws as awsa
+from deployctl.adapters import ecs_gateway
 from deployctl.adapters import logs as cwlogs
 from deployctl.errors import DeployFailed
 from deployctl.pipeline import Cancelled
@@ -32,7 +33,7 @@ from deployctl.targets import ecs_task, ecs_taskdef
 if TYPE_CHECKING:
     import threading
 
-    from deployctl.plan import Plan
+    from deployctl.plan import Plan, ServicePlan
 
 
 def run(plan: Plan, clients: awsa.Clients, *, force: bool, actor: str, started_at: datetime, release_id: str,
@@ -52,7 +53,7 @@ def run(plan: Plan, clients: awsa.Clients, *, force: bool, actor: str, started_a
             req = dict(sp.task_definition)
             req["tags"] = releases_tags.merge(req.get("tags") or [], releases_tags.start_tags(
                 who=actor, started_at=started_at))
-            td_arn = str(budget.ecs.register_task_definition(**req)["taskDefinition"]["taskDefinitionArn"])
+            td_arn = ecs_gateway.register_task_definition(budget.ecs, req)
             registered[sp.name] = td_arn
             log(f"registered {td_label(td_arn)} (release {release_id}) for before_deploy; {sp.name} rolls out "
                 "this same revision")
@@ -94,14 +95,15 @@ def run(plan: Plan, clients: awsa.Clients, *, force: bool, actor: str, started_a
     return took, registered
 
 
-def _live_same(aws: awsa.Bounded, cluster: str, sp: Any, same: Callable[[Any, Any], bool]) -> str | None:
+def _live_same(aws: awsa.Bounded, cluster: str, sp: ServicePlan,
+               same: Callable[[Mapping[str, Any], Mapping[str, Any]], bool]) -> str | None:
     """The live service's revision when it is identical to the new one (nothing to register)."""
-    live = awsa.describe_service(aws.ecs, cluster, sp.ecs_service)
+    live = ecs_gateway.describe_service(aws.ecs, cluster, sp.ecs_service)
     if live is None:
         return None
-    arn = str(live.get("taskDefinition") or "")
-    td = aws.ecs.describe_task_definition(taskDefinition=arn)["taskDefinition"]
-    return arn if same(sp.task_definition, td) else None
+    arn = live.task_definition
+    td = ecs_gateway.describe_task_definition(aws.ecs, arn, tags=False)
+    return arn if same(sp.task_definition, td.definition) else None
 
 
 def _fail(aws: awsa.Bounded, registered: dict[str, str], detail: str, duration: float) -> None:

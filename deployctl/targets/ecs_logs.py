@@ -16,11 +16,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from deployctl import releases
-from deployctl.adapters import aws
+from deployctl.adapters import aws, ecs_gateway
 from deployctl.adapters import logs as cwlogs
+from deployctl.adapters.aws import BotoClient
+from deployctl.adapters.ecs_gateway import TaskDefinition
 from deployctl.errors import DeployFailed, UsageError
 from deployctl.redact import LineRedactor, Redactor
 from deployctl.render import ecs as render
@@ -53,15 +55,11 @@ def sources(cfg: ResolvedConfig, clients: aws.AwsClients, req: Request) -> list[
         arns = _release_revisions(ecs, cfg, req.release, names)
     else:
         described = ecs_releases.read_services(ecs, cfg)
-        arns = {n: str(d.get("taskDefinition") or "") for n, d in described.items() if n in names and d}
+        arns = {n: d.task_definition for n, d in described.items() if n in names and d is not None}
     out = []
     for name in names:
         arn = arns.get(name)
-        if arn:
-            td = ecs.describe_task_definition(taskDefinition=arn)["taskDefinition"]
-            where = _service_logs(td, name)
-        else:
-            where = None
+        where = _service_logs(ecs_gateway.describe_task_definition(ecs, arn, tags=False), name) if arn else None
         if where is None:  # not deployed yet, or no awslogs: where deployctl's rendering puts it
             where = cwlogs.AwsLogs(container=name, group=render.log_group(cfg), prefix=name)
         streams: tuple[str, ...] = ()
@@ -75,16 +73,15 @@ def sources(cfg: ResolvedConfig, clients: aws.AwsClients, req: Request) -> list[
     return out
 
 
-def _service_logs(td: dict[str, Any], service: str) -> cwlogs.AwsLogs | None:
-    found = cwlogs.container_logs(td)
-    essential = [str(c.get("name")) for c in td.get("containerDefinitions") or [] if c.get("essential", True)]
-    for name in (service, *essential, *found):
+def _service_logs(td: TaskDefinition, service: str) -> cwlogs.AwsLogs | None:
+    found = td.logs
+    for name in (service, *td.essential, *found):
         if name in found:
             return found[name]
     return None
 
 
-def _release_revisions(ecs: Any, cfg: ResolvedConfig, release_id: str, names: Sequence[str]) -> dict[str, str]:
+def _release_revisions(ecs: BotoClient, cfg: ResolvedConfig, release_id: str, names: Sequence[str]) -> dict[str, str]:
     found = releases.build(ecs_releases.read_revisions(ecs, cfg), app=cfg.app, env=cfg.env_name)
     rel = next((r for r in found if r.id == release_id), None)
     if rel is None:
@@ -93,30 +90,22 @@ def _release_revisions(ecs: Any, cfg: ResolvedConfig, release_id: str, names: Se
     return {n: r.arn for n, r in rel.revisions.items() if n in names}
 
 
-def _tasks_of(ecs: Any, cfg: ResolvedConfig, service: str, task_definition: str) -> list[str]:
+def _tasks_of(ecs: BotoClient, cfg: ResolvedConfig, service: str, task_definition: str) -> list[str]:
     """Task ARNs of `service` running `task_definition`, running or recently stopped."""
     if not task_definition:
         return []
     cluster = cfg.environment.cluster or "default"
     arns: list[str] = []
     for status in ("RUNNING", "STOPPED"):
-        pages = ecs.get_paginator("list_tasks").paginate(cluster=cluster, serviceName=render.service_name(cfg, service),
-                                                         desiredStatus=status)
-        for page in pages:
-            arns += page.get("taskArns", [])
-    out = []
-    for i in range(0, len(arns), 100):
-        for t in ecs.describe_tasks(cluster=cluster, tasks=arns[i:i + 100]).get("tasks", []):
-            if t.get("taskDefinitionArn") == task_definition:
-                out.append(str(t["taskArn"]))
-    return out
+        arns += ecs_gateway.task_arns(ecs, cluster, service=render.service_name(cfg, service), desired_status=status)
+    return [t.arn for t in ecs_gateway.describe_tasks(ecs, cluster, arns) if t.task_definition == task_definition]
 
 
 class Reader:
     """Reads (and follows) the sources' events as redacted Lines, each stream through its own
     LineRedactor (a secret block can span lines of one stream, never of two)."""
 
-    def __init__(self, logs_client: Any, sources: Sequence[Source], redactor: Redactor | None = None) -> None:
+    def __init__(self, logs_client: BotoClient, sources: Sequence[Source], redactor: Redactor | None = None) -> None:
         self.logs, self.sources = logs_client, list(sources)
         self.redactor = redactor or Redactor()
         self._streams: dict[str, LineRedactor] = {}

@@ -4,52 +4,47 @@ and nothing else (deployctl.preview says what is the preview's)."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from deployctl import preview, releases
 from deployctl import releases_tags as rt
-from deployctl.adapters import aws
+from deployctl.adapters import aws, ecs_gateway
+from deployctl.adapters.aws import BotoClient
 from deployctl.adapters.ecs_gateway import ServiceState
 from deployctl.render import autoscaling as render_autoscaling
 from deployctl.render import ecs as render_ecs
 from deployctl.targets import ecs_autoscaling
 from deployctl.targets.base import DestroyReport, LivePreview, PreviewService
 
+if TYPE_CHECKING:
+    from deployctl.config.model import ResolvedConfig
 
-def _chunks(items: list[str], size: int) -> list[list[str]]:
-    return [items[i:i + size] for i in range(0, len(items), size)]
 
-
-def find_preview(ecs: Any, cfg: Any, name: str) -> tuple[list[str], list[str], list[str]]:
+def find_preview(ecs: BotoClient, cfg: ResolvedConfig, name: str) -> tuple[list[str], list[str], list[str]]:
     """(service names, task-definition ARNs, skipped look-alikes) of preview `name`, read from ECS."""
     cluster = cfg.environment.cluster
-    arns: list[str] = []
-    for page in ecs.get_paginator("list_services").paginate(cluster=cluster):
-        arns.extend(a for a in page.get("serviceArns", [])
-                    if preview.is_candidate_service(cfg, name, preview.service_name_of(a)))
-    described: list[dict[str, Any]] = []
-    for chunk in _chunks(arns, 10):  # DescribeServices takes at most 10 services
-        described.extend(ecs.describe_services(cluster=cluster, services=chunk, include=["TAGS"])["services"])
+    names = [n for n in ecs_gateway.service_names(ecs, cluster) if preview.is_candidate_service(cfg, name, n)]
+    described: list[ServiceState] = []
+    for i in range(0, len(names), 10):  # DescribeServices takes at most 10 services
+        described += ecs_gateway.describe_services(ecs, cluster, names[i:i + 10], tags=True)
     services, skipped = preview.select_services(cfg, name, described)
 
     families: set[str] = set()
     for pre in preview.family_prefixes(cfg, name):
-        pages = ecs.get_paginator("list_task_definition_families").paginate(familyPrefix=pre, status="ACTIVE")
-        for page in pages:
-            families.update(f for f in page.get("families", []) if f.startswith(pre))
-    td_tags: dict[str, list[dict[str, str]]] = {}
+        families.update(f for f in ecs_gateway.task_definition_families(ecs, pre) if f.startswith(pre))
+    td_tags: dict[str, Mapping[str, str]] = {}
     for fam in sorted(families):
-        for page in ecs.get_paginator("list_task_definitions").paginate(familyPrefix=fam, status="ACTIVE"):
-            for arn in page.get("taskDefinitionArns", []):
-                if preview.family_of(arn) != fam:
-                    continue  # familyPrefix is a prefix: app-p-pr-1-api also lists app-p-pr-1-api2
-                resp = ecs.describe_task_definition(taskDefinition=arn, include=["TAGS"])
-                td_tags[arn] = resp.get("tags") or []
+        for arn in ecs_gateway.task_definition_arns(ecs, fam):
+            if preview.family_of(arn) != fam:
+                continue  # familyPrefix is a prefix: app-p-pr-1-api also lists app-p-pr-1-api2
+            td_tags[arn] = ecs_gateway.describe_task_definition(ecs, arn).tags
     tds, td_skipped = preview.select_task_definitions(cfg, name, td_tags)
     return services, tds, skipped + td_skipped
 
 
-def destroy_preview(ecs: Any, cfg: Any, name: str, *, dry_run: bool = False, scaling: Any = None) -> DestroyReport:
+def destroy_preview(ecs: BotoClient, cfg: ResolvedConfig, name: str, *, dry_run: bool = False,
+                    scaling: BotoClient | None = None) -> DestroyReport:
     """Scale each selected service to 0, delete it (force), deregister its scalable target (with
     `scaling`, for services deploy.yaml auto-scales or the cost cap stops), then deregister the selected revisions."""
     cluster = cfg.environment.cluster
@@ -87,18 +82,15 @@ def destroy_preview(ecs: Any, cfg: Any, name: str, *, dry_run: bool = False, sca
     return report
 
 
-def live_previews(ecs: Any, cfg: Any) -> list[LivePreview]:
+def live_previews(ecs: BotoClient, cfg: ResolvedConfig) -> list[LivePreview]:
     """The environment's preview copies with live (not INACTIVE) services: those tagged with this
     app, this environment and a deployctl:preview name, whatever their names say."""
     cluster = cfg.environment.cluster
-    arns: list[str] = []
-    for page in ecs.get_paginator("list_services").paginate(cluster=cluster):
-        arns.extend(page.get("serviceArns", []))
+    names = ecs_gateway.service_names(ecs, cluster)
     copies: dict[str, list[PreviewService]] = {}
     running: dict[str, set[str]] = {}
-    for chunk in _chunks(arns, 10):  # DescribeServices takes at most 10 services
-        for svc in ecs.describe_services(cluster=cluster, services=chunk, include=["TAGS"])["services"]:
-            state = ServiceState.from_api(svc)
+    for i in range(0, len(names), 10):  # DescribeServices takes at most 10 services
+        for state in ecs_gateway.describe_services(ecs, cluster, names[i:i + 10], tags=True):
             name = state.tags.get(preview.PREVIEW_TAG)
             if (not name or state.status == "INACTIVE" or state.tags.get(preview.APP_TAG, cfg.app) != cfg.app
                     or state.tags.get(preview.ENV_TAG) != cfg.env_name):
@@ -116,12 +108,12 @@ def live_previews(ecs: Any, cfg: Any) -> list[LivePreview]:
             for name, found in sorted(copies.items())]
 
 
-def _release_of(ecs: Any, arns: set[str]) -> str | None:
+def _release_of(ecs: BotoClient, arns: set[str]) -> str | None:
     """The newest deployctl release among the revisions `arns` (by its id: they start with the
     UTC second they were made)."""
     found = []
     for arn in sorted(a for a in arns if a):
-        rev = releases.revision_from(ecs.describe_task_definition(taskDefinition=arn, include=["TAGS"]))
+        rev = releases.revision_from(ecs_gateway.describe_task_definition(ecs, arn))
         if rev is not None and rt.parse(rev.tags).release:
             found.append(str(rt.parse(rev.tags).release))
     return max(found, default=None)

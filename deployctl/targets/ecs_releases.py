@@ -12,11 +12,13 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from deployctl import lock, releases
 from deployctl import releases_tags as rt
-from deployctl.adapters import aws
+from deployctl.adapters import aws, ecs_gateway
+from deployctl.adapters.aws import BotoClient
+from deployctl.adapters.ecs_gateway import ServiceState
 from deployctl.errors import DeployctlError
 from deployctl.render import ecs as render
 from deployctl.render.text import outcome_text
@@ -38,7 +40,7 @@ def _revision_number(arn: str) -> int:
         return 0
 
 
-def read_revisions(ecs: Any, cfg: ResolvedConfig, per_family: int | None = None,
+def read_revisions(ecs: BotoClient, cfg: ResolvedConfig, per_family: int | None = None,
                    preview: str | None = None, also: Iterable[str] = ()) -> list[Revision]:
     """deployctl's revisions of the environment's families, newest `per_family` of each, and the
     revisions `also` (what the services run: a rollback may run an old one again). Each comes
@@ -46,17 +48,14 @@ def read_revisions(ecs: Any, cfg: ResolvedConfig, per_family: int | None = None,
     relied on (moto ignores it): revisions are sorted here."""
     arns: list[str] = []
     for family in families(cfg, preview).values():
-        found = []
-        for page in ecs.get_paginator("list_task_definitions").paginate(familyPrefix=family, status="ACTIVE"):
-            # familyPrefix is a prefix: app-prod-api would also match app-prod-api2.
-            found += [a for a in page.get("taskDefinitionArns", [])
-                      if a.rsplit("/", 1)[-1].rsplit(":", 1)[0] == family]
+        # familyPrefix is a prefix: app-prod-api would also match app-prod-api2.
+        found = [a for a in ecs_gateway.task_definition_arns(ecs, family) if _family_of(a) == family]
         found.sort(key=_revision_number, reverse=True)
         arns += found[:per_family] if per_family else found
     arns += [a for a in dict.fromkeys(also) if a and a not in arns and _family_of(a) in families(cfg, preview).values()]
 
     def describe(arn: str) -> list[Revision]:
-        return releases.revisions_from(ecs.describe_task_definition(taskDefinition=arn, include=["TAGS"]))
+        return releases.revisions_from(ecs_gateway.describe_task_definition(ecs, arn))
 
     with ThreadPoolExecutor(max_workers=8) as pool:
         return [r for found_ in pool.map(describe, arns) for r in found_]
@@ -66,13 +65,13 @@ def _family_of(arn: str) -> str:
     return arn.rsplit("/", 1)[-1].rsplit(":", 1)[0]
 
 
-def running_arns(described: Mapping[str, Mapping[str, Any] | None]) -> list[str]:
+def running_arns(described: Mapping[str, ServiceState | None]) -> list[str]:
     """The task definitions the described services run (their PRIMARY deployment's)."""
     return [str(releases.service_view(n, d).task_definition) for n, d in described.items() if d]
 
 
 def read_settled_releases(clients: aws.AwsClients, cfg: ResolvedConfig,
-                          described: Mapping[str, Mapping[str, Any] | None], per_family: int | None = None,
+                          described: Mapping[str, ServiceState | None], per_family: int | None = None,
                           preview: str | None = None) -> list[Release]:
     """The releases of cfg's environment (ECS task-definition tags), the newest one settled from
     what ECS shows when its deploy stopped watching before the verdict (settle_revisions)."""
@@ -82,16 +81,16 @@ def read_settled_releases(clients: aws.AwsClients, cfg: ResolvedConfig,
     return releases.build(revs, app=cfg.app, env=cfg.env_name)
 
 
-def read_services(ecs: Any, cfg: ResolvedConfig, preview: str | None = None) -> dict[str, dict[str, Any] | None]:
-    """service name (deploy.yaml) → DescribeServices entry, None when missing or INACTIVE."""
+def read_services(ecs: BotoClient, cfg: ResolvedConfig, preview: str | None = None, *,
+                  tags: bool = False) -> dict[str, ServiceState | None]:
+    """service name (deploy.yaml) → what DescribeServices says of it, None when missing or INACTIVE."""
     names = {render.service_name(cfg, name, preview): name for name in cfg.services}
-    out: dict[str, dict[str, Any] | None] = dict.fromkeys(cfg.services)
+    out: dict[str, ServiceState | None] = dict.fromkeys(cfg.services)
     ecs_names = list(names)
     for i in range(0, len(ecs_names), 10):  # DescribeServices takes at most 10
-        resp = ecs.describe_services(cluster=cfg.environment.cluster, services=ecs_names[i:i + 10])
-        for svc in resp.get("services", []):
-            if svc.get("status") != "INACTIVE" and svc.get("serviceName") in names:
-                out[names[svc["serviceName"]]] = dict(svc)
+        for svc in ecs_gateway.describe_services(ecs, cfg.environment.cluster, ecs_names[i:i + 10], tags=tags):
+            if svc.status != "INACTIVE" and svc.name in names:
+                out[names[svc.name]] = svc
     return out
 
 
@@ -100,7 +99,7 @@ def _warn(text: str) -> None:
 
 
 def settle_revisions(clients: aws.AwsClients, cfg: ResolvedConfig, revs: list[Revision],
-                     described: Mapping[str, Mapping[str, Any] | None],
+                     described: Mapping[str, ServiceState | None],
                      log: Callable[[str], None] = _warn, preview: str | None = None) -> list[Revision]:
     """`revs` with a verdict for the newest release when its deploy's watch ended without one
     (Ctrl-C, a killed runner) and ECS has since finished the rollout (releases.settle).
@@ -118,8 +117,8 @@ def settle_revisions(clients: aws.AwsClients, cfg: ResolvedConfig, revs: list[Re
     for item in pending:
         arn = item.revision.arn
         try:
-            fresh = next((r for r in releases.revisions_from(clients.ecs.describe_task_definition(
-                taskDefinition=arn, include=["TAGS"])) if r.record == item.revision.record), None)
+            fresh = next((r for r in releases.revisions_from(ecs_gateway.describe_task_definition(clients.ecs, arn))
+                          if r.record == item.revision.record), None)
         except (aws.ClientError, aws.BotoCoreError) as exc:
             log(f"could not re-read {item.revision.label}: {aws.error_code(exc) or exc}")
             continue
@@ -154,7 +153,7 @@ def _deploy_in_flight(clients: aws.AwsClients, cfg: ResolvedConfig, log: Callabl
     return holder is not None and holder.expires_at > time.time()
 
 
-def tag_release(ecs: Any, cfg: ResolvedConfig, release_id: str | None, tags: dict[str, str],
+def tag_release(ecs: BotoClient, cfg: ResolvedConfig, release_id: str | None, tags: dict[str, str],
                  log: Callable[[str], None]) -> None:
     """Add `tags` to the revisions registered by release `release_id` (newest of each family)."""
     if not release_id:

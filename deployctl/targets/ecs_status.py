@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from deployctl import releases, rollout
 from deployctl import releases_tags as rt
+from deployctl.adapters import ecs_gateway, elb_gateway
 from deployctl.adapters.ecs_gateway import Deployment, ServiceEvent, ServiceState
 from deployctl.render import ecs as render
 from deployctl.render.status_doc import status_current_doc, status_doc, status_service_doc
@@ -45,9 +46,9 @@ class ServiceStatus:
     pending: int = 0
     rollout_state: str = ""
     rollout_reason: str = ""
-    deployments: tuple[dict[str, Any], ...] = ()
+    deployments: tuple[Deployment, ...] = ()
     targets: dict[str, int] | None = None
-    events: tuple[dict[str, str], ...] = ()
+    events: tuple[ServiceEvent, ...] = ()  # the newest few
     # Set when the newest release of this service is not what runs (ECS or deployctl rolled it back).
     superseded_by_rollback: str = ""
     # monitoring.cost_cap stopped it (deployctl.targets.ecs_costcap.stopped_by_cap): why we think so.
@@ -74,8 +75,9 @@ class ServiceStatus:
             rolled_back=self.superseded_by_rollback or None,
             ecs_service=self.ecs_service, task_definition=self.task_definition or None, revision=self.revision,
             pending=self.pending, rollout_state=self.rollout_state or None,
-            rollout_reason=self.rollout_reason or None, deployments=list(self.deployments), targets=self.targets,
-            events=list(self.events), stopped_by_cost_cap=bool(self.stopped_by_cost_cap))
+            rollout_reason=self.rollout_reason or None, deployments=[_deployment_doc(d) for d in self.deployments],
+            targets=self.targets, events=[_event_doc(e) for e in self.events],
+            stopped_by_cost_cap=bool(self.stopped_by_cost_cap))
 
 
 @dataclass(frozen=True)
@@ -100,10 +102,14 @@ def _deployment_doc(d: Deployment) -> dict[str, Any]:
             "failed_tasks": d.failed_tasks}
 
 
+def _event_at(e: ServiceEvent) -> str:
+    """An event's time as ISO 8601 in the local time zone, as boto3 gives it ("" when unknown)."""
+    return datetime.fromtimestamp(e.created_at).astimezone().isoformat() if e.created_at else ""
+
+
 def _event_doc(e: ServiceEvent) -> dict[str, str]:
-    """One `events` entry: its time as ISO 8601 in the local time zone, as boto3 gives it."""
-    at = datetime.fromtimestamp(e.created_at).astimezone().isoformat() if e.created_at else ""
-    return {"at": at, "message": e.message}
+    """One `events` entry of deployctl.status/v1."""
+    return {"at": _event_at(e), "message": e.message}
 
 
 def read_status(clients: AwsClients, cfg: ResolvedConfig, preview: str | None = None) -> EcsStatus:
@@ -115,20 +121,18 @@ def read_status(clients: AwsClients, cfg: ResolvedConfig, preview: str | None = 
     by_arn = {r.arn: r for r in revs}
     out = []
     running: dict[str, Revision] = {}
-    for name, svc in described.items():
+    for name, state in described.items():
         ecs_name = render.service_name(cfg, name, preview)
-        if svc is None:
+        if state is None:
             out.append(ServiceStatus(name, ecs_name, exists=False))
             continue
-        view = releases.service_view(name, svc)
+        view = releases.service_view(name, state)
         arn = str(view.task_definition or "")
         rev = by_arn.get(arn)
         if rev is None and arn:  # not deployctl's family: read what it says about itself
-            rev = next(reversed(releases.revisions_from(
-                clients.ecs.describe_task_definition(taskDefinition=arn, include=["TAGS"]))), None)
+            rev = next(reversed(releases.revisions_from(ecs_gateway.describe_task_definition(clients.ecs, arn))), None)
         if rev is not None:
             running[name] = rev
-        state = ServiceState.from_api(svc)
         primary = state.primary or _NO_DEPLOYMENT
         newest = max((r for r in revs if r.service == name), key=lambda r: r.number, default=None)
         rolled = ""
@@ -143,9 +147,9 @@ def read_status(clients: AwsClients, cfg: ResolvedConfig, preview: str | None = 
             task_definition=arn, revision=rev.number if rev else None,
             running=primary.running, desired=primary.desired, pending=primary.pending,
             rollout_state=primary.rollout_state, rollout_reason=primary.reason,
-            deployments=tuple(_deployment_doc(d) for d in state.deployments),
+            deployments=state.deployments,
             targets=_target_health(clients, cfg.environment.cluster, state),
-            events=tuple(_event_doc(e) for e in state.events[:5]),
+            events=state.events[:5],
             superseded_by_rollback=rolled,
         ))
     if preview is None:
@@ -163,19 +167,12 @@ def _target_health(clients: AwsClients, cluster: str | None, svc: ServiceState) 
     groups = svc.target_groups
     if not groups:
         return None
-    arns: list[str] = []
-    pages = clients.ecs.get_paginator("list_tasks").paginate(cluster=cluster, serviceName=svc.name)
-    for page in pages:
-        arns += page.get("taskArns", [])
-    tasks: list[Any] = []
-    for i in range(0, len(arns), 100):  # DescribeTasks takes at most 100
-        tasks += clients.ecs.describe_tasks(cluster=cluster, tasks=arns[i:i + 100]).get("tasks", [])
-    ips = rollout.task_ips(tasks)
+    arns = ecs_gateway.task_arns(clients.ecs, cluster, service=svc.name)
+    ips = rollout.task_ips(ecs_gateway.describe_tasks(clients.ecs, cluster, arns))
     counts: dict[str, int] = {}
     for arn in groups:
-        found = clients.elbv2.describe_target_health(TargetGroupArn=arn).get("TargetHealthDescriptions", [])
-        for t in rollout.own_targets(found, ips):
-            state = str((t.get("TargetHealth") or {}).get("State", "unknown"))
+        for t in rollout.own_targets(elb_gateway.target_health(clients.elbv2, arn), ips):
+            state = t.state or "unknown"
             counts[state] = counts.get(state, 0) + 1
     return counts
 
@@ -196,16 +193,17 @@ def render_status(cfg: ResolvedConfig, rows: list[ServiceStatus], preview: str |
                      f"{(s.rollout_state or '?').lower()}{targets}"
                      + (f" — {s.rollout_reason}" if s.rollout_reason else ""))
         if len(s.deployments) > 1:
-            for d in s.deployments:
-                lines.append(f"  deployment {d['id']}: {str(d['status']).lower()} {d['task_definition']} "
-                             f"{str(d['rollout_state']).lower()} {d['running']}/{d['desired']}")
+            for d in s.deployments:  # as the JSON says it: an absent value reads "none"
+                lines.append(f"  deployment {d.id or None}: {str(d.status or None).lower()} "
+                             f"{d.task_definition.rsplit('/', 1)[-1]} {str(d.rollout_state or None).lower()} "
+                             f"{d.running}/{d.desired}")
         if s.superseded_by_rollback:
             lines.append(f"  {s.superseded_by_rollback}")
         if s.stopped_by_cost_cap:
             lines.append(f"  stopped by cost cap ({s.stopped_by_cost_cap}): `deployctl resume --env {cfg.env_name}` "
                          "brings it back")
         for e in s.events:
-            lines.append(f"  {e['at'][:19]}  {e['message']}")
+            lines.append(f"  {_event_at(e)[:19]}  {e.message}")
     return lines
 
 

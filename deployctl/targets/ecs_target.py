@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from deployctl import lock as locks
 from deployctl import preview, releases, releases_tags
-from deployctl.adapters import aws
+from deployctl.adapters import aws, ecs_gateway
 from deployctl.adapters.git import GitFacts
 from deployctl.errors import DeployFailed, UsageError
 from deployctl.plan import Plan, make_plan
@@ -36,7 +36,10 @@ from deployctl.targets.base import (
 )
 
 if TYPE_CHECKING:
+    from deployctl import preflight as preflight_checks
     from deployctl.config.model import ResolvedConfig
+    from deployctl.redact import Redactor
+    from deployctl.targets.log_lines import Request
 
 
 class EcsTarget:
@@ -51,24 +54,25 @@ class EcsTarget:
     def __init__(self, cfg: ResolvedConfig, preview: str | None = None) -> None:
         self.cfg = cfg
         self.preview = preview  # a named copy of a `preview: true` environment (base.WithPreviews)
-        self._clients: Any = None
-        self._preflight: tuple[str, Any] | None = None  # (image ref, its preflight), run by lock()
+        self._clients: aws.AwsClients | None = None
+        # (image ref, its preflight), run by lock()
+        self._preflight: tuple[str, preflight_checks.PreflightResult] | None = None
 
     @property
-    def clients(self) -> Any:
+    def clients(self) -> aws.AwsClients:
         if self._clients is None:
             self._clients = aws.clients(self.cfg.region)
         return self._clients
 
     # --- logs (base.WithLogs) -------------------------------------------------------------------
 
-    def open_logs(self, req: Any, redactor: Any) -> tuple[Any, list[str]]:
+    def open_logs(self, req: Request, redactor: Redactor) -> tuple[ecs_logs.Reader, list[str]]:
         found = ecs_logs.sources(self.cfg, self.clients, req)
         return ecs_logs.Reader(self.clients.logs, found, redactor), [s.service for s in found]
 
     # --- deploy and its lock ------------------------------------------------------------------
 
-    def deploy(self, plan: Plan, image_ref: str, ctx: Any, options: DeployOptions) -> None:
+    def deploy(self, plan: Plan, image_ref: str, ctx: ecs.StageLog, options: DeployOptions) -> None:
         pre, self._preflight = self._preflight, None
         ecs.deploy(plan, image_ref, ctx, options, pre=pre[1] if pre and pre[0] == image_ref else None)
 
@@ -101,7 +105,7 @@ class EcsTarget:
             described = ecs_releases.read_services(self.clients.ecs, cfg, self.preview)
             found = ecs_releases.read_settled_releases(self.clients, cfg, described, per_family=limit,
                                                        preview=self.preview)[:limit]
-        running = {n: str(releases.service_view(n, d).task_definition) for n, d in described.items() if d}
+        running = {n: str(releases.service_view(n, d).task_definition) for n, d in described.items() if d is not None}
         cur = releases.current(found, running)
         return History(tuple(found), cur.id if cur else None)
 
@@ -154,12 +158,13 @@ class EcsTarget:
         active: set[str] = set()
         same: dict[str, releases.Revision] = {}
         for name, rev in choice.revisions.items():
-            then = self.clients.ecs.describe_task_definition(taskDefinition=rev.arn)["taskDefinition"]
-            if then.get("status") == "ACTIVE":
+            then = ecs_gateway.describe_task_definition(self.clients.ecs, rev.arn, tags=False)
+            if then.status == "ACTIVE":
                 active.add(name)
             now = choice.running.get(name)
             if now and ecs.same_task_definition(
-                    then, self.clients.ecs.describe_task_definition(taskDefinition=now)["taskDefinition"]):
+                    then.definition,
+                    ecs_gateway.describe_task_definition(self.clients.ecs, now, tags=False).definition):
                 same[name] = rev
         return active, same
 
@@ -174,12 +179,11 @@ class EcsTarget:
         target = chosen.target
         release_id = releases_tags.new_release_id(git_sha=target.git_sha or None)
         with aws.aws_errors("reading the task definitions to run again"):
-            described = {name: self.clients.ecs.describe_task_definition(taskDefinition=rev.arn, include=["TAGS"])
+            described = {name: ecs_gateway.describe_task_definition(self.clients.ecs, rev.arn)
                          for name, rev in chosen.revisions.items()}
         pinned = {name: releases.register_request(d, release_id=release_id, restores=target.id)
                   for name, d in described.items()}
-        reuse = {name: chosen.revisions[name].arn for name, d in described.items()
-                 if d["taskDefinition"].get("status") == "ACTIVE"}
+        reuse = {name: chosen.revisions[name].arn for name, d in described.items() if d.status == "ACTIVE"}
         for name in sorted(set(described) - set(reuse)):
             log(f"{name}: {chosen.revisions[name].label} is deregistered (INACTIVE): it runs again as a copy, "
                 "registered as a new revision")

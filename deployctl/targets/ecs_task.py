@@ -21,8 +21,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from deployctl.adapters import aws
+from deployctl.adapters import aws, ecs_gateway
 from deployctl.adapters import logs as cwlogs
+from deployctl.adapters.aws import BotoClient
+from deployctl.adapters.ecs_gateway import Task
 from deployctl.errors import DeployFailed
 
 POLL = 2.0  # seconds between DescribeTasks calls while the task runs
@@ -73,14 +75,11 @@ def run(clients: aws.AwsClients, request: Mapping[str, Any], *, container: str, 
     it ended. Raises DeployFailed when ECS does not start it (RunTask `failures`), Interrupted
     when `cancelled` is set, and lets KeyboardInterrupt through, the task stopped in both."""
     ecs = clients.ecs
-    resp = ecs.run_task(**request)
-    tasks = resp.get("tasks") or []
-    if not tasks:
-        why = "; ".join(f"{f.get('reason', '?')}{': ' + f['detail'] if f.get('detail') else ''}"
-                        for f in resp.get("failures") or []) or "no task and no reason"
-        raise DeployFailed(f"ECS did not start the task: {why}",
+    started, why = ecs_gateway.run_task(ecs, request)
+    if started is None:
+        raise DeployFailed(f"ECS did not start the task: {why or 'no task and no reason'}",
                            hint="check the cluster has FARGATE capacity and the subnets have free addresses")
-    arn = str(tasks[0]["taskArn"])
+    arn = started
     if on_started is not None:
         on_started(arn)
     cluster = str(request.get("cluster") or "default")
@@ -103,8 +102,8 @@ def run(clients: aws.AwsClients, request: Mapping[str, Any], *, container: str, 
 
     try:
         while True:
-            task = _describe(ecs, cluster, arn)
-            if task is not None and task.get("lastStatus") == "STOPPED":
+            task = ecs_gateway.describe_task(ecs, cluster, arn)
+            if task is not None and task.stopped:
                 for _ in range(DRAIN_READS):
                     if not read_log():
                         break
@@ -114,7 +113,7 @@ def run(clients: aws.AwsClients, request: Mapping[str, Any], *, container: str, 
                 _stop(ecs, cluster, arn, f"deployctl: the task ran longer than its {timeout:g}s limit")
                 last = _wait_stopped(ecs, cluster, arn, clock)
                 read_log()
-                out = _outcome(arn, container, last or {})
+                out = _outcome(arn, container, last or Task(arn=arn))
                 return TaskOutcome(out.task_arn, container, out.exit_code, out.stop_code, out.stopped_reason,
                                    out.container_reason, timed_out=True)
             if cancelled is not None and cancelled.wait(poll):
@@ -126,32 +125,25 @@ def run(clients: aws.AwsClients, request: Mapping[str, Any], *, container: str, 
         raise
 
 
-def _describe(ecs: Any, cluster: str, arn: str) -> Mapping[str, Any] | None:
-    found = ecs.describe_tasks(cluster=cluster, tasks=[arn]).get("tasks") or []
-    return found[0] if found else None
-
-
-def _stop(ecs: Any, cluster: str, arn: str, reason: str) -> None:
+def _stop(ecs: BotoClient, cluster: str, arn: str, reason: str) -> None:
     # Already stopped, or AWS does not answer: the caller says the task may still run.
     with contextlib.suppress(aws.ClientError, aws.BotoCoreError):
         ecs.stop_task(cluster=cluster, task=arn, reason=reason[:255])
 
 
-def _wait_stopped(ecs: Any, cluster: str, arn: str, clock: Callable[[], float],
-                  limit: float = 30.0) -> Mapping[str, Any] | None:
+def _wait_stopped(ecs: BotoClient, cluster: str, arn: str, clock: Callable[[], float],
+                  limit: float = 30.0) -> Task | None:
     end = clock() + limit
     task = None
     while clock() < end:
-        task = _describe(ecs, cluster, arn)
-        if task is not None and task.get("lastStatus") == "STOPPED":
+        task = ecs_gateway.describe_task(ecs, cluster, arn)
+        if task is not None and task.stopped:
             return task
         time.sleep(1.0)
     return task
 
 
-def _outcome(arn: str, container: str, task: Mapping[str, Any]) -> TaskOutcome:
-    found: Mapping[str, Any] = next((c for c in task.get("containers") or [] if c.get("name") == container), {})
-    code = found.get("exitCode")
-    return TaskOutcome(arn, container, int(code) if code is not None else None, str(task.get("stopCode") or ""),
-                       " ".join(str(task.get("stoppedReason") or "").split()),
-                       " ".join(str(found.get("reason") or "").split()))
+def _outcome(arn: str, container: str, task: Task) -> TaskOutcome:
+    found = task.container(container)
+    return TaskOutcome(arn, container, found.exit_code if found else None, task.stop_code,
+                       " ".join(task.stopped_reason.split()), " ".join(found.reason.split()) if found else "")

@@ -98,7 +98,7 @@ def _retryable(exc: BaseException) -> bool:
     if isinstance(exc, awsa.OutOfTime | awsa.NoCredentialsError):
         return False
     if isinstance(exc, awsa.ClientError):
-        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+        status = awsa.http_status(exc)
         return awsa.is_throttle(exc) or status >= 500
     return isinstance(exc, awsa.BotoCoreError)
 

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from deployctl import diagnose
+from deployctl.adapters.ecs_gateway import Task
 from deployctl.adapters.logs import AwsLogs, container_logs
 
 ARN = "arn:aws:ecs:us-east-1:123456789012:task/ai-staging/0f1e2d3c4b5a"
 
 
-def _task(arn: str, stopped: float, *containers: dict, reason: str = "Essential container in task exited") -> dict:
-    return {"taskArn": arn, "stoppedAt": stopped, "stoppedReason": reason, "containers": list(containers)}
+def _task(arn: str, stopped: float, *containers: dict, reason: str = "Essential container in task exited") -> Task:
+    return Task.from_api({"taskArn": arn, "stoppedAt": stopped, "stoppedReason": reason,
+                          "containers": list(containers)})
 
 
 def test_the_container_that_exited_non_zero_is_chosen_over_a_clean_sidecar() -> None:

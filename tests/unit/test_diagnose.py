@@ -5,10 +5,13 @@ Stopped-task and event texts are the ones AWS documents (docs/ecs-rollouts.md).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from deployctl.adapters.ecs_gateway import ServiceEvent
-from deployctl.diagnose import Context, diagnose, render
+from deployctl import diagnose as diagnosis
+from deployctl.adapters.ecs_gateway import ServiceEvent, Task
+from deployctl.adapters.elb_gateway import TargetHealth
+from deployctl.diagnose import Context, Finding, render
 
 ARN = "arn:aws:ecs:us-east-1:123456789012:task/ai-prod/0123456789abcdef0123456789abcdef"
 TG = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/chat-api-tg/6d0ecf831eec9f09"
@@ -31,6 +34,15 @@ def task(stop_code: str, reason: str, *, exit_code: int | None = None, container
         out["healthStatus"] = health
         container["healthStatus"] = health
     return out
+
+
+def diagnose(*, stopped_tasks: Sequence[dict[str, Any]] = (), targets: Sequence[dict[str, Any]] | None = None,
+             **kwargs: Any) -> list[Finding]:
+    """The diagnosis of recorded-shape answers (DescribeTasks and DescribeTargetHealth entries),
+    read through the gateways as the watcher reads them."""
+    return diagnosis.diagnose(stopped_tasks=[Task.from_api(t) for t in stopped_tasks],
+                              targets=None if targets is None else [TargetHealth.from_api(t) for t in targets],
+                              **kwargs)
 
 
 def keys(findings: list[Any]) -> list[str]:

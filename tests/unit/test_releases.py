@@ -10,6 +10,7 @@ import pytest
 
 from deployctl import releases
 from deployctl import releases_tags as rt
+from deployctl.adapters.ecs_gateway import ServiceState, TaskDefinition
 from deployctl.errors import DeployFailed, UsageError
 
 ACCOUNT_ARN = "arn:aws:ecs:us-east-1:123456789012:task-definition"
@@ -53,11 +54,12 @@ def test_revision_from_describe_task_definition() -> None:
                                     "family": "chat-api-staging-api", "revision": 7,
                                     "containerDefinitions": [{"name": "api", "image": IMAGE + "ab"}]},
                  "tags": [{"key": "deployctl:release", "value": rid(7)}, {"key": "deployctl:service", "value": "api"}]}
-    r = releases.revision_from(described)
+    r = releases.revision_from(TaskDefinition.from_api(described))
     assert r is not None and (r.number, r.service, r.image, r.label) == (7, "api", IMAGE + "ab",
                                                                          "chat-api-staging-api:7")
     # Revisions not registered by deployctl (no release tag) are not releases.
-    assert releases.revision_from({"taskDefinition": described["taskDefinition"], "tags": []}) is None
+    assert releases.revision_from(TaskDefinition.from_api({"taskDefinition": described["taskDefinition"],
+                                                           "tags": []})) is None
 
 
 def test_build_orders_newest_first_and_reads_every_field() -> None:
@@ -107,7 +109,7 @@ def test_a_rollback_in_the_same_second_as_the_deploy_before_it_is_newer() -> Non
                                     "containerDefinitions": [{"name": "api", "image": first.image}]},
                  "tags": [{"key": k, "value": v} for k, v in tags.items()]}
     second = rev("api", 2, rid(2))  # started 10:02:00Z
-    built = releases.build([*releases.revisions_from(described), second])
+    built = releases.build([*releases.revisions_from(TaskDefinition.from_api(described)), second])
     assert [(r.id, r.kind) for r in built][:2] == [(rid(3), releases.ROLLBACK), (rid(2), releases.DEPLOY)]
 
 
@@ -176,8 +178,8 @@ def test_environments_must_agree_on_services() -> None:
 # --------------------------------------------------------------------------- settling a cut-off watch
 
 
-def ecs_service(*deployments: dict[str, Any]) -> dict[str, Any]:
-    return {"deployments": list(deployments)}
+def ecs_service(*deployments: dict[str, Any]) -> ServiceState:
+    return ServiceState.from_api({"deployments": list(deployments)})
 
 
 def deployment(arn: str, status: str = "PRIMARY", state: str = "COMPLETED", *, running: int = 2,
@@ -348,7 +350,7 @@ def test_register_request_copies_the_definition_under_a_new_release() -> None:
                            "cpu": "1024", "memory": "2048"},
         "tags": rt.to_list({**rev("api", 1, rid(1), rt.SUCCEEDED).tags, rt.DETAIL: "ok"}),
     }
-    req = releases.register_request(described, release_id=rid(9), restores=rid(1))
+    req = releases.register_request(TaskDefinition.from_api(described), release_id=rid(9), restores=rid(1))
     assert set(req) == {"family", "containerDefinitions", "cpu", "memory", "tags"}
     tags = rt.to_dict(req["tags"])
     assert tags[rt.RELEASE] == rid(9) and tags[releases.KIND] == "rollback" and tags[releases.SOURCE] == rid(1)
@@ -369,7 +371,7 @@ def test_a_rollback_that_reran_a_revision_is_a_release_of_its_own() -> None:
     described = {"taskDefinition": {"taskDefinitionArn": one.arn, "family": one.family, "revision": 1,
                                     "containerDefinitions": [{"name": "api", "image": one.image}]},
                  "tags": rt.to_list({**one.tags, rt.rerun_key(rb): record})}
-    base, rerun = releases.revisions_from(described)
+    base, rerun = releases.revisions_from(TaskDefinition.from_api(described))
     assert base.parsed.release == rid(1) and base.outcome == "succeeded" and not base.record
     assert (rerun.arn, rerun.record, rerun.parsed.release) == (one.arn, rt.rerun_key(rb), rb)
     assert rerun.parsed.detail == "ECS deployment ecs-svc/9 completed- 2 running"  # a tag holds no commas
@@ -385,5 +387,5 @@ def test_a_rollback_that_reran_a_revision_is_a_release_of_its_own() -> None:
     assert rt.record_tags(tags[rt.rerun_key(rb)])[rt.STARTED_AT] == "2026-03-15T10:05:00Z"
     assert releases.record_for(base, {rt.OUTCOME: rt.FAILED}) == {rt.OUTCOME: rt.FAILED}
     # Registering it again (if it were deregistered) copies none of the release records.
-    request = releases.register_request(described, release_id="new", restores=rid(1))
+    request = releases.register_request(TaskDefinition.from_api(described), release_id="new", restores=rid(1))
     assert not any(t["key"].startswith(rt.RERUN_PREFIX) for t in request["tags"])

@@ -20,7 +20,8 @@ import pytest
 from botocore.loaders import Loader
 
 from deployctl import rollout
-from deployctl.adapters.ecs_gateway import ServiceState
+from deployctl.adapters.ecs_gateway import ServiceState, Task
+from deployctl.adapters.elb_gateway import TargetHealth
 from deployctl.rollout import AlarmInfo, Limits, PollPolicy, Snapshot, Throttled, Timers, WatchCancelled, assess
 
 DATA = Path(__file__).parent / "data" / "rollouts"
@@ -40,7 +41,8 @@ def _snapshot(step: dict[str, Any]) -> Snapshot:
     services = step["describe_services"]["services"]
     targets = step.get("target_health", {}).get("TargetHealthDescriptions")
     return Snapshot(ServiceState.from_api(services[0]) if services else None,
-                    tuple(targets) if targets is not None else None, step.get("alarms", {}))
+                    tuple(TargetHealth.from_api(t) for t in targets) if targets is not None else None,
+                    step.get("alarms", {}))
 
 
 def _verdict(doc: dict[str, Any], step: dict[str, Any]) -> rollout.Verdict:
@@ -129,7 +131,8 @@ def test_completed_needs_target_health_when_load_balanced() -> None:
     snap = Snapshot(_svc(_dep("n", "PRIMARY", 2, 2, state="COMPLETED")))
     lb = Limits(load_balanced=True)
     assert assess(snap, "n", limits=lb).message == "completed; checking target health"
-    healthy = tuple({"Target": {"Id": f"10.0.0.{i}", "Port": 80}, "TargetHealth": {"State": "healthy"}} for i in (1, 2))
+    healthy = tuple(TargetHealth.from_api({"Target": {"Id": f"10.0.0.{i}", "Port": 80},
+                                           "TargetHealth": {"State": "healthy"}}) for i in (1, 2))
     assert assess(Snapshot(snap.service, healthy), "n", limits=lb).ok
     one = healthy[:1]
     assert not assess(Snapshot(snap.service, one), "n", limits=lb).final  # 1 healthy of 2 desired
@@ -208,7 +211,7 @@ class ScriptedSource:
         self.calls = 0
         self.describe_calls = 0
         self.times: list[float] = []
-        self.stopped: list[dict[str, Any]] = []
+        self.stopped: list[Task] = []
         self.alarms: list[AlarmInfo] = []
 
     def service(self) -> ServiceState | None:
@@ -223,12 +226,12 @@ class ScriptedSource:
                 current = svc
         return current
 
-    def stopped_tasks(self, deployment_id: str, known: set[str]) -> list[dict[str, Any]]:
+    def stopped_tasks(self, deployment_id: str, known: set[str]) -> list[Task]:
         self.calls += 2
         self.times += [self.clock.t] * 2
-        return [t for t in self.stopped if t["taskArn"] not in known]
+        return [t for t in self.stopped if t.arn not in known]
 
-    def target_health(self) -> list[dict[str, Any]] | None:
+    def target_health(self) -> list[TargetHealth] | None:
         return None
 
     def alarm_states(self) -> dict[str, str]:
@@ -319,10 +322,11 @@ def test_watch_logs_stopped_tasks_of_our_deployment_once() -> None:
                    events=[_ev(5, "(service s) has stopped 1 running tasks")])
     timeline.insert(1, (10.0, failing))
     src = ScriptedSource(clock, timeline)
-    src.stopped = [{"taskArn": "arn:aws:ecs:r:1:task/c/0123456789abcdef", "stopCode": "EssentialContainerExited",
-                    "stoppedReason": "Essential container in task exited",
-                    "containers": [{"name": "api", "exitCode": 137,
-                                    "reason": "OutOfMemoryError: Container killed due to memory usage"}]}]
+    src.stopped = [Task.from_api({"taskArn": "arn:aws:ecs:r:1:task/c/0123456789abcdef",
+                                  "stopCode": "EssentialContainerExited",
+                                  "stoppedReason": "Essential container in task exited",
+                                  "containers": [{"name": "api", "exitCode": 137, "reason":
+                                                  "OutOfMemoryError: Container killed due to memory usage"}]})]
     lines: list[str] = []
     res = rollout.watch(src, "n", log=lines.append, before_ids=["o"], clock=clock, sleep=clock.sleep,
                         rng=lambda: 0.5)

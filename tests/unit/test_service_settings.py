@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from deployctl import adoption, releases, scale_record
+from deployctl.adapters.ecs_gateway import TaskDefinition
 from deployctl.app.history import merge
 from deployctl.config import ResolvedConfig, load_env, read
 from deployctl.releases import Release
@@ -132,21 +133,24 @@ def _described(tags: dict[str, str] | None = None, family: str = "legacy-web") -
 
 
 def test_adoption_record_is_an_ordinary_succeeded_release() -> None:
-    described = _described()
+    raw = _described()
+    described = TaskDefinition.from_api(raw)
     assert adoption.needs_record(described)
     rid = adoption.release_id("20261207T115000Z-0123456789ab-9f3c", datetime(2026, 12, 7, 11, 50, tzinfo=UTC))
     assert rid == "20261207T115000Z-nosha-9f3c"
     tags = adoption.release_tags(described, release=rid, app="shop", env="prod", service="web",
                                  now=datetime(2026, 12, 7, tzinfo=UTC))
-    rev = releases.revision_from({**described, "tags": [{"key": k, "value": v} for k, v in tags.items()]})
+    rev = releases.revision_from(TaskDefinition.from_api(
+        {**raw, "tags": [{"key": k, "value": v} for k, v in tags.items()]}))
     assert rev is not None
     (rel,) = releases.build([rev], app="shop", env="prod")
     assert (rel.id, rel.outcome, rel.kind, rel.started_at) == (rid, "succeeded", "deploy", "2026-03-01T09:30:00Z")
     assert rel.image_digest == "sha256:abc" and rel.services == ("web",) and rel.who == "arn:aws:iam::1:user/ops"
-    assert not adoption.needs_record({**described, "tags": [{"key": "deployctl:release", "value": rid}]})
+    assert not adoption.needs_record(TaskDefinition.from_api(
+        {**raw, "tags": [{"key": "deployctl:release", "value": rid}]}))
     copy = adoption.copy_request(described, family="shop-prod-web", tags=tags)
     assert copy["family"] == "shop-prod-web" and "revision" not in copy and "registeredAt" not in copy
-    assert copy["containerDefinitions"] == described["taskDefinition"]["containerDefinitions"]
+    assert copy["containerDefinitions"] == raw["taskDefinition"]["containerDefinitions"]
 
 
 def test_scale_records_fill_a_ring_of_tags() -> None:

@@ -11,13 +11,15 @@ from __future__ import annotations
 from typing import Any
 
 from deployctl import rollout
+from deployctl.adapters.ecs_gateway import Task
 from deployctl.rollout import AlarmInfo, Limits, PollPolicy
 from tests.unit.test_rollout_verdict import FakeClock, ScriptedSource, _dep, _ev, _svc
 
 FAST = PollPolicy().fast
-STOPPED = {"taskArn": "arn:aws:ecs:r:1:task/c/0123456789abcdef", "stopCode": "TaskFailedToStart",
-           "stoppedReason": "CannotPullContainerError: pull image manifest has been retried 1 time(s): not found",
-           "lastStatus": "STOPPED"}
+STOPPED = Task.from_api({
+    "taskArn": "arn:aws:ecs:r:1:task/c/0123456789abcdef", "stopCode": "TaskFailedToStart",
+    "stoppedReason": "CannotPullContainerError: pull image manifest has been retried 1 time(s): not found",
+    "lastStatus": "STOPPED"})
 
 
 class Recorder:
