@@ -9,7 +9,14 @@ import re
 from collections.abc import Callable
 
 from deployctl.adapters import aws as awsa
-from deployctl.adapters import cloudwatch_gateway, cluster_gateway, network_gateway, registry, sqs_gateway
+from deployctl.adapters import (
+    cloudwatch_gateway,
+    cluster_gateway,
+    iam_gateway,
+    network_gateway,
+    registry,
+    sqs_gateway,
+)
 from deployctl.config.model import ResolvedConfig
 from deployctl.errors import ExternalError, UsageError
 from deployctl.preflight.findings import PreflightResult, Report, bootstrap_hint, guard
@@ -190,15 +197,10 @@ def check_roles(cfg: ResolvedConfig, aws: awsa.AwsClients, rep: Report) -> None:
         name = role_name(arn)
 
         def check(kind: str = kind, arn: str = arn, name: str = name) -> None:
-            try:
-                aws.iam.get_role(RoleName=name)
-            except awsa.ClientError as exc:
-                if awsa.is_not_found(exc):
-                    rep.problems.append(f"IAM {kind} role {name} does not exist ({arn}): create it (`deployctl "
-                                        f"iam-policy` shows the CI role; see docs/security.md), or fix "
-                                        f"environment.roles.{kind}" + bootstrap_hint(cfg))
-                    return
-                raise
+            if not iam_gateway.role_exists(aws.iam, name):
+                rep.problems.append(f"IAM {kind} role {name} does not exist ({arn}): create it (`deployctl "
+                                    f"iam-policy` shows the CI role; see docs/security.md), or fix "
+                                    f"environment.roles.{kind}" + bootstrap_hint(cfg))
 
         guard(rep, f"IAM {kind} role {name}", check)
 

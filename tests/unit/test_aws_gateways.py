@@ -1,6 +1,6 @@
 """The typed views of the non-ECS AWS answers deployctl reads (Application Auto Scaling,
 CloudWatch, SNS, SQS, Scheduler, ELBv2/EC2, Secrets Manager/SSM, ECR, the lock table and ECS
-clusters). Each answer below has the shape the service's API reference documents (boto3's
+clusters, IAM roles). Each answer below has the shape the service's API reference documents (boto3's
 parsed form: datetimes, lists), including answers that leave optional keys out."""
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from deployctl.adapters import (
     cloudwatch_gateway,
     cluster_gateway,
     ecr_gateway,
+    iam_gateway,
     network_gateway,
     scheduler_gateway,
     secrets_gateway,
@@ -356,3 +357,12 @@ def test_holder_round_trips_through_its_item_and_reads_a_partial_one() -> None:
     assert (partial.key, partial.pid, partial.started_at, partial.expires_at, partial.release) == (
         "chat/prod", 0, 0.0, 10.0, "")
     assert partial.describe(now=0).endswith("lease expires in 10s")
+
+
+def test_role_exists_only_a_missing_role_is_false() -> None:
+    client = Recorded({"get_role": [{"Role": {"RoleName": "shop-task", "Arn": "arn:aws:iam::1:role/shop-task"}},
+                                    error("NoSuchEntity"), error("AccessDenied")]})
+    assert iam_gateway.role_exists(client, "shop-task")
+    assert not iam_gateway.role_exists(client, "shop-task")
+    with pytest.raises(ClientError):
+        iam_gateway.role_exists(client, "shop-task")
