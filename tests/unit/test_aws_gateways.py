@@ -308,6 +308,8 @@ def test_secret_meta_versions_value_and_deletion() -> None:
         "LastChangedDate": datetime(2026, 1, 1, tzinfo=UTC)})
     assert meta.has_value and meta.has_stage("blue") and not meta.has_stage("green") and not meta.deleted
     assert set(meta.versions) == {"v1", "v2"}
+    pending_only = secrets_gateway.SecretMeta.from_api({"ARN": "arn:x", "VersionIdsToStages": {"v3": ["AWSPENDING"]}})
+    assert not pending_only.has_value and pending_only.has_stage("AWSPENDING")
     placeholder = secrets_gateway.SecretMeta.from_api({"ARN": "arn:x", "Name": "db"})
     assert not placeholder.has_value and dict(placeholder.versions) == {}
     deleted = secrets_gateway.SecretMeta.from_api({"ARN": "arn:x", "DeletedDate": datetime(2026, 1, 1, tzinfo=UTC)})
