@@ -23,7 +23,9 @@ exit. Wall clocks of different machines must agree to within the lease (NTP does
 The local target (`target: docker`) is not locked here: it takes a flock of its own, which
 the kernel drops when the process dies.
 
-AWS is reached only through the clients passed in (deployctl.adapters.aws).
+The table itself (one DynamoDB call per step, its items read into Holder) is
+deployctl.adapters.lock_table; Holder, LockTable and table_name are named here too, for the
+callers of the lock.
 """
 
 from __future__ import annotations
@@ -37,25 +39,24 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from deployctl import releases_tags
 from deployctl.adapters import aws as awsa
+from deployctl.adapters.lock_table import DEFAULT_TABLE as DEFAULT_TABLE
+from deployctl.adapters.lock_table import TABLE_ENV as TABLE_ENV
+from deployctl.adapters.lock_table import Holder as Holder
+from deployctl.adapters.lock_table import LockTable as LockTable
+from deployctl.adapters.lock_table import table_name as table_name
 from deployctl.config.units import parse_duration
 from deployctl.errors import ExternalError, LockHeld, UsageError
-from deployctl.pipeline import Cancelled
+from deployctl.pipeline import Cancelled, StageContext
 
-DEFAULT_TABLE = "deployctl-locks"
+if TYPE_CHECKING:
+    from deployctl.plan import Plan
+
 DEFAULT_LEASE = 60.0
-TABLE_ENV = "DEPLOYCTL_LOCK_TABLE"
 LEASE_ENV = "DEPLOYCTL_LOCK_LEASE"
-
-
-def table_name(environ: dict[str, str] | None = None) -> str:
-    env = os.environ if environ is None else environ
-    return env.get(TABLE_ENV) or DEFAULT_TABLE
 
 
 def lease_seconds(environ: dict[str, str] | None = None) -> float:
@@ -81,153 +82,8 @@ def command_line() -> str:
     return " ".join(["deployctl", *sys.argv[1:]])[:300]
 
 
-def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-@dataclass(frozen=True)
-class Holder:
-    """What the lock item says."""
-
-    key: str
-    token: str
-    who: str
-    host: str
-    pid: int
-    command: str
-    started_at: float
-    expires_at: float
-    release: str
-
-    def describe(self, now: float | None = None) -> str:
-        now = time.time() if now is None else now
-        left = self.expires_at - now
-        lease = f"lease expires in {left:.0f}s" if left >= 0 else f"lease expired {-left:.0f}s ago"
-        rel = f", release {self.release}" if self.release else ""
-        return (f"{self.who} (pid {self.pid} on {self.host}) running `{self.command}` since "
-                f"{_iso(self.started_at)}{rel}; {lease}")
-
-    @classmethod
-    def from_item(cls, item: dict[str, Any]) -> Holder:
-        def s(name: str) -> str:
-            return str((item.get(name) or {}).get("S", ""))
-
-        def n(name: str) -> float:
-            return float((item.get(name) or {}).get("N", "0") or 0)
-
-        return cls(key=s("pk"), token=s("token"), who=s("who"), host=s("host"), pid=int(n("pid")),
-                   command=s("command"), started_at=n("started_at"), expires_at=n("expires_at"),
-                   release=s("release"))
-
-
 def lock_key(app: str, env: str) -> str:
     return f"{app}/{env}"
-
-
-# ------------------------------------------------------------------------------------------
-# The table
-# ------------------------------------------------------------------------------------------
-
-
-class LockTable:
-    """The lock table over one DynamoDB client."""
-
-    def __init__(self, dynamodb: Any, name: str | None = None) -> None:
-        self.db = dynamodb
-        self.name = name or table_name()
-        self._ready = False
-
-    def _doing(self, what: str) -> Any:
-        return awsa.aws_errors(f"{what} (DynamoDB table {self.name})")
-
-    def ensure(self) -> None:
-        """Create the table when it is missing, and wait until it is ACTIVE."""
-        if self._ready:
-            return
-        with self._doing("checking the deploy lock table"):
-            status = self._status()
-            if status is None:
-                try:
-                    self.db.create_table(
-                        TableName=self.name, BillingMode="PAY_PER_REQUEST",
-                        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-                        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}])
-                except awsa.ClientError as exc:
-                    if awsa.error_code(exc) != "ResourceInUseException":  # created by a concurrent deploy
-                        raise
-            deadline = time.monotonic() + 120
-            while status != "ACTIVE":
-                if time.monotonic() > deadline:
-                    raise ExternalError(f"DynamoDB table {self.name} did not become ACTIVE within 120s")
-                time.sleep(0.2 if status is None else 1.0)
-                status = self._status()
-        self._ready = True
-
-    def _status(self) -> str | None:
-        try:
-            return str(self.db.describe_table(TableName=self.name)["Table"]["TableStatus"])
-        except awsa.ClientError as exc:
-            if awsa.error_code(exc) == "ResourceNotFoundException":
-                return None
-            raise
-
-    def read(self, key: str) -> Holder | None:
-        with self._doing("reading the deploy lock"):
-            try:
-                item = self.db.get_item(TableName=self.name, Key={"pk": {"S": key}}, ConsistentRead=True).get("Item")
-            except awsa.ClientError as exc:
-                if awsa.error_code(exc) == "ResourceNotFoundException":
-                    return None
-                raise
-        return Holder.from_item(item) if item else None
-
-    def try_put(self, holder: Holder) -> bool:
-        """Take the lock when it is free or its lease ran out. True when taken."""
-        item = {
-            "pk": {"S": holder.key}, "token": {"S": holder.token}, "who": {"S": holder.who},
-            "host": {"S": holder.host}, "pid": {"N": str(holder.pid)}, "command": {"S": holder.command},
-            "started_at": {"N": f"{holder.started_at:.3f}"}, "expires_at": {"N": f"{holder.expires_at:.3f}"},
-        }
-        if holder.release:
-            item["release"] = {"S": holder.release}
-        with self._doing("taking the deploy lock"):
-            try:
-                self.db.put_item(TableName=self.name, Item=item,
-                                 ConditionExpression="attribute_not_exists(pk) OR expires_at < :now",
-                                 ExpressionAttributeValues={":now": {"N": f"{time.time():.3f}"}})
-            except awsa.ClientError as exc:
-                if awsa.error_code(exc) == "ConditionalCheckFailedException":
-                    return False
-                raise
-        return True
-
-    def extend(self, key: str, token: str, expires_at: float) -> bool:
-        """Heartbeat. False when the lock is no longer ours (broken with `deployctl unlock`)."""
-        try:
-            self.db.update_item(TableName=self.name, Key={"pk": {"S": key}},
-                                UpdateExpression="SET expires_at = :e",
-                                ConditionExpression="#t = :mine",
-                                ExpressionAttributeNames={"#t": "token"},
-                                ExpressionAttributeValues={":e": {"N": f"{expires_at:.3f}"},
-                                                           ":mine": {"S": token}})
-        except awsa.ClientError as exc:
-            if awsa.error_code(exc) == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
-
-    def delete(self, key: str, token: str) -> bool:
-        """Remove the item if `token` still holds it. False when someone else holds it now."""
-        try:
-            self.db.delete_item(TableName=self.name, Key={"pk": {"S": key}},
-                                ConditionExpression="#t = :mine",
-                                ExpressionAttributeNames={"#t": "token"},
-                                ExpressionAttributeValues={":mine": {"S": token}})
-        except awsa.ClientError as exc:
-            if awsa.error_code(exc) in ("ConditionalCheckFailedException", "ResourceNotFoundException"):
-                return False
-            raise
-        return True
 
 
 # ------------------------------------------------------------------------------------------
@@ -335,7 +191,7 @@ def _heartbeat(table: LockTable, me: Holder, lease: float, stop: threading.Event
 def break_lock(table: LockTable, holder: Holder) -> None:
     """Remove `holder`'s lock (the one the person was shown). LockHeld when it changed hands
     in between: the new holder is not broken without being shown first."""
-    with table._doing("breaking the deploy lock"):
+    with table.doing("breaking the deploy lock"):
         if table.delete(holder.key, holder.token):
             return
     now = table.read(holder.key)
@@ -356,7 +212,7 @@ class LockOptions(Protocol):
 
 
 @contextlib.contextmanager
-def deploy_lock(plan: Any, options: LockOptions, ctx: Any = None) -> Iterator[Holder]:
+def deploy_lock(plan: Plan, options: LockOptions, ctx: StageContext | None = None) -> Iterator[Holder]:
     """The lock around one deploy of `plan` (the seam each target's lock() calls).
 
     With a stage `ctx`: the release id is made now and published in ctx.outputs["release"]

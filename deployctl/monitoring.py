@@ -10,8 +10,10 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
+from deployctl.adapters import aws as awsa
+from deployctl.adapters import cloudwatch_gateway as cw
+from deployctl.adapters import network_gateway
 from deployctl.config.model import ResolvedConfig
 from deployctl.config.monitoring import Monitoring
 from deployctl.errors import PreflightFailed, UsageError
@@ -28,7 +30,7 @@ def require(cfg: ResolvedConfig) -> Monitoring:
     return mon
 
 
-def resolve_facts(cfg: ResolvedConfig, mon: Monitoring, elbv2: Any) -> render.MonitoringFacts:
+def resolve_facts(cfg: ResolvedConfig, mon: Monitoring, elbv2: awsa.BotoClient) -> render.MonitoringFacts:
     """Look up the ALB and target group ARN suffixes the ALB metrics are keyed by."""
     if not mon.load_balancer:
         return render.MonitoringFacts()
@@ -38,8 +40,7 @@ def resolve_facts(cfg: ResolvedConfig, mon: Monitoring, elbv2: Any) -> render.Mo
         lb_suffix = mon.load_balancer.split(":loadbalancer/", 1)[1]
     else:
         try:
-            found = elbv2.describe_load_balancers(Names=[mon.load_balancer])["LoadBalancers"]
-            lb_suffix = found[0]["LoadBalancerArn"].split(":loadbalancer/", 1)[1]
+            lb_suffix = network_gateway.load_balancer_arn(elbv2, mon.load_balancer).split(":loadbalancer/", 1)[1]
         except Exception as exc:  # noqa: BLE001 - any lookup failure is reported as missing
             missing.append(f"load balancer {mon.load_balancer} ({_short(exc)})")
     tgs: dict[str, str] = {}
@@ -51,8 +52,7 @@ def resolve_facts(cfg: ResolvedConfig, mon: Monitoring, elbv2: Any) -> render.Mo
             tgs[name] = tg.rsplit(":", 1)[1]
             continue
         try:
-            arn = elbv2.describe_target_groups(Names=[tg])["TargetGroups"][0]["TargetGroupArn"]
-            tgs[name] = arn.rsplit(":", 1)[1]
+            tgs[name] = network_gateway.target_groups(elbv2, names=[tg])[0].suffix
         except Exception as exc:  # noqa: BLE001
             missing.append(f"target group {tg} of service {name} ({_short(exc)})")
     if missing:
@@ -90,18 +90,6 @@ class AlarmChanges:
         return f"{n} {self.noun}{'s' if n != 1 else ''}: {', '.join(parts)}"
 
 
-def _same(sent: Any, stored: Any) -> bool:
-    """True when CloudWatch already holds what `sent` asks for (DescribeAlarms adds keys of its own,
-    such as AlarmArn and state, so only the keys sent are compared)."""
-    if isinstance(sent, dict):
-        return isinstance(stored, dict) and all(_same(v, stored.get(k)) for k, v in sent.items())
-    if isinstance(sent, list):
-        return isinstance(stored, list) and len(sent) == len(stored) and all(map(_same, sent, stored))
-    if isinstance(sent, int | float) and isinstance(stored, int | float):
-        return float(sent) == float(stored)
-    return bool(sent == stored)
-
-
 def without_cap_alarms(mon: Monitoring, specs: list[render.AlarmSpec]) -> list[render.AlarmSpec]:
     """With monitoring.cost_cap the hourly cap alarms name ARNs (the stop policies) that exist only
     once the services are deployed: the ECS deploy puts them after its services
@@ -111,67 +99,53 @@ def without_cap_alarms(mon: Monitoring, specs: list[render.AlarmSpec]) -> list[r
     return [s for s in specs if s.kind not in costcap.CAP_KINDS]
 
 
-def put_alarms(cloudwatch: Any, specs: list[render.AlarmSpec]) -> AlarmChanges:
+def put_alarms(cloudwatch: awsa.BotoClient, specs: list[render.AlarmSpec]) -> AlarmChanges:
     """Create the alarms that do not exist, update those that differ, leave the rest alone.
 
-    DescribeAlarms first (100 names a call, its limit), so the caller can say truthfully what was
-    created and what was already there. Tags are not compared: DescribeAlarms does not return them,
-    and they only ever hold the app/env/service this alarm's name already encodes."""
-    names = [spec.name for spec in specs]
-    stored: dict[str, dict[str, Any]] = {}
-    for i in range(0, len(names), 100):
-        resp = cloudwatch.describe_alarms(AlarmNames=names[i:i + 100], AlarmTypes=["MetricAlarm"])
-        stored.update({str(a["AlarmName"]): a for a in resp.get("MetricAlarms", [])})
+    DescribeAlarms first, so the caller can say truthfully what was created and what was
+    already there. Tags are not compared: DescribeAlarms does not return them, and they only
+    ever hold the app/env/service this alarm's name already encodes."""
+    stored = cw.alarms(cloudwatch, [spec.name for spec in specs])
     created: list[str] = []
     updated: list[str] = []
     unchanged: list[str] = []
     for spec in specs:
         have = stored.get(spec.name)
         wanted = {k: v for k, v in spec.request.items() if k != "Tags"}
-        if have is not None and _same(wanted, have):
+        if have is not None and have.holds(wanted):
             unchanged.append(spec.name)
             continue
-        cloudwatch.put_metric_alarm(**spec.request)
+        cw.put_metric_alarm(cloudwatch, spec.request)
         (created if have is None else updated).append(spec.name)
     return AlarmChanges(tuple(created), tuple(updated), tuple(unchanged))
 
 
-def _error_code(exc: BaseException) -> str:
-    return str(getattr(exc, "response", {}).get("Error", {}).get("Code", ""))
-
-
-def put_metric_filters(logs: Any, cfg: ResolvedConfig, specs: list[render.MetricFilterSpec]) -> AlarmChanges:
+def put_metric_filters(logs: awsa.BotoClient, cfg: ResolvedConfig,
+                       specs: list[render.MetricFilterSpec]) -> AlarmChanges:
     """Create, update or leave alone the endpoint metric filters, and delete deployctl's own filters
     (by name prefix) that are no longer rendered: removing `tokens` removes its filter.
 
     PutMetricFilter creates or replaces a filter by name, so it is sent only when the stored filter
     differs. The log group must exist: the tasks create it on their first start (awslogs-create-group)."""
     group, prefix = log_group(cfg), render.endpoint_filter_prefix(cfg)
-    stored: dict[str, dict[str, Any]] = {}
-    kwargs: dict[str, Any] = {"logGroupName": group, "filterNamePrefix": prefix}
     try:
-        while True:
-            resp = logs.describe_metric_filters(**kwargs)
-            stored.update({str(f["filterName"]): f for f in resp.get("metricFilters", [])})
-            if not resp.get("nextToken"):
-                break
-            kwargs["nextToken"] = resp["nextToken"]
+        stored = cw.metric_filters(logs, group, prefix)
         created: list[str] = []
         updated: list[str] = []
         unchanged: list[str] = []
         for spec in specs:
             have = stored.get(spec.name)
-            if have is not None and _same(spec.request, have):
+            if have is not None and have.holds(spec.request):
                 unchanged.append(spec.name)
                 continue
-            logs.put_metric_filter(**spec.request)
+            cw.put_metric_filter(logs, spec.request)
             (created if have is None else updated).append(spec.name)
         wanted = {spec.name for spec in specs}
         removed = [name for name in stored if name not in wanted]
         for name in removed:
-            logs.delete_metric_filter(logGroupName=group, filterName=name)
-    except Exception as exc:
-        if _error_code(exc) == "ResourceNotFoundException":
+            cw.delete_metric_filter(logs, group, name)
+    except awsa.ClientError as exc:
+        if awsa.error_code(exc) == "ResourceNotFoundException":
             raise PreflightFailed(f"log group {group} does not exist yet, so the endpoint metric filters have "
                                   "nothing to attach to; deploy the environment once (its tasks create the "
                                   "group) and run `deployctl monitor apply` again") from exc
@@ -188,8 +162,8 @@ class Applied:
     filters: AlarmChanges | None = None  # monitoring.endpoints: the metric filters
 
 
-def apply(cfg: ResolvedConfig, cloudwatch: Any, elbv2: Any, *, account_id: str,
-          grafana_path: str | None = None, logs: Any = None) -> Applied:
+def apply(cfg: ResolvedConfig, cloudwatch: awsa.BotoClient, elbv2: awsa.BotoClient, *, account_id: str,
+          grafana_path: str | None = None, logs: awsa.BotoClient | None = None) -> Applied:
     """Metric filters first (the endpoint alarms read their metrics), then alarms and dashboards.
     `logs` (a CloudWatch Logs client) is needed only with monitoring.endpoints."""
     mon = require(cfg)
@@ -205,7 +179,7 @@ def apply(cfg: ResolvedConfig, cloudwatch: Any, elbv2: Any, *, account_id: str,
     if mon.dashboard:
         body = json.dumps(render.cloudwatch_dashboard(cfg, mon, facts)).replace("{account}", account_id)
         dashboard = render.dashboard_name(cfg)
-        cloudwatch.put_dashboard(DashboardName=dashboard, DashboardBody=body)
+        cw.put_dashboard(cloudwatch, dashboard, body)
     grafana_file = None
     if grafana_path:
         with open(grafana_path, "w", encoding="utf-8") as fh:
@@ -248,19 +222,15 @@ class MetricRow:
 Stats = Callable[[str, str, list[dict[str, str]], str, int], float | None]
 
 
-def cloudwatch_stats(cloudwatch: Any, *, minutes: int = 15, now: datetime | None = None) -> Stats:
+def cloudwatch_stats(cloudwatch: awsa.BotoClient, *, minutes: int = 15, now: datetime | None = None) -> Stats:
     # Whole minutes, ending after the current one, so the newest (partial) minute is included.
     end = (now or datetime.now(UTC)).replace(second=0, microsecond=0) + timedelta(minutes=1)
     start = end - timedelta(minutes=minutes)
 
     def stats(namespace: str, metric: str, dims: list[dict[str, str]], stat: str, period: int) -> float | None:
-        resp = cloudwatch.get_metric_data(
-            MetricDataQueries=[{"Id": "m", "ReturnData": True, "MetricStat": {
-                "Metric": {"Namespace": namespace, "MetricName": metric, "Dimensions": dims},
-                "Period": minutes * 60, "Stat": stat}}],
-            StartTime=start, EndTime=end)
-        values = resp["MetricDataResults"][0].get("Values") or []
-        return float(values[0]) if values else None
+        return cw.metric_value(cloudwatch, {"Metric": {"Namespace": namespace, "MetricName": metric,
+                                                       "Dimensions": dims},
+                                            "Period": minutes * 60, "Stat": stat}, start, end)
 
     return stats
 

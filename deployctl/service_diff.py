@@ -30,8 +30,8 @@ class Change:
 
     setting: str  # for people: "circuit breaker rollback"
     key: str  # the request's key path: "deploymentConfiguration.deploymentCircuitBreaker.rollback"
-    live: Any
-    planned: Any
+    live: object  # a JSON value: number, text, bool, list of text, or None (not set)
+    planned: object
     warning: str = ""  # said out loud where the change takes something away
 
     def text(self) -> str:
@@ -62,7 +62,7 @@ class ServiceDiff:
                 "changes": [c.to_json() for c in self.changes]}
 
 
-def show(value: Any) -> str:
+def show(value: object) -> str:
     """A setting's value as one short piece of text."""
     if value is None:
         return "(not set)"
@@ -95,7 +95,7 @@ def compare(request: Mapping[str, Any], live: Mapping[str, Any]) -> tuple[Change
     return tuple(out)
 
 
-def _add(out: list[Change], setting: str, key: str, live: Any, planned: Any, warning: str = "") -> None:
+def _add(out: list[Change], setting: str, key: str, live: object, planned: object, warning: str = "") -> None:
     if live != planned:
         out.append(Change(setting, key, live, planned, warning))
 

@@ -4,19 +4,27 @@ plan() renders the stacks (pure; `bootstrap --plan`); prepare() reads what the a
 has and makes a change set per stack; execute() applies them and follows the stack events;
 destroy() deletes the environment's stack, refusing while its services run or when it is
 protected. Templates: deployctl.render.cfn. CloudFormation rolls a failed stack back by itself.
+
+How change sets and stack events are shown: deployctl.app.bootstrap_view; the secrets a stack's
+services reference (never a value): deployctl.app.bootstrap_secrets. Both are named here too
+(change_lines, secret_steps) for the command.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from deployctl import targets
 from deployctl.adapters import cfn_gateway as cfn_api
-from deployctl.adapters.cfn_gateway import Change, PropertyChange, StackEvent
+from deployctl.adapters.aws import AwsClients
+from deployctl.adapters.cfn_gateway import Change, StackEvent
+from deployctl.app.bootstrap_secrets import SecretRef as SecretRef
+from deployctl.app.bootstrap_secrets import secret_steps as secret_steps
+from deployctl.app.bootstrap_view import change_lines as change_lines
+from deployctl.app.bootstrap_view import event_line, with_properties
 from deployctl.config.model import ResolvedConfig
 from deployctl.errors import DeployFailed, UsageError
 from deployctl.render import cfn, ecs
@@ -42,12 +50,6 @@ class StackPlan:
                                                  "RepositoryName", "TableName", "Url") if k in props), "")
             out.append((logical, res["Type"], name))
         return out
-
-
-@dataclass(frozen=True)
-class SecretRef:
-    ref: str
-    kind: str  # secretsmanager | ssm
 
 
 @dataclass(frozen=True)
@@ -173,7 +175,7 @@ def plan(cfg: ResolvedConfig, all_cfgs: Mapping[str, ResolvedConfig],
 
 
 def read_facts(cfg: ResolvedConfig, all_cfgs: Mapping[str, ResolvedConfig],
-               clients: Any) -> tuple[cfn.BootstrapFacts, dict[str, str]]:
+               clients: AwsClients) -> tuple[cfn.BootstrapFacts, dict[str, str]]:
     """What the account has (pieces made outside our account stack are left alone), and the
     values of the environment stack's parameters (the VPC, the default VPC's subnets)."""
     check_bootstrappable(cfg)
@@ -210,7 +212,7 @@ def read_facts(cfg: ResolvedConfig, all_cfgs: Mapping[str, ResolvedConfig],
     return facts, params
 
 
-def prepare(bp: BootstrapPlan, clients: Any, log: Log | None = None) -> Prepared:
+def prepare(bp: BootstrapPlan, clients: AwsClients, log: Log | None = None) -> Prepared:
     """A change set per stack, described; stacks with nothing to change get none. On any failure
     (a refused change set, an AWS error, Ctrl-C) the change sets made so far are deleted again,
     with the empty stacks their CREATE made: nothing is left half-done."""
@@ -253,7 +255,7 @@ def prepare(bp: BootstrapPlan, clients: Any, log: Log | None = None) -> Prepared
     return out
 
 
-def _leftovers(bp: BootstrapPlan, stack: StackPlan, view: cfn_api.StackView | None, clients: Any,
+def _leftovers(bp: BootstrapPlan, stack: StackPlan, view: cfn_api.StackView | None, clients: AwsClients,
                log: Log) -> cfn_api.StackView | None:
     """Remove what an earlier bootstrap left (killed before it could clean up): its change sets,
     and a stack that a CREATE change set made, still REVIEW_IN_PROGRESS with no resources (it
@@ -273,7 +275,7 @@ def _leftovers(bp: BootstrapPlan, stack: StackPlan, view: cfn_api.StackView | No
     return view
 
 
-def discard(prep: Prepared, clients: Any, stacks: Iterable[str] | None = None) -> None:
+def discard(prep: Prepared, clients: AwsClients, stacks: Iterable[str] | None = None) -> None:
     """Delete the change sets of `stacks` (default: all) that have not run (a refused
     confirmation, a failure before they ran): nothing is left half-done. A stack that a CREATE
     change set made stays REVIEW_IN_PROGRESS with no resources; delete it too."""
@@ -286,7 +288,7 @@ def discard(prep: Prepared, clients: Any, stacks: Iterable[str] | None = None) -
             cfn_api.delete_stack(clients, stack)
 
 
-def execute(prep: Prepared, clients: Any, log: Log) -> list[StackResult]:
+def execute(prep: Prepared, clients: AwsClients, log: Log) -> list[StackResult]:
     """Apply the change sets, account stack first; follow each to its verdict. DeployFailed names
     the first resource that failed and why (CloudFormation has rolled the stack back). A stack
     whose change set never ran (an earlier one failed, an AWS error, Ctrl-C before it started)
@@ -302,7 +304,7 @@ def execute(prep: Prepared, clients: Any, log: Log) -> list[StackResult]:
     return results
 
 
-def _apply(prep: Prepared, stack: StackPlan, clients: Any, log: Log, waiting: list[str]) -> StackResult:
+def _apply(prep: Prepared, stack: StackPlan, clients: AwsClients, log: Log, waiting: list[str]) -> StackResult:
     changes = prep.changes.get(stack.name, [])
     change_set = prep.change_sets.get(stack.name)
     if change_set is None:
@@ -330,7 +332,7 @@ def _apply(prep: Prepared, stack: StackPlan, clients: Any, log: Log, waiting: li
     return result
 
 
-def _check_outputs(stack: StackPlan, result: StackResult, env: str, clients: Any) -> None:
+def _check_outputs(stack: StackPlan, result: StackResult, env: str, clients: AwsClients) -> None:
     """A stack is ready only with every output its template declares: `from_stack` and `run`
     read them, and a stack changed by hand (or an older template) can lack one."""
     missing = sorted(set(stack.template.get("Outputs") or {}) - set(result.outputs))
@@ -356,7 +358,7 @@ def _check_outputs(stack: StackPlan, result: StackResult, env: str, clients: Any
                             "`aws cloudformation update-stack`)")
 
 
-def _follow(clients: Any, name: str, seen: set[str], log: Log, stack_id: str | None = None) -> tuple[
+def _follow(clients: AwsClients, name: str, seen: set[str], log: Log, stack_id: str | None = None) -> tuple[
         str, StackEvent | None]:
     failed: StackEvent | None = None
     status = "?"
@@ -370,140 +372,7 @@ def _follow(clients: Any, name: str, seen: set[str], log: Log, stack_id: str | N
     return status, failed
 
 
-def event_line(event: StackEvent) -> str:
-    reason = f" — {event.reason}" if event.reason else ""
-    return f"  {event.at:%H:%M:%S} {event.status:<28} {event.resource_type:<42} {event.logical_id}{reason}"
-
-
-def with_properties(changes: list[Change], live: Mapping[str, Any] | None,
-                    planned: Mapping[str, Any]) -> list[Change]:
-    """Each Modify with what changes in it, property by property: from CloudFormation's
-    Before/AfterContext where it gave them, else from the live template against the new one."""
-    live_res = (live or {}).get("Resources") or {}
-    new_res = planned.get("Resources") or {}
-    out = []
-    for ch in changes:
-        if ch.action == "Modify" and not ch.properties:
-            before = ch.before if ch.before is not None else (live_res.get(ch.logical_id) or {}).get("Properties")
-            after = ch.after if ch.after is not None else (new_res.get(ch.logical_id) or {}).get("Properties")
-            if before is not None and after is not None:
-                ch = replace(ch, properties=tuple(property_changes(before, after)))
-        out.append(ch)
-    return out
-
-
-def property_changes(live: Mapping[str, Any], planned: Mapping[str, Any], prefix: str = "") -> list[PropertyChange]:
-    """The properties that differ; nested objects by their path (`VpcConfig.SubnetIds`), lists whole."""
-    out = []
-    for key in [*planned, *(k for k in live if k not in planned)]:
-        old, new = live.get(key), planned.get(key)
-        path = f"{prefix}{key}"
-        if old == new or _scalar_text(old) == _scalar_text(new):
-            continue
-        if isinstance(old, Mapping) and isinstance(new, Mapping):
-            out += property_changes(old, new, f"{path}.")
-        else:
-            out.append(PropertyChange(path, old, new))
-    return out
-
-
-def _scalar_text(value: Any) -> Any:
-    """CloudFormation reports every scalar as a string ("30" for 30, "true" for True)."""
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, (int, float)):
-        return str(value)
-    return value
-
-
-def show(value: Any, limit: int = 100) -> str:
-    if value is None:
-        return "(none)"
-    text = value if isinstance(value, str) else json.dumps(value, separators=(",", ":"), default=str)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def change_lines(changes: Iterable[Change], names: Mapping[str, str] | None = None) -> list[str]:
-    """The change set in `diff` style: + add, ~ modify (with `property: live → planned` under
-    it), - remove; `names` (logical id → the name the template gives) names what an Add creates,
-    which has no physical id yet."""
-    sign = {"Add": "+", "Modify": "~", "Remove": "-", "Import": "+", "Dynamic": "~"}
-    out = []
-    for ch in changes:
-        replace_ = " (replaced: a new physical resource)" if ch.replacement == "True" else (
-            " (may be replaced)" if ch.replacement == "Conditional" else "")
-        given = ch.physical_id or (names or {}).get(ch.logical_id, "")
-        name = f" {given}" if given else ""
-        out.append(f"  {sign.get(ch.action, '?')} {ch.resource_type:<42} {ch.logical_id}{name}{replace_}")
-        out += [f"      {pc.path}: {show(pc.live)} → {show(pc.planned)}" for pc in ch.properties]
-    return out
-
-
-# --- secrets: never a value ------------------------------------------------------------------
-
-
-def secret_steps(bp: BootstrapPlan, clients: Any, *, create: bool, log: Log) -> list[str]:
-    """Commands that set each referenced secret that has no value yet. With `create`, missing
-    Secrets Manager secrets are created as empty placeholders (no value, no version)."""
-    steps = []
-    for secret in bp.secrets:
-        if secret.kind == "ssm":
-            name = secret.ref[len("ssm:"):] if secret.ref.startswith("ssm:") else secret.ref
-            if _parameter_exists(clients, name):
-                continue
-            steps.append(f"aws ssm put-parameter --region {bp.cfg.region} --type SecureString --name {name} "
-                         f"--value \"$(cat {_file_for(name)})\"")
-            continue
-        if cfn_api.secret_exists(clients, secret.ref):
-            if _has_value(clients, secret.ref):
-                continue
-        elif create and not secret.ref.startswith("arn:"):
-            cfn_api.create_placeholder_secret(clients, secret.ref, {"deployctl:app": bp.cfg.app})
-            log(f"created secret {secret.ref} as an empty placeholder (no value)")
-        elif secret.ref.startswith("arn:"):
-            # CreateSecret takes a name, and AWS adds a new random suffix to the ARN: deploy.yaml
-            # must then name the ARN the command prints (or the secret by its name).
-            region, name = _arn_parts(secret.ref, bp.cfg.region)
-            steps.append(f"aws secretsmanager create-secret --region {region} --name {name}   "
-                         f"# then put the ARN it prints in deploy.yaml, in place of {secret.ref}")
-            continue
-        else:
-            steps.append(f"aws secretsmanager create-secret --region {bp.cfg.region} --name {secret.ref}")
-            continue
-        steps.append(f"aws secretsmanager put-secret-value --region {bp.cfg.region} --secret-id {secret.ref} "
-                     f"--secret-string \"$(cat {_file_for(_arn_parts(secret.ref, '')[1])})\"")
-    return steps
-
-
-def _arn_parts(arn: str, default_region: str) -> tuple[str, str]:
-    """(region, secret name) of a Secrets Manager ARN, without the 6-character suffix that AWS
-    appends (arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME-AbCdEf)."""
-    parts = arn.split(":", 6)
-    region = parts[3] if len(parts) > 3 and parts[3] else default_region
-    name = parts[6] if len(parts) > 6 else arn
-    return region, re.sub(r"-[A-Za-z0-9]{6}$", "", name)
-
-
-def _file_for(name: str) -> str:
-    return name.strip("/").replace("/", "-") + ".txt"
-
-
-def _parameter_exists(clients: Any, name: str) -> bool:
-    found = clients.ssm.describe_parameters(
-        ParameterFilters=[{"Key": "Name", "Option": "Equals", "Values": [name]}]).get("Parameters", [])
-    return bool(found)
-
-
-def _has_value(clients: Any, ref: str) -> bool:
-    """Whether the secret has a current version, read from its metadata (never its value)."""
-    meta = clients.secretsmanager.describe_secret(SecretId=ref)
-    return any("AWSCURRENT" in stages for stages in (meta.get("VersionIdsToStages") or {}).values())
-
-
-# --- destroy ------------------------------------------------------------------------------------
-
-
-def check_destroy(cfg: ResolvedConfig, clients: Any,
+def check_destroy(cfg: ResolvedConfig, clients: AwsClients,
                   all_cfgs: Mapping[str, ResolvedConfig] | None = None) -> cfn_api.StackView:
     """The environment's stack, if it may be deleted now; UsageError (exit 2) says why not."""
     check_bootstrappable(cfg)
@@ -528,7 +397,7 @@ def check_destroy(cfg: ResolvedConfig, clients: Any,
 
 
 def stack_users(cfg: ResolvedConfig, all_cfgs: Mapping[str, ResolvedConfig], view: cfn_api.StackView,
-                clients: Any) -> dict[str, list[str]]:
+                clients: AwsClients) -> dict[str, list[str]]:
     """cluster → the running services that use what the environment's stack holds: every service
     in its cluster (the environment's, its preview copies, anything else placed there, all in
     the stack's network), and the services of other environments that use a cluster, role or
@@ -557,7 +426,7 @@ def stack_users(cfg: ResolvedConfig, all_cfgs: Mapping[str, ResolvedConfig], vie
     return found
 
 
-def destroy(cfg: ResolvedConfig, clients: Any, log: Log) -> str:
+def destroy(cfg: ResolvedConfig, clients: AwsClients, log: Log) -> str:
     name = cfn.env_stack_name(cfg)
     ident = cfn_api.stack_id(clients, name)
     seen = {e.event_id for e in cfn_api.events(clients, name)}

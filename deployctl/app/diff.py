@@ -8,10 +8,9 @@ part of it: `plan` shows that, and `run` says which of its keys changed.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
 
 from deployctl import service_diff, targets
-from deployctl.adapters import aws
+from deployctl.adapters import aws, network_gateway
 from deployctl.config.model import ResolvedConfig
 from deployctl.errors import UsageError
 from deployctl.render import autoscaling as render_autoscaling
@@ -65,31 +64,28 @@ def _scaling(cfg: ResolvedConfig, name: str, clients: aws.AwsClients, facts: Fac
                                                                render.service_name(cfg, name)))
     wanted = render_autoscaling.service_scaling(
         cfg, name, ecs_autoscaling.resolve_facts(cfg, name, clients.elbv2, facts.target_group_arns))
-    ours = {n: render_autoscaling.policy_text(p) for n, p in live.policies.items() if render_autoscaling.owned(n)}
+    ours = {n: render_autoscaling.policy_text(p.document()) for n, p in live.policies.items()
+            if render_autoscaling.owned(n)}
     # With no deployctl policy on it, a target is someone else's: the deploy leaves it.
-    live_range = render_autoscaling.range_text(live.target) if wanted or ours else None
-    suspended = bool(live.target and (live.target.get("SuspendedState") or {}).get("DynamicScalingInSuspended"))
+    live_range = f"{live.target.min_capacity}..{live.target.max_capacity}" if live.target and (wanted or ours) \
+        else None
+    suspended = live.target is not None and live.target.scale_in_suspended
     return service_diff.scaling_changes(
         live_range, render_autoscaling.range_text(wanted.target if wanted else None), ours,
         {n: render_autoscaling.policy_text(p) for n, p in (wanted.policies if wanted else {}).items()},
         scale_in_suspended=suspended, removal=removal)
 
 
-def _target_groups(cfg: ResolvedConfig, elbv2: Any) -> dict[str, str]:
+def _target_groups(cfg: ResolvedConfig, elbv2: aws.BotoClient) -> dict[str, str]:
     """Target group name → ARN (the load balancer block names its group by ARN); a group that
     does not exist keeps its placeholder, and the diff shows it (preflight refuses it in `run`)."""
     names = sorted({s.load_balancer.target_group for s in cfg.services.values()
                     if s.load_balancer and not s.load_balancer.target_group.startswith("arn:")})
     found: dict[str, str] = {}
     for name in names:
-        try:
-            groups = elbv2.describe_target_groups(Names=[name]).get("TargetGroups") or []
-        except aws.ClientError as exc:
-            if aws.is_not_found(exc) or aws.error_code(exc) == "TargetGroupNotFound":
-                continue
-            raise
-        if groups:
-            found[name] = str(groups[0]["TargetGroupArn"])
+        group = network_gateway.find_target_group(elbv2, name)
+        if group is not None:
+            found[name] = group.arn
     return found
 
 

@@ -15,6 +15,7 @@ from deployctl.adapters import webhook
 from deployctl.config.model import Notify, ResolvedConfig
 from deployctl.notify import Notification, ci_run_url, redacted, short_cause, sns_message, webhook_payload
 from deployctl.pipeline import RunReport
+from deployctl.redact import Redactor
 from deployctl.releases_tags import actor
 
 if TYPE_CHECKING:
@@ -45,7 +46,7 @@ def wanted(cfg: ResolvedConfig, note: Notification) -> bool:
     return cfg.notify is not None and note.verdict in cfg.notify.on
 
 
-def send(cfg: ResolvedConfig, note: Notification, redactor: Any, *, clients: AwsClients | None = None,
+def send(cfg: ResolvedConfig, note: Notification, redactor: Redactor, *, clients: AwsClients | None = None,
          environ: Mapping[str, str] | None = None, post: Post | None = None) -> list[str]:
     """Post `note` everywhere cfg.notify names; one line per destination saying what happened.
     The webhook URL is registered with `redactor` before anything can print it."""
@@ -62,8 +63,8 @@ def send(cfg: ResolvedConfig, note: Notification, redactor: Any, *, clients: Aws
     return [redactor.redact(line) for line in lines]
 
 
-def _post_webhook(cfg: ResolvedConfig, settings: Notify, note: Notification, redactor: Any, clients: AwsClients | None,
-                  environ: Mapping[str, str], post: Post) -> str:
+def _post_webhook(cfg: ResolvedConfig, settings: Notify, note: Notification, redactor: Redactor,
+                  clients: AwsClients | None, environ: Mapping[str, str], post: Post) -> str:
     hook = settings.webhook
     assert hook is not None
     if hook.env is not None:
@@ -87,7 +88,8 @@ def _post_webhook(cfg: ResolvedConfig, settings: Notify, note: Notification, red
     return f"notified: webhook ({source}, host {webhook.host_of(url)})"
 
 
-def _publish(cfg: ResolvedConfig, topic: str, note: Notification, redactor: Any, clients: AwsClients | None) -> str:
+def _publish(cfg: ResolvedConfig, topic: str, note: Notification, redactor: Redactor,
+             clients: AwsClients | None) -> str:
     subject, message = sns_message(note)
     try:
         _sns_publish(cfg, clients, topic, subject, redactor.redact(message))
@@ -96,7 +98,7 @@ def _publish(cfg: ResolvedConfig, topic: str, note: Notification, redactor: Any,
     return f"notified: SNS topic {topic}"
 
 
-def _clients(cfg: ResolvedConfig, clients: AwsClients | None) -> Any:
+def _clients(cfg: ResolvedConfig, clients: AwsClients | None) -> AwsClients:
     if clients is not None:
         return clients
     from deployctl.adapters import aws  # lazy: boto3 stays off the local path unless notify needs it

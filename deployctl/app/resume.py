@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from deployctl import lock, targets
-from deployctl.adapters import aws
+from deployctl.adapters import autoscaling_gateway, aws
 from deployctl.adapters.ecs_gateway import ServiceState
 from deployctl.config.model import ResolvedConfig
 from deployctl.errors import DeployFailed, UsageError
@@ -132,6 +132,6 @@ def execute(cfg: ResolvedConfig, p: ResumePlan, *, lock_wait: float = 0.0, clien
         scaling = clients.client(ecs_costcap.AUTOSCALING)
         for r in p.services:
             # The range a deploy registers (MinCapacity 0 lets the stop policy act again), then the count.
-            scaling.register_scalable_target(**render_autoscaling.scalable_target(cfg, r.service))
+            autoscaling_gateway.register(scaling, render_autoscaling.scalable_target(cfg, r.service))
             ecs_scale.set_count(clients.ecs, cfg, r.service, r.after)
             log(f"{r.service}: desired count 0 → {r.after}")

@@ -22,7 +22,7 @@ from deployctl.adapters.ecs_gateway import ServiceState
 from deployctl.adapters.git import GitFacts
 from deployctl.config.model import ResolvedConfig
 from deployctl.errors import DeployFailed, UsageError
-from deployctl.plan import guardrail_violations, make_plan
+from deployctl.plan import Plan, guardrail_violations, make_plan
 from deployctl.releases import Release
 from deployctl.render import ecs as render
 from deployctl.targets import ecs_scale
@@ -133,7 +133,7 @@ def plan(cfg: ResolvedConfig, pairs: Sequence[str], clients: aws.AwsClients | No
                      _plan_with(cfg, now).cost.monthly_usd, _plan_with(cfg, after).cost.monthly_usd)
 
 
-def _plan_with(cfg: ResolvedConfig, counts: dict[str, int]) -> Any:
+def _plan_with(cfg: ResolvedConfig, counts: dict[str, int]) -> Plan:
     """The environment's plan with these counts (the running ones for services not named): the
     guardrails and the cost estimate then see what would run."""
     services = {n: s.model_copy(update={"count": counts[n]}) if n in counts and s.autoscaling is None else s

@@ -182,12 +182,12 @@ def clamp(auto: Autoscaling, desired: int) -> int:
     return max(auto.min, min(auto.max, desired))
 
 
-def kept_on_removal(count: int, desired: int, live_target: dict[str, Any]) -> int:
+def kept_on_removal(count: int, desired: int, live_max: int) -> int:
     """The desired count of the deploy that drops `autoscaling`: the count the scaler left, so
     removing auto scaling never scales a loaded service in mid-deploy, within count..the target's
     old MaxCapacity (never below what deploy.yaml asks, never above what the scaler was allowed).
     Later deploys set `count`."""
-    return max(count, min(desired, int(live_target.get("MaxCapacity", desired))))
+    return max(count, min(desired, live_max))
 
 
 def removal_text(before: int, kept: int, count: int) -> str:

@@ -16,16 +16,18 @@ and timeouts. Nothing is cached from a call given up on.
 
 from __future__ import annotations
 
-import base64
 import os
 import re
 import threading
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from deployctl.adapters.registry import Credentials, ImageRef, RegistryClient
 from deployctl.errors import ExternalError
 from deployctl.stages.cancel import cancellable
+
+if TYPE_CHECKING:
+    from deployctl.adapters.aws import BotoClient  # boto3 itself is imported only on the ECR path
 
 ENV_USER = "DEPLOYCTL_REGISTRY_USERNAME"
 ENV_PASSWORD = "DEPLOYCTL_REGISTRY_PASSWORD"
@@ -43,7 +45,7 @@ class RegistryAccess:
         self,
         host: str,
         *,
-        ecr: Any | None = None,
+        ecr: BotoClient | None = None,
         env: Mapping[str, str] = os.environ,
         docker_config: Callable[[str], Credentials | None] | None = None,
         on_secret: Callable[[str], None] = lambda value: None,
@@ -111,19 +113,18 @@ class RegistryAccess:
 # --- ECR ------------------------------------------------------------------------------------
 
 
-def ecr_login(ecr: Any, ctx: Any = None) -> tuple[str, str, str]:
+def ecr_login(ecr: BotoClient, ctx: Any = None) -> tuple[str, str, str]:
     """(registry host, user, password) from ecr:GetAuthorizationToken; with a stage `ctx`,
     given up on as soon as the run is cancelled."""
-    from deployctl.adapters import aws  # lazy: boto3 stays off a non-ECR run and the skip path
+    # lazy: boto3 stays off a non-ECR run and the skip path
+    from deployctl.adapters import aws, ecr_gateway
 
     with aws.aws_errors("getting an ECR login token"):
-        data = cancellable(ctx, ecr.get_authorization_token)["authorizationData"][0]
-    user, _, password = base64.b64decode(data["authorizationToken"]).decode().partition(":")
-    host = str(data["proxyEndpoint"]).removeprefix("https://").removeprefix("http://").rstrip("/")
-    return host, user, password
+        found = cancellable(ctx, lambda: ecr_gateway.login(ecr))
+    return found.host, found.user, found.password
 
 
-def ensure_ecr_repository(ecr: Any, name: str, *, app: str, ctx: Any = None) -> bool:
+def ensure_ecr_repository(ecr: BotoClient, name: str, *, app: str, ctx: Any = None) -> bool:
     """Create the ECR repository if missing: scan on push, immutable tags. True if created.
 
     Immutable tags are what make a tag a promise: `<sha12>` can never be re-pointed at other
@@ -132,34 +133,21 @@ def ensure_ecr_repository(ecr: Any, name: str, *, app: str, ctx: Any = None) -> 
     With a stage `ctx`, each call is given up on as soon as the run is cancelled, and each is
     its own: a describe given up on never goes on to create the repository after the cancel.
     """
-    from deployctl.adapters import aws  # lazy: boto3 stays off a non-ECR run and the skip path
+    # lazy: boto3 stays off a non-ECR run and the skip path
+    from deployctl.adapters import aws, ecr_gateway
 
     with aws.aws_errors(f"checking the ECR repository {name}"):
-        try:
-            cancellable(ctx, lambda: ecr.describe_repositories(repositoryNames=[name]))
+        if cancellable(ctx, lambda: ecr_gateway.repository_exists(ecr, name)):
             return False
-        except aws.ClientError as exc:
-            if aws.error_code(exc) != "RepositoryNotFoundException":
-                raise
     with aws.aws_errors(f"creating the ECR repository {name}"):
-        try:
-            cancellable(ctx, lambda: ecr.create_repository(
-                repositoryName=name,
-                imageTagMutability="IMMUTABLE",
-                imageScanningConfiguration={"scanOnPush": True},
-                tags=[{"Key": "deployctl:app", "Value": app}, {"Key": "deployctl:managed", "Value": "true"}],
-            ))
-        except aws.ClientError as exc:
-            if aws.error_code(exc) != "RepositoryAlreadyExistsException":  # a parallel run won
-                raise
-            return False
-    return True
+        return cancellable(ctx, lambda: ecr_gateway.create_repository(
+            ecr, name, {"deployctl:app": app, "deployctl:managed": "true"}))
 
 
 # --- resolving a reference to a digest ------------------------------------------------------
 
 
-def resolve_digest(ref: ImageRef, access: RegistryAccess, ecr: Any | None = None) -> str:
+def resolve_digest(ref: ImageRef, access: RegistryAccess, ecr: BotoClient | None = None) -> str:
     """The digest `ref` names in its registry, failing clearly when it is not there.
 
     ECR references are asked through the ECR API (it needs no Docker and works with the same

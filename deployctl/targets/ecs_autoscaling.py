@@ -16,9 +16,11 @@ import contextlib
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from deployctl.adapters import autoscaling_gateway as gateway
 from deployctl.adapters import aws as awsa
+from deployctl.adapters import network_gateway
 from deployctl.errors import DeployFailed
 from deployctl.pipeline import Cancelled
 from deployctl.render import autoscaling as render
@@ -28,7 +30,7 @@ from deployctl.rollout import WatchCancelled
 if TYPE_CHECKING:
     from deployctl.config.model import ResolvedConfig
 
-CLIENT = "application-autoscaling"
+CLIENT = gateway.CLIENT
 # Resuming scale-in must not depend on what is left of the deploy's time budget.
 RESUME_BUDGET = 60.0
 # After Ctrl-C, deployctl's stage engine (deployctl.pipeline.run_jobs) waits kill_grace 2 s +
@@ -57,27 +59,16 @@ class Changes:
 
 @dataclass(frozen=True)
 class Live:
-    target: dict[str, Any] | None
-    policies: dict[str, dict[str, Any]]  # every policy on the target, by name
+    target: gateway.ScalableTarget | None
+    policies: dict[str, gateway.ScalingPolicy]  # every policy on the target, by name
 
 
-def read(client: Any, resource_id: str) -> Live:
-    targets = client.describe_scalable_targets(ServiceNamespace=render.NAMESPACE, ResourceIds=[resource_id],
-                                               ScalableDimension=render.DIMENSION).get("ScalableTargets") or []
-    found: dict[str, dict[str, Any]] = {}
-    token: str | None = None
-    while True:
-        page = client.describe_scaling_policies(ServiceNamespace=render.NAMESPACE, ResourceId=resource_id,
-                                                ScalableDimension=render.DIMENSION,
-                                                **({"NextToken": token} if token else {}))
-        found.update({p["PolicyName"]: p for p in page.get("ScalingPolicies") or []})
-        token = page.get("NextToken")
-        if not token:
-            break
-    return Live(targets[0] if targets else None, found)
+def read(client: awsa.BotoClient, resource_id: str) -> Live:
+    return Live(gateway.scalable_target(client, resource_id), gateway.policies(client, resource_id))
 
 
-def resolve_facts(cfg: ResolvedConfig, svc: str, elbv2: Any, target_group_arns: Mapping[str, str]) -> render.Facts:
+def resolve_facts(cfg: ResolvedConfig, svc: str, elbv2: awsa.BotoClient,
+                  target_group_arns: Mapping[str, str]) -> render.Facts:
     """The resource label of the service's target group, for requests_per_target: the target
     group's ARN (preflight's) and the load balancer it is attached to."""
     service = cfg.services[svc]
@@ -86,23 +77,16 @@ def resolve_facts(cfg: ResolvedConfig, svc: str, elbv2: Any, target_group_arns: 
         return render.Facts()
     tg = service.load_balancer.target_group
     arn = tg if tg.startswith("arn:") else target_group_arns.get(tg)
-    groups = elbv2.describe_target_groups(**({"TargetGroupArns": [arn]} if arn else {"Names": [tg]}))
-    group = (groups.get("TargetGroups") or [{}])[0]
-    lbs = group.get("LoadBalancerArns") or []
-    if not lbs:
+    groups = network_gateway.target_groups(elbv2, arns=[arn] if arn else None, names=[tg])
+    group = groups[0] if groups else None
+    if group is None or not group.load_balancer_arns:
         raise DeployFailed(f"target group {tg} is attached to no load balancer: requests_per_target scales on "
                            "ALBRequestCountPerTarget, which is measured per load balancer and target group",
                            hint=f"attach {tg} to a listener of its ALB, or drop autoscaling.requests_per_target")
-    return render.Facts({tg: render.resource_label(str(group["TargetGroupArn"]), str(lbs[0]))})
+    return render.Facts({tg: render.resource_label(group.arn, group.load_balancer_arns[0])})
 
 
-def _same_policy(want: dict[str, Any], live: dict[str, Any]) -> bool:
-    conf = ("TargetTrackingScalingPolicyConfiguration" if want["PolicyType"] == "TargetTrackingScaling"
-            else "StepScalingPolicyConfiguration")
-    return live.get("PolicyType") == want["PolicyType"] and live.get(conf) == want[conf]
-
-
-def apply(client: Any, cfg: ResolvedConfig, svc: str, facts: render.Facts,
+def apply(client: awsa.BotoClient, cfg: ResolvedConfig, svc: str, facts: render.Facts,
           preview: str | None = None) -> Changes:
     """Make the service's scaling match deploy.yaml (idempotent)."""
     rid = render.resource_id(cfg.environment.cluster or "default", ecs.service_name(cfg, svc, preview))
@@ -111,42 +95,38 @@ def apply(client: Any, cfg: ResolvedConfig, svc: str, facts: render.Facts,
     ours = {n for n in live.policies if render.owned(n)}
     if not render.scaled(cfg, svc, preview):
         for name in sorted(ours):
-            client.delete_scaling_policy(PolicyName=name, **_key(rid))
+            gateway.delete_policy(client, rid, name)
             changes.deleted.append(name)
         # Only a target deployctl scaled (its policies were on it) and nobody else scales: a
         # target with someone else's policies is left to them.
         if live.target is not None and ours and not set(live.policies) - ours:
-            client.deregister_scalable_target(**_key(rid))
+            gateway.deregister(client, rid)
             changes.registered = "deregistered"
         return changes
     target = render.scalable_target(cfg, svc, preview=preview)
-    suspended = dict((live.target or {}).get("SuspendedState") or {})
-    changes.resumed = bool(suspended.get("DynamicScalingInSuspended"))
+    suspended = dict(live.target.suspended) if live.target else {}
+    changes.resumed = live.target is not None and live.target.scale_in_suspended
     # Scale-in suspended by this deploy (or an interrupted one) is a resume, not a change of the target.
     suspended["DynamicScalingInSuspended"] = False
-    same = live.target is not None and all(live.target.get(k) == target[k] for k in ("MinCapacity", "MaxCapacity")) \
-        and suspended == target["SuspendedState"]
+    same = live.target is not None and (live.target.min_capacity, live.target.max_capacity) == (
+        target["MinCapacity"], target["MaxCapacity"]) and suspended == target["SuspendedState"]
     if not same or changes.resumed:
-        client.register_scalable_target(**target)
+        gateway.register(client, target)
     changes.registered = "unchanged" if same else "updated" if live.target else "created"
     wanted = render.policies(cfg, svc, facts, preview)
     for name, request in wanted.items():
-        if name in live.policies and _same_policy(request, live.policies[name]):
+        if name in live.policies and live.policies[name].same_as(request):
             changes.unchanged.append(name)
             continue
-        client.put_scaling_policy(**request)
+        gateway.put_policy(client, request)
         changes.put.append(name)
     for name in sorted(ours - set(wanted)):
-        client.delete_scaling_policy(PolicyName=name, **_key(rid))
+        gateway.delete_policy(client, rid, name)
         changes.deleted.append(name)
     return changes
 
 
-def _key(rid: str) -> dict[str, str]:
-    return {"ServiceNamespace": render.NAMESPACE, "ResourceId": rid, "ScalableDimension": render.DIMENSION}
-
-
-def remove(client: Any, cfg: ResolvedConfig, svc: str, preview: str | None = None) -> str | None:
+def remove(client: awsa.BotoClient, cfg: ResolvedConfig, svc: str, preview: str | None = None) -> str | None:
     """Deregister the scalable target of a service being deleted; the resource id when there was
     one. AWS deletes a target's policies with it; they are deleted first all the same, so that
     nothing is left where that does not happen (moto keeps them)."""
@@ -155,12 +135,12 @@ def remove(client: Any, cfg: ResolvedConfig, svc: str, preview: str | None = Non
     if live.target is None:
         return None
     for name in sorted(live.policies):
-        client.delete_scaling_policy(PolicyName=name, **_key(rid))
-    client.deregister_scalable_target(**_key(rid))
+        gateway.delete_policy(client, rid, name)
+    gateway.deregister(client, rid)
     return rid
 
 
-def removal_count(client: Any, cfg: ResolvedConfig, svc: str, desired: int,
+def removal_count(client: awsa.BotoClient, cfg: ResolvedConfig, svc: str, desired: int,
                   preview: str | None = None) -> int | None:
     """When this deploy drops deployctl's auto scaling from a running service (its target still
     carries deployctl's policies), the desired count the update sends instead of `count`
@@ -170,15 +150,15 @@ def removal_count(client: Any, cfg: ResolvedConfig, svc: str, desired: int,
     live = read(client, render.resource_id(cfg.environment.cluster or "default", ecs.service_name(cfg, svc, preview)))
     if live.target is None or not any(render.owned(n) for n in live.policies):
         return None
-    return render.kept_on_removal(cfg.services[svc].count, desired, live.target)
+    return render.kept_on_removal(cfg.services[svc].count, desired, live.target.max_capacity)
 
 
-def suspend_scale_in(client: Any, cfg: ResolvedConfig, svc: str, preview: str | None = None) -> bool:
+def suspend_scale_in(client: awsa.BotoClient, cfg: ResolvedConfig, svc: str, preview: str | None = None) -> bool:
     """Suspend scale-in for a rollout when the service already has a scalable target; True if so."""
     rid = render.resource_id(cfg.environment.cluster or "default", ecs.service_name(cfg, svc, preview))
     if not render.scaled(cfg, svc, preview) or read(client, rid).target is None:
         return False
-    client.register_scalable_target(**render.scalable_target(cfg, svc, suspend_scale_in=True, preview=preview))
+    gateway.register(client, render.scalable_target(cfg, svc, suspend_scale_in=True, preview=preview))
     return True
 
 

@@ -12,9 +12,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from deployctl import monitoring
+from deployctl.adapters import autoscaling_gateway as scaling
+from deployctl.adapters import cloudwatch_gateway as cw
+from deployctl.adapters import sns_gateway
+from deployctl.adapters.aws import BotoClient
 from deployctl.errors import DeployFailed
 from deployctl.render import autoscaling as render_autoscaling
 from deployctl.render import costcap as render
@@ -25,8 +29,7 @@ if TYPE_CHECKING:
     from deployctl.adapters import aws as awsa
     from deployctl.config.model import ResolvedConfig
 
-AUTOSCALING = "application-autoscaling"
-PENDING = "PendingConfirmation"  # SubscriptionArn of an email/https subscription not yet confirmed
+AUTOSCALING = scaling.CLIENT
 
 
 @dataclass
@@ -55,83 +58,54 @@ def possible_alarm_names(cfg: ResolvedConfig) -> list[str]:
     return [render_monitoring.alarm_name(cfg, svc, kind) for svc in cfg.services for kind in render.CAP_KINDS]
 
 
-def alarm_states(cloudwatch: Any, names: list[str]) -> dict[str, str]:
-    found: dict[str, str] = {}
-    for i in range(0, len(names), 100):
-        resp = cloudwatch.describe_alarms(AlarmNames=names[i:i + 100], AlarmTypes=["MetricAlarm"])
-        found.update({str(a["AlarmName"]): str(a.get("StateValue", "")) for a in resp.get("MetricAlarms", [])})
-    return found
+def alarm_states(cloudwatch: BotoClient, names: list[str]) -> dict[str, str]:
+    return cw.alarm_states(cloudwatch, names)
 
 
-def stop_policy_arns(client: Any, cfg: ResolvedConfig) -> dict[str, str]:
+def stop_policy_arns(client: BotoClient, cfg: ResolvedConfig) -> dict[str, str]:
     """service → ARN of its deployctl-cost-cap-stop policy, for those that have one."""
     out = {}
     for svc in render.stopped_services(cfg):
         rid = render_autoscaling.resource_id(cfg.environment.cluster or "default", render_ecs.service_name(cfg, svc))
-        found = client.describe_scaling_policies(
-            ServiceNamespace=render_autoscaling.NAMESPACE, ResourceId=rid,
-            ScalableDimension=render_autoscaling.DIMENSION, PolicyNames=[render.STOP_POLICY]).get("ScalingPolicies")
+        found = scaling.policies(client, rid, [render.STOP_POLICY]).get(render.STOP_POLICY)
         if found:
-            out[svc] = str(found[0]["PolicyARN"])
+            out[svc] = found.arn
     return out
 
 
-def _topic_exists(sns: Any, arn: str) -> bool:
-    try:
-        sns.get_topic_attributes(TopicArn=arn)
-    except Exception as exc:
-        if str(getattr(exc, "response", {}).get("Error", {}).get("Code", "")) in ("NotFound", "NotFoundException"):
-            return False
-        raise
-    return True
-
-
-def _subscriptions(sns: Any, arn: str) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    kwargs: dict[str, Any] = {"TopicArn": arn}
-    while True:
-        page = sns.list_subscriptions_by_topic(**kwargs)
-        out += page.get("Subscriptions") or []
-        if not page.get("NextToken"):
-            return out
-        kwargs["NextToken"] = page["NextToken"]
-
-
-def _sync_subscriptions(sns: Any, cfg: ResolvedConfig, arn: str, changes: CapChanges) -> None:
+def _sync_subscriptions(sns: BotoClient, cfg: ResolvedConfig, arn: str, changes: CapChanges) -> None:
     """Subscribe what deploy.yaml lists and is not there; unsubscribe the confirmed ones it no longer
     lists (SNS cannot unsubscribe a pending confirmation: it lapses after 3 days)."""
     wanted = render.subscriptions(cfg)
-    have = _subscriptions(sns, arn)
-    present = {(str(s.get("Protocol")), str(s.get("Endpoint"))) for s in have}
+    have = sns_gateway.subscriptions(sns, arn)
+    present = {(s.protocol, s.endpoint) for s in have}
     for protocol, endpoint in wanted:
         if (protocol, endpoint) not in present:
-            sns.subscribe(TopicArn=arn, Protocol=protocol, Endpoint=endpoint, ReturnSubscriptionArn=True)
+            sns_gateway.subscribe(sns, arn, protocol, endpoint)
             changes.subscribed.append(endpoint)
     for s in have:
-        key = (str(s.get("Protocol")), str(s.get("Endpoint")))
-        if key not in wanted and s.get("SubscriptionArn") not in (None, PENDING):
-            sns.unsubscribe(SubscriptionArn=s["SubscriptionArn"])
-            changes.unsubscribed.append(key[1])
+        if (s.protocol, s.endpoint) not in wanted and s.confirmed:
+            sns_gateway.unsubscribe(sns, s)
+            changes.unsubscribed.append(s.endpoint)
 
 
-def _delete_stale_alarms(cloudwatch: Any, cfg: ResolvedConfig, keep: set[str], changes: CapChanges) -> None:
+def _delete_stale_alarms(cloudwatch: BotoClient, cfg: ResolvedConfig, keep: set[str], changes: CapChanges) -> None:
     stale = [n for n in alarm_states(cloudwatch, possible_alarm_names(cfg)) if n not in keep]
     if stale:
-        cloudwatch.delete_alarms(AlarmNames=stale)
+        cw.delete_alarms(cloudwatch, stale)
         changes.alarms_deleted += stale
 
 
-def _drop_actions(cloudwatch: Any, kept: list[render_monitoring.AlarmSpec], changes: CapChanges) -> None:
+def _drop_actions(cloudwatch: BotoClient, kept: list[render_monitoring.AlarmSpec], changes: CapChanges) -> None:
     """An hourly cap kept without cost_cap is an alarm without actions again: PutMetricAlarm
     replaces the whole alarm, so putting the rendered request (no actions) clears them. Needed
     because the monitoring step compares only the keys it sends, and it sends no actions."""
     if not kept:
         return
-    resp = cloudwatch.describe_alarms(AlarmNames=[s.name for s in kept], AlarmTypes=["MetricAlarm"])
-    acting = {str(a["AlarmName"]) for a in resp.get("MetricAlarms", []) if a.get("AlarmActions") or a.get("OKActions")}
+    acting = {name for name, alarm in cw.alarms(cloudwatch, [s.name for s in kept]).items() if alarm.has_actions}
     for spec in kept:
         if spec.name in acting:
-            cloudwatch.put_metric_alarm(**spec.request)
+            cw.put_metric_alarm(cloudwatch, spec.request)
             changes.actions_removed.append(spec.name)
 
 
@@ -147,14 +121,14 @@ def apply(cfg: ResolvedConfig, aws: awsa.Bounded, *, account_id: str, partition:
         kept = [s for s in render_monitoring.alarms(cfg, mon) if s.kind in render.CAP_KINDS] if mon else []
         _delete_stale_alarms(cloudwatch, cfg, {s.name for s in kept}, changes)
         _drop_actions(cloudwatch, kept, changes)
-        if _topic_exists(sns, arn):
-            sns.delete_topic(TopicArn=arn)  # its subscriptions go with it
+        if sns_gateway.topic_exists(sns, arn):
+            sns_gateway.delete_topic(sns, arn)
             changes.topic = "deleted"
         return changes
-    existed = _topic_exists(sns, arn)
+    existed = sns_gateway.topic_exists(sns, arn)
     if not existed:
-        arn = str(sns.create_topic(Name=render.topic_name(cfg), Tags=[
-            {"Key": "deployctl:app", "Value": cfg.app}, {"Key": "deployctl:env", "Value": cfg.env_name}])["TopicArn"])
+        arn = sns_gateway.create_topic(sns, render.topic_name(cfg),
+                                       {"deployctl:app": cfg.app, "deployctl:env": cfg.env_name})
     changes.topic = "unchanged" if existed else "created"
     _sync_subscriptions(sns, cfg, arn, changes)
     policies = stop_policy_arns(aws.client(AUTOSCALING), cfg)
@@ -173,7 +147,8 @@ def apply(cfg: ResolvedConfig, aws: awsa.Bounded, *, account_id: str, partition:
     return changes
 
 
-def stopped_by_cap(cloudwatch: Any, autoscaling: Any, cfg: ResolvedConfig, desired: dict[str, int]) -> dict[str, str]:
+def stopped_by_cap(cloudwatch: BotoClient, autoscaling: BotoClient, cfg: ResolvedConfig,
+                   desired: dict[str, int]) -> dict[str, str]:
     """service → why `status` says "stopped by cost cap", for the services it applies to.
 
     The rule (docs/cost-cap.md): the service is one `on_cap: stop` names, it wants 0 tasks while
@@ -194,11 +169,9 @@ def stopped_by_cap(cloudwatch: Any, autoscaling: Any, cfg: ResolvedConfig, desir
             continue
         rid = render_autoscaling.resource_id(cfg.environment.cluster or "default", render_ecs.service_name(cfg, svc))
         try:
-            acts = autoscaling.describe_scaling_activities(
-                ServiceNamespace=render_autoscaling.NAMESPACE, ResourceId=rid,
-                ScalableDimension=render_autoscaling.DIMENSION, MaxResults=1).get("ScalingActivities") or []
+            act = scaling.latest_activity(autoscaling, rid)
         except Exception:  # noqa: BLE001 - optional evidence (a role from before the cap may lack it): status goes on
-            acts = []
-        if acts and render.STOP_POLICY in str(acts[0].get("Cause", "")):
-            out[svc] = f"scaling activity at {str(acts[0].get('StartTime', ''))[:19]}: {acts[0].get('Cause')}"
+            act = None
+        if act is not None and render.STOP_POLICY in act.cause:
+            out[svc] = f"scaling activity at {str(act.started_at or '')[:19]}: {act.cause}"
     return out

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from deployctl.adapters import aws as awsa
+from deployctl.adapters import scheduler_gateway, sqs_gateway
 from deployctl.render import jobs as render_jobs
 from deployctl.targets.ecs_taskdef import same_task_definition
 
@@ -44,7 +45,7 @@ def apply(plan: Plan, aws: awsa.AwsClients, *, account_id: str, revisions: Mappi
     group = render_jobs.group_name(cfg.app, cfg.env_name)
     change = JobsChange()
     try:
-        existing = _schedules(scheduler, group)
+        existing = scheduler_gateway.schedule_names(scheduler, group)
     except awsa.ClientError as exc:
         if cfg.jobs or not awsa.is_access_denied(exc):
             raise
@@ -56,8 +57,7 @@ def apply(plan: Plan, aws: awsa.AwsClients, *, account_id: str, revisions: Mappi
         return change  # never had jobs: create nothing
     if cfg.jobs:
         if existing is None:
-            scheduler.create_schedule_group(Name=group, Tags=[{"Key": "deployctl:app", "Value": cfg.app},
-                                                              {"Key": "deployctl:env", "Value": cfg.env_name}])
+            scheduler_gateway.create_group(scheduler, group, {"deployctl:app": cfg.app, "deployctl:env": cfg.env_name})
             existing = set()
         dlq = _dead_letter_queue(aws.client("sqs"), render_jobs.dlq_name(cfg.app, cfg.env_name))
         by_service = {sp.name: sp for sp in plan.services}
@@ -72,52 +72,30 @@ def apply(plan: Plan, aws: awsa.AwsClients, *, account_id: str, revisions: Mappi
                                              create_service=sp.create_service, task_definition=td_arn,
                                              account_id=account_id, dlq_arn=dlq)
             if name in existing:
-                scheduler.update_schedule(**req)
+                scheduler_gateway.update_schedule(scheduler, req)
                 change.updated.append(name)
             else:
-                scheduler.create_schedule(**req)
+                scheduler_gateway.create_schedule(scheduler, req)
                 change.created.append(name)
             log(f"job {name}: {cfg.jobs[name].schedule} → {td_arn.rsplit('/', 1)[-1]}"
                 f"{' on FARGATE_SPOT' if cfg.jobs[name].spot else ''}")
     for name in sorted((existing or set()) - set(cfg.jobs)):
-        scheduler.delete_schedule(Name=name, GroupName=group)
+        scheduler_gateway.delete_schedule(scheduler, group, name)
         change.deleted.append(name)
         log(f"job {name}: no longer in deploy.yaml; its schedule was deleted")
     return change
 
 
-def _schedules(scheduler: Any, group: str) -> set[str] | None:
-    """Names of the group's schedules; None when the group does not exist."""
-    try:
-        scheduler.get_schedule_group(Name=group)
-    except awsa.ClientError as exc:
-        if awsa.error_code(exc) == "ResourceNotFoundException":
-            return None
-        raise
-    names: set[str] = set()
-    token: str | None = None
-    while True:
-        page = scheduler.list_schedules(GroupName=group, **({"NextToken": token} if token else {}))
-        names.update(str(s["Name"]) for s in page.get("Schedules") or [])
-        token = page.get("NextToken")
-        if not token:
-            return names
-
-
-def _dead_letter_queue(sqs: Any, name: str) -> str:
+def _dead_letter_queue(sqs: awsa.BotoClient, name: str) -> str:
     """The queue's ARN, created (keeping messages 14 days, SQS's longest) when missing; an
     existing queue is used as it is."""
-    try:
-        url = str(sqs.get_queue_url(QueueName=name)["QueueUrl"])
-    except awsa.ClientError as exc:
-        if awsa.error_code(exc) not in ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"):
-            raise
-        url = str(sqs.create_queue(QueueName=name, Attributes={"MessageRetentionPeriod": "1209600"})["QueueUrl"])
-    attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]
-    return str(attrs["QueueArn"])
+    url = sqs_gateway.queue_url(sqs, name)
+    if url is None:
+        url = sqs_gateway.create_queue(sqs, name, {"MessageRetentionPeriod": "1209600"})
+    return sqs_gateway.queue_arn(sqs, url)
 
 
-def _own_revision(ecs: Any, request: dict[str, Any], change: JobsChange) -> str:
+def _own_revision(ecs: awsa.BotoClient, request: dict[str, Any], change: JobsChange) -> str:
     """The family's latest revision when it equals `request`, else a new one."""
 
     try:

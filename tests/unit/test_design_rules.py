@@ -113,3 +113,30 @@ def test_every_function_level_import_says_why_it_is_lazy() -> None:
     offenders = {str(p.relative_to(PACKAGE)): lines for p in sorted(PACKAGE.rglob("*.py"))
                  if (lines := unexplained_function_imports(p.read_text(encoding="utf-8")))}
     assert offenders == {}, "move the import to the top, or say `# lazy: why` beside it"
+
+
+# --- small named modules: a long one says at its top why it stays one module -----------------------
+
+LONG_MODULE_LINES = 500
+REASON_MARKERS = ("why over 500 lines", "why one long module", "one module although it is long")
+
+
+def unexplained_long_module(source: str, limit: int = LONG_MODULE_LINES) -> bool:
+    """True when the module is over `limit` lines and its docstring gives no reason."""
+    if len(source.splitlines()) <= limit:
+        return False
+    doc = (ast.get_docstring(ast.parse(source)) or "").lower()
+    return not any(marker in doc for marker in REASON_MARKERS)
+
+
+def test_the_rule_finds_a_long_module_without_a_reason() -> None:
+    body = "x = 1\n" * 10
+    assert unexplained_long_module('"""Small."""\n' + body, limit=5)
+    assert not unexplained_long_module('"""Big.\n\nWhy over 500 lines: one state machine."""\n' + body, limit=5)
+    assert not unexplained_long_module('"""Small."""\n' + body, limit=50)
+
+
+def test_every_module_over_500_lines_says_why_at_its_top() -> None:
+    offenders = sorted(str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py")
+                       if unexplained_long_module(p.read_text(encoding="utf-8")))
+    assert offenders == [], "split it into named modules, or say 'Why over 500 lines: ...' at its top"
