@@ -7,20 +7,20 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
-from typing import Any
 
 from deployctl.errors import DeployctlError
-from deployctl.pipeline import Job, RunReport, run_jobs
+from deployctl.pipeline import Job, Reporter, RunReport, StageContext, run_jobs
 from deployctl.plan import Plan
+from deployctl.redact import Redactor
 from deployctl.targets.base import DeployOptions, Target
 
 
-def hinted(fn: Callable[[Any], None]) -> Callable[[Any], None]:
+def hinted(fn: Callable[[StageContext], None]) -> Callable[[StageContext], None]:
     """The engine records an error's message only; fold the hint in so the summary and the
     JSON report carry the "what to do" part too. The error raised is a copy: the original
     (which a caller may still hold) keeps its message and hint."""
 
-    def run(ctx: Any) -> None:
+    def run(ctx: StageContext) -> None:
         try:
             fn(ctx)
         except DeployctlError as exc:
@@ -37,12 +37,12 @@ def hinted(fn: Callable[[Any], None]) -> Callable[[Any], None]:
 
 
 def deploy_job(target: Target, plan: Plan, image_ref: str, options: DeployOptions, *,
-               release_id: str | None = None, before: Callable[[Any], None] | None = None,
-               after: Callable[[Any], None] | None = None) -> Job:
+               release_id: str | None = None, before: Callable[[StageContext], None] | None = None,
+               after: Callable[[StageContext], None] | None = None) -> Job:
     """The `deploy` stage: `before` runs once the lock is held, before anything changes (it may
     refuse by raising); `after` once the deploy ended, however it ended."""
 
-    def deploy(ctx: Any) -> None:
+    def deploy(ctx: StageContext) -> None:
         if release_id:
             ctx.outputs["release"] = release_id
         ctx.outputs["image_ref"] = image_ref
@@ -59,9 +59,10 @@ def deploy_job(target: Target, plan: Plan, image_ref: str, options: DeployOption
     return Job("deploy", (), hinted(deploy))
 
 
-def run_deploy(target: Target, plan: Plan, image_ref: str, options: DeployOptions, *, reporter: Any,
-               redactor: Any, release_id: str | None = None, before: Callable[[Any], None] | None = None,
-               after: Callable[[Any], None] | None = None) -> RunReport:
+def run_deploy(target: Target, plan: Plan, image_ref: str, options: DeployOptions, *, reporter: Reporter,
+               redactor: Redactor | None, release_id: str | None = None,
+               before: Callable[[StageContext], None] | None = None,
+               after: Callable[[StageContext], None] | None = None) -> RunReport:
     job = deploy_job(target, plan, image_ref, options, release_id=release_id, before=before, after=after)
     return run_jobs([job], reporter, redactor=redactor)
 

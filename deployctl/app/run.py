@@ -9,8 +9,9 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from deployctl.adapters import docker_config
 from deployctl.adapters.registry import ImageRef
@@ -34,11 +35,18 @@ from deployctl.stages.access import (
 from deployctl.stages.build import record_image
 from deployctl.stages.cancel import cancellable
 from deployctl.targets import for_config
+from deployctl.targets.base import DeployOptions
 
 if TYPE_CHECKING:
-    from deployctl.adapters.aws import AwsClients
+    from deployctl.adapters.aws import AwsClients, Clients
+    from deployctl.adapters.docker_config import Credentials
+    from deployctl.adapters.engine import Client
     from deployctl.config.model import ResolvedConfig
-    from deployctl.plan import Plan
+    from deployctl.pipeline import RunReport, StageContext
+    from deployctl.plan import Plan, Stage
+    from deployctl.render.ecs import Facts
+
+StageFn = Callable[["StageContext"], None]
 
 STAGE_ORDER = ("lint", "test", "build", "push", "deploy")
 
@@ -92,14 +100,14 @@ def select_stages(cfg: ResolvedConfig, *, only: str | None = None, skip: str | N
 def build_jobs(
     cfg: ResolvedConfig,
     plan: Plan,
-    facts: Any,
+    facts: Facts,
     selected: tuple[str, ...],
     *,
     root: str,
     clients: AwsClients | None = None,
-    redactor: Any = None,
+    redactor: Redactor | None = None,
     image_override: str | None = None,
-    options: Any = None,
+    options: DeployOptions | None = None,
 ) -> list[Job]:
     """A Job per selected stage. A stage left out of the run passes on what it needed: with
     push skipped, deploy waits for lint, test and build, so a failing test still stops it
@@ -114,7 +122,7 @@ def build_jobs(
     access = registry_access(cfg, spec.registry, clients, redactor)
     ecr = clients.ecr if clients is not None and cfg.image.registry == "ecr" else None
 
-    fns: dict[str, Any] = {}
+    fns: dict[str, StageFn] = {}
     for name in ("lint", "test"):
         stage_cfg = getattr(cfg.stages, name)
         if stage_cfg is not None:
@@ -129,7 +137,7 @@ def build_jobs(
             for stage in plan.stages if stage.name in selected]
 
 
-def effective_needs(stages: Any, selected: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
+def effective_needs(stages: Sequence[Stage], selected: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
     """stage name → the selected stages it waits for. Pure.
 
     A need on a stage left out of the run is replaced by that stage's own needs, transitively:
@@ -150,9 +158,11 @@ def effective_needs(stages: Any, selected: tuple[str, ...]) -> dict[str, tuple[s
     return {name: tuple(resolve(name, frozenset({name}))) for name in declared if name in selected}
 
 
-def _deploy_fn(cfg: ResolvedConfig, plan: Plan, facts: Any, spec: Any, access: Any, clients: AwsClients | None,
-               image_override: str | None, options: Any) -> Any:
-    def run(ctx: Any) -> None:
+def _deploy_fn(cfg: ResolvedConfig, plan: Plan, facts: Facts, spec: ImageSpec, access: RegistryAccess,
+               clients: AwsClients | None, image_override: str | None, options: DeployOptions | None) -> StageFn:
+    chosen = options or DeployOptions()  # none given: all as deploy.yaml says
+
+    def run(ctx: StageContext) -> None:
         target = for_config(cfg)
         image_ref = image_override or ctx.outputs.get("image_ref")
         if not image_ref:
@@ -168,8 +178,8 @@ def _deploy_fn(cfg: ResolvedConfig, plan: Plan, facts: Any, spec: Any, access: A
         ctx.outputs.setdefault("image_ref", image_ref)
         if digest:
             ctx.outputs.setdefault("digest", digest)
-        with target.lock(deploy_plan, options, ctx):
-            target.deploy(deploy_plan, image_ref, ctx, options)
+        with target.lock(deploy_plan, chosen, ctx):
+            target.deploy(deploy_plan, image_ref, ctx, chosen)
 
     return run
 
@@ -177,17 +187,18 @@ def _deploy_fn(cfg: ResolvedConfig, plan: Plan, facts: Any, spec: Any, access: A
 # --- outside world, created lazily ----------------------------------------------------------
 
 
-def _connect() -> Any:
+def _connect() -> Client:
     from deployctl.adapters import engine  # lazy: the docker SDK stays off the plan and skip paths
 
     return engine.connect()
 
 
-def _docker_config_credentials(host: str) -> Any:
+def _docker_config_credentials(host: str) -> Credentials | None:
     return docker_config.credentials(host)
 
 
-def registry_access(cfg: ResolvedConfig, host: str, clients: AwsClients | None, redactor: Any) -> Any:
+def registry_access(cfg: ResolvedConfig, host: str, clients: AwsClients | None,
+                    redactor: Redactor | None) -> RegistryAccess:
     ecr = clients.ecr if clients is not None and cfg.image.registry == "ecr" else None
     if redactor is None:
         return RegistryAccess(host, ecr=ecr, docker_config=_docker_config_credentials)
@@ -199,13 +210,13 @@ def is_ecr(image: str | None) -> bool:
     return bool(image) and bool(ECR_HOST.match(str(image).split("/", 1)[0]))
 
 
-def aws_clients(cfg: ResolvedConfig) -> Any:
+def aws_clients(cfg: ResolvedConfig) -> Clients:
     from deployctl.adapters import aws  # lazy: boto3 stays off the local and --help paths
 
     return aws.clients(cfg.region)
 
 
-def resolve_image(image: str, clients: AwsClients | None, redactor: Any, *, defer_missing: bool = False) -> str:
+def resolve_image(image: str, clients: AwsClients | None, redactor: Redactor, *, defer_missing: bool = False) -> str:
     """`image` by digest. An image the registry does not have is refused here (ImageMissing),
     unless `defer_missing`: the target's preflight checks the image, so it is handed on as given."""
     ref = ImageRef.parse(image)
@@ -222,7 +233,7 @@ def resolve_image(image: str, clients: AwsClients | None, redactor: Any, *, defe
         return image
 
 
-def run_redactor(cfg: ResolvedConfig | None = None, environ: Any = None) -> Any:
+def run_redactor(cfg: ResolvedConfig | None = None, environ: Mapping[str, str] | None = None) -> Redactor:
     """The run's redactor, knowing every secret value the run can know before any stage runs:
     the registry password from the environment and the secret values the target reads from
     that same environment (the local target's services' secrets), which lint and test inherit."""
@@ -236,7 +247,7 @@ def run_redactor(cfg: ResolvedConfig | None = None, environ: Any = None) -> Any:
     return redactor
 
 
-def publish_run_metrics(cfg: ResolvedConfig, plan: Plan, result: Any) -> None:
+def publish_run_metrics(cfg: ResolvedConfig, plan: Plan, result: RunReport) -> None:
     """With monitoring.publish_run_metrics, send stage durations and the outcome to CloudWatch.
     Best effort: a metrics hiccup must never turn a good deploy into a failed run."""
     mon = cfg.monitoring
@@ -253,7 +264,7 @@ def publish_run_metrics(cfg: ResolvedConfig, plan: Plan, result: Any) -> None:
 
 
 
-def with_account_id(cfg: ResolvedConfig, facts: Any, clients: AwsClients) -> Any:
+def with_account_id(cfg: ResolvedConfig, facts: Facts, clients: AwsClients) -> Facts:
     """`facts` with the AWS account id, which names the ECR registry host."""
     from deployctl.adapters import aws  # lazy: boto3 stays off the local and --help paths
 

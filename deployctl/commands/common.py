@@ -13,8 +13,16 @@ from deployctl.app.session import SESSION
 from deployctl.errors import Interrupted, UsageError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from rich.console import Console
+
     from deployctl.adapters.git import GitFacts
     from deployctl.config.model import ResolvedConfig
+    from deployctl.pipeline import RunReport, StageContext
+    from deployctl.plan import Plan
+    from deployctl.redact import Redactor
+    from deployctl.targets.base import DeployOptions, DeployRunner, Target
 
 FILE_OPTION = typer.Option("deploy.yaml", "--file", "-f", help="Path to deploy.yaml.")
 ENV_OPTION = typer.Option(..., "--env", "-e", help="Environment name from deploy.yaml (e.g. dev, staging, prod).")
@@ -42,13 +50,15 @@ def print_tracebacks(tracebacks: list[str]) -> None:
         print(text, file=sys.stderr)
 
 
-def engine_runner(target: Any, *, as_json: bool, on_result: Any = None) -> Any:
+def engine_runner(target: Target, *, as_json: bool,
+                  on_result: Callable[[RunReport], None] | None = None) -> DeployRunner:
     """A deployctl.targets.base.DeployRunner: one deploy as the `deploy` stage of the engine,
     rendered like `deployctl run` (progress, --json report, tracebacks with --verbose).
     `on_result(report)` runs once the deploy is over and reported (notifications)."""
 
-    def run(plan: Any, image_ref: str, options: Any, *, release_id: str | None = None,
-            before: Any = None, after: Any = None) -> int:
+    def run(plan: Plan, image_ref: str, options: DeployOptions, *, release_id: str | None = None,
+            before: Callable[[StageContext], None] | None = None,
+            after: Callable[[StageContext], None] | None = None) -> int:
         # lazy: pydantic, the config and the UI stay off --help
         from deployctl.app.deploy_stage import run_deploy, stage_tracebacks
         from deployctl.ui import make_reporter
@@ -67,7 +77,8 @@ def engine_runner(target: Any, *, as_json: bool, on_result: Any = None) -> Any:
     return run
 
 
-def notify(cfg: ResolvedConfig, command: str, report: Any, *, git_sha: str = "", redactor: Any = None) -> None:
+def notify(cfg: ResolvedConfig, command: str, report: RunReport, *, git_sha: str = "",
+           redactor: Redactor | None = None) -> None:
     """Post the outcome where deploy.yaml's `notify:` says; what happened goes to stderr (so
     --json stays one document on stdout). Never changes the outcome or the exit code."""
     if cfg.notify is None:
@@ -79,7 +90,7 @@ def notify(cfg: ResolvedConfig, command: str, report: Any, *, git_sha: str = "",
         print(line, file=sys.stderr)
 
 
-def _redactor() -> Any:
+def _redactor() -> Redactor:
     from deployctl.app.run import run_redactor  # lazy: pydantic and the config stay off --help
 
     return run_redactor()
@@ -124,7 +135,7 @@ def git_facts(file: str) -> GitFacts:
     return read_facts(project_dir(file))
 
 
-def print_json(data: Any, redactor: Any = None) -> None:
+def print_json(data: Any, redactor: Redactor | None = None) -> None:
     """Print `data` as JSON, its secrets masked (by key name and value shape, see
     Redactor.redact_data): every JSON document deployctl prints goes through the redactor."""
     from deployctl.redact import Redactor  # lazy: --help loads only what it needs
@@ -133,7 +144,7 @@ def print_json(data: Any, redactor: Any = None) -> None:
     sys.stdout.write(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
 
 
-def console(stderr: bool = False) -> Any:
+def console(stderr: bool = False) -> Console:
     from rich.console import Console  # lazy: rich stays off --help
 
     return Console(stderr=stderr, highlight=False, soft_wrap=False)

@@ -25,16 +25,20 @@ A target with preview copies also implements `WithPreviews` and takes `preview=N
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from contextlib import AbstractContextManager
 
+    from deployctl.adapters.lock_table import Holder
     from deployctl.config.model import ResolvedConfig
+    from deployctl.pipeline import StageContext
     from deployctl.plan import Plan
+    from deployctl.redact import Redactor
     from deployctl.releases import Release
+    from deployctl.targets.log_lines import Line, Request
 
 
 @dataclass(frozen=True)
@@ -68,7 +72,10 @@ class DeployOptions:
 # exit codes as `deployctl run`); returns the exit code. Passed in by the use case, so a target
 # can deploy through the engine without importing what is above it. `before` runs once the
 # lock is held (it may refuse by raising), `after` once the deploy ended, however it ended.
-DeployRunner = Callable[..., int]
+class DeployRunner(Protocol):
+    def __call__(self, plan: Plan, image_ref: str, options: DeployOptions, *, release_id: str | None = None,
+                 before: Callable[[StageContext], None] | None = None,
+                 after: Callable[[StageContext], None] | None = None) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -162,9 +169,10 @@ class Target(Protocol):
     unlock_note: ClassVar[str]
     features: ClassVar[frozenset[str]]  # the FEATURE_* it supports
 
-    def deploy(self, plan: Plan, image_ref: str, ctx: Any, options: DeployOptions) -> None: ...
+    def deploy(self, plan: Plan, image_ref: str, ctx: StageContext, options: DeployOptions) -> None: ...
 
-    def lock(self, plan: Plan, options: DeployOptions, ctx: Any = None) -> AbstractContextManager[Any]: ...
+    def lock(self, plan: Plan, options: DeployOptions,
+             ctx: StageContext | None = None) -> AbstractContextManager[object]: ...
 
     def status(self) -> StatusView: ...
 
@@ -175,9 +183,9 @@ class Target(Protocol):
     def rollback(self, choice: RollbackChoice, options: DeployOptions, *, run: DeployRunner,
                  log: Callable[[str], None], as_json: bool = False) -> int: ...
 
-    def lock_holder(self) -> Any: ...
+    def lock_holder(self) -> Holder | None: ...
 
-    def break_lock(self, holder: Any) -> None: ...
+    def break_lock(self, holder: Holder) -> None: ...
 
     def teardown(self, name: str, *, dry_run: bool = False) -> DestroyReport: ...
 
@@ -198,11 +206,22 @@ class WithPreviews(Protocol):
         """The environment's preview copies that have live services, by name."""
 
 
+class LogReader(Protocol):
+    """Reads deployctl.targets.log_lines.Line for one logs request."""
+
+    truncated: bool
+
+    def read(self, start_ms: int) -> list[Line]: ...
+
+    def follow(self, start_ms: int, *, interval: float = ...,
+               sleep: Callable[[float], None] = ...) -> Iterator[Line]: ...
+
+
 @runtime_checkable
 class WithLogs(Protocol):
     """A target whose services' output `deployctl logs` can read."""
 
-    def open_logs(self, req: Any, redactor: Any) -> tuple[Any, list[str]]:
+    def open_logs(self, req: Request, redactor: Redactor) -> tuple[LogReader, list[str]]:
         """(a reader of deployctl.targets.log_lines.Line for `req`, a log_lines.Request, and the
         services it reads, in deploy.yaml order); the reader has `read(start_ms)`,
         `follow(start_ms)` and `truncated`."""

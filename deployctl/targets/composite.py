@@ -14,7 +14,7 @@ import contextlib
 import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from deployctl.config.model import ResolvedConfig
 from deployctl.config.target_names import COMPANIONS
@@ -31,6 +31,10 @@ from deployctl.targets.base import (
     Target,
 )
 from deployctl.targets.vercel_target import RollbackPick, VercelFrontend
+
+if TYPE_CHECKING:
+    from deployctl.adapters.lock_table import Holder
+    from deployctl.pipeline import StageContext
 
 
 @dataclass(frozen=True)
@@ -54,7 +58,7 @@ class Composite:
 
     # --- deploy -------------------------------------------------------------------------------
 
-    def deploy(self, plan: Plan, image_ref: str, ctx: Any, options: DeployOptions) -> None:
+    def deploy(self, plan: Plan, image_ref: str, ctx: StageContext, options: DeployOptions) -> None:
         picks, source = self._picks, self.cfg.environment.promote_from
         building = picks is None and not source
         for c in self.companions:
@@ -73,13 +77,14 @@ class Composite:
             else:
                 c.deploy(ctx, git_sha=plan.git.sha, preview_name=options.preview_name, force=options.force)
 
-    def lock(self, plan: Plan, options: DeployOptions, ctx: Any = None) -> contextlib.AbstractContextManager[Any]:
+    def lock(self, plan: Plan, options: DeployOptions,
+             ctx: StageContext | None = None) -> contextlib.AbstractContextManager[object]:
         return self.primary.lock(plan, options, ctx)
 
-    def lock_holder(self) -> Any:
+    def lock_holder(self) -> Holder | None:
         return self.primary.lock_holder()
 
-    def break_lock(self, holder: Any) -> None:
+    def break_lock(self, holder: Holder) -> None:
         self.primary.break_lock(holder)
 
     # --- reading ------------------------------------------------------------------------------

@@ -10,15 +10,18 @@ import contextlib
 import os
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from deployctl.errors import UsageError
 from deployctl.targets import docker, docker_logs, docker_preflight, docker_status, log_lines
 from deployctl.targets.base import DeployOptions, DeployRunner, DestroyReport, History, RollbackChoice, StatusView
 
 if TYPE_CHECKING:
+    from deployctl.adapters.lock_table import Holder
     from deployctl.config.model import ResolvedConfig
+    from deployctl.pipeline import StageContext
     from deployctl.plan import Plan
+    from deployctl.redact import Redactor
 
 
 class DockerTarget:
@@ -31,10 +34,10 @@ class DockerTarget:
     def __init__(self, cfg: ResolvedConfig) -> None:
         self.cfg = cfg
 
-    def deploy(self, plan: Plan, image_ref: str, ctx: Any, options: DeployOptions) -> None:
+    def deploy(self, plan: Plan, image_ref: str, ctx: StageContext, options: DeployOptions) -> None:
         docker.deploy(plan, image_ref, ctx, options)
 
-    def open_logs(self, req: Any, redactor: Any) -> tuple[Any, list[str]]:
+    def open_logs(self, req: log_lines.Request, redactor: Redactor) -> tuple[docker_logs.LocalReader, list[str]]:
         """base.WithLogs: the output of the environment's service containers."""
         from deployctl.adapters import engine  # lazy: the docker SDK stays off validate and plan
 
@@ -45,13 +48,13 @@ class DockerTarget:
         return reader, names
 
     @contextlib.contextmanager
-    def lock(self, plan: Plan, options: DeployOptions, ctx: Any = None) -> Iterator[None]:
+    def lock(self, plan: Plan, options: DeployOptions, ctx: StageContext | None = None) -> Iterator[None]:
         yield  # the deploy itself takes the environment's flock (docker._env_lock), rollback too
 
     def lock_holder(self) -> None:
         return None
 
-    def break_lock(self, holder: Any) -> None:
+    def break_lock(self, holder: Holder) -> None:
         raise UsageError(f"{self.cfg.app}/{self.cfg.env_name} {self.unlock_note}")
 
     def status(self) -> StatusView:
