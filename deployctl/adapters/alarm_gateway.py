@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from deployctl.adapters.aws import BotoClient
+if TYPE_CHECKING:  # boto3 only where AWS is called: the views are read on paths that never call it
+    from deployctl.adapters.aws import BotoClient
+
 
 # DescribeAlarms takes at most 100 names a call.
 MAX_NAMES = 100

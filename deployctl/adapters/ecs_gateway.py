@@ -21,10 +21,12 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from deployctl.adapters.aws import BotoClient
 from deployctl.adapters.logs import AwsLogs, container_logs
+
+if TYPE_CHECKING:  # boto3 only where AWS is called: the views are read on paths that never call it
+    from deployctl.adapters.aws import BotoClient
 
 # A DescribeServices entry as boto3 returns it (only ever read in this module).
 ApiDict = Mapping[str, Any]

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from deployctl.adapters.aws import BotoClient
+if TYPE_CHECKING:  # boto3 only where AWS is called: the views are read on paths that never call it
+    from deployctl.adapters.aws import BotoClient
+
 
 # States a target leaves the count of a rollout in (it is going away or not in use).
 GONE_STATES = frozenset({"draining", "unused", "unhealthy.draining"})

@@ -20,9 +20,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from deployctl.adapters.aws import BotoClient, ClientError, is_not_found
+if TYPE_CHECKING:  # boto3 only where AWS is called: LogEvent and AwsLogs are read on pure paths
+    from deployctl.adapters.aws import BotoClient
 
 # GetLogEvents/FilterLogEvents return at most 10,000 events (1 MB) per call.
 MAX_EVENTS = 10_000
@@ -92,6 +93,8 @@ class LogEvent:
 def last_lines(logs: BotoClient, group: str, stream: str, limit: int = 30) -> list[LogEvent] | None:
     """The newest `limit` events of one stream, oldest first; None when the group or stream does
     not exist (the container never started, or its logs went elsewhere)."""
+    from deployctl.adapters.aws import ClientError, is_not_found  # lazy: boto3 stays off the pure paths
+
     try:
         resp = logs.get_log_events(logGroupName=group, logStreamName=stream, limit=max(1, limit),
                                    startFromHead=False)
@@ -107,6 +110,8 @@ def follow_stream(logs: BotoClient, group: str, stream: str,
     """Events written to `stream` after `token` (None: from the start), and the token to pass
     next time. A stream that does not exist yet (the container has not started) gives no
     events and keeps the token."""
+    from deployctl.adapters.aws import ClientError, is_not_found  # lazy: boto3 stays off the pure paths
+
     kwargs: dict[str, Any] = {"logGroupName": group, "logStreamName": stream, "startFromHead": True}
     if token:
         kwargs["nextToken"] = token

@@ -145,7 +145,8 @@ def test_containers_restart_and_a_release_failing_after_the_window_is_never_chos
     assert first.attrs["HostConfig"]["RestartPolicy"]["Name"] == "unless-stopped"
 
     # Lives past its (1 s) settle window, then crashes: live, recorded succeeded, and failing now.
-    app.edit("    local_port:", crash_after(4))
+    # 10 s after it starts: a loaded machine can take 5 s to see it healthy, switch and settle.
+    app.edit("    local_port:", crash_after(10))
     report, out = app.deploy(images["2.0.0"], sha="2" * 40)
     assert report.exit_code == 0, out
     (crashing,) = _containers(client, app)
@@ -185,8 +186,8 @@ def test_containers_restart_and_a_release_failing_after_the_window_is_never_chos
     assert "restarted" in proc.stderr
 
     # A rollback runs today's deploy.yaml with the old image: take the crash out first, or r3
-    # would crash 4 s after it started too (and a loaded machine can take that long to ask).
-    app.edit(crash_after(4), "    local_port:")
+    # would crash 10 s after it started too (and a loaded machine can take that long to ask).
+    app.edit(crash_after(10), "    local_port:")
     release = target.rollback(app.cfg, choice=choice, log=lambda line: None, drain=1)
     assert (release.id, release.source) == ("r3", "r1")
     assert app.version() == "1.0.0"
@@ -240,7 +241,7 @@ def test_lock_wait_waits_for_the_holder_and_then_deploys(app: App, images: dict[
     def holder() -> None:
         with target._env_lock(app.cfg):
             held.set()
-            release.wait(30)
+            release.wait(600)  # let go by the test (finally), not by a clock
 
     thread = threading.Thread(target=holder)
     thread.start()

@@ -140,3 +140,18 @@ def test_every_module_over_500_lines_says_why_at_its_top() -> None:
     offenders = sorted(str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py")
                        if unexplained_long_module(p.read_text(encoding="utf-8")))
     assert offenders == [], "split it into named modules, or say 'Why over 500 lines: ...' at its top"
+
+
+def test_the_typed_views_load_no_sdk() -> None:
+    """The rollout verdict, diagnosis and plan read the gateways' typed views on paths that
+    never call AWS or Docker (plan, the build/push skip path): importing them loads no SDK."""
+    import subprocess
+    import sys
+
+    probe = ("import sys, deployctl.plan, deployctl.rollout, deployctl.diagnose, deployctl.adapters.ecs_gateway, "
+             "deployctl.adapters.elb_gateway, deployctl.adapters.alarm_gateway, deployctl.adapters.logs, "
+             "deployctl.adapters.engine_view; "
+             "print(sorted(m for m in ('boto3', 'botocore', 'docker', 'git', 'requests') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60,
+                         cwd=PACKAGE.parent, check=True).stdout.strip()
+    assert out == "[]"
