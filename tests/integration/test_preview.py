@@ -9,14 +9,16 @@ other preview, the staging services and an untagged look-alike all survive.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import subprocess
-import sys
 import threading
 import types
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pytest
 import yaml
@@ -104,9 +106,17 @@ def deploy(proj: Path, env: str, image_ref: str, preview: str | None = None) -> 
 
 
 def cli(aws: Any, proj: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, **aws.env, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "deployctl", *args], cwd=proj, env=env, capture_output=True,
-                          text=True, stdin=subprocess.DEVNULL, timeout=120)
+    """`deployctl ARGS` run in `proj` with the moto server's environment: exit code, stdout, stderr.
+    In this process (`cli.main`, what the console script calls): no test here is about the process
+    boundary, and a Python start per call is CPU time the 2-core suite budget cannot spare."""
+    from deployctl.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with (contextlib.chdir(proj), mock.patch.dict(os.environ, aws.env), contextlib.redirect_stdout(out),
+          contextlib.redirect_stderr(err), pytest.raises(SystemExit) as exit_info):
+        main([*args])
+    return subprocess.CompletedProcess(["deployctl", *args], int(exit_info.value.code or 0), out.getvalue(),
+                                       err.getvalue())
 
 
 def test_destroy_removes_only_the_named_preview(world: World, tmp_path: Path) -> None:
