@@ -9,16 +9,12 @@ other preview, the staging services and an untagged look-alike all survive.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
-import os
 import subprocess
 import threading
 import types
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
 import pytest
 import yaml
@@ -27,6 +23,7 @@ from deployctl.adapters.git import GitFacts
 from deployctl.config import load_env, read
 from deployctl.plan import make_plan
 from deployctl.targets import DeployOptions
+from tests.support import cli as in_process
 from tests.support.aws_world import (  # noqa: F401 - re-exported for the modules built on these tests
     ACCOUNT,
     ALARM,
@@ -106,17 +103,8 @@ def deploy(proj: Path, env: str, image_ref: str, preview: str | None = None) -> 
 
 
 def cli(aws: Any, proj: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """`deployctl ARGS` run in `proj` with the moto server's environment: exit code, stdout, stderr.
-    In this process (`cli.main`, what the console script calls): no test here is about the process
-    boundary, and a Python start per call is CPU time the 2-core suite budget cannot spare."""
-    from deployctl.cli import main
-
-    out, err = io.StringIO(), io.StringIO()
-    with (contextlib.chdir(proj), mock.patch.dict(os.environ, aws.env), contextlib.redirect_stdout(out),
-          contextlib.redirect_stderr(err), pytest.raises(SystemExit) as exit_info):
-        main([*args])
-    return subprocess.CompletedProcess(["deployctl", *args], int(exit_info.value.code or 0), out.getvalue(),
-                                       err.getvalue())
+    """`deployctl ARGS` in `proj` with the moto server's environment, in this process."""
+    return in_process.run(*args, cwd=proj, env=aws.env)
 
 
 def test_destroy_removes_only_the_named_preview(world: World, tmp_path: Path) -> None:
