@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from deployctl.targets.ecs_target import EcsTarget
 from tests.integration.test_ecs_deploy import calls, deploy, load
+from tests.support import cli as in_process
 from tests.support.aws_world import ACCOUNT, ALARM, API, CLUSTER, World, base_config
 
 LEGACY = "legacy-api"  # the adopted service's own ECS service and family name
@@ -165,8 +165,7 @@ def test_a_second_deploy_records_no_adoption(world: World, sim: Any, tmp_path: P
 
 
 def _diff_cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "deployctl", "diff", "-f", str(tmp_path / "deploy.yaml"),
-                           "--env", "staging", *args], capture_output=True, text=True, timeout=120)
+    return in_process.run("diff", "-f", str(tmp_path / "deploy.yaml"), "--env", "staging", *args)
 
 
 def test_diff_shows_the_changes_and_changes_nothing(world: World, sim: Any, tmp_path: Path) -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ import yaml
 from deployctl.render import autoscaling as render
 from deployctl.render import costcap
 from tests.integration.test_ecs_deploy import API, CLUSTER, World, base_config, calls, deploy, load
+from tests.support import cli as in_process
 
 RID = f"service/{CLUSTER}/{API}"
 TOPIC = "chat-api-staging-cost-cap"
@@ -69,8 +69,7 @@ def subscriptions(world: World) -> set[tuple[str, str]]:
 
 
 def cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "deployctl", *args, "-f", str(tmp_path / "deploy.yaml")],
-                          capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    return in_process.run(*args, "-f", str(tmp_path / "deploy.yaml"))
 
 
 def fire(world: World) -> None:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import textwrap
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,6 +24,7 @@ import pytest
 
 from deployctl.config import load_env, read
 from deployctl.render import monitoring as render
+from tests.support import cli as in_process
 from tests.support import filter_pattern
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "endpoints-staging.json"
@@ -69,9 +69,7 @@ LINES = {
 
 
 def cli(aws: Any, project: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, **aws.env, "COLUMNS": "160"}
-    return subprocess.run([sys.executable, "-m", "deployctl", *args], cwd=project, env=env,
-                          capture_output=True, text=True, timeout=120)
+    return in_process.run(*args, cwd=project, env={**aws.env, "COLUMNS": "160"})
 
 
 @pytest.fixture

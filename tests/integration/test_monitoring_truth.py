@@ -8,15 +8,14 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from tests.integration.test_preview import ROOT, World, deploy, deploy_yaml, write_project
+from tests.integration.test_preview import World, deploy, deploy_yaml, write_project
+from tests.support import cli as in_process
 from tests.support.aws_world import QUICK_PHASES
 
 SIM_PHASES = QUICK_PHASES
@@ -32,9 +31,7 @@ ALARMS = {"chat-api-staging-api-latency-p99", "chat-api-staging-api-error-rate",
 
 
 def cli(world: World, proj: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, **world.aws.env, "PYTHONPATH": str(ROOT), "COLUMNS": "200"}
-    return subprocess.run([sys.executable, "-m", "deployctl", *args], cwd=proj, env=env, capture_output=True,
-                          text=True, stdin=subprocess.DEVNULL, timeout=120)
+    return in_process.run(*args, cwd=proj, env={**world.aws.env, "COLUMNS": "200"})
 
 
 def project(world: World, tmp_path: Path) -> Path:

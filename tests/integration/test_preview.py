@@ -10,9 +10,7 @@ other preview, the staging services and an untagged look-alike all survive.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import threading
 import types
 from pathlib import Path
@@ -25,6 +23,7 @@ from deployctl.adapters.git import GitFacts
 from deployctl.config import load_env, read
 from deployctl.plan import make_plan
 from deployctl.targets import DeployOptions
+from tests.support import cli as in_process
 from tests.support.aws_world import (  # noqa: F401 - re-exported for the modules built on these tests
     ACCOUNT,
     ALARM,
@@ -104,9 +103,8 @@ def deploy(proj: Path, env: str, image_ref: str, preview: str | None = None) -> 
 
 
 def cli(aws: Any, proj: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, **aws.env, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "deployctl", *args], cwd=proj, env=env, capture_output=True,
-                          text=True, stdin=subprocess.DEVNULL, timeout=120)
+    """`deployctl ARGS` in `proj` with the moto server's environment, in this process."""
+    return in_process.run(*args, cwd=proj, env=aws.env)
 
 
 def test_destroy_removes_only_the_named_preview(world: World, tmp_path: Path) -> None:

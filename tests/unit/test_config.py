@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +14,7 @@ from deployctl.config import ResolvedConfig, deep_merge, load_env, read, validat
 from deployctl.config.interpolate import interpolate
 from deployctl.config.units import format_duration, format_size, parse_duration, parse_size
 from deployctl.errors import ConfigError, UsageError
+from tests.support import cli as in_process
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -294,10 +294,8 @@ def test_format_units() -> None:
 
 def cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     environ = {k: v for k, v in os.environ.items() if k != "GITHUB_ACTIONS"}
-    environ["PYTHONPATH"] = str(ROOT) + os.pathsep + environ.get("PYTHONPATH", "")
     environ.update(env)
-    return subprocess.run([sys.executable, "-m", "deployctl", *args], cwd=ROOT, env=environ,
-                          capture_output=True, text=True, timeout=60)
+    return in_process.run(*args, cwd=ROOT, env=environ, replace_env=True)
 
 
 def test_config_json_shows_secrets_by_reference_only() -> None:

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +11,7 @@ import pytest
 from deployctl.config import load_env, read
 from deployctl.render import iam
 from deployctl.render.iam import Request, allows
+from tests.support import cli as in_process
 
 ROOT = Path(__file__).resolve().parents[2]
 ACCOUNT = "123456789012"
@@ -398,9 +397,7 @@ def test_evaluator_semantics() -> None:
 
 
 def deployctl(*args: str) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    return subprocess.run([sys.executable, "-m", "deployctl", *args], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=60)
+    return in_process.run(*args, cwd=ROOT)
 
 
 def test_cli_json_and_text() -> None:

@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.support import cli as in_process
+
 ROOT = Path(__file__).resolve().parents[2]
 WRITTEN = [
     "deploy.yaml", "Dockerfile", ".dockerignore", ".github/workflows/deploy-staging.yml",
@@ -30,8 +32,7 @@ def env() -> dict[str, str]:
 
 
 def deployctl(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "deployctl", *args], cwd=cwd, env=env(), capture_output=True,
-                          text=True, stdin=subprocess.DEVNULL, timeout=120)
+    return in_process.run(*args, cwd=cwd, env=env(), replace_env=True)
 
 
 def git(cwd: Path, *args: str) -> None:

@@ -14,12 +14,12 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 from deployctl.app.run import select_stages
 from deployctl.config import load_env, read
+from tests.support import cli as in_process
 
 ROOT = Path(__file__).resolve().parents[2]
 IMAGE = "127.0.0.1:5000/chat-api:v9"
@@ -28,9 +28,7 @@ DIGEST = "sha256:" + "ab" * 32
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k not in ("GITHUB_ACTIONS", "COLUMNS")}
-    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-    return subprocess.run([sys.executable, "-m", "deployctl", *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=60)
+    return in_process.run(*args, cwd=ROOT, env=env, replace_env=True)
 
 
 def plan_json(*args: str) -> dict[str, Any]:
