@@ -56,8 +56,12 @@ class LoadResult:
 
 
 def run_load(port: int, total: int, concurrency: int, path: str = "/version",
-             started: threading.Event | None = None, timeout: float = 10.0) -> LoadResult:
+             started: threading.Event | None = None, timeout: float = 10.0,
+             until: threading.Event | None = None) -> LoadResult:
     """Send `total` GETs to 127.0.0.1:`port`, `concurrency` at a time; return when all are answered.
+
+    With `until`, keep sending past `total` until that event is set: a test that must see the
+    load span a switch sets it once the switch is done, however long a loaded machine takes.
 
     A request fails on any connection error, timeout or non-200 status. Each request opens its
     own connection, as the quickstart app closes after every response: that makes every request
@@ -70,7 +74,7 @@ def run_load(port: int, total: int, concurrency: int, path: str = "/version",
     def worker() -> None:
         while True:
             with lock:
-                if sent[0] >= total:
+                if sent[0] >= total and (until is None or until.is_set()):
                     return
                 sent[0] += 1
             t0 = time.perf_counter()

@@ -249,17 +249,22 @@ def test_no_failed_request_under_load_during_a_deploy(app: App, images: dict[str
     assert app.deploy(images["1.0.0"])[0].exit_code == 0
     holder: dict[str, object] = {}
     started = threading.Event()
-    load = threading.Thread(target=lambda: holder.setdefault("r", bench.run_load(app.port, 2000, 8,
-                                                                                 started=started)))
+    switched = threading.Event()
+    # The load runs until the deploy has returned and a little beyond, so it spans the switch
+    # however slow the machine is (a fixed count once finished before a loaded deploy switched).
+    load = threading.Thread(target=lambda: holder.setdefault("r", bench.run_load(
+        app.port, 200, 8, started=started, until=switched)))
     load.start()
     started.wait()
     time.sleep(0.3)
     report, out = app.deploy(images["2.0.0"])
+    time.sleep(1.0)
+    switched.set()
     load.join(timeout=120)
     assert not load.is_alive()
     result = holder["r"]
     assert report.exit_code == 0, out
-    assert result.requests == 2000
+    assert result.requests >= 200
     assert result.failures == 0, dict(result.errors)
     # Both releases answered: the load really spanned the switch.
     assert result.bodies["1.0.0"] > 0 and result.bodies["2.0.0"] > 0, result.bodies
