@@ -17,6 +17,7 @@ since the checkout is read-only in there.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from typing import IO, Any, cast
@@ -32,6 +33,17 @@ STAGE_LABEL = "deployctl.stage"
 # read-only); the stage's own env wins.
 CACHE_ENV = {"PYTHONDONTWRITEBYTECODE": "1", "RUFF_CACHE_DIR": "/tmp/.ruff_cache",
              "MYPY_CACHE_DIR": "/tmp/.mypy_cache", "PYTEST_ADDOPTS": "-p no:cacheprovider", "HOME": "/tmp"}
+
+
+# lint and test usually name the same target and start together: the first builds it, the
+# other waits for that build and reuses it instead of building the same stage a second time.
+_BUILDS: dict[str, threading.Lock] = {}
+_BUILDS_GUARD = threading.Lock()
+
+
+def _build_lock(ref: str) -> threading.Lock:
+    with _BUILDS_GUARD:
+        return _BUILDS.setdefault(ref, threading.Lock())
 
 
 def stage_ref(spec: ImageSpec, target: str) -> str:
@@ -95,17 +107,23 @@ def _build_target(ctx: Any, client: Any, spec: ImageSpec, target: str) -> str:
                            git_sha=spec.git_sha, branch=spec.branch, dirty=spec.dirty)
     ref = stage_ref(spec, target)
     context, inputs = compute_inputs(stage_spec)  # the same secret checks as the image's build
-    local = docker_engine.image_info(client, ref)
-    if local and local.labels.get(build_context.INPUTS_LABEL) == inputs:
-        ctx.log(f"{ref} already built from the same inputs")
-        return ref
-    ctx.log(f"building the Dockerfile's `{target}` stage as {ref}")
-    tar = build_context.make_tar(context)
+    lock = _build_lock(ref)
+    while not lock.acquire(timeout=0.2):
+        ctx.raise_if_cancelled()
     try:
-        docker_engine.build(client, cast(IO[bytes], tar), dockerfile=context.dockerfile_name, tag=ref, target=target,
-                            build_args=spec.image.build_args, platform=spec.image.platform,
-                            labels=labels(stage_spec, inputs), on_line=ctx.log,
-                            cancelled=getattr(ctx, "cancelled", None))
+        local = docker_engine.image_info(client, ref)
+        if local and local.labels.get(build_context.INPUTS_LABEL) == inputs:
+            ctx.log(f"{ref} already built from the same inputs")
+            return ref
+        ctx.log(f"building the Dockerfile's `{target}` stage as {ref}")
+        tar = build_context.make_tar(context)
+        try:
+            docker_engine.build(client, cast(IO[bytes], tar), dockerfile=context.dockerfile_name, tag=ref,
+                                target=target, build_args=spec.image.build_args, platform=spec.image.platform,
+                                labels=labels(stage_spec, inputs), on_line=ctx.log,
+                                cancelled=getattr(ctx, "cancelled", None))
+        finally:
+            tar.close()
+        return ref
     finally:
-        tar.close()
-    return ref
+        lock.release()

@@ -348,6 +348,32 @@ def test_build_arg_reaches_the_build_and_a_secret_one_is_refused_before_it(
             client.images.remove(ref, force=True, noprune=True)
 
 
+def test_lint_and_test_on_one_target_build_it_once(app: App, client: docker.DockerClient) -> None:
+    # Both stages start together; building the same stage twice at once doubled the wait.
+    app.configure("    health: {path: /health}\n")
+    text = (app.root / "deploy.yaml").read_text().replace(
+        "deploy: {settle: 1s}\n", "deploy: {settle: 1s}\nstages:\n"
+        "  test: {run: ['test -f /app/test_app.py && echo test-ran'], in: image, target: test}\n"
+        "  lint: {run: ['test -f /app/test_app.py && echo lint-ran'], in: image, target: test}\n")
+    (app.root / "deploy.yaml").write_text(text)
+    (app.root / "test_app.py").write_text("print('tests')\n")
+    _git_project(app.root, f"FROM {BASE} AS runtime\nWORKDIR /app\nCOPY app.py /app/app.py\n"
+                           "CMD [\"python3\", \"app.py\"]\n\n"
+                           "FROM runtime AS test\nCOPY test_app.py /app/test_app.py\n")
+    made: list[str] = []
+    try:
+        proc = _cli(app, "run", "--env", "dev", "--only", "lint,test")
+        made = [t for image in client.images.list(name=f"127.0.0.1:5000/{app.name}") for t in image.tags]
+        assert proc.returncode == 0, (proc.stdout, proc.stderr)
+        assert "lint-ran" in proc.stdout and "test-ran" in proc.stdout
+        assert proc.stdout.count("building the Dockerfile's `test` stage") == 1, proc.stdout
+        assert proc.stdout.count("-test already built from the same inputs") == 1, proc.stdout
+    finally:
+        for ref in set(made):
+            with contextlib.suppress(docker.errors.ImageNotFound):
+                client.images.remove(ref, force=True, noprune=True)
+
+
 def test_stages_run_inside_the_image_a_test_target_or_the_built_one(
         app: App, client: docker.DockerClient, monkeypatch: pytest.MonkeyPatch) -> None:
     app.configure("    health: {path: /health}\n")
