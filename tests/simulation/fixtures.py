@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from . import moto_patches
 from .ecs_rollout import RolloutSimulation
 
 REGION = "us-east-1"
@@ -59,6 +60,7 @@ def moto_server() -> Iterator[MotoServerHandle]:
     # list never changes while it runs.
     modules = tuple(backends.list_of_moto_modules())
     backends.list_of_moto_modules = lambda: modules
+    moto_patches.add_registered_at()
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one access-log line per request otherwise
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()

@@ -29,6 +29,7 @@ import functools
 import importlib.metadata
 import re
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from . import api_hooks
@@ -83,6 +84,24 @@ def install(sim: RolloutSimulation) -> None:
     _patch(ELBv2Backend, "describe_target_health", _describe_target_health)
     _patch(CloudWatchBackend, "put_metric_alarm", _put_metric_alarm)
     _patch(DomainDispatcherApplication, "__call__", api_hooks.make_wsgi_hook(active))
+
+
+def add_registered_at() -> None:
+    """Task definitions carry registeredAt, as ECS returns it (millisecond precision) and moto 5.2
+    does not. Without it deployctl orders a release by its start tag, to the second, and a
+    rollback earlier in that same second came out newer than the release after it."""
+    from moto.ecs.models import TaskDefinition
+
+    original = TaskDefinition.__init__
+    if getattr(original, "adds_registered_at", False):
+        return
+
+    def init(self: Any, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        self.registered_at = datetime.now(UTC)  # the serializer answers registeredAt from it
+
+    init.adds_registered_at = True  # type: ignore[attr-defined]
+    TaskDefinition.__init__ = init  # type: ignore[method-assign]
 
 
 def uninstall(sim: RolloutSimulation) -> None:
