@@ -163,12 +163,17 @@ def _save(image_id: str, history: list[str], layers: list[tuple[int, str, str]])
     path = _cache_file(image_id)
     if path is None:
         return
-    with contextlib.suppress(OSError):  # a cache that cannot be written only costs a re-check
+    tmp = ""
+    try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
         with os.fdopen(fd, "w") as fh:
             json.dump({"history": history, "layers": layers}, fh)
         os.replace(tmp, path)
+    except OSError:  # a cache that cannot be written only costs a re-check
+        if tmp:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
 
 
 def check_image(client: Any, ref: str, allowed: Iterable[str], log: Any = None) -> None:
